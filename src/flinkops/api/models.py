@@ -1,0 +1,431 @@
+"""Spec and status models of ``FlinkDeployment`` and ``FlinkSessionJob`` (``flink.apache.org/v1beta1``).
+
+Field names, types, enums and defaults follow the reference operator's CRDs so that YAML written for it is
+accepted unchanged; the status keeps the reference shape so ``-o json`` output and Kubernetes tooling read the
+same fields. Unknown fields are rejected (``extra="forbid"``) so a typo is an error with a path, not a silently
+ignored setting. Every model is frozen: a new state is a new value (``model_copy(update=...)``).
+
+Each spec field carries its diff class in ``Annotated`` metadata (``SpecDiff``); ``core.diff`` reads it to
+classify a spec change. Fields without metadata are ``UPGRADE``.
+
+Called by: the loader (parsing YAML), core (pure decisions), stores (persisting), the CLI (printing).
+This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "API_VERSION",
+    "Checkpoint",
+    "CheckpointInfo",
+    "Condition",
+    "DeploymentMode",
+    "DiffType",
+    "FlinkDeployment",
+    "FlinkDeploymentSpec",
+    "FlinkDeploymentStatus",
+    "FlinkSessionJob",
+    "FlinkSessionJobSpec",
+    "FlinkSessionJobStatus",
+    "FlinkVersion",
+    "IngressSpec",
+    "JobManagerDeploymentStatus",
+    "JobManagerSpec",
+    "JobSpec",
+    "JobState",
+    "JobStatus",
+    "LifecycleState",
+    "ObjectMeta",
+    "ReconciliationState",
+    "ReconciliationStatus",
+    "Resource",
+    "ResourceKind",
+    "Savepoint",
+    "SavepointInfo",
+    "SpecDiff",
+    "TaskManagerInfo",
+    "TaskManagerSpec",
+    "UpgradeMode",
+    "flatten_flink_configuration",
+]
+
+API_VERSION = "flink.apache.org/v1beta1"
+
+
+class DiffType(enum.IntEnum):
+    """How disruptive a spec change is; an aggregate diff is the maximum over changed fields."""
+
+    IGNORE = 0
+    SCALE = 1
+    UPGRADE = 2
+    SAVEPOINT_REDEPLOY = 3
+
+
+@dataclass(frozen=True)
+class SpecDiff:
+    """Field metadata: the diff class of a change to this field, optionally different per deployment mode.
+
+    ``nonce=True`` marks a nonce: only a change *to a non-null value* counts (clearing a nonce is ignored).
+    """
+
+    kind: DiffType
+    modes: dict[str, DiffType] = field(default_factory=dict)
+    nonce: bool = False
+
+    def for_mode(self, mode: str) -> DiffType:
+        return self.modes.get(mode, self.kind)
+
+
+IGNORE = SpecDiff(DiffType.IGNORE)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+    )
+
+
+class FlinkVersion(enum.StrEnum):
+    v1_13 = "v1_13"
+    v1_14 = "v1_14"
+    v1_15 = "v1_15"
+    v1_16 = "v1_16"
+    v1_17 = "v1_17"
+    v1_18 = "v1_18"
+    v1_19 = "v1_19"
+    v1_20 = "v1_20"
+    v2_0 = "v2_0"
+    v2_1 = "v2_1"
+    v2_2 = "v2_2"
+    v2_3 = "v2_3"
+    v2_4 = "v2_4"
+
+
+class UpgradeMode(enum.StrEnum):
+    STATELESS = "stateless"
+    LAST_STATE = "last-state"
+    SAVEPOINT = "savepoint"
+
+
+class JobState(enum.StrEnum):
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+
+
+class DeploymentMode(enum.StrEnum):
+    NATIVE = "native"
+    STANDALONE = "standalone"
+
+
+class ResourceKind(enum.StrEnum):
+    FLINK_DEPLOYMENT = "FlinkDeployment"
+    FLINK_SESSION_JOB = "FlinkSessionJob"
+
+
+# --------------------------------------------------------------------------------------------- metadata
+
+
+class ObjectMeta(BaseModel):
+    """Kubernetes object metadata. Every ObjectMeta field is accepted so ``kubectl get -o yaml`` output
+    round-trips; flinkops sets ``generation``, ``resourceVersion``, ``uid`` and ``creationTimestamp``."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    name: str
+    namespace: str = "default"
+    generate_name: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    deletion_grace_period_seconds: int | None = None
+    finalizers: list[str] | None = None
+    owner_references: list[dict[str, Any]] | None = None
+    managed_fields: list[dict[str, Any]] | None = None
+    self_link: str | None = None
+
+
+# --------------------------------------------------------------------------------------------- spec
+
+
+def flatten_flink_configuration(value: Any, prefix: str = "") -> dict[str, str]:
+    """Flatten ``flinkConfiguration`` written as nested YAML into Flink's flat ``a.b.c: value`` form.
+
+    Scalars become strings the way Flink's YAML parser reads them (``true``/``false``, numbers as written);
+    lists become Flink's ``;``-separated list form.
+    """
+    if not isinstance(value, dict):
+        raise TypeError("flinkConfiguration must be a mapping of configuration keys to values")
+    flat: dict[str, str] = {}
+    for key, item in value.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(item, dict):
+            flat.update(flatten_flink_configuration(item, full))
+        elif isinstance(item, bool):
+            flat[full] = "true" if item else "false"
+        elif isinstance(item, list):
+            flat[full] = ";".join(_scalar(v) for v in item)
+        elif item is None:
+            flat[full] = ""
+        else:
+            flat[full] = _scalar(item)
+    return flat
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class Resource(_Model):
+    """The deprecated-but-common compact resource form: ``{memory: "2048m", cpu: 1}``."""
+
+    cpu: StrictFloat | StrictInt | None = None
+    memory: str | None = None
+    ephemeral_storage: str | None = None
+
+
+class IngressSpec(_Model):
+    template: str
+    class_name: str | None = None
+    annotations: dict[str, str] | None = None
+    labels: dict[str, str] | None = None
+    tls: list[dict[str, Any]] | None = None
+
+
+class JobManagerSpec(_Model):
+    resource: Resource | None = None
+    resources: dict[str, Any] | None = None
+    replicas: StrictInt = 1
+    pod_template: dict[str, Any] | None = None
+
+
+class TaskManagerSpec(_Model):
+    resource: Resource | None = None
+    resources: dict[str, Any] | None = None
+    replicas: Annotated[StrictInt | None, SpecDiff(DiffType.UPGRADE, {"standalone": DiffType.SCALE})] = None
+    pod_template: dict[str, Any] | None = None
+
+
+class JobSpec(_Model):
+    """What to run. ``jarURI``: ``local://``, a path, or (session jobs) ``file://``/``https://``."""
+
+    jar_uri: str | None = Field(default=None, alias="jarURI")
+    parallelism: Annotated[StrictInt | None, SpecDiff(DiffType.UPGRADE, {"standalone": DiffType.SCALE})] = None
+    entry_class: str | None = None
+    args: list[str] = Field(default_factory=list)
+    state: JobState = JobState.RUNNING
+    savepoint_trigger_nonce: Annotated[StrictInt | None, SpecDiff(DiffType.IGNORE, nonce=True)] = None
+    initial_savepoint_path: Annotated[str | None, IGNORE] = None
+    checkpoint_trigger_nonce: Annotated[StrictInt | None, SpecDiff(DiffType.IGNORE, nonce=True)] = None
+    upgrade_mode: Annotated[UpgradeMode, IGNORE] = UpgradeMode.STATELESS
+    allow_non_restored_state: Annotated[StrictBool | None, IGNORE] = None
+    savepoint_redeploy_nonce: Annotated[
+        StrictInt | None, SpecDiff(DiffType.SAVEPOINT_REDEPLOY, nonce=True)
+    ] = None
+    autoscaler_reset_nonce: Annotated[StrictInt | None, SpecDiff(DiffType.IGNORE, nonce=True)] = None
+
+
+class _FlinkConfigMixin(_Model):
+    flink_configuration: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("flink_configuration", mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return flatten_flink_configuration(value)
+        return value  # let pydantic report the wrong type with its path
+
+
+class FlinkDeploymentSpec(_FlinkConfigMixin):
+    job: JobSpec | None = None
+    restart_nonce: Annotated[StrictInt | None, SpecDiff(DiffType.UPGRADE, nonce=True)] = None
+    image: str | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    service_account: str | None = None
+    flink_version: FlinkVersion | None = None
+    ingress: IngressSpec | None = None
+    pod_template: dict[str, Any] | None = None
+    job_manager: JobManagerSpec | None = None
+    task_manager: TaskManagerSpec | None = None
+    log_configuration: dict[str, str] | None = None
+    mode: DeploymentMode | None = None
+
+
+class FlinkSessionJobSpec(_FlinkConfigMixin):
+    deployment_name: str
+    job: JobSpec | None = None
+    restart_nonce: Annotated[StrictInt | None, SpecDiff(DiffType.UPGRADE, nonce=True)] = None
+
+
+# --------------------------------------------------------------------------------------------- status
+
+
+class LifecycleState(enum.StrEnum):
+    CREATED = "CREATED"
+    DEPLOYED = "DEPLOYED"
+    STABLE = "STABLE"
+    UPGRADING = "UPGRADING"
+    SUSPENDED = "SUSPENDED"
+    ROLLING_BACK = "ROLLING_BACK"
+    ROLLED_BACK = "ROLLED_BACK"
+    FAILED = "FAILED"
+    DELETING = "DELETING"
+    DELETED = "DELETED"
+
+
+class ReconciliationState(enum.StrEnum):
+    DEPLOYED = "DEPLOYED"
+    UPGRADING = "UPGRADING"
+    ROLLING_BACK = "ROLLING_BACK"
+    ROLLED_BACK = "ROLLED_BACK"
+
+
+class JobManagerDeploymentStatus(enum.StrEnum):
+    READY = "READY"
+    DEPLOYED_NOT_READY = "DEPLOYED_NOT_READY"
+    DEPLOYING = "DEPLOYING"
+    MISSING = "MISSING"
+    ERROR = "ERROR"
+
+
+class _Status(_Model):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Savepoint(_Status):
+    time_stamp: int
+    location: str
+    trigger_type: Literal["MANUAL", "PERIODIC", "UPGRADE", "UNKNOWN"] = "UNKNOWN"
+    format_type: Literal["CANONICAL", "NATIVE", "UNKNOWN"] = "UNKNOWN"
+    trigger_nonce: int | None = None
+
+
+class Checkpoint(_Status):
+    time_stamp: int
+    trigger_type: Literal["MANUAL", "PERIODIC", "UPGRADE", "UNKNOWN"] = "UNKNOWN"
+    format_type: Literal["FULL", "INCREMENTAL", "UNKNOWN"] = "UNKNOWN"
+    trigger_nonce: int | None = None
+
+
+class SavepointInfo(_Status):
+    last_savepoint: Savepoint | None = None
+    trigger_id: str | None = None
+    trigger_timestamp: int | None = None
+    trigger_type: Literal["MANUAL", "PERIODIC", "UPGRADE", "UNKNOWN"] | None = None
+    format_type: Literal["CANONICAL", "NATIVE", "UNKNOWN"] | None = None
+    savepoint_history: list[Savepoint] = Field(default_factory=list)
+    last_periodic_savepoint_timestamp: int | None = None
+
+
+class CheckpointInfo(_Status):
+    last_checkpoint: Checkpoint | None = None
+    trigger_id: str | None = None
+    trigger_timestamp: int | None = None
+    trigger_type: Literal["MANUAL", "PERIODIC", "UPGRADE", "UNKNOWN"] | None = None
+    format_type: Literal["FULL", "INCREMENTAL", "UNKNOWN"] | None = None
+    last_periodic_checkpoint_timestamp: int | None = None
+
+
+FlinkJobState = Literal[
+    "INITIALIZING",
+    "CREATED",
+    "RUNNING",
+    "FAILING",
+    "FAILED",
+    "CANCELLING",
+    "CANCELED",
+    "FINISHED",
+    "RESTARTING",
+    "SUSPENDED",
+    "RECONCILING",
+]
+
+
+class JobStatus(_Status):
+    job_name: str | None = None
+    job_id: str | None = None
+    state: FlinkJobState | None = None
+    start_time: str | None = None
+    update_time: str | None = None
+    upgrade_savepoint_path: str | None = None
+    savepoint_info: SavepointInfo | None = None
+    checkpoint_info: CheckpointInfo | None = None
+
+
+class ReconciliationStatus(_Status):
+    reconciliation_timestamp: int | None = None
+    last_reconciled_spec: str | None = None
+    last_stable_spec: str | None = None
+    state: ReconciliationState = ReconciliationState.UPGRADING
+
+
+class Condition(_Status):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class TaskManagerInfo(_Status):
+    label_selector: str = ""
+    replicas: int = 0
+
+
+class FlinkSessionJobStatus(_Status):
+    job_status: JobStatus = Field(default_factory=JobStatus)
+    error: str | None = None
+    observed_generation: int | None = None
+    lifecycle_state: LifecycleState | None = None
+    reconciliation_status: ReconciliationStatus = Field(default_factory=ReconciliationStatus)
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class FlinkDeploymentStatus(FlinkSessionJobStatus):
+    cluster_info: dict[str, str] = Field(default_factory=dict)
+    job_manager_deployment_status: JobManagerDeploymentStatus = JobManagerDeploymentStatus.MISSING
+    task_manager: TaskManagerInfo | None = None
+
+
+# --------------------------------------------------------------------------------------------- resources
+
+
+class FlinkDeployment(_Model):
+    api_version: Literal["flink.apache.org/v1beta1"] = "flink.apache.org/v1beta1"
+    kind: Literal["FlinkDeployment"] = "FlinkDeployment"
+    metadata: ObjectMeta
+    spec: FlinkDeploymentSpec
+    status: FlinkDeploymentStatus | None = None
+
+    @property
+    def is_session_cluster(self) -> bool:
+        return self.spec.job is None
+
+
+class FlinkSessionJob(_Model):
+    api_version: Literal["flink.apache.org/v1beta1"] = "flink.apache.org/v1beta1"
+    kind: Literal["FlinkSessionJob"] = "FlinkSessionJob"
+    metadata: ObjectMeta
+    spec: FlinkSessionJobSpec
+    status: FlinkSessionJobStatus | None = None

@@ -1,0 +1,97 @@
+"""The flinkops error taxonomy.
+
+Every failure that crosses a module boundary is one of these. Foreign exceptions (httpx, sqlite3, OSError,
+subprocess) are translated where they are caught, once, with ``raise ... from exc``; nothing branches on an
+exception message. The CLI maps ``InvalidInput`` to exit code 2 and every other ``FlinkopsError`` to 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "Conflict",
+    "FlinkApiError",
+    "FlinkNotFound",
+    "FlinkRequestRejected",
+    "FlinkUnavailable",
+    "FlinkopsError",
+    "InvalidInput",
+    "NotFound",
+    "PermanentError",
+    "Problem",
+    "RuntimeFailure",
+    "TemporaryError",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with user input: where (a field path such as ``spec.job.parallelism``), what, and how
+    to fix it."""
+
+    path: str
+    message: str
+    hint: str = ""
+    source: str = ""  # e.g. "fraud.yaml#2" (file and 1-based document index)
+
+    def render(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        text = f"{where}{self.path}: {self.message}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class FlinkopsError(Exception):
+    """Base of every error flinkops raises on purpose."""
+
+
+class InvalidInput(FlinkopsError):
+    """User input is wrong; nothing was changed. Carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(p.render() for p in self.problems) or "invalid input")
+
+
+class NotFound(FlinkopsError):
+    """A named resource does not exist."""
+
+
+class Conflict(FlinkopsError):
+    """An optimistic-concurrency write lost: the resource changed since it was read."""
+
+
+class TemporaryError(FlinkopsError):
+    """Retrying later may succeed (a process still starting, a REST endpoint not yet up)."""
+
+
+class PermanentError(FlinkopsError):
+    """Retrying will not help until the spec or the world changes."""
+
+
+class RuntimeFailure(PermanentError):
+    """A cluster runtime could not do what was asked (a process would not start, a port was taken)."""
+
+
+class FlinkApiError(FlinkopsError):
+    """Base of errors from the Flink REST API."""
+
+
+class FlinkUnavailable(FlinkApiError, TemporaryError):
+    """The REST endpoint did not answer (connection refused, timeout)."""
+
+
+class FlinkNotFound(FlinkApiError):
+    """The REST API answered 404: the job, trigger or jar does not exist."""
+
+
+class FlinkRequestRejected(FlinkApiError):
+    """The REST API answered with an error status; ``status`` and Flink's own ``errors`` are kept."""
+
+    def __init__(self, status: int, errors: list[str], *, method: str = "", path: str = "") -> None:
+        self.status = status
+        self.errors = list(errors)
+        self.method = method
+        self.path = path
+        detail = errors[0].strip().splitlines()[0] if errors and errors[0].strip() else "no detail"
+        super().__init__(f"{method} {path} -> HTTP {status}: {detail}")
