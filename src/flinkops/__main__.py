@@ -1,0 +1,5 @@
+"""``python -m flinkops`` runs the CLI (the controller daemon starts itself this way)."""
+
+from flinkops.cli.main import run
+
+run()

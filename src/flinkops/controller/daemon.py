@@ -1,0 +1,200 @@
+"""The controller daemon: a level-based loop over every resource, and its start/stop/status.
+
+The loop polls the store's change counter (one cheap query) every ``poll`` seconds; a change marks every
+resource due now, otherwise each resource comes up again when its planner asked (``requeue_after``). Work is
+keyed by resource name, never by event, so a missed wake-up only delays a pass.
+
+``start`` launches ``python -m flinkops controller run`` detached (its own session, output in
+``<home>/controller.log``) and records pid + kernel start time in ``<home>/controller.pid``, so ``stop`` and
+``status`` never act on a recycled pid. Flink processes are not children of the CLI and outlive the daemon;
+a new daemon adopts them from the runtime's records.
+
+Called by: the CLI (``flinkops controller ...`` and implicitly by ``apply``) and tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from flinkops.controller.reconciler import Controller
+from flinkops.errors import FlinkopsError, RuntimeFailure
+from flinkops.flink.distribution import find_distribution
+from flinkops.ports import Clock, ResourceKey, ResourceStore, SystemClock
+from flinkops.runtimes.local.runtime import LocalRuntime, ProcessRecord, process_alive, start_ticks
+from flinkops.stores.sqlite import SqliteStore
+
+__all__ = [
+    "DaemonState",
+    "write_pid_file",
+    "build_controller",
+    "daemon_state",
+    "default_home",
+    "ensure_daemon",
+    "open_store",
+    "run_loop",
+    "start_daemon",
+    "stop_daemon",
+]
+
+log = logging.getLogger("flinkops.controller")
+
+PID_FILE = "controller.pid"
+LOG_FILE = "controller.log"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("FLINKOPS_HOME", ".flinkops")).resolve()
+
+
+def open_store(home: Path) -> SqliteStore:
+    return SqliteStore(home / "flinkops.db")
+
+
+def build_controller(home: Path, clock: Clock | None = None) -> tuple[Controller, ResourceStore]:
+    store = open_store(home)
+    dist = find_distribution()
+    runtime = LocalRuntime(home, dist)
+    controller = Controller(
+        store=store,
+        runtime=runtime,
+        distribution=dist,
+        home=home,
+        clock=clock or SystemClock(),
+        python_executable=sys.executable,
+    )
+    return controller, store
+
+
+def run_loop(
+    controller: Controller,
+    store: ResourceStore,
+    clock: Clock,
+    should_stop: Callable[[], bool],
+    poll: float = 0.5,
+) -> None:
+    due: dict[ResourceKey, float] = {}
+    seen_changes = -1
+    while not should_stop():
+        changes = store.change_counter()
+        if changes != seen_changes:
+            seen_changes = changes
+            present = {ResourceKey.of(r) for r in store.list_resources()}
+            for key in present:
+                due[key] = 0.0
+            for key in set(due) - present:
+                del due[key]
+        for key in sorted(due, key=lambda k: due[k]):
+            if should_stop():
+                return
+            if due[key] > clock.now():
+                continue
+            try:
+                requeue = controller.reconcile(key)
+            except FlinkopsError as exc:  # reconcile records its own failures; this is the last resort
+                log.exception("%s: reconcile failed: %s", key, exc)
+                requeue = 10.0
+            if requeue is None:
+                due.pop(key, None)
+            else:
+                due[key] = clock.now() + requeue
+        next_due = min(due.values(), default=clock.now() + poll)
+        clock.sleep(max(0.05, min(poll, next_due - clock.now())))
+
+
+# ---------------------------------------------------------------------------------- process management
+
+
+@dataclass(frozen=True)
+class DaemonState:
+    running: bool
+    pid: int | None
+    started_at: float | None
+    log_file: Path
+
+
+def _read_pid(home: Path) -> ProcessRecord | None:
+    try:
+        data = json.loads((home / PID_FILE).read_text())
+        return ProcessRecord(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def daemon_state(home: Path) -> DaemonState:
+    record = _read_pid(home)
+    running = record is not None and process_alive(record)
+    started = None
+    if record is not None and running:
+        with contextlib.suppress(OSError):
+            started = (home / PID_FILE).stat().st_mtime
+    return DaemonState(
+        running=running,
+        pid=record.pid if record and running else None,
+        started_at=started,
+        log_file=home / LOG_FILE,
+    )
+
+
+def start_daemon(home: Path, timeout: float = 15.0) -> DaemonState:
+    state = daemon_state(home)
+    if state.running:
+        return state
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, FLINKOPS_HOME=str(home))
+    with (home / LOG_FILE).open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flinkops", "controller", "run", "--pid-file"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=home,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = daemon_state(home)
+        if state.running and state.pid == proc.pid:
+            return state
+        if proc.poll() is not None:
+            raise RuntimeFailure(f"the controller exited at start; see {home / LOG_FILE}")
+        time.sleep(0.05)
+    raise RuntimeFailure(f"the controller did not start within {timeout:.0f}s; see {home / LOG_FILE}")
+
+
+def ensure_daemon(home: Path) -> DaemonState:
+    return start_daemon(home)
+
+
+def stop_daemon(home: Path, timeout: float = 20.0) -> bool:
+    """Stop the daemon (Flink clusters keep running). Returns False when none was running."""
+    record = _read_pid(home)
+    if record is None or not process_alive(record):
+        return False
+    os.kill(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while process_alive(record):
+        if time.monotonic() > deadline:
+            os.kill(record.pid, signal.SIGKILL)
+        time.sleep(0.05)
+    with contextlib.suppress(FileNotFoundError):
+        (home / PID_FILE).unlink()
+    return True
+
+
+def write_pid_file(home: Path) -> None:
+    ticks = start_ticks(os.getpid())
+    record = {"role": "controller", "index": 0, "pid": os.getpid(), "start_ticks": ticks, "log_dir": str(home)}
+    tmp = home / (PID_FILE + ".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, home / PID_FILE)

@@ -1,0 +1,420 @@
+"""One reconcile pass: load → observe → validate → plan → act → record.
+
+The only place where decisions become effects. ``reconcile(key)`` reads the resource, observes the world with
+what was last deployed (runtime records, Flink REST), validates the new spec, asks the pure planner what to do,
+writes the planner's intent to status *before* acting (write-ahead), executes the actions through the ports,
+and records the final status (conditional on resourceVersion; no-op writes are skipped). Failures of an action
+are recorded as ``status.error`` plus a Warning event and retried with backoff; nothing is hidden.
+
+Called by: the daemon loop (``controller.daemon``) and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from flinkops.api.models import (
+    FlinkDeployment,
+    FlinkDeploymentSpec,
+    FlinkSessionJob,
+    FlinkSessionJobSpec,
+    JobManagerDeploymentStatus,
+)
+from flinkops.api.validation import validate_against, validate_resource
+from flinkops.core.planner import (
+    Action,
+    CancelSessionJob,
+    Context,
+    DeleteCluster,
+    DeployCluster,
+    JobObservation,
+    Observation,
+    Plan,
+    RemoveResource,
+    ReplaceTaskManagers,
+    SubmitSessionJob,
+    plan_deployment,
+    plan_session_job,
+)
+from flinkops.errors import (
+    Conflict,
+    FlinkApiError,
+    FlinkNotFound,
+    FlinkopsError,
+    FlinkUnavailable,
+    PermanentError,
+)
+from flinkops.flink.config import RenderInputs, checkpoint_dir, render_flink_config, taskmanager_count
+from flinkops.flink.distribution import PYTHON_DRIVER, FlinkDistribution
+from flinkops.flink.rest import FlinkRestClient
+from flinkops.ports import (
+    ApplicationJob,
+    Clock,
+    ClusterKey,
+    ClusterRequest,
+    ClusterRuntime,
+    ResourceKey,
+    ResourceStore,
+)
+from flinkops.snapshots.local import latest_checkpoint
+
+__all__ = ["SOURCE_DIR_ANNOTATION", "Controller"]
+
+log = logging.getLogger("flinkops.controller")
+
+SOURCE_DIR_ANNOTATION = "flinkops.io/source-dir"
+RESTORE_KEY = "execution.state-recovery.path"
+_REST_TIMEOUT = 5.0
+_MAX_BACKOFF = 60.0
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+
+
+class Controller:
+    def __init__(
+        self,
+        store: ResourceStore,
+        runtime: ClusterRuntime,
+        distribution: FlinkDistribution,
+        home: Path,
+        clock: Clock,
+        python_executable: str,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.dist = distribution
+        self.home = home
+        self.clock = clock
+        self.python = python_executable
+        self._failures: dict[ResourceKey, _Failures] = {}
+        self._versions: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ the pass
+
+    def reconcile(self, key: ResourceKey) -> float | None:
+        """One pass for one resource; returns seconds until the next pass, or None when it is gone."""
+        resource = self.store.get(key)
+        if resource is None:
+            self._failures.pop(key, None)
+            return None
+        problems = validate_resource(resource)
+        if isinstance(resource, FlinkSessionJob):
+            existing = {
+                (r.kind, r.metadata.namespace, r.metadata.name): r
+                for r in self.store.list_resources(kind="FlinkDeployment", namespace=key.namespace)
+            }
+            problems += validate_against([resource], existing)
+        ctx = Context(
+            now_ms=int(self.clock.now() * 1000),
+            fresh_job_id=uuid.uuid4().hex,
+            valid=not problems,
+            validation_error="; ".join(p.render() for p in problems) or None,
+        )
+        try:
+            if isinstance(resource, FlinkDeployment):
+                obs = self._observe_deployment(resource)
+                plan = plan_deployment(resource, obs, ctx)
+            else:
+                obs, ctx = self._observe_session_job(resource, ctx)
+                plan = plan_session_job(resource, obs, ctx)
+            return self._execute(resource, plan)
+        except Conflict:
+            return 0.1  # someone wrote in between: re-read and decide again
+        except FlinkopsError as exc:
+            return self._record_failure(key, exc)
+
+    # ------------------------------------------------------------------ observe
+
+    def _observe_deployment(self, resource: FlinkDeployment) -> Observation:
+        ckey = ClusterKey(resource.metadata.namespace, resource.metadata.name)
+        cluster = self.runtime.observe(ckey)
+        status = resource.status
+        job_id = status.job_status.job_id if status else None
+        if cluster is None or not cluster.jobmanager_up or cluster.rest_url is None:
+            stored = self._stored_checkpoint(resource, job_id) if job_id else None
+            return Observation(
+                cluster_exists=cluster is not None,
+                cluster_generation=cluster.generation if cluster else None,
+                jobmanager_alive=bool(cluster and cluster.jobmanager_up),
+                taskmanagers_alive=cluster.taskmanagers_alive if cluster else 0,
+                taskmanagers_expected=cluster.taskmanagers_expected if cluster else 0,
+                latest_stored_checkpoint=stored,
+            )
+        base = Observation(
+            cluster_exists=True,
+            cluster_generation=cluster.generation,
+            jobmanager_alive=True,
+            rest_url=cluster.rest_url,
+            taskmanagers_alive=cluster.taskmanagers_alive,
+            taskmanagers_expected=cluster.taskmanagers_expected,
+        )
+        try:
+            with FlinkRestClient(cluster.rest_url, timeout=_REST_TIMEOUT) as rest:
+                version = self._flink_version(rest, cluster.rest_url)
+                job = self._observe_job(rest, job_id) if resource.spec.job is not None and job_id else None
+        except FlinkUnavailable:
+            return base
+        return Observation(
+            cluster_exists=True,
+            cluster_generation=cluster.generation,
+            jobmanager_alive=True,
+            rest_ready=True,
+            rest_url=cluster.rest_url,
+            taskmanagers_alive=cluster.taskmanagers_alive,
+            taskmanagers_expected=cluster.taskmanagers_expected,
+            job=job,
+            flink_version=version,
+        )
+
+    def _flink_version(self, rest: FlinkRestClient, url: str) -> str | None:
+        if url not in self._versions:
+            self._versions[url] = str(rest.config().flink_version or "")
+        return self._versions[url] or None
+
+    @staticmethod
+    def _observe_job(rest: FlinkRestClient, job_id: str) -> JobObservation | None:
+        jobs = {j.job_id: j for j in rest.list_jobs()}
+        summary = jobs.get(job_id)
+        if summary is None:
+            return None
+        error = None
+        if summary.state == "FAILED":
+            try:
+                error = rest.job_exceptions(job_id).root_exception
+            except FlinkNotFound:
+                error = None
+        completed, path, when = 0, None, None
+        try:
+            stats = rest.checkpoints(job_id)
+            completed = stats.counts.completed or 0
+            if stats.latest_completed is not None:
+                path = stats.latest_completed.external_path
+                when = stats.latest_completed.latest_ack_timestamp
+        except FlinkApiError:
+            pass  # a job without checkpointing answers with an error here; that is not a failure
+        return JobObservation(
+            job_id=job_id,
+            state=summary.state or "RECONCILING",
+            name=summary.name,
+            start_time=summary.start_time,
+            end_time=summary.end_time,
+            error=error,
+            completed_checkpoints=completed,
+            latest_checkpoint_path=path,
+            latest_checkpoint_time=when,
+        )
+
+    def _observe_session_job(self, resource: FlinkSessionJob, ctx: Context) -> tuple[Observation, Context]:
+        target = self.store.get(
+            ResourceKey("FlinkDeployment", resource.metadata.namespace, resource.spec.deployment_name)
+        )
+        rest_url = None
+        if target is not None and target.status is not None and isinstance(target, FlinkDeployment):
+            if target.status.job_manager_deployment_status == JobManagerDeploymentStatus.READY:
+                rest_url = target.status.cluster_info.get("rest-url")
+        ctx = Context(
+            now_ms=ctx.now_ms,
+            fresh_job_id=ctx.fresh_job_id,
+            valid=ctx.valid,
+            validation_error=ctx.validation_error,
+            session_ready=rest_url is not None,
+            session_rest_url=rest_url,
+        )
+        job_id = resource.status.job_status.job_id if resource.status else None
+        if rest_url is None or job_id is None:
+            return Observation(), ctx
+        try:
+            with FlinkRestClient(rest_url, timeout=_REST_TIMEOUT) as rest:
+                job = self._observe_job(rest, job_id)
+        except FlinkUnavailable:
+            return Observation(), Context(ctx.now_ms, ctx.fresh_job_id, ctx.valid, ctx.validation_error)
+        return Observation(rest_ready=True, rest_url=rest_url, job=job), ctx
+
+    def _stored_checkpoint(self, resource: FlinkDeployment, job_id: str) -> str | None:
+        config = render_flink_config(resource.spec, self._render_inputs(resource))
+        directory = checkpoint_dir(config)
+        return latest_checkpoint(directory, job_id) if directory else None
+
+    # ------------------------------------------------------------------ act and record
+
+    def _execute(self, resource: FlinkDeployment | FlinkSessionJob, plan: Plan) -> float | None:
+        key = ResourceKey.of(resource)
+        current = resource
+        if plan.intent is not None and plan.intent != resource.status and plan.actions:
+            current = self.store.update_status(resource.model_copy(update={"status": plan.intent}))
+        for action in plan.actions:
+            log.info("%s: %s", key, action.describe())
+            if isinstance(action, RemoveResource):
+                self.store.remove(key)
+                self._failures.pop(key, None)
+                return None
+            self._act(resource, action)
+        for note in plan.events:
+            self.store.record_event(key, note.type, note.reason, note.message)
+        if plan.status != current.status:
+            self.store.update_status(current.model_copy(update={"status": plan.status}))
+        self._failures.pop(key, None)
+        return plan.requeue_after
+
+    def _act(self, resource: FlinkDeployment | FlinkSessionJob, action: Action) -> None:
+        ckey = ClusterKey(resource.metadata.namespace, resource.metadata.name)
+        if isinstance(action, DeleteCluster):
+            self.runtime.delete(ckey)
+        elif isinstance(action, DeployCluster):
+            assert isinstance(resource, FlinkDeployment)
+            self.runtime.deploy(self._cluster_request(resource, action))
+        elif isinstance(action, ReplaceTaskManagers):
+            self.runtime.replace_missing_taskmanagers(ckey)
+        elif isinstance(action, SubmitSessionJob):
+            assert isinstance(resource, FlinkSessionJob)
+            self._submit_session_job(resource, action)
+        elif isinstance(action, CancelSessionJob):
+            try:
+                with FlinkRestClient(action.rest_url, timeout=_REST_TIMEOUT) as rest:
+                    rest.cancel(action.job_id)
+            except FlinkNotFound:
+                pass  # already gone: the goal of cancelling is met
+        else:  # pragma: no cover - every action type is handled above
+            raise PermanentError(f"unknown action {action!r}")
+
+    def _record_failure(self, key: ResourceKey, exc: FlinkopsError) -> float:
+        failures = self._failures.setdefault(key, _Failures())
+        failures.count += 1
+        delay = min(_MAX_BACKOFF, 2.0 ** min(failures.count, 6))
+        message = f"{type(exc).__name__}: {exc}"
+        log.warning("%s: %s (retry in %.0fs)", key, message, delay)
+        try:
+            self.store.record_event(key, "Warning", "ReconcileError", message)
+            resource = self.store.get(key)
+            if resource is not None and resource.status is not None and resource.status.error != message:
+                self.store.update_status(
+                    resource.model_copy(update={"status": resource.status.model_copy(update={"error": message})})
+                )
+        except FlinkopsError as record_exc:  # the store itself failing: log, retry later
+            log.error("%s: could not record the failure: %s", key, record_exc)
+        return delay
+
+    # ------------------------------------------------------------------ building requests
+
+    def _render_inputs(self, resource: FlinkDeployment) -> RenderInputs:
+        state = self.home / "state" / resource.metadata.namespace / resource.metadata.name
+        return RenderInputs(
+            name=resource.metadata.name,
+            namespace=resource.metadata.namespace,
+            default_state_uri=state.resolve().as_uri(),
+            python_executable=self.python,
+            java_opts=self.dist.default_java_opts,
+        )
+
+    def _source_dir(self, resource: FlinkDeployment | FlinkSessionJob) -> Path | None:
+        annotations = resource.metadata.annotations or {}
+        source = annotations.get(SOURCE_DIR_ANNOTATION)
+        return Path(source) if source else None
+
+    def _cluster_request(self, resource: FlinkDeployment, action: DeployCluster) -> ClusterRequest:
+        spec: FlinkDeploymentSpec = action.spec
+        config = render_flink_config(spec, self._render_inputs(resource))
+        if action.restore_path:
+            config[RESTORE_KEY] = action.restore_path
+        working_dir = self._source_dir(resource)
+        application = None
+        if spec.job is not None:
+            assert action.job_id is not None
+            python = spec.job.entry_class == PYTHON_DRIVER
+            jars: list[Path] = []
+            if spec.job.jar_uri and not (python and _is_python_jar(spec.job.jar_uri)):
+                jars.append(_local_jar(spec.job.jar_uri, working_dir))
+            application = ApplicationJob(
+                entry_class=spec.job.entry_class or "",
+                args=tuple(spec.job.args),
+                job_id=action.job_id,
+                jar_paths=tuple(jars),
+                python=python,
+            )
+        return ClusterRequest(
+            key=ClusterKey(resource.metadata.namespace, resource.metadata.name),
+            generation=action.generation,
+            flink_config=config,
+            jobmanager_replicas=spec.job_manager.replicas if spec.job_manager else 1,
+            taskmanager_replicas=taskmanager_count(spec, config),
+            application=application,
+            log_config=dict(spec.log_configuration or {}),
+            working_dir=working_dir,
+        )
+
+    def _submit_session_job(self, resource: FlinkSessionJob, action: SubmitSessionJob) -> None:
+        spec: FlinkSessionJobSpec = action.spec
+        assert spec.job is not None and spec.job.jar_uri is not None
+        with tempfile.TemporaryDirectory(prefix="flinkops-jar-") as tmp:
+            jar = _fetch_jar(spec.job.jar_uri, self._source_dir(resource), Path(tmp))
+            config = {k: v for k, v in spec.flink_configuration.items() if not k.startswith("kubernetes.operator.")}
+            with FlinkRestClient(action.rest_url, timeout=60.0) as rest:
+                if any(j.job_id == action.job_id for j in rest.list_jobs()):
+                    return  # submitted by an interrupted earlier pass: do not run it twice
+                jar_id = rest.upload_jar(jar)
+                try:
+                    rest.run_jar(
+                        jar_id,
+                        entry_class=spec.job.entry_class,
+                        program_args=list(spec.job.args),
+                        parallelism=spec.job.parallelism or None,
+                        job_id=action.job_id,
+                        savepoint_path=action.restore_path,
+                        allow_non_restored_state=spec.job.allow_non_restored_state,
+                        flink_configuration=config or None,
+                    )
+                finally:
+                    try:
+                        rest.delete_jar(jar_id)
+                    except FlinkApiError:
+                        log.warning("could not delete uploaded jar %s", jar_id)
+
+
+def _is_python_jar(uri: str) -> bool:
+    return Path(urllib.parse.urlparse(uri).path).name.startswith("flink-python")
+
+
+def _local_jar(uri: str, base: Path | None) -> Path:
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme in ("local", "file"):
+        path = Path(urllib.parse.unquote(parsed.path))
+    elif parsed.scheme == "":
+        path = Path(uri)
+    else:
+        raise PermanentError(
+            f"spec.job.jarURI {uri!r}: application clusters run jars from local:// or file:// paths "
+            "(remote jars are supported for FlinkSessionJob)"
+        )
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    if not path.is_file():
+        raise PermanentError(f"spec.job.jarURI: {path} does not exist on this machine")
+    return path
+
+
+def _fetch_jar(uri: str, base: Path | None, into: Path) -> Path:
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme in ("", "file", "local"):
+        return _local_jar(uri, base)
+    if parsed.scheme in ("http", "https"):
+        target = into / (Path(parsed.path).name or "job.jar")
+        try:
+            with urllib.request.urlopen(uri, timeout=60) as response, target.open("wb") as out:
+                shutil.copyfileobj(response, out)
+        except OSError as exc:
+            raise PermanentError(f"spec.job.jarURI: could not download {uri}: {exc}") from exc
+        return target
+    raise PermanentError(
+        f"spec.job.jarURI {uri!r}: scheme {parsed.scheme!r} is not supported locally yet "
+        "(use a path, file:// or https://)"
+    )

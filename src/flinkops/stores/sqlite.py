@@ -1,0 +1,309 @@
+"""ResourceStore over SQLite: the local stand-in for the Kubernetes API server.
+
+One row per resource holds its metadata+spec (as the user applied it, CRD-shaped JSON) and, separately, its
+status. ``resource_version`` grows on every write and makes status writes conditional (a stale writer gets
+``Conflict`` and re-reads), ``generation`` grows only when the spec changes, exactly like Kubernetes. A
+``changes`` counter lets the controller poll for spec changes with one cheap query.
+
+WAL journal mode and a busy timeout let the CLI and the controller daemon (separate processes) write
+concurrently. Every method opens its own short transaction.
+
+Called by: the CLI (apply, get, delete) and the controller.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+from flinkops.errors import Conflict, NotFound, PermanentError
+from flinkops.ports import Event, ResourceKey
+
+__all__ = ["SqliteStore"]
+
+Resource = FlinkDeployment | FlinkSessionJob
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    kind TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    resource_version INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    deletion_timestamp TEXT,
+    body TEXT NOT NULL,
+    status TEXT,
+    PRIMARY KEY (kind, namespace, name)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first_ts REAL NOT NULL,
+    last_ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_resource ON events (kind, namespace, name);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('changes', 0);
+INSERT OR IGNORE INTO counters VALUES ('resource_version', 0);
+"""
+
+_MODELS: dict[str, type[FlinkDeployment] | type[FlinkSessionJob]] = {
+    "FlinkDeployment": FlinkDeployment,
+    "FlinkSessionJob": FlinkSessionJob,
+}
+_MAX_EVENTS_PER_RESOURCE = 200
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _spec_json(resource: Resource) -> str:
+    return json.dumps(resource.spec.model_dump(by_alias=True, exclude_none=True, mode="json"), sort_keys=True)
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(path, timeout=30.0)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise PermanentError(f"cannot open the flinkops store at {path}: {exc}") from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30.0)
+        try:
+            db.execute("PRAGMA busy_timeout=30000")
+            yield db
+        finally:
+            db.close()
+
+    @staticmethod
+    def _next(db: sqlite3.Connection, counter: str) -> int:
+        db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (counter,))
+        row = db.execute("SELECT value FROM counters WHERE name = ?", (counter,)).fetchone()
+        return int(row[0])
+
+    @staticmethod
+    def _build(row: tuple[Any, ...]) -> Resource:
+        kind, _ns, _name, uid, generation, rv, created, deletion, body, status = row
+        data = json.loads(body)
+        meta = data.setdefault("metadata", {})
+        meta.update(
+            {
+                "uid": uid,
+                "generation": generation,
+                "resourceVersion": str(rv),
+                "creationTimestamp": created,
+            }
+        )
+        if deletion:
+            meta["deletionTimestamp"] = deletion
+        if status:
+            data["status"] = json.loads(status)
+        return _MODELS[kind].model_validate(data)
+
+    _COLUMNS = "kind, namespace, name, uid, generation, resource_version, created, deletion_timestamp, body, status"
+
+    # ------------------------------------------------------------------ ResourceStore
+
+    def get(self, key: ResourceKey) -> Resource | None:
+        with self._read() as db:
+            row = db.execute(
+                f"SELECT {self._COLUMNS} FROM resources WHERE kind = ? AND namespace = ? AND name = ?",
+                (key.kind, key.namespace, key.name),
+            ).fetchone()
+        return self._build(row) if row else None
+
+    def list_resources(self, kind: str | None = None, namespace: str | None = None) -> list[Resource]:
+        query = f"SELECT {self._COLUMNS} FROM resources WHERE 1 = 1"
+        args: list[str] = []
+        if kind:
+            query += " AND kind = ?"
+            args.append(kind)
+        if namespace:
+            query += " AND namespace = ?"
+            args.append(namespace)
+        with self._read() as db:
+            rows = db.execute(query + " ORDER BY kind, namespace, name", args).fetchall()
+        return [self._build(r) for r in rows]
+
+    def apply(self, resource: Resource) -> Resource:
+        key = ResourceKey.of(resource)
+        user_meta = resource.metadata.model_dump(
+            by_alias=True,
+            exclude_none=True,
+            mode="json",
+            include={"name", "namespace", "labels", "annotations"},
+        )
+        body = {
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": user_meta,
+            "spec": json.loads(_spec_json(resource)),
+        }
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT generation, body, deletion_timestamp FROM resources "
+                "WHERE kind = ? AND namespace = ? AND name = ?",
+                (key.kind, key.namespace, key.name),
+            ).fetchone()
+            rv = self._next(db, "resource_version")
+            if row is None:
+                db.execute(
+                    "INSERT INTO resources VALUES (?, ?, ?, ?, 1, ?, ?, NULL, ?, NULL)",
+                    (key.kind, key.namespace, key.name, str(uuid.uuid4()), rv, _now_iso(), json.dumps(body)),
+                )
+                self._next(db, "changes")
+            else:
+                generation, old_body, deletion = row
+                if deletion:
+                    raise Conflict(f"{key} is being deleted; wait until it is gone, then apply again")
+                old_spec = json.loads(old_body).get("spec")
+                spec_changed = old_spec != body["spec"]
+                db.execute(
+                    "UPDATE resources SET generation = ?, resource_version = ?, body = ? "
+                    "WHERE kind = ? AND namespace = ? AND name = ?",
+                    (
+                        generation + (1 if spec_changed else 0),
+                        rv,
+                        json.dumps(body),
+                        key.kind,
+                        key.namespace,
+                        key.name,
+                    ),
+                )
+                if spec_changed:
+                    self._next(db, "changes")
+        stored = self.get(key)
+        assert stored is not None
+        return stored
+
+    def update_status(self, resource: Resource) -> Resource:
+        key = ResourceKey.of(resource)
+        expected = resource.metadata.resource_version
+        status = (
+            resource.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+            if resource.status is not None
+            else None
+        )
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT resource_version FROM resources WHERE kind = ? AND namespace = ? AND name = ?",
+                (key.kind, key.namespace, key.name),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"{key} does not exist")
+            if expected is not None and str(row[0]) != expected:
+                raise Conflict(f"{key} changed since it was read (version {expected}, now {row[0]})")
+            rv = self._next(db, "resource_version")
+            db.execute(
+                "UPDATE resources SET status = ?, resource_version = ? "
+                "WHERE kind = ? AND namespace = ? AND name = ?",
+                (json.dumps(status) if status is not None else None, rv, key.kind, key.namespace, key.name),
+            )
+        stored = self.get(key)
+        assert stored is not None
+        return stored
+
+    def request_deletion(self, key: ResourceKey) -> Resource:
+        with self._tx() as db:
+            rv = self._next(db, "resource_version")
+            cursor = db.execute(
+                "UPDATE resources SET deletion_timestamp = COALESCE(deletion_timestamp, ?), resource_version = ? "
+                "WHERE kind = ? AND namespace = ? AND name = ?",
+                (_now_iso(), rv, key.kind, key.namespace, key.name),
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(f"{key} does not exist")
+            self._next(db, "changes")
+        stored = self.get(key)
+        assert stored is not None
+        return stored
+
+    def remove(self, key: ResourceKey) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM resources WHERE kind = ? AND namespace = ? AND name = ?",
+                (key.kind, key.namespace, key.name),
+            )
+            db.execute(
+                "DELETE FROM events WHERE kind = ? AND namespace = ? AND name = ?",
+                (key.kind, key.namespace, key.name),
+            )
+            self._next(db, "changes")
+
+    def record_event(self, key: ResourceKey, type_: str, reason: str, message: str) -> None:
+        now = time.time()
+        with self._tx() as db:
+            last = db.execute(
+                "SELECT id, type, reason, message FROM events WHERE kind = ? AND namespace = ? AND name = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (key.kind, key.namespace, key.name),
+            ).fetchone()
+            if last and (last[1], last[2], last[3]) == (type_, reason, message):
+                db.execute("UPDATE events SET count = count + 1, last_ts = ? WHERE id = ?", (now, last[0]))
+                return
+            db.execute(
+                "INSERT INTO events (kind, namespace, name, type, reason, message, count, first_ts, last_ts) "
+                "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                (key.kind, key.namespace, key.name, type_, reason, message, now, now),
+            )
+            db.execute(
+                "DELETE FROM events WHERE kind = ? AND namespace = ? AND name = ? AND id NOT IN ("
+                "SELECT id FROM events WHERE kind = ? AND namespace = ? AND name = ? ORDER BY id DESC LIMIT ?)",
+                (key.kind, key.namespace, key.name) * 2 + (_MAX_EVENTS_PER_RESOURCE,),
+            )
+
+    def events(self, key: ResourceKey) -> list[Event]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT type, reason, message, count, first_ts, last_ts FROM events "
+                "WHERE kind = ? AND namespace = ? AND name = ? ORDER BY id",
+                (key.kind, key.namespace, key.name),
+            ).fetchall()
+        return [Event(key, r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    def change_counter(self) -> int:
+        with self._read() as db:
+            row = db.execute("SELECT value FROM counters WHERE name = 'changes'").fetchone()
+        return int(row[0]) if row else 0
