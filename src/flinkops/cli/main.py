@@ -26,12 +26,11 @@ from rich.table import Table
 from flinkops.api.loader import dump_resource, load_documents
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobState, LifecycleState
 from flinkops.api.validation import validate_against, validate_resource, validate_update
-from flinkops.controller import daemon
-from flinkops.controller.reconciler import SOURCE_DIR_ANNOTATION
 from flinkops.errors import FlinkopsError, InvalidInput, NotFound, Problem
 from flinkops.flink.config import RenderInputs, checkpoint_dir, render_flink_config, savepoint_dir
 from flinkops.ports import ClusterKey, ResourceKey, SystemClock
 from flinkops.runtimes.local.runtime import LocalRuntime
+from flinkops.settings import SOURCE_DIR_ANNOTATION, default_home, store_path
 from flinkops.stores.sqlite import SqliteStore
 
 __all__ = ["app", "run"]
@@ -83,7 +82,17 @@ NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace 
 
 
 def _home() -> Path:
-    return daemon.default_home()
+    return default_home()
+
+
+def _store() -> SqliteStore:
+    return SqliteStore(store_path(_home()))
+
+
+def _daemon() -> Any:
+    from flinkops.controller import daemon
+
+    return daemon
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -197,7 +206,7 @@ def apply(
 ) -> None:
     """Create or update resources from YAML. Invalid input changes nothing (exit 2)."""
     resources = _read_files(filename)
-    store = daemon.open_store(_home())
+    store = _store()
     problems: list[Problem] = []
     existing = {(r.kind, r.metadata.namespace, r.metadata.name): r for r in store.list_resources()}
     for resource in resources:
@@ -220,7 +229,7 @@ def apply(
         )
         out.print(f"{resource.kind.lower()}/{resource.metadata.name} {verb}")
     if start_controller:
-        daemon.ensure_daemon(_home())
+        _daemon().ensure_daemon(_home())
     if wait:
         _wait_settled(store, applied, timeout)
 
@@ -306,7 +315,7 @@ def get(
                 [Problem("KIND", f"unknown kind {kind_or_name!r}", "use flinkdeployment or flinksessionjob")]
             )
         name = kind_or_name
-    store = daemon.open_store(_home())
+    store = _store()
     if name is not None:
         items = [_resolve(store, name, namespace, kind)]
     else:
@@ -341,7 +350,7 @@ def get(
 def describe(name: str, namespace: NamespaceOpt = "default") -> None:
     """Status, conditions, events and where the job's state lives."""
     home = _home()
-    store = daemon.open_store(home)
+    store = _store()
     resource = _resolve(store, name, namespace)
     status = resource.status
     out.print(f"[bold]Name:[/bold]        {resource.metadata.name}")
@@ -400,11 +409,11 @@ def delete(
 ) -> None:
     """Tear a resource down. Its checkpoints and savepoints are kept."""
     home = _home()
-    store = daemon.open_store(home)
+    store = _store()
     resource = _resolve(store, name, namespace)
     key = ResourceKey.of(resource)
     store.request_deletion(key)
-    daemon.ensure_daemon(home)
+    _daemon().ensure_daemon(home)
     out.print(f"{key.kind.lower()}/{name} deletion requested")
     if not wait:
         return
@@ -419,7 +428,7 @@ def delete(
 
 def _set_job_state(name: str, namespace: str, state: JobState) -> None:
     home = _home()
-    store = daemon.open_store(home)
+    store = _store()
     resource = _resolve(store, name, namespace)
     if resource.spec.job is None:
         raise InvalidInput([Problem("spec.job", f"{name} has no job (a session cluster cannot be {state.value})")])
@@ -428,7 +437,7 @@ def _set_job_state(name: str, namespace: str, state: JobState) -> None:
         return
     job = resource.spec.job.model_copy(update={"state": state})
     store.apply(resource.model_copy(update={"spec": resource.spec.model_copy(update={"job": job})}))
-    daemon.ensure_daemon(home)
+    _daemon().ensure_daemon(home)
     out.print(f"{resource.kind.lower()}/{name} {'suspend' if state == JobState.SUSPENDED else 'resume'} requested")
 
 
@@ -526,10 +535,10 @@ def controller_run(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     if pid_file:
-        daemon.write_pid_file(home)
-    controller, store = daemon.build_controller(home)
+        _daemon().write_pid_file(home)
+    controller, store = _daemon().build_controller(home)
     logging.getLogger("flinkops.controller").info("controller started; home %s", home)
-    daemon.run_loop(controller, store, SystemClock(), lambda: stopping, poll=poll)
+    _daemon().run_loop(controller, store, SystemClock(), lambda: stopping, poll=poll)
     logging.getLogger("flinkops.controller").info("controller stopped")
 
 
@@ -537,7 +546,7 @@ def controller_run(
 @main_guard
 def controller_start() -> None:
     """Start the controller daemon in the background (no-op when it runs)."""
-    state = daemon.start_daemon(_home())
+    state = _daemon().start_daemon(_home())
     out.print(f"controller running (pid {state.pid}); log: {state.log_file}")
 
 
@@ -545,7 +554,7 @@ def controller_start() -> None:
 @main_guard
 def controller_stop() -> None:
     """Stop the controller daemon. Running Flink clusters keep running and are adopted on the next start."""
-    stopped = daemon.stop_daemon(_home())
+    stopped = _daemon().stop_daemon(_home())
     out.print("controller stopped" if stopped else "controller was not running")
 
 
@@ -554,12 +563,12 @@ def controller_stop() -> None:
 def controller_status() -> None:
     """Whether the controller daemon runs, and what it manages. Exit 1 when it is not running."""
     home = _home()
-    state = daemon.daemon_state(home)
+    state = _daemon().daemon_state(home)
     if state.running:
         out.print(f"controller running (pid {state.pid}); home {home}; log: {state.log_file}")
     else:
         out.print(f"controller not running; home {home}")
-    store = daemon.open_store(home)
+    store = _store()
     count = len(store.list_resources())
     out.print(f"{count} resource(s)")
     if not state.running:

@@ -31,6 +31,7 @@ from flinkops.errors import FlinkopsError, RuntimeFailure
 from flinkops.flink.distribution import find_distribution
 from flinkops.ports import Clock, ResourceKey, ResourceStore, SystemClock
 from flinkops.runtimes.local.runtime import LocalRuntime, ProcessRecord, process_alive, start_ticks
+from flinkops.settings import default_home, store_path
 from flinkops.stores.sqlite import SqliteStore
 
 __all__ = [
@@ -52,12 +53,8 @@ PID_FILE = "controller.pid"
 LOG_FILE = "controller.log"
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("FLINKOPS_HOME", ".flinkops")).resolve()
-
-
 def open_store(home: Path) -> SqliteStore:
-    return SqliteStore(home / "flinkops.db")
+    return SqliteStore(store_path(home))
 
 
 def build_controller(home: Path, clock: Clock | None = None) -> tuple[Controller, ResourceStore]:

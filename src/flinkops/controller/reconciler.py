@@ -63,13 +63,13 @@ from flinkops.ports import (
     ResourceKey,
     ResourceStore,
 )
+from flinkops.settings import SOURCE_DIR_ANNOTATION
 from flinkops.snapshots.local import latest_checkpoint
 
 __all__ = ["SOURCE_DIR_ANNOTATION", "Controller"]
 
 log = logging.getLogger("flinkops.controller")
 
-SOURCE_DIR_ANNOTATION = "flinkops.io/source-dir"
 RESTORE_KEY = "execution.state-recovery.path"
 _REST_TIMEOUT = 5.0
 _MAX_BACKOFF = 60.0

@@ -334,6 +334,12 @@ class LocalRuntime:
             alive = [p for p in alive if process_alive(p)]
             if alive:
                 time.sleep(0.02)
+        # A child that just exited is a zombie until waited for; collect it now rather than on the next pass.
+        for proc in procs:
+            child = self._children.pop(proc.pid, None)
+            if child is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=5)
 
     def _reap(self) -> None:
         for pid, proc in list(self._children.items()):

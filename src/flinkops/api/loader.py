@@ -1,0 +1,567 @@
+"""Turn FlinkDeployment / FlinkSessionJob YAML into validated models, or explain everything wrong with it.
+
+Called by the CLI (``apply``, ``plan``, ``lint``; it reads the files and passes the text here), by stores that
+re-read persisted resources (``load_object``) and by ``-o json`` printing (``dump_resource``).
+
+Invariants:
+
+* All or nothing: ``load_documents`` returns every resource of the text or raises ``InvalidInput`` once with
+  every problem of every document; it never returns a partial result.
+* Problems speak YAML, not Python: paths use the camelCase field names a user wrote (``spec.job.parallelism``,
+  ``spec.job.args[2]``, ``spec.flinkConfiguration["state.backend.type"]``) and messages never mention the
+  validation library.
+* Pure: no file, network or clock access.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import re
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
+
+from flinkops.api.models import API_VERSION, FlinkDeployment, FlinkSessionJob
+from flinkops.errors import InvalidInput, Problem
+
+__all__ = [
+    "DOCUMENT_PATH",
+    "Resource",
+    "dump_resource",
+    "load_documents",
+    "load_object",
+    "yaml_path",
+]
+
+Resource: TypeAlias = FlinkDeployment | FlinkSessionJob
+
+# Path of problems that concern a whole document (malformed YAML, not a mapping) rather than one field.
+DOCUMENT_PATH = "(document)"
+
+_KINDS: dict[str, type[FlinkDeployment] | type[FlinkSessionJob]] = {
+    "FlinkDeployment": FlinkDeployment,
+    "FlinkSessionJob": FlinkSessionJob,
+}
+# Kinds of the reference API group that flinkops recognises but does not run (yet): a precise message beats
+# "unknown kind".
+_KNOWN_UNSUPPORTED_KINDS = ("FlinkStateSnapshot", "FlinkBlueGreenDeployment")
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+# --------------------------------------------------------------------------------------------- public API
+
+
+def yaml_path(*parts: str | int) -> str:
+    """Render a field path the way a user reads YAML: ``spec.job.args[2]``.
+
+    Keys that are not plain identifiers (Flink configuration keys such as ``state.backend.type``, annotation
+    keys with ``/``) are bracketed and quoted so the path stays unambiguous.
+    """
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _PLAIN_KEY.match(part):
+            out += f".{part}" if out else part
+        else:
+            out += f'["{part}"]'
+    return out
+
+
+def load_documents(text: str, source: str = "<stdin>") -> list[Resource]:
+    """Parse multi-document YAML into resources; empty documents are skipped.
+
+    ``kind: List`` documents (``kubectl get -o yaml`` output) contribute their ``items``. Raises
+    ``InvalidInput`` carrying every problem in every document; ``Problem.source`` is ``"{source}#{n}"`` with
+    ``n`` the 1-based index of the non-empty document.
+    """
+    resources: list[Resource] = []
+    problems: list[Problem] = []
+    for index, document in enumerate(_documents(text), start=1):
+        where = f"{source}#{index}"
+        if isinstance(document, _Malformed):
+            problems.append(document.problem(where))
+            continue
+        resources_here, problems_here = _load_document(document, where)
+        resources.extend(resources_here)
+        problems.extend(problems_here)
+    if problems:
+        raise InvalidInput(problems)
+    return resources
+
+
+def load_object(obj: Any, source: str = "<object>") -> Resource:
+    """Validate one already-parsed resource (a JSON/YAML mapping) with the same checks and messages as
+    ``load_documents``. Raises ``InvalidInput``."""
+    resource, problems = _load_resource(obj, source, ())
+    if problems or resource is None:
+        raise InvalidInput(problems or [Problem(DOCUMENT_PATH, "not a resource", "", source)])
+    return resource
+
+
+def dump_resource(r: Resource) -> dict[str, Any]:
+    """The CRD-shaped JSON form of a resource: camelCase keys, ``null`` fields left out. This is the stable
+    ``-o json`` shape; ``load_object(dump_resource(r)) == r``."""
+    return r.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# --------------------------------------------------------------------------------------------- YAML
+
+
+_FIRST_DEFINED = "first defined"
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML loader with two changes that match what the Kubernetes API server accepts.
+
+    * Duplicate keys are an error (the API server rejects them; PyYAML would silently keep the last one, so
+      a second ``state.checkpoints.dir`` would quietly win).
+    * Unquoted timestamps stay strings (Kubernetes tooling reads them as strings; a ``date`` object would
+      make ``metadata.creationTimestamp`` fail its type check).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key; the base class reports it with its position
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    _FIRST_DEFINED, first.start_mark, f"duplicate key '{key}'", key_node.start_mark
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _timestamp_as_string(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    assert isinstance(node, yaml.ScalarNode)
+    return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_string)
+
+
+@dataclass(frozen=True)
+class _Malformed:
+    """A document that is not valid YAML, with the position (1-based, in the whole text) of the problem."""
+
+    line: int | None
+    column: int | None
+    what: str
+
+    def problem(self, source: str) -> Problem:
+        where = f" at line {self.line}, column {self.column}" if self.line is not None else ""
+        if "'\\t'" in self.what:
+            hint = "YAML indentation must use spaces, not tabs"
+        elif "duplicate key" in self.what:
+            hint = "remove one of the two entries; YAML mappings cannot repeat a key"
+        else:
+            hint = "check the indentation and the ': ' after each key on and just before that line"
+        return Problem(DOCUMENT_PATH, f"malformed YAML{where}: {self.what}", hint, source)
+
+
+_DOC_START = re.compile(r"^---(?:[ \t]|\r?$)")
+
+
+def _chunks(text: str) -> Iterator[tuple[int, str]]:
+    """Split a YAML stream at ``---`` lines, yielding ``(first line number - 1, chunk text)``.
+
+    Parsing chunk by chunk means a syntax error in one document does not hide the problems of the others. A
+    ``---`` at the start of a line always starts a document in YAML (it can never be content), so the split
+    is exact; directives (``%YAML``) stay attached to the document they precede.
+    """
+    start = 0
+    current: list[str] = []
+    only_directives = False
+    for number, line in enumerate(text.splitlines(keepends=True)):
+        if _DOC_START.match(line) and not only_directives:
+            if current:
+                yield start, "".join(current)
+            start, current = number, []
+        if line.startswith("%"):
+            only_directives = True
+        elif line.strip() and not line.lstrip().startswith("#"):
+            only_directives = False
+        current.append(line)
+    if current:
+        yield start, "".join(current)
+
+
+def _documents(text: str) -> Iterator[Any]:
+    """Every non-empty document of the stream, or a ``_Malformed`` for a chunk that does not parse."""
+    for offset, chunk in _chunks(text):
+        try:
+            for document in yaml.load_all(
+                chunk, Loader=_Loader
+            ):  # a SafeLoader subclass: no arbitrary objects
+                if document is not None:
+                    yield document
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            what = exc.problem or exc.context or "not valid YAML"
+            if exc.context == _FIRST_DEFINED and exc.context_mark is not None:
+                what = f"{exc.problem} (first defined at line {offset + exc.context_mark.line + 1})"
+            elif exc.context and exc.problem:
+                what = f"{exc.problem} ({exc.context})"
+            if mark is None:
+                yield _Malformed(None, None, what)
+            else:
+                yield _Malformed(offset + mark.line + 1, mark.column + 1, what)
+        except yaml.YAMLError as exc:
+            yield _Malformed(None, None, str(exc) or "not valid YAML")
+
+
+# --------------------------------------------------------------------------------------------- dispatch
+
+
+def _load_document(document: Any, source: str) -> tuple[list[Resource], list[Problem]]:
+    if isinstance(document, dict) and document.get("kind") == "List" and "items" in document:
+        items = document["items"]
+        if not isinstance(items, list):
+            return [], [
+                Problem(
+                    "items",
+                    f"expected a list of resources, got {_describe(items)}",
+                    "write each resource as a '- apiVersion: ...' entry under 'items'",
+                    source,
+                )
+            ]
+        resources: list[Resource] = []
+        problems: list[Problem] = []
+        for index, item in enumerate(items):
+            resource, found = _load_resource(item, source, ("items", index))
+            problems.extend(found)
+            if resource is not None:
+                resources.append(resource)
+        return resources, problems
+    resource, problems = _load_resource(document, source, ())
+    return ([resource] if resource is not None else []), problems
+
+
+def _load_resource(
+    document: Any, source: str, prefix: tuple[str | int, ...]
+) -> tuple[Resource | None, list[Problem]]:
+    """Check ``apiVersion`` and ``kind`` by hand (clearer messages than a type check), then validate the
+    rest against the model of that kind. Both steps report, so one pass shows every problem."""
+    if not isinstance(document, dict):
+        path = yaml_path(*prefix) if prefix else DOCUMENT_PATH
+        return None, [
+            Problem(
+                path,
+                f"expected a resource (a mapping with apiVersion, kind, metadata and spec), "
+                f"got {_describe(document)}",
+                "start the document with 'apiVersion: flink.apache.org/v1beta1' and 'kind: FlinkDeployment'",
+                source,
+            )
+        ]
+    problems: list[Problem] = []
+    api_version = document.get("apiVersion")
+    if api_version is None:
+        problems.append(
+            Problem(
+                yaml_path(*prefix, "apiVersion"),
+                "missing required field",
+                f"add 'apiVersion: {API_VERSION}'",
+                source,
+            )
+        )
+    elif api_version != API_VERSION:
+        problems.append(
+            Problem(
+                yaml_path(*prefix, "apiVersion"),
+                f"unsupported apiVersion {_describe(api_version, bare=True)}; expected '{API_VERSION}'",
+                f"set 'apiVersion: {API_VERSION}'",
+                source,
+            )
+        )
+    kind = document.get("kind")
+    model = _KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        problems.append(_kind_problem(kind, yaml_path(*prefix, "kind"), source))
+        return None, problems
+
+    body = dict(document)
+    body["apiVersion"] = API_VERSION  # already reported above; do not report it twice
+    try:
+        resource: Resource = model.model_validate(body, by_alias=True, by_name=False)
+    except ValidationError as exc:
+        problems.extend(_translate(exc, model, source, prefix))
+        return None, problems
+    return (None if problems else resource), problems
+
+
+def _kind_problem(kind: Any, path: str, source: str) -> Problem:
+    supported = "FlinkDeployment or FlinkSessionJob"
+    if kind is None:
+        return Problem(
+            path, "missing required field", "add 'kind: FlinkDeployment' or 'kind: FlinkSessionJob'", source
+        )
+    if kind in _KNOWN_UNSUPPORTED_KINDS:
+        return Problem(
+            path,
+            f"kind '{kind}' is not supported by flinkops",
+            f"flinkops runs {supported}; take savepoints with 'flinkops savepoint NAME'",
+            source,
+        )
+    guess = _suggest(str(kind), list(_KINDS))
+    hint = f"did you mean '{guess}'?" if guess else f"use kind {supported}"
+    return Problem(path, f"unsupported kind {_describe(kind, bare=True)}; expected {supported}", hint, source)
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class _Location:
+    """Where a validation error points, resolved against the model structure."""
+
+    parts: tuple[str | int, ...]  # YAML path parts, union member tags removed
+    owner: type[BaseModel] | None  # the model whose field the last part names (for suggestions)
+    leaf: Any  # the declared type at that path (for enum/literal choices)
+    via_union: bool  # the error is one member's complaint of a union; merge with its siblings
+    on_key: bool  # the error is about a mapping key, not its value
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip ``Annotated`` and ``Optional`` so only the shape a user writes remains."""
+    while True:
+        if typing.get_origin(tp) is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+            continue
+        if _is_union(tp):
+            members = [m for m in typing.get_args(tp) if m is not type(None)]
+            if len(members) == 1:
+                tp = members[0]
+                continue
+        return tp
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _model_fields_by_key(model: type[BaseModel]) -> dict[str, Any]:
+    return {(info.alias or name): info.annotation for name, info in model.model_fields.items()}
+
+
+def _locate(model: type[BaseModel], loc: tuple[str | int, ...]) -> _Location:
+    parts: list[str | int] = []
+    tp: Any = model
+    owner: type[BaseModel] | None = None
+    via_union = False
+    on_key = False
+    for element in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            owner = tp
+            parts.append(element)
+            tp = _model_fields_by_key(tp).get(str(element), Any)
+        elif _is_union(tp):
+            # A union member tag such as 'int' or 'float'; it is not part of the user's path.
+            via_union = True
+            tp = Any
+        elif typing.get_origin(tp) is list:
+            parts.append(element)
+            tp = typing.get_args(tp)[0] if typing.get_args(tp) else Any
+        elif typing.get_origin(tp) is dict:
+            if element == "[key]":
+                on_key = True
+                continue
+            parts.append(element)
+            tp = typing.get_args(tp)[1] if typing.get_args(tp) else Any
+        else:
+            if element == "[key]":
+                on_key = True
+                continue
+            parts.append(element)
+            tp = Any
+    return _Location(tuple(parts), owner, _unwrap(tp), via_union, on_key)
+
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping of fields",
+    "model_attributes_type": "a mapping of fields",
+}
+
+
+def _translate(
+    exc: ValidationError, model: type[BaseModel], source: str, prefix: tuple[str | int, ...]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    union_errors: dict[tuple[str | int, ...], list[tuple[str, Any]]] = {}
+    for error in exc.errors(include_url=False):
+        location = _locate(model, tuple(error["loc"]))
+        if location.via_union and error["type"] in _EXPECTED:
+            union_errors.setdefault(location.parts, []).append((error["type"], error.get("input")))
+            continue
+        problems.append(_problem_for(error, location, source, prefix))
+    for parts, members in union_errors.items():
+        kinds = {_EXPECTED[kind] for kind, _ in members}
+        if {"a number", "an integer"} <= kinds:
+            kinds.discard("an integer")  # "a number" already covers integers
+        expected = " or ".join(sorted(kinds))
+        value = members[0][1]
+        message = f"expected {expected}, got {_describe(value)}"
+        problems.append(
+            Problem(yaml_path(*prefix, *parts), message, _type_hint(expected, value, parts), source)
+        )
+    return problems
+
+
+def _problem_for(
+    error: Mapping[str, Any], location: _Location, source: str, prefix: tuple[str | int, ...]
+) -> Problem:
+    kind = error["type"]
+    value = error.get("input")
+    parts = location.parts
+    path = yaml_path(*prefix, *parts)
+    field = str(parts[-1]) if parts else ""
+    parent = yaml_path(*prefix, *parts[:-1]) or "the document"
+
+    if kind == "missing":
+        return Problem(path, "missing required field", _missing_hint(field, parent), source)
+    if kind == "extra_forbidden":
+        return Problem(path, f"unknown field '{field}'", _unknown_hint(field, location.owner, parent), source)
+    if kind in ("enum", "literal_error"):
+        choices = _choices(location.leaf)
+        if choices:
+            guess = _suggest(str(value), choices)
+            got = f"got {_describe(value)}"
+            hint = f"{got}; did you mean '{guess}'?" if guess else got
+            return Problem(path, f"must be one of: {', '.join(choices)}", hint, source)
+    if kind in _EXPECTED:
+        expected = _EXPECTED[kind]
+        if location.on_key:
+            return Problem(
+                path,
+                f"keys here must be strings, got {_describe(field)}",
+                f'quote the key: "{field}"',
+                source,
+            )
+        return Problem(
+            path, f"expected {expected}, got {_describe(value)}", _type_hint(expected, value, parts), source
+        )
+    # Anything else: the library's own sentence is already phrased for people; keep it, minus its jargon.
+    message = str(error.get("msg", "invalid value"))
+    message = message[:1].lower() + message[1:]
+    return Problem(path, message, "fix the value at this path", source)
+
+
+def _choices(tp: Any) -> list[str]:
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return [str(member.value) for member in tp]
+    if typing.get_origin(tp) is typing.Literal:
+        return [str(arg) for arg in typing.get_args(tp)]
+    return []
+
+
+def _missing_hint(field: str, parent: str) -> str:
+    specific = {
+        "name": "add a lowercase name such as 'fraud-scoring' under metadata",
+        "metadata": "add 'metadata:' with at least 'name:'",
+        "spec": "add 'spec:' describing the cluster or job",
+        "deploymentName": "set it to the name of the session-cluster FlinkDeployment this job runs on",
+    }
+    return specific.get(field, f"add '{field}' under {parent}")
+
+
+def _unknown_hint(field: str, owner: type[BaseModel] | None, parent: str) -> str:
+    if owner is None:
+        return "remove it"
+    allowed = list(_model_fields_by_key(owner))
+    camel = to_camel(field)
+    if camel != field and camel in allowed:
+        return f"did you mean '{camel}'? YAML field names are camelCase"
+    guess = _suggest(field, allowed)
+    if guess:
+        return f"did you mean '{guess}'?"
+    # A field written one level too high, e.g. 'spec.jarURI' instead of 'spec.job.jarURI'.
+    homes: list[tuple[str, str]] = []
+    for key, annotation in _model_fields_by_key(owner).items():
+        child = _unwrap(annotation)
+        if isinstance(child, type) and issubclass(child, BaseModel):
+            homes.extend(
+                (key, name) for name in dict.fromkeys((field, camel)) if name in _model_fields_by_key(child)
+            )
+    if len(homes) == 1:
+        home, name = homes[0]
+        return f"'{name}' belongs under {parent}.{home}"
+    return f"remove it; the fields allowed under {parent} are: {', '.join(sorted(allowed))}"
+
+
+def _suggest(word: str, candidates: Sequence[str]) -> str | None:
+    lowered = {c.lower(): c for c in candidates}
+    if word.lower() in lowered:
+        return lowered[word.lower()]
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
+def _type_hint(expected: str, value: Any, parts: tuple[str | int, ...]) -> str:
+    field = str(parts[-1]) if parts else "value"
+    if isinstance(value, str) and expected in ("an integer", "a number") and _is_number(value):
+        return f"write {value.strip()} without quotes"
+    if isinstance(value, str) and expected == "true or false" and value.strip().lower() in ("true", "false"):
+        return f"write {value.strip().lower()} without quotes"
+    if expected == "an integer":
+        return "use a whole number, e.g. 2"
+    if expected in ("a number", "a number or an integer"):
+        return "use a number, e.g. 1 or 0.5"
+    if expected == "a string" and isinstance(value, bool | int | float):
+        shown = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return f'quote the value: "{shown}"'
+    if expected == "true or false":
+        return "use true or false"
+    if expected == "a list":
+        return f"write {field} as a YAML list, one '- item' per line"
+    if expected.startswith("a mapping"):
+        return f"write {field} as indented 'key: value' lines"
+    return f"change {field} to {expected}"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _describe(value: Any, *, bare: bool = False) -> str:
+    """A short, user-facing description of a YAML value (never a Python repr of a big structure)."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value) if bare else f"the number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"'{shown}'" if bare else f"the string '{shown}'"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"'{value}'"

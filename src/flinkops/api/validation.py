@@ -1,0 +1,543 @@
+"""Semantic validation of FlinkDeployment / FlinkSessionJob resources, beyond what the models' types enforce.
+
+Called by the CLI before ``apply``/``plan`` (on freshly loaded resources) and by the controller's validate
+step (an invalid spec is recorded as an error and the last valid spec keeps running). Three entry points:
+
+* ``validate_resource`` - rules that need only the resource itself;
+* ``validate_against`` - rules across a batch and the resources that already exist (session-job targets,
+  duplicates);
+* ``validate_update`` - what may not change once a resource exists.
+
+Invariants: every function returns *all* problems it finds, errors only (advice lives in ``core.lint``), and
+every Problem carries a hint telling the user what to do. The rules follow the reference operator's validator
+so that YAML it accepts and flinkops rejects (or the reverse) is a deliberate, documented difference. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
+from flinkops.api.durations import parse_duration_ms
+from flinkops.api.loader import Resource, yaml_path
+from flinkops.api.models import (
+    DeploymentMode,
+    FlinkDeployment,
+    FlinkDeploymentSpec,
+    FlinkSessionJob,
+    FlinkVersion,
+    JobSpec,
+    UpgradeMode,
+)
+from flinkops.errors import Problem
+
+__all__ = [
+    "ALLOWED_LOG_CONFIG_FILES",
+    "CHECKPOINT_DIR_KEYS",
+    "FORBIDDEN_CONFIG_KEYS",
+    "HA_KEYS",
+    "PERIODIC_SAVEPOINT_KEY",
+    "ROLLBACK_KEY",
+    "SAVEPOINT_DIR_KEYS",
+    "checkpoint_dir",
+    "config_path",
+    "ha_type",
+    "periodic_savepoint_interval_ms",
+    "resource_label",
+    "savepoint_dir",
+    "validate_against",
+    "validate_resource",
+    "validate_update",
+]
+
+# Newest key first: Flink 2 renamed the state directories; Flink 1.x names remain accepted aliases.
+CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
+SAVEPOINT_DIR_KEYS = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")
+HA_KEYS = ("high-availability.type", "high-availability")  # the second is the pre-1.17 spelling
+PERIODIC_SAVEPOINT_KEY = "kubernetes.operator.periodic.savepoint.interval"
+ROLLBACK_KEY = "kubernetes.operator.deployment.rollback.enabled"
+# flinkops (like the reference operator) derives these from the resource; a user value would point two
+# clusters at the same HA metadata or put the cluster somewhere flinkops does not look.
+FORBIDDEN_CONFIG_KEYS = ("kubernetes.namespace", "kubernetes.cluster-id", "high-availability.cluster-id")
+ALLOWED_LOG_CONFIG_FILES = ("log4j-console.properties", "logback-console.xml")
+
+_DEPLOYMENT_NAME = re.compile(r"[a-z]([-a-z0-9]{0,43}[a-z0-9])?")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_HA_BUILT_IN = ("zookeeper", "kubernetes")
+# Any (kind, namespace, name) tuple type, so callers may key by the models' Literal kinds.
+_Key = TypeVar("_Key", bound=tuple[str, str, str])
+_UNSUPPORTED_VERSIONS = (FlinkVersion.v1_13, FlinkVersion.v1_14)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def config_path(key: str) -> str:
+    """The path of a Flink configuration key as problems and findings show it."""
+    return yaml_path("spec", "flinkConfiguration", key)
+
+
+def resource_label(r: Resource) -> str:
+    """``FlinkDeployment payments/fraud-scoring``: how problems name the resource they are about."""
+    return f"{r.kind} {r.metadata.namespace}/{r.metadata.name}"
+
+
+def _first(conf: Mapping[str, str], keys: Sequence[str]) -> str | None:
+    for key in keys:
+        value = conf.get(key, "").strip()
+        if value:
+            return value
+    return None
+
+
+def checkpoint_dir(conf: Mapping[str, str]) -> str | None:
+    """The configured checkpoint directory, under either its Flink 2 or Flink 1 key."""
+    return _first(conf, CHECKPOINT_DIR_KEYS)
+
+
+def savepoint_dir(conf: Mapping[str, str]) -> str | None:
+    """The configured default savepoint directory, under either its Flink 2 or Flink 1 key."""
+    return _first(conf, SAVEPOINT_DIR_KEYS)
+
+
+def ha_type(conf: Mapping[str, str]) -> str | None:
+    """The high-availability services in use (``zookeeper``, ``kubernetes`` or a factory class), or None.
+
+    ``high-availability.type`` wins over the legacy ``high-availability`` key, as in Flink; ``NONE`` (any
+    case) means HA is off.
+    """
+    value = _first(conf, HA_KEYS)
+    if value is None or value.lower() == "none":
+        return None
+    return value.lower() if value.lower() in _HA_BUILT_IN else value
+
+
+def periodic_savepoint_interval_ms(conf: Mapping[str, str]) -> int | None:
+    """The periodic savepoint interval in ms, None when periodic savepoints are off.
+
+    Raises ``ValueError`` when the value is not a duration.
+    """
+    raw = conf.get(PERIODIC_SAVEPOINT_KEY, "").strip()
+    if not raw:
+        return None
+    interval = parse_duration_ms(raw)
+    return interval or None  # 0 disables periodic savepoints
+
+
+def _is_true(value: str | None) -> bool:
+    return value is not None and value.strip().lower() == "true"
+
+
+def _suggest_name(name: str, max_length: int) -> str | None:
+    candidate = re.sub(r"[^a-z0-9-]+", "-", name.lower())
+    candidate = re.sub(r"-{2,}", "-", candidate).lstrip("-0123456789")[:max_length].rstrip("-")
+    return candidate or None
+
+
+# ------------------------------------------------------------------------------------------- one resource
+
+
+def validate_resource(r: Resource, *, source: str | None = None) -> list[Problem]:
+    """Every rule that needs only ``r``. ``source`` defaults to ``resource_label(r)``."""
+    where = resource_label(r) if source is None else source
+    problems: list[tuple[str, str, str]] = []
+    problems += _name_problems(r)
+    if isinstance(r, FlinkDeployment):
+        problems += _deployment_problems(r.spec)
+    else:
+        problems += _session_job_problems(r)
+    return [Problem(path, message, hint, where) for path, message, hint in problems]
+
+
+def _name_problems(r: Resource) -> list[tuple[str, str, str]]:
+    found: list[tuple[str, str, str]] = []
+    name = r.metadata.name
+    if isinstance(r, FlinkDeployment):
+        # The name becomes Service, Deployment and ConfigMap names with suffixes: hence 45 characters.
+        if not _DEPLOYMENT_NAME.fullmatch(name):
+            suggestion = _suggest_name(name, 45)
+            found.append(
+                (
+                    "metadata.name",
+                    f"'{name}' is not a valid FlinkDeployment name: use at most 45 lowercase letters, digits "
+                    "and '-', starting with a letter and ending with a letter or digit",
+                    f"try '{suggestion}'" if suggestion else "choose a name such as 'fraud-scoring'",
+                )
+            )
+    elif len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        suggestion = _suggest_name(name, 253)
+        found.append(
+            (
+                "metadata.name",
+                f"'{name}' is not a valid Kubernetes object name: use lowercase letters, digits, '-' "
+                "and '.', starting and ending with a letter or digit",
+                f"try '{suggestion}'" if suggestion else "choose a name such as 'inventory-job'",
+            )
+        )
+    namespace = r.metadata.namespace
+    if not _DNS_LABEL.fullmatch(namespace):
+        found.append(
+            (
+                "metadata.namespace",
+                f"'{namespace}' is not a valid namespace: use at most 63 lowercase letters, digits and '-'",
+                "use a namespace such as 'payments', or leave it out for 'default'",
+            )
+        )
+    return found
+
+
+def _deployment_problems(spec: FlinkDeploymentSpec) -> list[tuple[str, str, str]]:
+    found: list[tuple[str, str, str]] = []
+    conf = spec.flink_configuration
+    if spec.flink_version is None:
+        found.append(
+            (
+                "spec.flinkVersion",
+                "missing required field",
+                "set it to the Flink version in your image, e.g. 'flinkVersion: v1_20' (the image itself "
+                "may have any name)",
+            )
+        )
+    elif spec.flink_version in _UNSUPPORTED_VERSIONS:
+        found.append(
+            (
+                "spec.flinkVersion",
+                f"Flink {spec.flink_version.value} is no longer supported",
+                "upgrade the job to Flink 1.15 or newer and set flinkVersion accordingly, e.g. v1_20",
+            )
+        )
+
+    for key in FORBIDDEN_CONFIG_KEYS:
+        if key in conf:
+            found.append(
+                (
+                    config_path(key),
+                    f"'{key}' is set by flinkops from the resource and must not be configured",
+                    "remove it; the namespace and cluster id come from metadata.namespace and metadata.name",
+                )
+            )
+
+    for file_name in spec.log_configuration or {}:
+        if file_name not in ALLOWED_LOG_CONFIG_FILES:
+            found.append(
+                (
+                    yaml_path("spec", "logConfiguration", file_name),
+                    f"unsupported log configuration file '{file_name}'",
+                    f"use one of: {', '.join(ALLOWED_LOG_CONFIG_FILES)}",
+                )
+            )
+
+    ha = ha_type(conf)
+    raw_ha = _first(conf, HA_KEYS)
+    if raw_ha is not None and ha is not None and ha not in _HA_BUILT_IN and "." not in ha:
+        key = next(k for k in HA_KEYS if conf.get(k, "").strip())
+        found.append(
+            (
+                config_path(key),
+                f"unknown high-availability type '{raw_ha}'",
+                "use 'kubernetes', 'zookeeper', 'NONE' or the fully qualified class name of an HA services "
+                "factory",
+            )
+        )
+
+    if spec.job_manager is not None:
+        replicas = spec.job_manager.replicas
+        if replicas < 1:
+            found.append(
+                (
+                    "spec.jobManager.replicas",
+                    f"must be at least 1, got {replicas}",
+                    "set jobManager.replicas to 1, or 2 with high availability for a standby JobManager",
+                )
+            )
+        elif replicas > 1 and ha is None:
+            found.append(
+                (
+                    "spec.jobManager.replicas",
+                    f"{replicas} JobManagers need high availability, which is not enabled",
+                    "set flinkConfiguration 'high-availability.type: kubernetes' (or zookeeper) with "
+                    "'high-availability.storageDir', or use a single JobManager",
+                )
+            )
+
+    tm_replicas = spec.task_manager.replicas if spec.task_manager is not None else None
+    if tm_replicas is not None and tm_replicas < 1:
+        found.append(
+            (
+                "spec.taskManager.replicas",
+                f"must be at least 1, got {tm_replicas}",
+                "set taskManager.replicas to 1 or more, or leave it out to size TaskManagers from the "
+                "parallelism",
+            )
+        )
+
+    if _is_true(conf.get(ROLLBACK_KEY)) and ha is None:
+        found.append(
+            (
+                config_path(ROLLBACK_KEY),
+                "rollback needs high availability, which is not enabled",
+                "enable HA ('high-availability.type: kubernetes' plus 'high-availability.storageDir') "
+                "or turn rollback off",
+            )
+        )
+
+    found += _periodic_savepoint_problems(conf)
+    found += _state_dir_problems(spec.job, conf)
+
+    if spec.job is not None:
+        if (spec.job.parallelism is None or spec.job.parallelism <= 0) and tm_replicas is None:
+            got = "it is not set" if spec.job.parallelism is None else f"got {spec.job.parallelism}"
+            found.append(
+                (
+                    "spec.job.parallelism",
+                    f"must be greater than 0 when taskManager.replicas is not set ({got})",
+                    "set job.parallelism, e.g. 'parallelism: 2', or set taskManager.replicas",
+                )
+            )
+        found += _job_problems(spec.job)
+    return found
+
+
+def _session_job_problems(r: FlinkSessionJob) -> list[tuple[str, str, str]]:
+    found = _periodic_savepoint_problems(r.spec.flink_configuration)
+    job = r.spec.job
+    if job is None:
+        # Accepted: the session job simply has nothing to run yet (the reference examples do this).
+        return found
+    if not (job.jar_uri or "").strip():
+        found.append(
+            (
+                "spec.job.jarURI",
+                "missing required field: a session job must say which jar to submit",
+                "set job.jarURI to the jar's location, e.g. 'https://repo.example.com/jobs/my-job.jar' or "
+                "'file:///path/to/job.jar'",
+            )
+        )
+    if job.parallelism is not None and job.parallelism <= 0:
+        found.append(
+            (
+                "spec.job.parallelism",
+                f"must be greater than 0, got {job.parallelism}",
+                "set a positive parallelism or leave it out to use the session cluster's default",
+            )
+        )
+    found += _job_problems(job)
+    # Directory rules need the session cluster's configuration too, so validate_against checks them.
+    return found
+
+
+def _periodic_savepoint_problems(conf: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    try:
+        periodic_savepoint_interval_ms(conf)
+    except ValueError as exc:
+        return [(config_path(PERIODIC_SAVEPOINT_KEY), str(exc), "write a duration such as '1h' or '30 min'")]
+    return []
+
+
+def _job_problems(job: JobSpec) -> list[tuple[str, str, str]]:
+    if job.savepoint_redeploy_nonce is not None and not (job.initial_savepoint_path or "").strip():
+        return [
+            (
+                "spec.job.savepointRedeployNonce",
+                "a savepoint redeploy needs job.initialSavepointPath",
+                "set job.initialSavepointPath to the savepoint to redeploy from, or remove "
+                "savepointRedeployNonce",
+            )
+        ]
+    return []
+
+
+def _state_dir_problems(job: JobSpec | None, conf: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """Upgrade modes and savepoint triggers need somewhere to write state; ``conf`` is the effective
+    configuration (for a session job: the session cluster's, overlaid with the job's)."""
+    found: list[tuple[str, str, str]] = []
+    checkpoints = checkpoint_dir(conf)
+    savepoints = savepoint_dir(conf)
+    checkpoint_hint = (
+        "set flinkConfiguration 'execution.checkpointing.dir' (Flink 2) or 'state.checkpoints.dir' "
+        "to durable storage, e.g. s3://bucket/checkpoints"
+    )
+    savepoint_hint = (
+        "set flinkConfiguration 'execution.checkpointing.savepoint-dir' (Flink 2) or 'state.savepoints.dir' "
+        "to durable storage, e.g. s3://bucket/savepoints"
+    )
+    if job is not None:
+        mode = job.upgrade_mode
+        if mode is not UpgradeMode.STATELESS and checkpoints is None:
+            found.append(
+                (
+                    "spec.job.upgradeMode",
+                    f"upgradeMode '{mode.value}' needs a checkpoint directory, and none is configured",
+                    checkpoint_hint,
+                )
+            )
+        if mode is UpgradeMode.SAVEPOINT and savepoints is None:
+            found.append(
+                (
+                    "spec.job.upgradeMode",
+                    "upgradeMode 'savepoint' needs a savepoint directory, and none is configured",
+                    savepoint_hint,
+                )
+            )
+        if job.savepoint_trigger_nonce is not None and savepoints is None:
+            found.append(
+                (
+                    "spec.job.savepointTriggerNonce",
+                    "a savepoint trigger needs a savepoint directory, and none is configured",
+                    savepoint_hint,
+                )
+            )
+    try:
+        periodic = periodic_savepoint_interval_ms(conf)
+    except ValueError:
+        periodic = None  # reported where the key is defined
+    if periodic is not None and savepoints is None:
+        found.append(
+            (
+                config_path(PERIODIC_SAVEPOINT_KEY),
+                "periodic savepoints need a savepoint directory, and none is configured",
+                savepoint_hint,
+            )
+        )
+    return found
+
+
+# ------------------------------------------------------------------------------------- across resources
+
+
+def validate_against(resources: Sequence[Resource], existing: Mapping[_Key, Resource]) -> list[Problem]:
+    """Rules across the batch ``resources`` and the ``existing`` resources, keyed ``(kind, namespace, name)``.
+
+    A batch member replaces an existing resource of the same key (that is what applying it does), so a
+    session job is checked against the session cluster it will actually run on.
+    """
+    problems: list[Problem] = []
+    seen: set[tuple[str, str, str]] = set()
+    deployments: dict[tuple[str, str], FlinkDeployment] = {}
+    for (kind, namespace, name), value in existing.items():
+        if kind == "FlinkDeployment" and isinstance(value, FlinkDeployment):
+            deployments[(namespace, name)] = value
+    for r in resources:
+        key: tuple[str, str, str] = (r.kind, r.metadata.namespace, r.metadata.name)
+        if key in seen:
+            problems.append(
+                Problem(
+                    "metadata.name",
+                    f"{r.kind} '{r.metadata.namespace}/{r.metadata.name}' is defined more than once in "
+                    "this input",
+                    "keep one definition, or give the others different names",
+                    resource_label(r),
+                )
+            )
+        seen.add(key)
+        if isinstance(r, FlinkDeployment):
+            deployments[(r.metadata.namespace, r.metadata.name)] = r
+
+    for r in resources:
+        if isinstance(r, FlinkSessionJob):
+            problems += _session_target_problems(r, deployments)
+    return problems
+
+
+def _session_target_problems(
+    job: FlinkSessionJob, deployments: Mapping[tuple[str, str], FlinkDeployment]
+) -> list[Problem]:
+    where = resource_label(job)
+    namespace, target = job.metadata.namespace, job.spec.deployment_name
+    cluster = deployments.get((namespace, target))
+    if cluster is None:
+        return [
+            Problem(
+                "spec.deploymentName",
+                f"no FlinkDeployment named '{target}' in namespace '{namespace}'",
+                "create the session cluster first (or put it in the same file), or fix deploymentName; "
+                "it must be in the same namespace as the session job",
+                where,
+            )
+        ]
+    if not cluster.is_session_cluster:
+        return [
+            Problem(
+                "spec.deploymentName",
+                f"FlinkDeployment '{namespace}/{target}' is an application cluster (it has spec.job); "
+                "session jobs run only on session clusters",
+                "point deploymentName at a FlinkDeployment without spec.job, or run this job as its own "
+                "FlinkDeployment",
+                where,
+            )
+        ]
+    effective = {**cluster.spec.flink_configuration, **job.spec.flink_configuration}
+    return [
+        Problem(path, message, hint, where)
+        for path, message, hint in _state_dir_problems(job.spec.job, effective)
+    ]
+
+
+# --------------------------------------------------------------------------------------------- updates
+
+
+def validate_update(old: Resource, new: Resource, *, source: str | None = None) -> list[Problem]:
+    """What may not change on an existing resource; ``old`` is the current spec, ``new`` the requested one."""
+    where = resource_label(new) if source is None else source
+    if old.kind != new.kind:
+        return [
+            Problem(
+                "kind",
+                f"cannot change kind from {old.kind} to {new.kind}",
+                f"delete the {old.kind} first, or use another name",
+                where,
+            )
+        ]
+    problems: list[Problem] = []
+    name = new.metadata.name
+    if isinstance(old, FlinkDeployment) and isinstance(new, FlinkDeployment):
+        if old.is_session_cluster and not new.is_session_cluster:
+            problems.append(
+                Problem(
+                    "spec.job",
+                    "cannot turn a session cluster into an application cluster",
+                    f"run the job as a FlinkSessionJob with 'deploymentName: {name}', or delete '{name}' and "
+                    "create it again",
+                    where,
+                )
+            )
+        elif not old.is_session_cluster and new.is_session_cluster:
+            problems.append(
+                Problem(
+                    "spec.job",
+                    "cannot turn an application cluster into a session cluster",
+                    f"suspend the job with 'job.state: suspended' instead, or delete '{name}' and create a "
+                    "session cluster under another name",
+                    where,
+                )
+            )
+        old_mode = old.spec.mode or DeploymentMode.NATIVE
+        new_mode = new.spec.mode or DeploymentMode.NATIVE
+        if old_mode is not new_mode:
+            problems.append(
+                Problem(
+                    "spec.mode",
+                    f"cannot change the deployment mode from {old_mode.value} to {new_mode.value}",
+                    f"keep 'mode: {old_mode.value}', or delete '{name}' and create it again (take a "
+                    "savepoint first and set job.initialSavepointPath to keep the state)",
+                    where,
+                )
+            )
+    elif (
+        isinstance(old, FlinkSessionJob)
+        and isinstance(new, FlinkSessionJob)
+        and old.spec.deployment_name != new.spec.deployment_name
+    ):
+        problems.append(
+            Problem(
+                "spec.deploymentName",
+                f"cannot move a session job from '{old.spec.deployment_name}' to "
+                f"'{new.spec.deployment_name}'",
+                "delete the session job and create it on the other cluster (take a savepoint first and set "
+                "job.initialSavepointPath to keep the state)",
+                where,
+            )
+        )
+    return problems

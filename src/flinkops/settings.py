@@ -1,0 +1,25 @@
+"""Where flinkops keeps its state on this machine.
+
+``FLINKOPS_HOME`` (default ``./.flinkops``) holds the resource store, the controller's pid and log, each
+cluster's processes and logs, and default checkpoint/savepoint storage. Kept import-light on purpose: every
+CLI command reads it, and ``flinkops get`` must answer fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["SOURCE_DIR_ANNOTATION", "default_home", "store_path"]
+
+# Set by `flinkops apply` to the directory of the YAML file; relative paths in a job (jar, -py script)
+# resolve against it on the local runtime.
+SOURCE_DIR_ANNOTATION = "flinkops.io/source-dir"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("FLINKOPS_HOME", ".flinkops")).resolve()
+
+
+def store_path(home: Path) -> Path:
+    return home / "flinkops.db"
