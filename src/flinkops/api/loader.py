@@ -521,6 +521,8 @@ def _suggest(word: str, candidates: Sequence[str]) -> str | None:
 
 def _type_hint(expected: str, value: Any, parts: tuple[str | int, ...]) -> str:
     field = str(parts[-1]) if parts else "value"
+    if value is None:
+        return f"give '{field}' a value, or remove the line"
     if isinstance(value, str) and expected in ("an integer", "a number") and _is_number(value):
         return f"write {value.strip()} without quotes"
     if isinstance(value, str) and expected == "true or false" and value.strip().lower() in ("true", "false"):

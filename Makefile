@@ -1,0 +1,34 @@
+# Quick start: `make demo` (run the example locally) and `make test` (the whole suite). Both install first.
+SHELL := /bin/bash
+export FLINKOPS_HOME ?= $(CURDIR)/.flinkops
+
+.PHONY: install demo demo-stop test check unit integration bench clean
+
+install:
+	@bash scripts/bootstrap.sh
+
+demo: install
+	@bash scripts/demo.sh
+
+demo-stop:
+	-.venv/bin/flinkops delete fraud-scoring
+	-.venv/bin/flinkops controller stop
+
+test: install
+	@bash scripts/test.sh
+
+# Static checks only (ruff, formatting, mypy --strict, import-linter layer contracts).
+check: install
+	@bash scripts/test.sh --static-only
+
+unit: install
+	.venv/bin/python -m pytest tests/unit -q
+
+integration: install
+	.venv/bin/python -m pytest tests/integration -q
+
+bench: install
+	.venv/bin/python benchmarks/local_startup.py
+
+clean: demo-stop
+	rm -rf .flinkops examples/*/output

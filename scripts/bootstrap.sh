@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything flinkops needs on a fresh machine, idempotently:
+#   - Java 17 (Debian's openjdk-17-jre-headless) when no `java` is on PATH;
+#   - a Python virtualenv with flinkops, apache-flink (the Flink distribution) and the dev tools.
+# The virtualenv lives in ~/.cache/flinkops (keyed by a hash of pyproject.toml) so a warm machine reuses it;
+# ./.venv is a symlink to it. Re-running only re-points the editable install at this checkout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${FLINKOPS_CACHE:-$HOME/.cache/flinkops}"
+PYTHON="${PYTHON:-python3}"
+
+say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
+
+if ! command -v java >/dev/null 2>&1; then
+  say "no java on PATH: installing openjdk-17-jre-headless"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  fi
+fi
+java -version >/dev/null 2>&1 || { echo "error: java is not usable after installing it" >&2; exit 1; }
+
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
+  echo "error: flinkops needs Python >= 3.11 (found $("$PYTHON" --version 2>&1)); set PYTHON=..." >&2; exit 1; }
+
+key=$(sha256sum pyproject.toml | cut -c1-12)
+venv="$CACHE/venv-$("$PYTHON" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')-$key"
+if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
+  say "creating $venv (first run downloads apache-flink, ~350 MB; later runs reuse it)"
+  rm -rf "$venv"
+  mkdir -p "$CACHE"
+  "$PYTHON" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q --progress-bar off -e '.[flink,dev]'
+  touch "$venv/.complete"
+else
+  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null
+fi
+ln -sfn "$venv" .venv
+"$venv/bin/python" -c 'import flinkops, pyflink' || { echo "error: the environment in $venv is broken; delete it and re-run" >&2; exit 1; }
+say "ready: $(.venv/bin/flinkops --help >/dev/null && echo 'flinkops installed'), Flink $("$venv/bin/python" -c 'from flinkops.flink.distribution import find_distribution as f; print(f().version)'), $(java -version 2>&1 | head -1)"
