@@ -575,7 +575,9 @@ def _mark_stable_if(b: _Builder, ready: bool, ctx: Context, why: str) -> Plan:
         if recon.last_stable_spec != recon.last_reconciled_spec:
             b.status = _recon(b.status, last_stable_spec=recon.last_reconciled_spec)
             b.event("Normal", "Stable", f"Deployment is stable: {why}")
-        b.status = b.status.model_copy(update={"error": None})
+        # A healthy job clears a past failure, but not the report that the *new* spec is invalid.
+        if not (b.status.error or "").startswith("ValidationError"):
+            b.status = b.status.model_copy(update={"error": None})
         b.summary = why
         b.requeue_after = STEADY
     else:

@@ -1,0 +1,213 @@
+"""The planner's decisions: first deploy, write-ahead intent, crash recovery, suspend/resume, failures."""
+
+from __future__ import annotations
+
+from flinkops.api.models import (
+    FlinkDeployment,
+    FlinkDeploymentSpec,
+    FlinkSessionJob,
+    FlinkSessionJobSpec,
+    JobSpec,
+    JobState,
+    LifecycleState,
+    ObjectMeta,
+    ReconciliationState,
+    UpgradeMode,
+)
+from flinkops.core.planner import (
+    CancelSessionJob,
+    Context,
+    DeleteCluster,
+    DeployCluster,
+    JobObservation,
+    Observation,
+    Plan,
+    RemoveResource,
+    ReplaceTaskManagers,
+    SubmitSessionJob,
+    plan_deployment,
+    plan_session_job,
+)
+
+CHECKPOINTED = {"execution.checkpointing.interval": "10 s"}
+
+
+def deployment(generation: int = 1, **job: object) -> FlinkDeployment:
+    spec = FlinkDeploymentSpec(
+        flink_configuration=CHECKPOINTED,
+        job=JobSpec(jar_uri="local:///job.jar", parallelism=1, upgrade_mode=UpgradeMode.LAST_STATE).model_copy(
+            update=job
+        ),
+    )
+    return FlinkDeployment(metadata=ObjectMeta(name="fraud", generation=generation), spec=spec)
+
+
+def ctx(job_id: str = "a" * 32, **kw: object) -> Context:
+    return Context(now_ms=1_000, fresh_job_id=job_id, **kw)  # type: ignore[arg-type]
+
+
+def apply_plan(resource: FlinkDeployment, plan: Plan) -> FlinkDeployment:
+    return resource.model_copy(update={"status": plan.status})
+
+
+def running(job_id: str, checkpoints: int = 1, path: str | None = "file:///ck/chk-1") -> Observation:
+    return Observation(
+        cluster_exists=True,
+        cluster_generation=1,
+        jobmanager_alive=True,
+        rest_ready=True,
+        rest_url="http://127.0.0.1:1",
+        taskmanagers_alive=1,
+        taskmanagers_expected=1,
+        job=JobObservation(job_id=job_id, state="RUNNING", completed_checkpoints=checkpoints, latest_checkpoint_path=path),
+    )
+
+
+def deployed_and_stable() -> FlinkDeployment:
+    r = deployment()
+    r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
+    return apply_plan(r, plan_deployment(r, running("a" * 32), ctx()))
+
+
+def test_first_deploy_writes_intent_before_deploying() -> None:
+    plan = plan_deployment(deployment(), Observation(), ctx())
+    assert [type(a) for a in plan.actions] == [DeployCluster]
+    assert plan.intent is not None
+    assert plan.intent.reconciliation_status.state == ReconciliationState.UPGRADING
+    assert plan.intent.job_status.job_id == "a" * 32  # the job id is recorded before the job exists
+    assert plan.intent.lifecycle_state == LifecycleState.UPGRADING
+    assert plan.status.lifecycle_state == LifecycleState.DEPLOYED
+
+
+def test_running_without_a_checkpoint_is_not_stable_yet() -> None:
+    r = deployment()
+    r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
+    plan = plan_deployment(r, running("a" * 32, checkpoints=0), ctx())
+    assert plan.status.lifecycle_state == LifecycleState.DEPLOYED
+    plan = plan_deployment(r, running("a" * 32, checkpoints=1), ctx())
+    assert plan.status.lifecycle_state == LifecycleState.STABLE
+    assert any(e.reason == "Stable" for e in plan.events)
+
+
+def test_without_checkpointing_running_is_enough() -> None:
+    r = deployment()
+    r = r.model_copy(update={"spec": r.spec.model_copy(update={"flink_configuration": {}})})
+    r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
+    assert plan_deployment(r, running("a" * 32, checkpoints=0), ctx()).status.lifecycle_state == LifecycleState.STABLE
+
+
+def test_crash_after_intent_with_cluster_already_deployed_is_adopted() -> None:
+    r = deployment()
+    plan = plan_deployment(r, Observation(), ctx())
+    assert plan.intent is not None
+    crashed = r.model_copy(update={"status": plan.intent})  # intent written, then the controller died
+    again = plan_deployment(crashed, running("a" * 32), ctx(job_id="b" * 32))
+    assert again.actions == ()
+    assert again.status.reconciliation_status.state == ReconciliationState.DEPLOYED
+
+
+def test_crash_after_intent_without_cluster_redeploys_with_the_recorded_job_id() -> None:
+    r = deployment()
+    plan = plan_deployment(r, Observation(), ctx())
+    crashed = r.model_copy(update={"status": plan.intent})
+    again = plan_deployment(crashed, Observation(), ctx(job_id="b" * 32))
+    deploys = [a for a in again.actions if isinstance(a, DeployCluster)]
+    assert len(deploys) == 1 and deploys[0].job_id == "a" * 32
+
+
+def test_failed_job_is_reported_with_its_exception() -> None:
+    r = deployment()
+    r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
+    obs = running("a" * 32)
+    failed = Observation(**{**obs.__dict__, "job": JobObservation(job_id="a" * 32, state="FAILED", error="java.lang.IllegalStateException: boom")})
+    plan = plan_deployment(r, failed, ctx())
+    assert plan.status.lifecycle_state == LifecycleState.FAILED
+    assert plan.status.error is not None and "boom" in plan.status.error
+    assert any(e.type == "Warning" and e.reason == "Error" for e in plan.events)
+
+
+def test_suspend_records_the_latest_checkpoint_and_resume_restores_it() -> None:
+    r = deployed_and_stable()
+    suspended = r.model_copy(update={"spec": deployment(generation=2, state=JobState.SUSPENDED).spec})
+    suspended = suspended.model_copy(update={"metadata": suspended.metadata.model_copy(update={"generation": 2})})
+    plan = plan_deployment(suspended, running("a" * 32, path="file:///ck/chk-7"), ctx())
+    assert [type(a) for a in plan.actions] == [DeleteCluster]
+    assert plan.status.lifecycle_state == LifecycleState.SUSPENDED
+    assert plan.status.job_status.upgrade_savepoint_path == "file:///ck/chk-7"
+
+    r2 = apply_plan(suspended, plan)
+    resumed = r2.model_copy(update={"spec": deployment().spec, "metadata": r2.metadata.model_copy(update={"generation": 3})})
+    plan = plan_deployment(resumed, Observation(), ctx(job_id="c" * 32))
+    deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
+    assert deploy.restore_path == "file:///ck/chk-7"
+    assert deploy.job_id == "c" * 32
+
+
+def test_stateless_upgrade_never_restores() -> None:
+    r = deployed_and_stable()
+    new = deployment(generation=2, jar_uri="local:///v2.jar", upgrade_mode=UpgradeMode.STATELESS)
+    plan = plan_deployment(r.model_copy(update={"spec": new.spec, "metadata": new.metadata}), running("a" * 32), ctx("d" * 32))
+    deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
+    assert deploy.restore_path is None
+    assert isinstance(plan.actions[0], DeleteCluster)
+
+
+def test_dead_jobmanager_is_redeployed_from_stored_checkpoint() -> None:
+    r = deployed_and_stable()
+    obs = Observation(cluster_exists=True, cluster_generation=1, jobmanager_alive=False, latest_stored_checkpoint="file:///ck/chk-9")
+    plan = plan_deployment(r, obs, ctx("e" * 32))
+    deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
+    assert deploy.restore_path == "file:///ck/chk-9"
+    assert any(e.reason == "RecoverDeployment" for e in plan.events)
+
+
+def test_dead_taskmanager_is_replaced() -> None:
+    r = deployed_and_stable()
+    obs = running("a" * 32)
+    obs = Observation(**{**obs.__dict__, "taskmanagers_alive": 0})
+    assert any(isinstance(a, ReplaceTaskManagers) for a in plan_deployment(r, obs, ctx()).actions)
+
+
+def test_invalid_change_keeps_reconciling_the_last_valid_spec() -> None:
+    r = deployed_and_stable()
+    plan = plan_deployment(r, running("a" * 32), ctx(valid=False, validation_error="spec.job.parallelism: must be > 0"))
+    assert plan.actions == ()
+    assert plan.status.error is not None and plan.status.error.startswith("ValidationError")
+    assert plan.status.lifecycle_state == LifecycleState.STABLE
+
+
+def test_deletion_deletes_cluster_then_removes() -> None:
+    r = deployed_and_stable()
+    r = r.model_copy(update={"metadata": r.metadata.model_copy(update={"deletion_timestamp": "2026-01-01T00:00:00Z"})})
+    plan = plan_deployment(r, running("a" * 32), ctx())
+    assert [type(a) for a in plan.actions] == [DeleteCluster, RemoveResource]
+    assert plan.status.lifecycle_state == LifecycleState.DELETING
+
+
+def session_job(**job: object) -> FlinkSessionJob:
+    return FlinkSessionJob(
+        metadata=ObjectMeta(name="sj", generation=1),
+        spec=FlinkSessionJobSpec(deployment_name="session", job=JobSpec(jar_uri="/j.jar", parallelism=1).model_copy(update=job)),
+    )
+
+
+def test_session_job_waits_for_its_session_cluster() -> None:
+    plan = plan_session_job(session_job(), Observation(), ctx())
+    assert plan.actions == ()
+    assert "waiting" in plan.summary
+
+
+def test_session_job_records_job_id_before_submitting() -> None:
+    plan = plan_session_job(session_job(), Observation(), ctx(session_ready=True, session_rest_url="http://x"))
+    submit = next(a for a in plan.actions if isinstance(a, SubmitSessionJob))
+    assert plan.intent is not None and plan.intent.job_status.job_id == submit.job_id
+
+
+def test_session_job_suspend_cancels() -> None:
+    r = session_job()
+    r = r.model_copy(update={"status": plan_session_job(r, Observation(), ctx(session_ready=True, session_rest_url="http://x")).status})
+    r = r.model_copy(update={"spec": session_job(state=JobState.SUSPENDED).spec})
+    obs = Observation(rest_ready=True, job=JobObservation(job_id="a" * 32, state="RUNNING"))
+    plan = plan_session_job(r, obs, ctx(session_ready=True, session_rest_url="http://x"))
+    assert [type(a) for a in plan.actions] == [CancelSessionJob]
+    assert plan.status.lifecycle_state == LifecycleState.SUSPENDED
