@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merchants", type=int, default=40)
     parser.add_argument("--rows-per-second", type=int, default=20)
     parser.add_argument("--event-step-ms", type=int, default=3000)
-    parser.add_argument("--max-records", type=int, default=200_000, help="the job finishes after this many authorizations")
+    parser.add_argument(
+        "--max-records", type=int, default=200_000, help="the job finishes after this many authorizations"
+    )
     args = parser.parse_args(argv)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     build(t_env, args)

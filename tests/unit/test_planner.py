@@ -43,14 +43,14 @@ def deployment(generation: int = 1, **job: object) -> FlinkDeployment:
 
 
 def ctx(job_id: str = "a" * 32, **kw: object) -> Context:
-    return Context(now_ms=1_000, fresh_job_id=job_id, **kw)  # type: ignore[arg-type]
+    return Context(now_ms=1_000_000, fresh_job_id=job_id, **kw)  # type: ignore[arg-type]
 
 
 def apply_plan(resource: FlinkDeployment, plan: Plan) -> FlinkDeployment:
     return resource.model_copy(update={"status": plan.status})
 
 
-def running(job_id: str, checkpoints: int = 1, path: str | None = "file:///ck/chk-1") -> Observation:
+def running(job_id: str, checkpoints: int = 1, path: str | None = "file:///ck/chk-1", started: int = 0) -> Observation:
     return Observation(
         cluster_exists=True,
         cluster_generation=1,
@@ -59,7 +59,13 @@ def running(job_id: str, checkpoints: int = 1, path: str | None = "file:///ck/ch
         rest_url="http://127.0.0.1:1",
         taskmanagers_alive=1,
         taskmanagers_expected=1,
-        job=JobObservation(job_id=job_id, state="RUNNING", completed_checkpoints=checkpoints, latest_checkpoint_path=path),
+        job=JobObservation(
+            job_id=job_id,
+            state="RUNNING",
+            start_time=started,
+            completed_checkpoints=checkpoints,
+            latest_checkpoint_path=path,
+        ),
     )
 
 
@@ -89,7 +95,15 @@ def test_running_without_a_checkpoint_is_not_stable_yet() -> None:
     assert any(e.reason == "Stable" for e in plan.events)
 
 
-def test_without_checkpointing_running_is_enough() -> None:
+def test_a_job_that_just_started_is_not_stable_yet() -> None:
+    r = deployment()
+    r = r.model_copy(update={"spec": r.spec.model_copy(update={"flink_configuration": {}})})
+    r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
+    just_started = running("a" * 32, started=1_000_000 - 2_000)
+    assert plan_deployment(r, just_started, ctx()).status.lifecycle_state == LifecycleState.DEPLOYED
+
+
+def test_without_checkpointing_running_for_a_while_is_enough() -> None:
     r = deployment()
     r = r.model_copy(update={"spec": r.spec.model_copy(update={"flink_configuration": {}})})
     r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
@@ -119,7 +133,12 @@ def test_failed_job_is_reported_with_its_exception() -> None:
     r = deployment()
     r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
     obs = running("a" * 32)
-    failed = Observation(**{**obs.__dict__, "job": JobObservation(job_id="a" * 32, state="FAILED", error="java.lang.IllegalStateException: boom")})
+    failed = Observation(
+        **{
+            **obs.__dict__,
+            "job": JobObservation(job_id="a" * 32, state="FAILED", error="java.lang.IllegalStateException: boom"),
+        }
+    )
     plan = plan_deployment(r, failed, ctx())
     assert plan.status.lifecycle_state == LifecycleState.FAILED
     assert plan.status.error is not None and "boom" in plan.status.error
@@ -136,7 +155,9 @@ def test_suspend_records_the_latest_checkpoint_and_resume_restores_it() -> None:
     assert plan.status.job_status.upgrade_savepoint_path == "file:///ck/chk-7"
 
     r2 = apply_plan(suspended, plan)
-    resumed = r2.model_copy(update={"spec": deployment().spec, "metadata": r2.metadata.model_copy(update={"generation": 3})})
+    resumed = r2.model_copy(
+        update={"spec": deployment().spec, "metadata": r2.metadata.model_copy(update={"generation": 3})}
+    )
     plan = plan_deployment(resumed, Observation(), ctx(job_id="c" * 32))
     deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
     assert deploy.restore_path == "file:///ck/chk-7"
@@ -146,7 +167,9 @@ def test_suspend_records_the_latest_checkpoint_and_resume_restores_it() -> None:
 def test_stateless_upgrade_never_restores() -> None:
     r = deployed_and_stable()
     new = deployment(generation=2, jar_uri="local:///v2.jar", upgrade_mode=UpgradeMode.STATELESS)
-    plan = plan_deployment(r.model_copy(update={"spec": new.spec, "metadata": new.metadata}), running("a" * 32), ctx("d" * 32))
+    plan = plan_deployment(
+        r.model_copy(update={"spec": new.spec, "metadata": new.metadata}), running("a" * 32), ctx("d" * 32)
+    )
     deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
     assert deploy.restore_path is None
     assert isinstance(plan.actions[0], DeleteCluster)
@@ -154,7 +177,12 @@ def test_stateless_upgrade_never_restores() -> None:
 
 def test_dead_jobmanager_is_redeployed_from_stored_checkpoint() -> None:
     r = deployed_and_stable()
-    obs = Observation(cluster_exists=True, cluster_generation=1, jobmanager_alive=False, latest_stored_checkpoint="file:///ck/chk-9")
+    obs = Observation(
+        cluster_exists=True,
+        cluster_generation=1,
+        jobmanager_alive=False,
+        latest_stored_checkpoint="file:///ck/chk-9",
+    )
     plan = plan_deployment(r, obs, ctx("e" * 32))
     deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
     assert deploy.restore_path == "file:///ck/chk-9"
@@ -187,7 +215,9 @@ def test_deletion_deletes_cluster_then_removes() -> None:
 def session_job(**job: object) -> FlinkSessionJob:
     return FlinkSessionJob(
         metadata=ObjectMeta(name="sj", generation=1),
-        spec=FlinkSessionJobSpec(deployment_name="session", job=JobSpec(jar_uri="/j.jar", parallelism=1).model_copy(update=job)),
+        spec=FlinkSessionJobSpec(
+            deployment_name="session", job=JobSpec(jar_uri="/j.jar", parallelism=1).model_copy(update=job)
+        ),
     )
 
 
@@ -205,7 +235,11 @@ def test_session_job_records_job_id_before_submitting() -> None:
 
 def test_session_job_suspend_cancels() -> None:
     r = session_job()
-    r = r.model_copy(update={"status": plan_session_job(r, Observation(), ctx(session_ready=True, session_rest_url="http://x")).status})
+    r = r.model_copy(
+        update={
+            "status": plan_session_job(r, Observation(), ctx(session_ready=True, session_rest_url="http://x")).status
+        }
+    )
     r = r.model_copy(update={"spec": session_job(state=JobState.SUSPENDED).spec})
     obs = Observation(rest_ready=True, job=JobObservation(job_id="a" * 32, state="RUNNING"))
     plan = plan_session_job(r, obs, ctx(session_ready=True, session_rest_url="http://x"))

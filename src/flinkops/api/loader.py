@@ -202,9 +202,7 @@ def _documents(text: str) -> Iterator[Any]:
     """Every non-empty document of the stream, or a ``_Malformed`` for a chunk that does not parse."""
     for offset, chunk in _chunks(text):
         try:
-            for document in yaml.load_all(
-                chunk, Loader=_Loader
-            ):  # a SafeLoader subclass: no arbitrary objects
+            for document in yaml.load_all(chunk, Loader=_Loader):  # a SafeLoader subclass: no arbitrary objects
                 if document is not None:
                     yield document
         except yaml.MarkedYAMLError as exc:
@@ -249,9 +247,7 @@ def _load_document(document: Any, source: str) -> tuple[list[Resource], list[Pro
     return ([resource] if resource is not None else []), problems
 
 
-def _load_resource(
-    document: Any, source: str, prefix: tuple[str | int, ...]
-) -> tuple[Resource | None, list[Problem]]:
+def _load_resource(document: Any, source: str, prefix: tuple[str | int, ...]) -> tuple[Resource | None, list[Problem]]:
     """Check ``apiVersion`` and ``kind`` by hand (clearer messages than a type check), then validate the
     rest against the model of that kind. Both steps report, so one pass shows every problem."""
     if not isinstance(document, dict):
@@ -259,8 +255,7 @@ def _load_resource(
         return None, [
             Problem(
                 path,
-                f"expected a resource (a mapping with apiVersion, kind, metadata and spec), "
-                f"got {_describe(document)}",
+                f"expected a resource (a mapping with apiVersion, kind, metadata and spec), got {_describe(document)}",
                 "start the document with 'apiVersion: flink.apache.org/v1beta1' and 'kind: FlinkDeployment'",
                 source,
             )
@@ -304,16 +299,12 @@ def _load_resource(
 def _kind_problem(kind: Any, path: str, source: str) -> Problem:
     supported = "FlinkDeployment or FlinkSessionJob"
     if kind is None:
-        return Problem(
-            path, "missing required field", "add 'kind: FlinkDeployment' or 'kind: FlinkSessionJob'", source
-        )
+        return Problem(path, "missing required field", "add 'kind: FlinkDeployment' or 'kind: FlinkSessionJob'", source)
     if kind in _KNOWN_UNSUPPORTED_KINDS:
-        return Problem(
-            path,
-            f"kind '{kind}' is not supported by flinkops",
-            f"flinkops runs {supported}; take savepoints with 'flinkops savepoint NAME'",
-            source,
-        )
+        hint = f"flinkops runs {supported} resources; remove this document"
+        if kind == "FlinkStateSnapshot":
+            hint += " and take savepoints with 'flinkops savepoint NAME'"
+        return Problem(path, f"kind '{kind}' is not supported by flinkops", hint, source)
     guess = _suggest(str(kind), list(_KINDS))
     hint = f"did you mean '{guess}'?" if guess else f"use kind {supported}"
     return Problem(path, f"unsupported kind {_describe(kind, bare=True)}; expected {supported}", hint, source)
@@ -423,15 +414,11 @@ def _translate(
         expected = " or ".join(sorted(kinds))
         value = members[0][1]
         message = f"expected {expected}, got {_describe(value)}"
-        problems.append(
-            Problem(yaml_path(*prefix, *parts), message, _type_hint(expected, value, parts), source)
-        )
+        problems.append(Problem(yaml_path(*prefix, *parts), message, _type_hint(expected, value, parts), source))
     return problems
 
 
-def _problem_for(
-    error: Mapping[str, Any], location: _Location, source: str, prefix: tuple[str | int, ...]
-) -> Problem:
+def _problem_for(error: Mapping[str, Any], location: _Location, source: str, prefix: tuple[str | int, ...]) -> Problem:
     kind = error["type"]
     value = error.get("input")
     parts = location.parts
@@ -459,9 +446,7 @@ def _problem_for(
                 f'quote the key: "{field}"',
                 source,
             )
-        return Problem(
-            path, f"expected {expected}, got {_describe(value)}", _type_hint(expected, value, parts), source
-        )
+        return Problem(path, f"expected {expected}, got {_describe(value)}", _type_hint(expected, value, parts), source)
     # Anything else: the library's own sentence is already phrased for people; keep it, minus its jargon.
     message = str(error.get("msg", "invalid value"))
     message = message[:1].lower() + message[1:]
@@ -502,9 +487,7 @@ def _unknown_hint(field: str, owner: type[BaseModel] | None, parent: str) -> str
     for key, annotation in _model_fields_by_key(owner).items():
         child = _unwrap(annotation)
         if isinstance(child, type) and issubclass(child, BaseModel):
-            homes.extend(
-                (key, name) for name in dict.fromkeys((field, camel)) if name in _model_fields_by_key(child)
-            )
+            homes.extend((key, name) for name in dict.fromkeys((field, camel)) if name in _model_fields_by_key(child))
     if len(homes) == 1:
         home, name = homes[0]
         return f"'{name}' belongs under {parent}.{home}"

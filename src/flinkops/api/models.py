@@ -235,9 +235,7 @@ class JobSpec(_Model):
     checkpoint_trigger_nonce: Annotated[StrictInt | None, SpecDiff(DiffType.IGNORE, nonce=True)] = None
     upgrade_mode: Annotated[UpgradeMode, IGNORE] = UpgradeMode.STATELESS
     allow_non_restored_state: Annotated[StrictBool | None, IGNORE] = None
-    savepoint_redeploy_nonce: Annotated[
-        StrictInt | None, SpecDiff(DiffType.SAVEPOINT_REDEPLOY, nonce=True)
-    ] = None
+    savepoint_redeploy_nonce: Annotated[StrictInt | None, SpecDiff(DiffType.SAVEPOINT_REDEPLOY, nonce=True)] = None
     autoscaler_reset_nonce: Annotated[StrictInt | None, SpecDiff(DiffType.IGNORE, nonce=True)] = None
 
 
@@ -307,9 +305,7 @@ class JobManagerDeploymentStatus(enum.StrEnum):
 
 
 class _Status(_Model):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
 class Savepoint(_Status):

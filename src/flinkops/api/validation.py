@@ -139,13 +139,17 @@ def _suggest_name(name: str, max_length: int) -> str | None:
 # ------------------------------------------------------------------------------------------- one resource
 
 
-def validate_resource(r: Resource, *, source: str | None = None) -> list[Problem]:
-    """Every rule that needs only ``r``. ``source`` defaults to ``resource_label(r)``."""
+def validate_resource(r: Resource, *, source: str | None = None, default_state_dirs: bool = False) -> list[Problem]:
+    """Every rule that needs only ``r``. ``source`` defaults to ``resource_label(r)``.
+
+    ``default_state_dirs``: the target supplies checkpoint and savepoint directories when the spec sets none
+    (the local runtime does, under ``$FLINKOPS_HOME``), so stateful upgrade modes need no explicit dir.
+    """
     where = resource_label(r) if source is None else source
     problems: list[tuple[str, str, str]] = []
     problems += _name_problems(r)
     if isinstance(r, FlinkDeployment):
-        problems += _deployment_problems(r.spec)
+        problems += _deployment_problems(r.spec, default_state_dirs)
     else:
         problems += _session_job_problems(r)
     return [Problem(path, message, hint, where) for path, message, hint in problems]
@@ -188,7 +192,7 @@ def _name_problems(r: Resource) -> list[tuple[str, str, str]]:
     return found
 
 
-def _deployment_problems(spec: FlinkDeploymentSpec) -> list[tuple[str, str, str]]:
+def _deployment_problems(spec: FlinkDeploymentSpec, default_state_dirs: bool = False) -> list[tuple[str, str, str]]:
     found: list[tuple[str, str, str]] = []
     conf = spec.flink_configuration
     if spec.flink_version is None:
@@ -237,8 +241,7 @@ def _deployment_problems(spec: FlinkDeploymentSpec) -> list[tuple[str, str, str]
             (
                 config_path(key),
                 f"unknown high-availability type '{raw_ha}'",
-                "use 'kubernetes', 'zookeeper', 'NONE' or the fully qualified class name of an HA services "
-                "factory",
+                "use 'kubernetes', 'zookeeper', 'NONE' or the fully qualified class name of an HA services factory",
             )
         )
 
@@ -268,8 +271,7 @@ def _deployment_problems(spec: FlinkDeploymentSpec) -> list[tuple[str, str, str]
             (
                 "spec.taskManager.replicas",
                 f"must be at least 1, got {tm_replicas}",
-                "set taskManager.replicas to 1 or more, or leave it out to size TaskManagers from the "
-                "parallelism",
+                "set taskManager.replicas to 1 or more, or leave it out to size TaskManagers from the parallelism",
             )
         )
 
@@ -284,7 +286,8 @@ def _deployment_problems(spec: FlinkDeploymentSpec) -> list[tuple[str, str, str]
         )
 
     found += _periodic_savepoint_problems(conf)
-    found += _state_dir_problems(spec.job, conf)
+    if not default_state_dirs:
+        found += _state_dir_problems(spec.job, conf)
 
     if spec.job is not None:
         if (spec.job.parallelism is None or spec.job.parallelism <= 0) and tm_replicas is None:
@@ -342,8 +345,7 @@ def _job_problems(job: JobSpec) -> list[tuple[str, str, str]]:
             (
                 "spec.job.savepointRedeployNonce",
                 "a savepoint redeploy needs job.initialSavepointPath",
-                "set job.initialSavepointPath to the savepoint to redeploy from, or remove "
-                "savepointRedeployNonce",
+                "set job.initialSavepointPath to the savepoint to redeploy from, or remove savepointRedeployNonce",
             )
         ]
     return []
@@ -407,7 +409,9 @@ def _state_dir_problems(job: JobSpec | None, conf: Mapping[str, str]) -> list[tu
 # ------------------------------------------------------------------------------------- across resources
 
 
-def validate_against(resources: Sequence[Resource], existing: Mapping[_Key, Resource]) -> list[Problem]:
+def validate_against(
+    resources: Sequence[Resource], existing: Mapping[_Key, Resource], *, default_state_dirs: bool = False
+) -> list[Problem]:
     """Rules across the batch ``resources`` and the ``existing`` resources, keyed ``(kind, namespace, name)``.
 
     A batch member replaces an existing resource of the same key (that is what applying it does), so a
@@ -425,8 +429,7 @@ def validate_against(resources: Sequence[Resource], existing: Mapping[_Key, Reso
             problems.append(
                 Problem(
                     "metadata.name",
-                    f"{r.kind} '{r.metadata.namespace}/{r.metadata.name}' is defined more than once in "
-                    "this input",
+                    f"{r.kind} '{r.metadata.namespace}/{r.metadata.name}' is defined more than once in this input",
                     "keep one definition, or give the others different names",
                     resource_label(r),
                 )
@@ -437,12 +440,14 @@ def validate_against(resources: Sequence[Resource], existing: Mapping[_Key, Reso
 
     for r in resources:
         if isinstance(r, FlinkSessionJob):
-            problems += _session_target_problems(r, deployments)
+            problems += _session_target_problems(r, deployments, default_state_dirs)
     return problems
 
 
 def _session_target_problems(
-    job: FlinkSessionJob, deployments: Mapping[tuple[str, str], FlinkDeployment]
+    job: FlinkSessionJob,
+    deployments: Mapping[tuple[str, str], FlinkDeployment],
+    default_state_dirs: bool = False,
 ) -> list[Problem]:
     where = resource_label(job)
     namespace, target = job.metadata.namespace, job.spec.deployment_name
@@ -468,11 +473,10 @@ def _session_target_problems(
                 where,
             )
         ]
+    if default_state_dirs:
+        return []
     effective = {**cluster.spec.flink_configuration, **job.spec.flink_configuration}
-    return [
-        Problem(path, message, hint, where)
-        for path, message, hint in _state_dir_problems(job.spec.job, effective)
-    ]
+    return [Problem(path, message, hint, where) for path, message, hint in _state_dir_problems(job.spec.job, effective)]
 
 
 # --------------------------------------------------------------------------------------------- updates
@@ -533,8 +537,7 @@ def validate_update(old: Resource, new: Resource, *, source: str | None = None) 
         problems.append(
             Problem(
                 "spec.deploymentName",
-                f"cannot move a session job from '{old.spec.deployment_name}' to "
-                f"'{new.spec.deployment_name}'",
+                f"cannot move a session job from '{old.spec.deployment_name}' to '{new.spec.deployment_name}'",
                 "delete the session job and create it on the other cluster (take a savepoint first and set "
                 "job.initialSavepointPath to keep the state)",
                 where,

@@ -55,7 +55,7 @@ app.add_typer(controller_app, name="controller")
 
 # Pipes and CI logs get a wide console so tables are never truncated to 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 _KIND_ALIASES = {
     "flinkdeployment": "FlinkDeployment",
@@ -138,15 +138,11 @@ def _print_problems(exc: InvalidInput) -> None:
 
 def _resolve(store: SqliteStore, name: str, namespace: str, kind: str | None = None) -> Resource:
     kinds = [kind] if kind else ["FlinkDeployment", "FlinkSessionJob"]
-    found: list[Resource] = [
-        r for k in kinds if (r := store.get(ResourceKey(k, namespace, name))) is not None
-    ]
+    found: list[Resource] = [r for k in kinds if (r := store.get(ResourceKey(k, namespace, name))) is not None]
     if not found:
         raise NotFound(f"no FlinkDeployment or FlinkSessionJob named {name!r} in namespace {namespace!r}")
     if len(found) > 1:
-        raise InvalidInput(
-            [Problem(path="NAME", message=f"{name!r} names both kinds", hint="give the kind first")]
-        )
+        raise InvalidInput([Problem(path="NAME", message=f"{name!r} names both kinds", hint="give the kind first")])
     return found[0]
 
 
@@ -210,11 +206,11 @@ def apply(
     problems: list[Problem] = []
     existing = {(r.kind, r.metadata.namespace, r.metadata.name): r for r in store.list_resources()}
     for resource in resources:
-        problems.extend(validate_resource(resource))
+        problems.extend(validate_resource(resource, default_state_dirs=True))
         old = existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))
         if old is not None:
             problems.extend(validate_update(old, resource))
-    problems.extend(validate_against(resources, existing))
+    problems.extend(validate_against(resources, existing, default_state_dirs=True))
     if problems:
         raise InvalidInput(problems)
     applied: list[Resource] = []
@@ -356,7 +352,10 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
     out.print(f"[bold]Name:[/bold]        {resource.metadata.name}")
     out.print(f"[bold]Namespace:[/bold]   {resource.metadata.namespace}")
     out.print(f"[bold]Kind:[/bold]        {resource.kind}")
-    out.print(f"[bold]Generation:[/bold]  {resource.metadata.generation} (observed {status.observed_generation if status else '-'})")
+    out.print(
+        f"[bold]Generation:[/bold]  {resource.metadata.generation} "
+        f"(observed {status.observed_generation if status else '-'})"
+    )
     out.print(f"[bold]Lifecycle:[/bold]   {_lifecycle(resource)}")
     if status is not None:
         js = status.job_status
@@ -367,9 +366,12 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
                 out.print(f"  {k}: {v}")
         recon = status.reconciliation_status
         stable = recon.last_stable_spec == recon.last_reconciled_spec and recon.last_stable_spec is not None
-        out.print(f"[bold]Reconciliation:[/bold] {recon.state.value}; last reconciled spec is {'stable' if stable else 'not yet stable'}")
+        out.print(
+            f"[bold]Reconciliation:[/bold] {recon.state.value}; "
+            f"last reconciled spec is {'stable' if stable else 'not yet stable'}"
+        )
         if status.error:
-            out.print(f"[bold red]Error:[/bold red]\n  " + status.error.replace("\n", "\n  "))
+            out.print("[bold red]Error:[/bold red]\n  " + status.error.replace("\n", "\n  "))
         if status.conditions:
             out.print("[bold]Conditions:[/bold]")
             for c in status.conditions:
@@ -387,7 +389,9 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
         out.print(f"  savepoints:  {savepoint_dir(config)}")
         ha = config.get("high-availability.storageDir")
         out.print(f"  HA metadata: {ha or 'none (no high availability configured)'}")
-        out.print(f"[bold]Logs:[/bold]        {home / 'clusters' / resource.metadata.namespace / resource.metadata.name / 'log'}")
+        out.print(
+            f"[bold]Logs:[/bold]        {home / 'clusters' / resource.metadata.namespace / resource.metadata.name}/log"
+        )
     events = store.events(ResourceKey.of(resource))
     out.print("[bold]Events:[/bold]" + ("" if events else " <none>"))
     for event in events[-20:]:
@@ -421,7 +425,9 @@ def delete(
     with out.status(f"deleting {name}…"):
         while store.get(key) is not None:
             if time.monotonic() > deadline:
-                raise FlinkopsError(f"{name} is still being deleted after {timeout:.0f}s; see `flinkops describe {name}`")
+                raise FlinkopsError(
+                    f"{name} is still being deleted after {timeout:.0f}s; see `flinkops describe {name}`"
+                )
             time.sleep(0.2)
     out.print(f"{key.kind.lower()}/{name} deleted (state in checkpoint/savepoint storage is kept)")
 
@@ -522,9 +528,7 @@ def controller_run(
     """Run the controller in the foreground (Ctrl-C stops it; Flink clusters keep running)."""
     home = _home()
     home.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per REST call drowns the useful ones
     stopping = False
 

@@ -36,7 +36,6 @@ from flinkops.stores.sqlite import SqliteStore
 
 __all__ = [
     "DaemonState",
-    "write_pid_file",
     "build_controller",
     "daemon_state",
     "default_home",
@@ -45,6 +44,7 @@ __all__ = [
     "run_loop",
     "start_daemon",
     "stop_daemon",
+    "write_pid_file",
 ]
 
 log = logging.getLogger("flinkops.controller")
@@ -191,7 +191,13 @@ def stop_daemon(home: Path, timeout: float = 20.0) -> bool:
 
 def write_pid_file(home: Path) -> None:
     ticks = start_ticks(os.getpid())
-    record = {"role": "controller", "index": 0, "pid": os.getpid(), "start_ticks": ticks, "log_dir": str(home)}
+    record = {
+        "role": "controller",
+        "index": 0,
+        "pid": os.getpid(),
+        "start_ticks": ticks,
+        "log_dir": str(home),
+    }
     tmp = home / (PID_FILE + ".tmp")
     tmp.write_text(json.dumps(record))
     os.replace(tmp, home / PID_FILE)

@@ -107,13 +107,13 @@ class Controller:
         if resource is None:
             self._failures.pop(key, None)
             return None
-        problems = validate_resource(resource)
+        problems = validate_resource(resource, default_state_dirs=True)
         if isinstance(resource, FlinkSessionJob):
             existing = {
                 (r.kind, r.metadata.namespace, r.metadata.name): r
                 for r in self.store.list_resources(kind="FlinkDeployment", namespace=key.namespace)
             }
-            problems += validate_against([resource], existing)
+            problems += validate_against([resource], existing, default_state_dirs=True)
         ctx = Context(
             now_ms=int(self.clock.now() * 1000),
             fresh_job_id=uuid.uuid4().hex,
@@ -219,9 +219,12 @@ class Controller:
             ResourceKey("FlinkDeployment", resource.metadata.namespace, resource.spec.deployment_name)
         )
         rest_url = None
-        if target is not None and target.status is not None and isinstance(target, FlinkDeployment):
-            if target.status.job_manager_deployment_status == JobManagerDeploymentStatus.READY:
-                rest_url = target.status.cluster_info.get("rest-url")
+        if (
+            isinstance(target, FlinkDeployment)
+            and target.status is not None
+            and target.status.job_manager_deployment_status == JobManagerDeploymentStatus.READY
+        ):
+            rest_url = target.status.cluster_info.get("rest-url")
         ctx = Context(
             now_ms=ctx.now_ms,
             fresh_job_id=ctx.fresh_job_id,

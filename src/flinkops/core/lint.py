@@ -273,8 +273,7 @@ def _plugin_findings(
                 f"state is stored on {used} but no S3 filesystem plugin is declared",
                 "without exactly one S3 filesystem plugin Flink fails with UnsupportedFileSystemException "
                 "on the first checkpoint or at startup",
-                f"declare the plugin, e.g. '{PLUGINS_KEY}: {_PRESTO}' (Presto is the usual choice for "
-                f"checkpoints)",
+                f"declare the plugin, e.g. '{PLUGINS_KEY}: {_PRESTO}' (Presto is the usual choice for checkpoints)",
             )
         ]
     findings: list[Finding] = []
@@ -291,9 +290,7 @@ def _plugin_findings(
                 "checkpoint paths as s3p:// (Presto) and keep s3a:// (Hadoop) for sinks",
             )
         )
-    missing = sorted(
-        s for s, plugins in _SCHEME_PLUGINS.items() if s in schemes and not declared & set(plugins)
-    )
+    missing = sorted(s for s, plugins in _SCHEME_PLUGINS.items() if s in schemes and not declared & set(plugins))
     if missing:
         need = " or ".join(dict.fromkeys(p for scheme in missing for p in _SCHEME_PLUGINS[scheme]))
         schemes_text = ", ".join(f"{s}://" for s in missing)
@@ -343,18 +340,14 @@ def _checkpoint_timing(conf: Mapping[str, str]) -> list[Finding]:
         try:
             values[key] = parse_duration_ms(raw)
         except ValueError as exc:
-            findings.append(
-                _unreadable(key, str(exc), "write a duration such as '30 s', '10 min' or '500 ms'")
-            )
+            findings.append(_unreadable(key, str(exc), "write a duration such as '30 s', '10 min' or '500 ms'"))
     max_concurrent = _DEFAULT_MAX_CONCURRENT
     raw_concurrent = conf.get(_MAX_CONCURRENT, "").strip()
     if raw_concurrent:
         try:
             max_concurrent = int(raw_concurrent)
         except ValueError:
-            findings.append(
-                _unreadable(_MAX_CONCURRENT, "not a whole number", "write a whole number such as 1")
-            )
+            findings.append(_unreadable(_MAX_CONCURRENT, "not a whole number", "write a whole number such as 1"))
     if findings:
         return findings
 
@@ -469,8 +462,7 @@ def _retention(conf: Mapping[str, str]) -> list[Finding]:
             f"the job keeps state ({reason}) but externalized checkpoint retention {state}",
             "cancelling or deleting the job may then delete its checkpoints, leaving nothing to restore from "
             "after an accidental delete or a failed upgrade",
-            f"set '{_RETENTION}: RETAIN_ON_CANCELLATION' (and expire old checkpoints with a storage "
-            "lifecycle rule)",
+            f"set '{_RETENTION}: RETAIN_ON_CANCELLATION' (and expire old checkpoints with a storage lifecycle rule)",
         )
     ]
 

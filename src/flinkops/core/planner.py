@@ -7,9 +7,10 @@ intent stays recorded, so the next pass sees UPGRADING and either adopts what wa
 carries the generation it was deployed for) or redoes the step. A controller restart is therefore a non-event.
 
 Branches follow the aggregate diff class (``core.diff``) and the desired/recorded job state only. Stability
-is stricter than the reference operator's: a job with checkpointing enabled is STABLE only after a checkpoint
-completed since the deploy (``flinkops.stability.require-checkpoint``, default true), so a job that crash-loops
-seconds after start is never marked stable.
+is stricter than the reference operator's: a job is STABLE only once it has been RUNNING for
+``flinkops.stability.min-running-time`` (default 5 s) and, with checkpointing enabled, has completed a checkpoint
+since the deploy (``flinkops.stability.require-checkpoint``, default true), so a job that crash-loops seconds
+after start is never marked stable.
 
 Called by: ``controller.reconciler`` (and ``flinkops plan``). No I/O, no clock: ``now`` and fresh job ids come
 in through ``Context``.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flinkops.api.durations import parse_duration_ms
 from flinkops.api.models import (
     Condition,
     DiffType,
@@ -270,6 +272,13 @@ def _stateful(mode: UpgradeMode) -> bool:
     return mode != UpgradeMode.STATELESS
 
 
+def _min_running_ms(config: dict[str, str]) -> int:
+    try:
+        return parse_duration_ms(config.get("flinkops.stability.min-running-time", "5 s"))
+    except ValueError:
+        return 5000  # validation reports the bad value; decide with the default meanwhile
+
+
 def _requires_checkpoint_for_stability(config: dict[str, str]) -> bool:
     if config.get("flinkops.stability.require-checkpoint", "true").lower() == "false":
         return False
@@ -376,9 +385,7 @@ def _resume_upgrade(b: _Builder, target: FlinkDeploymentSpec, obs: Observation, 
     if wants_running:
         restore = status.job_status.upgrade_savepoint_path
         b.actions.append(
-            DeployCluster(
-                spec=target, generation=generation, job_id=status.job_status.job_id, restore_path=restore
-            )
+            DeployCluster(spec=target, generation=generation, job_id=status.job_status.job_id, restore_path=restore)
         )
         b.status = _recon(status, state=ReconciliationState.DEPLOYED).model_copy(
             update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
@@ -423,9 +430,13 @@ def _spec_change(
     recorded = dump_reconciled_spec(spec, first_deployment=False)
     fields = ", ".join(change.paths()) or "spec"
     b.event("Normal", "SpecChanged", f"{change.kind.name} change of {fields}")
-    restore, why = _restore_point(spec, status, obs) if was_running else (
-        status.job_status.upgrade_savepoint_path if spec.job and _stateful(spec.job.upgrade_mode) else None,
-        "the state recorded when the job was suspended",
+    restore, why = (
+        _restore_point(spec, status, obs)
+        if was_running
+        else (
+            status.job_status.upgrade_savepoint_path if spec.job and _stateful(spec.job.upgrade_mode) else None,
+            "the state recorded when the job was suspended",
+        )
     )
 
     if not wants_running:
@@ -560,9 +571,13 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
         return _mark_stable_if(b, True, ctx, "job finished")
     if job.state == "RUNNING":
         needs_checkpoint = _requires_checkpoint_for_stability(config)
-        ready = not needs_checkpoint or job.completed_checkpoints > 0
+        ran_ms = ctx.now_ms - (job.start_time if job.start_time is not None else ctx.now_ms)
+        ready = ran_ms >= _min_running_ms(config) and (not needs_checkpoint or job.completed_checkpoints > 0)
         return _mark_stable_if(
-            b, ready, ctx, "job running" if not needs_checkpoint else "job running with a completed checkpoint"
+            b,
+            ready,
+            ctx,
+            "job running" if not needs_checkpoint else "job running with a completed checkpoint",
         )
     b.summary = f"job {job.state}"
     b.requeue_after = FAST
@@ -647,7 +662,9 @@ def plan_session_job(resource: FlinkSessionJob, obs: Observation, ctx: Context) 
             return b.finish(now_ms=ctx.now_ms)
         assert job_id is not None
         b.actions.append(
-            SubmitSessionJob(spec=last, job_id=job_id, rest_url=rest, restore_path=status.job_status.upgrade_savepoint_path)
+            SubmitSessionJob(
+                spec=last, job_id=job_id, rest_url=rest, restore_path=status.job_status.upgrade_savepoint_path
+            )
         )
         b.status = _recon(status, state=ReconciliationState.DEPLOYED)
         b.summary = "resubmitting an interrupted submission"
@@ -674,8 +691,11 @@ def plan_session_job(resource: FlinkSessionJob, obs: Observation, ctx: Context) 
         if running_job and job_id:
             b.actions.append(CancelSessionJob(job_id=job_id, rest_url=rest))
         if not wants_running:
-            b.status = _job(_recon(base, state=ReconciliationState.DEPLOYED, last_stable_spec=recorded),
-                            state="SUSPENDED", upgrade_savepoint_path=restore)
+            b.status = _job(
+                _recon(base, state=ReconciliationState.DEPLOYED, last_stable_spec=recorded),
+                state="SUSPENDED",
+                upgrade_savepoint_path=restore,
+            )
             b.intent = _recon(b.status, state=ReconciliationState.UPGRADING) if b.actions else None
             b.summary = "suspend"
             return b.finish(now_ms=ctx.now_ms)
@@ -701,8 +721,12 @@ def plan_session_job(resource: FlinkSessionJob, obs: Observation, ctx: Context) 
         # The session cluster lost the job (e.g. it was restarted without HA): submit it again.
         new_id = ctx.fresh_job_id
         restore = status.job_status.upgrade_savepoint_path if spec.job.upgrade_mode != UpgradeMode.STATELESS else None
-        b.intent = _job(_recon(b.status, state=ReconciliationState.UPGRADING), job_id=new_id,
-                        state="RECONCILING", upgrade_savepoint_path=restore)
+        b.intent = _job(
+            _recon(b.status, state=ReconciliationState.UPGRADING),
+            job_id=new_id,
+            state="RECONCILING",
+            upgrade_savepoint_path=restore,
+        )
         b.actions.append(SubmitSessionJob(spec=spec, job_id=new_id, rest_url=rest, restore_path=restore))
         b.status = _recon(b.intent, state=ReconciliationState.DEPLOYED)
         b.event("Warning", "Missing", f"Job {job_id} is not on the session cluster; resubmitting as {new_id}")

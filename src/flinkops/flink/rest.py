@@ -189,7 +189,11 @@ class FailureCause:
 
 @dataclass(frozen=True)
 class JobResult:
-    """``GET /jobs/:jobid/execution-result``: ``status`` is IN_PROGRESS until the job is globally terminal."""
+    """``GET /jobs/:jobid/execution-result``: ``status`` is IN_PROGRESS until the job is globally terminal.
+
+    ``application_status`` is Flink's ApplicationStatus (SUCCEEDED, FAILED, CANCELED, UNKNOWN), not a job
+    state: a FINISHED job reports SUCCEEDED.
+    """
 
     job_id: str
     status: str | None
@@ -415,9 +419,7 @@ def _exception_entry(raw: Mapping[str, Any]) -> ExceptionEntry:
         taskmanager_id=_str(raw, "taskManagerId"),
         failure_labels=MappingProxyType({str(k): str(v) for k, v in labels.items()}),
         concurrent=tuple(
-            _exception_entry(item)
-            for item in _list(raw.get("concurrentExceptions"))
-            if isinstance(item, dict)
+            _exception_entry(item) for item in _list(raw.get("concurrentExceptions")) if isinstance(item, dict)
         ),
     )
 
@@ -513,8 +515,7 @@ class FlinkRestClient:
             body = response.json()
         except ValueError as exc:
             raise FlinkApiError(
-                f"{method} {path} -> HTTP {status}: the answer is not JSON; is {self.base_url} a Flink REST "
-                "endpoint?"
+                f"{method} {path} -> HTTP {status}: the answer is not JSON; is {self.base_url} a Flink REST endpoint?"
             ) from exc
         if not isinstance(body, dict):
             raise FlinkApiError(f"{method} {path} -> HTTP {status}: expected a JSON object")
@@ -597,9 +598,7 @@ class FlinkRestClient:
         params = {"maxExceptions": str(max_exceptions)} if max_exceptions is not None else None
         data = self._request("GET", f"/jobs/{_path_segment(job_id)}/exceptions", params=params)
         history_raw = _dict(data.get("exceptionHistory"))
-        history = tuple(
-            _exception_entry(item) for item in _list(history_raw.get("entries")) if isinstance(item, dict)
-        )
+        history = tuple(_exception_entry(item) for item in _list(history_raw.get("entries")) if isinstance(item, dict))
         root = _str(data, "root-exception")
         timestamp = _time(data, "timestamp")
         if root is None and history:
@@ -728,9 +727,7 @@ class FlinkRestClient:
         try:
             content = jar.read_bytes()
         except OSError as exc:
-            raise InvalidInput(
-                [Problem(path=str(jar), message=f"cannot read the jar: {exc.strerror or exc}")]
-            ) from exc
+            raise InvalidInput([Problem(path=str(jar), message=f"cannot read the jar: {exc.strerror or exc}")]) from exc
         data = self._request(
             "POST", "/jars/upload", files={"jarfile": (jar.name, content, "application/x-java-archive")}
         )

@@ -237,8 +237,7 @@ class SqliteStore:
                 raise Conflict(f"{key} changed since it was read (version {expected}, now {row[0]})")
             rv = self._next(db, "resource_version")
             db.execute(
-                "UPDATE resources SET status = ?, resource_version = ? "
-                "WHERE kind = ? AND namespace = ? AND name = ?",
+                "UPDATE resources SET status = ?, resource_version = ? WHERE kind = ? AND namespace = ? AND name = ?",
                 (json.dumps(status) if status is not None else None, rv, key.kind, key.namespace, key.name),
             )
         stored = self.get(key)

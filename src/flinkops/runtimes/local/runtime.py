@@ -234,9 +234,7 @@ class LocalRuntime:
             if not target.exists():
                 target.symlink_to(jar.resolve())
 
-    def _cluster_config(
-        self, request: ClusterRequest, rest_port: int, rpc_port: int, root: Path
-    ) -> dict[str, str]:
+    def _cluster_config(self, request: ClusterRequest, rest_port: int, rpc_port: int, root: Path) -> dict[str, str]:
         config = dict(request.flink_config)
         config.update(
             {
@@ -310,9 +308,7 @@ class LocalRuntime:
         self._children[proc.pid] = proc
         ticks = start_ticks(proc.pid)
         if ticks is None:
-            raise RuntimeFailure(
-                f"{role} process of {request.key} exited at once; see {log_dir / (role + '.out')}"
-            )
+            raise RuntimeFailure(f"{role} process of {request.key} exited at once; see {log_dir / (role + '.out')}")
         return ProcessRecord(role=role, index=index, pid=proc.pid, start_ticks=ticks, log_dir=str(log_dir))
 
     def _stop_pids(self, procs: Sequence[ProcessRecord]) -> None:

@@ -1,0 +1,106 @@
+"""Drive flinkops exactly as a user does: the real CLI in a subprocess, against a private FLINKOPS_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+class Flinkops:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, FLINKOPS_HOME=str(self.home))
+
+    def run(self, *args: str, timeout: float = 300, input_text: str | None = None) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "flinkops", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input_text,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def ok(self, *args: str, timeout: float = 300) -> str:
+        result = self.run(*args, timeout=timeout)
+        assert result.code == 0, f"flinkops {' '.join(args)} -> {result.code}\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        result = self.run("get", name, "-o", "json")
+        if result.code != 0:
+            return None
+        data: dict[str, Any] = json.loads(result.stdout)
+        return data
+
+    def wait_for(
+        self,
+        name: str,
+        predicate: Callable[[dict[str, Any] | None], bool],
+        timeout: float = 180,
+        what: str = "",
+    ) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            last = self.get(name)
+            if predicate(last):
+                return last
+            time.sleep(0.5)
+        events = self.run("describe", name).stdout
+        raise AssertionError(f"timed out waiting for {name} {what}; last: {json.dumps(last)[:2000]}\n{events}")
+
+    def wait_lifecycle(self, name: str, state: str, timeout: float = 180) -> dict[str, Any]:
+        found = self.wait_for(
+            name, lambda r: bool(r) and r.get("status", {}).get("lifecycleState") == state, timeout, state
+        )
+        assert found is not None
+        return found
+
+    def cluster_pids(self, name: str, namespace: str = "default") -> list[int]:
+        record = self.home / "clusters" / namespace / name / "cluster.json"
+        if not record.exists():
+            return []
+        return [p["pid"] for p in json.loads(record.read_text())["processes"]]
+
+    def controller_pid(self) -> int:
+        return int(json.loads((self.home / "controller.pid").read_text())["pid"])
+
+    def kill_everything(self) -> None:
+        """Last-resort cleanup of processes this test home started (by recorded pid only)."""
+        for record in self.home.glob("clusters/*/*/cluster.json"):
+            for proc in json.loads(record.read_text()).get("processes", []):
+                if running(proc["pid"]):
+                    os.kill(proc["pid"], signal.SIGKILL)
+        pid_file = self.home / "controller.pid"
+        if pid_file.exists():
+            pid = self.controller_pid()
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def running(pid: int) -> bool:
+    """True when ``pid`` is a live (non-zombie) process."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")

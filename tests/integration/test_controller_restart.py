@@ -1,0 +1,68 @@
+"""Killing the controller is a non-event: a new one adopts the running Flink processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from integration.flinkops_cli import Flinkops, running
+
+pytestmark = pytest.mark.integration
+
+
+def counting_job(tmp_path: Path, jar: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            apiVersion: flink.apache.org/v1beta1
+            kind: FlinkDeployment
+            metadata:
+              name: {name}
+            spec:
+              flinkVersion: v2_2
+              flinkConfiguration:
+                execution.checkpointing.interval: 2 s
+              job:
+                jarURI: {jar.as_uri()}
+                entryClass: flinkops.testjobs.CountingJob
+                args: ["--rate", "20"]
+                parallelism: 1
+                upgradeMode: last-state
+            """
+        )
+    )
+    return path
+
+
+def test_controller_sigkill_adopts_running_processes(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
+    flinkops.ok("apply", "-f", str(counting_job(tmp_path, testjobs, "counter")), "--wait", "--timeout", "180")
+    before = flinkops.get("counter")
+    assert before is not None
+    pids = flinkops.cluster_pids("counter")
+    job_id = before["status"]["jobStatus"]["jobId"]
+
+    os.kill(flinkops.controller_pid(), signal.SIGKILL)
+    assert flinkops.run("controller", "status").code == 1
+    assert all(running(p) for p in pids), "Flink processes must outlive the controller"
+
+    flinkops.ok("controller", "start")
+    # Give the new controller several passes, then check it changed nothing but kept observing.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        status = flinkops.get("counter")
+        assert status is not None and status["status"]["lifecycleState"] == "STABLE"
+        time.sleep(1)
+    assert flinkops.cluster_pids("counter") == pids
+    assert all(running(p) for p in pids)
+    after = flinkops.get("counter")
+    assert after is not None and after["status"]["jobStatus"]["jobId"] == job_id
+    events = flinkops.ok("describe", "counter")
+    assert events.count("Submit") == 1, "the adopted job must not have been resubmitted"
+    flinkops.ok("delete", "counter")
+    assert not any(running(p) for p in pids)

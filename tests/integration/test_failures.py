@@ -1,0 +1,66 @@
+"""A job that fails is reported, not hidden: FAILED with its exception in status.error and an event."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from integration.flinkops_cli import Flinkops, running
+
+pytestmark = pytest.mark.integration
+
+
+def app(tmp_path: Path, jar: Path, name: str, entry: str, args: str = "[]") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            apiVersion: flink.apache.org/v1beta1
+            kind: FlinkDeployment
+            metadata:
+              name: {name}
+            spec:
+              flinkVersion: v2_2
+              flinkConfiguration:
+                restart-strategy.type: none
+              job:
+                jarURI: {jar.as_uri()}
+                entryClass: {entry}
+                args: {args}
+                parallelism: 1
+            """
+        )
+    )
+    return path
+
+
+def test_job_that_throws_lands_in_failed_with_its_exception(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
+    spec = app(tmp_path, testjobs, "failing", "flinkops.testjobs.FailingJob", '["--after", "20", "--rate", "20"]')
+    result = flinkops.run("apply", "-f", str(spec), "--wait", "--timeout", "180")
+    assert result.code == 1, "apply --wait must fail when the job fails"
+    status = flinkops.wait_lifecycle("failing", "FAILED")["status"]
+    assert status["jobStatus"]["state"] == "FAILED"
+    assert "deliberate failure after 20 records" in status["error"]
+    assert "Warning" in flinkops.ok("describe", "failing")
+    pids = flinkops.cluster_pids("failing")
+    flinkops.ok("delete", "failing")
+    assert not any(running(p) for p in pids)
+
+
+def test_main_that_throws_lands_in_failed(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
+    spec = app(tmp_path, testjobs, "bad-main", "flinkops.testjobs.ThrowingMain")
+    flinkops.run("apply", "-f", str(spec))
+    status = flinkops.wait_lifecycle("bad-main", "FAILED")["status"]
+    assert "main() refused to build the job" in status["error"]
+    flinkops.ok("delete", "bad-main")
+
+
+def test_missing_jar_is_an_error_on_the_resource(flinkops: Flinkops, tmp_path: Path) -> None:
+    spec = app(tmp_path, tmp_path / "nope.jar", "no-jar", "x.Y")
+    flinkops.ok("apply", "-f", str(spec))
+    found = flinkops.wait_for("no-jar", lambda r: bool(r and r.get("status", {}).get("error")), 30, "an error")
+    assert found is not None and "nope.jar does not exist" in found["status"]["error"]
+    assert flinkops.cluster_pids("no-jar") == []
+    flinkops.ok("delete", "no-jar")

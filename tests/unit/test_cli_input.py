@@ -1,0 +1,110 @@
+"""Bad input through the real CLI: exit 2, every problem with its field path, and the store unchanged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD = """\
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: good
+spec:
+  flinkVersion: v2_2
+  job:
+    jarURI: local:///job.jar
+    parallelism: 1
+"""
+
+
+def cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flinkops", *args],
+        env={"FLINKOPS_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+    )
+
+
+def stored(home: Path) -> list[dict[str, object]]:
+    result = cli(home, "get", "-A", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    items: list[dict[str, object]] = json.loads(result.stdout)["items"]
+    return items
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    # Seed the store with one resource so "unchanged" is a real check (no controller needed for that).
+    result = cli(home, "apply", "--no-start-controller", "-f", "-", stdin=GOOD)
+    assert result.returncode == 0, result.stderr
+    return home
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("apiVersion: v1\nkind: FlinkDeployment\nmetadata: {name: x}\nspec: {}\n", "apiVersion"),
+        ("apiVersion: flink.apache.org/v1beta1\nkind: Deployment\nmetadata: {name: x}\nspec: {}\n", "kind"),
+        ("spec:\n  job: [unclosed\n", "line"),
+        (GOOD.replace("parallelism: 1", "parallelism: two"), "spec.job.parallelism"),
+        (GOOD.replace("parallelism: 1", "paralelism: 1"), "did you mean 'parallelism'"),
+        (GOOD.replace("job:", "job:\n    upgradeMode: fast"), "spec.job.upgradeMode"),
+        (GOOD.replace("name: good", "name: Bad_Name"), "metadata.name"),
+    ],
+)
+def test_bad_input_exits_2_with_the_path_and_changes_nothing(home: Path, text: str, expected: str) -> None:
+    before = stored(home)
+    second = GOOD.replace("name: good", "name: also-new")
+    result = cli(home, "apply", "--no-start-controller", "-f", "-", stdin=second + "---\n" + text)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert expected in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert stored(home) == before  # the valid document in the same file was not applied either
+
+
+def test_every_problem_is_reported_at_once(home: Path) -> None:
+    text = GOOD.replace("parallelism: 1", "parallelism: '1'\n    foo: bar\n    state: paused")
+    result = cli(home, "apply", "--no-start-controller", "-f", "-", stdin=text)
+    assert result.returncode == 2
+    for path in ("spec.job.parallelism", "spec.job.foo", "spec.job.state"):
+        assert path in result.stderr
+
+
+def test_missing_file_is_invalid_input(home: Path, tmp_path: Path) -> None:
+    result = cli(home, "apply", "--no-start-controller", "-f", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    assert "nope.yaml" in result.stderr
+
+
+def test_session_job_pointing_at_missing_deployment_is_rejected(home: Path) -> None:
+    text = (
+        "apiVersion: flink.apache.org/v1beta1\nkind: FlinkSessionJob\nmetadata: {name: sj}\n"
+        "spec: {deploymentName: nowhere, job: {jarURI: /x.jar, parallelism: 1}}\n"
+    )
+    result = cli(home, "apply", "--no-start-controller", "-f", "-", stdin=text)
+    assert result.returncode == 2
+    assert "spec.deploymentName" in result.stderr
+
+
+def test_get_json_is_the_crd_shape(home: Path) -> None:
+    result = cli(home, "get", "good", "-o", "json")
+    body = json.loads(result.stdout)
+    assert body["apiVersion"] == "flink.apache.org/v1beta1"
+    assert body["kind"] == "FlinkDeployment"
+    assert body["metadata"]["generation"] == 1
+    assert body["spec"]["job"]["jarURI"] == "local:///job.jar"
+
+
+def test_get_unknown_name_fails(home: Path) -> None:
+    result = cli(home, "get", "nope")
+    assert result.returncode == 1
+    assert "nope" in result.stderr
