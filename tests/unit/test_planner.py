@@ -63,6 +63,7 @@ def running(job_id: str, checkpoints: int = 1, path: str | None = "file:///ck/ch
             job_id=job_id,
             state="RUNNING",
             start_time=started,
+            running_since=started,
             completed_checkpoints=checkpoints,
             latest_checkpoint_path=path,
         ),
@@ -101,6 +102,17 @@ def test_a_job_that_just_started_is_not_stable_yet() -> None:
     r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
     just_started = running("a" * 32, started=1_000_000 - 2_000)
     assert plan_deployment(r, just_started, ctx()).status.lifecycle_state == LifecycleState.DEPLOYED
+
+
+def test_not_stable_until_every_task_runs() -> None:
+    r = deployment()
+    r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
+    obs = running("a" * 32)
+    assert obs.job is not None
+    deploying = Observation(
+        **{**obs.__dict__, "job": JobObservation(**{**obs.job.__dict__, "all_tasks_running": False})}
+    )
+    assert plan_deployment(r, deploying, ctx()).status.lifecycle_state == LifecycleState.DEPLOYED
 
 
 def test_without_checkpointing_running_for_a_while_is_enough() -> None:

@@ -17,7 +17,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flinkops.api.models import (
@@ -39,6 +39,7 @@ from flinkops.core.planner import (
     Plan,
     RemoveResource,
     ReplaceTaskManagers,
+    Status,
     SubmitSessionJob,
     plan_deployment,
     plan_session_job,
@@ -193,6 +194,11 @@ class Controller:
                 error = rest.job_exceptions(job_id).root_exception
             except FlinkNotFound:
                 error = None
+        running_since, all_running = None, True
+        if summary.state == "RUNNING":
+            details = rest.job(job_id)
+            running_since = details.timestamps.get("RUNNING")
+            all_running = details.all_vertices_running
         completed, path, when = 0, None, None
         try:
             stats = rest.checkpoints(job_id)
@@ -200,8 +206,8 @@ class Controller:
             if stats.latest_completed is not None:
                 path = stats.latest_completed.external_path
                 when = stats.latest_completed.latest_ack_timestamp
-        except FlinkApiError:
-            pass  # a job without checkpointing answers with an error here; that is not a failure
+        except FlinkNotFound:
+            pass  # the job vanished between the two calls; the next pass sees it gone
         return JobObservation(
             job_id=job_id,
             state=summary.state or "RECONCILING",
@@ -212,6 +218,8 @@ class Controller:
             completed_checkpoints=completed,
             latest_checkpoint_path=path,
             latest_checkpoint_time=when,
+            running_since=running_since,
+            all_tasks_running=all_running,
         )
 
     def _observe_session_job(self, resource: FlinkSessionJob, ctx: Context) -> tuple[Observation, Context]:
@@ -255,19 +263,46 @@ class Controller:
         current = resource
         if plan.intent is not None and plan.intent != resource.status and plan.actions:
             current = self.store.update_status(resource.model_copy(update={"status": plan.intent}))
-        for action in plan.actions:
+        actions = list(plan.actions)
+        status = plan.status
+        for index in range(len(actions)):
+            action = actions[index]  # by index: a refreshed restore point replaces later actions
             log.info("%s: %s", key, action.describe())
             if isinstance(action, RemoveResource):
                 self.store.remove(key)
                 self._failures.pop(key, None)
                 return None
             self._act(resource, action)
+            if isinstance(action, DeleteCluster) and isinstance(resource, FlinkDeployment):
+                actions, status = self._refresh_restore_point(resource, actions, status, index)
+        plan = replace(plan, status=status)
         for note in plan.events:
             self.store.record_event(key, note.type, note.reason, note.message)
         if plan.status != current.status:
             self.store.update_status(current.model_copy(update={"status": plan.status}))
         self._failures.pop(key, None)
         return plan.requeue_after
+
+    def _refresh_restore_point(
+        self, resource: FlinkDeployment, actions: list[Action], status: Status, done: int
+    ) -> tuple[list[Action], Status]:
+        """Once a cluster is stopped, storage is the truth: Flink may have completed (and subsumed the
+        observed) checkpoints between the last observation and the stop. Move a planned restore from an older
+        checkpoint of the stopped job to that job's newest completed one."""
+        old_job = resource.status.job_status.job_id if resource.status else None
+        planned = status.job_status.upgrade_savepoint_path
+        if not old_job or not planned or f"/{old_job}/chk-" not in planned:
+            return actions, status  # stateless, or restoring an explicit savepoint: nothing to refresh
+        newest = self._stored_checkpoint(resource, old_job)
+        if newest is None or newest == planned:
+            return actions, status
+        log.info("%s: restoring from %s (newer than the observed %s)", ResourceKey.of(resource), newest, planned)
+        refreshed = [
+            replace(a, restore_path=newest) if i > done and isinstance(a, DeployCluster) else a
+            for i, a in enumerate(actions)
+        ]
+        job_status = status.job_status.model_copy(update={"upgrade_savepoint_path": newest})
+        return refreshed, status.model_copy(update={"job_status": job_status})
 
     def _act(self, resource: FlinkDeployment | FlinkSessionJob, action: Action) -> None:
         ckey = ClusterKey(resource.metadata.namespace, resource.metadata.name)

@@ -77,6 +77,8 @@ class JobObservation:
     completed_checkpoints: int = 0
     latest_checkpoint_path: str | None = None
     latest_checkpoint_time: int | None = None
+    running_since: int | None = None  # epoch ms when the job entered RUNNING
+    all_tasks_running: bool = True
 
 
 @dataclass(frozen=True)
@@ -571,8 +573,12 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
         return _mark_stable_if(b, True, ctx, "job finished")
     if job.state == "RUNNING":
         needs_checkpoint = _requires_checkpoint_for_stability(config)
-        ran_ms = ctx.now_ms - (job.start_time if job.start_time is not None else ctx.now_ms)
-        ready = ran_ms >= _min_running_ms(config) and (not needs_checkpoint or job.completed_checkpoints > 0)
+        since = job.running_since if job.running_since is not None else ctx.now_ms
+        ready = (
+            job.all_tasks_running
+            and ctx.now_ms - since >= _min_running_ms(config)
+            and (not needs_checkpoint or job.completed_checkpoints > 0)
+        )
         return _mark_stable_if(
             b,
             ready,
