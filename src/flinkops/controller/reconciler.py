@@ -190,8 +190,13 @@ class Controller:
             return None
         error = None
         if summary.state == "FAILED":
+            # The exception history can trail the FAILED state by a moment; the execution result carries the
+            # final failure cause as soon as the job is terminal.
             try:
                 error = rest.job_exceptions(job_id).root_exception
+                if not error:
+                    failure = rest.job_result(job_id).failure
+                    error = failure.stacktrace if failure else None
             except FlinkNotFound:
                 error = None
         running_since, all_running = None, True

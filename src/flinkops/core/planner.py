@@ -338,6 +338,34 @@ def _first_deployment_flag(status: Status) -> bool:
     return '"firstDeployment":true' in text
 
 
+def _deploy_with_intent(
+    b: _Builder,
+    spec: FlinkDeploymentSpec,
+    generation: int,
+    ctx: Context,
+    *,
+    restore: str | None,
+    recorded: str | None,
+    replace_cluster: str | None = None,
+) -> None:
+    """Write-ahead, then deploy: record UPGRADING with the target spec, the new job id and the restore point,
+    (stop the old cluster,) start the new one, and expect DEPLOYED with a JobManager DEPLOYING."""
+    job_id = ctx.fresh_job_id if spec.job is not None else None
+    update: dict[str, object] = {"state": ReconciliationState.UPGRADING}
+    if recorded is not None:
+        update.update(last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms)
+    b.intent = _recon(b.status, **update).model_copy(update={"observed_generation": generation, "error": None})
+    if spec.job is not None:
+        b.intent = _job(b.intent, job_id=job_id, state="RECONCILING", upgrade_savepoint_path=restore)
+    if replace_cluster is not None:
+        b.actions.append(DeleteCluster(reason=replace_cluster))
+    b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
+    b.status = _recon(b.intent, state=ReconciliationState.DEPLOYED).model_copy(
+        update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
+    )
+    b.requeue_after = FAST
+
+
 def _first_deployment(b: _Builder, spec: FlinkDeploymentSpec, generation: int, ctx: Context) -> Plan:
     recorded = dump_reconciled_spec(spec, first_deployment=True)
     if spec.job is not None and spec.job.state == JobState.SUSPENDED:
@@ -350,22 +378,9 @@ def _first_deployment(b: _Builder, spec: FlinkDeploymentSpec, generation: int, c
         ).model_copy(update={"observed_generation": generation})
         b.summary = "created suspended: nothing to deploy"
         return b.finish(now_ms=ctx.now_ms)
-    job_id = ctx.fresh_job_id if spec.job is not None else None
     restore = spec.job.initial_savepoint_path if spec.job is not None else None
-    b.intent = _recon(
-        b.status,
-        last_reconciled_spec=recorded,
-        state=ReconciliationState.UPGRADING,
-        reconciliation_timestamp=ctx.now_ms,
-    ).model_copy(update={"observed_generation": generation, "error": None})
-    if spec.job is not None:
-        b.intent = _job(b.intent, job_id=job_id, state="RECONCILING", upgrade_savepoint_path=restore)
-    b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
-    b.status = _recon(b.intent, state=ReconciliationState.DEPLOYED).model_copy(
-        update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
-    )
+    _deploy_with_intent(b, spec, generation, ctx, restore=restore, recorded=recorded)
     b.event("Normal", "Submit", "Starting deployment" + (f" from {restore}" if restore else ""))
-    b.requeue_after = FAST
     b.summary = "first deployment"
     return b.finish(now_ms=ctx.now_ms)
 
@@ -465,25 +480,11 @@ def _spec_change(
         b.summary = "suspend"
         return b.finish(now_ms=ctx.now_ms)
 
-    job_id = ctx.fresh_job_id if spec.job is not None else None
-    b.intent = _recon(
-        status,
-        last_reconciled_spec=recorded,
-        state=ReconciliationState.UPGRADING,
-        reconciliation_timestamp=ctx.now_ms,
-    ).model_copy(update={"observed_generation": generation, "error": None})
-    if spec.job is not None:
-        b.intent = _job(b.intent, job_id=job_id, state="RECONCILING", upgrade_savepoint_path=restore)
-    if obs.cluster_exists:
-        b.actions.append(DeleteCluster(reason="upgrade" if was_running else "resume"))
-    b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
-    b.status = _recon(b.intent, state=ReconciliationState.DEPLOYED).model_copy(
-        update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
-    )
+    reason = ("upgrade" if was_running else "resume") if obs.cluster_exists else None
+    _deploy_with_intent(b, spec, generation, ctx, restore=restore, recorded=recorded, replace_cluster=reason)
     verb = "Resuming" if not was_running else "Upgrading"
     b.event("Normal", "Submit", f"{verb}: {why}" + (f" ({restore})" if restore else ""))
     b.summary = f"{verb.lower()} ({change.kind.name})"
-    b.requeue_after = FAST
     return b.finish(now_ms=ctx.now_ms)
 
 
@@ -503,19 +504,10 @@ def _steady(b: _Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Conte
             return b.finish(now_ms=ctx.now_ms)
         restore, why = _restore_point(spec, status, obs)
         generation = status.observed_generation or 1
-        job_id = ctx.fresh_job_id if spec.job is not None else None
-        b.intent = _recon(status, state=ReconciliationState.UPGRADING)
-        if spec.job is not None:
-            b.intent = _job(b.intent, job_id=job_id, state="RECONCILING", upgrade_savepoint_path=restore)
-        if obs.cluster_exists:
-            b.actions.append(DeleteCluster(reason="JobManager process died"))
-        b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
-        b.status = _recon(b.intent, state=ReconciliationState.DEPLOYED).model_copy(
-            update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
-        )
+        dead = "JobManager process died" if obs.cluster_exists else None
+        _deploy_with_intent(b, spec, generation, ctx, restore=restore, recorded=None, replace_cluster=dead)
         b.event("Warning", "RecoverDeployment", f"JobManager is gone; redeploying: {why}")
         b.summary = "recovering a missing JobManager"
-        b.requeue_after = FAST
         return b.finish(now_ms=ctx.now_ms)
 
     if obs.taskmanagers_alive < obs.taskmanagers_expected:
