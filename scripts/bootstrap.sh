@@ -36,7 +36,7 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   "$venv/bin/pip" install -q --progress-bar off -e '.[flink,dev]'
   touch "$venv/.complete"
 else
-  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null
+  "$venv/bin/pip" install -q --no-deps -e . >/dev/null
 fi
 ln -sfn "$venv" .venv
 "$venv/bin/python" -c 'import flinkops, pyflink' || { echo "error: the environment in $venv is broken; delete it and re-run" >&2; exit 1; }
