@@ -89,6 +89,7 @@ def flinkops_round(home: Path, work: Path, index: int) -> float:
     name = f"bench-{index}"
     doc["metadata"]["name"] = name
     doc["spec"]["job"]["args"] = job_args(work / "out")
+    work.mkdir(parents=True, exist_ok=True)
     path = work / "deployment.yaml"
     path.write_text(yaml.safe_dump(doc))
     from flinkops.ports import ResourceKey
