@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["SOURCE_DIR_ANNOTATION", "default_home", "store_path"]
+__all__ = ["SOURCE_DIR_ANNOTATION", "default_home", "default_state_uri", "store_path"]
 
 # Set by `flinkops apply` to the directory of the YAML file; relative paths in a job (jar, -py script)
 # resolve against it on the local runtime.
@@ -23,3 +23,8 @@ def default_home() -> Path:
 
 def store_path(home: Path) -> Path:
     return home / "flinkops.db"
+
+
+def default_state_uri(home: Path, namespace: str, name: str) -> str:
+    """Where a deployment's checkpoints and savepoints go when its spec names no directory."""
+    return (home / "state" / namespace / name).resolve().as_uri()

@@ -20,6 +20,13 @@ from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from flinkops.api.durations import parse_duration_ms
+from flinkops.api.flinkconf import (
+    CHECKPOINT_DIR_KEYS,
+    SAVEPOINT_DIR_KEYS,
+    checkpoint_dir,
+    first_set,
+    savepoint_dir,
+)
 from flinkops.api.loader import Resource, yaml_path
 from flinkops.api.models import (
     DeploymentMode,
@@ -52,8 +59,6 @@ __all__ = [
 ]
 
 # Newest key first: Flink 2 renamed the state directories; Flink 1.x names remain accepted aliases.
-CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
-SAVEPOINT_DIR_KEYS = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")
 HA_KEYS = ("high-availability.type", "high-availability")  # the second is the pre-1.17 spelling
 PERIODIC_SAVEPOINT_KEY = "kubernetes.operator.periodic.savepoint.interval"
 ROLLBACK_KEY = "kubernetes.operator.deployment.rollback.enabled"
@@ -84,31 +89,13 @@ def resource_label(r: Resource) -> str:
     return f"{r.kind} {r.metadata.namespace}/{r.metadata.name}"
 
 
-def _first(conf: Mapping[str, str], keys: Sequence[str]) -> str | None:
-    for key in keys:
-        value = conf.get(key, "").strip()
-        if value:
-            return value
-    return None
-
-
-def checkpoint_dir(conf: Mapping[str, str]) -> str | None:
-    """The configured checkpoint directory, under either its Flink 2 or Flink 1 key."""
-    return _first(conf, CHECKPOINT_DIR_KEYS)
-
-
-def savepoint_dir(conf: Mapping[str, str]) -> str | None:
-    """The configured default savepoint directory, under either its Flink 2 or Flink 1 key."""
-    return _first(conf, SAVEPOINT_DIR_KEYS)
-
-
 def ha_type(conf: Mapping[str, str]) -> str | None:
     """The high-availability services in use (``zookeeper``, ``kubernetes`` or a factory class), or None.
 
     ``high-availability.type`` wins over the legacy ``high-availability`` key, as in Flink; ``NONE`` (any
     case) means HA is off.
     """
-    value = _first(conf, HA_KEYS)
+    value = first_set(conf, HA_KEYS)
     if value is None or value.lower() == "none":
         return None
     return value.lower() if value.lower() in _HA_BUILT_IN else value
@@ -234,7 +221,7 @@ def _deployment_problems(spec: FlinkDeploymentSpec, default_state_dirs: bool = F
             )
 
     ha = ha_type(conf)
-    raw_ha = _first(conf, HA_KEYS)
+    raw_ha = first_set(conf, HA_KEYS)
     if raw_ha is not None and ha is not None and ha not in _HA_BUILT_IN and "." not in ha:
         key = next(k for k in HA_KEYS if conf.get(k, "").strip())
         found.append(

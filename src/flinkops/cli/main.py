@@ -23,14 +23,15 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 from flinkops.api.loader import dump_resource, load_documents
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobState, LifecycleState
 from flinkops.api.validation import validate_against, validate_resource, validate_update
 from flinkops.errors import FlinkopsError, InvalidInput, NotFound, Problem
-from flinkops.flink.config import RenderInputs, checkpoint_dir, render_flink_config, savepoint_dir
+from flinkops.flink.config import RenderInputs, render_flink_config
 from flinkops.ports import ClusterKey, ResourceKey, SystemClock
 from flinkops.runtimes.local.runtime import LocalRuntime
-from flinkops.settings import SOURCE_DIR_ANNOTATION, default_home, store_path
+from flinkops.settings import SOURCE_DIR_ANNOTATION, default_home, default_state_uri, store_path
 from flinkops.stores.sqlite import SqliteStore
 
 __all__ = ["app", "run"]
@@ -380,7 +381,7 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
         inputs = RenderInputs(
             name=resource.metadata.name,
             namespace=resource.metadata.namespace,
-            default_state_uri=(home / "state" / resource.metadata.namespace / resource.metadata.name).as_uri(),
+            default_state_uri=default_state_uri(home, resource.metadata.namespace, resource.metadata.name),
             python_executable=sys.executable,
         )
         config = render_flink_config(resource.spec, inputs)

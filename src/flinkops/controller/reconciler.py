@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from flinkops.api.flinkconf import checkpoint_dir, is_operator_key
 from flinkops.api.models import (
     FlinkDeployment,
     FlinkDeploymentSpec,
@@ -52,7 +53,7 @@ from flinkops.errors import (
     FlinkUnavailable,
     PermanentError,
 )
-from flinkops.flink.config import RenderInputs, checkpoint_dir, render_flink_config, taskmanager_count
+from flinkops.flink.config import RenderInputs, render_flink_config, taskmanager_count
 from flinkops.flink.distribution import PYTHON_DRIVER, FlinkDistribution
 from flinkops.flink.rest import FlinkRestClient
 from flinkops.ports import (
@@ -64,7 +65,7 @@ from flinkops.ports import (
     ResourceKey,
     ResourceStore,
 )
-from flinkops.settings import SOURCE_DIR_ANNOTATION
+from flinkops.settings import SOURCE_DIR_ANNOTATION, default_state_uri
 from flinkops.snapshots.local import latest_checkpoint
 
 __all__ = ["SOURCE_DIR_ANNOTATION", "Controller"]
@@ -350,11 +351,11 @@ class Controller:
     # ------------------------------------------------------------------ building requests
 
     def _render_inputs(self, resource: FlinkDeployment) -> RenderInputs:
-        state = self.home / "state" / resource.metadata.namespace / resource.metadata.name
+        meta = resource.metadata
         return RenderInputs(
-            name=resource.metadata.name,
-            namespace=resource.metadata.namespace,
-            default_state_uri=state.resolve().as_uri(),
+            name=meta.name,
+            namespace=meta.namespace,
+            default_state_uri=default_state_uri(self.home, meta.namespace, meta.name),
             python_executable=self.python,
             java_opts=self.dist.default_java_opts,
         )
@@ -400,7 +401,7 @@ class Controller:
         assert spec.job is not None and spec.job.jar_uri is not None
         with tempfile.TemporaryDirectory(prefix="flinkops-jar-") as tmp:
             jar = _fetch_jar(spec.job.jar_uri, self._source_dir(resource), Path(tmp))
-            config = {k: v for k, v in spec.flink_configuration.items() if not k.startswith("kubernetes.operator.")}
+            config = {k: v for k, v in spec.flink_configuration.items() if not is_operator_key(k)}
             with FlinkRestClient(action.rest_url, timeout=60.0) as rest:
                 if any(j.job_id == action.job_id for j in rest.list_jobs()):
                     return  # submitted by an interrupted earlier pass: do not run it twice

@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from flinkops.api.flinkconf import is_operator_key
 from flinkops.api.models import DiffType, SpecDiff
 
 __all__ = ["FieldChange", "SpecChange", "classify"]
 
-_IGNORED_CONFIG_PREFIXES = ("kubernetes.operator.", "job.autoscaler.", "flinkops.")
 _IGNORED_CONFIG_KEYS = frozenset({"parallelism.default"})
 
 
@@ -88,6 +88,6 @@ def _config_changes(old: dict[str, str], new: dict[str, str], path: str, out: li
     for key in sorted(set(old) | set(new)):
         if old.get(key) == new.get(key):
             continue
-        ignored = key in _IGNORED_CONFIG_KEYS or key.startswith(_IGNORED_CONFIG_PREFIXES)
+        ignored = key in _IGNORED_CONFIG_KEYS or is_operator_key(key)
         kind = DiffType.IGNORE if ignored else DiffType.UPGRADE
         out.append(FieldChange(f"{path}.{key}", kind, old.get(key), new.get(key)))

@@ -16,22 +16,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from flinkops.api.flinkconf import checkpoint_dir, is_operator_key, savepoint_dir
 from flinkops.api.models import FlinkDeploymentSpec, Resource
 
 __all__ = [
-    "CHECKPOINT_DIR_KEYS",
-    "SAVEPOINT_DIR_KEYS",
     "RenderInputs",
-    "checkpoint_dir",
     "render_flink_config",
-    "savepoint_dir",
     "taskmanager_count",
     "to_flink_memory",
 ]
 
-CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
-SAVEPOINT_DIR_KEYS = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")
-_OPERATOR_PREFIXES = ("kubernetes.operator.", "flinkops.", "job.autoscaler.")
 
 DEFAULT_JM_MEMORY = "1024m"
 DEFAULT_TM_MEMORY = "1024m"
@@ -44,14 +38,6 @@ class RenderInputs:
     default_state_uri: str  # e.g. file:///home/u/.flinkops/state/default/fraud-scoring
     python_executable: str
     java_opts: str = ""
-
-
-def checkpoint_dir(config: Mapping[str, str]) -> str | None:
-    return next((config[k] for k in CHECKPOINT_DIR_KEYS if config.get(k)), None)
-
-
-def savepoint_dir(config: Mapping[str, str]) -> str | None:
-    return next((config[k] for k in SAVEPOINT_DIR_KEYS if config.get(k)), None)
 
 
 def to_flink_memory(value: str) -> str:
@@ -91,7 +77,7 @@ def taskmanager_count(spec: FlinkDeploymentSpec, config: Mapping[str, str]) -> i
 
 
 def render_flink_config(spec: FlinkDeploymentSpec, inputs: RenderInputs) -> dict[str, str]:
-    user = {k: v for k, v in spec.flink_configuration.items() if not k.startswith(_OPERATOR_PREFIXES)}
+    user = {k: v for k, v in spec.flink_configuration.items() if not is_operator_key(k)}
     config: dict[str, str] = {
         "jobmanager.memory.process.size": DEFAULT_JM_MEMORY,
         "taskmanager.memory.process.size": DEFAULT_TM_MEMORY,

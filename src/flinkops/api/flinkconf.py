@@ -1,0 +1,49 @@
+"""What flinkops knows about Flink configuration keys, in one place.
+
+Where state lives (the Flink 2 key first, then the Flink 1 spelling Flink still reads), and which keys belong
+to the operator rather than to Flink (they steer flinkops and are never passed to a Flink process, and changing
+them never restarts a job).
+
+Called by: validation, lint, the spec-diff classifier, config rendering, the controller, the CLI. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "CHECKPOINT_DIR_KEYS",
+    "OPERATOR_KEY_PREFIXES",
+    "SAVEPOINT_DIR_KEYS",
+    "checkpoint_dir",
+    "first_set",
+    "is_operator_key",
+    "savepoint_dir",
+]
+
+CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
+SAVEPOINT_DIR_KEYS = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")
+OPERATOR_KEY_PREFIXES = ("kubernetes.operator.", "job.autoscaler.", "flinkops.")
+
+
+def first_set(conf: Mapping[str, str], keys: Sequence[str]) -> str | None:
+    """The value of the first of ``keys`` set to something non-blank (older spellings go last)."""
+    for key in keys:
+        value = conf.get(key, "").strip()
+        if value:
+            return value
+    return None
+
+
+def checkpoint_dir(conf: Mapping[str, str]) -> str | None:
+    """The configured checkpoint directory, under either its Flink 2 or Flink 1 key."""
+    return first_set(conf, CHECKPOINT_DIR_KEYS)
+
+
+def savepoint_dir(conf: Mapping[str, str]) -> str | None:
+    """The configured default savepoint directory, under either its Flink 2 or Flink 1 key."""
+    return first_set(conf, SAVEPOINT_DIR_KEYS)
+
+
+def is_operator_key(key: str) -> bool:
+    return key.startswith(OPERATOR_KEY_PREFIXES)
