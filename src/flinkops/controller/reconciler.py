@@ -110,11 +110,10 @@ class Controller:
             self._failures.pop(key, None)
             return None
         problems = validate_resource(resource, default_state_dirs=True)
+        target: FlinkDeployment | FlinkSessionJob | None = None
         if isinstance(resource, FlinkSessionJob):
-            existing = {
-                (r.kind, r.metadata.namespace, r.metadata.name): r
-                for r in self.store.list_resources(kind="FlinkDeployment", namespace=key.namespace)
-            }
+            target = self.store.get(ResourceKey("FlinkDeployment", key.namespace, resource.spec.deployment_name))
+            existing = {} if target is None else {(target.kind, key.namespace, target.metadata.name): target}
             problems += validate_against([resource], existing, default_state_dirs=True)
         ctx = Context(
             now_ms=int(self.clock.now() * 1000),
@@ -127,7 +126,7 @@ class Controller:
                 obs = self._observe_deployment(resource)
                 plan = plan_deployment(resource, obs, ctx)
             else:
-                obs, ctx = self._observe_session_job(resource, ctx)
+                obs, ctx = self._observe_session_job(resource, target, ctx)
                 plan = plan_session_job(resource, obs, ctx)
             return self._execute(resource, plan)
         except Conflict:
@@ -166,17 +165,7 @@ class Controller:
                 job = self._observe_job(rest, job_id) if resource.spec.job is not None and job_id else None
         except FlinkUnavailable:
             return base
-        return Observation(
-            cluster_exists=True,
-            cluster_generation=cluster.generation,
-            jobmanager_alive=True,
-            rest_ready=True,
-            rest_url=cluster.rest_url,
-            taskmanagers_alive=cluster.taskmanagers_alive,
-            taskmanagers_expected=cluster.taskmanagers_expected,
-            job=job,
-            flink_version=version,
-        )
+        return replace(base, rest_ready=True, job=job, flink_version=version)
 
     def _flink_version(self, rest: FlinkRestClient, url: str) -> str | None:
         if url not in self._versions:
@@ -185,12 +174,19 @@ class Controller:
 
     @staticmethod
     def _observe_job(rest: FlinkRestClient, job_id: str) -> JobObservation | None:
-        jobs = {j.job_id: j for j in rest.list_jobs()}
-        summary = jobs.get(job_id)
-        if summary is None:
+        """The job's state, timing, failure cause and checkpoint progress; None when the cluster lacks it."""
+        # Look the job up in the overview, not with /jobs/:id: a job whose main() failed is listed there but
+        # answers HTTP 500 on /jobs/:id. The per-job details are fetched only for a RUNNING job.
+        job = next((j for j in rest.list_jobs() if j.job_id == job_id), None)
+        if job is None:
             return None
+        running_since, all_running = None, True
+        if job.state == "RUNNING":
+            details = rest.job(job_id)
+            running_since = details.timestamps.get("RUNNING")
+            all_running = details.all_vertices_running
         error = None
-        if summary.state == "FAILED":
+        if job.state == "FAILED":
             # The exception history can trail the FAILED state by a moment; the execution result carries the
             # final failure cause as soon as the job is terminal.
             try:
@@ -200,11 +196,6 @@ class Controller:
                     error = failure.stacktrace if failure else None
             except FlinkNotFound:
                 error = None
-        running_since, all_running = None, True
-        if summary.state == "RUNNING":
-            details = rest.job(job_id)
-            running_since = details.timestamps.get("RUNNING")
-            all_running = details.all_vertices_running
         completed, path, when = 0, None, None
         try:
             stats = rest.checkpoints(job_id)
@@ -216,10 +207,10 @@ class Controller:
             pass  # the job vanished between the two calls; the next pass sees it gone
         return JobObservation(
             job_id=job_id,
-            state=summary.state or "RECONCILING",
-            name=summary.name,
-            start_time=summary.start_time,
-            end_time=summary.end_time,
+            state=job.state or "RECONCILING",
+            name=job.name,
+            start_time=job.start_time,
+            end_time=job.end_time,
             error=error,
             completed_checkpoints=completed,
             latest_checkpoint_path=path,
@@ -228,10 +219,9 @@ class Controller:
             all_tasks_running=all_running,
         )
 
-    def _observe_session_job(self, resource: FlinkSessionJob, ctx: Context) -> tuple[Observation, Context]:
-        target = self.store.get(
-            ResourceKey("FlinkDeployment", resource.metadata.namespace, resource.spec.deployment_name)
-        )
+    def _observe_session_job(
+        self, resource: FlinkSessionJob, target: FlinkDeployment | FlinkSessionJob | None, ctx: Context
+    ) -> tuple[Observation, Context]:
         rest_url = None
         if (
             isinstance(target, FlinkDeployment)
@@ -239,23 +229,16 @@ class Controller:
             and target.status.job_manager_deployment_status == JobManagerDeploymentStatus.READY
         ):
             rest_url = target.status.cluster_info.get("rest-url")
-        ctx = Context(
-            now_ms=ctx.now_ms,
-            fresh_job_id=ctx.fresh_job_id,
-            valid=ctx.valid,
-            validation_error=ctx.validation_error,
-            session_ready=rest_url is not None,
-            session_rest_url=rest_url,
-        )
         job_id = resource.status.job_status.job_id if resource.status else None
+        ready = replace(ctx, session_ready=rest_url is not None, session_rest_url=rest_url)
         if rest_url is None or job_id is None:
-            return Observation(), ctx
+            return Observation(), ready
         try:
             with FlinkRestClient(rest_url, timeout=_REST_TIMEOUT) as rest:
                 job = self._observe_job(rest, job_id)
         except FlinkUnavailable:
-            return Observation(), Context(ctx.now_ms, ctx.fresh_job_id, ctx.valid, ctx.validation_error)
-        return Observation(rest_ready=True, rest_url=rest_url, job=job), ctx
+            return Observation(), ctx  # the session's REST API is down: treat the cluster as not ready
+        return Observation(rest_ready=True, rest_url=rest_url, job=job), ready
 
     def _stored_checkpoint(self, resource: FlinkDeployment, job_id: str) -> str | None:
         config = render_flink_config(resource.spec, self._render_inputs(resource))
@@ -403,7 +386,7 @@ class Controller:
             jar = _fetch_jar(spec.job.jar_uri, self._source_dir(resource), Path(tmp))
             config = {k: v for k, v in spec.flink_configuration.items() if not is_operator_key(k)}
             with FlinkRestClient(action.rest_url, timeout=60.0) as rest:
-                if any(j.job_id == action.job_id for j in rest.list_jobs()):
+                if _job_exists(rest, action.job_id):
                     return  # submitted by an interrupted earlier pass: do not run it twice
                 jar_id = rest.upload_jar(jar)
                 try:
@@ -422,6 +405,10 @@ class Controller:
                         rest.delete_jar(jar_id)
                     except FlinkApiError:
                         log.warning("could not delete uploaded jar %s", jar_id)
+
+
+def _job_exists(rest: FlinkRestClient, job_id: str) -> bool:
+    return any(j.job_id == job_id for j in rest.list_jobs())
 
 
 def _is_python_jar(uri: str) -> bool:
