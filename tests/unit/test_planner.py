@@ -257,3 +257,14 @@ def test_session_job_suspend_cancels() -> None:
     plan = plan_session_job(r, obs, ctx(session_ready=True, session_rest_url="http://x"))
     assert [type(a) for a in plan.actions] == [CancelSessionJob]
     assert plan.status.lifecycle_state == LifecycleState.SUSPENDED
+
+
+def test_an_invalid_spec_is_reported_once_not_every_pass() -> None:
+    r = deployed_and_stable()
+    invalid = ctx(valid=False, validation_error="spec.job.parallelism: must be > 0")
+    first = plan_deployment(r, running("a" * 32), invalid)
+    assert [e.reason for e in first.events].count("ValidationError") == 1
+    again = plan_deployment(apply_plan(r, first), running("a" * 32), invalid)
+    assert "ValidationError" not in [e.reason for e in again.events]
+    fixed = plan_deployment(apply_plan(r, again), running("a" * 32), ctx())
+    assert fixed.status.error is None

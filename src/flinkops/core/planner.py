@@ -19,6 +19,7 @@ in through ``Context``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from flinkops.api.durations import parse_duration_ms
 from flinkops.api.models import (
@@ -32,13 +33,12 @@ from flinkops.api.models import (
     FlinkSessionJobStatus,
     JobManagerDeploymentStatus,
     JobState,
-    JobStatus,
     ReconciliationState,
     UpgradeMode,
 )
 from flinkops.core.diff import SpecChange, classify
 from flinkops.core.lifecycle import derive_lifecycle
-from flinkops.core.specs import dump_reconciled_spec, load_spec
+from flinkops.core.specs import dump_reconciled_spec, load_spec, reconciled_first_deployment
 
 __all__ = [
     "Action",
@@ -61,6 +61,7 @@ FAST = 1.0  # seconds between passes while something is moving
 STEADY = 5.0  # between passes once stable
 
 _TERMINAL_JOB_STATES = frozenset({"FAILED", "FINISHED", "CANCELED"})
+_VALIDATION_PREFIX = "ValidationError: "
 
 
 # ----------------------------------------------------------------------------------------- observations
@@ -250,15 +251,27 @@ def _set_running_condition(status: Status, now_ms: int) -> Status:
 
 
 def _iso(now_ms: int) -> str:
-    # Pure formatting of an injected timestamp (no clock read here).
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(now_ms / 1000, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Format an injected timestamp (no clock is read here)."""
+    return datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _recorded_has_job(status: FlinkDeploymentStatus) -> bool:
     recorded = load_spec(status.reconciliation_status.last_reconciled_spec, FlinkDeploymentSpec)
     return recorded is not None and recorded.job is not None
+
+
+def _record_validation(b: _Builder, ctx: Context) -> None:
+    """An invalid spec is reported on the resource (once per distinct complaint, not every pass); a valid
+    one clears an earlier complaint."""
+    previous = b.status.error or ""
+    if ctx.valid:
+        if previous.startswith(_VALIDATION_PREFIX):
+            b.status = b.status.model_copy(update={"error": None})
+        return
+    error = f"{_VALIDATION_PREFIX}{ctx.validation_error}"
+    if previous != error:
+        b.event("Warning", "ValidationError", ctx.validation_error or "invalid spec")
+    b.status = b.status.model_copy(update={"error": error})
 
 
 def _recon(status: Status, **update: object) -> Status:
@@ -301,13 +314,10 @@ def plan_deployment(resource: FlinkDeployment, obs: Observation, ctx: Context) -
 
     recon = status.reconciliation_status
     last = load_spec(recon.last_reconciled_spec, FlinkDeploymentSpec)
+    _record_validation(b, ctx)
     if ctx.valid:
         spec = resource.spec
-        if status.error and status.error.startswith("ValidationError"):
-            b.status = b.status.model_copy(update={"error": None})
     else:
-        b.status = b.status.model_copy(update={"error": f"ValidationError: {ctx.validation_error}"})
-        b.event("Warning", "ValidationError", ctx.validation_error or "invalid spec")
         if last is None:
             b.summary = "invalid spec and nothing deployed yet: waiting for a valid spec"
             return b.finish(now_ms=ctx.now_ms)
@@ -325,17 +335,12 @@ def plan_deployment(resource: FlinkDeployment, obs: Observation, ctx: Context) -
         return _spec_change(b, last, spec, change, generation, obs, ctx)
     if ctx.valid and spec != last:
         # Only IGNORE-class fields changed: record them without touching the cluster.
-        first = _first_deployment_flag(status)
+        first = reconciled_first_deployment(recon.last_reconciled_spec)
         b.status = _recon(b.status, last_reconciled_spec=dump_reconciled_spec(spec, first_deployment=first))
         if recon.last_stable_spec == recon.last_reconciled_spec:
             b.status = _recon(b.status, last_stable_spec=b.status.reconciliation_status.last_reconciled_spec)
     b.status = b.status.model_copy(update={"observed_generation": generation})
     return _steady(b, spec, obs, ctx)
-
-
-def _first_deployment_flag(status: Status) -> bool:
-    text = status.reconciliation_status.last_reconciled_spec or ""
-    return '"firstDeployment":true' in text
 
 
 def _deploy_with_intent(
@@ -589,7 +594,7 @@ def _mark_stable_if(b: _Builder, ready: bool, ctx: Context, why: str) -> Plan:
             b.status = _recon(b.status, last_stable_spec=recon.last_reconciled_spec)
             b.event("Normal", "Stable", f"Deployment is stable: {why}")
         # A healthy job clears a past failure, but not the report that the *new* spec is invalid.
-        if not (b.status.error or "").startswith("ValidationError"):
+        if not (b.status.error or "").startswith(_VALIDATION_PREFIX):
             b.status = b.status.model_copy(update={"error": None})
         b.summary = why
         b.requeue_after = STEADY
@@ -612,6 +617,24 @@ def _plan_deletion(b: _Builder, obs: Observation, ctx: Context, kind: str) -> Pl
 # ----------------------------------------------------------------------------------------- session jobs
 
 
+def _submit_with_intent(
+    b: _Builder, base: Status, spec: FlinkSessionJobSpec, rest_url: str, ctx: Context, restore: str | None
+) -> str:
+    """Write-ahead, then submit: the new job id is recorded (UPGRADING) before the job exists, so a
+    controller that dies mid-submission finds the job by that id instead of submitting it twice."""
+    new_id = ctx.fresh_job_id
+    b.intent = _job(
+        _recon(base, state=ReconciliationState.UPGRADING),
+        job_id=new_id,
+        state="RECONCILING",
+        upgrade_savepoint_path=restore,
+    )
+    b.actions.append(SubmitSessionJob(spec=spec, job_id=new_id, rest_url=rest_url, restore_path=restore))
+    b.status = _recon(b.intent, state=ReconciliationState.DEPLOYED)
+    b.requeue_after = FAST
+    return new_id
+
+
 def plan_session_job(resource: FlinkSessionJob, obs: Observation, ctx: Context) -> Plan:
     status: FlinkSessionJobStatus = resource.status or FlinkSessionJobStatus()
     generation = resource.metadata.generation or 1
@@ -630,11 +653,7 @@ def plan_session_job(resource: FlinkSessionJob, obs: Observation, ctx: Context) 
 
     last = load_spec(status.reconciliation_status.last_reconciled_spec, FlinkSessionJobSpec)
     spec = resource.spec if ctx.valid else last
-    if not ctx.valid:
-        b.status = b.status.model_copy(update={"error": f"ValidationError: {ctx.validation_error}"})
-        b.event("Warning", "ValidationError", ctx.validation_error or "invalid spec")
-    elif status.error and status.error.startswith("ValidationError"):
-        b.status = b.status.model_copy(update={"error": None})
+    _record_validation(b, ctx)
     if spec is None:
         b.summary = "no valid spec yet"
         return b.finish(now_ms=ctx.now_ms)
@@ -697,18 +716,9 @@ def plan_session_job(resource: FlinkSessionJob, obs: Observation, ctx: Context) 
             b.intent = _recon(b.status, state=ReconciliationState.UPGRADING) if b.actions else None
             b.summary = "suspend"
             return b.finish(now_ms=ctx.now_ms)
-        new_id = ctx.fresh_job_id
-        b.intent = _job(
-            _recon(base, state=ReconciliationState.UPGRADING),
-            job_id=new_id,
-            state="RECONCILING",
-            upgrade_savepoint_path=restore,
-        )
-        b.actions.append(SubmitSessionJob(spec=spec, job_id=new_id, rest_url=rest, restore_path=restore))
-        b.status = _recon(b.intent, state=ReconciliationState.DEPLOYED)
+        new_id = _submit_with_intent(b, base, spec, rest, ctx, restore)
         b.event("Normal", "Submit", f"Submitting job {new_id}" + (f" from {restore}" if restore else ""))
         b.summary = "submit"
-        b.requeue_after = FAST
         return b.finish(now_ms=ctx.now_ms)
 
     b.status = b.status.model_copy(update={"observed_generation": generation})
@@ -717,26 +727,9 @@ def plan_session_job(resource: FlinkSessionJob, obs: Observation, ctx: Context) 
         return b.finish(now_ms=ctx.now_ms)
     if obs.job is None:
         # The session cluster lost the job (e.g. it was restarted without HA): submit it again.
-        new_id = ctx.fresh_job_id
         restore = status.job_status.upgrade_savepoint_path if spec.job.upgrade_mode != UpgradeMode.STATELESS else None
-        b.intent = _job(
-            _recon(b.status, state=ReconciliationState.UPGRADING),
-            job_id=new_id,
-            state="RECONCILING",
-            upgrade_savepoint_path=restore,
-        )
-        b.actions.append(SubmitSessionJob(spec=spec, job_id=new_id, rest_url=rest, restore_path=restore))
-        b.status = _recon(b.intent, state=ReconciliationState.DEPLOYED)
+        new_id = _submit_with_intent(b, b.status, spec, rest, ctx, restore)
         b.event("Warning", "Missing", f"Job {job_id} is not on the session cluster; resubmitting as {new_id}")
         b.summary = "resubmit a missing job"
-        b.requeue_after = FAST
         return b.finish(now_ms=ctx.now_ms)
     return _observe_job(b, spec.flink_configuration, obs, ctx)
-
-
-# Kept for callers that want a status value of the right type for a resource kind.
-def empty_status(resource: FlinkDeployment | FlinkSessionJob) -> Status:
-    return FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
-
-
-_ = JobStatus  # re-exported type used in annotations by callers

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from flinkops.api.models import API_VERSION, FlinkDeploymentSpec, FlinkSessionJobSpec
 
-__all__ = ["dump_reconciled_spec", "load_spec", "parse_reconciled_spec", "spec_dict"]
+__all__ = ["dump_reconciled_spec", "load_spec", "parse_reconciled_spec", "reconciled_first_deployment", "spec_dict"]
 
 Spec = FlinkDeploymentSpec | FlinkSessionJobSpec
 S = TypeVar("S", FlinkDeploymentSpec, FlinkSessionJobSpec)
@@ -34,16 +34,26 @@ def dump_reconciled_spec(spec: Spec, *, first_deployment: bool) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
 
-def parse_reconciled_spec(text: str | None) -> dict[str, Any]:
-    """The ``spec`` part of a recorded spec string ({} when absent or unreadable)."""
+def _body(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
     try:
         body = json.loads(text)
     except ValueError:
         return {}
-    spec = body.get("spec") if isinstance(body, dict) else None
+    return body if isinstance(body, dict) else {}
+
+
+def parse_reconciled_spec(text: str | None) -> dict[str, Any]:
+    """The ``spec`` part of a recorded spec string ({} when absent or unreadable)."""
+    spec = _body(text).get("spec")
     return spec if isinstance(spec, dict) else {}
+
+
+def reconciled_first_deployment(text: str | None) -> bool:
+    """Whether the recorded spec is still the one the resource was first deployed with."""
+    meta = _body(text).get("resource_metadata")
+    return isinstance(meta, dict) and meta.get("firstDeployment") is True
 
 
 def load_spec(text: str | None, kind: type[S]) -> S | None:
