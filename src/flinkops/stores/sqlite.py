@@ -68,14 +68,15 @@ _MODELS: dict[str, type[FlinkDeployment] | type[FlinkSessionJob]] = {
     "FlinkSessionJob": FlinkSessionJob,
 }
 _MAX_EVENTS_PER_RESOURCE = 200
+_KEY = "kind = ? AND namespace = ? AND name = ?"  # every resource and event is addressed by these three
 
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _spec_json(resource: Resource) -> str:
-    return json.dumps(resource.spec.model_dump(by_alias=True, exclude_none=True, mode="json"), sort_keys=True)
+def _spec_dict(resource: Resource) -> dict[str, Any]:
+    return resource.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 class SqliteStore:
@@ -144,14 +145,23 @@ class SqliteStore:
 
     _COLUMNS = "kind, namespace, name, uid, generation, resource_version, created, deletion_timestamp, body, status"
 
+    def _select(self, db: sqlite3.Connection, key: ResourceKey) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = db.execute(
+            f"SELECT {self._COLUMNS} FROM resources WHERE {_KEY}", (key.kind, key.namespace, key.name)
+        ).fetchone()
+        return row
+
+    def _written(self, db: sqlite3.Connection, key: ResourceKey) -> tuple[Any, ...]:
+        """The row as this transaction left it: callers get what they wrote without a second connection."""
+        row = self._select(db, key)
+        assert row is not None
+        return row
+
     # ------------------------------------------------------------------ ResourceStore
 
     def get(self, key: ResourceKey) -> Resource | None:
         with self._read() as db:
-            row = db.execute(
-                f"SELECT {self._COLUMNS} FROM resources WHERE kind = ? AND namespace = ? AND name = ?",
-                (key.kind, key.namespace, key.name),
-            ).fetchone()
+            row = self._select(db, key)
         return self._build(row) if row else None
 
     def list_resources(self, kind: str | None = None, namespace: str | None = None) -> list[Resource]:
@@ -179,12 +189,11 @@ class SqliteStore:
             "apiVersion": resource.api_version,
             "kind": resource.kind,
             "metadata": user_meta,
-            "spec": json.loads(_spec_json(resource)),
+            "spec": _spec_dict(resource),
         }
         with self._tx() as db:
             row = db.execute(
-                "SELECT generation, body, deletion_timestamp FROM resources "
-                "WHERE kind = ? AND namespace = ? AND name = ?",
+                f"SELECT generation, body, deletion_timestamp FROM resources WHERE {_KEY}",
                 (key.kind, key.namespace, key.name),
             ).fetchone()
             rv = self._next(db, "resource_version")
@@ -201,8 +210,7 @@ class SqliteStore:
                 old_spec = json.loads(old_body).get("spec")
                 spec_changed = old_spec != body["spec"]
                 db.execute(
-                    "UPDATE resources SET generation = ?, resource_version = ?, body = ? "
-                    "WHERE kind = ? AND namespace = ? AND name = ?",
+                    f"UPDATE resources SET generation = ?, resource_version = ?, body = ? WHERE {_KEY}",
                     (
                         generation + (1 if spec_changed else 0),
                         rv,
@@ -214,9 +222,8 @@ class SqliteStore:
                 )
                 if spec_changed:
                     self._next(db, "changes")
-        stored = self.get(key)
-        assert stored is not None
-        return stored
+            written = self._written(db, key)
+        return self._build(written)
 
     def update_status(self, resource: Resource) -> Resource:
         key = ResourceKey.of(resource)
@@ -228,7 +235,7 @@ class SqliteStore:
         )
         with self._tx() as db:
             row = db.execute(
-                "SELECT resource_version FROM resources WHERE kind = ? AND namespace = ? AND name = ?",
+                f"SELECT resource_version FROM resources WHERE {_KEY}",
                 (key.kind, key.namespace, key.name),
             ).fetchone()
             if row is None:
@@ -237,36 +244,34 @@ class SqliteStore:
                 raise Conflict(f"{key} changed since it was read (version {expected}, now {row[0]})")
             rv = self._next(db, "resource_version")
             db.execute(
-                "UPDATE resources SET status = ?, resource_version = ? WHERE kind = ? AND namespace = ? AND name = ?",
+                f"UPDATE resources SET status = ?, resource_version = ? WHERE {_KEY}",
                 (json.dumps(status) if status is not None else None, rv, key.kind, key.namespace, key.name),
             )
-        stored = self.get(key)
-        assert stored is not None
-        return stored
+            written = self._written(db, key)
+        return self._build(written)
 
     def request_deletion(self, key: ResourceKey) -> Resource:
         with self._tx() as db:
             rv = self._next(db, "resource_version")
             cursor = db.execute(
                 "UPDATE resources SET deletion_timestamp = COALESCE(deletion_timestamp, ?), resource_version = ? "
-                "WHERE kind = ? AND namespace = ? AND name = ?",
+                f"WHERE {_KEY}",
                 (_now_iso(), rv, key.kind, key.namespace, key.name),
             )
             if cursor.rowcount == 0:
                 raise NotFound(f"{key} does not exist")
             self._next(db, "changes")
-        stored = self.get(key)
-        assert stored is not None
-        return stored
+            written = self._written(db, key)
+        return self._build(written)
 
     def remove(self, key: ResourceKey) -> None:
         with self._tx() as db:
             db.execute(
-                "DELETE FROM resources WHERE kind = ? AND namespace = ? AND name = ?",
+                f"DELETE FROM resources WHERE {_KEY}",
                 (key.kind, key.namespace, key.name),
             )
             db.execute(
-                "DELETE FROM events WHERE kind = ? AND namespace = ? AND name = ?",
+                f"DELETE FROM events WHERE {_KEY}",
                 (key.kind, key.namespace, key.name),
             )
             self._next(db, "changes")
@@ -275,8 +280,7 @@ class SqliteStore:
         now = time.time()
         with self._tx() as db:
             last = db.execute(
-                "SELECT id, type, reason, message FROM events WHERE kind = ? AND namespace = ? AND name = ? "
-                "ORDER BY id DESC LIMIT 1",
+                f"SELECT id, type, reason, message FROM events WHERE {_KEY} ORDER BY id DESC LIMIT 1",
                 (key.kind, key.namespace, key.name),
             ).fetchone()
             if last and (last[1], last[2], last[3]) == (type_, reason, message):
@@ -288,16 +292,15 @@ class SqliteStore:
                 (key.kind, key.namespace, key.name, type_, reason, message, now, now),
             )
             db.execute(
-                "DELETE FROM events WHERE kind = ? AND namespace = ? AND name = ? AND id NOT IN ("
-                "SELECT id FROM events WHERE kind = ? AND namespace = ? AND name = ? ORDER BY id DESC LIMIT ?)",
+                f"DELETE FROM events WHERE {_KEY} AND id NOT IN ("
+                f"SELECT id FROM events WHERE {_KEY} ORDER BY id DESC LIMIT ?)",
                 (key.kind, key.namespace, key.name) * 2 + (_MAX_EVENTS_PER_RESOURCE,),
             )
 
     def events(self, key: ResourceKey) -> list[Event]:
         with self._read() as db:
             rows = db.execute(
-                "SELECT type, reason, message, count, first_ts, last_ts FROM events "
-                "WHERE kind = ? AND namespace = ? AND name = ? ORDER BY id",
+                f"SELECT type, reason, message, count, first_ts, last_ts FROM events WHERE {_KEY} ORDER BY id",
                 (key.kind, key.namespace, key.name),
             ).fetchall()
         return [Event(key, r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
