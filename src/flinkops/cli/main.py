@@ -9,6 +9,7 @@ controller daemon on demand; ``flinkops controller run`` runs it in the foregrou
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -171,8 +172,6 @@ def _age(created: str | None) -> str:
 def main_guard(fn: Any) -> Any:
     """Map the error taxonomy onto exit codes for every command."""
 
-    import functools
-
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -226,7 +225,7 @@ def apply(
         )
         out.print(f"{resource.kind.lower()}/{resource.metadata.name} {verb}")
     if start_controller:
-        _daemon().ensure_daemon(_home())
+        _daemon().start_daemon(_home())
     if wait:
         _wait_settled(store, applied, timeout)
 
@@ -418,7 +417,7 @@ def delete(
     resource = _resolve(store, name, namespace)
     key = ResourceKey.of(resource)
     store.request_deletion(key)
-    _daemon().ensure_daemon(home)
+    _daemon().start_daemon(home)
     out.print(f"{key.kind.lower()}/{name} deletion requested")
     if not wait:
         return
@@ -444,7 +443,7 @@ def _set_job_state(name: str, namespace: str, state: JobState) -> None:
         return
     job = resource.spec.job.model_copy(update={"state": state})
     store.apply(resource.model_copy(update={"spec": resource.spec.model_copy(update={"job": job})}))
-    _daemon().ensure_daemon(home)
+    _daemon().start_daemon(home)
     out.print(f"{resource.kind.lower()}/{name} {'suspend' if state == JobState.SUSPENDED else 'resume'} requested")
 
 

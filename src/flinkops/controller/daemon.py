@@ -39,7 +39,6 @@ __all__ = [
     "build_controller",
     "daemon_state",
     "default_home",
-    "ensure_daemon",
     "open_store",
     "run_loop",
     "start_daemon",
@@ -167,10 +166,6 @@ def start_daemon(home: Path, timeout: float = 15.0) -> DaemonState:
             raise RuntimeFailure(f"the controller exited at start; see {home / LOG_FILE}")
         time.sleep(0.05)
     raise RuntimeFailure(f"the controller did not start within {timeout:.0f}s; see {home / LOG_FILE}")
-
-
-def ensure_daemon(home: Path) -> DaemonState:
-    return start_daemon(home)
 
 
 def stop_daemon(home: Path, timeout: float = 20.0) -> bool:
