@@ -97,6 +97,25 @@ class Flinkops:
                 os.kill(pid, signal.SIGKILL)
 
 
+def application(
+    directory: Path, name: str, jar: Path, entry_class: str, args: list[str], config: dict[str, str], **job: str
+) -> Path:
+    """Write a one-document FlinkDeployment running ``entry_class`` from ``jar``; returns the file."""
+    doc = {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "flinkVersion": "v2_2",
+            "flinkConfiguration": config,
+            "job": {"jarURI": jar.as_uri(), "entryClass": entry_class, "args": args, "parallelism": 1, **job},
+        },
+    }
+    path = directory / f"{name}.yaml"
+    path.write_text(json.dumps(doc))  # JSON is YAML
+    return path
+
+
 def running(pid: int) -> bool:
     """True when ``pid`` is a live (non-zombie) process."""
     try:

@@ -4,40 +4,26 @@ from __future__ import annotations
 
 import os
 import signal
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from integration.flinkops_cli import Flinkops, running
+from integration.flinkops_cli import Flinkops, application, running
 
 pytestmark = pytest.mark.integration
 
 
 def counting_job(tmp_path: Path, jar: Path, name: str) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            apiVersion: flink.apache.org/v1beta1
-            kind: FlinkDeployment
-            metadata:
-              name: {name}
-            spec:
-              flinkVersion: v2_2
-              flinkConfiguration:
-                execution.checkpointing.interval: 2 s
-              job:
-                jarURI: {jar.as_uri()}
-                entryClass: flinkops.testjobs.CountingJob
-                args: ["--rate", "20"]
-                parallelism: 1
-                upgradeMode: last-state
-            """
-        )
+    return application(
+        tmp_path,
+        name,
+        jar,
+        "flinkops.testjobs.CountingJob",
+        ["--rate", "20"],
+        {"execution.checkpointing.interval": "2 s"},
+        upgradeMode="last-state",
     )
-    return path
 
 
 def test_controller_sigkill_adopts_running_processes(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:

@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from integration.flinkops_cli import Flinkops, running
+from integration.flinkops_cli import Flinkops, application, running
 
 pytestmark = pytest.mark.integration
 
 
-def app(tmp_path: Path, jar: Path, name: str, entry: str, args: str = "[]") -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            apiVersion: flink.apache.org/v1beta1
-            kind: FlinkDeployment
-            metadata:
-              name: {name}
-            spec:
-              flinkVersion: v2_2
-              flinkConfiguration:
-                restart-strategy.type: none
-              job:
-                jarURI: {jar.as_uri()}
-                entryClass: {entry}
-                args: {args}
-                parallelism: 1
-            """
-        )
-    )
-    return path
+def app(tmp_path: Path, jar: Path, name: str, entry: str, args: list[str] | None = None) -> Path:
+    return application(tmp_path, name, jar, entry, args or [], {"restart-strategy.type": "none"})
 
 
 def test_job_that_throws_lands_in_failed_with_its_exception(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
-    spec = app(tmp_path, testjobs, "failing", "flinkops.testjobs.FailingJob", '["--after", "20", "--rate", "20"]')
+    spec = app(tmp_path, testjobs, "failing", "flinkops.testjobs.FailingJob", ["--after", "20", "--rate", "20"])
     result = flinkops.run("apply", "-f", str(spec), "--wait", "--timeout", "180")
     assert result.code == 1, "apply --wait must fail when the job fails"
     status = flinkops.wait_lifecycle("failing", "FAILED")["status"]
