@@ -75,6 +75,7 @@ log = logging.getLogger("flinkops.controller")
 RESTORE_KEY = "execution.state-recovery.path"
 _REST_TIMEOUT = 5.0
 _MAX_BACKOFF = 60.0
+_NO_EXECUTION_GRAPH = frozenset({"INITIALIZING", "CREATED"})
 
 
 @dataclass
@@ -196,27 +197,30 @@ class Controller:
                     error = failure.stacktrace if failure else None
             except FlinkNotFound:
                 error = None
-        completed, path, when = 0, None, None
-        try:
-            stats = rest.checkpoints(job_id)
-            completed = stats.counts.completed or 0
-            if stats.latest_completed is not None:
-                path = stats.latest_completed.external_path
-                when = stats.latest_completed.latest_ack_timestamp
-        except FlinkNotFound:
-            pass  # the job vanished between the two calls; the next pass sees it gone
-        return JobObservation(
+        observed = JobObservation(
             job_id=job_id,
             state=job.state or "RECONCILING",
             name=job.name,
             start_time=job.start_time,
             end_time=job.end_time,
             error=error,
-            completed_checkpoints=completed,
-            latest_checkpoint_path=path,
-            latest_checkpoint_time=when,
             running_since=running_since,
             all_tasks_running=all_running,
+        )
+        if job.state in _NO_EXECUTION_GRAPH:
+            # Flink answers 500 on /checkpoints until the job has an execution graph; there is nothing to
+            # report yet, and asking would turn a normal start into a reconcile failure with backoff.
+            return observed
+        try:
+            stats = rest.checkpoints(job_id)
+        except FlinkNotFound:
+            return observed  # the job vanished between the two calls; the next pass sees it gone
+        latest = stats.latest_completed
+        return replace(
+            observed,
+            completed_checkpoints=stats.counts.completed or 0,
+            latest_checkpoint_path=latest.external_path if latest else None,
+            latest_checkpoint_time=latest.latest_ack_timestamp if latest else None,
         )
 
     def _observe_session_job(
