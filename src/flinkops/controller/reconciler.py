@@ -101,6 +101,7 @@ class Controller:
         self.python = python_executable
         self._failures: dict[ResourceKey, _Failures] = {}
         self._versions: dict[str, str] = {}
+        self._tasks_running_since: dict[str, int] = {}
 
     # ------------------------------------------------------------------ the pass
 
@@ -163,7 +164,7 @@ class Controller:
         try:
             with FlinkRestClient(cluster.rest_url, timeout=_REST_TIMEOUT) as rest:
                 version = self._flink_version(rest, cluster.rest_url)
-                job = self._observe_job(rest, job_id) if resource.spec.job is not None and job_id else None
+                job = self._job(rest, job_id) if resource.spec.job is not None and job_id else None
         except FlinkUnavailable:
             return base
         return replace(base, rest_ready=True, job=job, flink_version=version)
@@ -173,55 +174,9 @@ class Controller:
             self._versions[url] = str(rest.config().flink_version or "")
         return self._versions[url] or None
 
-    @staticmethod
-    def _observe_job(rest: FlinkRestClient, job_id: str) -> JobObservation | None:
-        """The job's state, timing, failure cause and checkpoint progress; None when the cluster lacks it."""
-        # Look the job up in the overview, not with /jobs/:id: a job whose main() failed is listed there but
-        # answers HTTP 500 on /jobs/:id. The per-job details are fetched only for a RUNNING job.
-        job = next((j for j in rest.list_jobs() if j.job_id == job_id), None)
-        if job is None:
-            return None
-        running_since, all_running = None, True
-        if job.state == "RUNNING":
-            details = rest.job(job_id)
-            running_since = details.timestamps.get("RUNNING")
-            all_running = details.all_vertices_running
-        error = None
-        if job.state == "FAILED":
-            # The exception history can trail the FAILED state by a moment; the execution result carries the
-            # final failure cause as soon as the job is terminal.
-            try:
-                error = rest.job_exceptions(job_id).root_exception
-                if not error:
-                    failure = rest.job_result(job_id).failure
-                    error = failure.stacktrace if failure else None
-            except FlinkNotFound:
-                error = None
-        observed = JobObservation(
-            job_id=job_id,
-            state=job.state or "RECONCILING",
-            name=job.name,
-            start_time=job.start_time,
-            end_time=job.end_time,
-            error=error,
-            running_since=running_since,
-            all_tasks_running=all_running,
-        )
-        if job.state in _NO_EXECUTION_GRAPH:
-            # Flink answers 500 on /checkpoints until the job has an execution graph; there is nothing to
-            # report yet, and asking would turn a normal start into a reconcile failure with backoff.
-            return observed
-        try:
-            stats = rest.checkpoints(job_id)
-        except FlinkNotFound:
-            return observed  # the job vanished between the two calls; the next pass sees it gone
-        latest = stats.latest_completed
-        return replace(
-            observed,
-            completed_checkpoints=stats.counts.completed or 0,
-            latest_checkpoint_path=latest.external_path if latest else None,
-            latest_checkpoint_time=latest.latest_ack_timestamp if latest else None,
-        )
+    def _job(self, rest: FlinkRestClient, job_id: str) -> JobObservation | None:
+        now_ms = int(self.clock.now() * 1000)
+        return observe_job(rest, job_id, now_ms=now_ms, tasks_running_since=self._tasks_running_since)
 
     def _observe_session_job(
         self, resource: FlinkSessionJob, target: FlinkDeployment | FlinkSessionJob | None, ctx: Context
@@ -239,7 +194,7 @@ class Controller:
             return Observation(), ready
         try:
             with FlinkRestClient(rest_url, timeout=_REST_TIMEOUT) as rest:
-                job = self._observe_job(rest, job_id)
+                job = self._job(rest, job_id)
         except FlinkUnavailable:
             return Observation(), ctx  # the session's REST API is down: treat the cluster as not ready
         return Observation(rest_ready=True, rest_url=rest_url, job=job), ready
@@ -452,4 +407,64 @@ def _fetch_jar(uri: str, base: Path | None, into: Path) -> Path:
     raise PermanentError(
         f"spec.job.jarURI {uri!r}: scheme {parsed.scheme!r} is not supported locally yet "
         "(use a path, file:// or https://)"
+    )
+
+
+def observe_job(
+    rest: FlinkRestClient, job_id: str, *, now_ms: int, tasks_running_since: dict[str, int]
+) -> JobObservation | None:
+    """The job's state, timing, failure cause and checkpoint progress; None when the cluster lacks it.
+
+    ``tasks_running_since`` remembers, across passes, when every task of a job was first seen RUNNING: Flink's
+    job-level RUNNING timestamp is set at scheduling, seconds before the tasks run on a busy machine, so the
+    stability window is timed from this observation instead.
+    """
+    # Look the job up in the overview, not with /jobs/:id: a job whose main() failed is listed there but
+    # answers HTTP 500 on /jobs/:id. The per-job details are fetched only for a RUNNING job.
+    job = next((j for j in rest.list_jobs() if j.job_id == job_id), None)
+    if job is None:
+        return None
+    running_since, all_running = None, True
+    if job.state == "RUNNING":
+        details = rest.job(job_id)
+        all_running = details.all_vertices_running
+    if job.state == "RUNNING" and all_running:
+        running_since = tasks_running_since.setdefault(job_id, now_ms)
+    else:
+        tasks_running_since.pop(job_id, None)
+    error = None
+    if job.state == "FAILED":
+        # The exception history can trail the FAILED state by a moment; the execution result carries the
+        # final failure cause as soon as the job is terminal.
+        try:
+            error = rest.job_exceptions(job_id).root_exception
+            if not error:
+                failure = rest.job_result(job_id).failure
+                error = failure.stacktrace if failure else None
+        except FlinkNotFound:
+            error = None
+    observed = JobObservation(
+        job_id=job_id,
+        state=job.state or "RECONCILING",
+        name=job.name,
+        start_time=job.start_time,
+        end_time=job.end_time,
+        error=error,
+        running_since=running_since,
+        all_tasks_running=all_running,
+    )
+    if job.state in _NO_EXECUTION_GRAPH:
+        # Flink answers 500 on /checkpoints until the job has an execution graph; there is nothing to
+        # report yet, and asking would turn a normal start into a reconcile failure with backoff.
+        return observed
+    try:
+        stats = rest.checkpoints(job_id)
+    except FlinkNotFound:
+        return observed  # the job vanished between the two calls; the next pass sees it gone
+    latest = stats.latest_completed
+    return replace(
+        observed,
+        completed_checkpoints=stats.counts.completed or 0,
+        latest_checkpoint_path=latest.external_path if latest else None,
+        latest_checkpoint_time=latest.latest_ack_timestamp if latest else None,
     )

@@ -78,7 +78,7 @@ class JobObservation:
     completed_checkpoints: int = 0
     latest_checkpoint_path: str | None = None
     latest_checkpoint_time: int | None = None
-    running_since: int | None = None  # epoch ms when the job entered RUNNING
+    running_since: int | None = None  # epoch ms since when every task of the job has been seen RUNNING
     all_tasks_running: bool = True
 
 
