@@ -163,8 +163,8 @@ class ClusterRuntime(Protocol):
         """Stop every process of the cluster and wait until they are gone. Idempotent."""
         ...
 
-    def replace_missing_taskmanagers(self, key: ClusterKey) -> int:
-        """Start TaskManagers that died; returns how many were started."""
+    def replace_missing_processes(self, key: ClusterKey) -> int:
+        """Start TaskManagers and standby JobManagers that died; returns how many were started."""
         ...
 
     def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]: ...

@@ -23,7 +23,7 @@ from flinkops.core.planner import (
     Observation,
     Plan,
     RemoveResource,
-    ReplaceTaskManagers,
+    ReplaceMissingProcesses,
     SubmitSessionJob,
     plan_deployment,
     plan_session_job,
@@ -205,7 +205,7 @@ def test_dead_taskmanager_is_replaced() -> None:
     r = deployed_and_stable()
     obs = running("a" * 32)
     obs = Observation(**{**obs.__dict__, "taskmanagers_alive": 0})
-    assert any(isinstance(a, ReplaceTaskManagers) for a in plan_deployment(r, obs, ctx()).actions)
+    assert any(isinstance(a, ReplaceMissingProcesses) for a in plan_deployment(r, obs, ctx()).actions)
 
 
 def test_invalid_change_keeps_reconciling_the_last_valid_spec() -> None:

@@ -39,7 +39,7 @@ from flinkops.core.planner import (
     Observation,
     Plan,
     RemoveResource,
-    ReplaceTaskManagers,
+    ReplaceMissingProcesses,
     Status,
     SubmitSessionJob,
     plan_deployment,
@@ -150,6 +150,8 @@ class Controller:
                 cluster_generation=cluster.generation if cluster else None,
                 jobmanager_alive=bool(cluster and cluster.jobmanager_up),
                 taskmanagers_alive=cluster.taskmanagers_alive if cluster else 0,
+                jobmanagers_alive=cluster.jobmanagers_alive if cluster else 0,
+                jobmanagers_expected=cluster.jobmanagers_expected if cluster else 0,
                 taskmanagers_expected=cluster.taskmanagers_expected if cluster else 0,
                 latest_stored_checkpoint=stored,
             )
@@ -159,6 +161,8 @@ class Controller:
             jobmanager_alive=True,
             rest_url=cluster.rest_url,
             taskmanagers_alive=cluster.taskmanagers_alive,
+            jobmanagers_alive=cluster.jobmanagers_alive,
+            jobmanagers_expected=cluster.jobmanagers_expected,
             taskmanagers_expected=cluster.taskmanagers_expected,
         )
         try:
@@ -259,8 +263,8 @@ class Controller:
         elif isinstance(action, DeployCluster):
             assert isinstance(resource, FlinkDeployment)
             self.runtime.deploy(self._cluster_request(resource, action))
-        elif isinstance(action, ReplaceTaskManagers):
-            self.runtime.replace_missing_taskmanagers(ckey)
+        elif isinstance(action, ReplaceMissingProcesses):
+            self.runtime.replace_missing_processes(ckey)
         elif isinstance(action, SubmitSessionJob):
             assert isinstance(resource, FlinkSessionJob)
             self._submit_session_job(resource, action)

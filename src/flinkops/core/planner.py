@@ -51,7 +51,7 @@ __all__ = [
     "Observation",
     "Plan",
     "RemoveResource",
-    "ReplaceTaskManagers",
+    "ReplaceMissingProcesses",
     "SubmitSessionJob",
     "plan_deployment",
     "plan_session_job",
@@ -92,6 +92,8 @@ class Observation:
     rest_ready: bool = False
     rest_url: str | None = None
     taskmanagers_alive: int = 0
+    jobmanagers_alive: int = 0
+    jobmanagers_expected: int = 0
     taskmanagers_expected: int = 0
     job: JobObservation | None = None
     flink_version: str | None = None
@@ -138,9 +140,11 @@ class DeleteCluster(Action):
 
 
 @dataclass(frozen=True)
-class ReplaceTaskManagers(Action):
+class ReplaceMissingProcesses(Action):
+    """Restart dead TaskManagers and dead standby JobManagers of a cluster whose active JobManager lives."""
+
     def describe(self) -> str:
-        return "start replacement TaskManagers"
+        return "start replacement processes"
 
 
 @dataclass(frozen=True)
@@ -515,10 +519,14 @@ def _steady(b: _Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Conte
         b.summary = "recovering a missing JobManager"
         return b.finish(now_ms=ctx.now_ms)
 
-    if obs.taskmanagers_alive < obs.taskmanagers_expected:
-        b.actions.append(ReplaceTaskManagers())
-        missing = obs.taskmanagers_expected - obs.taskmanagers_alive
-        b.event("Warning", "RecoverTaskManager", f"{missing} TaskManager process(es) died; starting replacements")
+    missing_tms = max(0, obs.taskmanagers_expected - obs.taskmanagers_alive)
+    missing_jms = max(0, obs.jobmanagers_expected - obs.jobmanagers_alive)
+    if missing_tms or missing_jms:
+        b.actions.append(ReplaceMissingProcesses())
+    if missing_tms:
+        b.event("Warning", "RecoverTaskManager", f"{missing_tms} TaskManager process(es) died; starting replacements")
+    if missing_jms:
+        b.event("Warning", "RecoverJobManager", f"{missing_jms} JobManager process(es) died; starting standbys")
 
     if not obs.rest_ready:
         b.status = status.model_copy(

@@ -183,7 +183,7 @@ class LocalRuntime:
         for sub in ("conf", "lib", "usrlib", "tmp"):
             shutil.rmtree(root / sub, ignore_errors=True)
 
-    def replace_missing_taskmanagers(self, key: ClusterKey) -> int:
+    def replace_missing_processes(self, key: ClusterKey) -> int:
         record = self._read_record(key)
         if record is None:
             return 0
