@@ -12,6 +12,8 @@ the committed lines hold every seq exactly once and every line has ``count == se
 
 API:
 
+* :data:`ENTRY_CLASS` is the job's class in the test jobs jar (``support.testjobs.testjobs_jar()``);
+  :func:`job_args` builds its argument list.
 * :func:`check` reads the committed output and returns a :class:`VerifierReport`; assert on ``report.ok`` with
   ``report.summary()`` as the message::
 
@@ -50,16 +52,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "ENTRY_CLASS",
     "LogicRun",
     "Record",
     "VerifierReport",
     "check",
+    "job_args",
     "read_committed",
     "replayed",
     "trace_counts",
     "wait_for_records",
 ]
 
+ENTRY_CLASS = "flinkops.testjobs.VerifierJob"
 LOGIC_VERSIONS = ("v1", "v2", "v3")
 _EXAMPLES = 5  # examples per problem kind in a summary
 
@@ -171,6 +176,43 @@ class VerifierReport:
         if self.malformed:
             lines.append(f"  MALFORMED: {len(self.malformed)} lines; e.g. " + " | ".join(self.malformed[:_EXAMPLES]))
         return "\n".join(lines)
+
+
+def job_args(
+    output: Path | str,
+    *,
+    records: int = 0,
+    rate: float = 100,
+    keys: int = 64,
+    logic: str = "v1",
+    fail_after: int | None = None,
+    trace: Path | str | None = None,
+    checkpoint_interval_ms: int = 1000,
+) -> list[str]:
+    """The VerifierJob's arguments. ``records=0`` runs unbounded, ``rate=0`` unthrottled; ``fail_after`` is
+    for ``logic="v3"`` (records each counter subtask processes before it throws); ``trace`` turns on the
+    replay side channel; ``checkpoint_interval_ms=0`` leaves checkpointing to the cluster configuration."""
+    if logic not in LOGIC_VERSIONS:
+        raise ValueError(f"logic must be one of {LOGIC_VERSIONS}, got {logic!r}")
+    args = [
+        "--output",
+        str(output),
+        "--records",
+        str(records),
+        "--rate",
+        str(rate),
+        "--keys",
+        str(keys),
+        "--logic",
+        logic,
+        "--checkpoint-interval",
+        str(checkpoint_interval_ms),
+    ]
+    if fail_after is not None:
+        args += ["--fail-after", str(fail_after)]
+    if trace is not None:
+        args += ["--trace", str(trace)]
+    return args
 
 
 def _ranges(seqs: Sequence[int], limit: int = 10) -> str:
