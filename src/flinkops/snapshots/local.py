@@ -6,7 +6,8 @@ Layout (as Flink writes it): checkpoints in ``<checkpoint dir>/<32-hex job id>/c
 it is never listed, never offered for a restore and never disposed.
 
 Paths come in as ``file:/x``, ``file:///x`` or ``/x`` and go out normalised as ``file:/x`` (Flink's spelling;
-see ``flinkops.api.snapshot_paths``). Other schemes (``s3://``) raise ``UnsupportedSnapshotStorage``.
+``normalise_snapshot_path`` and ``same_snapshot`` from ``flinkops.api.snapshot_paths`` are re-exported here for
+callers outside the pure layers). Other schemes (``s3://``) raise ``UnsupportedSnapshotStorage``.
 
 Disposal renames the snapshot directory to a hidden ``.<name>.disposing`` sibling first and deletes that, so a
 crash half-way never leaves a directory that still looks restorable, and a retry finishes the job.
@@ -26,11 +27,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flinkops.api.snapshot_paths import METADATA_FILE, normalise_snapshot_path
+from flinkops.api.snapshot_paths import METADATA_FILE, normalise_snapshot_path, same_snapshot
 from flinkops.errors import InvalidInput, PermanentError, Problem, TemporaryError
 from flinkops.ports import Snapshot, SnapshotKind, SnapshotStore
 
-__all__ = ["LocalSnapshotStore", "UnsupportedSnapshotStorage", "latest_checkpoint", "local_path"]
+__all__ = [
+    "LocalSnapshotStore",
+    "UnsupportedSnapshotStorage",
+    "latest_checkpoint",
+    "local_path",
+    "normalise_snapshot_path",
+    "same_snapshot",
+]
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _CHK = re.compile(r"^chk-(\d+)$")
