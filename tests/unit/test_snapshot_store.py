@@ -130,6 +130,8 @@ def test_latest_checkpoint_is_the_highest_completed_number(tmp_path: Path) -> No
     checkpoint(tmp_path, JOB_A, 12, time_ms=None)
     checkpoint(tmp_path, JOB_B, 99)
     assert STORE.latest_checkpoint(f"file:///{tmp_path}/", JOB_A) == f"file:{tmp_path}/{JOB_A}/chk-11"
+    assert STORE.latest_checkpoint(str(tmp_path), JOB_A.upper()) == f"file:{tmp_path}/{JOB_A}/chk-11"
+    assert STORE.latest_checkpoint(str(tmp_path / JOB_A / "chk-9"), "..") is None
 
 
 def test_module_level_latest_checkpoint_keeps_working_and_ignores_other_storage(tmp_path: Path) -> None:

@@ -183,7 +183,10 @@ class LocalSnapshotStore:
             raise _os_error("dispose of", path, exc) from exc
 
     def latest_checkpoint(self, checkpoint_dir: str, job_id: str) -> str | None:
-        job_dir = local_path(checkpoint_dir) / job_id
+        root = local_path(checkpoint_dir)
+        if not _JOB_ID.match(job_id.lower()):
+            return None  # not a Flink job id, so no directory of ours (and never a path to walk up)
+        job_dir = root / job_id.lower()
         best: tuple[int, Path] | None = None
         try:
             for entry in _subdirs(job_dir):
