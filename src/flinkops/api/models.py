@@ -27,6 +27,7 @@ __all__ = [
     "CheckpointInfo",
     "Condition",
     "DeploymentMode",
+    "DeploymentRecord",
     "DiffType",
     "FlinkDeployment",
     "FlinkDeploymentSpec",
@@ -398,10 +399,33 @@ class FlinkSessionJobStatus(_Status):
     conditions: list[Condition] = Field(default_factory=list)
 
 
+class DeploymentRecord(_Status):
+    """One start of a FlinkDeployment's job (a flinkops status extension; readers of the reference shape
+    ignore it). It answers the auditor's questions (which spec generation wrote which checkpoints, what state
+    each run started from) and gives ``flinkops plan`` the measured downtime of past upgrades."""
+
+    generation: int
+    job_id: str | None = None
+    reason: str = "deploy"  # first-deploy | upgrade | resume | recover | rollback | savepoint-redeploy | restore
+    upgrade_mode: str | None = None
+    restored_from: str | None = None
+    stopped_at: int | None = None  # epoch ms the previous job stopped (None on a first deploy)
+    started_at: int = 0  # epoch ms the deploy began
+    running_at: int | None = None  # epoch ms every task of the new job was first seen RUNNING
+    checkpointed: bool = False  # the job completed at least one checkpoint
+
+    @property
+    def downtime_ms(self) -> int | None:
+        if self.stopped_at is None or self.running_at is None:
+            return None
+        return max(0, self.running_at - self.stopped_at)
+
+
 class FlinkDeploymentStatus(FlinkSessionJobStatus):
     cluster_info: dict[str, str] = Field(default_factory=dict)
     job_manager_deployment_status: JobManagerDeploymentStatus = JobManagerDeploymentStatus.MISSING
     task_manager: TaskManagerInfo | None = None
+    deployment_history: list[DeploymentRecord] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------- resources

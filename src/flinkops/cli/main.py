@@ -579,5 +579,8 @@ def controller_status() -> None:
         raise typer.Exit(1)
 
 
+from flinkops.cli import state as _state  # noqa: E402,F401  (registers savepoint, snapshots, restore, rollback, plan)
+
+
 def run() -> None:
     app()

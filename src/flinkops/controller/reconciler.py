@@ -12,6 +12,7 @@ Called by: the daemon loop (``controller.daemon``) and tests.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import urllib.parse
@@ -20,7 +21,7 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from flinkops.api.flinkconf import checkpoint_dir, is_operator_key
+from flinkops.api.flinkconf import checkpoint_dir, is_operator_key, savepoint_dir
 from flinkops.api.models import (
     FlinkDeployment,
     FlinkDeploymentSpec,
@@ -35,6 +36,7 @@ from flinkops.core.planner import (
     Context,
     DeleteCluster,
     DeployCluster,
+    DisposeSnapshots,
     JobObservation,
     Observation,
     Plan,
@@ -42,6 +44,9 @@ from flinkops.core.planner import (
     ReplaceMissingProcesses,
     Status,
     SubmitSessionJob,
+    TriggerCheckpoint,
+    TriggerObservation,
+    TriggerSavepoint,
     plan_deployment,
     plan_session_job,
 )
@@ -64,9 +69,10 @@ from flinkops.ports import (
     ClusterRuntime,
     ResourceKey,
     ResourceStore,
+    SnapshotStore,
 )
 from flinkops.settings import SOURCE_DIR_ANNOTATION, default_state_uri
-from flinkops.snapshots.local import latest_checkpoint
+from flinkops.snapshots.local import LocalSnapshotStore
 
 __all__ = ["SOURCE_DIR_ANNOTATION", "Controller"]
 
@@ -76,6 +82,12 @@ RESTORE_KEY = "execution.state-recovery.path"
 _REST_TIMEOUT = 5.0
 _MAX_BACKOFF = 60.0
 _NO_EXECUTION_GRAPH = frozenset({"INITIALIZING", "CREATED"})
+
+#: Test-only fault injection: ``FLINKOPS_FAILPOINT=<when>:<Action>`` makes the controller process exit on the
+#: spot, ``before`` writing the intent of a plan holding that action or ``after`` executing it, so tests can
+#: prove that a controller dying at any step of an upgrade is a non-event.
+FAILPOINT_ENV = "FLINKOPS_FAILPOINT"
+FAILPOINT_EXIT_CODE = 86
 
 
 @dataclass
@@ -92,6 +104,7 @@ class Controller:
         home: Path,
         clock: Clock,
         python_executable: str,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -102,6 +115,8 @@ class Controller:
         self._failures: dict[ResourceKey, _Failures] = {}
         self._versions: dict[str, str] = {}
         self._tasks_running_since: dict[str, int] = {}
+        self.snapshots: SnapshotStore = snapshots or LocalSnapshotStore()
+        self._failpoint = os.environ.get(FAILPOINT_ENV, "")
 
     # ------------------------------------------------------------------ the pass
 
@@ -120,6 +135,8 @@ class Controller:
         ctx = Context(
             now_ms=int(self.clock.now() * 1000),
             fresh_job_id=uuid.uuid4().hex,
+            fresh_trigger_id=uuid.uuid4().hex,
+            fresh_checkpoint_trigger_id=uuid.uuid4().hex,
             valid=not problems,
             validation_error="; ".join(p.render() for p in problems) or None,
         )
@@ -136,9 +153,49 @@ class Controller:
         except FlinkopsError as exc:
             return self._record_failure(key, exc)
 
+    def preview(self, resource: FlinkDeployment | FlinkSessionJob) -> Plan:
+        """What a pass would do for ``resource`` (a desired spec with its recorded status), without acting or
+        writing anything: ``flinkops plan``. Observing is read-only (runtime records, Flink REST, storage)."""
+        problems = validate_resource(resource, default_state_dirs=True)
+        ctx = Context(
+            now_ms=int(self.clock.now() * 1000),
+            fresh_job_id="<new job id>",
+            fresh_trigger_id="<new trigger id>",
+            fresh_checkpoint_trigger_id="<new trigger id>",
+            valid=not problems,
+            validation_error="; ".join(p.render() for p in problems) or None,
+        )
+        if isinstance(resource, FlinkDeployment):
+            return plan_deployment(resource, self._observe_deployment(resource), ctx)
+        key = ResourceKey("FlinkDeployment", resource.metadata.namespace, resource.spec.deployment_name)
+        target = self.store.get(key)
+        obs, ctx = self._observe_session_job(resource, target, ctx)
+        return plan_session_job(resource, obs, ctx)
+
     # ------------------------------------------------------------------ observe
 
     def _observe_deployment(self, resource: FlinkDeployment) -> Observation:
+        obs = self._observe_cluster(resource)
+        status = resource.status
+        job_id = status.job_status.job_id if status else None
+        if status is None or not job_id:
+            return obs
+        info = status.job_status.savepoint_info
+        if info is not None and info.trigger_id:
+            trigger = obs.savepoint_trigger
+            if trigger is None or trigger.state not in ("COMPLETED", "IN_PROGRESS"):
+                # Storage is the truth when Flink cannot tell: a savepoint of this job that completed after
+                # the trigger was recorded is the one the trigger produced.
+                directory = savepoint_dir(self._config(resource))
+                since = info.trigger_timestamp or 0
+                stored = self.snapshots.latest_savepoint(directory, job_id, since) if directory else None
+                obs = replace(obs, stored_savepoint=stored)
+        return obs
+
+    def _config(self, resource: FlinkDeployment) -> dict[str, str]:
+        return render_flink_config(resource.spec, self._render_inputs(resource))
+
+    def _observe_cluster(self, resource: FlinkDeployment) -> Observation:
         ckey = ClusterKey(resource.metadata.namespace, resource.metadata.name)
         cluster = self.runtime.observe(ckey)
         status = resource.status
@@ -148,6 +205,7 @@ class Controller:
             return Observation(
                 cluster_exists=cluster is not None,
                 cluster_generation=cluster.generation if cluster else None,
+                cluster_job_id=cluster.job_id if cluster else None,
                 jobmanager_alive=bool(cluster and cluster.jobmanager_up),
                 taskmanagers_alive=cluster.taskmanagers_alive if cluster else 0,
                 jobmanagers_alive=cluster.jobmanagers_alive if cluster else 0,
@@ -158,6 +216,7 @@ class Controller:
         base = Observation(
             cluster_exists=True,
             cluster_generation=cluster.generation,
+            cluster_job_id=cluster.job_id,
             jobmanager_alive=True,
             rest_url=cluster.rest_url,
             taskmanagers_alive=cluster.taskmanagers_alive,
@@ -169,9 +228,57 @@ class Controller:
             with FlinkRestClient(cluster.rest_url, timeout=_REST_TIMEOUT) as rest:
                 version = self._flink_version(rest, cluster.rest_url)
                 job = self._job(rest, job_id) if resource.spec.job is not None and job_id else None
+                savepoint, checkpoint = self._triggers(rest, resource.status, job_id)
         except FlinkUnavailable:
             return base
-        return replace(base, rest_ready=True, job=job, flink_version=version)
+        return replace(
+            base,
+            rest_ready=True,
+            job=job,
+            flink_version=version,
+            savepoint_trigger=savepoint,
+            checkpoint_trigger=checkpoint,
+        )
+
+    @staticmethod
+    def _triggers(
+        rest: FlinkRestClient, status: Status | None, job_id: str | None
+    ) -> tuple[TriggerObservation | None, TriggerObservation | None]:
+        """Where the savepoint and checkpoint triggers recorded in status stand in Flink."""
+        if status is None or not job_id:
+            return None, None
+        savepoint = checkpoint = None
+        info = status.job_status.savepoint_info
+        if info is not None and info.trigger_id:
+            try:
+                sp = rest.savepoint_status(job_id, info.trigger_id)
+                if sp.in_progress:
+                    savepoint = TriggerObservation("IN_PROGRESS")
+                elif sp.succeeded:
+                    savepoint = TriggerObservation("COMPLETED", location=sp.location)
+                elif sp.failed:
+                    failure = sp.failure.stacktrace if sp.failure else None
+                    savepoint = TriggerObservation("FAILED", failure=_first_line(failure))
+                else:
+                    savepoint = TriggerObservation("UNKNOWN")
+            except FlinkNotFound:
+                savepoint = TriggerObservation("UNKNOWN")
+        cinfo = status.job_status.checkpoint_info
+        if cinfo is not None and cinfo.trigger_id:
+            try:
+                cp = rest.checkpoint_status(job_id, cinfo.trigger_id)
+                if cp.in_progress:
+                    checkpoint = TriggerObservation("IN_PROGRESS")
+                elif cp.succeeded:
+                    checkpoint = TriggerObservation("COMPLETED", location=str(cp.checkpoint_id))
+                elif cp.failed:
+                    failure = cp.failure.stacktrace if cp.failure else None
+                    checkpoint = TriggerObservation("FAILED", failure=_first_line(failure))
+                else:
+                    checkpoint = TriggerObservation("UNKNOWN")
+            except FlinkNotFound:
+                checkpoint = TriggerObservation("UNKNOWN")
+        return savepoint, checkpoint
 
     def _flink_version(self, rest: FlinkRestClient, url: str) -> str | None:
         if url not in self._versions:
@@ -199,20 +306,26 @@ class Controller:
         try:
             with FlinkRestClient(rest_url, timeout=_REST_TIMEOUT) as rest:
                 job = self._job(rest, job_id)
+                savepoint, checkpoint = self._triggers(rest, resource.status, job_id)
         except FlinkUnavailable:
             return Observation(), ctx  # the session's REST API is down: treat the cluster as not ready
-        return Observation(rest_ready=True, rest_url=rest_url, job=job), ready
+        observed = Observation(
+            rest_ready=True, rest_url=rest_url, job=job, savepoint_trigger=savepoint, checkpoint_trigger=checkpoint
+        )
+        return observed, ready
 
     def _stored_checkpoint(self, resource: FlinkDeployment, job_id: str) -> str | None:
-        config = render_flink_config(resource.spec, self._render_inputs(resource))
-        directory = checkpoint_dir(config)
-        return latest_checkpoint(directory, job_id) if directory else None
+        directory = checkpoint_dir(self._config(resource))
+        return self.snapshots.latest_checkpoint(directory, job_id) if directory else None
 
     # ------------------------------------------------------------------ act and record
 
     def _execute(self, resource: FlinkDeployment | FlinkSessionJob, plan: Plan) -> float | None:
         key = ResourceKey.of(resource)
         current = resource
+        self._preflight(resource, plan)
+        for action in plan.actions:
+            self._failpoint_hit("before", action)
         if plan.intent is not None and plan.intent != resource.status and plan.actions:
             current = self.store.update_status(resource.model_copy(update={"status": plan.intent}))
         actions = list(plan.actions)
@@ -225,6 +338,7 @@ class Controller:
                 self._failures.pop(key, None)
                 return None
             self._act(resource, action)
+            self._failpoint_hit("after", action)
             if isinstance(action, DeleteCluster) and isinstance(resource, FlinkDeployment):
                 actions, status = self._refresh_restore_point(resource, actions, status, index)
         plan = replace(plan, status=status)
@@ -234,6 +348,30 @@ class Controller:
             self.store.update_status(current.model_copy(update={"status": plan.status}))
         self._failures.pop(key, None)
         return plan.requeue_after
+
+    def _preflight(self, resource: FlinkDeployment | FlinkSessionJob, plan: Plan) -> None:
+        """Refuse a plan that would start from state that is not there, before anything is written or
+        stopped: a wrong ``initialSavepointPath`` or restore target must not cost the running job.
+
+        A checkpoint of the job being replaced is exempt: Flink may subsume it any moment, and the restore
+        moves to that job's newest checkpoint once it is stopped (``_refresh_restore_point``)."""
+        current = resource.status.job_status.job_id if resource.status else None
+        for action in plan.actions:
+            restore = getattr(action, "restore_path", None)
+            if not restore or (current and f"/{current}/chk-" in restore):
+                continue
+            if not self.snapshots.exists(restore):
+                raise PermanentError(
+                    f"the state to restore from does not exist: {restore} (no _metadata there); nothing was "
+                    "started or stopped. Fix spec.job.initialSavepointPath or pick a snapshot from "
+                    "`flinkops snapshots NAME`"
+                )
+
+    def _failpoint_hit(self, when: str, action: Action) -> None:
+        if self._failpoint and self._failpoint == f"{when}:{type(action).__name__}":
+            log.error("failpoint %s reached: exiting", self._failpoint)
+            logging.shutdown()
+            os._exit(FAILPOINT_EXIT_CODE)
 
     def _refresh_restore_point(
         self, resource: FlinkDeployment, actions: list[Action], status: Status, done: int
@@ -268,6 +406,11 @@ class Controller:
         elif isinstance(action, SubmitSessionJob):
             assert isinstance(resource, FlinkSessionJob)
             self._submit_session_job(resource, action)
+        elif isinstance(action, TriggerSavepoint | TriggerCheckpoint):
+            self._trigger(resource, action)
+        elif isinstance(action, DisposeSnapshots):
+            for path in action.paths:
+                self.snapshots.dispose(path)
         elif isinstance(action, CancelSessionJob):
             try:
                 with FlinkRestClient(action.rest_url, timeout=_REST_TIMEOUT) as rest:
@@ -276,6 +419,39 @@ class Controller:
                 pass  # already gone: the goal of cancelling is met
         else:  # pragma: no cover - every action type is handled above
             raise PermanentError(f"unknown action {action!r}")
+
+    def _trigger(
+        self, resource: FlinkDeployment | FlinkSessionJob, action: TriggerSavepoint | TriggerCheckpoint
+    ) -> None:
+        url = self._rest_url(resource)
+        if url is None:
+            raise FlinkUnavailable("the cluster's REST API is not reachable; the trigger is retried next pass")
+        with FlinkRestClient(url, timeout=_REST_TIMEOUT) as rest:
+            if isinstance(action, TriggerCheckpoint):
+                rest.trigger_checkpoint(action.job_id, action.checkpoint_type, trigger_id=action.trigger_id)
+                return
+            directory = savepoint_dir(self._config(resource)) if isinstance(resource, FlinkDeployment) else None
+            if isinstance(resource, FlinkSessionJob):
+                directory = savepoint_dir(resource.spec.flink_configuration)
+            if action.stop:
+                rest.stop_with_savepoint(
+                    action.job_id, directory, format_type=action.format_type, trigger_id=action.trigger_id
+                )
+            else:
+                rest.trigger_savepoint(
+                    action.job_id, directory, format_type=action.format_type, trigger_id=action.trigger_id
+                )
+
+    def _rest_url(self, resource: FlinkDeployment | FlinkSessionJob) -> str | None:
+        if isinstance(resource, FlinkDeployment):
+            cluster = self.runtime.observe(ClusterKey(resource.metadata.namespace, resource.metadata.name))
+            return cluster.rest_url if cluster is not None else None
+        target = self.store.get(
+            ResourceKey("FlinkDeployment", resource.metadata.namespace, resource.spec.deployment_name)
+        )
+        if target is None or target.status is None or not isinstance(target, FlinkDeployment):
+            return None
+        return target.status.cluster_info.get("rest-url")
 
     def _record_failure(self, key: ResourceKey, exc: FlinkopsError) -> float:
         failures = self._failures.setdefault(key, _Failures())
@@ -368,6 +544,15 @@ class Controller:
                         rest.delete_jar(jar_id)
                     except FlinkApiError:
                         log.warning("could not delete uploaded jar %s", jar_id)
+
+
+def _first_line(text: str | None) -> str | None:
+    if not text:
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # Flink wraps the cause: the last "Caused by" line is usually the one that explains it.
+    causes = [line for line in lines if line.startswith("Caused by:")]
+    return (causes[-1] if causes else lines[0])[:500]
 
 
 def _job_exists(rest: FlinkRestClient, job_id: str) -> bool:

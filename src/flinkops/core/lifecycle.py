@@ -19,7 +19,11 @@ from flinkops.api.models import (
 )
 from flinkops.core.specs import parse_reconciled_spec
 
-__all__ = ["ALLOWED_TRANSITIONS", "TERMINAL_STATES", "derive_lifecycle", "is_allowed"]
+__all__ = ["ALLOWED_TRANSITIONS", "MANUAL_RESTORE", "TERMINAL_STATES", "derive_lifecycle", "is_allowed"]
+
+#: The error prefix the planner writes when a stateful job's state is known to exist but cannot be found; the
+#: deployment is FAILED until someone points it at its state (``flinkops restore``) or chooses to start empty.
+MANUAL_RESTORE = "Manual restore required"
 
 L = LifecycleState
 
@@ -63,9 +67,12 @@ def derive_lifecycle(
         return L.SUSPENDED
     if status.job_status.state == "FAILED":
         return L.FAILED
-    if (
-        isinstance(status, FlinkDeploymentStatus)
-        and status.job_manager_deployment_status == JobManagerDeploymentStatus.ERROR
+    if isinstance(status, FlinkDeploymentStatus) and (
+        status.job_manager_deployment_status == JobManagerDeploymentStatus.ERROR
+        or (
+            status.job_manager_deployment_status == JobManagerDeploymentStatus.MISSING
+            and MANUAL_RESTORE in (status.error or "")
+        )
     ):
         return L.FAILED
     if recon.state == ReconciliationState.ROLLED_BACK:

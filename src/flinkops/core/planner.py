@@ -20,10 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal, TypeVar
 
 from flinkops.api.durations import parse_duration_ms
 from flinkops.api.models import (
+    Checkpoint,
+    CheckpointInfo,
     Condition,
+    DeploymentRecord,
     DiffType,
     FlinkDeployment,
     FlinkDeploymentSpec,
@@ -34,10 +38,15 @@ from flinkops.api.models import (
     JobManagerDeploymentStatus,
     JobState,
     ReconciliationState,
+    ReconciliationStatus,
+    Savepoint,
+    SavepointInfo,
     UpgradeMode,
 )
 from flinkops.core.diff import SpecChange, classify
-from flinkops.core.lifecycle import derive_lifecycle
+from flinkops.core.lifecycle import MANUAL_RESTORE, derive_lifecycle
+from flinkops.core.retention import plan_retention, retention_limits
+from flinkops.core.schedule import parse_schedule
 from flinkops.core.specs import dump_reconciled_spec, load_spec, reconciled_first_deployment
 
 __all__ = [
@@ -46,6 +55,7 @@ __all__ = [
     "Context",
     "DeleteCluster",
     "DeployCluster",
+    "DisposeSnapshots",
     "EventNote",
     "JobObservation",
     "Observation",
@@ -53,6 +63,9 @@ __all__ = [
     "RemoveResource",
     "ReplaceMissingProcesses",
     "SubmitSessionJob",
+    "TriggerCheckpoint",
+    "TriggerObservation",
+    "TriggerSavepoint",
     "plan_deployment",
     "plan_session_job",
 ]
@@ -83,11 +96,22 @@ class JobObservation:
 
 
 @dataclass(frozen=True)
+class TriggerObservation:
+    """Where a savepoint or checkpoint trigger recorded in status stands in Flink. UNKNOWN: Flink does not
+    know the trigger id (it never arrived, or the JobManager that had it is gone)."""
+
+    state: Literal["IN_PROGRESS", "COMPLETED", "FAILED", "UNKNOWN"]
+    location: str | None = None  # savepoint path, or the checkpoint id for checkpoints
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
 class Observation:
     """What the controller saw this pass, using the last deployed config."""
 
     cluster_exists: bool = False
     cluster_generation: int | None = None
+    cluster_job_id: str | None = None  # the job id the running cluster was started for
     jobmanager_alive: bool = False
     rest_ready: bool = False
     rest_url: str | None = None
@@ -98,12 +122,17 @@ class Observation:
     job: JobObservation | None = None
     flink_version: str | None = None
     latest_stored_checkpoint: str | None = None  # newest completed checkpoint found in checkpoint storage
+    savepoint_trigger: TriggerObservation | None = None  # the pending trigger in status, as Flink reports it
+    checkpoint_trigger: TriggerObservation | None = None
+    stored_savepoint: str | None = None  # a savepoint of the job in storage, newer than the pending trigger
 
 
 @dataclass(frozen=True)
 class Context:
     now_ms: int
     fresh_job_id: str
+    fresh_trigger_id: str = "5" * 32
+    fresh_checkpoint_trigger_id: str = "c" * 32
     valid: bool = True
     validation_error: str | None = None
     session_ready: bool = False  # session jobs: the target session cluster's REST API is up
@@ -167,6 +196,42 @@ class CancelSessionJob(Action):
         return f"cancel job {self.job_id}"
 
 
+SavepointFormatType = Literal["CANONICAL", "NATIVE"]
+CheckpointKind = Literal["FULL", "INCREMENTAL"]
+
+
+@dataclass(frozen=True)
+class TriggerSavepoint(Action):
+    """Trigger a savepoint (``stop``: stop the job with it) under a trigger id already recorded in status."""
+
+    job_id: str
+    trigger_id: str
+    stop: bool = False
+    format_type: SavepointFormatType = "CANONICAL"
+
+    def describe(self) -> str:
+        what = "stop job {} with a savepoint" if self.stop else "trigger a savepoint of job {}"
+        return what.format(self.job_id) + f" ({self.format_type.lower()}, trigger {self.trigger_id})"
+
+
+@dataclass(frozen=True)
+class TriggerCheckpoint(Action):
+    job_id: str
+    trigger_id: str
+    checkpoint_type: CheckpointKind = "FULL"
+
+    def describe(self) -> str:
+        return f"trigger a {self.checkpoint_type.lower()} checkpoint of job {self.job_id}"
+
+
+@dataclass(frozen=True)
+class DisposeSnapshots(Action):
+    paths: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"dispose of {len(self.paths)} savepoint(s)"
+
+
 @dataclass(frozen=True)
 class RemoveResource(Action):
     def describe(self) -> str:
@@ -181,6 +246,7 @@ class EventNote:
 
 
 Status = FlinkDeploymentStatus | FlinkSessionJobStatus
+S_ = TypeVar("S_", FlinkDeploymentStatus, FlinkSessionJobStatus)
 
 
 @dataclass(frozen=True)
@@ -307,9 +373,29 @@ def _requires_checkpoint_for_stability(config: dict[str, str]) -> bool:
 
 # ----------------------------------------------------------------------------------------- deployments
 
+_HISTORY_LIMIT = 20  # deployment records kept in status
+_SAVEPOINT_RETRY = 10.0  # seconds before re-triggering a failed upgrade savepoint
+_ROLLBACK_ENABLED = "kubernetes.operator.deployment.rollback.enabled"
+_READINESS_TIMEOUT = "kubernetes.operator.deployment.readiness.timeout"
+_SAVEPOINT_FORMAT = "kubernetes.operator.savepoint.format.type"
+_CHECKPOINT_TYPE = "kubernetes.operator.checkpoint.type"
+_PERIODIC_SAVEPOINT = "kubernetes.operator.periodic.savepoint.interval"
+_PERIODIC_CHECKPOINT = "kubernetes.operator.periodic.checkpoint.interval"
+
+
+class _ManualRestoreRequired(Exception):
+    """A stateful job's state is known to exist (it completed checkpoints) but cannot be found."""
+
 
 def plan_deployment(resource: FlinkDeployment, obs: Observation, ctx: Context) -> Plan:
     status: FlinkDeploymentStatus = resource.status or FlinkDeploymentStatus()
+    try:
+        return _plan_deployment(resource, status, obs, ctx)
+    except _ManualRestoreRequired as exc:
+        return _manual_restore(_Builder(status=status), resource, str(exc), ctx)
+
+
+def _plan_deployment(resource: FlinkDeployment, status: FlinkDeploymentStatus, obs: Observation, ctx: Context) -> Plan:
     generation = resource.metadata.generation or 1
     b = _Builder(status=status)
 
@@ -332,19 +418,36 @@ def plan_deployment(resource: FlinkDeployment, obs: Observation, ctx: Context) -
 
     if recon.state == ReconciliationState.UPGRADING:
         return _resume_upgrade(b, last, obs, ctx)
+    if recon.state == ReconciliationState.ROLLING_BACK:
+        stable = load_spec(recon.last_stable_spec, FlinkDeploymentSpec) or last
+        return _resume_upgrade(b, stable, obs, ctx, rolling_back=True)
+    if recon.state == ReconciliationState.ROLLED_BACK and generation <= (status.observed_generation or 0):
+        spec = last  # the spec rolled back from stays unapplied until a new generation arrives
 
     change = classify(last, spec, mode=(spec.mode or "native"))
     b.change = change
     if change.kind > DiffType.IGNORE and ctx.valid:
+        if _is_manual_rollback(spec, load_spec(recon.last_stable_spec, FlinkDeploymentSpec), recon):
+            return _roll_back(b, obs, ctx, generation=generation, why="the last stable spec was applied again")
         return _spec_change(b, last, spec, change, generation, obs, ctx)
-    if ctx.valid and spec != last:
+
+    requests = _snapshot_requests(b, last, spec, obs) if ctx.valid and spec.job is not None else _Requests()
+    recorded_spec = requests.recorded(spec, last)
+    if ctx.valid and recorded_spec != last:
         # Only IGNORE-class fields changed: record them without touching the cluster.
         first = reconciled_first_deployment(recon.last_reconciled_spec)
-        b.status = _recon(b.status, last_reconciled_spec=dump_reconciled_spec(spec, first_deployment=first))
+        b.status = _recon(b.status, last_reconciled_spec=dump_reconciled_spec(recorded_spec, first_deployment=first))
         if recon.last_stable_spec == recon.last_reconciled_spec:
             b.status = _recon(b.status, last_stable_spec=b.status.reconciliation_status.last_reconciled_spec)
     b.status = b.status.model_copy(update={"observed_generation": generation})
-    return _steady(b, spec, obs, ctx)
+
+    why_roll_back = _rollback_due(b.status, spec, obs, ctx)  # type: ignore[arg-type]
+    if why_roll_back:
+        return _roll_back(b, obs, ctx, generation=b.status.observed_generation or generation, why=why_roll_back)
+    return _steady(b, spec, obs, ctx, requests)
+
+
+# ------------------------------------------------------------------ deploying
 
 
 def _deploy_with_intent(
@@ -356,23 +459,66 @@ def _deploy_with_intent(
     restore: str | None,
     recorded: str | None,
     replace_cluster: str | None = None,
+    reason: str = "upgrade",
+    stopped_at: int | None = None,
+    intent_state: ReconciliationState = ReconciliationState.UPGRADING,
+    final: dict[str, object] | None = None,
 ) -> None:
-    """Write-ahead, then deploy: record UPGRADING with the target spec, the new job id and the restore point,
-    (stop the old cluster,) start the new one, and expect DEPLOYED with a JobManager DEPLOYING."""
+    """Write-ahead, then deploy: record the target spec, the phase, the new job id and the restore point,
+    (stop the old cluster,) start the new one, and expect the final phase with a JobManager DEPLOYING."""
     job_id = ctx.fresh_job_id if spec.job is not None else None
-    update: dict[str, object] = {"state": ReconciliationState.UPGRADING}
+    update: dict[str, object] = {"state": intent_state}
     if recorded is not None:
         update.update(last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms)
     b.intent = _recon(b.status, **update).model_copy(update={"observed_generation": generation, "error": None})
     if spec.job is not None:
         b.intent = _job(b.intent, job_id=job_id, state="RECONCILING", upgrade_savepoint_path=restore)
+        mode = spec.job.upgrade_mode.value
+        b.intent = _add_run(b.intent, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
     if replace_cluster is not None:
         b.actions.append(DeleteCluster(reason=replace_cluster))
     b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
-    b.status = _recon(b.intent, state=ReconciliationState.DEPLOYED).model_copy(
+    final_update: dict[str, object] = {"state": ReconciliationState.DEPLOYED, **(final or {})}
+    b.status = _recon(b.intent, **final_update).model_copy(
         update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
     )
     b.requeue_after = FAST
+
+
+def _add_run(
+    status: Status,
+    generation: int,
+    job_id: str | None,
+    reason: str,
+    mode: str | None,
+    restore: str | None,
+    stopped_at: int | None,
+    now_ms: int,
+) -> Status:
+    if not isinstance(status, FlinkDeploymentStatus):
+        return status
+    history = list(status.deployment_history)
+    if history and history[-1].job_id == job_id:
+        return status  # the same run, planned again after an interruption
+    history.append(
+        DeploymentRecord(
+            generation=generation,
+            job_id=job_id,
+            reason=reason,
+            upgrade_mode=mode,
+            restored_from=restore,
+            stopped_at=stopped_at,
+            started_at=now_ms,
+        )
+    )
+    return status.model_copy(update={"deployment_history": history[-_HISTORY_LIMIT:]})
+
+
+def _current_run(status: FlinkDeploymentStatus) -> DeploymentRecord | None:
+    history = status.deployment_history
+    if history and history[-1].job_id == status.job_status.job_id:
+        return history[-1]
+    return None
 
 
 def _first_deployment(b: _Builder, spec: FlinkDeploymentSpec, generation: int, ctx: Context) -> Plan:
@@ -388,32 +534,72 @@ def _first_deployment(b: _Builder, spec: FlinkDeploymentSpec, generation: int, c
         b.summary = "created suspended: nothing to deploy"
         return b.finish(now_ms=ctx.now_ms)
     restore = spec.job.initial_savepoint_path if spec.job is not None else None
-    _deploy_with_intent(b, spec, generation, ctx, restore=restore, recorded=recorded)
+    _deploy_with_intent(b, spec, generation, ctx, restore=restore, recorded=recorded, reason="first-deploy")
     b.event("Normal", "Submit", "Starting deployment" + (f" from {restore}" if restore else ""))
     b.summary = "first deployment"
     return b.finish(now_ms=ctx.now_ms)
 
 
-def _resume_upgrade(b: _Builder, target: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> Plan:
-    """A previous pass wrote UPGRADING and may or may not have finished acting."""
-    status = b.status
+def _already_deployed(status: FlinkDeploymentStatus, obs: Observation, generation: int) -> bool:
+    """The target of an interrupted upgrade is running: same generation stamp and (for jobs) the job id the
+    intent recorded, so a dead or older cluster of the same generation is never mistaken for it."""
+    if not (obs.cluster_exists and obs.cluster_generation == generation and obs.jobmanager_alive):
+        return False
+    return obs.cluster_job_id is None or obs.cluster_job_id == status.job_status.job_id
+
+
+def _resume_upgrade(
+    b: _Builder, target: FlinkDeploymentSpec, obs: Observation, ctx: Context, *, rolling_back: bool = False
+) -> Plan:
+    """A previous pass wrote UPGRADING (or ROLLING_BACK) and may or may not have finished acting."""
+    status: FlinkDeploymentStatus = b.status  # type: ignore[assignment]
     generation = status.observed_generation or 1
-    if obs.cluster_exists and obs.cluster_generation == generation and obs.jobmanager_alive:
-        b.status = _recon(status, state=ReconciliationState.DEPLOYED).model_copy(
+    recon = status.reconciliation_status
+    final: dict[str, object] = {"state": ReconciliationState.DEPLOYED}
+    if rolling_back:
+        final = {"state": ReconciliationState.ROLLED_BACK, "last_reconciled_spec": recon.last_stable_spec}
+    if _already_deployed(status, obs, generation):
+        b.status = _recon(status, **final).model_copy(
             update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
         )
         b.summary = "the interrupted upgrade had already deployed the target: adopting it"
         b.requeue_after = FAST
         return b.finish(now_ms=ctx.now_ms)
+    info = _savepoints(status)
+    if info.trigger_type == "UPGRADE" and info.trigger_id:
+        return _await_upgrade_savepoint(b, target, obs, ctx)
+    job_id = status.job_status.job_id
+    return _finish_upgrade(b, target, obs, ctx, job_id=job_id, final=final, summary="finishing an interrupted upgrade")
+
+
+def _finish_upgrade(
+    b: _Builder,
+    target: FlinkDeploymentSpec,
+    obs: Observation,
+    ctx: Context,
+    *,
+    job_id: str | None,
+    final: dict[str, object] | None = None,
+    stopped_at: int | None = None,
+    summary: str,
+) -> Plan:
+    """The old job is stopped and its state recorded in ``upgradeSavepointPath``: replace the cluster."""
+    status = b.status
+    generation = status.observed_generation or 1
     wants_running = target.job is None or target.job.state == JobState.RUNNING
+    restore = status.job_status.upgrade_savepoint_path
+    if wants_running and target.job is not None:
+        assert job_id is not None
+        status = _job(status, job_id=job_id, state="RECONCILING")
+        reason = "rollback" if status.reconciliation_status.state == ReconciliationState.ROLLING_BACK else "upgrade"
+        mode = target.job.upgrade_mode.value
+        status = _add_run(status, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
+    b.intent = status
     if obs.cluster_exists:
-        b.actions.append(DeleteCluster(reason="replacing the cluster of an interrupted upgrade"))
+        b.actions.append(DeleteCluster(reason="replacing the cluster of an upgrade"))
     if wants_running:
-        restore = status.job_status.upgrade_savepoint_path
-        b.actions.append(
-            DeployCluster(spec=target, generation=generation, job_id=status.job_status.job_id, restore_path=restore)
-        )
-        b.status = _recon(status, state=ReconciliationState.DEPLOYED).model_copy(
+        b.actions.append(DeployCluster(spec=target, generation=generation, job_id=job_id, restore_path=restore))
+        b.status = _recon(status, **(final or {"state": ReconciliationState.DEPLOYED})).model_copy(
             update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
         )
     else:
@@ -421,15 +607,74 @@ def _resume_upgrade(b: _Builder, target: FlinkDeploymentSpec, obs: Observation, 
             update={"job_manager_deployment_status": JobManagerDeploymentStatus.MISSING}
         )
         b.status = _job(b.status, state="SUSPENDED")
-    b.summary = "finishing an interrupted upgrade"
+    b.summary = summary
     b.requeue_after = FAST
     return b.finish(now_ms=ctx.now_ms)
+
+
+def _await_upgrade_savepoint(b: _Builder, target: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> Plan:
+    """UPGRADING with a stop-with-savepoint in flight: wait for it, then replace the cluster from it."""
+    status: FlinkDeploymentStatus = b.status  # type: ignore[assignment]
+    info = _savepoints(status)
+    old_job = status.job_status.job_id
+    trigger = obs.savepoint_trigger
+    location = trigger.location if trigger is not None and trigger.state == "COMPLETED" else None
+    location = location or obs.stored_savepoint  # completed, but its result was lost with the JobManager
+    if location:
+        b.status = _job(_completed_savepoint(status, location, ctx.now_ms), upgrade_savepoint_path=location)
+        b.event("Normal", "SavepointCompleted", f"Upgrade savepoint of job {old_job}: {location}")
+        stopped = obs.job.end_time if obs.job is not None and obs.job.end_time else ctx.now_ms
+        return _finish_upgrade(
+            b, target, obs, ctx, job_id=ctx.fresh_job_id, stopped_at=stopped, summary="upgrade savepoint completed"
+        )
+    if trigger is not None and trigger.state == "IN_PROGRESS":
+        b.summary = "waiting for the upgrade savepoint"
+        b.requeue_after = FAST
+        return b.finish(now_ms=ctx.now_ms)
+    fmt = _savepoint_format(target.flink_configuration)
+    if _job_running(obs) and old_job:
+        if trigger is None or trigger.state == "UNKNOWN":
+            # The trigger may never have reached Flink (the controller stopped between recording and sending
+            # it): send it again with the same id, which Flink deduplicates.
+            assert info.trigger_id is not None
+            b.actions.append(TriggerSavepoint(job_id=old_job, trigger_id=info.trigger_id, stop=True, format_type=fmt))
+            b.intent = status
+            b.summary = "re-sending the upgrade savepoint trigger"
+            b.requeue_after = FAST
+            return b.finish(now_ms=ctx.now_ms)
+        b.event("Warning", "SavepointError", f"Upgrade savepoint failed: {trigger.failure or 'no reason given'}")
+        b.status = _with_savepoint_trigger(status, ctx.fresh_trigger_id, ctx.now_ms, "UPGRADE", fmt)
+        b.intent = b.status
+        b.actions.append(TriggerSavepoint(job_id=old_job, trigger_id=ctx.fresh_trigger_id, stop=True, format_type=fmt))
+        b.summary = "upgrade savepoint failed: trying again"
+        b.requeue_after = _SAVEPOINT_RETRY
+        return b.finish(now_ms=ctx.now_ms)
+    # The job is not running any more (failed, or its JobManager is gone): fall back to its last state.
+    state = obs.job.state if obs.job is not None else "gone"
+    restore, why = _restore_point(_as_last_state(target), status, obs)
+    b.event("Warning", "SavepointFallback", f"Job is {state}; upgrading from its last state instead: {why}")
+    b.status = _job(_clear_savepoint_trigger(status), upgrade_savepoint_path=restore)
+    return _finish_upgrade(
+        b, target, obs, ctx, job_id=ctx.fresh_job_id, stopped_at=ctx.now_ms, summary="savepoint fallback"
+    )
+
+
+def _as_last_state(spec: FlinkDeploymentSpec) -> FlinkDeploymentSpec:
+    if spec.job is None or spec.job.upgrade_mode == UpgradeMode.STATELESS:
+        return spec
+    return spec.model_copy(update={"job": spec.job.model_copy(update={"upgrade_mode": UpgradeMode.LAST_STATE})})
+
+
+def _job_running(obs: Observation) -> bool:
+    """Running with every task running: the only time Flink can take a savepoint or checkpoint."""
+    return obs.rest_ready and obs.job is not None and obs.job.state == "RUNNING" and obs.job.all_tasks_running
 
 
 def _restore_point(
     spec: FlinkDeploymentSpec, status: FlinkDeploymentStatus, obs: Observation
 ) -> tuple[str | None, str]:
-    """Where a stateful job's state will come from on its next start, and why."""
+    """Where a stateful job's state will come from on its next start, and why. Raises
+    ``_ManualRestoreRequired`` when the job is known to have had state that is nowhere to be found."""
     if spec.job is None or not _stateful(spec.job.upgrade_mode):
         return None, "stateless upgrade mode: the job starts with empty state"
     if obs.job is not None and obs.job.latest_checkpoint_path:
@@ -438,7 +683,23 @@ def _restore_point(
         return obs.latest_stored_checkpoint, "latest completed checkpoint found in checkpoint storage"
     if status.job_status.upgrade_savepoint_path:
         return status.job_status.upgrade_savepoint_path, "the state the job was last started from"
+    run = _current_run(status)
+    if run is not None and run.checkpointed:
+        raise _ManualRestoreRequired(f"job {run.job_id} completed checkpoints, but none is left in checkpoint storage")
     return None, "no checkpoint exists yet: the job starts with empty state"
+
+
+def _manual_restore(b: _Builder, resource: FlinkDeployment, reason: str, ctx: Context) -> Plan:
+    error = f"{MANUAL_RESTORE}: {reason}. Nothing was started or deleted. Point the deployment at its state with "
+    error += f"`flinkops restore {resource.metadata.name} --to PATH`, or set upgradeMode: stateless to start empty."
+    if b.status.error != error:
+        b.event("Warning", "ManualRestoreRequired", error)
+    b.status = b.status.model_copy(
+        update={"error": error, "job_manager_deployment_status": JobManagerDeploymentStatus.MISSING}
+    )
+    b.summary = "manual restore required"
+    b.requeue_after = 30.0
+    return b.finish(now_ms=ctx.now_ms)
 
 
 def _spec_change(
@@ -456,14 +717,48 @@ def _spec_change(
     recorded = dump_reconciled_spec(spec, first_deployment=False)
     fields = ", ".join(change.paths()) or "spec"
     b.event("Normal", "SpecChanged", f"{change.kind.name} change of {fields}")
-    restore, why = (
-        _restore_point(spec, status, obs)
-        if was_running
-        else (
-            status.job_status.upgrade_savepoint_path if spec.job and _stateful(spec.job.upgrade_mode) else None,
-            "the state recorded when the job was suspended",
-        )
-    )
+
+    if change.kind == DiffType.SAVEPOINT_REDEPLOY and spec.job is not None and wants_running:
+        # Redeploy from the given savepoint, dropping the current state; the new spec is stable at once, so
+        # there is no rolling back past it.
+        restore = spec.job.initial_savepoint_path
+        replace = "savepoint redeploy" if obs.cluster_exists else None
+        _deploy_with_intent(
+            b, spec, generation, ctx, restore=restore, recorded=recorded, replace_cluster=replace,
+            reason="savepoint-redeploy", stopped_at=ctx.now_ms, final={"last_stable_spec": recorded},
+        )  # fmt: skip
+        b.intent = _recon(b.intent, last_stable_spec=recorded) if b.intent is not None else None
+        b.event("Normal", "SavepointRedeploy", f"Redeploying from {restore}")
+        b.summary = "savepoint redeploy"
+        return b.finish(now_ms=ctx.now_ms)
+
+    mode = spec.job.upgrade_mode if spec.job is not None else UpgradeMode.STATELESS
+    if was_running and mode == UpgradeMode.SAVEPOINT:
+        old_job = status.job_status.job_id
+        if _job_running(obs) and old_job:
+            fmt = _savepoint_format(spec.flink_configuration)
+            b.intent = _recon(
+                status, last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms,
+                state=ReconciliationState.UPGRADING,
+            ).model_copy(update={"observed_generation": generation, "error": None})  # fmt: skip
+            b.intent = _with_savepoint_trigger(b.intent, ctx.fresh_trigger_id, ctx.now_ms, "UPGRADE", fmt)
+            b.actions.append(
+                TriggerSavepoint(job_id=old_job, trigger_id=ctx.fresh_trigger_id, stop=True, format_type=fmt)
+            )
+            b.status = b.intent
+            verb = "Upgrading" if wants_running else "Suspending"
+            b.event("Normal", "Savepoint", f"{verb}: stopping job {old_job} with a savepoint")
+            b.summary = f"{verb.lower()}: stop with savepoint"
+            b.requeue_after = FAST
+            return b.finish(now_ms=ctx.now_ms)
+        state = obs.job.state if obs.job is not None else "not reachable"
+        b.event("Warning", "SavepointFallback", f"Job is {state}: using its last state instead of a new savepoint")
+
+    if was_running:
+        restore, why = _restore_point(_as_last_state(spec), status, obs)
+    else:
+        restore = status.job_status.upgrade_savepoint_path if spec.job and _stateful(spec.job.upgrade_mode) else None
+        why = "the state recorded when the job was suspended"
 
     if not wants_running:
         # Suspend: remember where the state is, then stop the cluster.
@@ -490,14 +785,80 @@ def _spec_change(
         return b.finish(now_ms=ctx.now_ms)
 
     reason = ("upgrade" if was_running else "resume") if obs.cluster_exists else None
-    _deploy_with_intent(b, spec, generation, ctx, restore=restore, recorded=recorded, replace_cluster=reason)
+    _deploy_with_intent(
+        b, spec, generation, ctx, restore=restore, recorded=recorded, replace_cluster=reason,
+        reason="upgrade" if was_running else "resume", stopped_at=ctx.now_ms if was_running else None,
+    )  # fmt: skip
     verb = "Resuming" if not was_running else "Upgrading"
     b.event("Normal", "Submit", f"{verb}: {why}" + (f" ({restore})" if restore else ""))
     b.summary = f"{verb.lower()} ({change.kind.name})"
     return b.finish(now_ms=ctx.now_ms)
 
 
-def _steady(b: _Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> Plan:
+# ------------------------------------------------------------------ rollback
+
+
+def _is_manual_rollback(
+    spec: FlinkDeploymentSpec, stable: FlinkDeploymentSpec | None, recon: ReconciliationStatus
+) -> bool:
+    """The desired spec is the last stable one again while a newer one is deployed (``flinkops rollback``)."""
+    return (
+        stable is not None
+        and spec == stable
+        and recon.last_stable_spec != recon.last_reconciled_spec
+        and (stable.job is None or stable.job.state == JobState.RUNNING)
+    )
+
+
+def _rollback_due(status: FlinkDeploymentStatus, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> str:
+    """Why the deployed spec must be rolled back to the last stable one now ('' when it need not)."""
+    recon = status.reconciliation_status
+    config = spec.flink_configuration
+    if config.get(_ROLLBACK_ENABLED, "false").strip().lower() != "true":
+        return ""
+    if recon.state != ReconciliationState.DEPLOYED or not recon.last_stable_spec:
+        return ""
+    if recon.last_stable_spec == recon.last_reconciled_spec:
+        return ""
+    stable = load_spec(recon.last_stable_spec, FlinkDeploymentSpec)
+    if stable is None or (stable.job is not None and stable.job.state != JobState.RUNNING):
+        return ""
+    if obs.job is not None and obs.job.state == "FAILED":
+        return f"job {obs.job.job_id} failed before the new spec became stable"
+    try:
+        timeout = parse_duration_ms(config.get(_READINESS_TIMEOUT, "5 min"))
+    except ValueError:
+        timeout = 300_000
+    since = recon.reconciliation_timestamp or ctx.now_ms
+    if ctx.now_ms - since > timeout:
+        return f"the new spec did not become stable within {config.get(_READINESS_TIMEOUT, '5 min')}"
+    return ""
+
+
+def _roll_back(b: _Builder, obs: Observation, ctx: Context, *, generation: int, why: str) -> Plan:
+    """Deploy ``lastStableSpec`` again, with the state the failed spec's job left behind (last state)."""
+    status: FlinkDeploymentStatus = b.status  # type: ignore[assignment]
+    recon = status.reconciliation_status
+    stable = load_spec(recon.last_stable_spec, FlinkDeploymentSpec)
+    assert stable is not None
+    restore, restore_why = _restore_point(_as_last_state(stable), status, obs)
+    b.event("Warning", "Rollback", f"Rolling back to the last stable spec: {why}; restoring {restore_why}")
+    b.status = _clear_savepoint_trigger(status)
+    _deploy_with_intent(
+        b, stable, generation, ctx, restore=restore, recorded=None,
+        replace_cluster="rollback" if obs.cluster_exists else None, reason="rollback", stopped_at=ctx.now_ms,
+        intent_state=ReconciliationState.ROLLING_BACK,
+        final={"state": ReconciliationState.ROLLED_BACK, "last_reconciled_spec": recon.last_stable_spec},
+    )  # fmt: skip
+    b.summary = "rollback"
+    return b.finish(now_ms=ctx.now_ms)
+
+
+# ------------------------------------------------------------------ steady state
+
+
+def _steady(b: _Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context, requests: _Requests) -> Plan:
+    _retention(b, spec.flink_configuration, ctx)
     status: FlinkDeploymentStatus = b.status  # type: ignore[assignment]
     suspended = spec.job is not None and spec.job.state == JobState.SUSPENDED
     if suspended:
@@ -511,10 +872,14 @@ def _steady(b: _Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Conte
         if terminal and not obs.cluster_exists:
             b.summary = f"job {status.job_status.state}; cluster already gone"
             return b.finish(now_ms=ctx.now_ms)
-        restore, why = _restore_point(spec, status, obs)
+        restore, why = _restore_point(_as_last_state(spec), status, obs)
         generation = status.observed_generation or 1
         dead = "JobManager process died" if obs.cluster_exists else None
-        _deploy_with_intent(b, spec, generation, ctx, restore=restore, recorded=None, replace_cluster=dead)
+        b.status = _clear_savepoint_trigger(status)
+        _deploy_with_intent(
+            b, spec, generation, ctx, restore=restore, recorded=None, replace_cluster=dead, reason="recover",
+            stopped_at=ctx.now_ms,
+        )  # fmt: skip
         b.event("Warning", "RecoverDeployment", f"JobManager is gone; redeploying: {why}")
         b.summary = "recovering a missing JobManager"
         return b.finish(now_ms=ctx.now_ms)
@@ -545,10 +910,10 @@ def _steady(b: _Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Conte
         b.status = b.status.model_copy(update={"cluster_info": info})
     if spec.job is None:
         return _mark_stable_if(b, True, ctx, "session cluster ready")
-    return _observe_job(b, spec.flink_configuration, obs, ctx)
+    return _observe_job(b, spec.flink_configuration, obs, ctx, requests)
 
 
-def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Context) -> Plan:
+def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Context, requests: _Requests) -> Plan:
     status = b.status
     job = obs.job
     if job is None:
@@ -565,8 +930,10 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
         start_time=str(job.start_time) if job.start_time else None,
         update_time=str(ctx.now_ms) if previous != job.state else status.job_status.update_time,
     )
+    b.status = _note_run_progress(b.status, job)
     if previous != job.state:
         b.event("Normal", "JobStatusChanged", f"Job status changed from {previous} to {job.state}")
+    _snapshots(b, config, obs, ctx, requests)
     if job.state == "FAILED":
         error = job.error or "the job failed (no exception was reported)"
         if b.status.error != error:
@@ -595,6 +962,24 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
     return b.finish(now_ms=ctx.now_ms)
 
 
+def _note_run_progress(status: Status, job: JobObservation) -> Status:
+    """Record on the current run when its tasks first all ran and whether it completed a checkpoint."""
+    if not isinstance(status, FlinkDeploymentStatus):
+        return status
+    run = _current_run(status)
+    if run is None:
+        return status
+    update: dict[str, object] = {}
+    if run.running_at is None and job.state == "RUNNING" and job.all_tasks_running and job.running_since:
+        update["running_at"] = job.running_since
+    if not run.checkpointed and job.completed_checkpoints > 0:
+        update["checkpointed"] = True
+    if not update:
+        return status
+    history = [*status.deployment_history[:-1], run.model_copy(update=update)]
+    return status.model_copy(update={"deployment_history": history})
+
+
 def _mark_stable_if(b: _Builder, ready: bool, ctx: Context, why: str) -> Plan:
     recon = b.status.reconciliation_status
     if ready and recon.state == ReconciliationState.DEPLOYED:
@@ -605,11 +990,280 @@ def _mark_stable_if(b: _Builder, ready: bool, ctx: Context, why: str) -> Plan:
         if not (b.status.error or "").startswith(_VALIDATION_PREFIX):
             b.status = b.status.model_copy(update={"error": None})
         b.summary = why
-        b.requeue_after = STEADY
+        b.requeue_after = min(b.requeue_after, STEADY) if _trigger_pending(b.status) else STEADY
     else:
         b.summary = f"{why}: not stable yet" if not ready else why
         b.requeue_after = FAST
+    if _trigger_pending(b.status):
+        b.requeue_after = FAST
     return b.finish(now_ms=ctx.now_ms)
+
+
+# ------------------------------------------------------------------ snapshots
+
+
+@dataclass(frozen=True)
+class _Requests:
+    """Snapshot nonces that changed in this generation and are served now."""
+
+    savepoint_nonce: int | None = None
+    checkpoint_nonce: int | None = None
+    deferred_savepoint: bool = False
+    deferred_checkpoint: bool = False
+
+    def recorded(self, spec: FlinkDeploymentSpec, last: FlinkDeploymentSpec) -> FlinkDeploymentSpec:
+        """The spec to record: a request that must wait keeps the old nonce, so the next pass sees it again."""
+        if spec.job is None or last.job is None or not (self.deferred_savepoint or self.deferred_checkpoint):
+            return spec
+        update: dict[str, object] = {}
+        if self.deferred_savepoint:
+            update["savepoint_trigger_nonce"] = last.job.savepoint_trigger_nonce
+        if self.deferred_checkpoint:
+            update["checkpoint_trigger_nonce"] = last.job.checkpoint_trigger_nonce
+        return spec.model_copy(update={"job": spec.job.model_copy(update=update)})
+
+
+def _snapshot_requests(
+    b: _Builder, last: FlinkDeploymentSpec, spec: FlinkDeploymentSpec, obs: Observation
+) -> _Requests:
+    assert spec.job is not None
+    old = last.job
+    sp = spec.job.savepoint_trigger_nonce
+    cp = spec.job.checkpoint_trigger_nonce
+    sp_changed = sp is not None and sp != (old.savepoint_trigger_nonce if old else None)
+    cp_changed = cp is not None and cp != (old.checkpoint_trigger_nonce if old else None)
+    info, cinfo = _savepoints(b.status), _checkpoints(b.status)
+    alive = obs.rest_ready and obs.job is not None and obs.job.state not in _TERMINAL_JOB_STATES
+    result: dict[str, object] = {}
+    if sp_changed:
+        if _job_running(obs) and not info.trigger_id:
+            result["savepoint_nonce"] = sp
+        elif alive:
+            result["deferred_savepoint"] = True  # a snapshot is in flight or tasks are starting: next pass
+        else:
+            b.event("Warning", "SavepointError", f"Savepoint nonce {sp}: the job is not running, no savepoint taken")
+    if cp_changed:
+        if _job_running(obs) and not cinfo.trigger_id:
+            result["checkpoint_nonce"] = cp
+        elif alive:
+            result["deferred_checkpoint"] = True
+        else:
+            b.event("Warning", "CheckpointError", f"Checkpoint nonce {cp}: the job is not running, none taken")
+    return _Requests(**result)  # type: ignore[arg-type]
+
+
+def _snapshots(b: _Builder, config: dict[str, str], obs: Observation, ctx: Context, requests: _Requests) -> None:
+    """Follow pending savepoint/checkpoint triggers and start the requested and periodic ones."""
+    _follow_savepoint(b, obs, ctx)
+    _follow_checkpoint(b, obs, ctx)
+    if not _job_running(obs) or obs.job is None:
+        return
+    recon_state = b.status.reconciliation_status.state
+    if recon_state not in (ReconciliationState.DEPLOYED, ReconciliationState.ROLLED_BACK):
+        return
+    job_id = obs.job.job_id
+    info = _savepoints(b.status)
+    if not info.trigger_id:
+        kind: str | None = None
+        if requests.savepoint_nonce is not None:
+            kind = "MANUAL"
+        elif _due(config.get(_PERIODIC_SAVEPOINT), info.last_periodic_savepoint_timestamp, obs, ctx):
+            kind = "PERIODIC"
+        if kind is not None:
+            fmt = _savepoint_format(config)
+            b.status = _with_savepoint_trigger(b.status, ctx.fresh_trigger_id, ctx.now_ms, kind, fmt)
+            b.actions.append(
+                TriggerSavepoint(job_id=job_id, trigger_id=ctx.fresh_trigger_id, stop=False, format_type=fmt)
+            )
+            b.intent = b.status
+            b.event("Normal", "SavepointTriggered", f"{kind.title()} savepoint of job {job_id} triggered")
+    cinfo = _checkpoints(b.status)
+    if not cinfo.trigger_id:
+        ckind: str | None = None
+        if requests.checkpoint_nonce is not None:
+            ckind = "MANUAL"
+        elif _due(config.get(_PERIODIC_CHECKPOINT), cinfo.last_periodic_checkpoint_timestamp, obs, ctx):
+            ckind = "PERIODIC"
+        if ckind is not None:
+            trigger_id = ctx.fresh_checkpoint_trigger_id
+            ctype = _checkpoint_type(config)
+            b.status = _with_checkpoint_trigger(b.status, trigger_id, ctx.now_ms, ckind, ctype)
+            b.actions.append(TriggerCheckpoint(job_id=job_id, trigger_id=trigger_id, checkpoint_type=ctype))
+            b.intent = b.status
+            b.event("Normal", "CheckpointTriggered", f"{ckind.title()} checkpoint of job {job_id} triggered")
+
+
+def _due(value: str | None, last_ms: int | None, obs: Observation, ctx: Context) -> bool:
+    if not value or not value.strip() or obs.job is None:
+        return False
+    try:
+        schedule = parse_schedule(value)
+    except ValueError:
+        return False  # validation reports the bad value on the resource
+    since = obs.job.running_since if obs.job.running_since is not None else ctx.now_ms
+    return bool(schedule.is_due(last_ms=last_ms, since_ms=since, now_ms=ctx.now_ms))
+
+
+def _follow_savepoint(b: _Builder, obs: Observation, ctx: Context) -> None:
+    info = _savepoints(b.status)
+    if not info.trigger_id or info.trigger_type == "UPGRADE":
+        return
+    trigger = obs.savepoint_trigger
+    job_id = b.status.job_status.job_id
+    if trigger is not None and trigger.state == "COMPLETED" and trigger.location:
+        b.status = _completed_savepoint(b.status, trigger.location, ctx.now_ms)
+        b.event("Normal", "SavepointCompleted", f"Savepoint of job {job_id}: {trigger.location}")
+    elif trigger is not None and trigger.state == "IN_PROGRESS":
+        b.requeue_after = FAST
+    elif obs.stored_savepoint:
+        b.status = _completed_savepoint(b.status, obs.stored_savepoint, ctx.now_ms)
+        b.event("Normal", "SavepointCompleted", f"Savepoint of job {job_id}: {obs.stored_savepoint}")
+    elif trigger is not None and trigger.state == "FAILED":
+        b.event("Warning", "SavepointError", f"Savepoint of job {job_id} failed: {trigger.failure or 'no reason'}")
+        b.status = _clear_savepoint_trigger(b.status)
+    elif not _job_running(obs):
+        b.event("Warning", "SavepointError", f"Savepoint of job {job_id} abandoned: the job is no longer running")
+        b.status = _clear_savepoint_trigger(b.status)
+    else:
+        b.requeue_after = FAST  # not yet visible to Flink; the trigger id makes a resend safe
+
+
+def _follow_checkpoint(b: _Builder, obs: Observation, ctx: Context) -> None:
+    cinfo = _checkpoints(b.status)
+    if not cinfo.trigger_id:
+        return
+    trigger = obs.checkpoint_trigger
+    job_id = b.status.job_status.job_id
+    if trigger is not None and trigger.state == "COMPLETED":
+        b.status = _completed_checkpoint(b.status, ctx.now_ms)
+        b.event("Normal", "CheckpointCompleted", f"Checkpoint {trigger.location or ''} of job {job_id} completed")
+    elif trigger is not None and trigger.state == "IN_PROGRESS":
+        b.requeue_after = FAST
+    elif trigger is not None and trigger.state == "FAILED":
+        b.event("Warning", "CheckpointError", f"Checkpoint of job {job_id} failed: {trigger.failure or 'no reason'}")
+        b.status = _job(b.status, checkpoint_info=cinfo.model_copy(update=_NO_TRIGGER))
+    elif not _job_running(obs):
+        b.event("Warning", "CheckpointError", f"Checkpoint of job {job_id} abandoned: the job is no longer running")
+        b.status = _job(b.status, checkpoint_info=cinfo.model_copy(update=_NO_TRIGGER))
+    else:
+        b.requeue_after = FAST
+
+
+_NO_TRIGGER: dict[str, object] = {"trigger_id": None, "trigger_timestamp": None, "trigger_type": None}
+
+
+def _savepoints(status: Status) -> SavepointInfo:
+    return status.job_status.savepoint_info or SavepointInfo()
+
+
+def _checkpoints(status: Status) -> CheckpointInfo:
+    return status.job_status.checkpoint_info or CheckpointInfo()
+
+
+def _trigger_pending(status: Status) -> bool:
+    return bool(_savepoints(status).trigger_id or _checkpoints(status).trigger_id)
+
+
+def _savepoint_format(config: dict[str, str]) -> SavepointFormatType:
+    return "NATIVE" if config.get(_SAVEPOINT_FORMAT, "").strip().upper() == "NATIVE" else "CANONICAL"
+
+
+def _checkpoint_type(config: dict[str, str]) -> CheckpointKind:
+    return "INCREMENTAL" if config.get(_CHECKPOINT_TYPE, "").strip().upper() == "INCREMENTAL" else "FULL"
+
+
+def _with_savepoint_trigger(status: S_, trigger_id: str, now_ms: int, kind: str, fmt: str) -> S_:
+    info = _savepoints(status).model_copy(
+        update={"trigger_id": trigger_id, "trigger_timestamp": now_ms, "trigger_type": kind, "format_type": fmt}
+    )
+    if kind == "PERIODIC":
+        info = info.model_copy(update={"last_periodic_savepoint_timestamp": now_ms})
+    return _job(status, savepoint_info=info)  # type: ignore[return-value]
+
+
+def _clear_savepoint_trigger(status: S_) -> S_:
+    info = status.job_status.savepoint_info
+    if info is None or not info.trigger_id:
+        return status
+    return _job(status, savepoint_info=info.model_copy(update=_NO_TRIGGER))  # type: ignore[return-value]
+
+
+def _completed_savepoint(status: S_, location: str, now_ms: int) -> S_:
+    """Record a finished savepoint as the last one and in the history, and clear its trigger."""
+    info = _savepoints(status)
+    nonce = None
+    if info.trigger_type == "MANUAL":
+        recorded = load_spec(status.reconciliation_status.last_reconciled_spec, FlinkDeploymentSpec)
+        nonce = recorded.job.savepoint_trigger_nonce if recorded is not None and recorded.job else None
+    savepoint = Savepoint(
+        time_stamp=now_ms,
+        location=location,
+        trigger_type=info.trigger_type or "UNKNOWN",
+        format_type=info.format_type or "CANONICAL",
+        trigger_nonce=nonce,
+    )
+    history = [s for s in info.savepoint_history if s.location != location] + [savepoint]
+    info = info.model_copy(update={"last_savepoint": savepoint, "savepoint_history": history, **_NO_TRIGGER})
+    return _job(status, savepoint_info=info)  # type: ignore[return-value]
+
+
+def _with_checkpoint_trigger(status: S_, trigger_id: str, now_ms: int, kind: str, ctype: str) -> S_:
+    info = _checkpoints(status).model_copy(
+        update={"trigger_id": trigger_id, "trigger_timestamp": now_ms, "trigger_type": kind, "format_type": ctype}
+    )
+    if kind == "PERIODIC":
+        info = info.model_copy(update={"last_periodic_checkpoint_timestamp": now_ms})
+    return _job(status, checkpoint_info=info)  # type: ignore[return-value]
+
+
+def _completed_checkpoint(status: S_, now_ms: int) -> S_:
+    info = _checkpoints(status)
+    nonce = None
+    if info.trigger_type == "MANUAL":
+        recorded = load_spec(status.reconciliation_status.last_reconciled_spec, FlinkDeploymentSpec)
+        nonce = recorded.job.checkpoint_trigger_nonce if recorded is not None and recorded.job else None
+    checkpoint = Checkpoint(
+        time_stamp=now_ms,
+        trigger_type=info.trigger_type or "UNKNOWN",
+        format_type=info.format_type or "FULL",
+        trigger_nonce=nonce,
+    )
+    info = info.model_copy(update={"last_checkpoint": checkpoint, **_NO_TRIGGER})
+    return _job(status, checkpoint_info=info)  # type: ignore[return-value]
+
+
+def _retention(b: _Builder, config: dict[str, str], ctx: Context) -> None:
+    """Trim the savepoint history by count and age (also while the job is stopped); dispose of the data of
+    trimmed savepoints when configured. The newest savepoint, the last one and the one a restore depends on
+    are never touched. The trimmed history is written before any data is deleted."""
+    info = b.status.job_status.savepoint_info
+    if info is None or len(info.savepoint_history) < 2:
+        return
+    try:
+        limits = retention_limits(config)
+    except ValueError:
+        return  # validation reports the bad value
+    if not limits.cleanup_enabled:
+        return
+    protected = {p for p in (b.status.job_status.upgrade_savepoint_path,) if p}
+    if info.last_savepoint is not None:
+        protected.add(info.last_savepoint.location)
+    keep, dispose = plan_retention(
+        info.savepoint_history,
+        now_ms=ctx.now_ms,
+        max_count=limits.max_count,
+        max_age_ms=limits.max_age_ms,
+        protected=protected,
+    )
+    if not dispose:
+        return
+    b.status = _job(b.status, savepoint_info=info.model_copy(update={"savepoint_history": list(keep)}))
+    paths = tuple(s.location for s in dispose)
+    if limits.dispose_on_delete:
+        b.intent = b.status
+        b.actions.append(DisposeSnapshots(paths=paths))
+    verb = "disposed" if limits.dispose_on_delete else "dropped from the history (data kept)"
+    b.event("Normal", "SavepointRetention", f"{len(paths)} savepoint(s) {verb}: " + ", ".join(paths))
 
 
 def _plan_deletion(b: _Builder, obs: Observation, ctx: Context, kind: str) -> Plan:
@@ -740,4 +1394,4 @@ def plan_session_job(resource: FlinkSessionJob, obs: Observation, ctx: Context) 
         b.event("Warning", "Missing", f"Job {job_id} is not on the session cluster; resubmitting as {new_id}")
         b.summary = "resubmit a missing job"
         return b.finish(now_ms=ctx.now_ms)
-    return _observe_job(b, spec.flink_configuration, obs, ctx)
+    return _observe_job(b, spec.flink_configuration, obs, ctx, _Requests())
