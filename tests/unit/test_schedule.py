@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flinkops.core.schedule import CronSchedule, IntervalSchedule, parse_schedule
+from flinkops.api.schedule import CronSchedule, IntervalSchedule, parse_schedule
 
 HOUR = 3_600_000
 MINUTE = 60_000

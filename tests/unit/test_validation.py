@@ -230,11 +230,22 @@ def test_savepoint_redeploy_needs_an_initial_savepoint_path() -> None:
     assert validate_resource(app(savepointRedeployNonce=1, initialSavepointPath="s3://b/sp/savepoint-1")) == []
 
 
-def test_rollback_needs_high_availability() -> None:
+def test_rollback_needs_somewhere_to_find_the_last_state() -> None:
     key = "kubernetes.operator.deployment.rollback.enabled"
     assert paths(validate_resource(app(conf={key: "true"}))) == [f'spec.flinkConfiguration["{key}"]']
     assert validate_resource(app(conf={key: "true", **HA})) == []
+    assert validate_resource(app(conf={key: "true", **CHECKPOINTS})) == [], "no HA needed: storage has the state"
+    assert validate_resource(app(conf={key: "true"}), default_state_dirs=True) == []
     assert validate_resource(app(conf={key: "false"})) == []
+
+
+def test_periodic_snapshots_accept_durations_and_quartz_cron() -> None:
+    key = "kubernetes.operator.periodic.savepoint.interval"
+    assert validate_resource(app(conf={key: "0 0 */6 * * ?", **SAVEPOINTS})) == []
+    ckey = "kubernetes.operator.periodic.checkpoint.interval"
+    assert validate_resource(app(conf={ckey: "10 min", **SAVEPOINTS})) == []
+    (problem,) = validate_resource(app(conf={ckey: "0 0 * * *", **SAVEPOINTS}))
+    assert problem.path == f'spec.flinkConfiguration["{ckey}"]'
 
 
 def test_session_job_without_a_job_is_valid() -> None:

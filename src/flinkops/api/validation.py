@@ -19,7 +19,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
-from flinkops.api.durations import parse_duration_ms
 from flinkops.api.flinkconf import (
     CHECKPOINT_DIR_KEYS,
     SAVEPOINT_DIR_KEYS,
@@ -37,6 +36,7 @@ from flinkops.api.models import (
     JobSpec,
     UpgradeMode,
 )
+from flinkops.api.schedule import Schedule, parse_schedule
 from flinkops.errors import Problem
 
 __all__ = [
@@ -50,7 +50,7 @@ __all__ = [
     "checkpoint_dir",
     "config_path",
     "ha_type",
-    "periodic_savepoint_interval_ms",
+    "periodic_schedule",
     "resource_label",
     "savepoint_dir",
     "validate_against",
@@ -61,6 +61,7 @@ __all__ = [
 # Newest key first: Flink 2 renamed the state directories; Flink 1.x names remain accepted aliases.
 HA_KEYS = ("high-availability.type", "high-availability")  # the second is the pre-1.17 spelling
 PERIODIC_SAVEPOINT_KEY = "kubernetes.operator.periodic.savepoint.interval"
+PERIODIC_CHECKPOINT_KEY = "kubernetes.operator.periodic.checkpoint.interval"
 ROLLBACK_KEY = "kubernetes.operator.deployment.rollback.enabled"
 # flinkops (like the reference operator) derives these from the resource; a user value would point two
 # clusters at the same HA metadata or put the cluster somewhere flinkops does not look.
@@ -101,16 +102,16 @@ def ha_type(conf: Mapping[str, str]) -> str | None:
     return value.lower() if value.lower() in _HA_BUILT_IN else value
 
 
-def periodic_savepoint_interval_ms(conf: Mapping[str, str]) -> int | None:
-    """The periodic savepoint interval in ms, None when periodic savepoints are off.
+def periodic_schedule(conf: Mapping[str, str], key: str = PERIODIC_SAVEPOINT_KEY) -> Schedule | None:
+    """The periodic savepoint (or checkpoint) schedule, None when it is off (unset, blank or ``0``).
 
-    Raises ``ValueError`` when the value is not a duration.
+    Raises ``ValueError`` when the value is neither a duration nor a Quartz cron expression.
     """
-    raw = conf.get(PERIODIC_SAVEPOINT_KEY, "").strip()
+    raw = conf.get(key, "").strip()
     if not raw:
         return None
-    interval = parse_duration_ms(raw)
-    return interval or None  # 0 disables periodic savepoints
+    schedule = parse_schedule(raw)
+    return schedule if schedule.enabled else None
 
 
 def _is_true(value: str | None) -> bool:
@@ -262,13 +263,14 @@ def _deployment_problems(spec: FlinkDeploymentSpec, default_state_dirs: bool = F
             )
         )
 
-    if _is_true(conf.get(ROLLBACK_KEY)) and ha is None:
+    # flinkops rolls back with the newest checkpoint it finds in checkpoint storage, so unlike the reference
+    # operator it needs no HA metadata: a checkpoint directory (defaulted on the local runtime) is enough.
+    if _is_true(conf.get(ROLLBACK_KEY)) and ha is None and not default_state_dirs and checkpoint_dir(conf) is None:
         found.append(
             (
                 config_path(ROLLBACK_KEY),
-                "rollback needs high availability, which is not enabled",
-                "enable HA ('high-availability.type: kubernetes' plus 'high-availability.storageDir') "
-                "or turn rollback off",
+                "rollback restores the job's last state, but neither a checkpoint directory nor HA is configured",
+                "set 'execution.checkpointing.dir' (or enable HA), or turn rollback off",
             )
         )
 
@@ -319,11 +321,14 @@ def _session_job_problems(r: FlinkSessionJob) -> list[tuple[str, str, str]]:
 
 
 def _periodic_savepoint_problems(conf: Mapping[str, str]) -> list[tuple[str, str, str]]:
-    try:
-        periodic_savepoint_interval_ms(conf)
-    except ValueError as exc:
-        return [(config_path(PERIODIC_SAVEPOINT_KEY), str(exc), "write a duration such as '1h' or '30 min'")]
-    return []
+    found = []
+    for key in (PERIODIC_SAVEPOINT_KEY, PERIODIC_CHECKPOINT_KEY):
+        try:
+            periodic_schedule(conf, key)
+        except ValueError as exc:
+            hint = "write a duration such as '1h' or '30 min', or a Quartz cron expression such as '0 0 * * * ?'"
+            found.append((config_path(key), str(exc), hint))
+    return found
 
 
 def _job_problems(job: JobSpec) -> list[tuple[str, str, str]]:
@@ -379,7 +384,7 @@ def _state_dir_problems(job: JobSpec | None, conf: Mapping[str, str]) -> list[tu
                 )
             )
     try:
-        periodic = periodic_savepoint_interval_ms(conf)
+        periodic = periodic_schedule(conf)
     except ValueError:
         periodic = None  # reported where the key is defined
     if periodic is not None and savepoints is None:

@@ -72,7 +72,7 @@ from flinkops.ports import (
     SnapshotStore,
 )
 from flinkops.settings import SOURCE_DIR_ANNOTATION, default_state_uri
-from flinkops.snapshots.local import LocalSnapshotStore
+from flinkops.snapshots.local import LocalSnapshotStore, UnsupportedSnapshotStorage
 
 __all__ = ["SOURCE_DIR_ANNOTATION", "Controller"]
 
@@ -188,7 +188,10 @@ class Controller:
                 # the trigger was recorded is the one the trigger produced.
                 directory = savepoint_dir(self._config(resource))
                 since = info.trigger_timestamp or 0
-                stored = self.snapshots.latest_savepoint(directory, job_id, since) if directory else None
+                try:
+                    stored = self.snapshots.latest_savepoint(directory, job_id, since) if directory else None
+                except UnsupportedSnapshotStorage:
+                    stored = None  # storage this machine cannot list: rely on what Flink reports
                 obs = replace(obs, stored_savepoint=stored)
         return obs
 
@@ -316,7 +319,10 @@ class Controller:
 
     def _stored_checkpoint(self, resource: FlinkDeployment, job_id: str) -> str | None:
         directory = checkpoint_dir(self._config(resource))
-        return self.snapshots.latest_checkpoint(directory, job_id) if directory else None
+        try:
+            return self.snapshots.latest_checkpoint(directory, job_id) if directory else None
+        except UnsupportedSnapshotStorage:
+            return None  # storage this machine cannot list: rely on what Flink reports
 
     # ------------------------------------------------------------------ act and record
 
@@ -360,7 +366,11 @@ class Controller:
             restore = getattr(action, "restore_path", None)
             if not restore or (current and f"/{current}/chk-" in restore):
                 continue
-            if not self.snapshots.exists(restore):
+            try:
+                present = self.snapshots.exists(restore)
+            except UnsupportedSnapshotStorage:
+                continue  # cannot look there from here; Flink reports a missing path when it starts
+            if not present:
                 raise PermanentError(
                     f"the state to restore from does not exist: {restore} (no _metadata there); nothing was "
                     "started or stopped. Fix spec.job.initialSavepointPath or pick a snapshot from "

@@ -43,10 +43,10 @@ from flinkops.api.models import (
     SavepointInfo,
     UpgradeMode,
 )
+from flinkops.api.schedule import parse_schedule
 from flinkops.core.diff import SpecChange, classify
 from flinkops.core.lifecycle import MANUAL_RESTORE, derive_lifecycle
 from flinkops.core.retention import plan_retention, retention_limits
-from flinkops.core.schedule import parse_schedule
 from flinkops.core.specs import dump_reconciled_spec, load_spec, reconciled_first_deployment
 
 __all__ = [
