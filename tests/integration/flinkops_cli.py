@@ -24,9 +24,10 @@ class Result:
 class Flinkops:
     def __init__(self, home: Path) -> None:
         self.home = home
+        self.extra_env: dict[str, str] = {}
 
     def env(self) -> dict[str, str]:
-        return dict(os.environ, FLINKOPS_HOME=str(self.home))
+        return dict(os.environ, FLINKOPS_HOME=str(self.home), **self.extra_env)
 
     def run(self, *args: str, timeout: float = 300, input_text: str | None = None) -> Result:
         proc = subprocess.run(
@@ -80,6 +81,16 @@ class Flinkops:
         if not record.exists():
             return []
         return [p["pid"] for p in json.loads(record.read_text())["processes"]]
+
+    def processes(self, name: str, role: str, namespace: str = "default") -> list[int]:
+        """Pids of one role (jobmanager | taskmanager) of a deployment's cluster, from its record."""
+        record = self.home / "clusters" / namespace / name / "cluster.json"
+        if not record.exists():
+            return []
+        return [p["pid"] for p in json.loads(record.read_text())["processes"] if p["role"] == role]
+
+    def events(self, name: str) -> str:
+        return self.run("describe", name).stdout
 
     def controller_pid(self) -> int:
         return int(json.loads((self.home / "controller.pid").read_text())["pid"])

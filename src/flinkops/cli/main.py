@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -132,6 +133,42 @@ def _read_files(files: list[Path]) -> list[Resource]:
     return resources
 
 
+def restore_path_problems(
+    resources: list[Resource], existing: Mapping[tuple[str, str, str], Resource]
+) -> list[Problem]:
+    """A savepoint the spec would start from (a first deployment, or a savepoint redeploy) must exist now:
+    finding out after the running job was stopped would be too late."""
+    from flinkops.snapshots.local import LocalSnapshotStore, UnsupportedSnapshotStorage
+
+    store = LocalSnapshotStore()
+    problems: list[Problem] = []
+    for resource in resources:
+        job = resource.spec.job
+        path = (job.initial_savepoint_path or "").strip() if job is not None else ""
+        if job is None or not path:
+            continue
+        old = existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))
+        old_job = old.spec.job if old is not None else None
+        redeploy = old_job is not None and job.savepoint_redeploy_nonce != old_job.savepoint_redeploy_nonce
+        if old is not None and not redeploy:
+            continue  # only read on a first deployment or a savepoint redeploy
+        try:
+            present = store.exists(path)
+        except UnsupportedSnapshotStorage:
+            continue  # cannot look there from this machine; Flink reports it when the job starts
+        except InvalidInput:
+            present = False
+        if not present:
+            problems.append(
+                Problem(
+                    path="spec.job.initialSavepointPath",
+                    message=f"{path} is not a completed savepoint or checkpoint (no _metadata found there)",
+                    hint="give the directory of a savepoint or checkpoint; `flinkops snapshots NAME` lists them",
+                )
+            )
+    return problems
+
+
 def _print_problems(exc: InvalidInput) -> None:
     err.print(f"[red]error:[/red] invalid input ({len(exc.problems)} problem(s)); nothing was changed")
     for problem in exc.problems:
@@ -211,6 +248,7 @@ def apply(
         if old is not None:
             problems.extend(validate_update(old, resource))
     problems.extend(validate_against(resources, existing, default_state_dirs=True))
+    problems.extend(restore_path_problems(resources, existing))
     if problems:
         raise InvalidInput(problems)
     applied: list[Resource] = []

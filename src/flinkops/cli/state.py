@@ -33,6 +33,7 @@ from flinkops.cli.main import (
     app,
     main_guard,
     out,
+    restore_path_problems,
 )
 from flinkops.core.lint import lint as lint_resource
 from flinkops.core.specs import load_spec
@@ -407,6 +408,7 @@ def plan(filename: FileOpt) -> None:
         if old is not None:
             problems.extend(validate_update(old, resource))
     problems.extend(validate_against(resources, existing, default_state_dirs=True))
+    problems.extend(restore_path_problems(resources, existing))
     if problems:
         raise InvalidInput(problems)
     controller = None
