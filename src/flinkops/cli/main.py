@@ -134,7 +134,7 @@ def _read_files(files: list[Path]) -> list[Resource]:
 
 
 def restore_path_problems(
-    resources: list[Resource], existing: Mapping[tuple[str, str, str], Resource]
+    resources: list[Resource], existing: Mapping[tuple[Any, str, str], Resource]
 ) -> list[Problem]:
     """A savepoint the spec would start from (a first deployment, or a savepoint redeploy) must exist now:
     finding out after the running job was stopped would be too late."""
