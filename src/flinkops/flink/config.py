@@ -6,6 +6,12 @@ externalized checkpoints retained on cancel, a JobManager that stays up after it
 be read). Operator keys (``kubernetes.operator.*``, ``flinkops.*``, ``job.autoscaler.*``) are not passed to
 Flink. Runtimes add addresses and ports on top.
 
+With ZooKeeper high availability it also fills in where HA metadata lives (``high-availability.storageDir``
+under the deployment's state directory), a cluster id that is unique per namespace and name (flinkops owns it:
+validation forbids setting it) and ZooKeeper client timeouts short enough for a fast failover; see
+``ZOOKEEPER_HA_DEFAULTS`` for why each value is what it is. ``zookeeper_ha`` reads those settings back for the
+runtimes that must find a cluster's metadata in ZooKeeper.
+
 Called by: the controller when it builds a ``ClusterRequest``. Pure.
 """
 
@@ -18,17 +24,45 @@ from dataclasses import dataclass
 
 from flinkops.api.flinkconf import checkpoint_dir, is_operator_key, savepoint_dir
 from flinkops.api.models import FlinkDeploymentSpec, Resource
+from flinkops.api.validation import ha_type
 
 __all__ = [
+    "HA_CLUSTER_ID",
+    "HA_QUORUM",
+    "HA_STORAGE_DIR",
+    "ZOOKEEPER_HA_DEFAULTS",
     "RenderInputs",
+    "ZooKeeperHA",
+    "ha_cluster_id",
     "render_flink_config",
     "taskmanager_count",
     "to_flink_memory",
+    "zookeeper_ha",
 ]
 
 
 DEFAULT_JM_MEMORY = "1024m"
 DEFAULT_TM_MEMORY = "1024m"
+
+HA_STORAGE_DIR = "high-availability.storageDir"
+HA_CLUSTER_ID = "high-availability.cluster-id"
+HA_QUORUM = "high-availability.zookeeper.quorum"
+HA_ZOOKEEPER_ROOT = "high-availability.zookeeper.path.root"
+_DEFAULT_ZOOKEEPER_ROOT = "/flink"  # Flink's default for high-availability.zookeeper.path.root
+
+# Failover after a leader JobManager dies is bounded by how long its ZooKeeper session outlives it: the leader
+# latch is an ephemeral node, and a standby takes over only when that node goes. Flink's default session
+# timeout (60 s) makes that ~45-60 s. A short session makes the standby take over within seconds even when
+# nobody helps (the local runtime also deletes a dead leader's latch as soon as it sees the process gone).
+# A short session must not turn a brief stall into a lost leadership, so suspended connections are tolerated:
+# leadership is given up only when the session is really lost, not on the first missed ping.
+ZOOKEEPER_HA_DEFAULTS: Mapping[str, str] = {
+    "high-availability.zookeeper.client.session-timeout": "6 s",
+    "high-availability.zookeeper.client.connection-timeout": "5 s",
+    "high-availability.zookeeper.client.retry-wait": "1 s",
+    "high-availability.zookeeper.client.max-retry-attempts": "5",
+    "high-availability.zookeeper.client.tolerate-suspended-connections": "true",
+}
 
 
 @dataclass(frozen=True)
@@ -105,8 +139,60 @@ def render_flink_config(spec: FlinkDeploymentSpec, inputs: RenderInputs) -> dict
         config["execution.checkpointing.dir"] = f"{inputs.default_state_uri}/checkpoints"
     if savepoint_dir(user) is None:
         config["execution.checkpointing.savepoint-dir"] = f"{inputs.default_state_uri}/savepoints"
+    if ha_type(user) == "zookeeper":
+        config.update(ZOOKEEPER_HA_DEFAULTS)
+        config[HA_CLUSTER_ID] = ha_cluster_id(inputs.namespace, inputs.name)
+        if not user.get(HA_STORAGE_DIR, "").strip():
+            config[HA_STORAGE_DIR] = f"{inputs.default_state_uri}/ha"
     config.update(user)
     user_opts = user.get("env.java.opts.all", "")
     if inputs.java_opts:
         config["env.java.opts.all"] = f"{inputs.java_opts} {user_opts}".strip()
     return config
+
+
+def ha_cluster_id(namespace: str, name: str) -> str:
+    """The HA cluster id of one deployment: a ZooKeeper path below the root, unique per namespace and name.
+
+    Namespaces and deployment names never contain '/', so no two deployments share one; the ``flinkops``
+    level keeps them apart from clusters that other tools run on the same quorum (Flink's default is
+    ``/default``).
+    """
+    return f"/flinkops/{namespace}/{name}"
+
+
+@dataclass(frozen=True)
+class ZooKeeperHA:
+    """Where a cluster with ZooKeeper HA keeps its metadata: ``quorum`` and the cluster's znode ``path``."""
+
+    quorum: str
+    cluster_id: str
+    path: str  # the high-availability.zookeeper.path.root and cluster-id joined, e.g. /flink/flinkops/ns/name
+    storage_dir: str | None
+
+    @property
+    def latch_path(self) -> str:
+        """The leader latch every JobManager of the cluster joins (Flink >= 1.15: one per process)."""
+        return f"{self.path}/leader/latch"
+
+    def connection_info_path(self, component: str) -> str:
+        """Where the leader of ``component`` (rest_server, dispatcher, resource_manager) publishes itself."""
+        return f"{self.path}/leader/{component}/connection_info"
+
+
+def _znode_path(*parts: str) -> str:
+    """Join ZooKeeper path parts the way Flink does: trimmed of slashes, empty parts dropped."""
+    return "/" + "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+def zookeeper_ha(config: Mapping[str, str]) -> ZooKeeperHA | None:
+    """The ZooKeeper HA settings of a rendered config, or None when the cluster does not use ZooKeeper HA."""
+    if ha_type(config) != "zookeeper":
+        return None
+    quorum = config.get(HA_QUORUM, "").strip()
+    if not quorum:
+        return None
+    root = config.get(HA_ZOOKEEPER_ROOT, "").strip() or _DEFAULT_ZOOKEEPER_ROOT
+    cluster_id = config.get(HA_CLUSTER_ID, "").strip() or "/default"
+    storage = config.get(HA_STORAGE_DIR, "").strip() or None
+    return ZooKeeperHA(quorum=quorum, cluster_id=cluster_id, path=_znode_path(root, cluster_id), storage_dir=storage)
