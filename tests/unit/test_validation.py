@@ -8,7 +8,7 @@ import pytest
 
 from flinkops.api.loader import Resource, load_object
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
-from flinkops.api.validation import validate_against, validate_resource, validate_update
+from flinkops.api.validation import config_path, validate_against, validate_resource, validate_update
 from flinkops.errors import Problem
 
 CHECKPOINTS = {"state.checkpoints.dir": "file:///tmp/cp"}
@@ -149,7 +149,7 @@ def test_jobmanager_replicas() -> None:
 @pytest.mark.parametrize(
     ("conf", "ok"),
     [
-        ({"high-availability": "zookeeper"}, True),  # the legacy key
+        ({"high-availability": "zookeeper", "high-availability.zookeeper.quorum": "zk:2181"}, True),  # legacy key
         ({"high-availability.type": "KUBERNETES"}, True),
         (
             {"high-availability": "org.apache.flink.kubernetes.highavailability.KubernetesHaServicesFactory"},
@@ -164,6 +164,15 @@ def test_what_counts_as_high_availability(conf: dict[str, str], ok: bool) -> Non
     problems = validate_resource(deployment(jobManager={"replicas": 2}, conf=conf))
 
     assert (problems == []) is ok
+
+
+def test_zookeeper_high_availability_needs_a_quorum() -> None:
+    for key in ("high-availability.type", "high-availability"):
+        problems = validate_resource(deployment(jobManager={"replicas": 2}, conf={key: "zookeeper"}))
+        assert paths(problems) == [config_path(key)]
+        assert "high-availability.zookeeper.quorum" in problems[0].message
+    quorum = {"high-availability.type": "zookeeper", "high-availability.zookeeper.quorum": "127.0.0.1:2181"}
+    assert validate_resource(deployment(jobManager={"replicas": 2}, conf=quorum)) == []
 
 
 def test_unknown_high_availability_type() -> None:

@@ -60,6 +60,7 @@ __all__ = [
 
 # Newest key first: Flink 2 renamed the state directories; Flink 1.x names remain accepted aliases.
 HA_KEYS = ("high-availability.type", "high-availability")  # the second is the pre-1.17 spelling
+ZOOKEEPER_QUORUM_KEY = "high-availability.zookeeper.quorum"
 PERIODIC_SAVEPOINT_KEY = "kubernetes.operator.periodic.savepoint.interval"
 PERIODIC_CHECKPOINT_KEY = "kubernetes.operator.periodic.checkpoint.interval"
 ROLLBACK_KEY = "kubernetes.operator.deployment.rollback.enabled"
@@ -230,6 +231,17 @@ def _deployment_problems(spec: FlinkDeploymentSpec, default_state_dirs: bool = F
                 config_path(key),
                 f"unknown high-availability type '{raw_ha}'",
                 "use 'kubernetes', 'zookeeper', 'NONE' or the fully qualified class name of an HA services factory",
+            )
+        )
+
+    if ha == "zookeeper" and not conf.get(ZOOKEEPER_QUORUM_KEY, "").strip():
+        key = next(k for k in HA_KEYS if conf.get(k, "").strip())
+        found.append(
+            (
+                config_path(key),
+                f"ZooKeeper high availability needs '{ZOOKEEPER_QUORUM_KEY}', which is not set",
+                f"set '{ZOOKEEPER_QUORUM_KEY}' to the ZooKeeper servers, e.g. 'zk-1:2181,zk-2:2181' "
+                "(127.0.0.1:2181 for a local one)",
             )
         )
 
