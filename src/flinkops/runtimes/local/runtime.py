@@ -10,6 +10,16 @@ recycled pid is never mistaken for ours (the start time would differ).
 Processes run in their own session (``start_new_session``) so they outlive the controller; ``delete`` stops
 exactly the recorded pids. Servers bind to 127.0.0.1 only.
 
+Each JobManager has its own REST and RPC ports (recorded per process, passed as ``-D`` dynamic properties on
+top of the shared ``conf/``). Without high availability a cluster has one JobManager, and when it dies the
+controller redeploys from the latest checkpoint. With ZooKeeper HA (``high-availability.type: zookeeper``) it
+has ``jobmanager_replicas`` of them, all running the same application with the same job id: one leads, the
+others wait on the leader latch. Then ``observe`` reports the REST URL of the leader (read from ZooKeeper, see
+``ha.py``), and ``replace_missing_processes`` first releases what a dead JobManager still holds in ZooKeeper
+(so a standby takes over at once instead of after the session timeout) and then starts a new standby in its
+place. A deployed or deleted HA cluster starts from, and leaves, no HA metadata: the controller, not Flink's
+HA recovery, decides what a new deployment restores.
+
 Called by: the controller (through the ``ClusterRuntime`` port) and tests.
 """
 
@@ -17,11 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -30,14 +42,31 @@ from typing import Any
 
 import yaml
 
+from flinkops.api.validation import ha_type
 from flinkops.errors import RuntimeFailure
+from flinkops.flink.config import HA_QUORUM, ZooKeeperHA, zookeeper_ha
 from flinkops.flink.distribution import FlinkDistribution
-from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
+from flinkops.ports import ApplicationJob, ClusterKey, ClusterObservation, ClusterRequest
+from flinkops.runtimes.local.ha import (
+    leader_rest_url,
+    release_dead_sessions,
+    remove_cluster_metadata,
+    rest_port,
+    zookeeper_sessions_in_logs,
+)
+from flinkops.runtimes.local.zookeeper import ZooKeeperError
 
 __all__ = ["LocalRuntime", "ProcessRecord", "process_alive", "start_ticks"]
 
+log = logging.getLogger("flinkops.runtimes.local")
+
 RECORD = "cluster.json"
 _STOP_GRACE_SECONDS = 10.0
+_WATCH_INTERVAL_SECONDS = 0.2
+_RELEASE_RETRY_SECONDS = 2.0
+# After a JobManager died, the survivors need the CPU to recover the job (two cores are common here): a new
+# standby JVM starts this long after the release at the earliest.
+_STANDBY_DELAY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -47,10 +76,16 @@ class ProcessRecord:
     pid: int
     start_ticks: int
     log_dir: str
+    rest_port: int = 0  # JobManagers only (0: not recorded, e.g. a record written before ports were per process)
+    rpc_port: int = 0
 
     @property
     def label(self) -> str:
         return f"{self.role}-{self.index}"
+
+    @property
+    def rest_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.rest_port}" if self.rest_port else None
 
 
 def start_ticks(pid: int) -> int | None:
@@ -76,14 +111,43 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _free_ports(count: int, avoid: set[int] | None = None) -> list[int]:
+    """``count`` distinct free ports on 127.0.0.1 (none of ``avoid``)."""
+    taken = set(avoid or ())
+    ports: list[int] = []
+    while len(ports) < count:
+        port = _free_port()
+        if port not in taken:
+            taken.add(port)
+            ports.append(port)
+    return ports
+
+
 class LocalRuntime:
-    def __init__(self, home: Path, distribution: FlinkDistribution) -> None:
+    def __init__(self, home: Path, distribution: FlinkDistribution, *, watch_jobmanagers: bool = True) -> None:
         self.home = home
         self.dist = distribution
         # Children started by this process; polled so that dead ones are reaped instead of lingering as
         # zombies while the controller lives. Adopted processes (started by an earlier controller) are
         # reaped by init.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        # The JobManager watch of HA clusters (see _watch_loop); started by the first HA deploy or observe.
+        self._watch_enabled = watch_jobmanagers
+        self._watch_lock = threading.Lock()
+        self._watched: set[ClusterKey] = set()
+        self._watcher: threading.Thread | None = None
+        self._watch_stop = threading.Event()
+        # JobManagers (pid, start ticks) whose ZooKeeper nodes were released, or when to try again; and per
+        # cluster when the last release happened.
+        self._released: dict[tuple[int, int], float] = {}
+        self._released_at: dict[ClusterKey, float] = {}
+
+    def close(self) -> None:
+        """Stop the JobManager watch (Flink processes are not touched)."""
+        self._watch_stop.set()
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.join(timeout=5)
 
     # ------------------------------------------------------------------ paths and records
 
@@ -119,15 +183,24 @@ class LocalRuntime:
         procs = self._processes(record)
         jms = [p for p in procs if p.role == "jobmanager"]
         tms = [p for p in procs if p.role == "taskmanager"]
-        jm_alive = sum(process_alive(p) for p in jms)
+        live_jms = [p for p in jms if process_alive(p)]
+        ha = _ha_from_record(record)
+        if ha is not None:
+            self._watch(key)
+        rest_url: str | None = None
+        if live_jms and ha is not None:
+            leader = self._leader(key, ha, live_jms)
+            rest_url = leader.rest_url if leader is not None else None
+        elif live_jms:
+            rest_url = live_jms[0].rest_url or record["rest_url"]
         return ClusterObservation(
             key=key,
             generation=int(record["generation"]),
-            jobmanagers_alive=jm_alive,
+            jobmanagers_alive=len(live_jms),
             jobmanagers_expected=len(jms),
             taskmanagers_alive=sum(process_alive(p) for p in tms),
             taskmanagers_expected=len(tms),
-            rest_url=record["rest_url"] if jm_alive else None,
+            rest_url=rest_url,
             job_id=record.get("job_id"),
             started_at=float(record.get("started_at", 0.0)),
             log_dir=self.cluster_dir(key) / "log",
@@ -143,41 +216,57 @@ class LocalRuntime:
             shutil.rmtree(root / sub, ignore_errors=True)
             (root / sub).mkdir(parents=True, exist_ok=True)
         self._link_jars(root, request)
-        rest_port, rpc_port = _free_port(), _free_port()
-        config = self._cluster_config(request, rest_port, rpc_port, root)
+        ha = zookeeper_ha(request.flink_config)
+        if ha is None and ha_type(request.flink_config) == "zookeeper":
+            raise RuntimeFailure(f"{key}: ZooKeeper high availability needs '{HA_QUORUM}', which is not set")
+        jobmanagers = max(1, request.jobmanager_replicas) if ha is not None else 1
+        ports = _free_ports(2 * jobmanagers)
+        jm_ports = [(ports[2 * i], ports[2 * i + 1]) for i in range(jobmanagers)]
+        config = self._cluster_config(request, jm_ports[0][0], jm_ports[0][1], root)
         (root / "conf" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True))
         self._write_log_config(root, request)
+        if ha is not None:
+            self._clear_ha_metadata(key, ha, strict=True)
 
         started: list[ProcessRecord] = []
         try:
-            started.append(self._start(root, request, "jobmanager", 0))
+            for index, (rest, rpc) in enumerate(jm_ports):
+                started.append(self._start(root, request, "jobmanager", index, rest_port=rest, rpc_port=rpc))
             for index in range(request.taskmanager_replicas):
                 started.append(self._start(root, request, "taskmanager", index))
-        except OSError as exc:
-            for proc in started:
-                self._stop_pids([proc])
+        except (OSError, RuntimeFailure) as exc:
+            self._stop_pids(started)
+            if isinstance(exc, RuntimeFailure):
+                raise
             raise RuntimeFailure(f"could not start Flink processes for {key}: {exc}") from exc
         record = {
             "generation": request.generation,
-            "rest_url": f"http://127.0.0.1:{rest_port}",
-            "rpc_port": rpc_port,
+            "rest_url": f"http://127.0.0.1:{jm_ports[0][0]}",
+            "rpc_port": jm_ports[0][1],
             "job_id": request.application.job_id if request.application else None,
             "started_at": time.time(),
+            "jobmanager_replicas": jobmanagers,
+            "ha": _ha_dict(ha),
             "taskmanager_replicas": request.taskmanager_replicas,
             "working_dir": str(request.working_dir) if request.working_dir else None,
             "application": _application_dict(request),
             "processes": [asdict(p) for p in started],
         }
         self._write_record(key, record)
-        observation = self.observe(key)
+        observation = self.observe(key)  # also starts watching the JobManagers of an HA cluster
         assert observation is not None
         return observation
 
     def delete(self, key: ClusterKey) -> None:
+        with self._watch_lock:
+            self._watched.discard(key)  # JobManagers stopped on purpose are not failovers
         record = self._read_record(key)
         if record is None:
             return
         self._stop_pids(self._processes(record))
+        ha = _ha_from_record(record)
+        if ha is not None:
+            self._clear_ha_metadata(key, ha, strict=False)
         root = self.cluster_dir(key)
         (root / RECORD).unlink(missing_ok=True)
         for sub in ("conf", "lib", "usrlib", "tmp"):
@@ -188,20 +277,43 @@ class LocalRuntime:
         if record is None:
             return 0
         procs = self._processes(record)
-        replaced = 0
+        ha = _ha_from_record(record)
+        dead = [p for p in procs if not process_alive(p)]
+        # A lone JobManager without HA is not restarted here: it would start its job from nothing. The
+        # controller redeploys such a cluster from the latest checkpoint instead.
+        restart = [p for p in dead if p.role == "taskmanager" or (p.role == "jobmanager" and ha is not None)]
+        if not restart:
+            return 0
+        dead_jms = [p for p in restart if p.role == "jobmanager"]
+        if ha is not None and dead_jms:
+            self._release_once(key, ha, dead_jms)
+            live_jms = [p for p in procs if p.role == "jobmanager" and process_alive(p)]
+            settling = time.monotonic() - self._released_at.get(key, float("-inf")) < _STANDBY_DELAY_SECONDS
+            if live_jms and (settling or self._election_under_way(ha, live_jms)):
+                # A standby is taking over this very moment: a new JVM starting now would compete with its
+                # recovery for CPU. The controller asks again on its next pass; start the standby then.
+                log.info("%s: JobManager failover under way; new standbys start once it settled", key)
+                restart = [p for p in restart if p.role != "jobmanager"]
+                if not restart:
+                    return 0
         root = self.cluster_dir(key)
         request = _request_from_record(key, record)
-        updated: list[ProcessRecord] = []
-        for proc in procs:
-            if proc.role == "taskmanager" and not process_alive(proc):
-                updated.append(self._start(root, request, "taskmanager", proc.index))
-                replaced += 1
-            else:
-                updated.append(proc)
-        if replaced:
-            record["processes"] = [asdict(p) for p in updated]
-            self._write_record(key, record)
-        return replaced
+        in_use = {port for p in procs if process_alive(p) for port in (p.rest_port, p.rpc_port) if port}
+        replacements: dict[int, ProcessRecord] = {}
+        try:
+            for proc in restart:
+                if proc.role == "jobmanager":
+                    rest, rpc = _free_ports(2, avoid=in_use)
+                    in_use.update((rest, rpc))
+                    new = self._start(root, request, "jobmanager", proc.index, rest_port=rest, rpc_port=rpc)
+                else:
+                    new = self._start(root, request, "taskmanager", proc.index)
+                replacements[id(proc)] = new
+        finally:
+            if replacements:
+                record["processes"] = [asdict(replacements.get(id(p), p)) for p in procs]
+                self._write_record(key, record)
+        return len(replacements)
 
     def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]:
         log_root = self.cluster_dir(key) / "log"
@@ -215,6 +327,103 @@ class LocalRuntime:
             files.extend(sorted(directory.glob("*.log")))
             files.extend(sorted(directory.glob("*.out")))
         return files
+
+    # ------------------------------------------------------------------ high availability
+
+    def _leader(self, key: ClusterKey, ha: ZooKeeperHA, live_jms: Sequence[ProcessRecord]) -> ProcessRecord | None:
+        """The leading JobManager when it is one of ``live_jms``; None while there is none (a leader that just
+        died, an election under way) or when ZooKeeper cannot be read."""
+        try:
+            published = leader_rest_url(ha)
+        except ZooKeeperError as exc:
+            log.warning("%s: cannot read the leader from ZooKeeper: %s", key, exc)
+            return None
+        port = rest_port(published) if published else None
+        return next((p for p in live_jms if port is not None and p.rest_port == port), None)
+
+    def _election_under_way(self, ha: ZooKeeperHA, live_jms: Sequence[ProcessRecord]) -> bool:
+        """True when no live JobManager has published itself as the leader (yet)."""
+        try:
+            published = leader_rest_url(ha)
+        except ZooKeeperError:
+            return False  # cannot tell: do not hold replacements back
+        port = rest_port(published) if published else None
+        return not any(port is not None and p.rest_port == port for p in live_jms)
+
+    def _release_once(self, key: ClusterKey, ha: ZooKeeperHA, dead: Sequence[ProcessRecord]) -> None:
+        """Release what each of the ``dead`` JobManagers holds in ZooKeeper, once per process (retried a
+        little later when ZooKeeper did not answer)."""
+        now = time.monotonic()
+        with self._watch_lock:
+            todo = [p for p in dead if self._released.get((p.pid, p.start_ticks), 0.0) <= now]
+            for proc in todo:  # claimed: the watch thread and the controller never release the same one twice
+                self._released[(proc.pid, proc.start_ticks)] = float("inf")
+        if not todo:
+            return
+        log.info("%s: JobManager %s died; releasing its ZooKeeper nodes", key, ", ".join(p.label for p in todo))
+        sessions = [s for proc in todo for s in zookeeper_sessions_in_logs(Path(proc.log_dir))]
+        try:
+            released = release_dead_sessions(ha, sessions) if sessions else []
+        except ZooKeeperError as exc:
+            # Not fatal: ZooKeeper expires the sessions by itself, a standby then takes over a little later.
+            log.warning("%s: could not release the ZooKeeper nodes of dead JobManagers: %s", key, exc)
+            with self._watch_lock:
+                for proc in todo:
+                    self._released[(proc.pid, proc.start_ticks)] = now + _RELEASE_RETRY_SECONDS
+            return
+        with self._watch_lock:
+            self._released_at[key] = time.monotonic()
+        if released:
+            log.info("%s: released %d ZooKeeper node(s) of dead JobManager(s): %s", key, len(released), released)
+
+    def _watch(self, key: ClusterKey) -> None:
+        if not self._watch_enabled:
+            return
+        with self._watch_lock:
+            self._watched.add(key)
+            if self._watcher is None or not self._watcher.is_alive():
+                self._watch_stop.clear()
+                self._watcher = threading.Thread(target=self._watch_loop, name="jobmanager-watch", daemon=True)
+                self._watcher.start()
+
+    def _watch_loop(self) -> None:
+        """Release a JobManager's ZooKeeper nodes the moment its process is seen dead.
+
+        The one effect this runtime takes on its own, outside the controller's passes: it changes nothing that
+        the controller decides about (no process starts or stops, no record changes); it only does at once
+        what ZooKeeper would do by itself once the dead process's session times out, so that the standby
+        takes over in a second instead of after the next controller pass or the session timeout. Standbys
+        are still replaced by the controller through ``replace_missing_processes``.
+        """
+        while not self._watch_stop.wait(_WATCH_INTERVAL_SECONDS):
+            with self._watch_lock:
+                keys = list(self._watched)
+            for key in keys:
+                try:
+                    record = self._read_record(key)
+                    ha = _ha_from_record(record) if record is not None else None
+                    if record is None or ha is None:
+                        with self._watch_lock:
+                            self._watched.discard(key)
+                        continue
+                    jms = [p for p in self._processes(record) if p.role == "jobmanager"]
+                    dead = [p for p in jms if not process_alive(p)]
+                    with self._watch_lock:
+                        deleting = key not in self._watched
+                    if dead and len(dead) < len(jms) and not deleting:  # none alive: the controller redeploys
+                        self._release_once(key, ha, dead)
+                except Exception:  # the watch must outlive any one bad record or ZooKeeper hiccup
+                    log.exception("%s: JobManager watch failed", key)
+
+    def _clear_ha_metadata(self, key: ClusterKey, ha: ZooKeeperHA, *, strict: bool) -> None:
+        try:
+            remove_cluster_metadata(ha)
+        except ZooKeeperError as exc:
+            if strict:
+                raise ZooKeeperError(
+                    f"cannot clear the HA metadata of {key} in ZooKeeper at {ha.quorum} before starting it: {exc}"
+                ) from exc
+            log.warning("%s: could not remove its HA metadata from ZooKeeper at %s: %s", key, ha.quorum, exc)
 
     # ------------------------------------------------------------------ helpers
 
@@ -265,7 +474,9 @@ class LocalRuntime:
         else:
             shutil.copyfile(source, target)
 
-    def _start(self, root: Path, request: ClusterRequest, role: str, index: int) -> ProcessRecord:
+    def _start(
+        self, root: Path, request: ClusterRequest, role: str, index: int, *, rest_port: int = 0, rpc_port: int = 0
+    ) -> ProcessRecord:
         log_dir = root / "log" / f"{role}-{index}"
         log_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
@@ -280,14 +491,21 @@ class LocalRuntime:
         )
         env.pop("FLINK_HOME", None)
         app = request.application
+        # Per-JobManager ports on top of the shared conf/ (with HA the RPC port comes from its HA key).
+        ports: list[str] = []
+        if role == "jobmanager" and rest_port:
+            ports += ["-D", f"rest.port={rest_port}"]
+        if role == "jobmanager" and rpc_port:
+            ports += ["-D", f"jobmanager.rpc.port={rpc_port}", "-D", f"high-availability.jobmanager.port={rpc_port}"]
         if role == "taskmanager":
             argv = [str(self.dist.bin / "taskmanager.sh"), "start-foreground"]
         elif app is None:
-            argv = [str(self.dist.bin / "jobmanager.sh"), "start-foreground"]
+            argv = [str(self.dist.bin / "jobmanager.sh"), "start-foreground", *ports]
         else:
             argv = [
                 str(self.dist.bin / "standalone-job.sh"),
                 "start-foreground",
+                *ports,
                 "--job-classname",
                 app.entry_class,
                 "--job-id",
@@ -309,7 +527,15 @@ class LocalRuntime:
         ticks = start_ticks(proc.pid)
         if ticks is None:
             raise RuntimeFailure(f"{role} process of {request.key} exited at once; see {log_dir / (role + '.out')}")
-        return ProcessRecord(role=role, index=index, pid=proc.pid, start_ticks=ticks, log_dir=str(log_dir))
+        return ProcessRecord(
+            role=role,
+            index=index,
+            pid=proc.pid,
+            start_ticks=ticks,
+            log_dir=str(log_dir),
+            rest_port=rest_port,
+            rpc_port=rpc_port,
+        )
 
     def _stop_pids(self, procs: Sequence[ProcessRecord]) -> None:
         alive = [p for p in procs if process_alive(p)]
@@ -356,13 +582,44 @@ def _application_dict(request: ClusterRequest) -> dict[str, Any] | None:
     }
 
 
+def _ha_dict(ha: ZooKeeperHA | None) -> dict[str, Any] | None:
+    if ha is None:
+        return None
+    return {"quorum": ha.quorum, "cluster_id": ha.cluster_id, "path": ha.path, "storage_dir": ha.storage_dir}
+
+
+def _ha_from_record(record: dict[str, Any]) -> ZooKeeperHA | None:
+    data = record.get("ha")
+    if not isinstance(data, dict):
+        return None
+    return ZooKeeperHA(
+        quorum=str(data["quorum"]),
+        cluster_id=str(data["cluster_id"]),
+        path=str(data["path"]),
+        storage_dir=data.get("storage_dir"),
+    )
+
+
 def _request_from_record(key: ClusterKey, record: dict[str, Any]) -> ClusterRequest:
-    """Enough of the original request to start another TaskManager (which reads conf/ from disk)."""
+    """Enough of the original request to start another TaskManager or standby JobManager (both read conf/
+    from disk; a JobManager of an application cluster also needs the application it runs)."""
     working_dir = record.get("working_dir")
+    app = record.get("application")
+    application = None
+    if isinstance(app, dict):
+        application = ApplicationJob(
+            entry_class=str(app["entry_class"]),
+            args=tuple(app.get("args", ())),
+            job_id=str(app["job_id"]),
+            jar_paths=tuple(Path(p) for p in app.get("jar_paths", ())),
+            python=bool(app.get("python", False)),
+        )
     return ClusterRequest(
         key=key,
         generation=int(record["generation"]),
         flink_config={},
+        jobmanager_replicas=int(record.get("jobmanager_replicas", 1)),
         taskmanager_replicas=int(record.get("taskmanager_replicas", 1)),
+        application=application,
         working_dir=Path(working_dir) if working_dir else None,
     )
