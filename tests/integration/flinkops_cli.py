@@ -67,7 +67,8 @@ class Flinkops:
                 return last
             time.sleep(0.5)
         events = self.run("describe", name).stdout
-        raise AssertionError(f"timed out waiting for {name} {what}; last: {json.dumps(last)[:2000]}\n{events}")
+        status = json.dumps((last or {}).get("status"), indent=1)[:6000]
+        raise AssertionError(f"timed out waiting for {name} {what}; last status: {status}\n{events}")
 
     def wait_lifecycle(self, name: str, state: str, timeout: float = 180) -> dict[str, Any]:
         found = self.wait_for(

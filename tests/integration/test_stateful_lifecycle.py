@@ -156,12 +156,16 @@ def test_manual_rollback_and_savepoints_on_demand(flinkops: Flinkops, testjobs: 
     listing = json.loads(flinkops.ok("snapshots", "manual", "-o", "json"))["snapshots"]
     assert any(s["path"] == location and s["trigger"] == "MANUAL" and s["generation"] == 1 for s in listing)
 
-    # A new spec that is not wanted after all: roll back by hand.
-    v2 = write(tmp_path, "manual", testjobs, job_args(out, rate=RATE, keys=KEYS, logic="v2"), "savepoint")
-    flinkops.ok("apply", "-f", str(v2), "--wait", "--timeout", "180")
+    # A new spec that is up but not trusted yet (not stable: it must run 10 minutes first): roll back by hand.
+    v2_args = job_args(out, rate=RATE, keys=KEYS, logic="v2")
+    v2 = write(tmp_path, "manual", testjobs, v2_args, "savepoint", **{"flinkops.stability.min-running-time": "10 min"})
+    flinkops.ok("apply", "-f", str(v2))
+    flinkops.wait_for("manual", lambda r: at_generation(2, "DEPLOYED")(r) and job_state(r) == "RUNNING", 180, "v2 up")
+    wait_for_records(out, len(read_committed(out)) + 200, timeout=120)
     flinkops.ok("rollback", "manual", "--wait", "--timeout", "180")
     rolled = status(flinkops.get("manual"))
-    assert rolled["lifecycleState"] == "ROLLED_BACK"
+    assert rolled["lifecycleState"] == "ROLLED_BACK" and rolled["jobStatus"]["state"] == "RUNNING"
+    wait_for_records(out, len(read_committed(out)) + 200, timeout=120)
     flinkops.ok("suspend", "manual")
     flinkops.wait_lifecycle("manual", "SUSPENDED", 120)
     report = check(out, keys=KEYS)

@@ -30,6 +30,7 @@ from flinkops.core.planner import (
     TriggerCheckpoint,
     TriggerObservation,
     TriggerSavepoint,
+    headline,
     plan_deployment,
 )
 
@@ -199,10 +200,14 @@ def test_suspend_with_savepoint_then_resume_from_it() -> None:
     r = step(r, plan)
     assert r.status is not None and r.status.lifecycle_state == LifecycleState.SUSPENDED
     assert r.status.job_status.upgrade_savepoint_path == "file:/sp/savepoint-aaaaaa-3"
+    recon = r.status.reconciliation_status
+    assert recon.last_stable_spec == recon.last_reconciled_spec, "a suspended spec is stable"
     r = edit(r, state=JobState.RUNNING)
     plan = plan_deployment(r, Observation(), ctx(job_id=JOB_C))
     deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
     assert deploy.restore_path == "file:/sp/savepoint-aaaaaa-3"
+    assert plan.intent is not None and plan.intent.lifecycle_state == LifecycleState.UPGRADING, "resume, not rollback"
+    assert plan.status.lifecycle_state == LifecycleState.DEPLOYED
 
 
 # ------------------------------------------------------------------ manual and periodic snapshots
@@ -424,3 +429,15 @@ def test_jobmanager_loss_restores_the_newest_stored_checkpoint() -> None:
     deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
     assert deploy.restore_path == "file:/ck/x/chk-12"
     assert plan.intent is not None and plan.intent.reconciliation_status.state == ReconciliationState.UPGRADING
+
+
+def test_failure_events_name_the_root_cause() -> None:
+    trace = (
+        "org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy\n"
+        "\tat org.apache.flink.runtime.Foo.bar(Foo.java:1)\n"
+        "Caused by: java.lang.RuntimeException: wrapped\n"
+        "Caused by: java.lang.IllegalStateException: deliberate failure after 20 records\n"
+        "\t... 3 more\n"
+    )
+    assert headline(trace) == "java.lang.IllegalStateException: deliberate failure after 20 records"
+    assert headline("just one line") == "just one line"

@@ -355,7 +355,9 @@ def _settled_at(generation: int) -> Any:
             return False
         if status.lifecycle_state == LifecycleState.FAILED:
             raise FlinkopsError(f"{current.metadata.name} failed: {(status.error or '').splitlines()[0]}")
-        return status.lifecycle_state in (LifecycleState.STABLE, LifecycleState.ROLLED_BACK)
+        if status.lifecycle_state == LifecycleState.ROLLED_BACK:
+            return status.job_status.state in ("RUNNING", "FINISHED")  # rolled back and running again
+        return status.lifecycle_state == LifecycleState.STABLE
 
     return done
 

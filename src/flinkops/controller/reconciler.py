@@ -47,6 +47,7 @@ from flinkops.core.planner import (
     TriggerCheckpoint,
     TriggerObservation,
     TriggerSavepoint,
+    headline,
     plan_deployment,
     plan_session_job,
 )
@@ -557,12 +558,7 @@ class Controller:
 
 
 def _first_line(text: str | None) -> str | None:
-    if not text:
-        return None
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # Flink wraps the cause: the last "Caused by" line is usually the one that explains it.
-    causes = [line for line in lines if line.startswith("Caused by:")]
-    return (causes[-1] if causes else lines[0])[:500]
+    return headline(text) or None if text else None
 
 
 def _job_exists(rest: FlinkRestClient, job_id: str) -> bool:

@@ -66,6 +66,7 @@ __all__ = [
     "TriggerCheckpoint",
     "TriggerObservation",
     "TriggerSavepoint",
+    "headline",
     "plan_deployment",
     "plan_session_job",
 ]
@@ -318,6 +319,15 @@ def _set_running_condition(status: Status, now_ms: int) -> Status:
     )
     others = [c for c in status.conditions if c.type != "Running"]
     return status.model_copy(update={"conditions": [*others, condition]})
+
+
+def headline(error: str) -> str:
+    """The line of a Java stack trace that says what broke: the innermost ``Caused by:``, else the first."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    causes = [line.removeprefix("Caused by:").strip() for line in lines if line.startswith("Caused by:")]
+    return (causes[-1] if causes else lines[0])[:500]
 
 
 def _iso(now_ms: int) -> str:
@@ -603,7 +613,9 @@ def _finish_upgrade(
             update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
         )
     else:
-        b.status = _recon(status, state=ReconciliationState.DEPLOYED).model_copy(
+        # A suspended spec is stable by definition: nothing runs that could fail.
+        recorded = status.reconciliation_status.last_reconciled_spec
+        b.status = _recon(status, state=ReconciliationState.DEPLOYED, last_stable_spec=recorded).model_copy(
             update={"job_manager_deployment_status": JobManagerDeploymentStatus.MISSING}
         )
         b.status = _job(b.status, state="SUSPENDED")
@@ -801,7 +813,11 @@ def _spec_change(
 def _is_manual_rollback(
     spec: FlinkDeploymentSpec, stable: FlinkDeploymentSpec | None, recon: ReconciliationStatus
 ) -> bool:
-    """The desired spec is the last stable one again while a newer one is deployed (``flinkops rollback``)."""
+    """The desired spec is the last stable one again while a newer, running one is deployed (``flinkops
+    rollback``). Resuming a suspended job is never a rollback."""
+    deployed = load_spec(recon.last_reconciled_spec, FlinkDeploymentSpec)
+    if deployed is None or (deployed.job is not None and deployed.job.state != JobState.RUNNING):
+        return False
     return (
         stable is not None
         and spec == stable
@@ -824,7 +840,8 @@ def _rollback_due(status: FlinkDeploymentStatus, spec: FlinkDeploymentSpec, obs:
     if stable is None or (stable.job is not None and stable.job.state != JobState.RUNNING):
         return ""
     if obs.job is not None and obs.job.state == "FAILED":
-        return f"job {obs.job.job_id} failed before the new spec became stable"
+        cause = headline(obs.job.error or "") or "no exception was reported"
+        return f"job {obs.job.job_id} failed before the new spec became stable ({cause})"
     try:
         timeout = parse_duration_ms(config.get(_READINESS_TIMEOUT, "5 min"))
     except ValueError:
@@ -934,10 +951,11 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
     if previous != job.state:
         b.event("Normal", "JobStatusChanged", f"Job status changed from {previous} to {job.state}")
     _snapshots(b, config, obs, ctx, requests)
+    _retention(b, config, ctx)  # again, so a savepoint completed in this pass is counted at once
     if job.state == "FAILED":
         error = job.error or "the job failed (no exception was reported)"
         if b.status.error != error:
-            b.event("Warning", "Error", error.splitlines()[0][:500])
+            b.event("Warning", "Error", headline(error))
         b.status = b.status.model_copy(update={"error": error})
         b.summary = "job failed"
         return b.finish(now_ms=ctx.now_ms)
