@@ -167,6 +167,10 @@ class ClusterRuntime(Protocol):
         """Stop every process of the cluster and wait until they are gone. Idempotent."""
         ...
 
+    def changed_clusters(self) -> Sequence[ClusterKey]:
+        """Clusters whose processes (pods) died since the last call, for the controller to look at at once."""
+        ...
+
     def replace_missing_processes(self, key: ClusterKey) -> int:
         """Start TaskManagers and standby JobManagers that died; returns how many were started."""
         ...

@@ -89,6 +89,10 @@ def run_loop(
                 due[key] = 0.0
             for key in set(due) - present:
                 del due[key]
+        for cluster in controller.runtime.changed_clusters():
+            key = ResourceKey("FlinkDeployment", cluster.namespace, cluster.name)
+            if key in due:
+                due[key] = 0.0  # a process died: look now, not at the next scheduled pass
         for key in sorted(due, key=lambda k: due[k]):
             if should_stop():
                 return

@@ -141,6 +141,8 @@ class LocalRuntime:
         # cluster when the last release happened.
         self._released: dict[tuple[int, int], float] = {}
         self._released_at: dict[ClusterKey, float] = {}
+        # Processes seen alive by changed_clusters(), per cluster, to tell when one dies.
+        self._seen_alive: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
 
     def close(self) -> None:
         """Stop the JobManager watch (Flink processes are not touched)."""
@@ -205,6 +207,25 @@ class LocalRuntime:
             started_at=float(record.get("started_at", 0.0)),
             log_dir=self.cluster_dir(key) / "log",
         )
+
+    def changed_clusters(self) -> list[ClusterKey]:
+        """Clusters in which a recorded process died since the last call: cheap (it reads the records and
+        /proc), so the controller calls it every loop turn and reconciles those clusters at once instead of at
+        their next scheduled pass. Every second a JobManager goes unnoticed is replayed input."""
+        changed: list[ClusterKey] = []
+        current: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
+        for record_file in self.home.glob(f"clusters/*/*/{RECORD}"):
+            key = ClusterKey(record_file.parent.parent.name, record_file.parent.name)
+            try:
+                record = json.loads(record_file.read_text())
+            except (OSError, ValueError):
+                continue  # being rewritten; the next turn reads it
+            alive = frozenset((p.pid, p.start_ticks or 0) for p in self._processes(record) if process_alive(p))
+            current[key] = alive
+            if self._seen_alive.get(key, frozenset()) - alive:
+                changed.append(key)
+        self._seen_alive = current
+        return changed
 
     def deploy(self, request: ClusterRequest) -> ClusterObservation:
         key = request.key
