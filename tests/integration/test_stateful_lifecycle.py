@@ -77,6 +77,13 @@ def test_savepoint_upgrade_v1_to_v2_loses_and_duplicates_nothing(
     v2 = write(
         tmp_path, "sp-upgrade", testjobs, job_args(out, records=records, rate=RATE, keys=KEYS, logic="v2"), "savepoint"
     )
+    old_job = status(flinkops.get("sp-upgrade"))["jobStatus"]["jobId"]
+    generation = flinkops.get("sp-upgrade")["metadata"]["generation"]  # type: ignore[index]
+    preview = flinkops.ok("plan", "-f", str(v2))
+    assert "UPGRADE (spec.job.args" in preview, preview
+    assert f"stop job {old_job} with a savepoint" in preview, preview
+    assert "expected downtime" in preview and "Lint:" in preview, preview
+    assert flinkops.get("sp-upgrade")["metadata"]["generation"] == generation, "plan changes nothing"  # type: ignore[index]
     flinkops.ok("apply", "-f", str(v2), "--wait", "--timeout", "180")
     upgraded = status(flinkops.get("sp-upgrade"))
     restored = upgraded["jobStatus"]["upgradeSavepointPath"]
@@ -84,6 +91,8 @@ def test_savepoint_upgrade_v1_to_v2_loses_and_duplicates_nothing(
     last = upgraded["jobStatus"]["savepointInfo"]["lastSavepoint"]
     assert last["triggerType"] == "UPGRADE" and last["location"] == restored
     assert "SavepointCompleted" in flinkops.events("sp-upgrade")
+    again = flinkops.ok("plan", "-f", str(v1))
+    assert "expected downtime: ~" in again, f"the measured downtime of the upgrade feeds the next plan:\n{again}"
 
     finished(flinkops, "sp-upgrade")
     report = check(out, keys=KEYS, expect_records=records)
