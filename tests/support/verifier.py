@@ -23,7 +23,9 @@ API:
 * :func:`read_committed` returns the committed :class:`Record` s (hidden in-progress/pending files are skipped),
   :func:`wait_for_records` polls until at least N records are committed.
 * :func:`replayed` counts the extra processings in a ``--trace`` directory (records processed again after a
-  restore); :func:`trace_counts` gives the per-seq counts.
+  restore); :func:`trace_counts` gives the per-seq counts. Trace lines are ``seq`` or, with
+  ``--trace-timestamps``, ``seq,epochMillis``; both are read. :func:`trace_files` returns each trace file's
+  entries with their times (benchmarks use them to time the output gap of an upgrade or a recovery).
 
 Two checking modes, because the sink subtasks commit a checkpoint's files at slightly different moments:
 
@@ -55,12 +57,14 @@ __all__ = [
     "ENTRY_CLASS",
     "LogicRun",
     "Record",
+    "TraceFile",
     "VerifierReport",
     "check",
     "job_args",
     "read_committed",
     "replayed",
     "trace_counts",
+    "trace_files",
     "wait_for_records",
 ]
 
@@ -188,10 +192,14 @@ def job_args(
     fail_after: int | None = None,
     trace: Path | str | None = None,
     checkpoint_interval_ms: int = 1000,
+    trace_timestamps: bool = False,
 ) -> list[str]:
     """The VerifierJob's arguments. ``records=0`` runs unbounded, ``rate=0`` unthrottled; ``fail_after`` is
     for ``logic="v3"`` (records each counter subtask processes before it throws); ``trace`` turns on the
-    replay side channel; ``checkpoint_interval_ms=0`` leaves checkpointing to the cluster configuration."""
+    replay side channel, ``trace_timestamps`` adds the processing time to each of its lines;
+    ``checkpoint_interval_ms=0`` leaves checkpointing to the cluster configuration."""
+    if trace_timestamps and trace is None:
+        raise ValueError("trace_timestamps needs a trace directory")
     if logic not in LOGIC_VERSIONS:
         raise ValueError(f"logic must be one of {LOGIC_VERSIONS}, got {logic!r}")
     args = [
@@ -212,6 +220,8 @@ def job_args(
         args += ["--fail-after", str(fail_after)]
     if trace is not None:
         args += ["--trace", str(trace)]
+    if trace_timestamps:
+        args.append("--trace-timestamps")
     return args
 
 
@@ -389,15 +399,54 @@ def _logic(report: VerifierReport, records: Iterable[Record]) -> None:
     report.logic_runs = runs
 
 
+@dataclass(frozen=True)
+class TraceFile:
+    """One trace file: the counter subtask that wrote it, and its entries in the order processed.
+
+    ``times`` holds each entry's processing time in epoch milliseconds (``--trace-timestamps``), or None for
+    an entry written without one.
+    """
+
+    name: str
+    subtask: int
+    seqs: tuple[int, ...]
+    times: tuple[int | None, ...]
+
+
+def _trace_entries(path: Path) -> Iterator[tuple[int, int | None]]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    complete = text if text.endswith("\n") else text.rsplit("\n", 1)[0] if "\n" in text else ""
+    for line in complete.splitlines():  # a killed task may leave a torn last line: skip it
+        if line:
+            seq, _, when = line.partition(",")
+            yield int(seq), int(when) if when else None
+
+
+def _trace_paths(trace_dir: Path) -> list[Path]:
+    return sorted(trace_dir.glob("trace-*.txt")) if trace_dir.is_dir() else []
+
+
 def _trace_lines(trace_dir: Path) -> Iterator[int]:
-    if not trace_dir.is_dir():
-        return
-    for path in sorted(trace_dir.glob("trace-*.txt")):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        complete = text if text.endswith("\n") else text.rsplit("\n", 1)[0] if "\n" in text else ""
-        for line in complete.splitlines():  # a killed task may leave a torn last line: skip it
-            if line:
-                yield int(line)
+    for path in _trace_paths(trace_dir):
+        for seq, _ in _trace_entries(path):
+            yield seq
+
+
+def trace_files(trace_dir: Path | str) -> list[TraceFile]:
+    """Every ``trace-<subtask>-<uuid>.txt`` file in a ``--trace`` directory (a new one per task start), by name."""
+    found: list[TraceFile] = []
+    for path in _trace_paths(Path(trace_dir)):
+        entries = list(_trace_entries(path))
+        subtask = path.name.split("-")[1]
+        found.append(
+            TraceFile(
+                name=path.name,
+                subtask=int(subtask) if subtask.isdigit() else -1,
+                seqs=tuple(seq for seq, _ in entries),
+                times=tuple(when for _, when in entries),
+            )
+        )
+    return found
 
 
 def trace_counts(trace_dir: Path | str) -> Counter[int]:

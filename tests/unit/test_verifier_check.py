@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from support.verifier import LogicRun, check, read_committed, replayed, trace_counts, wait_for_records
+from support.verifier import (
+    LogicRun,
+    check,
+    job_args,
+    read_committed,
+    replayed,
+    trace_counts,
+    trace_files,
+    wait_for_records,
+)
 
 KEYS = 4
 
@@ -207,3 +216,17 @@ def test_replayed_counts_reprocessed_seqs(tmp_path: Path) -> None:
     assert replayed(tmp_path) == 3  # 2 twice, 3 three times
     assert trace_counts(tmp_path)[3] == 3 and 6 not in trace_counts(tmp_path)
     assert replayed(tmp_path / "absent") == 0
+
+
+def test_trace_lines_with_timestamps(tmp_path: Path) -> None:
+    (tmp_path / "trace-0-a.txt").write_text("0,1000\n1,1005\n2,1010\n")
+    (tmp_path / "trace-0-b.txt").write_text("2,2000\n3,2004\n4,20")  # restored after seq 1; torn last line
+    (tmp_path / "trace-1-c.txt").write_text("5\n")  # a file written without --trace-timestamps
+    assert replayed(tmp_path) == 1 and trace_counts(tmp_path)[2] == 2 and 4 not in trace_counts(tmp_path)
+    files = trace_files(tmp_path)
+    assert [(f.name, f.subtask) for f in files] == [("trace-0-a.txt", 0), ("trace-0-b.txt", 0), ("trace-1-c.txt", 1)]
+    assert files[1].seqs == (2, 3) and files[1].times == (2000, 2004)
+    assert files[2].times == (None,)
+    assert job_args("out", trace="t", trace_timestamps=True)[-3:] == ["--trace", "t", "--trace-timestamps"]
+    with pytest.raises(ValueError, match="trace directory"):
+        job_args("out", trace_timestamps=True)

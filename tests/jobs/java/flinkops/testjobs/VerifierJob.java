@@ -71,6 +71,9 @@ import org.apache.flink.util.ParameterTool;
  *       processes, one per line and flushed per record, to its own file {@code DIR/trace-<subtask>-<uuid>.txt}
  *       (a new file per task start), so seqs processed more than once (replayed after a restore) can be
  *       counted.
+ *   <li>{@code --trace-timestamps} (optional flag, with {@code --trace}): each trace line is
+ *       {@code seq,epochMillis} (the wall-clock time the counter processed the record) instead of {@code seq},
+ *       so benchmarks can tell when output stopped and resumed around an upgrade or a recovery.
  *   <li>{@code --checkpoint-interval MS} (default 1000): 0 leaves checkpointing to the cluster config.
  * </ul>
  *
@@ -97,6 +100,7 @@ public final class VerifierJob {
         String logic = params.get("logic", "v1");
         long failAfter = params.getLong("fail-after", 100L);
         String trace = params.get("trace", null);
+        boolean traceTimestamps = params.has("trace-timestamps");
         long checkpointInterval = params.getLong("checkpoint-interval", 1000L);
         if (!logic.equals("v1") && !logic.equals("v2") && !logic.equals("v3")) {
             throw new IllegalArgumentException("--logic must be v1, v2 or v3, got " + logic);
@@ -141,7 +145,7 @@ public final class VerifierJob {
                 .uid("source")
                 .setParallelism(1)
                 .keyBy(seq -> seq % keyCount)
-                .process(new Counter(keys, logic, failAfter, trace))
+                .process(new Counter(keys, logic, failAfter, trace, traceTimestamps))
                 .uid("counter")
                 .name("counter")
                 .sinkTo(sink)
@@ -156,15 +160,17 @@ public final class VerifierJob {
         private final String logic;
         private final long failAfter;
         private final String traceDir;
+        private final boolean traceTimestamps;
         private transient ValueState<Long> count;
         private transient long processed;
         private transient BufferedWriter trace;
 
-        Counter(int keys, String logic, long failAfter, String traceDir) {
+        Counter(int keys, String logic, long failAfter, String traceDir, boolean traceTimestamps) {
             this.keys = keys;
             this.logic = logic;
             this.failAfter = failAfter;
             this.traceDir = traceDir;
+            this.traceTimestamps = traceTimestamps;
         }
 
         @Override
@@ -195,6 +201,10 @@ public final class VerifierJob {
             }
             if (trace != null) {
                 trace.write(Long.toString(seq));
+                if (traceTimestamps) {
+                    trace.write(',');
+                    trace.write(Long.toString(System.currentTimeMillis()));
+                }
                 trace.write('\n');
                 trace.flush();
             }
