@@ -167,6 +167,10 @@ class ClusterRuntime(Protocol):
         """Stop every process of the cluster and wait until they are gone. Idempotent."""
         ...
 
+    def scale_taskmanagers(self, key: ClusterKey, count: int) -> int:
+        """Run ``count`` TaskManagers (start or stop some); returns how many were added (negative: removed)."""
+        ...
+
     def changed_clusters(self) -> Sequence[ClusterKey]:
         """Clusters whose processes (pods) died since the last call, for the controller to look at at once."""
         ...

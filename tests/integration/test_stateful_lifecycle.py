@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from integration.flinkops_cli import Flinkops, application, running
@@ -386,3 +387,46 @@ def test_an_initial_savepoint_that_does_not_exist_is_refused(
     assert result.code == 2, result.stdout + result.stderr
     assert "spec.job.initialSavepointPath" in result.stderr
     assert flinkops.get("bad-restore") is None, "nothing was created"
+
+
+# ------------------------------------------------------------------ scaling
+
+
+def test_rescale_in_place_with_the_adaptive_scheduler(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    config = {
+        "taskmanager.numberOfTaskSlots": "1",
+        "jobmanager.scheduler": "adaptive",
+        "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling": "0 s",
+        "jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout": "1 s",
+    }
+
+    def spec(parallelism: int) -> Path:
+        return application(
+            tmp_path, "rescale", testjobs, ENTRY_CLASS, job_args(out, rate=RATE, keys=KEYS), {**BASE, **config},
+            parallelism=parallelism, upgradeMode="last-state",
+        )  # fmt: skip
+
+    flinkops.ok("apply", "-f", str(spec(1)), "--wait", "--timeout", "180")
+    before = status(flinkops.get("rescale"))
+    job_id = before["jobStatus"]["jobId"]
+    wait_for_records(out, 400, timeout=120)
+    flinkops.ok("apply", "-f", str(spec(2)))
+
+    def counter_parallelism() -> int:
+        url = status(flinkops.get("rescale"))["clusterInfo"]["rest-url"]
+        vertices = httpx.get(f"{url}/jobs/{job_id}", timeout=5).json()["vertices"]
+        return max(int(v["parallelism"]) for v in vertices)
+
+    flinkops.wait_for("rescale", lambda r: counter_parallelism() == 2, 180, "the job at parallelism 2")
+    after = status(flinkops.get("rescale"))
+    assert after["jobStatus"]["jobId"] == job_id, "rescaled in place: same job, no redeploy"
+    assert len([p for p in flinkops.processes("rescale", "taskmanager") if running(p)]) == 2
+    events = flinkops.events("rescale")
+    assert "ScaledInPlace" in events and events.count("Submit") == 1, events
+    wait_for_records(out, len(read_committed(out)) + 400, timeout=120)
+    flinkops.ok("suspend", "rescale")
+    flinkops.wait_lifecycle("rescale", "SUSPENDED", 120)
+    report = check(out, keys=KEYS)
+    assert report.ok, report.summary()
+    teardown(flinkops, "rescale")

@@ -27,6 +27,7 @@ from flinkops.core.planner import (
     JobObservation,
     Observation,
     Plan,
+    ScaleInPlace,
     TriggerCheckpoint,
     TriggerObservation,
     TriggerSavepoint,
@@ -441,3 +442,30 @@ def test_failure_events_name_the_root_cause() -> None:
     )
     assert headline(trace) == "java.lang.IllegalStateException: deliberate failure after 20 records"
     assert headline("just one line") == "just one line"
+
+
+# ------------------------------------------------------------------ scaling
+
+
+def test_parallelism_change_with_the_adaptive_scheduler_rescales_in_place() -> None:
+    r = stable(UpgradeMode.LAST_STATE, conf={"jobmanager.scheduler": "adaptive"})
+    plan = plan_deployment(edit(r, parallelism=3), running(JOB_A), ctx(job_id=JOB_B))
+    [scale] = [a for a in plan.actions if isinstance(a, ScaleInPlace)]
+    assert (scale.job_id, scale.old_parallelism, scale.parallelism) == (JOB_A, 1, 3)
+    assert not any(isinstance(a, DeleteCluster | DeployCluster) for a in plan.actions), "no restart"
+    assert plan.status.observed_generation == 2 and plan.status.job_status.job_id == JOB_A
+
+
+def test_parallelism_change_without_the_adaptive_scheduler_is_a_stateful_upgrade() -> None:
+    r = stable(UpgradeMode.LAST_STATE)
+    plan = plan_deployment(edit(r, parallelism=3), running(JOB_A), ctx(job_id=JOB_B))
+    assert not any(isinstance(a, ScaleInPlace) for a in plan.actions)
+    deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
+    assert deploy.restore_path == "file:/ck/x/chk-3"
+
+
+def test_a_scale_change_mixed_with_other_changes_is_an_upgrade() -> None:
+    r = stable(UpgradeMode.LAST_STATE, conf={"jobmanager.scheduler": "adaptive"})
+    plan = plan_deployment(edit(r, parallelism=3, args=["v2"]), running(JOB_A), ctx(job_id=JOB_B))
+    assert not any(isinstance(a, ScaleInPlace) for a in plan.actions)
+    assert any(isinstance(a, DeployCluster) for a in plan.actions)

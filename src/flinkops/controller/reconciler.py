@@ -42,6 +42,7 @@ from flinkops.core.planner import (
     Plan,
     RemoveResource,
     ReplaceMissingProcesses,
+    ScaleInPlace,
     Status,
     SubmitSessionJob,
     TriggerCheckpoint,
@@ -417,6 +418,9 @@ class Controller:
         elif isinstance(action, SubmitSessionJob):
             assert isinstance(resource, FlinkSessionJob)
             self._submit_session_job(resource, action)
+        elif isinstance(action, ScaleInPlace):
+            assert isinstance(resource, FlinkDeployment)
+            self._scale_in_place(resource, action)
         elif isinstance(action, TriggerSavepoint | TriggerCheckpoint):
             self._trigger(resource, action)
         elif isinstance(action, DisposeSnapshots):
@@ -452,6 +456,34 @@ class Controller:
                 rest.trigger_savepoint(
                     action.job_id, directory, format_type=action.format_type, trigger_id=action.trigger_id
                 )
+
+    def _scale_in_place(self, resource: FlinkDeployment, action: ScaleInPlace) -> None:
+        ckey = ClusterKey(resource.metadata.namespace, resource.metadata.name)
+        config = render_flink_config(action.spec, self._render_inputs(resource))
+        current = self.runtime.observe(ckey)
+        needed = taskmanager_count(action.spec, config)
+        if current is not None and needed > current.taskmanagers_expected:
+            # Scaling up: the slots first, so the adaptive scheduler can use them as soon as it may. Scaling
+            # down keeps the now idle TaskManagers until the next deployment: stopping one that still runs
+            # tasks would turn an in-place rescale into a failover.
+            self.runtime.scale_taskmanagers(ckey, needed)
+        url = self._rest_url(resource)
+        if url is None:
+            raise FlinkUnavailable("the cluster's REST API is not reachable; rescaling is retried next pass")
+        with FlinkRestClient(url, timeout=_REST_TIMEOUT) as rest:
+            bounds = rest.resource_requirements(action.job_id)
+            # Vertices that ran at the job's parallelism follow the new one; vertices with a parallelism of
+            # their own (a parallelism-1 source, say) keep it.
+            updated = {
+                vertex: (
+                    (min(low, action.parallelism), action.parallelism)
+                    if high == action.old_parallelism
+                    else (low, high)
+                )
+                for vertex, (low, high) in bounds.items()
+            }
+            if updated != bounds:
+                rest.set_resource_requirements(action.job_id, updated)
 
     def _rest_url(self, resource: FlinkDeployment | FlinkSessionJob) -> str | None:
         if isinstance(resource, FlinkDeployment):

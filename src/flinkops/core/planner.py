@@ -62,6 +62,7 @@ __all__ = [
     "Plan",
     "RemoveResource",
     "ReplaceMissingProcesses",
+    "ScaleInPlace",
     "SubmitSessionJob",
     "TriggerCheckpoint",
     "TriggerObservation",
@@ -223,6 +224,20 @@ class TriggerCheckpoint(Action):
 
     def describe(self) -> str:
         return f"trigger a {self.checkpoint_type.lower()} checkpoint of job {self.job_id}"
+
+
+@dataclass(frozen=True)
+class ScaleInPlace(Action):
+    """Rescale a running job without restarting it: the TaskManagers its new parallelism needs, then the
+    adaptive scheduler's resource requirements (vertices that ran at the old parallelism follow it)."""
+
+    spec: FlinkDeploymentSpec
+    job_id: str
+    old_parallelism: int
+    parallelism: int
+
+    def describe(self) -> str:
+        return f"rescale job {self.job_id} in place from parallelism {self.old_parallelism} to {self.parallelism}"
 
 
 @dataclass(frozen=True)
@@ -671,6 +686,22 @@ def _await_upgrade_savepoint(b: _Builder, target: FlinkDeploymentSpec, obs: Obse
     )
 
 
+_SCALE_FIELDS = frozenset({"spec.job.parallelism", "spec.taskManager.replicas"})
+
+
+def _scales_in_place(
+    last: FlinkDeploymentSpec, spec: FlinkDeploymentSpec, change: SpecChange, obs: Observation
+) -> bool:
+    """Only the parallelism (and the TaskManager count) changed, the adaptive scheduler runs the job in both
+    specs, and the job runs: Flink rescales it from its own state without a new deployment."""
+    if not change.paths(at_least=DiffType.SCALE) or not set(change.paths(at_least=DiffType.SCALE)) <= _SCALE_FIELDS:
+        return False
+    adaptive = all(
+        s.flink_configuration.get("jobmanager.scheduler", "").strip().lower() == "adaptive" for s in (last, spec)
+    )
+    return adaptive and spec.job is not None and last.job is not None and _job_running(obs)
+
+
 def _as_last_state(spec: FlinkDeploymentSpec) -> FlinkDeploymentSpec:
     if spec.job is None or spec.job.upgrade_mode == UpgradeMode.STATELESS:
         return spec
@@ -742,6 +773,20 @@ def _spec_change(
         b.intent = _recon(b.intent, last_stable_spec=recorded) if b.intent is not None else None
         b.event("Normal", "SavepointRedeploy", f"Redeploying from {restore}")
         b.summary = "savepoint redeploy"
+        return b.finish(now_ms=ctx.now_ms)
+
+    if was_running and wants_running and _scales_in_place(last, spec, change, obs):
+        assert spec.job is not None and last.job is not None and obs.job is not None
+        b.status = _recon(
+            status, last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms,
+            state=ReconciliationState.DEPLOYED,
+        ).model_copy(update={"observed_generation": generation, "error": None})  # fmt: skip
+        b.intent = b.status  # rescaling is idempotent: a pass that repeats it changes nothing
+        old, new = last.job.parallelism or 1, spec.job.parallelism or 1
+        b.actions.append(ScaleInPlace(spec=spec, job_id=obs.job.job_id, old_parallelism=old, parallelism=new))
+        b.event("Normal", "ScaledInPlace", f"Rescaling job {obs.job.job_id} from {old} to {new} without a restart")
+        b.summary = "rescale in place"
+        b.requeue_after = FAST
         return b.finish(now_ms=ctx.now_ms)
 
     mode = spec.job.upgrade_mode if spec.job is not None else UpgradeMode.STATELESS

@@ -594,6 +594,23 @@ class FlinkRestClient:
             ),
         )
 
+    def resource_requirements(self, job_id: str) -> dict[str, tuple[int, int]]:
+        """``GET /jobs/:jobid/resource-requirements`` (adaptive scheduler): vertex id -> (lower, upper)
+        parallelism bounds."""
+        data = self._request("GET", f"/jobs/{_path_segment(job_id)}/resource-requirements")
+        bounds: dict[str, tuple[int, int]] = {}
+        for vertex, raw in data.items():
+            parallelism = _dict(_dict(raw).get("parallelism"))
+            lower, upper = _int(parallelism, "lowerBound"), _int(parallelism, "upperBound")
+            if lower is not None and upper is not None:
+                bounds[str(vertex)] = (lower, upper)
+        return bounds
+
+    def set_resource_requirements(self, job_id: str, bounds: Mapping[str, tuple[int, int]]) -> None:
+        """``PUT /jobs/:jobid/resource-requirements``: rescale a running job in place (adaptive scheduler)."""
+        body = {v: {"parallelism": {"lowerBound": lo, "upperBound": hi}} for v, (lo, hi) in bounds.items()}
+        self._request("PUT", f"/jobs/{_path_segment(job_id)}/resource-requirements", json_body=body)
+
     def job_exceptions(self, job_id: str, *, max_exceptions: int | None = None) -> JobExceptions:
         params = {"maxExceptions": str(max_exceptions)} if max_exceptions is not None else None
         data = self._request("GET", f"/jobs/{_path_segment(job_id)}/exceptions", params=params)

@@ -336,6 +336,35 @@ class LocalRuntime:
                 self._write_record(key, record)
         return len(replacements)
 
+    def scale_taskmanagers(self, key: ClusterKey, count: int) -> int:
+        """Run ``count`` TaskManagers: start new ones or stop the highest-numbered extras. Returns the change."""
+        record = self._read_record(key)
+        if record is None:
+            raise RuntimeFailure(f"cluster {key} does not exist: nothing to scale")
+        procs = self._processes(record)
+        tms = sorted((p for p in procs if p.role == "taskmanager"), key=lambda p: p.index)
+        others = [p for p in procs if p.role != "taskmanager"]
+        root = self.cluster_dir(key)
+        request = _request_from_record(key, record)
+        if len(tms) < count:
+            used = {p.index for p in tms}
+            indexes = [i for i in range(count * 2) if i not in used][: count - len(tms)]
+            try:
+                for index in indexes:
+                    tms.append(self._start(root, request, "taskmanager", index))
+            finally:
+                record["processes"] = [asdict(p) for p in [*others, *tms]]
+                record["taskmanager_replicas"] = len(tms)
+                self._write_record(key, record)
+            return len(indexes)
+        extra = tms[count:]
+        if extra:
+            record["processes"] = [asdict(p) for p in [*others, *tms[:count]]]
+            record["taskmanager_replicas"] = count
+            self._write_record(key, record)  # recorded first: a stopped extra is never "replaced"
+            self._stop_pids(extra)
+        return -len(extra)
+
     def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]:
         log_root = self.cluster_dir(key) / "log"
         if not log_root.is_dir():
