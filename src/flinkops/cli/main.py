@@ -427,6 +427,7 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
         out.print(f"  savepoints:  {savepoint_dir(config)}")
         ha = config.get("high-availability.storageDir")
         out.print(f"  HA metadata: {ha or 'none (no high availability configured)'}")
+        _describe_state(resource)
         out.print(
             f"[bold]Logs:[/bold]        {home / 'clusters' / resource.metadata.namespace / resource.metadata.name}/log"
         )
@@ -436,6 +437,31 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
         when = datetime.fromtimestamp(event.last_timestamp, UTC).strftime("%H:%M:%S")
         count = f" (x{event.count})" if event.count > 1 else ""
         out.print(f"  {when} {event.type:<7} {event.reason:<18} {event.message}{count}")
+
+
+def _describe_state(resource: FlinkDeployment) -> None:
+    """The job's own state: what the next start restores, the savepoints taken, and each run of the job."""
+    status = resource.status
+    if status is None:
+        return
+    js = status.job_status
+    if js.upgrade_savepoint_path:
+        out.print(f"  last restored / next restore from: {js.upgrade_savepoint_path}")
+    info = js.savepoint_info
+    if info is not None and info.last_savepoint is not None:
+        sp = info.last_savepoint
+        when = datetime.fromtimestamp(sp.time_stamp / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        out.print(
+            f"  last savepoint: {sp.location} ({sp.trigger_type}, {when} UTC); {len(info.savepoint_history)} in history"
+        )
+    if info is not None and info.trigger_id:
+        out.print(f"  savepoint in progress: {info.trigger_type} trigger {info.trigger_id}")
+    if status.deployment_history:
+        out.print("[bold]Runs:[/bold] (generation, job, why, restored from, downtime)")
+        for run in status.deployment_history[-5:]:
+            downtime = f"{run.downtime_ms / 1000:.1f}s" if run.downtime_ms is not None else "-"
+            restored = run.restored_from or "empty state"
+            out.print(f"  gen {run.generation}  {run.job_id}  {run.reason:<18} {restored}  {downtime}")
 
 
 # ------------------------------------------------------------------------------------------------ delete/suspend/resume
