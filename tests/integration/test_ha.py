@@ -34,16 +34,6 @@ FAILOVER_BOUND_SECONDS = 30.0  # generous: the goal is <= 10 s, this machine is 
 
 
 @pytest.fixture(scope="module")
-def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    server = ZooKeeperServer(tmp_path_factory.mktemp("zookeeper"))
-    server.start(timeout=60)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def deployment(
     flinkops: Flinkops, zookeeper: ZooKeeperServer, testjobs: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:

@@ -31,16 +31,6 @@ def connection_info(url: str) -> bytes:
     return b"\xac\xed\x00\x05" + b"\x77" + bytes([len(utf)]) + utf
 
 
-@pytest.fixture(scope="module")
-def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    server = ZooKeeperServer(tmp_path_factory.mktemp("zk"))
-    server.start(timeout=60)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def clean(zookeeper: ZooKeeperServer) -> Iterator[None]:
     yield

@@ -4,7 +4,6 @@ that read and tidy Flink's metadata in it."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,13 +35,8 @@ CONNECTION_INFO = (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    zk = ZooKeeperServer(tmp_path_factory.mktemp("zk"))
-    zk.start(timeout=60)
-    try:
-        yield zk
-    finally:
-        zk.stop()
+def server(zookeeper: ZooKeeperServer) -> ZooKeeperServer:
+    return zookeeper
 
 
 def cluster(server: ZooKeeperServer, name: str, storage: str | None = None) -> ZooKeeperHA:

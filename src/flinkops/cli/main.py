@@ -133,6 +133,24 @@ def _read_files(files: list[Path]) -> list[Resource]:
     return resources
 
 
+def checked_input(resources: list[Resource], store: SqliteStore) -> dict[tuple[Any, str, str], Resource]:
+    """Validate resources as `apply` would (each on its own, as an update of the stored one, against each
+    other and the store, and the state they would start from); raise InvalidInput listing every problem.
+    Returns the stored resources by (kind, namespace, name)."""
+    existing = {(r.kind, r.metadata.namespace, r.metadata.name): r for r in store.list_resources()}
+    problems: list[Problem] = []
+    for resource in resources:
+        problems.extend(validate_resource(resource, default_state_dirs=True))
+        old = existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))
+        if old is not None:
+            problems.extend(validate_update(old, resource))
+    problems.extend(validate_against(resources, existing, default_state_dirs=True))
+    problems.extend(restore_path_problems(resources, existing))
+    if problems:
+        raise InvalidInput(problems)
+    return existing
+
+
 def restore_path_problems(
     resources: list[Resource], existing: Mapping[tuple[Any, str, str], Resource]
 ) -> list[Problem]:
@@ -240,17 +258,7 @@ def apply(
     """Create or update resources from YAML. Invalid input changes nothing (exit 2)."""
     resources = _read_files(filename)
     store = _store()
-    problems: list[Problem] = []
-    existing = {(r.kind, r.metadata.namespace, r.metadata.name): r for r in store.list_resources()}
-    for resource in resources:
-        problems.extend(validate_resource(resource, default_state_dirs=True))
-        old = existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))
-        if old is not None:
-            problems.extend(validate_update(old, resource))
-    problems.extend(validate_against(resources, existing, default_state_dirs=True))
-    problems.extend(restore_path_problems(resources, existing))
-    if problems:
-        raise InvalidInput(problems)
+    existing = checked_input(resources, store)
     applied: list[Resource] = []
     for resource in resources:
         before = existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))

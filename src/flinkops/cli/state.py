@@ -20,7 +20,6 @@ import typer
 
 from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus, LifecycleState
-from flinkops.api.validation import validate_against, validate_resource, validate_update
 from flinkops.cli.main import (
     FileOpt,
     NamespaceOpt,
@@ -31,9 +30,9 @@ from flinkops.cli.main import (
     _resolve,
     _store,
     app,
+    checked_input,
     main_guard,
     out,
-    restore_path_problems,
 )
 from flinkops.core.lint import lint as lint_resource
 from flinkops.core.specs import load_spec
@@ -120,6 +119,38 @@ def _failed_since(name: str, namespace: str, reason: str, since: float) -> str |
     return None
 
 
+def _take_snapshot(name: str, namespace: str, kind: str, wait: bool, timeout: float) -> Any:
+    """Bump the savepoint or checkpoint nonce, then (with ``wait``) wait for the snapshot it asked for.
+    Returns the completed ``Savepoint``/``Checkpoint`` record, or None without ``wait``."""
+    resource = _deployment(name, namespace)
+    _require_job(resource, kind)
+    assert resource.spec.job is not None
+    field = f"{kind}_trigger_nonce"
+    nonce = (getattr(resource.spec.job, field) or 0) + 1
+    started = time.time() - 1
+    _store().apply(_with_job(resource, **{field: nonce}))
+    _daemon().start_daemon(_home())
+    out.print(f"flinkdeployment/{name} {kind} requested ({kind}TriggerNonce={nonce})")
+    if not wait:
+        return None
+
+    def taken(current: FlinkDeployment) -> Any:
+        job = current.status.job_status if current.status else None
+        info = getattr(job, f"{kind}_info", None) if job else None
+        last = getattr(info, f"last_{kind}", None) if info else None
+        return last if last is not None and last.trigger_nonce == nonce else None
+
+    def done(current: FlinkDeployment) -> bool:
+        if taken(current) is not None:
+            return True
+        failure = _failed_since(name, namespace, f"{kind.title()}Error", started)
+        if failure:
+            raise FlinkopsError(f"the {kind} was not taken: {failure}")
+        return False
+
+    return taken(_wait_for(name, namespace, done, f"the {kind}", timeout))
+
+
 @app.command()
 @main_guard
 def savepoint(
@@ -130,31 +161,9 @@ def savepoint(
     The format follows kubernetes.operator.savepoint.format.type (CANONICAL or NATIVE); the savepoint goes to
     the deployment's savepoint directory and into status.jobStatus.savepointInfo.
     """
-    resource = _deployment(name, namespace)
-    _require_job(resource, "savepoint")
-    assert resource.spec.job is not None
-    nonce = (resource.spec.job.savepoint_trigger_nonce or 0) + 1
-    started = time.time() - 1
-    _store().apply(_with_job(resource, savepoint_trigger_nonce=nonce))
-    _daemon().start_daemon(_home())
-    out.print(f"flinkdeployment/{name} savepoint requested (savepointTriggerNonce={nonce})")
-    if not wait:
-        return
-
-    def done(current: FlinkDeployment) -> bool:
-        info = current.status.job_status.savepoint_info if current.status else None
-        last = info.last_savepoint if info else None
-        if last is not None and last.trigger_nonce == nonce:
-            return True
-        failure = _failed_since(name, namespace, "SavepointError", started)
-        if failure:
-            raise FlinkopsError(f"the savepoint was not taken: {failure}")
-        return False
-
-    current = _wait_for(name, namespace, done, "the savepoint", timeout)
-    info = current.status.job_status.savepoint_info if current.status else None
-    assert info is not None and info.last_savepoint is not None
-    out.print(f"savepoint completed: {info.last_savepoint.location}")
+    taken = _take_snapshot(name, namespace, "savepoint", wait, timeout)
+    if taken is not None:
+        out.print(f"savepoint completed: {taken.location}")
 
 
 @app.command()
@@ -166,29 +175,8 @@ def checkpoint(
 
     kubernetes.operator.checkpoint.type chooses FULL (default) or INCREMENTAL.
     """
-    resource = _deployment(name, namespace)
-    _require_job(resource, "checkpoint")
-    assert resource.spec.job is not None
-    nonce = (resource.spec.job.checkpoint_trigger_nonce or 0) + 1
-    started = time.time() - 1
-    _store().apply(_with_job(resource, checkpoint_trigger_nonce=nonce))
-    _daemon().start_daemon(_home())
-    out.print(f"flinkdeployment/{name} checkpoint requested (checkpointTriggerNonce={nonce})")
-    if not wait:
-        return
-
-    def done(current: FlinkDeployment) -> bool:
-        info = current.status.job_status.checkpoint_info if current.status else None
-        last = info.last_checkpoint if info else None
-        if last is not None and last.trigger_nonce == nonce:
-            return True
-        failure = _failed_since(name, namespace, "CheckpointError", started)
-        if failure:
-            raise FlinkopsError(f"the checkpoint was not taken: {failure}")
-        return False
-
-    _wait_for(name, namespace, done, "the checkpoint", timeout)
-    out.print("checkpoint completed")
+    if _take_snapshot(name, namespace, "checkpoint", wait, timeout) is not None:
+        out.print("checkpoint completed")
 
 
 # ------------------------------------------------------------------------------------------------ snapshots
@@ -401,18 +389,7 @@ def plan(filename: FileOpt) -> None:
     upgrade path, the snapshot the job would restore from, the downtime past upgrades of this deployment took,
     and lint findings. Exit 2 on invalid input, like apply."""
     resources = _read_files(filename)
-    store = _store()
-    existing = {(r.kind, r.metadata.namespace, r.metadata.name): r for r in store.list_resources()}
-    problems: list[Problem] = []
-    for resource in resources:
-        problems.extend(validate_resource(resource, default_state_dirs=True))
-        old = existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))
-        if old is not None:
-            problems.extend(validate_update(old, resource))
-    problems.extend(validate_against(resources, existing, default_state_dirs=True))
-    problems.extend(restore_path_problems(resources, existing))
-    if problems:
-        raise InvalidInput(problems)
+    existing = checked_input(resources, _store())
     controller = None
     for resource in resources:
         old = existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))

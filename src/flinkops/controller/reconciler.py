@@ -18,6 +18,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -62,7 +63,7 @@ from flinkops.errors import (
 )
 from flinkops.flink.config import RenderInputs, render_flink_config, taskmanager_count
 from flinkops.flink.distribution import PYTHON_DRIVER, FlinkDistribution
-from flinkops.flink.rest import FlinkRestClient
+from flinkops.flink.rest import CheckpointTriggerStatus, FlinkRestClient, SavepointStatus
 from flinkops.ports import (
     ApplicationJob,
     Clock,
@@ -252,37 +253,14 @@ class Controller:
         """Where the savepoint and checkpoint triggers recorded in status stand in Flink."""
         if status is None or not job_id:
             return None, None
+        info, cinfo = status.job_status.savepoint_info, status.job_status.checkpoint_info
         savepoint = checkpoint = None
-        info = status.job_status.savepoint_info
         if info is not None and info.trigger_id:
-            try:
-                sp = rest.savepoint_status(job_id, info.trigger_id)
-                if sp.in_progress:
-                    savepoint = TriggerObservation("IN_PROGRESS")
-                elif sp.succeeded:
-                    savepoint = TriggerObservation("COMPLETED", location=sp.location)
-                elif sp.failed:
-                    failure = sp.failure.stacktrace if sp.failure else None
-                    savepoint = TriggerObservation("FAILED", failure=_first_line(failure))
-                else:
-                    savepoint = TriggerObservation("UNKNOWN")
-            except FlinkNotFound:
-                savepoint = TriggerObservation("UNKNOWN")
-        cinfo = status.job_status.checkpoint_info
+            trigger_id = info.trigger_id
+            savepoint = _trigger_state(lambda: rest.savepoint_status(job_id, trigger_id))
         if cinfo is not None and cinfo.trigger_id:
-            try:
-                cp = rest.checkpoint_status(job_id, cinfo.trigger_id)
-                if cp.in_progress:
-                    checkpoint = TriggerObservation("IN_PROGRESS")
-                elif cp.succeeded:
-                    checkpoint = TriggerObservation("COMPLETED", location=str(cp.checkpoint_id))
-                elif cp.failed:
-                    failure = cp.failure.stacktrace if cp.failure else None
-                    checkpoint = TriggerObservation("FAILED", failure=_first_line(failure))
-                else:
-                    checkpoint = TriggerObservation("UNKNOWN")
-            except FlinkNotFound:
-                checkpoint = TriggerObservation("UNKNOWN")
+            trigger_id = cinfo.trigger_id
+            checkpoint = _trigger_state(lambda: rest.checkpoint_status(job_id, trigger_id))
         return savepoint, checkpoint
 
     def _flink_version(self, rest: FlinkRestClient, url: str) -> str | None:
@@ -587,6 +565,22 @@ class Controller:
                         rest.delete_jar(jar_id)
                     except FlinkApiError:
                         log.warning("could not delete uploaded jar %s", jar_id)
+
+
+def _trigger_state(read: Callable[[], SavepointStatus | CheckpointTriggerStatus]) -> TriggerObservation:
+    """Flink's answer about one trigger id, as the planner reads it (UNKNOWN: Flink has no such trigger)."""
+    try:
+        result = read()
+    except FlinkNotFound:
+        return TriggerObservation("UNKNOWN")
+    if result.in_progress:
+        return TriggerObservation("IN_PROGRESS")
+    if result.succeeded:
+        where = result.location if isinstance(result, SavepointStatus) else str(result.checkpoint_id)
+        return TriggerObservation("COMPLETED", location=where)
+    if result.failed:
+        return TriggerObservation("FAILED", failure=_first_line(result.failure.stacktrace if result.failure else None))
+    return TriggerObservation("UNKNOWN")
 
 
 def _first_line(text: str | None) -> str | None:
