@@ -27,8 +27,13 @@ unit: install
 integration: install
 	.venv/bin/python -m pytest tests/integration -q
 
+# Each benchmark prints flinkops next to a raw-Flink floor measured in the same run. `make bench ROUNDS=1` for a
+# quick pass (recovery.py and upgrade_downtime.py also take --quick).
+ROUNDS ?= 3
 bench: install
-	.venv/bin/python benchmarks/local_startup.py
+	.venv/bin/python benchmarks/local_startup.py --rounds $(ROUNDS)
+	.venv/bin/python benchmarks/recovery.py --rounds $(ROUNDS)
+	.venv/bin/python benchmarks/upgrade_downtime.py --rounds $(ROUNDS)
 
 clean: demo-stop
 	rm -rf .flinkops examples/*/output
