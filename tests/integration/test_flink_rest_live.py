@@ -122,7 +122,8 @@ def start_counting_job(rest: FlinkRestClient, jar_id: str, savepoint_path: str |
 
 
 def test_overview_and_config_report_the_wheel_version(rest: FlinkRestClient) -> None:
-    overview = rest.overview()
+    # A TaskManager is listed as soon as it registers, and its slots once it has reported them.
+    overview = eventually(rest.overview, lambda o: o.slots_total == 4, timeout=60, what="4 slots reported")
     config = rest.config()
 
     assert overview.flink_version == FLINK_VERSION == "2.2.1"

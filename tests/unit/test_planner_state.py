@@ -469,3 +469,14 @@ def test_a_scale_change_mixed_with_other_changes_is_an_upgrade() -> None:
     plan = plan_deployment(edit(r, parallelism=3, args=["v2"]), running(JOB_A), ctx(job_id=JOB_B))
     assert not any(isinstance(a, ScaleInPlace) for a in plan.actions)
     assert any(isinstance(a, DeployCluster) for a in plan.actions)
+
+
+def test_a_stateful_restart_asks_for_the_newest_stored_state_once_the_old_job_stopped() -> None:
+    """Flink's checkpoint statistics can lag: the executor re-reads storage after the stop (latest_state)."""
+    r = edit(stable(UpgradeMode.LAST_STATE), args=["v2"])
+    plan = plan_deployment(r, running(JOB_A, path=None), ctx(job_id=JOB_B))
+    delete = next(a for a in plan.actions if isinstance(a, DeleteCluster))
+    assert delete.latest_state
+    stateless = edit(stable(UpgradeMode.STATELESS), args=["v2"])
+    plan = plan_deployment(stateless, running(JOB_A), ctx(job_id=JOB_B))
+    assert not next(a for a in plan.actions if isinstance(a, DeleteCluster)).latest_state, "stateless starts empty"

@@ -31,6 +31,7 @@ from flinkops.api.models import (
     JobManagerDeploymentStatus,
 )
 from flinkops.api.validation import validate_against, validate_resource
+from flinkops.core.lifecycle import MANUAL_RESTORE
 from flinkops.core.planner import (
     Action,
     CancelSessionJob,
@@ -326,7 +327,7 @@ class Controller:
             self._act(resource, action)
             self._failpoint_hit("after", action)
             if isinstance(action, DeleteCluster) and isinstance(resource, FlinkDeployment):
-                actions, status = self._refresh_restore_point(resource, actions, status, index)
+                actions, status = self._refresh_restore_point(resource, actions, status, index, action.latest_state)
         plan = replace(plan, status=status)
         for note in plan.events:
             self.store.record_event(key, note.type, note.reason, note.message)
@@ -364,16 +365,22 @@ class Controller:
             os._exit(FAILPOINT_EXIT_CODE)
 
     def _refresh_restore_point(
-        self, resource: FlinkDeployment, actions: list[Action], status: Status, done: int
+        self, resource: FlinkDeployment, actions: list[Action], status: Status, done: int, latest: bool
     ) -> tuple[list[Action], Status]:
         """Once a cluster is stopped, storage is the truth: Flink may have completed (and subsumed the
-        observed) checkpoints between the last observation and the stop. Move a planned restore from an older
-        checkpoint of the stopped job to that job's newest completed one."""
+        observed) checkpoints between the last observation and the stop, and its statistics may not have shown
+        the first one yet. When the plan restarts the job from its latest state, move the restore point to the
+        stopped job's newest completed checkpoint. An explicit savepoint is never replaced."""
         old_job = resource.status.job_status.job_id if resource.status else None
         planned = status.job_status.upgrade_savepoint_path
-        if not old_job or not planned or f"/{old_job}/chk-" not in planned:
+        if not old_job or not (latest or (planned and f"/{old_job}/chk-" in planned)):
             return actions, status  # stateless, or restoring an explicit savepoint: nothing to refresh
         newest = self._stored_checkpoint(resource, old_job)
+        if newest is None and planned is None and latest and _checkpointed(resource, old_job):
+            raise PermanentError(
+                f"{MANUAL_RESTORE}: job {old_job} completed checkpoints, but none is left in checkpoint storage; "
+                "nothing was started"
+            )
         if newest is None or newest == planned:
             return actions, status
         log.info("%s: restoring from %s (newer than the observed %s)", ResourceKey.of(resource), newest, planned)
@@ -565,6 +572,11 @@ class Controller:
                         rest.delete_jar(jar_id)
                     except FlinkApiError:
                         log.warning("could not delete uploaded jar %s", jar_id)
+
+
+def _checkpointed(resource: FlinkDeployment, job_id: str) -> bool:
+    status = resource.status
+    return status is not None and any(r.job_id == job_id and r.checkpointed for r in status.deployment_history)
 
 
 def _trigger_state(read: Callable[[], SavepointStatus | CheckpointTriggerStatus]) -> TriggerObservation:

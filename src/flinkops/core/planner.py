@@ -164,7 +164,12 @@ class DeployCluster(Action):
 
 @dataclass(frozen=True)
 class DeleteCluster(Action):
+    """Stop the cluster. ``latest_state``: the job restarts from its newest state, so once it is stopped the
+    executor moves the restore point to the newest checkpoint of the stopped job found in storage (Flink may
+    have completed checkpoints since the observation that chose it)."""
+
     reason: str = ""
+    latest_state: bool = False
 
     def describe(self) -> str:
         return f"delete cluster ({self.reason})" if self.reason else "delete cluster"
@@ -488,6 +493,7 @@ def _deploy_with_intent(
     stopped_at: int | None = None,
     intent_state: ReconciliationState = ReconciliationState.UPGRADING,
     final: dict[str, object] | None = None,
+    latest_state: bool = False,
 ) -> None:
     """Write-ahead, then deploy: record the target spec, the phase, the new job id and the restore point,
     (stop the old cluster,) start the new one, and expect the final phase with a JobManager DEPLOYING."""
@@ -501,7 +507,7 @@ def _deploy_with_intent(
         mode = spec.job.upgrade_mode.value
         b.intent = _add_run(b.intent, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
     if replace_cluster is not None:
-        b.actions.append(DeleteCluster(reason=replace_cluster))
+        b.actions.append(DeleteCluster(reason=replace_cluster, latest_state=latest_state))
     b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
     final_update: dict[str, object] = {"state": ReconciliationState.DEPLOYED, **(final or {})}
     b.status = _recon(b.intent, **final_update).model_copy(
@@ -607,6 +613,7 @@ def _finish_upgrade(
     final: dict[str, object] | None = None,
     stopped_at: int | None = None,
     summary: str,
+    latest_state: bool = False,
 ) -> Plan:
     """The old job is stopped and its state recorded in ``upgradeSavepointPath``: replace the cluster."""
     status = b.status
@@ -621,7 +628,7 @@ def _finish_upgrade(
         status = _add_run(status, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
     b.intent = status
     if obs.cluster_exists:
-        b.actions.append(DeleteCluster(reason="replacing the cluster of an upgrade"))
+        b.actions.append(DeleteCluster(reason="replacing the cluster of an upgrade", latest_state=latest_state))
     if wants_running:
         b.actions.append(DeployCluster(spec=target, generation=generation, job_id=job_id, restore_path=restore))
         b.status = _recon(status, **(final or {"state": ReconciliationState.DEPLOYED})).model_copy(
@@ -682,8 +689,9 @@ def _await_upgrade_savepoint(b: _Builder, target: FlinkDeploymentSpec, obs: Obse
     b.event("Warning", "SavepointFallback", f"Job is {state}; upgrading from its last state instead: {why}")
     b.status = _job(_clear_savepoint_trigger(status), upgrade_savepoint_path=restore)
     return _finish_upgrade(
-        b, target, obs, ctx, job_id=ctx.fresh_job_id, stopped_at=ctx.now_ms, summary="savepoint fallback"
-    )
+        b, target, obs, ctx, job_id=ctx.fresh_job_id, stopped_at=ctx.now_ms, summary="savepoint fallback",
+        latest_state=_keeps_state(target),
+    )  # fmt: skip
 
 
 _SCALE_FIELDS = frozenset({"spec.job.parallelism", "spec.taskManager.replicas"})
@@ -700,6 +708,10 @@ def _scales_in_place(
         s.flink_configuration.get("jobmanager.scheduler", "").strip().lower() == "adaptive" for s in (last, spec)
     )
     return adaptive and spec.job is not None and last.job is not None and _job_running(obs)
+
+
+def _keeps_state(spec: FlinkDeploymentSpec) -> bool:
+    return spec.job is not None and _stateful(spec.job.upgrade_mode)
 
 
 def _as_last_state(spec: FlinkDeploymentSpec) -> FlinkDeploymentSpec:
@@ -727,6 +739,9 @@ def _restore_point(
     if status.job_status.upgrade_savepoint_path:
         return status.job_status.upgrade_savepoint_path, "the state the job was last started from"
     run = _current_run(status)
+    if run is not None and run.checkpointed and obs.rest_ready and obs.job is not None:
+        # Flink's statistics lag behind storage: the executor reads the newest checkpoint once the job stopped.
+        return None, "the newest checkpoint the job leaves in storage when it stops"
     if run is not None and run.checkpointed:
         raise _ManualRestoreRequired(f"job {run.job_id} completed checkpoints, but none is left in checkpoint storage")
     return None, "no checkpoint exists yet: the job starts with empty state"
@@ -835,7 +850,7 @@ def _spec_change(
         if was_running:
             b.intent = _job(b.status, upgrade_savepoint_path=restore)
             b.intent = _recon(b.intent, state=ReconciliationState.UPGRADING)
-            b.actions.append(DeleteCluster(reason="suspend"))
+            b.actions.append(DeleteCluster(reason="suspend", latest_state=_keeps_state(spec)))
             b.event("Normal", "Suspended", f"Job suspended; {why}" + (f": {restore}" if restore else ""))
         b.status = _job(b.status, state="SUSPENDED", upgrade_savepoint_path=restore)
         b.summary = "suspend"
@@ -845,6 +860,7 @@ def _spec_change(
     _deploy_with_intent(
         b, spec, generation, ctx, restore=restore, recorded=recorded, replace_cluster=reason,
         reason="upgrade" if was_running else "resume", stopped_at=ctx.now_ms if was_running else None,
+        latest_state=was_running and _keeps_state(spec),
     )  # fmt: skip
     verb = "Resuming" if not was_running else "Upgrading"
     b.event("Normal", "Submit", f"{verb}: {why}" + (f" ({restore})" if restore else ""))
@@ -911,6 +927,7 @@ def _roll_back(b: _Builder, obs: Observation, ctx: Context, *, generation: int, 
         replace_cluster="rollback" if obs.cluster_exists else None, reason="rollback", stopped_at=ctx.now_ms,
         intent_state=ReconciliationState.ROLLING_BACK,
         final={"state": ReconciliationState.ROLLED_BACK, "last_reconciled_spec": recon.last_stable_spec},
+        latest_state=_keeps_state(stable),
     )  # fmt: skip
     b.summary = "rollback"
     return b.finish(now_ms=ctx.now_ms)
@@ -940,7 +957,7 @@ def _steady(b: _Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Conte
         b.status = _clear_savepoint_trigger(status)
         _deploy_with_intent(
             b, spec, generation, ctx, restore=restore, recorded=None, replace_cluster=dead, reason="recover",
-            stopped_at=ctx.now_ms,
+            stopped_at=ctx.now_ms, latest_state=_keeps_state(spec),
         )  # fmt: skip
         b.event("Warning", "RecoverDeployment", f"JobManager is gone; redeploying: {why}")
         b.summary = "recovering a missing JobManager"

@@ -124,7 +124,7 @@ def _free_ports(count: int, avoid: set[int] | None = None) -> list[int]:
 
 
 class LocalRuntime:
-    def __init__(self, home: Path, distribution: FlinkDistribution, *, watch_jobmanagers: bool = True) -> None:
+    def __init__(self, home: Path, distribution: FlinkDistribution, *, watch_jobmanagers: bool = False) -> None:
         self.home = home
         self.dist = distribution
         # Children started by this process; polled so that dead ones are reaped instead of lingering as
@@ -132,6 +132,10 @@ class LocalRuntime:
         # reaped by init.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         # The JobManager watch of HA clusters (see _watch_loop); started by the first HA deploy or observe.
+        # Off by default: effects belong to the controller's executor, which hears of a dead process within
+        # half a second (changed_clusters) and releases its ZooKeeper session through
+        # replace_missing_processes. The watch does the same a few hundred milliseconds sooner, for embedders
+        # that run a runtime without the controller loop.
         self._watch_enabled = watch_jobmanagers
         self._watch_lock = threading.Lock()
         self._watched: set[ClusterKey] = set()
