@@ -10,7 +10,10 @@ the moment records flow again.
 
 Timed: SIGKILL of the (leading) JobManager → the job RUNNING again with every task RUNNING (``/jobs/:id``
 vertex states) and its state restored (``/jobs/:id/checkpoints`` ``latest.restored`` set), polled every
-100 ms. Both sides run with ``web.refresh-interval: 200 ms`` so that Flink's REST cache does not blur it.
+100 ms. Both sides run with ``web.refresh-interval: 200 ms`` so that Flink's REST cache does not blur it, and
+with ``cluster.registration.error-delay: 1 s`` so that Flink's 10 s TaskManager registration retry, a race
+either side may lose in any round, does not decide the ratio (``--flink-registration-delay`` keeps Flink's
+default; see ``stateful_support.py``).
 
 * floor (raw scripts, by hand): the job on a RawCluster (``standalone-job.sh`` + ``taskmanager.sh``). The
   script kills the JobManager itself, so it needs no detection; it then finds the newest ``chk-N/_metadata``,
@@ -25,7 +28,8 @@ Flink's own HA takeover with default ZooKeeper timeouts is not measured: a SIGKI
 latch until its ZooKeeper session expires (``high-availability.zookeeper.client.session-timeout``, 60 s by
 default), which makes one round take more than a minute.
 
-Run: ``make bench`` or ``.venv/bin/python benchmarks/recovery.py [--rounds N | --quick] [--keep]``.
+Run: ``make bench`` or ``.venv/bin/python benchmarks/recovery.py [--rounds N | --quick] [--keep]
+[--flink-registration-delay]``.
 Goal: flinkops / floor ≤ 1.2. Rounds alternate the scenarios to spread machine noise over all of them.
 """
 
@@ -40,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,20 +54,22 @@ from stateful_support import (
     INTERVAL_MS,
     KEYS,
     RATE,
-    RAW_CONFIG,
     SHARED_MACHINE,
     Flinkops,
     Rest,
+    add_arguments,
     alive_as_recorded,
+    configure,
     deployment,
     first_logged,
     flink_steps,
     fmt,
-    interrupt_on_sigterm,
     median,
     no_interrupts,
     print_steps,
+    raw_config,
     rest_of,
+    settings_line,
     since,
     trace_edges,
     trace_names,
@@ -124,8 +131,8 @@ def newest_checkpoint(job_dir: Path) -> tuple[int, Path]:
 
 def floor_round(work: Path, jar: Path, rest: Rest, clusters: list[RawCluster]) -> Recovery:
     trace = work / "trace"
-    first = RawCluster(work / "first", slots=2, extra_config=RAW_CONFIG)
-    second = RawCluster(work / "second", slots=2, extra_config=RAW_CONFIG)
+    first = RawCluster(work / "first", slots=2, extra_config=raw_config())
+    second = RawCluster(work / "second", slots=2, extra_config=raw_config())
     clusters += [first, second]
     old_job, new_job = uuid.uuid4().hex, uuid.uuid4().hex
     first.start_application(ENTRY_CLASS, args_for(work), [jar], job_id=old_job)
@@ -296,12 +303,20 @@ def report(results: dict[str, list[Recovery]], rounds: int) -> None:
     assert floor is not None
     print(f"\nJobManager SIGKILL → job RUNNING, every task, state restored (median of {rounds} rounds)")
     print(SHARED_MACHINE)
+    print(settings_line())
     for key, label in LABELS.items():
         value = median([r.seconds for r in results[key]])
         line = f"  {label:<46} {fmt(value)}"
         if key != "floor" and value is not None:
             line += f"   ratio {value / floor:5.2f}   {verdict(value / floor)}"
         print(line)
+    before = {key: median([r.steps.get("new cluster started") for r in results[key]]) for key in ("floor", "flinkops")}
+    if before["floor"] is not None and before["flinkops"] is not None:
+        print(
+            f"  of which before the new cluster's processes start (the rest, JVM and Flink start, is the same work):"
+            f" floor {before['floor']:.2f} s, flinkops {before['flinkops']:.2f} s"
+            f" (+{before['flinkops'] - before['floor']:.2f} s)"
+        )
     print("  Flink's own HA takeover with default ZooKeeper timeouts: not measured (the dead leader keeps its latch")
     print("    until its 60 s ZooKeeper session expires: over a minute per round)")
 
@@ -337,12 +352,9 @@ def report(results: dict[str, list[Recovery]], rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="one round")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, traces, output)")
+    add_arguments(parser)
     args = parser.parse_args()
-    rounds = 1 if args.quick else args.rounds
-    interrupt_on_sigterm()
+    rounds = configure(args)
 
     jar = testjobs_jar()
     base = Path(tempfile.mkdtemp(prefix="flinkops-bench-recovery-"))
@@ -355,10 +367,15 @@ def main() -> None:
     try:
         zookeeper.start(timeout=60)
         ops.ok("controller", "start")
+        scenarios: dict[str, Callable[[int], Recovery]] = {
+            "floor": lambda i: floor_round(base / f"floor-{i}", jar, rest, clusters),
+            "flinkops": lambda i: flinkops_round(ops, base / f"ops-{i}", jar, rest, f"rec-{i}", None),
+            "flinkops-ha": lambda i: flinkops_round(ops, base / f"ha-{i}", jar, rest, f"rec-ha-{i}", zookeeper),
+        }
+        order = list(scenarios)
         for i in range(rounds):
-            results["floor"].append(floor_round(base / f"floor-{i}", jar, rest, clusters))
-            results["flinkops"].append(flinkops_round(ops, base / f"ops-{i}", jar, rest, f"rec-{i}", None))
-            results["flinkops-ha"].append(flinkops_round(ops, base / f"ha-{i}", jar, rest, f"rec-ha-{i}", zookeeper))
+            for key in order[i % len(order) :] + order[: i % len(order)]:  # each round starts with another one
+                results[key].append(scenarios[key](i))
             line = ", ".join(
                 f"{key} {rs[-1].seconds:.2f}s (replayed {rs[-1].replayed}{', TM retry' if rs[-1].tm_retry else ''})"
                 for key, rs in results.items()

@@ -10,7 +10,9 @@ Timed: the output gap. The sink commits only on checkpoints, so output time is t
 ``--trace --trace-timestamps`` side channel, where the counter writes every record it processes with the time:
 downtime = first record processed by the v2 job - last record processed by the v1 job. Also shown: when v2
 runs with every task RUNNING and its state restored (Flink REST, polled every 100 ms; ``web.refresh-interval:
-200 ms`` on both sides).
+200 ms`` on both sides). Both sides also run with ``cluster.registration.error-delay: 1 s`` so that Flink's 10 s
+TaskManager registration retry, a race either side may lose in any round, does not decide the ratio
+(``--flink-registration-delay`` keeps Flink's default; see ``stateful_support.py``).
 
 * floor (raw scripts and REST, by hand): v1 on a RawCluster (``standalone-job.sh`` + ``taskmanager.sh``);
   ``POST /jobs/:id/stop`` (stop-with-savepoint), poll the trigger every 50 ms until the savepoint completed,
@@ -18,7 +20,8 @@ runs with every task RUNNING and its state restored (Flink REST, polled every 10
 * flinkops: ``flinkops apply`` v1 (upgradeMode savepoint) and wait until STABLE, then ``flinkops apply`` v2;
   the controller stops the job with a savepoint, replaces the cluster and restores v2 from it.
 
-Run: ``make bench`` or ``.venv/bin/python benchmarks/upgrade_downtime.py [--rounds N | --quick] [--keep]``.
+Run: ``make bench`` or ``.venv/bin/python benchmarks/upgrade_downtime.py [--rounds N | --quick] [--keep]
+[--flink-registration-delay]``.
 Goal: flinkops / floor ≤ 1.2. Rounds alternate the two sides to spread machine noise over both.
 """
 
@@ -31,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,18 +42,20 @@ from pathlib import Path
 from stateful_support import (
     KEYS,
     RATE,
-    RAW_CONFIG,
     SHARED_MACHINE,
     Flinkops,
     Rest,
+    add_arguments,
+    configure,
     deployment,
     flink_steps,
     fmt,
-    interrupt_on_sigterm,
     median,
     no_interrupts,
     print_steps,
+    raw_config,
     rest_of,
+    settings_line,
     since,
     trace_edges,
     trace_names,
@@ -114,8 +120,8 @@ def finish(
 
 def floor_round(work: Path, jar: Path, rest: Rest, clusters: list[RawCluster]) -> Upgrade:
     trace = work / "trace"
-    v1 = RawCluster(work / "v1", slots=2, extra_config=RAW_CONFIG)
-    v2 = RawCluster(work / "v2", slots=2, extra_config=RAW_CONFIG)
+    v1 = RawCluster(work / "v1", slots=2, extra_config=raw_config())
+    v2 = RawCluster(work / "v2", slots=2, extra_config=raw_config())
     clusters += [v1, v2]
     old_job, new_job = uuid.uuid4().hex, uuid.uuid4().hex
     v1.start_application(ENTRY_CLASS, args_for(work, "v1"), [jar], job_id=old_job)
@@ -222,9 +228,17 @@ def report(results: dict[str, list[Upgrade]], rounds: int) -> None:
     print(f"\nsavepoint upgrade v1 → v2: output downtime (median of {rounds} rounds)")
     print("last record processed by v1 → first record processed by v2, from the job's trace timestamps")
     print(SHARED_MACHINE)
+    print(settings_line())
     print(f"  {LABELS['floor']:<40} {fmt(floor)}   rounds: {[round(r.downtime, 2) for r in results['floor']]}")
     print(f"  {LABELS['flinkops']:<40} {fmt(ops)}   rounds: {[round(r.downtime, 2) for r in results['flinkops']]}")
     print(f"  ratio flinkops / floor: {ops / floor:.2f}   {verdict(ops / floor)}")
+    before = {key: median([r.steps.get("v2 cluster started") for r in results[key]]) for key in LABELS}
+    if before["floor"] is not None and before["flinkops"] is not None:
+        print(
+            "  upgrade start → v2 cluster's processes started (after that, JVM and Flink start are the same work):"
+            f" floor {before['floor']:.2f} s, flinkops {before['flinkops']:.2f} s"
+            f" (+{before['flinkops'] - before['floor']:.2f} s)"
+        )
 
     print("\nseconds after the upgrade started (stop-with-savepoint request / flinkops apply), median")
     print(f"  {'':<40} {'last v1 record':>14} {'first v2 record':>15} {'v2 RUNNING restored':>20}")
@@ -254,12 +268,9 @@ def report(results: dict[str, list[Upgrade]], rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="one round")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, traces, output)")
+    add_arguments(parser)
     args = parser.parse_args()
-    rounds = 1 if args.quick else args.rounds
-    interrupt_on_sigterm()
+    rounds = configure(args)
 
     jar = testjobs_jar()
     base = Path(tempfile.mkdtemp(prefix="flinkops-bench-upgrade-"))
@@ -270,9 +281,13 @@ def main() -> None:
     failed = True
     try:
         ops.ok("controller", "start")
+        scenarios: dict[str, Callable[[int], Upgrade]] = {
+            "floor": lambda i: floor_round(base / f"floor-{i}", jar, rest, clusters),
+            "flinkops": lambda i: flinkops_round(ops, base / f"ops-{i}", jar, rest, f"upgrade-{i}"),
+        }
         for i in range(rounds):
-            results["floor"].append(floor_round(base / f"floor-{i}", jar, rest, clusters))
-            results["flinkops"].append(flinkops_round(ops, base / f"ops-{i}", jar, rest, f"upgrade-{i}"))
+            for key in list(scenarios)[:: 1 if i % 2 == 0 else -1]:  # alternate which side goes first
+                results[key].append(scenarios[key](i))
             line = ", ".join(
                 f"{key} downtime {rs[-1].downtime:.2f}s ({'verified' if rs[-1].verified else 'VERIFIER FAILED'}"
                 f"{', TM retry' if rs[-1].tm_retry else ''})"
