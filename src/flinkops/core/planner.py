@@ -405,6 +405,7 @@ def _requires_checkpoint_for_stability(config: dict[str, str]) -> bool:
 
 _HISTORY_LIMIT = 20  # deployment records kept in status
 _SAVEPOINT_RETRY = 10.0  # seconds before re-triggering a failed upgrade savepoint
+_SAVEPOINT_POLL = 0.2  # seconds between looks at an upgrade savepoint in flight
 _ROLLBACK_ENABLED = "kubernetes.operator.deployment.rollback.enabled"
 _READINESS_TIMEOUT = "kubernetes.operator.deployment.readiness.timeout"
 _SAVEPOINT_FORMAT = "kubernetes.operator.savepoint.format.type"
@@ -663,7 +664,7 @@ def _await_upgrade_savepoint(b: _Builder, target: FlinkDeploymentSpec, obs: Obse
         )
     if trigger is not None and trigger.state == "IN_PROGRESS":
         b.summary = "waiting for the upgrade savepoint"
-        b.requeue_after = FAST
+        b.requeue_after = _SAVEPOINT_POLL  # the job stops with the savepoint: every moment here is downtime
         return b.finish(now_ms=ctx.now_ms)
     fmt = _savepoint_format(target.flink_configuration)
     if _job_running(obs) and old_job:
@@ -821,7 +822,7 @@ def _spec_change(
             verb = "Upgrading" if wants_running else "Suspending"
             b.event("Normal", "Savepoint", f"{verb}: stopping job {old_job} with a savepoint")
             b.summary = f"{verb.lower()}: stop with savepoint"
-            b.requeue_after = FAST
+            b.requeue_after = _SAVEPOINT_POLL
             return b.finish(now_ms=ctx.now_ms)
         state = obs.job.state if obs.job is not None else "not reachable"
         b.event("Warning", "SavepointFallback", f"Job is {state}: using its last state instead of a new savepoint")

@@ -118,6 +118,9 @@ def render_flink_config(spec: FlinkDeploymentSpec, inputs: RenderInputs) -> dict
         "taskmanager.numberOfTaskSlots": "1",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.shutdown-on-application-finish": "false",
+        # A TaskManager that asks before the JobManager's resource manager is up retries after this delay;
+        # Flink's 10 s default often costs a whole deploy, recovery or upgrade ten seconds.
+        "cluster.registration.error-delay": "1 s",
         "execution.submit-failed-job-on-application-error": "true",
         "pipeline.name": inputs.name,
         "python.client.executable": inputs.python_executable,
