@@ -67,6 +67,7 @@ from stateful_support import (
     median,
     no_interrupts,
     print_steps,
+    print_verified,
     raw_config,
     rest_of,
     settings_line,
@@ -339,12 +340,9 @@ def report(results: dict[str, list[Recovery]], rounds: int) -> None:
         final = ("RUNNING restored", statistics.median(r.seconds for r in runs))
         print_steps(label, [r.steps for r in runs], sum(r.tm_retry for r in runs), final)
 
-    print(f"\nverifier (exact check of the committed output, 0..{RECORDS - 1}, after the job FINISHED)")
-    for key, label in LABELS.items():
-        marks = ["OK" if r.verified else "FAILED" for r in results[key]]
-        print(f"  {label:<46} {' '.join(marks)}")
-        for r in results[key]:
-            print("    " + r.summary.replace("\n", "\n    "))
+    print_verified(
+        f"verifier (exact check of the committed output, 0..{RECORDS - 1}, after the job FINISHED)", LABELS, results, 46
+    )
 
 
 # ---------------------------------------------------------------------------------------------- main

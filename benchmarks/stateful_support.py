@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -386,6 +386,16 @@ def verdict(ratio: float) -> str:
     if ratio <= GOAL:
         return f"meets the goal (≤ {GOAL})"
     return f"misses the goal (≤ {GOAL}) by {ratio - GOAL:.2f}"
+
+
+def print_verified(title: str, labels: Mapping[str, str], results: Mapping[str, Sequence[Any]], width: int) -> None:
+    """Each round's exact verifier verdict per scenario (rounds carry ``verified`` and ``summary``)."""
+    print(f"\n{title}")
+    for key, label in labels.items():
+        marks = ["OK" if r.verified else "FAILED" for r in results[key]]
+        print(f"  {label:<{width}} {' '.join(marks)}")
+        for r in results[key]:
+            print("    " + r.summary.replace("\n", "\n    "))
 
 
 def print_steps(label: str, steps: Sequence[dict[str, float | None]], retries: int, final: tuple[str, float]) -> None:

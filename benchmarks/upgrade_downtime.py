@@ -53,6 +53,7 @@ from stateful_support import (
     median,
     no_interrupts,
     print_steps,
+    print_verified,
     raw_config,
     rest_of,
     settings_line,
@@ -255,12 +256,9 @@ def report(results: dict[str, list[Upgrade]], rounds: int) -> None:
         final = ("first v2 record", statistics.median(r.first_v2 or 0.0 for r in runs))
         print_steps(label, [r.steps for r in runs], sum(r.tm_retry for r in runs), final)
 
-    print(f"\nverifier (exact check of the committed output, 0..{RECORDS - 1}, after v2 FINISHED)")
-    for key, label in LABELS.items():
-        marks = ["OK" if r.verified else "FAILED" for r in results[key]]
-        print(f"  {label:<40} {' '.join(marks)}")
-        for r in results[key]:
-            print("    " + r.summary.replace("\n", "\n    "))
+    print_verified(
+        f"verifier (exact check of the committed output, 0..{RECORDS - 1}, after v2 FINISHED)", LABELS, results, 40
+    )
 
 
 # ---------------------------------------------------------------------------------------------- main
