@@ -495,10 +495,12 @@ def _deploy_with_intent(
     intent_state: ReconciliationState = ReconciliationState.UPGRADING,
     final: dict[str, object] | None = None,
     latest_state: bool = False,
+    job_id: str | None = None,
 ) -> None:
-    """Write-ahead, then deploy: record the target spec, the phase, the new job id and the restore point,
-    (stop the old cluster,) start the new one, and expect the final phase with a JobManager DEPLOYING."""
-    job_id = ctx.fresh_job_id if spec.job is not None else None
+    """Write-ahead, then deploy: record the target spec, the phase, the job id (a fresh one unless given) and
+    the restore point, (stop the old cluster,) start the new one, and expect the final phase with a
+    JobManager DEPLOYING."""
+    job_id = (job_id or ctx.fresh_job_id) if spec.job is not None else None
     update: dict[str, object] = {"state": intent_state}
     if recorded is not None:
         update.update(last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms)
@@ -619,31 +621,26 @@ def _finish_upgrade(
     """The old job is stopped and its state recorded in ``upgradeSavepointPath``: replace the cluster."""
     status = b.status
     generation = status.observed_generation or 1
-    wants_running = target.job is None or target.job.state == JobState.RUNNING
-    restore = status.job_status.upgrade_savepoint_path
-    if wants_running and target.job is not None:
-        assert job_id is not None
-        status = _job(status, job_id=job_id, state="RECONCILING")
-        reason = "rollback" if status.reconciliation_status.state == ReconciliationState.ROLLING_BACK else "upgrade"
-        mode = target.job.upgrade_mode.value
-        status = _add_run(status, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
-    b.intent = status
-    if obs.cluster_exists:
-        b.actions.append(DeleteCluster(reason="replacing the cluster of an upgrade", latest_state=latest_state))
-    if wants_running:
-        b.actions.append(DeployCluster(spec=target, generation=generation, job_id=job_id, restore_path=restore))
-        b.status = _recon(status, **(final or {"state": ReconciliationState.DEPLOYED})).model_copy(
-            update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
-        )
+    phase = status.reconciliation_status.state
+    replace = "replacing the cluster of an upgrade" if obs.cluster_exists else None
+    if target.job is None or target.job.state == JobState.RUNNING:
+        _deploy_with_intent(
+            b, target, generation, ctx, restore=status.job_status.upgrade_savepoint_path, recorded=None,
+            replace_cluster=replace, reason="rollback" if phase == ReconciliationState.ROLLING_BACK else "upgrade",
+            stopped_at=stopped_at, intent_state=phase, final=final, latest_state=latest_state, job_id=job_id,
+        )  # fmt: skip
     else:
+        b.intent = status
+        if replace is not None:
+            b.actions.append(DeleteCluster(reason=replace, latest_state=latest_state))
         # A suspended spec is stable by definition: nothing runs that could fail.
         recorded = status.reconciliation_status.last_reconciled_spec
         b.status = _recon(status, state=ReconciliationState.DEPLOYED, last_stable_spec=recorded).model_copy(
             update={"job_manager_deployment_status": JobManagerDeploymentStatus.MISSING}
         )
         b.status = _job(b.status, state="SUSPENDED")
+        b.requeue_after = FAST
     b.summary = summary
-    b.requeue_after = FAST
     return b.finish(now_ms=ctx.now_ms)
 
 
@@ -938,10 +935,10 @@ def _roll_back(b: _Builder, obs: Observation, ctx: Context, *, generation: int, 
 
 
 def _steady(b: _Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context, requests: _Requests) -> Plan:
-    _retention(b, spec.flink_configuration, ctx)
     status: FlinkDeploymentStatus = b.status  # type: ignore[assignment]
     suspended = spec.job is not None and spec.job.state == JobState.SUSPENDED
     if suspended:
+        _retention(b, spec.flink_configuration, ctx)  # retention also runs while nothing runs
         if obs.cluster_exists:
             b.actions.append(DeleteCluster(reason="resource is suspended"))
         b.summary = "suspended"
@@ -950,6 +947,7 @@ def _steady(b: _Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Conte
     if not obs.cluster_exists or not obs.jobmanager_alive:
         terminal = status.job_status.state in _TERMINAL_JOB_STATES
         if terminal and not obs.cluster_exists:
+            _retention(b, spec.flink_configuration, ctx)
             b.summary = f"job {status.job_status.state}; cluster already gone"
             return b.finish(now_ms=ctx.now_ms)
         restore, why = _restore_point(_as_last_state(spec), status, obs)
@@ -1014,7 +1012,7 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
     if previous != job.state:
         b.event("Normal", "JobStatusChanged", f"Job status changed from {previous} to {job.state}")
     _snapshots(b, config, obs, ctx, requests)
-    _retention(b, config, ctx)  # again, so a savepoint completed in this pass is counted at once
+    _retention(b, config, ctx)  # after _snapshots, so a savepoint completed in this pass counts at once
     if job.state == "FAILED":
         error = job.error or "the job failed (no exception was reported)"
         if b.status.error != error:
@@ -1071,7 +1069,7 @@ def _mark_stable_if(b: _Builder, ready: bool, ctx: Context, why: str) -> Plan:
         if not (b.status.error or "").startswith(_VALIDATION_PREFIX):
             b.status = b.status.model_copy(update={"error": None})
         b.summary = why
-        b.requeue_after = min(b.requeue_after, STEADY) if _trigger_pending(b.status) else STEADY
+        b.requeue_after = STEADY
     else:
         b.summary = f"{why}: not stable yet" if not ready else why
         b.requeue_after = FAST
@@ -1253,6 +1251,13 @@ def _checkpoint_type(config: dict[str, str]) -> CheckpointKind:
     return "INCREMENTAL" if config.get(_CHECKPOINT_TYPE, "").strip().upper() == "INCREMENTAL" else "FULL"
 
 
+def _recorded_nonce(status: Status, field: str) -> int | None:
+    """The snapshot nonce of the recorded spec: the manual request a completed trigger answered."""
+    recorded = load_spec(status.reconciliation_status.last_reconciled_spec, FlinkDeploymentSpec)
+    nonce = getattr(recorded.job, field) if recorded is not None and recorded.job is not None else None
+    return nonce if isinstance(nonce, int) else None
+
+
 def _with_savepoint_trigger(status: S_, trigger_id: str, now_ms: int, kind: str, fmt: str) -> S_:
     info = _savepoints(status).model_copy(
         update={"trigger_id": trigger_id, "trigger_timestamp": now_ms, "trigger_type": kind, "format_type": fmt}
@@ -1272,10 +1277,7 @@ def _clear_savepoint_trigger(status: S_) -> S_:
 def _completed_savepoint(status: S_, location: str, now_ms: int) -> S_:
     """Record a finished savepoint as the last one and in the history, and clear its trigger."""
     info = _savepoints(status)
-    nonce = None
-    if info.trigger_type == "MANUAL":
-        recorded = load_spec(status.reconciliation_status.last_reconciled_spec, FlinkDeploymentSpec)
-        nonce = recorded.job.savepoint_trigger_nonce if recorded is not None and recorded.job else None
+    nonce = _recorded_nonce(status, "savepoint_trigger_nonce") if info.trigger_type == "MANUAL" else None
     savepoint = Savepoint(
         time_stamp=now_ms,
         location=location,
@@ -1299,10 +1301,7 @@ def _with_checkpoint_trigger(status: S_, trigger_id: str, now_ms: int, kind: str
 
 def _completed_checkpoint(status: S_, now_ms: int) -> S_:
     info = _checkpoints(status)
-    nonce = None
-    if info.trigger_type == "MANUAL":
-        recorded = load_spec(status.reconciliation_status.last_reconciled_spec, FlinkDeploymentSpec)
-        nonce = recorded.job.checkpoint_trigger_nonce if recorded is not None and recorded.job else None
+    nonce = _recorded_nonce(status, "checkpoint_trigger_nonce") if info.trigger_type == "MANUAL" else None
     checkpoint = Checkpoint(
         time_stamp=now_ms,
         trigger_type=info.trigger_type or "UNKNOWN",
