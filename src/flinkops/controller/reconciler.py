@@ -423,16 +423,14 @@ class Controller:
     def _trigger(
         self, resource: FlinkDeployment | FlinkSessionJob, action: TriggerSavepoint | TriggerCheckpoint
     ) -> None:
-        url = self._rest_url(resource)
-        if url is None:
-            raise FlinkUnavailable("the cluster's REST API is not reachable; the trigger is retried next pass")
-        with FlinkRestClient(url, timeout=_REST_TIMEOUT) as rest:
+        with FlinkRestClient(action.rest_url, timeout=_REST_TIMEOUT) as rest:
             if isinstance(action, TriggerCheckpoint):
                 rest.trigger_checkpoint(action.job_id, action.checkpoint_type, trigger_id=action.trigger_id)
                 return
-            directory = savepoint_dir(self._config(resource)) if isinstance(resource, FlinkDeployment) else None
-            if isinstance(resource, FlinkSessionJob):
-                directory = savepoint_dir(resource.spec.flink_configuration)
+            config = (
+                self._config(resource) if isinstance(resource, FlinkDeployment) else resource.spec.flink_configuration
+            )
+            directory = savepoint_dir(config)
             if action.stop:
                 rest.stop_with_savepoint(
                     action.job_id, directory, format_type=action.format_type, trigger_id=action.trigger_id
@@ -444,18 +442,13 @@ class Controller:
 
     def _scale_in_place(self, resource: FlinkDeployment, action: ScaleInPlace) -> None:
         ckey = ClusterKey(resource.metadata.namespace, resource.metadata.name)
-        config = render_flink_config(action.spec, self._render_inputs(resource))
-        current = self.runtime.observe(ckey)
-        needed = taskmanager_count(action.spec, config)
-        if current is not None and needed > current.taskmanagers_expected:
+        needed = taskmanager_count(action.spec, render_flink_config(action.spec, self._render_inputs(resource)))
+        if needed > action.taskmanagers:
             # Scaling up: the slots first, so the adaptive scheduler can use them as soon as it may. Scaling
             # down keeps the now idle TaskManagers until the next deployment: stopping one that still runs
             # tasks would turn an in-place rescale into a failover.
             self.runtime.scale_taskmanagers(ckey, needed)
-        url = self._rest_url(resource)
-        if url is None:
-            raise FlinkUnavailable("the cluster's REST API is not reachable; rescaling is retried next pass")
-        with FlinkRestClient(url, timeout=_REST_TIMEOUT) as rest:
+        with FlinkRestClient(action.rest_url, timeout=_REST_TIMEOUT) as rest:
             bounds = rest.resource_requirements(action.job_id)
             # Vertices that ran at the job's parallelism follow the new one; vertices with a parallelism of
             # their own (a parallelism-1 source, say) keep it.
@@ -469,17 +462,6 @@ class Controller:
             }
             if updated != bounds:
                 rest.set_resource_requirements(action.job_id, updated)
-
-    def _rest_url(self, resource: FlinkDeployment | FlinkSessionJob) -> str | None:
-        if isinstance(resource, FlinkDeployment):
-            cluster = self.runtime.observe(ClusterKey(resource.metadata.namespace, resource.metadata.name))
-            return cluster.rest_url if cluster is not None else None
-        target = self.store.get(
-            ResourceKey("FlinkDeployment", resource.metadata.namespace, resource.spec.deployment_name)
-        )
-        if target is None or target.status is None or not isinstance(target, FlinkDeployment):
-            return None
-        return target.status.cluster_info.get("rest-url")
 
     def _record_failure(self, key: ResourceKey, exc: FlinkopsError) -> float:
         failures = self._failures.setdefault(key, _Failures())
@@ -588,15 +570,11 @@ def _trigger_state(read: Callable[[], SavepointStatus | CheckpointTriggerStatus]
     if result.in_progress:
         return TriggerObservation("IN_PROGRESS")
     if result.succeeded:
-        where = result.location if isinstance(result, SavepointStatus) else str(result.checkpoint_id)
-        return TriggerObservation("COMPLETED", location=where)
+        return TriggerObservation("COMPLETED", location=str(result.result))
     if result.failed:
-        return TriggerObservation("FAILED", failure=_first_line(result.failure.stacktrace if result.failure else None))
+        cause = result.failure.stacktrace if result.failure is not None else None
+        return TriggerObservation("FAILED", failure=headline(cause or "") or None)
     return TriggerObservation("UNKNOWN")
-
-
-def _first_line(text: str | None) -> str | None:
-    return headline(text) or None if text else None
 
 
 def _job_exists(rest: FlinkRestClient, job_id: str) -> bool:

@@ -213,6 +213,7 @@ class TriggerSavepoint(Action):
 
     job_id: str
     trigger_id: str
+    rest_url: str
     stop: bool = False
     format_type: SavepointFormatType = "CANONICAL"
 
@@ -225,6 +226,7 @@ class TriggerSavepoint(Action):
 class TriggerCheckpoint(Action):
     job_id: str
     trigger_id: str
+    rest_url: str
     checkpoint_type: CheckpointKind = "FULL"
 
     def describe(self) -> str:
@@ -238,8 +240,10 @@ class ScaleInPlace(Action):
 
     spec: FlinkDeploymentSpec
     job_id: str
+    rest_url: str
     old_parallelism: int
     parallelism: int
+    taskmanagers: int  # TaskManagers the cluster runs now
 
     def describe(self) -> str:
         return f"rescale job {self.job_id} in place from parallelism {self.old_parallelism} to {self.parallelism}"
@@ -669,7 +673,11 @@ def _await_upgrade_savepoint(b: _Builder, target: FlinkDeploymentSpec, obs: Obse
             # The trigger may never have reached Flink (the controller stopped between recording and sending
             # it): send it again with the same id, which Flink deduplicates.
             assert info.trigger_id is not None
-            b.actions.append(TriggerSavepoint(job_id=old_job, trigger_id=info.trigger_id, stop=True, format_type=fmt))
+            b.actions.append(
+                TriggerSavepoint(
+                    job_id=old_job, rest_url=_rest(obs), trigger_id=info.trigger_id, stop=True, format_type=fmt
+                )
+            )
             b.intent = status
             b.summary = "re-sending the upgrade savepoint trigger"
             b.requeue_after = FAST
@@ -677,7 +685,11 @@ def _await_upgrade_savepoint(b: _Builder, target: FlinkDeploymentSpec, obs: Obse
         b.event("Warning", "SavepointError", f"Upgrade savepoint failed: {trigger.failure or 'no reason given'}")
         b.status = _with_savepoint_trigger(status, ctx.fresh_trigger_id, ctx.now_ms, "UPGRADE", fmt)
         b.intent = b.status
-        b.actions.append(TriggerSavepoint(job_id=old_job, trigger_id=ctx.fresh_trigger_id, stop=True, format_type=fmt))
+        b.actions.append(
+            TriggerSavepoint(
+                job_id=old_job, rest_url=_rest(obs), trigger_id=ctx.fresh_trigger_id, stop=True, format_type=fmt
+            )
+        )
         b.summary = "upgrade savepoint failed: trying again"
         b.requeue_after = _SAVEPOINT_RETRY
         return b.finish(now_ms=ctx.now_ms)
@@ -716,6 +728,12 @@ def _as_last_state(spec: FlinkDeploymentSpec) -> FlinkDeploymentSpec:
     if spec.job is None or spec.job.upgrade_mode == UpgradeMode.STATELESS:
         return spec
     return spec.model_copy(update={"job": spec.job.model_copy(update={"upgrade_mode": UpgradeMode.LAST_STATE})})
+
+
+def _rest(obs: Observation) -> str:
+    """The REST address of a cluster observed with a running job (actions on that job carry it)."""
+    assert obs.rest_url is not None, "a running job was observed through its cluster's REST API"
+    return obs.rest_url
 
 
 def _job_running(obs: Observation) -> bool:
@@ -796,7 +814,12 @@ def _spec_change(
         ).model_copy(update={"observed_generation": generation, "error": None})  # fmt: skip
         b.intent = b.status  # rescaling is idempotent: a pass that repeats it changes nothing
         old, new = last.job.parallelism or 1, spec.job.parallelism or 1
-        b.actions.append(ScaleInPlace(spec=spec, job_id=obs.job.job_id, old_parallelism=old, parallelism=new))
+        b.actions.append(
+            ScaleInPlace(
+                spec=spec, job_id=obs.job.job_id, rest_url=_rest(obs), old_parallelism=old, parallelism=new,
+                taskmanagers=obs.taskmanagers_expected,
+            )
+        )  # fmt: skip
         b.event("Normal", "ScaledInPlace", f"Rescaling job {obs.job.job_id} from {old} to {new} without a restart")
         b.summary = "rescale in place"
         b.requeue_after = FAST
@@ -813,7 +836,9 @@ def _spec_change(
             ).model_copy(update={"observed_generation": generation, "error": None})  # fmt: skip
             b.intent = _with_savepoint_trigger(b.intent, ctx.fresh_trigger_id, ctx.now_ms, "UPGRADE", fmt)
             b.actions.append(
-                TriggerSavepoint(job_id=old_job, trigger_id=ctx.fresh_trigger_id, stop=True, format_type=fmt)
+                TriggerSavepoint(
+                    job_id=old_job, rest_url=_rest(obs), trigger_id=ctx.fresh_trigger_id, stop=True, format_type=fmt
+                )
             )
             b.status = b.intent
             verb = "Upgrading" if wants_running else "Suspending"
@@ -1152,7 +1177,9 @@ def _snapshots(b: _Builder, config: dict[str, str], obs: Observation, ctx: Conte
             fmt = _savepoint_format(config)
             b.status = _with_savepoint_trigger(b.status, ctx.fresh_trigger_id, ctx.now_ms, kind, fmt)
             b.actions.append(
-                TriggerSavepoint(job_id=job_id, trigger_id=ctx.fresh_trigger_id, stop=False, format_type=fmt)
+                TriggerSavepoint(
+                    job_id=job_id, rest_url=_rest(obs), trigger_id=ctx.fresh_trigger_id, stop=False, format_type=fmt
+                )
             )
             b.intent = b.status
             b.event("Normal", "SavepointTriggered", f"{kind.title()} savepoint of job {job_id} triggered")
@@ -1167,7 +1194,9 @@ def _snapshots(b: _Builder, config: dict[str, str], obs: Observation, ctx: Conte
             trigger_id = ctx.fresh_checkpoint_trigger_id
             ctype = _checkpoint_type(config)
             b.status = _with_checkpoint_trigger(b.status, trigger_id, ctx.now_ms, ckind, ctype)
-            b.actions.append(TriggerCheckpoint(job_id=job_id, trigger_id=trigger_id, checkpoint_type=ctype))
+            b.actions.append(
+                TriggerCheckpoint(job_id=job_id, rest_url=_rest(obs), trigger_id=trigger_id, checkpoint_type=ctype)
+            )
             b.intent = b.status
             b.event("Normal", "CheckpointTriggered", f"{ckind.title()} checkpoint of job {job_id} triggered")
 

@@ -265,18 +265,18 @@ class CheckpointStats:
     latest_restored: RestoredCheckpoint | None
 
 
-@dataclass(frozen=True)
-class SavepointStatus:
-    """The state of a savepoint or stop-with-savepoint trigger.
+class _TriggerOutcome:
+    """What a savepoint or checkpoint trigger came to. Flink reports an asynchronous failure (such as "job
+    not found") as a COMPLETED operation with a failure cause rather than as an HTTP error on the trigger, so
+    COMPLETED alone does not mean it worked."""
 
-    A trigger can be COMPLETED and still have failed (``failure`` set, no ``location``): Flink reports
-    asynchronous failures, such as "job not found", here rather than as an HTTP error on the trigger.
-    """
-
-    trigger_id: str
     status: str | None
-    location: str | None
     failure: FailureCause | None
+
+    @property
+    def result(self) -> object:
+        """What a successful trigger produced (a savepoint path, a checkpoint id); None until then."""
+        raise NotImplementedError
 
     @property
     def in_progress(self) -> bool:
@@ -284,7 +284,7 @@ class SavepointStatus:
 
     @property
     def succeeded(self) -> bool:
-        return self.status == _COMPLETED and self.failure is None and self.location is not None
+        return self.status == _COMPLETED and self.failure is None and self.result is not None
 
     @property
     def failed(self) -> bool:
@@ -292,7 +292,21 @@ class SavepointStatus:
 
 
 @dataclass(frozen=True)
-class CheckpointTriggerStatus:
+class SavepointStatus(_TriggerOutcome):
+    """The state of a savepoint or stop-with-savepoint trigger; ``location`` once it succeeded."""
+
+    trigger_id: str
+    status: str | None
+    location: str | None
+    failure: FailureCause | None
+
+    @property
+    def result(self) -> object:
+        return self.location
+
+
+@dataclass(frozen=True)
+class CheckpointTriggerStatus(_TriggerOutcome):
     """The state of a manually triggered checkpoint (``POST /jobs/:jobid/checkpoints``)."""
 
     trigger_id: str
@@ -301,16 +315,8 @@ class CheckpointTriggerStatus:
     failure: FailureCause | None
 
     @property
-    def in_progress(self) -> bool:
-        return self.status == _IN_PROGRESS
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == _COMPLETED and self.failure is None and self.checkpoint_id is not None
-
-    @property
-    def failed(self) -> bool:
-        return self.status == _COMPLETED and not self.succeeded
+    def result(self) -> object:
+        return self.checkpoint_id
 
 
 @dataclass(frozen=True)
