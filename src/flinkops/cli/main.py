@@ -187,6 +187,18 @@ def restore_path_problems(
     return problems
 
 
+def rendered_config(resource: FlinkDeployment) -> dict[str, str]:
+    """The Flink configuration the controller renders for ``resource`` (where its state lives, say)."""
+    meta = resource.metadata
+    inputs = RenderInputs(
+        name=meta.name,
+        namespace=meta.namespace,
+        default_state_uri=default_state_uri(_home(), meta.namespace, meta.name),
+        python_executable=sys.executable,
+    )
+    return render_flink_config(resource.spec, inputs)
+
+
 def _print_problems(exc: InvalidInput) -> None:
     err.print(f"[red]error:[/red] invalid input ({len(exc.problems)} problem(s)); nothing was changed")
     for problem in exc.problems:
@@ -423,13 +435,7 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
             for c in status.conditions:
                 out.print(f"  {c.type}={c.status} reason={c.reason} since {c.last_transition_time}")
     if isinstance(resource, FlinkDeployment):
-        inputs = RenderInputs(
-            name=resource.metadata.name,
-            namespace=resource.metadata.namespace,
-            default_state_uri=default_state_uri(home, resource.metadata.namespace, resource.metadata.name),
-            python_executable=sys.executable,
-        )
-        config = render_flink_config(resource.spec, inputs)
+        config = rendered_config(resource)
         out.print("[bold]State lives in:[/bold]")
         out.print(f"  checkpoints: {checkpoint_dir(config)}")
         out.print(f"  savepoints:  {savepoint_dir(config)}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -33,13 +32,12 @@ from flinkops.cli.main import (
     checked_input,
     main_guard,
     out,
+    rendered_config,
 )
 from flinkops.core.lint import lint as lint_resource
 from flinkops.core.specs import load_spec
 from flinkops.errors import FlinkopsError, InvalidInput, Problem
-from flinkops.flink.config import RenderInputs, render_flink_config
 from flinkops.ports import ResourceKey, Snapshot
-from flinkops.settings import default_state_uri
 from flinkops.snapshots.local import LocalSnapshotStore, same_snapshot
 
 __all__: list[str] = []
@@ -52,17 +50,6 @@ def _deployment(name: str, namespace: str) -> FlinkDeployment:
     resource = _resolve(_store(), name, namespace, "FlinkDeployment")
     assert isinstance(resource, FlinkDeployment)
     return resource
-
-
-def _config(resource: FlinkDeployment) -> dict[str, str]:
-    meta = resource.metadata
-    inputs = RenderInputs(
-        name=meta.name,
-        namespace=meta.namespace,
-        default_state_uri=default_state_uri(_home(), meta.namespace, meta.name),
-        python_executable=sys.executable,
-    )
-    return render_flink_config(resource.spec, inputs)
 
 
 def _with_job(resource: FlinkDeployment, **update: Any) -> FlinkDeployment:
@@ -199,7 +186,7 @@ def _trigger_of(snapshot: Snapshot, status: FlinkDeploymentStatus | None) -> str
 
 
 def list_snapshots(resource: FlinkDeployment) -> list[Snapshot]:
-    config = _config(resource)
+    config = rendered_config(resource)
     generations = _job_generations(resource.status)
     job_ids = set(generations)
     if resource.status and resource.status.job_status.job_id:
@@ -243,7 +230,7 @@ def snapshots(
     if output != "table":
         raise InvalidInput([Problem("--output", f"unknown output format {output!r}", hint="use table or json")])
     if not rows:
-        config = _config(resource)
+        config = rendered_config(resource)
         out.print(f"no completed snapshots in {checkpoint_dir(config)} or {savepoint_dir(config)}")
         return
     from rich.table import Table
