@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from flinkops.api.models import Savepoint
-from flinkops.core.retention import RetentionLimits, plan_retention, retention_limits
+from flinkops.api.retention_settings import RetentionLimits, retention_limits
+from flinkops.core.retention import plan_retention
 
 HOUR = 3_600_000
 DAY = 24 * HOUR

@@ -395,3 +395,12 @@ def test_local_default_state_dirs_satisfy_stateful_upgrade_modes() -> None:
     )
     assert {p.path for p in check(resource)} >= {"spec.job.upgradeMode"}
     assert check(resource, default_state_dirs=True) == []
+
+
+def test_savepoint_retention_settings_are_checked() -> None:
+    key = "kubernetes.operator.savepoint.history.max.count"
+    (problem,) = validate_resource(app(conf={key: "ten", **SAVEPOINTS}))
+    assert problem.path == f'spec.flinkConfiguration["{key}"]' and "'ten' is not a whole number" in problem.message
+    age = "kubernetes.operator.savepoint.history.max.age"
+    assert paths(validate_resource(app(conf={age: "forever", **SAVEPOINTS}))) == [f'spec.flinkConfiguration["{age}"]']
+    assert validate_resource(app(conf={key: "3", age: "2 h", **SAVEPOINTS})) == []

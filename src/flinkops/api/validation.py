@@ -36,6 +36,7 @@ from flinkops.api.models import (
     JobSpec,
     UpgradeMode,
 )
+from flinkops.api.retention_settings import RETENTION_KEYS, retention_limits
 from flinkops.api.schedule import Schedule, parse_schedule
 from flinkops.errors import Problem
 
@@ -286,7 +287,7 @@ def _deployment_problems(spec: FlinkDeploymentSpec, default_state_dirs: bool = F
             )
         )
 
-    found += _periodic_savepoint_problems(conf)
+    found += _snapshot_setting_problems(conf)
     if not default_state_dirs:
         found += _state_dir_problems(spec.job, conf)
 
@@ -305,7 +306,7 @@ def _deployment_problems(spec: FlinkDeploymentSpec, default_state_dirs: bool = F
 
 
 def _session_job_problems(r: FlinkSessionJob) -> list[tuple[str, str, str]]:
-    found = _periodic_savepoint_problems(r.spec.flink_configuration)
+    found = _snapshot_setting_problems(r.spec.flink_configuration)
     job = r.spec.job
     if job is None:
         # Accepted: the session job simply has nothing to run yet (the reference examples do this).
@@ -332,8 +333,14 @@ def _session_job_problems(r: FlinkSessionJob) -> list[tuple[str, str, str]]:
     return found
 
 
-def _periodic_savepoint_problems(conf: Mapping[str, str]) -> list[tuple[str, str, str]]:
+def _snapshot_setting_problems(conf: Mapping[str, str]) -> list[tuple[str, str, str]]:
     found = []
+    for key in RETENTION_KEYS:
+        try:
+            retention_limits({key: conf.get(key, "")})
+        except ValueError as exc:
+            hint = "fix the value, or remove the key for the default (10 savepoints, 1 d)"
+            found.append((config_path(key), str(exc).removeprefix(f"{key}: "), hint))
     for key in (PERIODIC_SAVEPOINT_KEY, PERIODIC_CHECKPOINT_KEY):
         try:
             periodic_schedule(conf, key)

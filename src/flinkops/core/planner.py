@@ -43,10 +43,11 @@ from flinkops.api.models import (
     SavepointInfo,
     UpgradeMode,
 )
+from flinkops.api.retention_settings import retention_limits
 from flinkops.api.schedule import parse_schedule
 from flinkops.core.diff import SpecChange, classify
 from flinkops.core.lifecycle import MANUAL_RESTORE, derive_lifecycle
-from flinkops.core.retention import plan_retention, retention_limits
+from flinkops.core.retention import plan_retention
 from flinkops.core.specs import dump_reconciled_spec, load_spec, reconciled_first_deployment
 
 __all__ = [
@@ -1351,7 +1352,7 @@ def _retention(b: _Builder, config: dict[str, str], ctx: Context) -> None:
     try:
         limits = retention_limits(config)
     except ValueError:
-        return  # validation reports the bad value
+        return  # validation reports the bad value on the resource
     if not limits.cleanup_enabled:
         return
     protected = {p for p in (b.status.job_status.upgrade_savepoint_path,) if p}
