@@ -377,12 +377,11 @@ def plan(filename: FileOpt) -> None:
     and lint findings. Exit 2 on invalid input, like apply."""
     resources = _read_files(filename)
     existing = checked_input(resources, _store())
-    controller = None
+    controller, _ = _daemon().build_controller(_home())
     for resource in resources:
-        old = existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))
-        if controller is None:
-            controller, _ = _daemon().build_controller(_home())
-        _plan_one(controller, resource, old)
+        _plan_one(
+            controller, resource, existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))
+        )
     findings = [(r, f) for r in resources for f in lint_resource(r)]
     out.print("[bold]Lint:[/bold]" + ("" if findings else " no findings"))
     for r, f in findings:
@@ -429,9 +428,8 @@ def _plan_one(controller: Any, resource: Resource, old: Resource | None) -> None
 def _expected_downtime(status: FlinkDeploymentStatus | None) -> str:
     if status is None:
         return "unknown (never deployed)"
-    measured = [
-        r.downtime_ms for r in status.deployment_history if r.downtime_ms is not None and r.reason != "first-deploy"
-    ]
+    # A first deployment has no downtime (nothing stopped before it), so only restarts are measured.
+    measured = [r.downtime_ms for r in status.deployment_history if r.downtime_ms is not None]
     if not measured:
         return "unknown (no measured upgrade of this deployment yet)"
     median = statistics.median(measured) / 1000

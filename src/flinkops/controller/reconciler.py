@@ -130,27 +130,8 @@ class Controller:
         if resource is None:
             self._failures.pop(key, None)
             return None
-        problems = validate_resource(resource, default_state_dirs=True)
-        target: FlinkDeployment | FlinkSessionJob | None = None
-        if isinstance(resource, FlinkSessionJob):
-            target = self.store.get(ResourceKey("FlinkDeployment", key.namespace, resource.spec.deployment_name))
-            existing = {} if target is None else {(target.kind, key.namespace, target.metadata.name): target}
-            problems += validate_against([resource], existing, default_state_dirs=True)
-        ctx = Context(
-            now_ms=int(self.clock.now() * 1000),
-            fresh_job_id=uuid.uuid4().hex,
-            fresh_trigger_id=uuid.uuid4().hex,
-            fresh_checkpoint_trigger_id=uuid.uuid4().hex,
-            valid=not problems,
-            validation_error="; ".join(p.render() for p in problems) or None,
-        )
         try:
-            if isinstance(resource, FlinkDeployment):
-                obs = self._observe_deployment(resource)
-                plan = plan_deployment(resource, obs, ctx)
-            else:
-                obs, ctx = self._observe_session_job(resource, target, ctx)
-                plan = plan_session_job(resource, obs, ctx)
+            plan = self._plan(resource, (uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex))
             return self._execute(resource, plan)
         except Conflict:
             return 0.1  # someone wrote in between: re-read and decide again
@@ -160,19 +141,28 @@ class Controller:
     def preview(self, resource: FlinkDeployment | FlinkSessionJob) -> Plan:
         """What a pass would do for ``resource`` (a desired spec with its recorded status), without acting or
         writing anything: ``flinkops plan``. Observing is read-only (runtime records, Flink REST, storage)."""
+        return self._plan(resource, ("<new job id>", "<new trigger id>", "<new trigger id>"))
+
+    def _plan(self, resource: FlinkDeployment | FlinkSessionJob, fresh_ids: tuple[str, str, str]) -> Plan:
+        """validate → observe → plan; ``fresh_ids`` are the job id and trigger ids a plan may hand out."""
         problems = validate_resource(resource, default_state_dirs=True)
+        target: FlinkDeployment | FlinkSessionJob | None = None
+        if isinstance(resource, FlinkSessionJob):
+            namespace = resource.metadata.namespace
+            target = self.store.get(ResourceKey("FlinkDeployment", namespace, resource.spec.deployment_name))
+            existing = {} if target is None else {(target.kind, namespace, target.metadata.name): target}
+            problems += validate_against([resource], existing, default_state_dirs=True)
+        job_id, trigger_id, checkpoint_trigger_id = fresh_ids
         ctx = Context(
             now_ms=int(self.clock.now() * 1000),
-            fresh_job_id="<new job id>",
-            fresh_trigger_id="<new trigger id>",
-            fresh_checkpoint_trigger_id="<new trigger id>",
+            fresh_job_id=job_id,
+            fresh_trigger_id=trigger_id,
+            fresh_checkpoint_trigger_id=checkpoint_trigger_id,
             valid=not problems,
             validation_error="; ".join(p.render() for p in problems) or None,
         )
         if isinstance(resource, FlinkDeployment):
             return plan_deployment(resource, self._observe_deployment(resource), ctx)
-        key = ResourceKey("FlinkDeployment", resource.metadata.namespace, resource.spec.deployment_name)
-        target = self.store.get(key)
         obs, ctx = self._observe_session_job(resource, target, ctx)
         return plan_session_job(resource, obs, ctx)
 
