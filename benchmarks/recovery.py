@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -65,11 +63,11 @@ from stateful_support import (
     flink_steps,
     fmt,
     median,
-    no_interrupts,
     print_steps,
     print_verified,
     raw_config,
     rest_of,
+    run_rounds,
     settings_line,
     since,
     trace_edges,
@@ -79,6 +77,7 @@ from stateful_support import (
     wait_for,
     wait_ready,
     wait_restored,
+    workspace,
 )
 
 from flinkops.dev.zookeeper import ZooKeeperServer
@@ -355,44 +354,25 @@ def main() -> None:
     rounds = configure(args)
 
     jar = testjobs_jar()
-    base = Path(tempfile.mkdtemp(prefix="flinkops-bench-recovery-"))
-    ops = Flinkops(base / "home")
-    zookeeper = ZooKeeperServer(base / "zookeeper")
-    rest = Rest()
-    clusters: list[RawCluster] = []
-    results: dict[str, list[Recovery]] = {key: [] for key in LABELS}
-    failed = True
-    try:
+    stops: list[Callable[[], object]] = []  # filled below, run when the workspace closes
+    with workspace("flinkops-bench-recovery-", args.keep, also_stop=stops) as ws:
+        zookeeper = ZooKeeperServer(ws.base / "zookeeper")
+        stops.append(zookeeper.stop)
         zookeeper.start(timeout=60)
-        ops.ok("controller", "start")
+        base, ops, rest, clusters = ws.base, ws.ops, ws.rest, ws.clusters
         scenarios: dict[str, Callable[[int], Recovery]] = {
             "floor": lambda i: floor_round(base / f"floor-{i}", jar, rest, clusters),
             "flinkops": lambda i: flinkops_round(ops, base / f"ops-{i}", jar, rest, f"rec-{i}", None),
             "flinkops-ha": lambda i: flinkops_round(ops, base / f"ha-{i}", jar, rest, f"rec-ha-{i}", zookeeper),
         }
-        order = list(scenarios)
-        for i in range(rounds):
-            for key in order[i % len(order) :] + order[: i % len(order)]:  # each round starts with another one
-                results[key].append(scenarios[key](i))
-            line = ", ".join(
-                f"{key} {rs[-1].seconds:.2f}s (replayed {rs[-1].replayed}{', TM retry' if rs[-1].tm_retry else ''})"
-                for key, rs in results.items()
-            )
-            print(f"round {i + 1}: {line}", flush=True)
+        results = run_rounds(
+            scenarios,
+            rounds,
+            lambda key, r: f"{key} {r.seconds:.2f}s (replayed {r.replayed}{', TM retry' if r.tm_retry else ''})",
+        )
         report(results, rounds)
-        failed = not all(r.verified for rs in results.values() for r in rs)
-    finally:
-        with no_interrupts():
-            rest.close()
-            for cluster in clusters:
-                cluster.stop()
-            ops.cleanup()
-            zookeeper.stop()
-            if args.keep or failed:
-                print(f"\nwork directory kept: {base}")
-            else:
-                shutil.rmtree(base, ignore_errors=True)
-    if failed:
+        ws.failed = not all(r.verified for rs in results.values() for r in rs)
+    if ws.failed:
         sys.exit(1)
 
 

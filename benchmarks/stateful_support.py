@@ -22,10 +22,12 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from flinkops.errors import FlinkopsError  # noqa: E402
 from flinkops.flink.rest import FlinkRestClient  # noqa: E402
 from flinkops.runtimes.local.runtime import start_ticks  # noqa: E402
+from support.rawflink import RawCluster  # noqa: E402
 from support.verifier import ENTRY_CLASS, trace_files  # noqa: E402
 
 KEYS = 64
@@ -433,3 +436,58 @@ def no_interrupts() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
+
+
+# ---------------------------------------------------------------------------------------------- one run
+
+
+R = TypeVar("R")
+
+
+@dataclass
+class Workspace:
+    """Everything one benchmark run starts: a work directory, a flinkops home with its controller, a REST
+    poller and the raw clusters of the floor. ``failed`` stays True until the run says otherwise."""
+
+    base: Path
+    ops: Flinkops
+    rest: Rest
+    clusters: list[RawCluster]
+    failed: bool = True
+
+
+@contextlib.contextmanager
+def workspace(prefix: str, keep: bool, also_stop: Sequence[Callable[[], object]] = ()) -> Iterator[Workspace]:
+    """Start the controller, yield the run's workspace, and stop everything it started on the way out (also
+    on Ctrl-C or a failure); the work directory is kept when asked or when the run failed."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    ws = Workspace(base, Flinkops(base / "home"), Rest(), [])
+    try:
+        ws.ops.ok("controller", "start")
+        yield ws
+    finally:
+        with no_interrupts():
+            ws.rest.close()
+            for cluster in ws.clusters:
+                cluster.stop()
+            ws.ops.cleanup()
+            for stop in also_stop:
+                stop()
+            if keep or ws.failed:
+                print(f"\nwork directory kept: {base}")
+            else:
+                shutil.rmtree(base, ignore_errors=True)
+
+
+def run_rounds(
+    scenarios: Mapping[str, Callable[[int], R]], rounds: int, describe: Callable[[str, R], str]
+) -> dict[str, list[R]]:
+    """Run every scenario once per round, each round starting with the next scenario so none always goes
+    first, and print a line per round."""
+    results: dict[str, list[R]] = {key: [] for key in scenarios}
+    order = list(scenarios)
+    for i in range(rounds):
+        for key in order[i % len(order) :] + order[: i % len(order)]:
+            results[key].append(scenarios[key](i))
+        print(f"round {i + 1}: " + ", ".join(describe(key, rs[-1]) for key, rs in results.items()), flush=True)
+    return results

@@ -28,10 +28,8 @@ Goal: flinkops / floor ≤ 1.2. Rounds alternate the two sides to spread machine
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -51,11 +49,11 @@ from stateful_support import (
     flink_steps,
     fmt,
     median,
-    no_interrupts,
     print_steps,
     print_verified,
     raw_config,
     rest_of,
+    run_rounds,
     settings_line,
     since,
     trace_edges,
@@ -65,6 +63,7 @@ from stateful_support import (
     wait_for,
     wait_ready,
     wait_restored,
+    workspace,
 )
 
 from support.rawflink import RawCluster
@@ -271,40 +270,23 @@ def main() -> None:
     rounds = configure(args)
 
     jar = testjobs_jar()
-    base = Path(tempfile.mkdtemp(prefix="flinkops-bench-upgrade-"))
-    ops = Flinkops(base / "home")
-    rest = Rest()
-    clusters: list[RawCluster] = []
-    results: dict[str, list[Upgrade]] = {key: [] for key in LABELS}
-    failed = True
-    try:
-        ops.ok("controller", "start")
+    with workspace("flinkops-bench-upgrade-", args.keep) as ws:
+        base, ops, rest, clusters = ws.base, ws.ops, ws.rest, ws.clusters
         scenarios: dict[str, Callable[[int], Upgrade]] = {
             "floor": lambda i: floor_round(base / f"floor-{i}", jar, rest, clusters),
             "flinkops": lambda i: flinkops_round(ops, base / f"ops-{i}", jar, rest, f"upgrade-{i}"),
         }
-        for i in range(rounds):
-            for key in list(scenarios)[:: 1 if i % 2 == 0 else -1]:  # alternate which side goes first
-                results[key].append(scenarios[key](i))
-            line = ", ".join(
-                f"{key} downtime {rs[-1].downtime:.2f}s ({'verified' if rs[-1].verified else 'VERIFIER FAILED'}"
-                f"{', TM retry' if rs[-1].tm_retry else ''})"
-                for key, rs in results.items()
-            )
-            print(f"round {i + 1}: {line}", flush=True)
+        results = run_rounds(
+            scenarios,
+            rounds,
+            lambda key, r: (
+                f"{key} downtime {r.downtime:.2f}s ({'verified' if r.verified else 'VERIFIER FAILED'}"
+                f"{', TM retry' if r.tm_retry else ''})"
+            ),
+        )
         report(results, rounds)
-        failed = not all(r.verified for rs in results.values() for r in rs)
-    finally:
-        with no_interrupts():
-            rest.close()
-            for cluster in clusters:
-                cluster.stop()
-            ops.cleanup()
-            if args.keep or failed:
-                print(f"\nwork directory kept: {base}")
-            else:
-                shutil.rmtree(base, ignore_errors=True)
-    if failed:
+        ws.failed = not all(r.verified for rs in results.values() for r in rs)
+    if ws.failed:
         sys.exit(1)
 
 
