@@ -33,7 +33,7 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   mkdir -p "$CACHE"
   "$PYTHON" -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q --progress-bar off -e '.[flink,dev]'
+  "$venv/bin/pip" install -q --progress-bar off -e '.[flink,dev,kafka]'
   touch "$venv/.complete"
 else
   "$venv/bin/pip" install -q --no-deps -e . >/dev/null

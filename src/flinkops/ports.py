@@ -134,6 +134,13 @@ class ClusterRequest:
     application: ApplicationJob | None = None
     log_config: Mapping[str, str] = field(default_factory=dict)
     working_dir: Path | None = None
+    #: Extra environment of every Flink process: secrets such as S3 credentials go here, never into the
+    #: rendered configuration files.
+    environment: Mapping[str, str] = field(default_factory=dict)
+    #: Optional plugins to enable, by plugin directory name (``s3-fs-presto``) → the plugin's jar.
+    plugins: Mapping[str, Path] = field(default_factory=dict)
+    #: Jars added to the cluster's ``lib/`` next to the distribution's (connectors such as Kafka).
+    lib_jars: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,16 +174,18 @@ class ClusterRuntime(Protocol):
         """Stop every process of the cluster and wait until they are gone. Idempotent."""
         ...
 
-    def scale_taskmanagers(self, key: ClusterKey, count: int) -> int:
-        """Run ``count`` TaskManagers (start or stop some); returns how many were added (negative: removed)."""
+    def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:
+        """Run ``count`` TaskManagers (start or stop some); returns how many were added (negative: removed).
+        ``environment`` is the deploy's extra process environment (secrets are not kept by the runtime)."""
         ...
 
     def changed_clusters(self) -> Sequence[ClusterKey]:
         """Clusters whose processes (pods) died since the last call, for the controller to look at at once."""
         ...
 
-    def replace_missing_processes(self, key: ClusterKey) -> int:
-        """Start TaskManagers and standby JobManagers that died; returns how many were started."""
+    def replace_missing_processes(self, key: ClusterKey, environment: Mapping[str, str] | None = None) -> int:
+        """Start TaskManagers and standby JobManagers that died; returns how many were started.
+        ``environment`` is the deploy's extra process environment (secrets are not kept by the runtime)."""
         ...
 
     def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]: ...

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,11 +23,14 @@ from flinkops.api.flinkconf import checkpoint_dir, is_operator_key, savepoint_di
 from flinkops.api.models import (
     FlinkDeployment,
     FlinkDeploymentSpec,
+    FlinkDeploymentStatus,
     FlinkSessionJob,
     FlinkSessionJobSpec,
+    FlinkSessionJobStatus,
     JobManagerDeploymentStatus,
 )
 from flinkops.api.validation import validate_against, validate_resource
+from flinkops.controller.dataplane import DataPlane
 from flinkops.core.lifecycle import MANUAL_RESTORE
 from flinkops.core.planner import (
     Action,
@@ -121,6 +121,8 @@ class Controller:
         self._tasks_running_since: dict[str, int] = {}
         self.snapshots: SnapshotStore = snapshots or LocalSnapshotStore()
         self._failpoint = os.environ.get(FAILPOINT_ENV, "")
+        self.dataplane = DataPlane(home, distribution)
+        self._pass_jars: dict[str, Path] = {}  # job jars fetched in this pass, by URI
 
     # ------------------------------------------------------------------ the pass
 
@@ -130,6 +132,7 @@ class Controller:
         if resource is None:
             self._failures.pop(key, None)
             return None
+        self._pass_jars = {}
         try:
             plan = self._plan(resource, (uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex))
             return self._execute(resource, plan)
@@ -334,6 +337,13 @@ class Controller:
         moves to that job's newest checkpoint once it is stopped (``_refresh_restore_point``)."""
         current = resource.status.job_status.job_id if resource.status else None
         for action in plan.actions:
+            # What a new cluster or job needs from outside (its jar, plugins, connectors, S3 buckets) is
+            # fetched and checked now, before the intent is written and before anything is stopped.
+            if isinstance(action, DeployCluster) and isinstance(resource, FlinkDeployment):
+                request = self._cluster_request(resource, action)
+                self.dataplane.check_storage(request.flink_config)
+            elif isinstance(action, SubmitSessionJob) and isinstance(resource, FlinkSessionJob):
+                self._session_job_jar(resource, action.spec)
             restore = getattr(action, "restore_path", None)
             if not restore or (current and f"/{current}/chk-" in restore):
                 continue
@@ -389,7 +399,8 @@ class Controller:
             assert isinstance(resource, FlinkDeployment)
             self.runtime.deploy(self._cluster_request(resource, action))
         elif isinstance(action, ReplaceMissingProcesses):
-            self.runtime.replace_missing_processes(ckey)
+            environment = self._process_environment(resource) if isinstance(resource, FlinkDeployment) else {}
+            self.runtime.replace_missing_processes(ckey, environment)
         elif isinstance(action, SubmitSessionJob):
             assert isinstance(resource, FlinkSessionJob)
             self._submit_session_job(resource, action)
@@ -437,7 +448,7 @@ class Controller:
             # Scaling up: the slots first, so the adaptive scheduler can use them as soon as it may. Scaling
             # down keeps the now idle TaskManagers until the next deployment: stopping one that still runs
             # tasks would turn an in-place rescale into a failover.
-            self.runtime.scale_taskmanagers(ckey, needed)
+            self.runtime.scale_taskmanagers(ckey, needed, self._process_environment(resource))
         with FlinkRestClient(action.rest_url, timeout=_REST_TIMEOUT) as rest:
             bounds = rest.resource_requirements(action.job_id)
             # Vertices that ran at the job's parallelism follow the new one; vertices with a parallelism of
@@ -462,10 +473,16 @@ class Controller:
         try:
             self.store.record_event(key, "Warning", "ReconcileError", message)
             resource = self.store.get(key)
-            if resource is not None and resource.status is not None and resource.status.error != message:
-                self.store.update_status(
-                    resource.model_copy(update={"status": resource.status.model_copy(update={"error": message})})
+            if resource is not None:
+                # A resource that failed before its first status write still gets one: the error is the
+                # first thing `flinkops get` must show.
+                status = resource.status or (
+                    FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
                 )
+                if status.error != message:
+                    self.store.update_status(
+                        resource.model_copy(update={"status": status.model_copy(update={"error": message})})
+                    )
         except FlinkopsError as record_exc:  # the store itself failing: log, retry later
             log.error("%s: could not record the failure: %s", key, record_exc)
         return delay
@@ -487,11 +504,23 @@ class Controller:
         source = annotations.get(SOURCE_DIR_ANNOTATION)
         return Path(source) if source else None
 
+    def _jar(self, uri: str, base: Path | None, config: dict[str, str]) -> Path:
+        """The job jar behind ``uri``, fetched at most once per pass (preflight fetches, the action reuses)."""
+        if uri not in self._pass_jars:
+            self._pass_jars[uri] = self.dataplane.fetch_jar(uri, base, config)
+        return self._pass_jars[uri]
+
+    def _process_environment(self, resource: FlinkDeployment) -> dict[str, str]:
+        args = resource.spec.job.args if resource.spec.job is not None else []
+        return self.dataplane.process_environment(self._config(resource), args)
+
     def _cluster_request(self, resource: FlinkDeployment, action: DeployCluster) -> ClusterRequest:
         spec: FlinkDeploymentSpec = action.spec
         config = render_flink_config(spec, self._render_inputs(resource))
         if action.restore_path:
             config[RESTORE_KEY] = action.restore_path
+        extras = self.dataplane.cluster_extras(spec, config, spec.job.args if spec.job is not None else ())
+        config = {**self.dataplane.without_secrets(config), **extras.config}
         working_dir = self._source_dir(resource)
         application = None
         if spec.job is not None:
@@ -499,7 +528,7 @@ class Controller:
             python = spec.job.entry_class == PYTHON_DRIVER
             jars: list[Path] = []
             if spec.job.jar_uri and not (python and _is_python_jar(spec.job.jar_uri)):
-                jars.append(_local_jar(spec.job.jar_uri, working_dir))
+                jars.append(self._jar(spec.job.jar_uri, working_dir, config))
             application = ApplicationJob(
                 entry_class=spec.job.entry_class or "",
                 args=tuple(spec.job.args),
@@ -516,34 +545,45 @@ class Controller:
             application=application,
             log_config=dict(spec.log_configuration or {}),
             working_dir=working_dir,
+            environment=extras.environment,
+            plugins=extras.plugins,
+            lib_jars=extras.lib_jars,
         )
+
+    def _session_job_jar(self, resource: FlinkSessionJob, spec: FlinkSessionJobSpec) -> Path:
+        """The session job's jar; an ``s3://`` URI is read with the session cluster's S3 settings."""
+        assert spec.job is not None and spec.job.jar_uri is not None
+        namespace = resource.metadata.namespace
+        target = self.store.get(ResourceKey("FlinkDeployment", namespace, spec.deployment_name))
+        config = self._config(target) if isinstance(target, FlinkDeployment) else {}
+        config.update(spec.flink_configuration)
+        return self._jar(spec.job.jar_uri, self._source_dir(resource), config)
 
     def _submit_session_job(self, resource: FlinkSessionJob, action: SubmitSessionJob) -> None:
         spec: FlinkSessionJobSpec = action.spec
         assert spec.job is not None and spec.job.jar_uri is not None
-        with tempfile.TemporaryDirectory(prefix="flinkops-jar-") as tmp:
-            jar = _fetch_jar(spec.job.jar_uri, self._source_dir(resource), Path(tmp))
-            config = {k: v for k, v in spec.flink_configuration.items() if not is_operator_key(k)}
-            with FlinkRestClient(action.rest_url, timeout=60.0) as rest:
-                if _job_exists(rest, action.job_id):
-                    return  # submitted by an interrupted earlier pass: do not run it twice
-                jar_id = rest.upload_jar(jar)
+        jar = self._session_job_jar(resource, spec)
+        config = {k: v for k, v in spec.flink_configuration.items() if not is_operator_key(k)}
+        with FlinkRestClient(action.rest_url, timeout=60.0) as rest:
+            if _job_exists(rest, action.job_id):
+                return  # submitted by an interrupted earlier pass: do not run it twice
+            jar_id = rest.upload_jar(jar)
+            try:
+                rest.run_jar(
+                    jar_id,
+                    entry_class=spec.job.entry_class,
+                    program_args=list(spec.job.args),
+                    parallelism=spec.job.parallelism or None,
+                    job_id=action.job_id,
+                    savepoint_path=action.restore_path,
+                    allow_non_restored_state=spec.job.allow_non_restored_state,
+                    flink_configuration=config or None,
+                )
+            finally:
                 try:
-                    rest.run_jar(
-                        jar_id,
-                        entry_class=spec.job.entry_class,
-                        program_args=list(spec.job.args),
-                        parallelism=spec.job.parallelism or None,
-                        job_id=action.job_id,
-                        savepoint_path=action.restore_path,
-                        allow_non_restored_state=spec.job.allow_non_restored_state,
-                        flink_configuration=config or None,
-                    )
-                finally:
-                    try:
-                        rest.delete_jar(jar_id)
-                    except FlinkApiError:
-                        log.warning("could not delete uploaded jar %s", jar_id)
+                    rest.delete_jar(jar_id)
+                except FlinkApiError:
+                    log.warning("could not delete uploaded jar %s", jar_id)
 
 
 def _checkpointed(resource: FlinkDeployment, job_id: str) -> bool:
@@ -573,42 +613,6 @@ def _job_exists(rest: FlinkRestClient, job_id: str) -> bool:
 
 def _is_python_jar(uri: str) -> bool:
     return Path(urllib.parse.urlparse(uri).path).name.startswith("flink-python")
-
-
-def _local_jar(uri: str, base: Path | None) -> Path:
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme in ("local", "file"):
-        path = Path(urllib.parse.unquote(parsed.path))
-    elif parsed.scheme == "":
-        path = Path(uri)
-    else:
-        raise PermanentError(
-            f"spec.job.jarURI {uri!r}: application clusters run jars from local:// or file:// paths "
-            "(remote jars are supported for FlinkSessionJob)"
-        )
-    if not path.is_absolute() and base is not None:
-        path = base / path
-    if not path.is_file():
-        raise PermanentError(f"spec.job.jarURI: {path} does not exist on this machine")
-    return path
-
-
-def _fetch_jar(uri: str, base: Path | None, into: Path) -> Path:
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme in ("", "file", "local"):
-        return _local_jar(uri, base)
-    if parsed.scheme in ("http", "https"):
-        target = into / (Path(parsed.path).name or "job.jar")
-        try:
-            with urllib.request.urlopen(uri, timeout=60) as response, target.open("wb") as out:
-                shutil.copyfileobj(response, out)
-        except OSError as exc:
-            raise PermanentError(f"spec.job.jarURI: could not download {uri}: {exc}") from exc
-        return target
-    raise PermanentError(
-        f"spec.job.jarURI {uri!r}: scheme {parsed.scheme!r} is not supported locally yet "
-        "(use a path, file:// or https://)"
-    )
 
 
 def observe_job(

@@ -35,8 +35,8 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ __all__ = ["LocalRuntime", "ProcessRecord", "process_alive", "start_ticks"]
 log = logging.getLogger("flinkops.runtimes.local")
 
 RECORD = "cluster.json"
+# Rebuilt on every deploy and removed on delete (log/ is kept for post-mortems).
+_GENERATED_DIRS = ("conf", "lib", "usrlib", "plugins", "tmp")
 _STOP_GRACE_SECONDS = 10.0
 _WATCH_INTERVAL_SECONDS = 0.2
 _RELEASE_RETRY_SECONDS = 2.0
@@ -237,10 +239,11 @@ class LocalRuntime:
             # A deploy replaces whatever ran before; stopping first keeps "one cluster per resource".
             self.delete(key)
         root = self.cluster_dir(key)
-        for sub in ("conf", "lib", "usrlib", "tmp"):
+        for sub in _GENERATED_DIRS:
             shutil.rmtree(root / sub, ignore_errors=True)
             (root / sub).mkdir(parents=True, exist_ok=True)
         self._link_jars(root, request)
+        self._link_plugins(root, request)
         ha = zookeeper_ha(request.flink_config)
         if ha is None and ha_type(request.flink_config) == "zookeeper":
             raise RuntimeFailure(f"{key}: ZooKeeper high availability needs '{HA_QUORUM}', which is not set")
@@ -294,10 +297,10 @@ class LocalRuntime:
             self._clear_ha_metadata(key, ha, strict=False)
         root = self.cluster_dir(key)
         (root / RECORD).unlink(missing_ok=True)
-        for sub in ("conf", "lib", "usrlib", "tmp"):
+        for sub in _GENERATED_DIRS:
             shutil.rmtree(root / sub, ignore_errors=True)
 
-    def replace_missing_processes(self, key: ClusterKey) -> int:
+    def replace_missing_processes(self, key: ClusterKey, environment: Mapping[str, str] | None = None) -> int:
         record = self._read_record(key)
         if record is None:
             return 0
@@ -322,7 +325,7 @@ class LocalRuntime:
                 if not restart:
                     return 0
         root = self.cluster_dir(key)
-        request = _request_from_record(key, record)
+        request = replace(_request_from_record(key, record), environment=dict(environment or {}))
         in_use = {port for p in procs if process_alive(p) for port in (p.rest_port, p.rpc_port) if port}
         replacements: dict[int, ProcessRecord] = {}
         try:
@@ -340,7 +343,7 @@ class LocalRuntime:
                 self._write_record(key, record)
         return len(replacements)
 
-    def scale_taskmanagers(self, key: ClusterKey, count: int) -> int:
+    def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:
         """Run ``count`` TaskManagers: start new ones or stop the highest-numbered extras. Returns the change."""
         record = self._read_record(key)
         if record is None:
@@ -349,7 +352,7 @@ class LocalRuntime:
         tms = sorted((p for p in procs if p.role == "taskmanager"), key=lambda p: p.index)
         others = [p for p in procs if p.role != "taskmanager"]
         root = self.cluster_dir(key)
-        request = _request_from_record(key, record)
+        request = replace(_request_from_record(key, record), environment=dict(environment or {}))
         if len(tms) < count:
             used = {p.index for p in tms}
             indexes = [i for i in range(count * 2) if i not in used][: count - len(tms)]
@@ -482,8 +485,12 @@ class LocalRuntime:
     # ------------------------------------------------------------------ helpers
 
     def _link_jars(self, root: Path, request: ClusterRequest) -> None:
-        for jar in self.dist.lib_jars():
-            (root / "lib" / jar.name).symlink_to(jar)
+        for jar in [*self.dist.lib_jars(), *request.lib_jars]:
+            if not jar.is_file():
+                raise RuntimeFailure(f"{request.key}: jar {jar} for the cluster's lib/ does not exist")
+            target = root / "lib" / jar.name
+            if not target.exists():
+                target.symlink_to(jar.resolve())
         app = request.application
         if app is None:
             return
@@ -496,6 +503,20 @@ class LocalRuntime:
             target = root / "usrlib" / jar.name
             if not target.exists():
                 target.symlink_to(jar.resolve())
+
+    def _link_plugins(self, root: Path, request: ClusterRequest) -> None:
+        """The cluster's own plugin dir (``FLINK_PLUGINS_DIR``): the distribution's bundled plugins plus the
+        optional ones this deployment enables, one jar per plugin subdirectory as Flink expects."""
+        plugins = root / "plugins"
+        if self.dist.plugins.is_dir():
+            for bundled in sorted(self.dist.plugins.iterdir()):
+                if bundled.is_dir() and bundled.name not in request.plugins:
+                    (plugins / bundled.name).symlink_to(bundled.resolve(), target_is_directory=True)
+        for name, jar in sorted(request.plugins.items()):
+            if not jar.is_file():
+                raise RuntimeFailure(f"{request.key}: plugin jar {jar} for {name!r} does not exist")
+            (plugins / name).mkdir()
+            (plugins / name / jar.name).symlink_to(jar.resolve())
 
     def _cluster_config(self, request: ClusterRequest, rest_port: int, rpc_port: int, root: Path) -> dict[str, str]:
         config = dict(request.flink_config)
@@ -540,10 +561,12 @@ class LocalRuntime:
                 "FLINK_LIB_DIR": str(root / "lib"),
                 "FLINK_LOG_DIR": str(log_dir),
                 "FLINK_PID_DIR": str(root / "tmp"),
+                "FLINK_PLUGINS_DIR": str(root / "plugins"),
                 "FLINK_IDENT_STRING": f"{request.key.name}",
             }
         )
         env.pop("FLINK_HOME", None)
+        env.update(request.environment)
         app = request.application
         # Per-JobManager ports on top of the shared conf/ (with HA the RPC port comes from its HA key).
         ports: list[str] = []

@@ -1,0 +1,160 @@
+"""Which optional Flink plugins and connectors a deployment needs, decided from its spec alone.
+
+**Plugins.** Flink reaches object stores through filesystem plugins, each loaded from its own subdirectory of
+the plugin dir. Two serve S3: ``s3-fs-presto`` (schemes ``s3://`` and ``s3p://``; Flink recommends it for
+checkpoints) and ``s3-fs-hadoop`` (``s3://`` and ``s3a://``; the only one with the recoverable writer that
+FileSink needs). When both are loaded, which one serves plain ``s3://`` depends on load order, so:
+
+* An explicit list wins. Flink's container images enable plugins from the ``ENABLE_BUILT_IN_PLUGINS``
+  environment variable (``;``-separated jar names such as ``flink-s3-fs-presto-1.17.1.jar``); flinkops reads it
+  from every pod template's containers and from ``containerized.{master,taskmanager}.env.ENABLE_BUILT_IN_PLUGINS``
+  and enables those plugins, at the version of the Flink actually in use (the version in a jar name only says
+  which image it came from).
+* Otherwise the paths decide: ``s3p://`` needs presto, ``s3a://`` needs hadoop, and plain ``s3://`` needs
+  hadoop when a job argument (a sink or source path) uses it and presto when only state directories (checkpoints,
+  savepoints, HA) do. If both end up enabled while plain ``s3://`` is used, :attr:`PluginChoice.ambiguity`
+  explains how to make it unambiguous.
+
+**Connectors.** ``flinkops.connectors: kafka`` asks flinkops to put the Kafka SQL connector (the fat jar that
+also serves DataStream jobs) that matches the running Flink version on the cluster classpath.
+
+Called by: the controller (to fetch and enable them), lint, ``describe``. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
+
+__all__ = [
+    "CONNECTORS_KEY",
+    "ENABLE_PLUGINS_ENV",
+    "KAFKA_CONNECTOR_VERSIONS",
+    "S3_HADOOP",
+    "S3_PRESTO",
+    "PluginChoice",
+    "choose_plugins",
+    "connector_coordinates",
+    "enabled_plugin_jars",
+    "plugin_name",
+    "requested_connectors",
+    "s3_paths",
+]
+
+S3_PRESTO = "s3-fs-presto"
+S3_HADOOP = "s3-fs-hadoop"
+ENABLE_PLUGINS_ENV = "ENABLE_BUILT_IN_PLUGINS"
+CONNECTORS_KEY = "flinkops.connectors"
+_ENV_KEYS = (f"containerized.master.env.{ENABLE_PLUGINS_ENV}", f"containerized.taskmanager.env.{ENABLE_PLUGINS_ENV}")
+_HA_DIR_KEY = "high-availability.storageDir"
+_S3_URI = re.compile(r"\bs3[ap]?://[^\s,;'\"]+")
+_PLUGIN_JAR = re.compile(r"^flink-(?P<name>[a-z0-9-]+?)-(?P<version>\d+\.\d+[^/]*)\.jar$")
+
+#: The Kafka connector release built for each Flink minor version (the connector is released separately).
+KAFKA_CONNECTOR_VERSIONS = {"2.0": "4.0.1-2.0", "2.1": "5.0.0-2.1", "2.2": "5.0.0-2.2", "2.3": "5.0.0-2.2"}
+_CONNECTOR_ARTIFACTS = {"kafka": "flink-sql-connector-kafka"}
+
+
+@dataclass(frozen=True)
+class PluginChoice:
+    """The optional plugins to enable and why; ``ambiguity`` is set when plain ``s3://`` has two servers."""
+
+    plugins: tuple[str, ...] = ()
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    ambiguity: str | None = None
+    explicit: bool = False
+
+
+def plugin_name(jar: str) -> str | None:
+    """``flink-s3-fs-presto-1.17.1.jar`` → ``s3-fs-presto``; None for a name that is not a Flink plugin jar."""
+    match = _PLUGIN_JAR.match(jar.strip().rsplit("/", 1)[-1])
+    return match.group("name") if match else None
+
+
+def _pod_template_env(template: Mapping[str, Any] | None) -> Iterable[str]:
+    spec = (template or {}).get("spec") or {}
+    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        for env in (container or {}).get("env") or []:
+            if isinstance(env, Mapping) and env.get("name") == ENABLE_PLUGINS_ENV and env.get("value"):
+                yield str(env["value"])
+
+
+def enabled_plugin_jars(spec: Any, config: Mapping[str, str]) -> list[str]:
+    """Every jar name listed in ``ENABLE_BUILT_IN_PLUGINS`` (pod templates or containerized env keys)."""
+    values: list[str] = [config[key] for key in _ENV_KEYS if config.get(key, "").strip()]
+    for part in (spec, getattr(spec, "job_manager", None), getattr(spec, "task_manager", None)):
+        if part is not None:
+            values.extend(_pod_template_env(getattr(part, "pod_template", None)))
+    jars: list[str] = []
+    for value in values:
+        for jar in value.split(";"):
+            if jar.strip() and jar.strip() not in jars:
+                jars.append(jar.strip())
+    return jars
+
+
+def s3_paths(config: Mapping[str, str], args: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(state paths, job-argument paths) that are S3 URIs."""
+    state = [p for p in (checkpoint_dir(config), savepoint_dir(config), config.get(_HA_DIR_KEY)) if p]
+    state = [p for p in state if _S3_URI.match(p.strip())]
+    in_args = [m.group(0) for arg in args for m in _S3_URI.finditer(arg)]
+    return state, in_args
+
+
+def choose_plugins(spec: Any, config: Mapping[str, str], args: Iterable[str] = ()) -> PluginChoice:
+    """The optional plugins this deployment needs (see the module docstring for the rules)."""
+    state, in_args = s3_paths(config, args)
+    plain = [p for p in [*state, *in_args] if p.startswith("s3://")]
+    explicit = enabled_plugin_jars(spec, config)
+    if explicit:
+        names = tuple(dict.fromkeys(n for n in (plugin_name(j) for j in explicit) if n))
+        listed = {n: f"{ENABLE_PLUGINS_ENV} lists it" for n in names}
+        return PluginChoice(names, listed, _ambiguity(names, plain), explicit=True)
+    reasons: dict[str, str] = {}
+    for path in [*state, *in_args]:
+        if path.startswith("s3p://"):
+            reasons.setdefault(S3_PRESTO, f"{path} uses s3p://")
+        elif path.startswith("s3a://"):
+            reasons.setdefault(S3_HADOOP, f"{path} uses s3a://")
+    for path in in_args:
+        if path.startswith("s3://"):
+            reasons.setdefault(S3_HADOOP, f"job argument {path} (FileSink needs the Hadoop S3 plugin)")
+    for path in state:
+        if path.startswith("s3://") and S3_HADOOP not in reasons:
+            reasons.setdefault(S3_PRESTO, f"state directory {path} (Presto S3 is Flink's choice for checkpoints)")
+    names = tuple(sorted(reasons))
+    return PluginChoice(names, reasons, _ambiguity(names, plain))
+
+
+def _ambiguity(names: tuple[str, ...], plain: list[str]) -> str | None:
+    if S3_PRESTO in names and S3_HADOOP in names and plain:
+        return (
+            f"both S3 plugins are enabled and {plain[0]} uses plain s3://, which either may serve: use s3p:// for "
+            "checkpoint/savepoint/HA directories and s3a:// for sink and source paths"
+        )
+    return None
+
+
+def requested_connectors(config: Mapping[str, str]) -> list[str]:
+    """The connector names listed in ``flinkops.connectors`` (comma or semicolon separated, lower case)."""
+    raw = config.get(CONNECTORS_KEY, "")
+    return [c.strip().lower() for c in re.split(r"[,;]", raw) if c.strip()]
+
+
+def connector_coordinates(name: str, flink_version: str) -> tuple[str, str, str]:
+    """Maven (group, artifact, version) of connector ``name`` for ``flink_version``; ValueError if unknown."""
+    artifact = _CONNECTOR_ARTIFACTS.get(name)
+    if artifact is None:
+        raise ValueError(f"unknown connector {name!r} (known: {', '.join(sorted(_CONNECTOR_ARTIFACTS))})")
+    minor = ".".join(flink_version.split(".")[:2])
+    version = KAFKA_CONNECTOR_VERSIONS.get(minor)
+    if version is None:
+        raise ValueError(
+            f"no {name} connector release is known for Flink {flink_version} "
+            f"(known: {', '.join(sorted(KAFKA_CONNECTOR_VERSIONS))})"
+        )
+    return "org.apache.flink", artifact, version

@@ -1,0 +1,213 @@
+"""What a deployment needs from outside Flink's distribution before a cluster can start: optional plugins
+(S3 filesystems), connectors (Kafka), S3 credentials for its processes, its job jar, and reachable storage.
+
+Everything here runs *before* an action has any effect (the controller's preflight), so a missing bucket,
+rejected credentials, an unreachable endpoint, a jar URI that 404s or a connector that cannot be fetched stops
+a deploy or upgrade with ``status.error`` and an event while the running job, if any, keeps running.
+
+Heavy downloads (plugin and connector jars) are fetched once through Maven into the user's cache
+(``flinkops.artifacts``) and linked into each cluster, never copied into the repository or the state dir.
+
+Called by: ``controller.reconciler``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
+from flinkops.api.plugins import (
+    choose_plugins,
+    connector_coordinates,
+    requested_connectors,
+    s3_paths,
+)
+from flinkops.errors import FlinkopsError, PermanentError
+from flinkops.flink.distribution import FlinkDistribution
+from flinkops.s3 import (
+    SECRET_CONFIG_KEYS,
+    DevS3,
+    S3Access,
+    check_bucket,
+    download,
+    flink_settings,
+    is_s3_uri,
+    resolve_s3_access,
+)
+
+__all__ = ["ClusterExtras", "DataPlane"]
+
+log = logging.getLogger("flinkops.controller")
+
+_HA_DIR_KEY = "high-availability.storageDir"
+
+
+@dataclass(frozen=True)
+class ClusterExtras:
+    """Additions to one cluster request: config entries, secret environment, plugins and lib jars."""
+
+    config: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    plugins: Mapping[str, Path] = field(default_factory=dict)
+    lib_jars: tuple[Path, ...] = ()
+
+
+def _patch_fallbacks(version: str) -> list[str]:
+    """2.2.1 → [2.2.0]: earlier patch releases of the same minor (plugins are released with Flink, but not
+    every patch release of every plugin reaches every repository)."""
+    parts = version.split(".")
+    if len(parts) < 3 or not parts[2].isdigit():
+        return []
+    return [f"{parts[0]}.{parts[1]}.{p}" for p in range(int(parts[2]) - 1, -1, -1)]
+
+
+class DataPlane:
+    def __init__(self, home: Path, distribution: FlinkDistribution, environ: Mapping[str, str] | None = None) -> None:
+        self.home = home
+        self.dist = distribution
+        self.environ = os.environ if environ is None else environ
+
+    # ------------------------------------------------------------------ S3 access
+
+    def dev_s3(self) -> DevS3 | None:
+        """The running ``flinkops dev`` S3 server of this home, if any (read from its record, nothing started)."""
+        try:
+            from flinkops.dev.services import DevServices
+        except ImportError:  # pragma: no cover - the dev package ships with flinkops
+            return None
+        try:
+            settings = DevServices(self.home).s3_settings()
+        except (OSError, ValueError, FlinkopsError) as exc:
+            log.debug("no dev S3 settings: %s", exc)
+            return None
+        if settings is None:
+            return None
+        return DevS3(settings.endpoint, settings.access_key, settings.secret_key)
+
+    def s3_access(self, config: Mapping[str, str]) -> S3Access:
+        return resolve_s3_access(config, self.environ, self.dev_s3())
+
+    @staticmethod
+    def uses_s3(config: Mapping[str, str], args: Iterable[str] = ()) -> bool:
+        state, in_args = s3_paths(config, args)
+        return bool(state or in_args)
+
+    def process_environment(self, config: Mapping[str, str], args: Iterable[str] = ()) -> dict[str, str]:
+        """The secret environment of a cluster's processes (S3 credentials), empty when it uses no S3."""
+        if not self.uses_s3(config, args):
+            return {}
+        return flink_settings(self.s3_access(config))[1]
+
+    # ------------------------------------------------------------------ cluster additions
+
+    def cluster_extras(self, spec: Any, config: Mapping[str, str], args: Iterable[str] = ()) -> ClusterExtras:
+        """Plugins, connectors, S3 settings and credentials for a cluster running ``spec`` with ``config``.
+        Fetches missing jars (cached); raises PermanentError with the reason when one cannot be had."""
+        from flinkops.artifacts import maven_jar
+
+        args = list(args)
+        choice = choose_plugins(spec, config, args)
+        if choice.ambiguity:
+            log.warning("%s", choice.ambiguity)
+        plugins: dict[str, Path] = {}
+        for name in choice.plugins:
+            if (self.dist.plugins / name).is_dir():
+                continue  # the distribution bundles it already
+            try:
+                plugins[name] = maven_jar(
+                    "org.apache.flink",
+                    f"flink-{name}",
+                    self.dist.version,
+                    fallback_versions=_patch_fallbacks(self.dist.version),
+                )
+            except FlinkopsError as exc:
+                raise PermanentError(f"plugin {name} ({choice.reasons.get(name, 'requested')}): {exc}") from exc
+        lib_jars: list[Path] = []
+        for connector in requested_connectors(config):
+            try:
+                group, artifact, version = connector_coordinates(connector, self.dist.version)
+                lib_jars.append(maven_jar(group, artifact, version))
+            except ValueError as exc:
+                raise PermanentError(f"flinkops.connectors: {exc}") from exc
+            except FlinkopsError as exc:
+                raise PermanentError(f"connector {connector}: {exc}") from exc
+        updates: dict[str, str] = {}
+        environment: dict[str, str] = {}
+        if self.uses_s3(config, args) or plugins:
+            access = self.s3_access(config)
+            settings, environment = flink_settings(access)
+            updates = {k: v for k, v in settings.items() if not str(config.get(k, "")).strip()}
+        return ClusterExtras(updates, environment, plugins, tuple(lib_jars))
+
+    @staticmethod
+    def without_secrets(config: Mapping[str, str]) -> dict[str, str]:
+        """``config`` minus S3 keys and secrets: those reach the processes through their environment."""
+        return {k: v for k, v in config.items() if k not in SECRET_CONFIG_KEYS}
+
+    # ------------------------------------------------------------------ checks before acting
+
+    def check_storage(self, config: Mapping[str, str]) -> None:
+        """Every S3 bucket the deployment keeps state in exists and accepts these credentials."""
+        uris = [u for u in (checkpoint_dir(config), savepoint_dir(config), config.get(_HA_DIR_KEY)) if is_s3_uri(u)]
+        if not uris:
+            return
+        access = self.s3_access(config)
+        seen: set[str] = set()
+        for uri in uris:
+            bucket = urllib.parse.urlparse(str(uri)).netloc
+            if bucket not in seen:
+                seen.add(bucket)
+                check_bucket(access, str(uri))
+
+    # ------------------------------------------------------------------ job jars
+
+    def fetch_jar(self, uri: str, base: Path | None, config: Mapping[str, str]) -> Path:
+        """A local file for job jar ``uri``: a path, ``local://``/``file://``, ``http(s)://`` or ``s3://``.
+        Remote jars are downloaded afresh into ``<home>/jars/<hash of the URI>/`` (an object may change under
+        the same URI; a half-downloaded file is never used)."""
+        parsed = urllib.parse.urlparse(uri)
+        if parsed.scheme in ("", "file", "local"):
+            return local_jar(uri, base)
+        name = Path(parsed.path).name or "job.jar"
+        into = self.home / "jars" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+        into.mkdir(parents=True, exist_ok=True)
+        target = into / name
+        if is_s3_uri(uri):
+            try:
+                return download(self.s3_access(config), uri, target)
+            except PermanentError as exc:
+                raise PermanentError(f"spec.job.jarURI: {exc}") from exc
+        if parsed.scheme in ("http", "https"):
+            partial = target.with_name(target.name + ".partial")
+            try:
+                with urllib.request.urlopen(uri, timeout=60) as response, partial.open("wb") as out:
+                    shutil.copyfileobj(response, out)
+            except OSError as exc:
+                partial.unlink(missing_ok=True)
+                raise PermanentError(f"spec.job.jarURI: could not download {uri}: {exc}") from exc
+            partial.replace(target)
+            return target
+        raise PermanentError(
+            f"spec.job.jarURI {uri!r}: scheme {parsed.scheme!r} is not supported (use a path, local://, file://, "
+            "https:// or s3://)"
+        )
+
+
+def local_jar(uri: str, base: Path | None) -> Path:
+    """The file behind a local jar URI (relative paths resolve against ``base``, the YAML's directory)."""
+    parsed = urllib.parse.urlparse(uri)
+    path = Path(urllib.parse.unquote(parsed.path)) if parsed.scheme in ("local", "file") else Path(uri)
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    if not path.is_file():
+        raise PermanentError(f"spec.job.jarURI: {path} does not exist on this machine")
+    return path

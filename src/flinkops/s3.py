@@ -1,0 +1,210 @@
+"""Reaching S3 for a deployment: where the endpoint and credentials come from, checks before a deploy, and
+downloads of ``s3://`` job jars.
+
+**Resolution** (:func:`resolve_s3_access`), first match wins for each part:
+
+* endpoint: ``s3.endpoint`` in the deployment's Flink configuration, then ``AWS_ENDPOINT_URL_S3`` /
+  ``AWS_ENDPOINT_URL`` in the controller's environment, then the running ``flinkops dev`` S3 server;
+  none means AWS itself.
+* credentials: ``s3.access-key`` / ``s3.secret-key`` in the configuration, then ``AWS_ACCESS_KEY_ID`` /
+  ``AWS_SECRET_ACCESS_KEY`` in the controller's environment, then the dev server's own credentials when the
+  endpoint is the dev server; none means the SDKs' default chains (instance roles and the like).
+
+**Secrets stay out of files.** :func:`flink_settings` splits the result in two: non-secret settings that go into
+the rendered ``config.yaml`` (endpoint, path-style access) and the credentials, which reach the Flink
+processes only as ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` in their environment. Both of Flink's S3
+plugins read those variables (their AWS SDK default chains), so no key is written to a config file, the
+cluster record, status, or a log line. What Flink forces: a key that a user writes into
+``flinkConfiguration`` is in the resource itself; flinkops still moves it to the environment.
+
+Called by: the controller (preflight, jar downloads, rendering a cluster request) and ``describe``.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flinkops.errors import PermanentError
+
+__all__ = [
+    "SECRET_CONFIG_KEYS",
+    "S3Access",
+    "S3Problem",
+    "check_bucket",
+    "client",
+    "download",
+    "flink_settings",
+    "is_s3_uri",
+    "resolve_s3_access",
+    "split_uri",
+]
+
+_ACCESS_KEYS = ("s3.access-key", "s3.access.key", "fs.s3a.access.key")
+_SECRET_KEYS = ("s3.secret-key", "s3.secret.key", "fs.s3a.secret.key")
+SECRET_CONFIG_KEYS = frozenset(_ACCESS_KEYS + _SECRET_KEYS)
+_ENDPOINT_KEYS = ("s3.endpoint", "fs.s3a.endpoint")
+_TIMEOUT_SECONDS = 5
+
+
+class S3Problem(PermanentError):
+    """S3 cannot be used as configured: unreachable endpoint, rejected credentials, missing bucket/object."""
+
+
+@dataclass(frozen=True)
+class DevS3:
+    """The running ``flinkops dev`` S3 server, as the controller found it."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+
+@dataclass(frozen=True)
+class S3Access:
+    endpoint: str | None
+    access_key: str | None
+    secret_key: str | None
+    path_style: bool
+    source: str  # where the credentials came from, for describe and error messages (never the keys)
+
+    def describe(self) -> str:
+        where = self.endpoint or "AWS (default endpoint)"
+        return f"{where}, credentials from {self.source}"
+
+
+def is_s3_uri(uri: str | None) -> bool:
+    return bool(uri) and urllib.parse.urlparse(uri or "").scheme in ("s3", "s3a", "s3p")
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` → (``bucket``, ``a/b``)."""
+    parsed = urllib.parse.urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def _first(config: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = str(config.get(key, "")).strip()
+        if value:
+            return value
+    return None
+
+
+def resolve_s3_access(
+    config: Mapping[str, str], environ: Mapping[str, str] | None = None, dev: DevS3 | None = None
+) -> S3Access:
+    """Where this deployment's S3 is and how to sign in (see the module docstring for the order)."""
+    env = os.environ if environ is None else environ
+    endpoint = (
+        _first(config, _ENDPOINT_KEYS)
+        or env.get("AWS_ENDPOINT_URL_S3")
+        or env.get("AWS_ENDPOINT_URL")
+        or (dev.endpoint if dev else None)
+    )
+    access, secret = _first(config, _ACCESS_KEYS), _first(config, _SECRET_KEYS)
+    source = "flinkConfiguration"
+    if not (access and secret) and env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        access, secret, source = env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], "the environment"
+    if not (access and secret) and dev is not None and endpoint and _same_endpoint(endpoint, dev.endpoint):
+        access, secret, source = dev.access_key, dev.secret_key, "the flinkops dev S3 server"
+    if not (access and secret):
+        access = secret = None
+        source = "the AWS default chain"
+    path_style_value = str(config.get("s3.path.style.access", config.get("fs.s3a.path.style.access", ""))).strip()
+    path_style = path_style_value.lower() == "true" if path_style_value else endpoint is not None
+    return S3Access(endpoint, access, secret, path_style, source)
+
+
+def _same_endpoint(a: str, b: str) -> bool:
+    pa, pb = urllib.parse.urlparse(a), urllib.parse.urlparse(b)
+    hosts = {"localhost", "127.0.0.1"}
+    host_a = "127.0.0.1" if pa.hostname in hosts else pa.hostname
+    host_b = "127.0.0.1" if pb.hostname in hosts else pb.hostname
+    return (host_a, pa.port) == (host_b, pb.port)
+
+
+def flink_settings(access: S3Access) -> tuple[dict[str, str], dict[str, str]]:
+    """(configuration entries, process environment) that give Flink's S3 plugins this access."""
+    config: dict[str, str] = {}
+    if access.endpoint:
+        config["s3.endpoint"] = access.endpoint
+    config["s3.path.style.access"] = str(access.path_style).lower()
+    env: dict[str, str] = {}
+    if access.access_key and access.secret_key:
+        env = {"AWS_ACCESS_KEY_ID": access.access_key, "AWS_SECRET_ACCESS_KEY": access.secret_key}
+    return config, env
+
+
+def client(access: S3Access) -> Any:
+    """A boto3 S3 client for ``access`` with short timeouts (a check must not hang a reconcile pass)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=access.endpoint,
+        aws_access_key_id=access.access_key,
+        aws_secret_access_key=access.secret_key,
+        region_name=os.environ.get("AWS_REGION", "us-east-1"),
+        config=Config(
+            connect_timeout=_TIMEOUT_SECONDS,
+            read_timeout=30,
+            retries={"max_attempts": 1},
+            s3={"addressing_style": "path" if access.path_style else "auto"},
+        ),
+    )
+
+
+def _problem(exc: Exception, access: S3Access, what: str) -> S3Problem:
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    where = access.endpoint or "AWS S3"
+    if isinstance(exc, EndpointConnectionError) or "Could not connect" in str(exc):
+        return S3Problem(
+            f"S3 endpoint {where} is unreachable ({what}); start it (`flinkops dev up s3`) or fix s3.endpoint"
+        )
+    if isinstance(exc, NoCredentialsError):
+        return S3Problem(
+            f"no S3 credentials for {where} ({what}): set s3.access-key/s3.secret-key or the AWS_* variables"
+        )
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403") or status == 403:
+            return S3Problem(
+                f"S3 at {where} rejected the credentials from {access.source} ({what}: {code or status}); "
+                "check s3.access-key/s3.secret-key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            )
+        if code in ("NoSuchBucket",) or (status == 404 and "bucket" in what):
+            return S3Problem(f"S3 bucket of {what} does not exist at {where}; create it first")
+        if code in ("NoSuchKey", "404") or status == 404:
+            return S3Problem(f"{what} does not exist at {where} (404)")
+        return S3Problem(f"S3 at {where} refused {what}: {code or status}: {exc}")
+    return S3Problem(f"S3 at {where} failed for {what}: {type(exc).__name__}: {exc}")
+
+
+def check_bucket(access: S3Access, uri: str) -> None:
+    """Raise :class:`S3Problem` unless the bucket of ``uri`` exists and these credentials may use it."""
+    bucket, _ = split_uri(uri)
+    try:
+        client(access).head_bucket(Bucket=bucket)
+    except Exception as exc:
+        raise _problem(exc, access, f"bucket {bucket!r} of {uri}") from exc
+
+
+def download(access: S3Access, uri: str, target: Path) -> Path:
+    """Download object ``uri`` to ``target`` (written to a temporary name first, then renamed)."""
+    bucket, key = split_uri(uri)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        client(access).download_file(bucket, key, str(partial))
+    except Exception as exc:
+        partial.unlink(missing_ok=True)
+        raise _problem(exc, access, f"object {uri}") from exc
+    partial.replace(target)
+    return target
