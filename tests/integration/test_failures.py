@@ -23,9 +23,13 @@ def test_job_that_throws_lands_in_failed_with_its_exception(flinkops: Flinkops, 
     assert status["jobStatus"]["state"] == "FAILED"
     assert "deliberate failure after 20 records" in status["error"]
     assert "Warning" in flinkops.ok("describe", "failing")
+    # A failed job keeps nothing running: its cluster is released once the cause is recorded.
     pids = flinkops.cluster_pids("failing")
-    flinkops.ok("delete", "failing")
+    released = flinkops.wait_for("failing", lambda r: not flinkops.cluster_pids("failing"), 15, "cluster released")
+    assert released is not None and "ClusterReleased" in flinkops.ok("describe", "failing")
+    assert released["status"]["deploymentHistory"][-1]["endState"] == "FAILED"
     assert not any(running(p) for p in pids)
+    flinkops.ok("delete", "failing")
 
 
 def test_main_that_throws_lands_in_failed(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:

@@ -243,11 +243,9 @@ def test_role_specific_pod_templates_are_checked() -> None:
     assert finding.path.startswith("spec.taskManager.podTemplate.")
 
 
-def test_local_deployment_with_s3_and_no_declaration_warns() -> None:
-    (finding,) = lint(deployment(S3))
-
-    assert (finding.rule_id, finding.severity) == ("FO003", "warning")
-    assert "flinkops.plugins" in finding.fix
+def test_local_deployment_with_s3_and_no_declaration_is_clean() -> None:
+    # flinkops enables the S3 plugin the paths need on the local runtime (api.plugins.choose_plugins).
+    assert lint(deployment(S3)) == []
 
 
 # --------------------------------------------------------------------------------------------- FO004

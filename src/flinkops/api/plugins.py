@@ -5,11 +5,11 @@ the plugin dir. Two serve S3: ``s3-fs-presto`` (schemes ``s3://`` and ``s3p://``
 checkpoints) and ``s3-fs-hadoop`` (``s3://`` and ``s3a://``; the only one with the recoverable writer that
 FileSink needs). When both are loaded, which one serves plain ``s3://`` depends on load order, so:
 
-* An explicit list wins. Flink's container images enable plugins from the ``ENABLE_BUILT_IN_PLUGINS``
-  environment variable (``;``-separated jar names such as ``flink-s3-fs-presto-1.17.1.jar``); flinkops reads it
-  from every pod template's containers and from ``containerized.{master,taskmanager}.env.ENABLE_BUILT_IN_PLUGINS``
-  and enables those plugins, at the version of the Flink actually in use (the version in a jar name only says
-  which image it came from).
+* An explicit list wins: ``flinkops.plugins`` (plugin directory names), or the convention of Flink's container
+  images, the ``ENABLE_BUILT_IN_PLUGINS`` environment variable (``;``-separated jar names such as
+  ``flink-s3-fs-presto-1.17.1.jar``), read from every pod template's containers and from
+  ``containerized.{master,taskmanager}.env.ENABLE_BUILT_IN_PLUGINS``. Those plugins are enabled at the version of
+  the Flink actually in use (the version in a jar name only says which image it came from).
 * Otherwise the paths decide: ``s3p://`` needs presto, ``s3a://`` needs hadoop, and plain ``s3://`` needs
   hadoop when a job argument (a sink or source path) uses it and presto when only state directories (checkpoints,
   savepoints, HA) do. If both end up enabled while plain ``s3://`` is used, :attr:`PluginChoice.ambiguity`
@@ -32,8 +32,10 @@ from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 
 __all__ = [
     "CONNECTORS_KEY",
+    "CONNECTOR_ARTIFACTS",
     "ENABLE_PLUGINS_ENV",
     "KAFKA_CONNECTOR_VERSIONS",
+    "PLUGINS_KEY",
     "S3_HADOOP",
     "S3_PRESTO",
     "PluginChoice",
@@ -48,6 +50,8 @@ __all__ = [
 S3_PRESTO = "s3-fs-presto"
 S3_HADOOP = "s3-fs-hadoop"
 ENABLE_PLUGINS_ENV = "ENABLE_BUILT_IN_PLUGINS"
+#: flinkops' own spelling of an explicit list: plugin directory names (``s3-fs-presto;s3-fs-hadoop``).
+PLUGINS_KEY = "flinkops.plugins"
 CONNECTORS_KEY = "flinkops.connectors"
 _ENV_KEYS = (f"containerized.master.env.{ENABLE_PLUGINS_ENV}", f"containerized.taskmanager.env.{ENABLE_PLUGINS_ENV}")
 _HA_DIR_KEY = "high-availability.storageDir"
@@ -56,7 +60,7 @@ _PLUGIN_JAR = re.compile(r"^flink-(?P<name>[a-z0-9-]+?)-(?P<version>\d+\.\d+[^/]
 
 #: The Kafka connector release built for each Flink minor version (the connector is released separately).
 KAFKA_CONNECTOR_VERSIONS = {"2.0": "4.0.1-2.0", "2.1": "5.0.0-2.1", "2.2": "5.0.0-2.2", "2.3": "5.0.0-2.2"}
-_CONNECTOR_ARTIFACTS = {"kafka": "flink-sql-connector-kafka"}
+CONNECTOR_ARTIFACTS = {"kafka": "flink-sql-connector-kafka"}
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,10 @@ def choose_plugins(spec: Any, config: Mapping[str, str], args: Iterable[str] = (
     """The optional plugins this deployment needs (see the module docstring for the rules)."""
     state, in_args = s3_paths(config, args)
     plain = [p for p in [*state, *in_args] if p.startswith("s3://")]
-    explicit = enabled_plugin_jars(spec, config)
+    explicit = [n for n in (plugin_name(j) for j in enabled_plugin_jars(spec, config)) if n]
+    explicit += [n.strip() for n in re.split(r"[;,]", config.get(PLUGINS_KEY, "")) if n.strip()]
     if explicit:
-        names = tuple(dict.fromkeys(n for n in (plugin_name(j) for j in explicit) if n))
+        names = tuple(dict.fromkeys(explicit))
         listed = {n: f"{ENABLE_PLUGINS_ENV} lists it" for n in names}
         return PluginChoice(names, listed, _ambiguity(names, plain), explicit=True)
     reasons: dict[str, str] = {}
@@ -147,9 +152,9 @@ def requested_connectors(config: Mapping[str, str]) -> list[str]:
 
 def connector_coordinates(name: str, flink_version: str) -> tuple[str, str, str]:
     """Maven (group, artifact, version) of connector ``name`` for ``flink_version``; ValueError if unknown."""
-    artifact = _CONNECTOR_ARTIFACTS.get(name)
+    artifact = CONNECTOR_ARTIFACTS.get(name)
     if artifact is None:
-        raise ValueError(f"unknown connector {name!r} (known: {', '.join(sorted(_CONNECTOR_ARTIFACTS))})")
+        raise ValueError(f"unknown connector {name!r} (known: {', '.join(sorted(CONNECTOR_ARTIFACTS))})")
     minor = ".".join(flink_version.split(".")[:2])
     version = KAFKA_CONNECTOR_VERSIONS.get(minor)
     if version is None:

@@ -36,6 +36,7 @@ from flinkops.api.models import (
     JobSpec,
     UpgradeMode,
 )
+from flinkops.api.plugins import CONNECTOR_ARTIFACTS, CONNECTORS_KEY, requested_connectors
 from flinkops.api.retention_settings import RETENTION_KEYS, retention_limits
 from flinkops.api.schedule import Schedule, parse_schedule
 from flinkops.errors import Problem
@@ -347,6 +348,16 @@ def _snapshot_setting_problems(conf: Mapping[str, str]) -> list[tuple[str, str, 
         except ValueError as exc:
             hint = "write a duration such as '1h' or '30 min', or a Quartz cron expression such as '0 0 * * * ?'"
             found.append((config_path(key), str(exc), hint))
+    for connector in requested_connectors(conf):
+        if connector not in CONNECTOR_ARTIFACTS:
+            found.append(
+                (
+                    config_path(CONNECTORS_KEY),
+                    f"unknown connector {connector!r}",
+                    f"list connectors flinkops provides ({', '.join(sorted(CONNECTOR_ARTIFACTS))}), or bundle "
+                    "the connector into the job jar and remove it from this key",
+                )
+            )
     return found
 
 

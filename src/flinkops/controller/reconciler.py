@@ -657,7 +657,13 @@ def observe_job(
         error=error,
         running_since=running_since,
         all_tasks_running=all_running,
+        duration_ms=job.duration,
     )
+    if job.state in ("FINISHED", "FAILED"):
+        try:
+            observed = replace(observed, accumulators=rest.accumulators(job_id))
+        except FlinkApiError as exc:
+            log.debug("no accumulators for job %s: %s", job_id, exc)
     if job.state in _NO_EXECUTION_GRAPH:
         # Flink answers 500 on /checkpoints until the job has an execution graph; there is nothing to
         # report yet, and asking would turn a normal start into a reconcile failure with backoff.

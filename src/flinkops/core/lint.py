@@ -258,24 +258,10 @@ def _s3_plugins(r: FlinkDeployment) -> list[Finding]:
 def _plugin_findings(
     r: FlinkDeployment, schemes: Mapping[str, str], declared: set[str] | None, sources: list[str]
 ) -> list[Finding]:
-    used = ", ".join(f"{scheme}://" for scheme in sorted(schemes))
-    first_key = next(iter(schemes.values()))
     if declared is None:
-        if r.spec.image:
-            # Nothing declared: the image may bake the plugin into plugins/ (as the fraud-scoring Dockerfile
-            # does). flinkops cannot look inside images, so it stays silent rather than guess.
-            return []
-        return [
-            Finding(
-                "FO003",
-                "warning",
-                config_path(first_key),
-                f"state is stored on {used} but no S3 filesystem plugin is declared",
-                "without exactly one S3 filesystem plugin Flink fails with UnsupportedFileSystemException "
-                "on the first checkpoint or at startup",
-                f"declare the plugin, e.g. '{PLUGINS_KEY}: {_PRESTO}' (Presto is the usual choice for checkpoints)",
-            )
-        ]
+        # Nothing declared: the image may bake the plugin into plugins/ (as the fraud-scoring Dockerfile does),
+        # and without an image flinkops enables the plugin the paths need (api.plugins.choose_plugins).
+        return []
     findings: list[Finding] = []
     if "s3" in schemes and {_PRESTO, _HADOOP} <= declared:
         findings.append(

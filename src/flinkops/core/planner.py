@@ -18,6 +18,7 @@ in through ``Context``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, TypeVar
@@ -96,6 +97,8 @@ class JobObservation:
     latest_checkpoint_time: int | None = None
     running_since: int | None = None  # epoch ms since when every task of the job has been seen RUNNING
     all_tasks_running: bool = True
+    duration_ms: int | None = None
+    accumulators: Mapping[str, str] = field(default_factory=dict)  # read once the job has ended
 
 
 @dataclass(frozen=True)
@@ -1045,8 +1048,10 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
             b.event("Warning", "Error", headline(error))
         b.status = b.status.model_copy(update={"error": error})
         b.summary = "job failed"
+        _release_ended_cluster(b, job, obs, ctx)
         return b.finish(now_ms=ctx.now_ms)
     if job.state == "FINISHED":
+        _release_ended_cluster(b, job, obs, ctx)
         return _mark_stable_if(b, True, ctx, "job finished")
     if job.state == "RUNNING":
         needs_checkpoint = _requires_checkpoint_for_stability(config)
@@ -1065,6 +1070,33 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
     b.summary = f"job {job.state}"
     b.requeue_after = FAST
     return b.finish(now_ms=ctx.now_ms)
+
+
+def _release_ended_cluster(b: _Builder, job: JobObservation, obs: Observation, ctx: Context) -> None:
+    """A job that ended (FINISHED or FAILED) keeps nothing running: its result, run time and end state go to
+    the current run in status first (the same pass's status write), then its application cluster is deleted.
+    Logs stay on disk; the checkpoints stay in storage, so a later upgrade or restart can still use them."""
+    if isinstance(b.status, FlinkDeploymentStatus):
+        run = _current_run(b.status)
+        if run is not None and run.end_state is None:
+            ended = run.model_copy(
+                update={
+                    "ended_at": job.end_time or ctx.now_ms,
+                    "end_state": job.state,
+                    "job_duration_ms": job.duration_ms,
+                    "result": dict(job.accumulators),
+                }
+            )
+            history = [*b.status.deployment_history[:-1], ended]
+            b.status = b.status.model_copy(update={"deployment_history": history})
+    if obs.cluster_exists:
+        # Write-ahead: the end state is recorded before the cluster goes, so a controller that dies in between
+        # never mistakes the missing cluster for a crash to recover from (which would run a batch job again).
+        b.intent = b.status
+        took = f" after {job.duration_ms / 1000:.1f} s" if job.duration_ms is not None else ""
+        b.actions.append(DeleteCluster(reason=f"job {job.state}{took}: releasing its cluster"))
+        b.event("Normal", "ClusterReleased", f"Job {job.state}{took}; its cluster is stopped (logs are kept)")
+        b.requeue_after = FAST
 
 
 def _note_run_progress(status: Status, job: JobObservation) -> Status:

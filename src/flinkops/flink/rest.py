@@ -644,6 +644,17 @@ class FlinkRestClient:
             failure=_failure(result),
         )
 
+    def accumulators(self, job_id: str) -> dict[str, str]:
+        """The job's user accumulators (``name → value`` as Flink renders them), summed over its tasks."""
+        data = self._request("GET", f"/jobs/{_path_segment(job_id)}/accumulators")
+        found: dict[str, str] = {}
+        for raw in data.get("user-task-accumulators") or []:
+            entry = _dict(raw)
+            name = _str(entry, "name")
+            if name:
+                found[name] = str(entry.get("value", ""))
+        return found
+
     def cancel(self, job_id: str) -> None:
         """Ask Flink to cancel the job; returns at once (Flink answers 202 and also for terminal jobs)."""
         self._request("PATCH", f"/jobs/{_path_segment(job_id)}", params={"mode": "cancel"})
