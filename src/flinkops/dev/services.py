@@ -1,0 +1,336 @@
+"""The local data plane behind ``flinkops dev``: Kafka, an S3 store and ZooKeeper, each a real server process.
+
+``DevServices(home)`` keeps each service's configuration, data, pid file and log under
+``<home>/dev/<service>/`` (``home`` is ``$FLINKOPS_HOME``), so several homes can run side by side on different
+ports, and everything of one home goes away with it. The services themselves live in
+:mod:`flinkops.dev.kafka` (single-node KRaft broker), :mod:`flinkops.dev.s3` (single-drive MinIO) and
+:mod:`flinkops.dev.zookeeper` (the ZooKeeper inside the Flink distribution).
+
+Invariants:
+
+* ``up`` is idempotent: a service that runs and answers is left alone; one that runs on another port than the
+  one asked for is an error, never a second instance. Data survives ``down``/``up``.
+* Before a start, a port that something else holds is reported with the service and the option that picks
+  another port; nothing is started for that service.
+* ``up`` and ``down`` of one home serialise on a lock file, so two concurrent commands never start two
+  processes for one data directory.
+* Reading state (``status``, ``s3_settings``, ``kafka_bootstrap``) starts nothing, builds nothing and downloads
+  nothing; the controller calls these on its own schedule.
+* Default ports are the usual ones (Kafka 9092, S3 9000, ZooKeeper 2181); a port once used is kept for later
+  ``up`` calls (clients configured with it stay valid) until another is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from flinkops.dev.kafka import KafkaBroker
+from flinkops.dev.s3 import MinioServer, ensure_bucket, read_credentials, s3_client
+from flinkops.dev.zookeeper import ZooKeeperServer
+from flinkops.errors import InvalidInput, Problem, RuntimeFailure
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "PORT_OPTIONS",
+    "SERVICES",
+    "DevServices",
+    "S3Settings",
+    "ServiceStatus",
+    "port_in_use",
+]
+
+SERVICES: tuple[str, ...] = ("kafka", "s3", "zookeeper")
+DEFAULT_PORTS: Mapping[str, int] = {"kafka": 9092, "s3": 9000, "zookeeper": 2181}
+PORT_OPTIONS: Mapping[str, str] = {"kafka": "--kafka-port", "s3": "--s3-port", "zookeeper": "--zookeeper-port"}
+START_TIMEOUTS: Mapping[str, float] = {"kafka": 120.0, "s3": 60.0, "zookeeper": 60.0}
+HOST = "127.0.0.1"
+
+Progress = Callable[[str], None]
+
+
+class _Server(Protocol):
+    """What the three server classes have in common."""
+
+    data_dir: Path
+    port: int
+
+    @property
+    def log_file(self) -> Path: ...
+
+    @property
+    def pid_file(self) -> Path: ...
+
+    def pid(self) -> int | None: ...
+
+    def healthy(self) -> bool: ...
+
+    def start(self, timeout: float = ...) -> None: ...
+
+    def stop(self, timeout: float = ...) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    running: bool
+    healthy: bool
+    pid: int | None
+    endpoint: str | None  # where clients connect (None before the first start)
+    data_dir: Path
+    log_file: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "running": self.running,
+            "healthy": self.healthy,
+            "pid": self.pid,
+            "endpoint": self.endpoint,
+            "dataDir": str(self.data_dir),
+            "logFile": str(self.log_file),
+        }
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+
+def port_in_use(port: int) -> bool:
+    """True when something listens on (or holds) 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_names(names: Iterable[str]) -> list[str]:
+    """The given service names in canonical order, without duplicates; InvalidInput for an unknown one."""
+    given = list(names)
+    unknown = [n for n in given if n not in SERVICES]
+    if unknown:
+        raise InvalidInput(
+            [
+                Problem(path=n, message="unknown dev service", hint=f"valid services: {', '.join(SERVICES)}")
+                for n in unknown
+            ]
+        )
+    return [n for n in SERVICES if n in given]
+
+
+class DevServices:
+    """The dev services of one flinkops home."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home.resolve()
+        self.root = self.home / "dev"
+
+    def data_dir(self, name: str) -> Path:
+        return self.root / name
+
+    # ------------------------------------------------------------------ reading state (starts nothing)
+
+    def status(self, names: Sequence[str] = SERVICES) -> list[ServiceStatus]:
+        return [self._status(name) for name in check_names(names)]
+
+    def s3_settings(self) -> S3Settings | None:
+        """Endpoint and root credentials of this home's dev S3 while it runs; None otherwise."""
+        server = MinioServer(self.data_dir("s3"))
+        credentials = read_credentials(server.data_dir)
+        if credentials is None or server.pid() is None:
+            return None
+        return S3Settings(server.endpoint, credentials.access_key, credentials.secret_key)
+
+    def kafka_bootstrap(self) -> str | None:
+        """``bootstrap.servers`` of this home's dev Kafka while it runs; None otherwise."""
+        broker = self._server("kafka")
+        return broker.bootstrap_servers if isinstance(broker, KafkaBroker) and broker.pid() is not None else None
+
+    def zookeeper_connect(self) -> str | None:
+        """The connect string of this home's dev ZooKeeper while it runs; None otherwise."""
+        server = self._server("zookeeper")
+        return server.connect_string if isinstance(server, ZooKeeperServer) and server.pid() is not None else None
+
+    # ------------------------------------------------------------------ up and down
+
+    def up(
+        self,
+        names: Sequence[str] = SERVICES,
+        ports: Mapping[str, int] = {},  # read only
+        progress: Progress | None = None,
+    ) -> list[ServiceStatus]:
+        """Start the named services (those not running yet) and wait until each serves. Services start in
+        parallel; when some fail, the others still start, and one RuntimeFailure names every failure."""
+        wanted = check_names(names)
+        bad_ports = [n for n in ports if n not in SERVICES]
+        if bad_ports:
+            check_names(bad_ports)
+        say = progress or (lambda _message: None)
+        with self._locked():
+            servers = {name: self._server(name, ports.get(name), say) for name in wanted}
+            to_start = {name: server for name, server in servers.items() if not self._serving(name, server, ports)}
+            for name, server in to_start.items():
+                if server.pid() is None:
+                    self._check_ports(name, server)
+            failures: dict[str, str] = {}
+            lock = threading.Lock()
+
+            def start(name: str, server: _Server) -> None:
+                started = time.monotonic()
+                say(f"starting {name} on {self._endpoint(name, server)} (data in {server.data_dir})")
+                try:
+                    server.start(timeout=START_TIMEOUTS[name])
+                except Exception as exc:  # reported below with the other services' outcome
+                    with lock:
+                        failures[name] = str(exc)
+                    return
+                say(f"{name} ready in {time.monotonic() - started:.1f}s")
+
+            with ThreadPoolExecutor(max_workers=max(1, len(to_start))) as pool:
+                for future in [pool.submit(start, name, server) for name, server in to_start.items()]:
+                    future.result()
+            if failures:
+                detail = "\n".join(f"{name}: {message}" for name, message in failures.items())
+                raise RuntimeFailure(f"could not start {', '.join(failures)}:\n{detail}")
+        return [self._status(name, servers[name]) for name in wanted]
+
+    def down(self, names: Sequence[str] = SERVICES) -> list[str]:
+        """Stop the named services; their data stays. Returns the names of those that were running."""
+        wanted = check_names(names)
+        with self._locked():
+            servers = {name: self._server(name) for name in wanted}
+            stopped: list[str] = []
+            with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
+                results = {name: pool.submit(server.stop) for name, server in servers.items()}
+                for name, result in results.items():
+                    if result.result():
+                        stopped.append(name)
+        return stopped
+
+    # ------------------------------------------------------------------ using a running service
+
+    def s3(self) -> Any:
+        """A boto3 client for the running dev S3."""
+        settings = self.s3_settings()
+        if settings is None:
+            raise RuntimeFailure("the dev S3 server is not running: start it with `flinkops dev up s3`")
+        return s3_client(settings.endpoint, settings.access_key, settings.secret_key)
+
+    def create_bucket(self, name: str, *, versioned: bool = False) -> bool:
+        """Create a bucket on the running dev S3 (True when it was new)."""
+        return ensure_bucket(self.s3(), name, versioned=versioned)
+
+    def create_topic(self, name: str, partitions: int = 1) -> bool:
+        """Create a topic on the running dev Kafka (True when it was new)."""
+        broker = self._server("kafka")
+        if not isinstance(broker, KafkaBroker) or broker.pid() is None:
+            raise RuntimeFailure("the dev Kafka broker is not running: start it with `flinkops dev up kafka`")
+        return broker.create_topic(name, partitions)
+
+    def log_files(self, name: str) -> list[Path]:
+        """The log files of a service, main log last (Kafka also has the JVM's own output)."""
+        server = self._server(check_names([name])[0])
+        files = [server.out_file] if isinstance(server, KafkaBroker) else []
+        return [*files, server.log_file]
+
+    # ------------------------------------------------------------------ internals
+
+    def _server(self, name: str, port: int | None = None, progress: Progress | None = None) -> _Server:
+        """The server object of ``name``: ``port`` if given, else the port of its last start, else the default."""
+        data_dir = self.data_dir(name)
+        config = {"kafka": "server.properties", "s3": "server.json", "zookeeper": "zoo.cfg"}[name]
+        if port is None and not (data_dir / config).exists():
+            port = DEFAULT_PORTS[name]
+        if name == "kafka":
+            return KafkaBroker(data_dir, port, progress=progress)
+        if name == "s3":
+            return MinioServer(data_dir, port, progress=progress)
+        return ZooKeeperServer(data_dir, port)
+
+    def _serving(self, name: str, server: _Server, ports: Mapping[str, int]) -> bool:
+        """True when ``server`` already runs and serves; an error when it runs on another port than asked."""
+        pid = server.pid()
+        if pid is None:
+            return False
+        running_port = _recorded_port(server)
+        asked = ports.get(name)
+        if asked is not None and running_port is not None and asked != running_port:
+            raise RuntimeFailure(
+                f"{name} already runs on port {running_port} (pid {pid}), not {asked}: "
+                f"stop it first with `flinkops dev down {name}`, or leave out {PORT_OPTIONS[name]}"
+            )
+        return server.healthy()
+
+    def _check_ports(self, name: str, server: _Server) -> None:
+        taken = [server.port] if port_in_use(server.port) else []
+        if isinstance(server, KafkaBroker) and port_in_use(server.controller_port):
+            taken.append(server.controller_port)
+        if not taken:
+            return
+        if taken[0] == server.port:
+            raise RuntimeFailure(
+                f"cannot start {name}: port {server.port} on {HOST} is already in use by another process. "
+                f"Choose another port with `flinkops dev up {name} {PORT_OPTIONS[name]} PORT`, or stop what "
+                "listens there"
+            )
+        raise RuntimeFailure(
+            f"cannot start {name}: its controller port {taken[0]} on {HOST} is already in use by another process "
+            f"(stop what listens there; the port was chosen at the first start in {server.data_dir})"
+        )
+
+    def _status(self, name: str, server: _Server | None = None) -> ServiceStatus:
+        server = server or self._server(name)
+        pid = server.pid()
+        configured = server.data_dir.exists() and any(server.data_dir.iterdir())
+        return ServiceStatus(
+            name=name,
+            running=pid is not None,
+            healthy=pid is not None and server.healthy(),
+            pid=pid,
+            endpoint=self._endpoint(name, server) if configured else None,
+            data_dir=server.data_dir,
+            log_file=server.log_file,
+        )
+
+    @staticmethod
+    def _endpoint(name: str, server: _Server) -> str:
+        if isinstance(server, KafkaBroker):
+            return server.bootstrap_servers
+        if isinstance(server, MinioServer):
+            return server.endpoint
+        if isinstance(server, ZooKeeperServer):
+            return server.connect_string
+        return f"{HOST}:{server.port}"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _recorded_port(server: _Server) -> int | None:
+    """The port the running process was started with, from its pid file."""
+    try:
+        return int(json.loads(server.pid_file.read_text())["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
