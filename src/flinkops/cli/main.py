@@ -29,6 +29,7 @@ from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 from flinkops.api.loader import dump_resource, load_documents
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobState, LifecycleState
 from flinkops.api.validation import validate_against, validate_resource, validate_update
+from flinkops.cli.dev import dev_app
 from flinkops.errors import FlinkopsError, InvalidInput, NotFound, Problem
 from flinkops.flink.config import RenderInputs, render_flink_config
 from flinkops.ports import ClusterKey, ResourceKey, SystemClock
@@ -55,6 +56,7 @@ app = typer.Typer(
 )
 controller_app = typer.Typer(help="Run or manage the controller daemon that reconciles resources.")
 app.add_typer(controller_app, name="controller")
+app.add_typer(dev_app, name="dev")
 
 # Pipes and CI logs get a wide console so tables are never truncated to 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)

@@ -1,0 +1,280 @@
+"""``flinkops dev``: run the data plane a Flink job talks to (Kafka, S3, ZooKeeper) as local processes.
+
+Each service is a real server (a KRaft Kafka broker, a MinIO S3 store, ZooKeeper) bound to 127.0.0.1, with its
+data, pid file and log under ``$FLINKOPS_HOME/dev/<service>/`` (see :mod:`flinkops.dev.services`). Kept apart
+from ``flinkops.cli.main`` and import-light: it uses its own error guard, and boto3 / confluent-kafka load only
+in the commands that need them.
+
+Exit codes as everywhere in flinkops: 0 success, 1 the operation failed, 2 invalid input (an unknown service).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flinkops.dev.services import PORT_OPTIONS, SERVICES, DevServices, ServiceStatus, check_names
+from flinkops.errors import FlinkopsError, InvalidInput, NotFound
+from flinkops.settings import default_home
+
+__all__ = ["dev_app"]
+
+_SERVICE_LIST = ", ".join(SERVICES)
+
+dev_app = typer.Typer(
+    help=(
+        "Run Kafka, an S3 store (MinIO) and ZooKeeper as local processes for jobs to use.\n\n"
+        "Each service binds 127.0.0.1 and keeps its data, pid file and log in $FLINKOPS_HOME/dev/<service>/; "
+        "data survives `down` and `up`. The first `up` downloads Kafka's jars with Maven and builds MinIO with Go "
+        "(minutes, once; cached in ~/.cache/flinkops). Typical session:\n\n"
+        "  flinkops dev up\n\n"
+        '  eval "$(flinkops dev env)"\n\n'
+        "  flinkops dev topic transactions --partitions 4\n\n"
+        "  flinkops dev bucket checkpoints --versioned\n\n"
+        "  flinkops dev status\n\n"
+        "  flinkops dev down\n\n"
+        f"Services: {_SERVICE_LIST}. Default ports: Kafka 9092 (controller 9093), S3 9000, ZooKeeper 2181."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ServicesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help=f"Services to act on ({_SERVICE_LIST}); all of them when none is given.", show_default=False),
+]
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _guard(fn: F) -> F:
+    """Map the error taxonomy onto exit codes (2 invalid input, 1 any other flinkops error)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InvalidInput as exc:
+            for problem in exc.problems:
+                err.print(f"[red]error:[/red] {problem.render()}", markup=True)
+            raise typer.Exit(2) from exc
+        except FlinkopsError as exc:
+            err.print(f"[red]error:[/red] {exc}", markup=True)
+            raise typer.Exit(1) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _services() -> DevServices:
+    return DevServices(default_home())
+
+
+def _progress(message: str) -> None:
+    err.print(message, markup=False)
+
+
+# ------------------------------------------------------------------------------------------------ up / down
+
+
+@dev_app.command(
+    "up",
+    help=(
+        "Start services (all of them by default) and wait until each answers; print where they are.\n\n"
+        "A service that already runs is left alone. Ports are remembered: a later `up` reuses them until another "
+        "is given. When a port is taken by another process, nothing is started for that service and the error "
+        "names the option that picks another port. Examples:\n\n"
+        "  flinkops dev up\n\n"
+        "  flinkops dev up kafka s3 --kafka-port 19092 --s3-port 19000"
+    ),
+)
+@_guard
+def up(
+    services: ServicesArg = None,
+    kafka_port: Annotated[
+        int | None, typer.Option("--kafka-port", help="Kafka client port (default 9092, or the port of the last up).")
+    ] = None,
+    s3_port: Annotated[
+        int | None, typer.Option("--s3-port", help="S3 API port (default 9000, or the port of the last up).")
+    ] = None,
+    zookeeper_port: Annotated[
+        int | None,
+        typer.Option("--zookeeper-port", help="ZooKeeper client port (default 2181, or the port of the last up)."),
+    ] = None,
+) -> None:
+    """Start services; see the help text above."""
+    names = check_names(services or SERVICES)
+    given = {"kafka": kafka_port, "s3": s3_port, "zookeeper": zookeeper_port}
+    ports = {name: port for name, port in given.items() if port is not None}
+    ignored = [PORT_OPTIONS[name] for name in ports if name not in names]
+    if ignored:
+        err.print(f"note: {', '.join(ignored)} ignored: that service is not being started", markup=False)
+        ports = {name: port for name, port in ports.items() if name in names}
+    statuses = _services().up(names, ports, progress=_progress)
+    for status in statuses:
+        out.print(f"{status.name:<10} {status.endpoint or '-':<24} pid {status.pid}", markup=False)
+    out.print('Use them from a shell: eval "$(flinkops dev env)"', markup=False)
+
+
+@dev_app.command(
+    "down",
+    help=(
+        "Stop services (all of them by default). Their data stays for the next `up`.\n\n"
+        "To start from scratch, stop them and delete $FLINKOPS_HOME/dev/<service>/."
+    ),
+)
+@_guard
+def down(services: ServicesArg = None) -> None:
+    """Stop services, keeping their data."""
+    names = check_names(services or SERVICES)
+    stopped = _services().down(names)
+    for name in names:
+        out.print(f"{name} {'stopped' if name in stopped else 'was not running'}", markup=False)
+
+
+# ------------------------------------------------------------------------------------------------ status / env
+
+
+@dev_app.command(
+    "status",
+    help=(
+        "Whether each service runs and answers a protocol-level check, with its pid, endpoint and data.\n\n"
+        "Exit code: without SERVICES always 0 (an overview). With SERVICES named, 1 when any of them is not "
+        "running and healthy, so a script can wait: until flinkops dev status kafka; do sleep 1; done"
+    ),
+)
+@_guard
+def status(
+    services: ServicesArg = None,
+    output: Annotated[Output, typer.Option("--output", "-o", help="table, or json for scripts.")] = Output.table,
+) -> None:
+    """Show the services' state."""
+    statuses = _services().status(check_names(services or SERVICES))
+    if output is Output.json:
+        sys.stdout.write(json.dumps({"services": [s.to_json() for s in statuses]}, indent=2) + "\n")
+    else:
+        _print_table(statuses)
+    if services and not all(s.healthy for s in statuses):
+        raise typer.Exit(1)
+
+
+def _print_table(statuses: list[ServiceStatus]) -> None:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for header in ("NAME", "STATE", "PID", "ENDPOINT", "DATA"):
+        table.add_column(header, no_wrap=True)
+    for s in statuses:
+        state = "healthy" if s.healthy else ("running, not answering" if s.running else "stopped")
+        table.add_row(s.name, state, str(s.pid or "-"), s.endpoint or "-", str(s.data_dir))
+    out.print(table)
+
+
+@dev_app.command(
+    "env",
+    help=(
+        'Print `export` lines for the running services, for: eval "$(flinkops dev env)"\n\n'
+        "KAFKA_BOOTSTRAP_SERVERS; AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION (read "
+        "by the AWS CLI and SDKs); FLINKOPS_ZOOKEEPER (a connect string for high-availability.zookeeper.quorum). "
+        "Services that are not running are left out."
+    ),
+)
+@_guard
+def env() -> None:
+    """Print shell exports for the running services."""
+    services = _services()
+    lines: list[tuple[str, str]] = []
+    bootstrap = services.kafka_bootstrap()
+    if bootstrap:
+        lines.append(("KAFKA_BOOTSTRAP_SERVERS", bootstrap))
+    s3 = services.s3_settings()
+    if s3 is not None:
+        lines += [
+            ("AWS_ENDPOINT_URL", s3.endpoint),
+            ("AWS_ACCESS_KEY_ID", s3.access_key),
+            ("AWS_SECRET_ACCESS_KEY", s3.secret_key),
+            ("AWS_REGION", "us-east-1"),
+        ]
+    zookeeper = services.zookeeper_connect()
+    if zookeeper:
+        lines.append(("FLINKOPS_ZOOKEEPER", zookeeper))
+    if not lines:
+        err.print("# no dev services are running (start them with `flinkops dev up`)", markup=False)
+    for name, value in lines:
+        sys.stdout.write(f"export {name}={shlex.quote(value)}\n")
+
+
+@dev_app.command("logs")
+@_guard
+def logs(
+    service: Annotated[str, typer.Argument(help=f"One of {_SERVICE_LIST}.", show_default=False)],
+    tail: Annotated[int, typer.Option("--tail", "-n", min=1, help="How many of the last lines to print.")] = 50,
+) -> None:
+    """Print the end of a service's log (its path goes to stderr, to follow it with `tail -f`)."""
+    files = _services().log_files(service)
+    main_log = files[-1]
+    if not main_log.exists():
+        raise NotFound(f"{service} has no log yet at {main_log}: it has never been started in this home")
+    err.print(f"==> {main_log} <==", markup=False)
+    sys.stdout.write("".join(_tail_lines(main_log, tail)))
+    for extra in files[:-1]:
+        if extra.exists() and extra.stat().st_size > 0:
+            err.print(f"(the JVM's own output is in {extra})", markup=False)
+
+
+def _tail_lines(path: Path, count: int) -> list[str]:
+    with path.open(errors="replace") as handle:
+        lines = handle.readlines()
+    return lines[-count:]
+
+
+# ------------------------------------------------------------------------------------------------ bucket / topic
+
+
+@dev_app.command("bucket")
+@_guard
+def bucket(
+    name: Annotated[str, typer.Argument(help="Bucket name (3-63 lowercase letters, digits, '-' and '.').")],
+    versioned: Annotated[
+        bool, typer.Option("--versioned", help="Turn on object versioning (also on an existing bucket).")
+    ] = False,
+) -> None:
+    """Create a bucket on the dev S3 store (no-op when it exists). The s3 service must be up."""
+    created = _services().create_bucket(name, versioned=versioned)
+    state = "created" if created else "already exists"
+    out.print(f"bucket {name} {state}{' (versioned)' if versioned else ''}", markup=False)
+
+
+@dev_app.command(
+    "topic",
+    help=(
+        "Create a topic on the dev Kafka broker (no-op when it exists).\n\n"
+        "The broker does not create topics on first use, as in production, so a job's topics must exist before "
+        "it starts. The kafka service must be up; this needs the confluent-kafka package "
+        "(pip install 'flinkops\\[kafka]')."
+    ),
+)
+@_guard
+def topic(
+    name: Annotated[str, typer.Argument(help="Topic name.")],
+    partitions: Annotated[int, typer.Option("--partitions", "-p", min=1, help="Number of partitions.")] = 1,
+) -> None:
+    """Create a Kafka topic."""
+    created = _services().create_topic(name, partitions)
+    out.print(f"topic {name} {'created' if created else 'already exists'}", markup=False)
