@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export FLINKOPS_HOME ?= $(CURDIR)/.flinkops
 
-.PHONY: install demo demo-stop test check unit integration bench clean
+.PHONY: install demo demo-stop demo-kafka demo-kafka-stop test check unit integration bench clean
 
 install:
 	@bash scripts/bootstrap.sh
@@ -13,6 +13,15 @@ demo: install
 demo-stop:
 	-.venv/bin/flinkops delete fraud-scoring
 	-.venv/bin/flinkops controller stop
+
+# The full pipeline: Kafka, S3 (MinIO) and ZooKeeper from `flinkops dev`, fraud scoring exactly once on Kafka.
+demo-kafka: install
+	@bash scripts/demo_kafka.sh
+
+demo-kafka-stop:
+	-.venv/bin/flinkops delete fraud-scoring -n payments
+	-.venv/bin/flinkops controller stop
+	-.venv/bin/flinkops dev down
 
 test: install
 	@bash scripts/test.sh

@@ -45,8 +45,8 @@ class Flinkops:
         assert result.code == 0, f"flinkops {' '.join(args)} -> {result.code}\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
-    def get(self, name: str) -> dict[str, Any] | None:
-        result = self.run("get", name, "-o", "json")
+    def get(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        result = self.run("get", name, "-n", namespace, "-o", "json")
         if result.code != 0:
             return None
         data: dict[str, Any] = json.loads(result.stdout)
@@ -58,15 +58,16 @@ class Flinkops:
         predicate: Callable[[dict[str, Any] | None], bool],
         timeout: float = 180,
         what: str = "",
+        namespace: str = "default",
     ) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
-            last = self.get(name)
+            last = self.get(name, namespace)
             if predicate(last):
                 return last
             time.sleep(0.5)
-        events = self.run("describe", name).stdout
+        events = self.run("describe", name, "-n", namespace).stdout
         status = json.dumps((last or {}).get("status"), indent=1)[:6000]
         raise AssertionError(f"timed out waiting for {name} {what}; last status: {status}\n{events}")
 
