@@ -443,6 +443,7 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
         out.print(f"  savepoints:  {savepoint_dir(config)}")
         ha = config.get("high-availability.storageDir")
         out.print(f"  HA metadata: {ha or 'none (no high availability configured)'}")
+        _describe_data_plane(resource, config, home)
         _describe_state(resource)
         out.print(
             f"[bold]Logs:[/bold]        {home / 'clusters' / resource.metadata.namespace / resource.metadata.name}/log"
@@ -453,6 +454,25 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
         when = datetime.fromtimestamp(event.last_timestamp, UTC).strftime("%H:%M:%S")
         count = f" (x{event.count})" if event.count > 1 else ""
         out.print(f"  {when} {event.type:<7} {event.reason:<18} {event.message}{count}")
+
+
+def _describe_data_plane(resource: FlinkDeployment, config: dict[str, str], home: Path) -> None:
+    """Plugins and connectors flinkops adds to the cluster, and where S3 access comes from (never the keys)."""
+    from flinkops.api.plugins import choose_plugins, requested_connectors
+    from flinkops.controller.dataplane import DataPlane
+    from flinkops.flink.distribution import find_distribution
+
+    args = resource.spec.job.args if resource.spec.job is not None else []
+    choice = choose_plugins(resource.spec, config, args)
+    for name in choice.plugins:
+        out.print(f"  plugin:      {name} ({choice.reasons.get(name, 'requested')})")
+    if choice.ambiguity:
+        out.print(f"  [yellow]warning:[/yellow] {choice.ambiguity}")
+    for connector in requested_connectors(config):
+        out.print(f"  connector:   {connector}")
+    if DataPlane.uses_s3(config, args) or choice.plugins:
+        access = DataPlane(home, find_distribution()).s3_access(config)
+        out.print(f"  S3:          {access.describe()}")
 
 
 def _describe_state(resource: FlinkDeployment) -> None:
