@@ -30,9 +30,9 @@ from flinkops.api.loader import dump_resource, load_documents
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobState, LifecycleState
 from flinkops.api.validation import validate_against, validate_resource, validate_update
 from flinkops.cli.dev import dev_app
-from flinkops.errors import FlinkopsError, InvalidInput, NotFound, Problem
+from flinkops.errors import FlinkopsError, InvalidInput, NotFound, Problem, TemporaryError
 from flinkops.flink.config import RenderInputs, render_flink_config
-from flinkops.ports import ClusterKey, ResourceKey, SystemClock
+from flinkops.ports import ClusterKey, ResourceKey, SnapshotStore, SystemClock
 from flinkops.runtimes.local.runtime import LocalRuntime
 from flinkops.settings import SOURCE_DIR_ANNOTATION, default_home, default_state_uri, store_path
 from flinkops.stores.sqlite import SqliteStore
@@ -153,14 +153,22 @@ def checked_input(resources: list[Resource], store: SqliteStore) -> dict[tuple[A
     return existing
 
 
+def snapshot_store(resource: Resource) -> SnapshotStore:
+    """Checkpoint and savepoint storage as ``resource`` reaches it (local paths, or S3 with its endpoint)."""
+    from flinkops.controller.dataplane import DataPlane
+
+    config = rendered_config(resource) if isinstance(resource, FlinkDeployment) else resource.spec.flink_configuration
+    return DataPlane(_home()).snapshot_store(config)
+
+
 def restore_path_problems(
     resources: list[Resource], existing: Mapping[tuple[Any, str, str], Resource]
 ) -> list[Problem]:
     """A savepoint the spec would start from (a first deployment, or a savepoint redeploy) must exist now:
     finding out after the running job was stopped would be too late."""
-    from flinkops.snapshots.local import LocalSnapshotStore, UnsupportedSnapshotStorage
+    from flinkops.s3 import S3Problem
+    from flinkops.snapshots.local import UnsupportedSnapshotStorage
 
-    store = LocalSnapshotStore()
     problems: list[Problem] = []
     for resource in resources:
         job = resource.spec.job
@@ -173,9 +181,9 @@ def restore_path_problems(
         if old is not None and not redeploy:
             continue  # only read on a first deployment or a savepoint redeploy
         try:
-            present = store.exists(path)
-        except UnsupportedSnapshotStorage:
-            continue  # cannot look there from this machine; Flink reports it when the job starts
+            present = snapshot_store(resource).exists(path)
+        except (UnsupportedSnapshotStorage, TemporaryError, S3Problem):
+            continue  # cannot look there now; the controller checks again before it acts
         except InvalidInput:
             present = False
         if not present:

@@ -33,11 +33,12 @@ from flinkops.cli.main import (
     main_guard,
     out,
     rendered_config,
+    snapshot_store,
 )
 from flinkops.core.lint import lint as lint_resource
 from flinkops.core.specs import load_spec
 from flinkops.errors import FlinkopsError, InvalidInput, Problem
-from flinkops.ports import ResourceKey, Snapshot
+from flinkops.ports import ResourceKey, Snapshot, SnapshotStore
 from flinkops.snapshots.local import LocalSnapshotStore, same_snapshot
 
 __all__: list[str] = []
@@ -191,7 +192,7 @@ def list_snapshots(resource: FlinkDeployment) -> list[Snapshot]:
     job_ids = set(generations)
     if resource.status and resource.status.job_status.job_id:
         job_ids.add(resource.status.job_status.job_id)
-    return LocalSnapshotStore().list(checkpoint_dir(config), savepoint_dir(config), sorted(job_ids))
+    return snapshot_store(resource).list(checkpoint_dir(config), savepoint_dir(config), sorted(job_ids))
 
 
 @app.command()
@@ -274,13 +275,13 @@ def _looks_like_path(text: str) -> bool:
     return text.startswith(("/", "file:", "s3:", "s3a:", "s3p:", "hdfs:", "gs:", "abfs:")) or "/" in text
 
 
-def choose_restore_point(found: list[Snapshot], to: str) -> Snapshot:
+def choose_restore_point(found: list[Snapshot], to: str, store: SnapshotStore | None = None) -> Snapshot:
     """The snapshot ``--to`` names: the one at PATH, or the newest at or before TIME."""
     if _looks_like_path(to):
         match = next((s for s in found if same_snapshot(s.path, to)), None)
         if match is not None:
             return match
-        snapshot = LocalSnapshotStore().inspect(to)
+        snapshot = (store or LocalSnapshotStore()).inspect(to)
         if snapshot is None:
             raise InvalidInput([Problem("--to", f"{to} is not a completed checkpoint or savepoint (no _metadata)")])
         return snapshot
@@ -311,7 +312,7 @@ def restore(
     resource = _deployment(name, namespace)
     _require_job(resource, "restore")
     assert resource.spec.job is not None
-    chosen = choose_restore_point(list_snapshots(resource), to)
+    chosen = choose_restore_point(list_snapshots(resource), to, snapshot_store(resource))
     nonce = (resource.spec.job.savepoint_redeploy_nonce or 0) + 1
     updated = _with_job(resource, initial_savepoint_path=chosen.path, savepoint_redeploy_nonce=nonce)
     _store().apply(updated)

@@ -33,6 +33,7 @@ from flinkops.api.plugins import (
 )
 from flinkops.errors import FlinkopsError, PermanentError
 from flinkops.flink.distribution import FlinkDistribution
+from flinkops.ports import SnapshotStore
 from flinkops.s3 import (
     SECRET_CONFIG_KEYS,
     DevS3,
@@ -71,10 +72,13 @@ def _patch_fallbacks(version: str) -> list[str]:
 
 
 class DataPlane:
-    def __init__(self, home: Path, distribution: FlinkDistribution, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, home: Path, distribution: FlinkDistribution | None = None, environ: Mapping[str, str] | None = None
+    ) -> None:
         self.home = home
         self.dist = distribution
         self.environ = os.environ if environ is None else environ
+        self._s3_stores: dict[S3Access, SnapshotStore] = {}  # one client per endpoint and credentials
 
     # ------------------------------------------------------------------ S3 access
 
@@ -96,6 +100,21 @@ class DataPlane:
     def s3_access(self, config: Mapping[str, str]) -> S3Access:
         return resolve_s3_access(config, self.environ, self.dev_s3())
 
+    def snapshot_store(self, config: Mapping[str, str], local: SnapshotStore | None = None) -> SnapshotStore:
+        """Checkpoint/savepoint storage as a deployment with ``config`` sees it: local paths, and S3 with the
+        deployment's endpoint and credentials (the S3 side is set up only when an S3 path is asked about)."""
+        from flinkops.snapshots.local import LocalSnapshotStore
+        from flinkops.snapshots.routing import RoutingSnapshotStore
+        from flinkops.snapshots.s3 import S3SnapshotStore
+
+        def s3_store() -> SnapshotStore:
+            access = self.s3_access(config)
+            if access not in self._s3_stores:
+                self._s3_stores[access] = S3SnapshotStore(access)
+            return self._s3_stores[access]
+
+        return RoutingSnapshotStore(local or LocalSnapshotStore(), s3_store)
+
     @staticmethod
     def uses_s3(config: Mapping[str, str], args: Iterable[str] = ()) -> bool:
         state, in_args = s3_paths(config, args)
@@ -114,13 +133,16 @@ class DataPlane:
         Fetches missing jars (cached); raises PermanentError with the reason when one cannot be had."""
         from flinkops.artifacts import maven_jar
 
+        if self.dist is None:
+            raise PermanentError("no Flink distribution: plugins and connectors cannot be chosen")
+        dist = self.dist
         args = list(args)
         choice = choose_plugins(spec, config, args)
         if choice.ambiguity:
             log.warning("%s", choice.ambiguity)
         plugins: dict[str, Path] = {}
         for name in choice.plugins:
-            if (self.dist.plugins / name).is_dir():
+            if (dist.plugins / name).is_dir():
                 continue  # the distribution bundles it already
             try:
                 plugins[name] = maven_jar(
@@ -134,7 +156,7 @@ class DataPlane:
         lib_jars: list[Path] = []
         for connector in requested_connectors(config):
             try:
-                group, artifact, version = connector_coordinates(connector, self.dist.version)
+                group, artifact, version = connector_coordinates(connector, dist.version)
                 lib_jars.append(maven_jar(group, artifact, version))
             except ValueError as exc:
                 raise PermanentError(f"flinkops.connectors: {exc}") from exc

@@ -120,6 +120,7 @@ class Controller:
         self._versions: dict[str, str] = {}
         self._tasks_running_since: dict[str, int] = {}
         self.snapshots: SnapshotStore = snapshots or LocalSnapshotStore()
+        self._storage_injected = snapshots is not None  # tests pass their own store; it then serves everything
         self._failpoint = os.environ.get(FAILPOINT_ENV, "")
         self.dataplane = DataPlane(home, distribution)
         self._pass_jars: dict[str, Path] = {}  # job jars fetched in this pass, by URI
@@ -186,11 +187,19 @@ class Controller:
                 directory = savepoint_dir(self._config(resource))
                 since = info.trigger_timestamp or 0
                 try:
-                    stored = self.snapshots.latest_savepoint(directory, job_id, since) if directory else None
+                    store = self._snapshot_store(resource)
+                    stored = store.latest_savepoint(directory, job_id, since) if directory else None
                 except UnsupportedSnapshotStorage:
                     stored = None  # storage this machine cannot list: rely on what Flink reports
                 obs = replace(obs, stored_savepoint=stored)
         return obs
+
+    def _snapshot_store(self, resource: FlinkDeployment | FlinkSessionJob) -> SnapshotStore:
+        """Storage as this resource's configuration reaches it (local paths, or S3 with its endpoint)."""
+        if self._storage_injected:
+            return self.snapshots
+        config = self._config(resource) if isinstance(resource, FlinkDeployment) else resource.spec.flink_configuration
+        return self.dataplane.snapshot_store(config, self.snapshots)
 
     def _config(self, resource: FlinkDeployment) -> dict[str, str]:
         return render_flink_config(resource.spec, self._render_inputs(resource))
@@ -294,7 +303,7 @@ class Controller:
     def _stored_checkpoint(self, resource: FlinkDeployment, job_id: str) -> str | None:
         directory = checkpoint_dir(self._config(resource))
         try:
-            return self.snapshots.latest_checkpoint(directory, job_id) if directory else None
+            return self._snapshot_store(resource).latest_checkpoint(directory, job_id) if directory else None
         except UnsupportedSnapshotStorage:
             return None  # storage this machine cannot list: rely on what Flink reports
 
@@ -348,7 +357,7 @@ class Controller:
             if not restore or (current and f"/{current}/chk-" in restore):
                 continue
             try:
-                present = self.snapshots.exists(restore)
+                present = self._snapshot_store(resource).exists(restore)
             except UnsupportedSnapshotStorage:
                 continue  # cannot look there from here; Flink reports a missing path when it starts
             if not present:
@@ -410,8 +419,9 @@ class Controller:
         elif isinstance(action, TriggerSavepoint | TriggerCheckpoint):
             self._trigger(resource, action)
         elif isinstance(action, DisposeSnapshots):
+            store = self._snapshot_store(resource)
             for path in action.paths:
-                self.snapshots.dispose(path)
+                store.dispose(path)
         elif isinstance(action, CancelSessionJob):
             try:
                 with FlinkRestClient(action.rest_url, timeout=_REST_TIMEOUT) as rest:
