@@ -1,6 +1,6 @@
 """DevServices and ``flinkops dev`` without starting anything: the state of nothing running, a taken port, an
 already-running service on another port, and argument errors (exit 2). The real servers are exercised in
-tests/integration/test_dev_services.py."""
+tests/integration/test_dev_services_live.py."""
 
 from __future__ import annotations
 
