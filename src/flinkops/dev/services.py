@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from flinkops.dev.kafka import KafkaBroker
-from flinkops.dev.s3 import MinioServer, ensure_bucket, read_credentials, s3_client
+from flinkops.dev.kafka import KafkaBroker, kafka_classpath
+from flinkops.dev.s3 import MinioServer, ensure_bucket, minio_binary, read_credentials, s3_client
 from flinkops.dev.zookeeper import ZooKeeperServer
 from flinkops.errors import InvalidInput, Problem, RuntimeFailure
 
@@ -184,9 +184,15 @@ class DevServices:
         with self._locked():
             servers = {name: self._server(name, ports.get(name), say) for name in wanted}
             to_start = {name: server for name, server in servers.items() if not self._serving(name, server, ports)}
-            for name, server in to_start.items():
-                if server.pid() is None:
-                    self._check_ports(name, server)
+            launching = [name for name, server in to_start.items() if server.pid() is None]
+            for name in launching:
+                self._check_ports(name, to_start[name])
+            # Downloads and builds first, one at a time in this thread: their progress reads in order, and
+            # Ctrl-C stops a build at once (the parallel starts below only wait for processes).
+            if "kafka" in launching:
+                kafka_classpath(say)
+            if "s3" in launching:
+                minio_binary(say)
             failures: dict[str, str] = {}
             lock = threading.Lock()
 
