@@ -58,18 +58,12 @@ def status(cli: Flinkops) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in json.loads(cli.ok("dev", "status", "-o", "json"))["services"]}
 
 
-def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -> list[bytes]:
-    from confluent_kafka import Consumer
+def consume_all(bootstrap: str, topic: str, partitions: int, expected: int, timeout: float = 20.0) -> list[bytes]:
+    """Read ``expected`` records from the start of every partition (assigned directly: no group rebalance)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     values: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:
@@ -113,7 +107,7 @@ def test_dev_services_end_to_end(dev: Flinkops) -> None:
     producer.produce(TOPIC, key=b"k", value=b"order-1")
     assert producer.flush(20) == 0
     del producer  # or it keeps reconnecting (and logging) while the broker restarts below
-    assert consume_all(bootstrap, TOPIC, 1) == [b"order-1"]
+    assert consume_all(bootstrap, TOPIC, 2, 1) == [b"order-1"]
 
     # An object in a versioned bucket.
     assert "created" in dev.ok("dev", "bucket", BUCKET, "--versioned")
@@ -141,7 +135,7 @@ def test_dev_services_end_to_end(dev: Flinkops) -> None:
     second_up = time.monotonic() - started
     assert status(dev)["kafka"]["endpoint"] == f"127.0.0.1:{kafka_port}"
     assert exports(dev) == env  # same ports, same credentials
-    assert consume_all(bootstrap, TOPIC, 1) == [b"order-1"]
+    assert consume_all(bootstrap, TOPIC, 2, 1) == [b"order-1"]
     s3 = s3_client(env["AWS_ENDPOINT_URL"], env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
     assert s3.get_object(Bucket=BUCKET, Key="rules.json")["Body"].read() == b'{"v": 2}'
     assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
