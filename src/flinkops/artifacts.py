@@ -238,7 +238,7 @@ def _pom(name: str, parsed: Sequence[tuple[str, str, str, str, str | None]]) -> 
         inner = "".join(f"<{tag}>{escape(value)}</{tag}>" for tag, value in fields)
         deps.append(f"    <dependency>{inner}</dependency>\n")
     return (
-        '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
+        "<project>\n"
         "  <modelVersion>4.0.0</modelVersion>\n"
         f"  <groupId>flinkops.local</groupId><artifactId>{escape(name)}</artifactId><version>1</version>\n"
         "  <packaging>pom</packaging>\n"
