@@ -1,0 +1,204 @@
+"""Build the example Java jobs (``examples/jobs/java``) into one jar, cached by content.
+
+The examples (fraud scoring from Kafka to Kafka, bronze ingestion from Kafka to files, and a batch job over
+S3 files) are plain DataStream jobs. They are compiled with ``javac`` against the jars of the Flink
+distribution that the ``apache-flink`` wheel ships plus the Kafka connector fat jar, so building needs a JDK
+but no Maven project. The connector is a compile-time dependency only: it is *not* copied into the examples
+jar, because flinkops puts it on the cluster classpath when a deployment runs (one copy per cluster, the same
+one the jobs' Kafka admin checks and sources use).
+
+Outputs:
+
+* ``cache_dir()/examples/flinkops-examples-<sha12>.jar``: the build. ``<sha12>`` is a digest of the sources
+  (relative paths and bytes), the Flink version, the connector coordinates and the Java release, so a present
+  jar is reused as is and any change rebuilds. It is written to a temporary file and renamed into place, so a
+  reader or a concurrent builder never sees a torn jar.
+* ``examples/jobs/target/flinkops-examples.jar``: a copy at a stable path that the example deployment files
+  reference (also replaced atomically; ignored by git).
+
+Called by: ``python -m flinkops.dev.example_jobs``, tests and benchmarks that run the examples. Works from a
+source checkout only (the examples are not part of the installed package).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from flinkops.artifacts import cache_dir, maven_jar
+from flinkops.errors import FlinkopsError, PermanentError
+from flinkops.flink.distribution import find_distribution
+
+__all__ = [
+    "BRONZE_INGEST_JOB",
+    "CONVERSIONS_BATCH_JOB",
+    "FRAUD_SCORING_JOB",
+    "KAFKA_CONNECTOR",
+    "SOURCES_DIR",
+    "TARGET_JAR",
+    "ExampleJobsBuildError",
+    "build_example_jobs",
+    "kafka_connector_jar",
+    "sources_digest",
+]
+
+_REPO = Path(__file__).resolve().parents[3]
+SOURCES_DIR = _REPO / "examples" / "jobs" / "java"
+TARGET_JAR = _REPO / "examples" / "jobs" / "target" / "flinkops-examples.jar"
+
+# Entry classes in the jar; their arguments are documented in each class's Javadoc.
+# --bootstrap-servers --input-topic --output-topic --group-id --transactional-id-prefix --model v1|v2
+FRAUD_SCORING_JOB = "flinkops.examples.FraudScoringJob"
+# --bootstrap-servers --topic --group-id --output URI
+BRONZE_INGEST_JOB = "flinkops.examples.BronzeIngestJob"
+# --input URI --output URI (batch; ends FINISHED, or FAILED on a malformed line)
+CONVERSIONS_BATCH_JOB = "flinkops.examples.ConversionsBatchJob"
+
+# Maven coordinates (group, artifact, version) of the Kafka connector fat jar built for Flink 2.2.
+KAFKA_CONNECTOR = ("org.apache.flink", "flink-sql-connector-kafka", "5.0.0-2.2")
+
+_JAVA_RELEASE = "11"  # the oldest Java that Flink 2.x runs on; the distribution and the connector target it too
+
+Progress = Callable[[str], None]
+
+
+class ExampleJobsBuildError(PermanentError):
+    """javac is missing, the examples' sources are not there, or they did not compile."""
+
+
+def kafka_connector_jar(progress: Progress | None = None) -> Path:
+    """The Kafka connector fat jar, fetched through Maven once and cached (see :mod:`flinkops.artifacts`)."""
+    group, artifact, version = KAFKA_CONNECTOR
+    return maven_jar(group, artifact, version, progress=progress)
+
+
+def _source_files() -> list[Path]:
+    return sorted(SOURCES_DIR.rglob("*.java"))
+
+
+def sources_digest() -> str:
+    """The first 12 hex digits of the sha256 over the sources and everything else that shapes the classes."""
+    digest = hashlib.sha256()
+    identity = f"flink={find_distribution().version};connector={':'.join(KAFKA_CONNECTOR)};release={_JAVA_RELEASE}"
+    digest.update(identity.encode())
+    digest.update(b"\0")
+    for source in _source_files():
+        digest.update(source.relative_to(SOURCES_DIR).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(source.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:12]
+
+
+def _javac() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "javac").is_file():
+        return str(Path(java_home) / "bin" / "javac")
+    found = shutil.which("javac")
+    if found is None:
+        raise ExampleJobsBuildError("javac not found: install a JDK (17) or set JAVA_HOME")
+    return found
+
+
+def _compile(classes_dir: Path, connector: Path) -> None:
+    classpath = os.pathsep.join([*(str(jar) for jar in find_distribution().lib_jars()), str(connector)])
+    command = [
+        _javac(),
+        "--release",
+        _JAVA_RELEASE,
+        "-nowarn",
+        "-encoding",
+        "UTF-8",
+        "-cp",
+        classpath,
+        "-d",
+        str(classes_dir),
+        *(str(source) for source in _source_files()),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ExampleJobsBuildError(f"javac failed ({result.returncode}):\n{result.stderr}{result.stdout}")
+
+
+def _write_jar(classes_dir: Path, target: Path) -> None:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as jar:
+        jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nCreated-By: flinkops examples\r\n\r\n")
+        for path in sorted(classes_dir.rglob("*.class")):
+            jar.write(path, path.relative_to(classes_dir).as_posix())
+
+
+def _replace_atomically(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` through a temporary file in the target's directory and a rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, partial)
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    if not b.is_file() or a.stat().st_size != b.stat().st_size:
+        return False
+    return hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+
+
+def build_example_jobs(progress: Progress | None = None) -> Path:
+    """The path of the cached examples jar, compiling it first unless a jar for these exact inputs exists.
+
+    Also refreshes the stable copy at :data:`TARGET_JAR`. ``progress`` receives one line per slow step
+    (fetching the connector, compiling).
+    """
+    if not SOURCES_DIR.is_dir() or not _source_files():
+        raise ExampleJobsBuildError(
+            f"no example sources in {SOURCES_DIR}: build the examples from a flinkops source checkout"
+        )
+    cache = cache_dir() / "examples"
+    target = cache / f"flinkops-examples-{sources_digest()}.jar"
+    if not target.is_file():
+        connector = kafka_connector_jar(progress)
+        cache.mkdir(parents=True, exist_ok=True)
+        if progress is not None:
+            progress(f"compiling {len(_source_files())} example sources into {target.name}")
+        with tempfile.TemporaryDirectory(prefix="flinkops-examples-") as work:
+            classes_dir = Path(work) / "classes"
+            classes_dir.mkdir()
+            _compile(classes_dir, connector)
+            fd, partial = tempfile.mkstemp(dir=cache, prefix=f".{target.name}.", suffix=".partial")
+            os.close(fd)
+            try:
+                _write_jar(classes_dir, Path(partial))
+                os.chmod(partial, 0o644)
+                os.replace(partial, target)
+            except BaseException:
+                Path(partial).unlink(missing_ok=True)
+                raise
+    if not _same_content(target, TARGET_JAR):
+        _replace_atomically(target, TARGET_JAR)
+    return target
+
+
+def main() -> int:
+    """Build the examples jar and print its cached path (progress goes to stderr)."""
+    try:
+        path = build_example_jobs(progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except FlinkopsError as exc:  # javac, the connector download (ArtifactError), no distribution
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
