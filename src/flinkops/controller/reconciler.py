@@ -349,8 +349,9 @@ class Controller:
             # What a new cluster or job needs from outside (its jar, plugins, connectors, S3 buckets) is
             # fetched and checked now, before the intent is written and before anything is stopped.
             if isinstance(action, DeployCluster) and isinstance(resource, FlinkDeployment):
-                request = self._cluster_request(resource, action)
-                self.dataplane.check_storage(request.flink_config)
+                self._cluster_request(resource, action)
+                # The rendered config still holds any S3 keys the spec sets (the request no longer does).
+                self.dataplane.check_storage(render_flink_config(action.spec, self._render_inputs(resource)))
             elif isinstance(action, SubmitSessionJob) and isinstance(resource, FlinkSessionJob):
                 self._session_job_jar(resource, action.spec)
             restore = getattr(action, "restore_path", None)
