@@ -514,30 +514,49 @@ def _describe_state(resource: FlinkDeployment) -> None:
 @app.command()
 @main_guard
 def delete(
-    name: str,
+    name: Annotated[str | None, typer.Argument(help="The resource to delete (or give -f FILE).")] = None,
+    filename: Annotated[
+        list[Path] | None,
+        typer.Option("--filename", "-f", help="Delete every resource in this YAML file (session jobs first)."),
+    ] = None,
     namespace: NamespaceOpt = "default",
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until it is gone.")] = True,
     timeout: float = 120.0,
 ) -> None:
-    """Tear a resource down. Its checkpoints and savepoints are kept."""
-    home = _home()
+    """Tear resources down: NAME, or every resource in -f FILE. Checkpoints and savepoints are kept."""
+    if (name is None) == (not filename):
+        problem = Problem("NAME", "give a resource name or -f FILE (not both)", "e.g. flinkops delete my-job")
+        raise InvalidInput([problem])
     store = _store()
-    resource = _resolve(store, name, namespace)
-    key = ResourceKey.of(resource)
+    if filename:
+        keys = [ResourceKey.of(r) for r in _read_files(filename)]
+        # Session jobs go before the session clusters they run on.
+        keys.sort(key=lambda k: k.kind != "FlinkSessionJob")
+        present = [k for k in keys if store.get(k) is not None]
+        for key in keys:
+            if key not in present:
+                out.print(f"{key.kind.lower()}/{key.name} not found (already deleted)")
+    else:
+        present = [ResourceKey.of(_resolve(store, name or "", namespace))]
+    for key in present:
+        _delete_one(store, key, wait, timeout)
+
+
+def _delete_one(store: SqliteStore, key: ResourceKey, wait: bool, timeout: float) -> None:
     store.request_deletion(key)
-    _daemon().start_daemon(home)
-    out.print(f"{key.kind.lower()}/{name} deletion requested")
+    _daemon().start_daemon(_home())
+    out.print(f"{key.kind.lower()}/{key.name} deletion requested")
     if not wait:
         return
     deadline = time.monotonic() + timeout
-    with out.status(f"deleting {name}…"):
+    with out.status(f"deleting {key.name}…"):
         while store.get(key) is not None:
             if time.monotonic() > deadline:
                 raise FlinkopsError(
-                    f"{name} is still being deleted after {timeout:.0f}s; see `flinkops describe {name}`"
+                    f"{key.name} is still being deleted after {timeout:.0f}s; see `flinkops describe {key.name}`"
                 )
             time.sleep(0.2)
-    out.print(f"{key.kind.lower()}/{name} deleted (state in checkpoint/savepoint storage is kept)")
+    out.print(f"{key.kind.lower()}/{key.name} deleted (state in checkpoint/savepoint storage is kept)")
 
 
 def _set_job_state(name: str, namespace: str, state: JobState) -> None:
