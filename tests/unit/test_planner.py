@@ -157,6 +157,39 @@ def test_failed_job_is_reported_with_its_exception() -> None:
     assert any(e.type == "Warning" and e.reason == "Error" for e in plan.events)
 
 
+def test_a_finished_job_records_its_result_then_releases_its_cluster() -> None:
+    r = deployment()
+    r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
+    ended = JobObservation(
+        job_id="a" * 32, state="FINISHED", end_time=999_000, duration_ms=42_000, accumulators={"records": "3000000"}
+    )
+    finished = Observation(**{**running("a" * 32).__dict__, "job": ended})
+    plan = plan_deployment(r, finished, ctx())
+    assert [type(a) for a in plan.actions] == [DeleteCluster]
+    # Write-ahead: the end state is in the intent, so a controller that dies after the delete does not
+    # mistake the missing cluster for a crash and run the batch job again.
+    assert plan.intent is not None and plan.intent.job_status.state == "FINISHED"
+    run = plan.status.deployment_history[-1]
+    assert (run.end_state, run.ended_at, run.job_duration_ms) == ("FINISHED", 999_000, 42_000)
+    assert run.result == {"records": "3000000"}
+    assert any(e.reason == "ClusterReleased" and "42.0 s" in e.message for e in plan.events)
+    assert plan.status.lifecycle_state == LifecycleState.STABLE
+
+    after = apply_plan(r, plan)
+    gone = plan_deployment(after, Observation(), ctx())
+    assert gone.actions == () and "cluster already gone" in gone.summary, "a finished job is not recovered"
+
+
+def test_a_failed_job_releases_its_cluster_too() -> None:
+    r = deployment()
+    r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
+    failed = Observation(**{**running("a" * 32).__dict__, "job": JobObservation(job_id="a" * 32, state="FAILED")})
+    plan = plan_deployment(r, failed, ctx())
+    assert [type(a) for a in plan.actions] == [DeleteCluster]
+    assert plan.status.deployment_history[-1].end_state == "FAILED"
+    assert plan_deployment(apply_plan(r, plan), Observation(), ctx()).actions == ()
+
+
 def test_suspend_records_the_latest_checkpoint_and_resume_restores_it() -> None:
     r = deployed_and_stable()
     suspended = r.model_copy(update={"spec": deployment(generation=2, state=JobState.SUSPENDED).spec})
