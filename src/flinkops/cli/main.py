@@ -471,6 +471,7 @@ def _describe_data_plane(resource: FlinkDeployment, config: dict[str, str], home
     from flinkops.flink.distribution import find_distribution
 
     args = resource.spec.job.args if resource.spec.job is not None else []
+    config = {**resource.spec.flink_configuration, **config}  # flinkops.* keys are not rendered for Flink
     choice = choose_plugins(resource.spec, config, args)
     for name in choice.plugins:
         out.print(f"  plugin:      {name} ({choice.reasons.get(name, 'requested')})")
