@@ -15,9 +15,17 @@ step "import-linter (layer contracts)"
 .venv/bin/lint-imports
 [ "${1:-}" = "--static-only" ] && exit 0
 
-step "preflight: Java and the Flink distribution"
+step "preflight: Java, Maven, Go and the Flink distribution"
 java -version 2>&1 | head -1
+command -v mvn >/dev/null || { echo "error: Maven (mvn) is needed to fetch Kafka, Flink plugins and connectors" >&2; exit 1; }
+command -v go >/dev/null || { echo "error: Go (>= 1.24) is needed to build the S3 server (MinIO) for the data-plane tests" >&2; exit 1; }
+mvn -v 2>/dev/null | head -1
+go version
 $PY -c 'from flinkops.flink.distribution import find_distribution as f; d=f(); print("Flink", d.version, "at", d.home)'
+
+# The data plane the integration tests run on: fetched and built once, cached in ~/.cache/flinkops.
+step "data plane: Kafka, MinIO, the S3 plugins, the Kafka connector and the example jobs (cached after the first run)"
+$PY scripts/prefetch.py
 
 # Tests get their own home so a running demo is never touched.
 export FLINKOPS_HOME="$(mktemp -d -t flinkops-test-XXXXXX)"

@@ -45,7 +45,7 @@ from flinkops.s3 import (
     resolve_s3_access,
 )
 
-__all__ = ["ClusterExtras", "DataPlane"]
+__all__ = ["ClusterExtras", "DataPlane", "patch_fallbacks"]
 
 log = logging.getLogger("flinkops.controller")
 
@@ -62,7 +62,7 @@ class ClusterExtras:
     lib_jars: tuple[Path, ...] = ()
 
 
-def _patch_fallbacks(version: str) -> list[str]:
+def patch_fallbacks(version: str) -> list[str]:
     """2.2.1 → [2.2.0]: earlier patch releases of the same minor (plugins are released with Flink, but not
     every patch release of every plugin reaches every repository)."""
     parts = version.split(".")
@@ -150,8 +150,8 @@ class DataPlane:
                 plugins[name] = maven_jar(
                     "org.apache.flink",
                     f"flink-{name}",
-                    self.dist.version,
-                    fallback_versions=_patch_fallbacks(self.dist.version),
+                    dist.version,
+                    fallback_versions=patch_fallbacks(dist.version),
                 )
             except FlinkopsError as exc:
                 raise PermanentError(f"plugin {name} ({choice.reasons.get(name, 'requested')}): {exc}") from exc

@@ -1,0 +1,54 @@
+"""Fetch and build everything the data-plane tests and `make demo-kafka` run on, with progress, before any test
+starts: the Kafka broker's jars, MinIO, Flink's S3 plugins, the Kafka connector and the examples' jar. Each is
+cached under ~/.cache/flinkops, so a warm machine spends a second here. Fails loudly (exit 1) when one cannot
+be had: a missing toolchain is an error, never a reason to skip tests."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from flinkops.api.plugins import S3_HADOOP, S3_PRESTO, connector_coordinates
+from flinkops.artifacts import maven_jar
+from flinkops.controller.dataplane import patch_fallbacks
+from flinkops.dev.example_jobs import build_example_jobs
+from flinkops.dev.kafka import kafka_classpath
+from flinkops.dev.s3 import minio_binary
+from flinkops.errors import FlinkopsError
+from flinkops.flink.distribution import find_distribution
+
+
+def say(message: str) -> None:
+    print(f"  {message}", flush=True)
+
+
+def main() -> int:
+    version = find_distribution().version
+    steps = [
+        ("Kafka broker jars", lambda: kafka_classpath(progress=say)),
+        ("MinIO", lambda: minio_binary(progress=say)),
+        *[
+            (
+                f"Flink plugin {name}",
+                lambda name=name: maven_jar(  # type: ignore[misc]
+                    "org.apache.flink", f"flink-{name}", version, fallback_versions=patch_fallbacks(version)
+                ),
+            )
+            for name in (S3_PRESTO, S3_HADOOP)
+        ],
+        ("Kafka connector", lambda: maven_jar(*connector_coordinates("kafka", version), progress=say)),
+        ("example jobs jar", lambda: build_example_jobs(progress=say)),
+    ]
+    for what, fetch in steps:
+        started = time.monotonic()
+        try:
+            path = fetch()
+        except FlinkopsError as exc:
+            print(f"error: {what}: {exc}", file=sys.stderr)
+            return 1
+        print(f"{what}: {path} ({time.monotonic() - started:.1f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
