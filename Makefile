@@ -43,6 +43,7 @@ bench: install
 	.venv/bin/python benchmarks/local_startup.py --rounds $(ROUNDS)
 	.venv/bin/python benchmarks/recovery.py --rounds $(ROUNDS)
 	.venv/bin/python benchmarks/upgrade_downtime.py --rounds $(ROUNDS)
+	.venv/bin/python benchmarks/fraud_pipeline.py --rounds $(ROUNDS)
 
 clean: demo-stop
 	rm -rf .flinkops examples/*/output
