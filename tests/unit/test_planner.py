@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flinkops.api.models import (
     FlinkDeployment,
     FlinkDeploymentSpec,
@@ -161,16 +163,20 @@ def test_a_finished_job_records_its_result_then_releases_its_cluster() -> None:
     r = deployment()
     r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
     ended = JobObservation(
-        job_id="a" * 32, state="FINISHED", end_time=999_000, duration_ms=42_000, accumulators={"records": "3000000"}
+        job_id="a" * 32, state="FINISHED", end_time=990_000, duration_ms=42_000, accumulators={"records": "3000000"}
     )
     finished = Observation(**{**running("a" * 32).__dict__, "job": ended})
+    # Flink's REST cache may still hold pre-final accumulators right after the end: wait that out first.
+    just_ended = replace(finished, job=replace(ended, end_time=999_500))
+    waiting = plan_deployment(r, just_ended, ctx())
+    assert waiting.actions == () and 0 < waiting.requeue_after <= 1.25
     plan = plan_deployment(r, finished, ctx())
     assert [type(a) for a in plan.actions] == [DeleteCluster]
     # Write-ahead: the end state is in the intent, so a controller that dies after the delete does not
     # mistake the missing cluster for a crash and run the batch job again.
     assert plan.intent is not None and plan.intent.job_status.state == "FINISHED"
     run = plan.status.deployment_history[-1]
-    assert (run.end_state, run.ended_at, run.job_duration_ms) == ("FINISHED", 999_000, 42_000)
+    assert (run.end_state, run.ended_at, run.job_duration_ms) == ("FINISHED", 990_000, 42_000)
     assert run.result == {"records": "3000000"}
     assert any(e.reason == "ClusterReleased" and "42.0 s" in e.message for e in plan.events)
     assert plan.status.lifecycle_state == LifecycleState.STABLE

@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 
 __all__ = [
     "CHECKPOINT_DIR_KEYS",
+    "DEFAULT_WEB_REFRESH",
     "OPERATOR_KEY_PREFIXES",
     "SAVEPOINT_DIR_KEYS",
+    "WEB_REFRESH_KEY",
     "checkpoint_dir",
     "first_set",
     "is_operator_key",
@@ -24,6 +26,10 @@ __all__ = [
 CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
 SAVEPOINT_DIR_KEYS = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")
 OPERATOR_KEY_PREFIXES = ("kubernetes.operator.", "job.autoscaler.", "flinkops.")
+#: How long Flink's REST API serves a cached execution graph (job details, accumulators). flinkops renders a
+#: shorter default than Flink's 3 s, so a finished job's final figures can be read soon after it ends.
+WEB_REFRESH_KEY = "web.refresh-interval"
+DEFAULT_WEB_REFRESH = "1 s"
 
 
 def first_set(conf: Mapping[str, str], keys: Sequence[str]) -> str | None:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 from flinkops.api.durations import parse_duration_ms
+from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY
 from flinkops.api.models import (
     Checkpoint,
     CheckpointInfo,
@@ -1048,11 +1049,13 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
             b.event("Warning", "Error", headline(error))
         b.status = b.status.model_copy(update={"error": error})
         b.summary = "job failed"
-        _release_ended_cluster(b, job, obs, ctx)
+        _release_ended_cluster(b, job, obs, ctx, config)
         return b.finish(now_ms=ctx.now_ms)
     if job.state == "FINISHED":
-        _release_ended_cluster(b, job, obs, ctx)
-        return _mark_stable_if(b, True, ctx, "job finished")
+        plan = _mark_stable_if(b, True, ctx, "job finished")
+        if _release_ended_cluster(b, job, obs, ctx, config):
+            return b.finish(now_ms=ctx.now_ms)
+        return plan
     if job.state == "RUNNING":
         needs_checkpoint = _requires_checkpoint_for_stability(config)
         since = job.running_since if job.running_since is not None else ctx.now_ms
@@ -1072,10 +1075,24 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
     return b.finish(now_ms=ctx.now_ms)
 
 
-def _release_ended_cluster(b: _Builder, job: JobObservation, obs: Observation, ctx: Context) -> None:
+def _release_ended_cluster(
+    b: _Builder, job: JobObservation, obs: Observation, ctx: Context, config: dict[str, str]
+) -> bool:
     """A job that ended (FINISHED or FAILED) keeps nothing running: its result, run time and end state go to
     the current run in status first (the same pass's status write), then its application cluster is deleted.
-    Logs stay on disk; the checkpoints stay in storage, so a later upgrade or restart can still use them."""
+    Logs stay on disk; the checkpoints stay in storage, so a later upgrade or restart can still use them.
+
+    Flink's REST API serves the execution graph (and so the accumulators) from a cache refreshed every
+    ``web.refresh-interval``: the result is read once that long has passed since the job ended, so it holds
+    the final figures. Returns whether this pass changed the plan (a release, or a short wait for it)."""
+    if not obs.cluster_exists:
+        return False
+    refresh_ms = parse_duration_ms(config.get(WEB_REFRESH_KEY) or DEFAULT_WEB_REFRESH)
+    settle_ms = (job.end_time or 0) + refresh_ms + 250 - ctx.now_ms
+    if job.end_time and settle_ms > 0:
+        b.summary = f"job {job.state}: reading its final result before releasing the cluster"
+        b.requeue_after = settle_ms / 1000
+        return True
     if isinstance(b.status, FlinkDeploymentStatus):
         run = _current_run(b.status)
         if run is not None and run.end_state is None:
@@ -1089,14 +1106,14 @@ def _release_ended_cluster(b: _Builder, job: JobObservation, obs: Observation, c
             )
             history = [*b.status.deployment_history[:-1], ended]
             b.status = b.status.model_copy(update={"deployment_history": history})
-    if obs.cluster_exists:
-        # Write-ahead: the end state is recorded before the cluster goes, so a controller that dies in between
-        # never mistakes the missing cluster for a crash to recover from (which would run a batch job again).
-        b.intent = b.status
-        took = f" after {job.duration_ms / 1000:.1f} s" if job.duration_ms is not None else ""
-        b.actions.append(DeleteCluster(reason=f"job {job.state}{took}: releasing its cluster"))
-        b.event("Normal", "ClusterReleased", f"Job {job.state}{took}; its cluster is stopped (logs are kept)")
-        b.requeue_after = FAST
+    # Write-ahead: the end state is recorded before the cluster goes, so a controller that dies in between
+    # never mistakes the missing cluster for a crash to recover from (which would run a batch job again).
+    b.intent = b.status
+    took = f" after {job.duration_ms / 1000:.1f} s" if job.duration_ms is not None else ""
+    b.actions.append(DeleteCluster(reason=f"job {job.state}{took}: releasing its cluster"))
+    b.event("Normal", "ClusterReleased", f"Job {job.state}{took}; its cluster is stopped (logs are kept)")
+    b.requeue_after = FAST
+    return True
 
 
 def _note_run_progress(status: Status, job: JobObservation) -> Status:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flinkops.api.flinkconf import checkpoint_dir, is_operator_key, savepoint_dir
+from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY, checkpoint_dir, is_operator_key, savepoint_dir
 from flinkops.api.models import FlinkDeploymentSpec, Resource
 from flinkops.api.validation import ha_type
 
@@ -121,6 +121,7 @@ def render_flink_config(spec: FlinkDeploymentSpec, inputs: RenderInputs) -> dict
         # A TaskManager that asks before the JobManager's resource manager is up retries after this delay;
         # Flink's 10 s default often costs a whole deploy, recovery or upgrade ten seconds.
         "cluster.registration.error-delay": "1 s",
+        WEB_REFRESH_KEY: DEFAULT_WEB_REFRESH,
         "execution.submit-failed-job-on-application-error": "true",
         "pipeline.name": inputs.name,
         "python.client.executable": inputs.python_executable,
