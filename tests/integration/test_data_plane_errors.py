@@ -1,7 +1,8 @@
 """Bad data-plane input becomes a clear error on the resource, loses nothing and leaves nothing running.
 
 Unreachable S3, rejected credentials, a missing bucket and a jar URI that 404s are caught before anything
-starts (status.error plus a Warning event; no process). A missing Kafka topic is caught by the job's own
+starts (status.error plus a Warning event; no process; a session job's missing jar is covered next to the
+bronze session job in test_lake_and_batch.py). A missing Kafka topic is caught by the job's own
 main(), so the deployment ends FAILED with that cause and its cluster is released. And an update that points at
 a missing jar leaves the running job untouched.
 """
@@ -103,23 +104,6 @@ def test_a_jar_uri_that_404s_is_an_error_and_the_running_job_keeps_running(
     assert found["status"]["jobStatus"]["jobId"] == job_id and found["status"]["jobStatus"]["state"] == "RUNNING"
     assert flinkops.cluster_pids("s3-jar") == pids and all(running(p) for p in pids), "the old job must keep running"
     flinkops.ok("delete", "s3-jar")
-
-
-def test_a_session_job_whose_jar_404s_is_an_error(
-    data_plane_flinkops: Flinkops, data_plane: Any, tmp_path: Path
-) -> None:
-    flinkops = data_plane_flinkops
-    ensure_bucket(data_plane.s3(), "datalake")
-    spec = example("datalake-bronze/datalake-bronze.yaml", tmp_path, bootstrap=data_plane.bootstrap)
-    docs = [json.loads(d) for d in spec.read_text().split("\n---\n")]
-    docs[1]["metadata"]["name"] = "bronze-missing-jar"
-    docs[1]["spec"]["job"]["jarURI"] = "s3://datalake/jars/no-such-job.jar"
-    spec.write_text("\n---\n".join(json.dumps(d) for d in docs))
-    flinkops.ok("apply", "-f", str(spec))
-    # The jar is fetched when the session cluster is ready to take the job.
-    error = _error_without_processes(flinkops, "bronze-missing-jar", "no-such-job.jar", "datalake", timeout=300)
-    assert "404" in error
-    flinkops.ok("delete", "-f", str(spec))
 
 
 def test_a_missing_kafka_topic_fails_the_deployment_with_the_cause(

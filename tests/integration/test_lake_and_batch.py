@@ -1,0 +1,183 @@
+"""The data-lake bronze layer (a session job whose jar is an s3:// object) and the hourly conversions batch job
+(a bounded per-job cluster that goes away when its job ends), on the real Kafka and S3 servers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flinkops.dev.s3 import ensure_bucket
+from integration.flinkops_cli import Flinkops, running
+from support.examples import EXAMPLES, arg, example
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 2_000_000  # conversions generated for the batch job
+HOURS, PARTNERS, SEED = 24, 50, 7
+BRONZE_RECORDS = 3000
+
+
+def _objects(s3: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(o["Key"] for o in page.get("Contents", []))
+    return keys
+
+
+def _lines(s3: Any, bucket: str, keys: list[str]) -> list[str]:
+    lines: list[str] = []
+    for key in keys:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        lines.extend(line for line in body.splitlines() if line.strip())
+    return lines
+
+
+@pytest.fixture(scope="module")
+def generator() -> Iterator[Any]:
+    import importlib.util
+
+    path = EXAMPLES / "conversions-batch" / "generate.py"
+    module_spec = importlib.util.spec_from_file_location("conversions_generate", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    yield module
+
+
+def test_bronze_session_job_from_an_s3_jar_lands_every_record(
+    data_plane_flinkops: Flinkops, data_plane: Any, example_jar: Path, tmp_path: Path
+) -> None:
+    from confluent_kafka import Producer
+
+    flinkops, dp = data_plane_flinkops, data_plane
+    s3 = dp.s3()
+    ensure_bucket(s3, "datalake")
+    dp.create_topic("inventory", 2)
+    s3.upload_file(str(example_jar), "datalake", "jars/flinkops-examples.jar")
+    producer = Producer({"bootstrap.servers": dp.bootstrap, "enable.idempotence": True})
+    for i in range(BRONZE_RECORDS):
+        producer.produce("inventory", key=f"host-{i % 37}", value=json.dumps({"id": i, "host": f"host-{i % 37}"}))
+    assert producer.flush(30) == 0
+
+    spec = example("datalake-bronze/datalake-bronze.yaml", tmp_path, bootstrap=dp.bootstrap)
+    flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "300")
+    deadline = time.monotonic() + 180
+    ids: list[int] = []
+    while time.monotonic() < deadline:
+        keys = [k for k in _objects(s3, "datalake", "bronze/inventory/") if k.rsplit("/", 1)[-1].startswith("part")]
+        ids = [json.loads(line)["id"] for line in _lines(s3, "datalake", keys)]
+        if len(ids) >= BRONZE_RECORDS:
+            break
+        time.sleep(2)
+    assert sorted(ids) == list(range(BRONZE_RECORDS)), f"{len(set(ids))} distinct of {BRONZE_RECORDS}, {len(ids)} lines"
+    assert all("dt=" in k and "/hour=" in k for k in keys), keys[:3]
+    session_job = flinkops.get("bronze-inventory", "datalake")
+    assert session_job is not None and session_job["status"]["jobStatus"]["state"] == "RUNNING"
+
+    # A second session job whose jar 404s is an error on that job alone; the session and its job run on.
+    docs = [json.loads(d) for d in spec.read_text().split("\n---\n")]
+    missing = {**docs[1], "metadata": {**docs[1]["metadata"], "name": "bronze-missing-jar"}}
+    missing["spec"] = {**missing["spec"], "job": {**missing["spec"]["job"], "jarURI": "s3://datalake/jars/nope.jar"}}
+    bad = tmp_path / "missing-jar.yaml"
+    bad.write_text(json.dumps(missing))
+    flinkops.ok("apply", "-f", str(bad))
+    failed = flinkops.wait_for(
+        "bronze-missing-jar", lambda r: "nope.jar" in ((r or {}).get("status", {}).get("error") or ""), 120,
+        "the missing jar reported", namespace="datalake",
+    )  # fmt: skip
+    assert failed is not None and "404" in failed["status"]["error"]
+    assert "Warning" in flinkops.ok("describe", "bronze-missing-jar", "-n", "datalake")
+    running_job = flinkops.get("bronze-inventory", "datalake")
+    assert running_job is not None and running_job["status"]["jobStatus"]["state"] == "RUNNING"
+    flinkops.ok("delete", "-f", str(bad))
+
+    pids = flinkops.cluster_pids("datalake-session", "datalake")
+    flinkops.ok("delete", "-f", str(spec))
+    assert not any(running(p) for p in pids)
+
+
+def test_batch_job_finishes_with_correct_totals_and_releases_its_cluster(
+    data_plane_flinkops: Flinkops, data_plane: Any, example_jar: Path, generator: Any, tmp_path: Path
+) -> None:
+    flinkops, dp = data_plane_flinkops, data_plane
+    s3 = dp.s3()
+    ensure_bucket(s3, "conversions")
+    started = time.monotonic()
+    generator.generate(s3, "conversions", "raw/", RECORDS, HOURS, PARTNERS, SEED)
+    print(f"\ngenerated and uploaded {RECORDS} conversions in {time.monotonic() - started:.1f} s")
+
+    spec = example("conversions-batch/conversions-batch.yaml", tmp_path, jar=example_jar)
+    flinkops.ok("apply", "-f", str(spec))
+    flinkops.wait_for(
+        "conversions-batch", lambda r: bool(r) and r["status"]["jobStatus"].get("state") == "RUNNING", 300,
+        "the batch job to run", namespace="ads",
+    )  # fmt: skip
+    pids = flinkops.cluster_pids("conversions-batch", "ads")
+    assert pids
+    while any(running(p) for p in pids):
+        assert time.monotonic() - started < 900, "the batch job's cluster is still running after 15 min"
+        time.sleep(0.2)
+    gone_at = time.time()
+    done = flinkops.wait_for(
+        "conversions-batch",
+        lambda r: bool(r) and r["status"]["deploymentHistory"][-1].get("endState") is not None,
+        30, "the run's result in status", namespace="ads",
+    )  # fmt: skip
+    assert done is not None and done["status"]["jobStatus"]["state"] == "FINISHED", done and done["status"]
+    run = done["status"]["deploymentHistory"][-1]
+    gone_after_s = gone_at - run["endedAt"] / 1000
+    print(f"cluster processes gone {gone_after_s:.1f} s after the job FINISHED")
+    assert gone_after_s <= 10, f"the cluster outlived its finished job by {gone_after_s:.1f} s"
+    assert int(run["result"]["records"]) == RECORDS, run
+    assert int(run["result"]["groups"]) == HOURS * PARTNERS, run
+    assert run["jobDurationMs"] > 0
+    print(f"batch run took {run['jobDurationMs'] / 1000:.1f} s in Flink")
+
+    expected = generator.expected_totals(RECORDS, HOURS, PARTNERS, SEED)
+    output = arg(json.loads(spec.read_text())["spec"]["job"]["args"], "--output").removeprefix("s3://conversions/")
+    keys = [k for k in _objects(s3, "conversions", output) if not k.rsplit("/", 1)[-1].startswith(".")]
+    found: dict[tuple[str, str], tuple[int, int]] = {}
+    for line in _lines(s3, "conversions", keys):
+        hour, partner, count, revenue = line.split(",")
+        assert (hour, partner) not in found, f"group {hour},{partner} written twice"
+        found[(hour, partner)] = (int(count), int(revenue))
+    assert found == {(str(h), str(p)): v for (h, p), v in expected.items()}
+
+
+def test_failed_batch_run_reports_the_cause_and_leaves_nothing_running(
+    data_plane_flinkops: Flinkops, data_plane: Any, example_jar: Path, tmp_path: Path
+) -> None:
+    flinkops, dp = data_plane_flinkops, data_plane
+    s3 = dp.s3()
+    ensure_bucket(s3, "conversions")
+    s3.put_object(
+        Bucket="conversions",
+        Key="raw-bad/hour=2026-01-01T00/part-0.csv",
+        Body=b"1,p-1,2026-01-01T00,12\nnot,a,record\n",
+    )
+    spec = example("conversions-batch/conversions-batch.yaml", tmp_path, jar=example_jar)
+    doc = json.loads(spec.read_text())
+    doc["metadata"]["name"] = "conversions-bad"
+    doc["spec"]["job"]["args"] = ["--input", "s3://conversions/raw-bad/", "--output", "s3://conversions/hourly-bad/"]
+    doc["spec"]["flinkConfiguration"]["restart-strategy.type"] = "none"
+    spec.write_text(json.dumps(doc))
+    flinkops.ok("apply", "-f", str(spec))
+    failed = flinkops.wait_for(
+        "conversions-bad",
+        lambda r: bool(r)
+        and r["status"].get("lifecycleState") == "FAILED"
+        and not flinkops.cluster_pids("conversions-bad", "ads"),
+        300,
+        "FAILED with its cluster released",
+        namespace="ads",
+    )  # fmt: skip
+    assert failed is not None
+    assert "malformed conversion record" in failed["status"]["error"], failed["status"]["error"]
+    assert failed["status"]["deploymentHistory"][-1]["endState"] == "FAILED"
+    assert "ClusterReleased" in flinkops.ok("describe", "conversions-bad", "-n", "ads")
+    flinkops.ok("delete", "conversions-bad", "-n", "ads")
