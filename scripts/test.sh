@@ -19,7 +19,7 @@ step "preflight: Java, Maven, Go and the Flink distribution"
 java -version 2>&1 | head -1
 command -v mvn >/dev/null || { echo "error: Maven (mvn) is needed to fetch Kafka, Flink plugins and connectors" >&2; exit 1; }
 command -v go >/dev/null || { echo "error: Go (>= 1.24) is needed to build the S3 server (MinIO) for the data-plane tests" >&2; exit 1; }
-mvn -v 2>/dev/null | head -1
+mvn -v 2>/dev/null | sed -n 1p
 go version
 $PY -c 'from flinkops.flink.distribution import find_distribution as f; d=f(); print("Flink", d.version, "at", d.home)'
 
