@@ -205,10 +205,10 @@ def test_every_authorization_is_scored_exactly_once_through_failures(
     s3 = dp.s3()
     for prefix in ("checkpoints/", "savepoints/", "ha/"):
         assert s3.list_objects_v2(Bucket="flink-state", Prefix=prefix).get("KeyCount", 0) > 0, prefix
-    # The S3 secret key is in no file flinkops wrote and in no status.
+    # The S3 secret key is in no file flinkops wrote (config, cluster record, process logs) and in no status.
     cluster_dir = flinkops.home / "clusters" / NAMESPACE / NAME
-    files = [p for p in cluster_dir.rglob("*") if p.is_file() and p.stat().st_size < 50_000_000]
-    leaked = [str(p) for p in files if dp.secret_key.encode() in p.read_bytes()]
+    written = [cluster_dir / "cluster.json", *(cluster_dir / "conf").rglob("*"), *(cluster_dir / "log").rglob("*")]
+    leaked = [str(p) for p in written if p.is_file() and dp.secret_key.encode() in p.read_bytes()]
     assert not leaked, f"the S3 secret key was written to {leaked}"
     assert dp.secret_key not in json.dumps(_resource(flinkops))
 
