@@ -16,6 +16,8 @@ Outputs:
 * ``examples/jobs/target/flinkops-examples.jar``: a copy at a stable path that the example deployment files
   reference (also replaced atomically; ignored by git).
 
+The javac build and the atomic writes are :mod:`flinkops.dev.javabuild`, shared with the test jobs.
+
 Called by: ``python -m flinkops.dev.example_jobs``, tests and benchmarks that run the examples. Works from a
 source checkout only (the examples are not part of the installed package).
 """
@@ -23,17 +25,14 @@ source checkout only (the examples are not part of the installed package).
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from flinkops.artifacts import cache_dir, maven_jar
-from flinkops.errors import FlinkopsError, PermanentError
+from flinkops.dev import javabuild
+from flinkops.errors import FlinkopsError
 from flinkops.flink.distribution import find_distribution
 
 __all__ = [
@@ -64,12 +63,10 @@ CONVERSIONS_BATCH_JOB = "flinkops.examples.ConversionsBatchJob"
 # Maven coordinates (group, artifact, version) of the Kafka connector fat jar built for Flink 2.2.
 KAFKA_CONNECTOR = ("org.apache.flink", "flink-sql-connector-kafka", "5.0.0-2.2")
 
-_JAVA_RELEASE = "11"  # the oldest Java that Flink 2.x runs on; the distribution and the connector target it too
-
 Progress = Callable[[str], None]
 
 
-class ExampleJobsBuildError(PermanentError):
+class ExampleJobsBuildError(javabuild.JavaBuildError):
     """javac is missing, the examples' sources are not there, or they did not compile."""
 
 
@@ -79,73 +76,11 @@ def kafka_connector_jar(progress: Progress | None = None) -> Path:
     return maven_jar(group, artifact, version, progress=progress)
 
 
-def _source_files() -> list[Path]:
-    return sorted(SOURCES_DIR.rglob("*.java"))
-
-
 def sources_digest() -> str:
     """The first 12 hex digits of the sha256 over the sources and everything else that shapes the classes."""
-    digest = hashlib.sha256()
-    identity = f"flink={find_distribution().version};connector={':'.join(KAFKA_CONNECTOR)};release={_JAVA_RELEASE}"
-    digest.update(identity.encode())
-    digest.update(b"\0")
-    for source in _source_files():
-        digest.update(source.relative_to(SOURCES_DIR).as_posix().encode())
-        digest.update(b"\0")
-        digest.update(source.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()[:12]
-
-
-def _javac() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "javac").is_file():
-        return str(Path(java_home) / "bin" / "javac")
-    found = shutil.which("javac")
-    if found is None:
-        raise ExampleJobsBuildError("javac not found: install a JDK (17) or set JAVA_HOME")
-    return found
-
-
-def _compile(classes_dir: Path, connector: Path) -> None:
-    classpath = os.pathsep.join([*(str(jar) for jar in find_distribution().lib_jars()), str(connector)])
-    command = [
-        _javac(),
-        "--release",
-        _JAVA_RELEASE,
-        "-nowarn",
-        "-encoding",
-        "UTF-8",
-        "-cp",
-        classpath,
-        "-d",
-        str(classes_dir),
-        *(str(source) for source in _source_files()),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ExampleJobsBuildError(f"javac failed ({result.returncode}):\n{result.stderr}{result.stdout}")
-
-
-def _write_jar(classes_dir: Path, target: Path) -> None:
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as jar:
-        jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nCreated-By: flinkops examples\r\n\r\n")
-        for path in sorted(classes_dir.rglob("*.class")):
-            jar.write(path, path.relative_to(classes_dir).as_posix())
-
-
-def _replace_atomically(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` through a temporary file in the target's directory and a rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, partial)
-        os.chmod(partial, 0o644)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    connector = ":".join(KAFKA_CONNECTOR)
+    identity = f"flink={find_distribution().version};connector={connector};release={javabuild.JAVA_RELEASE}"
+    return javabuild.sources_digest(SOURCES_DIR, identity)
 
 
 def _same_content(a: Path, b: Path) -> bool:
@@ -160,7 +95,7 @@ def build_example_jobs(progress: Progress | None = None) -> Path:
     Also refreshes the stable copy at :data:`TARGET_JAR`. ``progress`` receives one line per slow step
     (fetching the connector, compiling).
     """
-    if not SOURCES_DIR.is_dir() or not _source_files():
+    if not SOURCES_DIR.is_dir() or not javabuild.source_files(SOURCES_DIR):
         raise ExampleJobsBuildError(
             f"no example sources in {SOURCES_DIR}: build the examples from a flinkops source checkout"
         )
@@ -168,24 +103,12 @@ def build_example_jobs(progress: Progress | None = None) -> Path:
     target = cache / f"flinkops-examples-{sources_digest()}.jar"
     if not target.is_file():
         connector = kafka_connector_jar(progress)
-        cache.mkdir(parents=True, exist_ok=True)
         if progress is not None:
-            progress(f"compiling {len(_source_files())} example sources into {target.name}")
-        with tempfile.TemporaryDirectory(prefix="flinkops-examples-") as work:
-            classes_dir = Path(work) / "classes"
-            classes_dir.mkdir()
-            _compile(classes_dir, connector)
-            fd, partial = tempfile.mkstemp(dir=cache, prefix=f".{target.name}.", suffix=".partial")
-            os.close(fd)
-            try:
-                _write_jar(classes_dir, Path(partial))
-                os.chmod(partial, 0o644)
-                os.replace(partial, target)
-            except BaseException:
-                Path(partial).unlink(missing_ok=True)
-                raise
+            progress(f"compiling {len(javabuild.source_files(SOURCES_DIR))} example sources into {target.name}")
+        classpath = [*find_distribution().lib_jars(), connector]
+        javabuild.build_jar(SOURCES_DIR, classpath, target, created_by="flinkops examples", error=ExampleJobsBuildError)
     if not _same_content(target, TARGET_JAR):
-        _replace_atomically(target, TARGET_JAR)
+        javabuild.write_atomically(TARGET_JAR, lambda partial: shutil.copyfile(target, partial))
     return target
 
 

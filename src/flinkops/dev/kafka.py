@@ -28,7 +28,8 @@ cds/``): the first broker to stop cleanly writes it, later ones map it (see ``_c
 
 ``healthy()`` is protocol-level: an ApiVersions request over a socket (the broker only serves requests once its
 startup is complete). The process runs in its own session and outlives its starter; ``stop`` signals only the
-recorded pid, and only while it still has the recorded start time (a recycled pid is never signalled).
+recorded pid, and only while it still has the recorded start time (a recycled pid is never signalled): the
+process plumbing is :mod:`flinkops.dev.process`.
 
 Called by: ``flinkops.dev.services`` (``flinkops dev``) and tests. Invariant: at most one broker per ``data_dir``.
 """
@@ -42,7 +43,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -53,8 +53,8 @@ from pathlib import Path
 from typing import Any
 
 from flinkops.artifacts import maven_classpath
+from flinkops.dev.process import HOST, ServerProcess, neighbour_port, read_record
 from flinkops.errors import RuntimeFailure
-from flinkops.runtimes.local.runtime import start_ticks
 
 __all__ = ["DEFAULT_PORT", "KAFKA_VERSION", "KafkaBroker", "api_versions", "kafka_classpath"]
 
@@ -66,7 +66,6 @@ COORDINATES = (
     f"org.apache.logging.log4j:log4j-slf4j-impl:{LOG4J_VERSION}",
 )
 DEFAULT_PORT = 9092
-HOST = "127.0.0.1"
 NODE_ID = 1
 _CONFIG = "server.properties"
 _LOG_CONFIG = "log4j2.properties"
@@ -136,23 +135,6 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _port_in_use(port: int) -> bool:
-    """True when something listens on (or holds) 127.0.0.1:``port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return True
-    return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def _cluster_id() -> str:
     """A KRaft cluster id as ``StorageTool random-uuid`` makes one (22 url-safe base64 characters), without
     starting a JVM for it. Kafka rejects ids that start with '-'; draw again then."""
@@ -209,13 +191,18 @@ def _java() -> str:
     return java
 
 
-class KafkaBroker:
+class KafkaBroker(ServerProcess):
     """One single-node KRaft broker whose state lives in ``data_dir``.
 
     ``port``/``controller_port`` of None reuse the ports of an earlier run in ``data_dir``; the first time, the
     client port defaults to 9092 and the controller port to the client port plus one (a free port if that is
     taken).
     """
+
+    NAME = "the Kafka broker"
+    PID_FILE = _PID_FILE
+    LOG_FILE = _LOG_FILE
+    POLL_SECONDS = 0.2
 
     def __init__(
         self,
@@ -226,8 +213,7 @@ class KafkaBroker:
         heap: str = "512m",
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        self.data_dir = data_dir.resolve()
-        self._requested = (port, controller_port)
+        super().__init__(data_dir, port)
         configured = self._configured_ports()
         self.port = port if port is not None else (configured[0] if configured else DEFAULT_PORT)
         if controller_port is not None:
@@ -235,10 +221,9 @@ class KafkaBroker:
         elif configured and configured[1] != self.port:
             self.controller_port = configured[1]
         else:
-            self.controller_port = self.port + 1 if not _port_in_use(self.port + 1) else _free_port()
+            self.controller_port = neighbour_port(self.port)
         self.heap = heap
         self.progress = progress
-        self._child: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------------ where things are
 
@@ -248,16 +233,12 @@ class KafkaBroker:
         return f"{HOST}:{self.port}"
 
     @property
+    def endpoint(self) -> str:
+        return self.bootstrap_servers
+
+    @property
     def config_file(self) -> Path:
         return self.data_dir / _CONFIG
-
-    @property
-    def pid_file(self) -> Path:
-        return self.data_dir / _PID_FILE
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / _LOG_FILE
 
     @property
     def out_file(self) -> Path:
@@ -289,21 +270,6 @@ class KafkaBroker:
 
     # ------------------------------------------------------------------ state
 
-    def pid(self) -> int | None:
-        """The pid of this directory's broker when it runs (the recorded pid with its recorded start time)."""
-        record = self._record()
-        if record is None:
-            return None
-        pid, ticks = int(record["pid"]), int(record["start_ticks"])
-        return pid if start_ticks(pid) == ticks else None
-
-    def _record(self) -> dict[str, int] | None:
-        try:
-            data = json.loads(self.pid_file.read_text())
-            return {key: int(data[key]) for key in ("pid", "start_ticks", "port", "controller_port")}
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
     def healthy(self) -> bool:
         """True when the broker answers an ApiVersions request on its client port."""
         try:
@@ -317,57 +283,25 @@ class KafkaBroker:
         """Start the broker (or adopt the one already running for ``data_dir``) and wait until it serves.
         The first start fetches the jars with Maven (reported through ``progress``); ``timeout`` counts from
         the launch."""
-        if self.pid() is None:
-            self._launch()
-        else:
-            record = self._record()
-            if record is not None and (record["port"], record["controller_port"]) != (self.port, self.controller_port):
-                if self._requested[0] not in (None, record["port"]):
-                    raise RuntimeFailure(
-                        f"the Kafka broker of {self.data_dir} already runs on port {record['port']}, "
-                        f"not {self.port}: stop it first"
-                    )
-                self.port, self.controller_port = record["port"], record["controller_port"]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.healthy():
-                return
-            if self.pid() is None:
-                self._reap(wait=True)
-                raise RuntimeFailure(f"the Kafka broker exited at start: {self._log_tail()}")
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeFailure(
-            f"the Kafka broker did not serve on {self.bootstrap_servers} within {timeout:.0f}s: {self._log_tail()}"
-        )
+        self._start(timeout)
 
     def stop(self, timeout: float = _STOP_GRACE_SECONDS) -> bool:
         """Stop the recorded broker (SIGTERM: a controlled shutdown; SIGKILL after ``timeout``). Its data stays.
         False when none was running."""
-        pid = self.pid()
-        if pid is None:
-            self._reap(wait=False)
-            self.pid_file.unlink(missing_ok=True)
-            return False
+        return self._stop(timeout)
+
+    def _adopt(self) -> None:
+        """Serve from the running broker: take both ports it recorded, unless another client port was asked for."""
+        record = read_record(self.pid_file, ("port", "controller_port"))
+        if record is not None:
+            self._adopt_port(record["port"])
+            self.controller_port = record["controller_port"]
+
+    def _exited(self, *, killed: bool) -> None:
+        """Promote the class-data archive that this broker wrote at a clean exit (a killed one wrote none)."""
         pending = self._pending_archive()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.pid() is not None and time.monotonic() < deadline:
-            self._reap(wait=False)
-            time.sleep(0.05)
-        killed = self.pid() is not None
-        if killed:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while self.pid() is not None:
-                self._reap(wait=False)
-                time.sleep(0.02)
-        self._reap(wait=True)
         if pending is not None:
             _promote_archive(pending, complete=not killed)
-        self.pid_file.unlink(missing_ok=True)
-        return True
 
     def _pending_archive(self) -> Path | None:
         try:
@@ -377,12 +311,8 @@ class KafkaBroker:
         return Path(value) if isinstance(value, str) and value else None
 
     def _launch(self) -> None:
-        for port, what in ((self.port, "client"), (self.controller_port, "controller")):
-            if _port_in_use(port):
-                raise RuntimeFailure(
-                    f"cannot start Kafka: its {what} port {port} on {HOST} is already in use by another process "
-                    "(choose another port, or stop what listens there)"
-                )
+        self._check_port(self.port, "its client port")
+        self._check_port(self.controller_port, "its controller port")
         java = _java()
         lib = kafka_classpath(self.progress)
         # Explicit and sorted (not lib/*): a class-data archive is only valid for the exact same classpath.
@@ -411,30 +341,11 @@ class KafkaBroker:
             "kafka.Kafka",
             str(self.config_file),
         ]
-        with self.out_file.open("ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                cwd=self.data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._child = proc
-        ticks = start_ticks(proc.pid)
-        if ticks is None:
-            raise RuntimeFailure(f"the Kafka broker exited at once: {self._log_tail()}")
-        record: dict[str, int | str] = {
-            "pid": proc.pid,
-            "start_ticks": ticks,
-            "port": self.port,
-            "controller_port": self.controller_port,
-        }
+        fields: dict[str, int | str] = {"controller_port": self.controller_port}
         if pending is not None:
-            record["cds_pending"] = str(pending)
-        tmp = self.pid_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, self.pid_file)
+            fields["cds_pending"] = str(pending)
+        with self.out_file.open("ab") as out:
+            self._spawn(argv, out, fields=fields)
 
     def _format(self, java: str, classpath: str) -> None:
         """Format the (empty) log dirs for a new single-node cluster."""
@@ -494,26 +405,8 @@ class KafkaBroker:
         header = "# Written by flinkops for a local single-node KRaft broker; rewritten at every start.\n"
         return header + "".join(f"{key}={value}\n" for key, value in settings.items())
 
-    def _reap(self, wait: bool) -> None:
-        child = self._child
-        if child is None:
-            return
-        if wait:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=5)
-        if child.poll() is not None:
-            self._child = None
-
-    def _log_tail(self, lines: int = 15) -> str:
-        parts = []
-        for path in (self.out_file, self.log_file):
-            try:
-                text = path.read_text(errors="replace").splitlines()
-            except OSError:
-                continue
-            if text:
-                parts.append(f"see {path}:\n" + "\n".join(text[-lines:]))
-        return "\n".join(parts) or f"no log in {self.data_dir}"
+    def _log_files(self) -> tuple[Path, ...]:
+        return (self.out_file, self.log_file)
 
     # ------------------------------------------------------------------ topics (needs confluent-kafka)
 

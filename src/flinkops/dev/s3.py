@@ -20,7 +20,8 @@ The server binds 127.0.0.1 only: the S3 API on ``port`` (default 9000), the cons
 (the console itself is off: ``MINIO_BROWSER=off``), no update checks. ``healthy()`` asks
 ``/minio/health/live`` and also requires that MinIO does not flag itself offline (it answers 200 before its
 object layer is ready, with ``x-minio-server-status: offline``). The process runs in its own session; ``stop``
-signals only the recorded pid while it still has the recorded start time.
+signals only the recorded pid while it still has the recorded start time (the process plumbing is
+:mod:`flinkops.dev.process`).
 
 Called by: ``flinkops.dev.services`` (``flinkops dev``), the controller (through ``DevServices.s3_settings``) and
 tests. Invariant: at most one server per ``data_dir``; its credentials never change once drawn.
@@ -28,23 +29,18 @@ tests. Invariant: at most one server per ``data_dir``; its credentials never cha
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flinkops.artifacts import go_binary
+from flinkops.dev.process import HOST, ServerProcess, neighbour_port
 from flinkops.errors import RuntimeFailure
-from flinkops.runtimes.local.runtime import start_ticks
 
 __all__ = [
     "DEFAULT_PORT",
@@ -62,7 +58,6 @@ MINIO_MODULE = "github.com/minio/minio"
 # The module's last commit (2026-02-12), which is also what the Go proxy serves as @latest.
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 DEFAULT_PORT = 9000
-HOST = "127.0.0.1"
 REGION = "us-east-1"
 _CREDENTIALS = "credentials.json"
 _SERVER = "server.json"
@@ -91,22 +86,6 @@ def read_credentials(data_dir: Path) -> Credentials | None:
         return None
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return True
-    return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, readable by the owner only."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -117,11 +96,15 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class MinioServer:
+class MinioServer(ServerProcess):
     """One single-drive MinIO server whose state lives in ``data_dir``.
 
     ``port=None`` reuses the port of an earlier run in ``data_dir``, else 9000.
     """
+
+    NAME = "the S3 server"
+    PID_FILE = _PID_FILE
+    LOG_FILE = _LOG_FILE
 
     def __init__(
         self,
@@ -130,16 +113,14 @@ class MinioServer:
         *,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        self.data_dir = data_dir.resolve()
-        self._requested_port = port
+        super().__init__(data_dir, port)
         configured = self._configured_ports()
         self.port = port if port is not None else (configured[0] if configured else DEFAULT_PORT)
         if configured and configured[1] != self.port:
             self.console_port = configured[1]
         else:
-            self.console_port = self.port + 1 if not _port_in_use(self.port + 1) else _free_port()
+            self.console_port = neighbour_port(self.port)
         self.progress = progress
-        self._child: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------------ where things are
 
@@ -161,14 +142,6 @@ class MinioServer:
         return self._require_credentials().secret_key
 
     @property
-    def pid_file(self) -> Path:
-        return self.data_dir / _PID_FILE
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / _LOG_FILE
-
-    @property
     def drive(self) -> Path:
         return self.data_dir / "data"
 
@@ -186,20 +159,6 @@ class MinioServer:
             return None
 
     # ------------------------------------------------------------------ state
-
-    def pid(self) -> int | None:
-        """The pid of this directory's server when it runs (the recorded pid with its recorded start time)."""
-        record = self._record()
-        if record is None:
-            return None
-        return record["pid"] if start_ticks(record["pid"]) == record["start_ticks"] else None
-
-    def _record(self) -> dict[str, int] | None:
-        try:
-            data = json.loads(self.pid_file.read_text())
-            return {key: int(data[key]) for key in ("pid", "start_ticks", "port")}
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
 
     def healthy(self) -> bool:
         """True when ``/minio/health/live`` answers 200 and MinIO does not report itself offline."""
@@ -220,60 +179,15 @@ class MinioServer:
         """Start the server (or adopt the one already running for ``data_dir``) and wait until it serves.
         The first start builds MinIO with Go (reported through ``progress``); ``timeout`` counts from the
         launch."""
-        if self.pid() is None:
-            self._launch()
-        else:
-            record = self._record()
-            if record is not None and record["port"] != self.port:
-                if self._requested_port is not None:
-                    raise RuntimeFailure(
-                        f"the S3 server of {self.data_dir} already runs on port {record['port']}, "
-                        f"not {self.port}: stop it first"
-                    )
-                self.port = record["port"]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.healthy():
-                return
-            if self.pid() is None:
-                self._reap(wait=True)
-                raise RuntimeFailure(f"the S3 server (MinIO) exited at start: {self._log_tail()}")
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeFailure(
-            f"the S3 server did not serve on {self.endpoint} within {timeout:.0f}s: {self._log_tail()}"
-        )
+        self._start(timeout)
 
     def stop(self, timeout: float = _STOP_GRACE_SECONDS) -> bool:
         """Stop the recorded server (SIGTERM, then SIGKILL after ``timeout``); its data stays. False when none
         was running."""
-        pid = self.pid()
-        if pid is None:
-            self._reap(wait=False)
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.pid() is not None and time.monotonic() < deadline:
-            self._reap(wait=False)
-            time.sleep(0.05)
-        if self.pid() is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while self.pid() is not None:
-                self._reap(wait=False)
-                time.sleep(0.02)
-        self._reap(wait=True)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return self._stop(timeout)
 
     def _launch(self) -> None:
-        if _port_in_use(self.port):
-            raise RuntimeFailure(
-                f"cannot start the S3 server: port {self.port} on {HOST} is already in use by another process "
-                "(choose another port, or stop what listens there)"
-            )
+        self._check_port(self.port)
         binary = minio_binary(self.progress)
         self.drive.mkdir(parents=True, exist_ok=True)
         credentials = read_credentials(self.data_dir)
@@ -311,40 +225,7 @@ class MinioServer:
             env.pop(name, None)  # a user's own MinIO settings must not leak into this server
         fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                cwd=self.data_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._child = proc
-        ticks = start_ticks(proc.pid)
-        if ticks is None:
-            raise RuntimeFailure(f"the S3 server exited at once: {self._log_tail()}")
-        tmp = self.pid_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": proc.pid, "start_ticks": ticks, "port": self.port}))
-        os.replace(tmp, self.pid_file)
-
-    def _reap(self, wait: bool) -> None:
-        child = self._child
-        if child is None:
-            return
-        if wait:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=5)
-        if child.poll() is not None:
-            self._child = None
-
-    def _log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace").splitlines()
-        except OSError:
-            return f"no log at {self.log_file}"
-        tail = "\n".join(text[-lines:])
-        return f"see {self.log_file}:\n{tail}"
+            self._spawn(argv, out, env=env)
 
 
 # ------------------------------------------------------------------------------------------------ boto3

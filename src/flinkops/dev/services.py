@@ -4,7 +4,8 @@
 ``<home>/dev/<service>/`` (``home`` is ``$FLINKOPS_HOME``), so several homes can run side by side on different
 ports, and everything of one home goes away with it. The services themselves live in
 :mod:`flinkops.dev.kafka` (single-node KRaft broker), :mod:`flinkops.dev.s3` (single-drive MinIO) and
-:mod:`flinkops.dev.zookeeper` (the ZooKeeper inside the Flink distribution).
+:mod:`flinkops.dev.zookeeper` (the ZooKeeper inside the Flink distribution), all on the process plumbing of
+:mod:`flinkops.dev.process`.
 
 Invariants:
 
@@ -24,17 +25,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from flinkops.dev.kafka import KafkaBroker, kafka_classpath
+from flinkops.dev.process import HOST, ServerProcess, port_in_use, read_record
 from flinkops.dev.s3 import MinioServer, ensure_bucket, minio_binary, read_credentials, s3_client
 from flinkops.dev.zookeeper import ZooKeeperServer
 from flinkops.errors import InvalidInput, Problem, RuntimeFailure
@@ -53,30 +53,8 @@ SERVICES: tuple[str, ...] = ("kafka", "s3", "zookeeper")
 DEFAULT_PORTS: Mapping[str, int] = {"kafka": 9092, "s3": 9000, "zookeeper": 2181}
 PORT_OPTIONS: Mapping[str, str] = {"kafka": "--kafka-port", "s3": "--s3-port", "zookeeper": "--zookeeper-port"}
 START_TIMEOUTS: Mapping[str, float] = {"kafka": 120.0, "s3": 60.0, "zookeeper": 60.0}
-HOST = "127.0.0.1"
 
 Progress = Callable[[str], None]
-
-
-class _Server(Protocol):
-    """What the three server classes have in common."""
-
-    data_dir: Path
-    port: int
-
-    @property
-    def log_file(self) -> Path: ...
-
-    @property
-    def pid_file(self) -> Path: ...
-
-    def pid(self) -> int | None: ...
-
-    def healthy(self) -> bool: ...
-
-    def start(self, timeout: float = ...) -> None: ...
-
-    def stop(self, timeout: float = ...) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -106,17 +84,6 @@ class S3Settings:
     endpoint: str
     access_key: str
     secret_key: str
-
-
-def port_in_use(port: int) -> bool:
-    """True when something listens on (or holds) 127.0.0.1:``port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return True
-    return False
 
 
 def check_names(names: Iterable[str]) -> list[str]:
@@ -196,9 +163,9 @@ class DevServices:
             failures: dict[str, str] = {}
             lock = threading.Lock()
 
-            def start(name: str, server: _Server) -> None:
+            def start(name: str, server: ServerProcess) -> None:
                 started = time.monotonic()
-                say(f"starting {name} on {self._endpoint(name, server)} (data in {server.data_dir})")
+                say(f"starting {name} on {server.endpoint} (data in {server.data_dir})")
                 try:
                     server.start(timeout=START_TIMEOUTS[name])
                 except Exception as exc:  # reported below with the other services' outcome
@@ -256,7 +223,7 @@ class DevServices:
 
     # ------------------------------------------------------------------ internals
 
-    def _server(self, name: str, port: int | None = None, progress: Progress | None = None) -> _Server:
+    def _server(self, name: str, port: int | None = None, progress: Progress | None = None) -> ServerProcess:
         """The server object of ``name``: ``port`` if given, else the port of its last start, else the default."""
         data_dir = self.data_dir(name)
         config = {"kafka": "server.properties", "s3": "server.json", "zookeeper": "zoo.cfg"}[name]
@@ -268,12 +235,13 @@ class DevServices:
             return MinioServer(data_dir, port, progress=progress)
         return ZooKeeperServer(data_dir, port)
 
-    def _serving(self, name: str, server: _Server, ports: Mapping[str, int]) -> bool:
+    def _serving(self, name: str, server: ServerProcess, ports: Mapping[str, int]) -> bool:
         """True when ``server`` already runs and serves; an error when it runs on another port than asked."""
         pid = server.pid()
         if pid is None:
             return False
-        running_port = _recorded_port(server)
+        record = read_record(server.pid_file, ("port",))
+        running_port = record["port"] if record is not None else None
         asked = ports.get(name)
         if asked is not None and running_port is not None and asked != running_port:
             raise RuntimeFailure(
@@ -282,7 +250,7 @@ class DevServices:
             )
         return server.healthy()
 
-    def _check_ports(self, name: str, server: _Server) -> None:
+    def _check_ports(self, name: str, server: ServerProcess) -> None:
         taken = [server.port] if port_in_use(server.port) else []
         if isinstance(server, KafkaBroker) and port_in_use(server.controller_port):
             taken.append(server.controller_port)
@@ -299,7 +267,7 @@ class DevServices:
             f"(stop what listens there; the port was chosen at the first start in {server.data_dir})"
         )
 
-    def _status(self, name: str, server: _Server | None = None) -> ServiceStatus:
+    def _status(self, name: str, server: ServerProcess | None = None) -> ServiceStatus:
         server = server or self._server(name)
         pid = server.pid()
         configured = server.data_dir.exists() and any(server.data_dir.iterdir())
@@ -308,20 +276,10 @@ class DevServices:
             running=pid is not None,
             healthy=pid is not None and server.healthy(),
             pid=pid,
-            endpoint=self._endpoint(name, server) if configured else None,
+            endpoint=server.endpoint if configured else None,
             data_dir=server.data_dir,
             log_file=server.log_file,
         )
-
-    @staticmethod
-    def _endpoint(name: str, server: _Server) -> str:
-        if isinstance(server, KafkaBroker):
-            return server.bootstrap_servers
-        if isinstance(server, MinioServer):
-            return server.endpoint
-        if isinstance(server, ZooKeeperServer):
-            return server.connect_string
-        return f"{HOST}:{server.port}"
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -332,11 +290,3 @@ class DevServices:
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _recorded_port(server: _Server) -> int | None:
-    """The port the running process was started with, from its pid file."""
-    try:
-        return int(json.loads(server.pid_file.read_text())["port"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
