@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flinkops.errors import PermanentError
+from flinkops.errors import PermanentError, TemporaryError
 
 __all__ = [
     "SECRET_CONFIG_KEYS",
@@ -40,8 +40,10 @@ __all__ = [
     "download",
     "flink_settings",
     "is_s3_uri",
+    "refusal",
     "resolve_s3_access",
     "split_uri",
+    "translate",
 ]
 
 _ACCESS_KEYS = ("s3.access-key", "s3.access.key", "fs.s3a.access.key")
@@ -52,7 +54,7 @@ _TIMEOUT_SECONDS = 5
 
 
 class S3Problem(PermanentError):
-    """S3 cannot be used as configured: unreachable endpoint, rejected credentials, missing bucket/object."""
+    """S3 cannot be used as configured: rejected credentials, missing bucket or object."""
 
 
 @dataclass(frozen=True)
@@ -160,32 +162,71 @@ def client(access: S3Access) -> Any:
     )
 
 
-def _problem(exc: Exception, access: S3Access, what: str) -> S3Problem:
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+_TEMPORARY_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "TooManyRequests",
+        "RequestTimeout",
+        "InternalError",
+        "ServiceUnavailable",
+        "XMinioServerNotInitialized",
+    }
+)
+_CREDENTIAL_CODES = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken", "403"}
+)
+
+
+def refusal(
+    access: S3Access, code: str, status: int | None, detail: str, uri: str, *, reading_object: bool = False
+) -> TemporaryError | S3Problem:
+    """What an S3 error answer (``code``, HTTP ``status``) about ``uri`` means for the user. A 404 is a missing
+    bucket, unless ``reading_object`` (then the object itself is missing). Busy or failing servers are
+    temporary; rejected credentials, missing buckets and objects are not."""
+    where = access.endpoint or "AWS S3"
+    bucket, _ = split_uri(uri)
+    if code in _TEMPORARY_CODES or status == 429 or (status is not None and status >= 500):
+        return TemporaryError(f"S3 at {where} is busy or failing, retry later ({detail})")
+    if code in _CREDENTIAL_CODES or status == 403:
+        return S3Problem(
+            f"S3 at {where} refused access to bucket {bucket!r}: it rejected the credentials from {access.source} "
+            f"({detail}); check s3.access-key/s3.secret-key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the "
+            "bucket's policy"
+        )
+    if reading_object and code in ("NoSuchKey", "404", ""):
+        return S3Problem(f"{uri} does not exist at {where} (404; {detail})")
+    if code == "NoSuchBucket" or status == 404:
+        return S3Problem(f"S3 bucket {bucket!r} of {uri!r} does not exist at {where} ({detail}); create it first")
+    return S3Problem(f"S3 at {where} refused a request for {uri!r} ({detail})")
+
+
+def translate(exc: Exception, access: S3Access, action: str, uri: str, *, reading_object: bool = False) -> Exception:
+    """The flinkops error for a botocore exception raised while doing ``action`` on ``uri``; any other
+    exception is returned as it is (callers re-raise what this returns)."""
+    from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError, NoCredentialsError
 
     where = access.endpoint or "AWS S3"
-    if isinstance(exc, EndpointConnectionError) or "Could not connect" in str(exc):
-        return S3Problem(
-            f"S3 endpoint {where} is unreachable ({what}); start it (`flinkops dev up s3`) or fix s3.endpoint"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        detail = f"{action}: {error.get('Code') or status}: {error.get('Message') or exc}"
+        return refusal(access, str(error.get("Code", "")), status, detail, uri, reading_object=reading_object)
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return TemporaryError(
+            f"S3 endpoint {where} did not answer ({action}): it is unreachable or overloaded; start it "
+            f"(`flinkops dev up s3`) or fix s3.endpoint ({exc})"
         )
     if isinstance(exc, NoCredentialsError):
         return S3Problem(
-            f"no S3 credentials for {where} ({what}): set s3.access-key/s3.secret-key or the AWS_* variables"
+            f"no S3 credentials for {where} ({action}): set s3.access-key/s3.secret-key or the AWS_* variables"
         )
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403") or status == 403:
-            return S3Problem(
-                f"S3 at {where} rejected the credentials from {access.source} ({what}: {code or status}); "
-                "check s3.access-key/s3.secret-key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-            )
-        if code in ("NoSuchBucket",) or (status == 404 and "bucket" in what):
-            return S3Problem(f"S3 bucket of {what} does not exist at {where}; create it first")
-        if code in ("NoSuchKey", "404") or status == 404:
-            return S3Problem(f"{what} does not exist at {where} (404)")
-        return S3Problem(f"S3 at {where} refused {what}: {code or status}: {exc}")
-    return S3Problem(f"S3 at {where} failed for {what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, BotoCoreError):
+        return S3Problem(f"S3 at {where} failed ({action}): {type(exc).__name__}: {exc}")
+    return exc
 
 
 def check_bucket(access: S3Access, uri: str) -> None:
@@ -194,7 +235,7 @@ def check_bucket(access: S3Access, uri: str) -> None:
     try:
         client(access).head_bucket(Bucket=bucket)
     except Exception as exc:
-        raise _problem(exc, access, f"bucket {bucket!r} of {uri}") from exc
+        raise translate(exc, access, f"check bucket {bucket!r}", uri) from exc
 
 
 def download(access: S3Access, uri: str, target: Path) -> Path:
@@ -205,6 +246,6 @@ def download(access: S3Access, uri: str, target: Path) -> Path:
         client(access).download_file(bucket, key, str(partial))
     except Exception as exc:
         partial.unlink(missing_ok=True)
-        raise _problem(exc, access, f"object {uri}") from exc
+        raise translate(exc, access, "download", uri, reading_object=True) from exc
     partial.replace(target)
     return target

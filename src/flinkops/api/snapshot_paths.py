@@ -17,9 +17,23 @@ from __future__ import annotations
 import posixpath
 import re
 
-__all__ = ["METADATA_FILE", "normalise_snapshot_path", "same_snapshot", "snapshot_dir_path"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "JOB_ID",
+    "METADATA_FILE",
+    "SAVEPOINT_NAME",
+    "job_id_with_prefix",
+    "normalise_snapshot_path",
+    "same_snapshot",
+    "snapshot_dir_path",
+]
 
 METADATA_FILE = "_metadata"
+#: The names Flink gives in snapshot storage, on any file system: ``<checkpoint dir>/<JOB_ID>/chk-<n>`` and
+#: ``<savepoint dir>/savepoint-<first 6 hex of the job id>-<12 hex>``.
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+CHECKPOINT_NAME = re.compile(r"^chk-(\d+)$")
+SAVEPOINT_NAME = re.compile(r"^savepoint-([0-9a-f]{6})-[0-9a-f]{12}$")
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*):(?P<rest>.*)$", re.DOTALL)
 _LOCAL_HOSTS = ("", "localhost")
@@ -87,3 +101,11 @@ def same_snapshot(a: str | None, b: str | None) -> bool:
         return snapshot_dir_path(a) == snapshot_dir_path(b)
     except ValueError:
         return bool(a.strip()) and a.strip() == b.strip()
+
+
+def job_id_with_prefix(prefix: str | None, known: tuple[str, ...]) -> str | None:
+    """The one job id of ``known`` that a savepoint name's 6-character ``prefix`` fits; None for none or more."""
+    if prefix is None:
+        return None
+    matches = {job for job in known if job.startswith(prefix)}
+    return matches.pop() if len(matches) == 1 else None

@@ -20,14 +20,21 @@ from __future__ import annotations
 import builtins
 import errno
 import os
-import re
 import shutil
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flinkops.api.snapshot_paths import METADATA_FILE, normalise_snapshot_path, same_snapshot
+from flinkops.api.snapshot_paths import (
+    CHECKPOINT_NAME,
+    JOB_ID,
+    METADATA_FILE,
+    SAVEPOINT_NAME,
+    job_id_with_prefix,
+    normalise_snapshot_path,
+    same_snapshot,
+)
 from flinkops.errors import InvalidInput, PermanentError, Problem, TemporaryError
 from flinkops.ports import Snapshot, SnapshotKind, SnapshotStore
 
@@ -39,10 +46,6 @@ __all__ = [
     "normalise_snapshot_path",
     "same_snapshot",
 ]
-
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-_CHK = re.compile(r"^chk-(\d+)$")
-_SAVEPOINT = re.compile(r"^savepoint-([0-9a-f]{6})-[0-9a-f]{12}$")
 
 
 class UnsupportedSnapshotStorage(PermanentError):
@@ -130,10 +133,10 @@ class LocalSnapshotStore:
         target = local_path(path)
         if target.name == METADATA_FILE:
             target = target.parent
-        chk = _CHK.match(target.name)
+        chk = CHECKPOINT_NAME.match(target.name)
         if chk:
             parent = target.parent.name
-            job = parent if _JOB_ID.match(parent) else None
+            job = parent if JOB_ID.match(parent) else None
             return self._snapshot(
                 target,
                 "checkpoint",
@@ -141,11 +144,10 @@ class LocalSnapshotStore:
                 job_id_prefix=job[:6] if job else None,
                 checkpoint_id=int(chk.group(1)),
             )
-        savepoint = _SAVEPOINT.match(target.name)
+        savepoint = SAVEPOINT_NAME.match(target.name)
         prefix = savepoint.group(1) if savepoint else None
-        return self._snapshot(
-            target, "savepoint", job_id=_resolve(prefix, tuple(j.lower() for j in job_ids)), job_id_prefix=prefix
-        )
+        job_id = job_id_with_prefix(prefix, tuple(j.lower() for j in job_ids))
+        return self._snapshot(target, "savepoint", job_id=job_id, job_id_prefix=prefix)
 
     def exists(self, path: str) -> bool:
         target = local_path(path)
@@ -157,7 +159,7 @@ class LocalSnapshotStore:
         target = local_path(path)
         if target.name == METADATA_FILE:
             target = target.parent
-        if not (_CHK.match(target.name) or _SAVEPOINT.match(target.name)):
+        if not (CHECKPOINT_NAME.match(target.name) or SAVEPOINT_NAME.match(target.name)):
             raise PermanentError(
                 f"refusing to dispose {path!r}: not a checkpoint (chk-<n>) or savepoint "
                 "(savepoint-<6 hex>-<12 hex>) directory"
@@ -184,13 +186,13 @@ class LocalSnapshotStore:
 
     def latest_checkpoint(self, checkpoint_dir: str, job_id: str) -> str | None:
         root = local_path(checkpoint_dir)
-        if not _JOB_ID.match(job_id.lower()):
+        if not JOB_ID.match(job_id.lower()):
             return None  # not a Flink job id, so no directory of ours (and never a path to walk up)
         job_dir = root / job_id.lower()
         best: tuple[int, Path] | None = None
         try:
             for entry in _subdirs(job_dir):
-                match = _CHK.match(entry.name)
+                match = CHECKPOINT_NAME.match(entry.name)
                 if match and os.path.isfile(os.path.join(entry.path, METADATA_FILE)):
                     number = int(match.group(1))
                     if best is None or number > best[0]:
@@ -216,10 +218,10 @@ class LocalSnapshotStore:
     def _checkpoints(self, root: Path) -> builtins.list[Snapshot]:
         found: builtins.list[Snapshot] = []
         for job_entry in _subdirs(root):
-            if not _JOB_ID.match(job_entry.name):
+            if not JOB_ID.match(job_entry.name):
                 continue
             for entry in _subdirs(Path(job_entry.path)):
-                match = _CHK.match(entry.name)
+                match = CHECKPOINT_NAME.match(entry.name)
                 if match is None:
                     continue
                 snapshot = self._snapshot(
@@ -236,12 +238,12 @@ class LocalSnapshotStore:
     def _savepoints(self, root: Path, known: tuple[str, ...]) -> builtins.list[Snapshot]:
         found: builtins.list[Snapshot] = []
         for entry in _subdirs(root):
-            match = _SAVEPOINT.match(entry.name)
+            match = SAVEPOINT_NAME.match(entry.name)
             if match is None:
                 continue
             prefix = match.group(1)
             snapshot = self._snapshot(
-                Path(entry.path), "savepoint", job_id=_resolve(prefix, known), job_id_prefix=prefix
+                Path(entry.path), "savepoint", job_id=job_id_with_prefix(prefix, known), job_id_prefix=prefix
             )
             if snapshot is not None:
                 found.append(snapshot)
@@ -271,14 +273,6 @@ class LocalSnapshotStore:
             job_id_prefix=job_id_prefix,
             checkpoint_id=checkpoint_id,
         )
-
-
-def _resolve(prefix: str | None, known: tuple[str, ...]) -> str | None:
-    """The one known job id starting with ``prefix``; None when there is none or more than one."""
-    if prefix is None:
-        return None
-    matches = {job for job in known if job.startswith(prefix)}
-    return matches.pop() if len(matches) == 1 else None
 
 
 def latest_checkpoint(directory_uri: str, job_id: str) -> str | None:

@@ -37,7 +37,6 @@ Called by: ``flinkops.snapshots.routing`` (which the controller and the CLI cata
 from __future__ import annotations
 
 import builtins
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -45,10 +44,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flinkops.api.snapshot_paths import METADATA_FILE, normalise_snapshot_path
-from flinkops.errors import InvalidInput, PermanentError, Problem, TemporaryError
+from flinkops.api.snapshot_paths import (
+    CHECKPOINT_NAME,
+    JOB_ID,
+    METADATA_FILE,
+    SAVEPOINT_NAME,
+    job_id_with_prefix,
+    normalise_snapshot_path,
+)
+from flinkops.errors import InvalidInput, PermanentError, Problem
 from flinkops.ports import Snapshot, SnapshotKind, SnapshotStore
-from flinkops.s3 import S3Access, S3Problem, client
+from flinkops.s3 import S3Access, client, refusal, translate
 from flinkops.snapshots.local import UnsupportedSnapshotStorage
 
 __all__ = ["DELETE_BATCH", "DISPOSING_MARKER", "PAGE_SIZE", "S3_SCHEMES", "S3Location", "S3SnapshotStore"]
@@ -61,27 +67,7 @@ DELETE_BATCH = 1000
 #: Written into a snapshot prefix before its ``_metadata`` is deleted; see the module docstring.
 DISPOSING_MARKER = ".flinkops-disposing"
 
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-_CHK = re.compile(r"^chk-(\d+)$")
-_SAVEPOINT = re.compile(r"^savepoint-([0-9a-f]{6})-[0-9a-f]{12}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TEMPORARY_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "TooManyRequests",
-        "RequestTimeout",
-        "InternalError",
-        "ServiceUnavailable",
-        "XMinioServerNotInitialized",
-    }
-)
-_CREDENTIAL_CODES = frozenset(
-    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken", "403"}
-)
 
 
 @dataclass(frozen=True)
@@ -168,17 +154,17 @@ class S3SnapshotStore:
     def inspect(self, path: str, job_ids: Iterable[str] = ()) -> Snapshot | None:
         target = self._snapshot_location(path)
         with self._translating(f"inspect {path!r}", target):
-            chk = _CHK.match(target.name)
+            chk = CHECKPOINT_NAME.match(target.name)
             if chk:
                 parent = target.parent.name
-                job = parent if _JOB_ID.match(parent) else None
+                job = parent if JOB_ID.match(parent) else None
                 return self._snapshot(
                     target, "checkpoint", job_id=job, job_id_prefix=job[:6] if job else None, checkpoint_id=int(chk[1])
                 )
-            savepoint = _SAVEPOINT.match(target.name)
+            savepoint = SAVEPOINT_NAME.match(target.name)
             prefix = savepoint[1] if savepoint else None
             known = tuple(j.lower() for j in job_ids)
-            return self._snapshot(target, "savepoint", job_id=_resolve(prefix, known), job_id_prefix=prefix)
+            return self._snapshot(target, "savepoint", job_id=job_id_with_prefix(prefix, known), job_id_prefix=prefix)
 
     def exists(self, path: str) -> bool:
         location = S3Location.parse(path)
@@ -189,7 +175,7 @@ class S3SnapshotStore:
 
     def dispose(self, path: str) -> None:
         target = self._snapshot_location(path)
-        if not (_CHK.match(target.name) or _SAVEPOINT.match(target.name)):
+        if not (CHECKPOINT_NAME.match(target.name) or SAVEPOINT_NAME.match(target.name)):
             raise PermanentError(
                 f"refusing to dispose {path!r}: not a checkpoint (chk-<n>) or savepoint "
                 "(savepoint-<6 hex>-<12 hex>) prefix"
@@ -212,11 +198,12 @@ class S3SnapshotStore:
 
     def latest_checkpoint(self, checkpoint_dir: str, job_id: str) -> str | None:
         root = S3Location.parse(checkpoint_dir)
-        if not _JOB_ID.match(job_id.lower()):
+        if not JOB_ID.match(job_id.lower()):
             return None  # not a Flink job id, so no prefix of ours
         job_dir = root.child(job_id.lower())
         with self._translating(f"list checkpoints in {checkpoint_dir!r}", root):
-            numbered = [(int(m[1]), name) for name in self._children(job_dir, "chk-") if (m := _CHK.match(name))]
+            names = self._children(job_dir, "chk-")
+            numbered = [(int(m[1]), name) for name in names if (m := CHECKPOINT_NAME.match(name))]
             for _, name in sorted(numbered, reverse=True):
                 candidate = job_dir.child(name)
                 if self._metadata_time(candidate) is not None:
@@ -230,7 +217,7 @@ class S3SnapshotStore:
         best: tuple[int, str] | None = None
         with self._translating(f"list savepoints in {savepoint_dir!r}", root):
             for name in self._children(root, f"savepoint-{prefix}-"):
-                match = _SAVEPOINT.match(name)
+                match = SAVEPOINT_NAME.match(name)
                 if match is None or match[1] != prefix:
                     continue
                 location = root.child(name)
@@ -310,22 +297,23 @@ class S3SnapshotStore:
             errors = result.get("Errors") or []
             if errors:
                 first = errors[0]
-                raise self._client_problem(
+                raise refusal(
+                    self.access,
                     str(first.get("Code", "")),
                     None,
                     f"delete {len(errors)} object(s) under {directory.uri()!r} (first: {first.get('Key')!r}: "
                     f"{first.get('Message', '')})",
-                    directory,
+                    directory.uri(),
                 )
 
     def _checkpoints(self, root: S3Location) -> builtins.list[Snapshot]:
         found: builtins.list[Snapshot] = []
         for job in self._children(root):
-            if not _JOB_ID.match(job):
+            if not JOB_ID.match(job):
                 continue
             job_dir = root.child(job)
             for name in self._children(job_dir, "chk-"):
-                match = _CHK.match(name)
+                match = CHECKPOINT_NAME.match(name)
                 if match is None:
                     continue
                 snapshot = self._snapshot(
@@ -338,11 +326,11 @@ class S3SnapshotStore:
     def _savepoints(self, root: S3Location, known: tuple[str, ...]) -> builtins.list[Snapshot]:
         found: builtins.list[Snapshot] = []
         for name in self._children(root, "savepoint-"):
-            match = _SAVEPOINT.match(name)
+            match = SAVEPOINT_NAME.match(name)
             if match is None:
                 continue
             snapshot = self._snapshot(
-                root.child(name), "savepoint", job_id=_resolve(match[1], known), job_id_prefix=match[1]
+                root.child(name), "savepoint", job_id=job_id_with_prefix(match[1], known), job_id_prefix=match[1]
             )
             if snapshot is not None:
                 found.append(snapshot)
@@ -385,57 +373,12 @@ class S3SnapshotStore:
     @contextmanager
     def _translating(self, action: str, location: S3Location) -> Iterator[None]:
         """Translate botocore's exceptions raised inside into ``TemporaryError`` or ``S3Problem``."""
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            ConnectionError,
-            HTTPClientError,
-            NoCredentialsError,
-        )
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        where = self.access.endpoint or "AWS S3"
         try:
             yield
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            detail = f"{action}: {error.get('Code') or status}: {error.get('Message') or exc}"
-            raise self._client_problem(str(error.get("Code", "")), status, detail, location) from exc
-        except (ConnectionError, HTTPClientError) as exc:
-            raise TemporaryError(f"S3 endpoint {where} did not answer ({action}): {exc}") from exc
-        except NoCredentialsError as exc:
-            raise S3Problem(
-                f"no S3 credentials for {where} ({action}): set s3.access-key/s3.secret-key or the AWS_* variables"
-            ) from exc
-        except BotoCoreError as exc:
-            raise S3Problem(f"S3 at {where} failed ({action}): {type(exc).__name__}: {exc}") from exc
-
-    def _client_problem(
-        self, code: str, status: int | None, detail: str, location: S3Location
-    ) -> TemporaryError | S3Problem:
-        where = self.access.endpoint or "AWS S3"
-        if code in _TEMPORARY_CODES or status == 429 or (status is not None and status >= 500):
-            return TemporaryError(f"S3 at {where} is busy or failing, retry later ({detail})")
-        if code in _CREDENTIAL_CODES or status == 403:
-            return S3Problem(
-                f"S3 at {where} refused access to bucket {location.bucket!r} with the credentials from "
-                f"{self.access.source} ({detail}); check s3.access-key/s3.secret-key or "
-                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the bucket's policy"
-            )
-        if code == "NoSuchBucket" or status == 404:
-            return S3Problem(
-                f"S3 bucket {location.bucket!r} of {location.uri()!r} does not exist at {where} ({detail}); "
-                "create it or fix the checkpoint/savepoint directory"
-            )
-        return S3Problem(f"S3 at {where} refused a request for {location.uri()!r} ({detail})")
-
-
-def _resolve(prefix: str | None, known: tuple[str, ...]) -> str | None:
-    """The one known job id starting with ``prefix``; None when there is none or more than one."""
-    if prefix is None:
-        return None
-    matches = {job for job in known if job.startswith(prefix)}
-    return matches.pop() if len(matches) == 1 else None
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, self.access, action, location.uri()) from exc
 
 
 if TYPE_CHECKING:
