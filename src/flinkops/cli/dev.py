@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flinkops.dev.s3 import REGION
 from flinkops.dev.services import PORT_OPTIONS, SERVICES, DevServices, ServiceStatus, check_names
 from flinkops.errors import FlinkopsError, InvalidInput, NotFound
 from flinkops.settings import default_home
@@ -209,7 +210,7 @@ def env() -> None:
             ("AWS_ENDPOINT_URL", s3.endpoint),
             ("AWS_ACCESS_KEY_ID", s3.access_key),
             ("AWS_SECRET_ACCESS_KEY", s3.secret_key),
-            ("AWS_REGION", "us-east-1"),
+            ("AWS_REGION", REGION),
         ]
     zookeeper = services.zookeeper_connect()
     if zookeeper:

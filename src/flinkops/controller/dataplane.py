@@ -89,13 +89,10 @@ class DataPlane:
         except ImportError:  # pragma: no cover - the dev package ships with flinkops
             return None
         try:
-            settings = DevServices(self.home).s3_settings()
+            return DevServices(self.home).s3_settings()
         except (OSError, ValueError, FlinkopsError) as exc:
             log.debug("no dev S3 settings: %s", exc)
             return None
-        if settings is None:
-            return None
-        return DevS3(settings.endpoint, settings.access_key, settings.secret_key)
 
     def s3_access(self, config: Mapping[str, str]) -> S3Access:
         return resolve_s3_access(config, self.environ, self.dev_s3())

@@ -41,6 +41,7 @@ from typing import Any
 from flinkops.artifacts import go_binary
 from flinkops.dev.process import HOST, ServerProcess, neighbour_port
 from flinkops.errors import RuntimeFailure
+from flinkops.s3 import S3Access, client
 
 __all__ = [
     "DEFAULT_PORT",
@@ -232,25 +233,8 @@ class MinioServer(ServerProcess):
 
 
 def s3_client(endpoint: str, access_key: str, secret_key: str) -> Any:
-    """A boto3 S3 client for ``endpoint``: path-style addressing, region us-east-1, short timeouts (a local
-    server answers at once or is down), two attempts."""
-    import boto3  # imported here: it takes a while, and most flinkops commands never need it
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        region_name=REGION,
-        config=Config(
-            s3={"addressing_style": "path"},
-            connect_timeout=2,
-            read_timeout=20,
-            retries={"max_attempts": 2, "mode": "standard"},
-            signature_version="s3v4",
-        ),
-    )
+    """A boto3 S3 client for a dev server at ``endpoint`` (path-style addressing, short timeouts)."""
+    return client(S3Access(endpoint, access_key, secret_key, path_style=True, source="the flinkops dev S3 server"))
 
 
 def ensure_bucket(client: Any, name: str, *, versioned: bool = False) -> bool:

@@ -38,13 +38,13 @@ from flinkops.dev.process import HOST, ServerProcess, port_in_use, read_record
 from flinkops.dev.s3 import MinioServer, ensure_bucket, minio_binary, read_credentials, s3_client
 from flinkops.dev.zookeeper import ZooKeeperServer
 from flinkops.errors import InvalidInput, Problem, RuntimeFailure
+from flinkops.s3 import DevS3
 
 __all__ = [
     "DEFAULT_PORTS",
     "PORT_OPTIONS",
     "SERVICES",
     "DevServices",
-    "S3Settings",
     "ServiceStatus",
     "port_in_use",
 ]
@@ -79,13 +79,6 @@ class ServiceStatus:
         }
 
 
-@dataclass(frozen=True)
-class S3Settings:
-    endpoint: str
-    access_key: str
-    secret_key: str
-
-
 def check_names(names: Iterable[str]) -> list[str]:
     """The given service names in canonical order, without duplicates; InvalidInput for an unknown one."""
     given = list(names)
@@ -115,13 +108,13 @@ class DevServices:
     def status(self, names: Sequence[str] = SERVICES) -> list[ServiceStatus]:
         return [self._status(name) for name in check_names(names)]
 
-    def s3_settings(self) -> S3Settings | None:
+    def s3_settings(self) -> DevS3 | None:
         """Endpoint and root credentials of this home's dev S3 while it runs; None otherwise."""
         server = MinioServer(self.data_dir("s3"))
         credentials = read_credentials(server.data_dir)
         if credentials is None or server.pid() is None:
             return None
-        return S3Settings(server.endpoint, credentials.access_key, credentials.secret_key)
+        return DevS3(server.endpoint, credentials.access_key, credentials.secret_key)
 
     def kafka_bootstrap(self) -> str | None:
         """``bootstrap.servers`` of this home's dev Kafka while it runs; None otherwise."""
