@@ -43,6 +43,7 @@ from flinkops.s3 import (
     flink_settings,
     is_s3_uri,
     resolve_s3_access,
+    split_uri,
 )
 
 __all__ = ["ClusterExtras", "DataPlane", "patch_fallbacks"]
@@ -125,9 +126,11 @@ class DataPlane:
 
     # ------------------------------------------------------------------ cluster additions
 
-    def cluster_extras(self, spec: Any, config: Mapping[str, str], args: Iterable[str] = ()) -> ClusterExtras:
-        """Plugins, connectors, S3 settings and credentials for a cluster running ``spec`` with ``config``.
-        Fetches missing jars (cached); raises PermanentError with the reason when one cannot be had."""
+    def prepare_cluster(self, spec: Any, config: Mapping[str, str], args: Iterable[str] = ()) -> ClusterExtras:
+        """Plugins, connectors, S3 settings and credentials for a cluster running ``spec`` with ``config`` (the
+        rendered configuration, S3 keys included), after checking that every S3 bucket it keeps state in
+        exists and accepts those credentials. Fetches missing jars (cached); raises with the reason when
+        something cannot be had."""
         from flinkops.artifacts import maven_jar
 
         if self.dist is None:
@@ -165,6 +168,7 @@ class DataPlane:
         environment: dict[str, str] = {}
         if self.uses_s3(config, args) or plugins:
             access = self.s3_access(config)
+            self._check_state_buckets(access, config)
             settings, environment = flink_settings(access)
             updates = {k: v for k, v in settings.items() if not str(config.get(k, "")).strip()}
         return ClusterExtras(updates, environment, plugins, tuple(lib_jars))
@@ -174,20 +178,14 @@ class DataPlane:
         """``config`` minus S3 keys and secrets: those reach the processes through their environment."""
         return {k: v for k, v in config.items() if k not in SECRET_CONFIG_KEYS}
 
-    # ------------------------------------------------------------------ checks before acting
-
-    def check_storage(self, config: Mapping[str, str]) -> None:
-        """Every S3 bucket the deployment keeps state in exists and accepts these credentials."""
+    @staticmethod
+    def _check_state_buckets(access: S3Access, config: Mapping[str, str]) -> None:
+        """Every S3 bucket the deployment keeps state in (checkpoints, savepoints, HA) exists and accepts
+        ``access``: found before anything starts, not by a JobManager failing at its first checkpoint."""
         uris = [u for u in (checkpoint_dir(config), savepoint_dir(config), config.get(_HA_DIR_KEY)) if is_s3_uri(u)]
-        if not uris:
-            return
-        access = self.s3_access(config)
-        seen: set[str] = set()
-        for uri in uris:
-            bucket = urllib.parse.urlparse(str(uri)).netloc
-            if bucket not in seen:
-                seen.add(bucket)
-                check_bucket(access, str(uri))
+        for bucket, uri in {split_uri(str(u))[0]: str(u) for u in uris}.items():
+            log.debug("checking S3 bucket %s", bucket)
+            check_bucket(access, uri)
 
     # ------------------------------------------------------------------ job jars
 

@@ -124,6 +124,7 @@ class Controller:
         self._failpoint = os.environ.get(FAILPOINT_ENV, "")
         self.dataplane = DataPlane(home, distribution)
         self._pass_jars: dict[str, Path] = {}  # job jars fetched in this pass, by URI
+        self._pass_requests: dict[int, ClusterRequest] = {}  # cluster requests the preflight built, by action
 
     # ------------------------------------------------------------------ the pass
 
@@ -133,7 +134,7 @@ class Controller:
         if resource is None:
             self._failures.pop(key, None)
             return None
-        self._pass_jars = {}
+        self._pass_jars, self._pass_requests = {}, {}
         try:
             plan = self._plan(resource, (uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex))
             return self._execute(resource, plan)
@@ -184,25 +185,36 @@ class Controller:
             if trigger is None or trigger.state not in ("COMPLETED", "IN_PROGRESS"):
                 # Storage is the truth when Flink cannot tell: a savepoint of this job that completed after
                 # the trigger was recorded is the one the trigger produced.
-                directory = savepoint_dir(self._config(resource))
+                config = self._config(resource)
+                directory = savepoint_dir(config)
                 since = info.trigger_timestamp or 0
                 try:
-                    store = self._snapshot_store(resource)
+                    store = self._snapshot_store(resource, config)
                     stored = store.latest_savepoint(directory, job_id, since) if directory else None
                 except UnsupportedSnapshotStorage:
                     stored = None  # storage this machine cannot list: rely on what Flink reports
                 obs = replace(obs, stored_savepoint=stored)
         return obs
 
-    def _snapshot_store(self, resource: FlinkDeployment | FlinkSessionJob) -> SnapshotStore:
-        """Storage as this resource's configuration reaches it (local paths, or S3 with its endpoint)."""
+    def _snapshot_store(
+        self, resource: FlinkDeployment | FlinkSessionJob, config: dict[str, str] | None = None
+    ) -> SnapshotStore:
+        """Storage as this resource's configuration (``config``, when already rendered) reaches it: local
+        paths, or S3 with its endpoint and credentials."""
         if self._storage_injected:
             return self.snapshots
-        config = self._config(resource) if isinstance(resource, FlinkDeployment) else resource.spec.flink_configuration
+        if config is None:
+            config = self._resource_config(resource)
         return self.dataplane.snapshot_store(config, self.snapshots)
 
     def _config(self, resource: FlinkDeployment) -> dict[str, str]:
         return render_flink_config(resource.spec, self._render_inputs(resource))
+
+    def _resource_config(self, resource: FlinkDeployment | FlinkSessionJob) -> dict[str, str]:
+        """A deployment's rendered Flink configuration, or a session job's own configuration."""
+        if isinstance(resource, FlinkDeployment):
+            return self._config(resource)
+        return dict(resource.spec.flink_configuration)
 
     def _observe_cluster(self, resource: FlinkDeployment) -> Observation:
         ckey = ClusterKey(resource.metadata.namespace, resource.metadata.name)
@@ -301,9 +313,10 @@ class Controller:
         return observed, ready
 
     def _stored_checkpoint(self, resource: FlinkDeployment, job_id: str) -> str | None:
-        directory = checkpoint_dir(self._config(resource))
+        config = self._config(resource)
+        directory = checkpoint_dir(config)
         try:
-            return self._snapshot_store(resource).latest_checkpoint(directory, job_id) if directory else None
+            return self._snapshot_store(resource, config).latest_checkpoint(directory, job_id) if directory else None
         except UnsupportedSnapshotStorage:
             return None  # storage this machine cannot list: rely on what Flink reports
 
@@ -349,9 +362,7 @@ class Controller:
             # What a new cluster or job needs from outside (its jar, plugins, connectors, S3 buckets) is
             # fetched and checked now, before the intent is written and before anything is stopped.
             if isinstance(action, DeployCluster) and isinstance(resource, FlinkDeployment):
-                self._cluster_request(resource, action)
-                # The rendered config still holds any S3 keys the spec sets (the request no longer does).
-                self.dataplane.check_storage(render_flink_config(action.spec, self._render_inputs(resource)))
+                self._pass_requests[id(action)] = self._cluster_request(resource, action)
             elif isinstance(action, SubmitSessionJob) and isinstance(resource, FlinkSessionJob):
                 self._session_job_jar(resource, action.spec)
             restore = getattr(action, "restore_path", None)
@@ -407,7 +418,9 @@ class Controller:
             self.runtime.delete(ckey)
         elif isinstance(action, DeployCluster):
             assert isinstance(resource, FlinkDeployment)
-            self.runtime.deploy(self._cluster_request(resource, action))
+            # Built by the preflight, unless the restore point moved since (a new action then).
+            request = self._pass_requests.get(id(action)) or self._cluster_request(resource, action)
+            self.runtime.deploy(request)
         elif isinstance(action, ReplaceMissingProcesses):
             environment = self._process_environment(resource) if isinstance(resource, FlinkDeployment) else {}
             self.runtime.replace_missing_processes(ckey, environment)
@@ -439,10 +452,7 @@ class Controller:
             if isinstance(action, TriggerCheckpoint):
                 rest.trigger_checkpoint(action.job_id, action.checkpoint_type, trigger_id=action.trigger_id)
                 return
-            config = (
-                self._config(resource) if isinstance(resource, FlinkDeployment) else resource.spec.flink_configuration
-            )
-            directory = savepoint_dir(config)
+            directory = savepoint_dir(self._resource_config(resource))
             if action.stop:
                 rest.stop_with_savepoint(
                     action.job_id, directory, format_type=action.format_type, trigger_id=action.trigger_id
@@ -530,7 +540,7 @@ class Controller:
         config = render_flink_config(spec, self._render_inputs(resource))
         if action.restore_path:
             config[RESTORE_KEY] = action.restore_path
-        extras = self.dataplane.cluster_extras(spec, config, spec.job.args if spec.job is not None else ())
+        extras = self.dataplane.prepare_cluster(spec, config, spec.job.args if spec.job is not None else ())
         config = {**self.dataplane.without_secrets(config), **extras.config}
         working_dir = self._source_dir(resource)
         application = None
