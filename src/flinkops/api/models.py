@@ -413,7 +413,7 @@ class DeploymentRecord(_Status):
     started_at: int = 0  # epoch ms the deploy began
     running_at: int | None = None  # epoch ms every task of the new job was first seen RUNNING
     checkpointed: bool = False  # the job completed at least one checkpoint
-    ended_at: int | None = None  # epoch ms the job reached FINISHED, FAILED or CANCELED
+    ended_at: int | None = None  # epoch ms the job reached FINISHED or FAILED (its cluster then goes)
     end_state: str | None = None
     job_duration_ms: int | None = None  # Flink's run time of the job (start to end)
     result: dict[str, str] = Field(default_factory=dict)  # the job's user accumulators when it ended

@@ -1049,13 +1049,12 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
             b.event("Warning", "Error", headline(error))
         b.status = b.status.model_copy(update={"error": error})
         b.summary = "job failed"
-        _release_ended_cluster(b, job, obs, ctx, config)
+        _release_ended_cluster(b, job, ctx, config)
         return b.finish(now_ms=ctx.now_ms)
     if job.state == "FINISHED":
-        plan = _mark_stable_if(b, True, ctx, "job finished")
-        if _release_ended_cluster(b, job, obs, ctx, config):
-            return b.finish(now_ms=ctx.now_ms)
-        return plan
+        _mark_stable_if(b, True, ctx, "job finished")
+        _release_ended_cluster(b, job, ctx, config)
+        return b.finish(now_ms=ctx.now_ms)
     if job.state == "RUNNING":
         needs_checkpoint = _requires_checkpoint_for_stability(config)
         since = job.running_since if job.running_since is not None else ctx.now_ms
@@ -1075,24 +1074,23 @@ def _observe_job(b: _Builder, config: dict[str, str], obs: Observation, ctx: Con
     return b.finish(now_ms=ctx.now_ms)
 
 
-def _release_ended_cluster(
-    b: _Builder, job: JobObservation, obs: Observation, ctx: Context, config: dict[str, str]
-) -> bool:
+_RESULT_SETTLE_MS = 250  # margin on top of Flink's REST cache interval before a final result is read
+
+
+def _release_ended_cluster(b: _Builder, job: JobObservation, ctx: Context, config: dict[str, str]) -> None:
     """A job that ended (FINISHED or FAILED) keeps nothing running: its result, run time and end state go to
     the current run in status first (the same pass's status write), then its application cluster is deleted.
     Logs stay on disk; the checkpoints stay in storage, so a later upgrade or restart can still use them.
 
     Flink's REST API serves the execution graph (and so the accumulators) from a cache refreshed every
     ``web.refresh-interval``: the result is read once that long has passed since the job ended, so it holds
-    the final figures. Returns whether this pass changed the plan (a release, or a short wait for it)."""
-    if not obs.cluster_exists:
-        return False
+    the final figures."""
     refresh_ms = parse_duration_ms(config.get(WEB_REFRESH_KEY) or DEFAULT_WEB_REFRESH)
-    settle_ms = (job.end_time or 0) + refresh_ms + 250 - ctx.now_ms
+    settle_ms = (job.end_time or 0) + refresh_ms + _RESULT_SETTLE_MS - ctx.now_ms
     if job.end_time and settle_ms > 0:
         b.summary = f"job {job.state}: reading its final result before releasing the cluster"
         b.requeue_after = settle_ms / 1000
-        return True
+        return
     if isinstance(b.status, FlinkDeploymentStatus):
         run = _current_run(b.status)
         if run is not None and run.end_state is None:
@@ -1113,7 +1111,6 @@ def _release_ended_cluster(
     b.actions.append(DeleteCluster(reason=f"job {job.state}{took}: releasing its cluster"))
     b.event("Normal", "ClusterReleased", f"Job {job.state}{took}; its cluster is stopped (logs are kept)")
     b.requeue_after = FAST
-    return True
 
 
 def _note_run_progress(status: Status, job: JobObservation) -> Status:
