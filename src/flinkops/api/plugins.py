@@ -114,7 +114,9 @@ def choose_plugins(spec: Any, config: Mapping[str, str], args: Iterable[str] = (
     state, in_args = s3_paths(config, args)
     plain = [p for p in [*state, *in_args] if p.startswith("s3://")]
     explicit = [n for n in (plugin_name(j) for j in enabled_plugin_jars(spec, config)) if n]
-    explicit += [n.strip() for n in re.split(r"[;,]", config.get(PLUGINS_KEY, "")) if n.strip()]
+    # flinkops.* keys steer flinkops and are not rendered for Flink: read this one from the spec itself.
+    own = {**config, **(getattr(spec, "flink_configuration", None) or {})}
+    explicit += [n.strip() for n in re.split(r"[;,]", own.get(PLUGINS_KEY, "")) if n.strip()]
     if explicit:
         names = tuple(dict.fromkeys(explicit))
         listed = {n: f"{ENABLE_PLUGINS_ENV} lists it" for n in names}

@@ -153,11 +153,16 @@ def checked_input(resources: list[Resource], store: SqliteStore) -> dict[tuple[A
     return existing
 
 
-def snapshot_store(resource: Resource) -> SnapshotStore:
-    """Checkpoint and savepoint storage as ``resource`` reaches it (local paths, or S3 with its endpoint)."""
+def snapshot_store(resource: Resource, config: Mapping[str, str] | None = None) -> SnapshotStore:
+    """Checkpoint and savepoint storage as ``resource`` reaches it (local paths, or S3 with its endpoint);
+    ``config`` is its rendered configuration when the caller has it already."""
     from flinkops.controller.dataplane import DataPlane
 
-    config = rendered_config(resource) if isinstance(resource, FlinkDeployment) else resource.spec.flink_configuration
+    if config is None:
+        if isinstance(resource, FlinkDeployment):
+            config = rendered_config(resource)
+        else:
+            config = resource.spec.flink_configuration
     return DataPlane(_home()).snapshot_store(config)
 
 
@@ -468,19 +473,17 @@ def _describe_data_plane(resource: FlinkDeployment, config: dict[str, str], home
     """Plugins and connectors flinkops adds to the cluster, and where S3 access comes from (never the keys)."""
     from flinkops.api.plugins import choose_plugins, requested_connectors
     from flinkops.controller.dataplane import DataPlane
-    from flinkops.flink.distribution import find_distribution
 
     args = resource.spec.job.args if resource.spec.job is not None else []
-    config = {**resource.spec.flink_configuration, **config}  # flinkops.* keys are not rendered for Flink
     choice = choose_plugins(resource.spec, config, args)
     for name in choice.plugins:
         out.print(f"  plugin:      {name} ({choice.reasons.get(name, 'requested')})")
     if choice.ambiguity:
         out.print(f"  [yellow]warning:[/yellow] {choice.ambiguity}")
-    for connector in requested_connectors(config):
+    for connector in requested_connectors(resource.spec.flink_configuration):
         out.print(f"  connector:   {connector}")
     if DataPlane.uses_s3(config, args) or choice.plugins:
-        access = DataPlane(home, find_distribution()).s3_access(config)
+        access = DataPlane(home).s3_access(config)
         out.print(f"  S3:          {access.describe()}")
 
 

@@ -192,7 +192,7 @@ def list_snapshots(resource: FlinkDeployment) -> list[Snapshot]:
     job_ids = set(generations)
     if resource.status and resource.status.job_status.job_id:
         job_ids.add(resource.status.job_status.job_id)
-    return snapshot_store(resource).list(checkpoint_dir(config), savepoint_dir(config), sorted(job_ids))
+    return snapshot_store(resource, config).list(checkpoint_dir(config), savepoint_dir(config), sorted(job_ids))
 
 
 @app.command()

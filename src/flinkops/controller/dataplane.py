@@ -137,9 +137,7 @@ class DataPlane:
             raise PermanentError("no Flink distribution: plugins and connectors cannot be chosen")
         dist = self.dist
         args = list(args)
-        # flinkops.* keys steer flinkops and are not rendered for Flink: read them from the spec.
-        steering = {**dict(getattr(spec, "flink_configuration", None) or {}), **config}
-        choice = choose_plugins(spec, steering, args)
+        choice = choose_plugins(spec, config, args)
         if choice.ambiguity:
             log.warning("%s", choice.ambiguity)
         plugins: dict[str, Path] = {}
@@ -156,7 +154,7 @@ class DataPlane:
             except FlinkopsError as exc:
                 raise PermanentError(f"plugin {name} ({choice.reasons.get(name, 'requested')}): {exc}") from exc
         lib_jars: list[Path] = []
-        for connector in requested_connectors(steering):
+        for connector in requested_connectors(spec.flink_configuration):  # a flinkops key: read from the spec
             try:
                 group, artifact, version = connector_coordinates(connector, dist.version)
                 lib_jars.append(maven_jar(group, artifact, version))
