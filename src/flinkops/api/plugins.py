@@ -24,25 +24,29 @@ Called by: the controller (to fetch and enable them), lint, ``describe``. Pure.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
+from flinkops.api.loader import yaml_path
 
 __all__ = [
     "CONNECTORS_KEY",
     "CONNECTOR_ARTIFACTS",
     "ENABLE_PLUGINS_ENV",
     "KAFKA_CONNECTOR_VERSIONS",
+    "MAIN_CONTAINER",
     "PLUGINS_KEY",
     "S3_HADOOP",
     "S3_PRESTO",
     "PluginChoice",
     "choose_plugins",
     "connector_coordinates",
-    "enabled_plugin_jars",
+    "enabled_plugins",
+    "plugin_env_declarations",
     "plugin_name",
+    "plugin_names",
     "requested_connectors",
     "s3_paths",
 ]
@@ -56,7 +60,9 @@ CONNECTORS_KEY = "flinkops.connectors"
 _ENV_KEYS = (f"containerized.master.env.{ENABLE_PLUGINS_ENV}", f"containerized.taskmanager.env.{ENABLE_PLUGINS_ENV}")
 _HA_DIR_KEY = "high-availability.storageDir"
 _S3_URI = re.compile(r"\bs3[ap]?://[^\s,;'\"]+")
-_PLUGIN_JAR = re.compile(r"^flink-(?P<name>[a-z0-9-]+?)-(?P<version>\d+\.\d+[^/]*)\.jar$")
+_PLUGIN_JAR = re.compile(r"^flink-(?P<name>[a-z0-9-]+?)(?:-\d+\.\d+[^/]*)?\.jar$")
+#: The container of a Flink pod template that runs Flink (where the image's entrypoint reads the variable).
+MAIN_CONTAINER = "flink-main-container"
 
 #: The Kafka connector release built for each Flink minor version (the connector is released separately).
 KAFKA_CONNECTOR_VERSIONS = {"2.0": "4.0.1-2.0", "2.1": "5.0.0-2.1", "2.2": "5.0.0-2.2", "2.3": "5.0.0-2.2"}
@@ -79,26 +85,43 @@ def plugin_name(jar: str) -> str | None:
     return match.group("name") if match else None
 
 
-def _pod_template_env(template: Mapping[str, Any] | None) -> Iterable[str]:
-    spec = (template or {}).get("spec") or {}
-    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
-        for env in (container or {}).get("env") or []:
-            if isinstance(env, Mapping) and env.get("name") == ENABLE_PLUGINS_ENV and env.get("value"):
-                yield str(env["value"])
+def plugin_names(text: str) -> list[str]:
+    """Plugin names in a ``;``/``,``-separated list of jar names (``flink-s3-fs-presto-1.17.1.jar``, the
+    ``ENABLE_BUILT_IN_PLUGINS`` form) or plugin names (``s3-fs-presto``, the ``flinkops.plugins`` form)."""
+    names: list[str] = []
+    for item in (i.strip().lower() for i in re.split(r"[;,]", text)):
+        name = plugin_name(item) if item.endswith(".jar") else item
+        if name and name not in names:
+            names.append(name)
+    return names
 
 
-def enabled_plugin_jars(spec: Any, config: Mapping[str, str]) -> list[str]:
-    """Every jar name listed in ``ENABLE_BUILT_IN_PLUGINS`` (pod templates or containerized env keys)."""
+def plugin_env_declarations(template: Any, base: tuple[str | int, ...]) -> Iterator[tuple[str, str]]:
+    """``(YAML path, value)`` of each ``ENABLE_BUILT_IN_PLUGINS`` on the main container of a pod template;
+    ``base`` is the template's own path (for findings that point at the line)."""
+    pod_spec = template.get("spec") if isinstance(template, Mapping) else None
+    containers = pod_spec.get("containers") if isinstance(pod_spec, Mapping) else None
+    for c_index, container in enumerate(containers if isinstance(containers, list) else []):
+        if not isinstance(container, Mapping) or container.get("name") != MAIN_CONTAINER:
+            continue
+        env = container.get("env")
+        for e_index, variable in enumerate(env if isinstance(env, list) else []):
+            if isinstance(variable, Mapping) and variable.get("name") == ENABLE_PLUGINS_ENV:
+                path = yaml_path(*base, "spec", "containers", c_index, "env", e_index, "value")
+                yield path, str(variable.get("value") or "")
+
+
+def enabled_plugins(spec: Any, config: Mapping[str, str]) -> list[str]:
+    """Every plugin listed in ``ENABLE_BUILT_IN_PLUGINS`` (any pod template's main container, or the
+    containerized env keys) and in ``flinkops.plugins`` (a flinkops key, so read from the spec)."""
     values: list[str] = [config[key] for key in _ENV_KEYS if config.get(key, "").strip()]
-    for part in (spec, getattr(spec, "job_manager", None), getattr(spec, "task_manager", None)):
+    for part, base in ((spec, ()), (getattr(spec, "job_manager", None), ("jobManager",)),
+                       (getattr(spec, "task_manager", None), ("taskManager",))):  # fmt: skip
         if part is not None:
-            values.extend(_pod_template_env(getattr(part, "pod_template", None)))
-    jars: list[str] = []
-    for value in values:
-        for jar in value.split(";"):
-            if jar.strip() and jar.strip() not in jars:
-                jars.append(jar.strip())
-    return jars
+            values.extend(v for _, v in plugin_env_declarations(getattr(part, "pod_template", None), base))
+    own = {**config, **(getattr(spec, "flink_configuration", None) or {})}
+    values.append(own.get(PLUGINS_KEY, ""))
+    return list(dict.fromkeys(name for value in values for name in plugin_names(value)))
 
 
 def s3_paths(config: Mapping[str, str], args: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -113,12 +136,9 @@ def choose_plugins(spec: Any, config: Mapping[str, str], args: Iterable[str] = (
     """The optional plugins this deployment needs (see the module docstring for the rules)."""
     state, in_args = s3_paths(config, args)
     plain = [p for p in [*state, *in_args] if p.startswith("s3://")]
-    explicit = [n for n in (plugin_name(j) for j in enabled_plugin_jars(spec, config)) if n]
-    # flinkops.* keys steer flinkops and are not rendered for Flink: read this one from the spec itself.
-    own = {**config, **(getattr(spec, "flink_configuration", None) or {})}
-    explicit += [n.strip() for n in re.split(r"[;,]", own.get(PLUGINS_KEY, "")) if n.strip()]
+    explicit = enabled_plugins(spec, config)
     if explicit:
-        names = tuple(dict.fromkeys(explicit))
+        names = tuple(explicit)
         listed = {n: f"{ENABLE_PLUGINS_ENV} lists it" for n in names}
         return PluginChoice(names, listed, _ambiguity(names, plain), explicit=True)
     reasons: dict[str, str] = {}

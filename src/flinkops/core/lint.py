@@ -15,13 +15,21 @@ configuration entry that looks like a secret. A resource that follows the migrat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from flinkops.api.durations import parse_duration_ms
-from flinkops.api.loader import Resource, yaml_path
+from flinkops.api.loader import Resource
 from flinkops.api.models import FlinkDeployment, JobSpec, UpgradeMode
+from flinkops.api.plugins import (
+    MAIN_CONTAINER,
+    PLUGINS_KEY,
+    S3_HADOOP,
+    S3_PRESTO,
+    plugin_env_declarations,
+    plugin_names,
+)
 from flinkops.api.validation import (
     CHECKPOINT_DIR_KEYS,
     HA_KEYS,
@@ -56,15 +64,8 @@ RULES: Mapping[str, str] = {
     "FO009": "checkpoint setting that Flink cannot read",
 }
 
-# flinkops-local declaration of the Flink plugins to enable (';'-separated names such as 's3-fs-presto');
-# the local runtime has no image whose plugins/ directory could be inspected.
-PLUGINS_KEY = "flinkops.plugins"
-MAIN_CONTAINER = "flink-main-container"
-_PLUGIN_ENV = "ENABLE_BUILT_IN_PLUGINS"
-_PRESTO, _HADOOP = "s3-fs-presto", "s3-fs-hadoop"
-_S3_PLUGIN = re.compile(r"s3-fs-(presto|hadoop)")
 # Which plugin serves which scheme: both claim s3://, only Presto has s3p://, only Hadoop has s3a://.
-_SCHEME_PLUGINS = {"s3": (_PRESTO, _HADOOP), "s3p": (_PRESTO,), "s3a": (_HADOOP,)}
+_SCHEME_PLUGINS = {"s3": (S3_PRESTO, S3_HADOOP), "s3p": (S3_PRESTO,), "s3a": (S3_HADOOP,)}
 
 _INTERVAL = "execution.checkpointing.interval"
 _TIMEOUT = "execution.checkpointing.timeout"
@@ -190,34 +191,9 @@ def _ha_storage(conf: Mapping[str, str]) -> list[Finding]:
     ]
 
 
-def _plugin_names(text: str) -> set[str]:
-    """S3 plugin names in a ';'/','-separated list of plugin or jar names (flink-s3-fs-presto-1.18.1.jar)."""
-    names: set[str] = set()
-    for item in re.split(r"[;,]", text):
-        match = _S3_PLUGIN.search(item.strip().lower())
-        if match:
-            names.add(match.group(0))
-    return names
-
-
-def _env_declarations(template: Any, base: tuple[str | int, ...]) -> Iterator[tuple[str, str]]:
-    """``(path, value)`` of ENABLE_BUILT_IN_PLUGINS on the main container of a pod template."""
-    if not isinstance(template, Mapping):
-        return
-    pod_spec = template.get("spec")
-    containers = pod_spec.get("containers") if isinstance(pod_spec, Mapping) else None
-    if not isinstance(containers, list):
-        return
-    for c_index, container in enumerate(containers):
-        if not isinstance(container, Mapping) or container.get("name") != MAIN_CONTAINER:
-            continue
-        env = container.get("env")
-        if not isinstance(env, list):
-            continue
-        for e_index, variable in enumerate(env):
-            if isinstance(variable, Mapping) and variable.get("name") == _PLUGIN_ENV:
-                path = yaml_path(*base, "spec", "containers", c_index, "env", e_index, "value")
-                yield path, str(variable.get("value") or "")
+def _s3_plugin_names(text: str) -> set[str]:
+    """The S3 plugins in a plugin list (jar names or plugin names)."""
+    return {name for name in plugin_names(text) if name in (S3_PRESTO, S3_HADOOP)}
 
 
 def _s3_plugins(r: FlinkDeployment) -> list[Finding]:
@@ -233,12 +209,12 @@ def _s3_plugins(r: FlinkDeployment) -> list[Finding]:
     # Declarations per process role: a role-specific pod template overrides the shared one; flinkops.plugins
     # applies to every process.
     spec = r.spec
-    shared = list(_env_declarations(spec.pod_template, ("spec", "podTemplate")))
+    shared = list(plugin_env_declarations(spec.pod_template, ("spec", "podTemplate")))
     jm_template = spec.job_manager.pod_template if spec.job_manager else None
     tm_template = spec.task_manager.pod_template if spec.task_manager else None
     roles = (
-        list(_env_declarations(jm_template, ("spec", "jobManager", "podTemplate"))) or shared,
-        list(_env_declarations(tm_template, ("spec", "taskManager", "podTemplate"))) or shared,
+        list(plugin_env_declarations(jm_template, ("spec", "jobManager", "podTemplate"))) or shared,
+        list(plugin_env_declarations(tm_template, ("spec", "taskManager", "podTemplate"))) or shared,
     )
     local = conf.get(PLUGINS_KEY)
     findings: dict[str, Finding] = {}
@@ -246,10 +222,10 @@ def _s3_plugins(r: FlinkDeployment) -> list[Finding]:
         sources = [path for path, _ in declarations]
         declared: set[str] | None = None
         if local is not None:
-            declared = _plugin_names(local)
+            declared = _s3_plugin_names(local)
             sources.insert(0, config_path(PLUGINS_KEY))
         for _, value in declarations:
-            declared = (declared or set()) | _plugin_names(value)
+            declared = (declared or set()) | _s3_plugin_names(value)
         for finding in _plugin_findings(r, schemes, declared, sources):
             findings.setdefault(finding.message, finding)
     return list(findings.values())
@@ -263,7 +239,7 @@ def _plugin_findings(
         # and without an image flinkops enables the plugin the paths need (api.plugins.choose_plugins).
         return []
     findings: list[Finding] = []
-    if "s3" in schemes and {_PRESTO, _HADOOP} <= declared:
+    if "s3" in schemes and {S3_PRESTO, S3_HADOOP} <= declared:
         findings.append(
             Finding(
                 "FO003",
