@@ -2,30 +2,28 @@
 
 Each service is a real server (a KRaft Kafka broker, a MinIO S3 store, ZooKeeper) bound to 127.0.0.1, with its
 data, pid file and log under ``$FLINKOPS_HOME/dev/<service>/`` (see :mod:`flinkops.dev.services`). Kept apart
-from ``flinkops.cli.main`` and import-light: it uses its own error guard, and boto3 / confluent-kafka load only
-in the commands that need them.
+from ``flinkops.cli.main`` and import-light (the shared console and error guard come from ``cli.output``);
+boto3 and confluent-kafka load only in the commands that need them.
 
 Exit codes as everywhere in flinkops: 0 success, 1 the operation failed, 2 invalid input (an unknown service).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import shlex
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from flinkops.cli.output import err, main_guard, out
 from flinkops.dev.s3 import REGION
 from flinkops.dev.services import PORT_OPTIONS, SERVICES, DevServices, ServiceStatus, check_names
-from flinkops.errors import FlinkopsError, InvalidInput, NotFound
+from flinkops.errors import NotFound
 from flinkops.settings import default_home
 
 __all__ = ["dev_app"]
@@ -51,10 +49,6 @@ dev_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 ServicesArg = Annotated[
     list[str] | None,
@@ -65,24 +59,6 @@ ServicesArg = Annotated[
 class Output(StrEnum):
     table = "table"
     json = "json"
-
-
-def _guard(fn: F) -> F:
-    """Map the error taxonomy onto exit codes (2 invalid input, 1 any other flinkops error)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except InvalidInput as exc:
-            for problem in exc.problems:
-                err.print(f"[red]error:[/red] {problem.render()}", markup=True)
-            raise typer.Exit(2) from exc
-        except FlinkopsError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True)
-            raise typer.Exit(1) from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _services() -> DevServices:
@@ -107,7 +83,7 @@ def _progress(message: str) -> None:
         "  flinkops dev up kafka s3 --kafka-port 19092 --s3-port 19000"
     ),
 )
-@_guard
+@main_guard
 def up(
     services: ServicesArg = None,
     kafka_port: Annotated[
@@ -142,7 +118,7 @@ def up(
         "To start from scratch, stop them and delete $FLINKOPS_HOME/dev/<service>/."
     ),
 )
-@_guard
+@main_guard
 def down(services: ServicesArg = None) -> None:
     """Stop services, keeping their data."""
     names = check_names(services or SERVICES)
@@ -162,7 +138,7 @@ def down(services: ServicesArg = None) -> None:
         "running and healthy, so a script can wait: until flinkops dev status kafka; do sleep 1; done"
     ),
 )
-@_guard
+@main_guard
 def status(
     services: ServicesArg = None,
     output: Annotated[Output, typer.Option("--output", "-o", help="table, or json for scripts.")] = Output.table,
@@ -196,7 +172,7 @@ def _print_table(statuses: list[ServiceStatus]) -> None:
         "Services that are not running are left out."
     ),
 )
-@_guard
+@main_guard
 def env() -> None:
     """Print shell exports for the running services."""
     services = _services()
@@ -222,7 +198,7 @@ def env() -> None:
 
 
 @dev_app.command("logs")
-@_guard
+@main_guard
 def logs(
     service: Annotated[str, typer.Argument(help=f"One of {_SERVICE_LIST}.", show_default=False)],
     tail: Annotated[int, typer.Option("--tail", "-n", min=1, help="How many of the last lines to print.")] = 50,
@@ -249,7 +225,7 @@ def _tail_lines(path: Path, count: int) -> list[str]:
 
 
 @dev_app.command("bucket")
-@_guard
+@main_guard
 def bucket(
     name: Annotated[str, typer.Argument(help="Bucket name (3-63 lowercase letters, digits, '-' and '.').")],
     versioned: Annotated[
@@ -271,7 +247,7 @@ def bucket(
         "(pip install 'flinkops\\[kafka]')."
     ),
 )
-@_guard
+@main_guard
 def topic(
     name: Annotated[str, typer.Argument(help="Topic name.")],
     partitions: Annotated[int, typer.Option("--partitions", "-p", min=1, help="Number of partitions.")] = 1,

@@ -9,7 +9,6 @@ controller daemon on demand; ``flinkops controller run`` runs it in the foregrou
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import signal
@@ -22,7 +21,6 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
 from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
@@ -30,6 +28,7 @@ from flinkops.api.loader import dump_resource, load_documents
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobState, LifecycleState
 from flinkops.api.validation import validate_against, validate_resource, validate_update
 from flinkops.cli.dev import dev_app
+from flinkops.cli.output import err, main_guard, out
 from flinkops.errors import FlinkopsError, InvalidInput, NotFound, Problem, TemporaryError
 from flinkops.flink.config import RenderInputs, render_flink_config
 from flinkops.ports import ClusterKey, ResourceKey, SnapshotStore, SystemClock
@@ -58,9 +57,6 @@ controller_app = typer.Typer(help="Run or manage the controller daemon that reco
 app.add_typer(controller_app, name="controller")
 app.add_typer(dev_app, name="dev")
 
-# Pipes and CI logs get a wide console so tables are never truncated to 80 columns.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 _KIND_ALIASES = {
     "flinkdeployment": "FlinkDeployment",
@@ -98,11 +94,6 @@ def _daemon() -> Any:
     from flinkops.controller import daemon
 
     return daemon
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
 
 
 def _read_files(files: list[Path]) -> list[Resource]:
@@ -214,12 +205,6 @@ def rendered_config(resource: FlinkDeployment) -> dict[str, str]:
     return render_flink_config(resource.spec, inputs)
 
 
-def _print_problems(exc: InvalidInput) -> None:
-    err.print(f"[red]error:[/red] invalid input ({len(exc.problems)} problem(s)); nothing was changed")
-    for problem in exc.problems:
-        err.print(f"  - {problem.render()}")
-
-
 def _resolve(store: SqliteStore, name: str, namespace: str, kind: str | None = None) -> Resource:
     kinds = [kind] if kind else ["FlinkDeployment", "FlinkSessionJob"]
     found: list[Resource] = [r for k in kinds if (r := store.get(ResourceKey(k, namespace, name))) is not None]
@@ -249,24 +234,6 @@ def _age(created: str | None) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def main_guard(fn: Any) -> Any:
-    """Map the error taxonomy onto exit codes for every command."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except InvalidInput as exc:
-            _print_problems(exc)
-            raise typer.Exit(2) from exc
-        except NotFound as exc:
-            raise _fail(str(exc), 1) from exc
-        except FlinkopsError as exc:
-            raise _fail(str(exc), 1) from exc
-
-    return wrapper
 
 
 # ------------------------------------------------------------------------------------------------ apply

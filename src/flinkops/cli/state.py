@@ -30,11 +30,10 @@ from flinkops.cli.main import (
     _store,
     app,
     checked_input,
-    main_guard,
-    out,
     rendered_config,
     snapshot_store,
 )
+from flinkops.cli.output import main_guard, out
 from flinkops.core.lint import lint as lint_resource
 from flinkops.core.specs import load_spec
 from flinkops.errors import FlinkopsError, InvalidInput, Problem

@@ -1,0 +1,52 @@
+"""Where every ``flinkops`` command writes, and how an error becomes an exit code.
+
+``out`` is standard output (wide when piped, so tables are never cut to 80 columns), ``err`` standard error.
+``main_guard`` maps the error taxonomy onto exit codes for any command: 2 for invalid input (every problem
+with its field path, and that nothing was changed), 1 for any other flinkops error.
+
+Import-light on purpose: the main CLI and ``flinkops dev`` both build on it.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from flinkops.errors import FlinkopsError, InvalidInput
+
+__all__ = ["err", "fail", "main_guard", "out", "print_problems"]
+
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as an error; returns the exit to raise."""
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def print_problems(exc: InvalidInput) -> None:
+    err.print(f"[red]error:[/red] invalid input ({len(exc.problems)} problem(s)); nothing was changed")
+    for problem in exc.problems:
+        err.print(f"  - {problem.render()}")
+
+
+def main_guard(fn: Any) -> Any:
+    """Map the error taxonomy onto exit codes for every command."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except InvalidInput as exc:
+            print_problems(exc)
+            raise typer.Exit(2) from exc
+        except FlinkopsError as exc:
+            raise fail(str(exc), 1) from exc
+
+    return wrapper
