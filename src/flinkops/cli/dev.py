@@ -15,16 +15,18 @@ import shlex
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from flinkops.cli.output import err, main_guard, out
-from flinkops.dev.s3 import REGION
-from flinkops.dev.services import PORT_OPTIONS, SERVICES, DevServices, ServiceStatus, check_names
+from flinkops.dev import PORT_OPTIONS, SERVICES
 from flinkops.errors import NotFound
 from flinkops.settings import default_home
+
+if TYPE_CHECKING:
+    from flinkops.dev.services import DevServices, ServiceStatus
 
 __all__ = ["dev_app"]
 
@@ -62,7 +64,15 @@ class Output(StrEnum):
 
 
 def _services() -> DevServices:
+    from flinkops.dev.services import DevServices  # the servers' modules load only when a command runs
+
     return DevServices(default_home())
+
+
+def check_names(names: list[str] | tuple[str, ...]) -> list[str]:
+    from flinkops.dev.services import check_names as check
+
+    return check(names)
 
 
 def _progress(message: str) -> None:
@@ -175,6 +185,8 @@ def _print_table(statuses: list[ServiceStatus]) -> None:
 @main_guard
 def env() -> None:
     """Print shell exports for the running services."""
+    from flinkops.dev.s3 import REGION
+
     services = _services()
     lines: list[tuple[str, str]] = []
     bootstrap = services.kafka_bootstrap()

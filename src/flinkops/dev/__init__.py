@@ -2,4 +2,16 @@
 
 Each runs as a plain process bound to 127.0.0.1 with its data, pid file and log in one directory, so tests and
 ``flinkops dev`` commands can start, check and stop it by recorded pid.
+
+Kept import-light (names only): every ``flinkops`` command registers the ``dev`` commands at start-up, and the
+servers' modules load only when one of them runs.
 """
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = ["PORT_OPTIONS", "SERVICES"]
+
+SERVICES: tuple[str, ...] = ("kafka", "s3", "zookeeper")
+PORT_OPTIONS: Mapping[str, str] = {"kafka": "--kafka-port", "s3": "--s3-port", "zookeeper": "--zookeeper-port"}

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flinkops.dev import PORT_OPTIONS, SERVICES
 from flinkops.dev.kafka import KafkaBroker, kafka_classpath
 from flinkops.dev.process import HOST, ServerProcess, port_in_use, read_record
 from flinkops.dev.s3 import MinioServer, ensure_bucket, minio_binary, read_credentials, s3_client
@@ -49,9 +50,7 @@ __all__ = [
     "port_in_use",
 ]
 
-SERVICES: tuple[str, ...] = ("kafka", "s3", "zookeeper")
 DEFAULT_PORTS: Mapping[str, int] = {"kafka": 9092, "s3": 9000, "zookeeper": 2181}
-PORT_OPTIONS: Mapping[str, str] = {"kafka": "--kafka-port", "s3": "--s3-port", "zookeeper": "--zookeeper-port"}
 START_TIMEOUTS: Mapping[str, float] = {"kafka": 120.0, "s3": 60.0, "zookeeper": 60.0}
 
 Progress = Callable[[str], None]
