@@ -8,9 +8,8 @@ from __future__ import annotations
 import sys
 import time
 
-from flinkops.api.plugins import S3_HADOOP, S3_PRESTO, connector_coordinates
-from flinkops.artifacts import maven_jar
-from flinkops.controller.dataplane import patch_fallbacks
+from flinkops.api.plugins import S3_HADOOP, S3_PRESTO
+from flinkops.controller.dataplane import connector_jar, plugin_jar
 from flinkops.dev.example_jobs import build_example_jobs
 from flinkops.dev.kafka import kafka_classpath
 from flinkops.dev.s3 import minio_binary
@@ -27,16 +26,9 @@ def main() -> int:
     steps = [
         ("Kafka broker jars", lambda: kafka_classpath(progress=say)),
         ("MinIO", lambda: minio_binary(progress=say)),
-        *[
-            (
-                f"Flink plugin {name}",
-                lambda name=name: maven_jar(  # type: ignore[misc]
-                    "org.apache.flink", f"flink-{name}", version, fallback_versions=patch_fallbacks(version)
-                ),
-            )
-            for name in (S3_PRESTO, S3_HADOOP)
-        ],
-        ("Kafka connector", lambda: maven_jar(*connector_coordinates("kafka", version), progress=say)),
+        ("Flink plugin s3-fs-presto", lambda: plugin_jar(S3_PRESTO, version, progress=say)),
+        ("Flink plugin s3-fs-hadoop", lambda: plugin_jar(S3_HADOOP, version, progress=say)),
+        ("Kafka connector", lambda: connector_jar("kafka", version, progress=say)),
         ("example jobs jar", lambda: build_example_jobs(progress=say)),
     ]
     for what, fetch in steps:

@@ -19,7 +19,7 @@ import os
 import shutil
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from flinkops.s3 import (
     split_uri,
 )
 
-__all__ = ["ClusterExtras", "DataPlane", "patch_fallbacks"]
+__all__ = ["ClusterExtras", "DataPlane", "connector_jar", "patch_fallbacks", "plugin_jar"]
 
 log = logging.getLogger("flinkops.controller")
 
@@ -70,6 +70,23 @@ def patch_fallbacks(version: str) -> list[str]:
     if len(parts) < 3 or not parts[2].isdigit():
         return []
     return [f"{parts[0]}.{parts[1]}.{p}" for p in range(int(parts[2]) - 1, -1, -1)]
+
+
+def plugin_jar(name: str, flink_version: str) -> Path:
+    """Flink's optional plugin ``name`` (``s3-fs-presto``) for ``flink_version``, fetched once and cached."""
+    from flinkops.artifacts import maven_jar
+
+    return maven_jar(
+        "org.apache.flink", f"flink-{name}", flink_version, fallback_versions=patch_fallbacks(flink_version)
+    )
+
+
+def connector_jar(name: str, flink_version: str, progress: Callable[[str], None] | None = None) -> Path:
+    """Connector ``name`` (``kafka``) built for ``flink_version``, fetched once and cached; ValueError for a
+    connector or Flink version flinkops does not know."""
+    from flinkops.artifacts import maven_jar
+
+    return maven_jar(*connector_coordinates(name, flink_version), progress=progress)
 
 
 class DataPlane:
@@ -131,8 +148,6 @@ class DataPlane:
         rendered configuration, S3 keys included), after checking that every S3 bucket it keeps state in
         exists and accepts those credentials. Fetches missing jars (cached); raises with the reason when
         something cannot be had."""
-        from flinkops.artifacts import maven_jar
-
         if self.dist is None:
             raise PermanentError("no Flink distribution: plugins and connectors cannot be chosen")
         dist = self.dist
@@ -145,19 +160,13 @@ class DataPlane:
             if (dist.plugins / name).is_dir():
                 continue  # the distribution bundles it already
             try:
-                plugins[name] = maven_jar(
-                    "org.apache.flink",
-                    f"flink-{name}",
-                    dist.version,
-                    fallback_versions=patch_fallbacks(dist.version),
-                )
+                plugins[name] = plugin_jar(name, dist.version)
             except FlinkopsError as exc:
                 raise PermanentError(f"plugin {name} ({choice.reasons.get(name, 'requested')}): {exc}") from exc
         lib_jars: list[Path] = []
         for connector in requested_connectors(spec.flink_configuration):  # a flinkops key: read from the spec
             try:
-                group, artifact, version = connector_coordinates(connector, dist.version)
-                lib_jars.append(maven_jar(group, artifact, version))
+                lib_jars.append(connector_jar(connector, dist.version))
             except ValueError as exc:
                 raise PermanentError(f"flinkops.connectors: {exc}") from exc
             except FlinkopsError as exc:
