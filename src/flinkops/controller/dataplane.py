@@ -72,13 +72,12 @@ def patch_fallbacks(version: str) -> list[str]:
     return [f"{parts[0]}.{parts[1]}.{p}" for p in range(int(parts[2]) - 1, -1, -1)]
 
 
-def plugin_jar(name: str, flink_version: str) -> Path:
+def plugin_jar(name: str, flink_version: str, progress: Callable[[str], None] | None = None) -> Path:
     """Flink's optional plugin ``name`` (``s3-fs-presto``) for ``flink_version``, fetched once and cached."""
     from flinkops.artifacts import maven_jar
 
-    return maven_jar(
-        "org.apache.flink", f"flink-{name}", flink_version, fallback_versions=patch_fallbacks(flink_version)
-    )
+    fallbacks = patch_fallbacks(flink_version)
+    return maven_jar("org.apache.flink", f"flink-{name}", flink_version, fallback_versions=fallbacks, progress=progress)
 
 
 def connector_jar(name: str, flink_version: str, progress: Callable[[str], None] | None = None) -> Path:
