@@ -9,12 +9,12 @@ import sys
 import time
 
 from flinkops.api.plugins import S3_HADOOP, S3_PRESTO
-from flinkops.controller.dataplane import connector_jar, plugin_jar
 from flinkops.dev.example_jobs import build_example_jobs
 from flinkops.dev.kafka import kafka_classpath
 from flinkops.dev.s3 import minio_binary
 from flinkops.errors import FlinkopsError
 from flinkops.flink.distribution import find_distribution
+from flinkops.flink.jars import connector_jar, plugin_jar
 
 
 def say(message: str) -> None:

@@ -19,7 +19,7 @@ import os
 import shutil
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,12 @@ from typing import Any
 from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 from flinkops.api.plugins import (
     choose_plugins,
-    connector_coordinates,
     requested_connectors,
     s3_paths,
 )
 from flinkops.errors import FlinkopsError, PermanentError
 from flinkops.flink.distribution import FlinkDistribution
+from flinkops.flink.jars import connector_jar, plugin_jar
 from flinkops.ports import SnapshotStore
 from flinkops.s3 import (
     SECRET_CONFIG_KEYS,
@@ -46,7 +46,7 @@ from flinkops.s3 import (
     split_uri,
 )
 
-__all__ = ["ClusterExtras", "DataPlane", "connector_jar", "patch_fallbacks", "plugin_jar"]
+__all__ = ["ClusterExtras", "DataPlane"]
 
 log = logging.getLogger("flinkops.controller")
 
@@ -61,31 +61,6 @@ class ClusterExtras:
     environment: Mapping[str, str] = field(default_factory=dict)
     plugins: Mapping[str, Path] = field(default_factory=dict)
     lib_jars: tuple[Path, ...] = ()
-
-
-def patch_fallbacks(version: str) -> list[str]:
-    """2.2.1 → [2.2.0]: earlier patch releases of the same minor (plugins are released with Flink, but not
-    every patch release of every plugin reaches every repository)."""
-    parts = version.split(".")
-    if len(parts) < 3 or not parts[2].isdigit():
-        return []
-    return [f"{parts[0]}.{parts[1]}.{p}" for p in range(int(parts[2]) - 1, -1, -1)]
-
-
-def plugin_jar(name: str, flink_version: str, progress: Callable[[str], None] | None = None) -> Path:
-    """Flink's optional plugin ``name`` (``s3-fs-presto``) for ``flink_version``, fetched once and cached."""
-    from flinkops.artifacts import maven_jar
-
-    fallbacks = patch_fallbacks(flink_version)
-    return maven_jar("org.apache.flink", f"flink-{name}", flink_version, fallback_versions=fallbacks, progress=progress)
-
-
-def connector_jar(name: str, flink_version: str, progress: Callable[[str], None] | None = None) -> Path:
-    """Connector ``name`` (``kafka``) built for ``flink_version``, fetched once and cached; ValueError for a
-    connector or Flink version flinkops does not know."""
-    from flinkops.artifacts import maven_jar
-
-    return maven_jar(*connector_coordinates(name, flink_version), progress=progress)
 
 
 class DataPlane:

@@ -30,16 +30,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from flinkops.artifacts import cache_dir, maven_jar
+from flinkops.api.plugins import connector_coordinates
+from flinkops.artifacts import cache_dir
 from flinkops.dev import javabuild
 from flinkops.errors import FlinkopsError
 from flinkops.flink.distribution import find_distribution
+from flinkops.flink.jars import connector_jar
 
 __all__ = [
     "BRONZE_INGEST_JOB",
     "CONVERSIONS_BATCH_JOB",
     "FRAUD_SCORING_JOB",
-    "KAFKA_CONNECTOR",
     "SOURCES_DIR",
     "TARGET_JAR",
     "ExampleJobsBuildError",
@@ -60,9 +61,6 @@ BRONZE_INGEST_JOB = "flinkops.examples.BronzeIngestJob"
 # --input URI --output URI (batch; ends FINISHED, or FAILED on a malformed line)
 CONVERSIONS_BATCH_JOB = "flinkops.examples.ConversionsBatchJob"
 
-# Maven coordinates (group, artifact, version) of the Kafka connector fat jar built for Flink 2.2.
-KAFKA_CONNECTOR = ("org.apache.flink", "flink-sql-connector-kafka", "5.0.0-2.2")
-
 Progress = Callable[[str], None]
 
 
@@ -71,14 +69,13 @@ class ExampleJobsBuildError(javabuild.JavaBuildError):
 
 
 def kafka_connector_jar(progress: Progress | None = None) -> Path:
-    """The Kafka connector fat jar, fetched through Maven once and cached (see :mod:`flinkops.artifacts`)."""
-    group, artifact, version = KAFKA_CONNECTOR
-    return maven_jar(group, artifact, version, progress=progress)
+    """The Kafka connector fat jar built for the running Flink (what ``flinkops.connectors: kafka`` adds)."""
+    return connector_jar("kafka", find_distribution().version, progress=progress)
 
 
 def sources_digest() -> str:
     """The first 12 hex digits of the sha256 over the sources and everything else that shapes the classes."""
-    connector = ":".join(KAFKA_CONNECTOR)
+    connector = ":".join(connector_coordinates("kafka", find_distribution().version))
     identity = f"flink={find_distribution().version};connector={connector};release={javabuild.JAVA_RELEASE}"
     return javabuild.sources_digest(SOURCES_DIR, identity)
 
