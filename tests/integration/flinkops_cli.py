@@ -129,6 +129,18 @@ def application(
     return path
 
 
+def status_of(resource: dict[str, Any] | None) -> dict[str, Any]:
+    """A resource's status, empty until the controller first wrote one (a poll may come before that)."""
+    found: dict[str, Any] = (resource or {}).get("status") or {}
+    return found
+
+
+def last_run(resource: dict[str, Any] | None) -> dict[str, Any]:
+    """The newest entry of ``status.deploymentHistory``, empty before the first deploy."""
+    runs: list[dict[str, Any]] = status_of(resource).get("deploymentHistory") or [{}]
+    return runs[-1]
+
+
 def running(pid: int) -> bool:
     """True when ``pid`` is a live (non-zombie) process."""
     try:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from flinkops.dev.s3 import ensure_bucket
-from integration.flinkops_cli import Flinkops, application, running
+from integration.flinkops_cli import Flinkops, application, running, status_of
 from support.examples import example
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def _error_without_processes(
     flinkops: Flinkops, name: str, expected: str, namespace: str = "default", timeout: float = 60
 ) -> str:
     found = flinkops.wait_for(
-        name, lambda r: bool(r) and expected in (r["status"].get("error") or ""), timeout, expected, namespace=namespace
+        name, lambda r: expected in (status_of(r).get("error") or ""), timeout, expected, namespace=namespace
     )
     assert found is not None
     assert flinkops.cluster_pids(name, namespace) == [], "nothing may start"
@@ -124,7 +124,7 @@ def test_a_missing_kafka_topic_fails_the_deployment_with_the_cause(
     flinkops.ok("apply", "-f", str(spec))
     failed = flinkops.wait_for(
         "fraud-no-topic",
-        lambda r: bool(r) and r["status"].get("lifecycleState") == "FAILED"
+        lambda r: status_of(r).get("lifecycleState") == "FAILED"
         and not flinkops.cluster_pids("fraud-no-topic", "payments"),
         240, "FAILED with its cluster released", namespace="payments",
     )  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from flinkops.dev.s3 import ensure_bucket
-from integration.flinkops_cli import Flinkops, running
+from integration.flinkops_cli import Flinkops, last_run, running, status_of
 from support.examples import EXAMPLES, arg, example
 
 pytestmark = pytest.mark.integration
@@ -114,7 +114,7 @@ def test_batch_job_finishes_with_correct_totals_and_releases_its_cluster(
     spec = example("conversions-batch/conversions-batch.yaml", tmp_path, jar=example_jar)
     flinkops.ok("apply", "-f", str(spec))
     flinkops.wait_for(
-        "conversions-batch", lambda r: bool(r) and r["status"]["jobStatus"].get("state") == "RUNNING", 300,
+        "conversions-batch", lambda r: status_of(r).get("jobStatus", {}).get("state") == "RUNNING", 300,
         "the batch job to run", namespace="ads",
     )  # fmt: skip
     pids = flinkops.cluster_pids("conversions-batch", "ads")
@@ -125,7 +125,7 @@ def test_batch_job_finishes_with_correct_totals_and_releases_its_cluster(
     gone_at = time.time()
     done = flinkops.wait_for(
         "conversions-batch",
-        lambda r: bool(r) and r["status"]["deploymentHistory"][-1].get("endState") is not None,
+        lambda r: last_run(r).get("endState") is not None,
         30, "the run's result in status", namespace="ads",
     )  # fmt: skip
     assert done is not None and done["status"]["jobStatus"]["state"] == "FINISHED", done and done["status"]
@@ -170,7 +170,7 @@ def test_failed_batch_run_reports_the_cause_and_leaves_nothing_running(
     failed = flinkops.wait_for(
         "conversions-bad",
         lambda r: bool(r)
-        and r["status"].get("lifecycleState") == "FAILED"
+        and status_of(r).get("lifecycleState") == "FAILED"
         and not flinkops.cluster_pids("conversions-bad", "ads"),
         300,
         "FAILED with its cluster released",
