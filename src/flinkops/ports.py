@@ -120,6 +120,9 @@ class ApplicationJob:
     job_id: str
     jar_paths: tuple[Path, ...] = ()
     python: bool = False
+    #: The job jar as the spec names it (``local:///opt/flink/...`` inside the image): what a Kubernetes runtime
+    #: passes on, where the local runtime uses ``jar_paths``.
+    jar_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,9 @@ class ClusterRequest:
     plugins: Mapping[str, Path] = field(default_factory=dict)
     #: Jars added to the cluster's ``lib/`` next to the distribution's (connectors such as Kafka).
     lib_jars: tuple[Path, ...] = ()
+    #: The FlinkDeployment with the spec being deployed: a Kubernetes runtime renders pod templates, resources
+    #: and owner references from it.
+    resource: FlinkDeployment | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from flinkops.api.models import (
 )
 from flinkops.api.validation import validate_against, validate_resource
 from flinkops.controller.dataplane import DataPlane
+from flinkops.core.conditions import with_conditions
 from flinkops.core.lifecycle import MANUAL_RESTORE
 from flinkops.core.planner import (
     Action,
@@ -76,7 +77,7 @@ from flinkops.ports import (
     SnapshotStore,
 )
 from flinkops.settings import SOURCE_DIR_ANNOTATION, default_state_uri
-from flinkops.snapshots.local import LocalSnapshotStore, UnsupportedSnapshotStorage
+from flinkops.snapshots.local import LocalSnapshotStore, PodLocalStorage, UnsupportedSnapshotStorage
 
 __all__ = ["SOURCE_DIR_ANNOTATION", "Controller"]
 
@@ -104,22 +105,30 @@ class Controller:
         self,
         store: ResourceStore,
         runtime: ClusterRuntime,
-        distribution: FlinkDistribution,
+        distribution: FlinkDistribution | None,
         home: Path,
         clock: Clock,
         python_executable: str,
         snapshots: SnapshotStore | None = None,
+        *,
+        local: bool = True,
     ) -> None:
+        """``local``: clusters run on this machine (jars, plugins and connectors are fetched here, state has a
+        default directory under ``home``). With ``local=False`` (the Kubernetes operator) the image carries the
+        jars and plugins, ``local://`` URIs are passed on as they are, ``file://`` state is inside the pods and
+        out of reach, and a spec must name its own state directories where an upgrade mode needs them."""
         self.store = store
         self.runtime = runtime
         self.dist = distribution
         self.home = home
         self.clock = clock
         self.python = python_executable
+        self.local = local
         self._failures: dict[ResourceKey, _Failures] = {}
+        self._last_errors: dict[ResourceKey, str] = {}
         self._versions: dict[str, str] = {}
         self._tasks_running_since: dict[str, int] = {}
-        self.snapshots: SnapshotStore = snapshots or LocalSnapshotStore()
+        self.snapshots: SnapshotStore = snapshots or (LocalSnapshotStore() if local else PodLocalStorage())
         self._storage_injected = snapshots is not None  # tests pass their own store; it then serves everything
         self._failpoint = os.environ.get(FAILPOINT_ENV, "")
         self.dataplane = DataPlane(home, distribution)
@@ -135,13 +144,20 @@ class Controller:
             self._failures.pop(key, None)
             return None
         self._pass_jars, self._pass_requests = {}, {}
+        self._last_errors.pop(key, None)
         try:
             plan = self._plan(resource, (uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex))
             return self._execute(resource, plan)
         except Conflict:
+            self._last_errors[key] = "Conflict"
             return 0.1  # someone wrote in between: re-read and decide again
         except FlinkopsError as exc:
+            self._last_errors[key] = type(exc).__name__
             return self._record_failure(key, exc)
+
+    def last_error(self, key: ResourceKey) -> str | None:
+        """The error type the last pass of ``key`` ended with (``Conflict`` included), or None: for metrics."""
+        return self._last_errors.get(key)
 
     def preview(self, resource: FlinkDeployment | FlinkSessionJob) -> Plan:
         """What a pass would do for ``resource`` (a desired spec with its recorded status), without acting or
@@ -150,13 +166,13 @@ class Controller:
 
     def _plan(self, resource: FlinkDeployment | FlinkSessionJob, fresh_ids: tuple[str, str, str]) -> Plan:
         """validate → observe → plan; ``fresh_ids`` are the job id and trigger ids a plan may hand out."""
-        problems = validate_resource(resource, default_state_dirs=True)
+        problems = validate_resource(resource, default_state_dirs=self.local)
         target: FlinkDeployment | FlinkSessionJob | None = None
         if isinstance(resource, FlinkSessionJob):
             namespace = resource.metadata.namespace
             target = self.store.get(ResourceKey("FlinkDeployment", namespace, resource.spec.deployment_name))
             existing = {} if target is None else {(target.kind, namespace, target.metadata.name): target}
-            problems += validate_against([resource], existing, default_state_dirs=True)
+            problems += validate_against([resource], existing, default_state_dirs=self.local)
         job_id, trigger_id, checkpoint_trigger_id = fresh_ids
         ctx = Context(
             now_ms=int(self.clock.now() * 1000),
@@ -346,6 +362,11 @@ class Controller:
         plan = replace(plan, status=status)
         for note in plan.events:
             self.store.record_event(key, note.type, note.reason, note.message)
+        before = resource.status.lifecycle_state if resource.status else None
+        after = plan.status.lifecycle_state
+        if after is not None and after != before:
+            was = before.value if before is not None else "new"
+            self.store.record_event(key, "Normal", "LifecycleChanged", f"lifecycle state {was} -> {after.value}")
         if plan.status != current.status:
             self.store.update_status(current.model_copy(update={"status": plan.status}))
         self._failures.pop(key, None)
@@ -501,9 +522,8 @@ class Controller:
                     FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
                 )
                 if status.error != message:
-                    self.store.update_status(
-                        resource.model_copy(update={"status": status.model_copy(update={"error": message})})
-                    )
+                    failed = with_conditions(status.model_copy(update={"error": message}), int(self.clock.now() * 1000))
+                    self.store.update_status(resource.model_copy(update={"status": failed}))
         except FlinkopsError as record_exc:  # the store itself failing: log, retry later
             log.error("%s: could not record the failure: %s", key, record_exc)
         return delay
@@ -512,12 +532,14 @@ class Controller:
 
     def _render_inputs(self, resource: FlinkDeployment) -> RenderInputs:
         meta = resource.metadata
+        if not self.local:
+            return RenderInputs(name=meta.name, namespace=meta.namespace, default_state_uri=None, python_executable="")
         return RenderInputs(
             name=meta.name,
             namespace=meta.namespace,
             default_state_uri=default_state_uri(self.home, meta.namespace, meta.name),
             python_executable=self.python,
-            java_opts=self.dist.default_java_opts,
+            java_opts=self.dist.default_java_opts if self.dist is not None else "",
         )
 
     def _source_dir(self, resource: FlinkDeployment | FlinkSessionJob) -> Path | None:
@@ -532,6 +554,8 @@ class Controller:
         return self._pass_jars[uri]
 
     def _process_environment(self, resource: FlinkDeployment) -> dict[str, str]:
+        if not self.local:
+            return {}  # pods get their environment (secrets included) from the pod template
         args = resource.spec.job.args if resource.spec.job is not None else []
         return self.dataplane.process_environment(self._config(resource), args)
 
@@ -540,6 +564,8 @@ class Controller:
         config = render_flink_config(spec, self._render_inputs(resource))
         if action.restore_path:
             config[RESTORE_KEY] = action.restore_path
+        if not self.local:
+            return self._pod_cluster_request(resource, action, config)
         extras = self.dataplane.prepare_cluster(spec, config, spec.job.args if spec.job is not None else ())
         config = {**self.dataplane.without_secrets(config), **extras.config}
         working_dir = self._source_dir(resource)
@@ -569,6 +595,33 @@ class Controller:
             environment=extras.environment,
             plugins=extras.plugins,
             lib_jars=extras.lib_jars,
+        )
+
+    def _pod_cluster_request(
+        self, resource: FlinkDeployment, action: DeployCluster, config: dict[str, str]
+    ) -> ClusterRequest:
+        """A cluster of pods: the image holds the job jar, plugins and connectors; secrets stay out of the
+        ConfigMap the configuration lands in (pods read them from the environment their template gives)."""
+        spec: FlinkDeploymentSpec = action.spec
+        application = None
+        if spec.job is not None:
+            assert action.job_id is not None
+            application = ApplicationJob(
+                entry_class=spec.job.entry_class or "",
+                args=tuple(spec.job.args),
+                job_id=action.job_id,
+                jar_uri=spec.job.jar_uri,
+                python=spec.job.entry_class == PYTHON_DRIVER,
+            )
+        return ClusterRequest(
+            key=ClusterKey(resource.metadata.namespace, resource.metadata.name),
+            generation=action.generation,
+            flink_config=self.dataplane.without_secrets(config),
+            jobmanager_replicas=spec.job_manager.replicas if spec.job_manager else 1,
+            taskmanager_replicas=taskmanager_count(spec, config),
+            application=application,
+            log_config=dict(spec.log_configuration or {}),
+            resource=resource.model_copy(update={"spec": spec}),
         )
 
     def _session_job_jar(self, resource: FlinkSessionJob, spec: FlinkSessionJobSpec) -> Path:

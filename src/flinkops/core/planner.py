@@ -47,6 +47,7 @@ from flinkops.api.models import (
 )
 from flinkops.api.retention_settings import retention_limits
 from flinkops.api.schedule import parse_schedule
+from flinkops.core.conditions import with_conditions
 from flinkops.core.diff import SpecChange, classify
 from flinkops.core.lifecycle import MANUAL_RESTORE, derive_lifecycle
 from flinkops.core.retention import plan_retention
@@ -322,7 +323,7 @@ class _Builder:
 def _with_lifecycle(status: Status, deleting: bool, now_ms: int) -> Status:
     lifecycle = derive_lifecycle(status, deleting=deleting)
     status = status.model_copy(update={"lifecycle_state": lifecycle})
-    return _set_running_condition(status, now_ms)
+    return with_conditions(_set_running_condition(status, now_ms), now_ms)
 
 
 def _set_running_condition(status: Status, now_ms: int) -> Status:

@@ -69,7 +69,9 @@ ZOOKEEPER_HA_DEFAULTS: Mapping[str, str] = {
 class RenderInputs:
     name: str
     namespace: str
-    default_state_uri: str  # e.g. file:///home/u/.flinkops/state/default/fraud-scoring
+    #: e.g. file:///home/u/.flinkops/state/default/fraud-scoring; None where the target has no default storage
+    #: (Kubernetes: a pod's disk does not outlive it), so only what the spec configures is used.
+    default_state_uri: str | None
     python_executable: str
     java_opts: str = ""
 
@@ -124,9 +126,10 @@ def render_flink_config(spec: FlinkDeploymentSpec, inputs: RenderInputs) -> dict
         WEB_REFRESH_KEY: DEFAULT_WEB_REFRESH,
         "execution.submit-failed-job-on-application-error": "true",
         "pipeline.name": inputs.name,
-        "python.client.executable": inputs.python_executable,
-        "python.executable": inputs.python_executable,
     }
+    if inputs.python_executable:  # empty on Kubernetes: the image's own Python, if it has one, is Flink's default
+        config["python.client.executable"] = inputs.python_executable
+        config["python.executable"] = inputs.python_executable
     jm = spec.job_manager
     tm = spec.task_manager
     jm_memory = _memory(jm.resource if jm else None, jm.resources if jm else None)
@@ -139,15 +142,16 @@ def render_flink_config(spec: FlinkDeploymentSpec, inputs: RenderInputs) -> dict
         config["parallelism.default"] = str(spec.job.parallelism)
     if spec.job is not None and spec.job.allow_non_restored_state is not None:
         config["execution.savepoint.ignore-unclaimed-state"] = str(spec.job.allow_non_restored_state).lower()
-    if checkpoint_dir(user) is None:
-        config["execution.checkpointing.dir"] = f"{inputs.default_state_uri}/checkpoints"
-    if savepoint_dir(user) is None:
-        config["execution.checkpointing.savepoint-dir"] = f"{inputs.default_state_uri}/savepoints"
+    default = inputs.default_state_uri
+    if checkpoint_dir(user) is None and default:
+        config["execution.checkpointing.dir"] = f"{default}/checkpoints"
+    if savepoint_dir(user) is None and default:
+        config["execution.checkpointing.savepoint-dir"] = f"{default}/savepoints"
     if ha_type(user) == "zookeeper":
         config.update(ZOOKEEPER_HA_DEFAULTS)
         config[HA_CLUSTER_ID] = ha_cluster_id(inputs.namespace, inputs.name)
-        if not user.get(HA_STORAGE_DIR, "").strip():
-            config[HA_STORAGE_DIR] = f"{inputs.default_state_uri}/ha"
+        if not user.get(HA_STORAGE_DIR, "").strip() and default:
+            config[HA_STORAGE_DIR] = f"{default}/ha"
     config.update(user)
     user_opts = user.get("env.java.opts.all", "")
     if inputs.java_opts:

@@ -40,6 +40,7 @@ from flinkops.ports import Snapshot, SnapshotKind, SnapshotStore
 
 __all__ = [
     "LocalSnapshotStore",
+    "PodLocalStorage",
     "UnsupportedSnapshotStorage",
     "latest_checkpoint",
     "local_path",
@@ -289,3 +290,36 @@ def latest_checkpoint(directory_uri: str, job_id: str) -> str | None:
 
 if TYPE_CHECKING:
     _conforms: SnapshotStore = LocalSnapshotStore()
+
+
+class PodLocalStorage:
+    """``SnapshotStore`` for ``file://`` paths of clusters that run in pods: their files are on the pods' disks
+    (or volumes), which the operator cannot read. Every call says so with ``UnsupportedSnapshotStorage``, which
+    the controller treats as "ask Flink instead"; state that must outlive pods belongs on ``s3://``."""
+
+    @staticmethod
+    def _refuse(path: str | None) -> UnsupportedSnapshotStorage:
+        return UnsupportedSnapshotStorage(
+            f"{path or 'file://'} is on the Flink pods' own storage, which the operator cannot read; "
+            "put checkpoints and savepoints on s3:// to let flinkops list, check and clean them"
+        )
+
+    def list(
+        self, checkpoint_dir: str | None, savepoint_dir: str | None, job_ids: Iterable[str] = ()
+    ) -> builtins.list[Snapshot]:
+        raise self._refuse(checkpoint_dir or savepoint_dir)
+
+    def inspect(self, path: str, job_ids: Iterable[str] = ()) -> Snapshot | None:
+        raise self._refuse(path)
+
+    def exists(self, path: str) -> bool:
+        raise self._refuse(path)
+
+    def dispose(self, path: str) -> None:
+        raise self._refuse(path)
+
+    def latest_checkpoint(self, checkpoint_dir: str, job_id: str) -> str | None:
+        raise self._refuse(checkpoint_dir)
+
+    def latest_savepoint(self, savepoint_dir: str, job_id: str, not_before_ms: int = 0) -> str | None:
+        raise self._refuse(savepoint_dir)

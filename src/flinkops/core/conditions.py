@@ -1,0 +1,98 @@
+"""The standard status Conditions (Ready, Progressing, Degraded), derived from a status's recorded facts.
+
+GitOps tools (Argo CD, Flux, ``kubectl wait --for=condition=Ready``) read health from ``status.conditions``
+rather than from the reference operator's own fields, so every status flinkops writes carries them next to
+``lifecycleState`` and ``jobStatus``:
+
+* **Ready**: the job runs and its spec is stable (for a session cluster: its JobManager is ready);
+* **Progressing**: a deployment, upgrade, rollback or deletion is under way;
+* **Degraded**: the last pass recorded an error, or the resource FAILED or was ROLLED_BACK.
+
+A condition's ``lastTransitionTime`` changes only when its status flips; ``observedGeneration`` is the
+generation the status describes. The planner's own ``Running`` condition is left as it is.
+
+Called by: the planner (after every decision) and the controller (when it records a failure). Pure.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flinkops.api.models import (
+    Condition,
+    FlinkDeploymentStatus,
+    FlinkSessionJobStatus,
+    JobManagerDeploymentStatus,
+    LifecycleState,
+)
+
+__all__ = ["STANDARD", "with_conditions"]
+
+STANDARD = ("Ready", "Progressing", "Degraded")
+L = LifecycleState
+_PROGRESSING = {L.CREATED, L.DEPLOYED, L.UPGRADING, L.ROLLING_BACK, L.DELETING}
+
+Status = FlinkDeploymentStatus | FlinkSessionJobStatus
+
+
+def _iso(now_ms: int) -> str:
+    return datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _camel(state: LifecycleState | None) -> str:
+    return "".join(part.title() for part in (state.value if state else "Unknown").split("_"))
+
+
+def _wanted(status: Status) -> dict[str, tuple[bool, str, str]]:
+    state = status.lifecycle_state
+    reason = _camel(state)
+    error = (status.error or "").strip().splitlines()[0][:500] if status.error else ""
+    session_cluster_ready = (
+        isinstance(status, FlinkDeploymentStatus)
+        and not status.job_status.job_id
+        and status.job_manager_deployment_status == JobManagerDeploymentStatus.READY
+    )
+    ready = not error and (state == L.STABLE or (session_cluster_ready and state in (L.DEPLOYED, L.STABLE)))
+    job = status.job_status.state
+    ready_message = f"job {job}" if job else ("JobManager ready" if session_cluster_ready else "")
+    degraded = bool(error) or state in (L.FAILED, L.ROLLED_BACK)
+    return {
+        "Ready": (
+            ready,
+            reason,
+            ready_message if ready else (error or f"lifecycle state {state.value if state else '-'}"),
+        ),
+        "Progressing": (state in _PROGRESSING, reason, ""),
+        "Degraded": (degraded, "ReconcileError" if error else reason, error),
+    }
+
+
+def with_conditions(status: Status, now_ms: int) -> Status:
+    """``status`` with Ready, Progressing and Degraded set from its facts (same object when nothing changed)."""
+    current = {c.type: c for c in status.conditions}
+    changed = False
+    for type_, (value, reason, message) in _wanted(status).items():
+        text = "True" if value else "False"
+        old = current.get(type_)
+        if (
+            old is not None
+            and old.status == text
+            and old.reason == reason
+            and old.message == message
+            and old.observed_generation == status.observed_generation
+        ):
+            continue
+        transition = old.last_transition_time if old is not None and old.status == text else _iso(now_ms)
+        current[type_] = Condition(
+            type=type_,
+            status=text,
+            reason=reason,
+            message=message,
+            last_transition_time=transition,
+            observed_generation=status.observed_generation,
+        )
+        changed = True
+    if not changed:
+        return status
+    ordered = [current[t] for t in STANDARD] + [c for t, c in current.items() if t not in STANDARD]
+    return status.model_copy(update={"conditions": ordered})
