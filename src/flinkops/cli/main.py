@@ -4,7 +4,9 @@ Exit codes: 0 success, 1 the operation failed, 2 invalid input (nothing was chan
 CRD-shaped object (``{"kind": "List", "items": [...]}`` for several), a stable interface for scripts.
 
 Resources live in ``$FLINKOPS_HOME`` (default ``./.flinkops``). Commands that change resources start the
-controller daemon on demand; ``flinkops controller run`` runs it in the foreground instead.
+controller daemon on demand; ``flinkops controller run`` runs it in the foreground instead. With ``--context NAME``
+(or ``FLINKOPS_TARGET=kubernetes``) the same commands talk to a Kubernetes API server, where the operator
+(``flinkops operator run``, installed by the Helm chart) reconciles.
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 from flinkops.api.loader import dump_resource, load_documents
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobState, LifecycleState
 from flinkops.api.validation import validate_against, validate_resource, validate_update
+from flinkops.cli import target
 from flinkops.cli.dev import dev_app
+from flinkops.cli.operator import operator_app
 from flinkops.cli.output import err, main_guard, out
 from flinkops.errors import FlinkopsError, InvalidInput, NotFound, Problem, TemporaryError
 from flinkops.flink.config import RenderInputs, render_flink_config
-from flinkops.ports import ClusterKey, ResourceKey, SnapshotStore, SystemClock
+from flinkops.ports import ClusterKey, ResourceKey, ResourceStore, SnapshotStore, SystemClock
 from flinkops.runtimes.local.runtime import LocalRuntime
 from flinkops.settings import SOURCE_DIR_ANNOTATION, default_home, default_state_uri, store_path
-from flinkops.stores.sqlite import SqliteStore
 
 __all__ = ["app", "run"]
 
@@ -56,6 +59,24 @@ app = typer.Typer(
 controller_app = typer.Typer(help="Run or manage the controller daemon that reconciles resources.")
 app.add_typer(controller_app, name="controller")
 app.add_typer(dev_app, name="dev")
+app.add_typer(operator_app, name="operator")
+
+
+@app.callback()
+def _global_options(
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            help="Work on this kubeconfig context's API server instead of the local store (the operator "
+            "reconciles there). FLINKOPS_TARGET=kubernetes does the same with the current context.",
+        ),
+    ] = None,
+    kubeconfig: Annotated[
+        str | None, typer.Option("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config).")
+    ] = None,
+) -> None:
+    target.choose(context, kubeconfig)
 
 
 _KIND_ALIASES = {
@@ -86,8 +107,18 @@ def _home() -> Path:
     return default_home()
 
 
-def _store() -> SqliteStore:
+def _store() -> ResourceStore:
+    if target.kubernetes():
+        return target.kube_store()
+    from flinkops.stores.sqlite import SqliteStore
+
     return SqliteStore(store_path(_home()))
+
+
+def _ensure_controller() -> None:
+    """Start the local controller daemon if it is not running; on Kubernetes the operator is already there."""
+    if not target.kubernetes():
+        _daemon().start_daemon(_home())
 
 
 def _daemon() -> Any:
@@ -126,7 +157,7 @@ def _read_files(files: list[Path]) -> list[Resource]:
     return resources
 
 
-def checked_input(resources: list[Resource], store: SqliteStore) -> dict[tuple[Any, str, str], Resource]:
+def checked_input(resources: list[Resource], store: ResourceStore) -> dict[tuple[Any, str, str], Resource]:
     """Validate resources as `apply` would (each on its own, as an update of the stored one, against each
     other and the store, and the state they would start from); raise InvalidInput listing every problem.
     Returns the stored resources by (kind, namespace, name)."""
@@ -205,7 +236,7 @@ def rendered_config(resource: FlinkDeployment) -> dict[str, str]:
     return render_flink_config(resource.spec, inputs)
 
 
-def _resolve(store: SqliteStore, name: str, namespace: str, kind: str | None = None) -> Resource:
+def _resolve(store: ResourceStore, name: str, namespace: str, kind: str | None = None) -> Resource:
     kinds = [kind] if kind else ["FlinkDeployment", "FlinkSessionJob"]
     found: list[Resource] = [r for k in kinds if (r := store.get(ResourceKey(k, namespace, name))) is not None]
     if not found:
@@ -265,12 +296,12 @@ def apply(
         )
         out.print(f"{resource.kind.lower()}/{resource.metadata.name} {verb}")
     if start_controller:
-        _daemon().start_daemon(_home())
+        _ensure_controller()
     if wait:
         _wait_settled(store, applied, timeout)
 
 
-def _wait_settled(store: SqliteStore, resources: list[Resource], timeout: float) -> None:
+def _wait_settled(store: ResourceStore, resources: list[Resource], timeout: float) -> None:
     keys = [(ResourceKey.of(r), r.metadata.generation or 0) for r in resources]
     deadline = time.monotonic() + timeout
     failed: list[str] = []
@@ -513,9 +544,13 @@ def delete(
         _delete_one(store, key, wait, timeout)
 
 
-def _delete_one(store: SqliteStore, key: ResourceKey, wait: bool, timeout: float) -> None:
-    store.request_deletion(key)
-    _daemon().start_daemon(_home())
+def _delete_one(store: ResourceStore, key: ResourceKey, wait: bool, timeout: float) -> None:
+    try:
+        store.request_deletion(key)
+    except NotFound:
+        out.print(f"{key.kind.lower()}/{key.name} deleted")  # no cleanup finalizer yet: gone at once
+        return
+    _ensure_controller()
     out.print(f"{key.kind.lower()}/{key.name} deletion requested")
     if not wait:
         return
@@ -531,7 +566,6 @@ def _delete_one(store: SqliteStore, key: ResourceKey, wait: bool, timeout: float
 
 
 def _set_job_state(name: str, namespace: str, state: JobState) -> None:
-    home = _home()
     store = _store()
     resource = _resolve(store, name, namespace)
     if resource.spec.job is None:
@@ -541,7 +575,7 @@ def _set_job_state(name: str, namespace: str, state: JobState) -> None:
         return
     job = resource.spec.job.model_copy(update={"state": state})
     store.apply(resource.model_copy(update={"spec": resource.spec.model_copy(update={"job": job})}))
-    _daemon().start_daemon(home)
+    _ensure_controller()
     out.print(f"{resource.kind.lower()}/{name} {'suspend' if state == JobState.SUSPENDED else 'resume'} requested")
 
 
@@ -574,6 +608,7 @@ def logs(
     """Print the Flink logs of a deployment's processes."""
     from flinkops.flink.distribution import find_distribution
 
+    target.local_only("logs", f"kubectl logs -n {namespace} deployment/{name} (add -taskmanager for TaskManagers)")
     component = "jobmanager" if jobmanager else "taskmanager" if taskmanager else None
     runtime = LocalRuntime(_home(), find_distribution())
     files = runtime.log_files(ClusterKey(namespace, name), component)
@@ -648,6 +683,7 @@ def controller_run(
 @main_guard
 def controller_start() -> None:
     """Start the controller daemon in the background (no-op when it runs)."""
+    target.local_only("controller", "the operator runs in the cluster: kubectl -n <operator namespace> get pods,lease")
     state = _daemon().start_daemon(_home())
     out.print(f"controller running (pid {state.pid}); log: {state.log_file}")
 
@@ -656,6 +692,7 @@ def controller_start() -> None:
 @main_guard
 def controller_stop() -> None:
     """Stop the controller daemon. Running Flink clusters keep running and are adopted on the next start."""
+    target.local_only("controller", "the operator runs in the cluster: kubectl -n <operator namespace> get pods,lease")
     stopped = _daemon().stop_daemon(_home())
     out.print("controller stopped" if stopped else "controller was not running")
 
@@ -664,6 +701,7 @@ def controller_stop() -> None:
 @main_guard
 def controller_status() -> None:
     """Whether the controller daemon runs, and what it manages. Exit 1 when it is not running."""
+    target.local_only("controller", "the operator runs in the cluster: kubectl -n <operator namespace> get pods,lease")
     home = _home()
     state = _daemon().daemon_state(home)
     if state.running:

@@ -19,11 +19,13 @@ import typer
 
 from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus, LifecycleState
+from flinkops.cli import target
 from flinkops.cli.main import (
     FileOpt,
     NamespaceOpt,
     Resource,
     _daemon,
+    _ensure_controller,
     _home,
     _read_files,
     _resolve,
@@ -116,7 +118,7 @@ def _take_snapshot(name: str, namespace: str, kind: str, wait: bool, timeout: fl
     nonce = (getattr(resource.spec.job, field) or 0) + 1
     started = time.time() - 1
     _store().apply(_with_job(resource, **{field: nonce}))
-    _daemon().start_daemon(_home())
+    _ensure_controller()
     out.print(f"flinkdeployment/{name} {kind} requested ({kind}TriggerNonce={nonce})")
     if not wait:
         return None
@@ -315,7 +317,7 @@ def restore(
     nonce = (resource.spec.job.savepoint_redeploy_nonce or 0) + 1
     updated = _with_job(resource, initial_savepoint_path=chosen.path, savepoint_redeploy_nonce=nonce)
     _store().apply(updated)
-    _daemon().start_daemon(_home())
+    _ensure_controller()
     out.print(f"flinkdeployment/{name} restoring from {chosen.kind} {chosen.path} (completed {_iso(chosen.time_ms)})")
     if wait:
         generation = (updated.metadata.generation or 0) + 1
@@ -359,7 +361,7 @@ def rollback(
         raise FlinkopsError(f"{name} already runs its last stable spec: nothing to roll back")
     updated = resource.model_copy(update={"spec": stable})
     stored = _store().apply(updated)
-    _daemon().start_daemon(_home())
+    _ensure_controller()
     out.print(f"flinkdeployment/{name} rolling back to the last stable spec")
     if wait:
         _wait_for(name, namespace, _settled_at(stored.metadata.generation or 0), "the rollback", timeout)
@@ -375,6 +377,7 @@ def plan(filename: FileOpt) -> None:
     """Show what `apply -f FILE` would do, changing nothing: the diff class and the fields behind it, the
     upgrade path, the snapshot the job would restore from, the downtime past upgrades of this deployment took,
     and lint findings. Exit 2 on invalid input, like apply."""
+    target.local_only("plan", "compare with `kubectl diff -f FILE`; the operator records every decision as events")
     resources = _read_files(filename)
     existing = checked_input(resources, _store())
     controller, _ = _daemon().build_controller(_home())

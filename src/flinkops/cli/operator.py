@@ -1,0 +1,126 @@
+"""``flinkops operator run``: the in-cluster operator (or one run from a workstation against a kubeconfig).
+
+Thin: it reads options and the environment the Helm chart sets, configures logging (JSON lines with
+``--log-format json`` or ``FLINKOPS_LOG_FORMAT=json``), and hands over to ``controller.operator``.
+
+Called by: the CLI entry point (registered in ``cli.main``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from flinkops.cli.output import main_guard
+
+__all__ = ["JsonFormatter", "operator_app"]
+
+operator_app = typer.Typer(
+    help=(
+        "The Kubernetes operator: reconciles FlinkDeployment and FlinkSessionJob resources on an API server.\n\n"
+        "In a pod (installed by the Helm chart under deploy/helm/flinkops) it uses the pod's service account. "
+        "From a workstation:\n\n"
+        "  flinkops operator run --context my-cluster --namespace flink-jobs --no-leader-election\n\n"
+        "Install the CRDs first: flinkops crds | kubectl apply -f -"
+    ),
+    no_args_is_help=True,
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the exception when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(log_format: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call drowns the useful ones
+
+
+@operator_app.command("run")
+@main_guard
+def operator_run(
+    context: Annotated[
+        str | None, typer.Option(help="kubeconfig context (default: the current one, or in-cluster).")
+    ] = None,
+    kubeconfig: Annotated[
+        str | None, typer.Option(help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")
+    ] = None,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="A namespace to watch (repeat for several). Default: $WATCH_NAMESPACES (comma-separated), "
+            "or every namespace when that is empty.",
+        ),
+    ] = None,
+    leader_election: Annotated[
+        bool, typer.Option("--leader-election/--no-leader-election", help="Act only while holding the Lease.")
+    ] = True,
+    lease_name: Annotated[str, typer.Option(help="Name of the coordination.k8s.io Lease.")] = "flinkops-operator",
+    lease_namespace: Annotated[
+        str | None, typer.Option(help="Namespace of the Lease (default: $OPERATOR_NAMESPACE, else the context's).")
+    ] = None,
+    lease_duration: Annotated[float, typer.Option(help="Seconds a standby waits before taking over.")] = 15.0,
+    http_address: Annotated[
+        str | None,
+        typer.Option(help="Address of /metrics, /healthz, /readyz (default: 0.0.0.0 in a pod, else 127.0.0.1)."),
+    ] = None,
+    http_port: Annotated[int, typer.Option(help="Port of /metrics, /healthz, /readyz (0: any free port).")] = 8085,
+    log_format: Annotated[str, typer.Option(help="text or json (default: $FLINKOPS_LOG_FORMAT, else text).")] = "",
+    qps: Annotated[
+        float, typer.Option(help="Most API server requests per second (a burst may be twice that).")
+    ] = 100.0,
+) -> None:
+    """Run the operator in the foreground until SIGTERM (exit 0) or a lost leadership (exit 1)."""
+    from flinkops.controller.operator import Operator, settings_from_env
+    from flinkops.kube.client import KubeClient, load_config
+
+    fmt = log_format or os.environ.get("FLINKOPS_LOG_FORMAT", "text")
+    if fmt not in ("text", "json"):
+        from flinkops.errors import InvalidInput, Problem
+
+        raise InvalidInput([Problem("--log-format", f"{fmt!r} is neither text nor json")])
+    configure_logging(fmt)
+    config = load_config(context, kubeconfig)
+    client = KubeClient(config, qps=qps, burst=int(qps * 2))
+    settings = settings_from_env(
+        namespaces=tuple(namespace) if namespace else None,
+        leader_election=leader_election,
+        lease_name=lease_name,
+        lease_namespace=lease_namespace,
+        lease_duration=lease_duration,
+        http_address=http_address,
+        http_port=http_port,
+        default_namespace=config.namespace,
+    )
+    operator = Operator(client, settings)
+    operator.install_signal_handlers()
+    code = operator.run()
+    client.close()
+    if code:
+        raise typer.Exit(code)

@@ -1,0 +1,255 @@
+"""The in-cluster operator: the same controller as the local daemon, on the Kubernetes store and runtime.
+
+``Operator.run()``:
+
+1. serves ``/metrics``, ``/healthz`` and ``/readyz`` (``controller.metrics``);
+2. with leader election on (the default), waits as a standby until it holds the Lease (``kube.leader``), then
+   keeps renewing it; losing it ends ``run`` with exit code 1 so the pod restarts clean rather than act without
+   the Lease;
+3. starts the informers of the custom resources and of the children, and waits until they are synced;
+4. loops: resources whose spec changed, that appeared or are being deleted (from the store's watch), and
+   clusters whose Deployments changed (from the runtime's watch) are due at once; everything else comes up when
+   its last pass asked (``requeue_after``), with the controller's exponential backoff after a failure.
+
+Passes run one at a time on one thread, so two passes never act on the same resource at once (per-resource
+serialisation) and the API server sees at most the client's rate limit. A resource the models cannot read gets
+an error in its status and a Warning event, and the loop goes on with the others.
+
+Called by: ``flinkops operator run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flinkops.controller.metrics import MetricsServer, OperatorMetrics
+from flinkops.controller.reconciler import Controller
+from flinkops.errors import FlinkopsError, InvalidInput
+from flinkops.kube.client import KubeClient
+from flinkops.kube.leader import LeaderElector, LeaseSettings
+from flinkops.ports import Clock, ResourceKey, SystemClock
+from flinkops.runtimes.kubernetes.runtime import KubernetesRuntime
+from flinkops.stores.kubernetes import KubernetesStore, to_model
+
+__all__ = ["Operator", "OperatorSettings", "settings_from_env"]
+
+log = logging.getLogger("flinkops.operator")
+
+_POLL = 1.0
+_INVALID_REQUEUE = None  # an unreadable resource waits for its next spec change
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    identity: str = field(default_factory=lambda: os.environ.get("POD_NAME") or f"{os.uname().nodename}-{os.getpid()}")
+    leader_election: bool = True
+    lease: LeaseSettings = field(default_factory=lambda: LeaseSettings(namespace="default"))
+    http_address: str = "127.0.0.1"
+    http_port: int = 8085
+    resync: float = 300.0
+    #: The shortest wait before a resource's next pass unless something changes: the watches wake a resource at
+    #: once when its spec or its Deployments change, so polling only covers what Kubernetes cannot see (the
+    #: job inside Flink), as often as the reference operator's progress checks (10 s).
+    min_requeue: float = 10.0
+
+
+def settings_from_env(
+    *,
+    namespaces: tuple[str, ...] | None = None,
+    leader_election: bool = True,
+    lease_name: str = "flinkops-operator",
+    lease_namespace: str | None = None,
+    lease_duration: float = 15.0,
+    http_address: str | None = None,
+    http_port: int = 8085,
+    default_namespace: str = "default",
+) -> OperatorSettings:
+    """Settings from options, falling back to the environment the Helm chart sets: ``WATCH_NAMESPACES``
+    (comma-separated; empty = all), ``OPERATOR_NAMESPACE`` (where the Lease lives), ``POD_NAME`` (identity)."""
+    if namespaces is None:
+        namespaces = tuple(n.strip() for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n.strip())
+    lease_ns = lease_namespace or os.environ.get("OPERATOR_NAMESPACE") or default_namespace
+    if http_address is None:
+        # In a pod the kubelet probes the pod IP; outside one, stay on loopback.
+        http_address = "0.0.0.0" if os.environ.get("KUBERNETES_SERVICE_HOST") else "127.0.0.1"
+    renew = max(2.0, lease_duration * 2 / 3)
+    lease = LeaseSettings(
+        namespace=lease_ns,
+        name=lease_name,
+        lease_duration=lease_duration,
+        renew_deadline=renew,
+        retry_period=max(0.5, min(2.0, renew / 3)),
+    )
+    return OperatorSettings(
+        namespaces=namespaces,
+        leader_election=leader_election,
+        lease=lease,
+        http_address=http_address,
+        http_port=http_port,
+    )
+
+
+class Operator:
+    def __init__(self, client: KubeClient, settings: OperatorSettings, clock: Clock | None = None) -> None:
+        self.client = client
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.stop = threading.Event()
+        self.metrics = OperatorMetrics()
+        self.metrics.kube_requests = client.request_counts
+        self.store = KubernetesStore(client, settings.namespaces, resync=settings.resync)
+        self.runtime = KubernetesRuntime(client, settings.namespaces, resync=settings.resync, wakeup=self.store.wakeup)
+        work = Path(tempfile.gettempdir()) / "flinkops-operator"  # job jars fetched for session jobs
+        self.controller = Controller(
+            store=self.store,
+            runtime=self.runtime,
+            distribution=None,
+            home=work,
+            clock=self.clock,
+            python_executable=sys.executable,
+            local=False,
+        )
+        self.elector: LeaderElector | None = None
+        self.http: MetricsServer | None = None
+        self._reported_invalid: dict[ResourceKey, str] = {}
+
+    def install_signal_handlers(self) -> None:
+        def _stop(signum: int, frame: object) -> None:
+            self.stop.set()
+            self.store.wakeup.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+
+    def run(self) -> int:
+        """Run until stopped (0) or until leadership is lost (1)."""
+        self.http = MetricsServer(self.metrics, self.settings.http_address, self.settings.http_port).start()
+        log.info(
+            "operator %s serving /metrics /healthz /readyz on %s:%d; watching %s",
+            self.settings.identity,
+            self.settings.http_address,
+            self.http.port,
+            ", ".join(self.settings.namespaces) or "all namespaces",
+        )
+        try:
+            if self.settings.leader_election:
+                self.elector = LeaderElector(self.client, self.settings.lease, self.settings.identity)
+                self.metrics.ready = True  # a standby is healthy and ready; it just does not act
+                if not self._wait_for_leadership():
+                    return 0
+                self.metrics.leader = True
+                self.elector.keep_renewing(self.stop)
+            else:
+                self.metrics.leader = True
+            self.metrics.ready = False
+            self.store.start()
+            self.runtime.start()
+            while not (self.store.wait_synced(1.0) and self.runtime.wait_synced(1.0)):
+                self.metrics.tick()
+                if self.stop.is_set():
+                    return 0
+            self.metrics.ready = True
+            log.info("caches synced: %d resource(s)", len(self.store.resource_keys()))
+            return self._loop()
+        finally:
+            self.store.stop()
+            self.runtime.stop()
+            if self.elector is not None:
+                self.elector.release()
+            self.metrics.leader = False
+            self.http.stop()
+            log.info("operator stopped")
+
+    def _wait_for_leadership(self) -> bool:
+        assert self.elector is not None
+        log.info("waiting to become the leader (lease %s/%s)", self.settings.lease.namespace, self.settings.lease.name)
+        while not self.stop.is_set():
+            self.metrics.tick()
+            if self.elector.try_acquire_or_renew():
+                return True
+            self.stop.wait(self.settings.lease.retry_period)
+        return False
+
+    def _lost_leadership(self) -> bool:
+        return self.elector is not None and self.elector.lost.is_set()
+
+    def _loop(self) -> int:
+        due: dict[ResourceKey, float] = {key: 0.0 for key in self.store.resource_keys()}
+        self.store.changed_keys()  # everything is due already
+        while not self.stop.is_set():
+            self.metrics.tick()
+            if self._lost_leadership():
+                log.error("lost the leadership; exiting so that only the leader acts")
+                return 1
+            now = self.clock.now()
+            for key in self.store.changed_keys():
+                due[key] = now
+            for cluster in self.runtime.changed_clusters():
+                key = ResourceKey("FlinkDeployment", cluster.namespace, cluster.name)
+                due[key] = now
+            for key in sorted((k for k, t in due.items() if t <= now), key=lambda k: due[k]):
+                if self.stop.is_set() or self._lost_leadership():
+                    break
+                requeue = self._pass(key)
+                if requeue is None:
+                    due.pop(key, None)
+                else:
+                    due[key] = self.clock.now() + requeue
+                self.metrics.tick()
+            next_due = min(due.values(), default=self.clock.now() + _POLL)
+            wait = max(0.0, min(_POLL, next_due - self.clock.now()))
+            if wait > 0 and self.store.wakeup.wait(wait):
+                self.store.wakeup.clear()
+        return 0
+
+    def _pass(self, key: ResourceKey) -> float | None:
+        started = time.monotonic()
+        raw = self.store.raw(key)
+        if raw is None:
+            self.metrics.set_lifecycle(key.kind, f"{key.namespace}/{key.name}", None)
+            self._reported_invalid.pop(key, None)
+            return None
+        try:
+            resource = to_model(raw)
+        except InvalidInput as exc:
+            self._report_invalid(key, exc)
+            self.metrics.observe_reconcile(key.kind, "invalid", time.monotonic() - started, "InvalidInput")
+            return _INVALID_REQUEUE
+        self._reported_invalid.pop(key, None)
+        try:
+            if resource.metadata.deletion_timestamp is None:
+                self.store.ensure_finalizer(key)
+            requeue = self.controller.reconcile(key)
+            error = self.controller.last_error(key)
+            result = "error" if error else "ok"
+        except FlinkopsError as exc:  # the store itself failed outside the pass's own handling
+            log.warning("%s: %s", key, exc)
+            requeue, result, error = 5.0, "error", type(exc).__name__
+        self.metrics.observe_reconcile(key.kind, result, time.monotonic() - started, error)
+        if requeue is not None and error != "Conflict":
+            requeue = max(requeue, self.settings.min_requeue)
+        current = self.store.raw(key)
+        state = ((current or {}).get("status") or {}).get("lifecycleState")
+        self.metrics.set_lifecycle(key.kind, f"{key.namespace}/{key.name}", state if current else None)
+        return requeue
+
+    def _report_invalid(self, key: ResourceKey, exc: InvalidInput) -> None:
+        message = f"the resource does not fit the FlinkDeployment/FlinkSessionJob schema: {exc}"
+        if self._reported_invalid.get(key) == message:
+            return
+        log.warning("%s: %s", key, message)
+        try:
+            self.store.record_event(key, "Warning", "InvalidResource", message)
+            self.store.write_raw_status(key, {"error": message})
+            self._reported_invalid[key] = message
+        except FlinkopsError as record_exc:
+            log.error("%s: could not record that it is invalid: %s", key, record_exc)

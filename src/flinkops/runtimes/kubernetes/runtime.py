@@ -1,0 +1,249 @@
+"""ClusterRuntime over the Kubernetes API: a Flink cluster is a set of Deployments, Services and a ConfigMap.
+
+``deploy`` renders the objects of one cluster (``runtimes.kubernetes.render``: JobManager Deployment, in
+standalone mode a TaskManager Deployment, the JobManager and REST Services, the configuration ConfigMap) and
+server-side-applies them as field manager ``flinkops``, each owned by its FlinkDeployment, the JobManager
+Deployment stamped with the resource generation and the job id. ``observe`` reads the JobManager Deployment
+(and the TaskManager one) from a watch-fed cache: the generation and job id stamped on it say what was applied,
+its ready replicas say whether a JobManager lives. ``delete`` removes the cluster's own objects and waits until
+their pods are gone, so an upgrade never runs two JobManagers of one cluster at once; the high-availability
+ConfigMaps Flink writes itself are kept (they point at the latest checkpoint for a last-state upgrade) and go
+with the FlinkDeployment through their owner reference.
+
+Kubernetes replaces dead pods itself, so ``replace_missing_processes`` has nothing to do, and logs are read with
+``kubectl logs`` (``log_files`` is empty).
+
+Called by: the operator (``controller.operator``) through the ``ClusterRuntime`` port.
+Invariant: only objects labelled ``app.kubernetes.io/managed-by=flinkops`` are ever changed or deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flinkops.errors import NotFound, RuntimeFailure, TemporaryError
+from flinkops.kube.client import KubeClient, object_path
+from flinkops.kube.informer import Informer
+from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
+from flinkops.runtimes.kubernetes import render
+
+__all__ = ["MANAGED_SELECTOR", "KubernetesRuntime"]
+
+log = logging.getLogger("flinkops.runtime")
+
+MANAGED_SELECTOR = "app.kubernetes.io/managed-by=flinkops"
+_DELETE_TIMEOUT = 120.0
+_PLURALS = {
+    ("apps/v1", "Deployment"): "deployments",
+    ("v1", "Service"): "services",
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "ServiceAccount"): "serviceaccounts",
+    ("rbac.authorization.k8s.io/v1", "Role"): "roles",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
+}
+
+Obj = dict[str, Any]
+
+
+def manifest_path(manifest: Mapping[str, Any]) -> str:
+    api_version, kind = str(manifest.get("apiVersion")), str(manifest.get("kind"))
+    plural = _PLURALS.get((api_version, kind))
+    if plural is None:
+        raise RuntimeFailure(f"flinkops does not manage {api_version} {kind} objects")
+    meta = manifest.get("metadata") or {}
+    return object_path(api_version, plural, meta.get("namespace"), meta.get("name"))
+
+
+def _ts(text: str | None) -> float:
+    if not text:
+        return 0.0
+    with contextlib.suppress(ValueError):
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    return 0.0
+
+
+def _ready(deployment: Obj | None) -> tuple[int, int]:
+    if deployment is None:
+        return 0, 0
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    replicas = spec.get("replicas")
+    return int(status.get("readyReplicas") or 0), int(replicas) if replicas is not None else 1
+
+
+class KubernetesRuntime:
+    """``rest_url`` builds the address the controller reaches a cluster's REST API at; in a pod the default
+    (the REST Service's cluster DNS name) is right."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        namespaces: Sequence[str] = (),
+        *,
+        resync: float = 300.0,
+        wakeup: threading.Event | None = None,
+        rest_url: Any = None,
+    ) -> None:
+        self.client = client
+        self.namespaces = tuple(namespaces)
+        self.resync = resync
+        self.wakeup = wakeup
+        self.rest_url = rest_url or (
+            lambda key: f"http://{render.rest_service_name(key.name)}.{key.namespace}.svc:8081"
+        )
+        self._informers: dict[str, Informer] = {}
+        self._lock = threading.Lock()
+        self._changed: set[ClusterKey] = set()
+        self._ready_seen: dict[ClusterKey, tuple[int, int]] = {}
+
+    # ------------------------------------------------------------------ cache
+
+    def start(self) -> None:
+        for namespace in self.namespaces or ("",):
+            informer = Informer(
+                self.client,
+                object_path("apps/v1", "deployments", namespace or None),
+                label_selector=MANAGED_SELECTOR,
+                on_change=self._on_change,
+                resync=self.resync,
+                name=f"deployments@{namespace or '*'}",
+            )
+            self._informers[namespace] = informer.start()
+
+    def wait_synced(self, timeout: float) -> bool:
+        return all(i.wait_synced(timeout) for i in self._informers.values())
+
+    def stop(self) -> None:
+        for informer in self._informers.values():
+            informer.stop()
+
+    def _informer(self, namespace: str) -> Informer | None:
+        informer = self._informers.get(namespace) or self._informers.get("")
+        return informer if informer is not None and informer.synced else None
+
+    def _on_change(self, type_: str, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        name = labels.get(render.CLUSTER_LABEL)
+        if not name:
+            return
+        key = ClusterKey(str(meta.get("namespace") or ""), str(name))
+        ready = (-1, -1) if type_ == "DELETED" else _ready(obj)
+        with self._lock:
+            if self._ready_seen.get(key) == ready:
+                return
+            self._ready_seen[key] = ready
+            self._changed.add(key)
+        if self.wakeup is not None:
+            self.wakeup.set()
+
+    def _deployment(self, namespace: str, name: str) -> Obj | None:
+        informer = self._informer(namespace)
+        if informer is not None:
+            return informer.get(namespace, name)
+        return self.client.get(object_path("apps/v1", "deployments", namespace, name))
+
+    # ------------------------------------------------------------------ ClusterRuntime
+
+    def deploy(self, request: ClusterRequest) -> ClusterObservation:
+        try:
+            manifests = render.render_request(request)
+        except ValueError as exc:
+            raise RuntimeFailure(f"{request.key}: {exc}") from exc
+        for manifest in manifests:
+            written = self.client.apply(manifest_path(manifest), manifest)
+            if written.get("kind") == "Deployment":
+                informer = self._informer(request.key.namespace)
+                if informer is not None:
+                    informer.remember(written)
+        log.info("%s: applied %d objects for generation %d", request.key, len(manifests), request.generation)
+        observed = self.observe(request.key)
+        if observed is None:
+            raise TemporaryError(f"{request.key}: the JobManager Deployment is not there right after it was applied")
+        return observed
+
+    def observe(self, key: ClusterKey) -> ClusterObservation | None:
+        jm = self._deployment(key.namespace, render.jobmanager_name(key.name))
+        if jm is None:
+            return None
+        tm = self._deployment(key.namespace, render.taskmanager_name(key.name))
+        annotations = (jm.get("metadata") or {}).get("annotations") or {}
+        jm_ready, jm_expected = _ready(jm)
+        _, tm_expected = _ready(tm)
+        generation = render.generation_of(jm)
+        # Kubernetes restarts and replaces the pods of a Deployment itself: its pods count as alive (a pod that
+        # is only starting, or pulling its image, must not look like a dead JobManager to be redeployed). Whether
+        # a JobManager answers is what ``rest_url`` says: it is set once a JobManager pod is ready.
+        return ClusterObservation(
+            key=key,
+            generation=generation if generation is not None else 0,
+            jobmanagers_alive=jm_expected,
+            jobmanagers_expected=jm_expected,
+            taskmanagers_alive=tm_expected if tm is not None else 0,
+            taskmanagers_expected=tm_expected if tm is not None else 0,
+            rest_url=self.rest_url(key) if jm_ready > 0 else None,
+            job_id=annotations.get(render.JOB_ID_ANNOTATION) or None,
+            started_at=_ts((jm.get("metadata") or {}).get("creationTimestamp")),
+        )
+
+    def delete(self, key: ClusterKey) -> None:
+        selector = f"{MANAGED_SELECTOR},{render.CLUSTER_LABEL}={key.name}"
+        for api_version, plural in (("apps/v1", "deployments"), ("v1", "services"), ("v1", "configmaps")):
+            path = object_path(api_version, plural, key.namespace)
+            for item in self.client.list(path, label_selector=selector).get("items") or []:
+                name = item["metadata"]["name"]
+                self.client.delete(object_path(api_version, plural, key.namespace, name), propagation="Foreground")
+        informer = self._informer(key.namespace)
+        if informer is not None:
+            for name in (render.jobmanager_name(key.name), render.taskmanager_name(key.name)):
+                informer.forget(key.namespace, name)
+        self._wait_gone(key, selector)
+
+    def _wait_gone(self, key: ClusterKey, selector: str) -> None:
+        """Until the cluster's Deployments and pods are gone: a new JobManager must never meet an old one."""
+        deadline = time.monotonic() + _DELETE_TIMEOUT
+        pod_selector = f"{render.CLUSTER_LABEL}={key.name}"
+        while True:
+            deployments = self.client.list(
+                object_path("apps/v1", "deployments", key.namespace), label_selector=selector
+            )
+            pods = self.client.list(object_path("v1", "pods", key.namespace), label_selector=pod_selector)
+            left = len(deployments.get("items") or []) + len(pods.get("items") or [])
+            if left == 0:
+                return
+            if time.monotonic() > deadline:
+                raise TemporaryError(
+                    f"{key}: {left} Deployment(s)/pod(s) still terminating after {_DELETE_TIMEOUT:.0f}s"
+                )
+            time.sleep(0.25)  # the runtime's own wait for an effect to finish, not controller pacing
+
+    def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:
+        tm = self._deployment(key.namespace, render.taskmanager_name(key.name))
+        if tm is None:
+            return 0  # native mode: Flink's resource manager asks for TaskManager pods itself
+        _, before = _ready(tm)
+        if before == count:
+            return 0
+        path = object_path("apps/v1", "deployments", key.namespace, render.taskmanager_name(key.name))
+        try:
+            self.client.patch(path, {"spec": {"replicas": count}})
+        except NotFound:
+            return 0
+        return count - before
+
+    def changed_clusters(self) -> Sequence[ClusterKey]:
+        with self._lock:
+            changed, self._changed = self._changed, set()
+        return sorted(changed, key=str)
+
+    def replace_missing_processes(self, key: ClusterKey, environment: Mapping[str, str] | None = None) -> int:
+        return 0  # Deployments replace their pods
+
+    def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]:
+        return ()
