@@ -265,7 +265,15 @@ class KubeClient:
     ``requests`` counts calls by (verb, HTTP status) for the operator's metrics and the benchmarks.
     """
 
-    def __init__(self, config: KubeConfig, *, timeout: float = 30.0, qps: float = 50.0, burst: int = 100) -> None:
+    def __init__(
+        self,
+        config: KubeConfig,
+        *,
+        timeout: float = 30.0,
+        qps: float = 50.0,
+        burst: int = 100,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.config = config
         self._token: str | None = config.token
         self._token_read = 0.0
@@ -282,6 +290,7 @@ class KubeClient:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             headers={"Accept": "application/json", "User-Agent": "flinkops"},
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            transport=transport,  # tests pass an httpx.MockTransport
         )
 
     def __enter__(self) -> KubeClient:
