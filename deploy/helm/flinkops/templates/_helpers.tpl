@@ -1,0 +1,129 @@
+{{/*
+Names, labels and the derived lists every template shares. Keeping them here means a Role, the Deployment's
+WATCH_NAMESPACES and the job ServiceAccounts can never disagree about which namespaces are watched.
+*/}}
+
+{{- define "flinkops.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "<release>-<chart>", or just the release name when it already contains the chart name. */}}
+{{- define "flinkops.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "flinkops.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The pod selector: only labels that never change across upgrades (a Deployment's selector is immutable). */}}
+{{- define "flinkops.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "flinkops.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{/* Labels on every object the chart renders. Call with (dict "root" $ "component" "...") */}}
+{{- define "flinkops.labels" -}}
+helm.sh/chart: {{ include "flinkops.chart" .root }}
+app.kubernetes.io/name: {{ include "flinkops.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: flinkops
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "flinkops.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "flinkops.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "flinkops.leaseName" -}}
+{{- default (printf "%s-leader" (include "flinkops.fullname" .)) .Values.leaderElection.leaseName -}}
+{{- end -}}
+
+{{/*
+The namespaces that get a namespaced operator Role, as a JSON list (templates only return strings; callers
+use fromJsonArray). Empty when watchAllNamespaces is set: the ClusterRole covers everything then.
+*/}}
+{{- define "flinkops.watchedNamespaces" -}}
+{{- if .Values.watchAllNamespaces -}}
+{{- list | toJson -}}
+{{- else if .Values.watchNamespaces -}}
+{{- .Values.watchNamespaces | uniq | toJson -}}
+{{- else -}}
+{{- list .Release.Namespace | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the job ServiceAccount, its Role and RoleBinding go, as a JSON list. */}}
+{{- define "flinkops.jobNamespaces" -}}
+{{- if .Values.jobServiceAccount.namespaces -}}
+{{- .Values.jobServiceAccount.namespaces | uniq | toJson -}}
+{{- else if and .Values.watchNamespaces (not .Values.watchAllNamespaces) -}}
+{{- .Values.watchNamespaces | uniq | toJson -}}
+{{- else -}}
+{{- list .Release.Namespace | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+What the operator may do in a watched namespace; the same rules go into a Role per namespace or into the
+ClusterRole. No Secret access at all: the operator passes Secret references through to pod specs and never
+reads their contents.
+*/}}
+{{- define "flinkops.operatorRules" -}}
+- apiGroups: ["flink.apache.org"]
+  resources: ["flinkdeployments", "flinksessionjobs"]
+  verbs: ["get", "list", "watch", "update", "patch"]
+- apiGroups: ["flink.apache.org"]
+  resources: ["flinkdeployments/status", "flinksessionjobs/status"]
+  verbs: ["get", "update", "patch"]
+# Setting blockOwnerDeletion on an owner reference to a FlinkDeployment needs update on its finalizers.
+- apiGroups: ["flink.apache.org"]
+  resources: ["flinkdeployments/finalizers", "flinksessionjobs/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["services", "configmaps"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# Read-only: the operator observes JobManager/TaskManager pods; their Deployments own them.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+# Both event APIs: older clients write core/v1 Events, newer ones events.k8s.io/v1.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/*
+Combinations that would deploy something broken or unsafe fail the render with the reason, instead of
+installing it. Included once, from the Deployment template.
+*/}}
+{{- define "flinkops.validate" -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail "replicas > 1 needs leaderElection.enabled=true: without a Lease every replica would reconcile the same resources at once" -}}
+{{- end -}}
+{{- if and .Values.watchAllNamespaces .Values.watchNamespaces -}}
+{{- fail "set either watchNamespaces or watchAllNamespaces=true, not both" -}}
+{{- end -}}
+{{- end -}}

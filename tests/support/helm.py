@@ -1,0 +1,104 @@
+"""Render the operator's Helm chart (``deploy/helm/flinkops``) with the real ``helm`` binary, for tests.
+
+The binary is built once from the Go module proxy (:func:`flinkops.dev.helm.helm_binary`; ``make test``'s
+prefetch does it before any test). When a test has to build it, the progress goes to the real stderr past
+pytest's capture, so minutes of ``go install`` do not look like a hang.
+
+Helm's own cache, config and data directories point into a temporary directory per call, so tests neither read
+nor change the user's Helm repositories or plugins.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flinkops.dev.helm import helm_binary
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "flinkops"
+
+Manifest = dict[str, Any]
+
+# What the chart must grant, as (apiGroup, resource) -> verbs, nothing more and nothing less: the operator in each
+# watched namespace (or cluster-wide), and Flink's job ServiceAccount in each job namespace. The unit tests compare
+# the rendered Roles with these, the live test asks the apiserver's authorizer about them.
+OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
+    ("flink.apache.org", "flinkdeployments"): {"get", "list", "watch", "update", "patch"},
+    ("flink.apache.org", "flinksessionjobs"): {"get", "list", "watch", "update", "patch"},
+    ("flink.apache.org", "flinkdeployments/status"): {"get", "update", "patch"},
+    ("flink.apache.org", "flinksessionjobs/status"): {"get", "update", "patch"},
+    ("flink.apache.org", "flinkdeployments/finalizers"): {"update"},
+    ("flink.apache.org", "flinksessionjobs/finalizers"): {"update"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("", "services"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+JOB_RULES: dict[tuple[str, str], set[str]] = {
+    ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("", "pods"): {"get", "list", "watch", "create", "delete"},
+    ("apps", "deployments"): {"get"},
+}
+
+
+def _progress(message: str) -> None:
+    stream = sys.__stderr__ or sys.stderr
+    stream.write(f"[helm] {message}\n")
+    stream.flush()
+
+
+class HelmFailed(Exception):
+    """``helm`` exited non-zero; ``stderr`` says why (a ``fail`` in a template, a values.schema.json error)."""
+
+    def __init__(self, argv: Sequence[str], stderr: str) -> None:
+        super().__init__(f"{' '.join(argv)} failed:\n{stderr}")
+        self.stderr = stderr
+
+
+def helm(*args: str, values: Mapping[str, Any] | None = None) -> str:
+    """Run ``helm ARGS [-f values.yaml]`` in an isolated Helm home; its stdout, or HelmFailed."""
+    binary = helm_binary(progress=_progress)
+    with tempfile.TemporaryDirectory(prefix="helm-") as tmp:
+        home = Path(tmp)
+        argv = [str(binary), *args]
+        if values is not None:
+            values_file = home / "values.yaml"
+            values_file.write_text(yaml.safe_dump(dict(values)))
+            argv += ["-f", str(values_file)]
+        env = dict(
+            os.environ,
+            HELM_CACHE_HOME=str(home / "cache"),
+            HELM_CONFIG_HOME=str(home / "config"),
+            HELM_DATA_HOME=str(home / "data"),
+            # No cluster is involved in rendering; an unset KUBECONFIG keeps a user's context out of it.
+            KUBECONFIG=str(home / "no-kubeconfig"),
+        )
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+    if done.returncode != 0:
+        raise HelmFailed(argv, done.stderr)
+    return done.stdout
+
+
+def render(
+    values: Mapping[str, Any] | None = None,
+    *,
+    release: str = "flinkops",
+    namespace: str = "flinkops-system",
+    include_crds: bool = False,
+) -> list[Manifest]:
+    """``helm template`` of the chart: every rendered object, in Helm's install order."""
+    args = ["template", release, str(CHART), "--namespace", namespace]
+    if include_crds:
+        args.append("--include-crds")
+    text = helm(*args, values=values or {})
+    return [doc for doc in yaml.safe_load_all(text) if doc]
