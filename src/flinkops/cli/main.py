@@ -25,6 +25,7 @@ import typer
 import yaml
 from rich.table import Table
 
+from flinkops.api.crds import custom_resource_definitions
 from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 from flinkops.api.loader import dump_resource, load_documents
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobState, LifecycleState
@@ -648,6 +649,45 @@ def lint(filename: FileOpt) -> None:
         out.print(f"{total} finding(s), {errors} error(s)")
     if errors:
         raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------------------------ crds
+
+
+@app.command()
+@main_guard
+def crds(
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="yaml (default; one document per CRD) or json (a List).")
+    ] = "yaml",
+) -> None:
+    """Print the FlinkDeployment and FlinkSessionJob CustomResourceDefinitions (flink.apache.org/v1beta1).
+
+    Install or update them on a cluster (needs permission to create CRDs, e.g. cluster-admin):
+
+      flinkops crds | kubectl apply -f -
+
+    Then `kubectl get crd flinkdeployments.flink.apache.org flinksessionjobs.flink.apache.org` shows them,
+    `kubectl explain flinkdeployment.spec` documents the fields, `kubectl get flinkdep` / `kubectl get sessionjob`
+    list resources with their Job Status and Lifecycle State, and `kubectl scale flinkdep NAME --replicas=N` sets
+    spec.taskManager.replicas.
+
+    They accept every resource the Apache Flink Kubernetes Operator's CRDs accept, so existing FlinkDeployment
+    and FlinkSessionJob objects stay valid when these replace that operator's CRDs. Replace rather than apply over
+    them (apply merges into the old schema instead of swapping it):
+
+      flinkops crds | kubectl replace -f -
+
+    This command only prints; it contacts no cluster.
+    """
+    if output not in ("yaml", "json"):
+        raise InvalidInput([Problem("--output", f"unknown format {output!r}", "use yaml or json")])
+    definitions = custom_resource_definitions()
+    if output == "json":
+        body = {"apiVersion": "v1", "kind": "List", "items": definitions}
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+    else:
+        sys.stdout.write(yaml.safe_dump_all(definitions, sort_keys=False))
 
 
 # ------------------------------------------------------------------------------------------------ controller
