@@ -1,5 +1,6 @@
 """Fetch and build everything the data-plane tests and `make demo-kafka` run on, with progress, before any test
-starts: the Kafka broker's jars, MinIO, Flink's S3 plugins, the Kafka connector and the examples' jar. Each is
+starts: the Kafka broker's jars, MinIO, the Kubernetes control plane (etcd, kube-apiserver,
+kube-controller-manager), Flink's S3 plugins, the Kafka connector and the examples' jar. Each is
 cached under ~/.cache/flinkops, so a warm machine spends a second here. Fails loudly (exit 1) when one cannot
 be had: a missing toolchain is an error, never a reason to skip tests."""
 
@@ -11,6 +12,7 @@ import time
 from flinkops.api.plugins import S3_HADOOP, S3_PRESTO
 from flinkops.dev.example_jobs import build_example_jobs
 from flinkops.dev.kafka import kafka_classpath
+from flinkops.dev.kubernetes import control_plane_binaries
 from flinkops.dev.s3 import minio_binary
 from flinkops.errors import FlinkopsError
 from flinkops.flink.distribution import find_distribution
@@ -21,11 +23,17 @@ def say(message: str) -> None:
     print(f"  {message}", flush=True)
 
 
+def kubernetes_binaries() -> str:
+    binaries = control_plane_binaries(progress=say)
+    return ", ".join(str(path) for path in (binaries.etcd, binaries.kube_apiserver, binaries.kube_controller_manager))
+
+
 def main() -> int:
     version = find_distribution().version
     steps = [
         ("Kafka broker jars", lambda: kafka_classpath(progress=say)),
         ("MinIO", lambda: minio_binary(progress=say)),
+        ("Kubernetes control plane", kubernetes_binaries),
         ("Flink plugin s3-fs-presto", lambda: plugin_jar(S3_PRESTO, version, progress=say)),
         ("Flink plugin s3-fs-hadoop", lambda: plugin_jar(S3_HADOOP, version, progress=say)),
         ("Kafka connector", lambda: connector_jar("kafka", version, progress=say)),

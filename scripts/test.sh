@@ -18,13 +18,14 @@ step "import-linter (layer contracts)"
 step "preflight: Java, Maven, Go and the Flink distribution"
 java -version 2>&1 | head -1
 command -v mvn >/dev/null || { echo "error: Maven (mvn) is needed to fetch Kafka, Flink plugins and connectors" >&2; exit 1; }
-command -v go >/dev/null || { echo "error: Go (>= 1.24) is needed to build the S3 server (MinIO) for the data-plane tests" >&2; exit 1; }
+command -v go >/dev/null || { echo "error: Go (>= 1.26) is needed to build the S3 server (MinIO) and the Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) for the tests" >&2; exit 1; }
+command -v openssl >/dev/null || { echo "error: openssl is needed to make the test Kubernetes control plane's certificates" >&2; exit 1; }
 mvn -v 2>/dev/null | sed -n 1p
 go version
 $PY -c 'from flinkops.flink.distribution import find_distribution as f; d=f(); print("Flink", d.version, "at", d.home)'
 
 # The data plane the integration tests run on: fetched and built once, cached in ~/.cache/flinkops.
-step "data plane: Kafka, MinIO, the S3 plugins, the Kafka connector and the example jobs (cached after the first run)"
+step "data plane: Kafka, MinIO, Kubernetes, the S3 plugins, the Kafka connector and the example jobs (cached after the first run)"
 $PY scripts/prefetch.py
 
 # Tests get their own home so a running demo is never touched.

@@ -1,7 +1,9 @@
-"""``flinkops dev``: run the data plane a Flink job talks to (Kafka, S3, ZooKeeper) as local processes.
+"""``flinkops dev``: run the data plane a Flink job talks to (Kafka, S3, ZooKeeper) as local processes, and on
+request a Kubernetes control plane.
 
-Each service is a real server (a KRaft Kafka broker, a MinIO S3 store, ZooKeeper) bound to 127.0.0.1, with its
-data, pid file and log under ``$FLINKOPS_HOME/dev/<service>/`` (see :mod:`flinkops.dev.services`). Kept apart
+Each service is a real server (a KRaft Kafka broker, a MinIO S3 store, ZooKeeper; etcd, kube-apiserver and
+kube-controller-manager for ``kubernetes``) bound to 127.0.0.1, with its data, pid files and logs under
+``$FLINKOPS_HOME/dev/<service>/`` (see :mod:`flinkops.dev.services`). Kept apart
 from ``flinkops.cli.main`` and import-light (the shared console and error guard come from ``cli.output``);
 boto3 and confluent-kafka load only in the commands that need them.
 
@@ -21,7 +23,7 @@ import typer
 from rich.table import Table
 
 from flinkops.cli.output import err, main_guard, out
-from flinkops.dev import PORT_OPTIONS, SERVICES
+from flinkops.dev import DEFAULT_SERVICES, PORT_OPTIONS, SERVICES
 from flinkops.errors import NotFound
 from flinkops.settings import default_home
 
@@ -31,20 +33,25 @@ if TYPE_CHECKING:
 __all__ = ["dev_app"]
 
 _SERVICE_LIST = ", ".join(SERVICES)
+_DEFAULT_LIST = ", ".join(DEFAULT_SERVICES)
 
 dev_app = typer.Typer(
     help=(
-        "Run Kafka, an S3 store (MinIO) and ZooKeeper as local processes for jobs to use.\n\n"
+        "Run Kafka, an S3 store (MinIO) and ZooKeeper as local processes for jobs to use, and on request a "
+        "Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager; no kubelet, so pods stay "
+        "Pending).\n\n"
         "Each service binds 127.0.0.1 and keeps its data, pid file and log in $FLINKOPS_HOME/dev/<service>/; "
         "data survives `down` and `up`. The first `up` downloads Kafka's jars with Maven and builds MinIO with Go "
-        "(minutes, once; cached in ~/.cache/flinkops). Typical session:\n\n"
+        "(minutes, once; cached in ~/.cache/flinkops); the first `up kubernetes` builds Kubernetes and etcd with Go "
+        "(longer, once). Typical session:\n\n"
         "  flinkops dev up\n\n"
         '  eval "$(flinkops dev env)"\n\n'
         "  flinkops dev topic transactions --partitions 4\n\n"
         "  flinkops dev bucket checkpoints --versioned\n\n"
         "  flinkops dev status\n\n"
         "  flinkops dev down\n\n"
-        f"Services: {_SERVICE_LIST}. Default ports: Kafka 9092 (controller 9093), S3 9000, ZooKeeper 2181."
+        f"Services: {_SERVICE_LIST} (`up` without names starts {_DEFAULT_LIST}). Default ports: Kafka 9092 "
+        "(controller 9093), S3 9000, ZooKeeper 2181, Kubernetes API 6443."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -55,6 +62,14 @@ dev_app = typer.Typer(
 ServicesArg = Annotated[
     list[str] | None,
     typer.Argument(help=f"Services to act on ({_SERVICE_LIST}); all of them when none is given.", show_default=False),
+]
+
+
+UpServicesArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help=f"Services to start ({_SERVICE_LIST}); {_DEFAULT_LIST} when none is given.", show_default=False
+    ),
 ]
 
 
@@ -90,12 +105,13 @@ def _progress(message: str) -> None:
         "is given. When a port is taken by another process, nothing is started for that service and the error "
         "names the option that picks another port. Examples:\n\n"
         "  flinkops dev up\n\n"
-        "  flinkops dev up kafka s3 --kafka-port 19092 --s3-port 19000"
+        "  flinkops dev up kafka s3 --kafka-port 19092 --s3-port 19000\n\n"
+        "  flinkops dev up kubernetes"
     ),
 )
 @main_guard
 def up(
-    services: ServicesArg = None,
+    services: UpServicesArg = None,
     kafka_port: Annotated[
         int | None, typer.Option("--kafka-port", help="Kafka client port (default 9092, or the port of the last up).")
     ] = None,
@@ -106,10 +122,16 @@ def up(
         int | None,
         typer.Option("--zookeeper-port", help="ZooKeeper client port (default 2181, or the port of the last up)."),
     ] = None,
+    kubernetes_port: Annotated[
+        int | None,
+        typer.Option(
+            "--kubernetes-port", help="Kubernetes API server port (default 6443, or the port of the last up)."
+        ),
+    ] = None,
 ) -> None:
     """Start services; see the help text above."""
-    names = check_names(services or SERVICES)
-    given = {"kafka": kafka_port, "s3": s3_port, "zookeeper": zookeeper_port}
+    names = check_names(services or DEFAULT_SERVICES)
+    given = {"kafka": kafka_port, "s3": s3_port, "zookeeper": zookeeper_port, "kubernetes": kubernetes_port}
     ports = {name: port for name, port in given.items() if port is not None}
     ignored = [PORT_OPTIONS[name] for name in ports if name not in names]
     if ignored:
@@ -178,8 +200,9 @@ def _print_table(statuses: list[ServiceStatus]) -> None:
     help=(
         'Print `export` lines for the running services, for: eval "$(flinkops dev env)"\n\n'
         "KAFKA_BOOTSTRAP_SERVERS; AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION (read "
-        "by the AWS CLI and SDKs); FLINKOPS_ZOOKEEPER (a connect string for high-availability.zookeeper.quorum). "
-        "Services that are not running are left out."
+        "by the AWS CLI and SDKs); FLINKOPS_ZOOKEEPER (a connect string for high-availability.zookeeper.quorum); "
+        "KUBECONFIG (the dev Kubernetes control plane's admin kubeconfig, context flinkops-dev). Services that are "
+        "not running are left out."
     ),
 )
 @main_guard
@@ -203,6 +226,9 @@ def env() -> None:
     zookeeper = services.zookeeper_connect()
     if zookeeper:
         lines.append(("FLINKOPS_ZOOKEEPER", zookeeper))
+    kubeconfig = services.kubeconfig()
+    if kubeconfig is not None:
+        lines.append(("KUBECONFIG", str(kubeconfig)))
     if not lines:
         err.print("# no dev services are running (start them with `flinkops dev up`)", markup=False)
     for name, value in lines:
@@ -222,9 +248,10 @@ def logs(
         raise NotFound(f"{service} has no log yet at {main_log}: it has never been started in this home")
     err.print(f"==> {main_log} <==", markup=False)
     sys.stdout.write("".join(_tail_lines(main_log, tail)))
+    what = "the JVM's own output" if service == "kafka" else "more output"
     for extra in files[:-1]:
         if extra.exists() and extra.stat().st_size > 0:
-            err.print(f"(the JVM's own output is in {extra})", markup=False)
+            err.print(f"({what} is in {extra})", markup=False)
 
 
 def _tail_lines(path: Path, count: int) -> list[str]:

@@ -1,11 +1,13 @@
-"""The local data plane behind ``flinkops dev``: Kafka, an S3 store and ZooKeeper, each a real server process.
+"""The local services behind ``flinkops dev``: Kafka, an S3 store, ZooKeeper and a Kubernetes control plane, each
+made of real server processes.
 
 ``DevServices(home)`` keeps each service's configuration, data, pid file and log under
 ``<home>/dev/<service>/`` (``home`` is ``$FLINKOPS_HOME``), so several homes can run side by side on different
 ports, and everything of one home goes away with it. The services themselves live in
 :mod:`flinkops.dev.kafka` (single-node KRaft broker), :mod:`flinkops.dev.s3` (single-drive MinIO) and
-:mod:`flinkops.dev.zookeeper` (the ZooKeeper inside the Flink distribution), all on the process plumbing of
-:mod:`flinkops.dev.process`.
+:mod:`flinkops.dev.zookeeper` (the ZooKeeper inside the Flink distribution) and :mod:`flinkops.dev.kubernetes`
+(etcd, kube-apiserver and kube-controller-manager; opt-in: ``up`` without names leaves it out), all on the process
+plumbing of :mod:`flinkops.dev.process`.
 
 Invariants:
 
@@ -17,8 +19,8 @@ Invariants:
   processes for one data directory.
 * Reading state (``status``, ``s3_settings``, ``kafka_bootstrap``) starts nothing, builds nothing and downloads
   nothing; the controller calls these on its own schedule.
-* Default ports are the usual ones (Kafka 9092, S3 9000, ZooKeeper 2181); a port once used is kept for later
-  ``up`` calls (clients configured with it stay valid) until another is asked for.
+* Default ports are the usual ones (Kafka 9092, S3 9000, ZooKeeper 2181, Kubernetes API 6443); a port once used
+  is kept for later ``up`` calls (clients configured with it stay valid) until another is asked for.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flinkops.dev import PORT_OPTIONS, SERVICES
+from flinkops.dev import DEFAULT_SERVICES, PORT_OPTIONS, SERVICES
 from flinkops.dev.kafka import KafkaBroker, kafka_classpath
+from flinkops.dev.kubernetes import KubeControlPlane, control_plane_binaries
 from flinkops.dev.process import HOST, ServerProcess, port_in_use, read_record
 from flinkops.dev.s3 import MinioServer, ensure_bucket, minio_binary, read_credentials, s3_client
 from flinkops.dev.zookeeper import ZooKeeperServer
@@ -43,6 +46,7 @@ from flinkops.s3 import DevS3
 
 __all__ = [
     "DEFAULT_PORTS",
+    "DEFAULT_SERVICES",
     "PORT_OPTIONS",
     "SERVICES",
     "DevServices",
@@ -50,8 +54,14 @@ __all__ = [
     "port_in_use",
 ]
 
-DEFAULT_PORTS: Mapping[str, int] = {"kafka": 9092, "s3": 9000, "zookeeper": 2181}
-START_TIMEOUTS: Mapping[str, float] = {"kafka": 120.0, "s3": 60.0, "zookeeper": 60.0}
+DEFAULT_PORTS: Mapping[str, int] = {"kafka": 9092, "s3": 9000, "zookeeper": 2181, "kubernetes": 6443}
+START_TIMEOUTS: Mapping[str, float] = {"kafka": 120.0, "s3": 60.0, "zookeeper": 60.0, "kubernetes": 240.0}
+_CONFIG_FILES: Mapping[str, str] = {
+    "kafka": "server.properties",
+    "s3": "server.json",
+    "zookeeper": "zoo.cfg",
+    "kubernetes": "control-plane.json",
+}
 
 Progress = Callable[[str], None]
 
@@ -125,11 +135,19 @@ class DevServices:
         server = self._server("zookeeper")
         return server.connect_string if isinstance(server, ZooKeeperServer) and server.pid() is not None else None
 
+    def kubeconfig(self) -> Path | None:
+        """The admin kubeconfig of this home's dev Kubernetes control plane while its apiserver runs; None
+        otherwise."""
+        plane = self._server("kubernetes")
+        if isinstance(plane, KubeControlPlane) and plane.pid() is not None and plane.kubeconfig.exists():
+            return plane.kubeconfig
+        return None
+
     # ------------------------------------------------------------------ up and down
 
     def up(
         self,
-        names: Sequence[str] = SERVICES,
+        names: Sequence[str] = DEFAULT_SERVICES,
         ports: Mapping[str, int] = {},  # read only
         progress: Progress | None = None,
     ) -> list[ServiceStatus]:
@@ -152,6 +170,8 @@ class DevServices:
                 kafka_classpath(say)
             if "s3" in launching:
                 minio_binary(say)
+            if "kubernetes" in launching:
+                control_plane_binaries(say)
             failures: dict[str, str] = {}
             lock = threading.Lock()
 
@@ -210,6 +230,8 @@ class DevServices:
     def log_files(self, name: str) -> list[Path]:
         """The log files of a service, main log last (Kafka also has the JVM's own output)."""
         server = self._server(check_names([name])[0])
+        if isinstance(server, KubeControlPlane):
+            return [server.etcd.log_file, server.controller_manager.log_file, server.apiserver.log_file]
         files = [server.out_file] if isinstance(server, KafkaBroker) else []
         return [*files, server.log_file]
 
@@ -218,9 +240,10 @@ class DevServices:
     def _server(self, name: str, port: int | None = None, progress: Progress | None = None) -> ServerProcess:
         """The server object of ``name``: ``port`` if given, else the port of its last start, else the default."""
         data_dir = self.data_dir(name)
-        config = {"kafka": "server.properties", "s3": "server.json", "zookeeper": "zoo.cfg"}[name]
-        if port is None and not (data_dir / config).exists():
+        if port is None and not (data_dir / _CONFIG_FILES[name]).exists():
             port = DEFAULT_PORTS[name]
+        if name == "kubernetes":
+            return KubeControlPlane(data_dir, port, progress=progress)
         if name == "kafka":
             return KafkaBroker(data_dir, port, progress=progress)
         if name == "s3":
@@ -243,6 +266,9 @@ class DevServices:
         return server.healthy()
 
     def _check_ports(self, name: str, server: ServerProcess) -> None:
+        if isinstance(server, KubeControlPlane):
+            self._check_kubernetes_ports(server)
+            return
         taken = [server.port] if port_in_use(server.port) else []
         if isinstance(server, KafkaBroker) and port_in_use(server.controller_port):
             taken.append(server.controller_port)
@@ -257,6 +283,22 @@ class DevServices:
         raise RuntimeFailure(
             f"cannot start {name}: its controller port {taken[0]} on {HOST} is already in use by another process "
             f"(stop what listens there; the port was chosen at the first start in {server.data_dir})"
+        )
+
+    def _check_kubernetes_ports(self, plane: KubeControlPlane) -> None:
+        taken = plane.taken_ports()
+        if not taken:
+            return
+        what, port = taken[0]
+        if port == plane.port:
+            raise RuntimeFailure(
+                f"cannot start kubernetes: port {port} on {HOST} is already in use by another process. Choose "
+                f"another port with `flinkops dev up kubernetes {PORT_OPTIONS['kubernetes']} PORT`, or stop what "
+                "listens there"
+            )
+        raise RuntimeFailure(
+            f"cannot start kubernetes: its {what} {port} on {HOST} is already in use by another process (stop what "
+            f"listens there; the port was chosen at the first start in {plane.data_dir})"
         )
 
     def _status(self, name: str, server: ServerProcess | None = None) -> ServiceStatus:

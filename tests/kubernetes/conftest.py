@@ -1,0 +1,18 @@
+"""Fixtures for tests against a real Kubernetes API: one control plane (etcd, kube-apiserver,
+kube-controller-manager; no kubelet) for the whole session, see ``tests/support/kube.py``. Setting it up fails
+loudly (a missing Go toolchain or openssl is an error, never a skip)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from support.kube import KubeCluster, kube_control_plane
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """A real control plane on free 127.0.0.1 ports, stopped at the end of the session."""
+    with kube_control_plane(tmp_path_factory.mktemp("kube")) as cluster:
+        yield cluster
