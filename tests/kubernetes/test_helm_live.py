@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -36,7 +37,7 @@ import pytest
 import yaml
 
 from flinkops.dev.process import free_port
-from support.helm import CHART, JOB_RULES, OPERATOR_RULES, Manifest, render
+from support.helm import CHART, JOB_RULES, OPERATOR_RULES, Manifest, render, render_documents
 from support.kube import KubeCluster
 from support.operator import service_account_kubeconfig, wait_for
 
@@ -71,14 +72,17 @@ class Api:
         scope = f"/namespaces/{meta['namespace']}" if namespaced else ""
         return f"{base}{scope}/{plural}/{meta['name']}"
 
-    def apply(self, obj: Manifest, *, dry_run: bool) -> httpx.Response:
-        params = {"fieldManager": FIELD_MANAGER, "fieldValidation": "Strict", "force": "true"}
+    def apply(
+        self, obj: Manifest, *, dry_run: bool, text: str | None = None, validation: str = "Strict"
+    ) -> httpx.Response:
+        """Server-side apply of ``obj``, sent as ``text`` when given (the YAML exactly as Helm rendered it)."""
+        params = {"fieldManager": FIELD_MANAGER, "fieldValidation": validation, "force": "true"}
         if dry_run:
             params["dryRun"] = "All"
         return self.client.patch(
             self.path(obj),
             params=params,
-            content=yaml.safe_dump(obj).encode(),
+            content=(text if text is not None else yaml.safe_dump(obj)).encode(),
             headers={"Content-Type": "application/apply-patch+yaml"},
         )
 
@@ -163,7 +167,7 @@ def apply_crds(api: Api) -> None:
     while pending and time.monotonic() < deadline:
         for name in sorted(pending):
             got = api.client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").json()
-            conditions = {c["type"]: c["status"] for c in got.get("status", {}).get("conditions", [])}
+            conditions = {c["type"]: c["status"] for c in (got.get("status") or {}).get("conditions") or []}
             if conditions.get("Established") == "True":
                 pending.discard(name)
         time.sleep(0.2)
@@ -184,10 +188,11 @@ def test_every_rendered_object_passes_strict_server_side_validation(
     """dryRun=All changes nothing, so every variation can be checked against the same cluster."""
     if "watchNamespaces" in values:
         values = {"watchNamespaces": [names[n] for n in values["watchNamespaces"]]}
-    objects = render(values, release="flinkops-dry", namespace=names["release"])
-    assert objects
-    for obj in objects:
-        answer = api.apply(obj, dry_run=True)
+    documents = render_documents(values, release="flinkops-dry", namespace=names["release"])
+    assert documents
+    for text, obj in documents:
+        # The text as Helm wrote it: a key rendered twice must reach the apiserver twice, not parsed away.
+        answer = api.apply(obj, dry_run=True, text=text)
         where = f"{obj['kind']}/{obj['metadata']['name']}"
         assert answer.status_code in (200, 201), f"{where} refused: {answer.text}"
         # Strict validation reports duplicate fields as errors; PodSecurity "warn" reports pod templates that
@@ -196,14 +201,21 @@ def test_every_rendered_object_passes_strict_server_side_validation(
 
 
 def test_strict_validation_is_really_on(api: Api, names: dict[str, str], installed: list[Manifest]) -> None:
-    """The control for the test above: a Deployment with one misplaced field is refused, naming the field."""
+    """The controls for the test above: the same apiserver refuses a field that is not in the schema, and a field
+    given twice, the second only because of fieldValidation=Strict."""
     deployment = next(o for o in installed if o["kind"] == "Deployment")
     bogus = yaml.safe_load(yaml.safe_dump(deployment))
     bogus["metadata"]["name"] = "bogus"
     bogus["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["path"] = "/healthz"  # belongs in httpGet
     answer = api.apply(bogus, dry_run=True)
-    assert answer.status_code == 400 or answer.status_code == 422, answer.text
-    assert "path" in answer.text
+    assert answer.status_code >= 400, answer.text
+    assert "livenessProbe.path: field not declared in schema" in answer.text, answer.text
+    bogus["spec"]["template"]["spec"]["containers"][0]["livenessProbe"].pop("path")
+    text = re.sub(r"^( *)replicas: 1\n", r"\1replicas: 1\n\1replicas: 2\n", yaml.safe_dump(bogus), count=1, flags=re.M)
+    assert text.count("replicas:") == 2
+    refused = api.apply(bogus, dry_run=True, text=text)
+    assert refused.status_code == 400 and "already set in map" in refused.text, refused.text
+    assert api.apply(bogus, dry_run=True, text=text, validation="Ignore").status_code in (200, 201)
 
 
 # ------------------------------------------------------------------------------------------------ pod security
@@ -233,6 +245,14 @@ def test_the_operator_pod_is_admitted_under_restricted(
     }
     refused = api.apply(pod, dry_run=True)
     assert refused.status_code == 403 and "restricted" in refused.text, refused.text
+    # And a Deployment whose pod template lacks it is accepted with a warning, which is what the strict test's
+    # "no warning" assertion would have caught.
+    loose = yaml.safe_load(yaml.safe_dump(deployment))
+    loose["metadata"]["name"] = "loose"
+    loose["spec"]["template"]["spec"].pop("securityContext")
+    loose["spec"]["template"]["spec"]["containers"][0].pop("securityContext")
+    warned = api.apply(loose, dry_run=True)
+    assert warned.status_code in (200, 201) and "restricted" in warned.headers.get("warning", ""), warned.headers
 
 
 # ------------------------------------------------------------------------------------------------ authorization

@@ -11,6 +11,7 @@ nor change the user's Helm repositories or plugins.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,28 @@ def helm(*args: str, values: Mapping[str, Any] | None = None) -> str:
     return done.stdout
 
 
+def render_documents(
+    values: Mapping[str, Any] | None = None,
+    *,
+    release: str = "flinkops",
+    namespace: str = "flinkops-system",
+    include_crds: bool = False,
+) -> list[tuple[str, Manifest]]:
+    """``helm template`` of the chart: each rendered object's YAML text as Helm wrote it, with its parsed form,
+    in Helm's install order. The text matters where parsing would hide a mistake (PyYAML keeps the last of two
+    equal keys without a word; an apiserver with strict field validation refuses them)."""
+    args = ["template", release, str(CHART), "--namespace", namespace]
+    if include_crds:
+        args.append("--include-crds")
+    text = helm(*args, values=values or {})
+    documents = []
+    for chunk in re.split(r"^---[ \t]*$", text, flags=re.MULTILINE):
+        parsed = yaml.safe_load(chunk)
+        if parsed:
+            documents.append((chunk, parsed))
+    return documents
+
+
 def render(
     values: Mapping[str, Any] | None = None,
     *,
@@ -96,9 +119,6 @@ def render(
     namespace: str = "flinkops-system",
     include_crds: bool = False,
 ) -> list[Manifest]:
-    """``helm template`` of the chart: every rendered object, in Helm's install order."""
-    args = ["template", release, str(CHART), "--namespace", namespace]
-    if include_crds:
-        args.append("--include-crds")
-    text = helm(*args, values=values or {})
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    """``helm template`` of the chart: every rendered object, parsed, in Helm's install order."""
+    documents = render_documents(values, release=release, namespace=namespace, include_crds=include_crds)
+    return [parsed for _, parsed in documents]
