@@ -11,6 +11,7 @@ import time
 
 from flinkops.api.plugins import S3_HADOOP, S3_PRESTO
 from flinkops.dev.example_jobs import build_example_jobs
+from flinkops.dev.helm import helm_binary
 from flinkops.dev.kafka import kafka_classpath
 from flinkops.dev.kubernetes import control_plane_binaries
 from flinkops.dev.s3 import minio_binary
@@ -34,6 +35,7 @@ def main() -> int:
         ("Kafka broker jars", lambda: kafka_classpath(progress=say)),
         ("MinIO", lambda: minio_binary(progress=say)),
         ("Kubernetes control plane", kubernetes_binaries),
+        ("helm (renders the operator chart in tests)", lambda: helm_binary(progress=say)),
         ("Flink plugin s3-fs-presto", lambda: plugin_jar(S3_PRESTO, version, progress=say)),
         ("Flink plugin s3-fs-hadoop", lambda: plugin_jar(S3_HADOOP, version, progress=say)),
         ("Kafka connector", lambda: connector_jar("kafka", version, progress=say)),
