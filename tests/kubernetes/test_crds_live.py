@@ -58,7 +58,8 @@ def api(kube: KubeCluster) -> Iterator[httpx.Client]:
                     for c in client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
                     .json()
                     .get("status", {})
-                    .get("conditions", [])
+                    .get("conditions")
+                    or []
                 }
                 if conditions.get("Established") == "True" and conditions.get("NamesAccepted") == "True":
                     break

@@ -76,3 +76,36 @@ def kube_control_plane(tmp_dir: Path, *, timeout: float = 240.0) -> Iterator[Kub
         yield KubeCluster(plane)
     finally:
         plane.stop()
+
+
+def crd_established(admin: httpx.Client, name: str) -> bool:
+    """Whether the CRD ``name`` is served (condition Established=True); False while it is being set up."""
+    response = admin.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+    if response.status_code != 200:
+        return False
+    conditions = (response.json().get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def install_crds(admin: httpx.Client, timeout: float = 60.0) -> None:
+    """Server-side apply flinkops' CRDs and wait until the API server serves them."""
+    import json
+    import time
+
+    from flinkops.api.crds import custom_resource_definitions
+
+    names = []
+    for crd in custom_resource_definitions():
+        name = crd["metadata"]["name"]
+        admin.patch(
+            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+            content=json.dumps(crd),
+            params={"fieldManager": "flinkops-tests", "force": "true"},
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        ).raise_for_status()
+        names.append(name)
+    deadline = time.monotonic() + timeout
+    while not all(crd_established(admin, name) for name in names):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"CRDs not established after {timeout:.0f}s: {names}")
+        time.sleep(0.1)

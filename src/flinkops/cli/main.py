@@ -147,6 +147,9 @@ def _read_files(files: list[Path]) -> list[Resource]:
             problems.extend(exc.problems)
             continue
         for resource in loaded:
+            if target.kubernetes():
+                resources.append(resource)  # a local directory means nothing to the operator in the cluster
+                continue
             annotations = dict(resource.metadata.annotations or {})
             annotations.setdefault(SOURCE_DIR_ANNOTATION, str(base))
             meta = resource.metadata.model_copy(update={"annotations": annotations})
@@ -448,7 +451,15 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
             out.print("[bold]Conditions:[/bold]")
             for c in status.conditions:
                 out.print(f"  {c.type}={c.status} reason={c.reason} since {c.last_transition_time}")
-    if isinstance(resource, FlinkDeployment):
+    if isinstance(resource, FlinkDeployment) and target.kubernetes():
+        conf = resource.spec.flink_configuration
+        out.print("[bold]State lives in:[/bold]")
+        out.print(f"  checkpoints: {checkpoint_dir(conf) or 'not set (needed for last-state and savepoint upgrades)'}")
+        out.print(f"  savepoints:  {savepoint_dir(conf) or 'not set'}")
+        name, ns = resource.metadata.name, resource.metadata.namespace
+        out.print(f"[bold]Pods:[/bold]        kubectl get pods -n {ns} -l app={name}")
+        out.print(f"[bold]Logs:[/bold]        kubectl logs -n {ns} deploy/{name}")
+    elif isinstance(resource, FlinkDeployment):
         config = rendered_config(resource)
         out.print("[bold]State lives in:[/bold]")
         out.print(f"  checkpoints: {checkpoint_dir(config)}")

@@ -28,6 +28,7 @@ from flinkops.api.models import (
     FlinkSessionJobSpec,
     FlinkSessionJobStatus,
     JobManagerDeploymentStatus,
+    LifecycleState,
 )
 from flinkops.api.validation import validate_against, validate_resource
 from flinkops.controller.dataplane import DataPlane
@@ -344,8 +345,11 @@ class Controller:
         self._preflight(resource, plan)
         for action in plan.actions:
             self._failpoint_hit("before", action)
+        before = resource.status.lifecycle_state if resource.status else None
         if plan.intent is not None and plan.intent != resource.status and plan.actions:
             current = self.store.update_status(resource.model_copy(update={"status": plan.intent}))
+            self._lifecycle_event(key, before, plan.intent.lifecycle_state)
+            before = plan.intent.lifecycle_state
         actions = list(plan.actions)
         status = plan.status
         for index in range(len(actions)):
@@ -362,15 +366,16 @@ class Controller:
         plan = replace(plan, status=status)
         for note in plan.events:
             self.store.record_event(key, note.type, note.reason, note.message)
-        before = resource.status.lifecycle_state if resource.status else None
-        after = plan.status.lifecycle_state
-        if after is not None and after != before:
-            was = before.value if before is not None else "new"
-            self.store.record_event(key, "Normal", "LifecycleChanged", f"lifecycle state {was} -> {after.value}")
+        self._lifecycle_event(key, before, plan.status.lifecycle_state)
         if plan.status != current.status:
             self.store.update_status(current.model_copy(update={"status": plan.status}))
         self._failures.pop(key, None)
         return plan.requeue_after
+
+    def _lifecycle_event(self, key: ResourceKey, before: LifecycleState | None, after: LifecycleState | None) -> None:
+        if after is not None and after != before:
+            was = before.value if before is not None else "new"
+            self.store.record_event(key, "Normal", "LifecycleChanged", f"lifecycle state {was} -> {after.value}")
 
     def _preflight(self, resource: FlinkDeployment | FlinkSessionJob, plan: Plan) -> None:
         """Refuse a plan that would start from state that is not there, before anything is written or
