@@ -152,6 +152,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--qps", type=float, default=None, help="the operator's API request rate limit (default: its own default)"
+    )
     args = parser.parse_args()
     n = args.count
     work = Path(tempfile.mkdtemp(prefix="flinkops-bench-k8s-"))
@@ -232,6 +235,7 @@ def main() -> int:
                     str(port),
                     "--log-format",
                     "json",
+                    *(["--qps", str(args.qps)] if args.qps else []),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

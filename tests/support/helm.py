@@ -49,6 +49,7 @@ JOB_RULES: dict[tuple[str, str], set[str]] = {
     ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch", "create", "delete"},
     ("apps", "deployments"): {"get"},
+    ("apps", "deployments/finalizers"): {"update"},
 }
 
 

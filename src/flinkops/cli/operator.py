@@ -94,7 +94,10 @@ def operator_run(
     log_format: Annotated[str, typer.Option(help="text or json (default: $FLINKOPS_LOG_FORMAT, else text).")] = "",
     qps: Annotated[
         float, typer.Option(help="Most API server requests per second (a burst may be twice that).")
-    ] = 100.0,
+    ] = 200.0,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Passes that may run at once (each resource always on the same worker).")
+    ] = 4,
 ) -> None:
     """Run the operator in the foreground until SIGTERM (exit 0) or a lost leadership (exit 1)."""
     from flinkops.controller.operator import Operator, settings_from_env
@@ -117,6 +120,7 @@ def operator_run(
         http_address=http_address,
         http_port=http_port,
         default_namespace=config.namespace,
+        workers=workers,
     )
     operator = Operator(client, settings)
     operator.install_signal_handlers()

@@ -11,9 +11,10 @@
    clusters whose Deployments changed (from the runtime's watch) are due at once; everything else comes up when
    its last pass asked (``requeue_after``), with the controller's exponential backoff after a failure.
 
-Passes run one at a time on one thread, so two passes never act on the same resource at once (per-resource
-serialisation) and the API server sees at most the client's rate limit. A resource the models cannot read gets
-an error in its status and a Warning event, and the loop goes on with the others.
+Passes run on a few worker threads (``workers``), each owning a fixed share of the resources (by a hash of the
+key), so two passes never act on the same resource at once (per-resource serialisation) while different
+resources progress in parallel; the API server sees at most the client's rate limit. A resource the models
+cannot read gets an error in its status and a Warning event, and the loop goes on with the others.
 
 Called by: ``flinkops operator run``.
 """
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +62,8 @@ class OperatorSettings:
     #: once when its spec or its Deployments change, so polling only covers what Kubernetes cannot see (the
     #: job inside Flink), as often as the reference operator's progress checks (10 s).
     min_requeue: float = 10.0
+    #: Passes that may run at once, each on its own resources (a resource always goes to the same worker).
+    workers: int = 4
 
 
 def settings_from_env(
@@ -72,6 +76,7 @@ def settings_from_env(
     http_address: str | None = None,
     http_port: int = 8085,
     default_namespace: str = "default",
+    workers: int = 4,
 ) -> OperatorSettings:
     """Settings from options, falling back to the environment the Helm chart sets: ``WATCH_NAMESPACES``
     (comma-separated; empty = all), ``OPERATOR_NAMESPACE`` (where the Lease lives), ``POD_NAME`` (identity)."""
@@ -95,6 +100,7 @@ def settings_from_env(
         lease=lease,
         http_address=http_address,
         http_port=http_port,
+        workers=workers,
     )
 
 
@@ -109,15 +115,23 @@ class Operator:
         self.store = KubernetesStore(client, settings.namespaces, resync=settings.resync)
         self.runtime = KubernetesRuntime(client, settings.namespaces, resync=settings.resync, wakeup=self.store.wakeup)
         work = Path(tempfile.gettempdir()) / "flinkops-operator"  # job jars fetched for session jobs
-        self.controller = Controller(
-            store=self.store,
-            runtime=self.runtime,
-            distribution=None,
-            home=work,
-            clock=self.clock,
-            python_executable=sys.executable,
-            local=False,
-        )
+        # One controller per shard: a controller keeps per-pass and per-resource state (backoff) that one thread
+        # owns, and a resource always goes to the same shard, so its passes never overlap.
+        self.shards = [
+            _Shard(
+                i,
+                Controller(
+                    store=self.store,
+                    runtime=self.runtime,
+                    distribution=None,
+                    home=work,
+                    clock=self.clock,
+                    python_executable=sys.executable,
+                    local=False,
+                ),
+            )
+            for i in range(max(1, settings.workers))
+        ]
         self.elector: LeaderElector | None = None
         self.http: MetricsServer | None = None
         self._reported_invalid: dict[ResourceKey, str] = {}
@@ -182,36 +196,53 @@ class Operator:
     def _lost_leadership(self) -> bool:
         return self.elector is not None and self.elector.lost.is_set()
 
+    def _shard(self, key: ResourceKey) -> _Shard:
+        return self.shards[zlib.crc32(str(key).encode()) % len(self.shards)]
+
     def _loop(self) -> int:
-        due: dict[ResourceKey, float] = {key: 0.0 for key in self.store.resource_keys()}
+        """Route work to the shards until stopped; each shard runs its resources' passes on its own thread."""
+        now = self.clock.now()
+        for key in self.store.resource_keys():
+            self._shard(key).mark(key, now)
         self.store.changed_keys()  # everything is due already
+        threads = [
+            threading.Thread(target=self._work, args=(shard,), name=f"reconcile-{shard.index}", daemon=True)
+            for shard in self.shards
+        ]
+        for thread in threads:
+            thread.start()
+        code = 0
         while not self.stop.is_set():
             self.metrics.tick()
             if self._lost_leadership():
                 log.error("lost the leadership; exiting so that only the leader acts")
-                return 1
+                code = 1
+                break
             now = self.clock.now()
             for key in self.store.changed_keys():
-                due[key] = now
+                self._shard(key).mark(key, now)
             for cluster in self.runtime.changed_clusters():
                 key = ResourceKey("FlinkDeployment", cluster.namespace, cluster.name)
-                due[key] = now
-            for key in sorted((k for k, t in due.items() if t <= now), key=lambda k: due[k]):
-                if self.stop.is_set() or self._lost_leadership():
-                    break
-                requeue = self._pass(key)
-                if requeue is None:
-                    due.pop(key, None)
-                else:
-                    due[key] = self.clock.now() + requeue
-                self.metrics.tick()
-            next_due = min(due.values(), default=self.clock.now() + _POLL)
-            wait = max(0.0, min(_POLL, next_due - self.clock.now()))
-            if wait > 0 and self.store.wakeup.wait(wait):
+                self._shard(key).mark(key, now)
+            if self.store.wakeup.wait(_POLL):
                 self.store.wakeup.clear()
-        return 0
+        self.stop.set()
+        for shard in self.shards:
+            shard.wakeup.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        return code
 
-    def _pass(self, key: ResourceKey) -> float | None:
+    def _work(self, shard: _Shard) -> None:
+        while not self.stop.is_set() and not self._lost_leadership():
+            for key in shard.ready(self.clock.now()):
+                if self.stop.is_set() or self._lost_leadership():
+                    return
+                requeue = self._pass(key, shard.controller)
+                shard.done(key, None if requeue is None else self.clock.now() + requeue)
+            shard.wait(self.clock.now(), _POLL)
+
+    def _pass(self, key: ResourceKey, controller: Controller) -> float | None:
         started = time.monotonic()
         raw = self.store.raw(key)
         if raw is None:
@@ -228,8 +259,8 @@ class Operator:
         try:
             if resource.metadata.deletion_timestamp is None:
                 self.store.ensure_finalizer(key)
-            requeue = self.controller.reconcile(key)
-            error = self.controller.last_error(key)
+            requeue = controller.reconcile(key)
+            error = controller.last_error(key)
             result = "error" if error else "ok"
         except FlinkopsError as exc:  # the store itself failed outside the pass's own handling
             log.warning("%s: %s", key, exc)
@@ -253,3 +284,44 @@ class Operator:
             self._reported_invalid[key] = message
         except FlinkopsError as record_exc:
             log.error("%s: could not record that it is invalid: %s", key, record_exc)
+
+
+class _Shard:
+    """The resources one worker owns: when each is due next. ``mark`` (from the routing loop) makes a resource
+    due now; a pass that is running when it is marked runs again right after."""
+
+    def __init__(self, index: int, controller: Controller) -> None:
+        self.index = index
+        self.controller = controller
+        self._due: dict[ResourceKey, float] = {}
+        self._lock = threading.Lock()
+        self.wakeup = threading.Event()
+
+    def mark(self, key: ResourceKey, when: float) -> None:
+        with self._lock:
+            self._due[key] = min(when, self._due.get(key, when))
+        self.wakeup.set()
+
+    def ready(self, now: float) -> list[ResourceKey]:
+        with self._lock:
+            keys = [k for k, t in self._due.items() if t <= now]
+            for key in keys:
+                self._due[key] = float("inf")  # running: a mark during the pass brings it forward again
+        return sorted(keys, key=str)
+
+    def done(self, key: ResourceKey, next_due: float | None) -> None:
+        with self._lock:
+            marked = self._due.get(key, float("inf"))
+            if marked != float("inf"):
+                return  # marked while running: keep the earlier time
+            if next_due is None:
+                self._due.pop(key, None)
+            else:
+                self._due[key] = next_due
+
+    def wait(self, now: float, longest: float) -> None:
+        with self._lock:
+            next_due = min(self._due.values(), default=now + longest)
+        timeout = max(0.0, min(longest, next_due - now))
+        if timeout > 0 and self.wakeup.wait(timeout):
+            self.wakeup.clear()

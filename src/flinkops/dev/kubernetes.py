@@ -78,7 +78,7 @@ ETCD_VERSION = "v3.6.16"
 GO_MINIMUM = (1, 26)
 DEFAULT_PORT = 6443
 CONTEXT = "flinkops-dev"
-SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/16"  # room for thousands of Services (a /24 fills at 254)
 FIRST_SERVICE_IP = "10.0.0.1"  # the `kubernetes` Service's ClusterIP: must be in the apiserver's certificate
 
 _CONFIG = "control-plane.json"
