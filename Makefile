@@ -44,6 +44,7 @@ bench: install
 	.venv/bin/python benchmarks/recovery.py --rounds $(ROUNDS)
 	.venv/bin/python benchmarks/upgrade_downtime.py --rounds $(ROUNDS)
 	.venv/bin/python benchmarks/fraud_pipeline.py --rounds $(ROUNDS)
+	.venv/bin/python benchmarks/operator_scale.py --count 500
 
 clean: demo-stop
 	rm -rf .flinkops examples/*/output
