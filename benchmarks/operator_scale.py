@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from flinkops.dev.kubernetes import KubeControlPlane  # noqa: E402
 from flinkops.dev.process import free_port  # noqa: E402
 from support.kube import install_crds  # noqa: E402
+from support.operator import sample_deployment  # noqa: E402
 
 THREADS = 8
 GENERATION = "flinkops.io/generation"
@@ -49,27 +50,6 @@ GENERATION = "flinkops.io/generation"
 
 def say(message: str) -> None:
     print(message, flush=True)
-
-
-def resource(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "flink.apache.org/v1beta1",
-        "kind": "FlinkDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "image": "flink:2.2.1-java17",
-            "flinkVersion": "v2_2",
-            "serviceAccount": "flink",
-            "flinkConfiguration": {"taskmanager.numberOfTaskSlots": "2"},
-            "jobManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
-            "taskManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
-            "job": {
-                "jarURI": "local:///opt/flink/examples/streaming/StateMachineExample.jar",
-                "parallelism": 2,
-                "upgradeMode": "stateless",
-            },
-        },
-    }
 
 
 def apply(client: httpx.Client, path: str, body: dict[str, Any], manager: str = "bench") -> dict[str, Any]:
@@ -183,7 +163,7 @@ def main() -> int:
 
         def baseline_one(i: int) -> None:
             name = f"job-{i:04d}"
-            body = resource(name)
+            body = sample_deployment(name)
             body["metadata"]["namespace"] = "bench-base"
             created = apply(admin, fd_path("bench-base", name), body)
             fd = FlinkDeployment.model_validate(created)
@@ -252,7 +232,7 @@ def main() -> int:
         started = time.monotonic()
 
         def apply_one(i: int) -> None:
-            body = resource(f"job-{i:04d}")
+            body = sample_deployment(f"job-{i:04d}")
             body["metadata"]["namespace"] = "bench-op"
             apply(admin, fd_path("bench-op", f"job-{i:04d}"), body)
 

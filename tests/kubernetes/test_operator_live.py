@@ -23,7 +23,7 @@ import yaml
 from flinkops.controller.reconciler import FAILPOINT_ENV, FAILPOINT_EXIT_CODE
 from support.helm import render
 from support.kube import KubeCluster, install_crds
-from support.operator import OperatorProcess, service_account_kubeconfig, wait_for
+from support.operator import OperatorProcess, sample_deployment, service_account_kubeconfig, wait_for
 
 SEEDS = Path(__file__).resolve().parents[1] / "fixtures" / "seeds"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -99,27 +99,6 @@ def events_of(admin: httpx.Client, ns: str, name: str) -> list[dict[str, Any]]:
 
 def seed(name: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((SEEDS / name).read_text()) if d]
-
-
-def simple(name: str, *, mode: str = "stateless", image: str = "flink:2.2.1-java17") -> dict[str, Any]:
-    return {
-        "apiVersion": "flink.apache.org/v1beta1",
-        "kind": "FlinkDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "image": image,
-            "flinkVersion": "v2_2",
-            "serviceAccount": "flink",
-            "flinkConfiguration": {"taskmanager.numberOfTaskSlots": "2"},
-            "jobManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
-            "taskManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
-            "job": {
-                "jarURI": "local:///opt/flink/examples/streaming/StateMachineExample.jar",
-                "parallelism": 2,
-                "upgradeMode": mode,
-            },
-        },
-    }
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -299,8 +278,8 @@ def test_seeds_and_examples_deploy_children_with_owner_references_and_status(
 
 def test_unwatched_namespace_is_left_alone(cluster: httpx.Client, operator: OperatorProcess) -> None:
     admin = cluster
-    apply_fd(admin, simple("elsewhere"), UNWATCHED)
-    apply_fd(admin, simple("watched-probe"), "flink-b")
+    apply_fd(admin, sample_deployment("elsewhere"), UNWATCHED)
+    apply_fd(admin, sample_deployment("watched-probe"), "flink-b")
     wait_for("watched-probe deployed", lambda: _settled_deployed(admin, "flink-b", "watched-probe"), 60)
     obj = fd(admin, UNWATCHED, "elsewhere")
     assert obj is not None and not obj.get("status") and deployment(admin, UNWATCHED, "elsewhere") is None
@@ -310,9 +289,9 @@ def test_invalid_resource_gets_error_and_event_while_others_are_served(
     cluster: httpx.Client, operator: OperatorProcess
 ) -> None:
     admin = cluster
-    bad = simple("bad-upgrade-mode", mode="savepoint")  # savepoint upgrades need a savepoint directory
+    bad = sample_deployment("bad-upgrade-mode", mode="savepoint")  # savepoint upgrades need a savepoint directory
     apply_fd(admin, bad, "flink-b")
-    good = simple("good-neighbour")
+    good = sample_deployment("good-neighbour")
     apply_fd(admin, good, "flink-b")
 
     def errored() -> dict[str, Any] | None:
@@ -330,7 +309,7 @@ def test_invalid_resource_gets_error_and_event_while_others_are_served(
 
 def test_delete_cleans_up_children_through_the_finalizer(cluster: httpx.Client, operator: OperatorProcess) -> None:
     admin = cluster
-    apply_fd(admin, simple("short-lived"), "flink-a")
+    apply_fd(admin, sample_deployment("short-lived"), "flink-a")
     wait_for("short-lived deployed", lambda: _settled_deployed(admin, "flink-a", "short-lived"), 60)
     assert admin.delete(f"{FD.format(ns='flink-a')}/short-lived").status_code < 300
     wait_for("short-lived gone", lambda: fd(admin, "flink-a", "short-lived") is None, 60)
@@ -344,7 +323,7 @@ def test_concurrent_status_writer_loses_nothing(cluster: httpx.Client, operator:
     """Another controller writes its own condition into the status while the operator upgrades the resource:
     both writes survive, because every status write is conditional and a 409 makes the operator re-read."""
     admin = cluster
-    apply_fd(admin, simple("contended"), "flink-b")
+    apply_fd(admin, sample_deployment("contended"), "flink-b")
     wait_for("contended deployed", lambda: _settled_deployed(admin, "flink-b", "contended"), 60)
     stop = threading.Event()
     writes = {"ok": 0, "conflict": 0}
@@ -367,7 +346,7 @@ def test_concurrent_status_writer_loses_nothing(cluster: httpx.Client, operator:
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     try:
-        changed = simple("contended", image="flink:2.2.1-java21")
+        changed = sample_deployment("contended", image="flink:2.2.1-java21")
         apply_fd(admin, changed, "flink-b")
         obj = wait_for("contended upgraded", lambda: _settled_deployed(admin, "flink-b", "contended"), 90)
     finally:
@@ -409,7 +388,7 @@ def test_standby_takes_over_after_the_leader_is_killed(
         assert took <= lease_duration + 4.0, f"standby took {took:.1f}s for a {lease_duration:.0f}s lease"
         lease = admin.get(f"/apis/coordination.k8s.io/v1/namespaces/{OPERATOR_NS}/leases/{LEASE}").json()
         assert lease["spec"]["holderIdentity"] == "op-b"
-        apply_fd(admin, simple("after-failover"), "flink-a")
+        apply_fd(admin, sample_deployment("after-failover"), "flink-a")
         wait_for("after-failover deployed by op-b", lambda: _settled_deployed(admin, "flink-a", "after-failover"), 60)
     finally:
         first.kill()
@@ -426,9 +405,9 @@ def test_restart_mid_upgrade_resumes_from_the_write_ahead_status(
         env={FAILPOINT_ENV: "after:DeleteCluster"},
     )  # fmt: skip
     try:
-        apply_fd(admin, simple("mid-upgrade"), "flink-a")
+        apply_fd(admin, sample_deployment("mid-upgrade"), "flink-a")
         wait_for("mid-upgrade deployed", lambda: _settled_deployed(admin, "flink-a", "mid-upgrade"), 60)
-        apply_fd(admin, simple("mid-upgrade", image="flink:2.2.1-java21"), "flink-a")
+        apply_fd(admin, sample_deployment("mid-upgrade", image="flink:2.2.1-java21"), "flink-a")
         code = first.wait_exit(60)
         assert code == FAILPOINT_EXIT_CODE, first.log()
     finally:

@@ -70,6 +70,29 @@ def service_account_kubeconfig(
     return into
 
 
+def sample_deployment(name: str, *, mode: str = "stateless", image: str = "flink:2.2.1-java17") -> dict[str, Any]:
+    """A small application FlinkDeployment (the distribution's example jar, inside the image) for the operator's
+    tests and benchmark: valid on Kubernetes, cheap to render, independent of any data plane."""
+    return {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "image": image,
+            "flinkVersion": "v2_2",
+            "serviceAccount": "flink",
+            "flinkConfiguration": {"taskmanager.numberOfTaskSlots": "2"},
+            "jobManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
+            "taskManager": {"resource": {"memory": "1024m", "cpu": 0.5}},
+            "job": {
+                "jarURI": "local:///opt/flink/examples/streaming/StateMachineExample.jar",
+                "parallelism": 2,
+                "upgradeMode": mode,
+            },
+        },
+    }
+
+
 class OperatorProcess:
     def __init__(
         self,

@@ -56,7 +56,7 @@ import httpx
 import yaml
 
 from flinkops.artifacts import etcd_binary, kubernetes_binaries
-from flinkops.dev.process import HOST, ServerProcess, free_port, port_in_use, read_record
+from flinkops.dev.process import HOST, ServerProcess, free_port, port_in_use, read_record, write_private
 from flinkops.errors import RuntimeFailure
 
 __all__ = [
@@ -105,16 +105,6 @@ def control_plane_binaries(progress: Progress | None = None) -> ControlPlaneBina
     )
     etcd = etcd_binary(ETCD_VERSION, min_go=GO_MINIMUM, progress=progress)
     return ControlPlaneBinaries(etcd, kube["kube-apiserver"], kube["kube-controller-manager"])
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, readable by the owner only."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def _get(url: str, *, verify: ssl.SSLContext | bool, timeout: float = 2.0) -> httpx.Response | None:
@@ -523,13 +513,13 @@ class KubeControlPlane(ServerProcess):
             "controller_manager": self.controller_manager_port,
         }
         versions = {"kubernetes": KUBERNETES_VERSION, "etcd": ETCD_VERSION}
-        _write_private(self.data_dir / _CONFIG, json.dumps({"ports": ports, "versions": versions}, indent=1) + "\n")
+        write_private(self.data_dir / _CONFIG, json.dumps({"ports": ports, "versions": versions}, indent=1) + "\n")
         pki = self.pki_dir
-        _write_private(
+        write_private(
             self.kubeconfig,
             _kubeconfig(self.endpoint, _ADMIN_USER, pki / "ca.crt", pki / "admin.crt", self.admin_key_file),
         )
-        _write_private(
+        write_private(
             self.data_dir / _KCM_KUBECONFIG,
             _kubeconfig(
                 self.endpoint,

@@ -46,6 +46,7 @@ __all__ = [
     "read_record",
     "recorded_pid",
     "signal_recorded",
+    "write_private",
     "write_record",
 ]
 
@@ -293,3 +294,13 @@ class ServerProcess(abc.ABC):
             if text:
                 parts.append(f"see {path}:\n" + "\n".join(text[-lines:]))
         return "\n".join(parts) or f"no log in {self.data_dir}"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by the owner only (credentials, kubeconfigs)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from flinkops.artifacts import go_binary
-from flinkops.dev.process import HOST, ServerProcess, neighbour_port
+from flinkops.dev.process import HOST, ServerProcess, neighbour_port, write_private
 from flinkops.errors import RuntimeFailure
 from flinkops.s3 import S3Access, client
 
@@ -85,16 +85,6 @@ def read_credentials(data_dir: Path) -> Credentials | None:
         return Credentials(access_key=str(data["access_key"]), secret_key=str(data["secret_key"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, readable by the owner only."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 class MinioServer(ServerProcess):
@@ -197,7 +187,7 @@ class MinioServer(ServerProcess):
                 access_key="flinkops-" + secrets.token_hex(6), secret_key=secrets.token_urlsafe(30)
             )
             payload = {"access_key": credentials.access_key, "secret_key": credentials.secret_key}
-            _write_private(self.data_dir / _CREDENTIALS, json.dumps(payload, indent=1) + "\n")
+            write_private(self.data_dir / _CREDENTIALS, json.dumps(payload, indent=1) + "\n")
         server = {"port": self.port, "console_port": self.console_port}
         (self.data_dir / _SERVER).write_text(json.dumps(server) + "\n")
         argv = [
