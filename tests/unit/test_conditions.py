@@ -5,6 +5,7 @@ from __future__ import annotations
 from flinkops.api.models import (
     Condition,
     FlinkDeploymentStatus,
+    FlinkSessionJobStatus,
     JobManagerDeploymentStatus,
     JobStatus,
     LifecycleState,
@@ -15,7 +16,8 @@ T0 = 1_700_000_000_000
 
 
 def conditions(status: FlinkDeploymentStatus) -> dict[str, tuple[str, str]]:
-    return {c.type: (c.status, c.reason) for c in status.conditions}
+    """The three GitOps health conditions (Running is checked on its own)."""
+    return {c.type: (c.status, c.reason) for c in status.conditions if c.type != "Running"}
 
 
 def status(state: LifecycleState, *, error: str | None = None, job: str | None = "RUNNING") -> FlinkDeploymentStatus:
@@ -75,3 +77,14 @@ def test_other_conditions_are_kept() -> None:
         first.model_copy(update={"conditions": [*first.conditions, extra], "error": "boom"}), T0 + 1000
     )
     assert "ExternalCheck" in {c.type for c in kept.conditions}
+
+
+def test_running_follows_the_job_or_a_session_clusters_jobmanager() -> None:
+    job = FlinkSessionJobStatus(lifecycle_state=LifecycleState.DEPLOYED, job_status=JobStatus(state="RUNNING"))
+    running = next(c for c in with_conditions(job, T0).conditions if c.type == "Running")
+    assert (running.status, running.reason) == ("True", "JobRunning")
+    session = FlinkDeploymentStatus(
+        lifecycle_state=LifecycleState.DEPLOYED, job_manager_deployment_status=JobManagerDeploymentStatus.READY
+    )
+    running = next(c for c in with_conditions(session, T0).conditions if c.type == "Running")
+    assert (running.status, running.reason) == ("True", "JobManagerReady")

@@ -1,4 +1,4 @@
-"""The standard status Conditions (Ready, Progressing, Degraded), derived from a status's recorded facts.
+"""The status Conditions (Ready, Progressing, Degraded, Running), derived from a status's recorded facts.
 
 GitOps tools (Argo CD, Flux, ``kubectl wait --for=condition=Ready``) read health from ``status.conditions``
 rather than from the reference operator's own fields, so every status flinkops writes carries them next to
@@ -6,10 +6,11 @@ rather than from the reference operator's own fields, so every status flinkops w
 
 * **Ready**: the job runs and its spec is stable (for a session cluster: its JobManager is ready);
 * **Progressing**: a deployment, upgrade, rollback or deletion is under way;
-* **Degraded**: the last pass recorded an error, or the resource FAILED or was ROLLED_BACK.
+* **Degraded**: the last pass recorded an error, or the resource FAILED or was ROLLED_BACK;
+* **Running**: the job runs (for a session cluster: its JobManager is ready), whatever the spec's stability.
 
 A condition's ``lastTransitionTime`` changes only when its status flips; ``observedGeneration`` is the
-generation the status describes. The planner's own ``Running`` condition is left as it is.
+generation the status describes. Conditions of other types (another controller's) are kept as they are.
 
 Called by: the planner (after every decision) and the controller (when it records a failure). Pure.
 """
@@ -20,15 +21,17 @@ from datetime import UTC, datetime
 
 from flinkops.api.models import (
     Condition,
+    FlinkDeploymentSpec,
     FlinkDeploymentStatus,
     FlinkSessionJobStatus,
     JobManagerDeploymentStatus,
     LifecycleState,
 )
+from flinkops.core.specs import load_spec
 
-__all__ = ["STANDARD", "with_conditions"]
+__all__ = ["OWN", "with_conditions"]
 
-STANDARD = ("Ready", "Progressing", "Degraded")
+OWN = ("Ready", "Progressing", "Degraded", "Running")
 L = LifecycleState
 _PROGRESSING = {L.CREATED, L.DEPLOYED, L.UPGRADING, L.ROLLING_BACK, L.DELETING}
 
@@ -43,15 +46,24 @@ def _camel(state: LifecycleState | None) -> str:
     return "".join(part.title() for part in (state.value if state else "Unknown").split("_"))
 
 
+def _session_cluster(status: Status) -> bool:
+    """A FlinkDeployment whose last deployed spec has no job."""
+    if not isinstance(status, FlinkDeploymentStatus):
+        return False
+    recorded = load_spec(status.reconciliation_status.last_reconciled_spec, FlinkDeploymentSpec)
+    return recorded is None or recorded.job is None
+
+
 def _wanted(status: Status) -> dict[str, tuple[bool, str, str]]:
     state = status.lifecycle_state
     reason = _camel(state)
     error = (status.error or "").strip().splitlines()[0][:500] if status.error else ""
-    session_cluster_ready = (
+    session = _session_cluster(status)
+    jobmanager_ready = (
         isinstance(status, FlinkDeploymentStatus)
-        and not status.job_status.job_id
         and status.job_manager_deployment_status == JobManagerDeploymentStatus.READY
     )
+    session_cluster_ready = session and jobmanager_ready
     ready = not error and (state == L.STABLE or (session_cluster_ready and state in (L.DEPLOYED, L.STABLE)))
     job = status.job_status.state
     ready_message = f"job {job}" if job else ("JobManager ready" if session_cluster_ready else "")
@@ -64,6 +76,13 @@ def _wanted(status: Status) -> dict[str, tuple[bool, str, str]]:
         ),
         "Progressing": (state in _PROGRESSING, reason, ""),
         "Degraded": (degraded, "ReconcileError" if error else reason, error),
+        "Running": (
+            jobmanager_ready if session else job == "RUNNING",
+            ("JobManagerReady" if jobmanager_ready else "JobManagerNotReady")
+            if session
+            else f"Job{(job or 'Unknown').title()}",
+            "",
+        ),
     }
 
 
@@ -94,5 +113,5 @@ def with_conditions(status: Status, now_ms: int) -> Status:
         changed = True
     if not changed:
         return status
-    ordered = [current[t] for t in STANDARD] + [c for t, c in current.items() if t not in STANDARD]
+    ordered = [current[t] for t in OWN] + [c for t, c in current.items() if t not in OWN]
     return status.model_copy(update={"conditions": ordered})

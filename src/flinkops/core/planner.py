@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 from flinkops.api.durations import parse_duration_ms
@@ -28,7 +27,6 @@ from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY
 from flinkops.api.models import (
     Checkpoint,
     CheckpointInfo,
-    Condition,
     DeploymentRecord,
     DiffType,
     FlinkDeployment,
@@ -323,32 +321,7 @@ class _Builder:
 def _with_lifecycle(status: Status, deleting: bool, now_ms: int) -> Status:
     lifecycle = derive_lifecycle(status, deleting=deleting)
     status = status.model_copy(update={"lifecycle_state": lifecycle})
-    return with_conditions(_set_running_condition(status, now_ms), now_ms)
-
-
-def _set_running_condition(status: Status, now_ms: int) -> Status:
-    job_running = status.job_status.state == "RUNNING"
-    if isinstance(status, FlinkDeploymentStatus) and not _recorded_has_job(status):
-        running = status.job_manager_deployment_status == JobManagerDeploymentStatus.READY
-        reason = "JobManagerReady" if running else "JobManagerNotReady"
-    else:
-        running = job_running
-        reason = f"Job{(status.job_status.state or 'Unknown').title()}"
-    value = "True" if running else "False"
-    old = next((c for c in status.conditions if c.type == "Running"), None)
-    if old is not None and old.status == value and old.reason == reason:
-        return status
-    transition = old.last_transition_time if old is not None and old.status == value else _iso(now_ms)
-    condition = Condition(
-        type="Running",
-        status=value,
-        reason=reason,
-        message="",
-        last_transition_time=transition,
-        observed_generation=status.observed_generation,
-    )
-    others = [c for c in status.conditions if c.type != "Running"]
-    return status.model_copy(update={"conditions": [*others, condition]})
+    return with_conditions(status, now_ms)
 
 
 def headline(error: str) -> str:
@@ -358,16 +331,6 @@ def headline(error: str) -> str:
         return ""
     causes = [line.removeprefix("Caused by:").strip() for line in lines if line.startswith("Caused by:")]
     return (causes[-1] if causes else lines[0])[:500]
-
-
-def _iso(now_ms: int) -> str:
-    """Format an injected timestamp (no clock is read here)."""
-    return datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _recorded_has_job(status: FlinkDeploymentStatus) -> bool:
-    recorded = load_spec(status.reconciliation_status.last_reconciled_spec, FlinkDeploymentSpec)
-    return recorded is not None and recorded.job is not None
 
 
 def _record_validation(b: _Builder, ctx: Context) -> None:
