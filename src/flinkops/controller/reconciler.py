@@ -31,7 +31,7 @@ from flinkops.api.models import (
     LifecycleState,
 )
 from flinkops.api.validation import validate_against, validate_resource
-from flinkops.controller.dataplane import DataPlane
+from flinkops.controller.dataplane import ClusterExtras, DataPlane
 from flinkops.core.conditions import with_conditions
 from flinkops.core.lifecycle import MANUAL_RESTORE
 from flinkops.core.planner import (
@@ -565,21 +565,24 @@ class Controller:
         return self.dataplane.process_environment(self._config(resource), args)
 
     def _cluster_request(self, resource: FlinkDeployment, action: DeployCluster) -> ClusterRequest:
+        """Everything the runtime needs for one cluster. Locally the job jar, plugins and connectors are fetched
+        here and secrets go to the processes' environment; for pods the image carries them, the jar URI is passed
+        on as written, and pods read secrets from the environment their template gives. Secrets never stay in
+        the configuration either way (it lands in files and ConfigMaps)."""
         spec: FlinkDeploymentSpec = action.spec
         config = render_flink_config(spec, self._render_inputs(resource))
         if action.restore_path:
             config[RESTORE_KEY] = action.restore_path
-        if not self.local:
-            return self._pod_cluster_request(resource, action, config)
-        extras = self.dataplane.prepare_cluster(spec, config, spec.job.args if spec.job is not None else ())
+        args = spec.job.args if spec.job is not None else ()
+        extras = self.dataplane.prepare_cluster(spec, config, args) if self.local else ClusterExtras()
         config = {**self.dataplane.without_secrets(config), **extras.config}
-        working_dir = self._source_dir(resource)
+        working_dir = self._source_dir(resource) if self.local else None
         application = None
         if spec.job is not None:
             assert action.job_id is not None
             python = spec.job.entry_class == PYTHON_DRIVER
             jars: list[Path] = []
-            if spec.job.jar_uri and not (python and _is_python_jar(spec.job.jar_uri)):
+            if self.local and spec.job.jar_uri and not (python and _is_python_jar(spec.job.jar_uri)):
                 jars.append(self._jar(spec.job.jar_uri, working_dir, config))
             application = ApplicationJob(
                 entry_class=spec.job.entry_class or "",
@@ -587,6 +590,7 @@ class Controller:
                 job_id=action.job_id,
                 jar_paths=tuple(jars),
                 python=python,
+                jar_uri=spec.job.jar_uri,
             )
         return ClusterRequest(
             key=ClusterKey(resource.metadata.namespace, resource.metadata.name),
@@ -600,32 +604,6 @@ class Controller:
             environment=extras.environment,
             plugins=extras.plugins,
             lib_jars=extras.lib_jars,
-        )
-
-    def _pod_cluster_request(
-        self, resource: FlinkDeployment, action: DeployCluster, config: dict[str, str]
-    ) -> ClusterRequest:
-        """A cluster of pods: the image holds the job jar, plugins and connectors; secrets stay out of the
-        ConfigMap the configuration lands in (pods read them from the environment their template gives)."""
-        spec: FlinkDeploymentSpec = action.spec
-        application = None
-        if spec.job is not None:
-            assert action.job_id is not None
-            application = ApplicationJob(
-                entry_class=spec.job.entry_class or "",
-                args=tuple(spec.job.args),
-                job_id=action.job_id,
-                jar_uri=spec.job.jar_uri,
-                python=spec.job.entry_class == PYTHON_DRIVER,
-            )
-        return ClusterRequest(
-            key=ClusterKey(resource.metadata.namespace, resource.metadata.name),
-            generation=action.generation,
-            flink_config=self.dataplane.without_secrets(config),
-            jobmanager_replicas=spec.job_manager.replicas if spec.job_manager else 1,
-            taskmanager_replicas=taskmanager_count(spec, config),
-            application=application,
-            log_config=dict(spec.log_configuration or {}),
             resource=resource.model_copy(update={"spec": spec}),
         )
 
