@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from flinkops.cli.output import main_guard
+from flinkops.errors import InvalidInput, Problem
 
 __all__ = ["JsonFormatter", "operator_app"]
 
@@ -105,8 +106,6 @@ def operator_run(
 
     fmt = log_format or os.environ.get("FLINKOPS_LOG_FORMAT", "text")
     if fmt not in ("text", "json"):
-        from flinkops.errors import InvalidInput, Problem
-
         raise InvalidInput([Problem("--log-format", f"{fmt!r} is neither text nor json")])
     configure_logging(fmt)
     config = load_config(context, kubeconfig)

@@ -43,7 +43,7 @@ class OperatorMetrics:
         self.reconciles: Counter[tuple[str, str]] = Counter()
         self.errors: Counter[tuple[str, str]] = Counter()
         self._hist: dict[str, list[int]] = {}
-        self._hist_sum: Counter[str] = Counter()
+        self._hist_sum: dict[str, float] = {}
         self._hist_count: Counter[str] = Counter()
         self.lifecycle: dict[str, dict[str, str]] = {}  # kind -> name -> state
         self.leader = False
@@ -63,7 +63,7 @@ class OperatorMetrics:
             for i, bound in enumerate(_BUCKETS):
                 if seconds <= bound:
                     buckets[i] += 1
-            self._hist_sum[kind] += seconds  # type: ignore[assignment]
+            self._hist_sum[kind] = self._hist_sum.get(kind, 0.0) + seconds
             self._hist_count[kind] += 1
 
     def set_lifecycle(self, kind: str, name: str, state: str | None) -> None:
@@ -98,9 +98,7 @@ class OperatorMetrics:
                     out.append(f"flinkops_reconcile_duration_seconds_bucket{_labels(kind=kind, le=str(bound))} {n}")
                 inf = _labels(kind=kind, le="+Inf")
                 out.append(f"flinkops_reconcile_duration_seconds_bucket{inf} {self._hist_count[kind]}")
-                out.append(
-                    f"flinkops_reconcile_duration_seconds_sum{_labels(kind=kind)} {float(self._hist_sum[kind]):.6f}"
-                )
+                out.append(f"flinkops_reconcile_duration_seconds_sum{_labels(kind=kind)} {self._hist_sum[kind]:.6f}")
                 out.append(f"flinkops_reconcile_duration_seconds_count{_labels(kind=kind)} {self._hist_count[kind]}")
             out += ["# HELP flinkops_resources Resources by lifecycle state.", "# TYPE flinkops_resources gauge"]
             for kind, states in sorted(self.lifecycle.items()):

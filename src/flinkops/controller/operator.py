@@ -46,7 +46,6 @@ __all__ = ["Operator", "OperatorSettings", "settings_from_env"]
 log = logging.getLogger("flinkops.operator")
 
 _POLL = 1.0
-_INVALID_REQUEUE = None  # an unreadable resource waits for its next spec change
 
 
 @dataclass(frozen=True)
@@ -254,7 +253,7 @@ class Operator:
         except InvalidInput as exc:
             self._report_invalid(key, exc)
             self.metrics.observe_reconcile(key.kind, "invalid", time.monotonic() - started, "InvalidInput")
-            return _INVALID_REQUEUE
+            return None  # an unreadable resource waits for its next spec change
         self._reported_invalid.pop(key, None)
         try:
             if resource.metadata.deletion_timestamp is None:

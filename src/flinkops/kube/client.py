@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +48,8 @@ __all__ = [
     "KubeUnavailable",
     "load_config",
     "object_path",
+    "parse_time",
+    "rfc3339_now",
 ]
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -195,7 +198,22 @@ def load_config(context: str | None = None, kubeconfig: str | None = None) -> Ku
     return load_kubeconfig(path, context)
 
 
-# ------------------------------------------------------------------------------------------ paths
+# ------------------------------------------------------------------------------------------ paths and times
+
+
+def rfc3339_now() -> str:
+    """Now, as Kubernetes writes times (``2026-01-02T03:04:05Z``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> float:
+    """Epoch seconds of a Kubernetes time (``creationTimestamp``, an Event's ``lastTimestamp``); 0 if absent."""
+    if not text:
+        return 0.0
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def object_path(

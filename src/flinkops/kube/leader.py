@@ -60,7 +60,6 @@ class LeaderElector:
         self._renewed_at = 0.0
         self.is_leader = False
         self.lost = threading.Event()
-        self.transitions = 0
 
     # ------------------------------------------------------------------ one attempt
 
@@ -86,7 +85,6 @@ class LeaderElector:
                 return False
             transitions = int(spec.get("leaseTransitions") or 0) + 1
             self.client.replace(self.path, self._lease_body(lease, transitions=transitions, acquired=True))
-            self.transitions = transitions
             return self._won(now, f"took over from {holder or 'nobody (released)'}")
         except Conflict:
             return self._kept_if_recent(now)  # another candidate wrote first: look again next time

@@ -25,23 +25,20 @@ import os
 import threading
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+from flinkops.api.models import API_VERSION, FlinkDeployment, FlinkSessionJob
 from flinkops.errors import Conflict, InvalidInput, NotFound, Problem
-from flinkops.kube.client import KubeClient, KubeRejected, object_path
+from flinkops.kube.client import KubeClient, KubeRejected, object_path, parse_time, rfc3339_now
 from flinkops.kube.informer import Informer
 from flinkops.ports import Event, ResourceKey
 
-__all__ = ["API_VERSION", "FINALIZER", "GROUP", "KINDS", "PLURALS", "KubernetesStore"]
+__all__ = ["FINALIZER", "KINDS", "PLURALS", "KubernetesStore", "to_model"]
 
 log = logging.getLogger("flinkops.store")
 
-GROUP = "flink.apache.org"
-API_VERSION = f"{GROUP}/v1beta1"
 PLURALS = {"FlinkDeployment": "flinkdeployments", "FlinkSessionJob": "flinksessionjobs"}
 KINDS = tuple(PLURALS)
 FINALIZER = "flinkops.io/cleanup"
@@ -52,19 +49,6 @@ _MODELS: dict[str, type[FlinkDeployment] | type[FlinkSessionJob]] = {
 
 Resource = FlinkDeployment | FlinkSessionJob
 Obj = dict[str, Any]
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ts(text: str | None) -> float:
-    if not text:
-        return 0.0
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return 0.0
 
 
 def to_model(obj: Obj) -> Resource:
@@ -159,9 +143,6 @@ class KubernetesStore:
         with self._lock:
             dirty, self._dirty = self._dirty, set()
         return dirty
-
-    def watched(self, namespace: str) -> bool:
-        return not self.namespaces or namespace in self.namespaces
 
     # ------------------------------------------------------------------ ResourceStore
 
@@ -276,9 +257,9 @@ class KubernetesStore:
             raise Conflict(f"{key} changed while its finalizers were updated") from exc
 
     def request_deletion(self, key: ResourceKey) -> Resource:
-        self.client.delete(self._path(key), propagation="Background")
-        obj = self.client.get(self._path(key))
-        if obj is None:
+        # The answer is the object itself while a finalizer keeps it, a Status once it is gone.
+        obj = self.client.delete(self._path(key), propagation="Background")
+        if obj is None or obj.get("kind") != key.kind:
             raise NotFound(f"{key} is gone (it had no cleanup finalizer yet)")
         return to_model(self._remember(obj))
 
@@ -294,7 +275,7 @@ class KubernetesStore:
             self.client.delete(self._path(key), propagation="Background")
 
     def record_event(self, key: ResourceKey, type_: str, reason: str, message: str) -> None:
-        now = _now_iso()
+        now = rfc3339_now()
         memo = (key, type_, reason, message)
         with self._lock:
             known = self._events.get(memo)
@@ -345,8 +326,8 @@ class KubernetesStore:
                 str(e.get("reason") or ""),
                 str(e.get("message") or ""),
                 int(e.get("count") or 1),
-                _ts(e.get("firstTimestamp") or (e.get("metadata") or {}).get("creationTimestamp")),
-                _ts(e.get("lastTimestamp") or e.get("firstTimestamp")),
+                parse_time(e.get("firstTimestamp") or (e.get("metadata") or {}).get("creationTimestamp")),
+                parse_time(e.get("lastTimestamp") or e.get("firstTimestamp")),
             )
             for e in items
         ]

@@ -19,17 +19,15 @@ Invariant: only objects labelled ``app.kubernetes.io/managed-by=flinkops`` are e
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from flinkops.errors import NotFound, RuntimeFailure, TemporaryError
-from flinkops.kube.client import KubeClient, object_path
+from flinkops.kube.client import KubeClient, object_path, parse_time
 from flinkops.kube.informer import Informer
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 from flinkops.runtimes.kubernetes import render
@@ -44,9 +42,6 @@ _PLURALS = {
     ("apps/v1", "Deployment"): "deployments",
     ("v1", "Service"): "services",
     ("v1", "ConfigMap"): "configmaps",
-    ("v1", "ServiceAccount"): "serviceaccounts",
-    ("rbac.authorization.k8s.io/v1", "Role"): "roles",
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
 }
 
 Obj = dict[str, Any]
@@ -59,14 +54,6 @@ def manifest_path(manifest: Mapping[str, Any]) -> str:
         raise RuntimeFailure(f"flinkops does not manage {api_version} {kind} objects")
     meta = manifest.get("metadata") or {}
     return object_path(api_version, plural, meta.get("namespace"), meta.get("name"))
-
-
-def _ts(text: str | None) -> float:
-    if not text:
-        return 0.0
-    with contextlib.suppress(ValueError):
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    return 0.0
 
 
 def _ready(deployment: Obj | None) -> tuple[int, int]:
@@ -88,7 +75,7 @@ class KubernetesRuntime:
         *,
         resync: float = 300.0,
         wakeup: threading.Event | None = None,
-        rest_url: Any = None,
+        rest_url: Callable[[ClusterKey], str] | None = None,
     ) -> None:
         self.client = client
         self.namespaces = tuple(namespaces)
@@ -189,7 +176,7 @@ class KubernetesRuntime:
             taskmanagers_expected=tm_expected if tm is not None else 0,
             rest_url=self.rest_url(key) if jm_ready > 0 else None,
             job_id=annotations.get(render.JOB_ID_ANNOTATION) or None,
-            started_at=_ts((jm.get("metadata") or {}).get("creationTimestamp")),
+            started_at=parse_time((jm.get("metadata") or {}).get("creationTimestamp")),
         )
 
     def delete(self, key: ClusterKey) -> None:
