@@ -79,12 +79,14 @@ _WIDEN_ENUM_DEPLOYMENT: Final = _WIDEN_ENUM_COMMON | {
 }
 
 # Keywords that mean the same in pydantic's JSON schema and in a CRD's OpenAPI v3 schema.
-_PASSTHROUGH: Final = frozenset({"description", "pattern", "minLength", "maxLength", "minItems", "maxItems"})
+_PASSTHROUGH: Final = frozenset({"pattern", "minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum"})
 # Keywords that constrain nothing a CRD needs to carry. ``required`` and ``default`` are dropped on purpose (see
 # the module docstring); ``additionalProperties: false`` is the models' ``extra="forbid"``, which a structural
 # schema cannot say (the apiserver prunes unknown fields, and ``kubectl`` warns or fails on them with field
 # validation).
 _DROPPED: Final = frozenset({"title", "default", "required", "examples"})
+# Keywords :meth:`_Converter.convert` handles after the loop, by type.
+_BY_TYPE: Final = frozenset({"type", "properties", "additionalProperties", "items"})
 
 
 def structural_schema(
@@ -131,7 +133,7 @@ class _Converter:
         out: dict[str, Any] = {}
         kind = node.get("type")
         for key, value in node.items():
-            if key in _DROPPED or key in {"type", "properties", "additionalProperties", "items"}:
+            if key in _DROPPED or key in _BY_TYPE:
                 continue
             if key == "description":
                 out[key] = " ".join(value.split())  # docstrings: one line each for ``kubectl explain``
@@ -142,8 +144,6 @@ class _Converter:
                     self.used.add(path)
                 else:
                     out["enum"] = list(value)
-            elif key in ("minimum", "maximum"):
-                out[key] = value
             elif key in ("exclusiveMinimum", "exclusiveMaximum"):
                 # JSON Schema 2020-12 gives the bound itself; OpenAPI v3.0 (CRDs) a boolean next to minimum/maximum.
                 out[key.replace("exclusiveM", "m")] = value

@@ -20,6 +20,7 @@ __all__ = [
     "checkpoint_dir",
     "first_set",
     "is_operator_key",
+    "is_true",
     "savepoint_dir",
 ]
 
@@ -53,3 +54,8 @@ def savepoint_dir(conf: Mapping[str, str]) -> str | None:
 
 def is_operator_key(key: str) -> bool:
     return key.startswith(OPERATOR_KEY_PREFIXES)
+
+
+def is_true(value: str | None) -> bool:
+    """A Flink boolean option that is set to true (Flink reads ``true`` case-insensitively)."""
+    return value is not None and value.strip().lower() == "true"

@@ -24,6 +24,7 @@ from flinkops.api.flinkconf import (
     SAVEPOINT_DIR_KEYS,
     checkpoint_dir,
     first_set,
+    is_true,
     savepoint_dir,
 )
 from flinkops.api.loader import Resource, yaml_path
@@ -115,10 +116,6 @@ def periodic_schedule(conf: Mapping[str, str], key: str = PERIODIC_SAVEPOINT_KEY
         return None
     schedule = parse_schedule(raw)
     return schedule if schedule.enabled else None
-
-
-def _is_true(value: str | None) -> bool:
-    return value is not None and value.strip().lower() == "true"
 
 
 def _suggest_name(name: str, max_length: int) -> str | None:
@@ -279,7 +276,7 @@ def _deployment_problems(spec: FlinkDeploymentSpec, default_state_dirs: bool = F
 
     # flinkops rolls back with the newest checkpoint it finds in checkpoint storage, so unlike the reference
     # operator it needs no HA metadata: a checkpoint directory (defaulted on the local runtime) is enough.
-    if _is_true(conf.get(ROLLBACK_KEY)) and ha is None and not default_state_dirs and checkpoint_dir(conf) is None:
+    if is_true(conf.get(ROLLBACK_KEY)) and ha is None and not default_state_dirs and checkpoint_dir(conf) is None:
         found.append(
             (
                 config_path(ROLLBACK_KEY),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from flinkops.api.durations import parse_duration_ms
+from flinkops.api.flinkconf import is_true
 from flinkops.api.loader import Resource
 from flinkops.api.models import FlinkDeployment, JobSpec, UpgradeMode
 from flinkops.api.plugins import (
@@ -147,10 +148,6 @@ def _stateful_reason(conf: Mapping[str, str]) -> str | None:
     return None
 
 
-def _is_true(value: str | None) -> bool:
-    return value is not None and value.strip().lower() == "true"
-
-
 # --------------------------------------------------------------------------------------------- rules
 
 
@@ -276,7 +273,7 @@ def _rocksdb_incremental(conf: Mapping[str, str]) -> list[Finding]:
     if key is None:
         return []
     incremental_key = _first_key(conf, _INCREMENTAL_KEYS)
-    if incremental_key is not None and _is_true(conf[incremental_key]):
+    if incremental_key is not None and is_true(conf[incremental_key]):
         return []
     state = "turned off" if incremental_key is not None else "not enabled"
     return [

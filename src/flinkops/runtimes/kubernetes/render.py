@@ -75,11 +75,11 @@ from typing import Any, Literal
 
 import yaml
 
-from flinkops.api.flinkconf import checkpoint_dir, first_set
+from flinkops.api.flinkconf import checkpoint_dir, first_set, is_true
 from flinkops.api.models import API_VERSION, DeploymentMode, FlinkDeployment, FlinkDeploymentSpec, FlinkVersion, JobSpec
 from flinkops.api.plugins import MAIN_CONTAINER
 from flinkops.api.validation import ha_type
-from flinkops.flink.config import taskmanager_count, to_flink_memory
+from flinkops.flink.config import DEFAULT_JM_MEMORY, DEFAULT_TM_MEMORY, taskmanager_count, to_flink_memory
 from flinkops.ports import ClusterRequest
 
 __all__ = [
@@ -152,7 +152,8 @@ _TYPE_LABEL = {
 _DEFAULT_CONF_DIR = "/opt/flink/conf"
 _DEFAULT_ENTRYPOINT = "/docker-entrypoint.sh"
 _REST_PORT, _RPC_PORT, _BLOB_PORT, _TM_RPC_PORT = 8081, 6123, 6124, 6122
-_DEFAULT_MEMORY_MIB = 1024  # flinkops' default process size (flink.config.DEFAULT_JM_MEMORY / DEFAULT_TM_MEMORY)
+# flinkops' default process sizes, for a configuration that did not come through render_flink_config.
+_DEFAULT_MEMORY: Mapping[Component, str] = {"jobmanager": DEFAULT_JM_MEMORY, "taskmanager": DEFAULT_TM_MEMORY}
 # Flink 1.19 started reading config.yaml; older versions read only flink-conf.yaml (flat "key: value" lines).
 _LEGACY_CONF_VERSIONS = frozenset(
     {
@@ -467,10 +468,8 @@ class _Context:
     by_name: bool
     restore: str | None  # the snapshot an application cluster starts from
     allow_non_restored: bool
-
-
-def _is_true(value: str | None) -> bool:
-    return value is not None and value.strip().lower() == "true"
+    jobmanagers: int
+    taskmanagers: int  # the standalone TaskManager Deployment's replicas
 
 
 def _is_kubernetes_ha(config: Mapping[str, str]) -> bool:
@@ -503,18 +502,17 @@ def _resource_settings(spec: FlinkDeploymentSpec, component: Component) -> dict[
     settings: dict[str, str] = {}
     prefix = f"kubernetes.{component}"
     if part.resources:
-        requests = part.resources.get("requests") or {}
-        limits = part.resources.get("limits") or {}
-        cpu_request = requests.get("cpu") if isinstance(requests, Mapping) else None
-        cpu_limit = limits.get("cpu") if isinstance(limits, Mapping) else None
+        requests, limits = (part.resources.get(section) for section in ("requests", "limits"))
+        requests = requests if isinstance(requests, Mapping) else {}
+        limits = limits if isinstance(limits, Mapping) else {}
+        cpu_request, cpu_limit = requests.get("cpu"), limits.get("cpu")
         if cpu_request is not None or cpu_limit is not None:
             settings[f"{prefix}.cpu"] = str(_cpu_cores(cpu_request if cpu_request is not None else cpu_limit))
         if cpu_request is not None and cpu_limit is not None:
             factor = _factor(_cpu_cores(cpu_limit), _cpu_cores(cpu_request))
             if factor:
                 settings[f"{prefix}.cpu.limit-factor"] = factor
-        mem_request = requests.get("memory") if isinstance(requests, Mapping) else None
-        mem_limit = limits.get("memory") if isinstance(limits, Mapping) else None
+        mem_request, mem_limit = requests.get("memory"), limits.get("memory")
         if mem_request is not None and mem_limit is not None:
             factor = _factor(flink_memory_mib(str(mem_limit)), flink_memory_mib(str(mem_request)))
             if factor:
@@ -548,11 +546,16 @@ def _context(
     spec: FlinkDeploymentSpec,
     flink_config: Mapping[str, str],
     application: ApplicationLaunch | None,
-    mode: DeploymentMode,
-    jobmanager_replicas: int,
+    mode: str | DeploymentMode | None,
+    jobmanager_replicas: int | None,
     taskmanager_replicas: int | None,
 ) -> _Context:
     name, namespace = deployment.metadata.name, deployment.metadata.namespace
+    mode = deployment_mode(spec, mode)
+    if jobmanager_replicas is None:
+        jobmanager_replicas = spec.job_manager.replicas if spec.job_manager is not None else 1
+    if jobmanager_replicas < 1:
+        raise ValueError(f"{namespace}/{name}: a cluster needs at least one JobManager")
     user = spec.flink_configuration
     config = dict(flink_config)
 
@@ -656,17 +659,16 @@ def _context(
             for key in _RESTORE_KEYS:
                 config[key] = restore
         allow_non_restored = application.allow_non_restored_state or any(
-            _is_true(config.get(k)) for k in _IGNORE_UNCLAIMED_KEYS
+            is_true(config.get(k)) for k in _IGNORE_UNCLAIMED_KEYS
         )
         if allow_non_restored:
             for key in _IGNORE_UNCLAIMED_KEYS:
                 config[key] = "true"
-        tm = spec.task_manager
-        if tm is not None and tm.replicas is not None:
-            # As in the reference: fixed TaskManager replicas decide the parallelism (replicas x slots).
-            slots = int(config.get("taskmanager.numberOfTaskSlots", "1") or "1")
-            replicas = taskmanager_replicas if taskmanager_replicas is not None else tm.replicas
-            config["parallelism.default"] = str(max(1, replicas * slots))
+    taskmanagers = taskmanager_replicas if taskmanager_replicas is not None else taskmanager_count(spec, config)
+    if application is not None and spec.task_manager is not None and spec.task_manager.replicas is not None:
+        # As in the reference: fixed TaskManager replicas decide the parallelism (replicas x slots).
+        slots = int(config.get("taskmanager.numberOfTaskSlots", "1") or "1")
+        config["parallelism.default"] = str(max(1, taskmanagers * slots))
 
     return _Context(
         name=name,
@@ -682,6 +684,8 @@ def _context(
         by_name=by_name,
         restore=restore,
         allow_non_restored=allow_non_restored,
+        jobmanagers=jobmanager_replicas,
+        taskmanagers=taskmanagers,
     )
 
 
@@ -697,21 +701,10 @@ def kubernetes_flink_config(
 ) -> dict[str, str]:
     """The cluster-side Flink configuration :func:`render_cluster` puts into the ConfigMap (list-valued
     settings such as program args are ``;``-joined here; the file holds them as YAML lists)."""
-    spec = spec or deployment.spec
     ctx = _context(
-        deployment,
-        spec,
-        flink_config,
-        application,
-        deployment_mode(spec, mode),
-        jobmanager_replicas if jobmanager_replicas is not None else _jm_replicas(spec),
-        taskmanager_replicas,
+        deployment, spec or deployment.spec, flink_config, application, mode, jobmanager_replicas, taskmanager_replicas
     )
     return {**ctx.config, **{k: ";".join(v) for k, v in ctx.lists.items()}}
-
-
-def _jm_replicas(spec: FlinkDeploymentSpec) -> int:
-    return spec.job_manager.replicas if spec.job_manager is not None else 1
 
 
 def _config_file(ctx: _Context) -> str:
@@ -904,8 +897,7 @@ def _container_resources(ctx: _Context, component: Component, template_resources
     """Requests and limits as Flink computes them for its pods: process size (Mi) and cpu, times the limit
     factors; other resource names from the template are kept."""
     config = ctx.config
-    memory_key = f"{component}.memory.process.size"
-    memory = flink_memory_mib(config[memory_key]) if config.get(memory_key, "").strip() else _DEFAULT_MEMORY_MIB
+    memory = flink_memory_mib(config.get(f"{component}.memory.process.size", "").strip() or _DEFAULT_MEMORY[component])
     cpu_text = config.get(f"kubernetes.{component}.cpu", "").strip()
     cpu = float(cpu_text) if cpu_text else -1.0
     if cpu <= 0:
@@ -927,7 +919,7 @@ def _escape(arg: str) -> str:
 
 
 def _args(ctx: _Context, component: Component, application: ApplicationLaunch | None) -> list[str]:
-    pod_ip_address = f"-Djobmanager.rpc.address=$({POD_IP_ENV})"
+    rpc_address = f"jobmanager.rpc.address=$({POD_IP_ENV})"
     if component == "taskmanager":
         return ["taskmanager"]
     if ctx.mode is DeploymentMode.NATIVE:
@@ -936,7 +928,7 @@ def _args(ctx: _Context, component: Component, application: ApplicationLaunch | 
     if application is None:
         # jobmanager.sh takes dynamic properties only as a separate "-D" word: a single "-Dkey=value" word in
         # that position is read as the legacy <host> argument (and becomes "jobmanager.rpc.address=-Dkey=...").
-        return ["jobmanager", "-D", f"jobmanager.rpc.address=$({POD_IP_ENV})"] if ctx.ha else ["jobmanager"]
+        return ["jobmanager", "-D", rpc_address] if ctx.ha else ["jobmanager"]
     args = ["standalone-job"]
     if application.entry_class:
         args += ["--job-classname", _escape(application.entry_class)]
@@ -946,7 +938,7 @@ def _args(ctx: _Context, component: Component, application: ApplicationLaunch | 
     if ctx.restore:
         args += ["--fromSavepoint", _escape(ctx.restore)]
     if ctx.ha:
-        args.append(pod_ip_address)
+        args.append(f"-D{rpc_address}")
     return args + [_escape(a) for a in application.args]
 
 
@@ -954,6 +946,13 @@ def _env_from_config(config: Mapping[str, str], component: Component) -> list[di
     """``containerized.{master,taskmanager}.env.X`` as container env (Flink's native pods get them so)."""
     prefix = "containerized.master.env." if component == "jobmanager" else "containerized.taskmanager.env."
     return [{"name": k[len(prefix) :], "value": v} for k, v in sorted(config.items()) if k.startswith(prefix)]
+
+
+def _add_env_secret(container: dict[str, Any], env_secret: str | None) -> None:
+    """The Secret ``env_secret`` as the container's last ``envFrom`` source (its keys win), listed once."""
+    if env_secret:
+        secret_ref = {"secretRef": {"name": env_secret}}
+        container["envFrom"] = [*[e for e in container.get("envFrom") or [] if e != secret_ref], secret_ref]
 
 
 def _flink_pod(
@@ -966,7 +965,7 @@ def _flink_pod(
     """The complete pod template of a JobManager or standalone TaskManager Deployment."""
     config = ctx.config
     template = _user_template(ctx, component)
-    _main_container(template)
+    container = _main_container(template)  # before _secure, so the main container gets the defaults too
     _secure(template, ctx.by_name)
     metadata = template.setdefault("metadata", {})
     for key in ("name", "namespace"):
@@ -1004,7 +1003,6 @@ def _flink_pod(
         [{"name": CONFIG_VOLUME, "configMap": {"name": child_names(ctx.name, ctx.mode).config_map}}],
     )
 
-    container = _main_container(template)
     container["image"] = ctx.image
     container["imagePullPolicy"] = ctx.pull_policy
     container["command"] = [config.get("kubernetes.entry.path", "").strip() or _DEFAULT_ENTRYPOINT]
@@ -1031,10 +1029,7 @@ def _flink_pod(
         pod_ip = {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}
         env += [{"name": POD_IP_ENV, "valueFrom": pod_ip}, {"name": "POD_IP", "valueFrom": pod_ip}]
     container["env"] = _upsert_named(container.get("env"), env)
-    if env_secret:
-        secret_ref = {"secretRef": {"name": env_secret}}
-        current = [e for e in container.get("envFrom") or [] if e != secret_ref]
-        container["envFrom"] = [*current, secret_ref]
+    _add_env_secret(container, env_secret)
     mounts = [
         m
         for m in container.get("volumeMounts") or []
@@ -1066,9 +1061,7 @@ def _native_taskmanager_template(ctx: _Context, env_secret: str | None) -> dict[
     _secure(template, ctx.by_name)
     metadata = template.setdefault("metadata", {})
     metadata["labels"] = {**(metadata.get("labels") or {}), MANAGED_BY_LABEL: MANAGED_BY}
-    if env_secret:
-        secret_ref = {"secretRef": {"name": env_secret}}
-        container["envFrom"] = [*[e for e in container.get("envFrom") or [] if e != secret_ref], secret_ref]
+    _add_env_secret(container, env_secret)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
 
 
@@ -1120,24 +1113,20 @@ def render_cluster(
     Raises ``ValueError`` for a cluster that cannot be rendered (no uid, several JobManagers without HA,
     Kubernetes HA without any storage directory).
     """
-    spec = spec or deployment.spec
-    chosen = deployment_mode(spec, mode)
-    jm_replicas = jobmanager_replicas if jobmanager_replicas is not None else _jm_replicas(spec)
-    if jm_replicas < 1:
-        raise ValueError(f"{deployment.metadata.name}: a cluster needs at least one JobManager")
     owner = _owner_reference(deployment)
-    ctx = _context(deployment, spec, flink_config, application, chosen, jm_replicas, taskmanager_replicas)
-    tm_file = _native_taskmanager_template(ctx, env_secret) if chosen is DeploymentMode.NATIVE else None
+    ctx = _context(
+        deployment, spec or deployment.spec, flink_config, application, mode, jobmanager_replicas, taskmanager_replicas
+    )
+    tm_file = _native_taskmanager_template(ctx, env_secret) if ctx.mode is DeploymentMode.NATIVE else None
     manifests = [_config_map(ctx, owner, generation, tm_file), *_services(ctx, owner, generation)]
     jm_pod = _flink_pod(ctx, "jobmanager", generation, application, env_secret)
-    jm = _deployment(ctx, "jobmanager", jm_replicas, jm_pod, owner, generation)
+    jm = _deployment(ctx, "jobmanager", ctx.jobmanagers, jm_pod, owner, generation)
     if application is not None:
         jm["metadata"]["annotations"][JOB_ID_ANNOTATION] = application.job_id
     manifests.append(jm)
-    if chosen is DeploymentMode.STANDALONE:
-        tm_count = taskmanager_replicas if taskmanager_replicas is not None else taskmanager_count(spec, ctx.config)
+    if ctx.mode is DeploymentMode.STANDALONE:
         tm_pod = _flink_pod(ctx, "taskmanager", generation, application, env_secret)
-        manifests.append(_deployment(ctx, "taskmanager", tm_count, tm_pod, owner, generation))
+        manifests.append(_deployment(ctx, "taskmanager", ctx.taskmanagers, tm_pod, owner, generation))
     return manifests
 
 
