@@ -51,6 +51,7 @@ __all__ = [
     "Progress",
     "cache_dir",
     "etcd_binary",
+    "file_lock",
     "go_binary",
     "go_wrapper_binaries",
     "kubernetes_binaries",
@@ -129,7 +130,7 @@ def maven_jar(
         spec = f"{group}:{artifact}:{v}" + (f":jar:{classifier}" if classifier else "")
         target = targets[v]
         artifact_dir = target.parent.parent  # one lock and scratch area per artifact, across its versions
-        with _locked(artifact_dir / ".lock"):
+        with file_lock(artifact_dir / ".lock"):
             if target.is_file():  # another process fetched it while we waited
                 return target
             _say(progress, f"fetching {spec} with Maven (cached in {target.parent} for next time)")
@@ -184,7 +185,7 @@ def maven_classpath(name: str, coordinates: Sequence[str], *, progress: Progress
     if _classpath_complete(marker, wanted) and lib.is_dir():
         return lib
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / ".lock"):
+    with file_lock(root / ".lock"):
         if _classpath_complete(marker, wanted) and lib.is_dir():
             return lib
         _say(
@@ -266,9 +267,9 @@ def go_binary(module: str, version: str, binary: str, *, progress: Progress | No
     target = cache_dir() / "go" / f"{binary}-{version}" / binary
     if _executable(target):
         return target
-    go = _require_go(binary, f"{module}@{version}")
+    go, _ = _require_go(binary, f"{module}@{version}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.parent / ".lock"):
+    with file_lock(target.parent / ".lock"):
         if _executable(target):
             return target
         _say(
@@ -279,17 +280,16 @@ def go_binary(module: str, version: str, binary: str, *, progress: Progress | No
         started = time.monotonic()
         with _scratch(target.parent) as tmp:
             env = dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0", GOBIN=str(tmp / "bin"))
-            ok, tail = _run(
+            _run_go(
                 [go, "install", "-trimpath", f"{module}@{version}"],
                 cwd=tmp,  # outside any go.mod of the caller's
                 env=env,
                 log_name=f"go-{binary}-{version}",
                 what=f"building {binary}",
+                failed=f"`go install {module}@{version}`",
                 progress=progress,
             )
             built = tmp / "bin" / binary
-            if not ok:
-                raise ArtifactError(f"`go install {module}@{version}` failed.{_go_hint(tail)} Go said:\n{tail}")
             if not _executable(built):
                 produced = sorted(p.name for p in (tmp / "bin").glob("*"))
                 raise ArtifactError(
@@ -341,9 +341,9 @@ def go_wrapper_binaries(
     targets = {name: root / f"{name}-{version}" / name for name in binaries}
     if all(_executable(path) for path in targets.values()):
         return targets
-    go = _require_go(", ".join(binaries), f"{module}@{version}", min_go)
+    go, go_version = _require_go(", ".join(binaries), f"{module}@{version}", min_go)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", module)
-    with _locked(root / f".{slug}-{version}.lock"):
+    with file_lock(root / f".{slug}-{version}.lock"):
         missing = {name: package for name, package in binaries.items() if not _executable(targets[name])}
         if not missing:  # another process built them while we waited
             return targets
@@ -355,39 +355,31 @@ def go_wrapper_binaries(
         with _scratch(root) as tmp:
             env = _wrapper_env()
             upstream = _upstream_go_mod(go, module, version, env, tmp)
-            _check_go_directive(go, module, version, upstream)
+            _check_go_directive(go, go_version, module, version, upstream)
             (tmp / "go.mod").write_text(_wrapper_go_mod(module, version, upstream, pin_local_replaces))
-            started = time.monotonic()
-            ok, tail = _run(
+            _run_go(
                 [go, "get", *(f"{package}@{version}" for package in missing.values())],
                 cwd=tmp,
                 env=env,
                 log_name=f"go-{slug}-{version}-get",
                 what=f"resolving the dependencies of {module}@{version}",
+                failed=f"resolving the dependencies of {module}@{version} in a wrapper module",
                 progress=progress,
             )
-            if not ok:
-                raise ArtifactError(
-                    f"resolving the dependencies of {module}@{version} in a wrapper module failed.{_go_hint(tail)} "
-                    f"Go said:\n{tail}"
-                )
             flags = " ".join(["-s", "-w", *ldflags])
             for name, package in missing.items():
                 _say(progress, f"building {name} {version} ... (once, several minutes)")
                 started = time.monotonic()
                 built = tmp / "bin" / name
-                ok, tail = _run(
+                _run_go(
                     [go, "build", "-trimpath", f"-ldflags={flags}", "-o", str(built), package],
                     cwd=tmp,
                     env=env,
                     log_name=f"go-{name}-{version}",
                     what=f"building {name}",
+                    failed=f"building {name} from {package}@{version}",
                     progress=progress,
                 )
-                if not ok:
-                    raise ArtifactError(
-                        f"building {name} from {package}@{version} failed.{_go_hint(tail)} Go said:\n{tail}"
-                    )
                 if not _executable(built):
                     raise ArtifactError(f"`go build {package}` (at {version}) produced no executable {name}")
                 targets[name].parent.mkdir(parents=True, exist_ok=True)
@@ -506,29 +498,37 @@ def _wrapper_go_mod(
     return "\n".join(lines)
 
 
-def _check_go_directive(go: str, module: str, version: str, upstream: str) -> None:
-    """ArtifactError when the local Go is older than the ``go`` line of ``module``'s go.mod (GOTOOLCHAIN=local
-    would fail later, with a less direct message)."""
+def _check_go_directive(go: str, found: tuple[int, int] | None, module: str, version: str, upstream: str) -> None:
+    """ArtifactError when the local Go (``go``, version ``found``) is older than the ``go`` line of ``module``'s
+    go.mod (GOTOOLCHAIN=local would fail later, with a less direct message)."""
     directive = _GO_DIRECTIVE.search(upstream)
     wanted = re.match(r"(\d+)\.(\d+)", directive.group(1)) if directive else None
-    found = _go_version(go)
-    if wanted is None or found is None or found >= (int(wanted.group(1)), int(wanted.group(2))):
+    if directive is None or wanted is None or found is None or found >= (int(wanted[1]), int(wanted[2])):
         return
     raise ArtifactError(
-        f"{module}@{version} needs Go {directive.group(1) if directive else ''} or newer (the go line of its "
-        f"go.mod); {go} is Go {found[0]}.{found[1]}. Install a newer Go (flinkops runs it with GOTOOLCHAIN=local, "
-        "so it never downloads a toolchain itself)."
+        f"{module}@{version} needs Go {directive.group(1)} or newer (the go line of its go.mod); {go} is Go "
+        f"{found[0]}.{found[1]}. Install a newer Go (flinkops runs it with GOTOOLCHAIN=local, so it never "
+        "downloads a toolchain itself)."
     )
 
 
-def _go_hint(tail: str) -> str:
+def _run_go(
+    argv: list[str], *, cwd: Path, env: dict[str, str], log_name: str, what: str, failed: str, progress: Progress | None
+) -> None:
+    """:func:`_run` for a Go command; ArtifactError ``"<failed> failed."`` with Go's last lines (and a hint when
+    the module needs a newer Go) when it fails."""
+    ok, tail = _run(argv, cwd=cwd, env=env, log_name=log_name, what=what, progress=progress)
+    if ok:
+        return
+    hint = ""
     if "requires go >=" in tail or "toolchain not available" in tail:
-        return " The module needs a newer Go than the one installed; install it and run again."
-    return ""
+        hint = " The module needs a newer Go than the one installed; install it and run again."
+    raise ArtifactError(f"{failed} failed.{hint} Go said:\n{tail}")
 
 
-def _require_go(binary: str, source: str, minimum: tuple[int, int] = _MIN_GO) -> str:
-    """The ``go`` executable on PATH, at least Go ``minimum``; ArtifactError saying what to install otherwise."""
+def _require_go(binary: str, source: str, minimum: tuple[int, int] = _MIN_GO) -> tuple[str, tuple[int, int] | None]:
+    """The ``go`` executable on PATH and its version (None when it cannot tell), at least Go ``minimum``;
+    ArtifactError saying what to install otherwise."""
     go = shutil.which("go")
     if go is None:
         raise ArtifactError(
@@ -541,7 +541,7 @@ def _require_go(binary: str, source: str, minimum: tuple[int, int] = _MIN_GO) ->
             f"building {binary} needs Go {_go_min_text(minimum)} or newer; {go} is Go {found[0]}.{found[1]}. "
             "Install a newer Go (flinkops runs it with GOTOOLCHAIN=local, so it never downloads a toolchain itself)."
         )
-    return go
+    return go, found
 
 
 def _go_version(go: str) -> tuple[int, int] | None:
@@ -577,7 +577,7 @@ def _say(progress: Progress | None, message: str) -> None:
 
 
 @contextlib.contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
+def file_lock(lock_file: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``lock_file`` for the ``with`` block (released when the process dies, too)."""
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with lock_file.open("a") as handle:

@@ -19,17 +19,20 @@ stderr past pytest's capture, so a long first run does not look like a hang.
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from flinkops.api.crds import custom_resource_definitions
 from flinkops.dev.kubernetes import KubeControlPlane
 from flinkops.dev.process import free_port
 
-__all__ = ["KubeCluster", "kube_control_plane"]
+__all__ = ["KubeCluster", "crd_established", "install_crds", "kube_control_plane"]
 
 
 def _progress(message: str) -> None:
@@ -89,11 +92,6 @@ def crd_established(admin: httpx.Client, name: str) -> bool:
 
 def install_crds(admin: httpx.Client, timeout: float = 60.0) -> None:
     """Server-side apply flinkops' CRDs and wait until the API server serves them."""
-    import json
-    import time
-
-    from flinkops.api.crds import custom_resource_definitions
-
     names = []
     for crd in custom_resource_definitions():
         name = crd["metadata"]["name"]

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -48,15 +47,16 @@ import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import yaml
 
-from flinkops.artifacts import etcd_binary, kubernetes_binaries
-from flinkops.dev.process import HOST, ServerProcess, free_port, port_in_use, read_record, write_private
+from flinkops.artifacts import etcd_binary, file_lock, kubernetes_binaries
+from flinkops.dev.process import HOST, ServerProcess, free_port, port_in_use, write_private
 from flinkops.errors import RuntimeFailure
 
 __all__ = [
@@ -225,12 +225,34 @@ def _kubeconfig(server: str, user: str, ca: Path, cert: Path, key: Path) -> str:
 
 
 class _Part(ServerProcess):
-    """One of the three processes; its ``argv`` comes from the control plane that owns it."""
+    """One of the three processes; its ``argv`` comes from the control plane that owns it. It serves when
+    ``GET <endpoint><HEALTH_PATH>`` answers 200 (TLS checked with ``verify()``)."""
 
-    def __init__(self, data_dir: Path, port: int, argv: Callable[[], list[str]]) -> None:
+    SCHEME: ClassVar[str] = "https"
+    HEALTH_PATH: ClassVar[str]
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        argv: Callable[[], list[str]],
+        verify: Callable[[], ssl.SSLContext | bool] = lambda: False,
+    ) -> None:
         super().__init__(data_dir, port)
         self.port = port
         self._argv = argv
+        self._verify = verify
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.SCHEME}://{HOST}:{self.port}"
+
+    def healthy(self) -> bool:
+        answer = _get(f"{self.endpoint}{self.HEALTH_PATH}", verify=self._verify())
+        return answer is not None and answer.status_code == 200 and self._serves(answer)
+
+    def _serves(self, answer: httpx.Response) -> bool:
+        return True
 
     def start(self, timeout: float = 60.0) -> None:
         self._start(timeout)
@@ -247,15 +269,10 @@ class _Etcd(_Part):
     NAME = "etcd"
     PID_FILE = "etcd.pid"
     LOG_FILE = "etcd.log"
+    SCHEME = "http"
+    HEALTH_PATH = "/health"
 
-    @property
-    def endpoint(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def healthy(self) -> bool:
-        answer = _get(f"{self.endpoint}/health", verify=False)
-        if answer is None or answer.status_code != 200:
-            return False
+    def _serves(self, answer: httpx.Response) -> bool:
         try:
             return bool(answer.json().get("health") == "true")
         except ValueError:
@@ -266,35 +283,18 @@ class _ApiServer(_Part):
     NAME = "kube-apiserver"
     PID_FILE = "kube-apiserver.pid"
     LOG_FILE = "kube-apiserver.log"
-
-    def __init__(self, data_dir: Path, port: int, argv: Callable[[], list[str]], tls: Callable[[], ssl.SSLContext]):
-        super().__init__(data_dir, port, argv)
-        self._tls = tls
-
-    @property
-    def endpoint(self) -> str:
-        return f"https://{HOST}:{self.port}"
+    HEALTH_PATH = "/readyz"  # as cluster-admin: ``verify`` presents the admin certificate
 
     def healthy(self) -> bool:
-        if not (self.data_dir / "pki" / "complete").exists():
-            return False
-        answer = _get(f"{self.endpoint}/readyz", verify=self._tls())
-        return answer is not None and answer.status_code == 200
+        return (self.data_dir / "pki" / "complete").exists() and super().healthy()
 
 
 class _ControllerManager(_Part):
+    # /healthz is served without authentication; the serving certificate is self-signed in memory (verify=False).
     NAME = "kube-controller-manager"
     PID_FILE = "kube-controller-manager.pid"
     LOG_FILE = "kube-controller-manager.log"
-
-    @property
-    def endpoint(self) -> str:
-        return f"https://{HOST}:{self.port}"
-
-    def healthy(self) -> bool:
-        # /healthz is served without authentication; the serving certificate is self-signed in memory.
-        answer = _get(f"{self.endpoint}/healthz", verify=False)
-        return answer is not None and answer.status_code == 200
+    HEALTH_PATH = "/healthz"
 
 
 # ------------------------------------------------------------------------------------------------ the control plane
@@ -412,7 +412,7 @@ class KubeControlPlane(ServerProcess):
         the control plane serves and the ``default`` ServiceAccount exists. Raises RuntimeFailure, naming the
         process and the end of its log, when it does not."""
         self._binaries = control_plane_binaries(self.progress)
-        with self._locked():
+        with file_lock(self.data_dir / ".lock"):
             self._check_adoptable()
             taken = self.taken_ports()
             if taken:
@@ -430,9 +430,9 @@ class KubeControlPlane(ServerProcess):
             try:
                 for part in self.parts:
                     if part.pid() is None:
-                        part._launch()
                         launched.append(part)
-                    self._wait(part, deadline)
+                    # Launches (or adopts) the part and polls its health; one deadline for the whole start.
+                    part.start(timeout=max(0.0, deadline - time.monotonic()))
                 self._wait_for_default_service_account(deadline)
             except BaseException:
                 for part in reversed(launched):
@@ -444,21 +444,13 @@ class KubeControlPlane(ServerProcess):
         False when none of them was running. Data, certificates and kubeconfig stay."""
         if not self.data_dir.is_dir():
             return False
-        with self._locked():
+        with file_lock(self.data_dir / ".lock"):
             stopped = [part.stop(timeout) for part in reversed(self.parts)]
         return any(stopped)
 
     def _launch(self) -> None:
         """Not used on its own: :meth:`start` launches the parts in order and waits for each."""
         raise NotImplementedError("use KubeControlPlane.start()")
-
-    def _wait(self, part: ServerProcess, deadline: float) -> None:
-        while not part.healthy():
-            if part.pid() is None:
-                raise RuntimeFailure(f"{part.NAME} exited at start: {part._log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeFailure(f"{part.NAME} did not serve on {part.endpoint} in time: {part._log_tail()}")
-            time.sleep(0.2)
 
     def _wait_for_default_service_account(self, deadline: float) -> None:
         """The ``default`` namespace comes from the apiserver, its ``default`` ServiceAccount from the
@@ -481,17 +473,10 @@ class KubeControlPlane(ServerProcess):
                 time.sleep(0.2)
 
     def _check_adoptable(self) -> None:
-        """A running apiserver of this directory must be on the port asked for."""
-        if self.apiserver.pid() is None:
-            return
-        record = read_record(self.apiserver.pid_file, ("port",))
-        if record is not None and record["port"] != self.port:
-            if self._requested_port is not None:
-                raise RuntimeFailure(
-                    f"{self.NAME} of {self.data_dir} already runs on port {record['port']}, not {self.port}: "
-                    "stop it first"
-                )
-            self.port = self.apiserver.port = record["port"]
+        """A running apiserver of this directory must be on the port asked for (its pid file is ours)."""
+        if self.apiserver.pid() is not None:
+            self._adopt()
+            self.apiserver.port = self.port
 
     def _log_files(self) -> tuple[Path, ...]:
         return tuple(part.log_file for part in self.parts)
@@ -601,13 +586,3 @@ class KubeControlPlane(ServerProcess):
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--profiling=false",
         ]
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with (self.data_dir / ".lock").open("a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

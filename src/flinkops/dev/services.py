@@ -25,16 +25,15 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flinkops.artifacts import file_lock
 from flinkops.dev import DEFAULT_SERVICES, PORT_OPTIONS, SERVICES
 from flinkops.dev.kafka import KafkaBroker, kafka_classpath
 from flinkops.dev.kubernetes import KubeControlPlane, control_plane_binaries
@@ -158,7 +157,7 @@ class DevServices:
         if bad_ports:
             check_names(bad_ports)
         say = progress or (lambda _message: None)
-        with self._locked():
+        with file_lock(self.root / ".lock"):
             servers = {name: self._server(name, ports.get(name), say) for name in wanted}
             to_start = {name: server for name, server in servers.items() if not self._serving(name, server, ports)}
             launching = [name for name, server in to_start.items() if server.pid() is None]
@@ -197,7 +196,7 @@ class DevServices:
     def down(self, names: Sequence[str] = SERVICES) -> list[str]:
         """Stop the named services; their data stays. Returns the names of those that were running."""
         wanted = check_names(names)
-        with self._locked():
+        with file_lock(self.root / ".lock"):
             servers = {name: self._server(name) for name in wanted}
             stopped: list[str] = []
             with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
@@ -267,38 +266,24 @@ class DevServices:
 
     def _check_ports(self, name: str, server: ServerProcess) -> None:
         if isinstance(server, KubeControlPlane):
-            self._check_kubernetes_ports(server)
-            return
-        taken = [server.port] if port_in_use(server.port) else []
-        if isinstance(server, KafkaBroker) and port_in_use(server.controller_port):
-            taken.append(server.controller_port)
+            taken = server.taken_ports()
+        else:
+            ports = [("port", server.port)]
+            if isinstance(server, KafkaBroker):
+                ports.append(("controller port", server.controller_port))
+            taken = [(what, port) for what, port in ports if port_in_use(port)]
         if not taken:
             return
-        if taken[0] == server.port:
+        what, port = taken[0]
+        if port == server.port:
             raise RuntimeFailure(
-                f"cannot start {name}: port {server.port} on {HOST} is already in use by another process. "
+                f"cannot start {name}: port {port} on {HOST} is already in use by another process. "
                 f"Choose another port with `flinkops dev up {name} {PORT_OPTIONS[name]} PORT`, or stop what "
                 "listens there"
             )
         raise RuntimeFailure(
-            f"cannot start {name}: its controller port {taken[0]} on {HOST} is already in use by another process "
+            f"cannot start {name}: its {what} {port} on {HOST} is already in use by another process "
             f"(stop what listens there; the port was chosen at the first start in {server.data_dir})"
-        )
-
-    def _check_kubernetes_ports(self, plane: KubeControlPlane) -> None:
-        taken = plane.taken_ports()
-        if not taken:
-            return
-        what, port = taken[0]
-        if port == plane.port:
-            raise RuntimeFailure(
-                f"cannot start kubernetes: port {port} on {HOST} is already in use by another process. Choose "
-                f"another port with `flinkops dev up kubernetes {PORT_OPTIONS['kubernetes']} PORT`, or stop what "
-                "listens there"
-            )
-        raise RuntimeFailure(
-            f"cannot start kubernetes: its {what} {port} on {HOST} is already in use by another process (stop what "
-            f"listens there; the port was chosen at the first start in {plane.data_dir})"
         )
 
     def _status(self, name: str, server: ServerProcess | None = None) -> ServiceStatus:
@@ -314,13 +299,3 @@ class DevServices:
             data_dir=server.data_dir,
             log_file=server.log_file,
         )
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
