@@ -22,6 +22,7 @@ __all__ = [
     "Problem",
     "RuntimeFailure",
     "TemporaryError",
+    "UnsupportedSnapshotStorage",
 ]
 
 
@@ -71,6 +72,11 @@ class PermanentError(FlinkopsError):
 
 class RuntimeFailure(PermanentError):
     """A cluster runtime could not do what was asked (a process would not start, a port was taken)."""
+
+
+class UnsupportedSnapshotStorage(PermanentError):
+    """The location is on storage this store cannot reach (``s3://`` before the S3 store exists, ``hdfs://``, a
+    pod's disk): the controller then relies on what Flink reports instead of listing storage."""
 
 
 class FlinkApiError(FlinkopsError):

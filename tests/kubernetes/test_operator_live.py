@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from flinkops.controller.reconciler import FAILPOINT_ENV, FAILPOINT_EXIT_CODE
+from flinkops.controller.executor import FAILPOINT_ENV, FAILPOINT_EXIT_CODE
 from support.helm import render
 from support.kube import KubeCluster, install_crds
 from support.operator import OperatorProcess, sample_deployment, service_account_kubeconfig, wait_for

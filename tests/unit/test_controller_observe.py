@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from flinkops.controller.reconciler import observe_job
+from flinkops.controller.observer import observe_job
 from flinkops.flink.rest import FlinkRestClient
 
 JOB = "c8ea6295bf5340a3b7401f0dd533117e"

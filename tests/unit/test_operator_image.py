@@ -289,7 +289,7 @@ def test_the_cli_starts_without_pyflink() -> None:
 # What `flinkops operator run` is made of (cli.operator imports the rest when the command runs).
 OPERATOR_MODULES = (
     "flinkops.cli.operator",
-    "flinkops.controller.operator",
+    "flinkops.wiring.operator",
     "flinkops.kube",
     "flinkops.runtimes.kubernetes",
     "flinkops.stores.kubernetes",

@@ -15,6 +15,7 @@ __all__ = [
     "CHECKPOINT_DIR_KEYS",
     "DEFAULT_WEB_REFRESH",
     "OPERATOR_KEY_PREFIXES",
+    "PYTHON_DRIVER",
     "SAVEPOINT_DIR_KEYS",
     "WEB_REFRESH_KEY",
     "checkpoint_dir",
@@ -23,6 +24,9 @@ __all__ = [
     "is_true",
     "savepoint_dir",
 ]
+
+#: The entry class that runs a PyFlink program (``-py script.py``) in a Flink cluster.
+PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
 
 CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
 SAVEPOINT_DIR_KEYS = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")

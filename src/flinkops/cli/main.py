@@ -34,9 +34,10 @@ from flinkops.cli import target
 from flinkops.cli.dev import dev_app
 from flinkops.cli.operator import operator_app
 from flinkops.cli.output import err, main_guard, out
+from flinkops.clock import SystemClock
 from flinkops.errors import FlinkopsError, InvalidInput, NotFound, Problem, TemporaryError
 from flinkops.flink.config import RenderInputs, render_flink_config
-from flinkops.ports import ClusterKey, ResourceKey, ResourceStore, SnapshotStore, SystemClock
+from flinkops.ports import ClusterKey, ResourceKey, ResourceStore, SnapshotStore
 from flinkops.runtimes.local.runtime import LocalRuntime
 from flinkops.settings import SOURCE_DIR_ANNOTATION, default_home, default_state_uri, store_path
 
@@ -123,9 +124,15 @@ def _ensure_controller() -> None:
 
 
 def _daemon() -> Any:
-    from flinkops.controller import daemon
+    from flinkops.wiring import daemon
 
     return daemon
+
+
+def _local() -> Any:
+    from flinkops.wiring import local
+
+    return local
 
 
 def _read_files(files: list[Path]) -> list[Resource]:
@@ -182,14 +189,13 @@ def checked_input(resources: list[Resource], store: ResourceStore) -> dict[tuple
 def snapshot_store(resource: Resource, config: Mapping[str, str] | None = None) -> SnapshotStore:
     """Checkpoint and savepoint storage as ``resource`` reaches it (local paths, or S3 with its endpoint);
     ``config`` is its rendered configuration when the caller has it already."""
-    from flinkops.controller.dataplane import DataPlane
-
     if config is None:
         if isinstance(resource, FlinkDeployment):
             config = rendered_config(resource)
         else:
             config = resource.spec.flink_configuration
-    return DataPlane(_home()).snapshot_store(config)
+    store: SnapshotStore = _local().snapshot_store(_home(), dict(config))
+    return store
 
 
 def restore_path_problems(
@@ -482,7 +488,7 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
 def _describe_data_plane(resource: FlinkDeployment, config: dict[str, str], home: Path) -> None:
     """Plugins and connectors flinkops adds to the cluster, and where S3 access comes from (never the keys)."""
     from flinkops.api.plugins import choose_plugins, requested_connectors
-    from flinkops.controller.dataplane import DataPlane
+    from flinkops.provisioning.local import DataPlane
 
     args = resource.spec.job.args if resource.spec.job is not None else []
     choice = choose_plugins(resource.spec, config, args)
@@ -493,7 +499,7 @@ def _describe_data_plane(resource: FlinkDeployment, config: dict[str, str], home
     for connector in requested_connectors(resource.spec.flink_configuration):
         out.print(f"  connector:   {connector}")
     if DataPlane.uses_s3(config, args) or choice.plugins:
-        access = DataPlane(home).s3_access(config)
+        access = _local().data_plane(home).s3_access(config)
         out.print(f"  S3:          {access.describe()}")
 
 
@@ -724,9 +730,11 @@ def controller_run(
     signal.signal(signal.SIGINT, _stop)
     if pid_file:
         _daemon().write_pid_file(home)
-    controller, store = _daemon().build_controller(home)
+    from flinkops.controller import run_loop
+
+    controller, store = _local().build_controller(home)
     logging.getLogger("flinkops.controller").info("controller started; home %s", home)
-    _daemon().run_loop(controller, store, SystemClock(), lambda: stopping, poll=poll)
+    run_loop(controller, store, SystemClock(), lambda: stopping, poll=poll)
     logging.getLogger("flinkops.controller").info("controller stopped")
 
 

@@ -101,8 +101,8 @@ def operator_run(
     ] = 4,
 ) -> None:
     """Run the operator in the foreground until SIGTERM (exit 0) or a lost leadership (exit 1)."""
-    from flinkops.controller.operator import Operator, settings_from_env
     from flinkops.kube.client import KubeClient, load_config
+    from flinkops.wiring.operator import Operator, settings_from_env
 
     fmt = log_format or os.environ.get("FLINKOPS_LOG_FORMAT", "text")
     if fmt not in ("text", "json"):

@@ -24,9 +24,9 @@ from flinkops.cli.main import (
     FileOpt,
     NamespaceOpt,
     Resource,
-    _daemon,
     _ensure_controller,
     _home,
+    _local,
     _read_files,
     _resolve,
     _store,
@@ -380,7 +380,7 @@ def plan(filename: FileOpt) -> None:
     target.local_only("plan", "compare with `kubectl diff -f FILE`; the operator records every decision as events")
     resources = _read_files(filename)
     existing = checked_input(resources, _store())
-    controller, _ = _daemon().build_controller(_home())
+    controller, _ = _local().build_controller(_home())
     for resource in resources:
         _plan_one(
             controller, resource, existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, ClassVar
 
 from flinkops.errors import RuntimeFailure
-from flinkops.runtimes.local.runtime import start_ticks
+from flinkops.procs import start_ticks
 
 __all__ = [
     "HOST",

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY, checkpoint_dir, is_operator_key, savepoint_dir
 from flinkops.api.models import FlinkDeploymentSpec, Resource
 from flinkops.api.validation import ha_type
+from flinkops.ports.provisioning import RenderInputs
 
 __all__ = [
     "HA_CLUSTER_ID",
@@ -63,17 +64,6 @@ ZOOKEEPER_HA_DEFAULTS: Mapping[str, str] = {
     "high-availability.zookeeper.client.max-retry-attempts": "5",
     "high-availability.zookeeper.client.tolerate-suspended-connections": "true",
 }
-
-
-@dataclass(frozen=True)
-class RenderInputs:
-    name: str
-    namespace: str
-    #: e.g. file:///home/u/.flinkops/state/default/fraud-scoring; None where the target has no default storage
-    #: (Kubernetes: a pod's disk does not outlive it), so only what the spec configures is used.
-    default_state_uri: str | None
-    python_executable: str
-    java_opts: str = ""
 
 
 def to_flink_memory(value: str) -> str:

@@ -20,8 +20,6 @@ from flinkops.errors import PermanentError
 
 __all__ = ["FlinkDistribution", "find_distribution"]
 
-PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
-
 
 @dataclass(frozen=True)
 class FlinkDistribution:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal
@@ -39,6 +38,27 @@ from flinkops.errors import (
     FlinkUnavailable,
     InvalidInput,
     Problem,
+)
+from flinkops.ports.flink import (
+    TERMINAL_JOB_STATES,
+    CheckpointCounts,
+    CheckpointStats,
+    CheckpointTriggerStatus,
+    CheckpointType,
+    ClusterConfig,
+    ClusterOverview,
+    CompletedCheckpoint,
+    ExceptionEntry,
+    FailedCheckpoint,
+    FailureCause,
+    JarFile,
+    JobDetails,
+    JobExceptions,
+    JobResult,
+    JobSummary,
+    RestoredCheckpoint,
+    SavepointFormat,
+    SavepointStatus,
 )
 
 __all__ = [
@@ -63,17 +83,9 @@ __all__ = [
     "SavepointFormat",
     "SavepointStatus",
     "new_trigger_id",
+    "rest_client",
 ]
 
-SavepointFormat = Literal["CANONICAL", "NATIVE"]
-CheckpointType = Literal["FULL", "INCREMENTAL", "CONFIGURED"]
-
-#: Globally terminal job states: the job will not run again in this cluster (SUSPENDED is only locally
-#: terminal and is deliberately not here).
-TERMINAL_JOB_STATES = frozenset({"FINISHED", "CANCELED", "FAILED"})
-
-_IN_PROGRESS = "IN_PROGRESS"
-_COMPLETED = "COMPLETED"
 # Gateway and leader-election answers: the REST endpoint (or the proxy in front of it) is up, but no
 # leading JobManager can serve the request yet. Retrying later is the right reaction.
 _UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
@@ -82,251 +94,6 @@ _UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 def new_trigger_id() -> str:
     """A fresh trigger id in Flink's format (32 hex digits), to record before triggering."""
     return uuid.uuid4().hex
-
-
-# -- result types -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClusterOverview:
-    """``GET /overview``: the cluster's capacity and job counts."""
-
-    taskmanagers: int | None
-    slots_total: int | None
-    slots_available: int | None
-    jobs_running: int | None
-    jobs_finished: int | None
-    jobs_cancelled: int | None
-    jobs_failed: int | None
-    flink_version: str | None
-    flink_commit: str | None
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """``GET /config``: the web UI's view of the cluster; ``extras`` holds every other key as sent."""
-
-    flink_version: str | None
-    flink_revision: str | None
-    features: Mapping[str, bool]
-    extras: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class JobSummary:
-    """One entry of ``GET /jobs/overview``. Times are epoch milliseconds, durations milliseconds."""
-
-    job_id: str
-    name: str | None
-    state: str | None
-    start_time: int | None
-    end_time: int | None
-    duration: int | None
-    last_modification: int | None
-
-
-@dataclass(frozen=True)
-class JobDetails:
-    """``GET /jobs/:jobid``. ``timestamps`` maps a job state to when the job entered it (entered states
-    only); ``vertex_state_counts`` maps an execution state to how many vertices are in it.
-
-    A job is RUNNING as soon as it is scheduled; its tasks run only once every vertex is RUNNING, and a
-    checkpoint or savepoint triggered before that fails.
-    """
-
-    job_id: str
-    name: str | None
-    state: str | None
-    job_type: str | None
-    start_time: int | None
-    end_time: int | None
-    duration: int | None
-    vertices: int | None
-    timestamps: Mapping[str, int]
-    vertex_state_counts: Mapping[str, int]
-
-    @property
-    def all_vertices_running(self) -> bool:
-        return self.vertices is not None and self.vertex_state_counts.get("RUNNING") == self.vertices
-
-
-@dataclass(frozen=True)
-class ExceptionEntry:
-    """One failure in a job's exception history; ``concurrent`` are failures Flink grouped under it."""
-
-    exception_name: str | None
-    stacktrace: str | None
-    timestamp: int | None
-    task_name: str | None
-    endpoint: str | None
-    taskmanager_id: str | None
-    failure_labels: Mapping[str, str]
-    concurrent: tuple[ExceptionEntry, ...] = ()
-
-
-@dataclass(frozen=True)
-class JobExceptions:
-    """``GET /jobs/:jobid/exceptions``.
-
-    Flink 2.x only sends ``exceptionHistory`` (newest first); ``root_exception``/``timestamp`` are the newest
-    entry's stack trace and time (or the pre-2.0 ``root-exception`` fields when a cluster still sends them).
-    The root entry's stack trace includes the user's exception as a ``Caused by:`` section.
-    """
-
-    root_exception: str | None
-    timestamp: int | None
-    history: tuple[ExceptionEntry, ...]
-    truncated: bool | None
-
-
-@dataclass(frozen=True)
-class FailureCause:
-    """A serialized Java throwable from an asynchronous operation or a job result."""
-
-    class_name: str | None
-    stacktrace: str | None
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """``GET /jobs/:jobid/execution-result``: ``status`` is IN_PROGRESS until the job is globally terminal.
-
-    ``application_status`` is Flink's ApplicationStatus (SUCCEEDED, FAILED, CANCELED, UNKNOWN), not a job
-    state: a FINISHED job reports SUCCEEDED.
-    """
-
-    job_id: str
-    status: str | None
-    application_status: str | None
-    net_runtime: int | None
-    failure: FailureCause | None
-
-    @property
-    def in_progress(self) -> bool:
-        return self.status == _IN_PROGRESS
-
-
-@dataclass(frozen=True)
-class CompletedCheckpoint:
-    """A completed checkpoint or savepoint. ``external_path`` is Flink's URI (``file:/...`` or ``s3://...``)."""
-
-    checkpoint_id: int | None
-    external_path: str | None
-    is_savepoint: bool | None
-    checkpoint_type: str | None
-    savepoint_format: str | None
-    trigger_timestamp: int | None
-    latest_ack_timestamp: int | None
-    state_size: int | None
-    checkpointed_size: int | None
-    discarded: bool | None
-
-
-@dataclass(frozen=True)
-class CheckpointCounts:
-    total: int | None
-    in_progress: int | None
-    completed: int | None
-    failed: int | None
-    restored: int | None
-
-
-@dataclass(frozen=True)
-class FailedCheckpoint:
-    checkpoint_id: int | None
-    trigger_timestamp: int | None
-    failure_timestamp: int | None
-    failure_message: str | None
-
-
-@dataclass(frozen=True)
-class RestoredCheckpoint:
-    """The checkpoint or savepoint the job's current execution restored from."""
-
-    checkpoint_id: int | None
-    restore_timestamp: int | None
-    is_savepoint: bool | None
-    external_path: str | None
-
-
-@dataclass(frozen=True)
-class CheckpointStats:
-    """``GET /jobs/:jobid/checkpoints``: the counts and the latest of each kind, without the per-checkpoint
-    history and the summary statistics.
-
-    Flink caches these statistics (``rest.cache.checkpoint-statistics.timeout``, default the web refresh
-    interval of 3 s), so a checkpoint that just completed can take that long to appear here.
-    """
-
-    counts: CheckpointCounts
-    latest_completed: CompletedCheckpoint | None
-    latest_savepoint: CompletedCheckpoint | None
-    latest_failed: FailedCheckpoint | None
-    latest_restored: RestoredCheckpoint | None
-
-
-class _TriggerOutcome:
-    """What a savepoint or checkpoint trigger came to. Flink reports an asynchronous failure (such as "job
-    not found") as a COMPLETED operation with a failure cause rather than as an HTTP error on the trigger, so
-    COMPLETED alone does not mean it worked."""
-
-    status: str | None
-    failure: FailureCause | None
-
-    @property
-    def result(self) -> object:
-        """What a successful trigger produced (a savepoint path, a checkpoint id); None until then."""
-        raise NotImplementedError
-
-    @property
-    def in_progress(self) -> bool:
-        return self.status == _IN_PROGRESS
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == _COMPLETED and self.failure is None and self.result is not None
-
-    @property
-    def failed(self) -> bool:
-        return self.status == _COMPLETED and not self.succeeded
-
-
-@dataclass(frozen=True)
-class SavepointStatus(_TriggerOutcome):
-    """The state of a savepoint or stop-with-savepoint trigger; ``location`` once it succeeded."""
-
-    trigger_id: str
-    status: str | None
-    location: str | None
-    failure: FailureCause | None
-
-    @property
-    def result(self) -> object:
-        return self.location
-
-
-@dataclass(frozen=True)
-class CheckpointTriggerStatus(_TriggerOutcome):
-    """The state of a manually triggered checkpoint (``POST /jobs/:jobid/checkpoints``)."""
-
-    trigger_id: str
-    status: str | None
-    checkpoint_id: int | None
-    failure: FailureCause | None
-
-    @property
-    def result(self) -> object:
-        return self.checkpoint_id
-
-
-@dataclass(frozen=True)
-class JarFile:
-    """An uploaded jar. ``entry_classes`` come from the jar's manifest and may be empty."""
-
-    jar_id: str
-    name: str | None
-    uploaded: int | None
-    entry_classes: tuple[str, ...] = field(default=())
 
 
 # -- defensive JSON readers -------------------------------------------------------------------------------
@@ -830,3 +597,8 @@ class FlinkRestClient:
     def delete_jar(self, jar_id: str) -> None:
         """Delete an uploaded jar. Flink answers 400, not 404, for a jar id it does not know."""
         self._request("DELETE", f"/jars/{_path_segment(jar_id)}")
+
+
+def rest_client(rest_url: str, timeout: float) -> FlinkRestClient:
+    """The ``FlinkApiFactory`` of both targets: a client for one JobManager's REST endpoint."""
+    return FlinkRestClient(rest_url, timeout=timeout)

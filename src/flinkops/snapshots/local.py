@@ -35,7 +35,7 @@ from flinkops.api.snapshot_paths import (
     normalise_snapshot_path,
     same_snapshot,
 )
-from flinkops.errors import InvalidInput, PermanentError, Problem, TemporaryError
+from flinkops.errors import InvalidInput, PermanentError, Problem, TemporaryError, UnsupportedSnapshotStorage
 from flinkops.ports import Snapshot, SnapshotKind, SnapshotStore
 
 __all__ = [
@@ -47,10 +47,6 @@ __all__ = [
     "normalise_snapshot_path",
     "same_snapshot",
 ]
-
-
-class UnsupportedSnapshotStorage(PermanentError):
-    """The location is on storage this store cannot reach (``s3://`` before the S3 store exists, ``hdfs://``)."""
 
 
 def local_path(path: str) -> Path:

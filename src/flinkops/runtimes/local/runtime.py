@@ -47,6 +47,7 @@ from flinkops.errors import RuntimeFailure
 from flinkops.flink.config import HA_QUORUM, ZooKeeperHA, zookeeper_ha
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.ports import ApplicationJob, ClusterKey, ClusterObservation, ClusterRequest
+from flinkops.procs import start_ticks
 from flinkops.runtimes.local.ha import (
     leader_rest_url,
     release_dead_sessions,
@@ -88,19 +89,6 @@ class ProcessRecord:
     @property
     def rest_url(self) -> str | None:
         return f"http://127.0.0.1:{self.rest_port}" if self.rest_port else None
-
-
-def start_ticks(pid: int) -> int | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone or a zombie."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces; everything after the last ')' is fixed-format.
-    fields = raw[raw.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
 
 
 def process_alive(record: ProcessRecord) -> bool:

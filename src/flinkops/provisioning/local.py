@@ -1,5 +1,6 @@
-"""What a deployment needs from outside Flink's distribution before a cluster can start: optional plugins
-(S3 filesystems), connectors (Kafka), S3 credentials for its processes, its job jar, and reachable storage.
+"""The local target's ``Provisioner``: what a deployment needs from outside Flink's distribution before a
+cluster of local processes can start: optional plugins (S3 filesystems), connectors (Kafka), S3 credentials for
+its processes, its job jar, and reachable storage.
 
 Everything here runs *before* an action has any effect (the controller's preflight), so a missing bucket,
 rejected credentials, an unreachable endpoint, a jar URI that 404s or a connector that cannot be fetched stops
@@ -8,7 +9,8 @@ a deploy or upgrade with ``status.error`` and an event while the running job, if
 Heavy downloads (plugin and connector jars) are fetched once through Maven into the user's cache
 (``flinkops.artifacts``) and linked into each cluster, never copied into the repository or the state dir.
 
-Called by: ``controller.reconciler``.
+Called by: the controller through the ``Provisioner`` port (built by ``flinkops.wiring``), and the service
+layer for storage access. ``PodProvisioner`` (``provisioning.pods``) reuses the storage and jar parts.
 """
 
 from __future__ import annotations
@@ -19,21 +21,21 @@ import os
 import shutil
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
+from flinkops.api.flinkconf import PYTHON_DRIVER, checkpoint_dir, savepoint_dir
+from flinkops.api.models import FlinkDeploymentSpec, JobSpec
 from flinkops.api.plugins import (
     choose_plugins,
     requested_connectors,
     s3_paths,
 )
 from flinkops.errors import FlinkopsError, PermanentError
+from flinkops.flink.config import RenderInputs
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.flink.jars import connector_jar, plugin_jar
-from flinkops.ports import SnapshotStore
+from flinkops.ports import ClusterExtras, Resource, SnapshotStore
 from flinkops.s3 import (
     SECRET_CONFIG_KEYS,
     DevS3,
@@ -45,43 +47,47 @@ from flinkops.s3 import (
     resolve_s3_access,
     split_uri,
 )
+from flinkops.settings import SOURCE_DIR_ANNOTATION, default_state_uri
 
-__all__ = ["ClusterExtras", "DataPlane"]
+__all__ = ["ClusterExtras", "DataPlane", "LocalProvisioner", "local_jar"]
 
 log = logging.getLogger("flinkops.controller")
+
+#: Finds the S3 server that ``flinkops dev`` runs for this home (``None`` when there is none). Injected by the
+#: wiring, so this adapter does not depend on ``flinkops.dev``.
+DevS3Lookup = Callable[[], DevS3 | None]
 
 _HA_DIR_KEY = "high-availability.storageDir"
 
 
-@dataclass(frozen=True)
-class ClusterExtras:
-    """Additions to one cluster request: config entries, secret environment, plugins and lib jars."""
-
-    config: Mapping[str, str] = field(default_factory=dict)
-    environment: Mapping[str, str] = field(default_factory=dict)
-    plugins: Mapping[str, Path] = field(default_factory=dict)
-    lib_jars: tuple[Path, ...] = ()
-
-
 class DataPlane:
+    """Storage and jar access as seen from this machine: S3 settings (the deployment's, the environment's, or
+    the ``flinkops dev`` server's), snapshot stores per configuration, and job jar fetching."""
+
     def __init__(
-        self, home: Path, distribution: FlinkDistribution | None = None, environ: Mapping[str, str] | None = None
+        self,
+        home: Path,
+        distribution: FlinkDistribution | None = None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        dev_s3: DevS3Lookup | None = None,
+        local_snapshots: SnapshotStore | None = None,
     ) -> None:
         self.home = home
         self.dist = distribution
         self.environ = os.environ if environ is None else environ
+        self._dev_s3 = dev_s3
+        self._local_snapshots = local_snapshots
         self._s3_stores: dict[S3Access, SnapshotStore] = {}  # one client per endpoint and credentials
 
     # ------------------------------------------------------------------ S3 access
 
     def dev_s3(self) -> DevS3 | None:
         """The running ``flinkops dev`` S3 server of this home, if any (read from its record, nothing started)."""
-        try:
-            from flinkops.dev.services import DevServices
-        except ImportError:  # pragma: no cover - the dev package ships with flinkops
+        if self._dev_s3 is None:
             return None
         try:
-            return DevServices(self.home).s3_settings()
+            return self._dev_s3()
         except (OSError, ValueError, FlinkopsError) as exc:
             log.debug("no dev S3 settings: %s", exc)
             return None
@@ -89,7 +95,7 @@ class DataPlane:
     def s3_access(self, config: Mapping[str, str]) -> S3Access:
         return resolve_s3_access(config, self.environ, self.dev_s3())
 
-    def snapshot_store(self, config: Mapping[str, str], local: SnapshotStore | None = None) -> SnapshotStore:
+    def snapshot_store(self, config: Mapping[str, str]) -> SnapshotStore:
         """Checkpoint/savepoint storage as a deployment with ``config`` sees it: local paths, and S3 with the
         deployment's endpoint and credentials (the S3 side is set up only when an S3 path is asked about)."""
         from flinkops.snapshots.local import LocalSnapshotStore
@@ -102,14 +108,14 @@ class DataPlane:
                 self._s3_stores[access] = S3SnapshotStore(access)
             return self._s3_stores[access]
 
-        return RoutingSnapshotStore(local or LocalSnapshotStore(), s3_store)
+        return RoutingSnapshotStore(self._local_snapshots or LocalSnapshotStore(), s3_store)
 
     @staticmethod
     def uses_s3(config: Mapping[str, str], args: Iterable[str] = ()) -> bool:
         state, in_args = s3_paths(config, args)
         return bool(state or in_args)
 
-    def process_environment(self, config: Mapping[str, str], args: Iterable[str] = ()) -> dict[str, str]:
+    def process_environment(self, config: Mapping[str, str], args: Sequence[str] = ()) -> dict[str, str]:
         """The secret environment of a cluster's processes (S3 credentials), empty when it uses no S3."""
         if not self.uses_s3(config, args):
             return {}
@@ -117,7 +123,9 @@ class DataPlane:
 
     # ------------------------------------------------------------------ cluster additions
 
-    def prepare_cluster(self, spec: Any, config: Mapping[str, str], args: Iterable[str] = ()) -> ClusterExtras:
+    def prepare_cluster(
+        self, spec: FlinkDeploymentSpec, config: Mapping[str, str], args: Sequence[str] = ()
+    ) -> ClusterExtras:
         """Plugins, connectors, S3 settings and credentials for a cluster running ``spec`` with ``config`` (the
         rendered configuration, S3 keys included), after checking that every S3 bucket it keeps state in
         exists and accepts those credentials. Fetches missing jars (cached); raises with the reason when
@@ -154,8 +162,7 @@ class DataPlane:
             updates = {k: v for k, v in settings.items() if not str(config.get(k, "")).strip()}
         return ClusterExtras(updates, environment, plugins, tuple(lib_jars))
 
-    @staticmethod
-    def without_secrets(config: Mapping[str, str]) -> dict[str, str]:
+    def without_secrets(self, config: Mapping[str, str]) -> dict[str, str]:
         """``config`` minus S3 keys and secrets: those reach the processes through their environment."""
         return {k: v for k, v in config.items() if k not in SECRET_CONFIG_KEYS}
 
@@ -200,6 +207,50 @@ class DataPlane:
             f"spec.job.jarURI {uri!r}: scheme {parsed.scheme!r} is not supported (use a path, local://, file://, "
             "https:// or s3://)"
         )
+
+
+class LocalProvisioner(DataPlane):
+    """Clusters of processes on this machine: jars, plugins and connectors are fetched here, secrets go into the
+    processes' environment, and state without a configured directory goes under the flinkops home."""
+
+    def __init__(
+        self,
+        home: Path,
+        distribution: FlinkDistribution | None,
+        python_executable: str,
+        *,
+        dev_s3: DevS3Lookup | None = None,
+        local_snapshots: SnapshotStore | None = None,
+    ) -> None:
+        super().__init__(home, distribution, dev_s3=dev_s3, local_snapshots=local_snapshots)
+        self.python = python_executable
+
+    @property
+    def default_state_dirs(self) -> bool:
+        return True
+
+    def render_inputs(self, namespace: str, name: str) -> RenderInputs:
+        return RenderInputs(
+            name=name,
+            namespace=namespace,
+            default_state_uri=default_state_uri(self.home, namespace, name),
+            python_executable=self.python,
+            java_opts=self.dist.default_java_opts if self.dist is not None else "",
+        )
+
+    def working_dir(self, resource: Resource) -> Path | None:
+        source = (resource.metadata.annotations or {}).get(SOURCE_DIR_ANNOTATION)
+        return Path(source) if source else None
+
+    def job_jars(self, job: JobSpec, base: Path | None, config: Mapping[str, str]) -> tuple[Path, ...]:
+        # A PyFlink job names the flink-python jar, which the distribution already has on its classpath.
+        if not job.jar_uri or (job.entry_class == PYTHON_DRIVER and _is_python_jar(job.jar_uri)):
+            return ()
+        return (self.fetch_jar(job.jar_uri, base, config),)
+
+
+def _is_python_jar(uri: str) -> bool:
+    return Path(urllib.parse.urlparse(uri).path).name.startswith("flink-python")
 
 
 def local_jar(uri: str, base: Path | None) -> Path:

@@ -1,8 +1,9 @@
-"""The controller daemon: a level-based loop over every resource, and its start/stop/status.
+"""The local controller daemon's process: start, stop and status.
 
-The loop polls the store's change counter (one cheap query) every ``poll`` seconds; a change marks every
-resource due now, otherwise each resource comes up again when its planner asked (``requeue_after``). Work is
-keyed by resource name, never by event, so a missed wake-up only delays a pass.
+The loop itself is ``controller.loop.run_loop`` on the controller ``wiring.local`` builds: it polls the store's
+change counter (one cheap query) every ``poll`` seconds; a change marks every resource due now, otherwise each
+resource comes up again when its planner asked (``requeue_after``). Work is keyed by resource name, never by
+event, so a missed wake-up only delays a pass.
 
 ``start`` launches ``python -m flinkops controller run`` detached (its own session, output in
 ``<home>/controller.log``) and records pid + kernel start time in ``<home>/controller.pid``, so ``stop`` and
@@ -22,25 +23,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from flinkops.controller.reconciler import Controller
-from flinkops.errors import FlinkopsError, RuntimeFailure
-from flinkops.flink.distribution import find_distribution
-from flinkops.ports import Clock, ResourceKey, ResourceStore, SystemClock
-from flinkops.runtimes.local.runtime import LocalRuntime, ProcessRecord, process_alive, start_ticks
-from flinkops.settings import default_home, store_path
-from flinkops.stores.sqlite import SqliteStore
+from flinkops.errors import RuntimeFailure
+from flinkops.procs import same_process, start_ticks
+from flinkops.settings import default_home
 
 __all__ = [
     "DaemonState",
-    "build_controller",
     "daemon_state",
     "default_home",
-    "open_store",
-    "run_loop",
     "start_daemon",
     "stop_daemon",
     "write_pid_file",
@@ -50,65 +43,6 @@ log = logging.getLogger("flinkops.controller")
 
 PID_FILE = "controller.pid"
 LOG_FILE = "controller.log"
-
-
-def open_store(home: Path) -> SqliteStore:
-    return SqliteStore(store_path(home))
-
-
-def build_controller(home: Path, clock: Clock | None = None) -> tuple[Controller, ResourceStore]:
-    store = open_store(home)
-    dist = find_distribution()
-    runtime = LocalRuntime(home, dist)
-    controller = Controller(
-        store=store,
-        runtime=runtime,
-        distribution=dist,
-        home=home,
-        clock=clock or SystemClock(),
-        python_executable=sys.executable,
-    )
-    return controller, store
-
-
-def run_loop(
-    controller: Controller,
-    store: ResourceStore,
-    clock: Clock,
-    should_stop: Callable[[], bool],
-    poll: float = 0.5,
-) -> None:
-    due: dict[ResourceKey, float] = {}
-    seen_changes = -1
-    while not should_stop():
-        changes = store.change_counter()
-        if changes != seen_changes:
-            seen_changes = changes
-            present = {ResourceKey.of(r) for r in store.list_resources()}
-            for key in present:
-                due[key] = 0.0
-            for key in set(due) - present:
-                del due[key]
-        for cluster in controller.runtime.changed_clusters():
-            key = ResourceKey("FlinkDeployment", cluster.namespace, cluster.name)
-            if key in due:
-                due[key] = 0.0  # a process died: look now, not at the next scheduled pass
-        for key in sorted(due, key=lambda k: due[k]):
-            if should_stop():
-                return
-            if due[key] > clock.now():
-                continue
-            try:
-                requeue = controller.reconcile(key)
-            except FlinkopsError as exc:  # reconcile records its own failures; this is the last resort
-                log.exception("%s: reconcile failed: %s", key, exc)
-                requeue = 10.0
-            if requeue is None:
-                due.pop(key, None)
-            else:
-                due[key] = clock.now() + requeue
-        next_due = min(due.values(), default=clock.now() + poll)
-        clock.sleep(max(0.05, min(poll, next_due - clock.now())))
 
 
 # ---------------------------------------------------------------------------------- process management
@@ -122,12 +56,22 @@ class DaemonState:
     log_file: Path
 
 
-def _read_pid(home: Path) -> ProcessRecord | None:
+@dataclass(frozen=True)
+class _PidRecord:
+    pid: int
+    start_ticks: int
+
+
+def _read_pid(home: Path) -> _PidRecord | None:
     try:
         data = json.loads((home / PID_FILE).read_text())
-        return ProcessRecord(**data)
-    except (OSError, ValueError, TypeError):
+        return _PidRecord(int(data["pid"]), int(data["start_ticks"]))
+    except (OSError, ValueError, TypeError, KeyError):
         return None
+
+
+def process_alive(record: _PidRecord) -> bool:
+    return same_process(record.pid, record.start_ticks)
 
 
 def daemon_state(home: Path) -> DaemonState:

@@ -2,7 +2,7 @@
 
 ``Operator.run()``:
 
-1. serves ``/metrics``, ``/healthz`` and ``/readyz`` (``controller.metrics``);
+1. serves ``/metrics``, ``/healthz`` and ``/readyz`` (``wiring.metrics``);
 2. with leader election on (the default), waits as a standby until it holds the Lease (``kube.leader``), then
    keeps renewing it; losing it ends ``run`` with exit code 1 so the pod restarts clean rather than act without
    the Lease;
@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -32,14 +31,16 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flinkops.controller.metrics import MetricsServer, OperatorMetrics
-from flinkops.controller.reconciler import Controller
+from flinkops.clock import SystemClock
+from flinkops.controller import Controller
 from flinkops.errors import FlinkopsError, InvalidInput
 from flinkops.kube.client import KubeClient
 from flinkops.kube.leader import LeaderElector, LeaseSettings
-from flinkops.ports import Clock, ResourceKey, SystemClock
+from flinkops.ports import Clock, ResourceKey
 from flinkops.runtimes.kubernetes.runtime import KubernetesRuntime
 from flinkops.stores.kubernetes import KubernetesStore, to_model
+from flinkops.wiring.kubernetes import build_controller
+from flinkops.wiring.metrics import MetricsServer, OperatorMetrics
 
 __all__ = ["Operator", "OperatorSettings", "settings_from_env"]
 
@@ -119,15 +120,7 @@ class Operator:
         self.shards = [
             _Shard(
                 i,
-                Controller(
-                    store=self.store,
-                    runtime=self.runtime,
-                    distribution=None,
-                    home=work,
-                    clock=self.clock,
-                    python_executable=sys.executable,
-                    local=False,
-                ),
+                build_controller(self.store, self.runtime, self.clock, work),
             )
             for i in range(max(1, settings.workers))
         ]
@@ -258,8 +251,8 @@ class Operator:
         try:
             if resource.metadata.deletion_timestamp is None:
                 self.store.ensure_finalizer(key)
-            requeue = controller.reconcile(key)
-            error = controller.last_error(key)
+            outcome = controller.reconcile(key)
+            requeue, error = outcome.requeue_after, outcome.error
             result = "error" if error else "ok"
         except FlinkopsError as exc:  # the store itself failed outside the pass's own handling
             log.warning("%s: %s", key, exc)

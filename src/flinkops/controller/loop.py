@@ -1,0 +1,187 @@
+"""The control loop: one pass per resource (load → validate → observe → plan → act → record), with backoff.
+
+``Controller.reconcile(key)`` reads the resource, validates the new spec, observes the world with what was last
+deployed (``observer``), asks the pure planner what to do, and has the ``executor`` carry the plan out. It
+returns a frozen ``ReconcileResult``: when to look again, and the error type the pass ended with. A failed pass
+is recorded as ``status.error`` plus a Warning event and retried with exponential backoff; a conflicting status
+write (someone wrote in between) makes the next pass re-read and decide again at once.
+
+``run_loop`` drives passes for a local daemon: every resource is due when any spec changes, a cluster whose
+process died is due at once, and otherwise each comes up when its last pass asked.
+
+Called by: the local daemon and the operator (built by ``flinkops.wiring``), and the behaviour tests on fakes.
+
+Invariant: this package talks to the world through ``flinkops.ports`` only (import-linter checks it); which
+adapters stand behind them is decided in ``flinkops.wiring``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flinkops.api.models import FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob, FlinkSessionJobStatus
+from flinkops.api.validation import validate_against, validate_resource
+from flinkops.controller.executor import Executor, Failpoint
+from flinkops.controller.observer import Observer
+from flinkops.controller.requests import RequestBuilder
+from flinkops.core.conditions import with_conditions
+from flinkops.core.planner import Context, Plan, plan_deployment, plan_session_job
+from flinkops.errors import Conflict, FlinkopsError
+from flinkops.ports import Clock, ClusterRuntime, FlinkApiFactory, Provisioner, ResourceKey, ResourceStore
+
+__all__ = ["Controller", "ReconcileResult", "run_loop"]
+
+log = logging.getLogger("flinkops.controller")
+
+_MAX_BACKOFF = 60.0
+_CONFLICT_REQUEUE = 0.1
+
+Resource = FlinkDeployment | FlinkSessionJob
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    """How one pass ended. ``requeue_after``: seconds until the next pass, None when the resource is gone.
+    ``error``: the type of the error the pass ended with (``Conflict`` included), None on success."""
+
+    requeue_after: float | None
+    error: str | None = None
+
+
+class Controller:
+    def __init__(
+        self,
+        store: ResourceStore,
+        runtime: ClusterRuntime,
+        flink: FlinkApiFactory,
+        provisioner: Provisioner,
+        clock: Clock,
+        *,
+        failpoint: Failpoint | None = None,
+        ids: Callable[[], str] | None = None,
+    ) -> None:
+        """``ids`` hands out fresh job and trigger ids (random by default; deterministic in tests)."""
+        self.store = store
+        self.runtime = runtime
+        self.provisioner = provisioner
+        self.clock = clock
+        self.requests = RequestBuilder(store, provisioner)
+        self.observer = Observer(runtime, flink, self.requests, clock)
+        self.executor = Executor(store, runtime, flink, self.requests, self.observer, failpoint)
+        self._ids = ids or (lambda: uuid.uuid4().hex)
+        self._failures: dict[ResourceKey, int] = {}
+
+    # ------------------------------------------------------------------ the pass
+
+    def reconcile(self, key: ResourceKey) -> ReconcileResult:
+        """One pass for one resource."""
+        resource = self.store.get(key)
+        if resource is None:
+            self._failures.pop(key, None)
+            return ReconcileResult(None)
+        self.requests.begin_pass()
+        try:
+            plan = self._plan(resource, (self._ids(), self._ids(), self._ids()))
+            requeue = self.executor.execute(resource, plan)
+        except Conflict:
+            return ReconcileResult(_CONFLICT_REQUEUE, "Conflict")  # someone wrote in between: decide again
+        except FlinkopsError as exc:
+            return ReconcileResult(self._record_failure(key, exc), type(exc).__name__)
+        self._failures.pop(key, None)
+        return ReconcileResult(requeue)
+
+    def preview(self, resource: Resource) -> Plan:
+        """What a pass would do for ``resource`` (a desired spec with its recorded status), without acting or
+        writing anything: ``flinkops plan``. Observing is read-only (runtime records, Flink REST, storage)."""
+        self.requests.begin_pass()
+        return self._plan(resource, ("<new job id>", "<new trigger id>", "<new trigger id>"))
+
+    def _plan(self, resource: Resource, fresh_ids: tuple[str, str, str]) -> Plan:
+        """validate → observe → plan; ``fresh_ids`` are the job id and trigger ids a plan may hand out."""
+        defaults = self.provisioner.default_state_dirs
+        problems = validate_resource(resource, default_state_dirs=defaults)
+        target: Resource | None = None
+        if isinstance(resource, FlinkSessionJob):
+            namespace = resource.metadata.namespace
+            target = self.store.get(ResourceKey("FlinkDeployment", namespace, resource.spec.deployment_name))
+            existing = {} if target is None else {(target.kind, namespace, target.metadata.name): target}
+            problems += validate_against([resource], existing, default_state_dirs=defaults)
+        job_id, trigger_id, checkpoint_trigger_id = fresh_ids
+        ctx = Context(
+            now_ms=int(self.clock.now() * 1000),
+            fresh_job_id=job_id,
+            fresh_trigger_id=trigger_id,
+            fresh_checkpoint_trigger_id=checkpoint_trigger_id,
+            valid=not problems,
+            validation_error="; ".join(p.render() for p in problems) or None,
+        )
+        if isinstance(resource, FlinkDeployment):
+            return plan_deployment(resource, self.observer.deployment(resource), ctx)
+        obs, ctx = self.observer.session_job(resource, target, ctx)
+        return plan_session_job(resource, obs, ctx)
+
+    def _record_failure(self, key: ResourceKey, exc: FlinkopsError) -> float:
+        count = self._failures[key] = self._failures.get(key, 0) + 1
+        delay = min(_MAX_BACKOFF, 2.0 ** min(count, 6))
+        message = f"{type(exc).__name__}: {exc}"
+        log.warning("%s: %s (retry in %.0fs)", key, message, delay)
+        try:
+            self.store.record_event(key, "Warning", "ReconcileError", message)
+            resource = self.store.get(key)
+            if resource is not None:
+                # A resource that failed before its first status write still gets one: the error is the
+                # first thing `flinkops get` must show.
+                status = resource.status or (
+                    FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
+                )
+                if status.error != message:
+                    failed = with_conditions(status.model_copy(update={"error": message}), int(self.clock.now() * 1000))
+                    self.store.update_status(resource.model_copy(update={"status": failed}))
+        except FlinkopsError as record_exc:  # the store itself failing: log, retry later
+            log.error("%s: could not record the failure: %s", key, record_exc)
+        return delay
+
+
+def run_loop(
+    controller: Controller,
+    store: ResourceStore,
+    clock: Clock,
+    should_stop: Callable[[], bool],
+    poll: float = 0.5,
+) -> None:
+    """Drive passes until ``should_stop()``: the local daemon's loop (the operator has its own, fed by
+    watches and sharded over workers)."""
+    due: dict[ResourceKey, float] = {}
+    seen_changes = -1
+    while not should_stop():
+        changes = store.change_counter()
+        if changes != seen_changes:
+            seen_changes = changes
+            present = {ResourceKey.of(r) for r in store.list_resources()}
+            for key in present:
+                due[key] = 0.0
+            for key in set(due) - present:
+                del due[key]
+        for cluster in controller.runtime.changed_clusters():
+            key = ResourceKey("FlinkDeployment", cluster.namespace, cluster.name)
+            if key in due:
+                due[key] = 0.0  # a process died: look now, not at the next scheduled pass
+        for key in sorted(due, key=lambda k: due[k]):
+            if should_stop():
+                return
+            if due[key] > clock.now():
+                continue
+            try:
+                requeue = controller.reconcile(key).requeue_after
+            except FlinkopsError as exc:  # reconcile records its own failures; this is the last resort
+                log.exception("%s: reconcile failed: %s", key, exc)
+                requeue = 10.0
+            if requeue is None:
+                due.pop(key, None)
+            else:
+                due[key] = clock.now() + requeue
+        next_due = min(due.values(), default=clock.now() + poll)
+        clock.sleep(max(0.05, min(poll, next_due - clock.now())))

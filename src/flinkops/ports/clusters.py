@@ -1,0 +1,110 @@
+"""The cluster runtime port: start, observe, scale and stop one Flink cluster per FlinkDeployment.
+
+Implemented by ``runtimes.local`` (JVM processes) and ``runtimes.kubernetes`` (Deployments and Services).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from flinkops.api.models import FlinkDeployment
+
+__all__ = ["ApplicationJob", "ClusterKey", "ClusterObservation", "ClusterRequest", "ClusterRuntime"]
+
+
+@dataclass(frozen=True)
+class ClusterKey:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ApplicationJob:
+    """The job an application cluster runs at start (application mode)."""
+
+    entry_class: str
+    args: tuple[str, ...]
+    job_id: str
+    jar_paths: tuple[Path, ...] = ()
+    python: bool = False
+    #: The job jar as the spec names it (``local:///opt/flink/...`` inside the image): what a Kubernetes runtime
+    #: passes on, where the local runtime uses ``jar_paths``.
+    jar_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterRequest:
+    """Everything a runtime needs to start one Flink cluster for one FlinkDeployment generation."""
+
+    key: ClusterKey
+    generation: int
+    flink_config: Mapping[str, str]
+    jobmanager_replicas: int = 1
+    taskmanager_replicas: int = 1
+    application: ApplicationJob | None = None
+    log_config: Mapping[str, str] = field(default_factory=dict)
+    working_dir: Path | None = None
+    #: Extra environment of every Flink process: secrets such as S3 credentials go here, never into the
+    #: rendered configuration files.
+    environment: Mapping[str, str] = field(default_factory=dict)
+    #: Optional plugins to enable, by plugin directory name (``s3-fs-presto``) → the plugin's jar.
+    plugins: Mapping[str, Path] = field(default_factory=dict)
+    #: Jars added to the cluster's ``lib/`` next to the distribution's (connectors such as Kafka).
+    lib_jars: tuple[Path, ...] = ()
+    #: The FlinkDeployment with the spec being deployed: a Kubernetes runtime renders pod templates, resources
+    #: and owner references from it.
+    resource: FlinkDeployment | None = None
+
+
+@dataclass(frozen=True)
+class ClusterObservation:
+    """What a runtime sees of a cluster right now. ``rest_url`` is set once a JobManager process lives."""
+
+    key: ClusterKey
+    generation: int
+    jobmanagers_alive: int
+    jobmanagers_expected: int
+    taskmanagers_alive: int
+    taskmanagers_expected: int
+    rest_url: str | None
+    job_id: str | None = None
+    started_at: float = 0.0
+    log_dir: Path | None = None
+
+    @property
+    def jobmanager_up(self) -> bool:
+        return self.jobmanagers_alive > 0
+
+
+class ClusterRuntime(Protocol):
+    """Starts, observes and stops Flink clusters (local processes, or Kubernetes Deployments)."""
+
+    def deploy(self, request: ClusterRequest) -> ClusterObservation: ...
+
+    def observe(self, key: ClusterKey) -> ClusterObservation | None: ...
+
+    def delete(self, key: ClusterKey) -> None:
+        """Stop every process of the cluster and wait until they are gone. Idempotent."""
+        ...
+
+    def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:
+        """Run ``count`` TaskManagers (start or stop some); returns how many were added (negative: removed).
+        ``environment`` is the deploy's extra process environment (secrets are not kept by the runtime)."""
+        ...
+
+    def changed_clusters(self) -> Sequence[ClusterKey]:
+        """Clusters whose processes (pods) died since the last call, for the controller to look at at once."""
+        ...
+
+    def replace_missing_processes(self, key: ClusterKey, environment: Mapping[str, str] | None = None) -> int:
+        """Start TaskManagers and standby JobManagers that died; returns how many were started.
+        ``environment`` is the deploy's extra process environment (secrets are not kept by the runtime)."""
+        ...
+
+    def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]: ...

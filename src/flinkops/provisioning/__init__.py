@@ -1,0 +1,1 @@
+"""``Provisioner`` adapters: ``local`` (processes on this machine) and ``pods`` (the Kubernetes operator)."""

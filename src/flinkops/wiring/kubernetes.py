@@ -1,0 +1,28 @@
+"""The Kubernetes target: a controller on the API server's store and runtime, its clusters in pods.
+
+Called by: the operator (``wiring.operator``), once per worker shard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flinkops.controller import Controller
+from flinkops.controller.executor import exiting_failpoint
+from flinkops.flink.rest import rest_client
+from flinkops.ports import Clock, ClusterRuntime, ResourceStore
+from flinkops.provisioning.pods import PodProvisioner
+
+__all__ = ["build_controller"]
+
+
+def build_controller(store: ResourceStore, runtime: ClusterRuntime, clock: Clock, work_dir: Path) -> Controller:
+    """``work_dir``: where session-job jars are downloaded before their upload."""
+    return Controller(
+        store=store,
+        runtime=runtime,
+        flink=rest_client,
+        provisioner=PodProvisioner(work_dir),
+        clock=clock,
+        failpoint=exiting_failpoint(),
+    )
