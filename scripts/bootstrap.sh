@@ -25,7 +25,15 @@ java -version >/dev/null 2>&1 || { echo "error: java is not usable after install
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
   echo "error: flinkops needs Python >= 3.11 (found $("$PYTHON" --version 2>&1)); set PYTHON=..." >&2; exit 1; }
 
-key=$(sha256sum pyproject.toml | cut -c1-12)
+# Keyed by what decides the environment's contents (Python's version and the declared dependencies), not by the
+# whole pyproject.toml: editing a tool's settings there must not rebuild a 1 GB environment.
+key=$("$PYTHON" - <<'PY'
+import hashlib, json, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+wanted = {"dependencies": project.get("dependencies", []), "optional": project.get("optional-dependencies", {})}
+print(hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:12])
+PY
+)
 venv="$CACHE/venv-$("$PYTHON" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')-$key"
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   say "creating $venv (first run downloads apache-flink, ~350 MB; later runs reuse it)"
