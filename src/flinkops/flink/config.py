@@ -36,6 +36,7 @@ __all__ = [
     "ZooKeeperHA",
     "ha_cluster_id",
     "render_flink_config",
+    "task_slots",
     "taskmanager_count",
     "to_flink_memory",
     "zookeeper_ha",
@@ -44,6 +45,7 @@ __all__ = [
 
 DEFAULT_JM_MEMORY = "1024m"
 DEFAULT_TM_MEMORY = "1024m"
+TASK_SLOTS_KEY = "taskmanager.numberOfTaskSlots"
 
 HA_STORAGE_DIR = "high-availability.storageDir"
 HA_CLUSTER_ID = "high-availability.cluster-id"
@@ -93,11 +95,16 @@ def _memory(resource: Resource | None, resources: Mapping[str, object] | None) -
     return None
 
 
+def task_slots(config: Mapping[str, str]) -> int:
+    """``taskmanager.numberOfTaskSlots`` of a configuration as a number (Flink's default 1 when unset or empty)."""
+    return int(config.get(TASK_SLOTS_KEY, "1") or "1")
+
+
 def taskmanager_count(spec: FlinkDeploymentSpec, config: Mapping[str, str]) -> int:
     """TaskManagers to run: ``taskManager.replicas`` when set, else enough slots for the job's parallelism."""
     if spec.task_manager is not None and spec.task_manager.replicas is not None:
         return max(spec.task_manager.replicas, 0)
-    slots = int(config.get("taskmanager.numberOfTaskSlots", "1") or "1")
+    slots = task_slots(config)
     parallelism = spec.job.parallelism if spec.job is not None and spec.job.parallelism else 1
     return max(1, math.ceil(parallelism / max(slots, 1)))
 
@@ -107,7 +114,7 @@ def render_flink_config(spec: FlinkDeploymentSpec, inputs: RenderInputs) -> dict
     config: dict[str, str] = {
         "jobmanager.memory.process.size": DEFAULT_JM_MEMORY,
         "taskmanager.memory.process.size": DEFAULT_TM_MEMORY,
-        "taskmanager.numberOfTaskSlots": "1",
+        TASK_SLOTS_KEY: "1",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.shutdown-on-application-finish": "false",
         # A TaskManager that asks before the JobManager's resource manager is up retries after this delay;

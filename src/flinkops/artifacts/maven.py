@@ -1,0 +1,199 @@
+"""Maven artifacts, fetched once through the user's own ``mvn`` and cached: one jar, or a whole classpath.
+
+:func:`maven_jar` copies one jar (no dependencies) to ``cache_dir()/maven/<group>/<artifact>/<version>/``,
+trying fallback versions in order; :func:`maven_classpath` resolves coordinates with all their compile- and
+runtime-scope dependencies into ``cache_dir()/<name>/lib`` through a generated pom. ``mvn`` runs in an empty
+scratch directory (no pom of the caller's is picked up) with the user's settings, mirrors and local repository.
+
+Called by: ``flinkops.flink.jars`` (connector and plugin jars) and the dev Kafka broker, through
+``flinkops.artifacts``. Invariants: a returned path is complete (a jar lands by rename; a classpath counts only
+when ``complete.json`` names the same coordinates, written after the directory is whole and removed before it
+changes); a cached artifact is returned without running Maven; one lock per artifact (per classpath name).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from flinkops.artifacts.cache import (
+    ArtifactError,
+    Progress,
+    cache_dir,
+    file_lock,
+    run_tool,
+    say,
+    scratch,
+    write_atomic,
+)
+
+__all__ = ["maven_classpath", "maven_jar", "parse_coordinate"]
+
+_MVN_HINT = "Maven (`mvn`, 3.6 or newer, with a JDK) must be installed and able to reach a Maven repository"
+
+
+def parse_coordinate(coordinate: str) -> tuple[str, str, str, str, str | None]:
+    """Split ``group:artifact:version[:type[:classifier]]`` (Maven's ``-Dartifact`` form) into its parts;
+    the type defaults to ``jar``. Raises ArtifactError for anything else."""
+    parts = coordinate.strip().split(":")
+    if len(parts) not in (3, 4, 5) or not all(parts):
+        raise ArtifactError(f"bad Maven coordinate {coordinate!r}: expected group:artifact:version[:type[:classifier]]")
+    group, artifact, version = parts[:3]
+    kind = parts[3] if len(parts) > 3 else "jar"
+    classifier = parts[4] if len(parts) > 4 else None
+    return group, artifact, version, kind, classifier
+
+
+def maven_jar(
+    group: str,
+    artifact: str,
+    version: str,
+    *,
+    classifier: str | None = None,
+    fallback_versions: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> Path:
+    """One jar (no dependencies), cached under ``cache_dir()/maven/``.
+
+    ``version`` is tried first, then each of ``fallback_versions`` in order (for a release that Maven Central
+    does not carry yet, say). Any of them already cached is returned at once, in that order of preference.
+    """
+    versions = [version, *(v for v in fallback_versions if v != version)]
+    targets = {v: _jar_path(group, artifact, v, classifier) for v in versions}
+    for v in versions:
+        if targets[v].is_file():
+            return targets[v]
+    failures: list[str] = []
+    for v in versions:
+        spec = f"{group}:{artifact}:{v}" + (f":jar:{classifier}" if classifier else "")
+        target = targets[v]
+        artifact_dir = target.parent.parent  # one lock and scratch area per artifact, across its versions
+        with file_lock(artifact_dir / ".lock"):
+            if target.is_file():  # another process fetched it while we waited
+                return target
+            say(progress, f"fetching {spec} with Maven (cached in {target.parent} for next time)")
+            started = time.monotonic()
+            with scratch(artifact_dir) as tmp:
+                out = tmp / "out"
+                ok, tail = _run_mvn(
+                    [
+                        "dependency:copy",
+                        f"-Dartifact={spec}",
+                        f"-DoutputDirectory={out}",
+                        "-Dmdep.overWriteReleases=true",
+                    ],
+                    cwd=tmp,  # an empty directory: no pom.xml of the caller's may be picked up
+                    log_name=f"maven-{artifact}-{v}",
+                    what=f"fetching {spec}",
+                    progress=progress,
+                )
+                jars = sorted(out.glob("*.jar")) if ok else []
+                if ok and jars:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(jars[0], target)
+                    say(progress, f"fetched {target.name} in {time.monotonic() - started:.0f}s")
+                    return target
+                failures.append(f"{spec}: " + (tail or "Maven finished but wrote no jar"))
+    tried = ", ".join(f"{group}:{artifact}:{v}" + (f" ({classifier})" if classifier else "") for v in versions)
+    raise ArtifactError(f"could not fetch {tried} with Maven. {_MVN_HINT}. Maven said:\n" + "\n\n".join(failures))
+
+
+def _jar_path(group: str, artifact: str, version: str, classifier: str | None) -> Path:
+    name = f"{artifact}-{version}" + (f"-{classifier}" if classifier else "") + ".jar"
+    return cache_dir() / "maven" / group / artifact / version / name
+
+
+def maven_classpath(name: str, coordinates: Sequence[str], *, progress: Progress | None = None) -> Path:
+    """A directory ``cache_dir()/<name>/lib`` holding ``coordinates`` and all their compile- and runtime-scope
+    dependencies (Maven resolves versions as for a project that declares these dependencies); use it as
+    ``-cp '<dir>/*'``. Rebuilt when ``coordinates`` differ from the ones it was built from."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ArtifactError(f"bad classpath name {name!r}: use letters, digits, '.', '_' and '-'")
+    if not coordinates:
+        raise ArtifactError(f"classpath {name!r}: no coordinates given")
+    wanted = [c.strip() for c in coordinates]
+    parsed = [parse_coordinate(c) for c in wanted]
+    root = cache_dir() / name
+    lib, marker = root / "lib", root / "complete.json"
+    if _classpath_complete(marker, wanted) and lib.is_dir():
+        return lib
+    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(root / ".lock"):
+        if _classpath_complete(marker, wanted) and lib.is_dir():
+            return lib
+        say(
+            progress,
+            f"fetching {', '.join(wanted)} and their dependencies with Maven (once; cached in {lib} for next time)",
+        )
+        started = time.monotonic()
+        with scratch(root) as tmp:
+            (tmp / "pom.xml").write_text(_pom(name, parsed))
+            ok, tail = _run_mvn(
+                ["dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={tmp / 'lib'}"],
+                cwd=tmp,
+                log_name=f"maven-{name}",
+                what=f"fetching the {name} classpath",
+                progress=progress,
+            )
+            jars = sorted((tmp / "lib").glob("*.jar")) if ok else []
+            if not ok or not jars:
+                raise ArtifactError(
+                    f"could not fetch the {name} classpath ({', '.join(wanted)}) with Maven. {_MVN_HINT}. "
+                    f"Maven said:\n{tail or 'it finished but copied no jar'}"
+                )
+            marker.unlink(missing_ok=True)
+            if lib.exists():
+                old = root / f".old-{os.getpid()}-{time.monotonic_ns()}"
+                os.replace(lib, old)
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(tmp / "lib", lib)
+        write_atomic(marker, json.dumps({"coordinates": wanted, "jars": len(jars)}, indent=1) + "\n")
+        say(progress, f"fetched {len(jars)} jars for {name} in {time.monotonic() - started:.0f}s")
+    return lib
+
+
+def _run_mvn(goal: list[str], *, cwd: Path, log_name: str, what: str, progress: Progress | None) -> tuple[bool, str]:
+    """:func:`run_tool` for ``mvn`` (quiet, batch mode, no colours) with ``goal`` and its properties, in the
+    user's own environment; a missing ``mvn`` is reported with what to install."""
+    return run_tool(
+        ["mvn", "-q", "-B", "-Dstyle.color=never", *goal],
+        cwd=cwd,
+        env=None,
+        log_name=log_name,
+        what=what,
+        progress=progress,
+        missing_hint=_MVN_HINT,
+    )
+
+
+def _classpath_complete(marker: Path, wanted: list[str]) -> bool:
+    try:
+        return bool(json.loads(marker.read_text()).get("coordinates") == wanted)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _pom(name: str, parsed: Sequence[tuple[str, str, str, str, str | None]]) -> str:
+    deps = []
+    for group, artifact, version, kind, classifier in parsed:
+        fields = [("groupId", group), ("artifactId", artifact), ("version", version)]
+        if kind != "jar":
+            fields.append(("type", kind))
+        if classifier:
+            fields.append(("classifier", classifier))
+        inner = "".join(f"<{tag}>{escape(value)}</{tag}>" for tag, value in fields)
+        deps.append(f"    <dependency>{inner}</dependency>\n")
+    return (
+        "<project>\n"
+        "  <modelVersion>4.0.0</modelVersion>\n"
+        f"  <groupId>flinkops.local</groupId><artifactId>{escape(name)}</artifactId><version>1</version>\n"
+        "  <packaging>pom</packaging>\n"
+        f"  <dependencies>\n{''.join(deps)}  </dependencies>\n"
+        "</project>\n"
+    )
