@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 GOOD = """\
 apiVersion: flink.apache.org/v1beta1
 kind: FlinkDeployment

@@ -1,14 +1,13 @@
 """The S3 snapshot store against a real S3 API server (MinIO, started through ``flinkops.dev.services``), with
 objects laid out as Flink writes them: what counts as a completed snapshot, times, sizes, job ids, paging past
-1000 keys, disposal order and retry, error mapping; and the routing store that picks the local or the S3 store
-by scheme."""
+1000 keys, disposal order and retry, error mapping; and the routing store reaching both real stores. Error
+mapping without a server and routing by scheme are tests/unit/test_snapshot_store_s3.py."""
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,18 +15,16 @@ from typing import Any
 
 import pytest
 
-from flinkops.errors import InvalidInput, PermanentError, TemporaryError
-from flinkops.ports import Snapshot, SnapshotStore
+from flinkops.dev.process import free_port
+from flinkops.errors import InvalidInput, PermanentError
 from flinkops.s3 import S3Access, S3Problem, client
 from flinkops.snapshots import s3 as s3_module
 from flinkops.snapshots.local import LocalSnapshotStore, UnsupportedSnapshotStorage
 from flinkops.snapshots.routing import RoutingSnapshotStore
 from flinkops.snapshots.s3 import DISPOSING_MARKER, S3SnapshotStore
+from support.snapshots import JOB_A, JOB_A_TWIN, JOB_B, every_call
 
-JOB_A = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
-JOB_B = "ffee00112233445566778899aabbccdd"
-JOB_A_TWIN = "a1b2c3000000000000000000000000ff"  # same first 6 hex as JOB_A
-
+pytestmark = pytest.mark.integration
 
 # ---------------------------------------------------------------------------------------------- the server
 
@@ -39,12 +36,6 @@ class Server:
     secret_key: str
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """MinIO through the dev services of a private flinkops home, on a free port; stopped afterwards. (Only S3:
@@ -52,7 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from flinkops.dev.services import DevServices
 
     services = DevServices(tmp_path_factory.mktemp("dataplane"))
-    services.up(["s3"], ports={"s3": _free_port()})
+    services.up(["s3"], ports={"s3": free_port()})
     try:
         settings = services.s3_settings()
         assert settings is not None
@@ -359,17 +350,6 @@ def test_dispose_in_a_versioned_bucket_leaves_only_old_versions(s3: Any, bucket:
 # ---------------------------------------------------------------------------------------------- errors
 
 
-def every_call(store: SnapshotStore, directory: str) -> Iterable[Callable[[], object]]:
-    snapshot = f"{directory}/savepoint-a1b2c3-0123456789ab"
-    yield lambda: store.list(directory, None)
-    yield lambda: store.list(None, directory)
-    yield lambda: store.inspect(snapshot)
-    yield lambda: store.exists(snapshot)
-    yield lambda: store.dispose(snapshot)
-    yield lambda: store.latest_checkpoint(directory, JOB_A)
-    yield lambda: store.latest_savepoint(directory, JOB_A)
-
-
 def test_a_missing_bucket_is_a_permanent_problem(store: S3SnapshotStore) -> None:
     for call in every_call(store, "s3://no-such-bucket-for-flinkops/state"):
         with pytest.raises(S3Problem, match=r"'no-such-bucket-for-flinkops'.*does not exist"):
@@ -383,46 +363,6 @@ def test_wrong_credentials_are_a_permanent_problem(server: Server, bucket: str) 
             call()
 
 
-def test_an_unreachable_endpoint_is_temporary() -> None:
-    port = _free_port()  # nothing listens there
-    store = S3SnapshotStore(S3Access(f"http://127.0.0.1:{port}", "key", "secret", True, "the test"))
-    for call in every_call(store, "s3://bucket/state"):
-        with pytest.raises(TemporaryError, match=f"127.0.0.1:{port} did not answer"):
-            call()
-
-
-@pytest.mark.parametrize(
-    ("code", "status", "error"),
-    [
-        ("SlowDown", 503, TemporaryError),
-        ("InternalError", 500, TemporaryError),
-        ("", 502, TemporaryError),
-        ("TooManyRequests", 429, TemporaryError),
-        ("AccessDenied", 403, S3Problem),
-        ("NoSuchBucket", 404, S3Problem),
-        ("InvalidArgument", 400, S3Problem),
-    ],
-)
-def test_answers_that_are_worth_a_retry_are_temporary(code: str, status: int, error: type[Exception]) -> None:
-    """Throttling and 5xx cannot be provoked on a healthy local server: a client that answers with them."""
-    from botocore.exceptions import ClientError
-
-    class Answering:
-        def __getattr__(self, operation: str) -> Any:
-            def call(*_args: Any, **_kwargs: Any) -> Any:
-                answer = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
-                raise ClientError(answer, operation)
-
-            return call
-
-    store = S3SnapshotStore(S3Access(None, None, None, False, "nowhere"), client_factory=lambda _a: Answering())
-    with pytest.raises(error) as raised:
-        store.latest_checkpoint("s3://bucket/ck", JOB_A)
-    assert not (error is S3Problem and isinstance(raised.value, TemporaryError))
-    with pytest.raises(error):
-        store.list("s3://bucket/ck", None)
-
-
 def test_paths_that_name_no_bucket_or_another_scheme_are_refused(store: S3SnapshotStore) -> None:
     for bad in ("", "s3:///key/chk-1", "s3:/bucket/key", "relative/path"):
         with pytest.raises(InvalidInput):
@@ -432,74 +372,6 @@ def test_paths_that_name_no_bucket_or_another_scheme_are_refused(store: S3Snapsh
 
 
 # ---------------------------------------------------------------------------------------------- routing
-
-
-class Fake:
-    """A snapshot store that answers with one snapshot per directory and records the calls."""
-
-    def __init__(self, time_ms: int) -> None:
-        self.time_ms = time_ms
-        self.calls: list[tuple[str, tuple[object, ...]]] = []
-
-    def _one(self, path: str) -> Snapshot:
-        return Snapshot(path=path, kind="savepoint", time_ms=self.time_ms, size_bytes=0)
-
-    def list(
-        self, checkpoint_dir: str | None, savepoint_dir: str | None, job_ids: Iterable[str] = ()
-    ) -> list[Snapshot]:
-        self.calls.append(("list", (checkpoint_dir, savepoint_dir, tuple(job_ids))))
-        return [self._one(d) for d in (checkpoint_dir, savepoint_dir) if d]
-
-    def inspect(self, path: str, job_ids: Iterable[str] = ()) -> Snapshot | None:
-        self.calls.append(("inspect", (path, tuple(job_ids))))
-        return self._one(path)
-
-    def exists(self, path: str) -> bool:
-        self.calls.append(("exists", (path,)))
-        return True
-
-    def dispose(self, path: str) -> None:
-        self.calls.append(("dispose", (path,)))
-
-    def latest_checkpoint(self, checkpoint_dir: str, job_id: str) -> str | None:
-        self.calls.append(("latest_checkpoint", (checkpoint_dir, job_id)))
-        return checkpoint_dir
-
-    def latest_savepoint(self, savepoint_dir: str, job_id: str, not_before_ms: int = 0) -> str | None:
-        self.calls.append(("latest_savepoint", (savepoint_dir, job_id, not_before_ms)))
-        return savepoint_dir
-
-
-def test_routing_dispatches_by_scheme_and_creates_the_s3_store_lazily() -> None:
-    local, remote = Fake(time_ms=2), Fake(time_ms=1)
-    made: list[Fake] = []
-
-    def make_s3() -> SnapshotStore:
-        made.append(remote)
-        return remote
-
-    router = RoutingSnapshotStore(local, make_s3)
-    assert router.exists("/state/chk-1") and router.exists("file:///state/chk-1")
-    router.dispose("file:/state/chk-1")
-    assert router.latest_checkpoint("/state", JOB_A) == "/state"
-    assert made == [] and len(local.calls) == 4
-
-    assert router.latest_savepoint("s3a://bkt/sp", JOB_A, 5) == "s3a://bkt/sp"
-    assert router.inspect("S3://bkt/sp/savepoint-a1b2c3-0123456789ab/", [JOB_A]) is not None
-    router.exists("s3p://bkt/x")
-    assert made == [remote] and [name for name, _ in remote.calls] == ["latest_savepoint", "inspect", "exists"]
-
-    # Checkpoints and savepoints on different storage: each store lists its part, merged oldest first.
-    merged = router.list("s3://bkt/ck", "/state/sp", [JOB_A])
-    assert [s.path for s in merged] == ["s3://bkt/ck", "/state/sp"]
-    assert remote.calls[-1] == ("list", ("s3://bkt/ck", None, (JOB_A,)))
-    assert local.calls[-1] == ("list", (None, "/state/sp", (JOB_A,)))
-    router.list("/state/ck", "file:/state/sp")
-    assert local.calls[-1] == ("list", ("/state/ck", "file:/state/sp", ()))
-    assert router.list(None, None) == [] and made == [remote]
-
-    with pytest.raises(UnsupportedSnapshotStorage, match="hdfs://"):
-        router.exists("hdfs://namenode/state/chk-1")
 
 
 def test_routing_to_the_real_stores(s3: Any, bucket: str, server: Server, tmp_path: Path) -> None:
