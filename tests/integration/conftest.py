@@ -1,5 +1,5 @@
-"""Fixtures for tests on real processes: a private flinkops home with its controller daemon and a ZooKeeper (per
-module), and for the whole session the data plane (Kafka and MinIO) and the test jobs' jars."""
+"""Fixtures for tests on real processes: a private flinkops home with its controller daemon (per module), and for
+the whole session a ZooKeeper, the data plane (Kafka and MinIO) and the test jobs' jars."""
 
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ def flinkops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flinkops]:
         assert listing.code == 0, listing.stderr
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
-    """A real ZooKeeper (the one inside the Flink distribution) on a free 127.0.0.1 port, stopped afterwards."""
+    """A real ZooKeeper (the one inside the Flink distribution) on a free 127.0.0.1 port, shared by the session
+    (one JVM start instead of one per module) and stopped at its end. Tests use their own paths in it and remove
+    them; none stops or restarts it."""
     server = ZooKeeperServer(tmp_path_factory.mktemp("zookeeper"))
     server.start(timeout=60)
     try:
