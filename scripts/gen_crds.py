@@ -4,7 +4,7 @@ the CRD schemas (they are generated from the pydantic models).
     python scripts/gen_crds.py           rewrite the files (and remove CRD files the generator no longer makes)
     python scripts/gen_crds.py --check   change nothing; exit 1 with a diff when the files are out of date
 
-Run it after changing the models; tests/unit/test_helm_chart.py runs ``--check`` so a stale chart fails the suite.
+Run it after changing the models; tests/kubernetes/test_helm_chart.py runs ``--check`` so a stale chart fails the suite.
 The output is deterministic (keys in the generator's order, no timestamps), so the check can compare bytes.
 """
 

@@ -1,4 +1,5 @@
-"""Fixtures for tests on real Flink processes: a private flinkops home with its controller daemon."""
+"""Fixtures for tests on real processes: a private flinkops home with its controller daemon (per module), and for
+the whole session a ZooKeeper, the data plane (Kafka and MinIO) and the test jobs' jars."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from flinkops.dev.zookeeper import ZooKeeperServer
 from integration.flinkops_cli import Flinkops
 
 
@@ -23,6 +25,19 @@ def flinkops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flinkops]:
         cli.run("controller", "stop")
         cli.kill_everything()
         assert listing.code == 0, listing.stderr
+
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
+    """A real ZooKeeper (the one inside the Flink distribution) on a free 127.0.0.1 port, shared by the session
+    (one JVM start instead of one per module) and stopped at its end. Tests use their own paths in it and remove
+    them; none stops or restarts it."""
+    server = ZooKeeperServer(tmp_path_factory.mktemp("zookeeper"))
+    server.start(timeout=60)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,11 @@
-"""Drive flinkops exactly as a user does: the real CLI in a subprocess, against a private FLINKOPS_HOME."""
+"""Drive flinkops exactly as a user does: the real CLI in a subprocess, against a private FLINKOPS_HOME.
+
+Called by the integration and Kubernetes tests (the ``flinkops`` fixtures in tests/integration/conftest.py).
+Every command runs the real CLI, except :meth:`Flinkops.get`, the poll behind :meth:`Flinkops.wait_for`: it reads
+the home's SQLite store in this process (a CLI start costs ~0.3 s of CPU, this machine also runs Flink) and
+answers exactly what ``flinkops get NAME -n NAMESPACE -o json`` prints (both use ``dump_resource``), or None
+where that command fails. Tests about the CLI itself run it with :meth:`Flinkops.run`.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flinkops.api.loader import dump_resource
+from flinkops.errors import FlinkopsError
+from flinkops.ports import ResourceKey
+from flinkops.settings import store_path
+from flinkops.stores.sqlite import SqliteStore
+
+# `flinkops get NAME` looks a name up in both kinds; it fails when neither or both have it.
+KINDS = ("FlinkDeployment", "FlinkSessionJob")
+POLL_SECONDS = 0.2  # a poll is an in-process SQLite read
+
 
 @dataclass
 class Result:
@@ -25,6 +42,7 @@ class Flinkops:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.extra_env: dict[str, str] = {}
+        self._store: SqliteStore | None = None  # opened on the first get (opening writes the schema)
 
     def env(self) -> dict[str, str]:
         return dict(os.environ, FLINKOPS_HOME=str(self.home), **self.extra_env)
@@ -46,10 +64,18 @@ class Flinkops:
         return result.stdout
 
     def get(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
-        result = self.run("get", name, "-n", namespace, "-o", "json")
-        if result.code != 0:
+        """What ``flinkops get NAME -n NAMESPACE -o json`` prints, parsed; None where it would exit non-zero
+        (no such resource, or the name is taken by both kinds). Read in this process from the local store."""
+        try:
+            if self._store is None:
+                self._store = SqliteStore(store_path(self.home))
+            store = self._store
+            found = [r for kind in KINDS if (r := store.get(ResourceKey(kind, namespace, name))) is not None]
+        except FlinkopsError:
             return None
-        data: dict[str, Any] = json.loads(result.stdout)
+        if len(found) != 1:
+            return None
+        data: dict[str, Any] = json.loads(json.dumps(dump_resource(found[0])))  # exactly the printed JSON
         return data
 
     def wait_for(
@@ -66,7 +92,7 @@ class Flinkops:
             last = self.get(name, namespace)
             if predicate(last):
                 return last
-            time.sleep(0.5)
+            time.sleep(POLL_SECONDS)
         events = self.run("describe", name, "-n", namespace).stdout
         status = json.dumps((last or {}).get("status"), indent=1)[:6000]
         raise AssertionError(f"timed out waiting for {name} {what}; last status: {status}\n{events}")

@@ -1,6 +1,8 @@
-"""Fixtures for tests against a real Kubernetes API: one control plane (etcd, kube-apiserver,
-kube-controller-manager; no kubelet) for the whole session, see ``tests/support/kube.py``. Setting it up fails
-loudly (a missing Go toolchain or openssl is an error, never a skip)."""
+"""Fixtures for the Kubernetes tests: one real control plane (etcd, kube-apiserver, kube-controller-manager; no
+kubelet) for the whole session, see ``tests/support/kube.py``. Setting it up fails loudly (a missing Go toolchain
+or openssl is an error, never a skip). Some modules here need no API server, only the Kubernetes tooling
+(``helm``, ``openssl`` for the dev control plane's certificates, the operator image's wheel); they never ask for
+``kube``, so running them alone starts no control plane."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import pytest
 
 from support.kube import KubeCluster, kube_control_plane
 
+_ON_THE_API_SERVER: set[str] = set()  # node ids of the collected tests that use the control plane
+
 
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
@@ -18,13 +22,22 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
         yield cluster
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Remember which tests use the control plane (the summary below speaks of those only)."""
+    _ON_THE_API_SERVER.update(
+        item.nodeid
+        for item in items
+        if "kube" in getattr(item, "fixturenames", ()) and "tests/kubernetes/" in item.nodeid
+    )
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say plainly what these tests cannot cover here, so a green run is not read as more than it is."""
     ran = sum(
         1
         for outcome in ("passed", "failed", "error")
         for report in terminalreporter.stats.get(outcome, [])
-        if "tests/kubernetes/" in getattr(report, "nodeid", "")
+        if getattr(report, "nodeid", "") in _ON_THE_API_SERVER
     )
     if ran:
         terminalreporter.write_line(

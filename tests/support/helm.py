@@ -29,8 +29,8 @@ CHART = REPO / "deploy" / "helm" / "flinkops"
 Manifest = dict[str, Any]
 
 # What the chart must grant, as (apiGroup, resource) -> verbs, nothing more and nothing less: the operator in each
-# watched namespace (or cluster-wide), and Flink's job ServiceAccount in each job namespace. The unit tests compare
-# the rendered Roles with these, the live test asks the apiserver's authorizer about them.
+# watched namespace (or cluster-wide), and Flink's job ServiceAccount in each job namespace. test_helm_chart.py
+# compares the rendered Roles with these, the live test asks the apiserver's authorizer about them.
 OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
     ("flink.apache.org", "flinkdeployments"): {"get", "list", "watch", "update", "patch"},
     ("flink.apache.org", "flinksessionjobs"): {"get", "list", "watch", "update", "patch"},

@@ -3,14 +3,13 @@
 Structural rules are checked by ``support.crdcheck.structural_problems`` (the apiserver's rules restated); the
 seeds' and examples' resources, and what flinkops itself writes back (``dump_resource``, a full status), are
 validated with ``jsonschema`` against the CRD schemas, with unknown fields an error so that nothing the apiserver
-would prune goes unnoticed. Compatibility with the reference operator's CRDs is ``test_crd_compat.py``.
+would prune goes unnoticed. Compatibility with the reference operator's CRDs is ``test_crd_compat.py``;
+``flinkops crds`` through the real CLI is tests/integration/test_crds_cli.py.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -315,42 +314,6 @@ def test_nested_flink_configuration_and_any_pod_template_are_accepted() -> None:
     }
 
     assert errors(doc) == []
-
-
-# ------------------------------------------------------------------------------------------------ flinkops crds
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flinkops", *args],
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def test_cli_prints_both_crds_as_multi_document_yaml() -> None:
-    result = cli("crds")
-
-    assert result.returncode == 0, result.stderr
-    assert list(yaml.safe_load_all(result.stdout)) == custom_resource_definitions()
-
-
-def test_cli_prints_a_list_with_o_json() -> None:
-    result = cli("crds", "-o", "json")
-
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"apiVersion": "v1", "kind": "List", "items": custom_resource_definitions()}
-
-
-def test_cli_rejects_an_unknown_format_and_its_help_shows_how_to_install() -> None:
-    bad = cli("crds", "-o", "table")
-    assert bad.returncode == 2
-    assert "unknown format" in bad.stderr
-
-    help_text = cli("crds", "--help").stdout
-    assert "flinkops crds | kubectl apply" in help_text
 
 
 def _broken(change: Any) -> dict[str, Any]:

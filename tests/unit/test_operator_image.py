@@ -1,103 +1,36 @@
-"""The operator image (deploy/docker/Dockerfile) without a Docker engine: its instructions, what it installs, and
-whether the operator can run without Flink.
+"""The operator image (deploy/docker/Dockerfile) without a Docker engine or any process: its instructions and
+what it installs.
 
 There is no container engine on the test machine, so the Dockerfile is parsed (continuations, exec and shell
 forms, ARG defaults in FROM) and checked for what matters at runtime: a non-root numeric USER that matches the
 Helm chart's securityContext, an exec-form ENTRYPOINT (so the operator is PID 1 and receives SIGTERM), no
-remote ADD, no Flink. The build stage's one real step, building the flinkops wheel from the files the build
-context admits, is run here for real, and the operator's CLI is run with pyflink made unimportable.
+remote ADD, no Flink (the parser is ``support.dockerfile``). The build stage's one real step, building the flinkops
+wheel from the files the build context admits, and the operator's CLI run with pyflink made unimportable are
+tests/kubernetes/test_operator_image_live.py.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import re
-import shutil
-import subprocess
-import sys
-import zipfile
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
-DOCKERIGNORE = REPO / "deploy" / "docker" / "Dockerfile.dockerignore"
+from support.dockerfile import (
+    DOCKERFILE,
+    FLINK_PACKAGES,
+    REPO,
+    Instruction,
+    admitted_paths,
+    expand,
+    global_args,
+    parse,
+    stages,
+)
+
 CHART_VALUES = REPO / "deploy" / "helm" / "flinkops" / "values.yaml"
 
 BASE_IMAGE = "python:3.11-slim"
-FLINK_PACKAGES = re.compile(r"apache[-_]flink|pyflink|flinkops\[[^\]]*flink", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str  # upper case
-    args: str  # the rest of the logical line, continuations joined
-    line: int  # where it starts, for failure messages
-
-    def exec_form(self) -> list[str] | None:
-        """The JSON-array ("exec") form's arguments, or None for the shell form."""
-        try:
-            parsed = json.loads(self.args)
-        except ValueError:
-            return None
-        return parsed if isinstance(parsed, list) and all(isinstance(a, str) for a in parsed) else None
-
-    def flags(self) -> dict[str, str]:
-        """Leading ``--name=value`` options (``COPY --from=build``)."""
-        return dict(re.findall(r"--([a-z-]+)=(\S+)", self.args.split(" ", 1)[0] if self.args else ""))
-
-
-def parse(text: str) -> list[Instruction]:
-    """Logical instructions: ``\\`` continuations joined, comment lines (also inside a continuation) dropped."""
-    instructions: list[Instruction] = []
-    pending: list[str] = []
-    start = 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        stripped = raw.strip()
-        if stripped.startswith("#") or (not stripped and not pending):
-            continue
-        if not pending:
-            start = number
-        continued = stripped.endswith("\\")
-        pending.append(stripped[:-1].strip() if continued else stripped)
-        if continued:
-            continue
-        keyword, _, args = " ".join(part for part in pending if part).partition(" ")
-        instructions.append(Instruction(keyword.upper(), args.strip(), start))
-        pending = []
-    assert not pending, "the Dockerfile ends inside a line continuation"
-    return instructions
-
-
-def stages(instructions: list[Instruction]) -> list[list[Instruction]]:
-    """Instructions per build stage, each starting with its FROM."""
-    result: list[list[Instruction]] = []
-    for instruction in instructions:
-        if instruction.keyword == "FROM":
-            result.append([])
-        if result:
-            result[-1].append(instruction)
-    return result
-
-
-def global_args(instructions: list[Instruction]) -> dict[str, str]:
-    """ARGs declared before the first FROM (the only ones a FROM line may use), with their defaults."""
-    found: dict[str, str] = {}
-    for instruction in instructions:
-        if instruction.keyword == "FROM":
-            break
-        if instruction.keyword == "ARG":
-            name, _, default = instruction.args.partition("=")
-            found[name.strip()] = default.strip().strip('"')
-    return found
-
-
-def expand(text: str, variables: dict[str, str]) -> str:
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text)
 
 
 @pytest.fixture(scope="module")
@@ -199,131 +132,3 @@ def test_copy_sources_exist_and_the_build_context_admits_them(instructions: list
             assert source.rstrip("/") in admitted, f"line {instruction.line}: the .dockerignore excludes {source}"
             copied += 1
     assert copied >= 2
-
-
-def admitted_paths() -> set[str]:
-    """Top-level paths the .dockerignore lets into the build context (its rules are "exclude all, re-admit")."""
-    rules = [r.strip() for r in DOCKERIGNORE.read_text().splitlines() if r.strip() and not r.startswith("#")]
-    assert rules[0] == "*", "the context should start from nothing and admit what the build needs"
-    kept: set[str] = set()
-    for entry in REPO.iterdir():
-        keep = False
-        for rule in rules:
-            negated = rule.startswith("!")
-            pattern = rule.lstrip("!").rstrip("/")
-            if fnmatch.fnmatchcase(entry.name, pattern):
-                keep = negated
-        if keep:
-            kept.add(entry.name)
-    return kept
-
-
-# ------------------------------------------------------------------------------------------------ what runs
-
-
-def test_the_wheel_the_image_installs_builds_from_the_admitted_files_and_needs_no_flink(
-    instructions: list[Instruction], tmp_path: Path
-) -> None:
-    """The build stage's ``pip wheel --no-deps .`` (with build isolation, as in the image, so pip fetches the
-    build backend pyproject.toml asks for), on a copy of exactly the files the build context admits."""
-    build = " ".join(i.args for i in stages(instructions)[0] if i.keyword == "RUN")
-    # What this test repeats is what the image does: the wheel alone, then installed without extras.
-    assert "pip wheel --no-deps --wheel-dir /wheels ." in build
-    assert re.search(r"pip install /wheels/flinkops-\*\.whl(\s|$)", build), build
-    context = tmp_path / "context"
-    context.mkdir()
-    for name in sorted(admitted_paths()):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, context / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(source, context / name)
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(tmp_path), "."],
-        cwd=context,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (wheel,) = tmp_path.glob("flinkops-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
-        metadata = next(archive.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
-    assert {"flinkops/cli/main.py", "flinkops/py.typed"} <= names
-    requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
-    flink = [r for r in requires if FLINK_PACKAGES.search(r)]
-    # Flink may only come in through the optional `flink` extra, which the image does not install.
-    assert flink and all("extra ==" in r for r in flink), requires
-
-
-_BLOCK_PYFLINK = """
-import importlib.abc, sys
-class NoFlink(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "pyflink" or name.startswith("pyflink."):
-            raise ImportError("pyflink is not in the operator image")
-        return None
-sys.meta_path.insert(0, NoFlink())
-"""
-
-
-def run_without_pyflink(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _BLOCK_PYFLINK + code], capture_output=True, text=True, timeout=120, check=False
-    )
-
-
-def test_the_cli_starts_without_pyflink() -> None:
-    done = run_without_pyflink(
-        "import sys\nfrom flinkops.cli.main import app\n"
-        "from typer.testing import CliRunner\n"
-        "result = CliRunner().invoke(app, ['--help'])\n"
-        "assert result.exit_code == 0, result.output\n"
-        "assert 'pyflink' not in sys.modules\n"
-    )
-    assert done.returncode == 0, done.stderr
-
-
-# What `flinkops operator run` is made of (cli.operator imports the rest when the command runs).
-OPERATOR_MODULES = (
-    "flinkops.cli.operator",
-    "flinkops.wiring.operator",
-    "flinkops.kube",
-    "flinkops.runtimes.kubernetes",
-    "flinkops.stores.kubernetes",
-    "flinkops.api.crds",
-)
-
-
-def test_the_operators_modules_import_without_pyflink() -> None:
-    """Every module (and submodule) the operator is made of imports with pyflink unimportable."""
-    done = run_without_pyflink(
-        "import importlib, importlib.util, pkgutil, sys\n"
-        f"for package in {OPERATOR_MODULES!r}:\n"
-        "    module = importlib.import_module(package)\n"
-        "    for info in pkgutil.walk_packages(getattr(module, '__path__', []), package + '.'):\n"
-        "        importlib.import_module(info.name)\n"
-        "assert 'pyflink' not in sys.modules\n"
-    )
-    assert done.returncode == 0, done.stderr
-
-
-def test_operator_run_needs_no_pyflink() -> None:
-    """``flinkops operator run`` parses the options the chart passes, with pyflink unimportable. (Running it
-    for real, with the chart's arguments and RBAC, is tests/kubernetes/test_helm_live.py's job.)"""
-    done = run_without_pyflink(
-        "import sys\nfrom flinkops.cli.main import app\n"
-        "from typer.testing import CliRunner\n"
-        "result = CliRunner().invoke(app, ['operator', 'run', '--help'])\n"
-        "assert result.exit_code == 0, result.output\n"
-        "import typer\n"
-        "run = typer.main.get_command(app).commands['operator'].commands['run']\n"
-        "options = {o for p in run.params for o in (*p.opts, *p.secondary_opts)}\n"
-        "for option in ('--leader-election', '--no-leader-election', '--lease-name', '--lease-duration',\n"
-        "               '--http-port'):\n"
-        "    assert option in options, option\n"
-        "assert 'pyflink' not in sys.modules\n"
-    )
-    assert done.returncode == 0, done.stderr

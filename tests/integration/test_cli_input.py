@@ -1,4 +1,5 @@
-"""Bad input through the real CLI: exit 2, every problem with its field path, and the store unchanged."""
+"""Bad input through the real CLI: exit 2, every problem with its field path, and the store unchanged; ``get -o
+json`` in the CRD shape, and the test driver's in-process ``get`` answering the same."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from flinkops.api.models import DeploymentRecord, FlinkDeploymentStatus, JobStatus, LifecycleState
+from flinkops.settings import store_path
+from flinkops.stores.sqlite import SqliteStore
+from integration.flinkops_cli import Flinkops
+
+pytestmark = pytest.mark.integration
 
 GOOD = """\
 apiVersion: flink.apache.org/v1beta1
@@ -108,3 +116,23 @@ def test_get_unknown_name_fails(home: Path) -> None:
     result = cli(home, "get", "nope")
     assert result.returncode == 1
     assert "nope" in result.stderr
+
+
+def test_the_test_drivers_get_is_what_the_cli_prints(home: Path) -> None:
+    """``Flinkops.get`` (the poll of every integration test) reads the store in-process; it must answer exactly what
+    ``flinkops get NAME -n NAMESPACE -o json`` prints, and None where that fails."""
+    store = SqliteStore(store_path(home))
+    (good,) = store.list_resources()
+    status = FlinkDeploymentStatus(
+        lifecycle_state=LifecycleState.STABLE,
+        job_status=JobStatus(job_id="a" * 32, state="RUNNING", start_time="1700000000000"),
+        cluster_info={"rest-url": "http://127.0.0.1:8081"},
+        deployment_history=[DeploymentRecord(generation=1, job_id="a" * 32, started_at=1, running_at=2)],
+    )
+    store.update_status(good.model_copy(update={"status": status}))
+    driver = Flinkops(home)
+    for name, namespace in (("good", "default"), ("nope", "default"), ("good", "elsewhere")):
+        printed = cli(home, "get", name, "-n", namespace, "-o", "json")
+        assert driver.get(name, namespace) == (json.loads(printed.stdout) if printed.returncode == 0 else None)
+    found = driver.get("good")
+    assert found is not None and found["status"]["jobStatus"]["state"] == "RUNNING"  # not a vacuous comparison

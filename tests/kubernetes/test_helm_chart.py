@@ -21,6 +21,8 @@ import yaml
 
 from support.helm import CHART, JOB_RULES, OPERATOR_RULES, HelmFailed, Manifest, helm, render
 
+pytestmark = pytest.mark.integration
+
 RELEASE, NAMESPACE = "flinkops", "flinkops-system"
 REPO = Path(__file__).resolve().parents[2]
 
