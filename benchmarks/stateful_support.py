@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from flinkops.errors import FlinkopsError  # noqa: E402
 from flinkops.flink.rest import FlinkRestClient  # noqa: E402
-from flinkops.runtimes.local.runtime import start_ticks  # noqa: E402
+from flinkops.procs import start_ticks  # noqa: E402
 from support.rawflink import RawCluster  # noqa: E402
 from support.verifier import ENTRY_CLASS, trace_files  # noqa: E402
 

@@ -16,7 +16,7 @@ import pytest
 
 from flinkops.dev import javabuild
 from flinkops.dev.process import recorded_pid, signal_recorded, write_record
-from flinkops.runtimes.local.runtime import start_ticks
+from flinkops.procs import start_ticks
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from flinkops.cli.main import app
 from flinkops.dev.kafka import api_versions
 from flinkops.dev.services import SERVICES, DevServices, check_names
 from flinkops.errors import InvalidInput, RuntimeFailure
-from flinkops.runtimes.local.runtime import start_ticks
+from flinkops.procs import start_ticks
 
 
 @pytest.fixture
