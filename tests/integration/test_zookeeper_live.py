@@ -10,8 +10,8 @@ import pytest
 
 from flinkops.dev.zookeeper import ZooKeeperServer, four_letter_word
 from flinkops.flink.config import ZooKeeperHA
-from flinkops.runtimes.local.ha import leader_rest_url, release_dead_sessions, remove_cluster_metadata
 from flinkops.procs import start_ticks
+from flinkops.runtimes.local.ha import leader_rest_url, release_dead_sessions, remove_cluster_metadata
 from flinkops.runtimes.local.zookeeper import NODE_EXISTS, ZooKeeperClient, ZooKeeperError
 from support.ha import CONNECTION_INFO
 
