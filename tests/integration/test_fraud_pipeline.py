@@ -102,6 +102,23 @@ def _leader_jobmanager(flinkops: Flinkops) -> int:
     return pid
 
 
+def _failed_checkpoints(flinkops: Flinkops, job_id: str, at_least: int = 0, timeout: float = 0) -> int:
+    """How many checkpoints of ``job_id`` Flink counts as failed; with ``at_least``, waits (up to ``timeout``)
+    until that many have."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        url = (_resource(flinkops)["status"].get("clusterInfo") or {}).get("rest-url")
+        try:
+            failed = int(httpx.get(f"{url}/jobs/{job_id}/checkpoints", timeout=3).json()["counts"]["failed"])
+        except (httpx.HTTPError, ValueError, TypeError, KeyError):
+            failed = -1
+        if failed >= at_least or time.monotonic() >= deadline:
+            return failed
+        time.sleep(0.5)
+
+
 def _restored_and_running(flinkops: Flinkops, job_id: str, timeout: float) -> None:
     import httpx
 
@@ -181,8 +198,10 @@ def test_every_authorization_is_scored_exactly_once_through_failures(
 
         # (4) the S3 server is stopped for 30 s while checkpoints run, then started again.
         before_outage = producer.next_id
+        failed_before = _failed_checkpoints(flinkops, job_id)
         dp.stop_s3()
-        time.sleep(30)  # the outage itself is the scenario
+        # The outage lasts until checkpoints have failed against it twice (at most 30 s): that is the scenario.
+        _failed_checkpoints(flinkops, job_id, at_least=failed_before + 2, timeout=30)
         dp.start_s3()
         _committed_at_least(dp.bootstrap, before_outage + RATE, timeout=240)
 
