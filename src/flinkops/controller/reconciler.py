@@ -62,6 +62,7 @@ from flinkops.errors import (
     FlinkNotFound,
     FlinkopsError,
     FlinkUnavailable,
+    ManualRestoreRequired,
     PermanentError,
 )
 from flinkops.flink.config import RenderInputs, render_flink_config, taskmanager_count
@@ -424,7 +425,7 @@ class Controller:
             return actions, status  # stateless, or restoring an explicit savepoint: nothing to refresh
         newest = self._stored_checkpoint(resource, old_job)
         if newest is None and planned is None and latest and _checkpointed(resource, old_job):
-            raise PermanentError(
+            raise ManualRestoreRequired(
                 f"{MANUAL_RESTORE}: job {old_job} completed checkpoints, but none is left in checkpoint storage; "
                 "nothing was started"
             )
@@ -526,8 +527,9 @@ class Controller:
                 status = resource.status or (
                     FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
                 )
-                if status.error != message:
-                    failed = with_conditions(status.model_copy(update={"error": message}), int(self.clock.now() * 1000))
+                if (status.error, status.error_reason) != (message, exc.reason):
+                    failed = status.model_copy(update={"error": message, "error_reason": exc.reason})
+                    failed = with_conditions(failed, int(self.clock.now() * 1000))
                     self.store.update_status(resource.model_copy(update={"status": failed}))
         except FlinkopsError as record_exc:  # the store itself failing: log, retry later
             log.error("%s: could not record the failure: %s", key, record_exc)

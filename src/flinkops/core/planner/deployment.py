@@ -28,7 +28,6 @@ from flinkops.core.diff import SpecChange, classify
 from flinkops.core.lifecycle import MANUAL_RESTORE
 from flinkops.core.planner.deletion import plan_deletion
 from flinkops.core.planner.restore import (
-    ManualRestoreRequired,
     as_last_state,
     deploy_with_intent,
     keeps_state,
@@ -48,6 +47,7 @@ from flinkops.core.planner.snapshots import (
 from flinkops.core.planner.steady import steady
 from flinkops.core.planner.types import (
     FAST,
+    NO_ERROR,
     Builder,
     Context,
     DeleteCluster,
@@ -61,8 +61,10 @@ from flinkops.core.planner.types import (
     set_job,
     set_recon,
     stateful,
+    with_error,
 )
 from flinkops.core.specs import dump_reconciled_spec, load_spec, reconciled_first_deployment
+from flinkops.errors import ErrorReason, ManualRestoreRequired
 
 __all__ = ["plan_deployment"]
 
@@ -139,8 +141,11 @@ def _manual_restore(b: Builder, resource: FlinkDeployment, reason: str, ctx: Con
     error += f"`flinkops restore {resource.metadata.name} --to PATH`, or set upgradeMode: stateless to start empty."
     if b.status.error != error:
         b.event("Warning", "ManualRestoreRequired", error)
-    b.status = b.status.model_copy(
-        update={"error": error, "job_manager_deployment_status": JobManagerDeploymentStatus.MISSING}
+    b.status = with_error(
+        b.status,
+        ErrorReason.MANUAL_RESTORE_REQUIRED,
+        error,
+        job_manager_deployment_status=JobManagerDeploymentStatus.MISSING,
     )
     b.summary = "manual restore required"
     b.requeue_after = 30.0
@@ -346,7 +351,7 @@ def _spec_change(
         b.status = set_recon(
             status, last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms,
             state=ReconciliationState.DEPLOYED,
-        ).model_copy(update={"observed_generation": generation, "error": None})  # fmt: skip
+        ).model_copy(update={"observed_generation": generation, **NO_ERROR})  # fmt: skip
         b.intent = b.status  # rescaling is idempotent: a pass that repeats it changes nothing
         old, new = last.job.parallelism or 1, spec.job.parallelism or 1
         b.actions.append(
@@ -368,7 +373,7 @@ def _spec_change(
             b.intent = set_recon(
                 status, last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms,
                 state=ReconciliationState.UPGRADING,
-            ).model_copy(update={"observed_generation": generation, "error": None})  # fmt: skip
+            ).model_copy(update={"observed_generation": generation, **NO_ERROR})  # fmt: skip
             b.intent = with_trigger(b.intent, SAVEPOINT, ctx.fresh_trigger_id, ctx.now_ms, "UPGRADE", fmt)
             b.actions.append(
                 TriggerSavepoint(
@@ -402,7 +407,7 @@ def _spec_change(
             update={
                 "observed_generation": generation,
                 "job_manager_deployment_status": JobManagerDeploymentStatus.MISSING,
-                "error": None,
+                **NO_ERROR,
             }
         )
         if was_running:

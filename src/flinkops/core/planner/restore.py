@@ -23,6 +23,7 @@ from flinkops.api.models import (
 )
 from flinkops.core.planner.types import (
     FAST,
+    NO_ERROR,
     Builder,
     Context,
     DeleteCluster,
@@ -33,9 +34,9 @@ from flinkops.core.planner.types import (
     set_recon,
     stateful,
 )
+from flinkops.errors import ManualRestoreRequired
 
 __all__ = [
-    "ManualRestoreRequired",
     "as_last_state",
     "current_run",
     "deploy_with_intent",
@@ -44,10 +45,6 @@ __all__ = [
 ]
 
 _HISTORY_LIMIT = 20  # deployment records kept in status
-
-
-class ManualRestoreRequired(Exception):
-    """A stateful job's state is known to exist (it completed checkpoints) but cannot be found."""
 
 
 def keeps_state(spec: FlinkDeploymentSpec) -> bool:
@@ -103,7 +100,7 @@ def deploy_with_intent(
     update: dict[str, object] = {"state": intent_state}
     if recorded is not None:
         update.update(last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms)
-    b.intent = set_recon(b.status, **update).model_copy(update={"observed_generation": generation, "error": None})
+    b.intent = set_recon(b.status, **update).model_copy(update={"observed_generation": generation, **NO_ERROR})
     if spec.job is not None:
         b.intent = set_job(b.intent, job_id=job_id, state="RECONCILING", upgrade_savepoint_path=restore)
         mode = spec.job.upgrade_mode.value

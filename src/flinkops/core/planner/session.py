@@ -26,6 +26,7 @@ from flinkops.core.planner.snapshots import Requests
 from flinkops.core.planner.steady import observe_job
 from flinkops.core.planner.types import (
     FAST,
+    NO_ERROR,
     TERMINAL_JOB_STATES,
     Builder,
     CancelSessionJob,
@@ -127,7 +128,7 @@ def plan_session_job(resource: FlinkSessionJob, obs: Observation, ctx: Context) 
             status,
             last_reconciled_spec=recorded,
             reconciliation_timestamp=ctx.now_ms,
-        ).model_copy(update={"observed_generation": generation, "error": None})
+        ).model_copy(update={"observed_generation": generation, **NO_ERROR})
         if running_job and job_id:
             b.actions.append(CancelSessionJob(job_id=job_id, rest_url=rest))
         if not wants_running:

@@ -34,6 +34,7 @@ from flinkops.core.planner.snapshots import (
 )
 from flinkops.core.planner.types import (
     FAST,
+    NO_ERROR,
     STEADY,
     TERMINAL_JOB_STATES,
     Builder,
@@ -45,10 +46,11 @@ from flinkops.core.planner.types import (
     ReplaceMissingProcesses,
     Status,
     headline,
-    is_validation_error,
     set_job,
     set_recon,
+    with_error,
 )
+from flinkops.errors import ErrorReason
 
 __all__ = ["observe_job", "steady"]
 
@@ -138,7 +140,7 @@ def observe_job(b: Builder, config: dict[str, str], obs: Observation, ctx: Conte
         error = job.error or "the job failed (no exception was reported)"
         if b.status.error != error:
             b.event("Warning", "Error", headline(error))
-        b.status = b.status.model_copy(update={"error": error})
+        b.status = with_error(b.status, ErrorReason.JOB_FAILED, error)
         b.summary = "job failed"
         _release_ended_cluster(b, job, ctx, config)
         return b.finish(now_ms=ctx.now_ms)
@@ -240,8 +242,8 @@ def _mark_stable_if(b: Builder, ready: bool, ctx: Context, why: str) -> Plan:
             b.status = set_recon(b.status, last_stable_spec=recon.last_reconciled_spec)
             b.event("Normal", "Stable", f"Deployment is stable: {why}")
         # A healthy job clears a past failure, but not the report that the *new* spec is invalid.
-        if not is_validation_error(b.status):
-            b.status = b.status.model_copy(update={"error": None})
+        if b.status.error_reason != ErrorReason.VALIDATION_ERROR:
+            b.status = b.status.model_copy(update=NO_ERROR)
         b.summary = why
         b.requeue_after = STEADY
     else:

@@ -2,8 +2,9 @@
 
 Every other planner module builds on this one and it imports none of them (the bottom of the package). It also
 holds the few status helpers all of them share: the ``Builder`` that accumulates a plan and derives lifecycle
-and conditions once when it is finished, copy-with-update helpers for the nested status, and the recording of
-validation complaints.
+and conditions once when it is finished, copy-with-update helpers for the nested status, and errors, which are
+always recorded and cleared together with their ``ErrorReason`` (``with_error``, ``NO_ERROR``; validation
+complaints through ``record_validation``).
 
 Called by: the other ``core.planner`` modules; the controller reads the types through ``flinkops.core.planner``.
 Pure: no I/O, no clock (time comes in as ``Context.now_ms``). Every value here is immutable except the builder.
@@ -25,9 +26,11 @@ from flinkops.api.models import (
 from flinkops.core.conditions import with_conditions
 from flinkops.core.diff import SpecChange
 from flinkops.core.lifecycle import derive_lifecycle
+from flinkops.errors import ErrorReason
 
 __all__ = [
     "FAST",
+    "NO_ERROR",
     "STEADY",
     "S_",
     "TERMINAL_JOB_STATES",
@@ -53,13 +56,13 @@ __all__ = [
     "TriggerObservation",
     "TriggerSavepoint",
     "headline",
-    "is_validation_error",
     "job_running",
     "record_validation",
     "rest",
     "set_job",
     "set_recon",
     "stateful",
+    "with_error",
 ]
 
 FAST = 1.0  # seconds between passes while something is moving
@@ -330,19 +333,23 @@ def headline(error: str) -> str:
 def record_validation(b: Builder, ctx: Context) -> None:
     """An invalid spec is reported on the resource (once per distinct complaint, not every pass); a valid
     one clears an earlier complaint."""
-    previous = b.status.error or ""
     if ctx.valid:
-        if previous.startswith(_VALIDATION_PREFIX):
-            b.status = b.status.model_copy(update={"error": None})
+        if b.status.error_reason == ErrorReason.VALIDATION_ERROR:
+            b.status = b.status.model_copy(update=NO_ERROR)
         return
     error = f"{_VALIDATION_PREFIX}{ctx.validation_error}"
-    if previous != error:
+    if b.status.error != error:
         b.event("Warning", "ValidationError", ctx.validation_error or "invalid spec")
-    b.status = b.status.model_copy(update={"error": error})
+    b.status = with_error(b.status, ErrorReason.VALIDATION_ERROR, error)
 
 
-def is_validation_error(status: Status) -> bool:
-    return (status.error or "").startswith(_VALIDATION_PREFIX)
+#: A status update that clears the error and its reason together.
+NO_ERROR: dict[str, object] = {"error": None, "error_reason": None}
+
+
+def with_error(status: S_, reason: ErrorReason, message: str, **update: object) -> S_:
+    """``status`` with an error recorded: the reason decisions read, and the message people read."""
+    return status.model_copy(update={"error": message, "error_reason": reason, **update})
 
 
 def set_recon(status: S_, **update: object) -> S_:
