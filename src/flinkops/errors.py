@@ -3,20 +3,28 @@
 Every failure that crosses a module boundary is one of these. Foreign exceptions (httpx, sqlite3, OSError,
 subprocess) are translated where they are caught, once, with ``raise ... from exc``; nothing branches on an
 exception message. The CLI maps ``InvalidInput`` to exit code 2 and every other ``FlinkopsError`` to 1.
+
+``ErrorReason`` is the code recorded next to ``status.error`` (``errorReason``): decisions branch on it, never on
+the message, which is for people. An error raised during a reconcile pass is recorded with its class's
+``reason``.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = [
     "Conflict",
+    "ErrorReason",
     "FlinkApiError",
     "FlinkNotFound",
     "FlinkRequestRejected",
     "FlinkUnavailable",
     "FlinkopsError",
     "InvalidInput",
+    "ManualRestoreRequired",
     "NotFound",
     "PermanentError",
     "Problem",
@@ -42,8 +50,21 @@ class Problem:
         return f"{text} ({self.hint})" if self.hint else text
 
 
+class ErrorReason(enum.StrEnum):
+    """Why status.error is set, recorded beside it as status.errorReason: decisions read this code, people read
+    the error text."""
+
+    VALIDATION_ERROR = "ValidationError"  # the spec is invalid; the last valid spec keeps being reconciled
+    MANUAL_RESTORE_REQUIRED = "ManualRestoreRequired"  # a stateful job's state is known to exist but is lost
+    JOB_FAILED = "JobFailed"  # the Flink job failed; the error is its exception
+    RECONCILE_ERROR = "ReconcileError"  # a reconcile pass failed with an error; it is retried with backoff
+    INVALID_RESOURCE = "InvalidResource"  # the resource does not fit the schema, so it cannot be read at all
+
+
 class FlinkopsError(Exception):
     """Base of every error flinkops raises on purpose."""
+
+    reason: ClassVar[ErrorReason] = ErrorReason.RECONCILE_ERROR  # recorded when a reconcile pass ends with it
 
 
 class InvalidInput(FlinkopsError):
@@ -68,6 +89,13 @@ class TemporaryError(FlinkopsError):
 
 class PermanentError(FlinkopsError):
     """Retrying will not help until the spec or the world changes."""
+
+
+class ManualRestoreRequired(PermanentError):
+    """A stateful job's state is known to exist (it completed checkpoints) but cannot be found: nothing is
+    started until someone points the deployment at its state or chooses to start empty."""
+
+    reason = ErrorReason.MANUAL_RESTORE_REQUIRED
 
 
 class RuntimeFailure(PermanentError):

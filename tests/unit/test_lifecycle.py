@@ -19,6 +19,7 @@ from flinkops.api.models import (
 )
 from flinkops.core.lifecycle import ALLOWED_TRANSITIONS, derive_lifecycle, is_allowed
 from flinkops.core.specs import dump_reconciled_spec
+from flinkops.errors import ErrorReason
 
 L = LifecycleState
 SPEC = FlinkDeploymentSpec(job=JobSpec(jar_uri="local:///job.jar", parallelism=1))
@@ -90,3 +91,20 @@ def test_every_transition_pair(src: LifecycleState, dst: LifecycleState) -> None
 
 def test_deleted_is_final() -> None:
     assert ALLOWED_TRANSITIONS[L.DELETED] == frozenset()
+
+
+def test_manual_restore_failed_follows_the_reason_not_the_text() -> None:
+    missing = JobManagerDeploymentStatus.MISSING
+    reason = ErrorReason.MANUAL_RESTORE_REQUIRED
+    lost = status(job_manager_deployment_status=missing, error="state lost", error_reason=reason)
+    assert derive_lifecycle(lost) == L.FAILED
+    text = "Manual restore required: job x completed checkpoints"
+    other = status(job_manager_deployment_status=missing, error=text, error_reason=ErrorReason.RECONCILE_ERROR)
+    assert derive_lifecycle(other) == L.DEPLOYED
+
+
+def test_a_manual_restore_recorded_before_reasons_existed_is_still_failed() -> None:
+    recorded = status(job_manager_deployment_status=JobManagerDeploymentStatus.MISSING, error="x")
+    old = recorded.model_dump(by_alias=True, mode="json", exclude={"error_reason"})  # as an earlier version wrote it
+    old["error"] = "PermanentError: Manual restore required: job x ...; nothing was started"
+    assert derive_lifecycle(FlinkDeploymentStatus.model_validate(old)) == L.FAILED

@@ -30,6 +30,7 @@ from flinkops.core.planner import (
     plan_deployment,
     plan_session_job,
 )
+from flinkops.errors import ErrorReason
 
 CHECKPOINTED = {"execution.checkpointing.interval": "10 s"}
 
@@ -307,3 +308,70 @@ def test_an_invalid_spec_is_reported_once_not_every_pass() -> None:
     assert "ValidationError" not in [e.reason for e in again.events]
     fixed = plan_deployment(apply_plan(r, again), running("a" * 32), ctx())
     assert fixed.status.error is None
+
+
+# ------------------------------------------------------------------ decisions read status.errorReason, not the text
+
+LOOKS_LIKE_VALIDATION = "ValidationError: spec.job.parallelism: must be > 0"
+
+
+def deployed_not_stable_yet() -> FlinkDeployment:
+    r = deployment()
+    r = apply_plan(r, plan_deployment(r, Observation(), ctx()))
+    return apply_plan(r, plan_deployment(r, running("a" * 32, checkpoints=0), ctx()))
+
+
+def with_error(r: FlinkDeployment, message: str, reason: ErrorReason) -> FlinkDeployment:
+    assert r.status is not None
+    return r.model_copy(update={"status": r.status.model_copy(update={"error": message, "error_reason": reason})})
+
+
+def test_an_invalid_spec_is_recorded_with_its_reason() -> None:
+    plan = plan_deployment(deployed_and_stable(), running("a" * 32), ctx(valid=False, validation_error="bad"))
+    assert (plan.status.error, plan.status.error_reason) == ("ValidationError: bad", ErrorReason.VALIDATION_ERROR)
+
+
+def test_text_that_looks_like_a_validation_error_is_not_cleared_as_one() -> None:
+    r = with_error(deployed_not_stable_yet(), LOOKS_LIKE_VALIDATION, ErrorReason.RECONCILE_ERROR)
+    plan = plan_deployment(r, running("a" * 32, checkpoints=0), ctx())  # a valid spec; the job is not stable yet
+    assert (plan.status.error, plan.status.error_reason) == (LOOKS_LIKE_VALIDATION, ErrorReason.RECONCILE_ERROR)
+
+
+def test_a_valid_spec_clears_a_validation_complaint_whatever_its_text() -> None:
+    r = with_error(deployed_not_stable_yet(), "the spec was invalid", ErrorReason.VALIDATION_ERROR)
+    plan = plan_deployment(r, running("a" * 32, checkpoints=0), ctx())
+    assert plan.status.error is None and plan.status.error_reason is None
+
+
+def test_stability_clears_a_past_failure_whose_text_looks_like_a_validation_error() -> None:
+    r = with_error(deployed_not_stable_yet(), LOOKS_LIKE_VALIDATION, ErrorReason.JOB_FAILED)
+    plan = plan_deployment(r, running("a" * 32), ctx())
+    assert plan.status.lifecycle_state == LifecycleState.STABLE
+    assert plan.status.error is None and plan.status.error_reason is None
+
+
+def test_stability_keeps_the_report_that_the_new_spec_is_invalid() -> None:
+    plan = plan_deployment(deployed_not_stable_yet(), running("a" * 32), ctx(valid=False, validation_error="bad"))
+    assert plan.status.lifecycle_state == LifecycleState.STABLE
+    assert plan.status.error_reason == ErrorReason.VALIDATION_ERROR
+
+
+def test_a_failed_job_is_recorded_with_its_reason_and_a_redeploy_clears_both() -> None:
+    obs = running("a" * 32, checkpoints=0)
+    assert obs.job is not None
+    failed = replace(obs, job=replace(obs.job, state="FAILED", error="boom"))
+    plan = plan_deployment(deployed_not_stable_yet(), failed, ctx())
+    assert (plan.status.error, plan.status.error_reason) == ("boom", ErrorReason.JOB_FAILED)
+    r = apply_plan(deployed_not_stable_yet(), plan)
+    changed = r.model_copy(update={"spec": deployment(args=["x"]).spec})
+    redeploy = plan_deployment(changed, Observation(), ctx("b" * 32))
+    assert any(isinstance(a, DeployCluster) for a in redeploy.actions)
+    assert redeploy.status.error is None and redeploy.status.error_reason is None
+
+
+def test_a_manual_restore_is_recorded_with_its_reason() -> None:
+    gone = Observation(cluster_exists=True, cluster_generation=1)  # the run checkpointed; no checkpoint is left
+    plan = plan_deployment(deployed_and_stable(), gone, ctx("b" * 32))
+    assert plan.actions == ()
+    assert plan.status.error_reason == ErrorReason.MANUAL_RESTORE_REQUIRED
+    assert plan.status.lifecycle_state == LifecycleState.FAILED

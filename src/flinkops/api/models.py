@@ -18,8 +18,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from flinkops.errors import ErrorReason
 
 __all__ = [
     "API_VERSION",
@@ -392,11 +394,33 @@ class TaskManagerInfo(_Status):
 
 class FlinkSessionJobStatus(_Status):
     job_status: JobStatus = Field(default_factory=JobStatus)
-    error: str | None = None
+    error: str | None = None  # for people: what went wrong and what to do
+    error_reason: ErrorReason | None = None  # set and cleared with ``error``; decisions branch on this, not the text
     observed_generation: int | None = None
     lifecycle_state: LifecycleState | None = None
     reconciliation_status: ReconciliationStatus = Field(default_factory=ReconciliationStatus)
     conditions: list[Condition] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reason_of_an_earlier_version(cls, data: Any) -> Any:
+        """Migration for statuses recorded by versions before ``errorReason`` existed: their error carries no
+        reason, so derive it once, here, as the status is read. Everything else reads the reason only."""
+        if not isinstance(data, dict) or not data.get("error"):
+            return data
+        if data.get("errorReason") is not None or data.get("error_reason") is not None:
+            return data
+        return {**data, "errorReason": _legacy_error_reason(str(data["error"]))}
+
+
+def _legacy_error_reason(error: str) -> ErrorReason:
+    """The reason an error message written before ``errorReason`` existed stands for. Those versions decided on
+    the message itself, on exactly these two forms; every other error gets the generic reason."""
+    if error.startswith("ValidationError: "):  # the planner's report of an invalid spec
+        return ErrorReason.VALIDATION_ERROR
+    if "Manual restore required" in error:  # the planner's or the controller's report of lost state
+        return ErrorReason.MANUAL_RESTORE_REQUIRED
+    return ErrorReason.RECONCILE_ERROR
 
 
 class DeploymentRecord(_Status):

@@ -39,7 +39,13 @@ from flinkops.core.planner import (
     TriggerCheckpoint,
     TriggerSavepoint,
 )
-from flinkops.errors import FlinkApiError, FlinkNotFound, PermanentError, UnsupportedSnapshotStorage
+from flinkops.errors import (
+    FlinkApiError,
+    FlinkNotFound,
+    ManualRestoreRequired,
+    PermanentError,
+    UnsupportedSnapshotStorage,
+)
 from flinkops.flink.config import taskmanager_count
 from flinkops.ports import ClusterRuntime, FlinkApi, FlinkApiFactory, ResourceKey, ResourceStore
 
@@ -171,7 +177,7 @@ class Executor:
             return actions, status  # stateless, or restoring an explicit savepoint: nothing to refresh
         newest = self.observer.stored_checkpoint(resource, old_job)
         if newest is None and planned is None and latest and _checkpointed(resource, old_job):
-            raise PermanentError(
+            raise ManualRestoreRequired(
                 f"{MANUAL_RESTORE}: job {old_job} completed checkpoints, but none is left in checkpoint storage; "
                 "nothing was started"
             )

@@ -137,8 +137,9 @@ class Controller:
                 status = resource.status or (
                     FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
                 )
-                if status.error != message:
-                    failed = with_conditions(status.model_copy(update={"error": message}), int(self.clock.now() * 1000))
+                if (status.error, status.error_reason) != (message, exc.reason):
+                    failed = status.model_copy(update={"error": message, "error_reason": exc.reason})
+                    failed = with_conditions(failed, int(self.clock.now() * 1000))
                     self.store.update_status(resource.model_copy(update={"status": failed}))
         except FlinkopsError as record_exc:  # the store itself failing: log, retry later
             log.error("%s: could not record the failure: %s", key, record_exc)

@@ -18,11 +18,13 @@ from flinkops.api.models import (
     ReconciliationState,
 )
 from flinkops.core.specs import parse_reconciled_spec
+from flinkops.errors import ErrorReason
 
 __all__ = ["ALLOWED_TRANSITIONS", "MANUAL_RESTORE", "TERMINAL_STATES", "derive_lifecycle", "is_allowed"]
 
-#: The error prefix the planner writes when a stateful job's state is known to exist but cannot be found; the
-#: deployment is FAILED until someone points it at its state (``flinkops restore``) or chooses to start empty.
+#: How the message of a ``ManualRestoreRequired`` error begins (for people: the decision reads the reason). With
+#: that reason the deployment is FAILED until someone points it at its state (``flinkops restore``) or chooses
+#: to start empty.
 MANUAL_RESTORE = "Manual restore required"
 
 L = LifecycleState
@@ -71,7 +73,7 @@ def derive_lifecycle(
         status.job_manager_deployment_status == JobManagerDeploymentStatus.ERROR
         or (
             status.job_manager_deployment_status == JobManagerDeploymentStatus.MISSING
-            and MANUAL_RESTORE in (status.error or "")
+            and status.error_reason == ErrorReason.MANUAL_RESTORE_REQUIRED
         )
     ):
         return L.FAILED

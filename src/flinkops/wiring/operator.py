@@ -33,7 +33,7 @@ from pathlib import Path
 
 from flinkops.clock import SystemClock
 from flinkops.controller import Controller
-from flinkops.errors import FlinkopsError, InvalidInput
+from flinkops.errors import ErrorReason, FlinkopsError, InvalidInput
 from flinkops.kube.client import KubeClient
 from flinkops.kube.leader import LeaderElector, LeaseSettings
 from flinkops.ports import Clock, ResourceKey
@@ -272,7 +272,7 @@ class Operator:
         log.warning("%s: %s", key, message)
         try:
             self.store.record_event(key, "Warning", "InvalidResource", message)
-            self.store.write_raw_status(key, {"error": message})
+            self.store.write_raw_status(key, {"error": message, "errorReason": ErrorReason.INVALID_RESOURCE.value})
             self._reported_invalid[key] = message
         except FlinkopsError as record_exc:
             log.error("%s: could not record that it is invalid: %s", key, record_exc)

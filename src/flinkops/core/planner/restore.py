@@ -1,0 +1,151 @@
+"""Starting a job again: where its state comes from, and the write-ahead deploy that starts it.
+
+``restore_point`` decides what a stateful job restarts from (the running job's latest checkpoint, the newest
+one in storage, the state it was last started from) and raises ``ManualRestoreRequired`` when the job is known
+to have had state that is nowhere to be found: nothing is then started from empty state by accident.
+``deploy_with_intent`` records the target (spec, phase, job id, restore point, a new run in the deployment
+history) as the intent *before* the deploy action, so an interrupted pass can tell "already applied" from
+"never happened".
+
+Called by: ``deployment`` (first deploys, upgrades), ``rollback`` and ``steady`` (recovering a lost
+JobManager). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from flinkops.api.models import (
+    DeploymentRecord,
+    FlinkDeploymentSpec,
+    FlinkDeploymentStatus,
+    JobManagerDeploymentStatus,
+    ReconciliationState,
+    UpgradeMode,
+)
+from flinkops.core.planner.types import (
+    FAST,
+    NO_ERROR,
+    Builder,
+    Context,
+    DeleteCluster,
+    DeployCluster,
+    Observation,
+    Status,
+    set_job,
+    set_recon,
+    stateful,
+)
+from flinkops.errors import ManualRestoreRequired
+
+__all__ = [
+    "as_last_state",
+    "current_run",
+    "deploy_with_intent",
+    "keeps_state",
+    "restore_point",
+]
+
+_HISTORY_LIMIT = 20  # deployment records kept in status
+
+
+def keeps_state(spec: FlinkDeploymentSpec) -> bool:
+    return spec.job is not None and stateful(spec.job.upgrade_mode)
+
+
+def as_last_state(spec: FlinkDeploymentSpec) -> FlinkDeploymentSpec:
+    if spec.job is None or spec.job.upgrade_mode == UpgradeMode.STATELESS:
+        return spec
+    return spec.model_copy(update={"job": spec.job.model_copy(update={"upgrade_mode": UpgradeMode.LAST_STATE})})
+
+
+def restore_point(spec: FlinkDeploymentSpec, status: FlinkDeploymentStatus, obs: Observation) -> tuple[str | None, str]:
+    """Where a stateful job's state will come from on its next start, and why. Raises
+    ``ManualRestoreRequired`` when the job is known to have had state that is nowhere to be found."""
+    if spec.job is None or not stateful(spec.job.upgrade_mode):
+        return None, "stateless upgrade mode: the job starts with empty state"
+    if obs.job is not None and obs.job.latest_checkpoint_path:
+        return obs.job.latest_checkpoint_path, "latest completed checkpoint of the running job"
+    if obs.latest_stored_checkpoint:
+        return obs.latest_stored_checkpoint, "latest completed checkpoint found in checkpoint storage"
+    if status.job_status.upgrade_savepoint_path:
+        return status.job_status.upgrade_savepoint_path, "the state the job was last started from"
+    run = current_run(status)
+    if run is not None and run.checkpointed and obs.rest_ready and obs.job is not None:
+        # Flink's statistics lag behind storage: the executor reads the newest checkpoint once the job stopped.
+        return None, "the newest checkpoint the job leaves in storage when it stops"
+    if run is not None and run.checkpointed:
+        raise ManualRestoreRequired(f"job {run.job_id} completed checkpoints, but none is left in checkpoint storage")
+    return None, "no checkpoint exists yet: the job starts with empty state"
+
+
+def deploy_with_intent(
+    b: Builder,
+    spec: FlinkDeploymentSpec,
+    generation: int,
+    ctx: Context,
+    *,
+    restore: str | None,
+    recorded: str | None,
+    replace_cluster: str | None = None,
+    reason: str = "upgrade",
+    stopped_at: int | None = None,
+    intent_state: ReconciliationState = ReconciliationState.UPGRADING,
+    final: dict[str, object] | None = None,
+    latest_state: bool = False,
+    job_id: str | None = None,
+) -> None:
+    """Write-ahead, then deploy: record the target spec, the phase, the job id (a fresh one unless given) and
+    the restore point, (stop the old cluster,) start the new one, and expect the final phase with a
+    JobManager DEPLOYING."""
+    job_id = (job_id or ctx.fresh_job_id) if spec.job is not None else None
+    update: dict[str, object] = {"state": intent_state}
+    if recorded is not None:
+        update.update(last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms)
+    b.intent = set_recon(b.status, **update).model_copy(update={"observed_generation": generation, **NO_ERROR})
+    if spec.job is not None:
+        b.intent = set_job(b.intent, job_id=job_id, state="RECONCILING", upgrade_savepoint_path=restore)
+        mode = spec.job.upgrade_mode.value
+        b.intent = _add_run(b.intent, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
+    if replace_cluster is not None:
+        b.actions.append(DeleteCluster(reason=replace_cluster, latest_state=latest_state))
+    b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
+    final_update: dict[str, object] = {"state": ReconciliationState.DEPLOYED, **(final or {})}
+    b.status = set_recon(b.intent, **final_update).model_copy(
+        update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
+    )
+    b.requeue_after = FAST
+
+
+def _add_run(
+    status: Status,
+    generation: int,
+    job_id: str | None,
+    reason: str,
+    mode: str | None,
+    restore: str | None,
+    stopped_at: int | None,
+    now_ms: int,
+) -> Status:
+    if not isinstance(status, FlinkDeploymentStatus):
+        return status
+    history = list(status.deployment_history)
+    if history and history[-1].job_id == job_id:
+        return status  # the same run, planned again after an interruption
+    history.append(
+        DeploymentRecord(
+            generation=generation,
+            job_id=job_id,
+            reason=reason,
+            upgrade_mode=mode,
+            restored_from=restore,
+            stopped_at=stopped_at,
+            started_at=now_ms,
+        )
+    )
+    return status.model_copy(update={"deployment_history": history[-_HISTORY_LIMIT:]})
+
+
+def current_run(status: FlinkDeploymentStatus) -> DeploymentRecord | None:
+    history = status.deployment_history
+    if history and history[-1].job_id == status.job_status.job_id:
+        return history[-1]
+    return None
