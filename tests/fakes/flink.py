@@ -18,6 +18,7 @@ can tell the difference:
   TaskManager restarts the job from its newest checkpoint once enough slots are back; a failover to a standby
   JobManager keeps the job id and restores the newest checkpoint;
 * session clusters accept uploaded jars and run them (``run_jar``), refusing a job id they already have;
+* a cluster forgets an ended job after ``jobstore.expiration-time`` (default 1 h), as Flink's job store does;
 * with ``jobmanager.scheduler: adaptive`` the resource requirements rescale a job in place.
 
 Knobs for faults: ``script`` (by a token in the job's args or entry class: fail at start or later, crash-loop,
@@ -140,6 +141,8 @@ class FakeJob:
     completed: list[tuple[float, str]] = field(default_factory=list)
     requirements: dict[str, tuple[int, int]] = field(default_factory=dict)
     restarts: int = 0
+    #: When its cluster's processes were stopped under it (the job is gone, in whatever state it was).
+    gone_at: float | None = None
     #: Every state the job entered, with when.
     history: list[tuple[float, str]] = field(default_factory=list)
     _position: float = 0.0  # virtual time up to which the job has been advanced
@@ -147,6 +150,11 @@ class FakeJob:
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_JOB_STATES
+
+    @property
+    def alive(self) -> bool:
+        """Running or trying to: not ended, and its cluster still exists."""
+        return not self.terminal and self.gone_at is None
 
     @property
     def vertices_running(self) -> bool:
@@ -252,9 +260,14 @@ class FakeFlink:
 
     def stop_cluster(self, cluster_id: str) -> None:
         """Every process of the cluster is gone: its jobs vanish; what they wrote to storage stays."""
+        self._advance(self.clock.now())
         cluster = self._clusters.pop(cluster_id, None)
-        if cluster is not None and self._by_url.get(cluster.url) == cluster_id:
+        if cluster is None:
+            return
+        if self._by_url.get(cluster.url) == cluster_id:
             del self._by_url[cluster.url]
+        for job in cluster.jobs.values():
+            job.gone_at = self.clock.now()
 
     def jobmanager_lost(self, cluster_id: str) -> None:
         """The (only) JobManager died: nothing answers, jobs stand still, pending triggers are forgotten."""
@@ -300,7 +313,7 @@ class FakeFlink:
 
     def running(self) -> list[FakeJob]:
         """Jobs that are not finished on clusters that exist: what is running (or trying to) right now."""
-        return [j for j in self.jobs() if not j.terminal]
+        return [j for j in self.started if j.alive]
 
     def job(self, job_id: str) -> FakeJob:
         """The latest execution with ``job_id``."""
@@ -320,6 +333,11 @@ class FakeFlink:
         for cluster in list(self._clusters.values()):
             for job in list(cluster.jobs.values()):
                 self._advance_job(cluster, job, now)
+            # Flink forgets ended jobs after ``jobstore.expiration-time`` (1 h by default).
+            keep = _duration_s(cluster.config.get("jobstore.expiration-time")) or 3600.0
+            for job_id, job in list(cluster.jobs.items()):
+                if job.ended_at is not None and now - job.ended_at > keep:
+                    del cluster.jobs[job_id]
 
     def _advance_job(self, cluster: _Cluster, job: FakeJob, now: float) -> None:
         while True:

@@ -27,7 +27,7 @@ def application(
     *,
     args: Sequence[str] = ("v1",),
     mode: str = "last-state",
-    conf: Mapping[str, str] | None = None,
+    conf: Mapping[str, str | None] | None = None,
     parallelism: int = 1,
     state: str = "running",
     namespace: str = "default",
@@ -36,11 +36,12 @@ def application(
     taskmanager_replicas: int | None = None,
     **job: Any,
 ) -> FlinkDeployment:
-    """An application-mode deployment; ``job`` adds JobSpec fields in their YAML spelling
-    (``initialSavepointPath``, ``savepointTriggerNonce``...)."""
+    """An application-mode deployment checkpointing every second; ``conf`` adds flinkConfiguration keys (None
+    removes one), ``job`` adds JobSpec fields in their YAML spelling (``initialSavepointPath``...)."""
+    merged = {**CHECKPOINTING, **(conf or {})}
     spec: dict[str, Any] = {
         "flinkVersion": "v2_2",
-        "flinkConfiguration": {**CHECKPOINTING, **(conf or {})},
+        "flinkConfiguration": {k: v for k, v in merged.items() if v is not None},
         "job": {
             "jarURI": JAR,
             "entryClass": entry_class,

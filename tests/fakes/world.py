@@ -83,6 +83,8 @@ class World:
         self.runtime = FakeRuntime(self.flink, self.clock)
         self.provisioner = FakeProvisioner(self.snapshots)
         self.crashes: list[Crash] = []
+        #: Every failpoint the controller passed, in order: ("before", "DeployCluster"), ...
+        self.steps: list[tuple[str, str]] = []
         #: How many controller processes have run (1 + restarts).
         self.controllers = 0
         self.passes = 0
@@ -102,6 +104,7 @@ class World:
 
     def _failpoint(self, when: str, action: Action) -> None:
         point = (when, type(action).__name__)
+        self.steps.append(point)
         if point in self._armed:
             self._armed.remove(point)
             assert self._current is not None
@@ -190,7 +193,9 @@ class World:
             spec = spec.model_copy(update={"flink_configuration": merged})
         if job is not None:
             assert spec.job is not None
-            spec = spec.model_copy(update={"job": spec.job.model_copy(update=dict(job))})
+            # Validated, so a value written the YAML way ("stateless") becomes what the model holds.
+            updated = type(spec.job).model_validate({**spec.job.model_dump(), **dict(job)})
+            spec = spec.model_copy(update={"job": updated})
         return self.store.apply(current.model_copy(update={"spec": spec}))
 
     def suspend(self, name: str, kind: str = DEPLOYMENT) -> Resource:
@@ -306,9 +311,12 @@ class World:
     def status(
         self, name: str, kind: str = DEPLOYMENT, namespace: str = "default"
     ) -> FlinkDeploymentStatus | FlinkSessionJobStatus:
+        """The recorded status (an empty one before the first status write)."""
         found = self.resource(name, kind, namespace)
-        assert found is not None and found.status is not None, f"{kind} {name} has no status"
-        return found.status
+        assert found is not None, f"no {kind} {namespace}/{name}"
+        if found.status is not None:
+            return found.status
+        return FlinkDeploymentStatus() if isinstance(found, FlinkDeployment) else FlinkSessionJobStatus()
 
     def deployment_status(self, name: str, namespace: str = "default") -> FlinkDeploymentStatus:
         status = self.status(name, DEPLOYMENT, namespace)
