@@ -23,7 +23,7 @@ def test_a_dead_jobmanager_without_ha_is_redeployed_from_the_newest_checkpoint(w
     old, new = world.runs("app")
     assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
     path = world.deployment_status("app").job_status.upgrade_savepoint_path
-    assert path == new.restored_from and f"/{old.job_id}/chk-" in path
+    assert path is not None and path == new.restored_from and f"/{old.job_id}/chk-" in path
     assert "RecoverDeployment" in world.reasons("app")
     assert lost_offset - new.restored_offset <= RATE * 1, "replay is bounded by one checkpoint interval"
     assert took <= 3, f"noticed at once (the runtime reports the dead process), running again after {took:.1f}s"

@@ -3,6 +3,8 @@ job starts from, and that the old one is stopped the right way."""
 
 from __future__ import annotations
 
+import pytest
+
 from behaviour.steps import deploy, no_job_ran_twice, restored, running_stable, settled
 from fakes.flink import JobScript
 from fakes.specs import application
@@ -122,7 +124,7 @@ def test_last_state_upgrade_restores_the_newest_checkpoint(world: World) -> None
     old, new = world.runs("app")
     assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
     path = world.deployment_status("app").job_status.upgrade_savepoint_path
-    assert path == new.restored_from and f"/{old.job_id}/chk-" in path
+    assert path is not None and path == new.restored_from and f"/{old.job_id}/chk-" in path
     assert world.snapshots.all("savepoint") == []
     no_job_ran_twice(world)
 
@@ -134,6 +136,21 @@ def test_last_state_upgrade_uses_storage_when_flinks_statistics_lag_behind(world
     old, new = world.runs("app")
     assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
     assert new.failure is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the upgrade's Submit event is planned before the executor moves the restore point to the newest "
+    "stored checkpoint, so it names the (older, possibly subsumed) checkpoint from Flink's statistics",
+)
+def test_the_upgrade_event_names_the_checkpoint_the_new_job_restored(world: World) -> None:
+    world.flink.checkpoint_stats_lag = 2.5
+    deploy(world, application("app", mode="last-state"))
+    upgrade(world)
+    new = world.runs("app")[-1]
+    assert new.restored_from is not None
+    submits = [e.message for e in world.events("app") if e.reason == "Submit"]
+    assert new.restored_from in submits[-1]
 
 
 def test_stateless_upgrade_starts_empty(world: World) -> None:

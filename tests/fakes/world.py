@@ -75,8 +75,10 @@ class Crash:
 class World:
     """A controller, its fakes and a virtual clock. See the module docstring."""
 
-    def __init__(self, *, start: float = DEFAULT_START) -> None:
+    def __init__(self, *, start: float = DEFAULT_START, restart_delay: float = 0.0) -> None:
         self.clock = ManualClock(start)
+        #: Virtual seconds between a controller's death at a failpoint and its replacement's first pass.
+        self.restart_delay = restart_delay
         self.store = FakeStore(self.clock)
         self.snapshots = FakeSnapshots()
         self.flink = FakeFlink(self.clock, self.snapshots)
@@ -271,6 +273,7 @@ class World:
         try:
             result = self.controller.reconcile(key)
         except ControllerCrashed:
+            self.clock.advance(self.restart_delay)  # the world goes on while no controller runs
             self.restart_controller()
             return None
         finally:
@@ -287,13 +290,18 @@ class World:
 
     def run_until(self, predicate: Callable[[World], bool], *, max_passes: int = 300, what: str = "") -> int:
         """Run passes until ``predicate(world)`` holds; returns the passes it took. Fails with the status and
-        events of every resource when it does not hold after ``max_passes``."""
-        start = self.passes
+        events of every resource when it does not hold after ``max_passes`` (a virtual second with nothing to
+        reconcile counts as one)."""
+        start, idle = self.passes, 0
         while not predicate(self):
-            if self.passes - start >= max_passes:
+            if self.passes - start + idle >= max_passes:
                 raise AssertionError(f"not reached after {max_passes} passes: {what or predicate}\n{self.describe()}")
-            if self.step() is None and not self._due:
+            self._schedule()
+            if not self._due:
                 self.clock.advance(1.0)  # nothing to reconcile: let Flink's time pass
+                idle += 1
+                continue
+            self.step()
         return self.passes - start
 
     def run_for(self, seconds: float) -> None:

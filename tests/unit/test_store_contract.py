@@ -37,7 +37,7 @@ KEY = ResourceKey("FlinkDeployment", "default", "fd")
 
 def deployment(name: str = "fd", parallelism: int = 1, namespace: str = "default", **meta: object) -> FlinkDeployment:
     return FlinkDeployment(
-        metadata=ObjectMeta(name=name, namespace=namespace, **meta),  # type: ignore[arg-type]
+        metadata=ObjectMeta(name=name, namespace=namespace, **meta),
         spec=FlinkDeploymentSpec(job=JobSpec(jar_uri="local:///j.jar", parallelism=parallelism)),
     )
 
