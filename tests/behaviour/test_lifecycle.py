@@ -32,6 +32,16 @@ def test_first_deploy_writes_its_intent_then_is_stable_once_running_with_a_check
     assert world.runtime.requests[0].generation == 1
 
 
+def test_stability_is_timed_from_when_every_task_runs_not_from_the_job_state(world: World) -> None:
+    world.flink.script("slow", JobScript(tasks_deploying=20))  # RUNNING at scheduling, tasks deploying for 20 s
+    world.apply(application("app", args=["v1", "slow"]))
+    world.run_until(lambda w: w.job_state("app") == "RUNNING")
+    [job] = world.runs("app")
+    assert job.running_at is not None
+    world.run_until(settled("app", "STABLE"), what="STABLE")
+    assert world.clock.now() >= job.running_at + 20 + 5, "5 s after the tasks run, not after the job state"
+
+
 def test_a_job_that_never_checkpoints_never_becomes_stable(world: World) -> None:
     world.flink.script("stuck", JobScript(checkpoints=False))
     world.apply(application("app", args=["v1", "stuck"]))

@@ -120,6 +120,16 @@ def test_periodic_savepoints_are_trimmed_to_the_max_count_and_disposed(world: Wo
     assert world.runs("app")[-1].restored_from == resume_from
 
 
+def test_periodic_savepoints_on_a_cron_schedule(world: World) -> None:
+    deploy(world, application("app", conf={"kubernetes.operator.periodic.savepoint.interval": "0 * * * * ?"}))
+    world.run_for(185)  # the clock starts on a minute: savepoints are due at +60 s, +120 s and +180 s
+    taken = [s.snapshot.time_ms for s in world.snapshots.all("savepoint")]
+    assert len(taken) == 3
+    start_ms = world.runs("app")[0].submitted_at * 1000
+    assert [round((t - start_ms) / 60_000) for t in taken] == [1, 2, 3]
+    assert all((t - start_ms) % 60_000 < 6_000 for t in taken), "within one pass of the minute"
+
+
 def test_retention_by_age_disposes_old_savepoints_and_keeps_the_newest(world: World) -> None:
     conf = {**PERIODIC, **DISPOSE, "kubernetes.operator.savepoint.history.max.age": "10 s"}
     deploy(world, application("app", conf=conf))
@@ -130,6 +140,20 @@ def test_retention_by_age_disposes_old_savepoints_and_keeps_the_newest(world: Wo
     assert all(now_ms - s.time_stamp <= 10_000 + 3_000 for s in info.savepoint_history), "old entries go"
     assert len(world.snapshots.disposed) >= 5
     assert info.last_savepoint is not None and world.snapshots.stored(info.last_savepoint.location) is not None
+
+
+def test_retention_also_trims_while_the_job_is_suspended(world: World) -> None:
+    deploy(world, application("app", mode="savepoint", conf={**PERIODIC, **DISPOSE}))
+    world.run_until(lambda w: len(history(w)) >= 3, what="three savepoints")
+    world.suspend("app")
+    world.run_until(settled("app", "SUSPENDED"))
+    resume_from = world.deployment_status("app").job_status.upgrade_savepoint_path
+    assert resume_from is not None and len(history(world)) >= 4
+    world.edit("app", conf={"kubernetes.operator.savepoint.history.max.count": "1"})
+    world.run_for(10)
+    assert history(world) == [resume_from], "trimmed while nothing runs, keeping what the resume needs"
+    assert [s.path for s in world.snapshots.all("savepoint")] == [resume_from]
+    assert len(world.runtime.requests) == 1, "and nothing was started for it"
 
 
 def test_without_dispose_on_delete_the_history_is_trimmed_but_the_data_kept(world: World) -> None:

@@ -178,6 +178,14 @@ def test_a_parallelism_change_with_the_adaptive_scheduler_rescales_in_place(worl
     assert len(world.runtime.requests) == 1
 
 
+def test_a_parallelism_change_mixed_with_another_change_is_an_upgrade(world: World) -> None:
+    deploy(world, application("app", conf={"jobmanager.scheduler": "adaptive"}))
+    upgrade(world, parallelism=2, args=["v2"])
+    old, new = world.runs("app")
+    assert new.args == ("v2",) and restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
+    assert "ScaledInPlace" not in world.reasons("app")
+
+
 def test_a_parallelism_change_without_the_adaptive_scheduler_is_a_stateful_upgrade(world: World) -> None:
     deploy(world, application("app"))
     upgrade(world, parallelism=2)

@@ -22,7 +22,7 @@ can tell the difference:
 * with ``jobmanager.scheduler: adaptive`` the resource requirements rescale a job in place.
 
 Knobs for faults: ``script`` (by a token in the job's args or entry class: fail at start or later, crash-loop,
-finish like a batch job, never checkpoint), ``fail_savepoints``, ``lose_next_trigger`` and
+finish like a batch job, never checkpoint, tasks slow to deploy), ``fail_savepoints``, ``lose_next_trigger`` and
 ``checkpoint_stats_lag`` (Flink's REST statistics trail storage). JobManager and TaskManager deaths come through
 the runtime (``FakeRuntime.kill_jobmanager``/``kill_taskmanager``).
 
@@ -82,6 +82,8 @@ class JobScript:
 
     #: INITIALIZING for this long, then RUNNING.
     start_delay: float = 1.0
+    #: Once RUNNING, its tasks are still DEPLOYING for this long (a busy machine): no snapshot succeeds meanwhile.
+    tasks_deploying: float = 0.0
     #: Fail this long after the tasks run (0: as it starts), with ``failure`` as the root cause.
     fail_after: float | None = None
     failure: str = "java.lang.IllegalStateException: deliberate failure"
@@ -156,9 +158,11 @@ class FakeJob:
         """Running or trying to: not ended, and its cluster still exists."""
         return not self.terminal and self.gone_at is None
 
-    @property
-    def vertices_running(self) -> bool:
-        return self.state == "RUNNING"
+    def vertices_running(self, now: float) -> bool:
+        """Every task runs: the job is RUNNING and its tasks finished deploying."""
+        if self.state != "RUNNING" or self.running_at is None:
+            return False
+        return now >= self.running_at + self.script.tasks_deploying
 
 
 @dataclass
@@ -377,7 +381,8 @@ class FakeFlink:
                 candidates.append((job.running_at + script.finish_after, partial(self._finish, job)))
             interval = _duration_s(_conf(cluster, job).get("execution.checkpointing.interval"))
             if interval is not None and script.checkpoints:
-                since = job.last_checkpoint_at if job.last_checkpoint_at is not None else job.running_at
+                started = job.running_at + script.tasks_deploying  # checkpoints begin once every task runs
+                since = job.last_checkpoint_at if job.last_checkpoint_at is not None else started
                 candidates.append((since + interval, partial(self._periodic_checkpoint, cluster, job)))
         return min(candidates, key=lambda c: c[0]) if candidates else None
 
@@ -445,7 +450,7 @@ class FakeFlink:
 
     def _complete(self, cluster: _Cluster, job: FakeJob, op: _Operation, moment: float) -> None:
         op.status = "COMPLETED"
-        if job.state != "RUNNING":
+        if not job.vertices_running(moment):
             op.failure = f"org.apache.flink.runtime.checkpoint.CheckpointException: job {job.job_id} is {job.state}"
             return
         if not job.script.checkpoints:
@@ -563,7 +568,7 @@ class FakeFlink:
         duration = self.savepoint_duration if kind == "savepoint" else self.checkpoint_duration
         op = _Operation(kind, job_id, trigger_id, now + duration, stop=stop, directory=directory)
         cluster.triggers[(job_id, trigger_id)] = op
-        if job.state != "RUNNING":
+        if not job.vertices_running(now):
             op.due_at = now
             self._complete(cluster, job, op, now)
         return trigger_id
@@ -618,7 +623,8 @@ class FakeFlinkClient:
     def job(self, job_id: str) -> JobDetails:
         _, job = self.flink._job(self.url, job_id)
         now = self.flink.clock.now()
-        counts = {"RUNNING": len(_VERTICES)} if job.vertices_running else {"DEPLOYING": len(_VERTICES)}
+        running = job.vertices_running(now)
+        counts = {"RUNNING": len(_VERTICES)} if running else {"DEPLOYING": len(_VERTICES)}
         return JobDetails(
             job_id=job.job_id,
             name=job.name,

@@ -154,12 +154,7 @@ class World:
             parsed = [load_object(dict(resource), "<world>")]
         stored: Resource | None = None
         for item in parsed:
-            current = self.store.get(ResourceKey.of(item))
-            body = item.model_copy(update={"status": None})
-            if current is not None:
-                meta = item.metadata.model_copy(update={"resource_version": current.metadata.resource_version})
-                body = body.model_copy(update={"metadata": meta})
-            stored = self.store.apply(body)
+            stored = self.store.apply(item)  # the store keeps metadata and spec; status is the controller's
         assert stored is not None, "nothing to apply"
         return stored
 
