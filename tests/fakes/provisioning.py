@@ -1,0 +1,77 @@
+"""A ``Provisioner`` for behaviour tests: the local target's choices (default state directories) without a
+machine behind them.
+
+Deployments without checkpoint/savepoint directories get ``file:///state/<namespace>/<name>/...`` (kept in
+``FakeSnapshots``), nothing is fetched (job jars, plugins and connectors are taken as present), no secrets reach
+the processes. Knobs: ``missing_jars`` (a jar URI listed there fails the preflight with ``PermanentError``, as a
+jar that does not exist does locally) and ``refusal`` (``prepare_cluster`` fails with it, like an unreachable
+bucket).
+
+Called by: the controller (through the port) and ``fakes.world``.
+
+Invariant: every deployment reaches the one ``FakeSnapshots`` this provisioner was built with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from fakes.snapshots import FakeSnapshots
+from flinkops.api.models import FlinkDeploymentSpec, JobSpec
+from flinkops.errors import PermanentError
+from flinkops.ports import ClusterExtras, RenderInputs, Resource, SnapshotStore
+
+__all__ = ["FakeProvisioner"]
+
+
+class FakeProvisioner:
+    def __init__(self, snapshots: FakeSnapshots, *, state_root: str = "file:///state") -> None:
+        self.snapshots = snapshots
+        self.state_root = state_root.rstrip("/")
+        #: Jar URIs that "do not exist": a deploy or submission needing one fails before anything changes.
+        self.missing_jars: set[str] = set()
+        #: When set, every cluster preparation fails with this reason (a bucket that cannot be reached, say).
+        self.refusal: str | None = None
+
+    @property
+    def default_state_dirs(self) -> bool:
+        return True
+
+    def render_inputs(self, namespace: str, name: str) -> RenderInputs:
+        return RenderInputs(
+            name=name,
+            namespace=namespace,
+            default_state_uri=f"{self.state_root}/{namespace}/{name}",
+            python_executable="/usr/bin/python3",
+        )
+
+    def working_dir(self, resource: Resource) -> Path | None:
+        return None
+
+    def prepare_cluster(
+        self, spec: FlinkDeploymentSpec, config: Mapping[str, str], args: Sequence[str]
+    ) -> ClusterExtras:
+        if self.refusal is not None:
+            raise PermanentError(self.refusal)
+        return ClusterExtras()
+
+    def _jar(self, uri: str) -> Path:
+        if uri in self.missing_jars:
+            raise PermanentError(f"spec.job.jarURI: {uri} does not exist on this machine")
+        return Path("/fake/jars") / Path(uri.split(":", 1)[-1]).name
+
+    def job_jars(self, job: JobSpec, base: Path | None, config: Mapping[str, str]) -> tuple[Path, ...]:
+        return (self._jar(job.jar_uri),) if job.jar_uri else ()
+
+    def fetch_jar(self, uri: str, base: Path | None, config: Mapping[str, str]) -> Path:
+        return self._jar(uri)
+
+    def process_environment(self, config: Mapping[str, str], args: Sequence[str]) -> dict[str, str]:
+        return {}
+
+    def without_secrets(self, config: Mapping[str, str]) -> dict[str, str]:
+        return dict(config)
+
+    def snapshot_store(self, config: Mapping[str, str]) -> SnapshotStore:
+        return self.snapshots
