@@ -3,8 +3,6 @@ input, and deletion."""
 
 from __future__ import annotations
 
-import pytest
-
 from behaviour.steps import deploy, gone, settled
 from fakes.flink import JobScript
 from fakes.specs import application
@@ -99,12 +97,6 @@ def test_a_missing_jar_is_an_error_on_the_resource_and_nothing_starts(world: Wor
     assert world.deployment_status("no-jar").error is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="controller.loop._record_failure writes status.error without re-deriving lifecycleState: a deployment "
-    "whose first deploy fails has no lifecycleState (`flinkops get` shows CREATED) although derive_lifecycle says "
-    "FAILED",
-)
 def test_a_deployment_whose_first_deploy_fails_shows_failed(world: World) -> None:
     world.provisioner.missing_jars.add("local:///opt/flink/usrlib/job.jar")
     world.apply(application("no-jar"))

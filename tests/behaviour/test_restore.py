@@ -48,12 +48,6 @@ def test_restore_to_a_savepoint_redeploys_from_exactly_it_and_is_stable_at_once(
     assert "SavepointRedeploy" in world.reasons("app")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="executor._refresh_restore_point treats any checkpoint of the stopped job as 'its latest state' and "
-    "moves the restore to its newest checkpoint: a point-in-time restore to an earlier checkpoint of the running "
-    "job silently restores the newest one instead",
-)
 def test_restore_to_an_earlier_checkpoint_of_the_running_job_restores_that_checkpoint(world: World) -> None:
     conf = {"execution.checkpointing.num-retained": "5"}
     deploy(world, application("app", conf=conf))

@@ -3,8 +3,6 @@ job starts from, and that the old one is stopped the right way."""
 
 from __future__ import annotations
 
-import pytest
-
 from behaviour.steps import deploy, no_job_ran_twice, restored, running_stable, settled
 from fakes.flink import JobScript
 from fakes.specs import application
@@ -138,11 +136,6 @@ def test_last_state_upgrade_uses_storage_when_flinks_statistics_lag_behind(world
     assert new.failure is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the upgrade's Submit event is planned before the executor moves the restore point to the newest "
-    "stored checkpoint, so it names the (older, possibly subsumed) checkpoint from Flink's statistics",
-)
 def test_the_upgrade_event_names_the_checkpoint_the_new_job_restored(world: World) -> None:
     world.flink.checkpoint_stats_lag = 2.5
     deploy(world, application("app", mode="last-state"))

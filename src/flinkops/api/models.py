@@ -441,6 +441,12 @@ class DeploymentRecord(_Status):
     end_state: str | None = None
     job_duration_ms: int | None = None  # Flink's run time of the job (start to end)
     result: dict[str, str] = Field(default_factory=dict)  # the job's user accumulators when it ended
+    #: Set when the controller stops this job to start another one from its newest state (upgrade, suspend,
+    #: recover, rollback): the write-ahead record of the stop. The next pass reads the stopped job's newest
+    #: completed checkpoint from storage (the truth once the job has stopped; Flink's statistics lag) and
+    #: starts the target from it: the restore point is decided from an observation, after the stop.
+    stopped_for: str | None = None
+    stop_requested_at: int | None = None  # epoch ms the stop was decided
 
     @property
     def downtime_ms(self) -> int | None:

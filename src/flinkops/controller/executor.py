@@ -8,8 +8,8 @@ trigger ids), the actions run in order, the plan's events are recorded and the f
 
 Called by: the controller's loop. The only place in the controller that performs effects.
 
-Invariant: the executor does what the plan says. The one decision it still takes is the restore point after a
-stop (see ``_refresh_restore_point``): storage is only the truth once the old job has stopped.
+Invariant: the executor does what the plan says and decides nothing. Where a restore point can only be known
+after a stop (a job restarting from its newest checkpoint), the planner stops first and chooses next pass.
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import replace
 
 from flinkops.api.flinkconf import is_operator_key, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, LifecycleState
 from flinkops.controller.observer import REST_TIMEOUT, Observer
 from flinkops.controller.requests import RequestBuilder, cluster_key
-from flinkops.core.lifecycle import MANUAL_RESTORE
 from flinkops.core.planner import (
     Action,
     CancelSessionJob,
@@ -34,7 +32,6 @@ from flinkops.core.planner import (
     RemoveResource,
     ReplaceMissingProcesses,
     ScaleInPlace,
-    Status,
     SubmitSessionJob,
     TriggerCheckpoint,
     TriggerSavepoint,
@@ -42,7 +39,6 @@ from flinkops.core.planner import (
 from flinkops.errors import (
     FlinkApiError,
     FlinkNotFound,
-    ManualRestoreRequired,
     PermanentError,
     UnsupportedSnapshotStorage,
 )
@@ -108,23 +104,20 @@ class Executor:
             current = self.store.update_status(resource.model_copy(update={"status": plan.intent}))
             self._lifecycle_event(key, before, plan.intent.lifecycle_state)
             before = plan.intent.lifecycle_state
-        actions = list(plan.actions)
-        status = plan.status
-        for index in range(len(actions)):
-            action = actions[index]  # by index: a refreshed restore point replaces later actions
+        # The plan's events go on record with its intent, before anything acts: a controller that dies while
+        # acting leaves the why (Rollback, RecoverDeployment, Submit ...) next to the what.
+        for note in plan.events:
+            self.store.record_event(key, note.type, note.reason, note.message)
+        for action in plan.actions:
             log.info("%s: %s", key, action.describe())
             if isinstance(action, RemoveResource):
                 self.store.remove(key)
                 return None
             self._act(resource, action)
             self._hit("after", action)
-            if isinstance(action, DeleteCluster) and isinstance(resource, FlinkDeployment):
-                actions, status = self._refresh_restore_point(resource, actions, status, index, action.latest_state)
-        for note in plan.events:
-            self.store.record_event(key, note.type, note.reason, note.message)
-        self._lifecycle_event(key, before, status.lifecycle_state)
-        if status != current.status:
-            self.store.update_status(current.model_copy(update={"status": status}))
+        self._lifecycle_event(key, before, plan.status.lifecycle_state)
+        if plan.status != current.status:
+            self.store.update_status(current.model_copy(update={"status": plan.status}))
         return plan.requeue_after
 
     def _hit(self, when: str, action: Action) -> None:
@@ -140,8 +133,8 @@ class Executor:
         """Refuse a plan that would start from state that is not there, before anything is written or
         stopped: a wrong ``initialSavepointPath`` or restore target must not cost the running job.
 
-        A checkpoint of the job being replaced is exempt: Flink may subsume it any moment, and the restore
-        moves to that job's newest checkpoint once it is stopped (``_refresh_restore_point``)."""
+        A checkpoint of the job being replaced is exempt: Flink may subsume it any moment (the planner reads
+        storage again once that job has stopped)."""
         current = resource.status.job_status.job_id if resource.status else None
         for action in plan.actions:
             # What a new cluster or job needs from outside (its jar, plugins, connectors, S3 buckets) is
@@ -163,33 +156,6 @@ class Executor:
                     "started or stopped. Fix spec.job.initialSavepointPath or pick a snapshot from "
                     "`flinkops snapshots NAME`"
                 )
-
-    def _refresh_restore_point(
-        self, resource: FlinkDeployment, actions: list[Action], status: Status, done: int, latest: bool
-    ) -> tuple[list[Action], Status]:
-        """Once a cluster is stopped, storage is the truth: Flink may have completed (and subsumed the
-        observed) checkpoints between the last observation and the stop, and its statistics may not have shown
-        the first one yet. When the plan restarts the job from its latest state, move the restore point to the
-        stopped job's newest completed checkpoint. An explicit savepoint is never replaced."""
-        old_job = resource.status.job_status.job_id if resource.status else None
-        planned = status.job_status.upgrade_savepoint_path
-        if not old_job or not (latest or (planned and f"/{old_job}/chk-" in planned)):
-            return actions, status  # stateless, or restoring an explicit savepoint: nothing to refresh
-        newest = self.observer.stored_checkpoint(resource, old_job)
-        if newest is None and planned is None and latest and _checkpointed(resource, old_job):
-            raise ManualRestoreRequired(
-                f"{MANUAL_RESTORE}: job {old_job} completed checkpoints, but none is left in checkpoint storage; "
-                "nothing was started"
-            )
-        if newest is None or newest == planned:
-            return actions, status
-        log.info("%s: restoring from %s (newer than the observed %s)", ResourceKey.of(resource), newest, planned)
-        refreshed = [
-            replace(a, restore_path=newest) if i > done and isinstance(a, DeployCluster) else a
-            for i, a in enumerate(actions)
-        ]
-        job_status = status.job_status.model_copy(update={"upgrade_savepoint_path": newest})
-        return refreshed, status.model_copy(update={"job_status": job_status})
 
     # ------------------------------------------------------------------ the actions
 

@@ -27,8 +27,7 @@ from flinkops.api.validation import validate_against, validate_resource
 from flinkops.controller.executor import Executor, Failpoint
 from flinkops.controller.observer import Observer
 from flinkops.controller.requests import RequestBuilder
-from flinkops.core.conditions import with_conditions
-from flinkops.core.planner import Context, Plan, plan_deployment, plan_session_job
+from flinkops.core.planner import Context, Plan, plan_deployment, plan_session_job, with_lifecycle
 from flinkops.errors import Conflict, FlinkopsError
 from flinkops.ports import Clock, ClusterRuntime, FlinkApiFactory, Provisioner, ResourceKey, ResourceStore
 
@@ -139,7 +138,9 @@ class Controller:
                 )
                 if (status.error, status.error_reason) != (message, exc.reason):
                     failed = status.model_copy(update={"error": message, "error_reason": exc.reason})
-                    failed = with_conditions(failed, int(self.clock.now() * 1000))
+                    # The lifecycle follows the recorded facts, the error included (a failed first deploy is FAILED).
+                    deleting = bool(resource.metadata.deletion_timestamp)
+                    failed = with_lifecycle(failed, deleting, int(self.clock.now() * 1000))
                     self.store.update_status(resource.model_copy(update={"status": failed}))
         except FlinkopsError as record_exc:  # the store itself failing: log, retry later
             log.error("%s: could not record the failure: %s", key, record_exc)

@@ -53,6 +53,7 @@ from flinkops.core.planner.types import (
     TriggerObservation,
     TriggerSavepoint,
     headline,
+    with_lifecycle,
 )
 
 __all__ = [
@@ -77,4 +78,5 @@ __all__ = [
     "headline",
     "plan_deployment",
     "plan_session_job",
+    "with_lifecycle",
 ]

@@ -15,6 +15,7 @@ clock.
 from __future__ import annotations
 
 from flinkops.api.models import (
+    DeploymentRecord,
     DiffType,
     FlinkDeployment,
     FlinkDeploymentSpec,
@@ -32,6 +33,8 @@ from flinkops.core.planner.restore import (
     deploy_with_intent,
     keeps_state,
     restore_point,
+    stop_first,
+    stopped_run,
 )
 from flinkops.core.planner.rollback import is_manual_rollback, roll_back, rollback_due
 from flinkops.core.planner.snapshots import (
@@ -192,6 +195,9 @@ def _resume_upgrade(
     final: dict[str, object] = {"state": ReconciliationState.DEPLOYED}
     if rolling_back:
         final = {"state": ReconciliationState.ROLLED_BACK, "last_reconciled_spec": recon.last_stable_spec}
+    stopped = stopped_run(status)
+    if stopped is not None:
+        return _start_after_stop(b, target, stopped, obs, ctx, final)
     if _already_deployed(status, obs, generation):
         b.status = set_recon(status, **final).model_copy(
             update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
@@ -206,6 +212,37 @@ def _resume_upgrade(
     return _finish_upgrade(b, target, obs, ctx, job_id=job_id, final=final, summary="finishing an interrupted upgrade")
 
 
+def _start_after_stop(
+    b: Builder,
+    target: FlinkDeploymentSpec,
+    run: DeploymentRecord,
+    obs: Observation,
+    ctx: Context,
+    final: dict[str, object],
+) -> Plan:
+    """A previous pass decided to stop the job and start ``target`` from its newest state. Once the old cluster
+    is gone, storage holds that state: the restore point is chosen here, from this pass's observation."""
+    status: FlinkDeploymentStatus = b.status  # type: ignore[assignment]
+    reason = run.stopped_for or "upgrade"
+    if obs.cluster_exists:  # the stop was recorded but not (completely) carried out: stop again
+        b.intent = status
+        b.actions.append(DeleteCluster(reason=f"{reason}: stopping job {run.job_id}"))
+        b.summary = f"{reason}: stopping the old cluster"
+        b.requeue_after = 0.0
+        return b.finish(now_ms=ctx.now_ms)
+    restore, why = restore_point(as_last_state(target), status, obs)
+    b.status = set_job(status, upgrade_savepoint_path=restore)
+    stopped_at = run.stop_requested_at or ctx.now_ms
+    if target.job is not None and target.job.state != JobState.RUNNING:
+        b.event("Normal", "Suspended", f"Job suspended; {why}" + (f": {restore}" if restore else ""))
+        return _finish_upgrade(b, target, obs, ctx, job_id=None, final=final, summary=f"{reason}: suspended")
+    b.event("Normal", "Submit", f"Starting job ({reason}) from {why}" + (f": {restore}" if restore else ""))
+    return _finish_upgrade(
+        b, target, obs, ctx, job_id=ctx.fresh_job_id, final=final, stopped_at=stopped_at, reason=reason,
+        summary=f"{reason}: starting from the stopped job's newest state",
+    )  # fmt: skip
+
+
 def _finish_upgrade(
     b: Builder,
     target: FlinkDeploymentSpec,
@@ -217,22 +254,27 @@ def _finish_upgrade(
     stopped_at: int | None = None,
     summary: str,
     latest_state: bool = False,
+    reason: str | None = None,
 ) -> Plan:
-    """The old job is stopped and its state recorded in ``upgradeSavepointPath``: replace the cluster."""
+    """The old job is stopped and its state recorded in ``upgradeSavepointPath``: replace the cluster. With
+    ``latest_state`` and a cluster still there, stop it first (``stop_first``): its newest state is chosen next."""
     status = b.status
     generation = status.observed_generation or 1
     phase = status.reconciliation_status.state
     replace = "replacing the cluster of an upgrade" if obs.cluster_exists else None
+    reason = reason or ("rollback" if phase == ReconciliationState.ROLLING_BACK else "upgrade")
     if target.job is None or target.job.state == JobState.RUNNING:
         deploy_with_intent(
             b, target, generation, ctx, restore=status.job_status.upgrade_savepoint_path, recorded=None,
-            replace_cluster=replace, reason="rollback" if phase == ReconciliationState.ROLLING_BACK else "upgrade",
-            stopped_at=stopped_at, intent_state=phase, final=final, latest_state=latest_state, job_id=job_id,
+            replace_cluster=replace, reason=reason, stopped_at=stopped_at, intent_state=phase, final=final,
+            latest_state=latest_state, job_id=job_id,
         )  # fmt: skip
+    elif latest_state and replace is not None:
+        stop_first(b, generation, ctx, recorded=None, intent_state=phase, reason="suspend", stop=replace)
     else:
         b.intent = status
         if replace is not None:
-            b.actions.append(DeleteCluster(reason=replace, latest_state=latest_state))
+            b.actions.append(DeleteCluster(reason=replace))
         # A suspended spec is stable by definition: nothing runs that could fail.
         recorded = status.reconciliation_status.last_reconciled_spec
         b.status = set_recon(status, state=ReconciliationState.DEPLOYED, last_stable_spec=recorded).model_copy(
@@ -410,22 +452,36 @@ def _spec_change(
                 **NO_ERROR,
             }
         )
+        if was_running and keeps_state(spec) and obs.cluster_exists:
+            # The newest checkpoint is known once the job has stopped: stop it, and record the state next pass.
+            b.status = status
+            stop_first(
+                b, generation, ctx, recorded=recorded, intent_state=ReconciliationState.UPGRADING,
+                reason="suspend", stop="suspend",
+            )  # fmt: skip
+            b.summary = "suspend: stopping the job"
+            return b.finish(now_ms=ctx.now_ms)
         if was_running:
             b.intent = set_job(b.status, upgrade_savepoint_path=restore)
             b.intent = set_recon(b.intent, state=ReconciliationState.UPGRADING)
-            b.actions.append(DeleteCluster(reason="suspend", latest_state=keeps_state(spec)))
+            b.actions.append(DeleteCluster(reason="suspend"))
             b.event("Normal", "Suspended", f"Job suspended; {why}" + (f": {restore}" if restore else ""))
         b.status = set_job(b.status, state="SUSPENDED", upgrade_savepoint_path=restore)
         b.summary = "suspend"
         return b.finish(now_ms=ctx.now_ms)
 
     reason = ("upgrade" if was_running else "resume") if obs.cluster_exists else None
-    deploy_with_intent(
+    started = deploy_with_intent(
         b, spec, generation, ctx, restore=restore, recorded=recorded, replace_cluster=reason,
         reason="upgrade" if was_running else "resume", stopped_at=ctx.now_ms if was_running else None,
         latest_state=was_running and keeps_state(spec),
     )  # fmt: skip
     verb = "Resuming" if not was_running else "Upgrading"
-    b.event("Normal", "Submit", f"{verb}: {why}" + (f" ({restore})" if restore else ""))
+    if started:
+        b.event("Normal", "Submit", f"{verb}: {why}" + (f" ({restore})" if restore else ""))
+    else:
+        b.event(
+            "Normal", "Stopping", f"{verb}: stopping job {status.job_status.job_id}; it restarts from its newest state"
+        )
     b.summary = f"{verb.lower()} ({change.kind.name})"
     return b.finish(now_ms=ctx.now_ms)

@@ -42,6 +42,8 @@ __all__ = [
     "deploy_with_intent",
     "keeps_state",
     "restore_point",
+    "stop_first",
+    "stopped_run",
 ]
 
 _HISTORY_LIMIT = 20  # deployment records kept in status
@@ -70,7 +72,8 @@ def restore_point(spec: FlinkDeploymentSpec, status: FlinkDeploymentStatus, obs:
         return status.job_status.upgrade_savepoint_path, "the state the job was last started from"
     run = current_run(status)
     if run is not None and run.checkpointed and obs.rest_ready and obs.job is not None:
-        # Flink's statistics lag behind storage: the executor reads the newest checkpoint once the job stopped.
+        # Flink's statistics lag behind storage: the job is stopped first, and the next pass reads its newest
+        # checkpoint from storage (``stop_first``).
         return None, "the newest checkpoint the job leaves in storage when it stops"
     if run is not None and run.checkpointed:
         raise ManualRestoreRequired(f"job {run.job_id} completed checkpoints, but none is left in checkpoint storage")
@@ -92,10 +95,19 @@ def deploy_with_intent(
     final: dict[str, object] | None = None,
     latest_state: bool = False,
     job_id: str | None = None,
-) -> None:
+) -> bool:
     """Write-ahead, then deploy: record the target spec, the phase, the job id (a fresh one unless given) and
     the restore point, (stop the old cluster,) start the new one, and expect the final phase with a
-    JobManager DEPLOYING."""
+    JobManager DEPLOYING. Returns True.
+
+    With ``latest_state`` and a cluster to replace, the job is to start from the newest state of the job that
+    runs now, which only storage can tell once that job has stopped: this pass stops it (``stop_first``) and
+    the next one decides the restore point from what storage holds. Returns False then: nothing starts yet."""
+    if latest_state and replace_cluster is not None and spec.job is not None:
+        stop_first(
+            b, generation, ctx, recorded=recorded, intent_state=intent_state, reason=reason, stop=replace_cluster
+        )
+        return False
     job_id = (job_id or ctx.fresh_job_id) if spec.job is not None else None
     update: dict[str, object] = {"state": intent_state}
     if recorded is not None:
@@ -106,13 +118,55 @@ def deploy_with_intent(
         mode = spec.job.upgrade_mode.value
         b.intent = _add_run(b.intent, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
     if replace_cluster is not None:
-        b.actions.append(DeleteCluster(reason=replace_cluster, latest_state=latest_state))
+        b.actions.append(DeleteCluster(reason=replace_cluster))
     b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
     final_update: dict[str, object] = {"state": ReconciliationState.DEPLOYED, **(final or {})}
     b.status = set_recon(b.intent, **final_update).model_copy(
         update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
     )
     b.requeue_after = FAST
+    return True
+
+
+def stop_first(
+    b: Builder,
+    generation: int,
+    ctx: Context,
+    *,
+    recorded: str | None,
+    intent_state: ReconciliationState,
+    reason: str,
+    stop: str,
+) -> None:
+    """Stop the running job's cluster, recording first why (``reason``: upgrade, suspend, recover, rollback) on
+    the job's run. The next pass (``stopped_run`` in ``_resume_upgrade``) finds the cluster gone, reads the
+    stopped job's newest completed checkpoint from storage and starts (or suspends) the target from it."""
+    status: FlinkDeploymentStatus = b.status  # type: ignore[assignment]
+    update: dict[str, object] = {"state": intent_state}
+    if recorded is not None:
+        update.update(last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms)
+    intent = set_recon(status, **update).model_copy(update={"observed_generation": generation, **NO_ERROR})
+    b.intent = _mark_stopping(intent, reason, ctx.now_ms)
+    b.actions.append(DeleteCluster(reason=stop))
+    b.status = b.intent
+    b.requeue_after = 0.0  # the job is down from here on: the next pass starts it as soon as the stop is done
+
+
+def _mark_stopping(status: FlinkDeploymentStatus, reason: str, now_ms: int) -> FlinkDeploymentStatus:
+    history = list(status.deployment_history)
+    run = current_run(status)
+    if run is None:
+        # A status recorded before runs were kept: give the running job its record now.
+        run = DeploymentRecord(generation=status.observed_generation or 1, job_id=status.job_status.job_id)
+        history.append(run)
+    history[-1] = run.model_copy(update={"stopped_for": reason, "stop_requested_at": now_ms})
+    return status.model_copy(update={"deployment_history": history[-_HISTORY_LIMIT:]})
+
+
+def stopped_run(status: FlinkDeploymentStatus) -> DeploymentRecord | None:
+    """The current job's run when a pass stopped it to start another from its newest state, else None."""
+    run = current_run(status)
+    return run if run is not None and run.stopped_for else None
 
 
 def _add_run(

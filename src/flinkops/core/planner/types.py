@@ -63,6 +63,7 @@ __all__ = [
     "set_recon",
     "stateful",
     "with_error",
+    "with_lifecycle",
 ]
 
 FAST = 1.0  # seconds between passes while something is moving
@@ -159,12 +160,9 @@ class DeployCluster(Action):
 
 @dataclass(frozen=True)
 class DeleteCluster(Action):
-    """Stop the cluster. ``latest_state``: the job restarts from its newest state, so once it is stopped the
-    executor moves the restore point to the newest checkpoint of the stopped job found in storage (Flink may
-    have completed checkpoints since the observation that chose it)."""
+    """Stop the cluster and wait until its processes (pods) are gone."""
 
     reason: str = ""
-    latest_state: bool = False
 
     def describe(self) -> str:
         return f"delete cluster ({self.reason})" if self.reason else "delete cluster"
@@ -299,8 +297,8 @@ class Builder:
         self.events.append(EventNote(type_, reason, message))
 
     def finish(self, *, deleting: bool = False, now_ms: int = 0) -> Plan:
-        status = _with_lifecycle(self.status, deleting, now_ms)
-        intent = _with_lifecycle(self.intent, deleting, now_ms) if self.intent is not None else None
+        status = with_lifecycle(self.status, deleting, now_ms)
+        intent = with_lifecycle(self.intent, deleting, now_ms) if self.intent is not None else None
         return Plan(
             status=status,
             intent=intent,
@@ -312,7 +310,8 @@ class Builder:
         )
 
 
-def _with_lifecycle(status: Status, deleting: bool, now_ms: int) -> Status:
+def with_lifecycle(status: Status, deleting: bool, now_ms: int) -> Status:
+    """``status`` with its lifecycle state derived from its facts and its conditions brought up to date."""
     lifecycle = derive_lifecycle(status, deleting=deleting)
     status = status.model_copy(update={"lifecycle_state": lifecycle})
     return with_conditions(status, now_ms)
