@@ -1,4 +1,7 @@
-"""The planner's decisions: first deploy, write-ahead intent, crash recovery, suspend/resume, failures."""
+"""The planner's decisions: first deploy, write-ahead intent, crash recovery, suspend/resume, failures.
+
+A restart from a job's newest state takes two passes, stop and then start from what storage holds;
+``after_stop`` plays the second."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from dataclasses import replace
 from flinkops.api.models import (
     FlinkDeployment,
     FlinkDeploymentSpec,
+    FlinkDeploymentStatus,
     FlinkSessionJob,
     FlinkSessionJobSpec,
     JobSpec,
@@ -71,6 +75,38 @@ def running(job_id: str, checkpoints: int = 1, path: str | None = "file:///ck/ch
             latest_checkpoint_path=path,
         ),
     )
+
+
+def after_stop(resource: FlinkDeployment, stop: Plan, stored: str | None, job_id: str = "a" * 32, **kw: object) -> Plan:
+    """Pass B of a restart from the newest state: pass A (``stop``) wrote its intent and stopped the cluster;
+    this pass observes the cluster gone and the stopped job's newest checkpoint in storage, and plans again."""
+    assert [type(a) for a in stop.actions] == [DeleteCluster], "pass A only stops the old cluster"
+    return plan_deployment(apply_plan(resource, stop), Observation(latest_stored_checkpoint=stored), ctx(job_id, **kw))
+
+
+def assert_stops(plan: Plan, old_job: str, reason: str) -> None:
+    """Pass A: the intent keeps the old job id and records on its run why it stops; nothing starts yet."""
+    assert plan.intent is not None and isinstance(plan.intent, FlinkDeploymentStatus)
+    assert plan.intent.job_status.job_id == old_job
+    run = plan.intent.deployment_history[-1]
+    assert (run.job_id, run.stopped_for, run.stop_requested_at) == (old_job, reason, 1_000_000)
+    assert not any(isinstance(a, DeployCluster) for a in plan.actions)
+
+
+def assert_started(plan: Plan, old_job: str, job_id: str, reason: str, restore: str | None) -> DeployCluster:
+    """Pass B: the target starts from ``restore`` under a fresh job id, written ahead; the history tells the
+    stopped run from the new one."""
+    [deploy] = plan.actions
+    assert isinstance(deploy, DeployCluster)
+    assert (deploy.job_id, deploy.restore_path) == (job_id, restore)
+    assert plan.intent is not None and plan.intent.job_status.job_id == job_id
+    assert plan.intent.job_status.upgrade_savepoint_path == restore
+    assert isinstance(plan.status, FlinkDeploymentStatus)
+    stopped, run = plan.status.deployment_history[-2:]
+    assert (stopped.job_id, stopped.stopped_for) == (old_job, reason)
+    assert (run.job_id, run.reason, run.restored_from, run.stopped_for) == (job_id, reason, restore, None)
+    assert run.stopped_at == stopped.stop_requested_at
+    return deploy
 
 
 def deployed_and_stable() -> FlinkDeployment:
@@ -201,10 +237,17 @@ def test_suspend_records_the_latest_checkpoint_and_resume_restores_it() -> None:
     r = deployed_and_stable()
     suspended = r.model_copy(update={"spec": deployment(generation=2, state=JobState.SUSPENDED).spec})
     suspended = suspended.model_copy(update={"metadata": suspended.metadata.model_copy(update={"generation": 2})})
-    plan = plan_deployment(suspended, running("a" * 32, path="file:///ck/chk-7"), ctx())
-    assert [type(a) for a in plan.actions] == [DeleteCluster]
+    # Pass A: the job is stopped first; the statistics' chk-7 is not taken as its state.
+    stop = plan_deployment(suspended, running("a" * 32, path="file:///ck/chk-7"), ctx())
+    assert_stops(stop, "a" * 32, "suspend")
+    assert stop.status.lifecycle_state == LifecycleState.UPGRADING
+    assert stop.status.job_status.upgrade_savepoint_path is None
+    # Pass B: the cluster is gone; storage holds the stopped job's newest checkpoint (chk-8, newer than chk-7).
+    plan = after_stop(suspended, stop, "file:///ck/chk-8")
+    assert plan.actions == ()
     assert plan.status.lifecycle_state == LifecycleState.SUSPENDED
-    assert plan.status.job_status.upgrade_savepoint_path == "file:///ck/chk-7"
+    assert plan.status.job_status.upgrade_savepoint_path == "file:///ck/chk-8"
+    assert any(e.reason == "Suspended" and "file:///ck/chk-8" in e.message for e in plan.events)
 
     r2 = apply_plan(suspended, plan)
     resumed = r2.model_copy(
@@ -212,7 +255,7 @@ def test_suspend_records_the_latest_checkpoint_and_resume_restores_it() -> None:
     )
     plan = plan_deployment(resumed, Observation(), ctx(job_id="c" * 32))
     deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
-    assert deploy.restore_path == "file:///ck/chk-7"
+    assert deploy.restore_path == "file:///ck/chk-8"
     assert deploy.job_id == "c" * 32
 
 
@@ -235,10 +278,13 @@ def test_dead_jobmanager_is_redeployed_from_stored_checkpoint() -> None:
         jobmanager_alive=False,
         latest_stored_checkpoint="file:///ck/chk-9",
     )
-    plan = plan_deployment(r, obs, ctx("e" * 32))
-    deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
-    assert deploy.restore_path == "file:///ck/chk-9"
-    assert any(e.reason == "RecoverDeployment" for e in plan.events)
+    # Pass A: what is left of the cluster is stopped first, recording why.
+    stop = plan_deployment(r, obs, ctx("e" * 32))
+    assert_stops(stop, "a" * 32, "recover")
+    assert any(e.reason == "RecoverDeployment" for e in stop.events)
+    # Pass B: the cluster is gone; the job restarts from storage's newest checkpoint under a fresh id.
+    plan = after_stop(r, stop, "file:///ck/chk-9", "e" * 32)
+    assert_started(plan, "a" * 32, "e" * 32, "recover", "file:///ck/chk-9")
 
 
 def test_dead_taskmanager_is_replaced() -> None:

@@ -1,6 +1,7 @@
 """The planner's stateful decisions: savepoint upgrades and their fallbacks, snapshot triggers, retention,
 rollback, savepoint redeploy and "manual restore required". Pure: plans are computed from made-up
-observations and replayed onto the status, the way the controller writes them."""
+observations and replayed onto the status, the way the controller writes them. A restart from a job's newest
+state takes two passes, stop and then start from what storage holds; ``after_stop`` plays the second."""
 
 from __future__ import annotations
 
@@ -107,6 +108,38 @@ def stable(mode: UpgradeMode = UpgradeMode.SAVEPOINT, conf: dict[str, str] | Non
     return r
 
 
+def after_stop(r: FlinkDeployment, stop: Plan, stored: str | None, *, job_id: str = JOB_B, now: int = NOW) -> Plan:
+    """Pass B of a restart from the newest state: pass A (``stop``) wrote its intent and stopped the cluster;
+    this pass observes the cluster gone and the stopped job's newest checkpoint in storage, and plans again."""
+    assert [type(a) for a in stop.actions] == [DeleteCluster], "pass A only stops the old cluster"
+    return plan_deployment(step(r, stop), Observation(latest_stored_checkpoint=stored), ctx(job_id=job_id, now=now))
+
+
+def assert_stops(plan: Plan, old_job: str, reason: str, now: int = NOW) -> None:
+    """Pass A: the intent keeps the old job id and records on its run why it stops; nothing starts yet."""
+    assert plan.intent is not None and isinstance(plan.intent, FlinkDeploymentStatus)
+    assert plan.intent.job_status.job_id == old_job
+    run = plan.intent.deployment_history[-1]
+    assert (run.job_id, run.stopped_for, run.stop_requested_at) == (old_job, reason, now)
+    assert not any(isinstance(a, DeployCluster) for a in plan.actions)
+
+
+def assert_started(plan: Plan, old_job: str, job_id: str, reason: str, restore: str | None) -> DeployCluster:
+    """Pass B: the target starts from ``restore`` under a fresh job id, written ahead; the history tells the
+    stopped run from the new one."""
+    [deploy] = plan.actions
+    assert isinstance(deploy, DeployCluster)
+    assert (deploy.job_id, deploy.restore_path) == (job_id, restore)
+    assert plan.intent is not None and plan.intent.job_status.job_id == job_id
+    assert plan.intent.job_status.upgrade_savepoint_path == restore
+    assert isinstance(plan.status, FlinkDeploymentStatus)
+    stopped, run = plan.status.deployment_history[-2:]
+    assert (stopped.job_id, stopped.stopped_for) == (old_job, reason)
+    assert (run.job_id, run.reason, run.restored_from, run.stopped_for) == (job_id, reason, restore, None)
+    assert run.stopped_at == stopped.stop_requested_at
+    return deploy
+
+
 def trigger_of(plan: Plan) -> TriggerSavepoint:
     [action] = [a for a in plan.actions if isinstance(a, TriggerSavepoint)]
     return action
@@ -184,11 +217,17 @@ def test_savepoint_mode_falls_back_to_last_state_when_the_job_is_not_running() -
     failing = running(JOB_A)
     assert failing.job is not None
     failing = replace(failing, job=replace(failing.job, state="FAILED"))
-    plan = plan_deployment(r, failing, ctx(job_id=JOB_B))
-    assert not any(isinstance(a, TriggerSavepoint) for a in plan.actions)
-    deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
-    assert deploy.restore_path == "file:/ck/x/chk-3", "last state, never empty"
-    assert any(e.reason == "SavepointFallback" for e in plan.events)
+    stop = plan_deployment(r, failing, ctx(job_id=JOB_B))
+    assert not any(isinstance(a, TriggerSavepoint) for a in stop.actions)
+    assert any(e.reason == "SavepointFallback" for e in stop.events)
+    assert_stops(stop, JOB_A, "upgrade")
+    # The last state is what storage holds once the job is stopped (chk-4; the statistics showed chk-3) ...
+    plan = after_stop(r, stop, "file:/ck/x/chk-4")
+    assert_started(plan, JOB_A, JOB_B, "upgrade", "file:/ck/x/chk-4")
+    # ... and never empty: a job that checkpointed, with nothing left in storage, is not started at all.
+    lost = after_stop(r, stop, None)
+    assert lost.actions == ()
+    assert lost.status.error is not None and lost.status.error.startswith("Manual restore required")
 
 
 def test_suspend_with_savepoint_then_resume_from_it() -> None:
@@ -320,7 +359,9 @@ def test_retention_runs_while_the_job_is_suspended() -> None:
         "kubernetes.operator.savepoint.dispose-on-delete": "true",
     }
     r = edit(stable(UpgradeMode.LAST_STATE, conf=conf), state=JobState.SUSPENDED)
-    r = step(r, plan_deployment(r, running(JOB_A), ctx()))
+    stop = plan_deployment(r, running(JOB_A), ctx())
+    r = step(r, after_stop(r, stop, "file:/ck/x/chk-4"))
+    assert r.status is not None and r.status.lifecycle_state == LifecycleState.SUSPENDED
     r = with_history(r, 3)
     plan = plan_deployment(r, Observation(), ctx())
     assert any(isinstance(a, DisposeSnapshots) for a in plan.actions)
@@ -337,7 +378,9 @@ ROLLBACK = {
 
 def broken_upgrade() -> FlinkDeployment:
     r = edit(stable(UpgradeMode.LAST_STATE, conf=ROLLBACK), args=["v3"])
-    r = step(r, plan_deployment(r, running(JOB_A), ctx(job_id=JOB_B)))
+    stop = plan_deployment(r, running(JOB_A), ctx(job_id=JOB_B))
+    assert_stops(stop, JOB_A, "upgrade")
+    r = step(r, after_stop(r, stop, "file:/ck/x/chk-4"))
     assert r.status is not None and r.status.job_status.job_id == JOB_B
     return r
 
@@ -347,13 +390,18 @@ def test_a_failed_new_spec_rolls_back_at_once_with_its_last_state() -> None:
     failed = running(JOB_B, generation=2, path="file:/ck/x/chk-9")
     assert failed.job is not None
     failed = replace(failed, job=replace(failed.job, state="FAILED", error="boom"))
-    plan = plan_deployment(r, failed, ctx(job_id=JOB_C, now=NOW + 5_000))
+    stop = plan_deployment(r, failed, ctx(job_id=JOB_C, now=NOW + 5_000))
+    assert stop.intent is not None and stop.intent.lifecycle_state == LifecycleState.ROLLING_BACK
+    assert any(e.reason == "Rollback" for e in stop.events)
+    assert_stops(stop, JOB_B, "rollback", now=NOW + 5_000)
+    assert stop.status.lifecycle_state == LifecycleState.ROLLING_BACK
+    # The failed job's state is read from storage once it is stopped (chk-10; its statistics showed chk-9).
+    plan = after_stop(r, stop, "file:/ck/x/chk-10", job_id=JOB_C, now=NOW + 6_000)
     assert plan.intent is not None and plan.intent.lifecycle_state == LifecycleState.ROLLING_BACK
-    deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
+    deploy = assert_started(plan, JOB_B, JOB_C, "rollback", "file:/ck/x/chk-10")
     assert deploy.spec.job is not None and deploy.spec.job.args == ["v1"]
-    assert deploy.restore_path == "file:/ck/x/chk-9", "state carries over from the failed job"
     assert plan.status.lifecycle_state == LifecycleState.ROLLED_BACK
-    r = step(r, plan)
+    r = step(step(r, stop), plan)
     later = plan_deployment(r, running(JOB_C, generation=2), ctx(now=NOW + 10_000))
     assert not any(isinstance(a, DeployCluster) for a in later.actions), "no upgrade back to the broken spec"
     assert later.status.lifecycle_state == LifecycleState.ROLLED_BACK
@@ -367,11 +415,12 @@ def test_a_spec_that_stays_unstable_rolls_back_after_the_readiness_timeout() -> 
     assert not any(isinstance(a, DeployCluster) for a in plan_deployment(r, restarting, ctx(now=NOW + 30_000)).actions)
     plan = plan_deployment(r, restarting, ctx(job_id=JOB_C, now=NOW + 61_000))
     assert any(e.reason == "Rollback" for e in plan.events)
+    assert_stops(plan, JOB_B, "rollback", now=NOW + 61_000)
 
 
 def test_no_rollback_unless_enabled() -> None:
     r = edit(stable(UpgradeMode.LAST_STATE), args=["v3"])
-    r = step(r, plan_deployment(r, running(JOB_A), ctx(job_id=JOB_B)))
+    r = step(r, after_stop(r, plan_deployment(r, running(JOB_A), ctx(job_id=JOB_B)), "file:/ck/x/chk-4"))
     failed = running(JOB_B, generation=2)
     assert failed.job is not None
     plan = plan_deployment(r, replace(failed, job=replace(failed.job, state="FAILED")), ctx(now=NOW + 600_000))
@@ -382,8 +431,12 @@ def test_no_rollback_unless_enabled() -> None:
 def test_applying_the_last_stable_spec_again_is_a_rollback() -> None:
     r = broken_upgrade()
     back = edit(r, args=["v1"])
-    plan = plan_deployment(back, running(JOB_B, generation=2), ctx(job_id=JOB_C))
-    assert plan.intent is not None and plan.intent.lifecycle_state == LifecycleState.ROLLING_BACK
+    stop = plan_deployment(back, running(JOB_B, generation=2), ctx(job_id=JOB_C))
+    assert stop.intent is not None and stop.intent.lifecycle_state == LifecycleState.ROLLING_BACK
+    assert_stops(stop, JOB_B, "rollback")
+    plan = after_stop(back, stop, "file:/ck/x/chk-5", job_id=JOB_C)
+    deploy = assert_started(plan, JOB_B, JOB_C, "rollback", "file:/ck/x/chk-5")
+    assert deploy.spec.job is not None and deploy.spec.job.args == ["v1"]
     assert plan.status.lifecycle_state == LifecycleState.ROLLED_BACK
 
 
@@ -391,15 +444,25 @@ def test_a_controller_crash_during_rollback_adopts_the_rolled_back_cluster() -> 
     r = broken_upgrade()
     failed = running(JOB_B, generation=2)
     assert failed.job is not None
-    plan = plan_deployment(r, replace(failed, job=replace(failed.job, state="FAILED")), ctx(job_id=JOB_C))
-    assert plan.intent is not None
-    crashed = r.model_copy(update={"status": plan.intent})
-    again = plan_deployment(crashed, running(JOB_C, generation=2), ctx(job_id="d" * 32))
-    assert again.actions == ()
-    assert again.status.lifecycle_state == LifecycleState.ROLLED_BACK
+    failed = replace(failed, job=replace(failed.job, state="FAILED"))
+    stop = plan_deployment(r, failed, ctx(job_id=JOB_C))
+    assert stop.intent is not None
+    # Died after writing the stop intent, before the old cluster was gone: the next pass stops it again.
+    crashed = r.model_copy(update={"status": stop.intent})
+    again = plan_deployment(crashed, failed, ctx(job_id="d" * 32))
+    assert [type(a) for a in again.actions] == [DeleteCluster]
+    assert again.status.lifecycle_state == LifecycleState.ROLLING_BACK
+    # Died after writing pass B's intent (the new job id and restore point).
+    start = after_stop(r, stop, "file:/ck/x/chk-5", job_id=JOB_C)
+    assert start.intent is not None
+    crashed = r.model_copy(update={"status": start.intent})
+    adopted = plan_deployment(crashed, running(JOB_C, generation=2), ctx(job_id="d" * 32))
+    assert adopted.actions == ()
+    assert adopted.status.lifecycle_state == LifecycleState.ROLLED_BACK
     redo = plan_deployment(crashed, Observation(), ctx(job_id="d" * 32))
     deploy = next(a for a in redo.actions if isinstance(a, DeployCluster))
     assert deploy.job_id == JOB_C and deploy.spec.job is not None and deploy.spec.job.args == ["v1"]
+    assert deploy.restore_path == "file:/ck/x/chk-5", "the restore point chosen after the stop is kept"
 
 
 # ------------------------------------------------------------------ redeploy and manual restore
@@ -426,9 +489,12 @@ def test_state_known_but_missing_means_manual_restore_required() -> None:
 def test_jobmanager_loss_restores_the_newest_stored_checkpoint() -> None:
     r = stable(UpgradeMode.LAST_STATE)
     gone = Observation(cluster_exists=True, cluster_generation=1, latest_stored_checkpoint="file:/ck/x/chk-12")
-    plan = plan_deployment(r, gone, ctx(job_id=JOB_B))
-    deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
-    assert deploy.restore_path == "file:/ck/x/chk-12"
+    stop = plan_deployment(r, gone, ctx(job_id=JOB_B))
+    assert_stops(stop, JOB_A, "recover")
+    assert any(e.reason == "RecoverDeployment" for e in stop.events)
+    assert stop.intent is not None and stop.intent.reconciliation_status.state == ReconciliationState.UPGRADING
+    plan = after_stop(r, stop, "file:/ck/x/chk-12")
+    assert_started(plan, JOB_A, JOB_B, "recover", "file:/ck/x/chk-12")
     assert plan.intent is not None and plan.intent.reconciliation_status.state == ReconciliationState.UPGRADING
 
 
@@ -457,26 +523,47 @@ def test_parallelism_change_with_the_adaptive_scheduler_rescales_in_place() -> N
 
 
 def test_parallelism_change_without_the_adaptive_scheduler_is_a_stateful_upgrade() -> None:
-    r = stable(UpgradeMode.LAST_STATE)
-    plan = plan_deployment(edit(r, parallelism=3), running(JOB_A), ctx(job_id=JOB_B))
-    assert not any(isinstance(a, ScaleInPlace) for a in plan.actions)
-    deploy = next(a for a in plan.actions if isinstance(a, DeployCluster))
-    assert deploy.restore_path == "file:/ck/x/chk-3"
+    r = edit(stable(UpgradeMode.LAST_STATE), parallelism=3)
+    stop = plan_deployment(r, running(JOB_A), ctx(job_id=JOB_B))
+    assert not any(isinstance(a, ScaleInPlace) for a in stop.actions)
+    assert_stops(stop, JOB_A, "upgrade")
+    deploy = assert_started(after_stop(r, stop, "file:/ck/x/chk-4"), JOB_A, JOB_B, "upgrade", "file:/ck/x/chk-4")
+    assert deploy.spec.job is not None and deploy.spec.job.parallelism == 3
 
 
 def test_a_scale_change_mixed_with_other_changes_is_an_upgrade() -> None:
-    r = stable(UpgradeMode.LAST_STATE, conf={"jobmanager.scheduler": "adaptive"})
-    plan = plan_deployment(edit(r, parallelism=3, args=["v2"]), running(JOB_A), ctx(job_id=JOB_B))
-    assert not any(isinstance(a, ScaleInPlace) for a in plan.actions)
-    assert any(isinstance(a, DeployCluster) for a in plan.actions)
+    r = edit(stable(UpgradeMode.LAST_STATE, conf={"jobmanager.scheduler": "adaptive"}), parallelism=3, args=["v2"])
+    stop = plan_deployment(r, running(JOB_A), ctx(job_id=JOB_B))
+    assert not any(isinstance(a, ScaleInPlace) for a in stop.actions)
+    assert_stops(stop, JOB_A, "upgrade")
+    assert_started(after_stop(r, stop, "file:/ck/x/chk-4"), JOB_A, JOB_B, "upgrade", "file:/ck/x/chk-4")
 
 
 def test_a_stateful_restart_asks_for_the_newest_stored_state_once_the_old_job_stopped() -> None:
-    """Flink's checkpoint statistics can lag: the executor re-reads storage after the stop (latest_state)."""
+    """Flink's checkpoint statistics can lag (here they show no checkpoint path yet): the planner stops the job
+    first, and decides the restore point the next pass, from the newest checkpoint storage holds then."""
     r = edit(stable(UpgradeMode.LAST_STATE), args=["v2"])
-    plan = plan_deployment(r, running(JOB_A, path=None), ctx(job_id=JOB_B))
-    delete = next(a for a in plan.actions if isinstance(a, DeleteCluster))
-    assert delete.latest_state
+    stop = plan_deployment(r, running(JOB_A, path=None), ctx(job_id=JOB_B))
+    assert [type(a) for a in stop.actions] == [DeleteCluster]
+    assert_stops(stop, JOB_A, "upgrade")
+    assert stop.intent is not None and stop.intent.job_status.upgrade_savepoint_path is None, "not decided yet"
+    assert stop.intent.reconciliation_status.state == ReconciliationState.UPGRADING
+    assert stop.requeue_after == 0.0, "the job is down: the next pass comes at once"
+    assert any(e.reason == "Stopping" for e in stop.events)
+    assert not any(e.reason == "Submit" for e in stop.events)
+
+    # The old cluster is still there (the stop did not complete): stop it again, start nothing.
+    again = plan_deployment(step(r, stop), running(JOB_A, path=None), ctx(job_id=JOB_B))
+    assert [type(a) for a in again.actions] == [DeleteCluster]
+
+    plan = after_stop(r, stop, "file:/ck/x/chk-5")
+    deploy = assert_started(plan, JOB_A, JOB_B, "upgrade", "file:/ck/x/chk-5")
+    assert deploy.spec.job is not None and deploy.spec.job.args == ["v2"]
+    assert any(e.reason == "Submit" and "file:/ck/x/chk-5" in e.message for e in plan.events)
+    assert plan.status.lifecycle_state == LifecycleState.DEPLOYED
+
     stateless = edit(stable(UpgradeMode.STATELESS), args=["v2"])
     plan = plan_deployment(stateless, running(JOB_A), ctx(job_id=JOB_B))
-    assert not next(a for a in plan.actions if isinstance(a, DeleteCluster)).latest_state, "stateless starts empty"
+    assert [type(a) for a in plan.actions] == [DeleteCluster, DeployCluster], "stateless starts empty at once"
+    assert isinstance(plan.actions[1], DeployCluster) and plan.actions[1].restore_path is None
+    assert isinstance(plan.status, FlinkDeploymentStatus) and plan.status.deployment_history[-2].stopped_for is None
