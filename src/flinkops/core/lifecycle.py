@@ -59,6 +59,8 @@ def derive_lifecycle(
     recon = status.reconciliation_status
     if recon.last_reconciled_spec is None:
         return L.FAILED if status.error else L.CREATED
+    if _manual_restore_required(status):
+        return L.FAILED  # even mid-upgrade: the old job is stopped and nothing starts until someone decides
     if recon.state == ReconciliationState.UPGRADING:
         return L.UPGRADING
     if recon.state == ReconciliationState.ROLLING_BACK:
@@ -69,12 +71,9 @@ def derive_lifecycle(
         return L.SUSPENDED
     if status.job_status.state == "FAILED":
         return L.FAILED
-    if isinstance(status, FlinkDeploymentStatus) and (
-        status.job_manager_deployment_status == JobManagerDeploymentStatus.ERROR
-        or (
-            status.job_manager_deployment_status == JobManagerDeploymentStatus.MISSING
-            and status.error_reason == ErrorReason.MANUAL_RESTORE_REQUIRED
-        )
+    if (
+        isinstance(status, FlinkDeploymentStatus)
+        and status.job_manager_deployment_status == JobManagerDeploymentStatus.ERROR
     ):
         return L.FAILED
     if recon.state == ReconciliationState.ROLLED_BACK:
@@ -82,3 +81,11 @@ def derive_lifecycle(
     if recon.last_stable_spec is not None and recon.last_stable_spec == recon.last_reconciled_spec:
         return L.STABLE
     return L.DEPLOYED
+
+
+def _manual_restore_required(status: FlinkDeploymentStatus | FlinkSessionJobStatus) -> bool:
+    return (
+        isinstance(status, FlinkDeploymentStatus)
+        and status.job_manager_deployment_status == JobManagerDeploymentStatus.MISSING
+        and status.error_reason == ErrorReason.MANUAL_RESTORE_REQUIRED
+    )

@@ -231,7 +231,8 @@ def _start_after_stop(
         b.requeue_after = 0.0
         return b.finish(now_ms=ctx.now_ms)
     restore, why = restore_point(as_last_state(target), status, obs)
-    b.status = set_job(status, upgrade_savepoint_path=restore)
+    # The new spec's readiness window (rollback) starts with its deploy, not with the stop before it.
+    b.status = set_recon(set_job(status, upgrade_savepoint_path=restore), reconciliation_timestamp=ctx.now_ms)
     stopped_at = run.stop_requested_at or ctx.now_ms
     if target.job is not None and target.job.state != JobState.RUNNING:
         b.event("Normal", "Suspended", f"Job suspended; {why}" + (f": {restore}" if restore else ""))

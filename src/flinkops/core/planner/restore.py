@@ -68,15 +68,17 @@ def restore_point(spec: FlinkDeploymentSpec, status: FlinkDeploymentStatus, obs:
         return obs.job.latest_checkpoint_path, "latest completed checkpoint of the running job"
     if obs.latest_stored_checkpoint:
         return obs.latest_stored_checkpoint, "latest completed checkpoint found in checkpoint storage"
+    run = current_run(status)
+    if run is not None and run.checkpointed:
+        if obs.rest_ready and obs.job is not None:
+            # Flink's statistics lag behind storage: the job is stopped first, and the next pass reads its
+            # newest checkpoint from storage (``stop_first``).
+            return None, "the newest checkpoint the job leaves in storage when it stops"
+        # The job got past where it started (``upgradeSavepointPath``): restarting from there would silently
+        # drop what it did since.
+        raise ManualRestoreRequired(f"job {run.job_id} completed checkpoints, but none is left in checkpoint storage")
     if status.job_status.upgrade_savepoint_path:
         return status.job_status.upgrade_savepoint_path, "the state the job was last started from"
-    run = current_run(status)
-    if run is not None and run.checkpointed and obs.rest_ready and obs.job is not None:
-        # Flink's statistics lag behind storage: the job is stopped first, and the next pass reads its newest
-        # checkpoint from storage (``stop_first``).
-        return None, "the newest checkpoint the job leaves in storage when it stops"
-    if run is not None and run.checkpointed:
-        raise ManualRestoreRequired(f"job {run.job_id} completed checkpoints, but none is left in checkpoint storage")
     return None, "no checkpoint exists yet: the job starts with empty state"
 
 
