@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from flinkops.api.models import (
     FlinkDeployment,
     FlinkDeploymentSpec,
@@ -567,3 +569,31 @@ def test_a_stateful_restart_asks_for_the_newest_stored_state_once_the_old_job_st
     assert [type(a) for a in plan.actions] == [DeleteCluster, DeployCluster], "stateless starts empty at once"
     assert isinstance(plan.actions[1], DeployCluster) and plan.actions[1].restore_path is None
     assert isinstance(plan.status, FlinkDeploymentStatus) and plan.status.deployment_history[-2].stopped_for is None
+
+
+def test_a_run_that_checkpointed_never_restarts_from_its_older_start_state() -> None:
+    """Storage shows nothing of a job that completed checkpoints: restarting from where it started (its
+    ``upgradeSavepointPath``) would silently drop its progress, so a manual restore is required instead."""
+    from flinkops.api.models import DeploymentRecord, FlinkDeploymentStatus, JobStatus
+    from flinkops.core.planner.restore import restore_point
+    from flinkops.errors import ManualRestoreRequired
+
+    job = "c" * 32
+    spec = FlinkDeployment.model_validate(
+        {
+            "apiVersion": "flink.apache.org/v1beta1",
+            "kind": "FlinkDeployment",
+            "metadata": {"name": "app"},
+            "spec": {"job": {"jarURI": "local:///job.jar", "upgradeMode": "last-state"}},
+        }
+    ).spec
+    started = FlinkDeploymentStatus(
+        job_status=JobStatus(job_id=job, upgrade_savepoint_path="file:/sp/init"),
+        deployment_history=[DeploymentRecord(generation=1, job_id=job, restored_from="file:/sp/init")],
+    )
+    assert restore_point(spec, started, Observation()) == ("file:/sp/init", "the state the job was last started from")
+    progressed = started.model_copy(
+        update={"deployment_history": [started.deployment_history[0].model_copy(update={"checkpointed": True})]}
+    )
+    with pytest.raises(ManualRestoreRequired):
+        restore_point(spec, progressed, Observation())
