@@ -14,9 +14,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+if TYPE_CHECKING:  # annotations only: the CLI reads ResourceKey and friends without building the models
+    from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+
+    Resource = FlinkDeployment | FlinkSessionJob
 
 __all__ = [
     "ApplicationJob",
@@ -33,8 +36,6 @@ __all__ = [
     "SnapshotStore",
     "SystemClock",
 ]
-
-Resource = FlinkDeployment | FlinkSessionJob
 
 
 @dataclass(frozen=True, order=True)
