@@ -25,11 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
-from flinkops.api.plugins import (
-    choose_plugins,
-    requested_connectors,
-    s3_paths,
-)
+from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
 from flinkops.errors import FlinkopsError, PermanentError
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.flink.jars import connector_jar, plugin_jar
@@ -106,8 +102,7 @@ class DataPlane:
 
     @staticmethod
     def uses_s3(config: Mapping[str, str], args: Iterable[str] = ()) -> bool:
-        state, in_args = s3_paths(config, args)
-        return bool(state or in_args)
+        return uses_s3(config, args)
 
     def process_environment(self, config: Mapping[str, str], args: Iterable[str] = ()) -> dict[str, str]:
         """The secret environment of a cluster's processes (S3 credentials), empty when it uses no S3."""

@@ -64,7 +64,7 @@ from flinkops.errors import (
     FlinkUnavailable,
     PermanentError,
 )
-from flinkops.flink.config import RenderInputs, render_flink_config, taskmanager_count
+from flinkops.flink.config import RenderInputs, render_flink_config, render_inputs, taskmanager_count
 from flinkops.flink.distribution import PYTHON_DRIVER, FlinkDistribution
 from flinkops.flink.rest import CheckpointTriggerStatus, FlinkRestClient, SavepointStatus
 from flinkops.ports import (
@@ -77,7 +77,7 @@ from flinkops.ports import (
     ResourceStore,
     SnapshotStore,
 )
-from flinkops.settings import SOURCE_DIR_ANNOTATION, default_state_uri
+from flinkops.settings import SOURCE_DIR_ANNOTATION
 from flinkops.snapshots.local import LocalSnapshotStore, PodLocalStorage, UnsupportedSnapshotStorage
 
 __all__ = ["SOURCE_DIR_ANNOTATION", "Controller"]
@@ -536,16 +536,10 @@ class Controller:
     # ------------------------------------------------------------------ building requests
 
     def _render_inputs(self, resource: FlinkDeployment) -> RenderInputs:
-        meta = resource.metadata
         if not self.local:
-            return RenderInputs(name=meta.name, namespace=meta.namespace, default_state_uri=None, python_executable="")
-        return RenderInputs(
-            name=meta.name,
-            namespace=meta.namespace,
-            default_state_uri=default_state_uri(self.home, meta.namespace, meta.name),
-            python_executable=self.python,
-            java_opts=self.dist.default_java_opts if self.dist is not None else "",
-        )
+            return render_inputs(resource, None)
+        java_opts = self.dist.default_java_opts if self.dist is not None else ""
+        return render_inputs(resource, self.home, self.python, java_opts)
 
     def _source_dir(self, resource: FlinkDeployment | FlinkSessionJob) -> Path | None:
         annotations = resource.metadata.annotations or {}
