@@ -5,7 +5,8 @@ Each operation is a plain function that takes a ``Target`` (where resources live
 (every problem with its field path; nothing was changed), ``NotFound``, ``FlinkopsError``. Nothing here prints,
 parses arguments or exits; front ends present the results.
 
-    from flinkops.service import LocalTarget, apply, read_files, get, describe, plan, delete
+    from pathlib import Path
+    from flinkops.service import LocalTarget, apply, read_files, get, plan
 
     target = LocalTarget()                     # $FLINKOPS_HOME, default ./.flinkops
     resources = read_files(target, [Path("job.yaml")])

@@ -92,8 +92,12 @@ class Target(Protocol):
 def local_only(target: Target, command: str, instead: str = "") -> None:
     """Refuse ``command`` on a Kubernetes target (``InvalidInput``), saying what to use there instead."""
     if not target.local:
-        hint = f"on Kubernetes: {instead}" if instead else "it needs clusters on this machine"
-        raise InvalidInput([Problem(command, "works on local clusters only", hint)])
+        raise _not_here(command, instead)
+
+
+def _not_here(command: str, instead: str = "") -> InvalidInput:
+    hint = f"on Kubernetes: {instead}" if instead else "it needs clusters on this machine"
+    return InvalidInput([Problem(command, "works on local clusters only", hint)])
 
 
 def _dataplane(home: Path) -> DataPlane:
@@ -251,9 +255,7 @@ class KubernetesTarget:
         """The operator runs in the cluster already."""
 
     def previewer(self) -> Previewer:
-        local_only(self, "plan")
-        raise AssertionError("unreachable")
+        raise _not_here("plan")
 
     def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]:
-        local_only(self, "logs")
-        raise AssertionError("unreachable")
+        raise _not_here("logs")
