@@ -95,3 +95,16 @@ def test_the_service_api_names_functions_and_classes_not_modules() -> None:
         value = getattr(flinkops.service, name)
         assert not isinstance(value, ModuleType), name
         assert inspect.isfunction(value) or inspect.isclass(value), name
+
+
+def test_help_lists_every_command_the_lazy_dev_group_included() -> None:
+    from typer.testing import CliRunner
+
+    from flinkops.cli.main import app
+
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    listed = {line.split()[1] for line in result.output.splitlines() if line.startswith("│ ") and len(line.split()) > 2}
+    expected = {"apply", "get", "describe", "delete", "suspend", "resume", "logs", "lint", "crds", "savepoint"}
+    expected |= {"checkpoint", "snapshots", "restore", "rollback", "plan", "controller", "operator", "dev"}
+    assert expected <= listed

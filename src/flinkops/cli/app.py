@@ -77,7 +77,9 @@ class _Commands(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in _LAZY and cmd_name not in self.commands:
             module, attribute = _LAZY[cmd_name].split(":")
-            self.add_command(typer.main.get_command(getattr(importlib.import_module(module), attribute)), cmd_name)
+            command = typer.main.get_command(getattr(importlib.import_module(module), attribute))
+            command.name = cmd_name
+            self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
