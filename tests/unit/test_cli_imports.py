@@ -13,10 +13,12 @@ from types import ModuleType
 
 import pytest
 
+import flinkops
 import flinkops.service
 from flinkops.service import LocalTarget, apply
 from support.service import deployment, session_cluster, session_job
 
+SOURCE = str(Path(flinkops.__file__).parents[1])  # the flinkops this test imported, not an installed one
 NEVER = (
     "httpx",
     "boto3",
@@ -52,7 +54,7 @@ def imported_by(home: Path, *args: str) -> tuple[int, list[str]]:
     code = _RUN.replace("OUT", repr(str(out)))
     done = subprocess.run(
         [sys.executable, "-c", code, json.dumps(args)],
-        env={"FLINKOPS_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
+        env={"FLINKOPS_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": SOURCE},
         capture_output=True,
         text=True,
         timeout=60,

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+import flinkops
 from flinkops.api.crds import CRD_NAMES, custom_resource_definitions, structural_schema
 from flinkops.api.loader import dump_resource, load_object
 from flinkops.api.models import (
@@ -323,7 +324,8 @@ def test_nested_flink_configuration_and_any_pod_template_are_accepted() -> None:
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "flinkops", *args],
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        # The flinkops this test imported (a worktree's, not whatever the environment installed).
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "PYTHONPATH": str(Path(flinkops.__file__).parents[1])},
         capture_output=True,
         text=True,
         timeout=60,
