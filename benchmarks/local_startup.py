@@ -9,7 +9,7 @@ Also measured: ``flinkops get`` wall time (baseline: a bare ``python -c pass`` s
 Python CLI) and the controller daemon's CPU while one deployment is stable (idle).
 
 Run: ``make bench`` or ``.venv/bin/python benchmarks/local_startup.py [--rounds N]``.
-Goals: apply→RUNNING ratio ≤ 1.2; get < 0.3 s; idle controller CPU well under 1% of a core.
+Goals: apply→RUNNING ratio ≤ 1.2; get ≤ 0.2 s; idle controller CPU well under 1% of a core.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def main() -> None:
         floor = timed([sys.executable, "-c", "pass"], env)
         print("\nflinkops get wall time (median of 7)")
         print(f"  baseline (python -c pass):  {floor:6.3f} s")
-        print(f"  flinkops get:               {get_time:6.3f} s   (goal < 0.3 s)")
+        print(f"  flinkops get:               {get_time:6.3f} s   (goal ≤ 0.2 s)")
         print(f"  ratio:                      {get_time / floor:6.2f}")
 
         pid = int(json.loads((home / "controller.pid").read_text())["pid"])

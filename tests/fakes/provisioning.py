@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fakes.snapshots import FakeSnapshots
-from flinkops.api.models import FlinkDeploymentSpec, JobSpec
+from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
 from flinkops.errors import PermanentError
 from flinkops.ports import ClusterExtras, RenderInputs, Resource, SnapshotStore
 
@@ -38,7 +38,8 @@ class FakeProvisioner:
     def default_state_dirs(self) -> bool:
         return True
 
-    def render_inputs(self, namespace: str, name: str) -> RenderInputs:
+    def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
+        namespace, name = deployment.metadata.namespace, deployment.metadata.name
         return RenderInputs(
             name=name,
             namespace=namespace,

@@ -10,12 +10,16 @@ from pathlib import Path
 
 import pytest
 
+import flinkops
 from flinkops.api.models import DeploymentRecord, FlinkDeploymentStatus, JobStatus, LifecycleState
 from flinkops.settings import store_path
 from flinkops.stores.sqlite import SqliteStore
 from integration.flinkops_cli import Flinkops
 
 pytestmark = pytest.mark.integration
+
+# The subprocess runs the flinkops this test imported (a worktree's, not whatever the environment installed).
+SOURCE = str(Path(flinkops.__file__).parents[1])
 
 GOOD = """\
 apiVersion: flink.apache.org/v1beta1
@@ -33,7 +37,7 @@ spec:
 def cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "flinkops", *args],
-        env={"FLINKOPS_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        env={"FLINKOPS_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": SOURCE},
         capture_output=True,
         text=True,
         input=stdin,

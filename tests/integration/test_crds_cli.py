@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
+import flinkops
 from flinkops.api.crds import custom_resource_definitions
 
 pytestmark = pytest.mark.integration
@@ -20,7 +22,8 @@ pytestmark = pytest.mark.integration
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "flinkops", *args],
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        # The flinkops this test imported (a worktree's, not whatever the environment installed).
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "PYTHONPATH": str(Path(flinkops.__file__).parents[1])},
         capture_output=True,
         text=True,
         timeout=60,

@@ -49,6 +49,7 @@ __all__ = [
     "plugin_names",
     "requested_connectors",
     "s3_paths",
+    "uses_s3",
 ]
 
 S3_PRESTO = "s3-fs-presto"
@@ -130,6 +131,12 @@ def s3_paths(config: Mapping[str, str], args: Iterable[str]) -> tuple[list[str],
     state = [p for p in state if _S3_URI.match(p.strip())]
     in_args = [m.group(0) for arg in args for m in _S3_URI.finditer(arg)]
     return state, in_args
+
+
+def uses_s3(config: Mapping[str, str], args: Iterable[str] = ()) -> bool:
+    """Whether a deployment with ``config`` and job ``args`` keeps state on or reads/writes S3."""
+    state, in_args = s3_paths(config, args)
+    return bool(state or in_args)
 
 
 def choose_plugins(spec: Any, config: Mapping[str, str], args: Iterable[str] = ()) -> PluginChoice:

@@ -3,9 +3,9 @@ request a Kubernetes control plane.
 
 Each service is a real server (a KRaft Kafka broker, a MinIO S3 store, ZooKeeper; etcd, kube-apiserver and
 kube-controller-manager for ``kubernetes``) bound to 127.0.0.1, with its data, pid files and logs under
-``$FLINKOPS_HOME/dev/<service>/`` (see :mod:`flinkops.dev.services`). Kept apart
-from ``flinkops.cli.main`` and import-light (the shared console and error guard come from ``cli.output``);
-boto3 and confluent-kafka load only in the commands that need them.
+``$FLINKOPS_HOME/dev/<service>/`` (see :mod:`flinkops.dev.services`). ``cli.app`` loads this module only
+when a ``dev`` command runs (or ``--help`` lists it); the shared console and error guard come from ``cli.output``,
+and boto3 and confluent-kafka load only in the commands that need them.
 
 Exit codes as everywhere in flinkops: 0 success, 1 the operation failed, 2 invalid input (an unknown service).
 """

@@ -4,24 +4,43 @@
 ``main_guard`` maps the error taxonomy onto exit codes for any command: 2 for invalid input (every problem
 with its field path, and that nothing was changed), 1 for any other flinkops error.
 
-Import-light on purpose: the main CLI and ``flinkops dev`` both build on it.
+Import-light on purpose: the main CLI and ``flinkops dev`` both build on it, and the consoles (rich) load when
+first written to, so ``flinkops get -o json`` never loads rich.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
-from rich.console import Console
 
 from flinkops.errors import FlinkopsError, InvalidInput
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = ["err", "fail", "main_guard", "out", "print_problems"]
 
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich ``Console`` made on first use."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+out = cast("Console", _LazyConsole(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 220))
+err = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

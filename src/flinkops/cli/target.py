@@ -1,4 +1,4 @@
-"""Where the CLI's resources live: the local store (default) or a Kubernetes API server.
+"""Which target the CLI works on: the local store (default) or a Kubernetes API server.
 
 ``--context NAME`` (a kubeconfig context) or ``FLINKOPS_TARGET=kubernetes`` (the current context) make ``apply``,
 ``get``, ``describe``, ``delete``, ``suspend``, ``resume``, ``savepoint`` and the other commands that read or
@@ -6,29 +6,31 @@ change resources work on the API server's custom resources; the operator there d
 local controller is started. Commands that only make sense for local clusters (``logs``, ``plan``,
 ``controller ...``) refuse with a pointer to the Kubernetes way.
 
-Called by: ``cli.main`` (its global options) and the commands.
+The target itself (store and adapters) is the service layer's (``flinkops.service.target``); this module only
+remembers what the global options chose.
+
+Called by: ``cli.app`` (its global options) and the commands.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from flinkops.errors import InvalidInput, Problem
+from flinkops.service.target import KubernetesTarget, LocalTarget, Target
+from flinkops.service.target import local_only as _local_only
+from flinkops.settings import default_home
 
-if TYPE_CHECKING:
-    from flinkops.stores.kubernetes import KubernetesStore
-
-__all__ = ["choose", "kube_store", "kubernetes", "local_only"]
+__all__ = ["choose", "current", "kubernetes", "local", "local_only"]
 
 TARGET_ENV = "FLINKOPS_TARGET"
 _chosen: dict[str, str | None] = {"context": None, "kubeconfig": None}
-_store: list[KubernetesStore] = []
+_current: list[Target] = []
 
 
 def choose(context: str | None, kubeconfig: str | None) -> None:
     _chosen["context"], _chosen["kubeconfig"] = context, kubeconfig
-    _store.clear()
+    _current.clear()
     value = os.environ.get(TARGET_ENV, "").strip().lower()
     if value not in ("", "local", "kubernetes"):
         raise InvalidInput([Problem(TARGET_ENV, f"{value!r} is neither local nor kubernetes")])
@@ -38,18 +40,23 @@ def kubernetes() -> bool:
     return bool(_chosen["context"] or _chosen["kubeconfig"]) or os.environ.get(TARGET_ENV, "").lower() == "kubernetes"
 
 
-def kube_store() -> KubernetesStore:
-    """A direct (uncached) store on the chosen context's API server."""
-    if not _store:
-        from flinkops.kube.client import KubeClient, load_config
-        from flinkops.stores.kubernetes import KubernetesStore
+def current() -> Target:
+    """The chosen target (one per command run)."""
+    if not _current:
+        home = default_home()
+        chosen = (
+            KubernetesTarget(_chosen["context"], _chosen["kubeconfig"], home) if kubernetes() else LocalTarget(home)
+        )
+        _current.append(chosen)
+    return _current[0]
 
-        client = KubeClient(load_config(_chosen["context"], _chosen["kubeconfig"]))
-        _store.append(KubernetesStore(client, component="flinkops-cli"))
-    return _store[0]
+
+def local() -> LocalTarget:
+    """The local target, for commands about this machine's controller daemon."""
+    found = current()
+    return found if isinstance(found, LocalTarget) else LocalTarget(default_home())
 
 
 def local_only(command: str, instead: str) -> None:
     """Refuse ``command`` on a Kubernetes target (exit 2), saying what to use there."""
-    if kubernetes():
-        raise InvalidInput([Problem(command, "works on local clusters only", f"on Kubernetes: {instead}")])
+    _local_only(current(), command, instead)

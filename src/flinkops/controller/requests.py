@@ -66,7 +66,7 @@ class RequestBuilder:
         memo_key = (meta.namespace, meta.name, id(spec))
         cached = self._configs.get(memo_key)
         if cached is None or cached[0] is not spec:
-            rendered = render_flink_config(spec, self.provisioner.render_inputs(meta.namespace, meta.name))
+            rendered = render_flink_config(spec, self.provisioner.render_inputs(resource))
             cached = (spec, rendered)  # the spec is kept so its id cannot be reused within the pass
             self._configs[memo_key] = cached
         return dict(cached[1])

@@ -12,7 +12,11 @@ validation forbids setting it) and ZooKeeper client timeouts short enough for a 
 ``ZOOKEEPER_HA_DEFAULTS`` for why each value is what it is. ``zookeeper_ha`` reads those settings back for the
 runtimes that must find a cluster's metadata in ZooKeeper.
 
-Called by: the controller when it builds a ``ClusterRequest``. Pure.
+``render_inputs`` decides, once for every caller, what a target adds to a rendering: locally a default state
+directory under the flinkops home and this machine's Python; on Kubernetes neither.
+
+Called by: the controller when it builds a ``ClusterRequest``, and the service layer where it needs to know
+where a deployment's state lives (describe, snapshots, restore). Pure.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY, checkpoint_dir, is_operator_key, savepoint_dir
-from flinkops.api.models import FlinkDeploymentSpec, Resource
+from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, Resource
 from flinkops.api.validation import ha_type
 from flinkops.ports.provisioning import RenderInputs
+from flinkops.settings import default_state_uri
 
 __all__ = [
     "HA_CLUSTER_ID",
@@ -36,6 +42,7 @@ __all__ = [
     "ZooKeeperHA",
     "ha_cluster_id",
     "render_flink_config",
+    "render_inputs",
     "task_slots",
     "taskmanager_count",
     "to_flink_memory",
@@ -66,6 +73,24 @@ ZOOKEEPER_HA_DEFAULTS: Mapping[str, str] = {
     "high-availability.zookeeper.client.max-retry-attempts": "5",
     "high-availability.zookeeper.client.tolerate-suspended-connections": "true",
 }
+
+
+def render_inputs(
+    deployment: FlinkDeployment, home: Path | None, python_executable: str = "", java_opts: str = ""
+) -> RenderInputs:
+    """What a target adds to the rendering of ``deployment``: with ``home`` (clusters on this machine) state
+    defaults to ``<home>/state/<namespace>/<name>`` and jobs run on ``python_executable`` with the distribution's
+    ``java_opts``; without (Kubernetes) only what the spec configures is used and the image decides the rest."""
+    meta = deployment.metadata
+    if home is None:
+        return RenderInputs(name=meta.name, namespace=meta.namespace, default_state_uri=None, python_executable="")
+    return RenderInputs(
+        name=meta.name,
+        namespace=meta.namespace,
+        default_state_uri=default_state_uri(home, meta.namespace, meta.name),
+        python_executable=python_executable,
+        java_opts=java_opts,
+    )
 
 
 def to_flink_memory(value: str) -> str:

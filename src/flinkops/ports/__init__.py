@@ -15,12 +15,17 @@ Tests substitute the small in-memory fakes in ``tests/fakes``.
 Invariant: nothing here performs I/O; implementations translate their own failures into ``flinkops.errors``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from flinkops.ports.clock import Clock
 from flinkops.ports.clusters import ApplicationJob, ClusterKey, ClusterObservation, ClusterRequest, ClusterRuntime
 from flinkops.ports.flink import FlinkApi, FlinkApiFactory
 from flinkops.ports.provisioning import ClusterExtras, Provisioner, RenderInputs
-from flinkops.ports.resources import Event, Resource, ResourceKey, ResourceStore
+from flinkops.ports.resources import Event, ResourceKey, ResourceStore
 from flinkops.ports.snapshots import Snapshot, SnapshotKind, SnapshotStore
+
+if TYPE_CHECKING:
+    from flinkops.ports.resources import Resource
 
 __all__ = [
     "ApplicationJob",
@@ -42,3 +47,11 @@ __all__ = [
     "SnapshotKind",
     "SnapshotStore",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Resource":  # loads the models: see ports.resources
+        from flinkops.ports import resources
+
+        return resources.Resource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

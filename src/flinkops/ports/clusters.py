@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from flinkops.api.models import FlinkDeployment
+if TYPE_CHECKING:
+    from flinkops.api.models import FlinkDeployment
 
 __all__ = ["ApplicationJob", "ClusterKey", "ClusterObservation", "ClusterRequest", "ClusterRuntime"]
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from flinkops.api.models import FlinkDeploymentSpec, JobSpec
-from flinkops.ports.resources import Resource
 from flinkops.ports.snapshots import SnapshotStore
+
+if TYPE_CHECKING:
+    from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
+    from flinkops.ports.resources import Resource
 
 __all__ = ["ClusterExtras", "Provisioner", "RenderInputs"]
 
@@ -55,8 +57,9 @@ class Provisioner(Protocol):
         """Whether a deployment without checkpoint/savepoint directories gets default ones (local target)."""
         ...
 
-    def render_inputs(self, namespace: str, name: str) -> RenderInputs:
-        """What rendering a deployment's Flink configuration needs from the target."""
+    def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
+        """What rendering ``deployment``'s Flink configuration needs from the target
+        (``flink.config.render_inputs`` with this target's home, Python and JVM options)."""
         ...
 
     def working_dir(self, resource: Resource) -> Path | None:

@@ -7,13 +7,23 @@ service layer read and write resources only through it. Tests use ``tests/fakes`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+if TYPE_CHECKING:  # the models load on first use: `flinkops get` reads stored objects without them
+    from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+
+    Resource = FlinkDeployment | FlinkSessionJob
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Resource":
+        from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+
+        return FlinkDeployment | FlinkSessionJob
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Event", "Resource", "ResourceKey", "ResourceStore"]
-
-Resource = FlinkDeployment | FlinkSessionJob
 
 
 @dataclass(frozen=True, order=True)

@@ -25,14 +25,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from flinkops.api.flinkconf import PYTHON_DRIVER, checkpoint_dir, savepoint_dir
-from flinkops.api.models import FlinkDeploymentSpec, JobSpec
-from flinkops.api.plugins import (
-    choose_plugins,
-    requested_connectors,
-    s3_paths,
-)
+from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
+from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
 from flinkops.errors import FlinkopsError, PermanentError
-from flinkops.flink.config import RenderInputs
+from flinkops.flink.config import RenderInputs, render_inputs
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.flink.jars import connector_jar, plugin_jar
 from flinkops.ports import ClusterExtras, Resource, SnapshotStore
@@ -47,7 +43,7 @@ from flinkops.s3 import (
     resolve_s3_access,
     split_uri,
 )
-from flinkops.settings import SOURCE_DIR_ANNOTATION, default_state_uri
+from flinkops.settings import SOURCE_DIR_ANNOTATION
 
 __all__ = ["ClusterExtras", "DataPlane", "LocalProvisioner", "local_jar"]
 
@@ -112,8 +108,7 @@ class DataPlane:
 
     @staticmethod
     def uses_s3(config: Mapping[str, str], args: Iterable[str] = ()) -> bool:
-        state, in_args = s3_paths(config, args)
-        return bool(state or in_args)
+        return uses_s3(config, args)
 
     def process_environment(self, config: Mapping[str, str], args: Sequence[str] = ()) -> dict[str, str]:
         """The secret environment of a cluster's processes (S3 credentials), empty when it uses no S3."""
@@ -229,14 +224,9 @@ class LocalProvisioner(DataPlane):
     def default_state_dirs(self) -> bool:
         return True
 
-    def render_inputs(self, namespace: str, name: str) -> RenderInputs:
-        return RenderInputs(
-            name=name,
-            namespace=namespace,
-            default_state_uri=default_state_uri(self.home, namespace, name),
-            python_executable=self.python,
-            java_opts=self.dist.default_java_opts if self.dist is not None else "",
-        )
+    def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
+        java_opts = self.dist.default_java_opts if self.dist is not None else ""
+        return render_inputs(deployment, self.home, self.python, java_opts)
 
     def working_dir(self, resource: Resource) -> Path | None:
         source = (resource.metadata.annotations or {}).get(SOURCE_DIR_ANNOTATION)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from flinkops.api.models import FlinkDeploymentSpec, JobSpec
-from flinkops.flink.config import RenderInputs
+from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
+from flinkops.flink.config import RenderInputs, render_inputs
 from flinkops.ports import ClusterExtras, Resource
 from flinkops.provisioning.local import DataPlane
 from flinkops.snapshots.local import PodLocalStorage
@@ -31,8 +31,8 @@ class PodProvisioner(DataPlane):
     def default_state_dirs(self) -> bool:
         return False  # a pod's default directory would die with the pod: the spec must name its state
 
-    def render_inputs(self, namespace: str, name: str) -> RenderInputs:
-        return RenderInputs(name=name, namespace=namespace, default_state_uri=None, python_executable="")
+    def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
+        return render_inputs(deployment, None)
 
     def working_dir(self, resource: Resource) -> Path | None:
         return None

@@ -8,7 +8,12 @@ status. ``resource_version`` grows on every write and makes status writes condit
 WAL journal mode and a busy timeout let the CLI and the controller daemon (separate processes) write
 concurrently. Every method opens its own short transaction.
 
-Called by: the CLI (apply, get, delete) and the controller.
+``document``/``documents`` return the CRD-shaped objects as stored, without building the pydantic models: every
+row was written from a validated model (``model_dump`` by alias, ``None`` left out), so a stored object is what
+``dump_resource`` of its model gives. ``flinkops get`` reads these; the models load only when a method returns
+them.
+
+Called by: the service layer's local target (apply, get, delete, ...) and the controller.
 """
 
 from __future__ import annotations
@@ -21,15 +26,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 from flinkops.errors import Conflict, NotFound, PermanentError
 from flinkops.ports import Event, ResourceKey
 
-__all__ = ["SqliteStore"]
+if TYPE_CHECKING:
+    from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 
-Resource = FlinkDeployment | FlinkSessionJob
+    Resource = FlinkDeployment | FlinkSessionJob
+
+__all__ = ["SqliteStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -63,10 +70,6 @@ INSERT OR IGNORE INTO counters VALUES ('changes', 0);
 INSERT OR IGNORE INTO counters VALUES ('resource_version', 0);
 """
 
-_MODELS: dict[str, type[FlinkDeployment] | type[FlinkSessionJob]] = {
-    "FlinkDeployment": FlinkDeployment,
-    "FlinkSessionJob": FlinkSessionJob,
-}
 _MAX_EVENTS_PER_RESOURCE = 200
 _KEY = "kind = ? AND namespace = ? AND name = ?"  # every resource and event is addressed by these three
 
@@ -77,6 +80,14 @@ def _now_iso() -> str:
 
 def _spec_dict(resource: Resource) -> dict[str, Any]:
     return resource.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _model(document: dict[str, Any]) -> Resource:
+    from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+
+    if document["kind"] == "FlinkDeployment":
+        return FlinkDeployment.model_validate(document)
+    return FlinkSessionJob.model_validate(document)
 
 
 class SqliteStore:
@@ -125,23 +136,27 @@ class SqliteStore:
         return int(row[0])
 
     @staticmethod
-    def _build(row: tuple[Any, ...]) -> Resource:
-        kind, _ns, _name, uid, generation, rv, created, deletion, body, status = row
-        data = json.loads(body)
-        meta = data.setdefault("metadata", {})
-        meta.update(
-            {
-                "uid": uid,
-                "generation": generation,
-                "resourceVersion": str(rv),
-                "creationTimestamp": created,
-            }
-        )
+    def _document(row: tuple[Any, ...]) -> dict[str, Any]:
+        """The CRD-shaped object of one row, metadata in the models' field order (as ``dump_resource`` has it)."""
+        _kind, _ns, _name, uid, generation, rv, created, deletion, body, status = row
+        data: dict[str, Any] = json.loads(body)
+        meta = {
+            **data.get("metadata", {}),
+            "uid": uid,
+            "resourceVersion": str(rv),
+            "generation": generation,
+            "creationTimestamp": created,
+        }
         if deletion:
             meta["deletionTimestamp"] = deletion
+        data["metadata"] = meta
         if status:
             data["status"] = json.loads(status)
-        return _MODELS[kind].model_validate(data)
+        return data
+
+    @classmethod
+    def _build(cls, row: tuple[Any, ...]) -> Resource:
+        return _model(cls._document(row))
 
     _COLUMNS = "kind, namespace, name, uid, generation, resource_version, created, deletion_timestamp, body, status"
 
@@ -160,11 +175,22 @@ class SqliteStore:
     # ------------------------------------------------------------------ ResourceStore
 
     def get(self, key: ResourceKey) -> Resource | None:
-        with self._read() as db:
-            row = self._select(db, key)
-        return self._build(row) if row else None
+        document = self.document(key)
+        return _model(document) if document is not None else None
 
     def list_resources(self, kind: str | None = None, namespace: str | None = None) -> list[Resource]:
+        return [_model(d) for d in self.documents(kind, namespace)]
+
+    # ------------------------------------------------------------------ stored objects, no models
+
+    def document(self, key: ResourceKey) -> dict[str, Any] | None:
+        """The stored object of ``key`` in its CRD shape, or None."""
+        with self._read() as db:
+            row = self._select(db, key)
+        return self._document(row) if row else None
+
+    def documents(self, kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Stored objects in their CRD shape, by kind, namespace and name."""
         query = f"SELECT {self._COLUMNS} FROM resources WHERE 1 = 1"
         args: list[str] = []
         if kind:
@@ -175,7 +201,7 @@ class SqliteStore:
             args.append(namespace)
         with self._read() as db:
             rows = db.execute(query + " ORDER BY kind, namespace, name", args).fetchall()
-        return [self._build(r) for r in rows]
+        return [self._document(r) for r in rows]
 
     def apply(self, resource: Resource) -> Resource:
         key = ResourceKey.of(resource)

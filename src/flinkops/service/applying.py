@@ -1,0 +1,59 @@
+"""``apply``: create or update resources, all or nothing as far as input goes.
+
+The whole batch is checked first (``service.inputs.check``: every resource, the updates, the batch against the
+store, the savepoints it would start from); invalid input raises ``InvalidInput`` and writes nothing. Then each
+resource is written: the store bumps ``metadata.generation`` only when the spec changed, which is how a result
+tells ``created`` from ``configured`` from ``unchanged``. Writing is all this does: the controller acts.
+
+Called by: the CLI (``flinkops apply``), and Python callers (``flinkops.service.apply``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+from flinkops.ports import ResourceKey
+from flinkops.service.inputs import check
+from flinkops.service.target import Target
+
+__all__ = ["Applied", "Outcome", "apply"]
+
+Outcome = Literal["created", "configured", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One written resource: what changed, and the resource as stored (its generation is the one to wait for)."""
+
+    key: ResourceKey
+    outcome: Outcome
+    resource: FlinkDeployment | FlinkSessionJob
+
+    @property
+    def generation(self) -> int:
+        return self.resource.metadata.generation or 0
+
+
+def apply(
+    target: Target, resources: Sequence[FlinkDeployment | FlinkSessionJob], *, start_controller: bool = True
+) -> list[Applied]:
+    """Validate ``resources`` as a whole, then write each; with ``start_controller`` make sure something
+    reconciles them (the local daemon; the operator on Kubernetes). Applying the same input again is a no-op
+    (``unchanged``, same generation)."""
+    store = target.store()
+    existing = check(target, resources, store)
+    applied: list[Applied] = []
+    for resource in resources:
+        key = ResourceKey.of(resource)
+        before = existing.get((key.kind, key.namespace, key.name))
+        stored = store.apply(resource)
+        outcome: Outcome = "created"
+        if before is not None:
+            outcome = "configured" if stored.metadata.generation != before.metadata.generation else "unchanged"
+        applied.append(Applied(key, outcome, stored))
+    if start_controller:
+        target.ensure_controller()
+    return applied

@@ -1,0 +1,127 @@
+"""User input: YAML files read into resources, and the whole batch checked the way ``apply`` checks it.
+
+``check`` is the one place input is validated before anything is written: each resource on its own, as an update
+of the stored one, against the rest of the batch and the store, and the savepoint each would start from (which
+must exist now: finding out after the running job was stopped would be too late). Every problem is reported at
+once, with its field path, as ``InvalidInput``; ``apply`` and ``plan`` both go through it.
+
+Called by: ``service.apply``, ``service.plan``, the CLI (``-f FILE`` of apply, plan, lint, delete).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from flinkops.api.loader import load_documents
+from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+from flinkops.api.validation import validate_against, validate_resource, validate_update
+from flinkops.errors import InvalidInput, PermanentError, Problem, TemporaryError
+from flinkops.ports import ResourceStore
+from flinkops.service.config import snapshot_store
+from flinkops.service.target import Target
+from flinkops.settings import SOURCE_DIR_ANNOTATION
+
+__all__ = ["Existing", "Resource", "check", "load_text", "read_files", "restore_path_problems"]
+
+Resource = FlinkDeployment | FlinkSessionJob
+#: Stored resources by (kind, namespace, name).
+Existing = Mapping[tuple[str, str, str], Resource]
+
+
+def _key(resource: Resource) -> tuple[str, str, str]:
+    return (resource.kind, resource.metadata.namespace, resource.metadata.name)
+
+
+def load_text(target: Target, text: str, source: str, base: Path) -> list[Resource]:
+    """The resources in one YAML text (``InvalidInput`` with every problem). Locally each remembers ``base``, the
+    directory relative paths in its job (jar, Python script) resolve against; a Kubernetes operator could not use
+    a directory of this machine."""
+    resources = load_documents(text, source)
+    if not target.local:
+        return list(resources)
+    annotated: list[Resource] = []
+    for resource in resources:
+        annotations = dict(resource.metadata.annotations or {})
+        annotations.setdefault(SOURCE_DIR_ANNOTATION, str(base))
+        meta = resource.metadata.model_copy(update={"annotations": annotations})
+        annotated.append(resource.model_copy(update={"metadata": meta}))
+    return annotated
+
+
+def read_files(target: Target, paths: Sequence[Path], stdin: TextIO | None = None) -> list[Resource]:
+    """Every resource in ``paths`` (``-`` reads ``stdin``); ``InvalidInput`` listing the problems of all files,
+    or saying there was nothing in them."""
+    problems: list[Problem] = []
+    resources: list[Resource] = []
+    for path in paths:
+        if str(path) == "-":
+            text, source, base = (stdin or sys.stdin).read(), "<stdin>", Path.cwd()
+        else:
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                problems.append(Problem(path=str(path), message=f"cannot read file: {exc.strerror}"))
+                continue
+            source, base = str(path), path.resolve().parent
+        try:
+            resources.extend(load_text(target, text, source, base))
+        except InvalidInput as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InvalidInput(problems)
+    if not resources:
+        raise InvalidInput([Problem(path="-f", message="no resources found in the given file(s)")])
+    return resources
+
+
+def check(
+    target: Target, resources: Sequence[Resource], store: ResourceStore | None = None
+) -> dict[tuple[str, str, str], Resource]:
+    """Validate ``resources`` as ``apply`` would; raise ``InvalidInput`` listing every problem. Returns the
+    stored resources by (kind, namespace, name)."""
+    store = store or target.store()
+    existing = {_key(r): r for r in store.list_resources()}
+    problems: list[Problem] = []
+    for resource in resources:
+        problems.extend(validate_resource(resource, default_state_dirs=target.local))
+        old = existing.get(_key(resource))
+        if old is not None:
+            problems.extend(validate_update(old, resource))
+    problems.extend(validate_against(resources, existing, default_state_dirs=target.local))
+    problems.extend(restore_path_problems(target, resources, existing))
+    if problems:
+        raise InvalidInput(problems)
+    return existing
+
+
+def restore_path_problems(target: Target, resources: Sequence[Resource], existing: Existing) -> list[Problem]:
+    """A savepoint a spec would start from (on a first deployment, or a savepoint redeploy) must exist now."""
+    problems: list[Problem] = []
+    for resource in resources:
+        job = resource.spec.job
+        path = (job.initial_savepoint_path or "").strip() if job is not None else ""
+        if job is None or not path:
+            continue
+        old = existing.get(_key(resource))
+        old_job = old.spec.job if old is not None else None
+        redeploy = old_job is not None and job.savepoint_redeploy_nonce != old_job.savepoint_redeploy_nonce
+        if old is not None and not redeploy:
+            continue  # only read on a first deployment or a savepoint redeploy
+        try:
+            present = snapshot_store(target, resource).exists(path)
+        except InvalidInput:
+            present = False
+        except (TemporaryError, PermanentError):
+            continue  # storage out of reach from here now (or unsupported); the controller checks before it acts
+        if not present:
+            problems.append(
+                Problem(
+                    path="spec.job.initialSavepointPath",
+                    message=f"{path} is not a completed savepoint or checkpoint (no _metadata found there)",
+                    hint="give the directory of a savepoint or checkpoint; `flinkops snapshots NAME` lists them",
+                )
+            )
+    return problems

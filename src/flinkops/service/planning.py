@@ -1,0 +1,137 @@
+"""``plan``: what ``apply`` would do with some input, changing nothing; and ``lint``, the guardrails alone.
+
+The input is checked exactly as ``apply`` checks it (invalid input is ``InvalidInput`` here too). Each resource is
+then previewed by the controller itself (``Controller.preview``: validate, observe read-only, plan; no action, no
+write) as the next generation with its recorded status: the diff class and the fields behind it, the steps the
+controller would take, what it would warn about, and the downtime past restarts of that deployment took. Lint
+findings come last. Local target only: on Kubernetes the operator is the controller, and it is not here.
+
+Called by: the CLI (``flinkops plan``, ``flinkops lint``), and Python callers.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flinkops.api.models import FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob
+from flinkops.core.lint import Finding
+from flinkops.core.lint import lint as lint_resource
+from flinkops.ports import ResourceKey
+from flinkops.service.inputs import check
+from flinkops.service.target import Previewer, Target, local_only
+
+__all__ = ["Change", "Downtime", "LintReport", "PlanNote", "PlanReport", "ResourcePlan", "lint", "plan"]
+
+Resource = FlinkDeployment | FlinkSessionJob
+
+
+@dataclass(frozen=True)
+class Change:
+    """How the spec differs from the stored one: the aggregate diff class (``SCALE``, ``UPGRADE``, ...) and the
+    fields of that class (all changed fields when none reaches it)."""
+
+    kind: str
+    fields: tuple[str, ...]
+    #: False when nothing in the spec changed at all
+    any: bool
+
+
+@dataclass(frozen=True)
+class PlanNote:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Downtime:
+    """What past restarts of a deployment cost (a first deployment stops nothing, so only restarts count)."""
+
+    deployed: bool
+    measured_ms: tuple[int, ...]
+
+    @property
+    def median_s(self) -> float | None:
+        return statistics.median(self.measured_ms) / 1000 if self.measured_ms else None
+
+    @property
+    def last_s(self) -> float | None:
+        return self.measured_ms[-1] / 1000 if self.measured_ms else None
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    key: ResourceKey
+    create: bool
+    #: None for a new resource, or when the controller did not compare specs (a resource being deleted, say)
+    change: Change | None
+    summary: str
+    steps: tuple[str, ...]
+    notes: tuple[PlanNote, ...]
+    #: updates of a FlinkDeployment only
+    downtime: Downtime | None
+
+
+@dataclass(frozen=True)
+class LintReport:
+    key: ResourceKey
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    resources: tuple[ResourcePlan, ...]
+    lint: tuple[LintReport, ...]
+
+
+def lint(resources: Sequence[Resource]) -> list[LintReport]:
+    """The known Flink-on-Kubernetes pitfalls in each resource (no store, no target: the YAML alone)."""
+    return [LintReport(ResourceKey.of(r), tuple(lint_resource(r))) for r in resources]
+
+
+def plan(target: Target, resources: Sequence[Resource]) -> PlanReport:
+    """What applying ``resources`` would do; nothing is written."""
+    local_only(target, "plan")
+    existing = check(target, resources)
+    controller = target.previewer()
+    plans = tuple(
+        _plan_one(controller, r, existing.get((r.kind, r.metadata.namespace, r.metadata.name))) for r in resources
+    )
+    return PlanReport(plans, tuple(lint(resources)))
+
+
+def _plan_one(controller: Previewer, resource: Resource, old: Resource | None) -> ResourcePlan:
+    generation = ((old.metadata.generation or 0) + 1) if old is not None else 1
+    candidate = resource.model_copy(
+        update={
+            "status": old.status if old is not None else None,
+            "metadata": resource.metadata.model_copy(update={"generation": generation}),
+        }
+    )
+    preview = controller.preview(candidate)
+    change = None
+    if old is not None and preview.change is not None:
+        diff = preview.change
+        fields = diff.paths(at_least=diff.kind) or diff.paths()
+        change = Change(diff.kind.name, tuple(fields), bool(diff.fields))
+    downtime = None
+    if isinstance(resource, FlinkDeployment) and isinstance(old, FlinkDeployment):
+        downtime = _downtime(old.status)
+    return ResourcePlan(
+        key=ResourceKey.of(resource),
+        create=old is None,
+        change=change,
+        summary=preview.summary,
+        steps=tuple(action.describe() for action in preview.actions),
+        # The change itself is the headline already; every other note is worth reading before applying.
+        notes=tuple(PlanNote(e.type, e.reason, e.message) for e in preview.events if e.reason != "SpecChanged"),
+        downtime=downtime,
+    )
+
+
+def _downtime(status: FlinkDeploymentStatus | None) -> Downtime:
+    if status is None:
+        return Downtime(deployed=False, measured_ms=())
+    return Downtime(True, tuple(r.downtime_ms for r in status.deployment_history if r.downtime_ms is not None))

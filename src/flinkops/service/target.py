@@ -1,0 +1,275 @@
+"""Where the service layer acts: one target's resource store and the adapters that go with it.
+
+``LocalTarget`` keeps resources in SQLite under the flinkops home; the controller daemon (started on demand)
+reconciles them into Flink processes on this machine. ``KubernetesTarget`` works on the custom resources of a
+kubeconfig context's API server, where the operator reconciles; nothing is started locally.
+
+This is the only module of the service layer that constructs adapters: the resource store, the snapshot store and
+S3 access for a deployment's configuration, the controller that previews a plan, the controller daemon and the
+local runtime (for log files). They come from ``flinkops.wiring`` (``local`` builds the controller and storage
+access, ``daemon`` runs its process) and ``flinkops.runtimes.local``.
+
+Import-light on purpose: every adapter loads when first asked for, so ``flinkops get`` pays for its store only.
+
+Called by: every ``flinkops.service`` module, and whoever picks a target (``cli.target``, tests, an Airflow hook).
+Invariant: a target never decides anything; it hands out adapters and reads stored objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from flinkops.errors import InvalidInput, Problem
+from flinkops.ports import Clock, ClusterKey, ResourceKey, ResourceStore, SnapshotStore
+from flinkops.settings import default_home, store_path
+
+if TYPE_CHECKING:
+    from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+    from flinkops.core.planner import Plan
+    from flinkops.flink.config import RenderInputs
+    from flinkops.provisioning.local import DataPlane
+    from flinkops.s3 import S3Access
+    from flinkops.stores.kubernetes import KubernetesStore
+    from flinkops.stores.sqlite import SqliteStore
+    from flinkops.wiring.daemon import DaemonState
+
+__all__ = ["KubernetesTarget", "LocalTarget", "Previewer", "Target", "local_only"]
+
+
+def _system_clock() -> Clock:
+    from flinkops.clock import SystemClock
+
+    return SystemClock()
+
+
+log = logging.getLogger("flinkops.controller")
+
+
+class Previewer(Protocol):
+    """What ``plan`` needs of a controller: one pass for a desired resource, deciding without acting."""
+
+    def preview(self, resource: FlinkDeployment | FlinkSessionJob) -> Plan: ...
+
+
+class Target(Protocol):
+    """The resource store of one place where Flink jobs run, and the adapters the operations need there."""
+
+    @property
+    def local(self) -> bool:
+        """True when clusters run on this machine (state then defaults to directories under ``home``)."""
+        ...
+
+    @property
+    def home(self) -> Path: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def store(self) -> ResourceStore: ...
+
+    def documents(self, kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Stored resources in their CRD shape (what ``-o json`` prints), without building models where possible."""
+        ...
+
+    def document(self, key: ResourceKey) -> dict[str, Any] | None: ...
+
+    def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
+        """What this target adds to a deployment's rendered Flink configuration."""
+        ...
+
+    def snapshot_store(self, config: Mapping[str, str]) -> SnapshotStore:
+        """Checkpoint and savepoint storage as a deployment with ``config`` reaches it (local paths, S3)."""
+        ...
+
+    def s3_access(self, config: Mapping[str, str]) -> S3Access: ...
+
+    def ensure_controller(self) -> None:
+        """Make sure something reconciles what was just written."""
+        ...
+
+    def previewer(self) -> Previewer: ...
+
+    def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]: ...
+
+
+def local_only(target: Target, command: str, instead: str = "") -> None:
+    """Refuse ``command`` on a Kubernetes target (``InvalidInput``), saying what to use there instead."""
+    if not target.local:
+        raise _not_here(command, instead)
+
+
+def _not_here(command: str, instead: str = "") -> InvalidInput:
+    hint = f"on Kubernetes: {instead}" if instead else "it needs clusters on this machine"
+    return InvalidInput([Problem(command, "works on local clusters only", hint)])
+
+
+def _dataplane(home: Path) -> DataPlane:
+    from flinkops.wiring.local import data_plane
+
+    plane: DataPlane = data_plane(home)
+    return plane
+
+
+class LocalTarget:
+    """Resources in ``<home>/flinkops.db``; the controller daemon of ``home`` reconciles them."""
+
+    local = True
+
+    def __init__(self, home: Path | None = None, clock: Clock | None = None) -> None:
+        self.home = home if home is not None else default_home()
+        self.clock: Clock = clock or _system_clock()
+        self._store: SqliteStore | None = None
+        self._dataplane: DataPlane | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalTarget({str(self.home)!r})"
+
+    def store(self) -> SqliteStore:
+        if self._store is None:
+            from flinkops.stores.sqlite import SqliteStore
+
+            self._store = SqliteStore(store_path(self.home))
+        return self._store
+
+    def documents(self, kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+        return self.store().documents(kind, namespace)
+
+    def document(self, key: ResourceKey) -> dict[str, Any] | None:
+        return self.store().document(key)
+
+    def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
+        from flinkops.flink.config import render_inputs
+
+        # The distribution's JVM flags are left out: they decide nothing about where state lives, and finding
+        # them means loading the distribution.
+        return render_inputs(deployment, self.home, sys.executable)
+
+    def _plane(self) -> DataPlane:
+        if self._dataplane is None:
+            self._dataplane = _dataplane(self.home)
+        return self._dataplane
+
+    def snapshot_store(self, config: Mapping[str, str]) -> SnapshotStore:
+        return self._plane().snapshot_store(config)
+
+    def s3_access(self, config: Mapping[str, str]) -> S3Access:
+        return self._plane().s3_access(config)
+
+    def ensure_controller(self) -> None:
+        self.start_controller()
+
+    def previewer(self) -> Previewer:
+        from flinkops.wiring.local import build_controller
+
+        controller, _ = build_controller(self.home, self.clock)
+        previewer: Previewer = controller
+        return previewer
+
+    def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]:
+        from flinkops.flink.distribution import find_distribution
+        from flinkops.runtimes.local.runtime import LocalRuntime
+
+        return LocalRuntime(self.home, find_distribution()).log_files(key, component)
+
+    # ------------------------------------------------------------------ the controller daemon
+
+    def start_controller(self) -> DaemonState:
+        """Start the daemon of this home unless it runs (it outlives this process)."""
+        from flinkops.wiring.daemon import start_daemon
+
+        state: DaemonState = start_daemon(self.home)
+        return state
+
+    def stop_controller(self) -> bool:
+        """Stop the daemon; False when none was running. Flink clusters keep running."""
+        from flinkops.wiring.daemon import stop_daemon
+
+        stopped: bool = stop_daemon(self.home)
+        return stopped
+
+    def controller_state(self) -> DaemonState:
+        from flinkops.wiring.daemon import daemon_state
+
+        state: DaemonState = daemon_state(self.home)
+        return state
+
+    def run_controller(self, should_stop: Callable[[], bool], poll: float, pid_file: bool = False) -> None:
+        """Reconcile in this process until ``should_stop()``; with ``pid_file`` this process is the daemon."""
+        from flinkops.controller import run_loop
+        from flinkops.wiring import daemon
+        from flinkops.wiring.local import build_controller
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        if pid_file:
+            daemon.write_pid_file(self.home)
+        controller, store = build_controller(self.home, self.clock)
+        log.info("controller started; home %s", self.home)
+        run_loop(controller, store, self.clock, should_stop, poll=poll)
+        log.info("controller stopped")
+
+
+class KubernetesTarget:
+    """The custom resources of a kubeconfig context's API server (every call goes to the server); the operator
+    in the cluster reconciles them. ``home`` is only where this machine keeps its ``flinkops dev`` settings."""
+
+    local = False
+
+    def __init__(
+        self,
+        context: str | None = None,
+        kubeconfig: str | None = None,
+        home: Path | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.context = context
+        self.kubeconfig = kubeconfig
+        self.home = home if home is not None else default_home()
+        self.clock: Clock = clock or _system_clock()
+        self._store: KubernetesStore | None = None
+
+    def __repr__(self) -> str:
+        return f"KubernetesTarget(context={self.context!r})"
+
+    def store(self) -> KubernetesStore:
+        if self._store is None:
+            from flinkops.kube.client import KubeClient, load_config
+            from flinkops.stores.kubernetes import KubernetesStore
+
+            client = KubeClient(load_config(self.context, self.kubeconfig))
+            self._store = KubernetesStore(client, component="flinkops-cli")
+        return self._store
+
+    def documents(self, kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+        from flinkops.api.loader import dump_resource
+
+        return [dump_resource(r) for r in self.store().list_resources(kind, namespace)]
+
+    def document(self, key: ResourceKey) -> dict[str, Any] | None:
+        from flinkops.api.loader import dump_resource
+
+        found = self.store().get(key)
+        return dump_resource(found) if found is not None else None
+
+    def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
+        from flinkops.flink.config import render_inputs
+
+        return render_inputs(deployment, None)
+
+    def snapshot_store(self, config: Mapping[str, str]) -> SnapshotStore:
+        return _dataplane(self.home).snapshot_store(config)
+
+    def s3_access(self, config: Mapping[str, str]) -> S3Access:
+        return _dataplane(self.home).s3_access(config)
+
+    def ensure_controller(self) -> None:
+        """The operator runs in the cluster already."""
+
+    def previewer(self) -> Previewer:
+        raise _not_here("plan")
+
+    def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]:
+        raise _not_here("logs")

@@ -1,0 +1,71 @@
+"""A local target for service-layer tests: the real SQLite store in a temp home, a manual clock, and no daemon.
+
+``ensure_controller`` only counts (tests play the controller by writing status themselves), and the clock's
+``sleep`` runs the hooks a test registered, so a wait loop sees the world change without real time passing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from flinkops.api.models import (
+    FlinkDeployment,
+    FlinkDeploymentSpec,
+    FlinkSessionJob,
+    FlinkSessionJobSpec,
+    FlinkVersion,
+    JobSpec,
+)
+from flinkops.api.models import ObjectMeta as Meta
+from flinkops.service.target import LocalTarget
+
+JOB = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+
+
+class ManualClock:
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.time = start
+        self.hooks: list[Callable[[], None]] = []
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.time += seconds
+        for hook in list(self.hooks):
+            hook()
+
+
+class TestTarget(LocalTarget):
+    """A local target whose controller never starts: ``controller_starts`` counts the requests."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, home: Path) -> None:
+        self.manual_clock = ManualClock()
+        super().__init__(home, self.manual_clock)
+        self.controller_starts = 0
+
+    def ensure_controller(self) -> None:
+        self.controller_starts += 1
+
+
+def deployment(
+    name: str = "fraud", parallelism: int = 1, config: dict[str, str] | None = None, **job: object
+) -> FlinkDeployment:
+    spec = FlinkDeploymentSpec(
+        flink_version=FlinkVersion.v2_2,
+        flink_configuration=config or {},
+        job=JobSpec.model_validate({"jar_uri": "local:///job.jar", "parallelism": parallelism, **job}),
+    )
+    return FlinkDeployment(metadata=Meta(name=name), spec=spec)
+
+
+def session_cluster(name: str = "session") -> FlinkDeployment:
+    return FlinkDeployment(metadata=Meta(name=name), spec=FlinkDeploymentSpec(flink_version=FlinkVersion.v2_2))
+
+
+def session_job(name: str = "sj", cluster: str = "session") -> FlinkSessionJob:
+    spec = FlinkSessionJobSpec(deployment_name=cluster, job=JobSpec(jar_uri="local:///job.jar", parallelism=1))
+    return FlinkSessionJob(metadata=Meta(name=name), spec=spec)
