@@ -44,7 +44,7 @@ log = logging.getLogger("flinkops.runtimes.local")
 
 CDS_ENV = "FLINKOPS_CDS"
 _MAX_FAILED_RECORDINGS = 3
-_KEEP_ARCHIVES = 8
+_KEEP_ARCHIVES = 6
 # A claim written by a start that has not told its pid yet (it is between claim and exec) counts as alive
 # this long.
 _UNSTARTED_CLAIM_SECONDS = 60.0
