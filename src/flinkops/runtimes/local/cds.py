@@ -3,13 +3,14 @@ of parsed from jars at every start.
 
 Java 17 cannot create an archive on the fly (``-XX:+AutoCreateSharedArchive`` came with 19), so the first
 process of a kind *records* one: it runs with ``-XX:ArchiveClassesAtExit=<key>.<token>.tmp`` and the JVM writes
-the classes it loaded when it exits (a normal stop; a SIGKILLed process records nothing). The next start of the
+the classes it loaded when it exits (a normal stop, for which the runtime allows it more time; a SIGKILLed
+process records nothing). The next start of the
 same kind finds the recording, checks it once (``java -Xshare:on -XX:SharedArchiveFile=... -version`` must
 map it with this classpath), renames it to ``<key>.jsa`` and from then on every start of that kind runs with
 ``-XX:SharedArchiveFile=<key>.jsa``. A kind is keyed by the Java binary and version, the Flink version, the main
 class and the classpath with each jar's size and modification time, so any change there makes a new archive
 and never a mismatched one. While a recording process lives, other starts of its kind run without CDS; after
-three recordings that gave no usable archive, the kind is given up on.
+three recordings that gave no usable archive, the kind is given up on for a day.
 
 The archives live under ``$FLINKOPS_CACHE/cds`` (default ``~/.cache/flinkops/cds``), shared by every flinkops
 home on the machine. ``FLINKOPS_CDS=off`` disables all of this (read when the runtime is created).
@@ -44,6 +45,7 @@ log = logging.getLogger("flinkops.runtimes.local")
 
 CDS_ENV = "FLINKOPS_CDS"
 _MAX_FAILED_RECORDINGS = 3
+_RETRY_AFTER_SECONDS = 24 * 3600.0
 _KEEP_ARCHIVES = 6
 # A claim written by a start that has not told its pid yet (it is between claim and exec) counts as alive
 # this long.
@@ -119,9 +121,11 @@ class ClassDataSharing:
 
     def _claim(self, key: str) -> CdsPlan | None:
         assert self.directory is not None
-        failures = _read_int(self.directory / f"{key}.failed")
-        if failures >= _MAX_FAILED_RECORDINGS:
-            return None
+        failed = self.directory / f"{key}.failed"
+        if _read_int(failed) >= _MAX_FAILED_RECORDINGS:
+            if time.time() - failed.stat().st_mtime < _RETRY_AFTER_SECONDS:
+                return None
+            failed.unlink(missing_ok=True)  # a day later: the processes that were killed may have been tests
         recording = self.directory / f"{key}.{secrets.token_hex(4)}.tmp"
         claim = self.directory / f"{key}.claim"
         try:
