@@ -16,6 +16,7 @@ from flinkops.errors import RuntimeFailure
 from flinkops.flink.distribution import FlinkDistribution, find_distribution
 from flinkops.flink.memory import jobmanager_resources, taskmanager_resources
 from flinkops.ports import ApplicationJob
+from flinkops.procs import start_ticks
 from flinkops.runtimes.local.cds import ClassDataSharing
 from flinkops.runtimes.local.launch import (
     APPLICATION_MAIN,
@@ -28,7 +29,6 @@ from flinkops.runtimes.local.launch import (
     jobmanager_args,
     launch_mode,
 )
-from flinkops.runtimes.local.proc import start_ticks
 
 CONFIG = {
     "jobmanager.memory.process.size": "1024m",

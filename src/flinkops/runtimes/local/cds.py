@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flinkops.artifacts import cache_dir
-from flinkops.runtimes.local.proc import start_ticks
+from flinkops.procs import start_ticks
 
 __all__ = ["CDS_ENV", "CdsPlan", "ClassDataSharing"]
 

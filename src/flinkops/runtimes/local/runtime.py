@@ -65,7 +65,6 @@ from flinkops.runtimes.local.launch import (
     link_plugins,
     write_log_config,
 )
-from flinkops.runtimes.local.proc import start_ticks
 from flinkops.runtimes.local.zookeeper import ZooKeeperError
 
 __all__ = ["LocalRuntime", "ProcessRecord", "process_alive", "start_ticks"]
