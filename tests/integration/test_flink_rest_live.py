@@ -17,7 +17,8 @@ from urllib.parse import urlparse
 import pytest
 
 from flinkops.errors import FlinkNotFound, FlinkRequestRejected
-from flinkops.flink.rest import FlinkRestClient, JobDetails, new_trigger_id
+from flinkops.flink.rest import FlinkRestClient, new_trigger_id
+from flinkops.ports.flink import JobDetails
 from support.rawflink import RawCluster  # tests/ is on sys.path (tests/conftest.py)
 from support.testjobs import (
     BOUNDED_JOB,

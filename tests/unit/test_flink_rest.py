@@ -24,12 +24,8 @@ from flinkops.errors import (
     InvalidInput,
     TemporaryError,
 )
-from flinkops.flink.rest import (
-    CheckpointCounts,
-    FlinkRestClient,
-    JobSummary,
-    new_trigger_id,
-)
+from flinkops.flink.rest import FlinkRestClient, new_trigger_id
+from flinkops.ports.flink import CheckpointCounts, JobSummary
 
 BASE = "http://flink.test:8081"
 JOB = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"

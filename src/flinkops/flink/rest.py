@@ -1,8 +1,6 @@
 """A synchronous client for the Flink 2.x REST API (the JobManager's ``rest.port``), built on httpx.
 
-Longer than our ~600-line rule by a few lines, on purpose: it is one client class over every REST call flinkops
-makes plus the defensive readers of Flink's answers, and splitting the class would split its one error boundary.
-The value types it returns live in ``ports.flink``.
+The value types it returns live in ``ports.flink`` (the ``FlinkApi`` port); import them from there.
 
 Callers: the ``FlinkApi`` port implementations (the controller's observer reads job state, checkpoints and
 pending savepoint triggers; its executor triggers savepoints and checkpoints, stops, cancels and submits
@@ -47,7 +45,6 @@ from flinkops.errors import (
     Problem,
 )
 from flinkops.ports.flink import (
-    TERMINAL_JOB_STATES,
     CheckpointCounts,
     CheckpointStats,
     CheckpointTriggerStatus,
@@ -68,30 +65,7 @@ from flinkops.ports.flink import (
     SavepointStatus,
 )
 
-__all__ = [
-    "TERMINAL_JOB_STATES",
-    "CheckpointCounts",
-    "CheckpointStats",
-    "CheckpointTriggerStatus",
-    "CheckpointType",
-    "ClusterConfig",
-    "ClusterOverview",
-    "CompletedCheckpoint",
-    "ExceptionEntry",
-    "FailedCheckpoint",
-    "FailureCause",
-    "FlinkRestClient",
-    "JarFile",
-    "JobDetails",
-    "JobExceptions",
-    "JobResult",
-    "JobSummary",
-    "RestoredCheckpoint",
-    "SavepointFormat",
-    "SavepointStatus",
-    "new_trigger_id",
-    "rest_client",
-]
+__all__ = ["FlinkRestClient", "new_trigger_id", "rest_client"]
 
 # Gateway and leader-election answers: the REST endpoint (or the proxy in front of it) is up, but no
 # leading JobManager can serve the request yet. Retrying later is the right reaction.
