@@ -109,11 +109,8 @@ def savepoint(
     target: Target, name: str, namespace: str = "default", *, wait: bool = True, timeout: float = 300.0
 ) -> Savepoint | None:
     """Take a savepoint of the running job now; with ``wait`` the completed savepoint (its ``location``)."""
-    asked = trigger(target, name, namespace, "savepoint")
-    if not wait:
-        return None
-    taken = wait_taken(target, asked, timeout)
-    assert isinstance(taken, Savepoint)
+    taken = _take(target, name, namespace, "savepoint", wait, timeout)
+    assert taken is None or isinstance(taken, Savepoint)
     return taken
 
 
@@ -121,12 +118,16 @@ def checkpoint(
     target: Target, name: str, namespace: str = "default", *, wait: bool = True, timeout: float = 300.0
 ) -> Checkpoint | None:
     """Take a checkpoint of the running job now; with ``wait`` the completed checkpoint's record."""
-    asked = trigger(target, name, namespace, "checkpoint")
-    if not wait:
-        return None
-    taken = wait_taken(target, asked, timeout)
-    assert isinstance(taken, Checkpoint)
+    taken = _take(target, name, namespace, "checkpoint", wait, timeout)
+    assert taken is None or isinstance(taken, Checkpoint)
     return taken
+
+
+def _take(
+    target: Target, name: str, namespace: str, kind: TriggerKind, wait: bool, timeout: float
+) -> Savepoint | Checkpoint | None:
+    asked = trigger(target, name, namespace, kind)
+    return wait_taken(target, asked, timeout) if wait else None
 
 
 # ------------------------------------------------------------------------------------------------ catalogue
