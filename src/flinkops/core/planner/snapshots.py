@@ -281,8 +281,12 @@ def _start(
     trigger_type: str | None = None
     if requested:
         trigger_type = "MANUAL"
-    elif _due(config.get(kind.periodic_key), getattr(info, kind.periodic_field), obs, ctx):
-        trigger_type = "PERIODIC"
+    else:
+        due_at = _due_at(config.get(kind.periodic_key), getattr(info, kind.periodic_field), obs, ctx)
+        if due_at is not None and due_at <= ctx.now_ms:
+            trigger_type = "PERIODIC"
+        elif due_at is not None:
+            b.wake_at(due_at)
     if trigger_type is None:
         return
     job_id = obs.job.job_id
@@ -295,15 +299,16 @@ def _start(
     )
 
 
-def _due(value: str | None, last_ms: int | None, obs: Observation, ctx: Context) -> bool:
+def _due_at(value: str | None, last_ms: int | None, obs: Observation, ctx: Context) -> int | None:
+    """When the periodic snapshot configured by ``value`` is (or was) due, or None when none is."""
     if not value or not value.strip() or obs.job is None:
-        return False
+        return None
     try:
         schedule = parse_schedule(value)
     except ValueError:
-        return False  # validation reports the bad value on the resource
+        return None  # validation reports the bad value on the resource
     since = obs.job.running_since if obs.job.running_since is not None else ctx.now_ms
-    return bool(schedule.is_due(last_ms=last_ms, since_ms=since, now_ms=ctx.now_ms))
+    return schedule.due_at(last_ms=last_ms, since_ms=since)
 
 
 def _follow(b: Builder, kind: SnapshotKind, obs: Observation, ctx: Context) -> None:
