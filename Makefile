@@ -31,7 +31,7 @@ check: install
 	@bash scripts/test.sh --static-only
 
 unit: install
-	.venv/bin/python -m pytest tests/unit -q
+	.venv/bin/python -m pytest tests/unit tests/behaviour -q
 
 integration: install
 	.venv/bin/python -m pytest tests/integration -q
@@ -45,6 +45,7 @@ bench: install
 	.venv/bin/python benchmarks/upgrade_downtime.py --rounds $(ROUNDS)
 	.venv/bin/python benchmarks/fraud_pipeline.py --rounds $(ROUNDS)
 	.venv/bin/python benchmarks/operator_scale.py --count 500
+	.venv/bin/python benchmarks/idle_cpu.py --count 10
 
 clean: demo-stop
 	rm -rf .flinkops examples/*/output
