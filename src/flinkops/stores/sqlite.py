@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -93,6 +94,7 @@ def _model(document: dict[str, Any]) -> Resource:
 class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._readers = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             db = sqlite3.connect(path, timeout=30.0)
@@ -122,12 +124,15 @@ class SqliteStore:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30.0)
-        try:
+        """A read connection kept open per thread: the controller polls ``change_counter`` twice a second, and
+        opening a connection cost more than the query. In WAL mode every autocommit SELECT reads the newest
+        committed state, so a kept connection never sees stale data."""
+        db: sqlite3.Connection | None = getattr(self._readers, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
             db.execute("PRAGMA busy_timeout=30000")
-            yield db
-        finally:
-            db.close()
+            self._readers.db = db
+        yield db
 
     @staticmethod
     def _next(db: sqlite3.Connection, counter: str) -> int:

@@ -140,6 +140,7 @@ class LocalRuntime:
         self._released_at: dict[ClusterKey, float] = {}
         # Processes seen alive by changed_clusters(), per cluster, to tell when one dies.
         self._seen_alive: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
+        self._records_seen: dict[Path, tuple[tuple[int, int, int], list[ProcessRecord]]] = {}
 
     def close(self) -> None:
         """Stop the JobManager watch (Flink processes are not touched)."""
@@ -213,16 +214,30 @@ class LocalRuntime:
         current: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
         for record_file in self.home.glob(f"clusters/*/*/{RECORD}"):
             key = ClusterKey(record_file.parent.parent.name, record_file.parent.name)
-            try:
-                record = json.loads(record_file.read_text())
-            except (OSError, ValueError):
+            processes = self._recorded_processes(record_file)
+            if processes is None:
                 continue  # being rewritten; the next turn reads it
-            alive = frozenset((p.pid, p.start_ticks or 0) for p in self._processes(record) if process_alive(p))
+            alive = frozenset((p.pid, p.start_ticks or 0) for p in processes if process_alive(p))
             current[key] = alive
             if self._seen_alive.get(key, frozenset()) - alive:
                 changed.append(key)
         self._seen_alive = current
         return changed
+
+    def _recorded_processes(self, record_file: Path) -> list[ProcessRecord] | None:
+        """The processes a cluster record lists, parsed again only when the file changed (the controller asks
+        twice a second for every cluster)."""
+        try:
+            info = record_file.stat()
+            stamp = (info.st_ino, info.st_mtime_ns, info.st_size)  # records are replaced whole (a new inode)
+            cached = self._records_seen.get(record_file)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+            processes = self._processes(json.loads(record_file.read_text()))
+        except (OSError, ValueError):
+            return None
+        self._records_seen[record_file] = (stamp, processes)
+        return processes
 
     def deploy(self, request: ClusterRequest) -> ClusterObservation:
         key = request.key
