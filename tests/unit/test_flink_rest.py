@@ -373,6 +373,8 @@ def test_list_jobs_reads_the_jobs_overview(flink: FakeFlink, client: FlinkRestCl
             end_time=None,  # Flink's -1: still running
             duration=3532,
             last_modification=1795264012602,
+            tasks_total=2,
+            tasks_running=2,
         ),
         JobSummary(
             job_id="ffffffffffffffffffffffffffffffff",
@@ -382,6 +384,8 @@ def test_list_jobs_reads_the_jobs_overview(flink: FakeFlink, client: FlinkRestCl
             end_time=1795264032103,
             duration=789,
             last_modification=1795264032103,
+            tasks_total=1,
+            tasks_running=0,
         ),
     )
 

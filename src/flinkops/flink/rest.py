@@ -331,6 +331,8 @@ class FlinkRestClient:
                     end_time=_time(raw, "end-time"),
                     duration=_int(raw, "duration"),
                     last_modification=_time(raw, "last-modification"),
+                    tasks_total=_int(_dict(raw.get("tasks")), "total"),
+                    tasks_running=_int(_dict(raw.get("tasks")), "running"),
                 )
             )
         return tuple(jobs)

@@ -87,6 +87,16 @@ class JobSummary:
     end_time: int | None
     duration: int | None
     last_modification: int | None
+    #: Subtasks in total and RUNNING (the overview's ``tasks``), None when Flink did not say.
+    tasks_total: int | None = None
+    tasks_running: int | None = None
+
+    @property
+    def all_tasks_running(self) -> bool | None:
+        """Whether every subtask runs; None when the overview has no task counts (then ask ``/jobs/:id``)."""
+        if not self.tasks_total:
+            return None
+        return self.tasks_running == self.tasks_total
 
 
 @dataclass(frozen=True)
