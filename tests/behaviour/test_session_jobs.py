@@ -4,8 +4,6 @@ cluster lost."""
 
 from __future__ import annotations
 
-import pytest
-
 from behaviour.steps import Predicate, deploy, gone, restored, settled
 from fakes.specs import session_cluster, session_job
 from fakes.world import World
@@ -47,12 +45,6 @@ def test_a_last_state_upgrade_cancels_the_job_and_resubmits_it_from_its_newest_c
     assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan_session_job resubmits from the latest checkpoint Flink's cached statistics report, without the "
-    "look at storage the deployment path makes after the stop: when Flink has subsumed that checkpoint since, the "
-    "new job cannot start (FAILED) although newer checkpoints are in storage",
-)
 def test_a_session_job_upgrade_while_flinks_statistics_lag_restores_a_checkpoint_in_storage(world: World) -> None:
     world.flink.checkpoint_stats_lag = 2.5  # REST statistics are cached; checkpoints complete every second
     stable_session_job(world)
@@ -62,11 +54,6 @@ def test_a_session_job_upgrade_while_flinks_statistics_lag_restores_a_checkpoint
     assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan_session_job upgrades every stateful session job by cancel + resubmit from the latest checkpoint "
-    "Flink reports: upgradeMode savepoint never takes a savepoint (the reference operator stops with one)",
-)
 def test_a_savepoint_upgrade_of_a_session_job_restores_a_savepoint(world: World) -> None:
     stable_session_job(world, mode="savepoint")
     world.edit("counter", kind=JOB, job={"args": ["v2"]})
@@ -89,12 +76,6 @@ def test_suspend_cancels_the_job_and_resume_restores_its_state(world: World) -> 
     assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan_session_job resumes from the cancelled job's checkpoint as Flink still lists it; once the session "
-    "cluster forgot the job (jobstore.expiration-time, 1 h by default) the resume starts empty although status "
-    "recorded upgradeSavepointPath at suspend",
-)
 def test_a_session_job_suspended_for_long_resumes_from_its_state(world: World) -> None:
     stable_session_job(world, conf={"jobstore.expiration-time": "10 min"})  # Flink's default: 1 h
     world.suspend("counter", kind=JOB)
@@ -106,11 +87,6 @@ def test_a_session_job_suspended_for_long_resumes_from_its_state(world: World) -
     assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a session job its cluster lost is resubmitted from status.upgradeSavepointPath (what it was last started "
-    "from, here nothing) instead of its newest checkpoint in storage: its state is silently dropped",
-)
 def test_a_job_the_session_cluster_lost_is_resubmitted_with_its_state(world: World) -> None:
     stable_session_job(world)
     world.runtime.kill_jobmanager("session")  # no HA: the session cluster is redeployed, empty
