@@ -127,7 +127,8 @@ def _plan(resource: FlinkSessionJob, status: FlinkSessionJobStatus, obs: Observa
         # The session cluster lost the job (e.g. it was restarted without HA): submit it again, from its newest
         # checkpoint in storage.
         restore, why = _state_of_stopped_job(spec, b.status, obs, spec)
-        new_id = _submit_with_intent(b, b.status, spec, ctx, restore, reason="recover", stopped_at=ctx.now_ms)
+        base = b.status.model_copy(update=NO_ERROR)
+        new_id = _submit_with_intent(b, base, spec, ctx, restore, reason="recover", stopped_at=ctx.now_ms)
         b.event(
             "Warning", "Missing", f"Job {job_id} is not on the session cluster; resubmitting as {new_id} from {why}"
         )
@@ -374,7 +375,7 @@ def _start_target(
     """The old job has stopped and where its state is was decided: submit ``target`` from it, or record it for a
     later resume when ``target`` is suspended."""
     assert target.job is not None
-    status = b.status
+    status = b.status.model_copy(update=NO_ERROR)  # a restore point was found: no manual restore is pending
     if target.job.state != JobState.RUNNING:
         recorded = status.reconciliation_status.last_reconciled_spec
         # A suspended spec is stable by definition: nothing runs that could fail.
@@ -429,14 +430,14 @@ def _state_of_stopped_job(
     target: FlinkSessionJobSpec, status: FlinkSessionJobStatus, obs: Observation, desired: FlinkSessionJobSpec
 ) -> tuple[str | None, str]:
     """Where a job that is not running any more (stopped, ended, or forgotten by its cluster) left its state,
-    and why. Raises ``ManualRestoreRequired`` when it completed checkpoints and none can be found, unless the
-    spec (the target's or the one asked for now) says to start empty."""
+    and why. Storage is the truth once the job has stopped (the checkpoint Flink's statistics name may have been
+    subsumed since, and a forgotten job has no statistics at all). Raises ``ManualRestoreRequired`` when it
+    completed checkpoints and none can be found, unless the spec (the target's or the one asked for now) says to
+    start empty."""
     if target.job is None or not stateful(target.job.upgrade_mode):
         return None, "stateless upgrade mode: the job starts with empty state"
     if obs.latest_stored_checkpoint:
         return obs.latest_stored_checkpoint, "the newest completed checkpoint in checkpoint storage"
-    if obs.job is not None and obs.job.latest_checkpoint_path:
-        return obs.job.latest_checkpoint_path, "the latest completed checkpoint Flink reports for the stopped job"
     run = current_run(status)
     checkpointed = (run is not None and run.checkpointed) or (obs.job is not None and obs.job.completed_checkpoints)
     if checkpointed:
