@@ -152,10 +152,14 @@ def _running_batch(script: JobScript) -> Callable[[World], None]:
     return prepare
 
 
-def _session_running(world: World) -> None:
+def _session_running(world: World, mode: str = "last-state") -> None:
     deploy(world, session_cluster("session"))
-    world.apply(session_job("app", "session"))
+    world.apply(session_job("app", "session", mode=mode))
     world.run_until(_session_job_running(1))
+
+
+def _session_running_in(mode: str) -> Callable[[World], None]:
+    return lambda world: _session_running(world, mode)
 
 
 def _session_job_running(generation: int) -> Predicate:
@@ -361,6 +365,38 @@ SCENARIOS = [
         lambda w: w.edit("app", kind=JOB, job={"args": ["v2"]}),
         _session_job_running(2),
         ("CancelSessionJob", "SubmitSessionJob"),
+        kind=JOB,
+    ),
+    Scenario(
+        "session-job-upgrade-lagging-stats",
+        _lagging(_session_running),
+        lambda w: w.edit("app", kind=JOB, job={"args": ["v2"]}),
+        _session_job_running(2),
+        ("CancelSessionJob", "SubmitSessionJob"),
+        kind=JOB,
+    ),
+    Scenario(
+        "session-job-savepoint-upgrade",
+        _session_running_in("savepoint"),
+        lambda w: w.edit("app", kind=JOB, job={"args": ["v2"]}),
+        _session_job_running(2),
+        ("TriggerSavepoint", "SubmitSessionJob"),
+        kind=JOB,
+    ),
+    Scenario(
+        "session-job-savepoint-suspend",
+        _session_running_in("savepoint"),
+        lambda w: w.suspend("app", kind=JOB),
+        settled("app", "SUSPENDED", kind=JOB),
+        ("TriggerSavepoint",),
+        kind=JOB,
+    ),
+    Scenario(
+        "session-job-lost-by-its-cluster",
+        _session_running,
+        lambda w: w.runtime.kill_jobmanager("session"),
+        lambda w: len(w.session_runs("session")) == 2 and _session_job_running(1)(w),
+        ("DeleteCluster", "DeployCluster", "SubmitSessionJob"),
         kind=JOB,
     ),
     Scenario(

@@ -4,8 +4,6 @@ cluster lost."""
 
 from __future__ import annotations
 
-import pytest
-
 from behaviour.steps import Predicate, deploy, gone, restored, settled
 from fakes.specs import session_cluster, session_job
 from fakes.world import World
@@ -47,12 +45,6 @@ def test_a_last_state_upgrade_cancels_the_job_and_resubmits_it_from_its_newest_c
     assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan_session_job resubmits from the latest checkpoint Flink's cached statistics report, without the "
-    "look at storage the deployment path makes after the stop: when Flink has subsumed that checkpoint since, the "
-    "new job cannot start (FAILED) although newer checkpoints are in storage",
-)
 def test_a_session_job_upgrade_while_flinks_statistics_lag_restores_a_checkpoint_in_storage(world: World) -> None:
     world.flink.checkpoint_stats_lag = 2.5  # REST statistics are cached; checkpoints complete every second
     stable_session_job(world)
@@ -62,11 +54,6 @@ def test_a_session_job_upgrade_while_flinks_statistics_lag_restores_a_checkpoint
     assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan_session_job upgrades every stateful session job by cancel + resubmit from the latest checkpoint "
-    "Flink reports: upgradeMode savepoint never takes a savepoint (the reference operator stops with one)",
-)
 def test_a_savepoint_upgrade_of_a_session_job_restores_a_savepoint(world: World) -> None:
     stable_session_job(world, mode="savepoint")
     world.edit("counter", kind=JOB, job={"args": ["v2"]})
@@ -89,12 +76,6 @@ def test_suspend_cancels_the_job_and_resume_restores_its_state(world: World) -> 
     assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plan_session_job resumes from the cancelled job's checkpoint as Flink still lists it; once the session "
-    "cluster forgot the job (jobstore.expiration-time, 1 h by default) the resume starts empty although status "
-    "recorded upgradeSavepointPath at suspend",
-)
 def test_a_session_job_suspended_for_long_resumes_from_its_state(world: World) -> None:
     stable_session_job(world, conf={"jobstore.expiration-time": "10 min"})  # Flink's default: 1 h
     world.suspend("counter", kind=JOB)
@@ -106,11 +87,6 @@ def test_a_session_job_suspended_for_long_resumes_from_its_state(world: World) -
     assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a session job its cluster lost is resubmitted from status.upgradeSavepointPath (what it was last started "
-    "from, here nothing) instead of its newest checkpoint in storage: its state is silently dropped",
-)
 def test_a_job_the_session_cluster_lost_is_resubmitted_with_its_state(world: World) -> None:
     stable_session_job(world)
     world.runtime.kill_jobmanager("session")  # no HA: the session cluster is redeployed, empty
@@ -138,3 +114,90 @@ def test_a_missing_session_job_jar_is_an_error_and_nothing_is_submitted(world: W
     status = world.status("counter", JOB)
     assert status.error is not None and "does not exist" in status.error
     assert world.session_runs("session") == []
+
+
+def test_a_savepoint_suspend_of_a_session_job_records_the_savepoint_and_resume_restores_it(world: World) -> None:
+    stable_session_job(world, mode="savepoint")
+    world.suspend("counter", kind=JOB)
+    world.run_until(settled("counter", "SUSPENDED", kind=JOB), what="SUSPENDED")
+    [old] = world.session_runs("session")
+    assert old.state == "FINISHED", "stopped with a savepoint, not cancelled"
+    path = world.status("counter", JOB).job_status.upgrade_savepoint_path
+    assert path is not None and "/savepoint-" in path
+    world.resume("counter", kind=JOB)
+    world.run_until(running("counter", 3), what="running again")
+    old, new = world.session_runs("session")
+    assert new.restored_from == path and restored(world, new, [old, new]) == "savepoint of run 0 (newest)"
+
+
+def test_a_failed_upgrade_savepoint_of_a_session_job_is_tried_again_and_the_job_keeps_running(world: World) -> None:
+    stable_session_job(world, mode="savepoint")
+    world.flink.fail_savepoints(1)
+    world.edit("counter", kind=JOB, job={"args": ["v2"]})
+    world.run_until(lambda w: "SavepointError" in w.reasons("counter", JOB), what="the failed savepoint")
+    [old] = world.session_runs("session")
+    assert old.state == "RUNNING", "a failed stop-with-savepoint leaves the job running"
+    world.run_until(running("counter", 2), what="v2 running")
+    old, new = world.session_runs("session")
+    assert restored(world, new, [old, new]) == "savepoint of run 0 (newest)"
+
+
+def test_a_session_job_records_each_run_and_where_its_state_came_from(world: World) -> None:
+    stable_session_job(world)
+    world.edit("counter", kind=JOB, job={"args": ["v2"]})
+    world.run_until(running("counter", 2), what="v2 running")
+    old, new = world.session_runs("session")
+    history = world.status("counter", JOB).deployment_history
+    assert [(r.job_id, r.reason) for r in history] == [(old.job_id, "first-deploy"), (new.job_id, "upgrade")]
+    assert history[0].checkpointed and history[0].stopped_for == "upgrade"
+    assert history[1].restored_from == new.restored_from and history[1].downtime_ms is not None
+
+
+def test_a_lost_session_job_whose_checkpoints_are_gone_requires_a_manual_restore(world: World) -> None:
+    stable_session_job(world)
+    world.snapshots.wipe()
+    world.runtime.kill_jobmanager("session")
+    world.run_until(lambda w: bool(w.status("counter", JOB).error), what="the error")
+    status = world.status("counter", JOB)
+    assert status.error is not None and status.error.startswith("Manual restore required")
+    world.run_for(120)
+    assert len(world.session_runs("session")) == 1, "nothing was submitted from empty state"
+    assert world.reasons("counter", JOB).count("ManualRestoreRequired") == 1
+
+    world.edit("counter", kind=JOB, job={"upgrade_mode": "stateless"})
+    world.run_until(lambda w: len(w.session_runs("session")) == 2, what="started empty")
+    world.run_until(running("counter"), what="running again")
+    assert world.session_runs("session")[1].restored_from is None
+    assert world.status("counter", JOB).error is None
+
+
+def test_an_upgrade_whose_checkpoints_vanished_stops_and_waits_for_a_decision(world: World) -> None:
+    stable_session_job(world)
+    world.snapshots.wipe()
+    world.edit("counter", kind=JOB, job={"args": ["v2"]})
+    world.run_until(lambda w: bool(w.status("counter", JOB).error), what="the error")
+    [old] = world.session_runs("session")
+    assert old.state == "CANCELED"
+    status = world.status("counter", JOB)
+    assert status.error is not None and status.error.startswith("Manual restore required")
+    world.run_for(60)
+    assert len(world.session_runs("session")) == 1, "nothing was submitted from empty state"
+
+    world.edit("counter", kind=JOB, job={"upgrade_mode": "stateless"})
+    world.run_until(running("counter", 3), what="v2 running, empty")
+    old, new = world.session_runs("session")
+    assert new.args == ("v2",) and new.restored_from is None
+
+
+def test_an_upgrade_savepoint_whose_result_the_session_cluster_forgot_is_found_in_storage() -> None:
+    world = World(restart_delay=5.0)  # the controller stays dead for 5 s after its crash
+    stable_session_job(world, mode="savepoint")
+    world.crash_at("after", "TriggerSavepoint")
+    world.edit("counter", kind=JOB, job={"args": ["v2"]})
+    world.run_until(lambda w: bool(w.crashes), what="the crash")
+    world.clock.advance(1.0)  # the savepoint completes and the job stops with it while nobody watches
+    world.runtime.kill_jobmanager("session")  # ... then the session cluster forgets the trigger and the job
+    world.run_until(running("counter", 2), what="v2 running")
+    old, new = world.session_runs("session")
+    assert restored(world, new, [old, new]) == "savepoint of run 0 (newest)"
+    assert "SavepointFallback" not in world.reasons("counter", JOB)

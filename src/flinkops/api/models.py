@@ -392,41 +392,11 @@ class TaskManagerInfo(_Status):
     replicas: int = 0
 
 
-class FlinkSessionJobStatus(_Status):
-    job_status: JobStatus = Field(default_factory=JobStatus)
-    error: str | None = None  # for people: what went wrong and what to do
-    error_reason: ErrorReason | None = None  # set and cleared with ``error``; decisions branch on this, not the text
-    observed_generation: int | None = None
-    lifecycle_state: LifecycleState | None = None
-    reconciliation_status: ReconciliationStatus = Field(default_factory=ReconciliationStatus)
-    conditions: list[Condition] = Field(default_factory=list)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reason_of_an_earlier_version(cls, data: Any) -> Any:
-        """Migration for statuses recorded by versions before ``errorReason`` existed: their error carries no
-        reason, so derive it once, here, as the status is read. Everything else reads the reason only."""
-        if not isinstance(data, dict) or not data.get("error"):
-            return data
-        if data.get("errorReason") is not None or data.get("error_reason") is not None:
-            return data
-        return {**data, "errorReason": _legacy_error_reason(str(data["error"]))}
-
-
-def _legacy_error_reason(error: str) -> ErrorReason:
-    """The reason an error message written before ``errorReason`` existed stands for. Those versions decided on
-    the message itself, on exactly these two forms; every other error gets the generic reason."""
-    if error.startswith("ValidationError: "):  # the planner's report of an invalid spec
-        return ErrorReason.VALIDATION_ERROR
-    if "Manual restore required" in error:  # the planner's or the controller's report of lost state
-        return ErrorReason.MANUAL_RESTORE_REQUIRED
-    return ErrorReason.RECONCILE_ERROR
-
-
 class DeploymentRecord(_Status):
-    """One start of a FlinkDeployment's job (a flinkops status extension; readers of the reference shape
-    ignore it). It answers the auditor's questions (which spec generation wrote which checkpoints, what state
-    each run started from) and gives ``flinkops plan`` the measured downtime of past upgrades."""
+    """One start of a FlinkDeployment's or FlinkSessionJob's job (a flinkops status extension; readers of the
+    reference shape ignore it). It answers the auditor's questions (which spec generation wrote which
+    checkpoints, what state each run started from), gives ``flinkops plan`` the measured downtime of past
+    upgrades, and tells the planner whether the job ever checkpointed (its state must not be dropped)."""
 
     generation: int
     job_id: str | None = None
@@ -455,11 +425,43 @@ class DeploymentRecord(_Status):
         return max(0, self.running_at - self.stopped_at)
 
 
+class FlinkSessionJobStatus(_Status):
+    job_status: JobStatus = Field(default_factory=JobStatus)
+    error: str | None = None  # for people: what went wrong and what to do
+    error_reason: ErrorReason | None = None  # set and cleared with ``error``; decisions branch on this, not the text
+    observed_generation: int | None = None
+    lifecycle_state: LifecycleState | None = None
+    reconciliation_status: ReconciliationStatus = Field(default_factory=ReconciliationStatus)
+    conditions: list[Condition] = Field(default_factory=list)
+    #: Every start of the job, newest last (a flinkops extension of both kinds' status).
+    deployment_history: list[DeploymentRecord] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reason_of_an_earlier_version(cls, data: Any) -> Any:
+        """Migration for statuses recorded by versions before ``errorReason`` existed: their error carries no
+        reason, so derive it once, here, as the status is read. Everything else reads the reason only."""
+        if not isinstance(data, dict) or not data.get("error"):
+            return data
+        if data.get("errorReason") is not None or data.get("error_reason") is not None:
+            return data
+        return {**data, "errorReason": _legacy_error_reason(str(data["error"]))}
+
+
+def _legacy_error_reason(error: str) -> ErrorReason:
+    """The reason an error message written before ``errorReason`` existed stands for. Those versions decided on
+    the message itself, on exactly these two forms; every other error gets the generic reason."""
+    if error.startswith("ValidationError: "):  # the planner's report of an invalid spec
+        return ErrorReason.VALIDATION_ERROR
+    if "Manual restore required" in error:  # the planner's or the controller's report of lost state
+        return ErrorReason.MANUAL_RESTORE_REQUIRED
+    return ErrorReason.RECONCILE_ERROR
+
+
 class FlinkDeploymentStatus(FlinkSessionJobStatus):
     cluster_info: dict[str, str] = Field(default_factory=dict)
     job_manager_deployment_status: JobManagerDeploymentStatus = JobManagerDeploymentStatus.MISSING
     task_manager: TaskManagerInfo | None = None
-    deployment_history: list[DeploymentRecord] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------- resources

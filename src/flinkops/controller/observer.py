@@ -22,7 +22,7 @@ from flinkops.controller.requests import RequestBuilder, cluster_key
 from flinkops.core.planner import Context, JobObservation, Observation, Status, TriggerObservation, headline
 from flinkops.errors import FlinkApiError, FlinkNotFound, FlinkUnavailable, UnsupportedSnapshotStorage
 from flinkops.ports import Clock, ClusterRuntime, FlinkApi, FlinkApiFactory
-from flinkops.ports.flink import CheckpointTriggerStatus, SavepointStatus
+from flinkops.ports.flink import TERMINAL_JOB_STATES, CheckpointTriggerStatus, SavepointStatus
 
 __all__ = ["REST_TIMEOUT", "Observer", "observe_job"]
 
@@ -135,7 +135,9 @@ class Observer:
     def session_job(
         self, resource: FlinkSessionJob, target: FlinkDeployment | FlinkSessionJob | None, ctx: Context
     ) -> tuple[Observation, Context]:
-        """The session job in its session cluster, and the context told whether that cluster is ready."""
+        """The session job in its session cluster, and the context told whether that cluster is ready. When the
+        job is not running there (stopped, or the cluster forgot it), storage tells its newest checkpoint; when
+        Flink cannot tell how a recorded savepoint trigger ended, storage tells whether it completed."""
         rest_url = None
         if (
             isinstance(target, FlinkDeployment)
@@ -143,20 +145,46 @@ class Observer:
             and target.status.job_manager_deployment_status == JobManagerDeploymentStatus.READY
         ):
             rest_url = target.status.cluster_info.get("rest-url")
-        job_id = resource.status.job_status.job_id if resource.status else None
+        status = resource.status
+        job_id = status.job_status.job_id if status else None
         ready = replace(ctx, session_ready=rest_url is not None, session_rest_url=rest_url)
         if rest_url is None or job_id is None:
             return Observation(), ready
         try:
             with self.flink(rest_url, REST_TIMEOUT) as rest:
                 job = self._job(rest, job_id)
-                savepoint, checkpoint = _triggers(rest, resource.status, job_id)
+                savepoint, checkpoint = _triggers(rest, status, job_id)
         except FlinkUnavailable:
             return Observation(), ctx  # the session's REST API is down: treat the cluster as not ready
         observed = Observation(
             rest_ready=True, rest_url=rest_url, job=job, savepoint_trigger=savepoint, checkpoint_trigger=checkpoint
         )
+        stopped = job is None or job.state in TERMINAL_JOB_STATES
+        info = status.job_status.savepoint_info if status else None
+        unresolved = info is not None and bool(info.trigger_id)
+        unresolved = unresolved and (savepoint is None or savepoint.state not in ("COMPLETED", "IN_PROGRESS"))
+        if not stopped and not unresolved:
+            return observed, ready
+        config = self._session_job_config(resource, target)
+        try:
+            store = self.requests.snapshot_store(resource, config)
+            if stopped and (directory := checkpoint_dir(config)):
+                observed = replace(observed, latest_stored_checkpoint=store.latest_checkpoint(directory, job_id))
+            if unresolved and info is not None and (directory := savepoint_dir(config)):
+                since = info.trigger_timestamp or 0
+                observed = replace(observed, stored_savepoint=store.latest_savepoint(directory, job_id, since))
+        except UnsupportedSnapshotStorage:
+            pass  # storage this target cannot read: rely on what Flink reports
         return observed, ready
+
+    def _session_job_config(
+        self, resource: FlinkSessionJob, target: FlinkDeployment | FlinkSessionJob | None
+    ) -> dict[str, str]:
+        """The configuration a session job runs with: its own ``flinkConfiguration`` over the session cluster's
+        rendered one (where its checkpoints and savepoints go unless it names directories of its own)."""
+        config = self.requests.config(target) if isinstance(target, FlinkDeployment) else {}
+        config.update(resource.spec.flink_configuration)
+        return config
 
 
 def _triggers(

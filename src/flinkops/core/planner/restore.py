@@ -7,8 +7,11 @@ to have had state that is nowhere to be found: nothing is then started from empt
 history) as the intent *before* the deploy action, so an interrupted pass can tell "already applied" from
 "never happened".
 
-Called by: ``deployment`` (first deploys, upgrades), ``rollback`` and ``steady`` (recovering a lost
-JobManager). Pure: no I/O, no clock.
+The run records (``deploymentHistory``: ``add_run``, ``current_run``, ``mark_stopping``, ``stopped_run``) serve
+both kinds: a session job's runs are recorded the same way.
+
+Called by: ``deployment`` (first deploys, upgrades), ``rollback``, ``steady`` (recovering a lost JobManager)
+and ``session`` (the run records). Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from flinkops.api.models import (
 from flinkops.core.planner.types import (
     FAST,
     NO_ERROR,
+    S_,
     Builder,
     Context,
     DeleteCluster,
@@ -37,10 +41,12 @@ from flinkops.core.planner.types import (
 from flinkops.errors import ManualRestoreRequired
 
 __all__ = [
+    "add_run",
     "as_last_state",
     "current_run",
     "deploy_with_intent",
     "keeps_state",
+    "mark_stopping",
     "restore_point",
     "stop_first",
     "stopped_run",
@@ -118,7 +124,7 @@ def deploy_with_intent(
     if spec.job is not None:
         b.intent = set_job(b.intent, job_id=job_id, state="RECONCILING", upgrade_savepoint_path=restore)
         mode = spec.job.upgrade_mode.value
-        b.intent = _add_run(b.intent, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
+        b.intent = add_run(b.intent, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
     if replace_cluster is not None:
         b.actions.append(DeleteCluster(reason=replace_cluster))
     b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
@@ -148,13 +154,14 @@ def stop_first(
     if recorded is not None:
         update.update(last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms)
     intent = set_recon(status, **update).model_copy(update={"observed_generation": generation, **NO_ERROR})
-    b.intent = _mark_stopping(intent, reason, ctx.now_ms)
+    b.intent = mark_stopping(intent, reason, ctx.now_ms)
     b.actions.append(DeleteCluster(reason=stop))
     b.status = b.intent
     b.requeue_after = 0.0  # the job is down from here on: the next pass starts it as soon as the stop is done
 
 
-def _mark_stopping(status: FlinkDeploymentStatus, reason: str, now_ms: int) -> FlinkDeploymentStatus:
+def mark_stopping(status: S_, reason: str, now_ms: int) -> S_:
+    """``status`` with its current run marked as stopped for ``reason`` (the write-ahead record of a stop)."""
     history = list(status.deployment_history)
     run = current_run(status)
     if run is None:
@@ -165,14 +172,14 @@ def _mark_stopping(status: FlinkDeploymentStatus, reason: str, now_ms: int) -> F
     return status.model_copy(update={"deployment_history": history[-_HISTORY_LIMIT:]})
 
 
-def stopped_run(status: FlinkDeploymentStatus) -> DeploymentRecord | None:
+def stopped_run(status: Status) -> DeploymentRecord | None:
     """The current job's run when a pass stopped it to start another from its newest state, else None."""
     run = current_run(status)
     return run if run is not None and run.stopped_for else None
 
 
-def _add_run(
-    status: Status,
+def add_run(
+    status: S_,
     generation: int,
     job_id: str | None,
     reason: str,
@@ -180,9 +187,8 @@ def _add_run(
     restore: str | None,
     stopped_at: int | None,
     now_ms: int,
-) -> Status:
-    if not isinstance(status, FlinkDeploymentStatus):
-        return status
+) -> S_:
+    """``status`` with a new run of ``job_id`` recorded as the current one (unless it already is)."""
     history = list(status.deployment_history)
     if history and history[-1].job_id == job_id:
         return status  # the same run, planned again after an interruption
@@ -200,7 +206,7 @@ def _add_run(
     return status.model_copy(update={"deployment_history": history[-_HISTORY_LIMIT:]})
 
 
-def current_run(status: FlinkDeploymentStatus) -> DeploymentRecord | None:
+def current_run(status: Status) -> DeploymentRecord | None:
     history = status.deployment_history
     if history and history[-1].job_id == status.job_status.job_id:
         return history[-1]
