@@ -160,6 +160,7 @@ def test_a_lost_session_job_whose_checkpoints_are_gone_requires_a_manual_restore
     world.run_until(lambda w: bool(w.status("counter", JOB).error), what="the error")
     status = world.status("counter", JOB)
     assert status.error is not None and status.error.startswith("Manual restore required")
+    assert world.lifecycle("counter", JOB) == "FAILED", "nothing runs until someone decides"
     world.run_for(120)
     assert len(world.session_runs("session")) == 1, "nothing was submitted from empty state"
     assert world.reasons("counter", JOB).count("ManualRestoreRequired") == 1
@@ -180,6 +181,7 @@ def test_an_upgrade_whose_checkpoints_vanished_stops_and_waits_for_a_decision(wo
     assert old.state == "CANCELED"
     status = world.status("counter", JOB)
     assert status.error is not None and status.error.startswith("Manual restore required")
+    assert world.lifecycle("counter", JOB) == "FAILED", "nothing runs until someone decides"
     world.run_for(60)
     assert len(world.session_runs("session")) == 1, "nothing was submitted from empty state"
 

@@ -84,8 +84,9 @@ def derive_lifecycle(
 
 
 def _manual_restore_required(status: FlinkDeploymentStatus | FlinkSessionJobStatus) -> bool:
-    return (
-        isinstance(status, FlinkDeploymentStatus)
-        and status.job_manager_deployment_status == JobManagerDeploymentStatus.MISSING
-        and status.error_reason == ErrorReason.MANUAL_RESTORE_REQUIRED
-    )
+    """Nothing runs and nothing starts until someone points the job at its state (or chooses stateless)."""
+    if status.error_reason != ErrorReason.MANUAL_RESTORE_REQUIRED:
+        return False
+    if isinstance(status, FlinkDeploymentStatus):
+        return status.job_manager_deployment_status == JobManagerDeploymentStatus.MISSING
+    return True
