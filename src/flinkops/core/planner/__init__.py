@@ -16,16 +16,18 @@ Map of the package (each module imports only those listed above it):
   ``Action`` classes, ``EventNote``, ``Plan``, the plan ``Builder`` and small status helpers;
 - ``snapshots``: manual (nonce) and periodic savepoints and checkpoints through one trigger mechanism
   parameterised by a ``SnapshotKind``, and savepoint retention;
-- ``restore``: where a restarted job's state comes from (``ManualRestoreRequired`` when it is lost) and the
-  write-ahead deploy;
+- ``restore``: where a restarted job's state comes from (``ManualRestoreRequired`` when it is lost), the
+  write-ahead deploy, and ``stop_first``: a job restarting from its newest state is stopped in one pass (the run
+  records why) and the next pass chooses the restore point from storage, which is the truth once it stopped;
 - ``deletion``: deleting a resource;
 - ``rollback``: when a rollback is due, the manual rollback, and rolling back;
 - ``steady``: the steady state: recovery, the job's observation, stability, releasing an ended job's cluster;
 - ``deployment``: ``plan_deployment``: first deploys, spec changes, upgrade modes and their fallbacks,
   interrupted upgrades, the manual-restore report;
-- ``session``: ``plan_session_job``.
+- ``session``: ``plan_session_job``: submit, upgrade (stop with a savepoint, or cancel first and restore the
+  newest stored checkpoint next pass), suspend/resume, a job its session cluster lost, deletion.
 
-Called by: ``controller.reconciler`` (and ``flinkops plan``); ``now`` and fresh job/trigger ids come in
+Called by: ``controller.loop`` (and ``flinkops plan`` through ``Controller.preview``); ``now`` and fresh job/trigger ids come in
 through ``Context``.
 """
 
