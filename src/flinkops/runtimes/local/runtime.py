@@ -8,7 +8,8 @@ time for that pid. The record is written atomically *after* the processes start 
 recycled pid is never mistaken for ours (the start time would differ).
 
 Processes run in their own session (``start_new_session``) so they outlive the controller; ``delete`` stops
-exactly the recorded pids. Servers bind to 127.0.0.1 only.
+exactly the recorded pids. Servers bind to 127.0.0.1 only. How a process starts (the ``java`` command line built
+in Python, or Flink's scripts with ``FLINKOPS_JVM_LAUNCH=scripts``; class-data sharing) is ``launch.py``'s.
 
 Each JobManager has its own REST and RPC ports (recorded per process, passed as ``-D`` dynamic properties on
 top of the shared ``conf/``). Without high availability a cluster has one JobManager, and when it dies the
@@ -31,7 +32,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -55,6 +55,17 @@ from flinkops.runtimes.local.ha import (
     rest_port,
     zookeeper_sessions_in_logs,
 )
+from flinkops.runtimes.local.launch import (
+    Launcher,
+    ProcessSpec,
+    cluster_config,
+    free_ports,
+    jobmanager_args,
+    link_jars,
+    link_plugins,
+    write_log_config,
+)
+from flinkops.runtimes.local.proc import start_ticks
 from flinkops.runtimes.local.zookeeper import ZooKeeperError
 
 __all__ = ["LocalRuntime", "ProcessRecord", "process_alive", "start_ticks"]
@@ -65,6 +76,8 @@ RECORD = "cluster.json"
 # Rebuilt on every deploy and removed on delete (log/ is kept for post-mortems).
 _GENERATED_DIRS = ("conf", "lib", "usrlib", "plugins", "tmp")
 _STOP_GRACE_SECONDS = 10.0
+# A JVM that records a class-data sharing archive writes it as it exits (launch.py, cds.py): seconds more.
+_RECORDING_GRACE_SECONDS = 20.0
 _WATCH_INTERVAL_SECONDS = 0.2
 _RELEASE_RETRY_SECONDS = 2.0
 # After a JobManager died, the survivors need the CPU to recover the job (two cores are common here): a new
@@ -95,28 +108,19 @@ def process_alive(record: ProcessRecord) -> bool:
     return start_ticks(record.pid) == record.start_ticks
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _free_ports(count: int, avoid: set[int] | None = None) -> list[int]:
-    """``count`` distinct free ports on 127.0.0.1 (none of ``avoid``)."""
-    taken = set(avoid or ())
-    ports: list[int] = []
-    while len(ports) < count:
-        port = _free_port()
-        if port not in taken:
-            taken.add(port)
-            ports.append(port)
-    return ports
-
-
 class LocalRuntime:
-    def __init__(self, home: Path, distribution: FlinkDistribution, *, watch_jobmanagers: bool = False) -> None:
+    def __init__(
+        self,
+        home: Path,
+        distribution: FlinkDistribution,
+        *,
+        watch_jobmanagers: bool = False,
+        launcher: Launcher | None = None,
+    ) -> None:
         self.home = home
         self.dist = distribution
+        # How processes start: the java command line built in Python (default), or Flink's scripts.
+        self.launcher = launcher if launcher is not None else Launcher(distribution)
         # Children started by this process; polled so that dead ones are reaped instead of lingering as
         # zombies while the controller lives. Adopted processes (started by an earlier controller) are
         # reaped by init.
@@ -230,17 +234,17 @@ class LocalRuntime:
         for sub in _GENERATED_DIRS:
             shutil.rmtree(root / sub, ignore_errors=True)
             (root / sub).mkdir(parents=True, exist_ok=True)
-        self._link_jars(root, request)
-        self._link_plugins(root, request)
+        link_jars(self.dist, root, request)
+        link_plugins(self.dist, root, request)
         ha = zookeeper_ha(request.flink_config)
         if ha is None and ha_type(request.flink_config) == "zookeeper":
             raise RuntimeFailure(f"{key}: ZooKeeper high availability needs '{HA_QUORUM}', which is not set")
         jobmanagers = max(1, request.jobmanager_replicas) if ha is not None else 1
-        ports = _free_ports(2 * jobmanagers)
+        ports = free_ports(2 * jobmanagers)
         jm_ports = [(ports[2 * i], ports[2 * i + 1]) for i in range(jobmanagers)]
-        config = self._cluster_config(request, jm_ports[0][0], jm_ports[0][1], root)
+        config = cluster_config(request, jm_ports[0][0], jm_ports[0][1], root)
         (root / "conf" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True))
-        self._write_log_config(root, request)
+        write_log_config(self.dist, root, request)
         if ha is not None:
             self._clear_ha_metadata(key, ha, strict=True)
 
@@ -319,7 +323,7 @@ class LocalRuntime:
         try:
             for proc in restart:
                 if proc.role == "jobmanager":
-                    rest, rpc = _free_ports(2, avoid=in_use)
+                    rest, rpc = free_ports(2, avoid=in_use)
                     in_use.update((rest, rpc))
                     new = self._start(root, request, "jobmanager", proc.index, rest_port=rest, rpc_port=rpc)
                 else:
@@ -472,126 +476,33 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ helpers
 
-    def _link_jars(self, root: Path, request: ClusterRequest) -> None:
-        for jar in [*self.dist.lib_jars(), *request.lib_jars]:
-            if not jar.is_file():
-                raise RuntimeFailure(f"{request.key}: jar {jar} for the cluster's lib/ does not exist")
-            target = root / "lib" / jar.name
-            if not target.exists():
-                target.symlink_to(jar.resolve())
-        app = request.application
-        if app is None:
-            return
-        jars = list(app.jar_paths)
-        if app.python:
-            jars.append(self.dist.python_jar())
-        for jar in jars:
-            if not jar.is_file():
-                raise RuntimeFailure(f"job jar {jar} does not exist")
-            target = root / "usrlib" / jar.name
-            if not target.exists():
-                target.symlink_to(jar.resolve())
-
-    def _link_plugins(self, root: Path, request: ClusterRequest) -> None:
-        """The cluster's own plugin dir (``FLINK_PLUGINS_DIR``): the distribution's bundled plugins plus the
-        optional ones this deployment enables, one jar per plugin subdirectory as Flink expects."""
-        plugins = root / "plugins"
-        if self.dist.plugins.is_dir():
-            for bundled in sorted(self.dist.plugins.iterdir()):
-                if bundled.is_dir() and bundled.name not in request.plugins:
-                    (plugins / bundled.name).symlink_to(bundled.resolve(), target_is_directory=True)
-        for name, jar in sorted(request.plugins.items()):
-            if not jar.is_file():
-                raise RuntimeFailure(f"{request.key}: plugin jar {jar} for {name!r} does not exist")
-            (plugins / name).mkdir()
-            (plugins / name / jar.name).symlink_to(jar.resolve())
-
-    def _cluster_config(self, request: ClusterRequest, rest_port: int, rpc_port: int, root: Path) -> dict[str, str]:
-        config = dict(request.flink_config)
-        config.update(
-            {
-                "jobmanager.rpc.address": "127.0.0.1",
-                "jobmanager.rpc.port": str(rpc_port),
-                "jobmanager.bind-host": "127.0.0.1",
-                "taskmanager.bind-host": "127.0.0.1",
-                "taskmanager.host": "127.0.0.1",
-                "rest.address": "127.0.0.1",
-                "rest.bind-address": "127.0.0.1",
-                "rest.port": str(rest_port),
-                "blob.server.port": "0",
-                "taskmanager.rpc.port": "0",
-                "taskmanager.data.port": "0",
-                "metrics.internal.query-service.port": "0",
-                "io.tmp.dirs": str(root / "tmp"),
-                "web.tmpdir": str(root / "tmp"),
-            }
-        )
-        return config
-
-    def _write_log_config(self, root: Path, request: ClusterRequest) -> None:
-        source = self.dist.home / "conf" / "log4j-console.properties"
-        custom = request.log_config.get("log4j-console.properties")
-        target = root / "conf" / "log4j-console.properties"
-        if custom is not None:
-            target.write_text(custom)
-        else:
-            shutil.copyfile(source, target)
-
     def _start(
         self, root: Path, request: ClusterRequest, role: str, index: int, *, rest_port: int = 0, rpc_port: int = 0
     ) -> ProcessRecord:
         log_dir = root / "log" / f"{role}-{index}"
         log_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.update(
-            {
-                "FLINK_CONF_DIR": str(root / "conf"),
-                "FLINK_LIB_DIR": str(root / "lib"),
-                "FLINK_LOG_DIR": str(log_dir),
-                "FLINK_PID_DIR": str(root / "tmp"),
-                "FLINK_PLUGINS_DIR": str(root / "plugins"),
-                "FLINK_IDENT_STRING": f"{request.key.name}",
-            }
-        )
-        env.pop("FLINK_HOME", None)
-        env.update(request.environment)
         app = request.application
-        # Per-JobManager ports on top of the shared conf/ (with HA the RPC port comes from its HA key).
-        ports: list[str] = []
-        if role == "jobmanager" and rest_port:
-            ports += ["-D", f"rest.port={rest_port}"]
-        if role == "jobmanager" and rpc_port:
-            ports += ["-D", f"jobmanager.rpc.port={rpc_port}", "-D", f"high-availability.jobmanager.port={rpc_port}"]
-        if role == "taskmanager":
-            argv = [str(self.dist.bin / "taskmanager.sh"), "start-foreground"]
-        elif app is None:
-            argv = [str(self.dist.bin / "jobmanager.sh"), "start-foreground", *ports]
-        else:
-            argv = [
-                str(self.dist.bin / "standalone-job.sh"),
-                "start-foreground",
-                *ports,
-                "--job-classname",
-                app.entry_class,
-                "--job-id",
-                app.job_id,
-                *app.args,
-            ]
+        args = jobmanager_args(rest_port, rpc_port, app) if role == "jobmanager" else ()
+        spec = ProcessSpec(role, app is not None, request.key.name, root, log_dir, args, request.environment)
+        launch = self.launcher.command(spec)
         cwd = request.working_dir if request.working_dir and request.working_dir.is_dir() else root
-        with (log_dir / f"{role}.out").open("ab") as out:
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(launch.stdout.open("ab"))
+            err = files.enter_context(launch.stderr.open("ab")) if launch.stderr else subprocess.STDOUT
             proc = subprocess.Popen(
-                argv,
+                launch.argv,
                 cwd=cwd,
-                env=env,
+                env=launch.env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
-                stderr=subprocess.STDOUT,
+                stderr=err,
                 start_new_session=True,
             )
         self._children[proc.pid] = proc
         ticks = start_ticks(proc.pid)
         if ticks is None:
-            raise RuntimeFailure(f"{role} process of {request.key} exited at once; see {log_dir / (role + '.out')}")
+            raise RuntimeFailure(f"{role} process of {request.key} exited at once; see {launch.stdout}")
+        self.launcher.started(launch, proc.pid, ticks)
         return ProcessRecord(
             role=role,
             index=index,
@@ -607,7 +518,8 @@ class LocalRuntime:
         for proc in alive:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_GRACE_SECONDS
+        recording = any(self.launcher.records_classes(p.pid, p.start_ticks) for p in alive)
+        deadline = time.monotonic() + _STOP_GRACE_SECONDS + (_RECORDING_GRACE_SECONDS if recording else 0.0)
         while alive and time.monotonic() < deadline:
             self._reap()
             alive = [p for p in alive if process_alive(p)]
