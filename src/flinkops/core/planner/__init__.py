@@ -16,6 +16,8 @@ Map of the package (each module imports only those listed above it):
   ``Action`` classes, ``EventNote``, ``Plan``, the plan ``Builder`` and small status helpers;
 - ``snapshots``: manual (nonce) and periodic savepoints and checkpoints through one trigger mechanism
   parameterised by a ``SnapshotKind``, and savepoint retention;
+- ``prestart``: pre-started upgrades: asking for the new cluster before the old job stops, waiting for it,
+  falling back, and which cluster an upgrade's delete keeps;
 - ``restore``: where a restarted job's state comes from (``ManualRestoreRequired`` when it is lost) and the
   write-ahead deploy;
 - ``deletion``: deleting a resource;
@@ -44,6 +46,7 @@ from flinkops.core.planner.types import (
     JobObservation,
     Observation,
     Plan,
+    PrepareCluster,
     RemoveResource,
     ReplaceMissingProcesses,
     ScaleInPlace,
@@ -67,6 +70,7 @@ __all__ = [
     "JobObservation",
     "Observation",
     "Plan",
+    "PrepareCluster",
     "RemoveResource",
     "ReplaceMissingProcesses",
     "ScaleInPlace",

@@ -47,7 +47,6 @@ from flinkops.errors import RuntimeFailure
 from flinkops.flink.config import HA_QUORUM, ZooKeeperHA, zookeeper_ha
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.ports import ApplicationJob, ClusterKey, ClusterObservation, ClusterRequest
-from flinkops.procs import start_ticks
 from flinkops.runtimes.local.ha import (
     leader_rest_url,
     release_dead_sessions,
@@ -277,7 +276,10 @@ class LocalRuntime:
         assert observation is not None
         return observation
 
-    def delete(self, key: ClusterKey) -> None:
+    def prepare(self, request: ClusterRequest) -> str | None:
+        return "pre-starting the next cluster is not implemented by the local runtime yet"
+
+    def delete(self, key: ClusterKey, *, keep_prepared: bool = False) -> None:
         with self._watch_lock:
             self._watched.discard(key)  # JobManagers stopped on purpose are not failovers
         record = self._read_record(key)
