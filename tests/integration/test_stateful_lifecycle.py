@@ -70,7 +70,9 @@ def test_savepoint_upgrade_v1_to_v2_loses_and_duplicates_nothing(
     flinkops: Flinkops, testjobs: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    records = 6000
+    # v1 must outlive the upgrade's first step: the new cluster's JVMs start next to it before it stops (on a
+    # busy 2-core machine that took from 13 s to 45 s).
+    records = 16000
     v1 = write(tmp_path, "sp-upgrade", testjobs, job_args(out, records=records, rate=RATE, keys=KEYS), "savepoint")
     flinkops.ok("apply", "-f", str(v1), "--wait", "--timeout", "180")
     wait_for_records(out, 1000, timeout=120)
@@ -87,6 +89,8 @@ def test_savepoint_upgrade_v1_to_v2_loses_and_duplicates_nothing(
     assert flinkops.get("sp-upgrade")["metadata"]["generation"] == generation, "plan changes nothing"  # type: ignore[index]
     flinkops.ok("apply", "-f", str(v2), "--wait", "--timeout", "180")
     upgraded = status(flinkops.get("sp-upgrade"))
+    events = flinkops.events("sp-upgrade")
+    assert "PrestartReady" in events, f"the v2 cluster was pre-started and promoted: {events}"
     restored = upgraded["jobStatus"]["upgradeSavepointPath"]
     assert "/savepoint-" in restored, f"a savepoint upgrade restores from a savepoint, not {restored}"
     last = upgraded["jobStatus"]["savepointInfo"]["lastSavepoint"]
@@ -104,7 +108,7 @@ def test_savepoint_upgrade_v1_to_v2_loses_and_duplicates_nothing(
 
 def test_last_state_upgrade_restores_the_newest_checkpoint(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    records = 5000
+    records = 16000  # v1 outlives the start of the pre-started cluster (see the savepoint upgrade)
     v1 = write(tmp_path, "ls-upgrade", testjobs, job_args(out, records=records, rate=RATE, keys=KEYS), "last-state")
     flinkops.ok("apply", "-f", str(v1), "--wait", "--timeout", "180")
     wait_for_records(out, 800, timeout=120)
@@ -114,6 +118,7 @@ def test_last_state_upgrade_restores_the_newest_checkpoint(flinkops: Flinkops, t
     flinkops.ok("apply", "-f", str(v2), "--wait", "--timeout", "180")
     restored = status(flinkops.get("ls-upgrade"))["jobStatus"]["upgradeSavepointPath"]
     assert "/chk-" in restored, f"last-state restores the newest checkpoint, not {restored}"
+    assert "PrestartReady" in flinkops.events("ls-upgrade"), "the v2 cluster was pre-started and promoted"
     finished(flinkops, "ls-upgrade")
     report = check(out, keys=KEYS, expect_records=records)
     assert report.ok, report.summary()

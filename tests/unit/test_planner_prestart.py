@@ -104,3 +104,13 @@ def test_the_opt_out_stops_at_once() -> None:
 def test_a_stateless_upgrade_is_not_pre_started() -> None:
     r = edit(stable(UpgradeMode.STATELESS), args=["v2"])
     assert PrepareCluster not in [type(a) for a in plan_deployment(r, running(JOB_A), ctx(JOB_B)).actions]
+
+
+def test_deleting_the_resource_stops_a_prepared_cluster_left_without_an_active_one() -> None:
+    r = asked(UpgradeMode.LAST_STATE)
+    r = step(r, plan_deployment(r, running(JOB_A, prepared_generation=2, prepared_ready=True), ctx(JOB_B)))
+    deleted = r.model_copy(
+        update={"metadata": r.metadata.model_copy(update={"deletion_timestamp": "2026-01-01T00:00:00Z"})}
+    )
+    plan = plan_deployment(deleted, Observation(), ctx(JOB_B))
+    assert any(isinstance(a, DeleteCluster) and not a.keep_prepared for a in plan.actions)

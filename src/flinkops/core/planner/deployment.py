@@ -99,7 +99,9 @@ def _plan_deployment(resource: FlinkDeployment, status: FlinkDeploymentStatus, o
     b = Builder(status=status)
 
     if resource.metadata.deletion_timestamp:
-        stop = DeleteCluster(reason="resource deleted") if obs.cluster_exists else None
+        # A cluster pre-started for an upgrade that never deployed may be all that is left: it goes too.
+        prepared = isinstance(status, FlinkDeploymentStatus) and status.prepared_cluster is not None
+        stop = DeleteCluster(reason="resource deleted") if obs.cluster_exists or prepared else None
         return plan_deletion(
             b, ctx, stop=stop, message=f"Deleting {resource.kind}; checkpoints and savepoints are kept"
         )

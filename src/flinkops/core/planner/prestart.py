@@ -24,6 +24,7 @@ from flinkops.api.models import (
     JobState,
     PreparedCluster,
     ReconciliationState,
+    UpgradeMode,
 )
 from flinkops.core.planner.types import (
     NO_ERROR,
@@ -76,11 +77,10 @@ def request_prepare(b: Builder, spec: FlinkDeploymentSpec, generation: int, ctx:
     b.intent = intent.model_copy(update={"observed_generation": generation, "prepared_cluster": marker, **NO_ERROR})
     b.status = b.intent
     b.actions.append(PrepareCluster(spec=spec, generation=generation))
-    b.event(
-        "Normal",
-        "PrestartCluster",
-        f"Upgrading: starting the new cluster before stopping job {status.job_status.job_id}",
-    )
+    job = status.job_status.job_id
+    assert spec.job is not None
+    then = "with a savepoint" if spec.job.upgrade_mode == UpgradeMode.SAVEPOINT else "for its newest checkpoint"
+    b.event("Normal", "PrestartCluster", f"Upgrading: starting the new cluster first, then stop job {job} {then}")
     b.summary = "upgrade: pre-starting the new cluster"
     b.requeue_after = PRESTART_POLL
 
