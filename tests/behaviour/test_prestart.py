@@ -133,3 +133,18 @@ def test_deleting_the_deployment_while_the_new_cluster_starts_stops_both(world: 
     world.run_until(lambda w: w.resource("app") is None, what="the deployment gone")
     assert world.runtime.cluster("app") is None and world.runtime.prepared("app") is None
     assert world.flink.running() == []
+
+
+def test_a_jobmanager_lost_while_the_new_cluster_starts_ends_the_wait(world: World) -> None:
+    deploy(world, application("app", mode="savepoint"))
+    world.runtime.prepare_delay = 1_000.0
+    world.edit("app", job={"args": ["v2"]})
+    world.run_until(lambda w: w.runtime.prepared("app") is not None, what="the new cluster starting")
+    started = world.clock.now()
+    world.runtime.kill_jobmanager("app")
+    world.run_until(running_stable("app", 2), what="the upgrade done")
+    assert world.clock.now() - started < 60, "no waiting for a cluster while the job is down"
+    old, new = world.runs("app")
+    assert restored(world, new, [old, new]) == "checkpoint of run 0 (newest)"
+    assert "PrestartFallback" in world.reasons("app") and world.runtime.prepared("app") is None
+    no_job_ran_twice(world)

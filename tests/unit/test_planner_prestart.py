@@ -114,3 +114,11 @@ def test_deleting_the_resource_stops_a_prepared_cluster_left_without_an_active_o
     )
     plan = plan_deployment(deleted, Observation(), ctx(JOB_B))
     assert any(isinstance(a, DeleteCluster) and not a.keep_prepared for a in plan.actions)
+
+
+def test_an_old_job_that_stops_running_meanwhile_ends_the_wait() -> None:
+    r = asked(UpgradeMode.LAST_STATE)
+    down = Observation(cluster_exists=True, cluster_generation=1, prepared_generation=2)
+    plan = plan_deployment(r, replace(down, latest_stored_checkpoint="file:/ck/a/chk-9"), ctx(JOB_B))
+    assert "PrestartFallback" in [e.reason for e in plan.events]
+    assert plan.actions and isinstance(plan.actions[0], DeleteCluster) and not plan.actions[0].keep_prepared

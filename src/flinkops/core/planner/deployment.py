@@ -37,6 +37,7 @@ from flinkops.core.planner.prestart import (
     waiting_for_prepared,
     wants_prestart,
     with_prepared,
+    without_prepared,
 )
 from flinkops.core.planner.restore import (
     as_last_state,
@@ -214,7 +215,7 @@ def _resume_upgrade(
     if stopped is not None:
         return _start_after_stop(b, target, stopped, obs, ctx, final)
     if _already_deployed(status, obs, generation):
-        b.status = set_recon(status, **final).model_copy(
+        b.status = without_prepared(set_recon(status, **final)).model_copy(
             update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
         )
         b.summary = "the interrupted upgrade had already deployed the target: adopting it"

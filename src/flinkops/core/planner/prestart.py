@@ -99,6 +99,9 @@ def prepared_state(
     """Whether the upgrade can stop the old job now, must wait, or goes on without the prepared cluster."""
     if obs.prepared_generation != marker.generation:
         return "fallback", "the runtime did not pre-start the new cluster (see the PrestartSkipped event)"
+    if not job_running(obs) and not obs.prepared_ready:
+        # The old job is down already (its JobManager died, it failed): waiting would only add downtime.
+        return "fallback", "the old job stopped running while the new cluster started"
     if obs.prepared_ready:
         return "ready", "the new cluster is ready"
     waited = ctx.now_ms - marker.requested_at
