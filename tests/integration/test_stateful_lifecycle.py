@@ -128,7 +128,7 @@ def test_last_state_upgrade_restores_the_newest_checkpoint(flinkops: Flinkops, t
 
 def test_broken_v3_rolls_back_to_v2_with_its_state(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    records = 7000
+    records = 16000  # v2 outlives the start of v3's pre-started cluster (see the savepoint upgrade)
     rollback = {
         "kubernetes.operator.deployment.rollback.enabled": "true",
         "kubernetes.operator.deployment.readiness.timeout": "60 s",
@@ -294,15 +294,27 @@ def test_taskmanager_sigkill_is_replaced_and_nothing_is_lost(
 
 @pytest.mark.parametrize(
     "failpoint",
-    ["after:TriggerSavepoint", "before:DeleteCluster", "after:DeleteCluster", "after:DeployCluster"],
-    ids=["savepoint-triggered", "savepoint-done-not-recorded", "old-cluster-deleted", "new-cluster-starting"],
+    [
+        "after:PrepareCluster",
+        "after:TriggerSavepoint",
+        "before:DeleteCluster",
+        "after:DeleteCluster",
+        "after:DeployCluster",
+    ],
+    ids=[
+        "new-cluster-prestarted",
+        "savepoint-triggered",
+        "savepoint-done-not-recorded",
+        "old-cluster-deleted",
+        "new-cluster-starting",
+    ],
 )
 def test_controller_killed_at_each_upgrade_step_finishes_the_upgrade(
     flinkops: Flinkops, testjobs: Path, tmp_path: Path, failpoint: str
 ) -> None:
     name = "crash-" + failpoint.replace(":", "-").lower()
     out = tmp_path / "out"
-    records = 5000
+    records = 16000  # v1 outlives the start of the pre-started cluster (see the savepoint upgrade)
     v1 = write(tmp_path, name, testjobs, job_args(out, records=records, rate=RATE, keys=KEYS), "savepoint")
     flinkops.ok("apply", "-f", str(v1), "--wait", "--timeout", "180")
     wait_for_records(out, 800, timeout=120)

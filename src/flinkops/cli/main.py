@@ -474,9 +474,7 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
         out.print(f"  HA metadata: {ha or 'none (no high availability configured)'}")
         _describe_data_plane(resource, config, home)
         _describe_state(resource)
-        out.print(
-            f"[bold]Logs:[/bold]        {home / 'clusters' / resource.metadata.namespace / resource.metadata.name}/log"
-        )
+        out.print(f"[bold]Logs:[/bold]        {_cluster_root(home, resource)}/log")
     events = store.events(ResourceKey.of(resource))
     out.print("[bold]Events:[/bold]" + ("" if events else " <none>"))
     for event in events[-20:]:
@@ -501,6 +499,16 @@ def _describe_data_plane(resource: FlinkDeployment, config: dict[str, str], home
     if DataPlane.uses_s3(config, args) or choice.plugins:
         access = _local().data_plane(home).s3_access(config)
         out.print(f"  S3:          {access.describe()}")
+
+
+def _cluster_root(home: Path, resource: FlinkDeployment) -> Path:
+    """The local cluster's directory: its own, or the ``gen-<N>/`` of a pre-started cluster it promoted."""
+    cluster = home / "clusters" / resource.metadata.namespace / resource.metadata.name
+    try:
+        root = json.loads((cluster / "cluster.json").read_text()).get("root")
+    except (OSError, ValueError, AttributeError):
+        return cluster
+    return Path(root) if isinstance(root, str) and root else cluster
 
 
 def _describe_state(resource: FlinkDeployment) -> None:
