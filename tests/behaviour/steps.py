@@ -40,6 +40,17 @@ def running_stable(name: str, generation: int | None = None) -> Predicate:
     return lambda world: settle(world) and world.job_state(name) == "RUNNING"
 
 
+def stopping_with_savepoint(name: str) -> Predicate:
+    """UPGRADING with the stop-with-savepoint trigger on record (after any pre-started cluster became ready)."""
+
+    def check(world: World) -> bool:
+        status = world.deployment_status(name)
+        info = status.job_status.savepoint_info
+        return world.lifecycle(name) == "UPGRADING" and info is not None and info.trigger_type == "UPGRADE"
+
+    return check
+
+
 def deploy(world: World, resource: FlinkDeployment | FlinkSessionJob, *states: str) -> None:
     """Apply ``resource`` and run until it is STABLE (or one of ``states``)."""
     world.apply(resource)

@@ -33,6 +33,7 @@ ROLLBACK = {
 }
 HA = {"high-availability.type": "zookeeper", "high-availability.zookeeper.quorum": "127.0.0.1:2181"}
 JOB = "FlinkSessionJob"
+NO_PRESTART = {"flinkops.upgrade.prestart": "false"}
 
 
 def _nothing(world: World) -> None:
@@ -69,6 +70,26 @@ def _lagging(prepare: Callable[[World], None]) -> Callable[[World], None]:
         prepare(world)
 
     return lagging
+
+
+def _refusing_prepare(prepare: Callable[[World], None]) -> Callable[[World], None]:
+    """The runtime cannot hold a second cluster: the upgrade runs in the usual order."""
+
+    def refusing(world: World) -> None:
+        world.runtime.refuse_prepare()
+        prepare(world)
+
+    return refusing
+
+
+def _slow_prepare(prepare: Callable[[World], None]) -> Callable[[World], None]:
+    """The pre-started cluster never gets ready in time: the upgrade falls back after the bound."""
+
+    def slow(world: World) -> None:
+        world.runtime.prepare_delay = 1_000.0
+        prepare(world)
+
+    return slow
 
 
 def _upgraded(world: World) -> None:
@@ -190,16 +211,45 @@ SCENARIOS = [
         settled("app", "STABLE"),
         ("DeployCluster",),
     ),
+    # Savepoint and last-state upgrades pre-start the new cluster (PrepareCluster) unless opted out.
     Scenario(
         "savepoint-upgrade",
         _deployed("savepoint"),
         _upgraded,
         running_stable("app", 2),
+        ("PrepareCluster", "TriggerSavepoint", "DeleteCluster", "DeployCluster"),
+    ),
+    Scenario(
+        "savepoint-upgrade-without-prestart",
+        _deployed("savepoint", conf=NO_PRESTART),
+        _upgraded,
+        running_stable("app", 2),
         ("TriggerSavepoint", "DeleteCluster", "DeployCluster"),
+    ),
+    Scenario(
+        "savepoint-upgrade-prestart-refused",
+        _refusing_prepare(_deployed("savepoint")),
+        _upgraded,
+        running_stable("app", 2),
+        ("PrepareCluster", "TriggerSavepoint", "DeleteCluster", "DeployCluster"),
+    ),
+    Scenario(
+        "savepoint-upgrade-prestart-timeout",
+        _slow_prepare(_deployed("savepoint")),
+        _upgraded,
+        running_stable("app", 2),
+        ("PrepareCluster", "TriggerSavepoint", "DeleteCluster", "DeployCluster"),
     ),
     Scenario(
         "last-state-upgrade",
         _deployed("last-state"),
+        _upgraded,
+        running_stable("app", 2),
+        ("PrepareCluster", "DeleteCluster", "DeployCluster"),
+    ),
+    Scenario(
+        "last-state-upgrade-without-prestart",
+        _deployed("last-state", conf=NO_PRESTART),
         _upgraded,
         running_stable("app", 2),
         ("DeleteCluster", "DeployCluster"),
@@ -209,7 +259,7 @@ SCENARIOS = [
         _lagging(_deployed("last-state")),
         _upgraded,
         running_stable("app", 2),
-        ("DeleteCluster", "DeployCluster"),
+        ("PrepareCluster", "DeleteCluster", "DeployCluster"),
     ),
     Scenario(
         "stateless-upgrade",
@@ -443,6 +493,7 @@ def outcome(world: World, scenario: Scenario) -> dict[str, Any]:
         "savepoints taken": sum(1 for e in world.snapshots.ledger.values() if e.snapshot.kind == "savepoint"),
         "disposed": len(world.snapshots.disposed),
         "cluster": world.runtime.cluster(scenario.subject) is not None,
+        "prepared cluster left": world.runtime.prepared(scenario.subject) is not None,
     }
 
 

@@ -3,7 +3,7 @@ job starts from, and that the old one is stopped the right way."""
 
 from __future__ import annotations
 
-from behaviour.steps import deploy, no_job_ran_twice, restored, running_stable, settled
+from behaviour.steps import deploy, no_job_ran_twice, restored, running_stable, settled, stopping_with_savepoint
 from fakes.flink import JobScript
 from fakes.specs import application
 from fakes.world import World
@@ -70,7 +70,7 @@ def test_a_trigger_that_never_reached_flink_is_sent_again_with_the_same_id(world
 def test_a_savepoint_that_completed_while_its_jobmanager_died_is_found_in_storage(world: World) -> None:
     deploy(world, application("app", mode="savepoint"))
     world.edit("app", job={"args": ["v2"]})
-    world.run_until(lambda w: w.lifecycle("app") == "UPGRADING", max_passes=3)
+    world.run_until(stopping_with_savepoint("app"), max_passes=20)
     world.clock.advance(world.flink.savepoint_duration + 0.1)  # the savepoint completes, nobody looks...
     world.runtime.kill_jobmanager("app")  # ...and the JobManager that knew the trigger is gone
     world.run_until(running_stable("app", 2), what="the upgrade done")
@@ -105,7 +105,7 @@ def test_a_savepoint_in_flight_when_the_jobmanager_dies_falls_back_to_the_last_c
     deploy(world, application("app", mode="savepoint"))
     world.flink.savepoint_duration = 5.0
     world.edit("app", job={"args": ["v2"]})
-    world.run_until(lambda w: w.lifecycle("app") == "UPGRADING", max_passes=3)
+    world.run_until(stopping_with_savepoint("app"), max_passes=20)
     world.runtime.kill_jobmanager("app")
     world.run_until(running_stable("app", 2), what="the upgrade done")
     old, new = world.runs("app")

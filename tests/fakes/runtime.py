@@ -8,19 +8,26 @@ place by ``replace_missing_processes``: the controller must redeploy it from a c
 (``high-availability.type`` set and ``jobManager.replicas`` > 1) a dead leader hands its jobs to a live standby,
 and dead standbys are restarted.
 
+Pre-started upgrades: ``prepare`` starts a session cluster (no job) next to the active one; it is ready
+``prepare_delay`` seconds later (manual clock). ``deploy`` of the same generation promotes a ready one: it
+submits the application job through the fake Flink REST API (upload, run with the job id and restore path,
+idempotent) and makes it the resource's cluster; otherwise it stops the prepared cluster and starts a new one.
+
 Knobs: ``kill_jobmanager`` (the leader or a standby), ``kill_taskmanager``, ``refuse_deploys`` (every deploy
-fails with ``RuntimeFailure`` until ``allow_deploys``).
+fails with ``RuntimeFailure`` until ``allow_deploys``), ``refuse_prepare`` (``prepare`` answers with a reason),
+``prepare_delay``.
 
 Called by: the controller (through the port), ``fakes.world`` and tests that look at what was deployed.
 
-Invariant: one cluster per resource at most, and the fake Flink knows exactly the clusters recorded here.
+Invariant: one active and one prepared cluster per resource at most, and the fake Flink knows exactly the
+clusters recorded here.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -77,6 +84,12 @@ class FakeRuntime:
         #: Which resource every fake Flink cluster ever started belonged to.
         self.owners: dict[str, ClusterKey] = {}
         self._clusters: dict[ClusterKey, FakeCluster] = {}
+        self._prepared: dict[ClusterKey, FakeCluster] = {}
+        #: Every prepare request, and every promotion (by key), in order.
+        self.prepare_requests: list[ClusterRequest] = []
+        self.promoted: list[ClusterKey] = []
+        self.prepare_delay = 2.0
+        self._prepare_refusal: str | None = None
         self._changed: set[ClusterKey] = set()
         self._refusal: str | None = None
         self._pids = itertools.count(1000)
@@ -89,6 +102,9 @@ class FakeRuntime:
 
     def allow_deploys(self) -> None:
         self._refusal = None
+
+    def refuse_prepare(self, reason: str | None = "not enough free memory for a second cluster (fake knob)") -> None:
+        self._prepare_refusal = reason
 
     def kill_jobmanager(self, name: str, namespace: str = "default", *, which: str = "leader") -> None:
         """SIGKILL the leading JobManager (``which="leader"``) or a standby (``"standby"``)."""
@@ -123,6 +139,9 @@ class FakeRuntime:
     def cluster(self, name: str, namespace: str = "default") -> FakeCluster | None:
         return self._clusters.get(ClusterKey(namespace, name))
 
+    def prepared(self, name: str, namespace: str = "default") -> FakeCluster | None:
+        return self._prepared.get(ClusterKey(namespace, name))
+
     def _require(self, key: ClusterKey) -> FakeCluster:
         cluster = self._clusters.get(key)
         if cluster is None:
@@ -134,26 +153,85 @@ class FakeRuntime:
     def _jobmanager(self, index: int) -> FakeProcess:
         return FakeProcess("jobmanager", index, next(self._pids), url=f"http://127.0.0.1:{next(self._ports)}")
 
-    def deploy(self, request: ClusterRequest) -> ClusterObservation:
-        if self._refusal is not None:
-            raise RuntimeFailure(f"{request.key}: {self._refusal}")
-        if request.key in self._clusters:
-            self.delete(request.key)  # a deploy replaces whatever ran before
-        self.requests.append(request)
+    def _start_cluster(self, request: ClusterRequest, config: Mapping[str, str]) -> FakeCluster:
         ha = ha_type(request.flink_config) is not None
         jobmanagers = max(1, request.jobmanager_replicas) if ha else 1
         processes = [self._jobmanager(i) for i in range(jobmanagers)]
         processes += [FakeProcess("taskmanager", i, next(self._pids)) for i in range(request.taskmanager_replicas)]
         leader = processes[0]
         assert leader.url is not None
-        flink_id = self.flink.start_cluster(leader.url, request.flink_config, request.taskmanager_replicas)
+        flink_id = self.flink.start_cluster(leader.url, config, request.taskmanager_replicas)
         self.owners[flink_id] = request.key
-        cluster = FakeCluster(request.key, request, flink_id, self.clock.now(), ha, processes, leader)
+        return FakeCluster(request.key, request, flink_id, self.clock.now(), ha, processes, leader)
+
+    def _ready(self, cluster: FakeCluster) -> bool:
+        up = all(p.alive for p in cluster.processes) and cluster.leader is not None
+        return up and self.clock.now() - cluster.started_at >= self.prepare_delay
+
+    def prepare(self, request: ClusterRequest) -> str | None:
+        if self._prepare_refusal is not None:
+            return f"{request.key}: {self._prepare_refusal}"
+        existing = self._prepared.get(request.key)
+        if existing is not None and existing.request.generation == request.generation:
+            return None  # asked again after an interruption: it runs already
+        self._drop_prepared(request.key)
+        self.prepare_requests.append(request)
+        config = {k: v for k, v in request.flink_config.items() if k != RESTORE_KEY}
+        self._prepared[request.key] = self._start_cluster(request, config)
+        return None
+
+    def _drop_prepared(self, key: ClusterKey) -> None:
+        cluster = self._prepared.pop(key, None)
+        if cluster is not None:
+            self.flink.stop_cluster(cluster.flink_id)
+
+    def _promote(self, request: ClusterRequest) -> ClusterObservation | None:
+        """Submit the application job to a ready prepared cluster of the request's generation and make it the
+        resource's cluster; None when there is no such cluster (any other prepared one is stopped)."""
+        cluster = self._prepared.get(request.key)
+        app = request.application
+        if cluster is None or app is None or cluster.request.generation != request.generation:
+            self._drop_prepared(request.key)
+            return None
+        if not self._ready(cluster):
+            self._drop_prepared(request.key)
+            return None
+        if request.key in self._clusters:
+            self.delete(request.key, keep_prepared=True)
+        assert cluster.leader is not None and cluster.leader.url is not None
+        with self.flink(cluster.leader.url, 5.0) as rest:
+            if not any(j.job_id == app.job_id for j in rest.list_jobs()):
+                jar_id = rest.upload_jar(app.jar_paths[0] if app.jar_paths else f"{app.entry_class}.jar")
+                rest.run_jar(
+                    jar_id,
+                    entry_class=app.entry_class,
+                    program_args=list(app.args),
+                    parallelism=int(request.flink_config.get("parallelism.default", "1") or "1"),
+                    job_id=app.job_id,
+                    savepoint_path=request.flink_config.get(RESTORE_KEY) or None,
+                )
+        self.flink.job(app.job_id).session = False  # the deployment's own job from here on
+        self.requests.append(request)
+        self.promoted.append(request.key)
+        self._clusters[request.key] = replace(cluster, request=request)
+        del self._prepared[request.key]
+        return self.observe(request.key)
+
+    def deploy(self, request: ClusterRequest) -> ClusterObservation:
+        if self._refusal is not None:
+            raise RuntimeFailure(f"{request.key}: {self._refusal}")
+        promoted = self._promote(request)
+        if promoted is not None:
+            return promoted
+        if request.key in self._clusters:
+            self.delete(request.key)  # a deploy replaces whatever ran before
+        self.requests.append(request)
+        cluster = self._start_cluster(request, request.flink_config)
         self._clusters[request.key] = cluster
         app = request.application
         if app is not None:
             restore = request.flink_config.get(RESTORE_KEY) or None
-            self.flink.start_application(flink_id, app.job_id, app.args, app.entry_class, restore)
+            self.flink.start_application(cluster.flink_id, app.job_id, app.args, app.entry_class, restore)
         observed = self.observe(request.key)
         assert observed is not None
         return observed
@@ -163,6 +241,7 @@ class FakeRuntime:
         if cluster is None:
             return None
         leader = cluster.leader if cluster.leader is not None and cluster.leader.alive else None
+        prepared = self._prepared.get(key)
         return ClusterObservation(
             key=key,
             generation=cluster.request.generation,
@@ -173,9 +252,13 @@ class FakeRuntime:
             rest_url=leader.url if leader is not None else None,
             job_id=cluster.request.application.job_id if cluster.request.application else None,
             started_at=cluster.started_at,
+            prepared_generation=prepared.request.generation if prepared is not None else None,
+            prepared_ready=prepared is not None and self._ready(prepared),
         )
 
-    def delete(self, key: ClusterKey) -> None:
+    def delete(self, key: ClusterKey, *, keep_prepared: bool = False) -> None:
+        if not keep_prepared:
+            self._drop_prepared(key)
         cluster = self._clusters.pop(key, None)
         if cluster is None:
             return

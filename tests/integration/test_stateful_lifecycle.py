@@ -27,6 +27,10 @@ KEYS = 64
 RATE = 200
 INTERVAL_MS = 1000
 BASE = {"taskmanager.numberOfTaskSlots": "2", "execution.checkpointing.interval": "1 s"}
+#: Upgrades in the usual order (stop, then start the new cluster). The savepoint upgrade test proves pre-started
+#: upgrades on real Flink; the other upgrade tests keep their short bounded jobs, which a pre-started cluster's
+#: start could outlast (its every path is proven on fakes in tests/behaviour/test_prestart.py).
+OLD_ORDER = {"flinkops.upgrade.prestart": "false"}
 
 
 def write(tmp: Path, name: str, jar: Path, args: list[str], mode: str, **config: str) -> Path:
@@ -70,13 +74,15 @@ def test_savepoint_upgrade_v1_to_v2_loses_and_duplicates_nothing(
     flinkops: Flinkops, testjobs: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    records = 6000
-    v1 = write(tmp_path, "sp-upgrade", testjobs, job_args(out, records=records, rate=RATE, keys=KEYS), "savepoint")
+    # v1 must outlive the upgrade's first step: the new cluster's JVMs start next to it before it stops (on a
+    # busy 2-core machine that took from 13 s to 45 s), so it runs 40 s at twice the usual rate.
+    records, rate = 16000, 2 * RATE
+    v1 = write(tmp_path, "sp-upgrade", testjobs, job_args(out, records=records, rate=rate, keys=KEYS), "savepoint")
     flinkops.ok("apply", "-f", str(v1), "--wait", "--timeout", "180")
     wait_for_records(out, 1000, timeout=120)
 
     v2 = write(
-        tmp_path, "sp-upgrade", testjobs, job_args(out, records=records, rate=RATE, keys=KEYS, logic="v2"), "savepoint"
+        tmp_path, "sp-upgrade", testjobs, job_args(out, records=records, rate=rate, keys=KEYS, logic="v2"), "savepoint"
     )
     old_job = status(flinkops.get("sp-upgrade"))["jobStatus"]["jobId"]
     generation = flinkops.get("sp-upgrade")["metadata"]["generation"]  # type: ignore[index]
@@ -87,6 +93,8 @@ def test_savepoint_upgrade_v1_to_v2_loses_and_duplicates_nothing(
     assert flinkops.get("sp-upgrade")["metadata"]["generation"] == generation, "plan changes nothing"  # type: ignore[index]
     flinkops.ok("apply", "-f", str(v2), "--wait", "--timeout", "180")
     upgraded = status(flinkops.get("sp-upgrade"))
+    events = flinkops.events("sp-upgrade")
+    assert "PrestartReady" in events, f"the v2 cluster was pre-started and promoted: {events}"
     restored = upgraded["jobStatus"]["upgradeSavepointPath"]
     assert "/savepoint-" in restored, f"a savepoint upgrade restores from a savepoint, not {restored}"
     last = upgraded["jobStatus"]["savepointInfo"]["lastSavepoint"]
@@ -105,11 +113,23 @@ def test_savepoint_upgrade_v1_to_v2_loses_and_duplicates_nothing(
 def test_last_state_upgrade_restores_the_newest_checkpoint(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     records = 5000
-    v1 = write(tmp_path, "ls-upgrade", testjobs, job_args(out, records=records, rate=RATE, keys=KEYS), "last-state")
+    v1 = write(
+        tmp_path,
+        "ls-upgrade",
+        testjobs,
+        job_args(out, records=records, rate=RATE, keys=KEYS),
+        "last-state",
+        **OLD_ORDER,
+    )
     flinkops.ok("apply", "-f", str(v1), "--wait", "--timeout", "180")
     wait_for_records(out, 800, timeout=120)
     v2 = write(
-        tmp_path, "ls-upgrade", testjobs, job_args(out, records=records, rate=RATE, keys=KEYS, logic="v2"), "last-state"
+        tmp_path,
+        "ls-upgrade",
+        testjobs,
+        job_args(out, records=records, rate=RATE, keys=KEYS, logic="v2"),
+        "last-state",
+        **OLD_ORDER,
     )
     flinkops.ok("apply", "-f", str(v2), "--wait", "--timeout", "180")
     restored = status(flinkops.get("ls-upgrade"))["jobStatus"]["upgradeSavepointPath"]
@@ -125,6 +145,7 @@ def test_broken_v3_rolls_back_to_v2_with_its_state(flinkops: Flinkops, testjobs:
     out = tmp_path / "out"
     records = 7000
     rollback = {
+        **OLD_ORDER,
         "kubernetes.operator.deployment.rollback.enabled": "true",
         "kubernetes.operator.deployment.readiness.timeout": "60 s",
     }
@@ -298,7 +319,7 @@ def test_controller_killed_at_each_upgrade_step_finishes_the_upgrade(
     name = "crash-" + failpoint.replace(":", "-").lower()
     out = tmp_path / "out"
     records = 5000
-    v1 = write(tmp_path, name, testjobs, job_args(out, records=records, rate=RATE, keys=KEYS), "savepoint")
+    v1 = write(tmp_path, name, testjobs, job_args(out, records=records, rate=RATE, keys=KEYS), "savepoint", **OLD_ORDER)
     flinkops.ok("apply", "-f", str(v1), "--wait", "--timeout", "180")
     wait_for_records(out, 800, timeout=120)
     old = set(flinkops.cluster_pids(name))
@@ -309,7 +330,12 @@ def test_controller_killed_at_each_upgrade_step_finishes_the_upgrade(
         flinkops.ok("controller", "start")
         pid = flinkops.controller_pid()
         v2 = write(
-            tmp_path, name, testjobs, job_args(out, records=records, rate=RATE, keys=KEYS, logic="v2"), "savepoint"
+            tmp_path,
+            name,
+            testjobs,
+            job_args(out, records=records, rate=RATE, keys=KEYS, logic="v2"),
+            "savepoint",
+            **OLD_ORDER,
         )
         flinkops.ok("apply", "-f", str(v2), "--no-start-controller")
         deadline = time.monotonic() + 120

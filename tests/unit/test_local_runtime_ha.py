@@ -12,7 +12,7 @@ import pytest
 from flinkops.dev.zookeeper import ZooKeeperServer
 from flinkops.errors import RuntimeFailure
 from flinkops.ports import ClusterRequest
-from flinkops.runtimes.local.runtime import ProcessRecord, _request_from_record
+from flinkops.runtimes.local.records import ProcessRecord, request_from_record
 from support.ha import KEY, jobmanager, runtime, write_record
 
 
@@ -49,7 +49,7 @@ def test_a_record_restores_the_application_a_standby_must_run(tmp_path: Path) ->
             "python": False,
         },
     }
-    request = _request_from_record(KEY, record)
+    request = request_from_record(KEY, record)
     assert request.application is not None
     assert (request.application.entry_class, request.application.args) == ("a.B", ("--x", "1"))
     assert request.application.job_id == "f" * 32 and request.application.jar_paths == (Path("/jars/job.jar"),)

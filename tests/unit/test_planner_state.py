@@ -40,7 +40,8 @@ from flinkops.core.planner import (
 
 NOW = 1_000_000_000
 JOB_A, JOB_B, JOB_C = "a" * 32, "b" * 32, "c" * 32
-CONF = {"execution.checkpointing.interval": "10 s"}
+# These tests follow the upgrade order without a pre-started cluster (test_planner_prestart.py covers that one).
+CONF = {"execution.checkpointing.interval": "10 s", "flinkops.upgrade.prestart": "false"}
 
 
 def deployment(

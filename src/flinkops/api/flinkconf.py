@@ -15,6 +15,7 @@ __all__ = [
     "CHECKPOINT_DIR_KEYS",
     "DEFAULT_WEB_REFRESH",
     "OPERATOR_KEY_PREFIXES",
+    "PRESTART_KEY",
     "PYTHON_DRIVER",
     "SAVEPOINT_DIR_KEYS",
     "WEB_REFRESH_KEY",
@@ -22,11 +23,16 @@ __all__ = [
     "first_set",
     "is_operator_key",
     "is_true",
+    "prestart_enabled",
     "savepoint_dir",
 ]
 
 #: The entry class that runs a PyFlink program (``-py script.py``) in a Flink cluster.
 PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
+
+#: Operator key: ``"false"`` makes savepoint and last-state upgrades stop the job before they start the new
+#: cluster (the order before pre-started upgrades); on by default.
+PRESTART_KEY = "flinkops.upgrade.prestart"
 
 CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
 SAVEPOINT_DIR_KEYS = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")
@@ -58,6 +64,13 @@ def savepoint_dir(conf: Mapping[str, str]) -> str | None:
 
 def is_operator_key(key: str) -> bool:
     return key.startswith(OPERATOR_KEY_PREFIXES)
+
+
+def prestart_enabled(config: Mapping[str, str]) -> bool:
+    """Whether an upgrade may start the new cluster before it stops the running job (``PRESTART_KEY``, on
+    unless set to ``false``)."""
+    value = config.get(PRESTART_KEY)
+    return value is None or value.strip().lower() != "false"
 
 
 def is_true(value: str | None) -> bool:

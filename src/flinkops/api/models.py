@@ -46,6 +46,7 @@ __all__ = [
     "JobStatus",
     "LifecycleState",
     "ObjectMeta",
+    "PreparedCluster",
     "ReconciliationState",
     "ReconciliationStatus",
     "Resource",
@@ -458,10 +459,22 @@ def _legacy_error_reason(error: str) -> ErrorReason:
     return ErrorReason.RECONCILE_ERROR
 
 
+class PreparedCluster(_Status):
+    """The write-ahead record of a pre-started upgrade (a flinkops status extension): the new generation's
+    cluster was asked to start next to the running job before that job stops. ``used``: the job was stopped with
+    that cluster ready, so the deploy promotes it; ``fallback``: why the upgrade went on in the usual order."""
+
+    generation: int
+    requested_at: int  # epoch ms
+    used: bool = False
+    fallback: str | None = None
+
+
 class FlinkDeploymentStatus(FlinkSessionJobStatus):
     cluster_info: dict[str, str] = Field(default_factory=dict)
     job_manager_deployment_status: JobManagerDeploymentStatus = JobManagerDeploymentStatus.MISSING
     task_manager: TaskManagerInfo | None = None
+    prepared_cluster: PreparedCluster | None = None
 
 
 # --------------------------------------------------------------------------------------------- resources

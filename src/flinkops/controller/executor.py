@@ -29,6 +29,7 @@ from flinkops.core.planner import (
     DeployCluster,
     DisposeSnapshots,
     Plan,
+    PrepareCluster,
     RemoveResource,
     ReplaceMissingProcesses,
     ScaleInPlace,
@@ -141,6 +142,8 @@ class Executor:
             # fetched and checked now, before the intent is written and before anything is stopped.
             if isinstance(action, DeployCluster) and isinstance(resource, FlinkDeployment):
                 self.requests.cluster_request(resource, action)
+            elif isinstance(action, PrepareCluster) and isinstance(resource, FlinkDeployment):
+                self.requests.prepare_request(resource, action)
             elif isinstance(action, SubmitSessionJob) and isinstance(resource, FlinkSessionJob):
                 self.requests.session_job_jar(resource, action.spec)
             restore = getattr(action, "restore_path", None)
@@ -162,10 +165,16 @@ class Executor:
     def _act(self, resource: Resource, action: Action) -> None:
         ckey = cluster_key(resource)
         if isinstance(action, DeleteCluster):
-            self.runtime.delete(ckey)
+            self.runtime.delete(ckey, keep_prepared=action.keep_prepared)
         elif isinstance(action, DeployCluster):
             assert isinstance(resource, FlinkDeployment)
             self.runtime.deploy(self.requests.cluster_request(resource, action))
+        elif isinstance(action, PrepareCluster):
+            assert isinstance(resource, FlinkDeployment)
+            refused = self.runtime.prepare(self.requests.prepare_request(resource, action))
+            if refused is not None:
+                # The plan goes on without it (the next pass sees no prepared cluster): say why, once.
+                self.store.record_event(ResourceKey.of(resource), "Warning", "PrestartSkipped", refused)
         elif isinstance(action, ReplaceMissingProcesses):
             environment = self.requests.process_environment(resource) if isinstance(resource, FlinkDeployment) else {}
             self.runtime.replace_missing_processes(ckey, environment)

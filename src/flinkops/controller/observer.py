@@ -93,6 +93,8 @@ class Observer:
                 jobmanagers_expected=cluster.jobmanagers_expected if cluster else 0,
                 taskmanagers_expected=cluster.taskmanagers_expected if cluster else 0,
                 latest_stored_checkpoint=stored,
+                prepared_generation=cluster.prepared_generation if cluster else None,
+                prepared_ready=bool(cluster and cluster.prepared_ready),
             )
         base = Observation(
             cluster_exists=True,
@@ -104,6 +106,8 @@ class Observer:
             jobmanagers_alive=cluster.jobmanagers_alive,
             jobmanagers_expected=cluster.jobmanagers_expected,
             taskmanagers_expected=cluster.taskmanagers_expected,
+            prepared_generation=cluster.prepared_generation,
+            prepared_ready=cluster.prepared_ready,
         )
         try:
             with self.flink(cluster.rest_url, REST_TIMEOUT) as rest:

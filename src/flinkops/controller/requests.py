@@ -17,7 +17,7 @@ from pathlib import Path
 
 from flinkops.api.flinkconf import PYTHON_DRIVER
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, FlinkSessionJob, FlinkSessionJobSpec
-from flinkops.core.planner import DeployCluster
+from flinkops.core.planner import DeployCluster, PrepareCluster
 from flinkops.flink.config import render_flink_config, taskmanager_count
 from flinkops.ports import (
     ApplicationJob,
@@ -97,6 +97,12 @@ class RequestBuilder:
         self._requests[id(action)] = (action, request)
         return request
 
+    def prepare_request(self, resource: FlinkDeployment, action: PrepareCluster) -> ClusterRequest:
+        """The cluster a pre-started upgrade starts ahead of its deploy: the deploy's request without a job id
+        or a restore point (neither is known before the old job stops)."""
+        deploy = DeployCluster(spec=action.spec, generation=action.generation, job_id="")
+        return self.cluster_request(resource, deploy)
+
     def _build(self, resource: FlinkDeployment, action: DeployCluster) -> ClusterRequest:
         spec = action.spec
         config = self.config(resource, spec)
@@ -108,7 +114,7 @@ class RequestBuilder:
         working_dir = self.provisioner.working_dir(resource)
         application = None
         if spec.job is not None:
-            assert action.job_id is not None
+            assert action.job_id is not None  # "" for a prepared cluster: its job id is known at the deploy
             jars = self._job_jars(spec, working_dir, config)
             application = ApplicationJob(
                 entry_class=spec.job.entry_class or "",

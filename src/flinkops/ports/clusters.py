@@ -1,6 +1,12 @@
 """The cluster runtime port: start, observe, scale and stop one Flink cluster per FlinkDeployment.
 
 Implemented by ``runtimes.local`` (JVM processes) and ``runtimes.kubernetes`` (Deployments and Services).
+
+Pre-started upgrades: ``prepare`` starts the next generation's cluster (a session cluster, no job) next to the
+running one; ``deploy`` of that generation promotes it (submits the application job to it through Flink REST)
+instead of starting processes, and from then on it is the deployment's cluster. Invariant: a resource has at
+most one active cluster and at most one prepared cluster; ``observe`` reports the active one (None when there
+is none, even while a prepared one waits) with the prepared one's generation and readiness.
 """
 
 from __future__ import annotations
@@ -77,6 +83,10 @@ class ClusterObservation:
     job_id: str | None = None
     started_at: float = 0.0
     log_dir: Path | None = None
+    #: The generation of a cluster started by ``prepare`` next to this one, and whether it is ready to take
+    #: the job (JobManager REST up, every TaskManager registered).
+    prepared_generation: int | None = None
+    prepared_ready: bool = False
 
     @property
     def jobmanager_up(self) -> bool:
@@ -86,12 +96,24 @@ class ClusterObservation:
 class ClusterRuntime(Protocol):
     """Starts, observes and stops Flink clusters (local processes, or Kubernetes Deployments)."""
 
-    def deploy(self, request: ClusterRequest) -> ClusterObservation: ...
+    def deploy(self, request: ClusterRequest) -> ClusterObservation:
+        """Start the cluster ``request`` describes, replacing the active one. A ready prepared cluster of the same
+        generation is promoted instead (its application job submitted through Flink REST, idempotently); a
+        prepared cluster that is not ready or of another generation is stopped first."""
+        ...
+
+    def prepare(self, request: ClusterRequest) -> str | None:
+        """Start a cluster for ``request.generation`` next to the active one, with no job (a session cluster
+        whose TaskManagers register), for a later ``deploy`` of that generation to promote. Idempotent for the
+        same generation (a prepared cluster of another generation is replaced). Returns None when it runs (or
+        already ran), else why it cannot (the caller then upgrades in the usual order)."""
+        ...
 
     def observe(self, key: ClusterKey) -> ClusterObservation | None: ...
 
-    def delete(self, key: ClusterKey) -> None:
-        """Stop every process of the cluster and wait until they are gone. Idempotent."""
+    def delete(self, key: ClusterKey, *, keep_prepared: bool = False) -> None:
+        """Stop every process of the active cluster (and of the prepared one unless ``keep_prepared``) and wait
+        until they are gone. Idempotent."""
         ...
 
     def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:

@@ -11,6 +11,7 @@ Called by: the CLI (``flinkops describe``, ``flinkops logs``), and Python caller
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +85,8 @@ def describe(target: Target, name: str, namespace: str = "default") -> Descripti
         state = state_locations(config)
         if target.local:
             data_plane = _data_plane(target, resource, config)
-            log_dir = target.home / "clusters" / resource.metadata.namespace / resource.metadata.name / "log"
+            log_dir = _cluster_root(target.home / "clusters" / resource.metadata.namespace / resource.metadata.name)
+            log_dir = log_dir / "log"
     events = tuple(target.store().events(ResourceKey.of(resource)))
     return Description(resource, lifecycle(resource), stable, state, data_plane, log_dir, events)
 
@@ -96,3 +98,13 @@ def log_files(target: Target, name: str, namespace: str = "default", component: 
     if not files:
         raise NotFound(f"no logs for {name} (it has not been deployed, or it was deleted)")
     return files
+
+
+def _cluster_root(cluster: Path) -> Path:
+    """A local cluster's directory: its own, or the ``gen-<N>/`` of a pre-started cluster it promoted (the
+    record's ``root``)."""
+    try:
+        root = json.loads((cluster / "cluster.json").read_text()).get("root")
+    except (OSError, ValueError, AttributeError):
+        return cluster
+    return Path(root) if isinstance(root, str) and root else cluster

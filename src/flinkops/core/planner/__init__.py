@@ -16,6 +16,8 @@ Map of the package (each module imports only those listed above it):
   ``Action`` classes, ``EventNote``, ``Plan``, the plan ``Builder`` and small status helpers;
 - ``snapshots``: manual (nonce) and periodic savepoints and checkpoints through one trigger mechanism
   parameterised by a ``SnapshotKind``, and savepoint retention;
+- ``prestart``: pre-started upgrades: asking for the new cluster before the old job stops, waiting for it,
+  falling back, and which cluster an upgrade's delete keeps;
 - ``restore``: where a restarted job's state comes from (``ManualRestoreRequired`` when it is lost), the
   write-ahead deploy, and ``stop_first``: a job restarting from its newest state is stopped in one pass (the run
   records why) and the next pass chooses the restore point from storage, which is the truth once it stopped;
@@ -27,8 +29,8 @@ Map of the package (each module imports only those listed above it):
 - ``session``: ``plan_session_job``: submit, upgrade (stop with a savepoint, or cancel first and restore the
   newest stored checkpoint next pass), suspend/resume, a job its session cluster lost, deletion.
 
-Called by: ``controller.loop`` (and ``flinkops plan`` through ``Controller.preview``); ``now`` and fresh job/trigger ids come in
-through ``Context``.
+Called by: ``controller.loop`` (and ``flinkops plan`` through ``Controller.preview``); ``now`` and fresh
+job/trigger ids come in through ``Context``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from flinkops.core.planner.types import (
     JobObservation,
     Observation,
     Plan,
+    PrepareCluster,
     RemoveResource,
     ReplaceMissingProcesses,
     ScaleInPlace,
@@ -69,6 +72,7 @@ __all__ = [
     "JobObservation",
     "Observation",
     "Plan",
+    "PrepareCluster",
     "RemoveResource",
     "ReplaceMissingProcesses",
     "ScaleInPlace",

@@ -22,12 +22,23 @@ from flinkops.api.models import (
     FlinkDeploymentStatus,
     JobManagerDeploymentStatus,
     JobState,
+    PreparedCluster,
     ReconciliationState,
     UpgradeMode,
 )
 from flinkops.core.diff import SpecChange, classify
 from flinkops.core.lifecycle import MANUAL_RESTORE
 from flinkops.core.planner.deletion import plan_deletion
+from flinkops.core.planner.prestart import (
+    PRESTART_POLL,
+    delete_cluster,
+    prepared_state,
+    request_prepare,
+    waiting_for_prepared,
+    wants_prestart,
+    with_prepared,
+    without_prepared,
+)
 from flinkops.core.planner.restore import (
     as_last_state,
     deploy_with_intent,
@@ -89,7 +100,9 @@ def _plan_deployment(resource: FlinkDeployment, status: FlinkDeploymentStatus, o
     b = Builder(status=status)
 
     if resource.metadata.deletion_timestamp:
-        stop = DeleteCluster(reason="resource deleted") if obs.cluster_exists else None
+        # A cluster pre-started for an upgrade that never deployed may be all that is left: it goes too.
+        prepared = isinstance(status, FlinkDeploymentStatus) and status.prepared_cluster is not None
+        stop = DeleteCluster(reason="resource deleted") if obs.cluster_exists or prepared else None
         return plan_deletion(
             b, ctx, stop=stop, message=f"Deleting {resource.kind}; checkpoints and savepoints are kept"
         )
@@ -195,11 +208,14 @@ def _resume_upgrade(
     final: dict[str, object] = {"state": ReconciliationState.DEPLOYED}
     if rolling_back:
         final = {"state": ReconciliationState.ROLLED_BACK, "last_reconciled_spec": recon.last_stable_spec}
+    waiting = None if rolling_back else waiting_for_prepared(status, generation)
+    if waiting is not None:
+        return _await_prepared(b, target, waiting, obs, ctx)
     stopped = stopped_run(status)
     if stopped is not None:
         return _start_after_stop(b, target, stopped, obs, ctx, final)
     if _already_deployed(status, obs, generation):
-        b.status = set_recon(status, **final).model_copy(
+        b.status = without_prepared(set_recon(status, **final)).model_copy(
             update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
         )
         b.summary = "the interrupted upgrade had already deployed the target: adopting it"
@@ -226,7 +242,7 @@ def _start_after_stop(
     reason = run.stopped_for or "upgrade"
     if obs.cluster_exists:  # the stop was recorded but not (completely) carried out: stop again
         b.intent = status
-        b.actions.append(DeleteCluster(reason=f"{reason}: stopping job {run.job_id}"))
+        b.actions.append(delete_cluster(status, f"{reason}: stopping job {run.job_id}"))
         b.summary = f"{reason}: stopping the old cluster"
         b.requeue_after = 0.0
         return b.finish(now_ms=ctx.now_ms)
@@ -275,7 +291,7 @@ def _finish_upgrade(
     else:
         b.intent = status
         if replace is not None:
-            b.actions.append(DeleteCluster(reason=replace))
+            b.actions.append(delete_cluster(status, replace))
         # A suspended spec is stable by definition: nothing runs that could fail.
         recorded = status.reconciliation_status.last_reconciled_spec
         b.status = set_recon(status, state=ReconciliationState.DEPLOYED, last_stable_spec=recorded).model_copy(
@@ -285,6 +301,29 @@ def _finish_upgrade(
         b.requeue_after = FAST
     b.summary = summary
     return b.finish(now_ms=ctx.now_ms)
+
+
+def _await_prepared(
+    b: Builder, target: FlinkDeploymentSpec, marker: PreparedCluster, obs: Observation, ctx: Context
+) -> Plan:
+    """UPGRADING with a prepared cluster asked for: once it is ready (or will not be), stop the old job as an
+    upgrade without it would; until then the old job keeps running."""
+    status: FlinkDeploymentStatus = b.status  # type: ignore[assignment]
+    state, why = prepared_state(marker, obs, ctx)
+    if state == "starting":
+        b.summary = why
+        b.requeue_after = PRESTART_POLL
+        return b.finish(now_ms=ctx.now_ms)
+    if state == "fallback":
+        b.event("Warning", "PrestartFallback", f"{why}: stopping the job first, then starting the new cluster")
+        b.status = with_prepared(status, fallback=why)
+    else:
+        b.event("Normal", "PrestartReady", "The pre-started cluster is ready: stopping the old job")
+        b.status = with_prepared(status, used=True)
+    recorded = status.reconciliation_status.last_reconciled_spec
+    assert recorded is not None
+    generation = status.observed_generation or 1
+    return _upgrade(b, target, recorded, generation, obs, ctx, was_running=True, wants_running=True, what="UPGRADE")
 
 
 def _await_upgrade_savepoint(b: Builder, target: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> Plan:
@@ -407,7 +446,30 @@ def _spec_change(
         b.summary = "rescale in place"
         b.requeue_after = FAST
         return b.finish(now_ms=ctx.now_ms)
+    return _upgrade(
+        b, spec, recorded, generation, obs, ctx, was_running=was_running, wants_running=wants_running,
+        what=change.kind.name,
+    )  # fmt: skip
 
+
+def _upgrade(
+    b: Builder,
+    spec: FlinkDeploymentSpec,
+    recorded: str,
+    generation: int,
+    obs: Observation,
+    ctx: Context,
+    *,
+    was_running: bool,
+    wants_running: bool,
+    what: str,
+) -> Plan:
+    """Stop what runs (with a savepoint, or first for its newest state) and start ``spec``: after starting its
+    cluster next to the running job first, when that is wanted and not done yet (``prestart``)."""
+    status: FlinkDeploymentStatus = b.status  # type: ignore[assignment]
+    if was_running and wants_running and wants_prestart(spec, status, obs, generation):
+        request_prepare(b, spec, generation, ctx, recorded=recorded)
+        return b.finish(now_ms=ctx.now_ms)
     mode = spec.job.upgrade_mode if spec.job is not None else UpgradeMode.STATELESS
     if was_running and mode == UpgradeMode.SAVEPOINT:
         old_job = status.job_status.job_id
@@ -465,7 +527,7 @@ def _spec_change(
         if was_running:
             b.intent = set_job(b.status, upgrade_savepoint_path=restore)
             b.intent = set_recon(b.intent, state=ReconciliationState.UPGRADING)
-            b.actions.append(DeleteCluster(reason="suspend"))
+            b.actions.append(delete_cluster(b.intent, "suspend"))
             b.event("Normal", "Suspended", f"Job suspended; {why}" + (f": {restore}" if restore else ""))
         b.status = set_job(b.status, state="SUSPENDED", upgrade_savepoint_path=restore)
         b.summary = "suspend"
@@ -484,5 +546,5 @@ def _spec_change(
         b.event(
             "Normal", "Stopping", f"{verb}: stopping job {status.job_status.job_id}; it restarts from its newest state"
         )
-    b.summary = f"{verb.lower()} ({change.kind.name})"
+    b.summary = f"{verb.lower()} ({what})"
     return b.finish(now_ms=ctx.now_ms)

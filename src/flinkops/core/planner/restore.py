@@ -24,13 +24,13 @@ from flinkops.api.models import (
     ReconciliationState,
     UpgradeMode,
 )
+from flinkops.core.planner.prestart import delete_cluster, without_prepared
 from flinkops.core.planner.types import (
     FAST,
     NO_ERROR,
     S_,
     Builder,
     Context,
-    DeleteCluster,
     DeployCluster,
     Observation,
     Status,
@@ -126,10 +126,11 @@ def deploy_with_intent(
         mode = spec.job.upgrade_mode.value
         b.intent = add_run(b.intent, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
     if replace_cluster is not None:
-        b.actions.append(DeleteCluster(reason=replace_cluster))
+        b.actions.append(delete_cluster(b.intent, replace_cluster))
     b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
     final_update: dict[str, object] = {"state": ReconciliationState.DEPLOYED, **(final or {})}
-    b.status = set_recon(b.intent, **final_update).model_copy(
+    # The deploy promotes (or replaces) a prepared cluster: its marker goes with the final status.
+    b.status = without_prepared(set_recon(b.intent, **final_update)).model_copy(
         update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYING}
     )
     b.requeue_after = FAST
@@ -155,7 +156,7 @@ def stop_first(
         update.update(last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms)
     intent = set_recon(status, **update).model_copy(update={"observed_generation": generation, **NO_ERROR})
     b.intent = mark_stopping(intent, reason, ctx.now_ms)
-    b.actions.append(DeleteCluster(reason=stop))
+    b.actions.append(delete_cluster(b.intent, stop))
     b.status = b.intent
     b.requeue_after = 0.0  # the job is down from here on: the next pass starts it as soon as the stop is done
 

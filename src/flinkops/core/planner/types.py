@@ -46,6 +46,7 @@ __all__ = [
     "JobObservation",
     "Observation",
     "Plan",
+    "PrepareCluster",
     "RemoveResource",
     "ReplaceMissingProcesses",
     "SavepointFormatType",
@@ -126,6 +127,8 @@ class Observation:
     savepoint_trigger: TriggerObservation | None = None  # the pending trigger in status, as Flink reports it
     checkpoint_trigger: TriggerObservation | None = None
     stored_savepoint: str | None = None  # a savepoint of the job in storage, newer than the pending trigger
+    prepared_generation: int | None = None  # a cluster pre-started next to the running one, for this generation
+    prepared_ready: bool = False  # its JobManager answers and every TaskManager registered
 
 
 @dataclass(frozen=True)
@@ -163,12 +166,27 @@ class DeployCluster(Action):
 
 @dataclass(frozen=True)
 class DeleteCluster(Action):
-    """Stop the cluster and wait until its processes (pods) are gone."""
+    """Stop the cluster and wait until its processes (pods) are gone; with ``keep_prepared`` a cluster
+    pre-started for the upgrade stays (the deploy that follows promotes it)."""
 
     reason: str = ""
+    keep_prepared: bool = False
 
     def describe(self) -> str:
-        return f"delete cluster ({self.reason})" if self.reason else "delete cluster"
+        what = "delete cluster" + (" (keeping the pre-started one)" if self.keep_prepared else "")
+        return f"{what} ({self.reason})" if self.reason else what
+
+
+@dataclass(frozen=True)
+class PrepareCluster(Action):
+    """Start ``spec``'s cluster for ``generation`` next to the running one, with no job yet (pre-started
+    upgrade). The runtime may refuse; the executor then records why (``PrestartSkipped``)."""
+
+    spec: FlinkDeploymentSpec
+    generation: int
+
+    def describe(self) -> str:
+        return f"pre-start the cluster of generation {self.generation} next to the running one"
 
 
 @dataclass(frozen=True)

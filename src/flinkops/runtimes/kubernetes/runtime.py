@@ -179,7 +179,12 @@ class KubernetesRuntime:
             started_at=parse_time((jm.get("metadata") or {}).get("creationTimestamp")),
         )
 
-    def delete(self, key: ClusterKey) -> None:
+    def prepare(self, request: ClusterRequest) -> str | None:
+        """Pre-started upgrades are a local runtime feature for now: the upgrade runs in the usual order."""
+        return "pre-starting the next cluster is not supported on Kubernetes yet"
+
+    def delete(self, key: ClusterKey, *, keep_prepared: bool = False) -> None:
+        # ``keep_prepared`` is ignored: this runtime never prepares a cluster.
         selector = f"{MANAGED_SELECTOR},{render.CLUSTER_LABEL}={key.name}"
         for api_version, plural in (("apps/v1", "deployments"), ("v1", "services"), ("v1", "configmaps")):
             path = object_path(api_version, plural, key.namespace)

@@ -21,6 +21,10 @@ others wait on the leader latch. Then ``observe`` reports the REST URL of the le
 place. A deployed or deleted HA cluster starts from, and leaves, no HA metadata: the controller, not Flink's
 HA recovery, decides what a new deployment restores.
 
+Pre-started upgrades (``prepare``; ``prestart.py``): the next generation's cluster runs in ``gen-<N>/`` next to
+the active one until ``deploy`` of that generation promotes it; ``cluster.json`` then names that directory
+(``root``), which replacements, scaling, logs and ``delete`` use from then on.
+
 Called by: the controller (through the ``ClusterRuntime`` port) and tests.
 """
 
@@ -36,7 +40,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +50,7 @@ from flinkops.api.validation import ha_type
 from flinkops.errors import RuntimeFailure
 from flinkops.flink.config import HA_QUORUM, ZooKeeperHA, zookeeper_ha
 from flinkops.flink.distribution import FlinkDistribution
-from flinkops.ports import ApplicationJob, ClusterKey, ClusterObservation, ClusterRequest
+from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 from flinkops.procs import start_ticks
 from flinkops.runtimes.local.ha import (
     leader_rest_url,
@@ -65,6 +69,15 @@ from flinkops.runtimes.local.launch import (
     link_plugins,
     write_log_config,
 )
+from flinkops.runtimes.local.prestart import Prestarter
+from flinkops.runtimes.local.records import (
+    ProcessRecord,
+    application_dict,
+    ha_dict,
+    ha_from_record,
+    process_alive,
+    request_from_record,
+)
 from flinkops.runtimes.local.zookeeper import ZooKeeperError
 
 __all__ = ["LocalRuntime", "ProcessRecord", "process_alive", "start_ticks"]
@@ -82,29 +95,6 @@ _RELEASE_RETRY_SECONDS = 2.0
 # After a JobManager died, the survivors need the CPU to recover the job (two cores are common here): a new
 # standby JVM starts this long after the release at the earliest.
 _STANDBY_DELAY_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class ProcessRecord:
-    role: str  # "jobmanager" | "taskmanager"
-    index: int
-    pid: int
-    start_ticks: int
-    log_dir: str
-    rest_port: int = 0  # JobManagers only (0: not recorded, e.g. a record written before ports were per process)
-    rpc_port: int = 0
-
-    @property
-    def label(self) -> str:
-        return f"{self.role}-{self.index}"
-
-    @property
-    def rest_url(self) -> str | None:
-        return f"http://127.0.0.1:{self.rest_port}" if self.rest_port else None
-
-
-def process_alive(record: ProcessRecord) -> bool:
-    return start_ticks(record.pid) == record.start_ticks
 
 
 class LocalRuntime:
@@ -141,6 +131,7 @@ class LocalRuntime:
         # Processes seen alive by changed_clusters(), per cluster, to tell when one dies.
         self._seen_alive: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
         self._records_seen: dict[Path, tuple[tuple[int, int, int], list[ProcessRecord]]] = {}
+        self._prestart = Prestarter(self)
 
     def close(self) -> None:
         """Stop the JobManager watch (Flink processes are not touched)."""
@@ -173,6 +164,15 @@ class LocalRuntime:
     def _processes(record: dict[str, Any]) -> list[ProcessRecord]:
         return [ProcessRecord(**p) for p in record.get("processes", [])]
 
+    def _root(self, key: ClusterKey, record: dict[str, Any]) -> Path:
+        """Where the cluster's conf/, lib/ and log/ are: its own directory, or a promoted ``gen-<N>/``."""
+        return Path(record["root"]) if record.get("root") else self.cluster_dir(key)
+
+    # For prestart.py, which starts and stops the processes of prepared clusters through this runtime.
+    read_record = _read_record
+    processes = _processes
+    alive = staticmethod(process_alive)
+
     # ------------------------------------------------------------------ port implementation
 
     def observe(self, key: ClusterKey) -> ClusterObservation | None:
@@ -184,7 +184,7 @@ class LocalRuntime:
         jms = [p for p in procs if p.role == "jobmanager"]
         tms = [p for p in procs if p.role == "taskmanager"]
         live_jms = [p for p in jms if process_alive(p)]
-        ha = _ha_from_record(record)
+        ha = ha_from_record(record)
         if ha is not None:
             self._watch(key)
         rest_url: str | None = None
@@ -193,6 +193,7 @@ class LocalRuntime:
             rest_url = leader.rest_url if leader is not None else None
         elif live_jms:
             rest_url = live_jms[0].rest_url or record["rest_url"]
+        prepared = self._prestart.read(key)
         return ClusterObservation(
             key=key,
             generation=int(record["generation"]),
@@ -203,7 +204,9 @@ class LocalRuntime:
             rest_url=rest_url,
             job_id=record.get("job_id"),
             started_at=float(record.get("started_at", 0.0)),
-            log_dir=self.cluster_dir(key) / "log",
+            log_dir=self._root(key, record) / "log",
+            prepared_generation=int(prepared["generation"]) if prepared is not None else None,
+            prepared_ready=prepared is not None and self._prestart.ready(prepared),
         )
 
     def changed_clusters(self) -> list[ClusterKey]:
@@ -239,8 +242,20 @@ class LocalRuntime:
         self._records_seen[record_file] = (stamp, processes)
         return processes
 
+    def prepare(self, request: ClusterRequest) -> str | None:
+        return self._prestart.prepare(request)
+
     def deploy(self, request: ClusterRequest) -> ClusterObservation:
         key = request.key
+        promoted = self._prestart.promote(request)  # a ready prepared cluster takes the job; else it is stopped
+        if promoted is not None:
+            if self._read_record(key) is not None:
+                self.delete(key, keep_prepared=True)
+            self._write_record(key, {**promoted, "application": application_dict(request)})
+            self._prestart.promoted(key)
+            observed = self.observe(key)
+            assert observed is not None
+            return observed
         if self._read_record(key) is not None:
             # A deploy replaces whatever ran before; stopping first keeps "one cluster per resource".
             self.delete(key)
@@ -265,11 +280,11 @@ class LocalRuntime:
         started: list[ProcessRecord] = []
         try:
             for index, (rest, rpc) in enumerate(jm_ports):
-                started.append(self._start(root, request, "jobmanager", index, rest_port=rest, rpc_port=rpc))
+                started.append(self.start(root, request, "jobmanager", index, rest_port=rest, rpc_port=rpc))
             for index in range(request.taskmanager_replicas):
-                started.append(self._start(root, request, "taskmanager", index))
+                started.append(self.start(root, request, "taskmanager", index))
         except (OSError, RuntimeFailure) as exc:
-            self._stop_pids(started)
+            self.stop(started)
             if isinstance(exc, RuntimeFailure):
                 raise
             raise RuntimeFailure(f"could not start Flink processes for {key}: {exc}") from exc
@@ -280,10 +295,10 @@ class LocalRuntime:
             "job_id": request.application.job_id if request.application else None,
             "started_at": time.time(),
             "jobmanager_replicas": jobmanagers,
-            "ha": _ha_dict(ha),
+            "ha": ha_dict(ha),
             "taskmanager_replicas": request.taskmanager_replicas,
             "working_dir": str(request.working_dir) if request.working_dir else None,
-            "application": _application_dict(request),
+            "application": application_dict(request),
             "processes": [asdict(p) for p in started],
         }
         self._write_record(key, record)
@@ -291,18 +306,20 @@ class LocalRuntime:
         assert observation is not None
         return observation
 
-    def delete(self, key: ClusterKey) -> None:
+    def delete(self, key: ClusterKey, *, keep_prepared: bool = False) -> None:
         with self._watch_lock:
             self._watched.discard(key)  # JobManagers stopped on purpose are not failovers
+        if not keep_prepared:
+            self._prestart.drop(key)
         record = self._read_record(key)
         if record is None:
             return
-        self._stop_pids(self._processes(record))
-        ha = _ha_from_record(record)
+        self.stop(self._processes(record))
+        ha = ha_from_record(record)
         if ha is not None:
             self._clear_ha_metadata(key, ha, strict=False)
-        root = self.cluster_dir(key)
-        (root / RECORD).unlink(missing_ok=True)
+        root = self._root(key, record)
+        (self.cluster_dir(key) / RECORD).unlink(missing_ok=True)
         for sub in _GENERATED_DIRS:
             shutil.rmtree(root / sub, ignore_errors=True)
 
@@ -311,7 +328,7 @@ class LocalRuntime:
         if record is None:
             return 0
         procs = self._processes(record)
-        ha = _ha_from_record(record)
+        ha = ha_from_record(record)
         dead = [p for p in procs if not process_alive(p)]
         # A lone JobManager without HA is not restarted here: it would start its job from nothing. The
         # controller redeploys such a cluster from the latest checkpoint instead.
@@ -330,8 +347,8 @@ class LocalRuntime:
                 restart = [p for p in restart if p.role != "jobmanager"]
                 if not restart:
                     return 0
-        root = self.cluster_dir(key)
-        request = replace(_request_from_record(key, record), environment=dict(environment or {}))
+        root = self._root(key, record)
+        request = replace(request_from_record(key, record), environment=dict(environment or {}))
         in_use = {port for p in procs if process_alive(p) for port in (p.rest_port, p.rpc_port) if port}
         replacements: dict[int, ProcessRecord] = {}
         try:
@@ -339,9 +356,9 @@ class LocalRuntime:
                 if proc.role == "jobmanager":
                     rest, rpc = free_ports(2, avoid=in_use)
                     in_use.update((rest, rpc))
-                    new = self._start(root, request, "jobmanager", proc.index, rest_port=rest, rpc_port=rpc)
+                    new = self.start(root, request, "jobmanager", proc.index, rest_port=rest, rpc_port=rpc)
                 else:
-                    new = self._start(root, request, "taskmanager", proc.index)
+                    new = self.start(root, request, "taskmanager", proc.index)
                 replacements[id(proc)] = new
         finally:
             if replacements:
@@ -357,14 +374,14 @@ class LocalRuntime:
         procs = self._processes(record)
         tms = sorted((p for p in procs if p.role == "taskmanager"), key=lambda p: p.index)
         others = [p for p in procs if p.role != "taskmanager"]
-        root = self.cluster_dir(key)
-        request = replace(_request_from_record(key, record), environment=dict(environment or {}))
+        root = self._root(key, record)
+        request = replace(request_from_record(key, record), environment=dict(environment or {}))
         if len(tms) < count:
             used = {p.index for p in tms}
             indexes = [i for i in range(count * 2) if i not in used][: count - len(tms)]
             try:
                 for index in indexes:
-                    tms.append(self._start(root, request, "taskmanager", index))
+                    tms.append(self.start(root, request, "taskmanager", index))
             finally:
                 record["processes"] = [asdict(p) for p in [*others, *tms]]
                 record["taskmanager_replicas"] = len(tms)
@@ -375,11 +392,12 @@ class LocalRuntime:
             record["processes"] = [asdict(p) for p in [*others, *tms[:count]]]
             record["taskmanager_replicas"] = count
             self._write_record(key, record)  # recorded first: a stopped extra is never "replaced"
-            self._stop_pids(extra)
+            self.stop(extra)
         return -len(extra)
 
     def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]:
-        log_root = self.cluster_dir(key) / "log"
+        record = self._read_record(key)
+        log_root = (self._root(key, record) if record is not None else self.cluster_dir(key)) / "log"
         if not log_root.is_dir():
             return []
         dirs = sorted(d for d in log_root.iterdir() if d.is_dir())
@@ -464,7 +482,7 @@ class LocalRuntime:
             for key in keys:
                 try:
                     record = self._read_record(key)
-                    ha = _ha_from_record(record) if record is not None else None
+                    ha = ha_from_record(record) if record is not None else None
                     if record is None or ha is None:
                         with self._watch_lock:
                             self._watched.discard(key)
@@ -490,7 +508,7 @@ class LocalRuntime:
 
     # ------------------------------------------------------------------ helpers
 
-    def _start(
+    def start(
         self, root: Path, request: ClusterRequest, role: str, index: int, *, rest_port: int = 0, rpc_port: int = 0
     ) -> ProcessRecord:
         log_dir = root / "log" / f"{role}-{index}"
@@ -527,7 +545,7 @@ class LocalRuntime:
             rpc_port=rpc_port,
         )
 
-    def _stop_pids(self, procs: Sequence[ProcessRecord]) -> None:
+    def stop(self, procs: Sequence[ProcessRecord]) -> None:
         alive = [p for p in procs if process_alive(p)]
         for proc in alive:
             with contextlib.suppress(ProcessLookupError):
@@ -558,59 +576,3 @@ class LocalRuntime:
         for pid, proc in list(self._children.items()):
             if proc.poll() is not None:
                 del self._children[pid]
-
-
-def _application_dict(request: ClusterRequest) -> dict[str, Any] | None:
-    app = request.application
-    if app is None:
-        return None
-    return {
-        "entry_class": app.entry_class,
-        "args": list(app.args),
-        "job_id": app.job_id,
-        "jar_paths": [str(p) for p in app.jar_paths],
-        "python": app.python,
-    }
-
-
-def _ha_dict(ha: ZooKeeperHA | None) -> dict[str, Any] | None:
-    if ha is None:
-        return None
-    return {"quorum": ha.quorum, "cluster_id": ha.cluster_id, "path": ha.path, "storage_dir": ha.storage_dir}
-
-
-def _ha_from_record(record: dict[str, Any]) -> ZooKeeperHA | None:
-    data = record.get("ha")
-    if not isinstance(data, dict):
-        return None
-    return ZooKeeperHA(
-        quorum=str(data["quorum"]),
-        cluster_id=str(data["cluster_id"]),
-        path=str(data["path"]),
-        storage_dir=data.get("storage_dir"),
-    )
-
-
-def _request_from_record(key: ClusterKey, record: dict[str, Any]) -> ClusterRequest:
-    """Enough of the original request to start another TaskManager or standby JobManager (both read conf/
-    from disk; a JobManager of an application cluster also needs the application it runs)."""
-    working_dir = record.get("working_dir")
-    app = record.get("application")
-    application = None
-    if isinstance(app, dict):
-        application = ApplicationJob(
-            entry_class=str(app["entry_class"]),
-            args=tuple(app.get("args", ())),
-            job_id=str(app["job_id"]),
-            jar_paths=tuple(Path(p) for p in app.get("jar_paths", ())),
-            python=bool(app.get("python", False)),
-        )
-    return ClusterRequest(
-        key=key,
-        generation=int(record["generation"]),
-        flink_config={},
-        jobmanager_replicas=int(record.get("jobmanager_replicas", 1)),
-        taskmanager_replicas=int(record.get("taskmanager_replicas", 1)),
-        application=application,
-        working_dir=Path(working_dir) if working_dir else None,
-    )

@@ -1,0 +1,107 @@
+"""The local runtime's records: what ``cluster.json`` (and ``prepared.json``) hold about a cluster and its processes.
+
+A ``ProcessRecord`` names one JVM by pid *and* the kernel's start time for that pid, so a recycled pid is never
+mistaken for ours (``process_alive``). The helpers turn a request into the record's plain data and back: the
+application a JobManager runs, the ZooKeeper HA settings, and enough of the original request to start a
+replacement process after a controller restart.
+
+Called by: ``runtimes/local/runtime.py`` and ``prestart.py``. Pure data; reads ``/proc`` only in ``process_alive``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flinkops.flink.config import ZooKeeperHA
+from flinkops.ports import ApplicationJob, ClusterKey, ClusterRequest
+from flinkops.procs import start_ticks
+
+__all__ = [
+    "ProcessRecord",
+    "application_dict",
+    "ha_dict",
+    "ha_from_record",
+    "process_alive",
+    "request_from_record",
+]
+
+
+@dataclass(frozen=True)
+class ProcessRecord:
+    role: str  # "jobmanager" | "taskmanager"
+    index: int
+    pid: int
+    start_ticks: int
+    log_dir: str
+    rest_port: int = 0  # JobManagers only (0: not recorded, e.g. a record written before ports were per process)
+    rpc_port: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.role}-{self.index}"
+
+    @property
+    def rest_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.rest_port}" if self.rest_port else None
+
+
+def process_alive(record: ProcessRecord) -> bool:
+    return start_ticks(record.pid) == record.start_ticks
+
+
+def application_dict(request: ClusterRequest) -> dict[str, Any] | None:
+    app = request.application
+    if app is None:
+        return None
+    return {
+        "entry_class": app.entry_class,
+        "args": list(app.args),
+        "job_id": app.job_id,
+        "jar_paths": [str(p) for p in app.jar_paths],
+        "python": app.python,
+    }
+
+
+def ha_dict(ha: ZooKeeperHA | None) -> dict[str, Any] | None:
+    if ha is None:
+        return None
+    return {"quorum": ha.quorum, "cluster_id": ha.cluster_id, "path": ha.path, "storage_dir": ha.storage_dir}
+
+
+def ha_from_record(record: dict[str, Any]) -> ZooKeeperHA | None:
+    data = record.get("ha")
+    if not isinstance(data, dict):
+        return None
+    return ZooKeeperHA(
+        quorum=str(data["quorum"]),
+        cluster_id=str(data["cluster_id"]),
+        path=str(data["path"]),
+        storage_dir=data.get("storage_dir"),
+    )
+
+
+def request_from_record(key: ClusterKey, record: dict[str, Any]) -> ClusterRequest:
+    """Enough of the original request to start another TaskManager or standby JobManager (both read conf/
+    from disk; a JobManager of an application cluster also needs the application it runs)."""
+    working_dir = record.get("working_dir")
+    app = record.get("application")
+    application = None
+    if isinstance(app, dict):
+        application = ApplicationJob(
+            entry_class=str(app["entry_class"]),
+            args=tuple(app.get("args", ())),
+            job_id=str(app["job_id"]),
+            jar_paths=tuple(Path(p) for p in app.get("jar_paths", ())),
+            python=bool(app.get("python", False)),
+        )
+    return ClusterRequest(
+        key=key,
+        generation=int(record["generation"]),
+        flink_config={},
+        jobmanager_replicas=int(record.get("jobmanager_replicas", 1)),
+        taskmanager_replicas=int(record.get("taskmanager_replicas", 1)),
+        application=application,
+        working_dir=Path(working_dir) if working_dir else None,
+    )
