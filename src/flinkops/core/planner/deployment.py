@@ -50,9 +50,11 @@ from flinkops.core.planner.restore import (
 from flinkops.core.planner.rollback import is_manual_rollback, roll_back, rollback_due
 from flinkops.core.planner.snapshots import (
     SAVEPOINT,
+    SAVEPOINT_POLL,
     Requests,
     clear_trigger,
     completed,
+    follow_upgrade_savepoint,
     savepoint_format,
     snapshot_info,
     snapshot_requests,
@@ -82,8 +84,6 @@ from flinkops.errors import ErrorReason, ManualRestoreRequired
 
 __all__ = ["plan_deployment"]
 
-_SAVEPOINT_RETRY = 10.0  # seconds before re-triggering a failed upgrade savepoint
-_SAVEPOINT_POLL = 0.2  # seconds between looks at an upgrade savepoint in flight
 _SCALE_FIELDS = frozenset({"spec.job.parallelism", "spec.taskManager.replicas"})
 
 
@@ -329,7 +329,6 @@ def _await_prepared(
 def _await_upgrade_savepoint(b: Builder, target: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> Plan:
     """UPGRADING with a stop-with-savepoint in flight: wait for it, then replace the cluster from it."""
     status: FlinkDeploymentStatus = b.status  # type: ignore[assignment]
-    info = snapshot_info(status, SAVEPOINT)
     old_job = status.job_status.job_id
     trigger = obs.savepoint_trigger
     location = trigger.location if trigger is not None and trigger.state == "COMPLETED" else None
@@ -341,36 +340,9 @@ def _await_upgrade_savepoint(b: Builder, target: FlinkDeploymentSpec, obs: Obser
         return _finish_upgrade(
             b, target, obs, ctx, job_id=ctx.fresh_job_id, stopped_at=stopped, summary="upgrade savepoint completed"
         )
-    if trigger is not None and trigger.state == "IN_PROGRESS":
-        b.summary = "waiting for the upgrade savepoint"
-        b.requeue_after = _SAVEPOINT_POLL  # the job stops with the savepoint: every moment here is downtime
-        return b.finish(now_ms=ctx.now_ms)
-    fmt = savepoint_format(target.flink_configuration)
-    if job_running(obs) and old_job:
-        if trigger is None or trigger.state == "UNKNOWN":
-            # The trigger may never have reached Flink (the controller stopped between recording and sending
-            # it): send it again with the same id, which Flink deduplicates.
-            assert info.trigger_id is not None
-            b.actions.append(
-                TriggerSavepoint(
-                    job_id=old_job, rest_url=rest(obs), trigger_id=info.trigger_id, stop=True, format_type=fmt
-                )
-            )
-            b.intent = status
-            b.summary = "re-sending the upgrade savepoint trigger"
-            b.requeue_after = FAST
-            return b.finish(now_ms=ctx.now_ms)
-        b.event("Warning", "SavepointError", f"Upgrade savepoint failed: {trigger.failure or 'no reason given'}")
-        b.status = with_trigger(status, SAVEPOINT, ctx.fresh_trigger_id, ctx.now_ms, "UPGRADE", fmt)
-        b.intent = b.status
-        b.actions.append(
-            TriggerSavepoint(
-                job_id=old_job, rest_url=rest(obs), trigger_id=ctx.fresh_trigger_id, stop=True, format_type=fmt
-            )
-        )
-        b.summary = "upgrade savepoint failed: trying again"
-        b.requeue_after = _SAVEPOINT_RETRY
-        return b.finish(now_ms=ctx.now_ms)
+    followed = follow_upgrade_savepoint(b, target.flink_configuration, obs, ctx, obs.rest_url)
+    if followed is not None:
+        return followed
     # The job is not running any more (failed, or its JobManager is gone): fall back to its last state.
     state = obs.job.state if obs.job is not None else "gone"
     restore, why = restore_point(as_last_state(target), status, obs)
@@ -489,7 +461,7 @@ def _upgrade(
             verb = "Upgrading" if wants_running else "Suspending"
             b.event("Normal", "Savepoint", f"{verb}: stopping job {old_job} with a savepoint")
             b.summary = f"{verb.lower()}: stop with savepoint"
-            b.requeue_after = _SAVEPOINT_POLL
+            b.requeue_after = SAVEPOINT_POLL
             return b.finish(now_ms=ctx.now_ms)
         state = obs.job.state if obs.job is not None else "not reachable"
         b.event("Warning", "SavepointFallback", f"Job is {state}: using its last state instead of a new savepoint")

@@ -39,9 +39,11 @@ from flinkops.core.planner.deletion import plan_deletion
 from flinkops.core.planner.restore import add_run, current_run, mark_stopping, stopped_run
 from flinkops.core.planner.snapshots import (
     SAVEPOINT,
+    SAVEPOINT_POLL,
     Requests,
     clear_trigger,
     completed,
+    follow_upgrade_savepoint,
     savepoint_format,
     snapshot_info,
     with_trigger,
@@ -70,9 +72,6 @@ from flinkops.core.specs import dump_reconciled_spec, load_spec
 from flinkops.errors import ErrorReason, ManualRestoreRequired
 
 __all__ = ["plan_session_job"]
-
-_SAVEPOINT_RETRY = 10.0  # seconds before re-triggering a failed upgrade savepoint
-_SAVEPOINT_POLL = 0.2  # seconds between looks at an upgrade savepoint in flight
 
 
 def plan_session_job(resource: FlinkSessionJob, obs: Observation, ctx: Context) -> Plan:
@@ -184,7 +183,7 @@ def _spec_change(
                 b.status = b.intent
                 b.event("Normal", "Savepoint", f"{verb}: stopping job {job_id} with a savepoint")
                 b.summary = f"{verb.lower()}: stop with savepoint"
-                b.requeue_after = _SAVEPOINT_POLL
+                b.requeue_after = SAVEPOINT_POLL
                 return b.finish(now_ms=ctx.now_ms)
             state = obs.job.state if obs.job is not None else "not reachable"
             b.event("Warning", "SavepointFallback", f"Job is {state}: using its last state instead of a new savepoint")
@@ -296,7 +295,6 @@ def _await_upgrade_savepoint(
     """UPGRADING with a stop-with-savepoint in flight: wait for it, then start (or suspend) the target from it."""
     status = b.status
     assert target.job is not None
-    info = snapshot_info(status, SAVEPOINT)
     old_job = status.job_status.job_id
     trigger = obs.savepoint_trigger
     reason = "upgrade" if target.job.state == JobState.RUNNING else "suspend"
@@ -307,36 +305,9 @@ def _await_upgrade_savepoint(
         b.event("Normal", "SavepointCompleted", f"Upgrade savepoint of job {old_job}: {location}")
         stopped = obs.job.end_time if obs.job is not None and obs.job.end_time else ctx.now_ms
         return _start_target(b, target, location, "the upgrade savepoint", ctx, reason=reason, stopped_at=stopped)
-    if trigger is not None and trigger.state == "IN_PROGRESS":
-        b.summary = "waiting for the upgrade savepoint"
-        b.requeue_after = _SAVEPOINT_POLL  # the job stops with the savepoint: every moment here is downtime
-        return b.finish(now_ms=ctx.now_ms)
-    fmt = savepoint_format(target.flink_configuration)
-    if job_running(obs) and old_job:
-        if trigger is None or trigger.state == "UNKNOWN":
-            # The trigger may never have reached Flink (the controller stopped between recording and sending
-            # it): send it again with the same id, which Flink deduplicates.
-            assert info.trigger_id is not None
-            b.actions.append(
-                TriggerSavepoint(
-                    job_id=old_job, rest_url=_rest(ctx), trigger_id=info.trigger_id, stop=True, format_type=fmt
-                )
-            )
-            b.intent = status
-            b.summary = "re-sending the upgrade savepoint trigger"
-            b.requeue_after = FAST
-            return b.finish(now_ms=ctx.now_ms)
-        b.event("Warning", "SavepointError", f"Upgrade savepoint failed: {trigger.failure or 'no reason given'}")
-        b.status = with_trigger(status, SAVEPOINT, ctx.fresh_trigger_id, ctx.now_ms, "UPGRADE", fmt)
-        b.intent = b.status
-        b.actions.append(
-            TriggerSavepoint(
-                job_id=old_job, rest_url=_rest(ctx), trigger_id=ctx.fresh_trigger_id, stop=True, format_type=fmt
-            )
-        )
-        b.summary = "upgrade savepoint failed: trying again"
-        b.requeue_after = _SAVEPOINT_RETRY
-        return b.finish(now_ms=ctx.now_ms)
+    followed = follow_upgrade_savepoint(b, target.flink_configuration, obs, ctx, ctx.session_rest_url)
+    if followed is not None:
+        return followed
     # The job cannot take a savepoint (it is restarting, has ended, or the cluster forgot it): its last state.
     state = obs.job.state if obs.job is not None else "gone"
     b.event("Warning", "SavepointFallback", f"Job is {state}; using its last state instead of a savepoint")

@@ -37,6 +37,7 @@ from flinkops.core.planner.types import (
     Context,
     DisposeSnapshots,
     Observation,
+    Plan,
     SavepointFormatType,
     Status,
     TriggerCheckpoint,
@@ -52,11 +53,14 @@ from flinkops.core.specs import load_spec
 __all__ = [
     "CHECKPOINT",
     "SAVEPOINT",
+    "SAVEPOINT_POLL",
+    "SAVEPOINT_RETRY",
     "Requests",
     "SnapshotKind",
     "clear_trigger",
     "completed",
     "follow_and_trigger",
+    "follow_upgrade_savepoint",
     "retention",
     "savepoint_format",
     "snapshot_info",
@@ -375,3 +379,47 @@ def retention(b: Builder, config: Mapping[str, str], ctx: Context) -> None:
         b.actions.append(DisposeSnapshots(paths=paths))
     verb = "disposed" if limits.dispose_on_delete else "dropped from the history (data kept)"
     b.event("Normal", "SavepointRetention", f"{len(paths)} savepoint(s) {verb}: " + ", ".join(paths))
+
+
+#: Seconds between looks at an upgrade's stop-with-savepoint in flight (the job is down for every one of them),
+#: and before a failed one is triggered again.
+SAVEPOINT_POLL = 0.2
+SAVEPOINT_RETRY = 10.0
+
+
+def follow_upgrade_savepoint(
+    b: Builder, config: Mapping[str, str], obs: Observation, ctx: Context, rest_url: str | None
+) -> Plan | None:
+    """An upgrade's stop-with-savepoint that has not completed: wait while Flink takes it, send the recorded
+    trigger again when Flink does not know it (Flink deduplicates by id), or trigger a new one after a failure.
+    None when the job can no longer take one: the caller falls back to the job's last state."""
+    status = b.status
+    info = snapshot_info(status, SAVEPOINT)
+    old_job = status.job_status.job_id
+    trigger = obs.savepoint_trigger
+    if trigger is not None and trigger.state == "IN_PROGRESS":
+        b.summary = "waiting for the upgrade savepoint"
+        b.requeue_after = SAVEPOINT_POLL  # the job stops with the savepoint: every moment here is downtime
+        return b.finish(now_ms=ctx.now_ms)
+    if not (job_running(obs) and old_job and rest_url):
+        return None
+    fmt = savepoint_format(config)
+    if trigger is None or trigger.state == "UNKNOWN":
+        # The trigger may never have reached Flink (the controller stopped between recording and sending it).
+        assert info.trigger_id is not None
+        b.actions.append(
+            TriggerSavepoint(job_id=old_job, rest_url=rest_url, trigger_id=info.trigger_id, stop=True, format_type=fmt)
+        )
+        b.intent = status
+        b.summary = "re-sending the upgrade savepoint trigger"
+        b.requeue_after = FAST
+        return b.finish(now_ms=ctx.now_ms)
+    b.event("Warning", "SavepointError", f"Upgrade savepoint failed: {trigger.failure or 'no reason given'}")
+    b.status = with_trigger(status, SAVEPOINT, ctx.fresh_trigger_id, ctx.now_ms, "UPGRADE", fmt)
+    b.intent = b.status
+    b.actions.append(
+        TriggerSavepoint(job_id=old_job, rest_url=rest_url, trigger_id=ctx.fresh_trigger_id, stop=True, format_type=fmt)
+    )
+    b.summary = "upgrade savepoint failed: trying again"
+    b.requeue_after = SAVEPOINT_RETRY
+    return b.finish(now_ms=ctx.now_ms)
