@@ -48,7 +48,7 @@ from flinkops.core.planner.snapshots import (
     snapshot_info,
     with_trigger,
 )
-from flinkops.core.planner.steady import observe_job
+from flinkops.core.planner.steady import note_run_progress, observe_job
 from flinkops.core.planner.types import (
     FAST,
     NO_ERROR,
@@ -56,7 +56,6 @@ from flinkops.core.planner.types import (
     Builder,
     CancelSessionJob,
     Context,
-    JobObservation,
     Observation,
     Plan,
     SubmitSessionJob,
@@ -133,7 +132,7 @@ def _plan(resource: FlinkSessionJob, status: FlinkSessionJobStatus, obs: Observa
         )
         b.summary = "resubmit a missing job"
         return b.finish(now_ms=ctx.now_ms)
-    b.status = _note_run_progress(b.status, obs.job)
+    b.status = note_run_progress(b.status, obs.job)
     return observe_job(b, spec.flink_configuration, obs, ctx, Requests())
 
 
@@ -419,23 +418,6 @@ def _state_of_stopped_job(
     if status.job_status.upgrade_savepoint_path:
         return status.job_status.upgrade_savepoint_path, "the state the job was last started from"
     return None, "no checkpoint exists yet: the job starts with empty state"
-
-
-def _note_run_progress(status: FlinkSessionJobStatus, job: JobObservation) -> FlinkSessionJobStatus:
-    """Record on the current run when its tasks first all ran and whether it completed a checkpoint (a job that
-    did must never silently restart from older state)."""
-    run = current_run(status)
-    if run is None:
-        return status
-    update: dict[str, object] = {}
-    if run.running_at is None and job.state == "RUNNING" and job.all_tasks_running and job.running_since:
-        update["running_at"] = job.running_since
-    if not run.checkpointed and job.completed_checkpoints > 0:
-        update["checkpointed"] = True
-    if not update:
-        return status
-    history = [*status.deployment_history[:-1], run.model_copy(update=update)]
-    return status.model_copy(update={"deployment_history": history})
 
 
 def _manual_restore(b: Builder, reason: str, ctx: Context) -> Plan:

@@ -35,6 +35,7 @@ from flinkops.core.planner.snapshots import (
 from flinkops.core.planner.types import (
     FAST,
     NO_ERROR,
+    S_,
     STEADY,
     TERMINAL_JOB_STATES,
     Builder,
@@ -44,7 +45,6 @@ from flinkops.core.planner.types import (
     Observation,
     Plan,
     ReplaceMissingProcesses,
-    Status,
     headline,
     set_job,
     set_recon,
@@ -52,7 +52,7 @@ from flinkops.core.planner.types import (
 )
 from flinkops.errors import ErrorReason
 
-__all__ = ["observe_job", "steady"]
+__all__ = ["note_run_progress", "observe_job", "steady"]
 
 _RESULT_SETTLE_MS = 250  # margin on top of Flink's REST cache interval before a final result is read
 
@@ -131,7 +131,7 @@ def observe_job(b: Builder, config: dict[str, str], obs: Observation, ctx: Conte
         start_time=str(job.start_time) if job.start_time else None,
         update_time=str(ctx.now_ms) if previous != job.state else status.job_status.update_time,
     )
-    b.status = _note_run_progress(b.status, job)
+    b.status = note_run_progress(b.status, job)
     if previous != job.state:
         b.event("Normal", "JobStatusChanged", f"Job status changed from {previous} to {job.state}")
     follow_and_trigger(b, config, obs, ctx, requests)
@@ -217,10 +217,9 @@ def _release_ended_cluster(b: Builder, job: JobObservation, ctx: Context, config
     b.requeue_after = FAST
 
 
-def _note_run_progress(status: Status, job: JobObservation) -> Status:
-    """Record on the current run when its tasks first all ran and whether it completed a checkpoint."""
-    if not isinstance(status, FlinkDeploymentStatus):
-        return status
+def note_run_progress(status: S_, job: JobObservation) -> S_:
+    """Record on the current run (of either kind) when its tasks first all ran and whether it completed a
+    checkpoint (a job that did must never silently restart from older state)."""
     run = current_run(status)
     if run is None:
         return status
