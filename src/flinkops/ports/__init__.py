@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from flinkops.ports.clock import Clock
 from flinkops.ports.clusters import ApplicationJob, ClusterKey, ClusterObservation, ClusterRequest, ClusterRuntime
-from flinkops.ports.flink import FlinkApi, FlinkApiFactory
 from flinkops.ports.provisioning import ClusterExtras, Provisioner, RenderInputs
 from flinkops.ports.resources import Event, ResourceKey, ResourceStore
 from flinkops.ports.snapshots import Snapshot, SnapshotKind, SnapshotStore
 
 if TYPE_CHECKING:
+    from flinkops.ports.flink import FlinkApi, FlinkApiFactory
     from flinkops.ports.resources import Resource
 
 __all__ = [
@@ -54,4 +54,8 @@ def __getattr__(name: str) -> Any:
         from flinkops.ports import resources
 
         return resources.Resource
+    if name in ("FlinkApi", "FlinkApiFactory"):  # the REST value types load when the controller asks for them
+        from flinkops.ports import flink
+
+        return getattr(flink, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
