@@ -10,7 +10,6 @@ from dataclasses import replace
 from flinkops.api.models import (
     FlinkDeployment,
     FlinkDeploymentSpec,
-    FlinkDeploymentStatus,
     FlinkSessionJob,
     FlinkSessionJobSpec,
     JobSpec,
@@ -35,6 +34,7 @@ from flinkops.core.planner import (
     plan_session_job,
 )
 from flinkops.errors import ErrorReason
+from support.stopfirst import assert_started, assert_stops
 
 CHECKPOINTED = {"execution.checkpointing.interval": "10 s"}
 
@@ -82,31 +82,6 @@ def after_stop(resource: FlinkDeployment, stop: Plan, stored: str | None, job_id
     this pass observes the cluster gone and the stopped job's newest checkpoint in storage, and plans again."""
     assert [type(a) for a in stop.actions] == [DeleteCluster], "pass A only stops the old cluster"
     return plan_deployment(apply_plan(resource, stop), Observation(latest_stored_checkpoint=stored), ctx(job_id, **kw))
-
-
-def assert_stops(plan: Plan, old_job: str, reason: str) -> None:
-    """Pass A: the intent keeps the old job id and records on its run why it stops; nothing starts yet."""
-    assert plan.intent is not None and isinstance(plan.intent, FlinkDeploymentStatus)
-    assert plan.intent.job_status.job_id == old_job
-    run = plan.intent.deployment_history[-1]
-    assert (run.job_id, run.stopped_for, run.stop_requested_at) == (old_job, reason, 1_000_000)
-    assert not any(isinstance(a, DeployCluster) for a in plan.actions)
-
-
-def assert_started(plan: Plan, old_job: str, job_id: str, reason: str, restore: str | None) -> DeployCluster:
-    """Pass B: the target starts from ``restore`` under a fresh job id, written ahead; the history tells the
-    stopped run from the new one."""
-    [deploy] = plan.actions
-    assert isinstance(deploy, DeployCluster)
-    assert (deploy.job_id, deploy.restore_path) == (job_id, restore)
-    assert plan.intent is not None and plan.intent.job_status.job_id == job_id
-    assert plan.intent.job_status.upgrade_savepoint_path == restore
-    assert isinstance(plan.status, FlinkDeploymentStatus)
-    stopped, run = plan.status.deployment_history[-2:]
-    assert (stopped.job_id, stopped.stopped_for) == (old_job, reason)
-    assert (run.job_id, run.reason, run.restored_from, run.stopped_for) == (job_id, reason, restore, None)
-    assert run.stopped_at == stopped.stop_requested_at
-    return deploy
 
 
 def deployed_and_stable() -> FlinkDeployment:
@@ -239,7 +214,7 @@ def test_suspend_records_the_latest_checkpoint_and_resume_restores_it() -> None:
     suspended = suspended.model_copy(update={"metadata": suspended.metadata.model_copy(update={"generation": 2})})
     # Pass A: the job is stopped first; the statistics' chk-7 is not taken as its state.
     stop = plan_deployment(suspended, running("a" * 32, path="file:///ck/chk-7"), ctx())
-    assert_stops(stop, "a" * 32, "suspend")
+    assert_stops(stop, "a" * 32, "suspend", now=1_000_000)
     assert stop.status.lifecycle_state == LifecycleState.UPGRADING
     assert stop.status.job_status.upgrade_savepoint_path is None
     # Pass B: the cluster is gone; storage holds the stopped job's newest checkpoint (chk-8, newer than chk-7).
@@ -280,7 +255,7 @@ def test_dead_jobmanager_is_redeployed_from_stored_checkpoint() -> None:
     )
     # Pass A: what is left of the cluster is stopped first, recording why.
     stop = plan_deployment(r, obs, ctx("e" * 32))
-    assert_stops(stop, "a" * 32, "recover")
+    assert_stops(stop, "a" * 32, "recover", now=1_000_000)
     assert any(e.reason == "RecoverDeployment" for e in stop.events)
     # Pass B: the cluster is gone; the job restarts from storage's newest checkpoint under a fresh id.
     plan = after_stop(r, stop, "file:///ck/chk-9", "e" * 32)

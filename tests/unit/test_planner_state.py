@@ -37,6 +37,7 @@ from flinkops.core.planner import (
     headline,
     plan_deployment,
 )
+from support.stopfirst import assert_started, assert_stops
 
 NOW = 1_000_000_000
 JOB_A, JOB_B, JOB_C = "a" * 32, "b" * 32, "c" * 32
@@ -116,31 +117,6 @@ def after_stop(r: FlinkDeployment, stop: Plan, stored: str | None, *, job_id: st
     this pass observes the cluster gone and the stopped job's newest checkpoint in storage, and plans again."""
     assert [type(a) for a in stop.actions] == [DeleteCluster], "pass A only stops the old cluster"
     return plan_deployment(step(r, stop), Observation(latest_stored_checkpoint=stored), ctx(job_id=job_id, now=now))
-
-
-def assert_stops(plan: Plan, old_job: str, reason: str, now: int = NOW) -> None:
-    """Pass A: the intent keeps the old job id and records on its run why it stops; nothing starts yet."""
-    assert plan.intent is not None and isinstance(plan.intent, FlinkDeploymentStatus)
-    assert plan.intent.job_status.job_id == old_job
-    run = plan.intent.deployment_history[-1]
-    assert (run.job_id, run.stopped_for, run.stop_requested_at) == (old_job, reason, now)
-    assert not any(isinstance(a, DeployCluster) for a in plan.actions)
-
-
-def assert_started(plan: Plan, old_job: str, job_id: str, reason: str, restore: str | None) -> DeployCluster:
-    """Pass B: the target starts from ``restore`` under a fresh job id, written ahead; the history tells the
-    stopped run from the new one."""
-    [deploy] = plan.actions
-    assert isinstance(deploy, DeployCluster)
-    assert (deploy.job_id, deploy.restore_path) == (job_id, restore)
-    assert plan.intent is not None and plan.intent.job_status.job_id == job_id
-    assert plan.intent.job_status.upgrade_savepoint_path == restore
-    assert isinstance(plan.status, FlinkDeploymentStatus)
-    stopped, run = plan.status.deployment_history[-2:]
-    assert (stopped.job_id, stopped.stopped_for) == (old_job, reason)
-    assert (run.job_id, run.reason, run.restored_from, run.stopped_for) == (job_id, reason, restore, None)
-    assert run.stopped_at == stopped.stop_requested_at
-    return deploy
 
 
 def trigger_of(plan: Plan) -> TriggerSavepoint:
@@ -223,7 +199,7 @@ def test_savepoint_mode_falls_back_to_last_state_when_the_job_is_not_running() -
     stop = plan_deployment(r, failing, ctx(job_id=JOB_B))
     assert not any(isinstance(a, TriggerSavepoint) for a in stop.actions)
     assert any(e.reason == "SavepointFallback" for e in stop.events)
-    assert_stops(stop, JOB_A, "upgrade")
+    assert_stops(stop, JOB_A, "upgrade", now=NOW)
     # The last state is what storage holds once the job is stopped (chk-4; the statistics showed chk-3) ...
     plan = after_stop(r, stop, "file:/ck/x/chk-4")
     assert_started(plan, JOB_A, JOB_B, "upgrade", "file:/ck/x/chk-4")
@@ -382,7 +358,7 @@ ROLLBACK = {
 def broken_upgrade() -> FlinkDeployment:
     r = edit(stable(UpgradeMode.LAST_STATE, conf=ROLLBACK), args=["v3"])
     stop = plan_deployment(r, running(JOB_A), ctx(job_id=JOB_B))
-    assert_stops(stop, JOB_A, "upgrade")
+    assert_stops(stop, JOB_A, "upgrade", now=NOW)
     r = step(r, after_stop(r, stop, "file:/ck/x/chk-4"))
     assert r.status is not None and r.status.job_status.job_id == JOB_B
     return r
@@ -436,7 +412,7 @@ def test_applying_the_last_stable_spec_again_is_a_rollback() -> None:
     back = edit(r, args=["v1"])
     stop = plan_deployment(back, running(JOB_B, generation=2), ctx(job_id=JOB_C))
     assert stop.intent is not None and stop.intent.lifecycle_state == LifecycleState.ROLLING_BACK
-    assert_stops(stop, JOB_B, "rollback")
+    assert_stops(stop, JOB_B, "rollback", now=NOW)
     plan = after_stop(back, stop, "file:/ck/x/chk-5", job_id=JOB_C)
     deploy = assert_started(plan, JOB_B, JOB_C, "rollback", "file:/ck/x/chk-5")
     assert deploy.spec.job is not None and deploy.spec.job.args == ["v1"]
@@ -493,7 +469,7 @@ def test_jobmanager_loss_restores_the_newest_stored_checkpoint() -> None:
     r = stable(UpgradeMode.LAST_STATE)
     gone = Observation(cluster_exists=True, cluster_generation=1, latest_stored_checkpoint="file:/ck/x/chk-12")
     stop = plan_deployment(r, gone, ctx(job_id=JOB_B))
-    assert_stops(stop, JOB_A, "recover")
+    assert_stops(stop, JOB_A, "recover", now=NOW)
     assert any(e.reason == "RecoverDeployment" for e in stop.events)
     assert stop.intent is not None and stop.intent.reconciliation_status.state == ReconciliationState.UPGRADING
     plan = after_stop(r, stop, "file:/ck/x/chk-12")
@@ -529,7 +505,7 @@ def test_parallelism_change_without_the_adaptive_scheduler_is_a_stateful_upgrade
     r = edit(stable(UpgradeMode.LAST_STATE), parallelism=3)
     stop = plan_deployment(r, running(JOB_A), ctx(job_id=JOB_B))
     assert not any(isinstance(a, ScaleInPlace) for a in stop.actions)
-    assert_stops(stop, JOB_A, "upgrade")
+    assert_stops(stop, JOB_A, "upgrade", now=NOW)
     deploy = assert_started(after_stop(r, stop, "file:/ck/x/chk-4"), JOB_A, JOB_B, "upgrade", "file:/ck/x/chk-4")
     assert deploy.spec.job is not None and deploy.spec.job.parallelism == 3
 
@@ -538,7 +514,7 @@ def test_a_scale_change_mixed_with_other_changes_is_an_upgrade() -> None:
     r = edit(stable(UpgradeMode.LAST_STATE, conf={"jobmanager.scheduler": "adaptive"}), parallelism=3, args=["v2"])
     stop = plan_deployment(r, running(JOB_A), ctx(job_id=JOB_B))
     assert not any(isinstance(a, ScaleInPlace) for a in stop.actions)
-    assert_stops(stop, JOB_A, "upgrade")
+    assert_stops(stop, JOB_A, "upgrade", now=NOW)
     assert_started(after_stop(r, stop, "file:/ck/x/chk-4"), JOB_A, JOB_B, "upgrade", "file:/ck/x/chk-4")
 
 
@@ -548,7 +524,7 @@ def test_a_stateful_restart_asks_for_the_newest_stored_state_once_the_old_job_st
     r = edit(stable(UpgradeMode.LAST_STATE), args=["v2"])
     stop = plan_deployment(r, running(JOB_A, path=None), ctx(job_id=JOB_B))
     assert [type(a) for a in stop.actions] == [DeleteCluster]
-    assert_stops(stop, JOB_A, "upgrade")
+    assert_stops(stop, JOB_A, "upgrade", now=NOW)
     assert stop.intent is not None and stop.intent.job_status.upgrade_savepoint_path is None, "not decided yet"
     assert stop.intent.reconciliation_status.state == ReconciliationState.UPGRADING
     assert stop.requeue_after == 0.0, "the job is down: the next pass comes at once"
