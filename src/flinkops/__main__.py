@@ -1,5 +1,5 @@
 """``python -m flinkops`` runs the CLI (the controller daemon starts itself this way)."""
 
-from flinkops.cli.main import run
+from flinkops.cli.entry import run
 
 run()

@@ -1,6 +1,7 @@
 """``flinkops get`` answers fast because it loads only what reading the store needs: no HTTP or S3 client, no
 Kubernetes, controller, runtime or dev-service code, and no pydantic (neither the resource models nor typer's
-coercion). Checked on the modules a real ``flinkops get`` run has imported, not on a timing."""
+coercion), and for a plain ``get`` not even typer or rich. Checked on the modules a real ``flinkops get`` run has
+imported, not on a timing."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ NEVER = (
     "flinkops.runtimes",
     "flinkops.snapshots",
     "flinkops.core",
+    # A plain ``get`` needs no command-line framework and no console library (cli.entry, cli.listing).
+    "typer",
+    "rich",
 )
 
 _RUN = """
@@ -110,3 +114,36 @@ def test_help_lists_every_command_the_lazy_dev_group_included() -> None:
     expected = {"apply", "get", "describe", "delete", "suspend", "resume", "logs", "lint", "crds", "savepoint"}
     expected |= {"checkpoint", "snapshots", "restore", "rollback", "plan", "controller", "operator", "dev"}
     assert expected <= listed
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], {"kind_or_name": None, "name": None, "output": "table", "namespace": "default", "all_namespaces": False}),
+        (
+            ["fd", "fraud", "-n", "payments", "-o", "json"],
+            {"kind_or_name": "fd", "name": "fraud", "output": "json", "namespace": "payments", "all_namespaces": False},
+        ),
+        (
+            ["--output=yaml", "-A"],
+            {"kind_or_name": None, "name": None, "output": "yaml", "namespace": "default", "all_namespaces": True},
+        ),
+        (["--help"], None),
+        (["-ojson"], None),
+        (["a", "b", "c"], None),
+        (["-n"], None),
+    ],
+)
+def test_a_plain_get_is_parsed_without_typer_and_anything_else_goes_to_typer(
+    args: list[str], expected: dict[str, object] | None
+) -> None:
+    from flinkops.cli.entry import _plain_get
+
+    assert _plain_get(args) == expected
+
+
+def test_a_get_that_fails_on_the_fast_path_reports_through_typer(tmp_path: Path) -> None:
+    """An unknown name: the fast path hands over, and the typer command prints the error with exit code 1."""
+    code, modules = imported_by(tmp_path / "home", "get", "nope")
+    assert code == 1
+    assert loaded(modules, "typer")
