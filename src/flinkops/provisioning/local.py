@@ -21,7 +21,7 @@ import os
 import shutil
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from flinkops.api.flinkconf import PYTHON_DRIVER, checkpoint_dir, savepoint_dir
@@ -106,13 +106,9 @@ class DataPlane:
 
         return RoutingSnapshotStore(self._local_snapshots or LocalSnapshotStore(), s3_store)
 
-    @staticmethod
-    def uses_s3(config: Mapping[str, str], args: Iterable[str] = ()) -> bool:
-        return uses_s3(config, args)
-
     def process_environment(self, config: Mapping[str, str], args: Sequence[str] = ()) -> dict[str, str]:
         """The secret environment of a cluster's processes (S3 credentials), empty when it uses no S3."""
-        if not self.uses_s3(config, args):
+        if not uses_s3(config, args):
             return {}
         return flink_settings(self.s3_access(config))[1]
 
@@ -150,7 +146,7 @@ class DataPlane:
                 raise PermanentError(f"connector {connector}: {exc}") from exc
         updates: dict[str, str] = {}
         environment: dict[str, str] = {}
-        if self.uses_s3(config, args) or plugins:
+        if uses_s3(config, args) or plugins:
             access = self.s3_access(config)
             self._check_state_buckets(access, config)
             settings, environment = flink_settings(access)

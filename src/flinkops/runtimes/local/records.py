@@ -16,7 +16,7 @@ from typing import Any
 
 from flinkops.flink.config import ZooKeeperHA
 from flinkops.ports import ApplicationJob, ClusterKey, ClusterRequest
-from flinkops.procs import start_ticks
+from flinkops.procs import same_process
 
 __all__ = [
     "ProcessRecord",
@@ -48,7 +48,7 @@ class ProcessRecord:
 
 
 def process_alive(record: ProcessRecord) -> bool:
-    return start_ticks(record.pid) == record.start_ticks
+    return same_process(record.pid, record.start_ticks)
 
 
 def application_dict(request: ClusterRequest) -> dict[str, Any] | None:
