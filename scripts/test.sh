@@ -32,4 +32,4 @@ $PY scripts/prefetch.py
 export FLINKOPS_HOME="$(mktemp -d -t flinkops-test-XXXXXX)"
 trap 'rm -rf "$FLINKOPS_HOME"' EXIT
 step "pytest (unit + integration on real Flink)"
-$PY -m pytest tests -q -p no:cacheprovider --durations=15
+$PY -m pytest tests -q -p no:cacheprovider --durations=15 -n 2

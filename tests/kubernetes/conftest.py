@@ -12,8 +12,6 @@ import pytest
 
 from support.kube import KubeCluster, kube_control_plane
 
-_ON_THE_API_SERVER: set[str] = set()  # node ids of the collected tests that use the control plane
-
 
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
@@ -22,13 +20,15 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
         yield cluster
 
 
+_ON_THE_API_SERVER = "on-the-api-server"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Remember which tests use the control plane (the summary below speaks of those only)."""
-    _ON_THE_API_SERVER.update(
-        item.nodeid
-        for item in items
-        if "kube" in getattr(item, "fixturenames", ()) and "tests/kubernetes/" in item.nodeid
-    )
+    """Tag the tests that use the control plane (the summary below speaks of those only). The tag travels in the
+    test's report, so it reaches the summary from a parallel worker too."""
+    for item in items:
+        if "kube" in getattr(item, "fixturenames", ()) and "tests/kubernetes/" in item.nodeid:
+            item.user_properties.append((_ON_THE_API_SERVER, True))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -37,7 +37,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         1
         for outcome in ("passed", "failed", "error")
         for report in terminalreporter.stats.get(outcome, [])
-        if getattr(report, "nodeid", "") in _ON_THE_API_SERVER
+        if any(name == _ON_THE_API_SERVER for name, _ in getattr(report, "user_properties", ()))
     )
     if ran:
         terminalreporter.write_line(
