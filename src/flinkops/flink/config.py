@@ -13,7 +13,9 @@ validation forbids setting it) and ZooKeeper client timeouts short enough for a 
 runtimes that must find a cluster's metadata in ZooKeeper.
 
 ``render_inputs`` decides, once for every caller, what a target adds to a rendering: locally a default state
-directory under the flinkops home and this machine's Python; on Kubernetes neither.
+directory under the flinkops home, this machine's Python and the distribution's Flink version; on Kubernetes
+none of them. Either way the JVM options Java 17 needs (``flink.jvm``) go in for the Flink version that runs,
+merged with the user's ``env.java.*`` options.
 
 Called by: the controller when it builds a ``ClusterRequest``, and the service layer where it needs to know
 where a deployment's state lives (describe, snapshots, restore). Pure.
@@ -30,6 +32,7 @@ from pathlib import Path
 from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY, checkpoint_dir, is_operator_key, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, Resource
 from flinkops.api.validation import ha_type
+from flinkops.flink.jvm import with_module_options
 from flinkops.ports.provisioning import RenderInputs
 from flinkops.settings import default_state_uri
 
@@ -76,11 +79,12 @@ ZOOKEEPER_HA_DEFAULTS: Mapping[str, str] = {
 
 
 def render_inputs(
-    deployment: FlinkDeployment, home: Path | None, python_executable: str = "", java_opts: str = ""
+    deployment: FlinkDeployment, home: Path | None, python_executable: str = "", flink_version: str | None = None
 ) -> RenderInputs:
     """What a target adds to the rendering of ``deployment``: with ``home`` (clusters on this machine) state
-    defaults to ``<home>/state/<namespace>/<name>`` and jobs run on ``python_executable`` with the distribution's
-    ``java_opts``; without (Kubernetes) only what the spec configures is used and the image decides the rest."""
+    defaults to ``<home>/state/<namespace>/<name>`` and jobs run on ``python_executable`` and the distribution of
+    ``flink_version``; without (Kubernetes) only what the spec configures is used, the image decides the rest and
+    the spec's ``flinkVersion`` says which Flink runs."""
     meta = deployment.metadata
     if home is None:
         return RenderInputs(name=meta.name, namespace=meta.namespace, default_state_uri=None, python_executable="")
@@ -89,7 +93,7 @@ def render_inputs(
         namespace=meta.namespace,
         default_state_uri=default_state_uri(home, meta.namespace, meta.name),
         python_executable=python_executable,
-        java_opts=java_opts,
+        flink_version=flink_version,
     )
 
 
@@ -175,10 +179,8 @@ def render_flink_config(spec: FlinkDeploymentSpec, inputs: RenderInputs) -> dict
         if not user.get(HA_STORAGE_DIR, "").strip() and default:
             config[HA_STORAGE_DIR] = f"{default}/ha"
     config.update(user)
-    user_opts = user.get("env.java.opts.all", "")
-    if inputs.java_opts:
-        config["env.java.opts.all"] = f"{inputs.java_opts} {user_opts}".strip()
-    return config
+    # The JVM flags Java 17 needs, where the Flink that runs reads them, before the user's own.
+    return with_module_options(config, inputs.flink_version or spec.flink_version)
 
 
 def ha_cluster_id(namespace: str, name: str) -> str:

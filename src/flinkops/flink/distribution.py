@@ -14,8 +14,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from flinkops.errors import PermanentError
 
 __all__ = ["FlinkDistribution", "find_distribution"]
@@ -51,17 +49,6 @@ class FlinkDistribution:
         if not jars:
             raise PermanentError(f"no flink-python jar in {self.opt}: reinstall apache-flink")
         return jars[0]
-
-    @functools.cached_property
-    def default_java_opts(self) -> str:
-        """The JVM flags the distribution's own config passes to every process (module opens for Java 17)."""
-        try:
-            data = yaml.safe_load((self.home / "conf" / "config.yaml").read_text())
-        except (OSError, yaml.YAMLError):
-            return ""
-        opts = ((data or {}).get("env") or {}).get("java", {}).get("opts", {})
-        value = opts.get("all", "") if isinstance(opts, dict) else ""
-        return str(value or "")
 
 
 @functools.cache

@@ -38,7 +38,9 @@ class RenderInputs:
     #: (Kubernetes: a pod's disk does not outlive it), so only what the spec configures is used.
     default_state_uri: str | None
     python_executable: str
-    java_opts: str = ""
+    #: The Flink version that runs the cluster when the target knows it (the local distribution's, e.g. 2.2.1);
+    #: None: the spec's ``flinkVersion`` (Kubernetes: the image's).
+    flink_version: str | None = None
 
 
 @dataclass(frozen=True)

@@ -221,8 +221,8 @@ class LocalProvisioner(DataPlane):
         return True
 
     def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
-        java_opts = self.dist.default_java_opts if self.dist is not None else ""
-        return render_inputs(deployment, self.home, self.python, java_opts)
+        version = self.dist.version if self.dist is not None else None
+        return render_inputs(deployment, self.home, self.python, version)
 
     def working_dir(self, resource: Resource) -> Path | None:
         source = (resource.metadata.annotations or {}).get(SOURCE_DIR_ANNOTATION)
