@@ -8,7 +8,8 @@ driven pass by pass on a virtual clock.
   ``rollback`` (the last stable spec again), ``restore`` (``initialSavepointPath`` + redeploy nonce),
   ``delete``;
 * the daemon's loop (``run_until``/``run_for``): a resource is due when any spec changes, when its cluster lost
-  a process, and otherwise when its last pass asked (``requeue_after``); the clock jumps to the next due pass;
+  a process, and otherwise when its last pass asked (``requeue_after``); the clock jumps to the next due pass.
+  ``World(min_requeue=10.0)`` spaces passes as the Kubernetes operator does (its controller's floor);
 * ``crash_at(when, action)``: the controller's failpoint raises ``ControllerCrashed`` at that step, the world
   catches it and starts a *new* ``Controller`` on the same store, runtime, Flink and storage (a restarted
   controller process: no memory of the old one, every resource due at once);
@@ -75,10 +76,12 @@ class Crash:
 class World:
     """A controller, its fakes and a virtual clock. See the module docstring."""
 
-    def __init__(self, *, start: float = DEFAULT_START, restart_delay: float = 0.0) -> None:
+    def __init__(self, *, start: float = DEFAULT_START, restart_delay: float = 0.0, min_requeue: float = 0.0) -> None:
         self.clock = ManualClock(start)
         #: Virtual seconds between a controller's death at a failpoint and its replacement's first pass.
         self.restart_delay = restart_delay
+        #: The controller's floor between passes: 0 as the local daemon, 10 s as the Kubernetes operator.
+        self.min_requeue = min_requeue
         self.store = FakeStore(self.clock)
         self.snapshots = FakeSnapshots()
         self.flink = FakeFlink(self.clock, self.snapshots)
@@ -125,6 +128,7 @@ class World:
             self.clock,
             failpoint=self._failpoint,
             ids=self._ids,
+            min_requeue=self.min_requeue,
         )
 
     def restart_controller(self) -> None:

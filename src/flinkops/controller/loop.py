@@ -2,7 +2,8 @@
 
 ``Controller.reconcile(key)`` reads the resource, validates the new spec, observes the world with what was last
 deployed (``observer``), asks the pure planner what to do, and has the ``executor`` carry the plan out. It
-returns a frozen ``ReconcileResult``: when to look again, and the error type the pass ended with. A failed pass
+returns a frozen ``ReconcileResult``: when to look again (never sooner than ``min_requeue``, the operator's floor,
+unless a snapshot trigger is in flight), and the error type the pass ended with. A failed pass
 is recorded as ``status.error`` plus a Warning event and retried with exponential backoff; a conflicting status
 write (someone wrote in between) makes the next pass re-read and decide again at once.
 
@@ -27,7 +28,7 @@ from flinkops.api.validation import validate_against, validate_resource
 from flinkops.controller.executor import Executor, Failpoint
 from flinkops.controller.observer import Observer
 from flinkops.controller.requests import RequestBuilder
-from flinkops.core.planner import Context, Plan, plan_deployment, plan_session_job, with_lifecycle
+from flinkops.core.planner import Context, Plan, plan_deployment, plan_session_job, trigger_pending, with_lifecycle
 from flinkops.errors import Conflict, FlinkopsError
 from flinkops.ports import Clock, ClusterRuntime, FlinkApiFactory, Provisioner, ResourceKey, ResourceStore
 
@@ -61,8 +62,10 @@ class Controller:
         *,
         failpoint: Failpoint | None = None,
         ids: Callable[[], str] | None = None,
+        min_requeue: float = 0.0,
     ) -> None:
-        """``ids`` hands out fresh job and trigger ids (random by default; deterministic in tests)."""
+        """``ids`` hands out fresh job and trigger ids (random by default; deterministic in tests).
+        ``min_requeue``: the shortest wait before a resource's next pass (see :meth:`_requeue`)."""
         self.store = store
         self.runtime = runtime
         self.provisioner = provisioner
@@ -71,6 +74,7 @@ class Controller:
         self.observer = Observer(runtime, flink, self.requests, clock)
         self.executor = Executor(store, runtime, flink, self.requests, self.observer, failpoint)
         self._ids = ids or (lambda: uuid.uuid4().hex)
+        self.min_requeue = min_requeue
         self._failures: dict[ResourceKey, int] = {}
 
     # ------------------------------------------------------------------ the pass
@@ -84,13 +88,23 @@ class Controller:
         self.requests.begin_pass()
         try:
             plan = self._plan(resource, (self._ids(), self._ids(), self._ids()))
-            requeue = self.executor.execute(resource, plan)
+            requeue = self._requeue(plan, self.executor.execute(resource, plan))
         except Conflict:
             return ReconcileResult(_CONFLICT_REQUEUE, "Conflict")  # someone wrote in between: decide again
         except FlinkopsError as exc:
-            return ReconcileResult(self._record_failure(key, exc), type(exc).__name__)
+            return ReconcileResult(max(self._record_failure(key, exc), self.min_requeue), type(exc).__name__)
         self._failures.pop(key, None)
         return ReconcileResult(requeue)
+
+    def _requeue(self, plan: Plan, requeue: float | None) -> float | None:
+        """The plan's requeue, no shorter than ``min_requeue`` unless a savepoint or checkpoint trigger is in
+        flight. A runtime whose watches wake a resource on every change they can see (the operator: Deployments
+        and specs) sets a floor, so that polling covers only what happens inside Flink; a snapshot in flight is
+        such a thing, and an upgrade's stop-with-savepoint keeps the job down until it is seen to complete, so
+        it is followed at the planner's own cadence (``SAVEPOINT_POLL``)."""
+        if requeue is None or trigger_pending(plan.status):
+            return requeue
+        return max(requeue, self.min_requeue)
 
     def preview(self, resource: Resource) -> Plan:
         """What a pass would do for ``resource`` (a desired spec with its recorded status), without acting or

@@ -16,8 +16,11 @@ from flinkops.provisioning.pods import PodProvisioner
 __all__ = ["build_controller"]
 
 
-def build_controller(store: ResourceStore, runtime: ClusterRuntime, clock: Clock, work_dir: Path) -> Controller:
-    """``work_dir``: where session-job jars are downloaded before their upload."""
+def build_controller(
+    store: ResourceStore, runtime: ClusterRuntime, clock: Clock, work_dir: Path, *, min_requeue: float = 0.0
+) -> Controller:
+    """``work_dir``: where session-job jars are downloaded before their upload; ``min_requeue``: the shortest
+    wait between a resource's passes while no snapshot is in flight (``Controller._requeue``)."""
     return Controller(
         store=store,
         runtime=runtime,
@@ -25,4 +28,5 @@ def build_controller(store: ResourceStore, runtime: ClusterRuntime, clock: Clock
         provisioner=PodProvisioner(work_dir),
         clock=clock,
         failpoint=exiting_failpoint(),
+        min_requeue=min_requeue,
     )

@@ -9,7 +9,8 @@
 3. starts the informers of the custom resources and of the children, and waits until they are synced;
 4. loops: resources whose spec changed, that appeared or are being deleted (from the store's watch), and
    clusters whose Deployments changed (from the runtime's watch) are due at once; everything else comes up when
-   its last pass asked (``requeue_after``), with the controller's exponential backoff after a failure.
+   its last pass asked (``requeue_after``, no sooner than ``min_requeue`` unless a snapshot is in flight), with
+   the controller's exponential backoff after a failure.
 
 Passes run on a few worker threads (``workers``), each owning a fixed share of the resources (by a hash of the
 key), so two passes never act on the same resource at once (per-resource serialisation) while different
@@ -60,7 +61,8 @@ class OperatorSettings:
     resync: float = 300.0
     #: The shortest wait before a resource's next pass unless something changes: the watches wake a resource at
     #: once when its spec or its Deployments change, so polling only covers what Kubernetes cannot see (the
-    #: job inside Flink), as often as the reference operator's progress checks (10 s).
+    #: job inside Flink), as often as the reference operator's progress checks (10 s). A savepoint or checkpoint
+    #: in flight is followed at the planner's cadence instead (``Controller._requeue``).
     min_requeue: float = 10.0
     #: Passes that may run at once, each on its own resources (a resource always goes to the same worker).
     workers: int = 4
@@ -120,7 +122,7 @@ class Operator:
         self.shards = [
             _Shard(
                 i,
-                build_controller(self.store, self.runtime, self.clock, work),
+                build_controller(self.store, self.runtime, self.clock, work, min_requeue=settings.min_requeue),
             )
             for i in range(max(1, settings.workers))
         ]
@@ -256,10 +258,8 @@ class Operator:
             result = "error" if error else "ok"
         except FlinkopsError as exc:  # the store itself failed outside the pass's own handling
             log.warning("%s: %s", key, exc)
-            requeue, result, error = 5.0, "error", type(exc).__name__
+            requeue, result, error = max(5.0, self.settings.min_requeue), "error", type(exc).__name__
         self.metrics.observe_reconcile(key.kind, result, time.monotonic() - started, error)
-        if requeue is not None and error != "Conflict":
-            requeue = max(requeue, self.settings.min_requeue)
         current = self.store.raw(key)
         state = ((current or {}).get("status") or {}).get("lifecycleState")
         self.metrics.set_lifecycle(key.kind, f"{key.namespace}/{key.name}", state if current else None)

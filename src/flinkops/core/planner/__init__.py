@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from flinkops.core.planner.deployment import plan_deployment
 from flinkops.core.planner.session import plan_session_job
+from flinkops.core.planner.snapshots import trigger_pending
 from flinkops.core.planner.types import (
     Action,
     CancelSessionJob,
@@ -84,5 +85,6 @@ __all__ = [
     "headline",
     "plan_deployment",
     "plan_session_job",
+    "trigger_pending",
     "with_lifecycle",
 ]

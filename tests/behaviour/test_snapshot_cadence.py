@@ -1,0 +1,59 @@
+"""How soon a finished savepoint is noticed when passes are spaced out the way the Kubernetes operator spaces them
+(at least 10 s apart unless a watch wakes the resource): a stop-with-savepoint keeps the job down until the
+controller sees it complete, so a snapshot in flight is followed at the planner's own cadence, and only then."""
+
+from __future__ import annotations
+
+import pytest
+
+from behaviour.steps import deploy, no_job_ran_twice, restored, running_stable, stopping_with_savepoint
+from fakes.specs import application
+from fakes.world import World
+from flinkops.core.planner.snapshots import SAVEPOINT_POLL
+from flinkops.core.planner.types import FAST
+
+OPERATOR_FLOOR = 10.0  # OperatorSettings.min_requeue
+
+
+@pytest.fixture
+def world() -> World:
+    """A world scheduled like the operator. Its runtime cannot pre-start clusters (as on Kubernetes), so an
+    upgrade stops the old job before the new cluster starts."""
+    operator = World(min_requeue=OPERATOR_FLOOR)
+    operator.runtime.refuse_prepare("pre-starting the next cluster is not supported on Kubernetes yet")
+    operator.flink.savepoint_duration = 3.0
+    return operator
+
+
+def test_the_new_cluster_starts_right_after_the_upgrade_savepoint_completes(world: World) -> None:
+    deploy(world, application("app", mode="savepoint"))
+    world.edit("app", job={"args": ["v2"]})
+    world.run_until(stopping_with_savepoint("app"), max_passes=20)
+    world.run_until(running_stable("app", 2), what="the upgrade done")
+
+    old, new = world.runs("app")
+    assert old.state == "FINISHED" and old.ended_at is not None, "stopped with its savepoint"
+    assert restored(world, new, [old, new]) == "savepoint of run 0 (newest)"
+    # The job is down from the savepoint's completion until the new cluster runs it: one poll, not ten seconds.
+    assert new.submitted_at - old.ended_at <= SAVEPOINT_POLL + 1e-6
+    no_job_ran_twice(world)
+
+
+def test_a_manual_savepoint_is_recorded_within_a_second_of_completing(world: World) -> None:
+    deploy(world, application("app", mode="savepoint"))
+    world.run_for(30.0)  # well into the operator's slow cadence
+    world.request_savepoint("app")
+    world.run_until(lambda w: "SavepointCompleted" in w.reasons("app"), max_passes=50)
+
+    (savepoint,) = world.snapshots.all("savepoint")
+    info = world.deployment_status("app").job_status.savepoint_info
+    assert info is not None and info.last_savepoint is not None
+    assert info.last_savepoint.location == savepoint.path
+    assert info.last_savepoint.time_stamp - savepoint.snapshot.time_ms <= FAST * 1000
+
+
+def test_with_nothing_in_flight_a_stable_deployment_is_looked_at_no_more_than_every_ten_seconds(world: World) -> None:
+    deploy(world, application("app", mode="savepoint"))
+    before = world.passes
+    world.run_for(60.0)
+    assert world.passes - before <= 60.0 / OPERATOR_FLOOR + 1
