@@ -13,9 +13,16 @@ Pre-started upgrades: ``prepare`` starts a session cluster (no job) next to the 
 submits the application job through the fake Flink REST API (upload, run with the job id and restore path,
 idempotent) and makes it the resource's cluster; otherwise it stops the prepared cluster and starts a new one.
 
+High-availability metadata (Flink's HA ConfigMaps on Kubernetes, its znodes on ZooKeeper) is modelled the way
+Flink uses it: every job an HA cluster starts is registered in ``ha_metadata`` under the cluster's key, and an HA
+cluster that starts under a key whose metadata still names a job that did not end recovers that job (same job
+id, from its newest checkpoint) next to its own application job. The runtimes keep the port's promise that a
+deployed or deleted cluster starts from and leaves no HA metadata, so that never happens here unless
+``leave_ha_metadata()`` makes ``deploy`` and ``delete`` leave it behind (what the Kubernetes runtime once did).
+
 Knobs: ``kill_jobmanager`` (the leader or a standby), ``kill_taskmanager``, ``refuse_deploys`` (every deploy
 fails with ``RuntimeFailure`` until ``allow_deploys``), ``refuse_prepare`` (``prepare`` answers with a reason),
-``prepare_delay``.
+``prepare_delay``, ``leave_ha_metadata``.
 
 Called by: the controller (through the port), ``fakes.world`` and tests that look at what was deployed.
 
@@ -32,7 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 from fakes.clock import ManualClock
-from fakes.flink import FakeFlink
+from fakes.flink import FakeFlink, FakeJob
 from flinkops.api.validation import ha_type
 from flinkops.errors import RuntimeFailure
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
@@ -92,6 +99,9 @@ class FakeRuntime:
         self._prepare_refusal: str | None = None
         self._changed: set[ClusterKey] = set()
         self._refusal: str | None = None
+        #: The jobs each HA cluster key's metadata names (see the module docstring).
+        self.ha_metadata: dict[ClusterKey, list[FakeJob]] = {}
+        self._keep_ha_metadata = False
         self._pids = itertools.count(1000)
         self._ports = itertools.count(20000)
 
@@ -105,6 +115,11 @@ class FakeRuntime:
 
     def refuse_prepare(self, reason: str | None = "not enough free memory for a second cluster (fake knob)") -> None:
         self._prepare_refusal = reason
+
+    def leave_ha_metadata(self) -> None:
+        """From now on ``deploy`` and ``delete`` leave a cluster's HA metadata behind, as Flink leaves it when
+        nobody removes it: the next HA cluster under the same key recovers the jobs it names."""
+        self._keep_ha_metadata = True
 
     def kill_jobmanager(self, name: str, namespace: str = "default", *, which: str = "leader") -> None:
         """SIGKILL the leading JobManager (``which="leader"``) or a standby (``"standby"``)."""
@@ -211,6 +226,8 @@ class FakeRuntime:
                     savepoint_path=request.flink_config.get(RESTORE_KEY) or None,
                 )
         self.flink.job(app.job_id).session = False  # the deployment's own job from here on
+        if cluster.ha:
+            self.ha_metadata.setdefault(request.key, []).append(self.flink.job(app.job_id))
         self.requests.append(request)
         self.promoted.append(request.key)
         self._clusters[request.key] = replace(cluster, request=request)
@@ -225,16 +242,36 @@ class FakeRuntime:
             return promoted
         if request.key in self._clusters:
             self.delete(request.key)  # a deploy replaces whatever ran before
+        elif not self._keep_ha_metadata:
+            self.ha_metadata.pop(request.key, None)  # a new cluster starts from no HA metadata
         self.requests.append(request)
         cluster = self._start_cluster(request, request.flink_config)
         self._clusters[request.key] = cluster
         app = request.application
+        if cluster.ha:
+            self._recover_from_ha_metadata(cluster, app.job_id if app is not None else None)
         if app is not None:
             restore = request.flink_config.get(RESTORE_KEY) or None
-            self.flink.start_application(cluster.flink_id, app.job_id, app.args, app.entry_class, restore)
+            job = self.flink.start_application(cluster.flink_id, app.job_id, app.args, app.entry_class, restore)
+            if cluster.ha:
+                self.ha_metadata.setdefault(request.key, []).append(job)
         observed = self.observe(request.key)
         assert observed is not None
         return observed
+
+    def _recover_from_ha_metadata(self, cluster: FakeCluster, own_job: str | None) -> None:
+        """What Flink's HA services do when a JobManager starts: every job the metadata names that did not end
+        is recovered with its job id, from its newest checkpoint still in storage."""
+        recovered = {own_job}
+        for old in list(self.ha_metadata.get(cluster.key, [])):
+            if old.terminal or old.job_id in recovered:
+                continue
+            recovered.add(old.job_id)
+            newest = next((path for _, path in reversed(old.completed) if self.flink.snapshots.stored(path)), None)
+            job = self.flink.start_application(
+                cluster.flink_id, old.job_id, old.args, old.entry_class, newest or old.restored_from
+            )
+            self.ha_metadata[cluster.key].append(job)
 
     def observe(self, key: ClusterKey) -> ClusterObservation | None:
         cluster = self._clusters.get(key)
@@ -265,6 +302,8 @@ class FakeRuntime:
         self.deleted.append(key)
         self.flink.stop_cluster(cluster.flink_id)
         self._changed.discard(key)
+        if not self._keep_ha_metadata:
+            self.ha_metadata.pop(key, None)  # a deleted cluster leaves no HA metadata
 
     def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:
         cluster = self._require(key)

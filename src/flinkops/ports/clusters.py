@@ -99,7 +99,9 @@ class ClusterRuntime(Protocol):
     def deploy(self, request: ClusterRequest) -> ClusterObservation:
         """Start the cluster ``request`` describes, replacing the active one. A ready prepared cluster of the same
         generation is promoted instead (its application job submitted through Flink REST, idempotently); a
-        prepared cluster that is not ready or of another generation is stopped first."""
+        prepared cluster that is not ready or of another generation is stopped first. A new cluster starts from
+        no HA metadata: Flink recovers no job of an earlier cluster under the same name, the request's job (and
+        restore point) is all that runs."""
         ...
 
     def prepare(self, request: ClusterRequest) -> str | None:
@@ -113,7 +115,7 @@ class ClusterRuntime(Protocol):
 
     def delete(self, key: ClusterKey, *, keep_prepared: bool = False) -> None:
         """Stop every process of the active cluster (and of the prepared one unless ``keep_prepared``) and wait
-        until they are gone. Idempotent."""
+        until they are gone, then remove the cluster's HA metadata (Flink's HA ConfigMaps or znodes). Idempotent."""
         ...
 
     def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:

@@ -6,15 +6,26 @@ server-side-applies them as field manager ``flinkops``, each owned by its FlinkD
 Deployment stamped with the resource generation and the job id. ``observe`` reads the JobManager Deployment
 (and the TaskManager one) from a watch-fed cache: the generation and job id stamped on it say what was applied,
 its ready replicas say whether a JobManager lives. ``delete`` removes the cluster's own objects and waits until
-their pods are gone, so an upgrade never runs two JobManagers of one cluster at once; the high-availability
-ConfigMaps Flink writes itself are kept (they point at the latest checkpoint for a last-state upgrade) and go
-with the FlinkDeployment through their owner reference.
+their pods are gone, so an upgrade never runs two JobManagers of one cluster at once.
+
+**HA metadata.** With Kubernetes HA, Flink writes ConfigMaps of its own (labels ``app=<cluster id>``,
+``configmap-type=high-availability``; no owner reference, so nothing collects them) naming every job the
+cluster runs and its checkpoints, and a JobManager that starts under the same cluster id recovers those jobs. As
+in the local runtime, a deleted cluster leaves no HA metadata and a new cluster starts from none: ``delete``
+removes them once the pods are gone (a JobManager still running could write them again), and ``deploy``
+removes leftovers before it creates a JobManager Deployment that does not exist yet (a delete interrupted
+between the two, or a predecessor under the same name). The controller, not Flink's HA recovery, decides what
+a new deployment restores (the stopped job's newest checkpoint in storage, under a new job id): otherwise a
+last-state upgrade would run the old job, recovered by Flink, next to the new one, and a deployment created
+again under an old name would resurrect its predecessor's jobs. A JobManager pod that dies *inside* a running
+cluster is not a delete: Kubernetes restarts it and Flink recovers its job from the metadata, as it should.
 
 Kubernetes replaces dead pods itself, so ``replace_missing_processes`` has nothing to do, and logs are read with
 ``kubectl logs`` (``log_files`` is empty).
 
 Called by: the operator (``controller.operator``) through the ``ClusterRuntime`` port.
-Invariant: only objects labelled ``app.kubernetes.io/managed-by=flinkops`` are ever changed or deleted.
+Invariant: only objects labelled ``app.kubernetes.io/managed-by=flinkops`` are ever changed or deleted, and,
+while no pod of the cluster runs, the HA ConfigMaps Flink labelled with the cluster's id.
 """
 
 from __future__ import annotations
@@ -32,11 +43,14 @@ from flinkops.kube.informer import Informer
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 from flinkops.runtimes.kubernetes import render
 
-__all__ = ["MANAGED_SELECTOR", "KubernetesRuntime"]
+__all__ = ["HA_CONFIGMAP_LABEL", "HA_CONFIGMAP_TYPE", "MANAGED_SELECTOR", "KubernetesRuntime", "ha_selector"]
 
 log = logging.getLogger("flinkops.runtime")
 
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=flinkops"
+#: Flink's labels on the HA ConfigMaps of one cluster (``KubernetesUtils.getConfigMapLabels`` in Flink).
+HA_CONFIGMAP_LABEL = "configmap-type"
+HA_CONFIGMAP_TYPE = "high-availability"
 _DELETE_TIMEOUT = 120.0
 _PLURALS = {
     ("apps/v1", "Deployment"): "deployments",
@@ -45,6 +59,11 @@ _PLURALS = {
 }
 
 Obj = dict[str, Any]
+
+
+def ha_selector(name: str) -> str:
+    """The label selector of the HA ConfigMaps Flink writes for the cluster ``name`` (its cluster id)."""
+    return f"{render.CLUSTER_LABEL}={name},{HA_CONFIGMAP_LABEL}={HA_CONFIGMAP_TYPE}"
 
 
 def manifest_path(manifest: Mapping[str, Any]) -> str:
@@ -143,6 +162,10 @@ class KubernetesRuntime:
             manifests = render.render_request(request)
         except ValueError as exc:
             raise RuntimeFailure(f"{request.key}: {exc}") from exc
+        key = request.key
+        jobmanager = object_path("apps/v1", "deployments", key.namespace, render.jobmanager_name(key.name))
+        if self.client.get(jobmanager) is None:
+            self._remove_ha_metadata(key)  # a new cluster starts from none (module docstring)
         for manifest in manifests:
             written = self.client.apply(manifest_path(manifest), manifest)
             if written.get("kind") == "Deployment":
@@ -196,6 +219,15 @@ class KubernetesRuntime:
             for name in (render.jobmanager_name(key.name), render.taskmanager_name(key.name)):
                 informer.forget(key.namespace, name)
         self._wait_gone(key, selector)
+        self._remove_ha_metadata(key)
+
+    def _remove_ha_metadata(self, key: ClusterKey) -> None:
+        """Delete the HA ConfigMaps Flink wrote for the cluster (none of its pods runs any more)."""
+        path = object_path("v1", "configmaps", key.namespace)
+        for item in self.client.list(path, label_selector=ha_selector(key.name)).get("items") or []:
+            name = item["metadata"]["name"]
+            self.client.delete(object_path("v1", "configmaps", key.namespace, name), propagation=None)
+            log.info("%s: removed Flink's HA ConfigMap %s", key, name)
 
     def _wait_gone(self, key: ClusterKey, selector: str) -> None:
         """Until the cluster's Deployments and pods are gone: a new JobManager must never meet an old one."""
