@@ -1,7 +1,8 @@
-"""Every object ``runtimes.kubernetes.render`` makes for the seed FlinkDeployments is accepted by a real
-kube-apiserver: server-side applied with ``dryRun=All`` and ``fieldValidation=Strict`` (a misspelled or unknown
-field is an error, not silently dropped), in native and standalone mode, in a namespace that enforces Pod Security
-"restricted" without a single warning about the pod templates. One cluster is also applied for real,
+"""Every object ``runtimes.kubernetes.render`` makes for the seed FlinkDeployments (and for the reconstructions of
+what the seeds ask of the pods: tolerations, affinity, Secrets by reference, metrics ports, an Ingress) is accepted
+by a real kube-apiserver: server-side applied with ``dryRun=All`` and ``fieldValidation=Strict`` (a misspelled or
+unknown field is an error, not silently dropped), in native and standalone mode, in a namespace that enforces Pod
+Security "restricted" without a single warning about the pod templates. One cluster is also applied for real,
 owned by a real FlinkDeployment: re-applying the next generation updates it in place (selectors never change),
 the generation reads back from the stored JobManager Deployment, and deleting the FlinkDeployment takes every
 child with it through the owner references.
@@ -37,8 +38,15 @@ from support.kube import KubeCluster
 pytestmark = pytest.mark.integration
 
 SEEDS = Path(__file__).parent.parent / "fixtures" / "seeds"
-DEPLOYMENT_SEEDS = ["eks-session-cluster.yaml", "fraud-scoring.yaml", "fraud-scoring-rollback.yaml"]
-PLURALS = {"ConfigMap": "configmaps", "Service": "services", "Deployment": "deployments"}
+# The seed fixtures, and the reconstructions of what the seeds ask of the pods (Karpenter pools, Secrets by
+# reference, the Prometheus port and Datadog annotations, an Ingress): every object of each must be accepted.
+DEPLOYMENT_SEEDS = [
+    "eks-session-cluster.yaml",
+    "fraud-scoring.yaml",
+    "fraud-scoring-rollback.yaml",
+    *sorted(f"rendering/{p.name}" for p in (SEEDS / "rendering").glob("*.yaml")),
+]
+PLURALS = {"ConfigMap": "configmaps", "Service": "services", "Deployment": "deployments", "Ingress": "ingresses"}
 FIELD_MANAGER = "flinkops-render-test"
 API = "/apis/flink.apache.org/v1beta1"
 
@@ -105,9 +113,10 @@ def namespace(api: httpx.Client) -> Iterator[str]:
 def test_the_apiserver_accepts_every_rendered_object(api: httpx.Client, namespace: str, name: str, mode: str) -> None:
     resource = seed(name, namespace)
     rendered = manifests(resource, mode)
-    assert [(m["kind"], m["metadata"]["name"]) for m in rendered] == [
-        (r.kind, r.name) for r in child_names(resource.metadata.name, mode).refs()
-    ]
+    children = [(r.kind, r.name) for r in child_names(resource.metadata.name, mode).refs()]
+    if resource.spec.ingress is not None:
+        children.append(("Ingress", resource.metadata.name))
+    assert [(m["kind"], m["metadata"]["name"]) for m in rendered] == children
     for manifest in rendered:
         answer = apply(api, manifest, dry_run=True)
         assert answer.status_code in (200, 201), f"{manifest['kind']} {manifest['metadata']['name']}: {answer.text}"

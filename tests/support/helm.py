@@ -42,6 +42,7 @@ OPERATOR_RULES: dict[tuple[str, str], set[str]] = {
     ("", "services"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
+    ("networking.k8s.io", "ingresses"): {"get", "create", "patch", "delete"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
 }

@@ -285,6 +285,18 @@ def _deployment_problems(spec: FlinkDeploymentSpec, default_state_dirs: bool = F
             )
         )
 
+    if spec.ingress is not None:
+        template = re.sub(r"\{\{\s*(name|namespace)\s*\}\}", "x", spec.ingress.template, flags=re.IGNORECASE)
+        if not template.strip() or "{{" in template or "}}" in template or re.search(r"\s", template.strip()):
+            found.append(
+                (
+                    "spec.ingress.template",
+                    f"not an ingress URL template: {spec.ingress.template!r}",
+                    "write a host and/or path with {{name}} and {{namespace}} as the only placeholders, e.g. "
+                    "'{{name}}.{{namespace}}.flink.example.com' or 'flink.example.com/{{namespace}}/{{name}}'",
+                )
+            )
+
     found += _snapshot_setting_problems(conf)
     if not default_state_dirs:
         found += _state_dir_problems(spec.job, conf)

@@ -106,6 +106,10 @@ reads their contents.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+# A FlinkDeployment's spec.ingress: server-side applied, and removed when the spec drops it.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "create", "patch", "delete"]
 # Both event APIs: older clients write core/v1 Events, newer ones events.k8s.io/v1.
 - apiGroups: [""]
   resources: ["events"]

@@ -5,14 +5,17 @@ extra resources of the spec on its main container. Then, where the user's templa
 "restricted" defaults apply (non-root uid 9999, the ``flink`` user of the official image; no privilege
 escalation; all capabilities dropped; RuntimeDefault seccomp), and last flinkops sets what it owns on the main
 container ``flink-main-container`` (image, command and args, resources, the configuration volume, ports and
-Flink's environment) the way Flink's own decorators do. With any HA service the JobManager advertises its pod
+Flink's environment) the way Flink's own decorators do, with what Flink's configuration says about pods
+(``podconfig.py``: tolerations, Secrets mounted or read into the environment, Prometheus reporter ports; the
+node selector from ``kubernetes.<component>.node-selector``). With any HA service the JobManager advertises its pod
 IP (downward API env ``_POD_IP_ADDRESS``, the name Flink's native entrypoint reads, plus ``POD_IP``;
 standalone JobManagers get ``jobmanager.rpc.address=$(_POD_IP_ADDRESS)`` as a dynamic property on their
 command line). A deployment's secret environment is referenced by Secret name (``envFrom``), never copied.
 
 :func:`flink_pod` makes the pod template of the JobManager Deployment (and of the standalone TaskManager
 Deployment); :func:`native_taskmanager_template` the pod template file Flink's resource manager builds native
-TaskManager pods from.
+TaskManager pods from (Flink itself applies the tolerations, Secrets and node selector of its configuration to
+those, so the file carries only the user's template, the security defaults and the metrics ports).
 
 Called by: ``render.render_cluster``. Invariants: pure; the user's template wins over the security defaults,
 flinkops' own items (main container fields, ports, env, the configuration volume and mount) win over the
@@ -36,6 +39,7 @@ from flinkops.runtimes.kubernetes.names import (
     child_names,
     selector_labels,
 )
+from flinkops.runtimes.kubernetes.podconfig import metrics_ports, secret_env, secret_mounts, tolerations
 from flinkops.runtimes.kubernetes.podtemplate import main_container, merge_pod_templates, upsert_named
 from flinkops.runtimes.kubernetes.resources import container_resources, extra_resources
 
@@ -158,6 +162,15 @@ def _add_env_secret(container: dict[str, Any], env_secret: str | None) -> None:
         container["envFrom"] = [*[e for e in container.get("envFrom") or [] if e != secret_ref], secret_ref]
 
 
+def _set_ports(container: dict[str, Any], ports: list[dict[str, Any]]) -> None:
+    """flinkops' ports on the main container, replacing any of the template's with the same name or number."""
+    taken = {p["containerPort"] for p in ports}
+    user_ports = [
+        p for p in container.get("ports") or [] if not (isinstance(p, Mapping) and p.get("containerPort") in taken)
+    ]
+    container["ports"] = upsert_named(user_ports, ports)
+
+
 def flink_pod(
     ctx: RenderContext,
     component: Component,
@@ -192,6 +205,10 @@ def flink_pod(
     node_selector = parse_map(config.get(f"kubernetes.{component}.node-selector"))
     if node_selector:
         pod_spec["nodeSelector"] = {**(pod_spec.get("nodeSelector") or {}), **node_selector}
+    configured = tolerations(config, component)
+    if configured:
+        existing = list(pod_spec.get("tolerations") or [])
+        pod_spec["tolerations"] = existing + [t for t in configured if t not in existing]
     pull_secrets = [
         s.strip() for s in config.get("kubernetes.container.image.pull-secrets", "").split(";") if s.strip()
     ]
@@ -199,9 +216,10 @@ def flink_pod(
         pod_spec["imagePullSecrets"] = upsert_named(
             pod_spec.get("imagePullSecrets"), [{"name": s} for s in pull_secrets]
         )
+    secret_volumes, secret_volume_mounts = secret_mounts(config)
     pod_spec["volumes"] = upsert_named(
         pod_spec.get("volumes"),
-        [{"name": CONFIG_VOLUME, "configMap": {"name": child_names(ctx.name, ctx.mode).config_map}}],
+        [{"name": CONFIG_VOLUME, "configMap": {"name": child_names(ctx.name, ctx.mode).config_map}}, *secret_volumes],
     )
 
     container["image"] = ctx.image
@@ -217,13 +235,10 @@ def flink_pod(
         ]
     else:
         ports = [{"name": "taskmanager-rpc", "containerPort": int(config["taskmanager.rpc.port"]), "protocol": "TCP"}]
-    taken = {p["containerPort"] for p in ports}
-    user_ports = [
-        p for p in container.get("ports") or [] if not (isinstance(p, Mapping) and p.get("containerPort") in taken)
-    ]
-    container["ports"] = upsert_named(user_ports, ports)
+    _set_ports(container, [*ports, *metrics_ports(config)])
     env: list[dict[str, Any]] = [
         *_env_from_config(config, component),
+        *secret_env(config),
         {"name": "FLINK_CONF_DIR", "value": ctx.conf_dir},
     ]
     if component == "jobmanager":
@@ -237,7 +252,7 @@ def flink_pod(
         if not (isinstance(m, Mapping) and m.get("mountPath") == ctx.conf_dir)
     ]
     container["volumeMounts"] = upsert_named(
-        mounts, [{"name": CONFIG_VOLUME, "mountPath": ctx.conf_dir, "readOnly": True}]
+        mounts, [{"name": CONFIG_VOLUME, "mountPath": ctx.conf_dir, "readOnly": True}, *secret_volume_mounts]
     )
     if (
         component == "jobmanager"
@@ -261,4 +276,7 @@ def native_taskmanager_template(ctx: RenderContext, env_secret: str | None) -> d
     metadata = template.setdefault("metadata", {})
     metadata["labels"] = {**(metadata.get("labels") or {}), MANAGED_BY_LABEL: MANAGED_BY}
     _add_env_secret(container, env_secret)
+    prometheus = metrics_ports(ctx.config)
+    if prometheus:
+        _set_ports(container, prometheus)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}

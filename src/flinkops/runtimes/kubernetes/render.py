@@ -9,7 +9,8 @@ job or None, mode) into plain manifests for server-side apply, in apply order:
   (``services.py``);
 * Deployment ``<name>``: the JobManager(s), ``spec.jobManager.replicas`` of them;
 * Deployment ``<name>-taskmanager``: standalone mode only (in native mode Flink creates TaskManager pods);
-  replicas from ``spec.taskManager.replicas`` or enough slots for the job's parallelism.
+  replicas from ``spec.taskManager.replicas`` or enough slots for the job's parallelism;
+* Ingress ``<name>`` to the REST Service, when ``spec.ingress`` asks for one (``ingress.py``).
 
 What is decided once per render (mode, replicas, image, HA, the cluster-side Flink configuration) is the
 render context (``context.py``); resources map between the spec, Flink settings and container requests in
@@ -54,6 +55,7 @@ from flinkops.runtimes.kubernetes.context import (
     object_metadata,
     owner_reference,
 )
+from flinkops.runtimes.kubernetes.ingress import ingress
 from flinkops.runtimes.kubernetes.names import (
     CLUSTER_LABEL,
     GENERATION_ANNOTATION,
@@ -156,7 +158,7 @@ def render_cluster(
     taskmanager_replicas: int | None = None,
     env_secret: str | None = None,
 ) -> list[Manifest]:
-    """The manifests of one Flink cluster, in apply order (ConfigMap, Services, JobManager, TaskManager).
+    """The manifests of one Flink cluster, in apply order (ConfigMap, Services, JobManager, TaskManager, Ingress).
 
     ``deployment`` gives identity (name, namespace, uid for the owner reference); ``spec`` is the spec to
     deploy when it is not ``deployment.spec`` (a rollback deploys the last stable spec); ``flink_config`` is
@@ -180,6 +182,9 @@ def render_cluster(
     if ctx.mode is DeploymentMode.STANDALONE:
         tm_pod = flink_pod(ctx, "taskmanager", generation, application, env_secret)
         manifests.append(_deployment(ctx, "taskmanager", ctx.taskmanagers, tm_pod, owner, generation))
+    route = ingress(ctx, ctx.spec.ingress, owner, generation)
+    if route is not None:
+        manifests.append(route)
     return manifests
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from flinkops.errors import NotFound, RuntimeFailure, TemporaryError
-from flinkops.kube.client import KubeClient, object_path, parse_time
+from flinkops.kube.client import KubeClient, KubeForbidden, object_path, parse_time
 from flinkops.kube.informer import Informer
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 from flinkops.runtimes.kubernetes import render
@@ -56,7 +56,9 @@ _PLURALS = {
     ("apps/v1", "Deployment"): "deployments",
     ("v1", "Service"): "services",
     ("v1", "ConfigMap"): "configmaps",
+    ("networking.k8s.io/v1", "Ingress"): "ingresses",
 }
+_INGRESSES = ("networking.k8s.io/v1", "ingresses")
 
 Obj = dict[str, Any]
 
@@ -172,6 +174,8 @@ class KubernetesRuntime:
                 informer = self._informer(request.key.namespace)
                 if informer is not None:
                     informer.remember(written)
+        if not any(m.get("kind") == "Ingress" for m in manifests):
+            self._remove_ingress(key)  # an earlier spec had one
         log.info("%s: applied %d objects for generation %d", request.key, len(manifests), request.generation)
         observed = self.observe(request.key)
         if observed is None:
@@ -209,6 +213,7 @@ class KubernetesRuntime:
     def delete(self, key: ClusterKey, *, keep_prepared: bool = False) -> None:
         # ``keep_prepared`` is ignored: this runtime never prepares a cluster.
         selector = f"{MANAGED_SELECTOR},{render.CLUSTER_LABEL}={key.name}"
+        self._remove_ingress(key)
         for api_version, plural in (("apps/v1", "deployments"), ("v1", "services"), ("v1", "configmaps")):
             path = object_path(api_version, plural, key.namespace)
             for item in self.client.list(path, label_selector=selector).get("items") or []:
@@ -220,6 +225,18 @@ class KubernetesRuntime:
                 informer.forget(key.namespace, name)
         self._wait_gone(key, selector)
         self._remove_ha_metadata(key)
+
+    def _remove_ingress(self, key: ClusterKey) -> None:
+        """Delete the cluster's Ingress if flinkops made one. An operator without rights on Ingresses (a Role of
+        its own making) cannot have made one: that is not an error."""
+        path = object_path(*_INGRESSES, key.namespace, render.jobmanager_name(key.name))
+        try:
+            found = self.client.get(path)
+        except KubeForbidden:
+            return
+        labels = ((found or {}).get("metadata") or {}).get("labels") or {}
+        if labels.get(render.MANAGED_BY_LABEL) == "flinkops" and labels.get(render.CLUSTER_LABEL) == key.name:
+            self.client.delete(path, propagation=None)
 
     def _remove_ha_metadata(self, key: ClusterKey) -> None:
         """Delete the HA ConfigMaps Flink wrote for the cluster (none of its pods runs any more)."""

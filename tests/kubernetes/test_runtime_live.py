@@ -1,4 +1,5 @@
-"""Flink's HA ConfigMaps around the Kubernetes runtime, on a real kube-apiserver with kube-controller-manager.
+"""The Kubernetes runtime on a real kube-apiserver with kube-controller-manager: Flink's HA ConfigMaps and the
+Ingress around a cluster's deploys and deletes.
 
 Flink writes its Kubernetes HA metadata into ConfigMaps labelled ``app=<cluster id>,
 configmap-type=high-availability`` with no owner reference; a JobManager that starts under that cluster id
@@ -6,7 +7,8 @@ recovers every job they name. flinkops decides restores itself, so what these te
 what is created: a deleted cluster leaves none of its HA ConfigMaps (and nothing of other clusters or of the user
 is touched), a new cluster under an old name starts without its predecessor's, a last-state upgrade ends with
 only the new job's JobManager Deployment (its job id and restore point on the command line) and no metadata
-naming the old job, and re-applying a running cluster keeps its metadata.
+naming the old job, and re-applying a running cluster keeps its metadata. The Ingress of ``spec.ingress`` is
+created with the cluster, removed when the spec drops it, and deleted with the cluster.
 
 There is no kubelet: pods stay Pending, so the HA ConfigMaps are written here the way Flink writes them.
 """
@@ -60,8 +62,9 @@ def namespace(admin: httpx.Client) -> Iterator[str]:
     admin.delete(f"/api/v1/namespaces/{name}")
 
 
-def flink_deployment(admin: httpx.Client, namespace: str, name: str = "payments") -> FlinkDeployment:
-    """A real FlinkDeployment (the owner the children reference) with Kubernetes HA and two JobManagers."""
+def flink_deployment(admin: httpx.Client, namespace: str, name: str = "payments", **extra: Any) -> FlinkDeployment:
+    """A real FlinkDeployment (the owner the children reference) with Kubernetes HA and two JobManagers;
+    ``extra`` adds spec fields."""
     body: dict[str, Any] = {
         "apiVersion": "flink.apache.org/v1beta1",
         "kind": "FlinkDeployment",
@@ -79,6 +82,7 @@ def flink_deployment(admin: httpx.Client, namespace: str, name: str = "payments"
             "jobManager": {"replicas": 2, "resource": {"memory": "1024m", "cpu": 0.1}},
             "taskManager": {"resource": {"memory": "1024m", "cpu": 0.1}},
             "job": {"jarURI": "local:///opt/flink/usrlib/job.jar", "upgradeMode": "last-state"},
+            **extra,
         },
     }
     created = admin.post(f"{API}/namespaces/{namespace}/flinkdeployments", json=body)
@@ -215,3 +219,31 @@ def test_reapplying_a_running_cluster_keeps_its_metadata(
     runtime.deploy(request(resource, 1, OLD_JOB))
 
     assert len(configmaps(admin, namespace, ha_selector("payments"))) == 2
+
+
+def test_the_ingress_comes_and_goes_with_the_spec_and_the_cluster(
+    admin: httpx.Client, client: KubeClient, namespace: str
+) -> None:
+    ingress_spec = {"template": "flink.example.com/{{namespace}}/{{name}}(/|$)(.*)", "className": "nginx"}
+    resource = flink_deployment(admin, namespace, ingress=ingress_spec)
+    runtime = KubernetesRuntime(client, (namespace,))
+    key = ClusterKey(namespace, "payments")
+    path = object_path("networking.k8s.io/v1", "ingresses", namespace, "payments")
+
+    runtime.deploy(request(resource, 1, OLD_JOB))
+    ingress = client.get(path)
+    assert ingress is not None and ingress["metadata"]["ownerReferences"][0]["uid"] == resource.metadata.uid
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "flink.example.com"
+    assert rule["http"]["paths"][0]["path"] == f"/{namespace}/payments(/|$)(.*)"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "payments-rest", "port": {"number": 8081}}
+
+    without = resource.model_copy(update={"spec": resource.spec.model_copy(update={"ingress": None})})
+    runtime.delete(key)
+    runtime.deploy(request(without, 2, NEW_JOB))
+    assert client.get(path) is None, "the spec dropped it"
+
+    runtime.deploy(request(resource, 3, NEW_JOB))
+    assert client.get(path) is not None
+    runtime.delete(key)
+    assert client.get(path) is None, "deleted with the cluster"
