@@ -11,8 +11,9 @@ from fakes.specs import application
 from fakes.world import World
 from flinkops.core.planner.snapshots import SAVEPOINT_POLL
 from flinkops.core.planner.types import FAST
+from flinkops.wiring.operator import OperatorSettings
 
-OPERATOR_FLOOR = 10.0  # OperatorSettings.min_requeue
+OPERATOR_FLOOR = OperatorSettings.min_requeue  # 10 s
 
 
 @pytest.fixture
