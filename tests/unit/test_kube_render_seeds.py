@@ -17,6 +17,7 @@ from flinkops.api.models import FlinkDeployment
 from flinkops.api.validation import validate_resource
 from flinkops.flink.config import render_flink_config
 from flinkops.provisioning.pods import PodProvisioner
+from flinkops.runtimes.kubernetes.ingress import ingress_url
 from flinkops.runtimes.kubernetes.render import (
     MAIN_CONTAINER,
     TASKMANAGER_POD_TEMPLATE_FILE,
@@ -275,8 +276,6 @@ def test_fraud_scoring_ingress_routes_the_ui_to_the_rest_service() -> None:
     ],
 )
 def test_ingress_templates(template: str, host: str | None, path: str | None) -> None:
-    from flinkops.runtimes.kubernetes.ingress import ingress_url
-
     assert ingress_url(template, "app", "ns") == (host, path)
 
 
