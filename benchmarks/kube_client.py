@@ -14,6 +14,10 @@ Candidates, each measured in fresh processes of its own:
 * ``lightkube``, ``kr8s``, ``kubernetes`` (the official client): ``--lib NAME=DIR`` puts a library installed
   with ``pip install --target DIR`` on the path (libraries already in the virtualenv need no option).
 
+For the two flinkops trees the operator itself is measured too (``flinkops operator run`` on a namespace of its
+own): start until ``/readyz``, RSS when idle, then 100 FlinkDeployments applied until each is DEPLOYED with its
+children, and the RSS (and peak) then.
+
 Measured per candidate: import of the client plus a client built from the admin kubeconfig (median of 3 fresh
 processes); RSS after that and after three informers (FlinkDeployments, FlinkSessionJobs, managed Deployments,
 all namespaces) have listed and are watching; CPU per GET of a FlinkDeployment (300 calls) and per server-side
@@ -309,20 +313,22 @@ def worker(args: argparse.Namespace) -> int:
     result["cpu_apply_ms"] = (time.process_time() - cpu) / APPLIES * 1000 if adapter.apply else float("nan")
 
     probes: dict[str, str] = {}
-    for name, path in json.loads(args.probes).items():
+    configs = json.loads(args.probes)
+    cache_config = configs.pop("exec-cache", None)
+    for name, path in configs.items():
         try:
             adapter.probe(path)
             probes[name] = "yes"
         except Exception as exc:  # a probe reports what the library says, whatever it raises
             probes[name] = f"no ({type(exc).__name__})"
-    cache_config = json.loads(args.probes).get("exec-cache")
-    if cache_config:
+    if cache_config:  # one client, five requests: how often does the plugin run?
         try:
             client = ADAPTERS[args.worker](cache_config)
             for _ in range(5):
                 client.get("fd", NAMESPACE, "job-000")
+            probes["exec-cache"] = "yes"
         except Exception as exc:
-            probes["exec-cache-error"] = type(exc).__name__
+            probes["exec-cache"] = f"no ({type(exc).__name__})"
     result["probes"] = probes
 
     fd_cache = caches[0]
@@ -477,6 +483,79 @@ def _run_worker(
         raise RuntimeError(f"{name} ({phase}) ended without a result:\n{stderr[-2000:]}")
 
 
+def _proc_mib(pid: int) -> tuple[float, float]:
+    """VmRSS and VmHWM (peak) of a live process, in MiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _operator(plane: Any, admin: Any, pythonpath: str, namespace: str, work: Path) -> dict[str, float]:
+    """``flinkops operator run`` from one tree on an empty namespace: start → ready, RSS; then 100
+    FlinkDeployments until each is DEPLOYED with its children: the time and RSS then."""
+    import httpx
+
+    from flinkops.dev.process import free_port
+    from support.operator import sample_deployment
+
+    admin.patch(
+        f"/api/v1/namespaces/{namespace}",
+        content=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+        params={"fieldManager": "bench", "force": "true"},
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    ).raise_for_status()
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": pythonpath, "POD_NAME": f"bench-{namespace}"}
+    env.pop("KUBECONFIG", None)
+    argv = [sys.executable, "-m", "flinkops", "operator", "run", "--kubeconfig", str(plane.kubeconfig)]
+    argv += ["--namespace", namespace, "--lease-namespace", namespace, "--http-address", "127.0.0.1"]
+    argv += ["--http-port", str(port), "--log-format", "json"]
+    started = time.monotonic()
+    with (work / f"operator-{namespace}.log").open("wb") as log:
+        operator = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if operator.poll() is not None or time.monotonic() - started > 60:
+                raise RuntimeError(f"the operator in {namespace} did not become ready")
+            time.sleep(0.02)
+        ready = time.monotonic() - started
+        time.sleep(3)  # settle: the first resync of empty caches
+        fresh, _ = _proc_mib(operator.pid)
+        applied = time.monotonic()
+        for i in range(DEPLOYMENTS):
+            body = sample_deployment(f"op-{i:03d}")
+            body["metadata"]["namespace"] = namespace
+            admin.patch(
+                _path("fd", namespace, f"op-{i:03d}"),
+                content=json.dumps(body),
+                params={"fieldManager": "bench", "force": "true"},
+                headers={"Content-Type": "application/apply-patch+yaml"},
+            ).raise_for_status()
+
+        def deployed() -> int:
+            items = admin.get(_path("fd", namespace), params={"limit": "500"}).json()["items"]
+            return sum(1 for i in items if (i.get("status") or {}).get("lifecycleState") == "DEPLOYED")
+
+        while deployed() < DEPLOYMENTS:
+            if time.monotonic() - applied > 600:
+                raise RuntimeError(f"the operator in {namespace} did not deploy {DEPLOYMENTS} resources")
+            time.sleep(0.5)
+        settled = time.monotonic() - applied
+        rss, peak = _proc_mib(operator.pid)
+        return {"op_ready_s": ready, "op_rss_fresh": fresh, "op_deploy_s": settled, "op_rss_100": rss, "op_hwm": peak}
+    finally:
+        operator.terminate()
+        try:
+            operator.wait(30)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+            operator.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lib", action="append", default=[], help="NAME=DIR: a library installed into DIR")
@@ -530,6 +609,9 @@ def main() -> int:
             full["import_s"] = statistics.median(i["import_s"] for i in imports)
             full["rss_import"] = statistics.median(i["rss"] for i in imports)
             full["modules"] = imports[0]["modules"]
+            if adapter == "flinkops":
+                say(f"operator from {name}: start, idle, then {DEPLOYMENTS} FlinkDeployments")
+                full.update(_operator(plane, admin, path, f"op-{name}", work))
             results[name] = full
         _report(results)
         return 0
