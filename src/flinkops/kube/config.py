@@ -60,8 +60,8 @@ class KubeConfig:
     user: str = ""
     source: str = ""  # the kubeconfig file, or the service account directory
     in_cluster: bool = False
-    exec: Mapping[str, Any] | None = field(default=None, repr=False)
-    auth_provider: Mapping[str, Any] | None = field(default=None, repr=False)
+    exec: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    auth_provider: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def where(self) -> str:
