@@ -609,10 +609,12 @@ def main() -> int:
             full["import_s"] = statistics.median(i["import_s"] for i in imports)
             full["rss_import"] = statistics.median(i["rss"] for i in imports)
             full["modules"] = imports[0]["modules"]
+            results[name] = full
+        # last: the operators' resources and children would otherwise fill the informers measured above
+        for name, adapter, path in candidates:
             if adapter == "flinkops":
                 say(f"operator from {name}: start, idle, then {DEPLOYMENTS} FlinkDeployments")
-                full.update(_operator(plane, admin, path, f"op-{name}", work))
-            results[name] = full
+                results[name].update(_operator(plane, admin, path, f"op-{name}", work))
         _report(results)
         return 0
     finally:
@@ -644,6 +646,19 @@ def _report(results: dict[str, dict[str, Any]]) -> None:
     probe_names = sorted({p for r in results.values() for p in r["probes"]})
     for probe in probe_names:
         say(f"{probe:46}" + "".join(f"{results[n]['probes'].get(probe, '-'):>22}" for n in names))
+    for label, key in (
+        ("operator start -> ready (s)", "op_ready_s"),
+        ("operator RSS, fresh (MiB)", "op_rss_fresh"),
+        (f"operator: {DEPLOYMENTS} applied -> all DEPLOYED (s)", "op_deploy_s"),
+        (f"operator RSS at {DEPLOYMENTS} deployments (MiB)", "op_rss_100"),
+        ("operator peak RSS (MiB)", "op_hwm"),
+    ):
+        cells = [
+            (f"{results[n][key]:10.2f} ({results[n][key] / base[key]:4.2f}x)" if key in results[n] else "-").rjust(22)
+            for n in names
+        ]
+        say(f"{label:46}" + "".join(cells))
+    say(f"{'objects in the informers':46}" + "".join(f"{results[n]['cached']:>22}" for n in names))
     say(
         f"{'exec plugin runs for 5 requests (valid 1 h)':46}"
         + "".join(f"{results[n]['exec_calls_for_5']:>22}" for n in names)
