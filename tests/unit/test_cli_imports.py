@@ -22,6 +22,8 @@ from support.service import deployment, session_cluster, session_job
 SOURCE = str(Path(flinkops.__file__).parents[1])  # the flinkops this test imported, not an installed one
 NEVER = (
     "httpx",
+    "httpx2",
+    "lightkube",
     "boto3",
     "botocore",
     "yaml",

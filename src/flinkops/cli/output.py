@@ -43,16 +43,23 @@ out = cast("Console", _LazyConsole(highlight=False, soft_wrap=True, width=None i
 err = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
 
 
+def _plain(text: str) -> str:
+    """``text`` shown as it is: brackets in paths such as ``users[eks-admin]`` are not console markup."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as an error; returns the exit to raise."""
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {_plain(message)}")
     return typer.Exit(code)
 
 
 def print_problems(exc: InvalidInput) -> None:
     err.print(f"[red]error:[/red] invalid input ({len(exc.problems)} problem(s)); nothing was changed")
     for problem in exc.problems:
-        err.print(f"  - {problem.render()}")
+        err.print(f"  - {_plain(problem.render())}")
 
 
 def main_guard(fn: Any) -> Any:

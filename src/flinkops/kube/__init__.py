@@ -1,6 +1,8 @@
-"""A small Kubernetes API client (httpx) shared by the Kubernetes store, the Kubernetes runtime and the operator.
+"""Kubernetes access on lightkube: configuration and credentials (``config``, ``credentials``), REST calls by path
+(``client``), a watch cache (``informer``) and leader election (``leader``), shared by the Kubernetes store, the
+Kubernetes runtime, the operator and the CLI's Kubernetes target.
 
-See :mod:`flinkops.kube.client`. Kept import-light: nothing here loads until a Kubernetes target is used.
+Kept import-light: nothing here loads until a Kubernetes target is used.
 """
 
 from __future__ import annotations

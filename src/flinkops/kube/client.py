@@ -1,59 +1,74 @@
-"""The Kubernetes API over HTTPS (httpx): configuration, CRUD, server-side apply, watch, and error translation.
+"""The Kubernetes API by REST path, on lightkube's connection: verbs, server-side apply, watch, error translation.
 
-One ``KubeClient`` per process talks to one API server. Configuration comes from a kubeconfig file (``KUBECONFIG``
-or ``~/.kube/config``, a chosen context) or, inside a pod, from the service account files. Client certificates,
-bearer tokens and token files (re-read, as bound service-account tokens rotate) are supported; exec credential
-plugins are not (a clear error says so).
+lightkube (``flinkops.kube.config`` reads kubeconfigs and service accounts with it) sets up what the hand-written
+client used to: the TLS context (CA, client certificates as files or data, ``insecure-skip-tls-verify``) and the
+httpx2 client's authentication (bearer tokens; token files, read again when the API server answers 401, as
+rotated service-account tokens need). Exec credential plugins (tokens or certificates, cached until they expire)
+and ``oidc`` id-tokens come from ``flinkops.kube.credentials``.
+
+What stays here is small and is flinkops' own contract: objects are addressed by REST path (``object_path``) and
+are plain dicts, so the watch cache and every caller need no generated classes; a watch ends after
+``timeout_seconds`` and passes BOOKMARK events on (lightkube's typed watch reconnects forever and asks for no
+bookmarks, which the informer's resync and resume need); a token bucket limits the request rate; requests are
+counted by verb and status for the operator's metrics.
 
 Every failure leaves this module as a ``flinkops.errors`` type, decided by the HTTP status and the Status
 object's ``reason`` field, never by message text: 404 → ``NotFound``, 409 → ``Conflict`` (``AlreadyExists`` for
 a create), 410 → ``Expired`` (a watch must re-list), 400/422 → ``KubeRejected``, 401/403 → ``KubeForbidden``,
-429/5xx and transport errors → ``KubeUnavailable`` (temporary). A token bucket limits the request rate so a
-controller with thousands of resources cannot flood the API server.
+429/5xx and transport errors → ``KubeUnavailable`` (temporary). Credentials that cannot be had raise
+``KubeCredentialsError`` (invalid input: the CLI exits 2 naming the kubeconfig file and user).
 
-Called by: ``stores.kubernetes``, ``runtimes.kubernetes``, the operator process and the CLI's Kubernetes target.
+Called by: ``stores.kubernetes``, ``runtimes.kubernetes``, ``kube.informer``, ``kube.leader``, the operator
+process and the CLI's Kubernetes target.
 Invariant: credentials never appear in a repr, a log line or an error message.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import json
-import os
 import ssl
-import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-import yaml
+import httpx2
+import msgspec
+from lightkube.config.client_adapter import BearerAuth, user_auth, verify_cluster
+from lightkube.config.models import User
+from lightkube.core.exceptions import ConfigError
 
-from flinkops.errors import Conflict, InvalidInput, NotFound, PermanentError, Problem, TemporaryError
+from flinkops.errors import Conflict, NotFound, PermanentError, TemporaryError
+from flinkops.kube.config import (
+    KubeConfig,
+    KubeCredentialsError,
+    in_cluster_config,
+    load_config,
+    load_kubeconfig,
+)
+from flinkops.kube.credentials import Credential, ExecAuth, ExecPlugin, oidc_token
 
 __all__ = [
+    "FIELD_MANAGER",
     "AlreadyExists",
     "Expired",
     "KubeClient",
     "KubeConfig",
+    "KubeCredentialsError",
     "KubeForbidden",
     "KubeRejected",
     "KubeUnavailable",
+    "in_cluster_config",
     "load_config",
+    "load_kubeconfig",
     "object_path",
     "parse_time",
     "rfc3339_now",
 ]
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-_TOKEN_REREAD_SECONDS = 60.0
 FIELD_MANAGER = "flinkops"
 
 
@@ -75,127 +90,6 @@ class KubeRejected(PermanentError):
 
 class KubeForbidden(PermanentError):
     """The API server refused the credentials (401) or the permission (403)."""
-
-
-# ------------------------------------------------------------------------------------------ configuration
-
-
-@dataclass(frozen=True)
-class KubeConfig:
-    """Where the API server is and how to authenticate. ``repr`` never shows secrets."""
-
-    server: str
-    namespace: str = "default"
-    context: str = ""
-    ca_file: str | None = None
-    ca_data: bytes | None = field(default=None, repr=False)
-    insecure: bool = False
-    cert_file: str | None = None
-    key_file: str | None = None
-    cert_data: bytes | None = field(default=None, repr=False)
-    key_data: bytes | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-    token_file: str | None = None
-    in_cluster: bool = False
-
-
-def _bad(path: str, message: str, hint: str = "") -> InvalidInput:
-    return InvalidInput([Problem(path, message, hint)])
-
-
-def _data(entry: Mapping[str, Any], key: str, where: str) -> bytes | None:
-    value = entry.get(f"{key}-data")
-    if not value:
-        return None
-    try:
-        return base64.b64decode(value)
-    except ValueError as exc:
-        raise _bad(f"{where}.{key}-data", "is not valid base64") from exc
-
-
-def _relative(base: Path, value: str | None) -> str | None:
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else base.parent / path)
-
-
-def load_kubeconfig(path: Path, context: str | None = None) -> KubeConfig:
-    """The connection a kubeconfig file describes for ``context`` (default: its current-context)."""
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise _bad(str(path), f"cannot read the kubeconfig: {exc.strerror}", "set KUBECONFIG or --kubeconfig") from exc
-    except yaml.YAMLError as exc:
-        raise _bad(str(path), f"is not valid YAML: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise _bad(str(path), "is not a kubeconfig (expected a mapping)")
-    name = context or doc.get("current-context") or ""
-    contexts = {c.get("name"): c.get("context") or {} for c in doc.get("contexts") or [] if isinstance(c, dict)}
-    if name not in contexts:
-        known = ", ".join(sorted(str(n) for n in contexts)) or "none"
-        raise _bad(
-            f"{path}: contexts",
-            f"no context named {name!r}" if name else "no context chosen and no current-context set",
-            f"known contexts: {known}; pick one with --context NAME",
-        )
-    ctx = contexts[name]
-    clusters = {c.get("name"): c.get("cluster") or {} for c in doc.get("clusters") or [] if isinstance(c, dict)}
-    users = {u.get("name"): u.get("user") or {} for u in doc.get("users") or [] if isinstance(u, dict)}
-    cluster = clusters.get(ctx.get("cluster"))
-    if cluster is None or not cluster.get("server"):
-        raise _bad(f"{path}: contexts[{name}].cluster", f"cluster {ctx.get('cluster')!r} is missing or has no server")
-    user = users.get(ctx.get("user"), {})
-    if user.get("exec") or user.get("auth-provider"):
-        raise _bad(
-            f"{path}: users[{ctx.get('user')}]",
-            "uses an exec or auth-provider credential plugin, which flinkops does not run",
-            "use a context with a token, a token file or a client certificate",
-        )
-    where = f"{path}: users[{ctx.get('user')}]"
-    return KubeConfig(
-        server=str(cluster["server"]).rstrip("/"),
-        namespace=str(ctx.get("namespace") or "default"),
-        context=str(name),
-        ca_file=_relative(path, cluster.get("certificate-authority")),
-        ca_data=_data(cluster, "certificate-authority", f"{path}: clusters[{ctx.get('cluster')}]"),
-        insecure=bool(cluster.get("insecure-skip-tls-verify")),
-        cert_file=_relative(path, user.get("client-certificate")),
-        key_file=_relative(path, user.get("client-key")),
-        cert_data=_data(user, "client-certificate", where),
-        key_data=_data(user, "client-key", where),
-        token=user.get("token") or None,
-        token_file=_relative(path, user.get("tokenFile")),
-    )
-
-
-def in_cluster_config() -> KubeConfig:
-    """The pod's own service account, as every in-cluster client finds it."""
-    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    if not host:
-        raise _bad("KUBERNETES_SERVICE_HOST", "is not set: not running inside a pod", "pass --context or KUBECONFIG")
-    namespace = "default"
-    with contextlib.suppress(OSError):
-        namespace = (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip() or namespace
-    server_host = f"[{host}]" if ":" in host else host
-    return KubeConfig(
-        server=f"https://{server_host}:{port}",
-        namespace=namespace,
-        context="in-cluster",
-        ca_file=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
-        token_file=str(SERVICE_ACCOUNT_DIR / "token"),
-        in_cluster=True,
-    )
-
-
-def load_config(context: str | None = None, kubeconfig: str | None = None) -> KubeConfig:
-    """``kubeconfig`` (or ``KUBECONFIG``, or ``~/.kube/config``) with ``context``; inside a pod with neither a
-    context nor a kubeconfig file, the pod's service account."""
-    explicit = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    path = Path(explicit).expanduser() if explicit else Path.home() / ".kube" / "config"
-    if not explicit and not context and not path.exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return in_cluster_config()
-    return load_kubeconfig(path, context)
 
 
 # ------------------------------------------------------------------------------------------ paths and times
@@ -259,28 +153,11 @@ class _TokenBucket:
             time.sleep(wait)  # the bucket is I/O pacing of this client, not controller logic
 
 
-def _ssl_context(config: KubeConfig) -> ssl.SSLContext | bool:
-    if config.insecure:
-        return False
-    ctx = ssl.create_default_context(cafile=config.ca_file, cadata=config.ca_data.decode() if config.ca_data else None)
-    if config.cert_file and config.key_file:
-        ctx.load_cert_chain(config.cert_file, config.key_file)
-    elif config.cert_data and config.key_data:
-        # The ssl module loads a key pair from files only: write them to a private directory, load, delete.
-        with tempfile.TemporaryDirectory(prefix="flinkops-kube-") as tmp:
-            cert, key = Path(tmp) / "client.crt", Path(tmp) / "client.key"
-            for path, data in ((cert, config.cert_data), (key, config.key_data)):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-            ctx.load_cert_chain(str(cert), str(key))
-    return ctx
-
-
 class KubeClient:
-    """Blocking calls to one API server. Thread-safe (httpx's client is); one per process is enough.
+    """Blocking calls to one API server. Thread-safe (httpx2's client is); one per process is enough.
 
     ``requests`` counts calls by (verb, HTTP status) for the operator's metrics and the benchmarks.
+    ``transport`` replaces the network (tests pass an ``httpx2.MockTransport``).
     """
 
     def __init__(
@@ -290,26 +167,21 @@ class KubeClient:
         timeout: float = 30.0,
         qps: float = 50.0,
         burst: int = 100,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx2.BaseTransport | None = None,
     ) -> None:
         self.config = config
-        self._token: str | None = config.token
-        self._token_read = 0.0
+        self._timeout = httpx2.Timeout(timeout, connect=min(timeout, 10.0))
+        self._transport = transport
         self._bucket = _TokenBucket(qps, burst)
         self.requests: Counter[tuple[str, int]] = Counter()
         self._count_lock = threading.Lock()
-        try:
-            verify = _ssl_context(config)
-        except (OSError, ssl.SSLError) as exc:
-            raise PermanentError(f"cannot set up TLS for {config.server}: {exc}") from exc
-        self._http = httpx.Client(
-            base_url=config.server,
-            verify=verify,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            headers={"Accept": "application/json", "User-Agent": "flinkops"},
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            transport=transport,  # tests pass an httpx.MockTransport
-        )
+        self._build_lock = threading.Lock()
+        self.exec_plugin = ExecPlugin(config) if config.exec else None
+        self._certificate: Credential | None = None  # an exec plugin's client certificate in use
+        self._http = self._connect()
+
+    def __repr__(self) -> str:
+        return f"KubeClient({self.config.server!r}, context={self.config.context!r})"
 
     def __enter__(self) -> KubeClient:
         return self
@@ -323,6 +195,63 @@ class KubeClient:
     @property
     def namespace(self) -> str:
         return self.config.namespace
+
+    # ------------------------------------------------------------------ connection
+
+    def _connect(self) -> httpx2.Client:
+        """An httpx2 client with lightkube's TLS context and authentication for this config's user."""
+        settings = self.config.settings
+        user = settings.user or User()
+        auth: httpx2.Auth | None
+        if self.exec_plugin is not None:
+            credential = self.exec_plugin.credential()
+            auth = ExecAuth(self.exec_plugin) if credential.token else None
+            self._certificate = credential if credential.cert_pem else None
+            if credential.cert_pem and credential.key_pem:
+                user = msgspec.structs.replace(
+                    user,
+                    exec=None,
+                    client_cert=None,
+                    client_key=None,
+                    client_cert_data=base64.b64encode(credential.cert_pem.encode()).decode(),
+                    client_key_data=base64.b64encode(credential.key_pem.encode()).decode(),
+                )
+        elif self.config.auth_provider:
+            auth = BearerAuth(oidc_token(self.config))
+        else:
+            auth = user_auth(user)
+        try:
+            verify = verify_cluster(settings.cluster, user, settings.abs_file)
+        except (OSError, ValueError, ssl.SSLError, ConfigError) as exc:
+            # ValueError: certificate data that is not base64; the messages name files, never key material
+            raise self.config.credentials_error(f"cannot set up TLS for {self.config.server}: {exc}") from exc
+        return httpx2.Client(
+            base_url=self.config.server,
+            verify=verify,
+            auth=auth,
+            timeout=self._timeout,
+            headers={"Accept": "application/json", "User-Agent": "flinkops"},
+            limits=httpx2.Limits(max_connections=32, max_keepalive_connections=16),
+            transport=self._transport,
+        )
+
+    def _client(self) -> httpx2.Client:
+        """The current connection; a new one when the exec plugin's client certificate has been replaced."""
+        used = self._certificate
+        if used is not None and self.exec_plugin is not None and self.exec_plugin.credential() is not used:
+            with self._build_lock:
+                if self._certificate is used:
+                    self._http = self._connect()  # the old one's open streams finish on their own
+        return self._http
+
+    def _refused(self, response: httpx2.Response) -> bool:
+        """After a 401 with a plugin's certificate: drop it so the next connection runs the plugin again.
+        True when the request is worth one more try."""
+        used = self._certificate
+        if response.status_code != 401 or used is None or self.exec_plugin is None:
+            return False
+        self.exec_plugin.invalidate(used)
+        return True
 
     # ------------------------------------------------------------------ verbs
 
@@ -389,7 +318,7 @@ class KubeClient:
         if strict:
             params["fieldValidation"] = "Strict"
         return self._call(
-            "PATCH", path, content=json.dumps(body).encode(), content_type="application/apply-patch+yaml", params=params
+            "PATCH", path, content=msgspec.json.encode(body), content_type="application/apply-patch+yaml", params=params
         )
 
     def delete(
@@ -421,42 +350,36 @@ class KubeClient:
         if label_selector:
             params["labelSelector"] = label_selector
         self._bucket.take()
-        timeout = httpx.Timeout(timeout_seconds + 30.0, connect=10.0)
+        timeout = httpx2.Timeout(timeout_seconds + 30.0, connect=10.0)
         try:
-            with self._http.stream("GET", path, params=params, headers=self._auth(), timeout=timeout) as response:
+            with self._client().stream("GET", path, params=params, timeout=timeout) as response:
                 self._count("WATCH", response.status_code)
                 if response.status_code >= 400:
                     response.read()
+                    self._refused(response)
                     self._raise(response, "WATCH", path)
                 for line in response.iter_lines():
                     if not line.strip():
                         continue
-                    event = json.loads(line)
+                    event = msgspec.json.decode(line)
                     kind, obj = event.get("type", ""), event.get("object") or {}
                     if kind == "ERROR":
                         if obj.get("code") == 410:
                             raise Expired(f"watch of {path} expired: {obj.get('message', '')}")
                         raise KubeUnavailable(f"watch of {path} failed: {obj.get('message', '')}")
                     yield kind, obj
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise KubeUnavailable(f"watch of {path} on {self.config.server} broke: {type(exc).__name__}") from exc
-        except json.JSONDecodeError as exc:
-            raise KubeUnavailable(f"watch of {path} sent something that is not JSON") from exc
+        except (msgspec.DecodeError, AttributeError) as exc:
+            raise KubeUnavailable(f"watch of {path} sent something that is not a watch event") from exc
+        except ConfigError as exc:
+            raise self.config.credentials_error(str(exc)) from exc
 
     def request_counts(self) -> dict[tuple[str, int], int]:
         with self._count_lock:
             return dict(self.requests)
 
     # ------------------------------------------------------------------ plumbing
-
-    def _auth(self) -> dict[str, str]:
-        if self.config.token_file and time.monotonic() - self._token_read > _TOKEN_REREAD_SECONDS:
-            try:
-                self._token = Path(self.config.token_file).read_text().strip()
-                self._token_read = time.monotonic()
-            except OSError as exc:
-                raise PermanentError(f"cannot read the token file {self.config.token_file}: {exc.strerror}") from exc
-        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
     def _count(self, verb: str, code: int) -> None:
         with self._count_lock:
@@ -472,38 +395,46 @@ class KubeClient:
         content: bytes | None = None,
         content_type: str | None = None,
     ) -> dict[str, Any]:
-        headers = self._auth()
+        headers: dict[str, str] = {}
         if json_body is not None:
-            content = json.dumps(json_body).encode()
+            content = msgspec.json.encode(json_body)
             content_type = content_type or "application/json"
         if content_type:
             headers["Content-Type"] = content_type
-        self._bucket.take()
-        try:
-            response = self._http.request(method, path, params=params, content=content, headers=headers)
-        except httpx.TransportError as exc:
-            self._count(method, 0)
-            raise KubeUnavailable(
-                f"{method} {path}: the API server at {self.config.server} did not answer ({type(exc).__name__})"
-            ) from exc
-        self._count(method, response.status_code)
+        for attempt in (1, 2):
+            self._bucket.take()
+            try:
+                response = self._client().request(method, path, params=params, content=content, headers=headers)
+            except httpx2.TransportError as exc:
+                self._count(method, 0)
+                raise KubeUnavailable(
+                    f"{method} {path}: the API server at {self.config.server} did not answer ({type(exc).__name__})"
+                ) from exc
+            except ConfigError as exc:  # lightkube's token file auth: the file is gone
+                raise self.config.credentials_error(str(exc)) from exc
+            self._count(method, response.status_code)
+            if not (attempt == 1 and self._refused(response)):
+                break
         if response.status_code >= 400:
             self._raise(response, method, path)
         if not response.content:
             return {}
         try:
-            data = response.json()
-        except ValueError as exc:
+            data = msgspec.json.decode(response.content)
+        except msgspec.DecodeError as exc:
             raise KubeUnavailable(f"{method} {path}: the API server answered something that is not JSON") from exc
         return data if isinstance(data, dict) else {"items": data}
 
     @staticmethod
-    def _raise(response: httpx.Response, method: str, path: str) -> None:
+    def _raise(response: httpx2.Response, method: str, path: str) -> None:
         code = response.status_code
         reason, message = "", response.text[:500]
-        with contextlib.suppress(ValueError, AttributeError):
-            status = response.json()
-            reason, message = str(status.get("reason") or ""), str(status.get("message") or message)
+        try:
+            status = msgspec.json.decode(response.content)
+            if isinstance(status, dict):
+                reason, message = str(status.get("reason") or ""), str(status.get("message") or message)
+        except msgspec.DecodeError:
+            pass  # not a Status object: the status code alone decides
         text = f"{method} {path} -> HTTP {code}: {message}"
         if code == 404:
             raise NotFound(text)
