@@ -45,9 +45,10 @@ ENV FLINK_HOME=/opt/flink \
     LANG=C.UTF-8
 COPY --from=distribution --chown=9999:9999 /opt/flink /opt/flink
 # The S3 filesystem plugins, where ENABLE_BUILT_IN_PLUGINS finds them. Fetch them into the build context first
-# through your own Maven settings, e.g.
-#   mvn dependency:copy -Dartifact=org.apache.flink:flink-s3-fs-presto:2.2.1 -DoutputDirectory=build/flink-opt
-#   mvn dependency:copy -Dartifact=org.apache.flink:flink-s3-fs-hadoop:2.2.1 -DoutputDirectory=build/flink-opt
+# through your own Maven settings (the newest patch release of the plugins that Maven Central has for your Flink
+# minor version; for Flink 2.2.1 that is 2.2.0, which flinkops.flink.jars picks the same way), e.g.
+#   mvn dependency:copy -Dartifact=org.apache.flink:flink-s3-fs-presto:2.2.0 -DoutputDirectory=build/flink-opt
+#   mvn dependency:copy -Dartifact=org.apache.flink:flink-s3-fs-hadoop:2.2.0 -DoutputDirectory=build/flink-opt
 COPY --chown=9999:9999 build/flink-opt/ /opt/flink/opt/
 # Servers listen on every interface of the pod; each TaskManager finds its own host (the official image's edits).
 RUN /opt/flink/bin/config-parser-utils.sh /opt/flink/conf /opt/flink/bin /opt/flink/lib \

@@ -17,6 +17,7 @@ with their ownership given explicitly (``uid``/``gid``) or taken from the source
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -106,7 +107,9 @@ class LayerWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self._file.closed:
+        if not self._file.closed:  # not finished: end the stream into the temporary file, then drop it
+            with contextlib.suppress(OSError, ValueError):
+                self._tar.close()
             self._file.close()
         self._tmp.unlink(missing_ok=True)
 
