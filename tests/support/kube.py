@@ -30,6 +30,7 @@ stderr past pytest's capture, so a long first run does not look like a hang.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import subprocess
 import sys
@@ -217,11 +218,34 @@ class NodeHandle:
 
 
 @contextlib.contextmanager
+def _one_session_at_a_time(root: Path) -> Iterator[None]:
+    """The machine has room for one node: a test session holds this lock while its node exists, and another
+    session (a second checkout's tests) waits for it instead of failing."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "test-session.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _progress("another test session uses this machine's Kubernetes node: waiting for it to finish")
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def kube_node(cluster: KubeCluster, *, timeout: float = 240.0) -> Iterator[NodeHandle]:
     """Start the real node on ``cluster``'s control plane, yield it, stop it afterwards; the stop fails loudly
     when the host is not back as it was before the start."""
     node = KubeNode(cluster.control_plane, usrlib=node_image_jars(), progress=_progress)
     node.prepare()  # builds (once) outside the timed start
+    with _one_session_at_a_time(node.root), _started(node, timeout) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _started(node: KubeNode, timeout: float) -> Iterator[NodeHandle]:
     before = host_snapshot()
     try:
         started = time.monotonic()

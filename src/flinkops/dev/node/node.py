@@ -62,7 +62,7 @@ from flinkops.dev.node.components import (
     KubeScheduler,
 )
 from flinkops.dev.node.image import BuiltImage, flink_image, pause_image
-from flinkops.dev.process import free_port, read_record, write_private
+from flinkops.dev.process import free_port, write_private
 from flinkops.errors import RuntimeFailure
 
 __all__ = ["NODE_ROOT", "KubeNode"]
@@ -178,6 +178,7 @@ class KubeNode:
             self.layout = _with_sandbox(self.layout, pause.names[0])
             launched: list[Component] = []
             deadline = time.monotonic() + timeout
+            fresh = not self.running()
             try:
                 host.save_host_state(self.host_record)
                 host.ensure_bridge()
@@ -187,20 +188,26 @@ class KubeNode:
                 for part in self.components:
                     if part.pid() is None:
                         launched.append(part)
+                self._say(f"starting containerd (socket {self.layout.containerd_socket})")
                 self.containerd.start(timeout=max(1.0, deadline - time.monotonic()))
                 self._import(pause)
                 self._import(flink)
                 self._ensure_api_objects()
+                self._say("starting the kubelet, kube-proxy, kube-scheduler, CoreDNS and the apiserver relay")
                 with ThreadPoolExecutor(max_workers=5) as pool:
                     rest = [self.relay, self.kubelet, self.proxy, self.scheduler, self.coredns]
                     futures = [pool.submit(p.start, max(1.0, deadline - time.monotonic())) for p in rest]
                     for future in futures:
                         future.result()
+                self._say(f"waiting for the node {cfg.NODE_NAME} to be Ready")
                 self._wait_ready(deadline)
             except BaseException:
                 for part in reversed(launched):
                     with contextlib.suppress(Exception):
                         part.stop()
+                if fresh:  # nothing of the node ran before: leave the host as it was
+                    with contextlib.suppress(Exception):
+                        self._stop_locked(timeout=10.0)
                 raise
 
     def _check_owner(self) -> None:
@@ -417,25 +424,28 @@ class KubeNode:
         if not self.root.exists():
             return []
         with file_lock(self.root / ".lock"):
-            was_running = self.running()
-            self.scheduler.stop()  # no pod lands on the node while its pods are deleted
-            if self.kubelet.pid() is not None and self.control_plane.apiserver.pid() is not None:
-                self._delete_pods(timeout)
-            for part in (self.coredns, self.proxy, self.relay, self.kubelet):
-                part.stop()
-            if self.containerd.pid() is not None:
-                self._remove_containers()
-            self.containerd.stop()
-            self._kill_leftovers()
-            problems: list[str] = []
-            if was_running or self.host_record.exists():
-                kube_proxy = self._binaries.kube_proxy if self._binaries else _cached_kube_proxy()
-                lay = self.layout
-                remove = [lay.containerd_state, lay.kubelet_dir, lay.pod_logs_dir, lay.ipam_dir]
-                host.unmount_under([lay.image_store])
-                problems = host.restore(self.host_record, remove=remove, kube_proxy=kube_proxy)
-            if self.control_plane.apiserver.pid() is not None:
-                self._forget_node()
+            return self._stop_locked(timeout)
+
+    def _stop_locked(self, timeout: float) -> list[str]:
+        was_running = self.running()
+        self.scheduler.stop()  # no pod lands on the node while its pods are deleted
+        if self.kubelet.pid() is not None and self.control_plane.apiserver.pid() is not None:
+            self._delete_pods(timeout)
+        for part in (self.coredns, self.proxy, self.relay, self.kubelet):
+            part.stop()
+        if self.containerd.pid() is not None:
+            self._remove_containers()
+        self.containerd.stop()
+        self._kill_leftovers()
+        problems: list[str] = []
+        if was_running or self.host_record.exists():
+            kube_proxy = self._binaries.kube_proxy if self._binaries else _cached_kube_proxy()
+            lay = self.layout
+            remove = [lay.containerd_state, lay.kubelet_dir, lay.pod_logs_dir, lay.ipam_dir]
+            host.unmount_under([lay.image_store])
+            problems = host.restore(self.host_record, remove=remove, kube_proxy=kube_proxy)
+        if self.control_plane.apiserver.pid() is not None:
+            self._forget_node()
         return problems
 
     def _delete_pods(self, timeout: float) -> None:
@@ -530,8 +540,3 @@ def _client_certificate(pki: Path, out_dir: Path, name: str, subject: str) -> tu
     finally:
         subprocess.run(["rm", "-rf", str(work)], check=False)
     return cert, key
-
-
-def read_pid(root: Path, name: str) -> int | None:
-    record = read_record(root / f"{name}.pid")
-    return record["pid"] if record else None
