@@ -23,7 +23,7 @@ from flinkops.dev.node import host
 from flinkops.dev.node.binaries import node_binaries
 from flinkops.dev.node.config import BRIDGE_IP, POD_CIDR
 from flinkops.flink.distribution import find_distribution
-from support.kube import KubeCluster, NodeHandle, host_snapshot
+from support.kube import TESTJOBS_IN_IMAGE, KubeCluster, NodeHandle, host_snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -192,6 +192,25 @@ def test_pods_resolve_service_names_through_coredns_only(kube: KubeCluster, node
     assert seen["api"] == api_ip and seen.get("api_reached") == "yes"
     assert seen["nameservers"] == f"{BRIDGE_IP},"
     assert default["nameservers"] == f"{BRIDGE_IP},"
+
+
+def test_the_image_runs_flink_as_its_own_user_with_the_jobs_jars_baked_in(
+    kube: KubeCluster, node: NodeHandle, namespace: str
+) -> None:
+    """Started as root, the entrypoint runs any command as the user flink (uid/gid 9999, the official image's);
+    Flink's scripts are on PATH (native mode runs ``kubernetes-jobmanager.sh`` that way) and the test jobs' jar
+    is where a jarURI ``local://`` names it."""
+    script = (
+        "echo uid=$(id -u); echo gid=$(id -g); echo script=$(command -v kubernetes-jobmanager.sh); "
+        f"test -s {TESTJOBS_IN_IMAGE} && echo testjobs=yes; test -s /opt/flink/usrlib/flinkops-examples.jar && "
+        "echo examples=yes; echo java=$(java -version 2>&1 | head -1 | cut -d'\"' -f2)"
+    )
+    with kube.client() as client:
+        seen = _fields(_run_pod(client, namespace, _pod("whoami", node.image, args=["bash", "-c", script])))
+    assert (seen["uid"], seen["gid"]) == ("9999", "9999")
+    assert seen["script"] == "/opt/flink/bin/kubernetes-jobmanager.sh"
+    assert seen.get("testjobs") == "yes" and seen.get("examples") == "yes"
+    assert seen["java"].startswith("17.")
 
 
 @contextlib.contextmanager

@@ -18,7 +18,8 @@ A real node on that control plane (containerd, kubelet, kube-proxy, kube-schedul
     with kube_node(kube) as node:
         node.node            # the flinkops.dev.node.node.KubeNode
         node.image           # "flink:2.2": the locally built Flink image, with the test jobs' jar at
-                             # /opt/flink/usrlib/flinkops-testjobs.jar (TESTJOBS_IN_IMAGE)
+                             # /opt/flink/usrlib/flinkops-testjobs.jar (TESTJOBS_IN_IMAGE), the examples'
+                             # jar and its Kafka connector next to it
         node.host_before     # the host as observed before the node first started (host_snapshot())
 
 ``host_snapshot()`` observes the host settings the node may change (sysctls, iptables chains, network links,
@@ -143,9 +144,10 @@ def install_crds(admin: httpx.Client, timeout: float = 60.0) -> None:
 
 def node_image_jars() -> dict[str, Path]:
     """The jars the tests' Flink image carries in /opt/flink/usrlib (scripts/prefetch.py builds the same image)."""
+    from flinkops.dev.node.image import example_jars
     from support.testjobs import testjobs_jar
 
-    return {Path(TESTJOBS_IN_IMAGE).name: testjobs_jar()}
+    return {**example_jars(_progress), Path(TESTJOBS_IN_IMAGE).name: testjobs_jar()}
 
 
 @dataclass(frozen=True)

@@ -214,14 +214,17 @@ class DevServices:
 
     def up_node(self, progress: Progress | None = None, usrlib: Mapping[str, Path] = {}) -> NodeStatus:  # read only
         """Start the real node of this home's running control plane (building its binaries and images first, once)
-        and wait until it is Ready. ``usrlib`` are job jars baked into the Flink image (file name -> jar)."""
+        and wait until it is Ready. The Flink image carries the examples' jar (in a source checkout) and ``usrlib``
+        (more job jars baked into /opt/flink/usrlib: file name -> jar)."""
         from flinkops.dev.node.node import KubeNode
 
         plane = self._server("kubernetes")
         if not isinstance(plane, KubeControlPlane) or plane.pid() is None:
             raise RuntimeFailure("the Kubernetes control plane is not running: `flinkops dev up kubernetes --node`")
         say = progress or (lambda _message: None)
-        node = KubeNode(plane, usrlib=usrlib, progress=say)
+        from flinkops.dev.node.image import example_jars
+
+        node = KubeNode(plane, usrlib={**example_jars(say), **usrlib}, progress=say)
         started = time.monotonic()
         say(f"starting the Kubernetes node on {NODE_BRIDGE_IP} (state in {node.root})")
         node.start()

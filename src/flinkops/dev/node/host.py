@@ -38,6 +38,7 @@ __all__ = [
     "bridge_exists",
     "ensure_bridge",
     "ensure_fence",
+    "ensure_forwarding",
     "fence_drops",
     "leftovers",
     "mounts_under",
@@ -168,6 +169,14 @@ def ensure_fence() -> None:
             _run([*base, "-A", FENCE_CHAIN, *rule])
         if _run([*base, "-C", "FORWARD", "-j", FENCE_CHAIN], check=False).returncode != 0:
             _run([*base, "-I", "FORWARD", "1", "-j", FENCE_CHAIN])
+
+
+def ensure_forwarding() -> None:
+    """The two sysctls pods need: routing between the bridge and the host (Service traffic is DNATed on the host)
+    and bridged traffic passing iptables (kube-proxy's rules for a pod reaching a Service). Both are recorded
+    before and restored by :func:`restore`; the fence keeps the forwarding to the bridge."""
+    _write_sysctl("net.ipv4.ip_forward", "1")
+    _write_sysctl("net.bridge.bridge-nf-call-iptables", "1")
 
 
 def fence_drops() -> int:

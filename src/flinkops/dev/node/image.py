@@ -56,6 +56,7 @@ __all__ = [
     "BuiltImage",
     "debian_mirror",
     "entrypoint_script",
+    "example_jars",
     "flink_image",
     "flink_image_names",
     "pause_image",
@@ -353,7 +354,34 @@ def flink_image(usrlib: Mapping[str, Path] = {}, progress: Progress | None = Non
         architecture=arch,
     )
     archive = _images_dir() / f"flink-{version}-{_key(base.digest, flink.digest, names, config)}.oci.tar"
-    return _archive(archive, [base, flink], config, names, progress, f"the Flink {version} image")
+    built = _archive(archive, [base, flink], config, names, progress, f"the Flink {version} image")
+    _prune("flink-*.oci.tar", keep={archive})
+    _prune("flink-*[0-9a-f].tar", keep={flink.path})
+    return built
+
+
+_KEEP_BUILDS = 3  # per kind: the images of the CLI and of the tests differ in their jars, and both stay warm
+
+
+def _prune(pattern: str, keep: set[Path]) -> None:
+    """Delete all but the newest builds matching ``pattern`` (with their side files); ``keep`` always stays."""
+    found = sorted(_images_dir().glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in found[_KEEP_BUILDS:]:
+        if old in keep:
+            continue
+        for side in (old, old.with_suffix(".json"), Path(f"{old}.json"), old.with_suffix(".lock"), Path(f"{old}.lock")):
+            side.unlink(missing_ok=True)
+
+
+def example_jars(progress: Progress | None = None) -> dict[str, Path]:
+    """The examples' jar and the Kafka connector they need (file name in ``/opt/flink/usrlib`` -> jar), when this
+    is a source checkout with the examples; empty otherwise."""
+    from flinkops.dev import example_jobs
+
+    if not example_jobs.SOURCES_DIR.is_dir():
+        return {}
+    connector = example_jobs.kafka_connector_jar(progress)
+    return {"flinkops-examples.jar": example_jobs.build_example_jobs(progress), connector.name: connector}
 
 
 def pause_image(progress: Progress | None = None) -> BuiltImage:

@@ -182,7 +182,8 @@ class KubeNode:
             try:
                 host.save_host_state(self.host_record)
                 host.ensure_bridge()
-                host.ensure_fence()
+                host.ensure_fence()  # before forwarding is turned on: nothing is ever forwarded unfenced
+                host.ensure_forwarding()
                 self._write_files()
                 self._write_record(flink)
                 for part in self.components:
