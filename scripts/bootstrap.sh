@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything flinkops needs on a fresh machine, idempotently:
 #   - Java 17 (Debian's openjdk-17-jre-headless) when no `java` is on PATH;
+#   - the Debian packages the dev Kubernetes node runs (`flinkops dev up kubernetes --node`, tests/kubernetes):
+#     containerd, runc, containernetworking-plugins, iptables, socat, and debootstrap for its Flink image;
 #   - a Python virtualenv with flinkops, apache-flink (the Flink distribution) and the dev tools.
 # The virtualenv lives in ~/.cache/flinkops (keyed by a hash of pyproject.toml) so a warm machine reuses it;
 # ./.venv is a symlink to it. Re-running only re-points the editable install at this checkout.
@@ -21,6 +23,21 @@ if ! command -v java >/dev/null 2>&1; then
   fi
 fi
 java -version >/dev/null 2>&1 || { echo "error: java is not usable after installing it" >&2; exit 1; }
+
+node_packages=""
+for need in containerd:/usr/bin/containerd runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge \
+            iptables:/usr/sbin/iptables socat:/usr/bin/socat debootstrap:/usr/sbin/debootstrap; do
+  [ -x "${need#*:}" ] || node_packages="$node_packages ${need%%:*}"
+done
+if [ -n "$node_packages" ]; then
+  # The packages only: none of them is started here (containerd runs with the node's own configuration).
+  say "installing the Kubernetes dev node's Debian packages:$node_packages"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $node_packages >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $node_packages >/dev/null
+  fi
+fi
 
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
   echo "error: flinkops needs Python >= 3.11 (found $("$PYTHON" --version 2>&1)); set PYTHON=..." >&2; exit 1; }

@@ -1,19 +1,24 @@
 """Fetch and build everything the data-plane tests and `make demo-kafka` run on, with progress, before any test
 starts: the Kafka broker's jars, MinIO, the Kubernetes control plane (etcd, kube-apiserver,
-kube-controller-manager), Flink's S3 plugins, the Kafka connector and the examples' jar. Each is
-cached under ~/.cache/flinkops, so a warm machine spends a second here. Fails loudly (exit 1) when one cannot
-be had: a missing toolchain is an error, never a reason to skip tests."""
+kube-controller-manager), the dev node (kubelet, kube-scheduler, kube-proxy, CoreDNS, the pause image and the
+Flink image with the test jobs' jar, exactly as tests/kubernetes use it), Flink's S3 plugins, the Kafka
+connector and the examples' jar. Each is cached under ~/.cache/flinkops, so a warm machine spends a few seconds
+here. Fails loudly (exit 1) when one cannot be had: a missing toolchain is an error, never a reason to skip
+tests."""
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from flinkops.api.plugins import S3_HADOOP, S3_PRESTO
 from flinkops.dev.example_jobs import build_example_jobs
 from flinkops.dev.helm import helm_binary
 from flinkops.dev.kafka import kafka_classpath
 from flinkops.dev.kubernetes import control_plane_binaries
+from flinkops.dev.node.binaries import node_binaries, require_host_tools
+from flinkops.dev.node.image import flink_image, pause_image
 from flinkops.dev.s3 import minio_binary
 from flinkops.errors import FlinkopsError
 from flinkops.flink.distribution import find_distribution
@@ -29,23 +34,39 @@ def kubernetes_binaries() -> str:
     return ", ".join(str(path) for path in (binaries.etcd, binaries.kube_apiserver, binaries.kube_controller_manager))
 
 
+def node_parts() -> str:
+    require_host_tools()
+    binaries = node_binaries(progress=say)
+    return f"{binaries.kubelet.parent.parent}, {binaries.coredns}"
+
+
+def node_image() -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from support.kube import node_image_jars  # the tests' own image: their jobs' jar is baked in
+
+    built = flink_image(node_image_jars(), progress=say)
+    return f"{built.archive} ({', '.join(built.names)}); pause {pause_image(progress=say).archive.name}"
+
+
 def main() -> int:
     version = find_distribution().version
     steps = [
         ("Kafka broker jars", lambda: kafka_classpath(progress=say)),
         ("MinIO", lambda: minio_binary(progress=say)),
         ("Kubernetes control plane", kubernetes_binaries),
+        ("Kubernetes node: kubelet, kube-scheduler, kube-proxy, CoreDNS, pause", node_parts),
         ("helm (renders the operator chart in tests)", lambda: helm_binary(progress=say)),
         ("Flink plugin s3-fs-presto", lambda: plugin_jar(S3_PRESTO, version, progress=say)),
         ("Flink plugin s3-fs-hadoop", lambda: plugin_jar(S3_HADOOP, version, progress=say)),
         ("Kafka connector", lambda: connector_jar("kafka", version, progress=say)),
         ("example jobs jar", lambda: build_example_jobs(progress=say)),
+        ("Flink image for the Kubernetes node", node_image),
     ]
     for what, fetch in steps:
         started = time.monotonic()
         try:
             path = fetch()
-        except FlinkopsError as exc:
+        except (FlinkopsError, RuntimeError) as exc:  # RuntimeError: the test jobs did not compile
             print(f"error: {what}: {exc}", file=sys.stderr)
             return 1
         print(f"{what}: {path} ({time.monotonic() - started:.1f} s)", flush=True)

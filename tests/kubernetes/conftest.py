@@ -1,5 +1,8 @@
-"""Fixtures for the Kubernetes tests: one real control plane (etcd, kube-apiserver, kube-controller-manager; no
-kubelet) for the whole session, see ``tests/support/kube.py``. Setting it up fails loudly (a missing Go toolchain
+"""Fixtures for the Kubernetes tests: one real control plane (etcd, kube-apiserver, kube-controller-manager) for
+the whole session, and on request one real node on it (``node``: containerd, kubelet, kube-proxy,
+kube-scheduler, CoreDNS and the locally built Flink image; pods run), see ``tests/support/kube.py``. Tests that
+only need the API ask for ``kube``; pods stay Pending for them unless another test in the session started the
+node. Setting it up fails loudly (a missing Go toolchain
 or openssl is an error, never a skip). Some modules here need no API server, only the Kubernetes tooling
 (``helm``, ``openssl`` for the dev control plane's certificates, the operator image's wheel); they never ask for
 ``kube``, so running them alone starts no control plane."""
@@ -10,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.kube import KubeCluster, kube_control_plane
+from support.kube import KubeCluster, NodeHandle, kube_control_plane, kube_node
 
 
 @pytest.fixture(scope="session")
@@ -20,28 +23,52 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
         yield cluster
 
 
+@pytest.fixture(scope="session")
+def node(kube: KubeCluster) -> Iterator[NodeHandle]:
+    """The real node on the session's control plane (one per machine: the tests/kubernetes group runs on one
+    worker), stopped before the control plane; its teardown fails when the host is not restored."""
+    with kube_node(kube) as handle:
+        yield handle
+
+
 _ON_THE_API_SERVER = "on-the-api-server"
+_ON_THE_NODE = "on-the-node"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tag the tests that use the control plane (the summary below speaks of those only). The tag travels in the
     test's report, so it reaches the summary from a parallel worker too."""
     for item in items:
-        if "kube" in getattr(item, "fixturenames", ()) and "tests/kubernetes/" in item.nodeid:
+        names = getattr(item, "fixturenames", ())
+        if "tests/kubernetes/" not in item.nodeid:
+            continue
+        if "node" in names:
+            item.user_properties.append((_ON_THE_NODE, True))
+        elif "kube" in names:
             item.user_properties.append((_ON_THE_API_SERVER, True))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say plainly what these tests cannot cover here, so a green run is not read as more than it is."""
-    ran = sum(
-        1
-        for outcome in ("passed", "failed", "error")
-        for report in terminalreporter.stats.get(outcome, [])
-        if any(name == _ON_THE_API_SERVER for name, _ in getattr(report, "user_properties", ()))
-    )
+
+    def count(tag: str) -> int:
+        return sum(
+            1
+            for outcome in ("passed", "failed", "error")
+            for report in terminalreporter.stats.get(outcome, [])
+            if any(name == tag for name, _ in getattr(report, "user_properties", ()))
+        )
+
+    on_node = count(_ON_THE_NODE)
+    if on_node:
+        terminalreporter.write_line(
+            f"tests/kubernetes: {on_node} test(s) ran pods on a real node (kubelet, containerd, runc, kube-proxy, "
+            "CoreDNS) with the locally built Flink image."
+        )
+    ran = count(_ON_THE_API_SERVER)
     if ran:
         terminalreporter.write_line(
-            f"tests/kubernetes: {ran} test(s) ran on a real kube-apiserver + kube-controller-manager without a "
-            "kubelet: pods stay Pending, so no JobManager ever answers there. What happens inside Flink is covered "
-            "by the local-runtime integration tests, which run the same controller on real Flink processes."
+            f"tests/kubernetes: {ran} test(s) ran on a real kube-apiserver + kube-controller-manager without asking "
+            "for the node: for them pods may stay Pending, so no JobManager answers there. What happens inside Flink "
+            "is covered by the tests on the node and by the local-runtime integration tests."
         )

@@ -12,6 +12,18 @@ Interface (other test files rely on it)::
 
 Everything is stopped when the ``with`` block ends, also when a test fails inside it. There is no kubelet:
 pods are created but stay Pending. etcd runs without fsync (a throw-away cluster; much faster on a busy disk).
+
+A real node on that control plane (containerd, kubelet, kube-proxy, kube-scheduler, CoreDNS; pods run)::
+
+    with kube_node(kube) as node:
+        node.node            # the flinkops.dev.node.node.KubeNode
+        node.image           # "flink:2.2": the locally built Flink image, with the test jobs' jar at
+                             # /opt/flink/usrlib/flinkops-testjobs.jar (TESTJOBS_IN_IMAGE), the examples'
+                             # jar and its Kafka connector next to it
+        node.host_before     # the host as observed before the node first started (host_snapshot())
+
+``host_snapshot()`` observes the host settings the node may change (sysctls, iptables chains, network links,
+mounts, cgroups) independently of the node's own bookkeeping, so a test can compare before and after ``down``.
 The first run on a machine builds the binaries with Go (many minutes, once); that progress goes to the real
 stderr past pytest's capture, so a long first run does not look like a hang.
 """
@@ -19,7 +31,9 @@ stderr past pytest's capture, so a long first run does not look like a hang.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -30,9 +44,25 @@ import httpx
 
 from flinkops.api.crds import custom_resource_definitions
 from flinkops.dev.kubernetes import KubeControlPlane
+from flinkops.dev.node.node import KubeNode
 from flinkops.dev.process import free_port
 
-__all__ = ["KubeCluster", "crd_established", "install_crds", "kube_control_plane"]
+__all__ = [
+    "NODE_IMAGE",
+    "TESTJOBS_IN_IMAGE",
+    "HostSnapshot",
+    "KubeCluster",
+    "NodeHandle",
+    "crd_established",
+    "host_snapshot",
+    "install_crds",
+    "kube_control_plane",
+    "kube_node",
+    "node_image_jars",
+]
+
+NODE_IMAGE = "flink:2.2"
+TESTJOBS_IN_IMAGE = "/opt/flink/usrlib/flinkops-testjobs.jar"
 
 
 def _progress(message: str) -> None:
@@ -107,3 +137,126 @@ def install_crds(admin: httpx.Client, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"CRDs not established after {timeout:.0f}s: {names}")
         time.sleep(0.1)
+
+
+# ------------------------------------------------------------------------------------------------ the node
+
+
+def node_image_jars() -> dict[str, Path]:
+    """The jars the tests' Flink image carries in /opt/flink/usrlib (scripts/prefetch.py builds the same image)."""
+    from flinkops.dev.node.image import example_jars
+    from support.testjobs import testjobs_jar
+
+    return {**example_jars(_progress), Path(TESTJOBS_IN_IMAGE).name: testjobs_jar()}
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    """Host settings the node may change, read straight from the kernel and the tools."""
+
+    sysctls: dict[str, str]
+    chains: frozenset[str]  # "<family> <table> <chain>"
+    links: frozenset[str]
+    mounts: frozenset[str]
+    cgroups: frozenset[str]  # top-level entries of each cgroup hierarchy
+
+    def differences(self, other: HostSnapshot) -> list[str]:
+        found = [
+            f"sysctl {name}: {value} -> {other.sysctls.get(name)}"
+            for name, value in self.sysctls.items()
+            if other.sysctls.get(name) != value
+        ]
+        for what in ("chains", "links", "mounts", "cgroups"):
+            before, after = getattr(self, what), getattr(other, what)
+            found += [f"{what}: {item} appeared" for item in sorted(after - before)]
+            found += [f"{what}: {item} disappeared" for item in sorted(before - after)]
+        return found
+
+
+_WATCHED_SYSCTLS = (
+    "net/ipv4/ip_forward",
+    "net/ipv6/conf/all/forwarding",
+    "net/bridge/bridge-nf-call-iptables",
+    "net/ipv4/conf/all/route_localnet",
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+    "net/netfilter/nf_conntrack_max",
+    "net/netfilter/nf_conntrack_tcp_timeout_established",
+)
+
+
+def host_snapshot() -> HostSnapshot:
+    sysctls = {}
+    for name in _WATCHED_SYSCTLS:
+        with contextlib.suppress(OSError):
+            sysctls[name] = Path("/proc/sys", name).read_text().strip()
+    chains = set()
+    for tool in ("iptables-save", "ip6tables-save"):
+        for table in ("filter", "nat", "mangle", "raw"):
+            out = subprocess.run([tool, "-t", table], capture_output=True, text=True, check=False).stdout
+            chains |= {f"{tool} {table} {line[1:].split()[0]}" for line in out.splitlines() if line.startswith(":")}
+            chains |= {f"{tool} {table} rule {line}" for line in out.splitlines() if line.startswith("-A")}
+    links = {p.name for p in Path("/sys/class/net").iterdir()}
+    mounts = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+    cgroups = {
+        f"{h.name}/{entry.name}"
+        for h in Path("/sys/fs/cgroup").iterdir()
+        if h.is_dir()
+        for entry in h.iterdir()
+        if entry.is_dir()
+    }
+    return HostSnapshot(sysctls, frozenset(chains), frozenset(links), frozenset(mounts), frozenset(cgroups))
+
+
+@dataclass(frozen=True)
+class NodeHandle:
+    node: KubeNode
+    host_before: HostSnapshot
+    image: str = NODE_IMAGE
+
+
+@contextlib.contextmanager
+def _one_session_at_a_time(root: Path) -> Iterator[None]:
+    """The machine has room for one node: a test session holds this lock while its node exists, and another
+    session (a second checkout's tests) waits for it instead of failing."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "test-session.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _progress("another test session uses this machine's Kubernetes node: waiting for it to finish")
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def kube_node(cluster: KubeCluster, *, timeout: float = 240.0) -> Iterator[NodeHandle]:
+    """Start the real node on ``cluster``'s control plane, yield it, stop it afterwards; the stop fails loudly
+    when the host is not back as it was before the start."""
+    node = KubeNode(cluster.control_plane, usrlib=node_image_jars(), progress=_progress)
+    node.prepare()  # builds (once) outside the timed start
+    with _one_session_at_a_time(node.root), _started(node, timeout) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _started(node: KubeNode, timeout: float) -> Iterator[NodeHandle]:
+    before = host_snapshot()
+    try:
+        started = time.monotonic()
+        node.start(timeout=timeout)
+        _progress(f"node Ready in {time.monotonic() - started:.1f}s")
+        yield NodeHandle(node, before)
+    finally:
+        problems = node.stop()
+    after = host_snapshot()
+    left = before.differences(after)
+    if problems or left:
+        raise AssertionError(f"the node's down left the host changed: {problems + left}")

@@ -54,3 +54,36 @@ def test_a_taken_apiserver_port_is_an_error_naming_the_option(home: Path, listen
         DevServices(home).up(["kubernetes"], {"kubernetes": listener})
     message = str(caught.value)
     assert f"port {listener}" in message and "--kubernetes-port" in message
+
+
+def test_node_flag_starts_the_control_plane_then_the_node_and_down_node_stops_only_the_node(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flinkops.dev.services import NodeStatus
+
+    calls: list[object] = []
+    monkeypatch.setattr(DevServices, "up", lambda self, names, ports, progress=None: calls.append(list(names)) or [])
+    monkeypatch.setattr(
+        DevServices,
+        "up_node",
+        lambda self, progress=None, usrlib={}: calls.append("node up") or NodeStatus(True, True, {}, home / "node"),
+    )
+    result = CliRunner().invoke(app, ["dev", "up", "s3", "--node"])
+    assert result.exit_code == 0, result.output
+    assert calls == [["s3", "kubernetes"], "node up"]  # --node implies the control plane, which starts first
+
+    monkeypatch.setattr(DevServices, "down_node", lambda self: calls.append("node down") or [])
+    monkeypatch.setattr(DevServices, "down", lambda self, names: calls.append(("down", names)) or [])
+    result = CliRunner().invoke(app, ["dev", "down", "kubernetes", "--node"])
+    assert result.exit_code == 0, result.output
+    assert calls[-1] == "node down" and "host settings restored" in result.output
+
+    monkeypatch.setattr(DevServices, "down_node", lambda self: ["sysctl vm.overcommit_memory=1 (was 0)"])
+    result = CliRunner().invoke(app, ["dev", "down", "--node"])
+    assert result.exit_code == 1 and "vm.overcommit_memory" in result.output
+
+
+def test_a_home_without_a_node_reports_none_and_its_down_touches_nothing(home: Path) -> None:
+    services = DevServices(home)  # a node of another home on this machine (if any) is not this home's
+    assert services.node_status() is None
+    assert services.down_node() is None

@@ -34,7 +34,7 @@ the last lines of the tool's output (the full output stays in ``logs/``).
 """
 
 from flinkops.artifacts.cache import ArtifactError, Progress, cache_dir, file_lock
-from flinkops.artifacts.go import etcd_binary, go_binary, go_wrapper_binaries, kubernetes_binaries
+from flinkops.artifacts.go import etcd_binary, go_binary, go_program, go_wrapper_binaries, kubernetes_binaries
 from flinkops.artifacts.maven import maven_classpath, maven_jar, parse_coordinate
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "etcd_binary",
     "file_lock",
     "go_binary",
+    "go_program",
     "go_wrapper_binaries",
     "kubernetes_binaries",
     "maven_classpath",

@@ -4,8 +4,10 @@
 ``cache_dir()/go/<binary>-<version>/``. :func:`go_wrapper_binaries` builds main packages of a module that
 ``go install`` rejects (its go.mod has replace directives) through a wrapper module that requires it, copies
 its ``go`` and ``godebug`` lines and pins its local replaces to published versions; :func:`kubernetes_binaries`
-and :func:`etcd_binary` are its two uses. ``GOPROXY``, ``GOFLAGS`` and the user's module and build caches
-apply; ``GOTOOLCHAIN=local`` keeps Go from fetching a toolchain behind the user's back.
+and :func:`etcd_binary` are its two uses. :func:`go_program` builds a small program whose ``main`` is
+flinkops' own source (a CoreDNS with only the plugins the dev node needs, the pause program of its pods).
+``GOPROXY``, ``GOFLAGS`` and the user's module and build caches apply; ``GOTOOLCHAIN=local`` keeps Go from
+fetching a toolchain behind the user's back.
 
 Called by: the dev services (Kubernetes control plane, etcd, S3, Helm) through ``flinkops.artifacts``.
 Invariants: a returned path is an executable that landed by rename; a cached binary is returned without
@@ -15,6 +17,7 @@ old is reported before anything is fetched (``min_go``) or right after the modul
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -35,7 +38,7 @@ from flinkops.artifacts.cache import (
     scratch,
 )
 
-__all__ = ["etcd_binary", "go_binary", "go_wrapper_binaries", "kubernetes_binaries"]
+__all__ = ["etcd_binary", "go_binary", "go_program", "go_wrapper_binaries", "kubernetes_binaries"]
 
 # `go install` needs Go 1.16+ for module@version; GOTOOLCHAIN=local (which stops Go from fetching a newer
 # toolchain behind the user's back) means something only from Go 1.21 on.
@@ -212,6 +215,72 @@ def etcd_binary(version: str, *, min_go: tuple[int, int] = _MIN_GO, progress: Pr
         raise ArtifactError(f"bad etcd version {version!r}: expected a release such as v3.6.16")
     module = "go.etcd.io/etcd/server/v3"
     return go_wrapper_binaries(module, version, {"etcd": module}, min_go=min_go, progress=progress)["etcd"]
+
+
+def go_program(
+    name: str,
+    sources: Mapping[str, str],
+    *,
+    requires: Mapping[str, str] = {},  # read only
+    go_directive: str = "1.21",
+    ldflags: Sequence[str] = (),
+    min_go: tuple[int, int] = _MIN_GO,
+    progress: Progress | None = None,
+) -> Path:
+    """A binary built from flinkops' own Go ``sources`` (file name -> text, package main) in a generated module
+    that requires ``requires`` (module path -> version; their dependencies are resolved by ``go mod tidy``
+    through the user's GOPROXY). Cached at ``cache_dir()/go/<name>-<digest>/<name>``, the digest covering the
+    sources, requirements and flags, so an edit rebuilds and nothing else does. Static, local toolchain only."""
+    if not name or "/" in name or not sources or any("/" in file or not file.endswith(".go") for file in sources):
+        raise ArtifactError(f"bad Go program request: name={name!r} sources={sorted(sources)!r}")
+    identity = json.dumps(
+        {"sources": dict(sources), "requires": dict(requires), "go": go_directive, "ldflags": list(ldflags)},
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    target = cache_dir() / "go" / f"{name}-{digest}" / name
+    if executable(target):
+        return target
+    go, _ = _require_go(name, f"flinkops' {name} sources", min_go)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target.parent / ".lock"):
+        if executable(target):
+            return target
+        what = f"{name} (with {', '.join(f'{m}@{v}' for m, v in requires.items())})" if requires else name
+        say(progress, f"building {what} with Go (once; cached in {target.parent} for next time)")
+        started = time.monotonic()
+        with scratch(target.parent) as tmp:
+            lines = [f"module flinkops.local/{name}", "", f"go {go_directive}", ""]
+            lines += [f"require {module} {version}" for module, version in sorted(requires.items())]
+            (tmp / "go.mod").write_text("\n".join(lines) + "\n")
+            for file, text in sources.items():
+                (tmp / file).write_text(text)
+            env = _wrapper_env()
+            if requires:
+                _run_go(
+                    [go, "mod", "tidy"],
+                    cwd=tmp,
+                    env=env,
+                    log_name=f"go-{name}-tidy",
+                    what=f"resolving the dependencies of {name}",
+                    failed=f"resolving the dependencies of {name}",
+                    progress=progress,
+                )
+            built = tmp / "bin" / name
+            _run_go(
+                [go, "build", "-trimpath", f"-ldflags={' '.join(['-s', '-w', *ldflags])}", "-o", str(built), "."],
+                cwd=tmp,
+                env=env,
+                log_name=f"go-{name}",
+                what=f"building {name}",
+                failed=f"building {name}",
+                progress=progress,
+            )
+            if not executable(built):
+                raise ArtifactError(f"`go build` of {name} produced no executable")
+            os.replace(built, target)
+        say(progress, f"built {name} in {time.monotonic() - started:.0f}s")
+    return target
 
 
 def _wrapper_env() -> dict[str, str]:

@@ -106,7 +106,14 @@ def _progress(message: str) -> None:
         "names the option that picks another port. Examples:\n\n"
         "  flinkops dev up\n\n"
         "  flinkops dev up kafka s3 --kafka-port 19092 --s3-port 19000\n\n"
-        "  flinkops dev up kubernetes"
+        "  flinkops dev up kubernetes\n\n"
+        "  flinkops dev up kubernetes --node\n\n"
+        "--node also runs a real Kubernetes node on this machine (root only; one per machine): containerd, the "
+        "kubelet, kube-proxy, kube-scheduler and CoreDNS on a bridge it creates (10.244.0.1/24), fenced so that "
+        "nothing leaves the machine, with a locally built Flink image (flink:2.2). It changes host settings (a "
+        "bridge, iptables chains, sysctls, cgroups, mounts); `flinkops dev down kubernetes` puts them back. The "
+        "first run builds the kubelet, kube-proxy, kube-scheduler and CoreDNS with Go and the image with "
+        "debootstrap (minutes, once)."
     ),
 )
 @main_guard
@@ -128,9 +135,15 @@ def up(
             "--kubernetes-port", help="Kubernetes API server port (default 6443, or the port of the last up)."
         ),
     ] = None,
+    node: Annotated[
+        bool,
+        typer.Option("--node", help="Also run a real Kubernetes node (implies kubernetes; root only; see above)."),
+    ] = False,
 ) -> None:
     """Start services; see the help text above."""
     names = check_names(services or DEFAULT_SERVICES)
+    if node and "kubernetes" not in names:
+        names = check_names([*names, "kubernetes"])
     given = {"kafka": kafka_port, "s3": s3_port, "zookeeper": zookeeper_port, "kubernetes": kubernetes_port}
     ports = {name: port for name, port in given.items() if port is not None}
     ignored = [PORT_OPTIONS[name] for name in ports if name not in names]
@@ -140,6 +153,9 @@ def up(
     statuses = _services().up(names, ports, progress=_progress)
     for status in statuses:
         out.print(f"{status.name:<10} {status.endpoint or '-':<24} pid {status.pid}", markup=False)
+    if node:
+        node_status = _services().up_node(progress=_progress)
+        out.print(f"{'node':<10} {'10.244.0.1 (Ready)':<24} state in {node_status.root}", markup=False)
     out.print('Use them from a shell: eval "$(flinkops dev env)"', markup=False)
 
 
@@ -147,12 +163,26 @@ def up(
     "down",
     help=(
         "Stop services (all of them by default). Their data stays for the next `up`.\n\n"
+        "Stopping kubernetes first stops its node (if `up --node` started one): its pods are deleted, its processes "
+        "stopped, and every host setting it changed is restored (sysctls, iptables chains, the bridge, cgroups, "
+        "mounts). `down kubernetes --node` stops only the node.\n\n"
         "To start from scratch, stop them and delete $FLINKOPS_HOME/dev/<service>/."
     ),
 )
 @main_guard
-def down(services: ServicesArg = None) -> None:
+def down(
+    services: ServicesArg = None,
+    node: Annotated[bool, typer.Option("--node", help="Stop only the Kubernetes node, not the control plane.")] = False,
+) -> None:
     """Stop services, keeping their data."""
+    if node:
+        problems = _services().down_node()
+        if problems:
+            from flinkops.errors import RuntimeFailure
+
+            raise RuntimeFailure("the node stopped, but the host is not fully restored: " + "; ".join(problems))
+        out.print("node " + ("stopped, host settings restored" if problems is not None else "was not running"))
+        return
     names = check_names(services or SERVICES)
     stopped = _services().down(names)
     for name in names:
@@ -176,11 +206,20 @@ def status(
     output: Annotated[Output, typer.Option("--output", "-o", help="table, or json for scripts.")] = Output.table,
 ) -> None:
     """Show the services' state."""
-    statuses = _services().status(check_names(services or SERVICES))
+    names = check_names(services or SERVICES)
+    statuses = _services().status(names)
+    node = _services().node_status() if "kubernetes" in names else None
     if output is Output.json:
-        sys.stdout.write(json.dumps({"services": [s.to_json() for s in statuses]}, indent=2) + "\n")
+        document: dict[str, object] = {"services": [s.to_json() for s in statuses]}
+        if node is not None:
+            document["node"] = node.to_json()
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
         _print_table(statuses)
+        if node is not None:
+            state = "ready" if node.healthy else ("running, not ready" if node.running else "stopped")
+            running = ", ".join(f"{name} {pid}" for name, pid in node.pids.items() if pid is not None)
+            out.print(f"node: {state} (10.244.0.1; state in {node.root}){': ' + running if running else ''}")
     if services and not all(s.healthy for s in statuses):
         raise typer.Exit(1)
 

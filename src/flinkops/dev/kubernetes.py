@@ -559,6 +559,9 @@ class KubeControlPlane(ServerProcess):
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             "--allow-privileged=true",
+            # A dev node (flinkops.dev.node) is named after its IP; the apiserver reaches its kubelet there for
+            # logs and exec, never through a name the machine's resolver would be asked about.
+            "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false",
         ]
 

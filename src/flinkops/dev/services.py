@@ -7,7 +7,9 @@ ports, and everything of one home goes away with it. The services themselves liv
 :mod:`flinkops.dev.kafka` (single-node KRaft broker), :mod:`flinkops.dev.s3` (single-drive MinIO) and
 :mod:`flinkops.dev.zookeeper` (the ZooKeeper inside the Flink distribution) and :mod:`flinkops.dev.kubernetes`
 (etcd, kube-apiserver and kube-controller-manager; opt-in: ``up`` without names leaves it out), all on the process
-plumbing of :mod:`flinkops.dev.process`.
+plumbing of :mod:`flinkops.dev.process`. On request the control plane gets a real node (:mod:`flinkops.dev.node`:
+containerd, kubelet, kube-proxy, kube-scheduler, CoreDNS; one per machine): :meth:`DevServices.up_node`; ``down``
+of ``kubernetes`` stops that node first and restores the host settings it changed.
 
 Invariants:
 
@@ -25,23 +27,28 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flinkops.artifacts import file_lock
 from flinkops.dev import DEFAULT_SERVICES, PORT_OPTIONS, SERVICES
 from flinkops.dev.kafka import KafkaBroker, kafka_classpath
 from flinkops.dev.kubernetes import KubeControlPlane, control_plane_binaries
+from flinkops.dev.node.config import BRIDGE_IP as NODE_BRIDGE_IP
 from flinkops.dev.process import HOST, ServerProcess, port_in_use, read_record
 from flinkops.dev.s3 import MinioServer, ensure_bucket, minio_binary, read_credentials, s3_client
 from flinkops.dev.zookeeper import ZooKeeperServer
 from flinkops.errors import InvalidInput, Problem, RuntimeFailure
 from flinkops.s3 import DevS3
+
+if TYPE_CHECKING:
+    from flinkops.dev.node.node import KubeNode
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -49,6 +56,7 @@ __all__ = [
     "PORT_OPTIONS",
     "SERVICES",
     "DevServices",
+    "NodeStatus",
     "ServiceStatus",
     "port_in_use",
 ]
@@ -63,6 +71,17 @@ _CONFIG_FILES: Mapping[str, str] = {
 }
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    running: bool
+    healthy: bool
+    pids: dict[str, int | None]
+    root: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {"running": self.running, "healthy": self.healthy, "pids": self.pids, "root": str(self.root)}
 
 
 @dataclass(frozen=True)
@@ -193,9 +212,62 @@ class DevServices:
                 raise RuntimeFailure(f"could not start {', '.join(failures)}:\n{detail}")
         return [self._status(name, servers[name]) for name in wanted]
 
+    def up_node(self, progress: Progress | None = None, usrlib: Mapping[str, Path] = {}) -> NodeStatus:  # read only
+        """Start the real node of this home's running control plane (building its binaries and images first, once)
+        and wait until it is Ready. The Flink image carries the examples' jar (in a source checkout) and ``usrlib``
+        (more job jars baked into /opt/flink/usrlib: file name -> jar)."""
+        from flinkops.dev.node.node import KubeNode
+
+        plane = self._server("kubernetes")
+        if not isinstance(plane, KubeControlPlane) or plane.pid() is None:
+            raise RuntimeFailure("the Kubernetes control plane is not running: `flinkops dev up kubernetes --node`")
+        say = progress or (lambda _message: None)
+        from flinkops.dev.node.image import example_jars
+
+        node = KubeNode(plane, usrlib={**example_jars(say), **usrlib}, progress=say)
+        started = time.monotonic()
+        say(f"starting the Kubernetes node on {NODE_BRIDGE_IP} (state in {node.root})")
+        node.start()
+        say(f"node ready in {time.monotonic() - started:.1f}s")
+        return self.node_status() or NodeStatus(False, True, {}, node.root)
+
+    def down_node(self) -> list[str] | None:
+        """Stop this home's node and restore the host; None when this home has no node, else what could not be
+        restored (empty: everything is back)."""
+        node = self._node()
+        return None if node is None else node.stop()
+
+    def node_status(self) -> NodeStatus | None:
+        """The node of this home's control plane (None when it has none)."""
+        node = self._node()
+        if node is None:
+            return None
+        pids = node.pids()
+        running = any(pid is not None for pid in pids.values())
+        return NodeStatus(running, running and node.healthy(), pids, node.root)
+
+    def _node(self) -> KubeNode | None:
+        from flinkops.dev.node.node import NODE_ROOT, KubeNode
+
+        try:
+            owner = json.loads((NODE_ROOT / "node.json").read_text()).get("control_plane")
+        except (OSError, ValueError, AttributeError):
+            return None
+        if owner != str(self.data_dir("kubernetes").resolve()):
+            return None
+        plane = self._server("kubernetes")
+        return KubeNode(plane) if isinstance(plane, KubeControlPlane) else None
+
     def down(self, names: Sequence[str] = SERVICES) -> list[str]:
-        """Stop the named services; their data stays. Returns the names of those that were running."""
+        """Stop the named services; their data stays. Returns the names of those that were running. Stopping
+        ``kubernetes`` stops its node first (RuntimeFailure when the host could not be fully restored)."""
         wanted = check_names(names)
+        if "kubernetes" in wanted:
+            problems = self.down_node()
+            if problems:
+                raise RuntimeFailure(
+                    "the Kubernetes node stopped, but the host is not fully restored: " + "; ".join(problems)
+                )
         with file_lock(self.root / ".lock"):
             servers = {name: self._server(name) for name in wanted}
             stopped: list[str] = []
