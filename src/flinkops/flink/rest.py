@@ -592,5 +592,5 @@ class FlinkRestClient:
 
 
 def rest_client(rest_url: str, timeout: float) -> FlinkRestClient:
-    """The ``FlinkApiFactory`` of both targets: a client for one JobManager's REST endpoint."""
+    """A ``FlinkApiFactory`` that builds a new client per call (the controllers keep theirs: ``flink.pool``)."""
     return FlinkRestClient(rest_url, timeout=timeout)
