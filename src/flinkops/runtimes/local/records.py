@@ -5,11 +5,13 @@ mistaken for ours (``process_alive``). The helpers turn a request into the recor
 application a JobManager runs, the ZooKeeper HA settings, and enough of the original request to start a
 replacement process after a controller restart.
 
-Called by: ``runtimes/local/runtime.py`` and ``prestart.py``. Pure data; reads ``/proc`` only in ``process_alive``.
+Called by: ``runtimes/local/runtime.py`` and ``prestart.py``. Pure data; reads ``/proc`` only in ``process_alive``
+and lists the home's cluster directories in ``record_files``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ __all__ = [
     "ha_dict",
     "ha_from_record",
     "process_alive",
+    "record_files",
     "request_from_record",
 ]
 
@@ -46,9 +49,38 @@ class ProcessRecord:
     def rest_url(self) -> str | None:
         return f"http://127.0.0.1:{self.rest_port}" if self.rest_port else None
 
+    @property
+    def ident(self) -> tuple[int, int]:
+        """The process as ``procs.ProcessWatch`` names it: (pid, kernel start time)."""
+        return (self.pid, self.start_ticks or 0)
+
 
 def process_alive(record: ProcessRecord) -> bool:
     return same_process(record.pid, record.start_ticks)
+
+
+def record_files(home: Path, name: str) -> list[tuple[ClusterKey, Path]] | None:
+    """Where the record ``name`` of every cluster under ``home`` would be (``clusters/<namespace>/<cluster>/``;
+    whoever opens one skips it when it is missing), or None when the listing failed half-way (a directory
+    removed while it was read)."""
+    try:
+        namespaces = os.scandir(home / "clusters")
+    except FileNotFoundError:
+        return []  # no cluster yet
+    except OSError:
+        return None
+    found: list[tuple[ClusterKey, Path]] = []
+    try:
+        with namespaces:
+            for namespace in namespaces:
+                if namespace.is_dir():
+                    with os.scandir(namespace.path) as clusters:
+                        found.extend(
+                            (ClusterKey(namespace.name, c.name), Path(c.path) / name) for c in clusters if c.is_dir()
+                        )
+    except OSError:
+        return None
+    return found
 
 
 def application_dict(request: ClusterRequest) -> dict[str, Any] | None:

@@ -51,7 +51,7 @@ from flinkops.errors import RuntimeFailure
 from flinkops.flink.config import HA_QUORUM, ZooKeeperHA, zookeeper_ha
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
-from flinkops.procs import start_ticks
+from flinkops.procs import ProcessWatch, start_ticks
 from flinkops.runtimes.local.ha import (
     leader_rest_url,
     release_dead_sessions,
@@ -76,6 +76,7 @@ from flinkops.runtimes.local.records import (
     ha_dict,
     ha_from_record,
     process_alive,
+    record_files,
     request_from_record,
 )
 from flinkops.runtimes.local.zookeeper import ZooKeeperError
@@ -128,17 +129,20 @@ class LocalRuntime:
         # cluster when the last release happened.
         self._released: dict[tuple[int, int], float] = {}
         self._released_at: dict[ClusterKey, float] = {}
-        # Processes seen alive by changed_clusters(), per cluster, to tell when one dies.
+        # Processes seen alive by changed_clusters(), per cluster, to tell when one dies; and the watch that
+        # tells it for every recorded process with one poll(2) (pidfds), not a read of /proc per process.
         self._seen_alive: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
+        self._liveness = ProcessWatch()
         self._records_seen: dict[Path, tuple[tuple[int, int, int], list[ProcessRecord]]] = {}
         self._prestart = Prestarter(self)
 
     def close(self) -> None:
-        """Stop the JobManager watch (Flink processes are not touched)."""
+        """Stop the JobManager watch and close the process watch (Flink processes are not touched)."""
         self._watch_stop.set()
         watcher = self._watcher
         if watcher is not None:
             watcher.join(timeout=5)
+        self._liveness.close()
 
     # ------------------------------------------------------------------ paths and records
 
@@ -183,7 +187,8 @@ class LocalRuntime:
         procs = self._processes(record)
         jms = [p for p in procs if p.role == "jobmanager"]
         tms = [p for p in procs if p.role == "taskmanager"]
-        live_jms = [p for p in jms if process_alive(p)]
+        live = self._liveness.alive(p.ident for p in procs)
+        live_jms = [p for p in jms if p.ident in live]
         ha = ha_from_record(record)
         if ha is not None:
             self._watch(key)
@@ -199,7 +204,7 @@ class LocalRuntime:
             generation=int(record["generation"]),
             jobmanagers_alive=len(live_jms),
             jobmanagers_expected=len(jms),
-            taskmanagers_alive=sum(process_alive(p) for p in tms),
+            taskmanagers_alive=sum(p.ident in live for p in tms),
             taskmanagers_expected=len(tms),
             rest_url=rest_url,
             job_id=record.get("job_id"),
@@ -210,21 +215,32 @@ class LocalRuntime:
         )
 
     def changed_clusters(self) -> list[ClusterKey]:
-        """Clusters in which a recorded process died since the last call: cheap (it reads the records and
-        /proc), so the controller calls it every loop turn and reconciles those clusters at once instead of at
-        their next scheduled pass. Every second a JobManager goes unnoticed is replayed input."""
+        """Clusters in which a recorded process died since the last call: cheap (a stat per record, which is
+        parsed again only when it changed, and one poll(2) over every recorded process), so the controller
+        calls it every loop turn and reconciles those clusters at once instead of at their next scheduled
+        pass. Every second a JobManager goes unnoticed is replayed input."""
+        files = record_files(self.home, RECORD)
+        if files is None:
+            return []  # the listing failed half-way: the next turn compares with what was seen before
+        records: dict[ClusterKey, list[ProcessRecord]] = {}
+        for key, record_file in files:
+            processes = self._recorded_processes(record_file)
+            if processes is not None:  # else none (a deleted cluster's logs), or being rewritten: next turn
+                records[key] = processes
+        recorded = [p.ident for processes in records.values() for p in processes]
+        live = self._liveness.alive(recorded)
+        self._liveness.retain(recorded)  # the pidfds of processes no record names any more are closed
         changed: list[ClusterKey] = []
         current: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
-        for record_file in self.home.glob(f"clusters/*/*/{RECORD}"):
-            key = ClusterKey(record_file.parent.parent.name, record_file.parent.name)
-            processes = self._recorded_processes(record_file)
-            if processes is None:
-                continue  # being rewritten; the next turn reads it
-            alive = frozenset((p.pid, p.start_ticks or 0) for p in processes if process_alive(p))
+        for key, processes in records.items():
+            alive = frozenset(p.ident for p in processes if p.ident in live)
             current[key] = alive
             if self._seen_alive.get(key, frozenset()) - alive:
                 changed.append(key)
         self._seen_alive = current
+        if len(self._records_seen) > len(files):  # forget the parsed records of deleted clusters
+            listed = {path for _, path in files}
+            self._records_seen = {path: seen for path, seen in self._records_seen.items() if path in listed}
         return changed
 
     def _recorded_processes(self, record_file: Path) -> list[ProcessRecord] | None:
