@@ -8,7 +8,8 @@ resource), then ``--seconds`` under cProfile. It prints the loop's CPU share wit
 (measured in a separate unprofiled window of the same length), the number of passes, Flink REST calls and
 status writes, and the functions that cost the most. The deployments are deleted at the end.
 
-Run: ``.venv/bin/python benchmarks/idle_profile.py [--count 1] [--seconds 60]``.
+Run: ``.venv/bin/python benchmarks/idle_profile.py [--count 1] [--seconds 60]``; with ``--home PATH`` it profiles
+the deployments already STABLE in that flinkops home (stop its daemon first) and creates and deletes nothing.
 """
 
 from __future__ import annotations
@@ -74,40 +75,47 @@ def _window(home: Path, seconds: float, profiler: cProfile.Profile | None) -> fl
     return 100 * (time.process_time() - measuring["cpu"]) / (time.monotonic() - measuring["wall"])
 
 
+def _report(home: Path, args: argparse.Namespace) -> None:
+    plain = _window(home, args.seconds, None)
+    print(f"STABLE deployment(s), loop in-process: {plain:5.2f} % of one core (no profiler)")
+    print(", ".join(f"{label}: {n}" for label, n in sorted(CALLS.items())), f"in {args.seconds:.0f} s")
+
+    profiler = cProfile.Profile(time.process_time)  # CPU time: waiting for Flink costs nothing
+    profiled = _window(home, args.seconds, profiler)
+    print(f"under cProfile: {profiled:5.2f} % of one core")
+    for order in ("tottime", "cumulative"):
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).strip_dirs().sort_stats(order).print_stats(args.top)
+        print(text.getvalue())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--top", type=int, default=35)
+    parser.add_argument("--home", type=Path, help="profile this home's running deployments (its daemon stopped)")
     args = parser.parse_args()
+    _count(FlinkRestClient, "_request", "Flink REST requests")
+    _count(FlinkRestClient, "__init__", "Flink REST clients built")
+    _count(SqliteStore, "update_status", "status writes")
+    _count(SqliteStore, "record_event", "events recorded")
+    if args.home is not None:
+        _report(args.home, args)
+        return
 
     base = Path(tempfile.mkdtemp(prefix="flinkops-profile-"))
     home = base / "home"
     os.environ["FLINKOPS_HOME"] = str(home)
     jar = testjobs_jar()
     names = [f"idle-{i}" for i in range(args.count)]
-    _count(FlinkRestClient, "_request", "Flink REST requests")
-    _count(FlinkRestClient, "__init__", "Flink REST clients built")
-    _count(SqliteStore, "update_status", "status writes")
-    _count(SqliteStore, "record_event", "events recorded")
     try:
         for name in names:
             flinkops(home, "apply", "-f", str(deployment(base, name, jar)))
         for name in names:
             flinkops(home, "apply", "-f", str(base / f"{name}.yaml"), "--wait", "--timeout", "600")
         flinkops(home, "controller", "stop")
-
-        plain = _window(home, args.seconds, None)
-        print(f"{args.count} STABLE deployment(s), loop in-process: {plain:5.2f} % of one core (no profiler)")
-        print(", ".join(f"{label}: {n}" for label, n in sorted(CALLS.items())), f"in {args.seconds:.0f} s")
-
-        profiler = cProfile.Profile(time.process_time)  # CPU time: waiting for Flink costs nothing
-        profiled = _window(home, args.seconds, profiler)
-        print(f"under cProfile: {profiled:5.2f} % of one core")
-        for order in ("tottime", "cumulative"):
-            text = io.StringIO()
-            pstats.Stats(profiler, stream=text).strip_dirs().sort_stats(order).print_stats(args.top)
-            print(text.getvalue())
+        _report(home, args)
     finally:
         for name in names:
             try:

@@ -59,24 +59,26 @@ def process_alive(record: ProcessRecord) -> bool:
     return same_process(record.pid, record.start_ticks)
 
 
-def record_files(home: Path, name: str) -> list[tuple[ClusterKey, Path]] | None:
+def record_files(home: Path, name: str) -> list[tuple[ClusterKey, str]] | None:
     """Where the record ``name`` of every cluster under ``home`` would be (``clusters/<namespace>/<cluster>/``;
     whoever opens one skips it when it is missing), or None when the listing failed half-way (a directory
-    removed while it was read)."""
+    removed while it was read). Paths are strings: the caller stats each of them twice a second."""
     try:
         namespaces = os.scandir(home / "clusters")
     except FileNotFoundError:
         return []  # no cluster yet
     except OSError:
         return None
-    found: list[tuple[ClusterKey, Path]] = []
+    found: list[tuple[ClusterKey, str]] = []
     try:
         with namespaces:
             for namespace in namespaces:
                 if namespace.is_dir():
                     with os.scandir(namespace.path) as clusters:
                         found.extend(
-                            (ClusterKey(namespace.name, c.name), Path(c.path) / name) for c in clusters if c.is_dir()
+                            (ClusterKey(namespace.name, c.name), os.path.join(c.path, name))
+                            for c in clusters
+                            if c.is_dir()
                         )
     except OSError:
         return None

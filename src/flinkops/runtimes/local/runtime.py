@@ -133,7 +133,7 @@ class LocalRuntime:
         # tells it for every recorded process with one poll(2) (pidfds), not a read of /proc per process.
         self._seen_alive: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
         self._liveness = ProcessWatch()
-        self._records_seen: dict[Path, tuple[tuple[int, int, int], list[ProcessRecord]]] = {}
+        self._records_seen: dict[str, tuple[tuple[int, int, int], list[ProcessRecord]]] = {}
         self._prestart = Prestarter(self)
 
     def close(self) -> None:
@@ -243,16 +243,17 @@ class LocalRuntime:
             self._records_seen = {path: seen for path, seen in self._records_seen.items() if path in listed}
         return changed
 
-    def _recorded_processes(self, record_file: Path) -> list[ProcessRecord] | None:
+    def _recorded_processes(self, record_file: str) -> list[ProcessRecord] | None:
         """The processes a cluster record lists, parsed again only when the file changed (the controller asks
-        twice a second for every cluster)."""
+        twice a second for every cluster: plain ``os`` calls on a string path, pathlib costs more than the stat)."""
         try:
-            info = record_file.stat()
+            info = os.stat(record_file)
             stamp = (info.st_ino, info.st_mtime_ns, info.st_size)  # records are replaced whole (a new inode)
             cached = self._records_seen.get(record_file)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-            processes = self._processes(json.loads(record_file.read_text()))
+            with open(record_file, encoding="utf-8") as text:
+                processes = self._processes(json.load(text))
         except (OSError, ValueError):
             return None
         self._records_seen[record_file] = (stamp, processes)
