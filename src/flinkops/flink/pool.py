@@ -2,9 +2,10 @@
 
 A controller observes every cluster it manages every few seconds. Building an httpx client, opening a TCP
 connection and closing both again for each pass cost more CPU than the two requests of a steady pass; a client
-kept per endpoint sends them over the connection it already has (HTTP keep-alive). A connection the JobManager
-closed in between is noticed by the connection pool before it is reused, and a JobManager that moved (a new
-cluster, a new leader) has a new URL and so a new client.
+kept per endpoint sends them over the connection it already has (HTTP keep-alive, kept as long as the client:
+Flink's REST server does not close idle connections). A connection the JobManager closed in between is noticed
+by the connection pool before it is reused, and a JobManager that moved (a new cluster, a new leader) has a new
+URL and so a new client.
 
 ``RestClientPool`` is a ``FlinkApiFactory``: callers use what it returns exactly like a fresh client (``with
 pool(url, timeout) as rest: ...``); leaving the ``with`` block, or ``close()``, keeps the client open for the next
@@ -52,12 +53,17 @@ class RestClientPool:
         key = (rest_url.rstrip("/"), timeout)
         with self._lock:
             entry = self._clients.get(key)
-            client = entry[0] if entry else _PooledClient(key[0], timeout=timeout, transport=self._transport)
+            client = entry[0] if entry else self._new(key[0], timeout)
             self._clients[key] = (client, now)
             idle = self._take_idle(now)
         for old in idle:
             old.dispose()
         return client
+
+    def _new(self, rest_url: str, timeout: float) -> _PooledClient:
+        # The connection outlives the passes between (a STABLE resource is looked at once a minute): Flink's REST
+        # server keeps an idle connection open, and one it closed is noticed before reuse.
+        return _PooledClient(rest_url, timeout=timeout, transport=self._transport, keepalive=self.idle_seconds)
 
     def _take_idle(self, now: float) -> list[_PooledClient]:
         """Remove the clients not used for ``idle_seconds`` (checked every half minute at most); the caller
