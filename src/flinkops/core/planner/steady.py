@@ -241,12 +241,16 @@ def note_run_progress(status: S_, job: JobObservation) -> S_:
 
 def reconcile_interval(config: dict[str, str]) -> float:
     """Seconds between the passes of a STABLE resource with nothing pending: ``RECONCILE_INTERVAL_KEY``, one
-    minute by default as in the reference operator."""
+    minute by default as in the reference operator. A batch job (``execution.runtime-mode: BATCH``) is looked at
+    every ``STEADY`` seconds unless the key says otherwise: its end is what its user waits for, and its cluster
+    is released then."""
+    batch = config.get("execution.runtime-mode", "").strip().upper() == "BATCH"
+    default = STEADY if batch else IDLE
     try:
         ms = parse_duration_ms(config.get(RECONCILE_INTERVAL_KEY, ""))
     except ValueError:
-        return IDLE  # unset, or not a duration (validation reports it): the default
-    return ms / 1000 if ms > 0 else IDLE
+        return default  # unset, or not a duration (validation reports it)
+    return ms / 1000 if ms > 0 else default
 
 
 def _mark_stable_if(b: Builder, ready: bool, ctx: Context, why: str, config: dict[str, str]) -> Plan:
