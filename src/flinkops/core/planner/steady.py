@@ -8,7 +8,7 @@ enabled, has completed a checkpoint since the deploy (``flinkops.stability.requi
 true), so a job that crash-loops seconds after start is never marked stable. A job that ended (FINISHED or
 FAILED) has its result recorded on its run before its cluster is stopped. A STABLE resource whose pass had
 nothing to do or tell is looked at again after the reconcile interval (``kubernetes.operator.reconcile.interval``,
-1 min by default); one that is still moving after a second, or ten.
+1 min by default, 10 s for a batch job); one that is still moving after a second, or ten.
 
 Called by: ``deployment.plan_deployment`` (``steady``) and ``session.plan_session_job`` (``observe_job``).
 Pure: no I/O, no clock.
