@@ -49,8 +49,9 @@ class ProcessWatch:
 
     A process is alive exactly when ``same_process`` says so: a pidfd becomes readable when its process exits
     (a zombie included), and a pid that was recycled before its pidfd was opened fails the start-time check.
-    A process seen dead stays dead (its pid and start time never come back). ``retain`` forgets (and closes the
-    pidfds of) processes no longer recorded anywhere.
+    A process seen dead stays dead (its pid and start time never come back). ``watch`` starts watching
+    processes and forgets (closing their pidfds) the ones no longer recorded anywhere; ``exited`` tells which
+    watched processes died since it was last asked, however their death was noticed.
     """
 
     def __init__(self) -> None:
@@ -59,40 +60,56 @@ class ProcessWatch:
         self._fds: dict[Proc, int] = {}
         self._by_fd: dict[int, Proc] = {}
         self._dead: set[Proc] = set()
+        self._exited: set[Proc] = set()  # seen alive, then dead: not told to ``exited`` yet
         self._unwatchable: set[Proc] = set()  # no pidfd for these (none on this system, or no fd left): read /proc
 
     def alive(self, processes: Iterable[Proc]) -> set[Proc]:
-        """The ones of ``processes`` that still run."""
+        """The ones of ``processes`` that still run (those not watched yet are watched from now on)."""
         wanted = set(processes)
         with self._lock:
-            for proc in wanted - self._fds.keys() - self._dead - self._unwatchable:
-                self._open(proc)
-            if self._fds:
-                for fd, _events in self._poll.poll(0):  # any event on a pidfd means its process exited
-                    self._drop(self._by_fd[fd], dead=True)
-            running: set[Proc] = set()
-            for proc in wanted:
-                if proc in self._fds:
-                    running.add(proc)
-                elif proc in self._unwatchable:
-                    if same_process(*proc):
-                        running.add(proc)
-                    else:
-                        self._unwatchable.discard(proc)
-                        self._dead.add(proc)
-            return running
+            self._add(wanted)
+            self._check()
+            return {proc for proc in wanted if proc in self._fds or proc in self._unwatchable}
 
-    def retain(self, processes: Iterable[Proc]) -> None:
-        """Forget every process not in ``processes`` (closing its pidfd)."""
+    def watch(self, processes: Iterable[Proc]) -> None:
+        """Watch exactly ``processes`` from now on: start on the new ones, forget the others."""
         keep = set(processes)
         with self._lock:
             for proc in [p for p in self._fds if p not in keep]:
-                self._drop(proc, dead=False)
+                self._drop(proc)
             self._dead &= keep
+            self._exited &= keep
             self._unwatchable &= keep
+            self._add(keep)
+
+    def exited(self) -> set[Proc]:
+        """The watched processes that died since the last call."""
+        with self._lock:
+            self._check()
+            found, self._exited = self._exited, set()
+            return found
 
     def close(self) -> None:
-        self.retain(())
+        self.watch(())
+
+    def _add(self, processes: set[Proc]) -> None:
+        for proc in processes - self._fds.keys() - self._dead - self._unwatchable:
+            self._open(proc)
+
+    def _check(self) -> None:
+        """Move the processes that exited to the dead (one poll over every pidfd; /proc for the unwatchable)."""
+        if self._fds:
+            for fd, _events in self._poll.poll(0):  # any event on a pidfd means its process exited
+                proc = self._by_fd[fd]
+                self._drop(proc)
+                self._died(proc)
+        for proc in [p for p in self._unwatchable if not same_process(*p)]:
+            self._unwatchable.discard(proc)
+            self._died(proc)
+
+    def _died(self, proc: Proc) -> None:
+        self._dead.add(proc)
+        self._exited.add(proc)
 
     def _open(self, proc: Proc) -> None:
         pid, ticks = proc
@@ -102,7 +119,10 @@ class ProcessWatch:
             self._dead.add(proc)
             return
         except (AttributeError, OSError):  # no pidfds here (old kernel, other OS, sandbox) or no fd left
-            self._unwatchable.add(proc)
+            if same_process(pid, ticks):
+                self._unwatchable.add(proc)
+            else:
+                self._dead.add(proc)
             return
         if start_ticks(pid) != ticks:  # the pid is someone else's now (or a zombie): ours is gone
             os.close(fd)
@@ -112,10 +132,8 @@ class ProcessWatch:
         self._by_fd[fd] = proc
         self._poll.register(fd, select.POLLIN)
 
-    def _drop(self, proc: Proc, *, dead: bool) -> None:
+    def _drop(self, proc: Proc) -> None:
         fd = self._fds.pop(proc)
         del self._by_fd[fd]
         self._poll.unregister(fd)
         os.close(fd)
-        if dead:
-            self._dead.add(proc)

@@ -1,7 +1,7 @@
 """Telling which recorded processes still run, cheaply enough for every loop turn: ``procs.ProcessWatch`` (pidfds
 and one poll) agrees with ``same_process`` (a read of /proc) on every case, and the local runtime reports a
-cluster whose process died (``changed_clusters``) on the next turn. Real child processes (``sleep``) stand in for
-Flink's JVMs."""
+cluster whose process died (``changed_clusters``) on the next turn, listing the cluster records again only when a
+directory changed. Real child processes (``sleep``) stand in for Flink's JVMs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from flinkops.ports import ClusterKey
 from flinkops.procs import ProcessWatch, same_process, start_ticks
-from flinkops.runtimes.local.records import ProcessRecord
+from flinkops.runtimes.local.records import ProcessRecord, RecordFiles
 from support.ha import runtime
 
 
@@ -73,12 +73,32 @@ def test_a_pid_that_now_names_another_process_or_none_is_not_ours(
     assert watch.alive([recycled, missing, (pid, ticks)]) == {(pid, ticks)}
 
 
+def test_a_death_is_told_once_by_exited_however_it_was_noticed(
+    watch: ProcessWatch, sleeper: subprocess.Popen[bytes]
+) -> None:
+    me = ident(sleeper)
+    watch.watch([me])
+    assert watch.exited() == set()
+    sleeper.kill()
+    sleeper.wait()
+    assert watch.alive([me]) == set(), "a pass noticed it first"
+    assert watch.exited() == {me}, "the loop still hears of it"
+    assert watch.exited() == set(), "once"
+
+
+def test_a_process_dead_before_it_was_watched_never_counts_as_exited(watch: ProcessWatch) -> None:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    watch.watch([(child.pid, 1), (2**22 + 12345, 1)])
+    assert watch.exited() == set()
+
+
 def test_processes_no_record_names_are_forgotten_and_their_pidfds_closed(sleeper: subprocess.Popen[bytes]) -> None:
     watch = ProcessWatch()
     before = open_fds()
-    assert watch.alive([ident(sleeper)]) == {ident(sleeper)}
+    watch.watch([ident(sleeper)])
     assert open_fds() == before + 1, "one pidfd per watched process"
-    watch.retain([])
+    watch.watch([])
     assert open_fds() == before
 
 
@@ -101,3 +121,17 @@ def test_the_runtime_reports_the_cluster_whose_process_died_on_the_next_turn(
         assert local.changed_clusters() == [], "reported once"
     finally:
         local.close()
+
+
+def test_cluster_records_are_listed_again_when_a_directory_changed(tmp_path: Path) -> None:
+    files = RecordFiles(tmp_path, "cluster.json")
+    assert files() == [], "no cluster yet"
+    namespace = tmp_path / "clusters" / "default"
+    (namespace / "a").mkdir(parents=True)
+    for directory in (tmp_path / "clusters", namespace):
+        os.utime(directory, ns=(10**18, 10**18))  # changed long ago: the listing is trusted
+    assert files() == [(ClusterKey("default", "a"), str(namespace / "a" / "cluster.json"))]
+    assert files() == files(), "listed once, then only the directories are stat'ed"
+    (namespace / "b").mkdir()
+    (tmp_path / "clusters" / "other" / "c").mkdir(parents=True)
+    assert sorted(key.name for key, _ in files() or []) == ["a", "b", "c"], "new clusters and namespaces are seen"

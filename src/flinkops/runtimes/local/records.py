@@ -6,12 +6,13 @@ application a JobManager runs, the ZooKeeper HA settings, and enough of the orig
 replacement process after a controller restart.
 
 Called by: ``runtimes/local/runtime.py`` and ``prestart.py``. Pure data; reads ``/proc`` only in ``process_alive``
-and lists the home's cluster directories in ``record_files``.
+and lists the home's cluster directories in ``RecordFiles``.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,11 @@ from flinkops.procs import same_process
 
 __all__ = [
     "ProcessRecord",
+    "RecordFiles",
     "application_dict",
     "ha_dict",
     "ha_from_record",
     "process_alive",
-    "record_files",
     "request_from_record",
 ]
 
@@ -59,30 +60,63 @@ def process_alive(record: ProcessRecord) -> bool:
     return same_process(record.pid, record.start_ticks)
 
 
-def record_files(home: Path, name: str) -> list[tuple[ClusterKey, str]] | None:
+class RecordFiles:
     """Where the record ``name`` of every cluster under ``home`` would be (``clusters/<namespace>/<cluster>/``;
-    whoever opens one skips it when it is missing), or None when the listing failed half-way (a directory
-    removed while it was read). Paths are strings: the caller stats each of them twice a second."""
-    try:
-        namespaces = os.scandir(home / "clusters")
-    except FileNotFoundError:
-        return []  # no cluster yet
-    except OSError:
-        return None
-    found: list[tuple[ClusterKey, str]] = []
-    try:
-        with namespaces:
-            for namespace in namespaces:
-                if namespace.is_dir():
-                    with os.scandir(namespace.path) as clusters:
-                        found.extend(
-                            (ClusterKey(namespace.name, c.name), os.path.join(c.path, name))
-                            for c in clusters
-                            if c.is_dir()
-                        )
-    except OSError:
-        return None
-    return found
+    whoever opens one skips it when it is missing). The controller asks twice a second: the directories are
+    listed again only when one of them changed (its mtime), and a listing taken within a moment of a change
+    is not trusted (a coarse clock can give two changes the same mtime). Paths are strings: the caller stats
+    each of them every time."""
+
+    _SETTLE_NS = 2_000_000_000
+
+    def __init__(self, home: Path, name: str) -> None:
+        self.root = os.path.join(home, "clusters")
+        self.name = name
+        self._stamps: tuple[int, ...] = ()  # mtimes of the root and of each namespace directory when listed
+        self._trusted = False
+        self._namespaces: list[str] = []
+        self._found: list[tuple[ClusterKey, str]] = []
+
+    def __call__(self) -> list[tuple[ClusterKey, str]] | None:
+        """The records, or None when the listing failed half-way (a directory removed while it was read)."""
+        if self._trusted:
+            try:
+                stamps = tuple(os.stat(d).st_mtime_ns for d in (self.root, *self._namespaces))
+            except OSError:
+                stamps = ()
+            if stamps == self._stamps:
+                return self._found
+        return self._list()
+
+    def _list(self) -> list[tuple[ClusterKey, str]] | None:
+        self._trusted = False
+        try:
+            root_mtime = os.stat(self.root).st_mtime_ns
+            namespaces = os.scandir(self.root)
+        except FileNotFoundError:
+            return []  # no cluster yet
+        except OSError:
+            return None
+        found: list[tuple[ClusterKey, str]] = []
+        listed: list[tuple[str, int]] = []
+        try:
+            with namespaces:
+                for namespace in namespaces:
+                    if namespace.is_dir():
+                        listed.append((namespace.path, namespace.stat().st_mtime_ns))
+                        with os.scandir(namespace.path) as clusters:
+                            found.extend(
+                                (ClusterKey(namespace.name, c.name), os.path.join(c.path, self.name))
+                                for c in clusters
+                                if c.is_dir()
+                            )
+        except OSError:
+            return None
+        self._stamps = (root_mtime, *(mtime for _, mtime in listed))
+        self._namespaces = [path for path, _ in listed]
+        self._found = found
+        self._trusted = time.time_ns() - max(self._stamps) > self._SETTLE_NS
+        return found
 
 
 def application_dict(request: ClusterRequest) -> dict[str, Any] | None:

@@ -72,11 +72,11 @@ from flinkops.runtimes.local.launch import (
 from flinkops.runtimes.local.prestart import Prestarter
 from flinkops.runtimes.local.records import (
     ProcessRecord,
+    RecordFiles,
     application_dict,
     ha_dict,
     ha_from_record,
     process_alive,
-    record_files,
     request_from_record,
 )
 from flinkops.runtimes.local.zookeeper import ZooKeeperError
@@ -129,10 +129,11 @@ class LocalRuntime:
         # cluster when the last release happened.
         self._released: dict[tuple[int, int], float] = {}
         self._released_at: dict[ClusterKey, float] = {}
-        # Processes seen alive by changed_clusters(), per cluster, to tell when one dies; and the watch that
-        # tells it for every recorded process with one poll(2) (pidfds), not a read of /proc per process.
-        self._seen_alive: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
+        # Every recorded process, watched through a pidfd: one poll(2) tells changed_clusters() which died (no
+        # read of /proc per process and turn); and the processes it watches, by (pid, start time).
         self._liveness = ProcessWatch()
+        self._watched_procs: set[tuple[int, int]] = set()
+        self._record_files = RecordFiles(home, RECORD)
         self._records_seen: dict[str, tuple[tuple[int, int, int], list[ProcessRecord]]] = {}
         self._prestart = Prestarter(self)
 
@@ -216,46 +217,41 @@ class LocalRuntime:
 
     def changed_clusters(self) -> list[ClusterKey]:
         """Clusters in which a recorded process died since the last call: cheap (a stat per record, which is
-        parsed again only when it changed, and one poll(2) over every recorded process), so the controller
-        calls it every loop turn and reconciles those clusters at once instead of at their next scheduled
-        pass. Every second a JobManager goes unnoticed is replayed input."""
-        files = record_files(self.home, RECORD)
+        parsed again only when it changed, and one poll(2) over the pidfds of every recorded process), so the
+        controller calls it every loop turn and reconciles those clusters at once instead of at their next
+        scheduled pass. Every second a JobManager goes unnoticed is replayed input."""
+        files = self._record_files()
         if files is None:
-            return []  # the listing failed half-way: the next turn compares with what was seen before
-        records: dict[ClusterKey, list[ProcessRecord]] = {}
+            return []  # the listing failed half-way: the next turn lists again
+        owners: dict[tuple[int, int], ClusterKey] = {}
         for key, record_file in files:
-            processes = self._recorded_processes(record_file)
-            if processes is not None:  # else none (a deleted cluster's logs), or being rewritten: next turn
-                records[key] = processes
-        recorded = [p.ident for processes in records.values() for p in processes]
-        live = self._liveness.alive(recorded)
-        self._liveness.retain(recorded)  # the pidfds of processes no record names any more are closed
-        changed: list[ClusterKey] = []
-        current: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
-        for key, processes in records.items():
-            alive = frozenset(p.ident for p in processes if p.ident in live)
-            current[key] = alive
-            if self._seen_alive.get(key, frozenset()) - alive:
-                changed.append(key)
-        self._seen_alive = current
+            for proc in self._recorded_processes(record_file) or ():
+                owners[proc.ident] = key
+        if owners.keys() != self._watched_procs:  # a record changed: watch its new processes, forget the old
+            self._liveness.watch(owners)
+            self._watched_procs = set(owners)
         if len(self._records_seen) > len(files):  # forget the parsed records of deleted clusters
             listed = {path for _, path in files}
             self._records_seen = {path: seen for path, seen in self._records_seen.items() if path in listed}
-        return changed
+        return sorted({owners[proc] for proc in self._liveness.exited() if proc in owners}, key=str)
 
     def _recorded_processes(self, record_file: str) -> list[ProcessRecord] | None:
-        """The processes a cluster record lists, parsed again only when the file changed (the controller asks
-        twice a second for every cluster: plain ``os`` calls on a string path, pathlib costs more than the stat)."""
+        """The processes a cluster record lists (None: no record), parsed again only when the file changed (the
+        controller asks twice a second for every cluster: plain ``os`` calls on a string path, pathlib costs
+        more than the stat). A record that cannot be read this moment counts as what it said before."""
+        cached = self._records_seen.get(record_file)
         try:
             info = os.stat(record_file)
             stamp = (info.st_ino, info.st_mtime_ns, info.st_size)  # records are replaced whole (a new inode)
-            cached = self._records_seen.get(record_file)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
             with open(record_file, encoding="utf-8") as text:
                 processes = self._processes(json.load(text))
-        except (OSError, ValueError):
+        except FileNotFoundError:
+            self._records_seen.pop(record_file, None)
             return None
+        except (OSError, ValueError):
+            return cached[1] if cached is not None else None
         self._records_seen[record_file] = (stamp, processes)
         return processes
 
