@@ -7,9 +7,10 @@ driven pass by pass on a virtual clock.
   model), ``edit``, ``suspend``/``resume``, ``request_savepoint``/``request_checkpoint`` (nonces),
   ``rollback`` (the last stable spec again), ``restore`` (``initialSavepointPath`` + redeploy nonce),
   ``delete``;
-* the daemon's loop (``run_until``/``run_for``): a resource is due when any spec changes, when its cluster lost
-  a process, and otherwise when its last pass asked (``requeue_after``); the clock jumps to the next due pass.
-  ``World(min_requeue=10.0)`` spaces passes as the Kubernetes operator does (its controller's floor);
+* the daemon's loop (``run_until``/``run_for``): a resource is due when any spec changes, when its cluster (a
+  session job's: its session cluster) lost a process, and otherwise when its last pass asked (``requeue_after``);
+  the clock jumps to the next due pass. ``World(min_requeue=10.0)`` spaces passes as the Kubernetes operator does
+  (its controller's floor);
 * ``crash_at(when, action)``: the controller's failpoint raises ``ControllerCrashed`` at that step, the world
   catches it and starts a *new* ``Controller`` on the same store, runtime, Flink and storage (a restarted
   controller process: no memory of the old one, every resource due at once);
@@ -47,7 +48,7 @@ from flinkops.api.models import (
     FlinkSessionJobStatus,
     JobState,
 )
-from flinkops.controller import Controller, ReconcileResult
+from flinkops.controller import Controller, ReconcileResult, on_cluster
 from flinkops.core.planner import Action
 from flinkops.core.specs import load_spec
 from flinkops.ports import ClusterKey, Event, Resource, ResourceKey
@@ -97,6 +98,7 @@ class World:
         self._armed: list[tuple[str, str]] = []
         self._due: dict[ResourceKey, float] = {}
         self._seen_changes = -1
+        self._watching: dict[ClusterKey, list[ResourceKey]] = {}
         self._current: ResourceKey | None = None
         self.controller = self._start_controller()
 
@@ -246,15 +248,17 @@ class World:
         changes = self.store.change_counter()
         if changes != self._seen_changes:
             self._seen_changes = changes
-            present = {ResourceKey.of(r) for r in self.store.list_resources()}
+            resources = self.store.list_resources()
+            present = {ResourceKey.of(r) for r in resources}
+            self._watching = on_cluster(resources)
             for key in present:
                 self._due[key] = now
             for key in set(self._due) - present:
                 del self._due[key]
         for cluster in self.runtime.changed_clusters():
-            key = ResourceKey(DEPLOYMENT, cluster.namespace, cluster.name)
-            if key in self._due:
-                self._due[key] = now  # a process died: look now, not at the next scheduled pass
+            for key in self._watching.get(cluster, ()):
+                if key in self._due:
+                    self._due[key] = now  # a process died: look now (its session jobs too), not at the next pass
 
     def step(self) -> ReconcileResult | None:
         """One pass of the resource due first (the clock jumps to it). None when nothing is due or the

@@ -4,6 +4,6 @@
 It talks to the world through ``flinkops.ports`` only; ``flinkops.wiring`` builds it for a target.
 """
 
-from flinkops.controller.loop import Controller, ReconcileResult, run_loop
+from flinkops.controller.loop import Controller, ReconcileResult, on_cluster, run_loop
 
-__all__ = ["Controller", "ReconcileResult", "run_loop"]
+__all__ = ["Controller", "ReconcileResult", "on_cluster", "run_loop"]

@@ -8,7 +8,8 @@ is recorded as ``status.error`` plus a Warning event and retried with exponentia
 write (someone wrote in between) makes the next pass re-read and decide again at once.
 
 ``run_loop`` drives passes for a local daemon: every resource is due when any spec changes, a cluster whose
-process died is due at once, and otherwise each comes up when its last pass asked.
+process died is due at once (with the session jobs that run on it: ``on_cluster``), and otherwise each comes up
+when its last pass asked (a STABLE one with nothing pending after the reconcile interval, a minute by default).
 
 Called by: the local daemon and the operator (built by ``flinkops.wiring``), and the behaviour tests on fakes.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob, FlinkSessionJobStatus
@@ -30,9 +31,17 @@ from flinkops.controller.observer import Observer
 from flinkops.controller.requests import RequestBuilder
 from flinkops.core.planner import Context, Plan, plan_deployment, plan_session_job, trigger_pending, with_lifecycle
 from flinkops.errors import Conflict, FlinkopsError
-from flinkops.ports import Clock, ClusterRuntime, FlinkApiFactory, Provisioner, ResourceKey, ResourceStore
+from flinkops.ports import (
+    Clock,
+    ClusterKey,
+    ClusterRuntime,
+    FlinkApiFactory,
+    Provisioner,
+    ResourceKey,
+    ResourceStore,
+)
 
-__all__ = ["Controller", "ReconcileResult", "run_loop"]
+__all__ = ["Controller", "ReconcileResult", "on_cluster", "run_loop"]
 
 log = logging.getLogger("flinkops.controller")
 
@@ -161,6 +170,16 @@ class Controller:
         return delay
 
 
+def on_cluster(resources: Iterable[Resource]) -> dict[ClusterKey, list[ResourceKey]]:
+    """The resources to look at when a process of a cluster dies: its FlinkDeployment and the session jobs that
+    run on it."""
+    found: dict[ClusterKey, list[ResourceKey]] = {}
+    for resource in resources:
+        name = resource.spec.deployment_name if isinstance(resource, FlinkSessionJob) else resource.metadata.name
+        found.setdefault(ClusterKey(resource.metadata.namespace, name), []).append(ResourceKey.of(resource))
+    return found
+
+
 def run_loop(
     controller: Controller,
     store: ResourceStore,
@@ -172,19 +191,22 @@ def run_loop(
     watches and sharded over workers)."""
     due: dict[ResourceKey, float] = {}
     seen_changes = -1
+    watching: dict[ClusterKey, list[ResourceKey]] = {}
     while not should_stop():
         changes = store.change_counter()
         if changes != seen_changes:
             seen_changes = changes
-            present = {ResourceKey.of(r) for r in store.list_resources()}
+            resources = store.list_resources()
+            present = {ResourceKey.of(r) for r in resources}
+            watching = on_cluster(resources)
             for key in present:
                 due[key] = 0.0
             for key in set(due) - present:
                 del due[key]
         for cluster in controller.runtime.changed_clusters():
-            key = ResourceKey("FlinkDeployment", cluster.namespace, cluster.name)
-            if key in due:
-                due[key] = 0.0  # a process died: look now, not at the next scheduled pass
+            for key in watching.get(cluster, ()):
+                if key in due:
+                    due[key] = 0.0  # a process died: look now, not at the next scheduled pass
         for key in sorted(due, key=lambda k: due[k]):
             if should_stop():
                 return

@@ -213,12 +213,15 @@ class FlinkRestClient:
         *,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        keepalive: float = 5.0,
     ) -> None:
+        """``keepalive``: seconds an idle connection is kept for the next request (httpx's default: 5 s)."""
         self.base_url = base_url.rstrip("/")
         self._client = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
             transport=transport,
+            limits=httpx.Limits(keepalive_expiry=keepalive),
             headers={"Accept": "application/json"},
             follow_redirects=False,
             verify=_tls_context(),
@@ -592,5 +595,5 @@ class FlinkRestClient:
 
 
 def rest_client(rest_url: str, timeout: float) -> FlinkRestClient:
-    """The ``FlinkApiFactory`` of both targets: a client for one JobManager's REST endpoint."""
+    """A ``FlinkApiFactory`` that builds a new client per call (the controllers keep theirs: ``flink.pool``)."""
     return FlinkRestClient(rest_url, timeout=timeout)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flinkops.controller import Controller
 from flinkops.controller.executor import exiting_failpoint
-from flinkops.flink.rest import rest_client
+from flinkops.flink.pool import RestClientPool
 from flinkops.ports import Clock, ClusterRuntime, ResourceStore
 from flinkops.provisioning.pods import PodProvisioner
 
@@ -24,7 +24,7 @@ def build_controller(
     return Controller(
         store=store,
         runtime=runtime,
-        flink=rest_client,
+        flink=RestClientPool(),  # one kept connection per JobManager, not a new client per pass
         provisioner=PodProvisioner(work_dir),
         clock=clock,
         failpoint=exiting_failpoint(),

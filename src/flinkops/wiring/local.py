@@ -13,7 +13,7 @@ from flinkops.clock import SystemClock
 from flinkops.controller import Controller
 from flinkops.controller.executor import exiting_failpoint
 from flinkops.flink.distribution import find_distribution
-from flinkops.flink.rest import rest_client
+from flinkops.flink.pool import RestClientPool
 from flinkops.ports import Clock, ResourceStore, SnapshotStore
 from flinkops.provisioning.local import DataPlane, LocalProvisioner
 from flinkops.runtimes.local.runtime import LocalRuntime
@@ -53,7 +53,7 @@ def build_controller(home: Path, clock: Clock | None = None) -> tuple[Controller
     controller = Controller(
         store=store,
         runtime=LocalRuntime(home, dist),
-        flink=rest_client,
+        flink=RestClientPool(),  # one kept connection per JobManager, not a new client per pass
         provisioner=provisioner,
         clock=clock or SystemClock(),
         failpoint=exiting_failpoint(),

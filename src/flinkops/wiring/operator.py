@@ -8,9 +8,10 @@
    the Lease;
 3. starts the informers of the custom resources and of the children, and waits until they are synced;
 4. loops: resources whose spec changed, that appeared or are being deleted (from the store's watch), and
-   clusters whose Deployments changed (from the runtime's watch) are due at once; everything else comes up when
-   its last pass asked (``requeue_after``, no sooner than ``min_requeue`` unless a snapshot is in flight), with
-   the controller's exponential backoff after a failure.
+   clusters whose Deployments changed (from the runtime's watch; with the session jobs that run on them) are due
+   at once; everything else comes up when its last pass asked (``requeue_after``: a STABLE resource with nothing
+   pending after the reconcile interval; no sooner than ``min_requeue`` unless a snapshot is in flight), with the
+   controller's exponential backoff after a failure.
 
 Passes run on a few worker threads (``workers``), each owning a fixed share of the resources (by a hash of the
 key), so two passes never act on the same resource at once (per-resource serialisation) while different
@@ -37,7 +38,7 @@ from flinkops.controller import Controller
 from flinkops.errors import ErrorReason, FlinkopsError, InvalidInput
 from flinkops.kube.client import KubeClient
 from flinkops.kube.leader import LeaderElector, LeaseSettings
-from flinkops.ports import Clock, ResourceKey
+from flinkops.ports import Clock, ClusterKey, ResourceKey
 from flinkops.runtimes.kubernetes.runtime import KubernetesRuntime
 from flinkops.stores.kubernetes import KubernetesStore, to_model
 from flinkops.wiring.kubernetes import build_controller
@@ -216,8 +217,8 @@ class Operator:
             for key in self.store.changed_keys():
                 self._shard(key).mark(key, now)
             for cluster in self.runtime.changed_clusters():
-                key = ResourceKey("FlinkDeployment", cluster.namespace, cluster.name)
-                self._shard(key).mark(key, now)
+                for key in self._on_cluster(cluster):
+                    self._shard(key).mark(key, now)
             if self.store.wakeup.wait(_POLL):
                 self.store.wakeup.clear()
         self.stop.set()
@@ -226,6 +227,16 @@ class Operator:
         for thread in threads:
             thread.join(timeout=60)
         return code
+
+    def _on_cluster(self, cluster: ClusterKey) -> list[ResourceKey]:
+        """The resources to look at when a cluster's children changed: its FlinkDeployment and the session jobs
+        that run on it (a STABLE one is otherwise looked at only once per reconcile interval)."""
+        keys = [ResourceKey("FlinkDeployment", cluster.namespace, cluster.name)]
+        for obj in self.store.list_raw("FlinkSessionJob", cluster.namespace):
+            spec = obj.get("spec")
+            if isinstance(spec, dict) and spec.get("deploymentName") == cluster.name:
+                keys.append(ResourceKey("FlinkSessionJob", cluster.namespace, str(obj["metadata"]["name"])))
+        return keys
 
     def _work(self, shard: _Shard) -> None:
         while not self.stop.is_set() and not self._lost_leadership():

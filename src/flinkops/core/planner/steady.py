@@ -6,7 +6,9 @@ JobManagers are replaced in place. Stability is stricter than the reference oper
 once it has been RUNNING for ``flinkops.stability.min-running-time`` (default 5 s) and, with checkpointing
 enabled, has completed a checkpoint since the deploy (``flinkops.stability.require-checkpoint``, default
 true), so a job that crash-loops seconds after start is never marked stable. A job that ended (FINISHED or
-FAILED) has its result recorded on its run before its cluster is stopped.
+FAILED) has its result recorded on its run before its cluster is stopped. A STABLE resource whose pass had
+nothing to do or tell is looked at again after the reconcile interval (``kubernetes.operator.reconcile.interval``,
+1 min by default, 10 s for a batch job); one that is still moving after a second, or ten.
 
 Called by: ``deployment.plan_deployment`` (``steady``) and ``session.plan_session_job`` (``observe_job``).
 Pure: no I/O, no clock.
@@ -34,7 +36,9 @@ from flinkops.core.planner.snapshots import (
 )
 from flinkops.core.planner.types import (
     FAST,
+    IDLE,
     NO_ERROR,
+    RECONCILE_INTERVAL_KEY,
     S_,
     STEADY,
     TERMINAL_JOB_STATES,
@@ -52,7 +56,7 @@ from flinkops.core.planner.types import (
 )
 from flinkops.errors import ErrorReason
 
-__all__ = ["note_run_progress", "observe_job", "steady"]
+__all__ = ["note_run_progress", "observe_job", "reconcile_interval", "steady"]
 
 _RESULT_SETTLE_MS = 250  # margin on top of Flink's REST cache interval before a final result is read
 
@@ -110,7 +114,7 @@ def steady(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context
             info["rest-url"] = obs.rest_url
         b.status = b.status.model_copy(update={"cluster_info": info})
     if spec.job is None:
-        return _mark_stable_if(b, True, ctx, "session cluster ready")
+        return _mark_stable_if(b, True, ctx, "session cluster ready", spec.flink_configuration)
     return observe_job(b, spec.flink_configuration, obs, ctx, requests)
 
 
@@ -145,7 +149,7 @@ def observe_job(b: Builder, config: dict[str, str], obs: Observation, ctx: Conte
         _release_ended_cluster(b, job, ctx, config)
         return b.finish(now_ms=ctx.now_ms)
     if job.state == "FINISHED":
-        _mark_stable_if(b, True, ctx, "job finished")
+        _mark_stable_if(b, True, ctx, "job finished", config)
         _release_ended_cluster(b, job, ctx, config)
         return b.finish(now_ms=ctx.now_ms)
     if job.state == "RUNNING":
@@ -161,6 +165,7 @@ def observe_job(b: Builder, config: dict[str, str], obs: Observation, ctx: Conte
             ready,
             ctx,
             "job running" if not needs_checkpoint else "job running with a completed checkpoint",
+            config,
         )
     b.summary = f"job {job.state}"
     b.requeue_after = FAST
@@ -234,7 +239,21 @@ def note_run_progress(status: S_, job: JobObservation) -> S_:
     return status.model_copy(update={"deployment_history": history})
 
 
-def _mark_stable_if(b: Builder, ready: bool, ctx: Context, why: str) -> Plan:
+def reconcile_interval(config: dict[str, str]) -> float:
+    """Seconds between the passes of a STABLE resource with nothing pending: ``RECONCILE_INTERVAL_KEY``, one
+    minute by default as in the reference operator. A batch job (``execution.runtime-mode: BATCH``) is looked at
+    every ``STEADY`` seconds unless the key says otherwise: its end is what its user waits for, and its cluster
+    is released then."""
+    batch = config.get("execution.runtime-mode", "").strip().upper() == "BATCH"
+    default = STEADY if batch else IDLE
+    try:
+        ms = parse_duration_ms(config.get(RECONCILE_INTERVAL_KEY, ""))
+    except ValueError:
+        return default  # unset, or not a duration (validation reports it)
+    return ms / 1000 if ms > 0 else default
+
+
+def _mark_stable_if(b: Builder, ready: bool, ctx: Context, why: str, config: dict[str, str]) -> Plan:
     recon = b.status.reconciliation_status
     if ready and recon.state == ReconciliationState.DEPLOYED:
         if recon.last_stable_spec != recon.last_reconciled_spec:
@@ -244,7 +263,9 @@ def _mark_stable_if(b: Builder, ready: bool, ctx: Context, why: str) -> Plan:
         if b.status.error_reason != ErrorReason.VALIDATION_ERROR:
             b.status = b.status.model_copy(update=NO_ERROR)
         b.summary = why
-        b.requeue_after = STEADY
+        # Stable and quiet (this pass neither acts nor has news): look again after the reconcile interval. A
+        # dead process, a spec change or a due periodic snapshot still wake the resource at once.
+        b.requeue_after = STEADY if b.actions or b.events else reconcile_interval(config)
     else:
         b.summary = f"{why}: not stable yet" if not ready else why
         b.requeue_after = FAST

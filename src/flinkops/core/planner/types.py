@@ -30,7 +30,9 @@ from flinkops.errors import ErrorReason
 
 __all__ = [
     "FAST",
+    "IDLE",
     "NO_ERROR",
+    "RECONCILE_INTERVAL_KEY",
     "STEADY",
     "S_",
     "TERMINAL_JOB_STATES",
@@ -68,10 +70,15 @@ __all__ = [
 ]
 
 FAST = 1.0  # seconds between passes while something is moving
-#: Between passes once stable. A dead process wakes its deployment at once (the runtime reports it), and the
-#: next periodic snapshot sets its own wake-up (``Builder.wake_at``), so this only bounds how late a failure that
-#: Flink handles inside the job shows in status: 10 s, as often as the reference operator checks progress.
+#: Between passes of a steady resource that is not quiet yet (it just became stable, a process was replaced).
 STEADY = 10.0
+#: Between passes of a STABLE resource with nothing pending, unless ``RECONCILE_INTERVAL_KEY`` says otherwise: a
+#: minute, as the reference operator. A dead process wakes its deployment (and the session jobs on it) at once
+#: (the runtime reports it), a spec change wakes it at once, and the next periodic snapshot sets its own
+#: wake-up (``Builder.wake_at``), so this only bounds how late a failure that Flink handles inside the job (a
+#: restart, a job that fails for good) shows in status.
+IDLE = 60.0
+RECONCILE_INTERVAL_KEY = "kubernetes.operator.reconcile.interval"
 
 TERMINAL_JOB_STATES = frozenset({"FAILED", "FINISHED", "CANCELED"})
 _VALIDATION_PREFIX = "ValidationError: "

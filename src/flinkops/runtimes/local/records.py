@@ -5,11 +5,14 @@ mistaken for ours (``process_alive``). The helpers turn a request into the recor
 application a JobManager runs, the ZooKeeper HA settings, and enough of the original request to start a
 replacement process after a controller restart.
 
-Called by: ``runtimes/local/runtime.py`` and ``prestart.py``. Pure data; reads ``/proc`` only in ``process_alive``.
+Called by: ``runtimes/local/runtime.py`` and ``prestart.py``. Pure data; reads ``/proc`` only in ``process_alive``
+and lists the home's cluster directories in ``RecordFiles``.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from flinkops.procs import same_process
 
 __all__ = [
     "ProcessRecord",
+    "RecordFiles",
     "application_dict",
     "ha_dict",
     "ha_from_record",
@@ -46,9 +50,73 @@ class ProcessRecord:
     def rest_url(self) -> str | None:
         return f"http://127.0.0.1:{self.rest_port}" if self.rest_port else None
 
+    @property
+    def ident(self) -> tuple[int, int]:
+        """The process as ``procs.ProcessWatch`` names it: (pid, kernel start time)."""
+        return (self.pid, self.start_ticks or 0)
+
 
 def process_alive(record: ProcessRecord) -> bool:
     return same_process(record.pid, record.start_ticks)
+
+
+class RecordFiles:
+    """Where the record ``name`` of every cluster under ``home`` would be (``clusters/<namespace>/<cluster>/``;
+    whoever opens one skips it when it is missing). The controller asks twice a second: the directories are
+    listed again only when one of them changed (its mtime), and a listing taken within a moment of a change
+    is not trusted (a coarse clock can give two changes the same mtime). Paths are strings: the caller stats
+    each of them every time."""
+
+    _SETTLE_NS = 2_000_000_000
+
+    def __init__(self, home: Path, name: str) -> None:
+        self.root = os.path.join(home, "clusters")
+        self.name = name
+        self._stamps: tuple[int, ...] = ()  # mtimes of the root and of each namespace directory when listed
+        self._trusted = False
+        self._namespaces: list[str] = []
+        self._found: list[tuple[ClusterKey, str]] = []
+
+    def __call__(self) -> list[tuple[ClusterKey, str]] | None:
+        """The records, or None when the listing failed half-way (a directory removed while it was read)."""
+        if self._trusted:
+            try:
+                stamps = tuple(os.stat(d).st_mtime_ns for d in (self.root, *self._namespaces))
+            except OSError:
+                stamps = ()
+            if stamps == self._stamps:
+                return self._found
+        return self._list()
+
+    def _list(self) -> list[tuple[ClusterKey, str]] | None:
+        self._trusted = False
+        try:
+            root_mtime = os.stat(self.root).st_mtime_ns
+            namespaces = os.scandir(self.root)
+        except FileNotFoundError:
+            return []  # no cluster yet
+        except OSError:
+            return None
+        found: list[tuple[ClusterKey, str]] = []
+        listed: list[tuple[str, int]] = []
+        try:
+            with namespaces:
+                for namespace in namespaces:
+                    if namespace.is_dir():
+                        listed.append((namespace.path, namespace.stat().st_mtime_ns))
+                        with os.scandir(namespace.path) as clusters:
+                            found.extend(
+                                (ClusterKey(namespace.name, c.name), os.path.join(c.path, self.name))
+                                for c in clusters
+                                if c.is_dir()
+                            )
+        except OSError:
+            return None
+        self._stamps = (root_mtime, *(mtime for _, mtime in listed))
+        self._namespaces = [path for path, _ in listed]
+        self._found = found
+        self._trusted = time.time_ns() - max(self._stamps) > self._SETTLE_NS
+        return found
 
 
 def application_dict(request: ClusterRequest) -> dict[str, Any] | None:

@@ -51,7 +51,7 @@ from flinkops.errors import RuntimeFailure
 from flinkops.flink.config import HA_QUORUM, ZooKeeperHA, zookeeper_ha
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
-from flinkops.procs import start_ticks
+from flinkops.procs import ProcessWatch, start_ticks
 from flinkops.runtimes.local.ha import (
     leader_rest_url,
     release_dead_sessions,
@@ -72,6 +72,7 @@ from flinkops.runtimes.local.launch import (
 from flinkops.runtimes.local.prestart import Prestarter
 from flinkops.runtimes.local.records import (
     ProcessRecord,
+    RecordFiles,
     application_dict,
     ha_dict,
     ha_from_record,
@@ -128,17 +129,21 @@ class LocalRuntime:
         # cluster when the last release happened.
         self._released: dict[tuple[int, int], float] = {}
         self._released_at: dict[ClusterKey, float] = {}
-        # Processes seen alive by changed_clusters(), per cluster, to tell when one dies.
-        self._seen_alive: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
-        self._records_seen: dict[Path, tuple[tuple[int, int, int], list[ProcessRecord]]] = {}
+        # Every recorded process, watched through a pidfd: one poll(2) tells changed_clusters() which died (no
+        # read of /proc per process and turn); and the processes it watches, by (pid, start time).
+        self._liveness = ProcessWatch()
+        self._watched_procs: set[tuple[int, int]] = set()
+        self._record_files = RecordFiles(home, RECORD)
+        self._records_seen: dict[str, tuple[tuple[int, int, int], list[ProcessRecord]]] = {}
         self._prestart = Prestarter(self)
 
     def close(self) -> None:
-        """Stop the JobManager watch (Flink processes are not touched)."""
+        """Stop the JobManager watch and close the process watch (Flink processes are not touched)."""
         self._watch_stop.set()
         watcher = self._watcher
         if watcher is not None:
             watcher.join(timeout=5)
+        self._liveness.close()
 
     # ------------------------------------------------------------------ paths and records
 
@@ -183,7 +188,8 @@ class LocalRuntime:
         procs = self._processes(record)
         jms = [p for p in procs if p.role == "jobmanager"]
         tms = [p for p in procs if p.role == "taskmanager"]
-        live_jms = [p for p in jms if process_alive(p)]
+        live = self._liveness.alive(p.ident for p in procs)
+        live_jms = [p for p in jms if p.ident in live]
         ha = ha_from_record(record)
         if ha is not None:
             self._watch(key)
@@ -199,7 +205,7 @@ class LocalRuntime:
             generation=int(record["generation"]),
             jobmanagers_alive=len(live_jms),
             jobmanagers_expected=len(jms),
-            taskmanagers_alive=sum(process_alive(p) for p in tms),
+            taskmanagers_alive=sum(p.ident in live for p in tms),
             taskmanagers_expected=len(tms),
             rest_url=rest_url,
             job_id=record.get("job_id"),
@@ -210,35 +216,42 @@ class LocalRuntime:
         )
 
     def changed_clusters(self) -> list[ClusterKey]:
-        """Clusters in which a recorded process died since the last call: cheap (it reads the records and
-        /proc), so the controller calls it every loop turn and reconciles those clusters at once instead of at
-        their next scheduled pass. Every second a JobManager goes unnoticed is replayed input."""
-        changed: list[ClusterKey] = []
-        current: dict[ClusterKey, frozenset[tuple[int, int]]] = {}
-        for record_file in self.home.glob(f"clusters/*/*/{RECORD}"):
-            key = ClusterKey(record_file.parent.parent.name, record_file.parent.name)
-            processes = self._recorded_processes(record_file)
-            if processes is None:
-                continue  # being rewritten; the next turn reads it
-            alive = frozenset((p.pid, p.start_ticks or 0) for p in processes if process_alive(p))
-            current[key] = alive
-            if self._seen_alive.get(key, frozenset()) - alive:
-                changed.append(key)
-        self._seen_alive = current
-        return changed
+        """Clusters in which a recorded process died since the last call: cheap (a stat per record, which is
+        parsed again only when it changed, and one poll(2) over the pidfds of every recorded process), so the
+        controller calls it every loop turn and reconciles those clusters at once instead of at their next
+        scheduled pass. Every second a JobManager goes unnoticed is replayed input."""
+        files = self._record_files()
+        if files is None:
+            return []  # the listing failed half-way: the next turn lists again
+        owners: dict[tuple[int, int], ClusterKey] = {}
+        for key, record_file in files:
+            for proc in self._recorded_processes(record_file) or ():
+                owners[proc.ident] = key
+        if owners.keys() != self._watched_procs:  # a record changed: watch its new processes, forget the old
+            self._liveness.watch(owners)
+            self._watched_procs = set(owners)
+        if len(self._records_seen) > len(files):  # forget the parsed records of deleted clusters
+            listed = {path for _, path in files}
+            self._records_seen = {path: seen for path, seen in self._records_seen.items() if path in listed}
+        return sorted({owners[proc] for proc in self._liveness.exited() if proc in owners}, key=str)
 
-    def _recorded_processes(self, record_file: Path) -> list[ProcessRecord] | None:
-        """The processes a cluster record lists, parsed again only when the file changed (the controller asks
-        twice a second for every cluster)."""
+    def _recorded_processes(self, record_file: str) -> list[ProcessRecord] | None:
+        """The processes a cluster record lists (None: no record), parsed again only when the file changed (the
+        controller asks twice a second for every cluster: plain ``os`` calls on a string path, pathlib costs
+        more than the stat). A record that cannot be read this moment counts as what it said before."""
+        cached = self._records_seen.get(record_file)
         try:
-            info = record_file.stat()
+            info = os.stat(record_file)
             stamp = (info.st_ino, info.st_mtime_ns, info.st_size)  # records are replaced whole (a new inode)
-            cached = self._records_seen.get(record_file)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
-            processes = self._processes(json.loads(record_file.read_text()))
-        except (OSError, ValueError):
+            with open(record_file, encoding="utf-8") as text:
+                processes = self._processes(json.load(text))
+        except FileNotFoundError:
+            self._records_seen.pop(record_file, None)
             return None
+        except (OSError, ValueError):
+            return cached[1] if cached is not None else None
         self._records_seen[record_file] = (stamp, processes)
         return processes
 
