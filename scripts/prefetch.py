@@ -4,12 +4,19 @@ kube-controller-manager), the dev node (kubelet, kube-scheduler, kube-proxy, Cor
 Flink image with the test jobs' jar, exactly as tests/kubernetes use it), Flink's S3 plugins, the Kafka
 connector and the examples' jar. Each is cached under ~/.cache/flinkops, so a warm machine spends a few seconds
 here. Fails loudly (exit 1) when one cannot be had: a missing toolchain is an error, never a reason to skip
-tests."""
+tests.
+
+Two lanes run side by side on a fresh machine: the Go builds (CPU-bound, they keep both cores busy) and the
+downloads, Maven builds and the image (mostly waiting on the network and the disk), so the downloads cost no wall
+time. Progress lines name their step."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flinkops.api.plugins import S3_HADOOP, S3_PRESTO
@@ -24,9 +31,13 @@ from flinkops.errors import FlinkopsError
 from flinkops.flink.distribution import find_distribution
 from flinkops.flink.jars import connector_jar, plugin_jar
 
+_STEP = threading.local()
+_PRINT = threading.Lock()
+
 
 def say(message: str) -> None:
-    print(f"  {message}", flush=True)
+    with _PRINT:
+        print(f"  [{getattr(_STEP, 'name', 'prefetch')}] {message}", flush=True)
 
 
 def kubernetes_binaries() -> str:
@@ -48,29 +59,41 @@ def node_image() -> str:
     return f"{built.archive} ({', '.join(built.names)}); pause {pause_image(progress=say).archive.name}"
 
 
+def run_lane(steps: list[tuple[str, Callable[[], object]]]) -> bool:
+    """Run one lane's steps in order; stop at the first failure (reported) and say False."""
+    for what, fetch in steps:
+        _STEP.name = what
+        started = time.monotonic()
+        try:
+            path = fetch()
+        except (FlinkopsError, RuntimeError) as exc:  # RuntimeError: the test jobs did not compile
+            with _PRINT:
+                print(f"error: {what}: {exc}", file=sys.stderr, flush=True)
+            return False
+        with _PRINT:
+            print(f"{what}: {path} ({time.monotonic() - started:.1f} s)", flush=True)
+    return True
+
+
 def main() -> int:
     version = find_distribution().version
-    steps = [
-        ("Kafka broker jars", lambda: kafka_classpath(progress=say)),
+    builds: list[tuple[str, Callable[[], object]]] = [
         ("MinIO", lambda: minio_binary(progress=say)),
         ("Kubernetes control plane", kubernetes_binaries),
         ("Kubernetes node: kubelet, kube-scheduler, kube-proxy, CoreDNS, pause", node_parts),
         ("helm (renders the operator chart in tests)", lambda: helm_binary(progress=say)),
+    ]
+    fetches: list[tuple[str, Callable[[], object]]] = [
+        ("Kafka broker jars", lambda: kafka_classpath(progress=say)),
         ("Flink plugin s3-fs-presto", lambda: plugin_jar(S3_PRESTO, version, progress=say)),
         ("Flink plugin s3-fs-hadoop", lambda: plugin_jar(S3_HADOOP, version, progress=say)),
         ("Kafka connector", lambda: connector_jar("kafka", version, progress=say)),
         ("example jobs jar", lambda: build_example_jobs(progress=say)),
         ("Flink image for the Kubernetes node", node_image),
     ]
-    for what, fetch in steps:
-        started = time.monotonic()
-        try:
-            path = fetch()
-        except (FlinkopsError, RuntimeError) as exc:  # RuntimeError: the test jobs did not compile
-            print(f"error: {what}: {exc}", file=sys.stderr)
-            return 1
-        print(f"{what}: {path} ({time.monotonic() - started:.1f} s)", flush=True)
-    return 0
+    with ThreadPoolExecutor(max_workers=2) as lanes:
+        done = [lanes.submit(run_lane, builds), lanes.submit(run_lane, fetches)]
+        return 0 if all(lane.result() for lane in done) else 1
 
 
 if __name__ == "__main__":
