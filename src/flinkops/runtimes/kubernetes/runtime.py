@@ -20,6 +20,12 @@ last-state upgrade would run the old job, recovered by Flink, next to the new on
 again under an old name would resurrect its predecessor's jobs. A JobManager pod that dies *inside* a running
 cluster is not a delete: Kubernetes restarts it and Flink recovers its job from the metadata, as it should.
 
+**Reaching the REST API.** In a pod the operator reaches a JobManager at its REST Service's cluster DNS name
+(``http://<name>-rest.<namespace>.svc:8081``, :data:`REST_ADDRESS_DNS`, the default). An operator running outside
+the cluster (a workstation, or the dev node's host) cannot resolve that name; with :data:`REST_ADDRESS_CLUSTER_IP`
+it uses the Service's ClusterIP instead, read from the API (the address kube-proxy answers on every node, the
+host's too). The ClusterIP is taken from the Service the runtime applies and kept until the cluster is deleted.
+
 Kubernetes replaces dead pods itself, so ``replace_missing_processes`` has nothing to do, and logs are read with
 ``kubectl logs`` (``log_files`` is empty).
 
@@ -43,7 +49,16 @@ from flinkops.kube.informer import Informer
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 from flinkops.runtimes.kubernetes import render
 
-__all__ = ["HA_CONFIGMAP_LABEL", "HA_CONFIGMAP_TYPE", "MANAGED_SELECTOR", "KubernetesRuntime", "ha_selector"]
+__all__ = [
+    "HA_CONFIGMAP_LABEL",
+    "HA_CONFIGMAP_TYPE",
+    "MANAGED_SELECTOR",
+    "REST_ADDRESSES",
+    "REST_ADDRESS_CLUSTER_IP",
+    "REST_ADDRESS_DNS",
+    "KubernetesRuntime",
+    "ha_selector",
+]
 
 log = logging.getLogger("flinkops.runtime")
 
@@ -59,6 +74,12 @@ _PLURALS = {
     ("networking.k8s.io/v1", "Ingress"): "ingresses",
 }
 _INGRESSES = ("networking.k8s.io/v1", "ingresses")
+_REST_PORT = 8081
+#: How the operator addresses a JobManager's REST API (module docstring): the Service's cluster DNS name, or
+#: its ClusterIP read from the API (an operator outside the cluster).
+REST_ADDRESS_DNS = "service-dns"
+REST_ADDRESS_CLUSTER_IP = "cluster-ip"
+REST_ADDRESSES = (REST_ADDRESS_DNS, REST_ADDRESS_CLUSTER_IP)
 
 Obj = dict[str, Any]
 
@@ -77,6 +98,10 @@ def manifest_path(manifest: Mapping[str, Any]) -> str:
     return object_path(api_version, plural, meta.get("namespace"), meta.get("name"))
 
 
+def _service_dns_url(key: ClusterKey) -> str:
+    return f"http://{render.rest_service_name(key.name)}.{key.namespace}.svc:{_REST_PORT}"
+
+
 def _ready(deployment: Obj | None) -> tuple[int, int]:
     if deployment is None:
         return 0, 0
@@ -86,8 +111,8 @@ def _ready(deployment: Obj | None) -> tuple[int, int]:
 
 
 class KubernetesRuntime:
-    """``rest_url`` builds the address the controller reaches a cluster's REST API at; in a pod the default
-    (the REST Service's cluster DNS name) is right."""
+    """``rest_address`` says how the controller reaches a cluster's REST API (:data:`REST_ADDRESSES`; in a pod the
+    default, the REST Service's cluster DNS name, is right); ``rest_url``, when given, builds the address instead."""
 
     def __init__(
         self,
@@ -96,15 +121,19 @@ class KubernetesRuntime:
         *,
         resync: float = 300.0,
         wakeup: threading.Event | None = None,
-        rest_url: Callable[[ClusterKey], str] | None = None,
+        rest_url: Callable[[ClusterKey], str | None] | None = None,
+        rest_address: str = REST_ADDRESS_DNS,
     ) -> None:
+        if rest_address not in REST_ADDRESSES:
+            raise ValueError(f"rest_address must be one of {REST_ADDRESSES}, not {rest_address!r}")
         self.client = client
         self.namespaces = tuple(namespaces)
         self.resync = resync
         self.wakeup = wakeup
-        self.rest_url = rest_url or (
-            lambda key: f"http://{render.rest_service_name(key.name)}.{key.namespace}.svc:8081"
+        self.rest_url: Callable[[ClusterKey], str | None] = rest_url or (
+            self._cluster_ip_url if rest_address == REST_ADDRESS_CLUSTER_IP else _service_dns_url
         )
+        self._cluster_ips: dict[ClusterKey, str] = {}
         self._informers: dict[str, Informer] = {}
         self._lock = threading.Lock()
         self._changed: set[ClusterKey] = set()
@@ -170,6 +199,7 @@ class KubernetesRuntime:
             self._remove_ha_metadata(key)  # a new cluster starts from none (module docstring)
         for manifest in manifests:
             written = self.client.apply(manifest_path(manifest), manifest)
+            self._remember_cluster_ip(key, written)
             if written.get("kind") == "Deployment":
                 informer = self._informer(request.key.namespace)
                 if informer is not None:
@@ -223,8 +253,35 @@ class KubernetesRuntime:
         if informer is not None:
             for name in (render.jobmanager_name(key.name), render.taskmanager_name(key.name)):
                 informer.forget(key.namespace, name)
+        with self._lock:
+            self._cluster_ips.pop(key, None)
         self._wait_gone(key, selector)
         self._remove_ha_metadata(key)
+
+    # ------------------------------------------------------------------ REST address
+
+    def _remember_cluster_ip(self, key: ClusterKey, written: Obj) -> None:
+        meta, spec = written.get("metadata") or {}, written.get("spec") or {}
+        if written.get("kind") == "Service" and meta.get("name") == render.rest_service_name(key.name):
+            address = spec.get("clusterIP")
+            if address and address != "None":
+                with self._lock:
+                    self._cluster_ips[key] = str(address)
+
+    def _cluster_ip_url(self, key: ClusterKey) -> str | None:
+        """``http://<ClusterIP>:8081`` of the cluster's REST Service (read once from the API, then kept); None
+        while the Service has no ClusterIP."""
+        with self._lock:
+            address = self._cluster_ips.get(key)
+        if address is None:
+            path = object_path("v1", "services", key.namespace, render.rest_service_name(key.name))
+            found = self.client.get(path)
+            if found is None:
+                return None
+            self._remember_cluster_ip(key, found)
+            with self._lock:
+                address = self._cluster_ips.get(key)
+        return f"http://{address}:{_REST_PORT}" if address else None
 
     def _remove_ingress(self, key: ClusterKey) -> None:
         """Delete the cluster's Ingress if flinkops made one. An operator without rights on Ingresses (a Role of
