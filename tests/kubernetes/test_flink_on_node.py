@@ -233,9 +233,11 @@ def stack(kube: KubeCluster, node: NodeHandle, tmp_path_factory: pytest.TempPath
     """CRDs, the chart's RBAC (operator Role, the ``flink`` ServiceAccount and its Role), S3 on the bridge with a
     bucket and a Secret of keys, a host directory for the verifier's output, and one operator."""
     work = tmp_path_factory.mktemp("flink-on-node")
-    with kube.client() as admin, bridge_s3(work / "home") as s3, host_output_dir(
-        Path("/tmp") / f"flinkops-node-output-{uuid.uuid4().hex[:8]}"
-    ) as host_dir:
+    with (
+        kube.client() as admin,
+        bridge_s3(work / "home") as s3,
+        host_output_dir(Path("/tmp") / f"flinkops-node-output-{uuid.uuid4().hex[:8]}") as host_dir,
+    ):
         install_crds(admin)
         for ns in (OPERATOR_NS, JOBS_NS):
             _server_side_apply(
@@ -295,6 +297,7 @@ def stack(kube: KubeCluster, node: NodeHandle, tmp_path_factory: pytest.TempPath
 def _wait_running(stack: Stack, name: str, since: float, label: str, timeout: float = 240.0) -> dict[str, Any]:
     """Wait until the JobManager's REST API shows a RUNNING job; record ``label`` (seconds since ``since``)."""
     rest = wait_for(f"{name}'s REST Service", lambda: stack.rest(name), 60)
+
     def running() -> list[dict[str, Any]]:
         jobs = rest.running()
         if not jobs:
@@ -329,3 +332,85 @@ def test_standalone_deployment_becomes_stable_with_state_on_s3(stack: Stack) -> 
     wait_for("committed records", lambda: len(read_committed(stack.output("verify"))) >= 100, 60, 0.5)
     report = check(stack.output("verify"), keys=KEYS, live=True)
     assert report.ok, report.summary()
+
+
+def test_savepoint_upgrade_carries_state_with_nothing_lost_or_duplicated(stack: Stack) -> None:
+    moment = time.time()
+    generation = stack.apply(
+        verifier_deployment("verify", s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir, logic="v2")
+    )["metadata"]["generation"]
+    _wait_running_generation(stack, "verify", generation, moment, "savepoint upgrade: apply -> new job RUNNING")
+    stack.wait_stable("verify")
+    _measured("savepoint upgrade: apply -> STABLE again", time.time() - moment)
+    status = stack.status("verify")
+    run = status["deploymentHistory"][-1]
+    assert run.get("restoredFrom", "").startswith(f"s3://{BUCKET}/verify/savepoints/"), run
+    wait_for("v2 records committed", lambda: _logic_count(stack.output("verify"), "v2") >= 100, 90, 0.5)
+    report = check(stack.output("verify"), keys=KEYS, live=True)
+    assert report.ok, report.summary()
+    assert [run.logic for run in report.logic_runs] == ["v1", "v2"], report.summary()
+    last_v1, first_v2 = trace_edges(stack.trace("verify"), moment)
+    assert last_v1 is not None and first_v2 is not None
+    _measured("savepoint upgrade: downtime (last v1 record -> first v2 record)", first_v2 - last_v1)
+
+
+def test_jobmanager_pod_deleted_without_ha_is_redeployed_from_the_newest_checkpoint(stack: Stack) -> None:
+    (pod,) = stack.pods("verify", "jobmanager")
+    before = stack.status("verify")["deploymentHistory"][-1]
+    wait_for("a checkpoint of the running job", lambda: _checkpoints(stack, "verify", before["jobId"]), 60, 0.5)
+    moment = time.time()
+    stack.admin.delete(
+        f"/api/v1/namespaces/{JOBS_NS}/pods/{pod['metadata']['name']}", params={"gracePeriodSeconds": "0"}
+    ).raise_for_status()
+
+    def recovered() -> dict[str, Any] | None:
+        history = stack.status("verify").get("deploymentHistory") or []
+        return history[-1] if history and history[-1].get("jobId") != before["jobId"] else None
+
+    run = wait_for("a redeploy from the newest checkpoint", recovered, 120, 0.3)
+    assert "/chk-" in run.get("restoredFrom", ""), run
+    (job,) = _running_jobs(stack, "verify", 180)
+    _measured("no HA: JobManager pod deleted -> job RUNNING again", time.time() - moment)
+    assert job["jid"] == run["jobId"]
+    stack.wait_stable("verify")
+    count = len(read_committed(stack.output("verify")))
+    wait_for("records after the recovery", lambda: len(read_committed(stack.output("verify"))) >= count + 100, 90, 0.5)
+    report = check(stack.output("verify"), keys=KEYS, live=True)
+    assert report.ok, report.summary()
+
+
+def _logic_count(output: Path, logic: str) -> int:
+    return sum(1 for r in read_committed(output) if r.logic == logic)
+
+
+def _checkpoints(stack: Stack, name: str, job_id: str) -> list[str]:
+    return [k for k in stack.s3.objects(BUCKET, f"{name}/checkpoints/{job_id}/") if "/chk-" in k]
+
+
+def _running_jobs(stack: Stack, name: str, timeout: float) -> list[dict[str, Any]]:
+    rest = wait_for(f"{name}'s REST Service", lambda: stack.rest(name), 60)
+    try:
+        return wait_for(f"{name}'s job RUNNING", rest.running, timeout, 0.2)
+    finally:
+        rest.close()
+
+
+def _wait_running_generation(stack: Stack, name: str, generation: int, since: float, label: str) -> None:
+    """Until the job of ``generation`` runs (its job id recorded in status is the one Flink runs)."""
+
+    def running() -> bool:
+        status = stack.status(name)
+        history = status.get("deploymentHistory") or []
+        if not history or history[-1].get("generation") != generation:
+            return False
+        stack.no_crash_loop(name)
+        jobs = {j["jid"] for j in _running_jobs(stack, name, 1)} if stack.pods(name, "jobmanager") else set()
+        return history[-1].get("jobId") in jobs
+
+    def settle() -> bool:
+        with contextlib.suppress(AssertionError):
+            return running()
+        return False
+
+    wait_for(f"{name} generation {generation} RUNNING", settle, 240, 0.3)
+    _measured(label, time.time() - since)

@@ -189,9 +189,14 @@ def verifier_deployment(
                 "jarURI": f"local://{TESTJOBS_IN_IMAGE}",
                 "entryClass": ENTRY_CLASS,
                 "args": job_args(
-                    output, rate=rate, keys=keys, logic=logic, trace=trace, trace_timestamps=True,
+                    output,
+                    rate=rate,
+                    keys=keys,
+                    logic=logic,
+                    trace=trace,
+                    trace_timestamps=True,
                     checkpoint_interval_ms=0,
-                ),  # fmt: skip
+                ),
                 "parallelism": parallelism,
                 "upgradeMode": upgrade_mode,
             },

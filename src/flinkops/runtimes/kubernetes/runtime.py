@@ -20,6 +20,15 @@ last-state upgrade would run the old job, recovered by Flink, next to the new on
 again under an old name would resurrect its predecessor's jobs. A JobManager pod that dies *inside* a running
 cluster is not a delete: Kubernetes restarts it and Flink recovers its job from the metadata, as it should.
 
+**A JobManager without HA runs its job once** (``pods.START_GATE``). The JobManager pods of an application
+cluster without HA are created behind a scheduling gate; the runtime lifts it for the first pod of the
+Deployment's generation only, after recording that pod's uid on the Deployment (annotation
+:data:`STARTED_POD_ANNOTATION`, ``<generation>/<uid>``). When that pod is gone or terminating, or its container
+was restarted (the restarted container waits instead of starting Flink), ``observe`` reports the JobManager
+dead, and the controller redeploys from the newest checkpoint; a pod the ReplicaSet made in its place stays
+gated until the cluster is replaced. A watch on the JobManager pods lifts the gate and wakes the controller as
+soon as a JobManager pod changes.
+
 **Reaching the REST API.** In a pod the operator reaches a JobManager at its REST Service's cluster DNS name
 (``http://<name>-rest.<namespace>.svc:8081``, :data:`REST_ADDRESS_DNS`, the default). An operator running outside
 the cluster (a workstation, or the dev node's host) cannot resolve that name; with :data:`REST_ADDRESS_CLUSTER_IP`
@@ -48,6 +57,7 @@ from flinkops.kube.client import KubeClient, KubeForbidden, object_path, parse_t
 from flinkops.kube.informer import Informer
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 from flinkops.runtimes.kubernetes import render
+from flinkops.runtimes.kubernetes.pods import START_GATE
 
 __all__ = [
     "HA_CONFIGMAP_LABEL",
@@ -56,6 +66,7 @@ __all__ = [
     "REST_ADDRESSES",
     "REST_ADDRESS_CLUSTER_IP",
     "REST_ADDRESS_DNS",
+    "STARTED_POD_ANNOTATION",
     "KubernetesRuntime",
     "ha_selector",
 ]
@@ -80,6 +91,9 @@ _REST_PORT = 8081
 REST_ADDRESS_DNS = "service-dns"
 REST_ADDRESS_CLUSTER_IP = "cluster-ip"
 REST_ADDRESSES = (REST_ADDRESS_DNS, REST_ADDRESS_CLUSTER_IP)
+#: On a gated JobManager Deployment: ``<generation>/<pod uid>`` of the pod whose start gate was lifted.
+STARTED_POD_ANNOTATION = "flinkops.io/jobmanager-pod"
+_JOBMANAGER_PODS = f"{MANAGED_SELECTOR},component=jobmanager"
 
 Obj = dict[str, Any]
 
@@ -96,6 +110,25 @@ def manifest_path(manifest: Mapping[str, Any]) -> str:
         raise RuntimeFailure(f"flinkops does not manage {api_version} {kind} objects")
     meta = manifest.get("metadata") or {}
     return object_path(api_version, plural, meta.get("namespace"), meta.get("name"))
+
+
+def _gated(pod_spec: Obj | None) -> bool:
+    return any(g.get("name") == START_GATE for g in (pod_spec or {}).get("schedulingGates") or [])
+
+
+def _started_pod(jm: Obj, generation: int | None) -> str | None:
+    """The uid of the JobManager pod started for ``generation`` (recorded on the Deployment), if any."""
+    recorded = str(((jm.get("metadata") or {}).get("annotations") or {}).get(STARTED_POD_ANNOTATION) or "")
+    stamped, _, uid = recorded.partition("/")
+    return uid if uid and stamped == str(generation) else None
+
+
+def _main_container_status(pod: Obj) -> Obj | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == render.MAIN_CONTAINER:
+            found: Obj = status
+            return found
+    return None
 
 
 def _service_dns_url(key: ClusterKey) -> str:
@@ -134,6 +167,9 @@ class KubernetesRuntime:
             self._cluster_ip_url if rest_address == REST_ADDRESS_CLUSTER_IP else _service_dns_url
         )
         self._cluster_ips: dict[ClusterKey, str] = {}
+        self._pod_informers: dict[str, Informer] = {}
+        self._gate_lock = threading.Lock()
+        self._pods_seen: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._informers: dict[str, Informer] = {}
         self._lock = threading.Lock()
         self._changed: set[ClusterKey] = set()
@@ -152,12 +188,22 @@ class KubernetesRuntime:
                 name=f"deployments@{namespace or '*'}",
             )
             self._informers[namespace] = informer.start()
+            pods = Informer(
+                self.client,
+                object_path("v1", "pods", namespace or None),
+                label_selector=_JOBMANAGER_PODS,
+                on_change=self._on_pod_change,
+                resync=self.resync,
+                name=f"jobmanager-pods@{namespace or '*'}",
+            )
+            self._pod_informers[namespace] = pods.start()
 
     def wait_synced(self, timeout: float) -> bool:
-        return all(i.wait_synced(timeout) for i in self._informers.values())
+        informers = [*self._informers.values(), *self._pod_informers.values()]
+        return all(i.wait_synced(timeout) for i in informers)
 
     def stop(self) -> None:
-        for informer in self._informers.values():
+        for informer in [*self._informers.values(), *self._pod_informers.values()]:
             informer.stop()
 
     def _informer(self, namespace: str) -> Informer | None:
@@ -179,6 +225,105 @@ class KubernetesRuntime:
             self._changed.add(key)
         if self.wakeup is not None:
             self.wakeup.set()
+
+    def _on_pod_change(self, type_: str, pod: Obj) -> None:
+        """A JobManager pod appeared, changed or went: lift a start gate that is due, and wake the controller when
+        the pod's life changed (created, deleted, terminating, restarted, ready or not)."""
+        meta = pod.get("metadata") or {}
+        name = (meta.get("labels") or {}).get(render.CLUSTER_LABEL)
+        if not name:
+            return
+        key = ClusterKey(str(meta.get("namespace") or ""), str(name))
+        main = _main_container_status(pod)
+        seen = (
+            type_ == "DELETED",
+            meta.get("deletionTimestamp") is not None,
+            _gated(pod.get("spec")),
+            (main or {}).get("restartCount"),
+            (main or {}).get("ready"),
+        )
+        pod_key = (key.namespace, str(meta.get("name")))
+        with self._lock:
+            if self._pods_seen.get(pod_key) == seen:
+                return
+            if type_ == "DELETED":
+                self._pods_seen.pop(pod_key, None)
+            else:
+                self._pods_seen[pod_key] = seen
+            self._changed.add(key)
+        if seen[2] and type_ != "DELETED":
+            jm = self._deployment(key.namespace, render.jobmanager_name(key.name))
+            if jm is not None:
+                try:
+                    self._lift_start_gate(key, jm, self._jobmanager_pods(key))
+                except (NotFound, TemporaryError, RuntimeFailure) as exc:
+                    log.warning("%s: could not start the JobManager pod yet: %s", key, exc)
+        if self.wakeup is not None:
+            self.wakeup.set()
+
+    def _jobmanager_pods(self, key: ClusterKey) -> list[Obj]:
+        informer = self._pod_informers.get(key.namespace) or self._pod_informers.get("")
+        if informer is not None and informer.synced:
+            return [
+                p
+                for p in informer.objects()
+                if (p.get("metadata") or {}).get("namespace") == key.namespace
+                and ((p.get("metadata") or {}).get("labels") or {}).get(render.CLUSTER_LABEL) == key.name
+            ]
+        selector = f"{render.CLUSTER_LABEL}={key.name},component=jobmanager"
+        items: list[Obj] = (
+            self.client.list(object_path("v1", "pods", key.namespace), label_selector=selector).get("items") or []
+        )
+        return items
+
+    def _lift_start_gate(self, key: ClusterKey, jm: Obj, pods: Sequence[Obj]) -> None:
+        """Start the first gated JobManager pod of the Deployment's generation, once: its uid is written to the
+        Deployment before the gate goes, so a pod started before can always be told from one that never was."""
+        if not _gated(((jm.get("spec") or {}).get("template") or {}).get("spec")):
+            return
+        generation = render.generation_of(jm)
+        with self._gate_lock:
+            if _started_pod(jm, generation) is not None:
+                return
+            waiting = sorted(
+                (
+                    p
+                    for p in pods
+                    if _gated(p.get("spec"))
+                    and (p.get("metadata") or {}).get("deletionTimestamp") is None
+                    and render.generation_of(p) == generation
+                ),
+                key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""),
+            )
+            if not waiting:
+                return
+            pod_meta = waiting[0]["metadata"]
+            path = object_path("apps/v1", "deployments", key.namespace, render.jobmanager_name(key.name))
+            stamp = {"metadata": {"annotations": {STARTED_POD_ANNOTATION: f"{generation}/{pod_meta['uid']}"}}}
+            written = self.client.patch(path, stamp)
+            informer = self._informer(key.namespace)
+            if informer is not None:
+                informer.remember(written)
+            pod_path = object_path("v1", "pods", key.namespace, pod_meta["name"])
+            self.client.patch(pod_path, {"spec": {"schedulingGates": None}})
+            log.info("%s: started JobManager pod %s (generation %s)", key, pod_meta["name"], generation)
+
+    def _jobmanager_lost(self, key: ClusterKey, jm: Obj) -> bool:
+        """A gated cluster's JobManager is lost: the pod started for this generation is gone or terminating,
+        or its container was restarted (and waits). Lifts the start gate when it is due."""
+        if not _gated(((jm.get("spec") or {}).get("template") or {}).get("spec")):
+            return False
+        pods = self._jobmanager_pods(key)
+        started = _started_pod(jm, render.generation_of(jm))
+        if started is None:
+            self._lift_start_gate(key, jm, pods)
+            return False
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            if meta.get("uid") == started:
+                main = _main_container_status(pod) or {}
+                return meta.get("deletionTimestamp") is not None or int(main.get("restartCount") or 0) > 0
+        return True
 
     def _deployment(self, namespace: str, name: str) -> Obj | None:
         informer = self._informer(namespace)
@@ -224,14 +369,17 @@ class KubernetesRuntime:
         # Kubernetes restarts and replaces the pods of a Deployment itself: its pods count as alive (a pod that
         # is only starting, or pulling its image, must not look like a dead JobManager to be redeployed). Whether
         # a JobManager answers is what ``rest_url`` says: it is set once a JobManager pod is ready.
+        lost = self._jobmanager_lost(key, jm)
+        if lost:
+            log.warning("%s: the JobManager pod of this cluster (no HA) is gone or restarted", key)
         return ClusterObservation(
             key=key,
             generation=generation if generation is not None else 0,
-            jobmanagers_alive=jm_expected,
+            jobmanagers_alive=0 if lost else jm_expected,
             jobmanagers_expected=jm_expected,
             taskmanagers_alive=tm_expected if tm is not None else 0,
             taskmanagers_expected=tm_expected if tm is not None else 0,
-            rest_url=self.rest_url(key) if jm_ready > 0 else None,
+            rest_url=self.rest_url(key) if jm_ready > 0 and not lost else None,
             job_id=annotations.get(render.JOB_ID_ANNOTATION) or None,
             started_at=parse_time((jm.get("metadata") or {}).get("creationTimestamp")),
         )
