@@ -28,6 +28,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import os
+import signal
 import sys
 import time
 import uuid
@@ -40,6 +42,7 @@ import httpx
 import pytest
 import yaml
 
+from flinkops.runtimes.kubernetes.runtime import ha_selectors, is_ha_config_map_name
 from support.flinknode import (
     S3_SECRET,
     BridgeS3,
@@ -414,3 +417,136 @@ def _wait_running_generation(stack: Stack, name: str, generation: int, since: fl
 
     wait_for(f"{name} generation {generation} RUNNING", settle, 240, 0.3)
     _measured(label, time.time() - since)
+
+
+def test_deleted_deployment_leaves_nothing_behind(stack: Stack) -> None:
+    moment = time.time()
+    stack.admin.delete(f"{FD}/verify").raise_for_status()
+    wait_for("verify's pods gone", lambda: not stack.pods("verify"), 120, 0.2)
+    _measured("no HA: delete -> pods gone", time.time() - moment)
+    wait_for("verify gone", lambda: stack.fd("verify") is None, 60, 0.2)
+    assert stack.left_behind("verify") == []
+    # Its state stays in storage.
+    assert _checkpoints_any(stack, "verify")
+
+
+# ------------------------------------------------------------------------------------------------ verify-ha
+
+
+def _ha(stack: Stack, logic: str = "v1") -> dict[str, Any]:
+    return verifier_deployment(
+        "verify-ha", s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir, ha=True, jobmanagers=2,
+        upgrade_mode="last-state", logic=logic,
+    )  # fmt: skip
+
+
+def test_ha_deployment_with_two_jobmanagers_becomes_stable(stack: Stack) -> None:
+    stack.apply(_ha(stack))
+    _wait_running(stack, "verify-ha", stack.applied_at["verify-ha"], "HA: apply -> job RUNNING")
+    stack.wait_stable("verify-ha")
+    _measured("HA: apply -> STABLE", time.time() - stack.applied_at["verify-ha"])
+    assert len(stack.pods("verify-ha", "jobmanager")) == 2
+    assert _ha_config_maps(stack, "verify-ha"), "Flink wrote no HA ConfigMaps"
+
+
+def test_last_state_upgrade_with_ha_runs_one_job_from_the_newest_checkpoint(stack: Stack) -> None:
+    before = stack.status("verify-ha")["deploymentHistory"][-1]
+    moment = time.time()
+    generation = stack.apply(_ha(stack, logic="v2"))["metadata"]["generation"]
+    _wait_running_generation(stack, "verify-ha", generation, moment, "HA last-state upgrade: apply -> new job RUNNING")
+    run = stack.status("verify-ha")["deploymentHistory"][-1]
+    assert run["jobId"] != before["jobId"]
+    assert f"/checkpoints/{before['jobId']}/chk-" in (run.get("restoredFrom") or ""), run
+    stack.wait_stable("verify-ha")
+    # One job: Flink did not recover the old job next to the new one.
+    rest = stack.rest("verify-ha")
+    try:
+        assert [(j["jid"], j["state"]) for j in rest.jobs()] == [(run["jobId"], "RUNNING")]
+    finally:
+        rest.close()
+    wait_for("v2 records committed", lambda: _logic_count(stack.output("verify-ha"), "v2") >= 100, 90, 0.5)
+    report = check(stack.output("verify-ha"), keys=KEYS, live=True)
+    assert report.ok, report.summary()
+    assert [r.logic for r in report.logic_runs] == ["v1", "v2"], report.summary()
+    last_v1, first_v2 = trace_edges(stack.trace("verify-ha"), moment)
+    assert last_v1 is not None and first_v2 is not None
+    _measured("HA last-state upgrade: downtime (last v1 record -> first v2 record)", first_v2 - last_v1)
+
+
+def test_killed_leading_jobmanager_hands_over_to_the_standby_with_the_same_job(stack: Stack) -> None:
+    job_id = stack.status("verify-ha")["jobStatus"]["jobId"]
+    leader = _leader_pod(stack, "verify-ha")
+    moment = time.time()
+    killed = _kill_jvm(leader)
+    assert killed, f"no Java process found for pod {leader['metadata']['name']}"
+    rest = stack.rest("verify-ha")
+    try:
+
+        def restored() -> bool:
+            jobs = rest.running()
+            return bool(jobs) and jobs[0]["jid"] == job_id and jobs[0]["start-time"] > moment * 1000
+
+        wait_for("the job RUNNING again under the new leader", restored, 120, 0.2)
+    finally:
+        rest.close()
+    _measured("HA: leading JobManager SIGKILLed -> job RUNNING again", time.time() - moment)
+    assert stack.status("verify-ha")["jobStatus"]["jobId"] == job_id
+    count = len(read_committed(stack.output("verify-ha")))
+    wait_for("records after the takeover", lambda: len(read_committed(stack.output("verify-ha"))) >= count + 100, 90)
+    report = check(stack.output("verify-ha"), keys=KEYS, live=True)
+    assert report.ok, report.summary()
+
+
+def test_deleted_ha_deployment_leaves_no_ha_config_maps(stack: Stack) -> None:
+    moment = time.time()
+    stack.admin.delete(f"{FD}/verify-ha").raise_for_status()
+    wait_for("verify-ha's pods gone", lambda: not stack.pods("verify-ha"), 120, 0.2)
+    _measured("HA: delete -> pods gone", time.time() - moment)
+    wait_for("verify-ha gone", lambda: stack.fd("verify-ha") is None, 60, 0.2)
+    assert stack.left_behind("verify-ha") == []
+    assert _ha_config_maps(stack, "verify-ha") == []
+
+
+def _checkpoints_any(stack: Stack, name: str) -> list[str]:
+    return [k for k in stack.s3.objects(BUCKET, f"{name}/checkpoints/") if "/chk-" in k]
+
+
+def _ha_config_maps(stack: Stack, name: str) -> list[str]:
+    """The HA ConfigMaps Flink wrote for cluster ``name`` (Flink 2.2 labels them ``app`` and ``type`` only)."""
+    found = set()
+    for selector in ha_selectors(name):
+        items = stack.admin.get(f"/api/v1/namespaces/{JOBS_NS}/configmaps", params={"labelSelector": selector})
+        found |= {i["metadata"]["name"] for i in items.json()["items"]}
+    return sorted(n for n in found if is_ha_config_map_name(name, n))
+
+
+def _leader_pod(stack: Stack, name: str) -> dict[str, Any]:
+    """The JobManager pod whose address Flink's HA leader ConfigMap names."""
+    pods = stack.pods(name, "jobmanager")
+
+    def leader() -> dict[str, Any] | None:
+        for config_map in stack.admin.get(
+            f"/api/v1/namespaces/{JOBS_NS}/configmaps", params={"labelSelector": f"app={name}"}
+        ).json()["items"]:
+            values = " ".join(str(v) for v in (config_map.get("data") or {}).values())
+            for pod in pods:
+                ip = pod["status"].get("podIP")
+                if ip and f"{ip}:" in values:
+                    return pod
+        return None
+
+    return wait_for(f"{name}'s leading JobManager", leader, 30, 0.5)
+
+
+def _kill_jvm(pod: dict[str, Any]) -> list[int]:
+    """SIGKILL the Java processes of ``pod``'s containers (found on the host by the pod's cgroup)."""
+    marker = f"pod{pod['metadata']['uid']}"
+    killed = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (proc / "cgroup").read_text() and b"java" in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+    return killed

@@ -8,17 +8,18 @@ Deployment stamped with the resource generation and the job id. ``observe`` read
 its ready replicas say whether a JobManager lives. ``delete`` removes the cluster's own objects and waits until
 their pods are gone, so an upgrade never runs two JobManagers of one cluster at once.
 
-**HA metadata.** With Kubernetes HA, Flink writes ConfigMaps of its own (labels ``app=<cluster id>``,
-``configmap-type=high-availability``; no owner reference, so nothing collects them) naming every job the
-cluster runs and its checkpoints, and a JobManager that starts under the same cluster id recovers those jobs. As
-in the local runtime, a deleted cluster leaves no HA metadata and a new cluster starts from none: ``delete``
-removes them once the pods are gone (a JobManager still running could write them again), and ``deploy``
-removes leftovers before it creates a JobManager Deployment that does not exist yet (a delete interrupted
-between the two, or a predecessor under the same name). The controller, not Flink's HA recovery, decides what
-a new deployment restores (the stopped job's newest checkpoint in storage, under a new job id): otherwise a
-last-state upgrade would run the old job, recovered by Flink, next to the new one, and a deployment created
-again under an old name would resurrect its predecessor's jobs. A JobManager pod that dies *inside* a running
-cluster is not a delete: Kubernetes restarts it and Flink recovers its job from the metadata, as it should.
+**HA metadata.** With Kubernetes HA, Flink writes ConfigMaps of its own (named ``<cluster id>-...-config-map`` or
+``...-leader``, labelled ``app=<cluster id>`` and ``type=flink-native-kubernetes``, which Flink 1.x completes with
+``configmap-type=high-availability`` and Flink 2.x does not; no owner reference, so nothing collects them) naming
+every job the cluster runs and its checkpoints, and a JobManager that starts under the same cluster id recovers
+those jobs. As in the local runtime, a deleted cluster leaves no HA metadata and a new cluster starts from none:
+``delete`` removes them once the pods are gone (a JobManager still running could write them again), and ``deploy``
+removes leftovers before it creates a JobManager Deployment that does not exist yet (a delete interrupted between
+the two, or a predecessor under the same name). The controller, not Flink's HA recovery, decides what a new
+deployment restores (the stopped job's newest checkpoint in storage, under a new job id): otherwise a last-state
+upgrade would run the old job, recovered by Flink, next to the new one, and a deployment created again under an old
+name would resurrect its predecessor's jobs. A JobManager pod that dies *inside* a running cluster is not a delete:
+Kubernetes restarts it and Flink recovers its job from the metadata, as it should.
 
 **A JobManager without HA runs its job once** (``pods.START_GATE``). The JobManager pods of an application
 cluster without HA are created behind a scheduling gate; the runtime lifts it for the first pod of the
@@ -69,6 +70,8 @@ __all__ = [
     "STARTED_POD_ANNOTATION",
     "KubernetesRuntime",
     "ha_selector",
+    "ha_selectors",
+    "is_ha_config_map_name",
 ]
 
 log = logging.getLogger("flinkops.runtime")
@@ -99,8 +102,20 @@ Obj = dict[str, Any]
 
 
 def ha_selector(name: str) -> str:
-    """The label selector of the HA ConfigMaps Flink writes for the cluster ``name`` (its cluster id)."""
+    """The label selector of the HA ConfigMaps Flink 1.x writes for the cluster ``name`` (its cluster id)."""
     return f"{render.CLUSTER_LABEL}={name},{HA_CONFIGMAP_LABEL}={HA_CONFIGMAP_TYPE}"
+
+
+def ha_selectors(name: str) -> tuple[str, ...]:
+    """Label selectors that find the HA ConfigMaps Flink 1.x and 2.x write for the cluster ``name`` (2.x labels
+    them with the cluster id and ``type=flink-native-kubernetes`` only; flinkops' own ConfigMaps are excluded)."""
+    flink2 = f"{render.CLUSTER_LABEL}={name},type=flink-native-kubernetes,!{render.MANAGED_BY_LABEL}"
+    return ha_selector(name), flink2
+
+
+def is_ha_config_map_name(cluster: str, name: str) -> bool:
+    """Whether ``name`` is one Flink gives the HA ConfigMaps of ``cluster``."""
+    return name.startswith(f"{cluster}-") and name.endswith(("-config-map", "-leader"))
 
 
 def manifest_path(manifest: Mapping[str, Any]) -> str:
@@ -446,8 +461,12 @@ class KubernetesRuntime:
     def _remove_ha_metadata(self, key: ClusterKey) -> None:
         """Delete the HA ConfigMaps Flink wrote for the cluster (none of its pods runs any more)."""
         path = object_path("v1", "configmaps", key.namespace)
-        for item in self.client.list(path, label_selector=ha_selector(key.name)).get("items") or []:
-            name = item["metadata"]["name"]
+        names = {
+            item["metadata"]["name"]
+            for selector in ha_selectors(key.name)
+            for item in self.client.list(path, label_selector=selector).get("items") or []
+        }
+        for name in sorted(n for n in names if is_ha_config_map_name(key.name, n)):
             self.client.delete(object_path("v1", "configmaps", key.namespace, name), propagation=None)
             log.info("%s: removed Flink's HA ConfigMap %s", key, name)
 
