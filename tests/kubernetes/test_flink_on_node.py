@@ -221,9 +221,13 @@ class Stack:
             previous = "true" if any(c.get("restartCount") for c in statuses) else "false"
             response = self.admin.get(
                 f"/api/v1/namespaces/{JOBS_NS}/pods/{pod['metadata']['name']}/log",
-                params={"tailLines": "25", "previous": previous},
+                params={"tailLines": "400", "previous": previous},
             )
-            logs.append(f"--- {pod['metadata']['name']} (previous={previous}):\n{response.text[-2500:]}")
+            lines = response.text.splitlines()
+            causes = [line for line in lines if "Caused by" in line or "Exception:" in line][-6:]
+            logs.append(
+                f"--- {pod['metadata']['name']} (previous={previous}):\n" + "\n".join(causes + ["..."] + lines[-12:])
+            )
         return (
             f"status: {yaml.safe_dump({k: status.get(k) for k in ('lifecycleState', 'error', 'jobStatus')})}"
             f"pods: {pods}\nevents: {[e['message'] for e in events][-8:]}\n{chr(10).join(logs)}\n"
@@ -550,3 +554,32 @@ def _kill_jvm(pod: dict[str, Any]) -> list[int]:
                 os.kill(int(proc.name), signal.SIGKILL)
                 killed.append(int(proc.name))
     return killed
+
+
+# ------------------------------------------------------------------------------------------------ native
+
+
+def test_native_deployment_becomes_stable_with_taskmanager_pods_flink_created(stack: Stack) -> None:
+    doc = verifier_deployment("native", s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir, mode="native")
+    stack.apply(doc)
+    _wait_running(stack, "native", stack.applied_at["native"], "native: apply -> job RUNNING")
+    stack.wait_stable("native")
+    _measured("native: apply -> STABLE", time.time() - stack.applied_at["native"])
+    taskmanagers = stack.pods("native", "taskmanager")
+    assert taskmanagers, "Flink created no TaskManager pod"
+    for pod in taskmanagers:  # made by Flink's resource manager, owned by the JobManager Deployment
+        owners = [o["kind"] for o in pod["metadata"].get("ownerReferences") or []]
+        assert owners == ["Deployment"], owners
+    deployments = stack.admin.get(
+        f"/apis/apps/v1/namespaces/{JOBS_NS}/deployments", params={"labelSelector": "app=native"}
+    ).json()["items"]
+    assert [d["metadata"]["name"] for d in deployments] == ["native"]  # no TaskManager Deployment of ours
+    wait_for("committed records", lambda: len(read_committed(stack.output("native"))) >= 100, 90, 0.5)
+    report = check(stack.output("native"), keys=KEYS, live=True)
+    assert report.ok, report.summary()
+    moment = time.time()
+    stack.admin.delete(f"{FD}/native").raise_for_status()
+    wait_for("native's pods gone", lambda: not stack.pods("native"), 120, 0.2)
+    _measured("native: delete -> pods gone", time.time() - moment)
+    wait_for("native gone", lambda: stack.fd("native") is None, 60, 0.2)
+    assert stack.left_behind("native") == []
