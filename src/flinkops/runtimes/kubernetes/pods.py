@@ -42,6 +42,7 @@ from flinkops.runtimes.kubernetes.names import (
     GENERATION_ANNOTATION,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    TASKMANAGER_POD_TEMPLATE_FILE,
     ApplicationLaunch,
     Component,
     child_names,
@@ -72,6 +73,10 @@ STARTUP_PROBE_KEY = "kubernetes.operator.jm-deployment.startup.probe.enabled"
 _DEFAULT_ENTRYPOINT = "/docker-entrypoint.sh"
 #: The scheduling gate of the JobManager pods of an application cluster without HA (module docstring).
 START_GATE = "flinkops.io/jobmanager-start"
+# Where a native JobManager's resource manager reads the TaskManager pod template (Flink's
+# ``Constants.POD_TEMPLATE_DIR_IN_POD``), whatever ``kubernetes.pod-template-file.taskmanager`` says.
+_POD_TEMPLATE_VOLUME = "pod-template-volume"
+_POD_TEMPLATE_DIR = "/opt/flink/pod-template"
 _RUN_VOLUME = "flinkops-run"
 _RUN_DIR = "/flinkops-run"
 # Runs the entrypoint once per pod: a restarted container finds the marker and waits for the operator, which
@@ -301,6 +306,14 @@ def flink_pod(
             "periodSeconds": 1,
             "failureThreshold": 2147483647,
         }
+    if component == "jobmanager" and ctx.mode is DeploymentMode.NATIVE:
+        template_file = {"key": TASKMANAGER_POD_TEMPLATE_FILE, "path": TASKMANAGER_POD_TEMPLATE_FILE}
+        config_map = {"name": child_names(ctx.name, ctx.mode).config_map, "items": [template_file]}
+        pod_spec["volumes"] = upsert_named(
+            pod_spec["volumes"], [{"name": _POD_TEMPLATE_VOLUME, "configMap": config_map}]
+        )
+        template_mount = {"name": _POD_TEMPLATE_VOLUME, "mountPath": _POD_TEMPLATE_DIR, "readOnly": True}
+        container["volumeMounts"] = upsert_named(container["volumeMounts"], [template_mount])
     if is_start_gated(ctx, component, application):
         _start_once(pod_spec, container)
     return template
