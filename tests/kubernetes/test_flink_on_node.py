@@ -226,7 +226,7 @@ class Stack:
             lines = response.text.splitlines()
             causes = [line for line in lines if "Caused by" in line or "Exception:" in line][-6:]
             logs.append(
-                f"--- {pod['metadata']['name']} (previous={previous}):\n" + "\n".join(causes + ["..."] + lines[-12:])
+                f"--- {pod['metadata']['name']} (previous={previous}):\n" + "\n".join([*causes, "...", *lines[-12:]])
             )
         return (
             f"status: {yaml.safe_dump({k: status.get(k) for k in ('lifecycleState', 'error', 'jobStatus')})}"
