@@ -105,9 +105,14 @@ def request(resource: FlinkDeployment, generation: int, job_id: str, restore: st
     )
 
 
-def write_ha_configmap(admin: httpx.Client, namespace: str, cluster: str, name: str, data: dict[str, str]) -> None:
-    """A ConfigMap as Flink's Kubernetes HA services write it (labels of ``KubernetesUtils.getConfigMapLabels``)."""
-    labels = {"app": cluster, "type": "flink-native-kubernetes", "configmap-type": "high-availability"}
+def write_ha_configmap(
+    admin: httpx.Client, namespace: str, cluster: str, name: str, data: dict[str, str], *, flink2: bool = False
+) -> None:
+    """A ConfigMap as Flink's Kubernetes HA services write it (labels of ``KubernetesUtils.getConfigMapLabels``;
+    Flink 2.x leaves ``configmap-type`` out, as seen on the dev node with Flink 2.2)."""
+    labels = {"app": cluster, "type": "flink-native-kubernetes"}
+    if not flink2:
+        labels["configmap-type"] = "high-availability"
     body = {"metadata": {"name": name, "namespace": namespace, "labels": labels}, "data": data}
     created = admin.post(f"/api/v1/namespaces/{namespace}/configmaps", json=body)
     assert created.status_code == 201, created.text
@@ -147,6 +152,9 @@ def test_delete_removes_the_clusters_ha_configmaps_and_nothing_else(
     runtime.deploy(request(resource, 1, OLD_JOB))
     flink_wrote_metadata_for(admin, namespace, "payments", OLD_JOB)
     write_ha_configmap(admin, namespace, "other", "other-cluster-config-map", {"jobGraph-x": "y"})
+    write_ha_configmap(
+        admin, namespace, "payments", "payments-flink2-config-map", {"counter": "3"}, flink2=True
+    )  # as Flink 2.2 labels them
     mine = {"metadata": {"name": "payments-settings", "labels": {"app": "payments"}}, "data": {"a": "b"}}
     assert admin.post(f"/api/v1/namespaces/{namespace}/configmaps", json=mine).status_code == 201
     assert set(configmaps(admin, namespace, ha_selector("payments"))) == {

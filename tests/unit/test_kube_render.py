@@ -480,7 +480,8 @@ def test_flinkops_owned_fields_win_over_the_template() -> None:
         "jobmanager-rpc": 6123,
         "blobserver": 6124,
     }
-    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/opt/flink/conf"]
+    # In native mode the TaskManager pod template is also where Flink's resource manager reads it.
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/opt/flink/conf", "/opt/flink/pod-template"]
 
 
 def test_template_image_is_used_when_the_spec_has_none() -> None:

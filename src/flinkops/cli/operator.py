@@ -58,7 +58,8 @@ def configure_logging(log_format: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call drowns the useful ones
+    for name in ("httpx", "httpx2"):  # one line per API call (httpx2: lightkube's copy) drowns the useful ones
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @operator_app.command("run")
@@ -99,14 +100,27 @@ def operator_run(
     workers: Annotated[
         int, typer.Option(min=1, help="Passes that may run at once (each resource always on the same worker).")
     ] = 4,
+    rest_address: Annotated[
+        str | None,
+        typer.Option(
+            help="How JobManagers' REST APIs are reached: service-dns (their REST Service's cluster DNS name; "
+            "right in a pod) or cluster-ip (the Service's ClusterIP, read from the API: for an operator outside "
+            "the cluster, where cluster DNS names do not resolve). Default: $FLINKOPS_REST_ADDRESS, else "
+            "service-dns."
+        ),
+    ] = None,
 ) -> None:
     """Run the operator in the foreground until SIGTERM (exit 0) or a lost leadership (exit 1)."""
     from flinkops.kube.client import KubeClient, load_config
+    from flinkops.runtimes.kubernetes.runtime import REST_ADDRESSES
     from flinkops.wiring.operator import Operator, settings_from_env
 
     fmt = log_format or os.environ.get("FLINKOPS_LOG_FORMAT", "text")
     if fmt not in ("text", "json"):
         raise InvalidInput([Problem("--log-format", f"{fmt!r} is neither text nor json")])
+    address = rest_address or os.environ.get("FLINKOPS_REST_ADDRESS") or REST_ADDRESSES[0]
+    if address not in REST_ADDRESSES:
+        raise InvalidInput([Problem("--rest-address", f"{address!r} is not one of {', '.join(REST_ADDRESSES)}")])
     configure_logging(fmt)
     config = load_config(context, kubeconfig)
     client = KubeClient(config, qps=qps, burst=int(qps * 2))
@@ -120,6 +134,7 @@ def operator_run(
         http_port=http_port,
         default_namespace=config.namespace,
         workers=workers,
+        rest_address=address,
     )
     operator = Operator(client, settings)
     operator.install_signal_handlers()

@@ -5,6 +5,15 @@ templates give, and ``file://`` state lives on the pods' disks, out of the opera
 Only a session job's jar is fetched here: it is uploaded through the session cluster's REST API. S3 state is
 listed with the deployment's S3 settings (the operator's own credentials chain, such as IRSA, otherwise).
 
+**S3 keys in ``flinkConfiguration`` are refused** (a deploy or upgrade fails with ``status.error``, a Warning
+event and Degraded=True; a running job is not touched). flinkops keeps keys out of the ConfigMap it renders, so
+they could reach the pods only through a Secret the operator writes, and writing Secrets is a right RBAC cannot
+narrow to one name: the operator could then overwrite any Secret of the namespace. Pods get S3 access the way
+production clusters give it: a role for their ServiceAccount (IRSA, Workload Identity), or
+``kubernetes.env.secretKeyRef`` naming a Secret the user manages (``env:AWS_ACCESS_KEY_ID,secret:s3,key:access;
+env:AWS_SECRET_ACCESS_KEY,secret:s3,key:secret``), which the kubelet reads; the operator itself lists snapshots
+with its own credentials (its environment or its ServiceAccount's role).
+
 Called by: the operator's controllers, through the ``Provisioner`` port (built by ``flinkops.wiring``).
 """
 
@@ -14,9 +23,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
+from flinkops.errors import PermanentError
 from flinkops.flink.config import RenderInputs, render_inputs
 from flinkops.ports import ClusterExtras, Resource
 from flinkops.provisioning.local import DataPlane
+from flinkops.s3 import SECRET_CONFIG_KEYS
 from flinkops.snapshots.local import PodLocalStorage
 
 __all__ = ["PodProvisioner"]
@@ -40,6 +51,15 @@ class PodProvisioner(DataPlane):
     def prepare_cluster(
         self, spec: FlinkDeploymentSpec, config: Mapping[str, str], args: Sequence[str] = ()
     ) -> ClusterExtras:
+        keys = sorted(k for k in SECRET_CONFIG_KEYS if str(config.get(k, "")).strip())
+        if keys:
+            raise PermanentError(
+                f"flinkConfiguration sets {', '.join(keys)}: on Kubernetes S3 keys do not go into the "
+                "FlinkDeployment (flinkops keeps them out of the ConfigMap and does not write Secrets). Give the "
+                "pods a role for their ServiceAccount (IRSA), or put the keys in a Secret and reference it: "
+                "kubernetes.env.secretKeyRef: env:AWS_ACCESS_KEY_ID,secret:<name>,key:<key>;"
+                "env:AWS_SECRET_ACCESS_KEY,secret:<name>,key:<key>"
+            )
         return ClusterExtras()
 
     def job_jars(self, job: JobSpec, base: Path | None, config: Mapping[str, str]) -> tuple[Path, ...]:

@@ -39,7 +39,7 @@ from flinkops.errors import ErrorReason, FlinkopsError, InvalidInput
 from flinkops.kube.client import KubeClient
 from flinkops.kube.leader import LeaderElector, LeaseSettings
 from flinkops.ports import Clock, ClusterKey, ResourceKey
-from flinkops.runtimes.kubernetes.runtime import KubernetesRuntime
+from flinkops.runtimes.kubernetes.runtime import REST_ADDRESS_DNS, KubernetesRuntime
 from flinkops.stores.kubernetes import KubernetesStore, to_model
 from flinkops.wiring.kubernetes import build_controller
 from flinkops.wiring.metrics import MetricsServer, OperatorMetrics
@@ -67,6 +67,9 @@ class OperatorSettings:
     min_requeue: float = 10.0
     #: Passes that may run at once, each on its own resources (a resource always goes to the same worker).
     workers: int = 4
+    #: How JobManagers' REST APIs are reached (``runtimes.kubernetes.runtime.REST_ADDRESSES``): the REST Service's
+    #: cluster DNS name in a pod, its ClusterIP from outside the cluster (``cluster-ip``).
+    rest_address: str = REST_ADDRESS_DNS
 
 
 def settings_from_env(
@@ -80,9 +83,11 @@ def settings_from_env(
     http_port: int = 8085,
     default_namespace: str = "default",
     workers: int = 4,
+    rest_address: str | None = None,
 ) -> OperatorSettings:
     """Settings from options, falling back to the environment the Helm chart sets: ``WATCH_NAMESPACES``
-    (comma-separated; empty = all), ``OPERATOR_NAMESPACE`` (where the Lease lives), ``POD_NAME`` (identity)."""
+    (comma-separated; empty = all), ``OPERATOR_NAMESPACE`` (where the Lease lives), ``POD_NAME`` (identity),
+    and ``FLINKOPS_REST_ADDRESS`` (how JobManagers are reached; default their Services' DNS names)."""
     if namespaces is None:
         namespaces = tuple(n.strip() for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n.strip())
     lease_ns = lease_namespace or os.environ.get("OPERATOR_NAMESPACE") or default_namespace
@@ -104,6 +109,7 @@ def settings_from_env(
         http_address=http_address,
         http_port=http_port,
         workers=workers,
+        rest_address=rest_address or os.environ.get("FLINKOPS_REST_ADDRESS") or REST_ADDRESS_DNS,
     )
 
 
@@ -116,7 +122,13 @@ class Operator:
         self.metrics = OperatorMetrics()
         self.metrics.kube_requests = client.request_counts
         self.store = KubernetesStore(client, settings.namespaces, resync=settings.resync)
-        self.runtime = KubernetesRuntime(client, settings.namespaces, resync=settings.resync, wakeup=self.store.wakeup)
+        self.runtime = KubernetesRuntime(
+            client,
+            settings.namespaces,
+            resync=settings.resync,
+            wakeup=self.store.wakeup,
+            rest_address=settings.rest_address,
+        )
         work = Path(tempfile.gettempdir()) / "flinkops-operator"  # job jars fetched for session jobs
         # One controller per shard: a controller keeps per-pass and per-resource state (backoff) that one thread
         # owns, and a resource always goes to the same shard, so its passes never overlap.

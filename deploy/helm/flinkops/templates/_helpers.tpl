@@ -102,10 +102,11 @@ reads their contents.
 - apiGroups: [""]
   resources: ["services", "configmaps"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-# Read-only: the operator observes JobManager/TaskManager pods; their Deployments own them.
+# The operator observes JobManager/TaskManager pods (their Deployments own them); patch lifts the start gate
+# of a JobManager without HA (its first pod only: a replacement must not start the job from old state).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
 # A FlinkDeployment's spec.ingress: server-side applied, and removed when the spec drops it.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]

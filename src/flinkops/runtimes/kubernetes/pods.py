@@ -17,6 +17,14 @@ Deployment); :func:`native_taskmanager_template` the pod template file Flink's r
 TaskManager pods from (Flink itself applies the tolerations, Secrets and node selector of its configuration to
 those, so the file carries only the user's template, the security defaults and the metrics ports).
 
+**A JobManager without HA starts its job once.** An application cluster without HA has nothing to recover a job
+from: a JobManager container that restarts, or a pod the ReplicaSet re-creates, would start the job again from
+the restore point it was deployed with (or empty), behind the newest checkpoint. So its JobManager pods carry the
+scheduling gate :data:`START_GATE` (the runtime lifts it for the first pod of a generation only and records that
+pod, see ``runtime.py``), and its main container runs behind a guard that, when the container is restarted in
+the same pod (a marker in an ``emptyDir`` says it ran before), waits instead of starting Flink. The operator then
+sees the JobManager lost and redeploys from the newest checkpoint in storage, as the local runtime does.
+
 Called by: ``render.render_cluster``. Invariants: pure; the user's template wins over the security defaults,
 flinkops' own items (main container fields, ports, env, the configuration volume and mount) win over the
 user's template, and the pod labels always include the component's ``names.selector_labels``.
@@ -34,6 +42,7 @@ from flinkops.runtimes.kubernetes.names import (
     GENERATION_ANNOTATION,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    TASKMANAGER_POD_TEMPLATE_FILE,
     ApplicationLaunch,
     Component,
     child_names,
@@ -48,7 +57,9 @@ __all__ = [
     "FLINK_UID",
     "POD_IP_ENV",
     "STARTUP_PROBE_KEY",
+    "START_GATE",
     "flink_pod",
+    "is_start_gated",
     "native_taskmanager_template",
 ]
 
@@ -60,6 +71,21 @@ POD_IP_ENV = "_POD_IP_ADDRESS"
 STARTUP_PROBE_KEY = "kubernetes.operator.jm-deployment.startup.probe.enabled"
 
 _DEFAULT_ENTRYPOINT = "/docker-entrypoint.sh"
+#: The scheduling gate of the JobManager pods of an application cluster without HA (module docstring).
+START_GATE = "flinkops.io/jobmanager-start"
+# Where a native JobManager's resource manager reads the TaskManager pod template (Flink's
+# ``Constants.POD_TEMPLATE_DIR_IN_POD``), whatever ``kubernetes.pod-template-file.taskmanager`` says.
+_POD_TEMPLATE_VOLUME = "pod-template-volume"
+_POD_TEMPLATE_DIR = "/opt/flink/pod-template"
+_RUN_VOLUME = "flinkops-run"
+_RUN_DIR = "/flinkops-run"
+# Runs the entrypoint once per pod: a restarted container finds the marker and waits for the operator, which
+# redeploys from the newest checkpoint (a second start would run the job from its old restore point).
+_START_ONCE = (
+    f'if [ -e {_RUN_DIR}/started ]; then echo "flinkops: this JobManager container ran before; without HA it '
+    'must not start its job again: waiting for the operator to redeploy from the newest checkpoint" >&2; '
+    f'exec sleep 2147483647; fi; : > {_RUN_DIR}/started; exec "$@"'
+)
 _POD_SECURITY: Mapping[str, Any] = {
     "runAsNonRoot": True,
     "runAsUser": FLINK_UID,
@@ -71,6 +97,21 @@ _CONTAINER_SECURITY: Mapping[str, Any] = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
 }
+
+
+def is_start_gated(ctx: RenderContext, component: Component, application: ApplicationLaunch | None) -> bool:
+    """Whether the component's pods start behind the gate: JobManagers of an application cluster without HA."""
+    return component == "jobmanager" and application is not None and not ctx.ha
+
+
+def _start_once(pod_spec: dict[str, Any], container: dict[str, Any]) -> None:
+    """The scheduling gate, and the guard around the main container's command (module docstring)."""
+    pod_spec["schedulingGates"] = upsert_named(pod_spec.get("schedulingGates"), [{"name": START_GATE}])
+    pod_spec["volumes"] = upsert_named(pod_spec.get("volumes"), [{"name": _RUN_VOLUME, "emptyDir": {}}])
+    container["volumeMounts"] = upsert_named(
+        container.get("volumeMounts"), [{"name": _RUN_VOLUME, "mountPath": _RUN_DIR}]
+    )
+    container["command"] = ["/bin/sh", "-c", _START_ONCE, "flinkops-start-once", *container["command"]]
 
 
 def _user_template(ctx: RenderContext, component: Component) -> dict[str, Any]:
@@ -265,6 +306,16 @@ def flink_pod(
             "periodSeconds": 1,
             "failureThreshold": 2147483647,
         }
+    if component == "jobmanager" and ctx.mode is DeploymentMode.NATIVE:
+        template_file = {"key": TASKMANAGER_POD_TEMPLATE_FILE, "path": TASKMANAGER_POD_TEMPLATE_FILE}
+        config_map = {"name": child_names(ctx.name, ctx.mode).config_map, "items": [template_file]}
+        pod_spec["volumes"] = upsert_named(
+            pod_spec["volumes"], [{"name": _POD_TEMPLATE_VOLUME, "configMap": config_map}]
+        )
+        template_mount = {"name": _POD_TEMPLATE_VOLUME, "mountPath": _POD_TEMPLATE_DIR, "readOnly": True}
+        container["volumeMounts"] = upsert_named(container["volumeMounts"], [template_mount])
+    if is_start_gated(ctx, component, application):
+        _start_once(pod_spec, container)
     return template
 
 

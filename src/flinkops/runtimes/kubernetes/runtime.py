@@ -8,17 +8,33 @@ Deployment stamped with the resource generation and the job id. ``observe`` read
 its ready replicas say whether a JobManager lives. ``delete`` removes the cluster's own objects and waits until
 their pods are gone, so an upgrade never runs two JobManagers of one cluster at once.
 
-**HA metadata.** With Kubernetes HA, Flink writes ConfigMaps of its own (labels ``app=<cluster id>``,
-``configmap-type=high-availability``; no owner reference, so nothing collects them) naming every job the
-cluster runs and its checkpoints, and a JobManager that starts under the same cluster id recovers those jobs. As
-in the local runtime, a deleted cluster leaves no HA metadata and a new cluster starts from none: ``delete``
-removes them once the pods are gone (a JobManager still running could write them again), and ``deploy``
-removes leftovers before it creates a JobManager Deployment that does not exist yet (a delete interrupted
-between the two, or a predecessor under the same name). The controller, not Flink's HA recovery, decides what
-a new deployment restores (the stopped job's newest checkpoint in storage, under a new job id): otherwise a
-last-state upgrade would run the old job, recovered by Flink, next to the new one, and a deployment created
-again under an old name would resurrect its predecessor's jobs. A JobManager pod that dies *inside* a running
-cluster is not a delete: Kubernetes restarts it and Flink recovers its job from the metadata, as it should.
+**HA metadata.** With Kubernetes HA, Flink writes ConfigMaps of its own (named ``<cluster id>-...-config-map`` or
+``...-leader``, labelled ``app=<cluster id>`` and ``type=flink-native-kubernetes``, which Flink 1.x completes with
+``configmap-type=high-availability`` and Flink 2.x does not; no owner reference, so nothing collects them) naming
+every job the cluster runs and its checkpoints, and a JobManager that starts under the same cluster id recovers
+those jobs. As in the local runtime, a deleted cluster leaves no HA metadata and a new cluster starts from none:
+``delete`` removes them once the pods are gone (a JobManager still running could write them again), and ``deploy``
+removes leftovers before it creates a JobManager Deployment that does not exist yet (a delete interrupted between
+the two, or a predecessor under the same name). The controller, not Flink's HA recovery, decides what a new
+deployment restores (the stopped job's newest checkpoint in storage, under a new job id): otherwise a last-state
+upgrade would run the old job, recovered by Flink, next to the new one, and a deployment created again under an old
+name would resurrect its predecessor's jobs. A JobManager pod that dies *inside* a running cluster is not a delete:
+Kubernetes restarts it and Flink recovers its job from the metadata, as it should.
+
+**A JobManager without HA runs its job once** (``pods.START_GATE``). The JobManager pods of an application
+cluster without HA are created behind a scheduling gate; the runtime lifts it for the first pod of the
+Deployment's generation only, after recording that pod's uid on the Deployment (annotation
+:data:`STARTED_POD_ANNOTATION`, ``<generation>/<uid>``). When that pod is gone or terminating, or its container
+was restarted (the restarted container waits instead of starting Flink), ``observe`` reports the JobManager
+dead, and the controller redeploys from the newest checkpoint; a pod the ReplicaSet made in its place stays
+gated until the cluster is replaced. A watch on the JobManager pods lifts the gate and wakes the controller as
+soon as a JobManager pod changes.
+
+**Reaching the REST API.** In a pod the operator reaches a JobManager at its REST Service's cluster DNS name
+(``http://<name>-rest.<namespace>.svc:8081``, :data:`REST_ADDRESS_DNS`, the default). An operator running outside
+the cluster (a workstation, or the dev node's host) cannot resolve that name; with :data:`REST_ADDRESS_CLUSTER_IP`
+it uses the Service's ClusterIP instead, read from the API (the address kube-proxy answers on every node, the
+host's too). The ClusterIP is taken from the Service the runtime applies and kept until the cluster is deleted.
 
 Kubernetes replaces dead pods itself, so ``replace_missing_processes`` has nothing to do, and logs are read with
 ``kubectl logs`` (``log_files`` is empty).
@@ -42,8 +58,21 @@ from flinkops.kube.client import KubeClient, KubeForbidden, object_path, parse_t
 from flinkops.kube.informer import Informer
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 from flinkops.runtimes.kubernetes import render
+from flinkops.runtimes.kubernetes.pods import START_GATE
 
-__all__ = ["HA_CONFIGMAP_LABEL", "HA_CONFIGMAP_TYPE", "MANAGED_SELECTOR", "KubernetesRuntime", "ha_selector"]
+__all__ = [
+    "HA_CONFIGMAP_LABEL",
+    "HA_CONFIGMAP_TYPE",
+    "MANAGED_SELECTOR",
+    "REST_ADDRESSES",
+    "REST_ADDRESS_CLUSTER_IP",
+    "REST_ADDRESS_DNS",
+    "STARTED_POD_ANNOTATION",
+    "KubernetesRuntime",
+    "ha_selector",
+    "ha_selectors",
+    "is_ha_config_map_name",
+]
 
 log = logging.getLogger("flinkops.runtime")
 
@@ -59,13 +88,34 @@ _PLURALS = {
     ("networking.k8s.io/v1", "Ingress"): "ingresses",
 }
 _INGRESSES = ("networking.k8s.io/v1", "ingresses")
+_REST_PORT = 8081
+#: How the operator addresses a JobManager's REST API (module docstring): the Service's cluster DNS name, or
+#: its ClusterIP read from the API (an operator outside the cluster).
+REST_ADDRESS_DNS = "service-dns"
+REST_ADDRESS_CLUSTER_IP = "cluster-ip"
+REST_ADDRESSES = (REST_ADDRESS_DNS, REST_ADDRESS_CLUSTER_IP)
+#: On a gated JobManager Deployment: ``<generation>/<pod uid>`` of the pod whose start gate was lifted.
+STARTED_POD_ANNOTATION = "flinkops.io/jobmanager-pod"
+_JOBMANAGER_PODS = f"{MANAGED_SELECTOR},component=jobmanager"
 
 Obj = dict[str, Any]
 
 
 def ha_selector(name: str) -> str:
-    """The label selector of the HA ConfigMaps Flink writes for the cluster ``name`` (its cluster id)."""
+    """The label selector of the HA ConfigMaps Flink 1.x writes for the cluster ``name`` (its cluster id)."""
     return f"{render.CLUSTER_LABEL}={name},{HA_CONFIGMAP_LABEL}={HA_CONFIGMAP_TYPE}"
+
+
+def ha_selectors(name: str) -> tuple[str, ...]:
+    """Label selectors that find the HA ConfigMaps Flink 1.x and 2.x write for the cluster ``name`` (2.x labels
+    them with the cluster id and ``type=flink-native-kubernetes`` only; flinkops' own ConfigMaps are excluded)."""
+    flink2 = f"{render.CLUSTER_LABEL}={name},type=flink-native-kubernetes,!{render.MANAGED_BY_LABEL}"
+    return ha_selector(name), flink2
+
+
+def is_ha_config_map_name(cluster: str, name: str) -> bool:
+    """Whether ``name`` is one Flink gives the HA ConfigMaps of ``cluster``."""
+    return name.startswith(f"{cluster}-") and name.endswith(("-config-map", "-leader"))
 
 
 def manifest_path(manifest: Mapping[str, Any]) -> str:
@@ -77,6 +127,29 @@ def manifest_path(manifest: Mapping[str, Any]) -> str:
     return object_path(api_version, plural, meta.get("namespace"), meta.get("name"))
 
 
+def _gated(pod_spec: Obj | None) -> bool:
+    return any(g.get("name") == START_GATE for g in (pod_spec or {}).get("schedulingGates") or [])
+
+
+def _started_pod(jm: Obj, generation: int | None) -> str | None:
+    """The uid of the JobManager pod started for ``generation`` (recorded on the Deployment), if any."""
+    recorded = str(((jm.get("metadata") or {}).get("annotations") or {}).get(STARTED_POD_ANNOTATION) or "")
+    stamped, _, uid = recorded.partition("/")
+    return uid if uid and stamped == str(generation) else None
+
+
+def _main_container_status(pod: Obj) -> Obj | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == render.MAIN_CONTAINER:
+            found: Obj = status
+            return found
+    return None
+
+
+def _service_dns_url(key: ClusterKey) -> str:
+    return f"http://{render.rest_service_name(key.name)}.{key.namespace}.svc:{_REST_PORT}"
+
+
 def _ready(deployment: Obj | None) -> tuple[int, int]:
     if deployment is None:
         return 0, 0
@@ -86,8 +159,8 @@ def _ready(deployment: Obj | None) -> tuple[int, int]:
 
 
 class KubernetesRuntime:
-    """``rest_url`` builds the address the controller reaches a cluster's REST API at; in a pod the default
-    (the REST Service's cluster DNS name) is right."""
+    """``rest_address`` says how the controller reaches a cluster's REST API (:data:`REST_ADDRESSES`; in a pod the
+    default, the REST Service's cluster DNS name, is right); ``rest_url``, when given, builds the address instead."""
 
     def __init__(
         self,
@@ -96,15 +169,22 @@ class KubernetesRuntime:
         *,
         resync: float = 300.0,
         wakeup: threading.Event | None = None,
-        rest_url: Callable[[ClusterKey], str] | None = None,
+        rest_url: Callable[[ClusterKey], str | None] | None = None,
+        rest_address: str = REST_ADDRESS_DNS,
     ) -> None:
+        if rest_address not in REST_ADDRESSES:
+            raise ValueError(f"rest_address must be one of {REST_ADDRESSES}, not {rest_address!r}")
         self.client = client
         self.namespaces = tuple(namespaces)
         self.resync = resync
         self.wakeup = wakeup
-        self.rest_url = rest_url or (
-            lambda key: f"http://{render.rest_service_name(key.name)}.{key.namespace}.svc:8081"
+        self.rest_url: Callable[[ClusterKey], str | None] = rest_url or (
+            self._cluster_ip_url if rest_address == REST_ADDRESS_CLUSTER_IP else _service_dns_url
         )
+        self._cluster_ips: dict[ClusterKey, str] = {}
+        self._pod_informers: dict[str, Informer] = {}
+        self._gate_lock = threading.Lock()
+        self._pods_seen: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._informers: dict[str, Informer] = {}
         self._lock = threading.Lock()
         self._changed: set[ClusterKey] = set()
@@ -123,12 +203,22 @@ class KubernetesRuntime:
                 name=f"deployments@{namespace or '*'}",
             )
             self._informers[namespace] = informer.start()
+            pods = Informer(
+                self.client,
+                object_path("v1", "pods", namespace or None),
+                label_selector=_JOBMANAGER_PODS,
+                on_change=self._on_pod_change,
+                resync=self.resync,
+                name=f"jobmanager-pods@{namespace or '*'}",
+            )
+            self._pod_informers[namespace] = pods.start()
 
     def wait_synced(self, timeout: float) -> bool:
-        return all(i.wait_synced(timeout) for i in self._informers.values())
+        informers = [*self._informers.values(), *self._pod_informers.values()]
+        return all(i.wait_synced(timeout) for i in informers)
 
     def stop(self) -> None:
-        for informer in self._informers.values():
+        for informer in [*self._informers.values(), *self._pod_informers.values()]:
             informer.stop()
 
     def _informer(self, namespace: str) -> Informer | None:
@@ -151,6 +241,105 @@ class KubernetesRuntime:
         if self.wakeup is not None:
             self.wakeup.set()
 
+    def _on_pod_change(self, type_: str, pod: Obj) -> None:
+        """A JobManager pod appeared, changed or went: lift a start gate that is due, and wake the controller when
+        the pod's life changed (created, deleted, terminating, restarted, ready or not)."""
+        meta = pod.get("metadata") or {}
+        name = (meta.get("labels") or {}).get(render.CLUSTER_LABEL)
+        if not name:
+            return
+        key = ClusterKey(str(meta.get("namespace") or ""), str(name))
+        main = _main_container_status(pod)
+        seen = (
+            type_ == "DELETED",
+            meta.get("deletionTimestamp") is not None,
+            _gated(pod.get("spec")),
+            (main or {}).get("restartCount"),
+            (main or {}).get("ready"),
+        )
+        pod_key = (key.namespace, str(meta.get("name")))
+        with self._lock:
+            if self._pods_seen.get(pod_key) == seen:
+                return
+            if type_ == "DELETED":
+                self._pods_seen.pop(pod_key, None)
+            else:
+                self._pods_seen[pod_key] = seen
+            self._changed.add(key)
+        if seen[2] and type_ != "DELETED":
+            jm = self._deployment(key.namespace, render.jobmanager_name(key.name))
+            if jm is not None:
+                try:
+                    self._lift_start_gate(key, jm, self._jobmanager_pods(key))
+                except (NotFound, TemporaryError, RuntimeFailure) as exc:
+                    log.warning("%s: could not start the JobManager pod yet: %s", key, exc)
+        if self.wakeup is not None:
+            self.wakeup.set()
+
+    def _jobmanager_pods(self, key: ClusterKey) -> list[Obj]:
+        informer = self._pod_informers.get(key.namespace) or self._pod_informers.get("")
+        if informer is not None and informer.synced:
+            return [
+                p
+                for p in informer.objects()
+                if (p.get("metadata") or {}).get("namespace") == key.namespace
+                and ((p.get("metadata") or {}).get("labels") or {}).get(render.CLUSTER_LABEL) == key.name
+            ]
+        selector = f"{render.CLUSTER_LABEL}={key.name},component=jobmanager"
+        items: list[Obj] = (
+            self.client.list(object_path("v1", "pods", key.namespace), label_selector=selector).get("items") or []
+        )
+        return items
+
+    def _lift_start_gate(self, key: ClusterKey, jm: Obj, pods: Sequence[Obj]) -> None:
+        """Start the first gated JobManager pod of the Deployment's generation, once: its uid is written to the
+        Deployment before the gate goes, so a pod started before can always be told from one that never was."""
+        if not _gated(((jm.get("spec") or {}).get("template") or {}).get("spec")):
+            return
+        generation = render.generation_of(jm)
+        with self._gate_lock:
+            if _started_pod(jm, generation) is not None:
+                return
+            waiting = sorted(
+                (
+                    p
+                    for p in pods
+                    if _gated(p.get("spec"))
+                    and (p.get("metadata") or {}).get("deletionTimestamp") is None
+                    and render.generation_of(p) == generation
+                ),
+                key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""),
+            )
+            if not waiting:
+                return
+            pod_meta = waiting[0]["metadata"]
+            path = object_path("apps/v1", "deployments", key.namespace, render.jobmanager_name(key.name))
+            stamp = {"metadata": {"annotations": {STARTED_POD_ANNOTATION: f"{generation}/{pod_meta['uid']}"}}}
+            written = self.client.patch(path, stamp)
+            informer = self._informer(key.namespace)
+            if informer is not None:
+                informer.remember(written)
+            pod_path = object_path("v1", "pods", key.namespace, pod_meta["name"])
+            self.client.patch(pod_path, {"spec": {"schedulingGates": None}})
+            log.info("%s: started JobManager pod %s (generation %s)", key, pod_meta["name"], generation)
+
+    def _jobmanager_lost(self, key: ClusterKey, jm: Obj) -> bool:
+        """A gated cluster's JobManager is lost: the pod started for this generation is gone or terminating,
+        or its container was restarted (and waits). Lifts the start gate when it is due."""
+        if not _gated(((jm.get("spec") or {}).get("template") or {}).get("spec")):
+            return False
+        pods = self._jobmanager_pods(key)
+        started = _started_pod(jm, render.generation_of(jm))
+        if started is None:
+            self._lift_start_gate(key, jm, pods)
+            return False
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            if meta.get("uid") == started:
+                main = _main_container_status(pod) or {}
+                return meta.get("deletionTimestamp") is not None or int(main.get("restartCount") or 0) > 0
+        return True
+
     def _deployment(self, namespace: str, name: str) -> Obj | None:
         informer = self._informer(namespace)
         if informer is not None:
@@ -170,6 +359,7 @@ class KubernetesRuntime:
             self._remove_ha_metadata(key)  # a new cluster starts from none (module docstring)
         for manifest in manifests:
             written = self.client.apply(manifest_path(manifest), manifest)
+            self._remember_cluster_ip(key, written)
             if written.get("kind") == "Deployment":
                 informer = self._informer(request.key.namespace)
                 if informer is not None:
@@ -194,14 +384,17 @@ class KubernetesRuntime:
         # Kubernetes restarts and replaces the pods of a Deployment itself: its pods count as alive (a pod that
         # is only starting, or pulling its image, must not look like a dead JobManager to be redeployed). Whether
         # a JobManager answers is what ``rest_url`` says: it is set once a JobManager pod is ready.
+        lost = self._jobmanager_lost(key, jm)
+        if lost:
+            log.warning("%s: the JobManager pod of this cluster (no HA) is gone or restarted", key)
         return ClusterObservation(
             key=key,
             generation=generation if generation is not None else 0,
-            jobmanagers_alive=jm_expected,
+            jobmanagers_alive=0 if lost else jm_expected,
             jobmanagers_expected=jm_expected,
             taskmanagers_alive=tm_expected if tm is not None else 0,
             taskmanagers_expected=tm_expected if tm is not None else 0,
-            rest_url=self.rest_url(key) if jm_ready > 0 else None,
+            rest_url=self.rest_url(key) if jm_ready > 0 and not lost else None,
             job_id=annotations.get(render.JOB_ID_ANNOTATION) or None,
             started_at=parse_time((jm.get("metadata") or {}).get("creationTimestamp")),
         )
@@ -223,8 +416,35 @@ class KubernetesRuntime:
         if informer is not None:
             for name in (render.jobmanager_name(key.name), render.taskmanager_name(key.name)):
                 informer.forget(key.namespace, name)
+        with self._lock:
+            self._cluster_ips.pop(key, None)
         self._wait_gone(key, selector)
         self._remove_ha_metadata(key)
+
+    # ------------------------------------------------------------------ REST address
+
+    def _remember_cluster_ip(self, key: ClusterKey, written: Obj) -> None:
+        meta, spec = written.get("metadata") or {}, written.get("spec") or {}
+        if written.get("kind") == "Service" and meta.get("name") == render.rest_service_name(key.name):
+            address = spec.get("clusterIP")
+            if address and address != "None":
+                with self._lock:
+                    self._cluster_ips[key] = str(address)
+
+    def _cluster_ip_url(self, key: ClusterKey) -> str | None:
+        """``http://<ClusterIP>:8081`` of the cluster's REST Service (read once from the API, then kept); None
+        while the Service has no ClusterIP."""
+        with self._lock:
+            address = self._cluster_ips.get(key)
+        if address is None:
+            path = object_path("v1", "services", key.namespace, render.rest_service_name(key.name))
+            found = self.client.get(path)
+            if found is None:
+                return None
+            self._remember_cluster_ip(key, found)
+            with self._lock:
+                address = self._cluster_ips.get(key)
+        return f"http://{address}:{_REST_PORT}" if address else None
 
     def _remove_ingress(self, key: ClusterKey) -> None:
         """Delete the cluster's Ingress if flinkops made one. An operator without rights on Ingresses (a Role of
@@ -241,8 +461,12 @@ class KubernetesRuntime:
     def _remove_ha_metadata(self, key: ClusterKey) -> None:
         """Delete the HA ConfigMaps Flink wrote for the cluster (none of its pods runs any more)."""
         path = object_path("v1", "configmaps", key.namespace)
-        for item in self.client.list(path, label_selector=ha_selector(key.name)).get("items") or []:
-            name = item["metadata"]["name"]
+        names = {
+            item["metadata"]["name"]
+            for selector in ha_selectors(key.name)
+            for item in self.client.list(path, label_selector=selector).get("items") or []
+        }
+        for name in sorted(n for n in names if is_ha_config_map_name(key.name, n)):
             self.client.delete(object_path("v1", "configmaps", key.namespace, name), propagation=None)
             log.info("%s: removed Flink's HA ConfigMap %s", key, name)
 
