@@ -48,8 +48,9 @@ _DATA_PLANE_MODULES = {
 }
 _DATA_PLANE_FIXTURES = {"data_plane", "data_plane_flinkops", "zookeeper"}
 _ONE_GROUP_PER_TEST = "tests/integration/test_stateful_lifecycle.py"
-# Queued first, in this order: the groups that take longest (a few minutes each, see the per-module times).
-_FIRST = ("data-plane", _ONE_GROUP_PER_TEST, "kube")
+# Queued first, in this order: the groups that take longest (kube: the control plane, the node and Flink on it;
+# a few minutes each, see the per-module times).
+_FIRST = ("kube", "data-plane", _ONE_GROUP_PER_TEST)
 
 
 def _group(nodeid: str) -> str:
