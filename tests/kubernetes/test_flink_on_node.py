@@ -53,7 +53,7 @@ from support.flinknode import (
     verifier_deployment,
 )
 from support.helm import render
-from support.kube import KubeCluster, NodeHandle, install_crds
+from support.kube import KubeCluster, NodeHandle, install_crds, server_side_apply
 from support.operator import OperatorProcess, service_account_kubeconfig
 from support.verifier import check, read_committed
 
@@ -92,18 +92,6 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 120.0, i
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
-def _server_side_apply(admin: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = admin.patch(
-        path,
-        content=yaml.safe_dump(body),
-        params={"fieldManager": "test", "force": "true"},
-        headers={"Content-Type": "application/apply-patch+yaml"},
-    )
-    assert response.status_code < 300, f"{path}: {response.status_code} {response.text}"
-    result: dict[str, Any] = response.json()
-    return result
-
-
 _PLURAL = {
     "ServiceAccount": "serviceaccounts",
     "Role": "roles",
@@ -125,7 +113,7 @@ class Stack:
         body = copy.deepcopy(doc)
         body["metadata"]["namespace"] = JOBS_NS
         self.applied_at[body["metadata"]["name"]] = time.time()
-        return _server_side_apply(self.admin, f"{FD}/{body['metadata']['name']}", body)
+        return server_side_apply(self.admin, f"{FD}/{body['metadata']['name']}", body)
 
     def fd(self, name: str) -> dict[str, Any] | None:
         response = self.admin.get(f"{FD}/{name}")
@@ -247,7 +235,7 @@ def stack(kube: KubeCluster, node: NodeHandle, tmp_path_factory: pytest.TempPath
     ):
         install_crds(admin)
         for ns in (OPERATOR_NS, JOBS_NS):
-            _server_side_apply(
+            server_side_apply(
                 admin, f"/api/v1/namespaces/{ns}", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
             )
         chart = render({"watchNamespaces": [JOBS_NS]}, namespace=OPERATOR_NS)
@@ -256,7 +244,7 @@ def stack(kube: KubeCluster, node: NodeHandle, tmp_path_factory: pytest.TempPath
                 meta, api = obj["metadata"], obj["apiVersion"]
                 prefix = f"/apis/{api}" if "/" in api else f"/api/{api}"
                 plural = _PLURAL[obj["kind"]]
-                _server_side_apply(admin, f"{prefix}/namespaces/{meta['namespace']}/{plural}/{meta['name']}", obj)
+                server_side_apply(admin, f"{prefix}/namespaces/{meta['namespace']}/{plural}/{meta['name']}", obj)
         s3.create_bucket(BUCKET)
         secret = {
             "apiVersion": "v1",
@@ -267,7 +255,7 @@ def stack(kube: KubeCluster, node: NodeHandle, tmp_path_factory: pytest.TempPath
                 "secret": base64.b64encode(s3.secret_key.encode()).decode(),
             },
         }
-        _server_side_apply(admin, f"/api/v1/namespaces/{JOBS_NS}/secrets/{S3_SECRET}", secret)
+        server_side_apply(admin, f"/api/v1/namespaces/{JOBS_NS}/secrets/{S3_SECRET}", secret)
         account = next(
             o["metadata"]["name"]
             for o in chart

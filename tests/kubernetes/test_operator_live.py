@@ -22,7 +22,7 @@ import yaml
 
 from flinkops.controller.executor import FAILPOINT_ENV, FAILPOINT_EXIT_CODE
 from support.helm import render
-from support.kube import KubeCluster, install_crds
+from support.kube import KubeCluster, install_crds, server_side_apply
 from support.operator import OperatorProcess, sample_deployment, service_account_kubeconfig, wait_for
 
 SEEDS = Path(__file__).resolve().parents[1] / "fixtures" / "seeds"
@@ -33,18 +33,6 @@ UNWATCHED = "flink-other"
 GENERATION_ANNOTATION = "flinkops.io/generation"
 LEASE = "flinkops-leader"  # the Lease the chart's Role lets the operator use (release "flinkops")
 FD = "/apis/flink.apache.org/v1beta1/namespaces/{ns}/flinkdeployments"
-
-
-def _apply(admin: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = admin.patch(
-        path,
-        content=yaml.safe_dump(body),
-        params={"fieldManager": "test", "force": "true"},
-        headers={"Content-Type": "application/apply-patch+yaml"},
-    )
-    assert response.status_code < 300, f"{path}: {response.status_code} {response.text}"
-    result: dict[str, Any] = response.json()
-    return result
 
 
 _PLURAL = {
@@ -87,7 +75,7 @@ def apply_fd(admin: httpx.Client, doc: dict[str, Any], ns: str) -> dict[str, Any
     body = copy.deepcopy(doc)
     body["metadata"]["namespace"] = ns
     body["metadata"].pop("annotations", None)
-    return _apply(admin, f"{FD.format(ns=ns)}/{body['metadata']['name']}", body)
+    return server_side_apply(admin, f"{FD.format(ns=ns)}/{body['metadata']['name']}", body)
 
 
 def events_of(admin: httpx.Client, ns: str, name: str) -> list[dict[str, Any]]:
@@ -110,7 +98,7 @@ def cluster(kube: KubeCluster) -> Iterator[httpx.Client]:
     with kube.client() as admin:
         install_crds(admin)
         for ns in (OPERATOR_NS, *WATCHED, UNWATCHED):
-            _apply(
+            server_side_apply(
                 admin, f"/api/v1/namespaces/{ns}", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
             )
         chart = render({"watchNamespaces": list(WATCHED)}, namespace=OPERATOR_NS)
@@ -118,7 +106,7 @@ def cluster(kube: KubeCluster) -> Iterator[httpx.Client]:
         assert f"--lease-name={LEASE}" in operator_args["args"]
         for obj in chart:
             if obj["kind"] in _PLURAL:
-                _apply(admin, _path_of(obj), obj)
+                server_side_apply(admin, _path_of(obj), obj)
         yield admin
 
 
@@ -256,7 +244,7 @@ def test_seeds_and_examples_deploy_children_with_owner_references_and_status(
     for job in jobs:
         body = copy.deepcopy(job)
         body["metadata"]["namespace"] = "flink-a"
-        _apply(admin, f"{sj}/{body['metadata']['name']}", body)
+        server_side_apply(admin, f"{sj}/{body['metadata']['name']}", body)
     for job in jobs:
         name = job["metadata"]["name"]
 

@@ -39,6 +39,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -260,3 +261,18 @@ def _started(node: KubeNode, timeout: float) -> Iterator[NodeHandle]:
     left = before.differences(after)
     if problems or left:
         raise AssertionError(f"the node's down left the host changed: {problems + left}")
+
+
+def server_side_apply(admin: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply ``body`` at ``path`` as the tests' field manager (taking over conflicting fields)."""
+    import yaml
+
+    response = admin.patch(
+        path,
+        content=yaml.safe_dump(body),
+        params={"fieldManager": "test", "force": "true"},
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    )
+    assert response.status_code < 300, f"{path}: {response.status_code} {response.text}"
+    result: dict[str, Any] = response.json()
+    return result
