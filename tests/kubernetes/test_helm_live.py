@@ -91,6 +91,16 @@ class Api:
         created = self.client.post("/api/v1/namespaces", json=body)
         assert created.status_code == 201, created.text
 
+    def eventually_allowed(self, account: str, namespace: str, verb: str, group: str, resource: str) -> bool:
+        """``allowed``, asked again for up to 30 s while the answer is no (RBAC objects just applied reach the
+        authorizer through its watch)."""
+        deadline = time.monotonic() + 30
+        while not self.allowed(account, namespace, verb, group, resource):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
     def allowed(self, account: str, namespace: str, verb: str, group: str, resource: str, **extra: str) -> bool:
         """The authorizer's answer for ServiceAccount ``namespace/account`` (as its token would authenticate)."""
         account_ns, name = account.split("/")
@@ -327,7 +337,9 @@ def test_watch_all_namespaces_reaches_every_namespace_but_no_secrets(api: Api, n
                 assert applied.status_code in (200, 201), applied.text
         operator = f"{release}/flinkops-all"
         anywhere = f"anywhere-{uuid.uuid4().hex[:6]}"  # need not exist: authorization does not look
-        assert api.allowed(operator, anywhere, "patch", "flink.apache.org", "flinkdeployments/status")
+        # The authorizer learns of new RBAC objects from its watch, a moment after they are stored.
+        granted = api.eventually_allowed(operator, anywhere, "patch", "flink.apache.org", "flinkdeployments/status")
+        assert granted, "the ClusterRole lets the operator patch status in any namespace"
         assert api.allowed(operator, "", "watch", "flink.apache.org", "flinkdeployments")
         for namespace in (anywhere, release, ""):
             assert not api.allowed(operator, namespace, "get", "", "secrets")
