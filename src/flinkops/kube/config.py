@@ -71,11 +71,6 @@ class KubeConfig:
     def credentials_error(self, message: str, hint: str = "") -> KubeCredentialsError:
         return KubeCredentialsError([Problem(self.where, message, hint)])
 
-    @property
-    def base_dir(self) -> Path | None:
-        """The kubeconfig file's directory, against which relative paths (and exec commands) resolve."""
-        return Path(self.source).parent if self.source and not self.in_cluster else None
-
 
 def _bad(path: str, message: str, hint: str = "") -> InvalidInput:
     return InvalidInput([Problem(path, message, hint)])

@@ -84,8 +84,8 @@ class ExecPlugin:
         command = str(spec.get("command") or "")
         if not command:
             raise config.credentials_error("the exec plugin has no command")
-        if os.sep in command and not os.path.isabs(command) and config.base_dir is not None:
-            command = str(config.base_dir / command)  # kubectl resolves such a command next to the kubeconfig
+        if os.sep in command:  # kubectl runs a relative command with a slash from the kubeconfig's directory
+            command = str(config.settings.abs_file(command))
         self.argv = [command, *(str(a) for a in spec.get("args") or [])]
         self.env = {str(e.get("name")): str(e.get("value")) for e in spec.get("env") or [] if isinstance(e, Mapping)}
         default_mode = "IfAvailable" if self.api_version.endswith("v1beta1") else ""
