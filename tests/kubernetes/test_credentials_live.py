@@ -7,9 +7,6 @@ run with an exec-plugin kubeconfig, as a user on EKS runs it with ``aws eks get-
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +17,7 @@ import pytest
 
 from flinkops.kube.client import KubeClient, KubeForbidden, load_kubeconfig
 from support.kube import KubeCluster, install_crds
-from support.kubeconfigs import V1, V1BETA1, exec_user, write_kubeconfig
+from support.kubeconfigs import V1, V1BETA1, exec_user, run_cli, write_kubeconfig
 
 NAMESPACE = "credentials"
 
@@ -87,16 +84,7 @@ def test_cli_works_with_an_exec_plugin_kubeconfig(kube: KubeCluster, admin: http
     log = tmp_path / "runs.log"
     user = exec_user(*cert_args(kube), "--log", str(log), api_version=V1BETA1, mode="IfAvailable")
     path = write_kubeconfig(tmp_path / "config", kube.server, user, ca_file=kube.ca_file, user_name="eks-admin")
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    env["FLINKOPS_HOME"] = str(tmp_path / "home")
-    done = subprocess.run(
-        [sys.executable, "-m", "flinkops", "--kubeconfig", str(path), "--context", "test", "get", "-A", "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    done = run_cli(path, tmp_path / "home", "get", "-A", "-o", "json")
     assert done.returncode == 0, done.stderr
     json.loads(done.stdout)
     assert log.read_text().count("\n") == 1  # one plugin run for the whole command

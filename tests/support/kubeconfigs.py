@@ -1,9 +1,11 @@
 """Kubeconfig files for credential tests: one cluster, one user, one context, and exec users that run the test
-plugin (``tests/fixtures/kube/exec_plugin.py``) with the interpreter running the tests."""
+plugin (``tests/fixtures/kube/exec_plugin.py``) with the interpreter running the tests; ``run_cli`` runs the
+real CLI with such a file."""
 
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +69,18 @@ def exec_user(
         spec["env"] = [{"name": k, "value": v} for k, v in env.items()]
     spec.update(extra)
     return {"exec": spec}
+
+
+def run_cli(kubeconfig: Path, home: Path, *argv: str, context: str = "test") -> subprocess.CompletedProcess[str]:
+    """``flinkops --kubeconfig FILE --context CONTEXT ARGV`` as a user runs it, in a process of its own
+    (``KUBECONFIG`` unset, ``FLINKOPS_HOME`` = ``home``)."""
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env["FLINKOPS_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "flinkops", "--kubeconfig", str(kubeconfig), "--context", context, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 
 from flinkops.kube.client import KubeClient, KubeCredentialsError, load_kubeconfig
 from flinkops.kube.credentials import ExecPlugin
-from support.kubeconfigs import V1, V1BETA1, exec_user, self_signed, write_kubeconfig
+from support.kubeconfigs import V1, V1BETA1, exec_user, run_cli, self_signed, write_kubeconfig
 
 SERVER = "https://api.test"
 
@@ -172,17 +170,8 @@ def test_cli_reports_a_failing_plugin_with_exit_2_and_no_traceback(tmp_path: Pat
     path = write_kubeconfig(
         tmp_path / "config", "https://127.0.0.1:9", exec_user("--fail"), ca_file=CA, user_name="eks-admin"
     )
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    env["FLINKOPS_HOME"] = str(tmp_path / "home")
     for argv in (["get"], ["get", "flinkdeployments", "-o", "json"], ["delete", "x"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "flinkops", "--kubeconfig", str(path), "--context", "test", *argv],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
+        done = run_cli(path, tmp_path / "home", *argv)
         assert done.returncode == 2, done.stderr
         assert f"{path}: users[eks-admin]" in done.stderr.replace("\n", "")
         assert "session has expired" in done.stderr and "Traceback" not in done.stderr
