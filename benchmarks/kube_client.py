@@ -46,10 +46,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
-PLUGIN = ROOT / "tests" / "fixtures" / "kube" / "exec_plugin.py"
 BASELINE_REF = "87a1e6e"  # the last commit with the hand-written client (httpx, exec plugins refused)
 NAMESPACE = "bench"
 DEPLOYMENTS = 100
@@ -350,48 +347,18 @@ def worker(args: argparse.Namespace) -> int:
 # ================================================================================ the driver
 
 
-def _write_kubeconfig(path: Path, server: str, ca: Path, user: dict[str, Any]) -> str:
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "dev", "cluster": {"server": server, "certificate-authority": str(ca)}}],
-        "users": [{"name": "probe", "user": user}],
-        "contexts": [{"name": "probe", "context": {"cluster": "dev", "user": "probe", "namespace": NAMESPACE}}],
-        "current-context": "probe",
-    }
-    path.write_text(yaml.safe_dump(doc))
-    return str(path)
-
-
-def _exec_user(api_version: str, *args: str) -> dict[str, Any]:
-    return {
-        "exec": {
-            "apiVersion": api_version,
-            "command": sys.executable,
-            "args": [str(PLUGIN), *args],
-            "interactiveMode": "Never",
-        }
-    }
-
-
 def _prepare(plane: Any, admin: Any, work: Path) -> tuple[dict[str, str], Path]:
-    from support.kube import install_crds
+    from support.kube import install_crds, server_side_apply, service_account_token
+    from support.kubeconfigs import V1, V1BETA1, exec_user, write_kubeconfig
     from support.operator import sample_deployment
 
-    def apply(path: str, body: dict[str, Any]) -> None:
-        admin.patch(
-            path,
-            content=json.dumps(body),
-            params={"fieldManager": "bench", "force": "true"},
-            headers={"Content-Type": "application/apply-patch+yaml"},
-        ).raise_for_status()
-
     install_crds(admin)
-    apply(f"/api/v1/namespaces/{NAMESPACE}", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    server_side_apply(admin, f"/api/v1/namespaces/{NAMESPACE}", namespace)
     for i in range(DEPLOYMENTS):
         body = sample_deployment(f"job-{i:03d}")
         body["metadata"]["namespace"] = NAMESPACE
-        apply(_path("fd", NAMESPACE, f"job-{i:03d}"), body)
+        server_side_apply(admin, _path("fd", NAMESPACE, f"job-{i:03d}"), body)
         for component in ("jobmanager", "taskmanager"):
             name = f"job-{i:03d}-{component}" if component == "taskmanager" else f"job-{i:03d}"
             labels = {"app": f"job-{i:03d}", "component": component, "app.kubernetes.io/managed-by": "flinkops"}
@@ -408,47 +375,23 @@ def _prepare(plane: Any, admin: Any, work: Path) -> tuple[dict[str, str], Path]:
                     },
                 },
             }
-            apply(_path("deploy", NAMESPACE, name), deployment)
-    # a ServiceAccount with a token the API server itself verifies, bound to cluster-admin for the probes
-    apply(
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/prober",
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "prober", "namespace": NAMESPACE}},
-    )
-    apply(
-        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/bench-prober",
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "bench-prober"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"kind": "ServiceAccount", "name": "prober", "namespace": NAMESPACE}],
-        },
-    )
-    answer = admin.post(
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/prober/token",
-        json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}},
-    )
-    answer.raise_for_status()
+            server_side_apply(admin, _path("deploy", NAMESPACE, name), deployment)
+    # a ServiceAccount token the API server itself verifies, bound to cluster-admin for the probes
     token = work / "token"
-    token.write_text(answer.json()["status"]["token"])
-    cert, key = str(plane.admin_cert_file), str(plane.admin_key_file)
-    beta, v1 = "client.authentication.k8s.io/v1beta1", "client.authentication.k8s.io/v1"
+    token.write_text(service_account_token(admin, NAMESPACE, "prober"))
+    cert = ("--cert", str(plane.admin_cert_file), "--key", str(plane.admin_key_file))
     calls = work / "exec-calls.log"
-    server, ca = plane.endpoint, plane.ca_file
+
+    def kubeconfig(name: str, user: dict[str, Any]) -> str:
+        return str(write_kubeconfig(work / name, plane.endpoint, user, ca_file=plane.ca_file, namespace=NAMESPACE))
+
     probes = {
-        "exec-cert-v1beta1": _write_kubeconfig(
-            work / "cert-beta.yaml", server, ca, _exec_user(beta, "--cert", cert, "--key", key)
-        ),
-        "exec-cert-v1": _write_kubeconfig(
-            work / "cert-v1.yaml", server, ca, _exec_user(v1, "--cert", cert, "--key", key)
-        ),
-        "exec-token": _write_kubeconfig(work / "token.yaml", server, ca, _exec_user(beta, "--token-file", str(token))),
-        "token-file": _write_kubeconfig(work / "token-file.yaml", server, ca, {"tokenFile": str(token)}),
-        "exec-cache": _write_kubeconfig(
-            work / "cache.yaml",
-            server,
-            ca,
-            _exec_user(beta, "--token-file", str(token), "--expires-in", "3600", "--log", str(calls)),
+        "exec-cert-v1beta1": kubeconfig("cert-beta.yaml", exec_user(*cert, api_version=V1BETA1)),
+        "exec-cert-v1": kubeconfig("cert-v1.yaml", exec_user(*cert, api_version=V1)),
+        "exec-token": kubeconfig("token.yaml", exec_user("--token-file", str(token))),
+        "token-file": kubeconfig("token-file.yaml", {"tokenFile": str(token)}),
+        "exec-cache": kubeconfig(
+            "cache.yaml", exec_user("--token-file", str(token), "--expires-in", "3600", "--log", str(calls))
         ),
     }
     return probes, calls
@@ -495,14 +438,14 @@ def _operator(plane: Any, admin: Any, pythonpath: str, namespace: str, work: Pat
     import httpx
 
     from flinkops.dev.process import free_port
+    from support.kube import server_side_apply
     from support.operator import sample_deployment
 
-    admin.patch(
+    server_side_apply(
+        admin,
         f"/api/v1/namespaces/{namespace}",
-        content=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-        params={"fieldManager": "bench", "force": "true"},
-        headers={"Content-Type": "application/apply-patch+yaml"},
-    ).raise_for_status()
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+    )
     port = free_port()
     env = {**os.environ, "PYTHONPATH": pythonpath, "POD_NAME": f"bench-{namespace}"}
     env.pop("KUBECONFIG", None)
@@ -529,12 +472,7 @@ def _operator(plane: Any, admin: Any, pythonpath: str, namespace: str, work: Pat
         for i in range(DEPLOYMENTS):
             body = sample_deployment(f"op-{i:03d}")
             body["metadata"]["namespace"] = namespace
-            admin.patch(
-                _path("fd", namespace, f"op-{i:03d}"),
-                content=json.dumps(body),
-                params={"fieldManager": "bench", "force": "true"},
-                headers={"Content-Type": "application/apply-patch+yaml"},
-            ).raise_for_status()
+            server_side_apply(admin, _path("fd", namespace, f"op-{i:03d}"), body)
 
         def deployed() -> int:
             items = admin.get(_path("fd", namespace), params={"limit": "500"}).json()["items"]

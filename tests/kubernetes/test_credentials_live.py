@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from flinkops.kube.client import KubeClient, KubeForbidden, load_kubeconfig
-from support.kube import KubeCluster, install_crds
+from support.kube import KubeCluster, install_crds, server_side_apply, service_account_token
 from support.kubeconfigs import V1, V1BETA1, exec_user, run_cli, write_kubeconfig
 
 NAMESPACE = "credentials"
@@ -32,37 +32,13 @@ def admin(kube: KubeCluster) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def sa_token(admin: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A token file holding a one-hour token of a ServiceAccount bound to cluster-admin."""
-
-    def apply(path: str, body: dict[str, Any]) -> None:
-        admin.patch(
-            path,
-            content=json.dumps(body),
-            params={"fieldManager": "tests", "force": "true"},
-            headers={"Content-Type": "application/apply-patch+yaml"},
-        ).raise_for_status()
-
-    apply(f"/api/v1/namespaces/{NAMESPACE}", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    apply(
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/reader",
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader", "namespace": NAMESPACE}},
+    server_side_apply(
+        admin,
+        f"/api/v1/namespaces/{NAMESPACE}",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
     )
-    apply(
-        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/credentials-reader",
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "credentials-reader"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": NAMESPACE}],
-        },
-    )
-    answer = admin.post(
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/reader/token",
-        json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}},
-    )
-    answer.raise_for_status()
     path = tmp_path_factory.mktemp("token") / "token"
-    path.write_text(answer.json()["status"]["token"])
+    path.write_text(service_account_token(admin, NAMESPACE, "reader"))
     return path
 
 

@@ -60,6 +60,8 @@ __all__ = [
     "kube_control_plane",
     "kube_node",
     "node_image_jars",
+    "server_side_apply",
+    "service_account_token",
 ]
 
 NODE_IMAGE = "flink:2.2"
@@ -276,3 +278,32 @@ def server_side_apply(admin: httpx.Client, path: str, body: dict[str, Any]) -> d
     assert response.status_code < 300, f"{path}: {response.status_code} {response.text}"
     result: dict[str, Any] = response.json()
     return result
+
+
+def service_account_token(admin: httpx.Client, namespace: str, name: str, seconds: int = 3600) -> str:
+    """A token of ServiceAccount ``name`` (created in the existing ``namespace``, bound to cluster-admin by the
+    ClusterRoleBinding ``namespace-name``), valid for ``seconds``: verified by the API server itself."""
+    server_side_apply(
+        admin,
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}},
+    )
+    binding = f"{namespace}-{name}"
+    server_side_apply(
+        admin,
+        f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{binding}",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": binding},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    )
+    answer = admin.post(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": seconds}},
+    )
+    assert answer.status_code < 300, f"TokenRequest for {namespace}/{name}: {answer.status_code} {answer.text}"
+    token: str = answer.json()["status"]["token"]
+    return token
