@@ -70,11 +70,10 @@ class ExecPlugin:
         self,
         config: KubeConfig,
         *,
-        clock: Callable[[], float] = time.time,
         terminal: Callable[[], bool] = _terminal,
     ) -> None:
         spec = dict(config.exec or {})
-        self.config, self.clock, self.terminal = config, clock, terminal
+        self.config, self.terminal = config, terminal
         self.api_version = str(spec.get("apiVersion") or "")
         if self.api_version not in _VERSIONS:
             raise config.credentials_error(
@@ -111,7 +110,7 @@ class ExecPlugin:
         """The current credential: the cached one while it is valid, else a fresh run of the plugin."""
         with self._lock:
             current = self._current
-            if current is None or (current.expires is not None and self.clock() >= current.expires - _EXPIRY_SKEW):
+            if current is None or (current.expires is not None and time.time() >= current.expires - _EXPIRY_SKEW):
                 current = self._current = self._run()
             return current
 
@@ -240,7 +239,7 @@ def _jwt_expiry(token: str) -> float | None:
         return None
 
 
-def oidc_token(config: KubeConfig, clock: Callable[[], float] = time.time) -> str:
+def oidc_token(config: KubeConfig) -> str:
     """The ``id-token`` of an ``oidc`` auth provider while it is valid; other providers are refused."""
     provider = dict(config.auth_provider or {})
     name = str(provider.get("name") or "")
@@ -252,7 +251,7 @@ def oidc_token(config: KubeConfig, clock: Callable[[], float] = time.time) -> st
     settings = provider.get("config") or {}
     token = str(settings.get("id-token") or "")
     expires = _jwt_expiry(token) if token else None
-    if not token or (expires is not None and clock() >= expires):
+    if not token or (expires is not None and time.time() >= expires):
         raise config.credentials_error(
             "the oidc auth-provider has no valid id-token (flinkops does not refresh it)",
             "log in again, or use an exec plugin such as 'kubectl oidc-login get-token' (kubelogin)",
