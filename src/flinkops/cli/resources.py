@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -20,9 +20,6 @@ from flinkops.cli import target
 from flinkops.cli.app import FileOpt, NamespaceOpt, app
 from flinkops.cli.output import main_guard, out
 from flinkops.errors import InvalidInput, Problem
-
-if TYPE_CHECKING:
-    pass
 
 __all__: list[str] = []
 

@@ -65,7 +65,7 @@ from flinkops.ports.flink import (
     SavepointStatus,
 )
 
-__all__ = ["FlinkRestClient", "new_trigger_id", "rest_client"]
+__all__ = ["FlinkRestClient", "new_trigger_id"]
 
 # Gateway and leader-election answers: the REST endpoint (or the proxy in front of it) is up, but no
 # leading JobManager can serve the request yet. Retrying later is the right reaction.
@@ -592,8 +592,3 @@ class FlinkRestClient:
     def delete_jar(self, jar_id: str) -> None:
         """Delete an uploaded jar. Flink answers 400, not 404, for a jar id it does not know."""
         self._request("DELETE", f"/jars/{_path_segment(jar_id)}")
-
-
-def rest_client(rest_url: str, timeout: float) -> FlinkRestClient:
-    """A ``FlinkApiFactory`` that builds a new client per call (the controllers keep theirs: ``flink.pool``)."""
-    return FlinkRestClient(rest_url, timeout=timeout)
