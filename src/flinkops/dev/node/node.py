@@ -48,7 +48,7 @@ from typing import Any
 import httpx
 
 from flinkops.artifacts import cache_dir, file_lock
-from flinkops.dev.kubernetes import _DAYS, _OPENSSL_CONFIG, _SANS, KubeControlPlane, _kubeconfig, _openssl
+from flinkops.dev.kubernetes import CONTEXT, KubeControlPlane
 from flinkops.dev.node import config as cfg
 from flinkops.dev.node import host
 from flinkops.dev.node.binaries import NodeBinaries, node_binaries, require_host_tools
@@ -62,6 +62,7 @@ from flinkops.dev.node.components import (
     KubeScheduler,
 )
 from flinkops.dev.node.image import BuiltImage, flink_image, pause_image
+from flinkops.dev.pki import client_certificate, kubeconfig
 from flinkops.dev.process import free_port, write_private
 from flinkops.errors import RuntimeFailure
 
@@ -266,9 +267,9 @@ class KubeNode:
             "coredns": f"/CN={_COREDNS_USER}",
         }
         for name, subject in users.items():
-            cert, key = _client_certificate(pki, lay.pki_dir, name, subject)
+            cert, key = client_certificate(pki, lay.pki_dir, name, subject)
             user = subject.rsplit("CN=", 1)[1]
-            text = _kubeconfig(self.control_plane.endpoint, user, pki / "ca.crt", cert, key)
+            text = kubeconfig(self.control_plane.endpoint, user, pki / "ca.crt", cert, key, context=CONTEXT)
             write_private(lay.kubeconfig(name), text)
 
     # ------------------------------------------------------------------ argument lists
@@ -515,29 +516,3 @@ def _cached_kube_proxy() -> Path | None:
 
     path = cache_dir() / "go" / f"kube-proxy-{KUBERNETES_VERSION}" / "kube-proxy"
     return path if path.exists() else None
-
-
-def _client_certificate(pki: Path, out_dir: Path, name: str, subject: str) -> tuple[Path, Path]:
-    """A client certificate for ``subject`` signed by the control plane's CA (made once per node directory)."""
-    cert, key = out_dir / f"{name}.crt", out_dir / f"{name}.key"
-    if cert.exists() and key.exists():
-        return cert, key
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    work = out_dir / f".{name}.work"
-    subprocess.run(["rm", "-rf", str(work)], check=False)
-    work.mkdir(mode=0o700)
-    try:
-        (work / "openssl.cnf").write_text(_OPENSSL_CONFIG.format(sans=", ".join(_SANS)))
-        _openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "leaf.key"], work)
-        _openssl(["req", "-new", "-config", "openssl.cnf", "-key", "leaf.key", "-subj", subject,
-                  "-out", "leaf.csr"], work)  # fmt: skip
-        serial = int.from_bytes(os.urandom(16), "big")
-        _openssl(["x509", "-req", "-in", "leaf.csr", "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"),
-                  "-set_serial", str(serial), "-days", _DAYS, "-sha256", "-extfile", "openssl.cnf",
-                  "-extensions", "client", "-out", "leaf.crt"], work)  # fmt: skip
-        (work / "leaf.key").chmod(0o600)
-        os.replace(work / "leaf.key", key)
-        os.replace(work / "leaf.crt", cert)
-    finally:
-        subprocess.run(["rm", "-rf", str(work)], check=False)
-    return cert, key
