@@ -35,8 +35,10 @@ Called by: :mod:`flinkops.dev.services`, the tests' ``tests/support/kube.py``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -145,8 +147,10 @@ class KubeNode:
     def healthy(self) -> bool:
         return all(part.pid() is not None and part.healthy() for part in self.components) and self._ready()
 
-    def log_files(self) -> list[Path]:
-        return [part.log_file for part in self.components]
+    def owner(self) -> str | None:
+        """The data directory of the control plane the node on this machine was last started for (None: none)."""
+        owner = self._record().get("control_plane")
+        return str(owner) if owner else None
 
     def _record(self) -> dict[str, Any]:
         try:
@@ -176,7 +180,7 @@ class KubeNode:
             if self.control_plane.apiserver.pid() is None:
                 raise RuntimeFailure("the Kubernetes control plane is not running: start it first (`flinkops dev up "
                                      "kubernetes`)")  # fmt: skip
-            self.layout = _with_sandbox(self.layout, pause.names[0])
+            self.layout = dataclasses.replace(self.layout, sandbox_image=pause.names[0])
             launched: list[Component] = []
             deadline = time.monotonic() + timeout
             fresh = not self.running()
@@ -213,8 +217,7 @@ class KubeNode:
                 raise
 
     def _check_owner(self) -> None:
-        saved = self._record()
-        owner = saved.get("control_plane")
+        owner = self.owner()
         if owner and owner != str(self.control_plane.data_dir) and self.running():
             raise RuntimeFailure(
                 f"a dev node already runs on this machine for the control plane in {owner} (one node per "
@@ -222,7 +225,7 @@ class KubeNode:
             )
         if owner and owner != str(self.control_plane.data_dir):
             for name in ("pki", "config"):  # certificates of another control plane's CA
-                subprocess.run(["rm", "-rf", str(self.root / name)], check=False)
+                shutil.rmtree(self.root / name, ignore_errors=True)
 
     def _write_record(self, flink: BuiltImage) -> None:
         lay = self.layout
@@ -503,12 +506,6 @@ class KubeNode:
             client.delete(f"/api/v1/nodes/{cfg.NODE_NAME}")
             client.delete("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes")
             client.delete("/api/v1/namespaces/default/endpoints/kubernetes")
-
-
-def _with_sandbox(layout: cfg.NodeLayout, image: str) -> cfg.NodeLayout:
-    from dataclasses import replace
-
-    return replace(layout, sandbox_image=image)
 
 
 def _cached_kube_proxy() -> Path | None:
