@@ -51,7 +51,7 @@ import httpx
 
 from flinkops.artifacts import etcd_binary, file_lock, kubernetes_binaries
 from flinkops.dev.pki import kubeconfig, make_pki
-from flinkops.dev.process import HOST, ServerProcess, free_port, port_in_use, write_private
+from flinkops.dev.process import HOST, CommandServer, ServerProcess, free_port, port_in_use, write_private
 from flinkops.errors import RuntimeFailure
 
 __all__ = [
@@ -137,12 +137,13 @@ def _make_pki(pki: Path) -> None:
 # ------------------------------------------------------------------------------------------------ processes
 
 
-class _Part(ServerProcess):
+class _Part(CommandServer):
     """One of the three processes; its ``argv`` comes from the control plane that owns it. It serves when
     ``GET <endpoint><HEALTH_PATH>`` answers 200 (TLS checked with ``verify()``)."""
 
     SCHEME: ClassVar[str] = "https"
     HEALTH_PATH: ClassVar[str]
+    STOP_GRACE_SECONDS = _STOP_GRACE_SECONDS
 
     def __init__(
         self,
@@ -151,9 +152,7 @@ class _Part(ServerProcess):
         argv: Callable[[], list[str]],
         verify: Callable[[], ssl.SSLContext | bool] = lambda: False,
     ) -> None:
-        super().__init__(data_dir, port)
-        self.port = port
-        self._argv = argv
+        super().__init__(data_dir, port, argv)
         self._verify = verify
 
     @property
@@ -166,16 +165,6 @@ class _Part(ServerProcess):
 
     def _serves(self, answer: httpx.Response) -> bool:
         return True
-
-    def start(self, timeout: float = 60.0) -> None:
-        self._start(timeout)
-
-    def stop(self, timeout: float = _STOP_GRACE_SECONDS) -> bool:
-        return self._stop(timeout)
-
-    def _launch(self) -> None:
-        with self.log_file.open("ab") as out:
-            self._spawn(self._argv(), out)
 
 
 class _Etcd(_Part):
