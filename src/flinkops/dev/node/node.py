@@ -111,6 +111,7 @@ class KubeNode:
             sandbox_image=str(saved.get("sandbox_image", "")),
         )
         self._binaries: NodeBinaries | None = None
+        self._prepared: tuple[NodeBinaries, BuiltImage, BuiltImage] | None = None
         lay = self.layout
         no_registry = {
             "HTTP_PROXY": cfg.NO_REGISTRY_PROXY,
@@ -166,10 +167,13 @@ class KubeNode:
     # ------------------------------------------------------------------ start
 
     def prepare(self) -> tuple[NodeBinaries, BuiltImage, BuiltImage]:
-        """Build (once) and return what the node runs: binaries, the pause image and the Flink image."""
-        require_host_tools()
-        binaries = node_binaries(self.progress)
-        return binaries, pause_image(self.progress), flink_image(self.usrlib, self.progress)
+        """Build (once) and return what the node runs: binaries, the pause image and the Flink image. A handle
+        looks them up once: ``start`` after ``prepare`` (the tests build outside the timed start) reuses them."""
+        if self._prepared is None:
+            require_host_tools()
+            binaries = node_binaries(self.progress)
+            self._prepared = binaries, pause_image(self.progress), flink_image(self.usrlib, self.progress)
+        return self._prepared
 
     def start(self, timeout: float = 180.0) -> None:
         """Start the node (building what it needs first, outside ``timeout``) and wait until it is Ready."""
