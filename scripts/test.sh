@@ -20,17 +20,15 @@ java -version 2>&1 | head -1
 command -v mvn >/dev/null || { echo "error: Maven (mvn) is needed to fetch Kafka, Flink plugins and connectors" >&2; exit 1; }
 command -v go >/dev/null || { echo "error: Go (>= 1.26) is needed to build the S3 server (MinIO) and the Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) for the tests" >&2; exit 1; }
 command -v openssl >/dev/null || { echo "error: openssl is needed to make the test Kubernetes control plane's certificates" >&2; exit 1; }
-# The Kubernetes tests run pods on a real node (containerd, runc, the CNI plugins, iptables; socat relays the API
-# to pods; debootstrap makes the Flink image). scripts/bootstrap.sh installs these Debian packages.
-[ "$(id -u)" = 0 ] || { echo "error: the Kubernetes tests run a real node, which needs root (a bridge, iptables rules, mounts, cgroups)" >&2; exit 1; }
-missing=""
-for need in containerd:/usr/bin/containerd containerd:/usr/bin/ctr runc:/usr/sbin/runc \
-            containernetworking-plugins:/usr/lib/cni/bridge containernetworking-plugins:/usr/lib/cni/host-local \
-            iptables:/usr/sbin/iptables socat:/usr/bin/socat debootstrap:/usr/sbin/debootstrap; do
-  [ -x "${need#*:}" ] || missing="$missing ${need%%:*}"
-done
-[ -z "$missing" ] || { echo "error: the Kubernetes node needs the Debian packages:$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' ')(install them with: apt-get install -y --no-install-recommends$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' '), or run make install)" >&2; exit 1; }
-[ -d /sys/fs/cgroup/memory ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || { echo "error: the Kubernetes node needs cgroups mounted under /sys/fs/cgroup" >&2; exit 1; }
+# The Kubernetes tests run pods on a real node: root, cgroups, and the Debian packages of
+# flinkops.dev.node.binaries.DEBIAN_PACKAGES (scripts/bootstrap.sh installs them); the message says what is missing.
+$PY -c 'import sys
+from flinkops.dev.node.binaries import require_host_tools
+from flinkops.errors import RuntimeFailure
+try:
+    require_host_tools()
+except RuntimeFailure as exc:
+    sys.exit(f"error: {exc}")'
 mvn -v 2>/dev/null | sed -n 1p
 go version
 $PY -c 'from flinkops.flink.distribution import find_distribution as f; d=f(); print("Flink", d.version, "at", d.home)'

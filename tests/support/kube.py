@@ -31,7 +31,6 @@ stderr past pytest's capture, so a long first run does not look like a hang.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from typing import Any
 import httpx
 
 from flinkops.api.crds import custom_resource_definitions
+from flinkops.artifacts import file_lock
 from flinkops.dev.kubernetes import KubeControlPlane
 from flinkops.dev.node.node import KubeNode
 from flinkops.dev.process import free_port
@@ -222,21 +222,11 @@ class NodeHandle:
     image: str = NODE_IMAGE
 
 
-@contextlib.contextmanager
-def _one_session_at_a_time(root: Path) -> Iterator[None]:
+def _one_session_at_a_time(root: Path) -> contextlib.AbstractContextManager[None]:
     """The machine has room for one node: a test session holds this lock while its node exists, and another
     session (a second checkout's tests) waits for it instead of failing."""
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / "test-session.lock").open("a") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _progress("another test session uses this machine's Kubernetes node: waiting for it to finish")
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    waiting = "another test session uses this machine's Kubernetes node: waiting for it to finish"
+    return file_lock(root / "test-session.lock", waiting=lambda: _progress(waiting))
 
 
 @contextlib.contextmanager

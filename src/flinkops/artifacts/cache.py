@@ -79,11 +79,17 @@ def say(progress: Progress | None, message: str) -> None:
 
 
 @contextlib.contextmanager
-def file_lock(lock_file: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``lock_file`` for the ``with`` block (released when the process dies, too)."""
+def file_lock(lock_file: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock_file`` for the ``with`` block (released when the process dies, too).
+    ``waiting`` is called once when another holder makes this one wait (to say so)."""
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with lock_file.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (fcntl.LOCK_NB if waiting is not None else 0))
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -6,7 +6,7 @@ exists. That is enough to test what talks to the Kubernetes API (stores, runtime
 
 The binaries are built from the Go module proxy once (:func:`flinkops.artifacts.kubernetes_binaries`,
 :func:`flinkops.artifacts.etcd_binary`) and cached; the versions are pinned here. The PKI is made with the
-``openssl`` command. Everything lives in one directory::
+``openssl`` command (:mod:`flinkops.dev.pki`). Everything lives in one directory::
 
     <data_dir>/control-plane.json        the ports (apiserver, etcd client and peer, controller-manager), kept
     <data_dir>/pki/                      CA, apiserver serving cert, admin and controller-manager client certs,
@@ -38,25 +38,20 @@ Called by: :mod:`flinkops.dev.services` (``flinkops dev up|down|status kubernete
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import os
-import secrets
-import shutil
 import ssl
-import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import httpx
-import yaml
 
 from flinkops.artifacts import etcd_binary, file_lock, kubernetes_binaries
-from flinkops.dev.process import HOST, ServerProcess, free_port, port_in_use, write_private
+from flinkops.dev.pki import kubeconfig, make_pki
+from flinkops.dev.process import HOST, CommandServer, ServerProcess, free_port, port_in_use, write_private
 from flinkops.errors import RuntimeFailure
 
 __all__ = [
@@ -86,7 +81,6 @@ _ADMIN_KUBECONFIG = "admin.kubeconfig"
 _KCM_KUBECONFIG = "controller-manager.kubeconfig"
 _ADMIN_USER = "flinkops-admin"
 _STOP_GRACE_SECONDS = 15.0
-_OPENSSL_HINT = "the `openssl` command (Debian package openssl) is needed to make the control plane's certificates"
 
 Progress = Callable[[str], None]
 
@@ -118,28 +112,6 @@ def _get(url: str, *, verify: ssl.SSLContext | bool, timeout: float = 2.0) -> ht
 
 # ------------------------------------------------------------------------------------------------ PKI
 
-_OPENSSL_CONFIG = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign, digitalSignature
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = {sans}
-authorityKeyIdentifier = keyid
-[client]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = clientAuth
-authorityKeyIdentifier = keyid
-"""
 _SANS = (
     f"IP:{HOST}",
     f"IP:{FIRST_SERVICE_IP}",
@@ -149,87 +121,29 @@ _SANS = (
     "DNS:kubernetes.default.svc",
     "DNS:kubernetes.default.svc.cluster.local",
 )
-# name -> (subject, extension section); every key is ECDSA P-256 (fast to make, accepted everywhere in Kubernetes)
+# name -> (subject, extension section)
 _LEAVES: dict[str, tuple[str, str]] = {
     "apiserver": ("/CN=kube-apiserver", "server"),
     "admin": (f"/O=system:masters/CN={_ADMIN_USER}", "client"),
     "controller-manager": ("/CN=system:kube-controller-manager", "client"),
 }
-_DAYS = "3650"  # a dev cluster: certificates outlive it
-
-
-def _openssl(args: Sequence[str], cwd: Path) -> None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise RuntimeFailure(f"cannot make certificates: {_OPENSSL_HINT}, and it is not on PATH")
-    proc = subprocess.run([openssl, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60)
-    if proc.returncode != 0:
-        raise RuntimeFailure(f"`openssl {' '.join(args)}` failed: {proc.stderr.strip() or proc.stdout.strip()}")
 
 
 def _make_pki(pki: Path) -> None:
-    """Make the CA, the leaf certificates and the service-account key pair in ``pki`` (once: a complete PKI has
-    a ``complete`` marker; a partial one is made again from scratch, in a temporary directory renamed into place).
-    """
-    if (pki / "complete").exists():
-        return
-    tmp = pki.with_name(f".pki-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(mode=0o700, parents=True)
-    try:
-        (tmp / "openssl.cnf").write_text(_OPENSSL_CONFIG.format(sans=", ".join(_SANS)))
-        key = ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
-        sign = ["-days", _DAYS, "-sha256"]
-        _openssl([*key, "-out", "ca.key"], tmp)
-        ca_subject = ["-subj", "/CN=flinkops-dev-ca"]
-        _openssl(["req", "-x509", "-new", "-config", "openssl.cnf", "-key", "ca.key", *ca_subject, *sign,
-                  "-extensions", "ca", "-out", "ca.crt"], tmp)  # fmt: skip
-        for name, (subject, section) in _LEAVES.items():
-            _openssl([*key, "-out", f"{name}.key"], tmp)
-            _openssl(["req", "-new", "-config", "openssl.cnf", "-key", f"{name}.key", "-subj", subject,
-                      "-out", f"{name}.csr"], tmp)  # fmt: skip
-            serial = ["-set_serial", f"0x{secrets.token_hex(16)}"]
-            _openssl(["x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", *serial, *sign,
-                      "-extfile", "openssl.cnf", "-extensions", section, "-out", f"{name}.crt"], tmp)  # fmt: skip
-            (tmp / f"{name}.csr").unlink()
-        _openssl([*key, "-out", "sa.key"], tmp)
-        _openssl(["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"], tmp)
-        for path in tmp.glob("*.key"):
-            path.chmod(0o600)
-        (tmp / "complete").write_text("")
-        shutil.rmtree(pki, ignore_errors=True)
-        os.replace(tmp, pki)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _kubeconfig(server: str, user: str, ca: Path, cert: Path, key: Path) -> str:
-    """A kubeconfig with one cluster, user and context (``flinkops-dev``), certificates embedded."""
-
-    def b64(path: Path) -> str:
-        return base64.b64encode(path.read_bytes()).decode("ascii")
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": CONTEXT, "cluster": {"server": server, "certificate-authority-data": b64(ca)}}],
-        "users": [{"name": user, "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}],
-        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": user, "namespace": "default"}}],
-        "current-context": CONTEXT,
-        "preferences": {},
-    }
-    return yaml.safe_dump(config, sort_keys=False)
+    """The control plane's CA, leaf certificates and service-account key pair in ``pki`` (once)."""
+    make_pki(pki, _SANS, _LEAVES)
 
 
 # ------------------------------------------------------------------------------------------------ processes
 
 
-class _Part(ServerProcess):
+class _Part(CommandServer):
     """One of the three processes; its ``argv`` comes from the control plane that owns it. It serves when
     ``GET <endpoint><HEALTH_PATH>`` answers 200 (TLS checked with ``verify()``)."""
 
     SCHEME: ClassVar[str] = "https"
     HEALTH_PATH: ClassVar[str]
+    STOP_GRACE_SECONDS = _STOP_GRACE_SECONDS
 
     def __init__(
         self,
@@ -238,9 +152,7 @@ class _Part(ServerProcess):
         argv: Callable[[], list[str]],
         verify: Callable[[], ssl.SSLContext | bool] = lambda: False,
     ) -> None:
-        super().__init__(data_dir, port)
-        self.port = port
-        self._argv = argv
+        super().__init__(data_dir, port, argv)
         self._verify = verify
 
     @property
@@ -253,16 +165,6 @@ class _Part(ServerProcess):
 
     def _serves(self, answer: httpx.Response) -> bool:
         return True
-
-    def start(self, timeout: float = 60.0) -> None:
-        self._start(timeout)
-
-    def stop(self, timeout: float = _STOP_GRACE_SECONDS) -> bool:
-        return self._stop(timeout)
-
-    def _launch(self) -> None:
-        with self.log_file.open("ab") as out:
-            self._spawn(self._argv(), out)
 
 
 class _Etcd(_Part):
@@ -502,16 +404,19 @@ class KubeControlPlane(ServerProcess):
         pki = self.pki_dir
         write_private(
             self.kubeconfig,
-            _kubeconfig(self.endpoint, _ADMIN_USER, pki / "ca.crt", pki / "admin.crt", self.admin_key_file),
+            kubeconfig(
+                self.endpoint, _ADMIN_USER, pki / "ca.crt", pki / "admin.crt", self.admin_key_file, context=CONTEXT
+            ),
         )
         write_private(
             self.data_dir / _KCM_KUBECONFIG,
-            _kubeconfig(
+            kubeconfig(
                 self.endpoint,
                 "system:kube-controller-manager",
                 pki / "ca.crt",
                 pki / "controller-manager.crt",
                 pki / "controller-manager.key",
+                context=CONTEXT,
             ),
         )
 

@@ -16,8 +16,9 @@ Invariants:
 * A handle on a directory whose server already runs adopts it, and the port it recorded, rather than starting a
   second server; asking for another port than the running one is an error.
 
-Called by: :mod:`flinkops.dev.zookeeper`, :mod:`flinkops.dev.kafka`, :mod:`flinkops.dev.s3` and
-:mod:`flinkops.dev.services`.
+Called by: :mod:`flinkops.dev.zookeeper`, :mod:`flinkops.dev.kafka`, :mod:`flinkops.dev.s3`,
+:mod:`flinkops.dev.services`, and (:class:`CommandServer`) :mod:`flinkops.dev.kubernetes` and
+:mod:`flinkops.dev.node.components`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from flinkops.procs import start_ticks
 
 __all__ = [
     "HOST",
+    "CommandServer",
     "ServerProcess",
     "free_port",
     "neighbour_port",
@@ -294,6 +296,32 @@ class ServerProcess(abc.ABC):
             if text:
                 parts.append(f"see {path}:\n" + "\n".join(text[-lines:]))
         return "\n".join(parts) or f"no log in {self.data_dir}"
+
+
+class CommandServer(ServerProcess):
+    """A server whose command line its owner makes (``argv`` is called at each launch, so it may name binaries
+    built after the handle was made): the processes of the dev Kubernetes control plane and node. A subclass
+    sets the class attributes and implements ``endpoint`` and ``healthy``."""
+
+    STOP_GRACE_SECONDS: ClassVar[float] = 10.0
+
+    def __init__(
+        self, data_dir: Path, port: int, argv: Callable[[], list[str]], *, env: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(data_dir, port)
+        self.port = port
+        self._argv = argv
+        self._env = env
+
+    def start(self, timeout: float = 60.0) -> None:
+        self._start(timeout)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        return self._stop(self.STOP_GRACE_SECONDS if timeout is None else timeout)
+
+    def _launch(self) -> None:
+        with self.log_file.open("ab") as out:
+            self._spawn(self._argv(), out, env=self._env)
 
 
 def write_private(path: Path, text: str) -> None:

@@ -27,7 +27,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -82,6 +81,12 @@ class NodeStatus:
 
     def to_json(self) -> dict[str, Any]:
         return {"running": self.running, "healthy": self.healthy, "pids": self.pids, "root": str(self.root)}
+
+
+def _node_status(node: KubeNode) -> NodeStatus:
+    pids = node.pids()
+    running = any(pid is not None for pid in pids.values())
+    return NodeStatus(running, running and node.healthy(), pids, node.root)
 
 
 @dataclass(frozen=True)
@@ -229,7 +234,7 @@ class DevServices:
         say(f"starting the Kubernetes node on {NODE_BRIDGE_IP} (state in {node.root})")
         node.start()
         say(f"node ready in {time.monotonic() - started:.1f}s")
-        return self.node_status() or NodeStatus(False, True, {}, node.root)
+        return _node_status(node)
 
     def down_node(self) -> list[str] | None:
         """Stop this home's node and restore the host; None when this home has no node, else what could not be
@@ -240,23 +245,17 @@ class DevServices:
     def node_status(self) -> NodeStatus | None:
         """The node of this home's control plane (None when it has none)."""
         node = self._node()
-        if node is None:
-            return None
-        pids = node.pids()
-        running = any(pid is not None for pid in pids.values())
-        return NodeStatus(running, running and node.healthy(), pids, node.root)
+        return None if node is None else _node_status(node)
 
     def _node(self) -> KubeNode | None:
-        from flinkops.dev.node.node import NODE_ROOT, KubeNode
+        """The machine's node when it was last started for this home's control plane."""
+        from flinkops.dev.node.node import KubeNode
 
-        try:
-            owner = json.loads((NODE_ROOT / "node.json").read_text()).get("control_plane")
-        except (OSError, ValueError, AttributeError):
-            return None
-        if owner != str(self.data_dir("kubernetes").resolve()):
-            return None
         plane = self._server("kubernetes")
-        return KubeNode(plane) if isinstance(plane, KubeControlPlane) else None
+        if not isinstance(plane, KubeControlPlane):
+            return None
+        node = KubeNode(plane)
+        return node if node.owner() == str(plane.data_dir) else None
 
     def down(self, names: Sequence[str] = SERVICES) -> list[str]:
         """Stop the named services; their data stays. Returns the names of those that were running. Stopping

@@ -1,6 +1,6 @@
 """The dev node's processes: containerd, the kubelet, kube-proxy, kube-scheduler, CoreDNS and the relay that
 serves the apiserver (on 127.0.0.1) on the bridge IP for pods. Each is a :class:`~flinkops.dev.process.
-ServerProcess` with its pid file and log in the node's root, started in its own session and stopped by its
+CommandServer` with its pid file and log in the node's root, started in its own session and stopped by its
 recorded pid; its health check is the one its project documents (a health endpoint, or a socket that accepts).
 
 Called by: :mod:`flinkops.dev.node.node`, which builds the argument lists. Invariant: every server here binds
@@ -18,7 +18,7 @@ from typing import ClassVar
 import httpx
 
 from flinkops.dev.node.config import BRIDGE_IP
-from flinkops.dev.process import ServerProcess
+from flinkops.dev.process import CommandServer
 
 __all__ = [
     "ApiRelay",
@@ -53,23 +53,11 @@ def accepts(address: tuple[str, int] | str, timeout: float = 1.0) -> bool:
     return True
 
 
-class Component(ServerProcess):
-    """One node process; ``argv`` and ``env`` come from the node, ``check`` says whether it serves."""
+class Component(CommandServer):
+    """One node process; ``argv`` and ``env`` come from the node. By default it serves when ``GET
+    http://127.0.0.1:<port><HEALTH>`` answers 200."""
 
     HEALTH: ClassVar[str] = ""
-
-    def __init__(
-        self,
-        root: Path,
-        port: int,
-        argv: Callable[[], list[str]],
-        *,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(root, port)
-        self.port = port
-        self._argv = argv
-        self._env = env
 
     @property
     def endpoint(self) -> str:
@@ -77,16 +65,6 @@ class Component(ServerProcess):
 
     def healthy(self) -> bool:
         return http_ok(self.endpoint)
-
-    def start(self, timeout: float = 60.0) -> None:
-        self._start(timeout)
-
-    def stop(self, timeout: float = 10.0) -> bool:
-        return self._stop(timeout)
-
-    def _launch(self) -> None:
-        with self.log_file.open("ab") as out:
-            self._spawn(self._argv(), out, env=self._env)
 
 
 class Containerd(Component):

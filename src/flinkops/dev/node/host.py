@@ -30,6 +30,7 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from flinkops.artifacts.cache import write_atomic
 from flinkops.dev.node.config import BRIDGE, BRIDGE_IP, FENCE_CHAIN, NETWORK_NAME, POD_PREFIX, fence_rules
 from flinkops.errors import RuntimeFailure
 
@@ -132,9 +133,7 @@ def save_host_state(record: Path) -> dict[str, object]:
         "cni_cache": _CNI_CACHE.exists(),
     }
     record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1) + "\n")
-    os.replace(tmp, record)
+    write_atomic(record, json.dumps(state, indent=1) + "\n")
     return state
 
 
@@ -282,7 +281,9 @@ def _kubepods_cgroups() -> list[Path]:
     return []
 
 
-def _remove_cgroup_tree(top: Path) -> None:
+def _remove_empty_dirs(top: Path) -> None:
+    """Remove the directories under ``top`` (and ``top``) that are empty, deepest first: what holds a file (or a
+    cgroup with a process) stays."""
     for current, _dirs, _files in sorted(os.walk(top, topdown=False), key=lambda entry: -entry[0].count("/")):
         with contextlib.suppress(OSError):
             os.rmdir(current)
@@ -321,16 +322,14 @@ def restore(record: Path, *, remove: Sequence[Path], kube_proxy: Path | None) ->
     before_cgroups = set(state.get("cgroups", []))
     for top in _kubepods_cgroups():
         if str(top) not in before_cgroups:
-            _remove_cgroup_tree(top)
+            _remove_empty_dirs(top)
     results = _CNI_CACHE / "results"
     if results.is_dir():
         for entry in results.iterdir():
             if entry.name.startswith(f"{NETWORK_NAME}-"):
                 entry.unlink(missing_ok=True)
     if not state.get("cni_cache", True):
-        for current, _dirs, _files in sorted(os.walk(_CNI_CACHE, topdown=False), key=lambda e: -e[0].count("/")):
-            with contextlib.suppress(OSError):
-                os.rmdir(current)  # only directories left empty: nothing but ours is removed
+        _remove_empty_dirs(_CNI_CACHE)  # only directories left empty: nothing but ours is removed
     for path in remove:
         try:
             _remove_tree(path)

@@ -40,8 +40,8 @@ from typing import Any
 import yaml
 
 from flinkops.api.plugins import S3_HADOOP, S3_PRESTO
-from flinkops.artifacts import cache_dir, file_lock
-from flinkops.artifacts.cache import run_tool, scratch
+from flinkops.artifacts import Progress, cache_dir, file_lock
+from flinkops.artifacts.cache import run_tool, say, scratch, write_atomic
 from flinkops.dev.node.binaries import pause_binary
 from flinkops.dev.node.oci import Layer, LayerWriter, go_arch, image_config, write_archive
 from flinkops.errors import RuntimeFailure
@@ -62,8 +62,6 @@ __all__ = [
     "pause_image",
 ]
 
-Progress = Callable[[str], None]
-
 SUITE = "bookworm"
 BASE_PACKAGES = ("openjdk-17-jre-headless", "gettext-base", "libjemalloc2", "libsnappy1v5", "procps")
 FLINK_UID = FLINK_GID = 9999
@@ -81,11 +79,6 @@ class BuiltImage:
     archive: Path
     names: tuple[str, ...]
     digest: str
-
-
-def _say(progress: Progress | None, message: str) -> None:
-    if progress is not None:
-        progress(message)
 
 
 def _images_dir() -> Path:
@@ -115,12 +108,19 @@ def _cached_layer(path: Path) -> Layer | None:
     return None
 
 
-def _remember_layer(layer: Layer) -> Layer:
-    meta = layer.path.with_suffix(".json")
-    tmp = meta.with_name(f".{meta.name}.tmp")
-    tmp.write_text(json.dumps({"digest": layer.digest, "size": layer.size}))
-    os.replace(tmp, meta)
-    return layer
+def _layer_once(path: Path, build: Callable[[], Layer]) -> Layer:
+    """The layer cached at ``path``, else the one ``build`` writes there (under the layer's lock, looked up again
+    once it is held: another process may have built it meanwhile), remembered for next time."""
+    cached = _cached_layer(path)
+    if cached is not None:
+        return cached
+    with file_lock(path.with_suffix(".lock")):
+        cached = _cached_layer(path)
+        if cached is not None:
+            return cached
+        layer = build()
+        write_atomic(path.with_suffix(".json"), json.dumps({"digest": layer.digest, "size": layer.size}))
+        return layer
 
 
 # ------------------------------------------------------------------------------------------------ Debian
@@ -188,15 +188,10 @@ def _apt_proxy_env() -> dict[str, str]:
 def _base_layer(progress: Progress | None) -> Layer:
     arch = go_arch()
     path = _images_dir() / f"base-{_key(SUITE, BASE_PACKAGES, arch, _RECIPE, FLINK_UID)}.tar"
-    cached = _cached_layer(path)
-    if cached is not None:
-        return cached
-    with file_lock(path.with_suffix(".lock")):
-        cached = _cached_layer(path)
-        if cached is not None:
-            return cached
+
+    def build() -> Layer:
         mirror = debian_mirror()
-        _say(progress, f"making the Flink image's Debian {SUITE} root filesystem with debootstrap (once, minutes)")
+        say(progress, f"making the Flink image's Debian {SUITE} root filesystem with debootstrap (once, minutes)")
         started = time.monotonic()
         with scratch(_images_dir()) as tmp:
             rootfs = tmp / "rootfs"
@@ -228,7 +223,7 @@ def _base_layer(progress: Progress | None) -> Layer:
                 done = subprocess.run(["chroot", str(rootfs), *argv], capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     raise RuntimeFailure(f"`{' '.join(argv)}` in the image failed: {done.stderr.strip()}")
-            _say(progress, "writing the base layer")
+            say(progress, "writing the base layer")
             with LayerWriter(path) as writer:
                 writer.add_tree(
                     rootfs,
@@ -236,8 +231,10 @@ def _base_layer(progress: Progress | None) -> Layer:
                     keep_empty=lambda rel: rel in _EXCLUDED_CONTENTS,
                 )
                 layer = writer.finish()
-        _say(progress, f"base layer ready in {time.monotonic() - started:.0f}s ({layer.size >> 20} MiB)")
-        return _remember_layer(layer)
+        say(progress, f"base layer ready in {time.monotonic() - started:.0f}s ({layer.size >> 20} MiB)")
+        return layer
+
+    return _layer_once(path, build)
 
 
 # ------------------------------------------------------------------------------------------------ Flink
@@ -290,13 +287,8 @@ def _flink_layer(home: Path, version: str, opt_jars: Mapping[str, Path], usrlib:
         "recipe": _RECIPE,
     }
     path = _images_dir() / f"flink-{version}-{_key(inputs)}.tar"
-    cached = _cached_layer(path)
-    if cached is not None:
-        return cached
-    with file_lock(path.with_suffix(".lock")):
-        cached = _cached_layer(path)
-        if cached is not None:
-            return cached
+
+    def build() -> Layer:
         owner: dict[str, Any] = {"uid": FLINK_UID, "gid": FLINK_GID}
         with LayerWriter(path) as writer:
             writer.add_dir("opt")
@@ -319,7 +311,9 @@ def _flink_layer(home: Path, version: str, opt_jars: Mapping[str, Path], usrlib:
                 writer.add_file(f"opt/flink/usrlib/{name}", jar, mode=0o644, **owner)
             writer.add_dir("opt/flink/log", mode=0o775, **owner)
             writer.add_bytes("docker-entrypoint.sh", entrypoint, mode=0o755)
-            return _remember_layer(writer.finish())
+            return writer.finish()
+
+    return _layer_once(path, build)
 
 
 def flink_image(usrlib: Mapping[str, Path] = {}, progress: Progress | None = None) -> BuiltImage:  # read only
@@ -390,11 +384,13 @@ def pause_image(progress: Progress | None = None) -> BuiltImage:
     key = _key(_file_digest(binary), _RECIPE)
     names = (f"localhost/flinkops/pause:{key[:8]}",)
     layer_path = _images_dir() / f"pause-{key}.tar"
-    layer = _cached_layer(layer_path)
-    if layer is None:
+
+    def build() -> Layer:
         with LayerWriter(layer_path) as writer:
             writer.add_file("pause", binary, mode=0o755)
-            layer = _remember_layer(writer.finish())
+            return writer.finish()
+
+    layer = _layer_once(layer_path, build)
     config = image_config([layer], entrypoint=["/pause"], user="65535:65535")
     return _archive(_images_dir() / f"pause-{key}.oci.tar", [layer], config, names, progress, "the pause image")
 
@@ -407,17 +403,24 @@ def _archive(
     progress: Progress | None,
     what: str,
 ) -> BuiltImage:
+    """The archive cached at ``path``, else one packed there (under its lock, looked up again once held)."""
     meta = path.with_name(path.name + ".json")
-    try:
-        digest = json.loads(meta.read_text())["digest"]
-        if path.exists():
-            return BuiltImage(path, names, str(digest))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+
+    def cached() -> BuiltImage | None:
+        try:
+            digest = json.loads(meta.read_text())["digest"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return BuiltImage(path, names, str(digest)) if path.exists() else None
+
+    found = cached()
+    if found is not None:
+        return found
     with file_lock(path.with_name(path.name + ".lock")):
-        _say(progress, f"packing {what} as an OCI archive")
+        found = cached()
+        if found is not None:
+            return found
+        say(progress, f"packing {what} as an OCI archive")
         digest = write_archive(path, layers, config, names)
-        tmp = meta.with_name(f".{meta.name}.tmp")
-        tmp.write_text(json.dumps({"digest": digest, "names": list(names)}))
-        os.replace(tmp, meta)
+        write_atomic(meta, json.dumps({"digest": digest, "names": list(names)}))
     return BuiltImage(path, names, digest)

@@ -35,8 +35,10 @@ Called by: :mod:`flinkops.dev.services`, the tests' ``tests/support/kube.py``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -48,7 +50,7 @@ from typing import Any
 import httpx
 
 from flinkops.artifacts import cache_dir, file_lock
-from flinkops.dev.kubernetes import _DAYS, _OPENSSL_CONFIG, _SANS, KubeControlPlane, _kubeconfig, _openssl
+from flinkops.dev.kubernetes import CONTEXT, KubeControlPlane
 from flinkops.dev.node import config as cfg
 from flinkops.dev.node import host
 from flinkops.dev.node.binaries import NodeBinaries, node_binaries, require_host_tools
@@ -62,6 +64,7 @@ from flinkops.dev.node.components import (
     KubeScheduler,
 )
 from flinkops.dev.node.image import BuiltImage, flink_image, pause_image
+from flinkops.dev.pki import client_certificate, kubeconfig
 from flinkops.dev.process import free_port, write_private
 from flinkops.errors import RuntimeFailure
 
@@ -108,6 +111,7 @@ class KubeNode:
             sandbox_image=str(saved.get("sandbox_image", "")),
         )
         self._binaries: NodeBinaries | None = None
+        self._prepared: tuple[NodeBinaries, BuiltImage, BuiltImage] | None = None
         lay = self.layout
         no_registry = {
             "HTTP_PROXY": cfg.NO_REGISTRY_PROXY,
@@ -144,8 +148,10 @@ class KubeNode:
     def healthy(self) -> bool:
         return all(part.pid() is not None and part.healthy() for part in self.components) and self._ready()
 
-    def log_files(self) -> list[Path]:
-        return [part.log_file for part in self.components]
+    def owner(self) -> str | None:
+        """The data directory of the control plane the node on this machine was last started for (None: none)."""
+        owner = self._record().get("control_plane")
+        return str(owner) if owner else None
 
     def _record(self) -> dict[str, Any]:
         try:
@@ -161,10 +167,13 @@ class KubeNode:
     # ------------------------------------------------------------------ start
 
     def prepare(self) -> tuple[NodeBinaries, BuiltImage, BuiltImage]:
-        """Build (once) and return what the node runs: binaries, the pause image and the Flink image."""
-        require_host_tools()
-        binaries = node_binaries(self.progress)
-        return binaries, pause_image(self.progress), flink_image(self.usrlib, self.progress)
+        """Build (once) and return what the node runs: binaries, the pause image and the Flink image. A handle
+        looks them up once: ``start`` after ``prepare`` (the tests build outside the timed start) reuses them."""
+        if self._prepared is None:
+            require_host_tools()
+            binaries = node_binaries(self.progress)
+            self._prepared = binaries, pause_image(self.progress), flink_image(self.usrlib, self.progress)
+        return self._prepared
 
     def start(self, timeout: float = 180.0) -> None:
         """Start the node (building what it needs first, outside ``timeout``) and wait until it is Ready."""
@@ -175,7 +184,7 @@ class KubeNode:
             if self.control_plane.apiserver.pid() is None:
                 raise RuntimeFailure("the Kubernetes control plane is not running: start it first (`flinkops dev up "
                                      "kubernetes`)")  # fmt: skip
-            self.layout = _with_sandbox(self.layout, pause.names[0])
+            self.layout = dataclasses.replace(self.layout, sandbox_image=pause.names[0])
             launched: list[Component] = []
             deadline = time.monotonic() + timeout
             fresh = not self.running()
@@ -212,8 +221,7 @@ class KubeNode:
                 raise
 
     def _check_owner(self) -> None:
-        saved = self._record()
-        owner = saved.get("control_plane")
+        owner = self.owner()
         if owner and owner != str(self.control_plane.data_dir) and self.running():
             raise RuntimeFailure(
                 f"a dev node already runs on this machine for the control plane in {owner} (one node per "
@@ -221,7 +229,7 @@ class KubeNode:
             )
         if owner and owner != str(self.control_plane.data_dir):
             for name in ("pki", "config"):  # certificates of another control plane's CA
-                subprocess.run(["rm", "-rf", str(self.root / name)], check=False)
+                shutil.rmtree(self.root / name, ignore_errors=True)
 
     def _write_record(self, flink: BuiltImage) -> None:
         lay = self.layout
@@ -266,9 +274,9 @@ class KubeNode:
             "coredns": f"/CN={_COREDNS_USER}",
         }
         for name, subject in users.items():
-            cert, key = _client_certificate(pki, lay.pki_dir, name, subject)
+            cert, key = client_certificate(pki, lay.pki_dir, name, subject)
             user = subject.rsplit("CN=", 1)[1]
-            text = _kubeconfig(self.control_plane.endpoint, user, pki / "ca.crt", cert, key)
+            text = kubeconfig(self.control_plane.endpoint, user, pki / "ca.crt", cert, key, context=CONTEXT)
             write_private(lay.kubeconfig(name), text)
 
     # ------------------------------------------------------------------ argument lists
@@ -504,40 +512,8 @@ class KubeNode:
             client.delete("/api/v1/namespaces/default/endpoints/kubernetes")
 
 
-def _with_sandbox(layout: cfg.NodeLayout, image: str) -> cfg.NodeLayout:
-    from dataclasses import replace
-
-    return replace(layout, sandbox_image=image)
-
-
 def _cached_kube_proxy() -> Path | None:
     from flinkops.dev.kubernetes import KUBERNETES_VERSION
 
     path = cache_dir() / "go" / f"kube-proxy-{KUBERNETES_VERSION}" / "kube-proxy"
     return path if path.exists() else None
-
-
-def _client_certificate(pki: Path, out_dir: Path, name: str, subject: str) -> tuple[Path, Path]:
-    """A client certificate for ``subject`` signed by the control plane's CA (made once per node directory)."""
-    cert, key = out_dir / f"{name}.crt", out_dir / f"{name}.key"
-    if cert.exists() and key.exists():
-        return cert, key
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    work = out_dir / f".{name}.work"
-    subprocess.run(["rm", "-rf", str(work)], check=False)
-    work.mkdir(mode=0o700)
-    try:
-        (work / "openssl.cnf").write_text(_OPENSSL_CONFIG.format(sans=", ".join(_SANS)))
-        _openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "leaf.key"], work)
-        _openssl(["req", "-new", "-config", "openssl.cnf", "-key", "leaf.key", "-subj", subject,
-                  "-out", "leaf.csr"], work)  # fmt: skip
-        serial = int.from_bytes(os.urandom(16), "big")
-        _openssl(["x509", "-req", "-in", "leaf.csr", "-CA", str(pki / "ca.crt"), "-CAkey", str(pki / "ca.key"),
-                  "-set_serial", str(serial), "-days", _DAYS, "-sha256", "-extfile", "openssl.cnf",
-                  "-extensions", "client", "-out", "leaf.crt"], work)  # fmt: skip
-        (work / "leaf.key").chmod(0o600)
-        os.replace(work / "leaf.key", key)
-        os.replace(work / "leaf.crt", cert)
-    finally:
-        subprocess.run(["rm", "-rf", str(work)], check=False)
-    return cert, key

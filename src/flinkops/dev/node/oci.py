@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import stat
 import tarfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -85,7 +84,7 @@ class _HashingWriter(io.RawIOBase):
 
 @dataclass
 class LayerWriter:
-    """Build one layer: ``add_tree`` and ``add_file``/``add_bytes``/``add_dir``/``add_symlink``, then ``finish``.
+    """Build one layer: ``add_tree`` and ``add_file``/``add_bytes``/``add_dir``, then ``finish``.
 
     Used as a context manager; the layer file appears at ``path`` only when ``finish`` ran. Paths inside the
     layer are relative (``opt/flink/bin``), parents must be added before their children (``add_tree`` does).
@@ -139,11 +138,6 @@ class LayerWriter:
         info = self._info(name, tarfile.REGTYPE, mode, uid, gid)
         info.size = len(data)
         self._tar.addfile(info, io.BytesIO(data))
-
-    def add_symlink(self, name: str, target: str, *, uid: int = 0, gid: int = 0) -> None:
-        info = self._info(name, tarfile.SYMTYPE, 0o777, uid, gid)
-        info.linkname = target
-        self._tar.addfile(info)
 
     def add_file(self, name: str, source: Path, *, mode: int | None = None, uid: int = 0, gid: int = 0) -> None:
         st = source.stat()
@@ -338,10 +332,3 @@ def read_archive_index(archive: Path) -> dict[str, Any]:
             raise ValueError(f"{archive} has no index.json")
         loaded: dict[str, Any] = json.load(member)
         return loaded
-
-
-def copy_file(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` by way of a temporary file and a rename."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
