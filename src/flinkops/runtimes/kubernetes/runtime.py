@@ -267,12 +267,10 @@ class KubernetesRuntime:
                 self._pods_seen[pod_key] = seen
             self._changed.add(key)
         if seen[2] and type_ != "DELETED":
-            jm = self._deployment(key.namespace, render.jobmanager_name(key.name))
-            if jm is not None:
-                try:
-                    self._lift_start_gate(key, jm, self._jobmanager_pods(key))
-                except (NotFound, TemporaryError, RuntimeFailure) as exc:
-                    log.warning("%s: could not start the JobManager pod yet: %s", key, exc)
+            try:
+                self._lift_start_gate(key, self._jobmanager_pods(key))
+            except (NotFound, TemporaryError, RuntimeFailure) as exc:
+                log.warning("%s: could not start the JobManager pod yet: %s", key, exc)
         if self.wakeup is not None:
             self.wakeup.set()
 
@@ -291,13 +289,16 @@ class KubernetesRuntime:
         )
         return items
 
-    def _lift_start_gate(self, key: ClusterKey, jm: Obj, pods: Sequence[Obj]) -> None:
+    def _lift_start_gate(self, key: ClusterKey, pods: Sequence[Obj]) -> None:
         """Start the first gated JobManager pod of the Deployment's generation, once: its uid is written to the
-        Deployment before the gate goes, so a pod started before can always be told from one that never was."""
-        if not _gated(((jm.get("spec") or {}).get("template") or {}).get("spec")):
-            return
-        generation = render.generation_of(jm)
+        Deployment before the gate goes, so a pod started before can always be told from one that never was. The
+        Deployment is read under the lock: the pod watch and a pass may both come here, and the one that comes
+        second must see the start the first recorded (a copy read before would start a second pod)."""
         with self._gate_lock:
+            jm = self._deployment(key.namespace, render.jobmanager_name(key.name))
+            if jm is None or not _gated(((jm.get("spec") or {}).get("template") or {}).get("spec")):
+                return
+            generation = render.generation_of(jm)
             if _started_pod(jm, generation) is not None:
                 return
             waiting = sorted(
@@ -331,7 +332,7 @@ class KubernetesRuntime:
         pods = self._jobmanager_pods(key)
         started = _started_pod(jm, render.generation_of(jm))
         if started is None:
-            self._lift_start_gate(key, jm, pods)
+            self._lift_start_gate(key, pods)
             return False
         for pod in pods:
             meta = pod.get("metadata") or {}
