@@ -42,7 +42,7 @@ import httpx
 import pytest
 import yaml
 
-from flinkops.runtimes.kubernetes.runtime import ha_selectors, is_ha_config_map_name
+from flinkops.runtimes.kubernetes.runtime import ha_selector, is_ha_config_map_name
 from support.flinknode import (
     S3_SECRET,
     BridgeS3,
@@ -505,11 +505,9 @@ def _checkpoints_any(stack: Stack, name: str) -> list[str]:
 
 def _ha_config_maps(stack: Stack, name: str) -> list[str]:
     """The HA ConfigMaps Flink wrote for cluster ``name`` (Flink 2.2 labels them ``app`` and ``type`` only)."""
-    found = set()
-    for selector in ha_selectors(name):
-        items = stack.admin.get(f"/api/v1/namespaces/{JOBS_NS}/configmaps", params={"labelSelector": selector})
-        found |= {i["metadata"]["name"] for i in items.json()["items"]}
-    return sorted(n for n in found if is_ha_config_map_name(name, n))
+    params = {"labelSelector": ha_selector(name)}
+    items = stack.admin.get(f"/api/v1/namespaces/{JOBS_NS}/configmaps", params=params).json()["items"]
+    return sorted(n for n in (i["metadata"]["name"] for i in items) if is_ha_config_map_name(name, n))
 
 
 def _leader_pod(stack: Stack, name: str) -> dict[str, Any]:

@@ -10,7 +10,8 @@ their pods are gone, so an upgrade never runs two JobManagers of one cluster at 
 
 **HA metadata.** With Kubernetes HA, Flink writes ConfigMaps of its own (named ``<cluster id>-...-config-map`` or
 ``...-leader``, labelled ``app=<cluster id>`` and ``type=flink-native-kubernetes``, which Flink 1.x completes with
-``configmap-type=high-availability`` and Flink 2.x does not; no owner reference, so nothing collects them) naming
+``configmap-type=high-availability`` and Flink 2.x does not, so :func:`ha_selector` asks for the first two and the
+names tell the HA ones; no owner reference, so nothing collects them) naming
 every job the cluster runs and its checkpoints, and a JobManager that starts under the same cluster id recovers
 those jobs. As in the local runtime, a deleted cluster leaves no HA metadata and a new cluster starts from none:
 ``delete`` removes them once the pods are gone (a JobManager still running could write them again), and ``deploy``
@@ -61,8 +62,6 @@ from flinkops.runtimes.kubernetes import render
 from flinkops.runtimes.kubernetes.pods import START_GATE
 
 __all__ = [
-    "HA_CONFIGMAP_LABEL",
-    "HA_CONFIGMAP_TYPE",
     "MANAGED_SELECTOR",
     "REST_ADDRESSES",
     "REST_ADDRESS_CLUSTER_IP",
@@ -70,16 +69,12 @@ __all__ = [
     "STARTED_POD_ANNOTATION",
     "KubernetesRuntime",
     "ha_selector",
-    "ha_selectors",
     "is_ha_config_map_name",
 ]
 
 log = logging.getLogger("flinkops.runtime")
 
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=flinkops"
-#: Flink's labels on the HA ConfigMaps of one cluster (``KubernetesUtils.getConfigMapLabels`` in Flink).
-HA_CONFIGMAP_LABEL = "configmap-type"
-HA_CONFIGMAP_TYPE = "high-availability"
 _DELETE_TIMEOUT = 120.0
 _PLURALS = {
     ("apps/v1", "Deployment"): "deployments",
@@ -102,15 +97,10 @@ Obj = dict[str, Any]
 
 
 def ha_selector(name: str) -> str:
-    """The label selector of the HA ConfigMaps Flink 1.x writes for the cluster ``name`` (its cluster id)."""
-    return f"{render.CLUSTER_LABEL}={name},{HA_CONFIGMAP_LABEL}={HA_CONFIGMAP_TYPE}"
-
-
-def ha_selectors(name: str) -> tuple[str, ...]:
-    """Label selectors that find the HA ConfigMaps Flink 1.x and 2.x write for the cluster ``name`` (2.x labels
-    them with the cluster id and ``type=flink-native-kubernetes`` only; flinkops' own ConfigMaps are excluded)."""
-    flink2 = f"{render.CLUSTER_LABEL}={name},type=flink-native-kubernetes,!{render.MANAGED_BY_LABEL}"
-    return ha_selector(name), flink2
+    """The label selector of the HA ConfigMaps Flink writes for the cluster ``name`` (its cluster id): the labels
+    every Flink version puts on them (``KubernetesUtils.getCommonLabels``; 1.x adds ``configmap-type``, 2.x does
+    not), flinkops' own ConfigMaps excluded. :func:`is_ha_config_map_name` tells the HA ones among what it finds."""
+    return f"{render.CLUSTER_LABEL}={name},type=flink-native-kubernetes,!{render.MANAGED_BY_LABEL}"
 
 
 def is_ha_config_map_name(cluster: str, name: str) -> bool:
@@ -462,12 +452,9 @@ class KubernetesRuntime:
     def _remove_ha_metadata(self, key: ClusterKey) -> None:
         """Delete the HA ConfigMaps Flink wrote for the cluster (none of its pods runs any more)."""
         path = object_path("v1", "configmaps", key.namespace)
-        names = {
-            item["metadata"]["name"]
-            for selector in ha_selectors(key.name)
-            for item in self.client.list(path, label_selector=selector).get("items") or []
-        }
-        for name in sorted(n for n in names if is_ha_config_map_name(key.name, n)):
+        items = self.client.list(path, label_selector=ha_selector(key.name)).get("items") or []
+        names = sorted(str(item["metadata"]["name"]) for item in items)
+        for name in (n for n in names if is_ha_config_map_name(key.name, n)):
             self.client.delete(object_path("v1", "configmaps", key.namespace, name), propagation=None)
             log.info("%s: removed Flink's HA ConfigMap %s", key, name)
 
