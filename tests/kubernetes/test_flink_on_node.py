@@ -42,7 +42,7 @@ import httpx
 import pytest
 import yaml
 
-from flinkops.runtimes.kubernetes.runtime import ha_selectors, is_ha_config_map_name
+from flinkops.runtimes.kubernetes.runtime import ha_selector, is_ha_config_map_name
 from support.flinknode import (
     S3_SECRET,
     BridgeS3,
@@ -309,24 +309,58 @@ def _wait_running(stack: Stack, name: str, since: float, label: str, timeout: fl
     return job
 
 
+def _applied_until_stable(stack: Stack, doc: dict[str, Any], label: str) -> None:
+    """Apply ``doc``; record ``<label>: apply -> job RUNNING`` and ``<label>: apply -> STABLE``."""
+    name = doc["metadata"]["name"]
+    stack.apply(doc)
+    _wait_running(stack, name, stack.applied_at[name], f"{label}: apply -> job RUNNING")
+    stack.wait_stable(name)
+    _measured(f"{label}: apply -> STABLE", time.time() - stack.applied_at[name])
+
+
+def _records_verified(stack: Stack, name: str, what: str, *, after: int = 0, timeout: float = 90.0) -> None:
+    """Until 100 records more than ``after`` are committed, then every record checked: none lost or duplicated."""
+    output = stack.output(name)
+    wait_for(what, lambda: len(read_committed(output)) >= after + 100, timeout, 0.5)
+    report = check(output, keys=KEYS, live=True)
+    assert report.ok, report.summary()
+
+
+def _v2_took_over(stack: Stack, name: str, moment: float, label: str) -> None:
+    """After an upgrade to logic v2 at ``moment``: v2 records committed, the output checked (v1 then v2, none lost
+    or duplicated), and the downtime from the trace recorded as ``label``."""
+    wait_for("v2 records committed", lambda: _logic_count(stack.output(name), "v2") >= 100, 90, 0.5)
+    report = check(stack.output(name), keys=KEYS, live=True)
+    assert report.ok, report.summary()
+    assert [r.logic for r in report.logic_runs] == ["v1", "v2"], report.summary()
+    last_v1, first_v2 = trace_edges(stack.trace(name), moment)
+    assert last_v1 is not None and first_v2 is not None
+    _measured(label, first_v2 - last_v1)
+
+
+def _deleted(stack: Stack, name: str, label: str) -> None:
+    """Delete the FlinkDeployment ``name``; record ``<label>: delete -> pods gone``; nothing of it is left."""
+    moment = time.time()
+    stack.admin.delete(f"{FD}/{name}").raise_for_status()
+    wait_for(f"{name}'s pods gone", lambda: not stack.pods(name), 120, 0.2)
+    _measured(f"{label}: delete -> pods gone", time.time() - moment)
+    wait_for(f"{name} gone", lambda: stack.fd(name) is None, 60, 0.2)
+    assert stack.left_behind(name) == []
+
+
 # ------------------------------------------------------------------------------------------------ verify
 
 
 def test_standalone_deployment_becomes_stable_with_state_on_s3(stack: Stack) -> None:
     doc = verifier_deployment("verify", s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir)
-    stack.apply(doc)
-    _wait_running(stack, "verify", stack.applied_at["verify"], "standalone: apply -> job RUNNING")
-    stack.wait_stable("verify")
-    _measured("standalone: apply -> STABLE", time.time() - stack.applied_at["verify"])
+    _applied_until_stable(stack, doc, "standalone")
     status = stack.status("verify")
     assert status["jobStatus"]["state"] == "RUNNING"
     assert status["jobManagerDeploymentStatus"] == "READY"
     assert status["clusterInfo"]["rest-url"].endswith(":8081")
     # STABLE means a checkpoint completed: it is on S3, where the operator will look for it.
     assert any("/chk-" in key for key in stack.s3.objects(BUCKET, "verify/checkpoints/"))
-    wait_for("committed records", lambda: len(read_committed(stack.output("verify"))) >= 100, 60, 0.5)
-    report = check(stack.output("verify"), keys=KEYS, live=True)
-    assert report.ok, report.summary()
+    _records_verified(stack, "verify", "committed records", timeout=60)
 
 
 def test_savepoint_upgrade_carries_state_with_nothing_lost_or_duplicated(stack: Stack) -> None:
@@ -340,13 +374,7 @@ def test_savepoint_upgrade_carries_state_with_nothing_lost_or_duplicated(stack: 
     status = stack.status("verify")
     run = status["deploymentHistory"][-1]
     assert run.get("restoredFrom", "").startswith(f"s3://{BUCKET}/verify/savepoints/"), run
-    wait_for("v2 records committed", lambda: _logic_count(stack.output("verify"), "v2") >= 100, 90, 0.5)
-    report = check(stack.output("verify"), keys=KEYS, live=True)
-    assert report.ok, report.summary()
-    assert [run.logic for run in report.logic_runs] == ["v1", "v2"], report.summary()
-    last_v1, first_v2 = trace_edges(stack.trace("verify"), moment)
-    assert last_v1 is not None and first_v2 is not None
-    _measured("savepoint upgrade: downtime (last v1 record -> first v2 record)", first_v2 - last_v1)
+    _v2_took_over(stack, "verify", moment, "savepoint upgrade: downtime (last v1 record -> first v2 record)")
 
 
 def test_jobmanager_pod_deleted_without_ha_is_redeployed_from_the_newest_checkpoint(stack: Stack) -> None:
@@ -369,9 +397,7 @@ def test_jobmanager_pod_deleted_without_ha_is_redeployed_from_the_newest_checkpo
     assert job["jid"] == run["jobId"]
     stack.wait_stable("verify")
     count = len(read_committed(stack.output("verify")))
-    wait_for("records after the recovery", lambda: len(read_committed(stack.output("verify"))) >= count + 100, 90, 0.5)
-    report = check(stack.output("verify"), keys=KEYS, live=True)
-    assert report.ok, report.summary()
+    _records_verified(stack, "verify", "records after the recovery", after=count)
 
 
 def _logic_count(output: Path, logic: str) -> int:
@@ -412,12 +438,7 @@ def _wait_running_generation(stack: Stack, name: str, generation: int, since: fl
 
 
 def test_deleted_deployment_leaves_nothing_behind(stack: Stack) -> None:
-    moment = time.time()
-    stack.admin.delete(f"{FD}/verify").raise_for_status()
-    wait_for("verify's pods gone", lambda: not stack.pods("verify"), 120, 0.2)
-    _measured("no HA: delete -> pods gone", time.time() - moment)
-    wait_for("verify gone", lambda: stack.fd("verify") is None, 60, 0.2)
-    assert stack.left_behind("verify") == []
+    _deleted(stack, "verify", "no HA")
     # Its state stays in storage.
     assert _checkpoints_any(stack, "verify")
 
@@ -433,10 +454,7 @@ def _ha(stack: Stack, logic: str = "v1") -> dict[str, Any]:
 
 
 def test_ha_deployment_with_two_jobmanagers_becomes_stable(stack: Stack) -> None:
-    stack.apply(_ha(stack))
-    _wait_running(stack, "verify-ha", stack.applied_at["verify-ha"], "HA: apply -> job RUNNING")
-    stack.wait_stable("verify-ha")
-    _measured("HA: apply -> STABLE", time.time() - stack.applied_at["verify-ha"])
+    _applied_until_stable(stack, _ha(stack), "HA")
     assert len(stack.pods("verify-ha", "jobmanager")) == 2
     assert _ha_config_maps(stack, "verify-ha"), "Flink wrote no HA ConfigMaps"
 
@@ -456,13 +474,7 @@ def test_last_state_upgrade_with_ha_runs_one_job_from_the_newest_checkpoint(stac
         assert [(j["jid"], j["state"]) for j in rest.jobs()] == [(run["jobId"], "RUNNING")]
     finally:
         rest.close()
-    wait_for("v2 records committed", lambda: _logic_count(stack.output("verify-ha"), "v2") >= 100, 90, 0.5)
-    report = check(stack.output("verify-ha"), keys=KEYS, live=True)
-    assert report.ok, report.summary()
-    assert [r.logic for r in report.logic_runs] == ["v1", "v2"], report.summary()
-    last_v1, first_v2 = trace_edges(stack.trace("verify-ha"), moment)
-    assert last_v1 is not None and first_v2 is not None
-    _measured("HA last-state upgrade: downtime (last v1 record -> first v2 record)", first_v2 - last_v1)
+    _v2_took_over(stack, "verify-ha", moment, "HA last-state upgrade: downtime (last v1 record -> first v2 record)")
 
 
 def test_killed_leading_jobmanager_hands_over_to_the_standby_with_the_same_job(stack: Stack) -> None:
@@ -484,18 +496,11 @@ def test_killed_leading_jobmanager_hands_over_to_the_standby_with_the_same_job(s
     _measured("HA: leading JobManager SIGKILLed -> job RUNNING again", time.time() - moment)
     assert stack.status("verify-ha")["jobStatus"]["jobId"] == job_id
     count = len(read_committed(stack.output("verify-ha")))
-    wait_for("records after the takeover", lambda: len(read_committed(stack.output("verify-ha"))) >= count + 100, 90)
-    report = check(stack.output("verify-ha"), keys=KEYS, live=True)
-    assert report.ok, report.summary()
+    _records_verified(stack, "verify-ha", "records after the takeover", after=count)
 
 
 def test_deleted_ha_deployment_leaves_no_ha_config_maps(stack: Stack) -> None:
-    moment = time.time()
-    stack.admin.delete(f"{FD}/verify-ha").raise_for_status()
-    wait_for("verify-ha's pods gone", lambda: not stack.pods("verify-ha"), 120, 0.2)
-    _measured("HA: delete -> pods gone", time.time() - moment)
-    wait_for("verify-ha gone", lambda: stack.fd("verify-ha") is None, 60, 0.2)
-    assert stack.left_behind("verify-ha") == []
+    _deleted(stack, "verify-ha", "HA")
     assert _ha_config_maps(stack, "verify-ha") == []
 
 
@@ -505,11 +510,9 @@ def _checkpoints_any(stack: Stack, name: str) -> list[str]:
 
 def _ha_config_maps(stack: Stack, name: str) -> list[str]:
     """The HA ConfigMaps Flink wrote for cluster ``name`` (Flink 2.2 labels them ``app`` and ``type`` only)."""
-    found = set()
-    for selector in ha_selectors(name):
-        items = stack.admin.get(f"/api/v1/namespaces/{JOBS_NS}/configmaps", params={"labelSelector": selector})
-        found |= {i["metadata"]["name"] for i in items.json()["items"]}
-    return sorted(n for n in found if is_ha_config_map_name(name, n))
+    params = {"labelSelector": ha_selector(name)}
+    items = stack.admin.get(f"/api/v1/namespaces/{JOBS_NS}/configmaps", params=params).json()["items"]
+    return sorted(n for n in (i["metadata"]["name"] for i in items) if is_ha_config_map_name(name, n))
 
 
 def _leader_pod(stack: Stack, name: str) -> dict[str, Any]:
@@ -549,10 +552,7 @@ def _kill_jvm(pod: dict[str, Any]) -> list[int]:
 
 def test_native_deployment_becomes_stable_with_taskmanager_pods_flink_created(stack: Stack) -> None:
     doc = verifier_deployment("native", s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir, mode="native")
-    stack.apply(doc)
-    _wait_running(stack, "native", stack.applied_at["native"], "native: apply -> job RUNNING")
-    stack.wait_stable("native")
-    _measured("native: apply -> STABLE", time.time() - stack.applied_at["native"])
+    _applied_until_stable(stack, doc, "native")
     taskmanagers = stack.pods("native", "taskmanager")
     assert taskmanagers, "Flink created no TaskManager pod"
     for pod in taskmanagers:  # made by Flink's resource manager, owned by the JobManager Deployment
@@ -562,12 +562,5 @@ def test_native_deployment_becomes_stable_with_taskmanager_pods_flink_created(st
         f"/apis/apps/v1/namespaces/{JOBS_NS}/deployments", params={"labelSelector": "app=native"}
     ).json()["items"]
     assert [d["metadata"]["name"] for d in deployments] == ["native"]  # no TaskManager Deployment of ours
-    wait_for("committed records", lambda: len(read_committed(stack.output("native"))) >= 100, 90, 0.5)
-    report = check(stack.output("native"), keys=KEYS, live=True)
-    assert report.ok, report.summary()
-    moment = time.time()
-    stack.admin.delete(f"{FD}/native").raise_for_status()
-    wait_for("native's pods gone", lambda: not stack.pods("native"), 120, 0.2)
-    _measured("native: delete -> pods gone", time.time() - moment)
-    wait_for("native gone", lambda: stack.fd("native") is None, 60, 0.2)
-    assert stack.left_behind("native") == []
+    _records_verified(stack, "native", "committed records")
+    _deleted(stack, "native", "native")

@@ -29,7 +29,7 @@ from flinkops.flink.config import RenderInputs, render_flink_config
 from flinkops.kube.client import KubeClient, load_config, object_path
 from flinkops.ports import ApplicationJob, ClusterKey, ClusterRequest
 from flinkops.runtimes.kubernetes.render import JOB_ID_ANNOTATION, child_names
-from flinkops.runtimes.kubernetes.runtime import KubernetesRuntime, ha_selector
+from flinkops.runtimes.kubernetes.runtime import KubernetesRuntime
 from support.kube import KubeCluster, install_crds
 
 pytestmark = pytest.mark.integration
@@ -38,6 +38,11 @@ API = "/apis/flink.apache.org/v1beta1"
 OLD_JOB = "a" * 32
 NEW_JOB = "b" * 32
 CHECKPOINT = f"s3://state/ha/checkpoints/{OLD_JOB}/chk-42"
+
+
+def flink1_ha_selector(cluster: str) -> str:
+    """The labels Flink 1.x puts on its HA ConfigMaps (``KubernetesUtils.getConfigMapLabels``)."""
+    return f"app={cluster},configmap-type=high-availability"
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +162,7 @@ def test_delete_removes_the_clusters_ha_configmaps_and_nothing_else(
     )  # as Flink 2.2 labels them
     mine = {"metadata": {"name": "payments-settings", "labels": {"app": "payments"}}, "data": {"a": "b"}}
     assert admin.post(f"/api/v1/namespaces/{namespace}/configmaps", json=mine).status_code == 201
-    assert set(configmaps(admin, namespace, ha_selector("payments"))) == {
+    assert set(configmaps(admin, namespace, flink1_ha_selector("payments"))) == {
         "payments-cluster-config-map",
         f"payments-{OLD_JOB}-config-map",
     }
@@ -182,7 +187,7 @@ def test_a_new_cluster_under_an_old_name_starts_without_its_predecessors_metadat
 
     KubernetesRuntime(client, (namespace,)).deploy(request(resource, 1, NEW_JOB))
 
-    assert configmaps(admin, namespace, ha_selector("payments")) == {}
+    assert configmaps(admin, namespace, flink1_ha_selector("payments")) == {}
     jobmanager = client.get(object_path("apps/v1", "deployments", namespace, "payments"))
     assert jobmanager is not None and jobmanager["metadata"]["annotations"][JOB_ID_ANNOTATION] == NEW_JOB
 
@@ -200,7 +205,7 @@ def test_a_last_state_upgrade_leaves_only_the_new_job(admin: httpx.Client, clien
     observed = runtime.deploy(request(resource, 2, NEW_JOB, restore=CHECKPOINT))
 
     assert (observed.generation, observed.job_id) == (2, NEW_JOB)
-    assert configmaps(admin, namespace, ha_selector("payments")) == {}
+    assert configmaps(admin, namespace, flink1_ha_selector("payments")) == {}
     assert not [n for n in configmaps(admin, namespace) if OLD_JOB in n]
     jobmanager = client.get(object_path("apps/v1", "deployments", namespace, "payments"))
     assert jobmanager is not None
@@ -226,7 +231,7 @@ def test_reapplying_a_running_cluster_keeps_its_metadata(
 
     runtime.deploy(request(resource, 1, OLD_JOB))
 
-    assert len(configmaps(admin, namespace, ha_selector("payments"))) == 2
+    assert len(configmaps(admin, namespace, flink1_ha_selector("payments"))) == 2
 
 
 def test_the_ingress_comes_and_goes_with_the_spec_and_the_cluster(

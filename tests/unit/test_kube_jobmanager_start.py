@@ -162,6 +162,29 @@ def test_the_first_pod_of_a_generation_is_recorded_then_started_and_only_once() 
     assert len(kube.calls) == 2  # recorded: the second pod is never started
 
 
+def test_a_start_made_by_the_pod_watch_during_a_pass_is_not_made_again() -> None:
+    """The pod watch lifts the gate between a pass's read of the Deployment and its own attempt: the pass must
+    see the start recorded and leave the second pod gated."""
+    kube = FakeKube()
+    second = _pod("demo-2", "uid-2", gated=True)
+    runtime = _cluster(kube, _pod("demo-1", "uid-1", gated=True), second)
+    read = kube.get
+
+    def get_then_watch_event(path: str) -> Obj | None:
+        found = read(path)
+        if path == JM_PATH and not kube.calls:  # the pass has its copy: now the watch reports a gated pod
+            runtime._on_pod_change("MODIFIED", second)
+        return found
+
+    kube.get = get_then_watch_event  # type: ignore[method-assign]
+
+    observed = runtime.observe(KEY)
+
+    assert observed is not None and observed.jobmanagers_alive == 1
+    assert [path for _, path, _ in kube.calls] == [JM_PATH, "/api/v1/namespaces/jobs/pods/demo-1"]
+    assert kube.objects["/api/v1/namespaces/jobs/pods/demo-2"]["spec"]["schedulingGates"] == [{"name": START_GATE}]
+
+
 @pytest.mark.parametrize(
     "started",
     [

@@ -112,18 +112,14 @@ def operator_run(
 ) -> None:
     """Run the operator in the foreground until SIGTERM (exit 0) or a lost leadership (exit 1)."""
     from flinkops.kube.client import KubeClient, load_config
-    from flinkops.runtimes.kubernetes.runtime import REST_ADDRESSES
-    from flinkops.wiring.operator import Operator, settings_from_env
+    from flinkops.wiring.operator import Operator, rest_address_from_env, settings_from_env
 
     fmt = log_format or os.environ.get("FLINKOPS_LOG_FORMAT", "text")
     if fmt not in ("text", "json"):
         raise InvalidInput([Problem("--log-format", f"{fmt!r} is neither text nor json")])
-    address = rest_address or os.environ.get("FLINKOPS_REST_ADDRESS") or REST_ADDRESSES[0]
-    if address not in REST_ADDRESSES:
-        raise InvalidInput([Problem("--rest-address", f"{address!r} is not one of {', '.join(REST_ADDRESSES)}")])
+    address = rest_address_from_env(rest_address)
     configure_logging(fmt)
     config = load_config(context, kubeconfig)
-    client = KubeClient(config, qps=qps, burst=int(qps * 2))
     settings = settings_from_env(
         namespaces=tuple(namespace) if namespace else None,
         leader_election=leader_election,
@@ -136,6 +132,7 @@ def operator_run(
         workers=workers,
         rest_address=address,
     )
+    client = KubeClient(config, qps=qps, burst=int(qps * 2))
     operator = Operator(client, settings)
     operator.install_signal_handlers()
     code = operator.run()

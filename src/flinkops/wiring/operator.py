@@ -35,16 +35,16 @@ from pathlib import Path
 
 from flinkops.clock import SystemClock
 from flinkops.controller import Controller
-from flinkops.errors import ErrorReason, FlinkopsError, InvalidInput
+from flinkops.errors import ErrorReason, FlinkopsError, InvalidInput, Problem
 from flinkops.kube.client import KubeClient
 from flinkops.kube.leader import LeaderElector, LeaseSettings
 from flinkops.ports import Clock, ClusterKey, ResourceKey
-from flinkops.runtimes.kubernetes.runtime import REST_ADDRESS_DNS, KubernetesRuntime
+from flinkops.runtimes.kubernetes.runtime import REST_ADDRESS_DNS, REST_ADDRESSES, KubernetesRuntime
 from flinkops.stores.kubernetes import KubernetesStore, to_model
 from flinkops.wiring.kubernetes import build_controller
 from flinkops.wiring.metrics import MetricsServer, OperatorMetrics
 
-__all__ = ["Operator", "OperatorSettings", "settings_from_env"]
+__all__ = ["Operator", "OperatorSettings", "rest_address_from_env", "settings_from_env"]
 
 log = logging.getLogger("flinkops.operator")
 
@@ -72,6 +72,15 @@ class OperatorSettings:
     rest_address: str = REST_ADDRESS_DNS
 
 
+def rest_address_from_env(option: str | None = None) -> str:
+    """How JobManagers are reached: ``option``, else ``FLINKOPS_REST_ADDRESS``, else their Services' DNS names;
+    ``InvalidInput`` for a value that is none of ``REST_ADDRESSES``."""
+    address = option or os.environ.get("FLINKOPS_REST_ADDRESS") or REST_ADDRESS_DNS
+    if address not in REST_ADDRESSES:
+        raise InvalidInput([Problem("--rest-address", f"{address!r} is not one of {', '.join(REST_ADDRESSES)}")])
+    return address
+
+
 def settings_from_env(
     *,
     namespaces: tuple[str, ...] | None = None,
@@ -87,7 +96,7 @@ def settings_from_env(
 ) -> OperatorSettings:
     """Settings from options, falling back to the environment the Helm chart sets: ``WATCH_NAMESPACES``
     (comma-separated; empty = all), ``OPERATOR_NAMESPACE`` (where the Lease lives), ``POD_NAME`` (identity),
-    and ``FLINKOPS_REST_ADDRESS`` (how JobManagers are reached; default their Services' DNS names)."""
+    and ``FLINKOPS_REST_ADDRESS`` (:func:`rest_address_from_env`)."""
     if namespaces is None:
         namespaces = tuple(n.strip() for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n.strip())
     lease_ns = lease_namespace or os.environ.get("OPERATOR_NAMESPACE") or default_namespace
@@ -109,7 +118,7 @@ def settings_from_env(
         http_address=http_address,
         http_port=http_port,
         workers=workers,
-        rest_address=rest_address or os.environ.get("FLINKOPS_REST_ADDRESS") or REST_ADDRESS_DNS,
+        rest_address=rest_address_from_env(rest_address),
     )
 
 

@@ -10,7 +10,8 @@ their pods are gone, so an upgrade never runs two JobManagers of one cluster at 
 
 **HA metadata.** With Kubernetes HA, Flink writes ConfigMaps of its own (named ``<cluster id>-...-config-map`` or
 ``...-leader``, labelled ``app=<cluster id>`` and ``type=flink-native-kubernetes``, which Flink 1.x completes with
-``configmap-type=high-availability`` and Flink 2.x does not; no owner reference, so nothing collects them) naming
+``configmap-type=high-availability`` and Flink 2.x does not, so :func:`ha_selector` asks for the first two and the
+names tell the HA ones; no owner reference, so nothing collects them) naming
 every job the cluster runs and its checkpoints, and a JobManager that starts under the same cluster id recovers
 those jobs. As in the local runtime, a deleted cluster leaves no HA metadata and a new cluster starts from none:
 ``delete`` removes them once the pods are gone (a JobManager still running could write them again), and ``deploy``
@@ -61,8 +62,6 @@ from flinkops.runtimes.kubernetes import render
 from flinkops.runtimes.kubernetes.pods import START_GATE
 
 __all__ = [
-    "HA_CONFIGMAP_LABEL",
-    "HA_CONFIGMAP_TYPE",
     "MANAGED_SELECTOR",
     "REST_ADDRESSES",
     "REST_ADDRESS_CLUSTER_IP",
@@ -70,16 +69,12 @@ __all__ = [
     "STARTED_POD_ANNOTATION",
     "KubernetesRuntime",
     "ha_selector",
-    "ha_selectors",
     "is_ha_config_map_name",
 ]
 
 log = logging.getLogger("flinkops.runtime")
 
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=flinkops"
-#: Flink's labels on the HA ConfigMaps of one cluster (``KubernetesUtils.getConfigMapLabels`` in Flink).
-HA_CONFIGMAP_LABEL = "configmap-type"
-HA_CONFIGMAP_TYPE = "high-availability"
 _DELETE_TIMEOUT = 120.0
 _PLURALS = {
     ("apps/v1", "Deployment"): "deployments",
@@ -102,15 +97,10 @@ Obj = dict[str, Any]
 
 
 def ha_selector(name: str) -> str:
-    """The label selector of the HA ConfigMaps Flink 1.x writes for the cluster ``name`` (its cluster id)."""
-    return f"{render.CLUSTER_LABEL}={name},{HA_CONFIGMAP_LABEL}={HA_CONFIGMAP_TYPE}"
-
-
-def ha_selectors(name: str) -> tuple[str, ...]:
-    """Label selectors that find the HA ConfigMaps Flink 1.x and 2.x write for the cluster ``name`` (2.x labels
-    them with the cluster id and ``type=flink-native-kubernetes`` only; flinkops' own ConfigMaps are excluded)."""
-    flink2 = f"{render.CLUSTER_LABEL}={name},type=flink-native-kubernetes,!{render.MANAGED_BY_LABEL}"
-    return ha_selector(name), flink2
+    """The label selector of the HA ConfigMaps Flink writes for the cluster ``name`` (its cluster id): the labels
+    every Flink version puts on them (``KubernetesUtils.getCommonLabels``; 1.x adds ``configmap-type``, 2.x does
+    not), flinkops' own ConfigMaps excluded. :func:`is_ha_config_map_name` tells the HA ones among what it finds."""
+    return f"{render.CLUSTER_LABEL}={name},type=flink-native-kubernetes,!{render.MANAGED_BY_LABEL}"
 
 
 def is_ha_config_map_name(cluster: str, name: str) -> bool:
@@ -267,12 +257,10 @@ class KubernetesRuntime:
                 self._pods_seen[pod_key] = seen
             self._changed.add(key)
         if seen[2] and type_ != "DELETED":
-            jm = self._deployment(key.namespace, render.jobmanager_name(key.name))
-            if jm is not None:
-                try:
-                    self._lift_start_gate(key, jm, self._jobmanager_pods(key))
-                except (NotFound, TemporaryError, RuntimeFailure) as exc:
-                    log.warning("%s: could not start the JobManager pod yet: %s", key, exc)
+            try:
+                self._lift_start_gate(key, self._jobmanager_pods(key))
+            except (NotFound, TemporaryError, RuntimeFailure) as exc:
+                log.warning("%s: could not start the JobManager pod yet: %s", key, exc)
         if self.wakeup is not None:
             self.wakeup.set()
 
@@ -291,13 +279,16 @@ class KubernetesRuntime:
         )
         return items
 
-    def _lift_start_gate(self, key: ClusterKey, jm: Obj, pods: Sequence[Obj]) -> None:
+    def _lift_start_gate(self, key: ClusterKey, pods: Sequence[Obj]) -> None:
         """Start the first gated JobManager pod of the Deployment's generation, once: its uid is written to the
-        Deployment before the gate goes, so a pod started before can always be told from one that never was."""
-        if not _gated(((jm.get("spec") or {}).get("template") or {}).get("spec")):
-            return
-        generation = render.generation_of(jm)
+        Deployment before the gate goes, so a pod started before can always be told from one that never was. The
+        Deployment is read under the lock: the pod watch and a pass may both come here, and the one that comes
+        second must see the start the first recorded (a copy read before would start a second pod)."""
         with self._gate_lock:
+            jm = self._deployment(key.namespace, render.jobmanager_name(key.name))
+            if jm is None or not _gated(((jm.get("spec") or {}).get("template") or {}).get("spec")):
+                return
+            generation = render.generation_of(jm)
             if _started_pod(jm, generation) is not None:
                 return
             waiting = sorted(
@@ -331,7 +322,7 @@ class KubernetesRuntime:
         pods = self._jobmanager_pods(key)
         started = _started_pod(jm, render.generation_of(jm))
         if started is None:
-            self._lift_start_gate(key, jm, pods)
+            self._lift_start_gate(key, pods)
             return False
         for pod in pods:
             meta = pod.get("metadata") or {}
@@ -461,12 +452,9 @@ class KubernetesRuntime:
     def _remove_ha_metadata(self, key: ClusterKey) -> None:
         """Delete the HA ConfigMaps Flink wrote for the cluster (none of its pods runs any more)."""
         path = object_path("v1", "configmaps", key.namespace)
-        names = {
-            item["metadata"]["name"]
-            for selector in ha_selectors(key.name)
-            for item in self.client.list(path, label_selector=selector).get("items") or []
-        }
-        for name in sorted(n for n in names if is_ha_config_map_name(key.name, n)):
+        items = self.client.list(path, label_selector=ha_selector(key.name)).get("items") or []
+        names = sorted(str(item["metadata"]["name"]) for item in items)
+        for name in (n for n in names if is_ha_config_map_name(key.name, n)):
             self.client.delete(object_path("v1", "configmaps", key.namespace, name), propagation=None)
             log.info("%s: removed Flink's HA ConfigMap %s", key, name)
 
