@@ -9,11 +9,14 @@ All on the session's one node (``node`` fixture, tests/kubernetes/conftest.py). 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -115,6 +118,26 @@ def _run_pod(client: httpx.Client, namespace: str, pod: dict[str, Any], timeout:
     return log.text
 
 
+def _describe(client: httpx.Client, namespace: str, node: NodeHandle) -> str:
+    """What a person would look at when a pod does not answer: pods, endpoints, events, the node's log tails."""
+    lines = []
+    for pod in client.get(f"/api/v1/namespaces/{namespace}/pods").json().get("items", []):
+        status = pod.get("status", {})
+        lines.append(f"pod {pod['metadata']['name']}: {status.get('phase')} ip={status.get('podIP')} "
+                     f"containers={status.get('containerStatuses')}")  # fmt: skip
+        log = client.get(f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}/log",
+                         params={"tailLines": "20"})  # fmt: skip
+        lines.append(f"--- its log ({log.status_code}):\n{log.text}")
+    for slices in client.get(f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices").json()["items"]:
+        lines.append(f"endpointslice {slices['metadata']['name']}: {slices.get('endpoints')}")
+    for event in client.get(f"/api/v1/namespaces/{namespace}/events").json().get("items", []):
+        lines.append(f"event {event['involvedObject']['name']}: {event.get('reason')} {event.get('message')}")
+    for part in (node.node.kubelet, node.node.proxy):
+        tail = part.log_file.read_text(errors="replace").splitlines()[-15:]
+        lines.append(f"--- {part.log_file}:\n" + "\n".join(tail))
+    return "\n".join(lines)
+
+
 def _fields(log: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in log.splitlines() if "=" in line and " " not in line.split("=", 1)[0])
 
@@ -145,12 +168,15 @@ def test_a_jobmanager_pod_answers_rest_through_its_service_cluster_ip(
         created.raise_for_status()
         cluster_ip = created.json()["spec"]["clusterIP"]
         with httpx.Client(base_url=f"http://{cluster_ip}:8081", timeout=2.0, trust_env=False) as rest:
-            overview = _wait(
-                "the JobManager's REST API through the ClusterIP",
-                lambda: (r := rest.get("/overview")).status_code == 200 and r.json(),
-                timeout=180,
-                every=0.5,
-            )
+            try:
+                overview = _wait(
+                    "the JobManager's REST API through the ClusterIP",
+                    lambda: (r := rest.get("/overview")).status_code == 200 and r.json(),
+                    timeout=180,
+                    every=0.5,
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{_describe(client, namespace, node)}") from None
             _say(f"pod created -> JobManager REST answers through its ClusterIP: {time.monotonic() - started:.1f}s")
             config = {entry["key"]: entry["value"] for entry in rest.get("/jobmanager/config").json()}
         status = client.get(f"/api/v1/namespaces/{namespace}/pods/jobmanager").json()["status"]
@@ -264,6 +290,47 @@ def test_nothing_a_pod_sends_leaves_the_machine(kube: KubeCluster, node: NodeHan
     coredns_log = node.node.coredns.log_file.read_text(errors="replace")
     answered = [line for line in coredns_log.splitlines() if f'"A IN {OUTSIDE_NAME}. ' in line]
     assert answered and all("SERVFAIL" in line for line in answered), answered
+
+
+def test_a_node_killed_without_down_is_cleaned_up_by_the_next_up(
+    kube: KubeCluster, node: NodeHandle, namespace: str
+) -> None:
+    """The node's processes are killed while a pod runs (as when a session or the machine's processes are killed):
+    its containers, mounts and host record stay behind. The next ``up`` finishes that stop first (the old
+    containers are gone, their mounts too) and the node is Ready again; the session's end then checks the host
+    against the snapshot taken before the first ``up``."""
+    with kube.client() as client:
+        client.post(
+            f"/api/v1/namespaces/{namespace}/pods", json=_pod("sleeper", node.image, command=["sleep", "3600"])
+        ).raise_for_status()
+        _wait(
+            "the sleeper pod to run",
+            lambda: client.get(f"/api/v1/namespaces/{namespace}/pods/sleeper").json()["status"]["phase"] == "Running",
+        )
+    containers = [pid for pid in _kubepods_pids() if b"sleep" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert containers, "the sleeper's process is not in the kubepods cgroups"
+    for pid in node.node.pids().values():
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)  # the session started them: collect them, or they stay zombies
+    assert not node.node.running()
+    left = node.node.unclean()
+    assert any(item.startswith("mount ") for item in left) and any("host record" in item for item in left), left
+    assert all(Path(f"/proc/{pid}").exists() for pid in containers)  # killing the node does not stop its pods
+    started = time.monotonic()
+    node.node.start()
+    _say(f"up after a killed node -> node Ready: {time.monotonic() - started:.1f}s")
+    assert node.node.healthy()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in containers)
+
+
+def _kubepods_pids() -> set[int]:
+    pids: set[int] = set()
+    for procs in Path("/sys/fs/cgroup").glob("*/kubepods/**/cgroup.procs"):
+        with contextlib.suppress(OSError, ValueError):
+            pids.update(int(pid) for pid in procs.read_text().split())
+    return pids
 
 
 def test_down_restores_every_host_setting_and_a_warm_up_is_quick(node: NodeHandle) -> None:

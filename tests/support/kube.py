@@ -235,8 +235,12 @@ def kube_node(cluster: KubeCluster, *, timeout: float = 240.0) -> Iterator[NodeH
     when the host is not back as it was before the start."""
     node = KubeNode(cluster.control_plane, usrlib=node_image_jars(), progress=_progress)
     node.prepare()  # builds (once) outside the timed start
-    with _one_session_at_a_time(node.root), _started(node, timeout) as handle:
-        yield handle
+    with _one_session_at_a_time(node.root):
+        left = node.recover()  # a session killed mid-run left its node: finish that stop before the snapshot
+        if left:
+            _progress(f"an earlier session's node was left behind ({len(left)} things, e.g. {left[0]}): cleaned up")
+        with _started(node, timeout) as handle:
+            yield handle
 
 
 @contextlib.contextmanager

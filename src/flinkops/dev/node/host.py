@@ -128,7 +128,7 @@ def save_host_state(record: Path) -> dict[str, object]:
     state: dict[str, object] = {
         "sysctls": read_sysctls(),
         "chains": {family: _chains(family) for family, _ in _FAMILIES if _have(family)},
-        "cgroups": [str(path) for path in _kubepods_cgroups()],
+        "cgroups": [str(path) for path in kubepods_cgroups()],
         "bridge": bridge_exists(),
         "cni_cache": _CNI_CACHE.exists(),
     }
@@ -275,7 +275,7 @@ def unmount_under(roots: Iterable[Path]) -> list[str]:
     return mounts_under(roots)
 
 
-def _kubepods_cgroups() -> list[Path]:
+def kubepods_cgroups() -> list[Path]:
     with contextlib.suppress(OSError):
         return sorted(h / "kubepods" for h in _CGROUP_ROOT.iterdir() if (h / "kubepods").is_dir())
     return []
@@ -320,7 +320,7 @@ def restore(record: Path, *, remove: Sequence[Path], kube_proxy: Path | None) ->
     if bridge_exists() and not state.get("bridge", False):
         _run(["ip", "link", "del", BRIDGE], check=False)
     before_cgroups = set(state.get("cgroups", []))
-    for top in _kubepods_cgroups():
+    for top in kubepods_cgroups():
         if str(top) not in before_cgroups:
             _remove_empty_dirs(top)
     results = _CNI_CACHE / "results"
@@ -365,6 +365,6 @@ def leftovers(state: dict[str, object], roots: Sequence[Path]) -> list[str]:
     if bridge_exists() and not state.get("bridge", False):
         found.append(f"bridge {BRIDGE}")
     before = state.get("cgroups") or []
-    found += [f"cgroup {p}" for p in _kubepods_cgroups() if str(p) not in (before if isinstance(before, list) else [])]
+    found += [f"cgroup {p}" for p in kubepods_cgroups() if str(p) not in (before if isinstance(before, list) else [])]
     found += [f"mount {p}" for p in mounts_under(roots)]
     return found

@@ -181,6 +181,7 @@ class KubeNode:
         self.root.mkdir(parents=True, exist_ok=True)
         with file_lock(self.root / ".lock"):
             self._check_owner()
+            self._finish_unclean_stop(timeout)
             if self.control_plane.apiserver.pid() is None:
                 raise RuntimeFailure("the Kubernetes control plane is not running: start it first (`flinkops dev up "
                                      "kubernetes`)")  # fmt: skip
@@ -219,6 +220,34 @@ class KubeNode:
                     with contextlib.suppress(Exception):
                         self._stop_locked(timeout=10.0)
                 raise
+
+    def unclean(self) -> list[str]:
+        """What a run of the node that ended without ``down`` (killed, or the machine's processes stopped) left
+        on the host while no part of the node runs: its host record, mounts under its root, kubepods cgroups."""
+        if self.running():
+            return []
+        left = [f"mount {point}" for point in host.mounts_under([self.root])]
+        left += [f"cgroup {group}" for group in host.kubepods_cgroups()]
+        if self.host_record.exists():
+            left.append(f"the host record {self.host_record} (the host settings were not restored)")
+        return left
+
+    def _finish_unclean_stop(self, timeout: float) -> None:
+        left = self.unclean()
+        if left:
+            self._say(f"the node's last run ended without `down` ({len(left)} things left, e.g. {left[0]}): "
+                      "finishing its stop first")  # fmt: skip
+            self._stop_locked(timeout)
+
+    def recover(self, timeout: float = 60.0) -> list[str]:
+        """Finish the stop of a node that ended without ``down``; returns what was found (empty: nothing)."""
+        if not self.root.exists():
+            return []
+        with file_lock(self.root / ".lock"):
+            left = self.unclean()
+            if left:
+                self._finish_unclean_stop(timeout)
+            return left
 
     def _check_owner(self) -> None:
         owner = self.owner()
@@ -447,7 +476,7 @@ class KubeNode:
         self.containerd.stop()
         self._kill_leftovers()
         problems: list[str] = []
-        if was_running or self.host_record.exists():
+        if was_running or self.host_record.exists() or host.mounts_under([self.root]):
             kube_proxy = self._binaries.kube_proxy if self._binaries else _cached_kube_proxy()
             lay = self.layout
             remove = [lay.containerd_state, lay.kubelet_dir, lay.pod_logs_dir, lay.ipam_dir]
