@@ -24,7 +24,7 @@ import pytest
 
 from flinkops.dev.node import host
 from flinkops.dev.node.binaries import node_binaries
-from flinkops.dev.node.config import BRIDGE_IP, POD_CIDR
+from flinkops.dev.node.config import BRIDGE, BRIDGE_IP, POD_CIDR
 from flinkops.flink.distribution import find_distribution
 from support.kube import TESTJOBS_IN_IMAGE, KubeCluster, NodeHandle, host_snapshot
 
@@ -275,6 +275,9 @@ def test_nothing_a_pod_sends_leaves_the_machine(kube: KubeCluster, node: NodeHan
                                  check=True).stdout.split())  # fmt: skip
     assert "kubernetes" in plugins and not plugins & UPSTREAM_PLUGINS
     assert host.fence_drops() >= 0, "the fence is not installed: refusing to send anything"
+    # The host's own packets to a Service address no rule has DNATed stay on the bridge (not the default route).
+    unclaimed = subprocess.run(["ip", "route", "get", "10.0.255.254"], capture_output=True, text=True, check=True)
+    assert f"dev {BRIDGE}" in unclaimed.stdout, unclaimed.stdout
     script = (
         f"timeout 5 bash -c 'echo > /dev/tcp/{OUTSIDE_ADDRESS}/80'; echo connect=$?; "
         f"getent hosts {OUTSIDE_NAME}; echo lookup=$?; getent hosts {OUTSIDE_NAME}.; echo absolute=$?"

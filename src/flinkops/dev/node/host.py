@@ -40,6 +40,7 @@ __all__ = [
     "ensure_bridge",
     "ensure_fence",
     "ensure_forwarding",
+    "ensure_service_route",
     "fence_drops",
     "leftovers",
     "mounts_under",
@@ -152,6 +153,15 @@ def ensure_bridge() -> None:
     if f" {BRIDGE_IP}/" not in addresses:
         _run(["ip", "addr", "add", f"{BRIDGE_IP}/{POD_PREFIX}", "dev", BRIDGE])
     _run(["ip", "link", "set", BRIDGE, "up"])
+
+
+def ensure_service_route(cidr: str) -> None:
+    """Route the Service range onto the bridge, from the bridge's address: the host's connection to a ClusterIP
+    is DNATed to a pod by kube-proxy after this route is chosen, and before kube-proxy has the Service's rule
+    (or for an address no Service has) the packet stays on the bridge, where nothing answers it, instead of
+    taking the default route off the machine. The route goes with the bridge; :func:`restore` also deletes it
+    from a bridge that existed before."""
+    _run(["ip", "route", "replace", cidr, "dev", BRIDGE, "src", BRIDGE_IP])
 
 
 def ensure_fence() -> None:
@@ -319,6 +329,10 @@ def restore(record: Path, *, remove: Sequence[Path], kube_proxy: Path | None) ->
     remove_chains(state.get("chains"))
     if bridge_exists() and not state.get("bridge", False):
         _run(["ip", "link", "del", BRIDGE], check=False)
+    elif bridge_exists():
+        for route in _run(["ip", "-o", "route", "show", "dev", BRIDGE], check=False).stdout.splitlines():
+            if f" src {BRIDGE_IP}" in route and "proto kernel" not in route:  # ours, not the subnet's own
+                _run(["ip", "route", "del", *route.split()[:1], "dev", BRIDGE], check=False)
     before_cgroups = set(state.get("cgroups", []))
     for top in kubepods_cgroups():
         if str(top) not in before_cgroups:

@@ -50,7 +50,7 @@ from typing import Any
 import httpx
 
 from flinkops.artifacts import cache_dir, file_lock
-from flinkops.dev.kubernetes import CONTEXT, KubeControlPlane
+from flinkops.dev.kubernetes import CONTEXT, SERVICE_CLUSTER_IP_RANGE, KubeControlPlane
 from flinkops.dev.node import config as cfg
 from flinkops.dev.node import host
 from flinkops.dev.node.binaries import NodeBinaries, node_binaries, require_host_tools
@@ -192,6 +192,7 @@ class KubeNode:
             try:
                 host.save_host_state(self.host_record)
                 host.ensure_bridge()
+                host.ensure_service_route(SERVICE_CLUSTER_IP_RANGE)
                 host.ensure_fence()  # before forwarding is turned on: nothing is ever forwarded unfenced
                 host.ensure_forwarding()
                 self._write_files()
