@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from support.kube import KubeCluster, NodeHandle, kube_control_plane, kube_node
+from support.nodestack import Stack, node_stack
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +30,14 @@ def node(kube: KubeCluster) -> Iterator[NodeHandle]:
     worker), stopped before the control plane; its teardown fails when the host is not restored."""
     with kube_node(kube) as handle:
         yield handle
+
+
+@pytest.fixture(scope="session")
+def stack(kube: KubeCluster, node: NodeHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The operator, S3 on the bridge and the verifier's output directory (``support.nodestack``), shared by every
+    module that drives Flink on the node; each module deletes the deployments it made."""
+    with node_stack(kube, tmp_path_factory.mktemp("flink-on-node")) as shared:
+        yield shared
 
 
 _ON_THE_API_SERVER = "on-the-api-server"
