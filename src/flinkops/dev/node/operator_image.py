@@ -2,19 +2,21 @@
 recipe of ``deploy/docker/Dockerfile`` (tests/unit/test_operator_image_recipe.py keeps the two in step), made
 with the dev node's own machinery (:mod:`flinkops.dev.node.image`, :mod:`flinkops.dev.node.oci`).
 
-Two layers:
+Three layers, so that an edit of the sources rebuilds a small one:
 
 1. *base*: a Debian bookworm ``minbase`` root filesystem by ``debootstrap`` with :data:`OPERATOR_PACKAGES`
    (Debian's Python 3.11 and its ``venv`` module, the CA bundle), the user ``flinkops`` (uid/gid 10001, the Helm
    chart's ``securityContext``), and without manuals, docs (copyright files stay) and translations, as Debian's
    ``slim`` images leave them out. Cached by suite, packages, architecture and recipe: made once per machine.
-2. *venv*: ``/opt/flinkops``, a virtualenv of the image's own ``python3`` holding the flinkops wheel (``pip
-   wheel`` of this source checkout's ``pyproject.toml``, ``README.md`` and ``src/``: exactly what the
-   Dockerfile's build context admits) and its dependencies, without the ``flink`` extra. The dependencies are
-   fetched as wheels by ``pip`` on this machine (through pip's own configuration), pinned to the versions
-   installed where this runs, and installed by the image's pip inside the base root filesystem (``chroot``)
-   with no index. Byte-compiled, because the chart's root filesystem is read-only. Cached by the sources'
-   digest, the pins and the base layer: an edit of the sources costs this layer only (tens of seconds).
+2. *deps*: ``/opt/flinkops``, a virtualenv of the image's own ``python3`` with flinkops' dependencies
+   (``pyproject.toml``'s ``[project].dependencies``, no ``flink`` extra). The wheels are fetched by ``pip wheel``
+   on this machine (through pip's own configuration), pinned to the versions installed where this runs, and
+   installed by the image's pip inside the unpacked base (``chroot``) with no index. Byte-compiled, because the
+   chart's root filesystem is read-only. Cached by the dependencies, the pins and the base layer.
+3. *app*: what ``pip install --no-deps`` of the flinkops wheel adds to that virtualenv (the package, its
+   dist-info, the ``flinkops`` script). The wheel is built by ``pip wheel`` from this source checkout's
+   ``pyproject.toml``, ``README.md`` and ``src/``, exactly what the Dockerfile's build context admits. Cached
+   by the sources' digest and the deps layer.
 
 The image is named ``docker.io/library/flinkops:<version>``, what the chart's default image (``flinkops``, tagged
 with the chart's appVersion) expands to; ``ENTRYPOINT ["flinkops"]``, ``CMD ["operator", "run"]``, user
@@ -34,6 +36,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -167,27 +170,6 @@ def _pip(argv: list[str], cwd: Path, what: str, progress: Progress | None) -> No
         raise RuntimeFailure(f"pip failed {what}:\n{tail}")
 
 
-def _wheels(root: Path, files: list[Path], pins: list[str], dest: Path, work: Path, progress: Progress | None) -> Path:
-    """The flinkops wheel and its dependencies' wheels in ``dest``; returns the flinkops wheel."""
-    context = work / "context"
-    for relative in files:
-        (context / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / relative, context / relative)
-    say(progress, "building the flinkops wheel (pip wheel)")
-    _pip(["wheel", "--no-deps", "--wheel-dir", str(dest), "."], context, "building the flinkops wheel", progress)
-    (wheel,) = dest.glob("flinkops-*.whl")
-    constraints = work / "constraints.txt"
-    constraints.write_text("".join(f"{pin}\n" for pin in pins))
-    say(progress, "fetching the operator's dependencies as wheels (pip wheel)")
-    _pip(
-        ["wheel", "--only-binary", ":all:", "--wheel-dir", str(dest), "--constraint", str(constraints), str(wheel)],
-        work,
-        "fetching the operator's dependencies",
-        progress,
-    )
-    return wheel
-
-
 def _in_chroot(rootfs: Path, argv: list[str], what: str, progress: Progress | None) -> None:
     ok, tail = run_tool(
         ["chroot", str(rootfs), *argv],
@@ -201,38 +183,107 @@ def _in_chroot(rootfs: Path, argv: list[str], what: str, progress: Progress | No
         raise RuntimeFailure(f"`{' '.join(argv)}` in the operator image failed:\n{tail}")
 
 
-def _venv_layer(base: Layer, progress: Progress | None) -> Layer:
-    root = source_root()
-    files = _context_files(root)
-    pins = _pins()
-    key = cache_key(base.digest, _source_digest(root, files), pins, _RECIPE, VENV)
-    path = images_dir() / f"operator-venv-{key}.tar"
+def _requirements(root: Path) -> list[str]:
+    """flinkops' own dependencies (``[project].dependencies`` of ``pyproject.toml``; no extras)."""
+    with (root / "pyproject.toml").open("rb") as handle:
+        return [str(r) for r in tomllib.load(handle)["project"]["dependencies"]]
+
+
+def _unpack(layers: list[Layer], rootfs: Path) -> None:
+    """Unpack ``layers`` in order into the scratch directory ``rootfs``, with a ``/dev/null`` (pip and the venv
+    module want one; the base layer keeps ``/dev`` empty)."""
+    rootfs.mkdir()
+    for layer in layers:
+        done = subprocess.run(
+            ["tar", "--numeric-owner", "-xpf", str(layer.path), "-C", str(rootfs)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeFailure(f"unpacking {layer.path} failed: {done.stderr.strip()}")
+    os.mknod(rootfs / "dev" / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+
+
+def _listing(directory: Path) -> set[str]:
+    return {entry.name for entry in os.scandir(directory)} if directory.is_dir() else set()
+
+
+def _deps_layer(base: Layer, root: Path, pins: list[str], progress: Progress | None) -> Layer:
+    """The virtualenv with flinkops' dependencies (and pip): all of ``/opt/flinkops`` but flinkops itself."""
+    requirements = _requirements(root)
+    path = images_dir() / f"operator-deps-{cache_key(base.digest, requirements, pins, _RECIPE, VENV)}.tar"
 
     def build() -> Layer:
         with scratch(images_dir()) as tmp:
-            wheels = tmp / "wheels"
-            wheel = _wheels(root, files, pins, wheels, tmp, progress)
             rootfs = tmp / "rootfs"
-            rootfs.mkdir()
-            say(progress, "unpacking the operator image's base layer to install into")
-            done = subprocess.run(
-                ["tar", "--numeric-owner", "-xpf", str(base.path), "-C", str(rootfs)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode != 0:
-                raise RuntimeFailure(f"unpacking {base.path} failed: {done.stderr.strip()}")
-            os.mknod(rootfs / "dev" / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))  # the base keeps /dev empty
-            shutil.copytree(wheels, rootfs / "tmp" / "wheels")
-            say(progress, f"installing flinkops into {VENV} (the image's own pip, no index)")
+            _unpack([base], rootfs)
+            wheels = rootfs / "tmp" / "wheels"
+            wheels.mkdir()
+            (wheels / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
+            (tmp / "constraints.txt").write_text("".join(f"{pin}\n" for pin in pins))
+            say(progress, "fetching the operator's dependencies as wheels (pip wheel)")
+            _pip(
+                ["wheel", "--only-binary", ":all:", "--wheel-dir", str(wheels), "--constraint", "constraints.txt",
+                 "--requirement", str(wheels / "requirements.txt")],
+                tmp,
+                "fetching the operator's dependencies",
+                progress,
+            )  # fmt: skip
+            say(progress, f"installing the dependencies into {VENV} (the image's own pip, no index)")
             _in_chroot(rootfs, ["/usr/bin/python3", "-m", "venv", VENV], "creating the virtualenv", progress)
             install = [f"{VENV}/bin/pip", "install", "--no-index", "--find-links", "/tmp/wheels"]
-            _in_chroot(rootfs, [*install, f"/tmp/wheels/{wheel.name}"], "installing the flinkops wheel", progress)
+            _in_chroot(rootfs, [*install, "--requirement", "/tmp/wheels/requirements.txt"], "installing", progress)
             _in_chroot(rootfs, [f"{VENV}/bin/python", "-m", "compileall", "-q", f"{VENV}/lib"], "compiling", progress)
             with LayerWriter(path) as writer:
                 writer.add_dir("opt")
                 writer.add_tree(rootfs / VENV.strip("/"), VENV.strip("/"), uid=0, gid=0)
+                return writer.finish()
+
+    return layer_once(path, build)
+
+
+def _flinkops_layer(base: Layer, deps: Layer, root: Path, progress: Progress | None) -> Layer:
+    """What installing the flinkops wheel (``--no-deps``) adds to the virtualenv: the package (byte-compiled),
+    its dist-info and the ``flinkops`` script, with their parent directories."""
+    files = _context_files(root)
+    path = images_dir() / f"operator-app-{cache_key(deps.digest, _source_digest(root, files), _RECIPE)}.tar"
+
+    def build() -> Layer:
+        with scratch(images_dir()) as tmp:
+            rootfs = tmp / "rootfs"
+            _unpack([base, deps], rootfs)
+            context = tmp / "context"
+            for relative in files:
+                (context / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(root / relative, context / relative)
+            say(progress, "building the flinkops wheel (pip wheel)")
+            wheels = rootfs / "tmp" / "wheels"
+            _pip(["wheel", "--no-deps", "--wheel-dir", str(wheels), "."], context, "building the wheel", progress)
+            (wheel,) = wheels.glob("flinkops-*.whl")
+            venv = rootfs / VENV.strip("/")
+            (site,) = (venv / "lib").glob("python3*/site-packages")
+            before = {site: _listing(site), venv / "bin": _listing(venv / "bin")}
+            say(progress, f"installing flinkops into {VENV} (the image's own pip, no index)")
+            install = [f"{VENV}/bin/pip", "install", "--no-index", "--no-deps", f"/tmp/wheels/{wheel.name}"]
+            _in_chroot(rootfs, install, "installing the flinkops wheel", progress)
+            package = f"/{site.relative_to(rootfs)}/flinkops"
+            _in_chroot(rootfs, [f"{VENV}/bin/python", "-m", "compileall", "-q", package], "compiling", progress)
+            with LayerWriter(path) as writer:
+                written: set[str] = set()
+                for directory, listed in before.items():
+                    parts = directory.relative_to(rootfs).parts
+                    for depth in range(1, len(parts) + 1):  # parents first, as they are in the layer below
+                        name = "/".join(parts[:depth])
+                        if name not in written:
+                            written.add(name)
+                            writer.add_dir(name, mode=rootfs.joinpath(*parts[:depth]).stat().st_mode)
+                    for entry in sorted(_listing(directory) - listed):
+                        added, name = directory / entry, "/".join((*parts, entry))
+                        if added.is_dir() and not added.is_symlink():
+                            writer.add_tree(added, name, uid=0, gid=0)
+                        else:
+                            writer.add_file(name, added)
                 return writer.finish()
 
     return layer_once(path, build)
@@ -243,10 +294,13 @@ def operator_image(progress: Progress | None = None) -> BuiltImage:
     runs debootstrap: a minute or more)."""
     base_path = images_dir() / f"operator-base-{cache_key(SUITE, OPERATOR_PACKAGES, go_arch(), _RECIPE, _USERS)}.tar"
     base = debian_layer(base_path, OPERATOR_PACKAGES, _USERS, "the operator image", progress, skip=_slim)
-    venv = _venv_layer(base, progress)
+    root = source_root()
+    deps = _deps_layer(base, root, _pins(), progress)
+    app = _flinkops_layer(base, deps, root, progress)
+    layers = [base, deps, app]
     names = operator_image_names()
     config = image_config(
-        [base, venv],
+        layers,
         entrypoint=ENTRYPOINT,
         cmd=CMD,
         env=OPERATOR_ENV,
@@ -255,9 +309,10 @@ def operator_image(progress: Progress | None = None) -> BuiltImage:
         exposed_ports=[f"{HTTP_PORT}/tcp"],
         labels={"org.opencontainers.image.title": f"flinkops operator {flinkops.__version__}"},
     )
-    key = cache_key(base.digest, venv.digest, names, config)
+    key = cache_key([layer.digest for layer in layers], names, config)
     archive = images_dir() / f"operator-{flinkops.__version__}-{key}.oci.tar"
-    built = pack_archive(archive, [base, venv], config, names, progress, "the operator image")
+    built = pack_archive(archive, layers, config, names, progress, "the operator image")
     prune_builds("operator-*.oci.tar", keep={archive})
-    prune_builds("operator-venv-*.tar", keep={venv.path})
+    prune_builds("operator-app-*.tar", keep={app.path})
+    prune_builds("operator-deps-*.tar", keep={deps.path})
     return built
