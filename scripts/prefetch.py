@@ -7,8 +7,9 @@ here. Fails loudly (exit 1) when one cannot be had: a missing toolchain is an er
 tests.
 
 Two lanes run side by side on a fresh machine: the Go builds (CPU-bound, they keep both cores busy) and the
-downloads, Maven builds and the image (mostly waiting on the network and the disk), so the downloads cost no wall
-time. Progress lines name their step."""
+downloads, Maven builds and the images (mostly waiting on the network and the disk), so the downloads cost no
+wall time. The operator image (tests/integration/test_operator_image_run.py runs it) is built here too, from this
+checkout: a source edit rebuilds its virtualenv layer only. Progress lines name their step."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from flinkops.dev.kafka import kafka_classpath
 from flinkops.dev.kubernetes import control_plane_binaries
 from flinkops.dev.node.binaries import node_binaries, require_host_tools
 from flinkops.dev.node.image import flink_image, pause_image
+from flinkops.dev.node.operator_image import operator_image
 from flinkops.dev.s3 import minio_binary
 from flinkops.errors import FlinkopsError
 from flinkops.flink.distribution import find_distribution
@@ -90,6 +92,7 @@ def main() -> int:
         ("Kafka connector", lambda: connector_jar("kafka", version, progress=say)),
         ("example jobs jar", lambda: build_example_jobs(progress=say)),
         ("Flink image for the Kubernetes node", node_image),
+        ("operator image", lambda: operator_image(progress=say).archive),
     ]
     with ThreadPoolExecutor(max_workers=2) as lanes:
         done = [lanes.submit(run_lane, builds), lanes.submit(run_lane, fetches)]

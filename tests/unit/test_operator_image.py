@@ -1,12 +1,14 @@
 """The operator image (deploy/docker/Dockerfile) without a Docker engine or any process: its instructions and
 what it installs.
 
-There is no container engine on the test machine, so the Dockerfile is parsed (continuations, exec and shell
+The Dockerfile is parsed (continuations, exec and shell
 forms, ARG defaults in FROM) and checked for what matters at runtime: a non-root numeric USER that matches the
 Helm chart's securityContext, an exec-form ENTRYPOINT (so the operator is PID 1 and receives SIGTERM), no
 remote ADD, no Flink (the parser is ``support.dockerfile``). The build stage's one real step, building the flinkops
 wheel from the files the build context admits, and the operator's CLI run with pyflink made unimportable are
-tests/kubernetes/test_operator_image_live.py.
+tests/kubernetes/test_operator_image_live.py. The same recipe is built without Docker by flinkops' own packer
+(tests/unit/test_operator_image_recipe.py compares the two) and run with runc in
+tests/integration/test_operator_image_run.py.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from support.dockerfile import (
 
 CHART_VALUES = REPO / "deploy" / "helm" / "flinkops" / "values.yaml"
 
-BASE_IMAGE = "python:3.11-slim"
+# Debian's own Python 3.11 in both stages (the packer, flinkops.dev.node.operator_image, uses bookworm too).
+BASE_IMAGE = "debian:bookworm-slim"
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,7 @@ def test_the_parser_joins_continuations_and_skips_comments() -> None:
 # ------------------------------------------------------------------------------------------------ the Dockerfile
 
 
-def test_every_stage_is_built_on_python_slim(instructions: list[Instruction]) -> None:
+def test_every_stage_is_built_on_debian_bookworm_slim(instructions: list[Instruction]) -> None:
     variables = global_args(instructions)
     all_stages = stages(instructions)
     assert len(all_stages) >= 2, "a multi-stage build: the runtime stage must not carry pip's build leftovers"

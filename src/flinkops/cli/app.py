@@ -109,6 +109,14 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from flinkops import __version__
+
+        typer.echo(f"flinkops {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     context: Annotated[
@@ -122,6 +130,10 @@ def _global_options(
     kubeconfig: Annotated[
         str | None, typer.Option("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config).")
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the flinkops version and exit."),
+    ] = False,
 ) -> None:
     target.choose(context, kubeconfig)
 

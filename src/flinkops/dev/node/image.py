@@ -17,6 +17,9 @@ named ``docker.io/library/flink:<major.minor>``, ``:<version>`` and ``:<version>
 examples use; the kubelet expands ``flink:2.2`` to the first). **The pause image** (``localhost/flinkops/
 pause:<key>``) holds the pause program only.
 
+The cache helpers (:func:`debian_layer`, :func:`layer_once`, :func:`pack_archive`, :func:`prune_builds`) are
+shared with :mod:`flinkops.dev.node.operator_image`, the operator's image.
+
 Called by: :mod:`flinkops.dev.node.node` (import into containerd), ``scripts/prefetch.py``, the tests.
 Invariants: a cached file is complete (written to a temporary name and renamed); a cache key covers every
 input that changes the bytes; nothing is fetched but Debian packages (by debootstrap) and Maven jars (the S3
@@ -54,12 +57,19 @@ __all__ = [
     "FLINK_UID",
     "SUITE",
     "BuiltImage",
+    "cache_key",
+    "debian_layer",
     "debian_mirror",
     "entrypoint_script",
     "example_jars",
+    "file_digest",
     "flink_image",
     "flink_image_names",
+    "images_dir",
+    "layer_once",
+    "pack_archive",
     "pause_image",
+    "prune_builds",
 ]
 
 SUITE = "bookworm"
@@ -81,15 +91,15 @@ class BuiltImage:
     digest: str
 
 
-def _images_dir() -> Path:
+def images_dir() -> Path:
     return cache_dir() / "images"
 
 
-def _key(*parts: object) -> str:
+def cache_key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     sha = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -108,7 +118,7 @@ def _cached_layer(path: Path) -> Layer | None:
     return None
 
 
-def _layer_once(path: Path, build: Callable[[], Layer]) -> Layer:
+def layer_once(path: Path, build: Callable[[], Layer]) -> Layer:
     """The layer cached at ``path``, else the one ``build`` writes there (under the layer's lock, looked up again
     once it is held: another process may have built it meanwhile), remembered for next time."""
     cached = _cached_layer(path)
@@ -185,21 +195,31 @@ def _apt_proxy_env() -> dict[str, str]:
     return env
 
 
-def _base_layer(progress: Progress | None) -> Layer:
-    arch = go_arch()
-    path = _images_dir() / f"base-{_key(SUITE, BASE_PACKAGES, arch, _RECIPE, FLINK_UID)}.tar"
+def debian_layer(
+    path: Path,
+    packages: tuple[str, ...],
+    commands: tuple[tuple[str, ...], ...],
+    what: str,
+    progress: Progress | None,
+    skip: Callable[[str], bool] = lambda _relative: False,
+) -> Layer:
+    """The layer cached at ``path``, else one made there: a Debian :data:`SUITE` ``minbase`` root filesystem by
+    ``debootstrap`` with ``packages``, then each of ``commands`` run in it by ``chroot`` (adding users, say).
+    ``skip(relative path)`` leaves files out of the layer besides logs, the host's name and resolver, and the
+    contents of the pseudo and cache directories. The caller's ``path`` must name every input (a cache key)."""
 
     def build() -> Layer:
+        arch = go_arch()
         mirror = debian_mirror()
-        say(progress, f"making the Flink image's Debian {SUITE} root filesystem with debootstrap (once, minutes)")
+        say(progress, f"making {what}'s Debian {SUITE} root filesystem with debootstrap (once, minutes)")
         started = time.monotonic()
-        with scratch(_images_dir()) as tmp:
+        with scratch(images_dir()) as tmp:
             rootfs = tmp / "rootfs"
             argv = [
                 "debootstrap",
                 "--variant=minbase",
                 f"--arch={arch}",
-                f"--include={','.join(BASE_PACKAGES)}",
+                f"--include={','.join(packages)}",
                 SUITE,
                 str(rootfs),
                 mirror,
@@ -208,33 +228,41 @@ def _base_layer(progress: Progress | None) -> Layer:
                 argv,
                 cwd=tmp,
                 env={**os.environ, **_apt_proxy_env(), "DEBIAN_FRONTEND": "noninteractive"},
-                log_name="debootstrap-flink-image",
+                log_name=f"debootstrap-{path.stem}",
                 what="making the Debian root filesystem",
                 progress=progress,
                 missing_hint="the Debian package debootstrap must be installed (apt-get install debootstrap)",
             )
             if not ok:
                 raise RuntimeFailure(f"debootstrap failed:\n{tail}")
-            for argv in (
-                ["groupadd", "--system", "--gid", str(FLINK_GID), "flink"],
-                ["useradd", "--system", "--no-create-home", "--home-dir", "/opt/flink", "--uid", str(FLINK_UID),
-                 "--gid", str(FLINK_GID), "--shell", "/bin/bash", "flink"],
-            ):  # fmt: skip
-                done = subprocess.run(["chroot", str(rootfs), *argv], capture_output=True, text=True, check=False)
+            for command in commands:
+                done = subprocess.run(["chroot", str(rootfs), *command], capture_output=True, text=True, check=False)
                 if done.returncode != 0:
-                    raise RuntimeFailure(f"`{' '.join(argv)}` in the image failed: {done.stderr.strip()}")
-            say(progress, "writing the base layer")
+                    raise RuntimeFailure(f"`{' '.join(command)}` in the image failed: {done.stderr.strip()}")
+            say(progress, f"writing {what}'s base layer")
             with LayerWriter(path) as writer:
                 writer.add_tree(
                     rootfs,
-                    skip=lambda rel: rel.startswith("var/log/") or rel in ("etc/hostname", "etc/resolv.conf"),
+                    skip=lambda rel: (
+                        rel.startswith("var/log/") or rel in ("etc/hostname", "etc/resolv.conf") or skip(rel)
+                    ),
                     keep_empty=lambda rel: rel in _EXCLUDED_CONTENTS,
                 )
                 layer = writer.finish()
         say(progress, f"base layer ready in {time.monotonic() - started:.0f}s ({layer.size >> 20} MiB)")
         return layer
 
-    return _layer_once(path, build)
+    return layer_once(path, build)
+
+
+def _base_layer(progress: Progress | None) -> Layer:
+    path = images_dir() / f"base-{cache_key(SUITE, BASE_PACKAGES, go_arch(), _RECIPE, FLINK_UID)}.tar"
+    users = (
+        ("groupadd", "--system", "--gid", str(FLINK_GID), "flink"),
+        ("useradd", "--system", "--no-create-home", "--home-dir", "/opt/flink", "--uid", str(FLINK_UID),
+         "--gid", str(FLINK_GID), "--shell", "/bin/bash", "flink"),
+    )  # fmt: skip
+    return debian_layer(path, BASE_PACKAGES, users, "the Flink image", progress)
 
 
 # ------------------------------------------------------------------------------------------------ Flink
@@ -281,12 +309,12 @@ def _flink_layer(home: Path, version: str, opt_jars: Mapping[str, Path], usrlib:
         "version": version,
         "home": str(home),
         "lib": sorted((p.name, p.stat().st_size) for p in (home / "lib").iterdir()),
-        "opt": {name: _file_digest(path) for name, path in sorted(opt_jars.items())},
-        "usrlib": {name: _file_digest(path) for name, path in sorted(usrlib.items())},
+        "opt": {name: file_digest(path) for name, path in sorted(opt_jars.items())},
+        "usrlib": {name: file_digest(path) for name, path in sorted(usrlib.items())},
         "entrypoint": hashlib.sha256(entrypoint).hexdigest(),
         "recipe": _RECIPE,
     }
-    path = _images_dir() / f"flink-{version}-{_key(inputs)}.tar"
+    path = images_dir() / f"flink-{version}-{cache_key(inputs)}.tar"
 
     def build() -> Layer:
         owner: dict[str, Any] = {"uid": FLINK_UID, "gid": FLINK_GID}
@@ -313,7 +341,7 @@ def _flink_layer(home: Path, version: str, opt_jars: Mapping[str, Path], usrlib:
             writer.add_bytes("docker-entrypoint.sh", entrypoint, mode=0o755)
             return writer.finish()
 
-    return _layer_once(path, build)
+    return layer_once(path, build)
 
 
 def flink_image(usrlib: Mapping[str, Path] = {}, progress: Progress | None = None) -> BuiltImage:  # read only
@@ -347,19 +375,19 @@ def flink_image(usrlib: Mapping[str, Path] = {}, progress: Progress | None = Non
         labels={"org.opencontainers.image.title": f"Flink {version} (flinkops dev image)"},
         architecture=arch,
     )
-    archive = _images_dir() / f"flink-{version}-{_key(base.digest, flink.digest, names, config)}.oci.tar"
-    built = _archive(archive, [base, flink], config, names, progress, f"the Flink {version} image")
-    _prune("flink-*.oci.tar", keep={archive})
-    _prune("flink-*[0-9a-f].tar", keep={flink.path})
+    archive = images_dir() / f"flink-{version}-{cache_key(base.digest, flink.digest, names, config)}.oci.tar"
+    built = pack_archive(archive, [base, flink], config, names, progress, f"the Flink {version} image")
+    prune_builds("flink-*.oci.tar", keep={archive})
+    prune_builds("flink-*[0-9a-f].tar", keep={flink.path})
     return built
 
 
 _KEEP_BUILDS = 3  # per kind: the images of the CLI and of the tests differ in their jars, and both stay warm
 
 
-def _prune(pattern: str, keep: set[Path]) -> None:
+def prune_builds(pattern: str, keep: set[Path]) -> None:
     """Delete all but the newest builds matching ``pattern`` (with their side files); ``keep`` always stays."""
-    found = sorted(_images_dir().glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    found = sorted(images_dir().glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in found[_KEEP_BUILDS:]:
         if old in keep:
             continue
@@ -381,21 +409,21 @@ def example_jars(progress: Progress | None = None) -> dict[str, Path]:
 def pause_image(progress: Progress | None = None) -> BuiltImage:
     """The pods' sandbox image: the pause program alone."""
     binary = pause_binary(progress)
-    key = _key(_file_digest(binary), _RECIPE)
+    key = cache_key(file_digest(binary), _RECIPE)
     names = (f"localhost/flinkops/pause:{key[:8]}",)
-    layer_path = _images_dir() / f"pause-{key}.tar"
+    layer_path = images_dir() / f"pause-{key}.tar"
 
     def build() -> Layer:
         with LayerWriter(layer_path) as writer:
             writer.add_file("pause", binary, mode=0o755)
             return writer.finish()
 
-    layer = _layer_once(layer_path, build)
+    layer = layer_once(layer_path, build)
     config = image_config([layer], entrypoint=["/pause"], user="65535:65535")
-    return _archive(_images_dir() / f"pause-{key}.oci.tar", [layer], config, names, progress, "the pause image")
+    return pack_archive(images_dir() / f"pause-{key}.oci.tar", [layer], config, names, progress, "the pause image")
 
 
-def _archive(
+def pack_archive(
     path: Path,
     layers: list[Layer],
     config: dict[str, object],
