@@ -57,11 +57,15 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.complete" ]; then
   rm -rf "$venv"
   mkdir -p "$CACHE"
   "$PYTHON" -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q --upgrade pip 'setuptools>=68'
   "$venv/bin/pip" install -q --progress-bar off -e '.[flink,dev,kafka]'
   touch "$venv/.complete"
 else
-  "$venv/bin/pip" install -q --no-deps -e . >/dev/null
+  # The build backend lives in the environment (pyproject's build-system), so re-pointing the editable install
+  # needs no isolated build environment: ~3 s instead of ~25 s on every run.
+  "$venv/bin/python" -c 'import sys, setuptools; sys.exit(int(setuptools.__version__.split(".")[0]) < 68)' 2>/dev/null ||
+    "$venv/bin/pip" install -q 'setuptools>=68'
+  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e . >/dev/null
 fi
 ln -sfn "$venv" .venv
 "$venv/bin/python" -c 'import flinkops, pyflink' || { echo "error: the environment in $venv is broken; delete it and re-run" >&2; exit 1; }

@@ -259,7 +259,12 @@ def _flinkops_layer(base: Layer, deps: Layer, root: Path, progress: Progress | N
                 shutil.copy2(root / relative, context / relative)
             say(progress, "building the flinkops wheel (pip wheel)")
             wheels = rootfs / "tmp" / "wheels"
-            _pip(["wheel", "--no-deps", "--wheel-dir", str(wheels), "."], context, "building the wheel", progress)
+            _pip(
+                ["wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels), "."],
+                context,
+                "building the wheel",
+                progress,
+            )
             (wheel,) = wheels.glob("flinkops-*.whl")
             venv = rootfs / VENV.strip("/")
             (site,) = (venv / "lib").glob("python3*/site-packages")
