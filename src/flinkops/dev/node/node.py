@@ -252,6 +252,9 @@ class KubeNode:
 
     def _check_owner(self) -> None:
         owner = self.owner()
+        if owner and owner != str(self.control_plane.data_dir) and self.running() and not _control_plane_runs(owner):
+            self._say(f"the node still runs for the control plane in {owner}, which no longer runs: stopping it first")
+            self._stop_locked(timeout=60.0)
         if owner and owner != str(self.control_plane.data_dir) and self.running():
             raise RuntimeFailure(
                 f"a dev node already runs on this machine for the control plane in {owner} (one node per "
@@ -540,6 +543,13 @@ class KubeNode:
             client.delete(f"/api/v1/nodes/{cfg.NODE_NAME}")
             client.delete("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes")
             client.delete("/api/v1/namespaces/default/endpoints/kubernetes")
+
+
+def _control_plane_runs(data_dir: str) -> bool:
+    """Whether the apiserver of the dev control plane in ``data_dir`` runs (its recorded pid is alive): a node
+    whose control plane is gone (its test session was killed, its directory deleted) is an orphan, stopped by
+    the next ``up``."""
+    return KubeControlPlane(Path(data_dir)).apiserver.pid() is not None
 
 
 def _cached_kube_proxy() -> Path | None:
