@@ -39,10 +39,12 @@ Goals: savepoint-upgrade downtime <= 25 s (0.8 x the reference's 31.1 s to RUNNI
 lease alone is 15 s); batch teardown <= 10 s (the reference keeps a finished JobManager for a day); operator
 RSS <= 100 MiB at 100 deployments.
 
-Run: ``make bench`` or ``.venv/bin/python benchmarks/kubernetes.py [--rounds N | --quick] [--check]`` as root
-(the node changes host settings and restores them). ``--quick``: one round, a shorter batch job and shorter
-CPU windows. ``--check`` exits 1 when a goal is missed (without it the table is only printed). Not part of
-``make test``.
+Run: ``make bench`` or ``.venv/bin/python benchmarks/kubernetes.py [--rounds N | --quick] [--check] [--home
+FLINKOPS_HOME]`` as root (the node changes host settings and restores them). By default it starts a control plane
+and node of its own and stops them after; ``--home`` uses the ones ``flinkops dev up kubernetes --node`` runs for
+that home instead (left running; the image with the verifier job is imported into it). ``--quick``: one round, a
+shorter batch job and shorter CPU windows. ``--check`` exits 1 when a goal is missed (without it the table is only
+printed). Not part of ``make test``.
 """
 
 from __future__ import annotations
@@ -82,7 +84,13 @@ from flinkops.runtimes.kubernetes.runtime import (  # noqa: E402
     manifest_path,
 )
 from support.flinknode import verifier_deployment  # noqa: E402
-from support.kube import kube_control_plane, kube_node, server_side_apply  # noqa: E402
+from support.kube import (  # noqa: E402
+    KubeCluster,
+    kube_control_plane,
+    kube_node,
+    node_image_jars,
+    server_side_apply,
+)
 from support.nodestack import (  # noqa: E402
     BUCKET,
     FD,
@@ -566,13 +574,33 @@ def report(results: Results, rounds: int) -> list[str]:
 # ------------------------------------------------------------------------------------------------ main
 
 
+@contextlib.contextmanager
+def control_plane_and_node(work: Path, home: Path | None) -> Iterator[KubeCluster]:
+    """A fresh control plane and the node on it (stopped after; the node's lock makes this wait while a test
+    session uses the machine's node), or, with ``home``, the ones ``flinkops dev up kubernetes --node`` runs for
+    that flinkops home (left running)."""
+    if home is None:
+        with kube_control_plane(work / "kube") as kube, kube_node(kube):
+            yield kube
+        return
+    from flinkops.dev.kubernetes import KubeControlPlane
+    from flinkops.dev.node.node import KubeNode
+    from flinkops.dev.services import DevServices
+
+    plane = KubeControlPlane(DevServices(home).data_dir("kubernetes"))
+    node = KubeNode(plane, usrlib=node_image_jars(), progress=say)
+    if plane.pid() is None or node.owner() != str(plane.data_dir) or not node.healthy():
+        raise SystemExit(f"no dev control plane with a Ready node runs for {home}: `flinkops dev up kubernetes --node`")
+    node.start()  # adopts what runs; imports the image with the verifier job (the dev image plus the test jobs)
+    yield KubeCluster(plane)
+
+
 def run(args: argparse.Namespace, results: Results) -> None:
     work = Path(tempfile.mkdtemp(prefix="flinkops-bench-node-"))
     (work / "stack").mkdir()
     say(f"work directory {work}; the node is one per machine: this waits while a test session uses it")
     with (
-        kube_control_plane(work / "kube") as kube,
-        kube_node(kube),
+        control_plane_and_node(work, args.home) as kube,
         node_stack(kube, work / "stack") as stack,
     ):
         bench = Bench(stack, Floor(stack, work / "floor"), results, args.batch_records)
@@ -608,6 +636,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one round, a shorter batch job and CPU windows")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     parser.add_argument("--skip-resources", action="store_true", help="no CPU/RSS measurement")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="use the control plane and node `flinkops dev up kubernetes --node` runs for this FLINKOPS_HOME",
+    )
     parser.add_argument("--watch-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
     parser.add_argument("--namespace", help=argparse.SUPPRESS)
@@ -622,7 +655,8 @@ def main() -> int:
     try:
         run(args, results)
     except BaseException:
-        report(results, args.rounds)  # what was measured before the failure
+        if any(results.sides.values()):
+            report(results, args.rounds)  # what was measured before the failure
         raise
     missed = report(results, args.rounds)
     if missed:
