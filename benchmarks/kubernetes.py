@@ -53,6 +53,7 @@ import argparse
 import contextlib
 import copy
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -611,6 +612,7 @@ def run(args: argparse.Namespace, results: Results) -> None:
             path = f"/apis/apps/v1/namespaces/{JOBS_NS}/deployments"
             for item in stack.admin.get(path, params={"labelSelector": floor_left}).json()["items"]:
                 stack.admin.delete(f"{path}/{item['metadata']['name']}")
+    shutil.rmtree(work, ignore_errors=True)  # kept when a round failed: the operator's log is in it
 
 
 def scenarios(bench: Bench, stack: Stack, work: Path, results: Results, args: argparse.Namespace) -> None:
