@@ -37,7 +37,8 @@ integration: install
 	.venv/bin/python -m pytest tests/integration -q
 
 # Each benchmark prints flinkops next to a raw-Flink floor measured in the same run. `make bench ROUNDS=1` for a
-# quick pass (recovery.py and upgrade_downtime.py also take --quick).
+# quick pass (recovery.py, upgrade_downtime.py and kubernetes.py also take --quick). kubernetes.py runs the real
+# dev node (as root; it waits while a test session uses the machine's node).
 ROUNDS ?= 3
 bench: install
 	.venv/bin/python benchmarks/local_startup.py --rounds $(ROUNDS)
@@ -46,6 +47,7 @@ bench: install
 	.venv/bin/python benchmarks/fraud_pipeline.py --rounds $(ROUNDS)
 	.venv/bin/python benchmarks/operator_scale.py --count 500
 	.venv/bin/python benchmarks/idle_cpu.py --count 10
+	.venv/bin/python benchmarks/kubernetes.py --rounds $(ROUNDS)
 
 clean: demo-stop
 	rm -rf .flinkops examples/*/output

@@ -27,10 +27,7 @@ asserted.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +39,10 @@ from support.nodestack import (
     JOBS_NS,
     Stack,
     applied_until_stable,
+    checkpoints,
     deleted,
+    kill_jvm,
+    leader_pod,
     measured,
     records_verified,
     v2_took_over,
@@ -84,7 +84,7 @@ def test_savepoint_upgrade_carries_state_with_nothing_lost_or_duplicated(stack: 
 def test_jobmanager_pod_deleted_without_ha_is_redeployed_from_the_newest_checkpoint(stack: Stack) -> None:
     (pod,) = stack.pods("verify", "jobmanager")
     before = stack.status("verify")["deploymentHistory"][-1]
-    wait_for("a checkpoint of the running job", lambda: _checkpoints(stack, "verify", before["jobId"]), 60, 0.5)
+    wait_for("a checkpoint of the running job", lambda: checkpoints(stack, "verify", before["jobId"]), 60, 0.5)
     moment = time.time()
     stack.admin.delete(
         f"/api/v1/namespaces/{JOBS_NS}/pods/{pod['metadata']['name']}", params={"gracePeriodSeconds": "0"}
@@ -102,10 +102,6 @@ def test_jobmanager_pod_deleted_without_ha_is_redeployed_from_the_newest_checkpo
     stack.wait_stable("verify")
     count = len(read_committed(stack.output("verify")))
     records_verified(stack, "verify", "records after the recovery", after=count)
-
-
-def _checkpoints(stack: Stack, name: str, job_id: str) -> list[str]:
-    return [k for k in stack.s3.objects(BUCKET, f"{name}/checkpoints/{job_id}/") if "/chk-" in k]
 
 
 def _running_jobs(stack: Stack, name: str, timeout: float) -> list[dict[str, Any]]:
@@ -179,9 +175,9 @@ def test_last_state_upgrade_with_ha_runs_one_job_from_the_newest_checkpoint(stac
 
 def test_killed_leading_jobmanager_hands_over_to_the_standby_with_the_same_job(stack: Stack) -> None:
     job_id = stack.status("verify-ha")["jobStatus"]["jobId"]
-    leader = _leader_pod(stack, "verify-ha")
+    leader = leader_pod(stack, "verify-ha")
     moment = time.time()
-    killed = _kill_jvm(leader)
+    killed = kill_jvm(leader)
     assert killed, f"no Java process found for pod {leader['metadata']['name']}"
     rest = stack.rest("verify-ha")
     try:
@@ -213,38 +209,6 @@ def _ha_config_maps(stack: Stack, name: str) -> list[str]:
     params = {"labelSelector": ha_selector(name)}
     items = stack.admin.get(f"/api/v1/namespaces/{JOBS_NS}/configmaps", params=params).json()["items"]
     return sorted(n for n in (i["metadata"]["name"] for i in items) if is_ha_config_map_name(name, n))
-
-
-def _leader_pod(stack: Stack, name: str) -> dict[str, Any]:
-    """The JobManager pod whose address Flink's HA leader ConfigMap names."""
-    pods = stack.pods(name, "jobmanager")
-
-    def leader() -> dict[str, Any] | None:
-        for config_map in stack.admin.get(
-            f"/api/v1/namespaces/{JOBS_NS}/configmaps", params={"labelSelector": f"app={name}"}
-        ).json()["items"]:
-            values = " ".join(str(v) for v in (config_map.get("data") or {}).values())
-            for pod in pods:
-                ip = pod["status"].get("podIP")
-                if ip and f"{ip}:" in values:
-                    return pod
-        return None
-
-    return wait_for(f"{name}'s leading JobManager", leader, 30, 0.5)
-
-
-def _kill_jvm(pod: dict[str, Any]) -> list[int]:
-    """SIGKILL the Java processes of ``pod``'s containers (found on the host by the pod's cgroup)."""
-    marker = f"pod{pod['metadata']['uid']}"
-    killed = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if marker in (proc / "cgroup").read_text() and b"java" in (proc / "cmdline").read_bytes():
-                os.kill(int(proc.name), signal.SIGKILL)
-                killed.append(int(proc.name))
-    return killed
 
 
 # ------------------------------------------------------------------------------------------------ native

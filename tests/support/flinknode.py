@@ -135,11 +135,13 @@ def verifier_deployment(
     jobmanagers: int = 1,
     rate: float = 50,
     keys: int = 16,
+    records: int = 0,
     parallelism: int = 2,
     extra: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A FlinkDeployment of the verifier job (module docstring); its committed output goes to
-    ``host_dir/<name>`` and its trace (``--trace-timestamps``) to ``host_dir/<name>-trace`` on the host."""
+    ``host_dir/<name>`` and its trace (``--trace-timestamps``) to ``host_dir/<name>-trace`` on the host.
+    ``records=0`` runs unbounded; a bounded job ends FINISHED after that many records."""
     conf = {
         "taskmanager.numberOfTaskSlots": str(parallelism),
         "execution.checkpointing.interval": "2 s",
@@ -190,6 +192,7 @@ def verifier_deployment(
                 "entryClass": ENTRY_CLASS,
                 "args": job_args(
                     output,
+                    records=records,
                     rate=rate,
                     keys=keys,
                     logic=logic,

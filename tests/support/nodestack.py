@@ -1,9 +1,11 @@
 """The stack the tests on the real node drive Flink with: CRDs, the Helm chart's RBAC, S3 (MinIO) relayed onto
 the node's bridge with a bucket and a Secret of keys, a host directory for the verifier's output, and one
 operator (``flinkops operator run`` on the host with ``--rest-address cluster-ip``), plus the steps the tests
-repeat (apply until STABLE, wait for a RUNNING job, records verified, v2 took over, deleted).
+repeat (apply until STABLE, wait for a RUNNING job, records verified, v2 took over, deleted, the checkpoints of a
+job, the leading JobManager of an HA cluster, its JVM killed).
 
-Called by: tests/kubernetes/conftest.py (the session's ``stack`` fixture) and the test modules on the node.
+Called by: tests/kubernetes/conftest.py (the session's ``stack`` fixture), the test modules on the node, and
+benchmarks/kubernetes.py.
 Invariant: one stack per session, in the namespaces ``OPERATOR_NS`` and ``JOBS_NS``; modules sharing it use
 FlinkDeployment names of their own; its teardown deletes every FlinkDeployment left and waits for them to go
 before the operator stops.
@@ -14,6 +16,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import os
+import signal
 import sys
 import time
 import uuid
@@ -321,3 +325,40 @@ def deleted(stack: Stack, name: str, label: str) -> None:
 
 def logic_count(output: Path, logic: str) -> int:
     return sum(1 for r in read_committed(output) if r.logic == logic)
+
+
+def checkpoints(stack: Stack, name: str, job_id: str) -> list[str]:
+    """The keys of the completed checkpoints (``.../chk-N/...``) job ``job_id`` of ``name`` wrote to S3."""
+    return [k for k in stack.s3.objects(BUCKET, f"{name}/checkpoints/{job_id}/") if "/chk-" in k]
+
+
+def leader_pod(stack: Stack, name: str) -> dict[str, Any]:
+    """The JobManager pod whose address Flink's HA leader ConfigMap names."""
+    pods = stack.pods(name, "jobmanager")
+
+    def leader() -> dict[str, Any] | None:
+        for config_map in stack.admin.get(
+            f"/api/v1/namespaces/{JOBS_NS}/configmaps", params={"labelSelector": f"app={name}"}
+        ).json()["items"]:
+            values = " ".join(str(v) for v in (config_map.get("data") or {}).values())
+            for pod in pods:
+                ip = pod["status"].get("podIP")
+                if ip and f"{ip}:" in values:
+                    return pod
+        return None
+
+    return wait_for(f"{name}'s leading JobManager", leader, 30, 0.5)
+
+
+def kill_jvm(pod: dict[str, Any]) -> list[int]:
+    """SIGKILL the Java processes of ``pod``'s containers (found on the host by the pod's cgroup)."""
+    marker = f"pod{pod['metadata']['uid']}"
+    killed = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (proc / "cgroup").read_text() and b"java" in (proc / "cmdline").read_bytes():
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+    return killed
