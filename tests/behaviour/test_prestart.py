@@ -8,7 +8,7 @@ the upgrade goes on in the usual order and a Warning says why; ``flinkops.upgrad
 
 from __future__ import annotations
 
-from behaviour.steps import deploy, no_job_ran_twice, restored, running_stable
+from behaviour.steps import deploy, no_job_ran_twice, restored, running_stable, stopping_with_savepoint
 from fakes.runtime import RESTORE_KEY
 from fakes.specs import application
 from fakes.world import World
@@ -80,6 +80,22 @@ def test_a_refused_prestart_upgrades_in_the_usual_order_and_says_why(world: Worl
     warnings = {e.reason: e.message for e in world.events("app") if e.type == "Warning"}
     assert "900 MiB available" in warnings["PrestartSkipped"]
     assert "did not pre-start" in warnings["PrestartFallback"]
+    no_job_ran_twice(world)
+
+
+def test_a_refused_prestart_adds_no_wait_under_the_operators_requeue_floor() -> None:
+    """The operator spaces a resource's passes by 10 s unless a watch sees a change. A runtime that cannot
+    pre-start (Kubernetes today) changes nothing a watch sees, so the pass that goes on without the prepared
+    cluster must not wait for the floor: the old job's stop follows the refusal at once, as without a floor."""
+    world = World(min_requeue=10.0)
+    deploy(world, application("app", mode="savepoint"))
+    world.runtime.refuse_prepare("pre-starting the next cluster is not supported on Kubernetes yet")
+    started = world.clock.now()
+    world.edit("app", job={"args": ["v2"]})
+    world.run_until(stopping_with_savepoint("app"), what="the old job stopping")
+    assert world.clock.now() - started < 2.0, f"the stop began {world.clock.now() - started:.1f} s after the apply"
+    world.run_until(running_stable("app", 2), what="the upgrade done")
+    assert "PrestartFallback" in world.reasons("app")
     no_job_ran_twice(world)
 
 

@@ -3,7 +3,7 @@
 ``service_account_kubeconfig`` writes a kubeconfig that authenticates with a ServiceAccount token from the
 TokenRequest API, so the operator runs with exactly the RBAC the Helm chart grants, not as an admin.
 ``OperatorProcess`` starts the operator with its own log file, waits until ``/healthz`` answers, reads
-``/metrics``, and stops it by pid (SIGTERM, or SIGKILL to play a crash).
+``/metrics``, stops it by pid (SIGTERM, or SIGKILL to play a crash) and starts it again (``restart``).
 """
 
 from __future__ import annotations
@@ -124,10 +124,22 @@ class OperatorProcess:
             args += ["--namespace", namespace]
         environment = {**os.environ, "POD_NAME": identity, **(env or {})}
         environment.pop("KUBECONFIG", None)
-        with log_file.open("ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=environment)
         self.identity = identity
-        wait_for(f"operator {identity} /healthz", self._healthy, timeout=30)
+        self._command = (args, environment)
+        self._start()
+
+    def _start(self) -> None:
+        args, environment = self._command
+        with self.log_file.open("ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=environment)
+        wait_for(f"operator {self.identity} /healthz", self._healthy, timeout=30)
+
+    def restart(self) -> None:
+        """Start the operator again after it exited (``kill``, ``stop``), as a restarted pod would: the same
+        command line, identity, HTTP port and log file."""
+        if self.proc.poll() is None:
+            raise AssertionError(f"operator {self.identity} is still running")
+        self._start()
 
     def _healthy(self) -> bool:
         if self.proc.poll() is not None:

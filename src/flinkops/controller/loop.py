@@ -30,6 +30,7 @@ from flinkops.controller.executor import Executor, Failpoint
 from flinkops.controller.observer import Observer
 from flinkops.controller.requests import RequestBuilder
 from flinkops.core.planner import Context, Plan, plan_deployment, plan_session_job, trigger_pending, with_lifecycle
+from flinkops.core.planner.prestart import waiting_for_prepared
 from flinkops.errors import Conflict, FlinkopsError
 from flinkops.ports import (
     Clock,
@@ -107,11 +108,14 @@ class Controller:
 
     def _requeue(self, plan: Plan, requeue: float | None) -> float | None:
         """The plan's requeue, no shorter than ``min_requeue`` unless a savepoint or checkpoint trigger is in
-        flight. A runtime whose watches wake a resource on every change they can see (the operator: Deployments
-        and specs) sets a floor, so that polling covers only what happens inside Flink; a snapshot in flight is
-        such a thing, and an upgrade's stop-with-savepoint keeps the job down until it is seen to complete, so
-        it is followed at the planner's own cadence (``SAVEPOINT_POLL``)."""
-        if requeue is None or trigger_pending(plan.status):
+        flight or an upgrade waits for its pre-started cluster. A runtime whose watches wake a resource on every
+        change they can see (the operator: Deployments and specs) sets a floor, so that polling covers only what
+        happens inside Flink; a snapshot in flight is such a thing, and an upgrade's stop-with-savepoint keeps
+        the job down until it is seen to complete, so it is followed at the planner's own cadence
+        (``SAVEPOINT_POLL``). A pre-started cluster the runtime refused to start (Kubernetes cannot yet) changes
+        nothing a watch sees: the pass that goes on without it comes at the planner's cadence too
+        (``PRESTART_POLL``), not a floor later."""
+        if requeue is None or trigger_pending(plan.status) or _awaits_prepared(plan.status):
             return requeue
         return max(requeue, self.min_requeue)
 
@@ -168,6 +172,13 @@ class Controller:
         except FlinkopsError as record_exc:  # the store itself failing: log, retry later
             log.error("%s: could not record the failure: %s", key, record_exc)
         return delay
+
+
+def _awaits_prepared(status: FlinkDeploymentStatus | FlinkSessionJobStatus) -> bool:
+    """An upgrade asked for a pre-started cluster and waits to learn whether it runs and is ready."""
+    if not isinstance(status, FlinkDeploymentStatus):
+        return False
+    return waiting_for_prepared(status, status.observed_generation or 1) is not None
 
 
 def on_cluster(resources: Iterable[Resource]) -> dict[ClusterKey, list[ResourceKey]]:
