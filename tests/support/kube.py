@@ -204,7 +204,13 @@ def host_snapshot() -> HostSnapshot:
             chains |= {f"{tool} {table} {line[1:].split()[0]}" for line in out.splitlines() if line.startswith(":")}
             chains |= {f"{tool} {table} rule {line}" for line in out.splitlines() if line.startswith("-A")}
     links = {p.name for p in Path("/sys/class/net").iterdir()}
-    mounts = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+    # An image build's scratch root (``images/.tmp-*``, /proc mounted in it for a chroot) belongs to whoever builds
+    # an image meanwhile (another session's prefetch), never to the node.
+    mounts = {
+        point
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if "/.tmp-" not in (point := line.split()[4])
+    }
     cgroups = {
         f"{h.name}/{entry.name}"
         for h in Path("/sys/fs/cgroup").iterdir()
