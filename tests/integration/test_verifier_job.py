@@ -15,14 +15,7 @@ pytestmark = pytest.mark.integration
 
 KEYS = 64
 # Two counter/sink subtasks in one TaskManager, so commits of one checkpoint land at different moments.
-CONFIG = {
-    "taskmanager.numberOfTaskSlots": "2",
-    "execution.checkpointing.interval": "1 s",
-    # The bounded run's end is what the first test waits for: a STABLE resource is otherwise looked at once a
-    # minute, and Flink's REST API refreshes job states every 3 s.
-    "kubernetes.operator.reconcile.interval": "1 s",
-    "web.refresh-interval": "500 ms",
-}
+CONFIG = {"taskmanager.numberOfTaskSlots": "2", "execution.checkpointing.interval": "1 s"}
 
 
 def verifier(directory: Path, name: str, jar: Path, args: list[str], upgrade_mode: str = "savepoint") -> Path:
