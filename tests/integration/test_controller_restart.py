@@ -21,7 +21,9 @@ def counting_job(tmp_path: Path, jar: Path, name: str) -> Path:
         jar,
         "flinkops.testjobs.CountingJob",
         ["--rate", "20"],
-        {"execution.checkpointing.interval": "2 s"},
+        # A STABLE resource is looked at once per reconcile interval (1 min by default): at 1 s the new
+        # controller makes several passes over the adopted cluster within the test's window.
+        {"execution.checkpointing.interval": "2 s", "kubernetes.operator.reconcile.interval": "1 s"},
         upgradeMode="last-state",
     )
 
@@ -38,8 +40,8 @@ def test_controller_sigkill_adopts_running_processes(flinkops: Flinkops, testjob
     assert all(running(p) for p in pids), "Flink processes must outlive the controller"
 
     flinkops.ok("controller", "start")
-    # Give the new controller several passes, then check it changed nothing but kept observing.
-    deadline = time.monotonic() + 15
+    # Give the new controller several passes (one a second), then check it changed nothing but kept observing.
+    deadline = time.monotonic() + 6
     while time.monotonic() < deadline:
         status = flinkops.get("counter")
         assert status is not None and status["status"]["lifecycleState"] == "STABLE"

@@ -26,7 +26,15 @@ pytestmark = pytest.mark.integration
 KEYS = 64
 RATE = 200
 INTERVAL_MS = 1000
-BASE = {"taskmanager.numberOfTaskSlots": "2", "execution.checkpointing.interval": "1 s"}
+BASE = {
+    "taskmanager.numberOfTaskSlots": "2",
+    "execution.checkpointing.interval": "1 s",
+    # Most scenarios end by waiting for the bounded job to FINISH. A STABLE resource with nothing to do is looked
+    # at again after the reconcile interval (1 min by default), and Flink's REST API serves job states from a
+    # cache refreshed every web.refresh-interval (3 s): without these the end was seen up to a minute late.
+    "kubernetes.operator.reconcile.interval": "1 s",
+    "web.refresh-interval": "500 ms",
+}
 #: Upgrades in the usual order (stop, then start the new cluster). The savepoint upgrade test proves pre-started
 #: upgrades on real Flink; the other upgrade tests keep their short bounded jobs, which a pre-started cluster's
 #: start could outlast (its every path is proven on fakes in tests/behaviour/test_prestart.py).
@@ -75,15 +83,16 @@ def test_savepoint_upgrade_v1_to_v2_loses_and_duplicates_nothing(
 ) -> None:
     out = tmp_path / "out"
     # v1 must outlive the upgrade's first step: the new cluster's JVMs start next to it before it stops (on a
-    # busy 2-core machine that took from 13 s to 45 s), so it runs 40 s at twice the usual rate.
-    records, rate = 16000, 2 * RATE
-    v1 = write(tmp_path, "sp-upgrade", testjobs, job_args(out, records=records, rate=rate, keys=KEYS), "savepoint")
+    # busy 2-core machine that took from 13 s to 45 s), so it runs at the usual rate and would need 80 s. v2
+    # changes the rate along with the logic and runs the rest five times as fast: the test does not wait for a
+    # slow v2 to finish.
+    records = 16000
+    v1 = write(tmp_path, "sp-upgrade", testjobs, job_args(out, records=records, rate=RATE, keys=KEYS), "savepoint")
     flinkops.ok("apply", "-f", str(v1), "--wait", "--timeout", "180")
     wait_for_records(out, 1000, timeout=120)
 
-    v2 = write(
-        tmp_path, "sp-upgrade", testjobs, job_args(out, records=records, rate=rate, keys=KEYS, logic="v2"), "savepoint"
-    )
+    v2_args = job_args(out, records=records, rate=5 * RATE, keys=KEYS, logic="v2")
+    v2 = write(tmp_path, "sp-upgrade", testjobs, v2_args, "savepoint")
     old_job = status(flinkops.get("sp-upgrade"))["jobStatus"]["jobId"]
     generation = flinkops.get("sp-upgrade")["metadata"]["generation"]  # type: ignore[index]
     preview = flinkops.ok("plan", "-f", str(v2))
@@ -299,9 +308,10 @@ def test_taskmanager_sigkill_is_replaced_and_nothing_is_lost(
     out = tmp_path / "out"
     records = 5000
     args = job_args(out, records=records, rate=RATE, keys=KEYS)
-    flinkops.ok(
-        "apply", "-f", str(write(tmp_path, "tm-kill", testjobs, args, "last-state")), "--wait", "--timeout", "180"
-    )
+    # The JobManager learns of a dead TaskManager when two heartbeat RPCs to it fail in a row: with Flink's 10 s
+    # heartbeat interval that took 15-20 s; at 1 s the job restarts on the replacement as soon as it registers.
+    spec = write(tmp_path, "tm-kill", testjobs, args, "last-state", **{"heartbeat.interval": "1 s"})
+    flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "180")
     wait_for_records(out, 800, timeout=120)
     [tm] = flinkops.processes("tm-kill", "taskmanager")
     jm_before = flinkops.processes("tm-kill", "jobmanager")

@@ -124,14 +124,15 @@ def read_topic(
     isolation: Literal["read_committed", "read_uncommitted"] = "read_committed",
     expect: int | None = None,
     timeout: float = 60.0,
-    quiet: float = 3.0,
 ) -> list[dict[str, Any]]:
     """Every record value of ``topic`` (parsed JSON), from the beginning, in partition order.
 
     Reads all partitions with a fresh group (nothing committed). With ``expect``: waits up to ``timeout`` seconds
     until at least ``expect`` records are in, then reads on to the end of every partition (so duplicates already
-    written are included) and returns. Without: returns once every partition's end is reached and nothing new
-    arrived for ``quiet`` seconds. Either way it returns what it has when ``timeout`` passes.
+    written are included) and returns. Without: returns once every partition is read up to the end it had when
+    the read began (its high watermark then; a read_committed consumer also stops at the end of what is
+    committed). A job that keeps writing never lets a topic go quiet, so waiting for quiet would always take
+    the whole timeout. Either way it returns what it has when ``timeout`` passes.
     """
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
@@ -152,26 +153,31 @@ def read_topic(
         if topic_metadata is None or topic_metadata.error is not None:
             raise RuntimeError(f"topic {topic!r} not found on {bootstrap}")
         partitions = sorted(topic_metadata.partitions)
+        # The end of each partition as the read begins: (low, high) watermarks; an empty partition is read.
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+        read_to_start_end = {p: low >= high for p, (low, high) in ends.items()}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         at_end = dict.fromkeys(partitions, False)
         deadline = time.monotonic() + timeout
-        last_record = time.monotonic()
         while time.monotonic() < deadline:
+            if expect is None and all(read_to_start_end.values()):
+                break
             message = consumer.poll(0.5)
             if message is None:
-                if expect is None and all(at_end.values()) and time.monotonic() - last_record >= quiet:
-                    break
                 continue
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
                     at_end[message.partition()] = True
+                    read_to_start_end[message.partition()] = True  # the end now is at or past the one at start
                     if expect is not None and len(records) >= expect and all(at_end.values()):
                         break
                     continue
                 raise RuntimeError(f"reading {topic}: {error}")
             at_end[message.partition()] = False
-            last_record = time.monotonic()
+            offset = message.offset()
+            if offset is not None and offset + 1 >= ends[message.partition()][1]:
+                read_to_start_end[message.partition()] = True
             value = message.value()
             if value is not None:  # a tombstone carries no record
                 records.append(json.loads(value))
