@@ -226,15 +226,15 @@ def observe_job(b: Builder, config: dict[str, str], obs: Observation, ctx: Conte
 def _note_restarts(b: Builder, job: JobObservation) -> None:
     """A job that keeps failing over (RESTARTING, FAILING) is not touched (Flink's restart strategy is at work),
     but its latest exception becomes the error, with a Warning event when it changes: S3 that the pods cannot
-    reach shows here, as checkpoints that fail. The error goes once the job runs again."""
-    if job.state in _RESTARTING and job.error:
-        if b.status.error_reason in (None, ErrorReason.JOB_RESTARTING, ErrorReason.RECONCILE_ERROR):
-            error = f"job {job.job_id} is {job.state}: {job.error}"
-            if b.status.error != error:
-                b.event("Warning", ErrorReason.JOB_RESTARTING.value, f"Job {job.state}: {headline(job.error)}")
-            b.status = with_error(b.status, ErrorReason.JOB_RESTARTING, error)
-    elif b.status.error_reason == ErrorReason.JOB_RESTARTING and job.state not in _RESTARTING:
-        b.status = b.status.model_copy(update=NO_ERROR)
+    reach shows here, as checkpoints that fail. The error stays until the job is stable again (a job that runs
+    for a moment between two failures is not well)."""
+    if job.state not in _RESTARTING or not job.error:
+        return
+    if b.status.error_reason in (None, ErrorReason.JOB_RESTARTING, ErrorReason.RECONCILE_ERROR):
+        error = f"job {job.job_id} is failing over ({job.state}): {job.error}"
+        if b.status.error != error:
+            b.event("Warning", ErrorReason.JOB_RESTARTING.value, f"Job {job.state}: {headline(job.error)}")
+        b.status = with_error(b.status, ErrorReason.JOB_RESTARTING, error)
 
 
 def _min_running_ms(config: dict[str, str]) -> int:
