@@ -85,7 +85,8 @@ def test_a_container_that_keeps_crashing_says_its_exit_code_and_last_words() -> 
     assert fault is not None and fault.reason == ErrorReason.CRASH_LOOP
     assert fault.message.startswith(
         "JobManager pod app-6f7c9d-abcde: the Flink container exited with code 1 (Error) and restarted 2 time(s); "
-        "its last words: Error: A fatal exception has occurred. Program will exit."
+        "its last words: Unrecognized VM option 'NoSuchOption' | Error: Could not create the Java Virtual Machine. "
+        "| Error: A fatal exception has occurred. Program will exit."
     )
     nested = {"exitCode": 1, "reason": "Error", "message": "x\nCaused by: java.net.UnknownHostException: minio\nat y"}
     found = pod_fault(pod(waiting={"reason": "CrashLoopBackOff"}, terminated=nested, restarts=1))

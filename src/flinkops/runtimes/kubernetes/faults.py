@@ -59,15 +59,14 @@ def _image(pod: Obj, container: Obj) -> str:
 
 
 def _said(terminated: Obj) -> str:
-    """The line of a container's last words that says what broke: the innermost ``Caused by:``, else the last
-    line naming an exception or error, else the last line (shown to people only)."""
+    """What a container's last words say broke (shown to people only): the innermost ``Caused by:`` of a stack
+    trace, else its last three lines that are not stack frames (a JVM that will not start says why in the first
+    of three: "Unrecognized VM option 'X'", "Error: Could not create the Java Virtual Machine.", ...)."""
     lines = [line.strip() for line in str(terminated.get("message") or "").splitlines() if line.strip()]
-    if not lines:
-        return ""
     causes = [line for line in lines if line.startswith("Caused by:")]
-    named = [line for line in lines if "Exception" in line or "Error" in line]
-    line = causes[-1] if causes else (named[-1] if named else lines[-1])
-    return line if len(line) <= _MAX_SAID else line[: _MAX_SAID - 1] + "…"
+    plain = [line for line in lines if not line.startswith(("at ", "..."))]
+    said = causes[-1] if causes else " | ".join(plain[-3:])
+    return said if len(said) <= _MAX_SAID else said[: _MAX_SAID - 1] + "…"
 
 
 def _crash(component: str, pod_name: str, container: Obj) -> ClusterFault | None:
