@@ -158,8 +158,8 @@ def note_fault(b: Builder, obs: Observation, *, jobmanager_down: bool) -> None:
             b.event("Normal", "FaultCleared", f"No longer seen: {headline(status.error or '')}")
             b.status = status.model_copy(update=NO_ERROR)
         return
-    if status.error_reason not in (None, ErrorReason.RECONCILE_ERROR, *FAULT_REASONS):
-        return
+    if status.error_reason not in (None, ErrorReason.RECONCILE_ERROR, ErrorReason.JOB_RESTARTING, *FAULT_REASONS):
+        return  # a job failing over for want of the pod that cannot run: the pod is the cause to show
     if status.error != fault.message:
         b.event("Warning", fault.reason.value, fault.message)
     update: dict[str, object] = {}
