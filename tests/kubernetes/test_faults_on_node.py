@@ -1,5 +1,5 @@
-"""Faults on the real node that Flink cannot report, as a user meets them: an image the node does not have, a
-JobManager pod that asks for more CPU than the node has, and a JobManager whose JVM will not start. For each, the
+"""Faults on the real node that Flink cannot report, as a user meets them: an image the node does not have, pods
+that ask for more CPU than the node has, and a JobManager whose JVM will not start. For each, the
 operator of the session's stack (tests/support/nodestack.py) reads the cause from the pods and records, on the
 first pass that sees it, ``status.error`` naming the pod and the cause, the matching ``errorReason``, a Warning
 event with that reason on the FlinkDeployment and ``Degraded=True``; it redeploys nothing for it (the JobManager
@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from flinkops.runtimes.kubernetes.names import GENERATION_ANNOTATION
 from support.flinknode import verifier_deployment
 from support.kube import KubeCluster
 from support.nodestack import BUCKET, JOBS_NS, Stack, deleted, measured, say, wait_for
@@ -74,7 +75,7 @@ def _nothing_redeployed(stack: Stack, name: str, status: dict[str, Any]) -> None
     history = status.get("deploymentHistory") or []
     assert len(history) == 1, history
     deployment = stack.admin.get(f"/apis/apps/v1/namespaces/{JOBS_NS}/deployments/{name}").json()
-    assert deployment["metadata"]["annotations"]["flinkdeployment.flink.apache.org/generation"] == "1"
+    assert deployment["metadata"]["annotations"][GENERATION_ANNOTATION] == "1"
 
 
 def test_an_image_the_node_does_not_have(stack: Stack) -> None:
@@ -89,9 +90,10 @@ def test_an_image_the_node_does_not_have(stack: Stack) -> None:
     deleted(stack, "fault-image", "image missing")
 
 
-def test_a_jobmanager_pod_that_asks_for_more_cpu_than_the_node_has(stack: Stack) -> None:
+def test_pods_that_ask_for_more_cpu_than_the_node_has(stack: Stack) -> None:
     doc = _deployment(stack, "fault-cpu")
-    doc["spec"]["jobManager"]["resource"]["cpu"] = 64
+    for part in ("jobManager", "taskManager"):  # no pod runs (a TaskManager without its JobManager is slow to stop)
+        doc["spec"][part]["resource"]["cpu"] = 64
     stack.apply(doc)
     status = _reported_as_a_user_sees_it(stack, "fault-cpu", "Unschedulable", "cannot be scheduled", "Insufficient cpu")
     assert "spec.jobManager.resource.cpu" in status["error"]
@@ -118,7 +120,8 @@ def test_a_jobmanager_whose_jvm_will_not_start_is_reported_not_redeployed(
     """An application cluster without HA: the JobManager's start-once guard holds the restarted container, so the
     operator sees the JobManager lost; it must say why instead of redeploying into the same crash."""
     doc = _deployment(stack, "fault-crash")
-    doc["spec"]["flinkConfiguration"]["env.java.opts.jobmanager"] = "-XX:+FlinkopsNoSuchOption"
+    # Every Flink JVM of the cluster gets the option (``env.java.opts.all``, after the Java 17 flags flinkops adds).
+    doc["spec"]["flinkConfiguration"]["env.java.opts.all"] = "-XX:+FlinkopsNoSuchOption"
     manifest = tmp_path / "fault-crash.yaml"
     manifest.write_text(yaml.safe_dump(copy.deepcopy(doc)))
     stack.applied_at["fault-crash"] = time.time()
