@@ -120,17 +120,18 @@ def test_a_jobmanager_whose_jvm_will_not_start_is_reported_not_redeployed(
     """An application cluster without HA: the JobManager's start-once guard holds the restarted container, so the
     operator sees the JobManager lost; it must say why instead of redeploying into the same crash."""
     doc = _deployment(stack, "fault-crash")
-    # Every Flink JVM of the cluster gets the option (``env.java.opts.all``, after the Java 17 flags flinkops adds).
-    doc["spec"]["flinkConfiguration"]["env.java.opts.all"] = "-XX:+FlinkopsNoSuchOption"
+    # Every Flink JVM of the cluster gets it (``env.java.opts.all``); an unknown -XX option would not do, Flink's
+    # scripts add -XX:+IgnoreUnrecognizedVMOptions. An agent that does not exist stops the JVM before main().
+    doc["spec"]["flinkConfiguration"]["env.java.opts.all"] = "-javaagent:/opt/flink/flinkops-no-such-agent.jar"
     manifest = tmp_path / "fault-crash.yaml"
     manifest.write_text(yaml.safe_dump(copy.deepcopy(doc)))
     stack.applied_at["fault-crash"] = time.time()
     done = _cli(kube, tmp_path / "home", "apply", "-f", str(manifest), "--wait", "--timeout", "150")
     said = done.stdout + done.stderr
     assert done.returncode == 1, said
-    assert "Traceback" not in said and "FlinkopsNoSuchOption" in said.replace("\n", ""), said
+    assert "Traceback" not in said and "flinkops-no-such-agent.jar" in said.replace("\n", ""), said
     status = _reported_as_a_user_sees_it(
-        stack, "fault-crash", "CrashLoop", "the Flink container exited with code", "FlinkopsNoSuchOption"
+        stack, "fault-crash", "CrashLoop", "the Flink container exited with code", "flinkops-no-such-agent.jar"
     )
     assert status["lifecycleState"] == "FAILED"
     _nothing_redeployed(stack, "fault-crash", status)
