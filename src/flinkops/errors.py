@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 __all__ = [
+    "FAULT_REASONS",
+    "ClusterFault",
     "Conflict",
     "ErrorReason",
     "FlinkApiError",
@@ -59,6 +61,29 @@ class ErrorReason(enum.StrEnum):
     JOB_FAILED = "JobFailed"  # the Flink job failed; the error is its exception
     RECONCILE_ERROR = "ReconcileError"  # a reconcile pass failed with an error; it is retried with backoff
     INVALID_RESOURCE = "InvalidResource"  # the resource does not fit the schema, so it cannot be read at all
+    JOB_RESTARTING = "JobRestarting"  # the job keeps failing over (RESTARTING); the error is its latest exception
+    # What the cluster runtime sees wrong with a cluster's pods (``ClusterFault``); cleared when it is gone:
+    IMAGE_UNAVAILABLE = "ImageUnavailable"  # the image is not on the node and cannot (or may not) be pulled
+    UNSCHEDULABLE = "Unschedulable"  # no node has room for the pod (CPU, memory) or matches its constraints
+    CRASH_LOOP = "CrashLoop"  # the Flink container keeps exiting (or was killed for its memory)
+    POD_CONFIG_ERROR = "PodConfigError"  # the container cannot be created (a Secret or ConfigMap it names, ...)
+
+
+#: The reasons of ``ClusterFault``: recorded while the fault is observed, cleared as soon as it is not.
+FAULT_REASONS = frozenset(
+    {ErrorReason.IMAGE_UNAVAILABLE, ErrorReason.UNSCHEDULABLE, ErrorReason.CRASH_LOOP, ErrorReason.POD_CONFIG_ERROR}
+)
+
+
+@dataclass(frozen=True)
+class ClusterFault:
+    """Something wrong with a cluster's pods that Flink cannot report: an image missing, a pod no node can take, a
+    container that keeps exiting. ``message`` names the pod and the cause and says what to change; ``reason`` is
+    what decisions read (one of ``FAULT_REASONS``). ``component`` is ``jobmanager`` or ``taskmanager``."""
+
+    reason: ErrorReason
+    component: str
+    message: str
 
 
 class FlinkopsError(Exception):

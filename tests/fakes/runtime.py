@@ -20,9 +20,10 @@ id, from its newest checkpoint) next to its own application job. The runtimes ke
 deployed or deleted cluster starts from and leaves no HA metadata, so that never happens here unless
 ``leave_ha_metadata()`` makes ``deploy`` and ``delete`` leave it behind (what the Kubernetes runtime once did).
 
-Knobs: ``kill_jobmanager`` (the leader or a standby), ``kill_taskmanager``, ``refuse_deploys`` (every deploy
-fails with ``RuntimeFailure`` until ``allow_deploys``), ``refuse_prepare`` (``prepare`` answers with a reason),
-``prepare_delay``, ``leave_ha_metadata``.
+Knobs: ``kill_jobmanager`` (the leader or a standby), ``kill_taskmanager``, ``fault_pods`` (what a Kubernetes
+runtime reads from the pods: an image missing, a pod no node takes, a crashing JobManager), ``refuse_deploys``
+(every deploy fails with ``RuntimeFailure`` until ``allow_deploys``), ``refuse_prepare`` (``prepare`` answers with
+a reason), ``prepare_delay``, ``leave_ha_metadata``.
 
 Called by: the controller (through the port), ``fakes.world`` and tests that look at what was deployed.
 
@@ -41,7 +42,7 @@ from typing import Literal
 from fakes.clock import ManualClock
 from fakes.flink import FakeFlink, FakeJob
 from flinkops.api.validation import ha_type
-from flinkops.errors import RuntimeFailure
+from flinkops.errors import ClusterFault, RuntimeFailure
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 
 __all__ = ["RESTORE_KEY", "FakeCluster", "FakeProcess", "FakeRuntime"]
@@ -70,6 +71,8 @@ class FakeCluster:
     ha: bool
     processes: list[FakeProcess] = field(default_factory=list)
     leader: FakeProcess | None = None
+    fault: ClusterFault | None = None  # what its pods show (``fault_pods``)
+    lost: bool = False
 
     def alive(self, role: str) -> list[FakeProcess]:
         return [p for p in self.processes if p.role == role and p.alive]
@@ -141,6 +144,15 @@ class FakeRuntime:
         else:
             cluster.leader = None
             self.flink.jobmanager_lost(cluster.flink_id)
+
+    def fault_pods(
+        self, name: str, fault: ClusterFault | None, namespace: str = "default", *, lost: bool = False
+    ) -> None:
+        """The current cluster's pods show ``fault`` (None: they are fine again) until it is replaced; a
+        deploy starts clean. A JobManager's fault keeps its REST API from answering (the pod runs no Flink);
+        ``lost``: the JobManager counts as dead, as a start-once JobManager (no HA) that crashed does."""
+        cluster = self._require(ClusterKey(namespace, name))
+        cluster.fault, cluster.lost = fault, lost and fault is not None
 
     def kill_taskmanager(self, name: str, namespace: str = "default", *, index: int = 0) -> None:
         cluster = self._require(ClusterKey(namespace, name))
@@ -278,11 +290,14 @@ class FakeRuntime:
         if cluster is None:
             return None
         leader = cluster.leader if cluster.leader is not None and cluster.leader.alive else None
+        fault = cluster.fault
+        if fault is not None and fault.component == "jobmanager":
+            leader = None  # the JobManager pod runs no Flink: nothing answers
         prepared = self._prepared.get(key)
         return ClusterObservation(
             key=key,
             generation=cluster.request.generation,
-            jobmanagers_alive=len(cluster.alive("jobmanager")),
+            jobmanagers_alive=0 if cluster.lost else len(cluster.alive("jobmanager")),
             jobmanagers_expected=len(cluster.of("jobmanager")),
             taskmanagers_alive=len(cluster.alive("taskmanager")),
             taskmanagers_expected=len(cluster.of("taskmanager")),
@@ -291,6 +306,7 @@ class FakeRuntime:
             started_at=cluster.started_at,
             prepared_generation=prepared.request.generation if prepared is not None else None,
             prepared_ready=prepared is not None and self._ready(prepared),
+            fault=fault,
         )
 
     def delete(self, key: ClusterKey, *, keep_prepared: bool = False) -> None:

@@ -111,7 +111,7 @@ def operator_run(
     ] = None,
 ) -> None:
     """Run the operator in the foreground until SIGTERM (exit 0) or a lost leadership (exit 1)."""
-    from flinkops.kube.client import KubeClient, load_config
+    from flinkops.kube.client import KubeClient, KubeUnavailable, load_config
     from flinkops.wiring.operator import Operator, rest_address_from_env, settings_from_env
 
     fmt = log_format or os.environ.get("FLINKOPS_LOG_FORMAT", "text")
@@ -133,6 +133,10 @@ def operator_run(
         rest_address=address,
     )
     client = KubeClient(config, qps=qps, burst=int(qps * 2))
+    try:
+        client.verify()  # credentials the API server refuses are bad input: exit 2, naming file and user
+    except KubeUnavailable as exc:
+        logging.getLogger("flinkops.operator").warning("%s; starting anyway, the watches keep trying", exc)
     operator = Operator(client, settings)
     operator.install_signal_handlers()
     code = operator.run()

@@ -95,6 +95,7 @@ class Observer:
                 latest_stored_checkpoint=stored,
                 prepared_generation=cluster.prepared_generation if cluster else None,
                 prepared_ready=bool(cluster and cluster.prepared_ready),
+                fault=cluster.fault if cluster else None,
             )
         base = Observation(
             cluster_exists=True,
@@ -108,6 +109,7 @@ class Observer:
             taskmanagers_expected=cluster.taskmanagers_expected,
             prepared_generation=cluster.prepared_generation,
             prepared_ready=cluster.prepared_ready,
+            fault=cluster.fault,
         )
         try:
             with self.flink(cluster.rest_url, REST_TIMEOUT) as rest:
@@ -249,6 +251,12 @@ def observe_job(
     else:
         tasks_running_since.pop(job_id, None)
     error = None
+    if job.state in ("RESTARTING", "FAILING"):
+        # Failing over: the latest root exception says why (S3 the pods cannot reach, a checkpoint that failed).
+        try:
+            error = rest.job_exceptions(job_id).root_exception
+        except FlinkNotFound:
+            error = None
     if job.state == "FAILED":
         # The exception history can trail the FAILED state by a moment; the execution result carries the
         # final failure cause as soon as the job is terminal.

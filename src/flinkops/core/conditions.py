@@ -6,7 +6,8 @@ rather than from the reference operator's own fields, so every status flinkops w
 
 * **Ready**: the job runs and its spec is stable (for a session cluster: its JobManager is ready);
 * **Progressing**: a deployment, upgrade, rollback or deletion is under way;
-* **Degraded**: the last pass recorded an error, or the resource FAILED or was ROLLED_BACK;
+* **Degraded**: the last pass recorded an error (the condition's reason is its ``errorReason``), or the resource
+  FAILED or was ROLLED_BACK;
 * **Running**: the job runs (for a session cluster: its JobManager is ready), whatever the spec's stability.
 
 A condition's ``lastTransitionTime`` changes only when its status flips; ``observedGeneration`` is the
@@ -75,7 +76,12 @@ def _wanted(status: Status) -> dict[str, tuple[bool, str, str]]:
             ready_message if ready else (error or f"lifecycle state {state.value if state else '-'}"),
         ),
         "Progressing": (state in _PROGRESSING, reason, ""),
-        "Degraded": (degraded, "ReconcileError" if error else reason, error),
+        # The reason says which kind of trouble (ImageUnavailable, CrashLoop, JobFailed, ...): the code of the error.
+        "Degraded": (
+            degraded,
+            (status.error_reason.value if status.error_reason else "ReconcileError") if error else reason,
+            error,
+        ),
         "Running": (
             jobmanager_ready if session else job == "RUNNING",
             ("JobManagerReady" if jobmanager_ready else "JobManagerNotReady")

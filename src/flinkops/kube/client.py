@@ -32,6 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -219,6 +220,12 @@ class KubeClient:
         elif self.config.auth_provider:
             auth = BearerAuth(oidc_token(self.config))
         else:
+            if user.token_file and not self.config.in_cluster:
+                # lightkube reads a token file at the first request; a missing one is a broken kubeconfig, said
+                # now (a service account's token, mounted by the kubelet, is read again when it rotates).
+                token_file = Path(settings.abs_file(user.token_file))
+                if not token_file.is_file():
+                    raise self.config.credentials_error(f"the tokenFile {token_file} does not exist")
             auth = user_auth(user)
         try:
             verify = verify_cluster(settings.cluster, user, settings.abs_file)
@@ -252,6 +259,15 @@ class KubeClient:
             return False
         self.exec_plugin.invalidate(used)
         return True
+
+    def verify(self) -> None:
+        """Ask the API server something any authenticated user may read (``/api``): ``KubeCredentialsError``
+        naming the kubeconfig file and user when it refuses the credentials (or they cannot be had),
+        ``KubeUnavailable`` when it does not answer. The operator calls it once at start."""
+        try:
+            self._call("GET", "/api")
+        except KubeForbidden as exc:
+            raise self.config.credentials_error(f"the API server at {self.config.server} refused them: {exc}") from exc
 
     # ------------------------------------------------------------------ verbs
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -101,6 +102,13 @@ def config_from_dict(doc: Mapping[str, Any], path: Path, context: str | None = N
     cluster = _named(doc, "clusters", "cluster").get(cluster_name)
     if not cluster or not cluster.get("server"):
         raise _bad(f"{path}: contexts[{name}].cluster", f"cluster {cluster_name!r} is missing or has no server")
+    server = urlsplit(str(cluster["server"]))
+    if server.scheme not in ("https", "http") or not server.hostname:
+        raise _bad(
+            f"{path}: clusters[{cluster_name}].server",
+            f"{str(cluster['server'])!r} is not an https:// URL of an API server",
+            "for example https://10.0.0.1:6443",
+        )
     users = _named(doc, "users", "user")
     if user_name and user_name not in users:
         raise _bad(f"{path}: contexts[{name}].user", f"user {user_name!r} is not in the file")

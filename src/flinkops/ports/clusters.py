@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from flinkops.errors import ClusterFault
+
 if TYPE_CHECKING:
     from flinkops.api.models import FlinkDeployment
 
@@ -87,6 +89,10 @@ class ClusterObservation:
     #: the job (JobManager REST up, every TaskManager registered).
     prepared_generation: int | None = None
     prepared_ready: bool = False
+    #: What is wrong with the cluster's pods that Flink cannot tell (an image missing, a pod no node can take, a
+    #: container that keeps exiting), the JobManager's before a TaskManager's; None when nothing is seen wrong.
+    #: A runtime whose processes cannot have such faults (the local one) leaves it None.
+    fault: ClusterFault | None = None
 
     @property
     def jobmanager_up(self) -> bool:

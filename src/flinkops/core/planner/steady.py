@@ -10,6 +10,12 @@ FAILED) has its result recorded on its run before its cluster is stopped. A STAB
 nothing to do or tell is looked at again after the reconcile interval (``kubernetes.operator.reconcile.interval``,
 1 min by default, 10 s for a batch job); one that is still moving after a second, or ten.
 
+What Flink cannot report is read from the cluster's pods by the runtime (``Observation.fault``: an image not
+on the node, a pod no node can take, a JobManager that keeps crashing): it becomes the error, with a Warning event
+and Degraded=True, on the first pass that sees it, and nothing is acted on for it (a running job is never
+touched; a JobManager without HA that crashed before its job ever ran is not redeployed into the same crash). A
+job that keeps failing over has its latest exception recorded the same way.
+
 Called by: ``deployment.plan_deployment`` (``steady``) and ``session.plan_session_job`` (``observe_job``).
 Pure: no I/O, no clock.
 """
@@ -54,10 +60,11 @@ from flinkops.core.planner.types import (
     set_recon,
     with_error,
 )
-from flinkops.errors import ErrorReason
+from flinkops.errors import FAULT_REASONS, ErrorReason
 
-__all__ = ["note_run_progress", "observe_job", "reconcile_interval", "steady"]
+__all__ = ["note_fault", "note_run_progress", "observe_job", "reconcile_interval", "steady"]
 
+_RESTARTING = frozenset({"RESTARTING", "FAILING"})
 _RESULT_SETTLE_MS = 250  # margin on top of Flink's REST cache interval before a final result is read
 
 
@@ -69,6 +76,13 @@ def steady(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context
         if obs.cluster_exists:
             b.actions.append(DeleteCluster(reason="resource is suspended"))
         b.summary = "suspended"
+        return b.finish(now_ms=ctx.now_ms)
+
+    if obs.cluster_exists and not obs.jobmanager_alive and _crashed_before_running(status, obs):
+        # Redeploying would crash the same way, again and again: say why, and wait for a spec that changes it.
+        note_fault(b, obs, jobmanager_down=True)
+        b.summary = "the JobManager crashed before its job ran: waiting for a changed spec"
+        b.requeue_after = STEADY
         return b.finish(now_ms=ctx.now_ms)
 
     if not obs.cluster_exists or not obs.jobmanager_alive:
@@ -102,11 +116,17 @@ def steady(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context
         b.status = status.model_copy(
             update={"job_manager_deployment_status": JobManagerDeploymentStatus.DEPLOYED_NOT_READY}
         )
+        note_fault(b, obs, jobmanager_down=True)
         b.summary = "JobManager started, REST API not ready yet"
         b.requeue_after = FAST
+        if obs.fault is not None:
+            # Nothing changes until the spec or the node does: the pod watch and spec changes wake it sooner.
+            b.summary = f"not starting: {obs.fault.reason.value}"
+            b.requeue_after = STEADY
         return b.finish(now_ms=ctx.now_ms)
 
     b.status = status.model_copy(update={"job_manager_deployment_status": JobManagerDeploymentStatus.READY})
+    note_fault(b, obs, jobmanager_down=False)
     if obs.flink_version:
         info = dict(status.cluster_info)
         info["flink-version"] = obs.flink_version
@@ -116,6 +136,36 @@ def steady(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context
     if spec.job is None:
         return _mark_stable_if(b, True, ctx, "session cluster ready", spec.flink_configuration)
     return observe_job(b, spec.flink_configuration, obs, ctx, requests)
+
+
+def _crashed_before_running(status: FlinkDeploymentStatus, obs: Observation) -> bool:
+    """The JobManager of the current run crashed (its container exited with an error) before every task of its
+    job ever ran: a start that fails the same way every time (a bad configuration, an image without Flink)."""
+    fault, run = obs.fault, current_run(status)
+    crashed = fault is not None and fault.reason == ErrorReason.CRASH_LOOP and fault.component == "jobmanager"
+    return crashed and run is not None and run.running_at is None and run.end_state is None
+
+
+def note_fault(b: Builder, obs: Observation, *, jobmanager_down: bool) -> None:
+    """Record what the runtime sees wrong with the cluster's pods (``obs.fault``) as the error, with a Warning event
+    the first pass it shows (or changes), and take it back once it is gone. Nothing is acted on: a running job is
+    never touched for a fault. With ``jobmanager_down`` (no JobManager answers) a JobManager's fault marks the
+    JobManager deployment ERROR, as the reference operator does. An invalid spec, a failed job and a manual restore
+    are reported first; the fault's event still tells the rest."""
+    status, fault = b.status, obs.fault
+    if fault is None:
+        if status.error_reason in FAULT_REASONS:
+            b.event("Normal", "FaultCleared", f"No longer seen: {headline(status.error or '')}")
+            b.status = status.model_copy(update=NO_ERROR)
+        return
+    if status.error_reason not in (None, ErrorReason.RECONCILE_ERROR, ErrorReason.JOB_RESTARTING, *FAULT_REASONS):
+        return  # a job failing over for want of the pod that cannot run: the pod is the cause to show
+    if status.error != fault.message:
+        b.event("Warning", fault.reason.value, fault.message)
+    update: dict[str, object] = {}
+    if jobmanager_down and fault.component == "jobmanager":
+        update["job_manager_deployment_status"] = JobManagerDeploymentStatus.ERROR
+    b.status = with_error(status, fault.reason, fault.message, **update)
 
 
 def observe_job(b: Builder, config: dict[str, str], obs: Observation, ctx: Context, requests: Requests) -> Plan:
@@ -148,6 +198,7 @@ def observe_job(b: Builder, config: dict[str, str], obs: Observation, ctx: Conte
         b.summary = "job failed"
         _release_ended_cluster(b, job, ctx, config)
         return b.finish(now_ms=ctx.now_ms)
+    _note_restarts(b, job)
     if job.state == "FINISHED":
         _mark_stable_if(b, True, ctx, "job finished", config)
         _release_ended_cluster(b, job, ctx, config)
@@ -170,6 +221,20 @@ def observe_job(b: Builder, config: dict[str, str], obs: Observation, ctx: Conte
     b.summary = f"job {job.state}"
     b.requeue_after = FAST
     return b.finish(now_ms=ctx.now_ms)
+
+
+def _note_restarts(b: Builder, job: JobObservation) -> None:
+    """A job that keeps failing over (RESTARTING, FAILING) is not touched (Flink's restart strategy is at work),
+    but its latest exception becomes the error, with a Warning event when it changes: S3 that the pods cannot
+    reach shows here, as checkpoints that fail. The error stays until the job is stable again (a job that runs
+    for a moment between two failures is not well)."""
+    if job.state not in _RESTARTING or not job.error:
+        return
+    if b.status.error_reason in (None, ErrorReason.JOB_RESTARTING, ErrorReason.RECONCILE_ERROR):
+        error = f"job {job.job_id} is failing over ({job.state}): {job.error}"
+        if b.status.error != error:
+            b.event("Warning", ErrorReason.JOB_RESTARTING.value, f"Job {job.state}: {headline(job.error)}")
+        b.status = with_error(b.status, ErrorReason.JOB_RESTARTING, error)
 
 
 def _min_running_ms(config: dict[str, str]) -> int:
@@ -259,8 +324,9 @@ def _mark_stable_if(b: Builder, ready: bool, ctx: Context, why: str, config: dic
         if recon.last_stable_spec != recon.last_reconciled_spec:
             b.status = set_recon(b.status, last_stable_spec=recon.last_reconciled_spec)
             b.event("Normal", "Stable", f"Deployment is stable: {why}")
-        # A healthy job clears a past failure, but not the report that the *new* spec is invalid.
-        if b.status.error_reason != ErrorReason.VALIDATION_ERROR:
+        # A healthy job clears a past failure, but not the report that the *new* spec is invalid, nor a fault
+        # still seen in the cluster's pods (a TaskManager that cannot be scheduled next to a running job).
+        if b.status.error_reason != ErrorReason.VALIDATION_ERROR and b.status.error_reason not in FAULT_REASONS:
             b.status = b.status.model_copy(update=NO_ERROR)
         b.summary = why
         # Stable and quiet (this pass neither acts nor has news): look again after the reconcile interval. A

@@ -26,7 +26,7 @@ from flinkops.api.models import (
 from flinkops.core.conditions import with_conditions
 from flinkops.core.diff import SpecChange
 from flinkops.core.lifecycle import derive_lifecycle
-from flinkops.errors import ErrorReason
+from flinkops.errors import ClusterFault, ErrorReason
 
 __all__ = [
     "FAST",
@@ -136,6 +136,7 @@ class Observation:
     stored_savepoint: str | None = None  # a savepoint of the job in storage, newer than the pending trigger
     prepared_generation: int | None = None  # a cluster pre-started next to the running one, for this generation
     prepared_ready: bool = False  # its JobManager answers and every TaskManager registered
+    fault: ClusterFault | None = None  # what the runtime sees wrong with the cluster's pods (``steady``)
 
 
 @dataclass(frozen=True)

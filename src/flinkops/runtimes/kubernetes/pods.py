@@ -265,6 +265,9 @@ def flink_pod(
 
     container["image"] = ctx.image
     container["imagePullPolicy"] = ctx.pull_policy
+    # The last lines of the log of a container that failed become its termination message: the operator reports
+    # why a JobManager crashed (``faults.py``) without reading logs.
+    container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
     container["command"] = [config.get("kubernetes.entry.path", "").strip() or _DEFAULT_ENTRYPOINT]
     container["args"] = _args(ctx, component, application)
     container["resources"] = container_resources(config, component, container.get("resources"))

@@ -37,6 +37,11 @@ the cluster (a workstation, or the dev node's host) cannot resolve that name; wi
 it uses the Service's ClusterIP instead, read from the API (the address kube-proxy answers on every node, the
 host's too). The ClusterIP is taken from the Service the runtime applies and kept until the cluster is deleted.
 
+**Faults Flink cannot report.** While a pod of the cluster is not ready, ``observe`` lists the cluster's pods and
+reads what keeps them from running Flink (``faults.py``: an image not on the node, a pod no node can take, a
+container that keeps exiting, one that cannot be created) into ``ClusterObservation.fault``; the controller records
+it and touches nothing. The pod watch wakes the controller when such a reason appears on a JobManager pod.
+
 Kubernetes replaces dead pods itself, so ``replace_missing_processes`` has nothing to do, and logs are read with
 ``kubectl logs`` (``log_files`` is empty).
 
@@ -54,11 +59,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from flinkops.errors import NotFound, RuntimeFailure, TemporaryError
+from flinkops.errors import ClusterFault, NotFound, RuntimeFailure, TemporaryError
 from flinkops.kube.client import KubeClient, KubeForbidden, object_path, parse_time
 from flinkops.kube.informer import Informer
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 from flinkops.runtimes.kubernetes import render
+from flinkops.runtimes.kubernetes.faults import cluster_fault, pod_signature
 from flinkops.runtimes.kubernetes.pods import START_GATE
 
 __all__ = [
@@ -246,6 +252,7 @@ class KubernetesRuntime:
             _gated(pod.get("spec")),
             (main or {}).get("restartCount"),
             (main or {}).get("ready"),
+            pod_signature(pod),
         )
         pod_key = (key.namespace, str(meta.get("name")))
         with self._lock:
@@ -370,7 +377,7 @@ class KubernetesRuntime:
         tm = self._deployment(key.namespace, render.taskmanager_name(key.name))
         annotations = (jm.get("metadata") or {}).get("annotations") or {}
         jm_ready, jm_expected = _ready(jm)
-        _, tm_expected = _ready(tm)
+        tm_ready, tm_expected = _ready(tm)
         generation = render.generation_of(jm)
         # Kubernetes restarts and replaces the pods of a Deployment itself: its pods count as alive (a pod that
         # is only starting, or pulling its image, must not look like a dead JobManager to be redeployed). Whether
@@ -388,7 +395,23 @@ class KubernetesRuntime:
             rest_url=self.rest_url(key) if jm_ready > 0 and not lost else None,
             job_id=annotations.get(render.JOB_ID_ANNOTATION) or None,
             started_at=parse_time((jm.get("metadata") or {}).get("creationTimestamp")),
+            fault=self._fault(key, jm) if lost or jm_ready < jm_expected or tm_ready < tm_expected else None,
         )
+
+    def _fault(self, key: ClusterKey, jm: Obj) -> ClusterFault | None:
+        """What is wrong with the cluster's pods (``faults.py``), read while one of them is not ready; None when
+        nothing is, or the pods cannot be listed this time (the next pass reads them again)."""
+        selector = f"{render.CLUSTER_LABEL}={key.name},component in (jobmanager,taskmanager)"
+        try:
+            pods = self.client.list(object_path("v1", "pods", key.namespace), label_selector=selector)
+        except (TemporaryError, KubeForbidden) as exc:
+            log.debug("%s: could not list the cluster's pods: %s", key, exc)
+            return None
+        start_once = _gated(((jm.get("spec") or {}).get("template") or {}).get("spec"))
+        fault = cluster_fault(pods.get("items") or [], start_once=start_once)
+        if fault is not None:
+            log.debug("%s: %s", key, fault.message)  # the controller records it (status, event) once
+        return fault
 
     def prepare(self, request: ClusterRequest) -> str | None:
         """Pre-started upgrades are a local runtime feature for now: the upgrade runs in the usual order."""
