@@ -43,7 +43,7 @@ import pytest
 from flinkops.runtimes.kubernetes.haleader import LEADER_ANNOTATION, leader_config_map_name, leader_hosts, parse_record
 from flinkops.runtimes.kubernetes.render import MAIN_CONTAINER
 from flinkops.runtimes.kubernetes.runtime import ha_selector, is_ha_config_map_name
-from support.flinknode import verifier_deployment
+from support.flinknode import FlinkRest, verifier_deployment
 from support.nodestack import (
     BUCKET,
     JOBS_NS,
@@ -250,9 +250,9 @@ def _main_running(pod: dict[str, Any]) -> bool:
     return bool(statuses) and "running" in (statuses[0].get("state") or {}) and bool(statuses[0].get("ready"))
 
 
-def _leader_and_standby(stack: Stack, name: str) -> tuple[dict[str, Any], str] | None:
-    """The JobManager pod whose IP the leader ConfigMap's published addresses name (the lock held), and the lock
-    identity of the other one once its JobManager contends for the lock (its log says so)."""
+def _leader_and_standby(stack: Stack, name: str) -> tuple[dict[str, Any], dict[str, Any], str] | None:
+    """The JobManager pod whose IP the leader ConfigMap's published addresses name (the lock held), the other one
+    and its lock identity, once its JobManager contends for the lock (its log says so)."""
     config_map = _leader_config_map(stack, name)
     record = parse_record(config_map)
     hosts = leader_hosts(config_map)
@@ -265,20 +265,21 @@ def _leader_and_standby(stack: Stack, name: str) -> tuple[dict[str, Any], str] |
     (standby,) = [p for p in pods if p is not leaders[0]]
     log = stack.admin.get(f"/api/v1/namespaces/{JOBS_NS}/pods/{standby['metadata']['name']}/log")
     contending = _CONTENDING.findall(log.text)
-    return (leaders[0], contending[-1]) if contending else None
+    return (leaders[0], standby, contending[-1]) if contending else None
 
 
 def _leader_killed(stack: Stack, name: str, label: str) -> float:
     """SIGKILL the leading JobManager's JVM; the seconds until the same job RUNS again under the other
     JobManager (recorded as ``label``), then records verified (none lost or duplicated)."""
     job_id = stack.status(name)["jobStatus"]["jobId"]
-    leader, standby = wait_for(
+    leader, standby, identity = wait_for(
         f"{name}'s leader and a contending standby", lambda: _leader_and_standby(stack, name), 180, 0.5
     )
     moment = time.time()
     killed = _kill_jvm(leader)
     assert killed, f"no Java process found for pod {leader['metadata']['name']}"
-    rest = stack.rest(name)
+    # Asked at the standby itself: the REST Service would also route to the killed pod's restarted JobManager.
+    rest = FlinkRest(standby["status"]["podIP"])
     try:
 
         def restored() -> bool:
@@ -293,7 +294,7 @@ def _leader_killed(stack: Stack, name: str, label: str) -> float:
     record = json.loads(_leader_config_map(stack, name)["metadata"]["annotations"][LEADER_ANNOTATION])
     taken = datetime.fromisoformat(record["acquireTime"].replace("Z", "+00:00")).timestamp() - moment
     say(f"{label}: the standby took the lock {taken:.1f}s after the kill")
-    assert record["holderIdentity"] == standby, record  # the contending standby, not a restarted old leader
+    assert record["holderIdentity"] == identity, record  # the contending standby, not a restarted old leader
     assert stack.status(name)["jobStatus"]["jobId"] == job_id
     count = len(read_committed(stack.output(name)))
     records_verified(stack, name, "records after the takeover", after=count)
