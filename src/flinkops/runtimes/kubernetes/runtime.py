@@ -22,6 +22,11 @@ upgrade would run the old job, recovered by Flink, next to the new one, and a de
 name would resurrect its predecessor's jobs. A JobManager pod that dies *inside* a running cluster is not a delete:
 Kubernetes restarts it and Flink recovers its job from the metadata, as it should.
 
+**HA failover without waiting for the lease.** When the pod watch sees a JobManager's container end (terminated,
+restarted, or the pod gone), the runtime asks ``haleader.Releaser`` whether the dead process held Flink's leader
+lock; if it provably did, the lock is released under a resourceVersion precondition, and the standby leads at its
+next try instead of after the 15 s lease (the rules are in ``haleader``).
+
 **A JobManager without HA runs its job once** (``pods.START_GATE``). The JobManager pods of an application
 cluster without HA are created behind a scheduling gate; the runtime lifts it for the first pod of the
 Deployment's generation only, after recording that pod's uid on the Deployment (annotation
@@ -65,6 +70,7 @@ from flinkops.kube.informer import Informer
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 from flinkops.runtimes.kubernetes import render
 from flinkops.runtimes.kubernetes.faults import cluster_fault, pod_signature
+from flinkops.runtimes.kubernetes.haleader import Releaser
 from flinkops.runtimes.kubernetes.pods import START_GATE
 
 __all__ = [
@@ -185,6 +191,7 @@ class KubernetesRuntime:
         self._lock = threading.Lock()
         self._changed: set[ClusterKey] = set()
         self._ready_seen: dict[ClusterKey, tuple[int, int]] = {}
+        self.leader_locks = Releaser(client)
 
     # ------------------------------------------------------------------ cache
 
@@ -246,6 +253,7 @@ class KubernetesRuntime:
             return
         key = ClusterKey(str(meta.get("namespace") or ""), str(name))
         main = _main_container_status(pod)
+        state = sorted(((main or {}).get("state") or {}).keys())
         seen = (
             type_ == "DELETED",
             meta.get("deletionTimestamp") is not None,
@@ -253,6 +261,7 @@ class KubernetesRuntime:
             (main or {}).get("restartCount"),
             (main or {}).get("ready"),
             pod_signature(pod),
+            state,
         )
         pod_key = (key.namespace, str(meta.get("name")))
         with self._lock:
@@ -268,6 +277,10 @@ class KubernetesRuntime:
                 self._lift_start_gate(key, self._jobmanager_pods(key))
             except (NotFound, TemporaryError, RuntimeFailure) as exc:
                 log.warning("%s: could not start the JobManager pod yet: %s", key, exc)
+        if type_ == "DELETED":
+            self.leader_locks.forget_pod(key.namespace, key.name, pod)
+        if type_ == "DELETED" or state != ["running"] or (main or {}).get("lastState"):
+            self.leader_locks.check(key.namespace, key.name, self._jobmanager_pods(key))
         if self.wakeup is not None:
             self.wakeup.set()
 
@@ -433,6 +446,7 @@ class KubernetesRuntime:
         with self._lock:
             self._cluster_ips.pop(key, None)
         self._wait_gone(key, selector)
+        self.leader_locks.forget_cluster(key.namespace, key.name)
         self._remove_ha_metadata(key)
 
     # ------------------------------------------------------------------ REST address
