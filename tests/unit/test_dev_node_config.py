@@ -80,6 +80,15 @@ def test_the_fence_passes_bridge_traffic_and_drops_everything_else_in_and_out() 
     assert ["-i", "br-test", "-j", "DROP"] in rules[1:] and ["-o", "br-test", "-j", "DROP"] in rules[1:]
 
 
+def test_the_hosts_own_packets_to_an_untranslated_service_address_are_refused_not_routed_off_the_machine() -> None:
+    rules = cfg.output_fence_rules("10.0.0.0/16")
+    assert rules == [
+        ["-d", "10.0.0.0/16", "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+        ["-d", "10.0.0.0/16", "-j", "REJECT", "--reject-with", "icmp-port-unreachable"],
+    ]
+    assert cfg.OUTPUT_FENCE_CHAIN.startswith("FLINKOPS-NODE-")  # so remove_chains takes it away at down
+
+
 def test_the_kubelet_listens_on_the_bridge_and_hands_pods_coredns_only(layout: cfg.NodeLayout) -> None:
     config = yaml.safe_load(cfg.kubelet_config(layout))
     assert config["address"] == cfg.BRIDGE_IP and config["readOnlyPort"] == 0

@@ -7,7 +7,9 @@ The settings that keep the node on this machine are made here and nowhere else:
 * the pod network is one bridge with one subnet, no masquerading (``ipMasq: false``), and a fence in the
   ``mangle`` table's FORWARD chain (:func:`fence_rules`) that lets traffic pass between the bridge's ports and
   drops everything else that enters or leaves the bridge (kube-proxy inserts rules at the top of the ``filter``
-  table's FORWARD chain, so a fence there would not hold);
+  table's FORWARD chain, so a fence there would not hold); the host's own connections to a Service address
+  that kube-proxy has not translated yet are refused (:func:`output_fence_rules`) instead of following the
+  default route off the machine;
 * every server binds the bridge IP or 127.0.0.1; the node is named after the bridge IP, so nothing resolves
   its name through the machine's resolver;
 * pods resolve names through CoreDNS on the bridge IP only (``clusterDNS`` and the kubelet's ``resolvConf``),
@@ -35,6 +37,7 @@ __all__ = [
     "NETWORK_NAME",
     "NODE_NAME",
     "NO_REGISTRY_PROXY",
+    "OUTPUT_FENCE_CHAIN",
     "POD_CIDR",
     "NodeLayout",
     "cni_config",
@@ -43,6 +46,7 @@ __all__ = [
     "fence_rules",
     "kube_proxy_config",
     "kubelet_config",
+    "output_fence_rules",
     "resolv_conf",
 ]
 
@@ -54,6 +58,7 @@ NODE_NAME = BRIDGE_IP  # named after its IP: a name would be resolved through th
 NETWORK_NAME = "flinkops-node"
 CLUSTER_DOMAIN = "cluster.local"
 FENCE_CHAIN = "FLINKOPS-NODE-FENCE"
+OUTPUT_FENCE_CHAIN = "FLINKOPS-NODE-OUTPUT"  # in filter, jumped to from OUTPUT (IPv4: Services have v4 addresses)
 # Port 9 ("discard") on loopback: nothing listens there, so a registry request is refused locally at once.
 NO_REGISTRY_PROXY = "http://127.0.0.1:9"
 
@@ -341,4 +346,17 @@ def fence_rules(bridge: str = BRIDGE) -> list[list[str]]:
         ["-i", bridge, "-o", bridge, "-j", "RETURN"],
         ["-i", bridge, "-j", "DROP"],
         ["-o", bridge, "-j", "DROP"],
+    ]
+
+
+def output_fence_rules(service_cidr: str) -> list[list[str]]:
+    """The host-output fence's rules (``iptables -t filter -A OUTPUT_FENCE_CHAIN`` arguments): the host's own
+    packets still addressed to a Service address are refused at once. kube-proxy translates a ClusterIP in
+    ``nat OUTPUT``, which runs before ``filter OUTPUT``, so a translated packet carries a pod address and passes;
+    an untranslated one (a Service kube-proxy has not written rules for yet, a moment after it is created) would
+    otherwise follow the default route off the machine, and a client there could get an answer from whatever
+    picks it up (an HTTP client kept that connection alive and read 404s from it)."""
+    return [
+        ["-d", service_cidr, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+        ["-d", service_cidr, "-j", "REJECT", "--reject-with", "icmp-port-unreachable"],
     ]

@@ -6,10 +6,10 @@ What ``up`` changes and ``down`` restores (see :func:`restore`):
   ``vm.panic_on_oom``, ``kernel.panic``, ``kernel.panic_on_oops`` and the root key quotas. Their values are saved
   in ``host.json`` before anything changes (once: a retried ``up`` after a crash keeps the first record) and
   written back;
-* iptables: the fence chain (:data:`~flinkops.dev.node.config.FENCE_CHAIN` in ``mangle``), kube-proxy's
-  ``KUBE-*`` chains, the kubelet's ``KUBE-FIREWALL``/``KUBE-KUBELET-CANARY``/``KUBE-IPTABLES-HINT`` and any
-  ``CNI-*`` chain, in both address families: every such chain that did not exist before ``up`` is unhooked,
-  flushed and deleted;
+* iptables: the fence chains (:data:`~flinkops.dev.node.config.FENCE_CHAIN` in ``mangle``,
+  :data:`~flinkops.dev.node.config.OUTPUT_FENCE_CHAIN` in ``filter``), kube-proxy's ``KUBE-*`` chains, the
+  kubelet's ``KUBE-FIREWALL``/``KUBE-KUBELET-CANARY``/``KUBE-IPTABLES-HINT`` and any ``CNI-*`` chain, in both
+  address families: every such chain that did not exist before ``up`` is unhooked, flushed and deleted;
 * the bridge, the ``kubepods`` cgroups in every hierarchy, mounts under the node's directories (volumes,
   network namespaces, container root filesystems), the CNI result cache in ``/var/lib/cni``.
 
@@ -31,7 +31,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from flinkops.artifacts.cache import write_atomic
-from flinkops.dev.node.config import BRIDGE, BRIDGE_IP, FENCE_CHAIN, NETWORK_NAME, POD_PREFIX, fence_rules
+from flinkops.dev.kubernetes import SERVICE_CLUSTER_IP_RANGE
+from flinkops.dev.node.config import (
+    BRIDGE,
+    BRIDGE_IP,
+    FENCE_CHAIN,
+    NETWORK_NAME,
+    OUTPUT_FENCE_CHAIN,
+    POD_PREFIX,
+    fence_rules,
+    output_fence_rules,
+)
 from flinkops.errors import RuntimeFailure
 
 __all__ = [
@@ -166,7 +176,8 @@ def ensure_service_route(cidr: str) -> None:
 
 def ensure_fence() -> None:
     """The fence chain in ``mangle`` (both address families where the tool exists), jumped to first from
-    FORWARD. Rewritten as a whole, so a stale chain is corrected."""
+    FORWARD, and the host-output fence in ``filter`` (IPv4), jumped to first from OUTPUT. Rewritten as a whole,
+    so a stale chain is corrected; ``remove_chains`` takes both away (their names carry the node's prefix)."""
     for family, _ in _FAMILIES:
         if not _have(family):
             continue
@@ -178,6 +189,14 @@ def ensure_fence() -> None:
             _run([*base, "-A", FENCE_CHAIN, *rule])
         if _run([*base, "-C", "FORWARD", "-j", FENCE_CHAIN], check=False).returncode != 0:
             _run([*base, "-I", "FORWARD", "1", "-j", FENCE_CHAIN])
+    base = ["iptables", "-w", "-t", "filter"]
+    if _run([*base, "-n", "-L", OUTPUT_FENCE_CHAIN], check=False).returncode != 0:
+        _run([*base, "-N", OUTPUT_FENCE_CHAIN])
+    _run([*base, "-F", OUTPUT_FENCE_CHAIN])
+    for rule in output_fence_rules(SERVICE_CLUSTER_IP_RANGE):
+        _run([*base, "-A", OUTPUT_FENCE_CHAIN, *rule])
+    if _run([*base, "-C", "OUTPUT", "-j", OUTPUT_FENCE_CHAIN], check=False).returncode != 0:
+        _run([*base, "-I", "OUTPUT", "1", "-j", OUTPUT_FENCE_CHAIN])
 
 
 def ensure_forwarding() -> None:
