@@ -73,7 +73,8 @@ def _rank(item: pytest.Item) -> int:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Check the data-plane list, then queue the longest groups first (a stable sort keeps the rest in
-    collection order)."""
+    collection order). In the kube group the tests on the API server alone come first: the node starts after
+    them, so their pods (seeds with images the node lacks and CPU it has not) never land on it."""
     strays = sorted(
         {
             item.nodeid.split("::", 1)[0]
@@ -83,7 +84,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     )
     if strays:
         raise pytest.UsageError(f"add {', '.join(strays)} to _DATA_PLANE_MODULES in tests/conftest.py")
-    items.sort(key=_rank)
+    items.sort(key=lambda item: (_rank(item), _group(item.nodeid) == "kube" and "node" in item.fixturenames))
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

@@ -9,6 +9,7 @@ or openssl is an error, never a skip). Some modules here need no API server, onl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -28,8 +29,33 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
 def node(kube: KubeCluster) -> Iterator[NodeHandle]:
     """The real node on the session's control plane (one per machine: the tests/kubernetes group runs on one
     worker), stopped before the control plane; its teardown fails when the host is not restored."""
+    _without_leftovers(kube)
     with kube_node(kube) as handle:
         yield handle
+
+
+_SYSTEM_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
+
+
+def _without_leftovers(kube: KubeCluster) -> None:
+    """Delete the namespaces the tests on the API server alone left (they run before the node starts): their
+    Deployments would otherwise put pods on the node, asking for CPU and images the node tests need or lack."""
+    with kube.client() as admin:
+        names = [ns["metadata"]["name"] for ns in admin.get("/api/v1/namespaces").json()["items"]]
+        for name in names:
+            if name not in _SYSTEM_NAMESPACES:
+                admin.delete(f"/api/v1/namespaces/{name}")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            left = [
+                pod["metadata"]["name"]
+                for pod in admin.get("/api/v1/pods").json()["items"]
+                if pod["metadata"]["namespace"] not in _SYSTEM_NAMESPACES
+            ]
+            if not left:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"pods of the tests on the API server still there: {left[:5]}")
 
 
 @pytest.fixture(scope="session")
