@@ -85,7 +85,18 @@ def test_an_image_the_node_does_not_have(stack: Stack) -> None:
     status = _reported_as_a_user_sees_it(
         stack, "fault-image", "ImageUnavailable", "image flink:0.0-not-built is not on the node (ErrImageNeverPull"
     )
-    assert status["lifecycleState"] == "FAILED" and status["jobManagerDeploymentStatus"] == "ERROR"
+    # The error, its event and Degraded come on the pass that sees the pod; the JobManager's ERROR (and with it
+    # the FAILED lifecycle) may land on the status write after it.
+    status = wait_for(
+        "fault-image FAILED with its JobManager in ERROR",
+        lambda: (
+            (s := stack.status("fault-image")).get("lifecycleState") == "FAILED"
+            and s.get("jobManagerDeploymentStatus") == "ERROR"
+            and s
+        ),
+        30,
+        0.2,
+    )
     _nothing_redeployed(stack, "fault-image", status)
     deleted(stack, "fault-image", "image missing")
 
