@@ -13,9 +13,6 @@ printed with ``-s``, never asserted; waits are for conditions, never fixed sleep
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ import yaml
 from flinkops.runtimes.kubernetes.names import GENERATION_ANNOTATION
 from support.flinknode import verifier_deployment
 from support.kube import KubeCluster
+from support.kubeconfigs import run_cli
 from support.nodestack import BUCKET, JOBS_NS, Stack, deleted, measured, say, wait_for
 
 pytestmark = pytest.mark.integration
@@ -112,19 +110,6 @@ def test_pods_that_ask_for_more_cpu_than_the_node_has(stack: Stack) -> None:
     deleted(stack, "fault-cpu", "unschedulable")
 
 
-def _cli(kube: KubeCluster, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
-    env["FLINKOPS_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "flinkops", "--kubeconfig", str(kube.kubeconfig), "--context", "flinkops-dev", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        check=False,
-    )
-
-
 def test_a_jobmanager_whose_jvm_will_not_start_is_reported_not_redeployed(
     stack: Stack, kube: KubeCluster, tmp_path: Path
 ) -> None:
@@ -137,7 +122,18 @@ def test_a_jobmanager_whose_jvm_will_not_start_is_reported_not_redeployed(
     manifest = tmp_path / "fault-crash.yaml"
     manifest.write_text(yaml.safe_dump(copy.deepcopy(doc)))
     stack.applied_at["fault-crash"] = time.time()
-    done = _cli(kube, tmp_path / "home", "apply", "-f", str(manifest), "--wait", "--timeout", "150")
+    done = run_cli(
+        kube.kubeconfig,
+        tmp_path / "home",
+        "apply",
+        "-f",
+        str(manifest),
+        "--wait",
+        "--timeout",
+        "150",
+        context="flinkops-dev",
+        timeout=180,
+    )
     said = done.stdout + done.stderr
     assert done.returncode == 1, said
     assert "Traceback" not in said and "flinkops-no-such-agent.jar" in said.replace("\n", ""), said

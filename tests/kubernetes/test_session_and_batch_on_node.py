@@ -66,12 +66,7 @@ def apply_session_job(stack: Stack, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def session_job(stack: Stack, name: str) -> dict[str, Any] | None:
-    response = stack.admin.get(f"{SJ}/{name}")
-    if response.status_code == 404:
-        return None
-    response.raise_for_status()
-    found: dict[str, Any] = response.json()
-    return found
+    return stack.get(f"{SJ}/{name}")
 
 
 def session_job_stable(stack: Stack, name: str) -> dict[str, Any] | None:

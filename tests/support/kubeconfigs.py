@@ -71,7 +71,9 @@ def exec_user(
     return {"exec": spec}
 
 
-def run_cli(kubeconfig: Path, home: Path, *argv: str, context: str = "test") -> subprocess.CompletedProcess[str]:
+def run_cli(
+    kubeconfig: Path, home: Path, *argv: str, context: str = "test", timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
     """``flinkops --kubeconfig FILE --context CONTEXT ARGV`` as a user runs it, in a process of its own
     (``KUBECONFIG`` unset, ``FLINKOPS_HOME`` = ``home``)."""
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
@@ -80,7 +82,7 @@ def run_cli(kubeconfig: Path, home: Path, *argv: str, context: str = "test") -> 
         [sys.executable, "-m", "flinkops", "--kubeconfig", str(kubeconfig), "--context", context, *argv],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         env=env,
         check=False,
     )

@@ -91,13 +91,17 @@ class Stack:
         self.applied_at[body["metadata"]["name"]] = time.time()
         return server_side_apply(self.admin, f"{FD}/{body['metadata']['name']}", body)
 
-    def fd(self, name: str) -> dict[str, Any] | None:
-        response = self.admin.get(f"{FD}/{name}")
+    def get(self, path: str) -> dict[str, Any] | None:
+        """The object at ``path``; None when it does not exist (404)."""
+        response = self.admin.get(path)
         if response.status_code == 404:
             return None
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
+
+    def fd(self, name: str) -> dict[str, Any] | None:
+        return self.get(f"{FD}/{name}")
 
     def status(self, name: str) -> dict[str, Any]:
         return ((self.fd(name) or {}).get("status")) or {}
