@@ -56,6 +56,23 @@ RUN /opt/flink/bin/config-parser-utils.sh /opt/flink/conf /opt/flink/bin /opt/fl
       -repKV jobmanager.bind-host,localhost,0.0.0.0 -repKV taskmanager.bind-host,localhost,0.0.0.0 \
       -rmKV taskmanager.host=localhost
 COPY --chmod=0755 src/flinkops/dev/node/docker-entrypoint.sh /docker-entrypoint.sh
+# Class-data sharing: a JobManager and a TaskManager started once, on 127.0.0.1, each recording the classes it
+# loads until the TaskManager has registered (-XX:ArchiveClassesAtExit, written when SIGTERM stops them). The
+# entrypoint hands /opt/flink/cds/<component>.jsa to the JVM, which then starts faster; FLINK_CDS=off turns it off.
+RUN mkdir -p /opt/flink/cds && chown 9999:9999 /opt/flink/cds && cd /opt/flink \
+ && setpriv --reuid=9999 --regid=9999 --init-groups env HOME=/opt/flink bash -c ' \
+      common="-D jobmanager.rpc.address=127.0.0.1 -D cluster.registration.error-delay=500ms"; \
+      FLINK_ENV_JAVA_OPTS_JM=-XX:ArchiveClassesAtExit=/opt/flink/cds/jobmanager.jsa bin/jobmanager.sh \
+        start-foreground $common -D jobmanager.bind-host=127.0.0.1 -D rest.bind-address=127.0.0.1 \
+        -D jobmanager.memory.process.size=1g > /tmp/jobmanager.out 2>&1 & jm=$!; \
+      FLINK_ENV_JAVA_OPTS_TM=-XX:ArchiveClassesAtExit=/opt/flink/cds/taskmanager.jsa bin/taskmanager.sh \
+        start-foreground $common -D taskmanager.bind-host=127.0.0.1 -D taskmanager.host=127.0.0.1 \
+        -D taskmanager.memory.process.size=1g > /tmp/taskmanager.out 2>&1 & tm=$!; \
+      for i in $(seq 1 960); do grep -q "Successful registration at resource manager" /tmp/taskmanager.out && break; \
+        sleep 0.5; done; \
+      sleep 2; kill -TERM $tm $jm; wait $tm $jm; true' \
+ && test -s /opt/flink/cds/jobmanager.jsa && test -s /opt/flink/cds/taskmanager.jsa \
+ && rm -f /tmp/jobmanager.out /tmp/taskmanager.out /opt/flink/log/*
 WORKDIR /opt/flink
 EXPOSE 6123 8081
 ENTRYPOINT ["/docker-entrypoint.sh"]

@@ -6,8 +6,11 @@ tests/kubernetes/test_node_live.py."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from flinkops.dev.node import image
@@ -67,3 +70,60 @@ def test_the_entrypoint_is_valid_bash_with_the_official_commands() -> None:
 
 def test_the_builder_and_the_dockerfile_share_one_entrypoint_file() -> None:
     assert Path(image.__file__).with_name("docker-entrypoint.sh") == ENTRYPOINT
+
+
+def test_both_recipes_record_class_data_sharing_archives_the_entrypoint_uses() -> None:
+    """The Dockerfile records the same archives, at the same place, as the builder's CDS layer; the entrypoint
+    gives the started component's archive to the JVM unless FLINK_CDS=off."""
+    from flinkops.dev.node import image_cds
+
+    runs = " ".join(i.args for i in parse(DOCKERFILE.read_text()) if i.keyword == "RUN")
+    for component in image_cds.COMPONENTS:
+        assert f"-XX:ArchiveClassesAtExit=/{image_cds.CDS_DIR}/{component}.jsa bin/{component}.sh" in runs
+        assert f"test -s /{image_cds.CDS_DIR}/{component}.jsa" in runs
+    text = ENTRYPOINT.read_text()
+    assert 'FLINK_CDS:-on}" = "off" ] && return 0' in text
+    assert "use_cds jobmanager" in text and "use_cds taskmanager" in text
+    assert "-XX:SharedArchiveFile=$archive -Xshare:auto" in text
+
+
+def test_the_entrypoint_gives_each_component_its_own_archive() -> None:
+    """Run the entrypoint's dispatch with stand-in Flink scripts: the JobManager commands (session, application,
+    native) get the JobManager's archive, the TaskManager ones the TaskManager's; FLINK_CDS=off gives none. As
+    root the entrypoint would switch to the flink user, so the test runs it as that user itself."""
+    home = Path(tempfile.mkdtemp(prefix="flinkops-entrypoint-")) / "flink"
+    home.parent.chmod(0o755)
+    (home / "bin").mkdir(parents=True)
+    (home / "cds").mkdir()
+    (home / "conf").mkdir()
+    for name in ("jobmanager", "taskmanager"):
+        (home / "cds" / f"{name}.jsa").write_bytes(b"x")
+    for script in ("jobmanager.sh", "standalone-job.sh", "taskmanager.sh", "kubernetes-jobmanager.sh"):
+        (home / "bin" / script).write_text('#!/bin/sh\necho "JTO=$JAVA_TOOL_OPTIONS"\n')
+        (home / "bin" / script).chmod(0o755)
+    (home / "conf" / "config.yaml").write_text("")
+    (home / "conf").chmod(0o555)  # read-only: the entrypoint leaves the configuration alone
+
+    def options(*args: str, **env: str) -> str:
+        as_user = ["setpriv", "--reuid=9999", "--regid=9999", "--clear-groups"] if os.getuid() == 0 else []
+        done = subprocess.run(
+            [*as_user, "bash", str(ENTRYPOINT), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PATH": f"{home / 'bin'}:/usr/bin:/bin", "FLINK_HOME": str(home), "DISABLE_JEMALLOC": "true", **env},
+        )
+        return [line for line in done.stdout.splitlines() if line.startswith("JTO=")][-1]
+
+    try:
+        for args in (
+            ("jobmanager",),
+            ("standalone-job", "--job-id", "x"),
+            ("bash", "-c", "kubernetes-jobmanager.sh s"),
+        ):
+            assert f"-XX:SharedArchiveFile={home}/cds/jobmanager.jsa -Xshare:auto" in options(*args)
+        assert f"-XX:SharedArchiveFile={home}/cds/taskmanager.jsa" in options("taskmanager")
+        assert options("jobmanager", FLINK_CDS="off") == "JTO="
+    finally:
+        (home / "conf").chmod(0o755)
+        shutil.rmtree(home.parent)

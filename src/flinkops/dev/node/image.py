@@ -1,6 +1,6 @@
 """The images the dev node runs, built on this machine with no registry and no container daemon, and cached.
 
-**The Flink image** (``deploy/docker/flink.Dockerfile`` is the same recipe for Docker users) has two layers:
+**The Flink image** (``deploy/docker/flink.Dockerfile`` is the same recipe for Docker users) has three layers:
 
 1. *base*: a Debian bookworm ``minbase`` root filesystem made by ``debootstrap`` with the JRE and the tools
    the entrypoint and Flink's scripts use (:data:`BASE_PACKAGES`), and the user ``flink`` (uid/gid 9999, as in
@@ -12,7 +12,11 @@
    to ``conf/config.yaml``, the S3 filesystem plugins in ``/opt/flink/opt`` (so ``ENABLE_BUILT_IN_PLUGINS``
    works), the given job jars in ``/opt/flink/usrlib``, and ``/docker-entrypoint.sh``.
 
-The OCI archive (``cache_dir()/images/flink-<version>-<key>.oci.tar``, key over both layers and the names) is
+3. *cds*: class-data sharing archives of a JobManager's and a TaskManager's classes at ``/opt/flink/cds``,
+   recorded by running both in the image's root (:mod:`flinkops.dev.node.image_cds`); the entrypoint hands them
+   to the JVM. Cached as ``cache_dir()/images/cds-<key>.tar`` (key: the base layer, Flink's jars).
+
+The OCI archive (``cache_dir()/images/flink-<version>-<key>.oci.tar``, key over the layers and the names) is
 named ``docker.io/library/flink:<major.minor>``, ``:<version>`` and ``:<version>-java17`` (the names specs and
 examples use; the kubelet expands ``flink:2.2`` to the first). **The pause image** (``localhost/flinkops/
 pause:<key>``) holds the pause program only.
@@ -45,6 +49,7 @@ import yaml
 from flinkops.api.plugins import S3_HADOOP, S3_PRESTO
 from flinkops.artifacts import Progress, cache_dir, file_lock
 from flinkops.artifacts.cache import run_tool, say, scratch, write_atomic
+from flinkops.dev.node import image_cds
 from flinkops.dev.node.binaries import pause_binary
 from flinkops.dev.node.oci import Layer, LayerWriter, go_arch, image_config, write_archive
 from flinkops.errors import RuntimeFailure
@@ -360,8 +365,14 @@ def flink_image(usrlib: Mapping[str, Path] = {}, progress: Progress | None = Non
     names = flink_image_names(version)
     arch = go_arch()
     java_home = f"/usr/lib/jvm/java-17-openjdk-{arch}"
+    # The archives depend on the JRE and Flink's own jars, not on the jobs' jars in usrlib (not on the classpath).
+    lib = sorted((p.name, p.stat().st_size) for p in (Path(distribution.home) / "lib").iterdir())
+    cds_path = images_dir() / f"cds-{cache_key(base.digest, version, lib, _RECIPE, image_cds.RECIPE)}.tar"
+    cds = layer_once(
+        cds_path, lambda: image_cds.build_cds_layer(cds_path, [base, flink], java_home, FLINK_UID, progress)
+    )
     config = image_config(
-        [base, flink],
+        [base, flink, cds],
         entrypoint=["/docker-entrypoint.sh"],
         cmd=["help"],
         env={
@@ -375,10 +386,12 @@ def flink_image(usrlib: Mapping[str, Path] = {}, progress: Progress | None = Non
         labels={"org.opencontainers.image.title": f"Flink {version} (flinkops dev image)"},
         architecture=arch,
     )
-    archive = images_dir() / f"flink-{version}-{cache_key(base.digest, flink.digest, names, config)}.oci.tar"
-    built = pack_archive(archive, [base, flink], config, names, progress, f"the Flink {version} image")
+    key = cache_key(base.digest, flink.digest, cds.digest, names, config)
+    archive = images_dir() / f"flink-{version}-{key}.oci.tar"
+    built = pack_archive(archive, [base, flink, cds], config, names, progress, f"the Flink {version} image")
     prune_builds("flink-*.oci.tar", keep={archive})
     prune_builds("flink-*[0-9a-f].tar", keep={flink.path})
+    prune_builds("cds-*.tar", keep={cds.path})
     return built
 
 
