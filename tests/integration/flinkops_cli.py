@@ -25,6 +25,7 @@ from flinkops.errors import FlinkopsError
 from flinkops.ports import ResourceKey
 from flinkops.settings import store_path
 from flinkops.stores.sqlite import SqliteStore
+from support.jvm import with_test_jvm_args
 
 # `flinkops get NAME` looks a name up in both kinds; it fails when neither or both have it.
 KINDS = ("FlinkDeployment", "FlinkSessionJob")
@@ -45,7 +46,8 @@ class Flinkops:
         self._store: SqliteStore | None = None  # opened on the first get (opening writes the schema)
 
     def env(self) -> dict[str, str]:
-        return dict(os.environ, FLINKOPS_HOME=str(self.home), **self.extra_env)
+        # Flink processes the controller starts get the tests' JVM flags (support/jvm.py).
+        return with_test_jvm_args(dict(os.environ, FLINKOPS_HOME=str(self.home), **self.extra_env))
 
     def run(self, *args: str, timeout: float = 300, input_text: str | None = None) -> Result:
         proc = subprocess.run(

@@ -4,6 +4,12 @@ Each scenario runs the verifier (an ordered, checkpointed sequence keyed by 64 k
 an exactly-once file sink) through flinkops, does something that used to lose state (an upgrade, a broken
 version, a SIGKILL, a controller crash mid-upgrade, a point-in-time restore), lets the bounded job finish and
 checks the committed output: every record exactly once, every count continuing where the state left it.
+
+A Flink start costs 10-20 s here, so scenarios that can follow each other on one running job are chained in one
+test (the savepoint upgrade v1 -> v2 and the broken v3 rolled back to v2; the JobManager SIGKILL, the TaskManager
+SIGKILL and the last-state upgrade; the savepoint on demand, the manual rollback and the point-in-time restore).
+Each step of a chained test is a ``Steps`` block (tests/support/steps.py): it prints when it starts (``pytest -s``)
+and a failure inside it names it. Each test stays under ~150 s, as tests/conftest.py runs each as its own group.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import httpx
 import pytest
 
 from integration.flinkops_cli import Flinkops, application, running
-from support.verifier import ENTRY_CLASS, check, job_args, read_committed, replayed, wait_for_records
+from support.steps import Steps
+from support.verifier import ENTRY_CLASS, check, job_args, read_committed, replayed, trace_counts, wait_for_records
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +42,9 @@ BASE = {
     "kubernetes.operator.reconcile.interval": "1 s",
     "web.refresh-interval": "500 ms",
 }
-#: Upgrades in the usual order (stop, then start the new cluster). The savepoint upgrade test proves pre-started
-#: upgrades on real Flink; the other upgrade tests keep their short bounded jobs, which a pre-started cluster's
-#: start could outlast (its every path is proven on fakes in tests/behaviour/test_prestart.py).
+#: Upgrades in the usual order (stop, then start the new cluster). The savepoint upgrade v1 -> v2 proves pre-started
+#: upgrades on real Flink; the other upgrades keep their short bounded jobs, which a pre-started cluster's start
+#: could outlast (its every path is proven on fakes in tests/behaviour/test_prestart.py).
 OLD_ORDER = {"flinkops.upgrade.prestart": "false"}
 
 
@@ -78,140 +85,167 @@ def teardown(flinkops: Flinkops, name: str) -> None:
 # ------------------------------------------------------------------ upgrades
 
 
-def test_savepoint_upgrade_v1_to_v2_loses_and_duplicates_nothing(
+def test_savepoint_upgrade_v1_to_v2_then_a_broken_v3_rolls_back_to_v2(
     flinkops: Flinkops, testjobs: Path, tmp_path: Path
 ) -> None:
+    """Two scenarios on one job, one Flink start: (1) a savepoint upgrade v1 -> v2 on a pre-started cluster loses
+    and duplicates nothing; (2) then a broken v3 (its counters throw) is rolled back to the stable v2, which
+    carries on with its state. The bounded job finishes under v2 and every record is checked."""
+    steps = Steps("savepoint upgrade v1 -> v2, then broken v3 rolled back to v2")
     out = tmp_path / "out"
     # v1 must outlive the upgrade's first step: the new cluster's JVMs start next to it before it stops (on a
-    # busy 2-core machine that took from 13 s to 45 s), so it runs at the usual rate and would need 80 s. v2
-    # changes the rate along with the logic and runs the rest five times as fast: the test does not wait for a
-    # slow v2 to finish.
-    records = 16000
-    v1 = write(tmp_path, "sp-upgrade", testjobs, job_args(out, records=records, rate=RATE, keys=KEYS), "savepoint")
-    flinkops.ok("apply", "-f", str(v1), "--wait", "--timeout", "180")
-    wait_for_records(out, 1000, timeout=120)
+    # busy 2-core machine that took from 13 s to 45 s: up to 11000 records at the usual rate). v2 changes the rate
+    # along with the logic and runs five times as fast, so the rest after the rollback takes seconds; it still has
+    # 15000 records (15 s) for becoming stable and being stopped for v3, which takes about 10 s.
+    records = 27000
 
-    v2_args = job_args(out, records=records, rate=5 * RATE, keys=KEYS, logic="v2")
-    v2 = write(tmp_path, "sp-upgrade", testjobs, v2_args, "savepoint")
-    old_job = status(flinkops.get("sp-upgrade"))["jobStatus"]["jobId"]
-    generation = flinkops.get("sp-upgrade")["metadata"]["generation"]  # type: ignore[index]
-    preview = flinkops.ok("plan", "-f", str(v2))
-    assert "UPGRADE (spec.job.args" in preview, preview
-    assert f"stop job {old_job} with a savepoint" in preview, preview
-    assert "expected downtime" in preview and "Lint:" in preview, preview
-    assert flinkops.get("sp-upgrade")["metadata"]["generation"] == generation, "plan changes nothing"  # type: ignore[index]
-    flinkops.ok("apply", "-f", str(v2), "--wait", "--timeout", "180")
-    upgraded = status(flinkops.get("sp-upgrade"))
-    events = flinkops.events("sp-upgrade")
-    assert "PrestartReady" in events, f"the v2 cluster was pre-started and promoted: {events}"
-    restored = upgraded["jobStatus"]["upgradeSavepointPath"]
-    assert "/savepoint-" in restored, f"a savepoint upgrade restores from a savepoint, not {restored}"
-    last = upgraded["jobStatus"]["savepointInfo"]["lastSavepoint"]
-    assert last["triggerType"] == "UPGRADE" and last["location"] == restored
-    assert "SavepointCompleted" in flinkops.events("sp-upgrade")
-    again = flinkops.ok("plan", "-f", str(v1))
-    assert "expected downtime: ~" in again, f"the measured downtime of the upgrade feeds the next plan:\n{again}"
+    def version(logic: str, rate: float, **config: str) -> Path:
+        args = job_args(
+            out, records=records, rate=rate, keys=KEYS, logic=logic, fail_after=300 if logic == "v3" else None
+        )
+        (tmp_path / logic).mkdir()  # one file per version: the last plan is of v1 itself
+        return write(tmp_path / logic, "sp-upgrade", testjobs, args, "savepoint", **config)
 
-    finished(flinkops, "sp-upgrade")
-    report = check(out, keys=KEYS, expect_records=records)
-    assert report.ok, report.summary()
-    assert [run.logic for run in report.logic_runs] == ["v1", "v2"], report.summary()
-    teardown(flinkops, "sp-upgrade")
+    v1 = version("v1", RATE)
+    with steps("deploy v1"):
+        flinkops.ok("apply", "-f", str(v1), "--wait", "--timeout", "180")
+        wait_for_records(out, 1000, timeout=120)
+
+    with steps("savepoint upgrade v1 -> v2: plan, then apply"):
+        v2 = version("v2", 5 * RATE)
+        old_job = status(flinkops.get("sp-upgrade"))["jobStatus"]["jobId"]
+        generation = flinkops.get("sp-upgrade")["metadata"]["generation"]  # type: ignore[index]
+        preview = flinkops.ok("plan", "-f", str(v2))
+        assert "UPGRADE (spec.job.args" in preview, preview
+        assert f"stop job {old_job} with a savepoint" in preview, preview
+        assert "expected downtime" in preview and "Lint:" in preview, preview
+        assert flinkops.get("sp-upgrade")["metadata"]["generation"] == generation, "plan changes nothing"  # type: ignore[index]
+        flinkops.ok("apply", "-f", str(v2), "--wait", "--timeout", "180")
+
+    with steps("savepoint upgrade v1 -> v2: restored from the upgrade savepoint on the pre-started cluster"):
+        upgraded = status(flinkops.get("sp-upgrade"))
+        restored = upgraded["jobStatus"]["upgradeSavepointPath"]
+        assert "/savepoint-" in restored, f"a savepoint upgrade restores from a savepoint, not {restored}"
+        last = upgraded["jobStatus"]["savepointInfo"]["lastSavepoint"]
+        assert last["triggerType"] == "UPGRADE" and last["location"] == restored, last
+        committed = len(read_committed(out))
+
+    with steps("broken v3: rolled back to v2 when its job fails"):
+        # v3 stops v2 first (no pre-start: the failing job is deployed the usual way) and may roll back.
+        v3 = version(
+            "v3",
+            5 * RATE,
+            **OLD_ORDER,
+            **{
+                "kubernetes.operator.deployment.rollback.enabled": "true",
+                "kubernetes.operator.deployment.readiness.timeout": "60 s",
+            },
+        )
+        wait_for_records(out, committed + 200, timeout=60)  # v2 wrote its own records before v3 is applied
+        flinkops.ok("apply", "-f", str(v3))
+        rolled = flinkops.wait_for("sp-upgrade", at_generation(3, "ROLLED_BACK"), 240, "ROLLED_BACK")
+        s = status(rolled)
+        assert (
+            json.loads(s["reconciliationStatus"]["lastReconciledSpec"])["spec"]["job"]["args"]
+            == json.loads(s["reconciliationStatus"]["lastStableSpec"])["spec"]["job"]["args"]
+        ), "the stable (v2) spec runs again"
+        events = flinkops.events("sp-upgrade")
+        assert "Rollback" in events and "deliberate v3 failure" in events, events
+
+    with steps("savepoint upgrade v1 -> v2 (seen afterwards): pre-started, and its downtime feeds the next plan"):
+        # Read after v3 was applied: the v2 job's time before v3 is kept short (the events stay on record).
+        assert "PrestartReady" in events, f"the v2 cluster was pre-started and promoted: {events}"
+        assert "SavepointCompleted" in events, events
+        again = flinkops.ok("plan", "-f", str(v1))
+        assert "expected downtime: ~" in again, f"the measured downtime of the upgrade feeds the next plan:\n{again}"
+
+    with steps("the rolled-back v2 finishes: every record once, state carried through v1, v2, v3 and v2"):
+        finished(flinkops, "sp-upgrade")
+        report = check(out, keys=KEYS, expect_records=records)
+        assert report.ok, report.summary()
+        # v3 may commit a checkpoint or two before it throws; the rolled-back v2 continues from its state.
+        logic = [run.logic for run in report.logic_runs]
+        assert logic in (["v1", "v2"], ["v1", "v2", "v3", "v2"]), report.summary()
+        teardown(flinkops, "sp-upgrade")
 
 
-def test_last_state_upgrade_restores_the_newest_checkpoint(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
+def test_savepoints_on_demand_manual_rollback_and_restore_to_a_point_in_time(
+    flinkops: Flinkops, testjobs: Path, tmp_path: Path
+) -> None:
+    """Three scenarios on one job, one Flink start: (1) a savepoint on demand is recorded and listed; (2) a new
+    spec that is up but not trusted yet is rolled back by hand, the job carrying on with its state; (3) a restore
+    to a point in time (after refusing bad input) replays from the savepoint of that moment. The job is
+    suspended at the end and every record is checked: none lost, state carried, the restore's replay the only
+    duplicates."""
+    steps = Steps("savepoint on demand, manual rollback, point-in-time restore")
     out = tmp_path / "out"
-    records = 5000
-    v1 = write(
-        tmp_path,
-        "ls-upgrade",
-        testjobs,
-        job_args(out, records=records, rate=RATE, keys=KEYS),
-        "last-state",
-        **OLD_ORDER,
-    )
-    flinkops.ok("apply", "-f", str(v1), "--wait", "--timeout", "180")
-    wait_for_records(out, 800, timeout=120)
-    v2 = write(
-        tmp_path,
-        "ls-upgrade",
-        testjobs,
-        job_args(out, records=records, rate=RATE, keys=KEYS, logic="v2"),
-        "last-state",
-        **OLD_ORDER,
-    )
-    flinkops.ok("apply", "-f", str(v2), "--wait", "--timeout", "180")
-    restored = status(flinkops.get("ls-upgrade"))["jobStatus"]["upgradeSavepointPath"]
-    assert "/chk-" in restored, f"last-state restores the newest checkpoint, not {restored}"
-    finished(flinkops, "ls-upgrade")
-    report = check(out, keys=KEYS, expect_records=records)
-    assert report.ok, report.summary()
-    assert [run.logic for run in report.logic_runs] == ["v1", "v2"], report.summary()
-    teardown(flinkops, "ls-upgrade")
 
+    def version(logic: str, **config: str) -> Path:
+        (tmp_path / logic).mkdir()
+        args = job_args(out, rate=RATE, keys=KEYS, logic=logic)
+        return write(tmp_path / logic, "manual", testjobs, args, "savepoint", **config)
 
-def test_broken_v3_rolls_back_to_v2_with_its_state(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    records = 7000
-    rollback = {
-        **OLD_ORDER,
-        "kubernetes.operator.deployment.rollback.enabled": "true",
-        "kubernetes.operator.deployment.readiness.timeout": "60 s",
-    }
+    with steps("deploy v1"):
+        flinkops.ok("apply", "-f", str(version("v1")), "--wait", "--timeout", "180")
 
-    def version(logic: str, **extra: Any) -> Path:
-        args = job_args(out, records=records, rate=RATE, keys=KEYS, logic=logic, **extra)
-        return write(tmp_path, "rollback", testjobs, args, "savepoint", **rollback)
+    with steps("savepoint on demand: recorded as MANUAL and listed"):
+        printed = flinkops.ok("savepoint", "manual", "--timeout", "120")
+        location = printed.strip().splitlines()[-1].split(": ", 1)[1]
+        info = status(flinkops.get("manual"))["jobStatus"]["savepointInfo"]
+        assert info["lastSavepoint"]["location"] == location and info["lastSavepoint"]["triggerType"] == "MANUAL"
+        assert (Path(location.removeprefix("file:")) / "_metadata").is_file()
+        listing = json.loads(flinkops.ok("snapshots", "manual", "-o", "json"))["snapshots"]
+        assert any(s["path"] == location and s["trigger"] == "MANUAL" and s["generation"] == 1 for s in listing)
 
-    flinkops.ok("apply", "-f", str(version("v2")), "--wait", "--timeout", "180")
-    wait_for_records(out, 800, timeout=120)
-    flinkops.ok("apply", "-f", str(version("v3", fail_after=300)))
-    rolled = flinkops.wait_for("rollback", at_generation(2, "ROLLED_BACK"), 240, "ROLLED_BACK")
-    s = status(rolled)
-    assert (
-        json.loads(s["reconciliationStatus"]["lastReconciledSpec"])["spec"]["job"]["args"]
-        == json.loads(s["reconciliationStatus"]["lastStableSpec"])["spec"]["job"]["args"]
-    ), "the stable (v2) spec runs again"
-    events = flinkops.events("rollback")
-    assert "Rollback" in events and "deliberate v3 failure" in events
+    with steps("manual rollback: v2 is up but not stable yet, rolled back by hand to v1 with its state"):
+        # Not stable: it must run 10 minutes first.
+        v2 = version("v2", **{"flinkops.stability.min-running-time": "10 min"})
+        flinkops.ok("apply", "-f", str(v2))
+        flinkops.wait_for(
+            "manual", lambda r: at_generation(2, "DEPLOYED")(r) and job_state(r) == "RUNNING", 180, "v2 up"
+        )
+        wait_for_records(out, len(read_committed(out)) + 200, timeout=120)
+        flinkops.ok("rollback", "manual", "--wait", "--timeout", "180")
+        rolled = status(flinkops.get("manual"))
+        assert rolled["lifecycleState"] == "ROLLED_BACK" and rolled["jobStatus"]["state"] == "RUNNING", rolled
+        wait_for_records(out, len(read_committed(out)) + 200, timeout=120)
 
-    finished(flinkops, "rollback")
-    report = check(out, keys=KEYS, expect_records=records)
-    assert report.ok, report.summary()
-    assert report.logic_runs[0].logic == "v2" and report.logic_runs[-1].logic == "v2", report.summary()
-    teardown(flinkops, "rollback")
+    with steps("point-in-time restore: a savepoint, then more records"):
+        printed = flinkops.ok("savepoint", "manual", "--timeout", "120")
+        target = printed.strip().splitlines()[-1].split(": ", 1)[1]
+        snapshots = json.loads(flinkops.ok("snapshots", "manual", "-o", "json"))["snapshots"]
+        moment = next(s for s in snapshots if s["path"] == target)["timeMs"]
+        wait_for_records(out, len(read_committed(out)) + 400, timeout=120)
 
+    with steps("point-in-time restore: bad input changes nothing"):
+        generation = flinkops.get("manual")["metadata"]["generation"]  # type: ignore[index]
+        early = flinkops.run("restore", "manual", "--to", "2001-01-01T00:00:00Z")
+        assert early.code == 2 and "no snapshot at or before" in early.stderr, early
+        missing = flinkops.run("restore", "manual", "--to", str(tmp_path / "nope"))
+        assert missing.code == 2 and "not a completed checkpoint or savepoint" in missing.stderr, missing
+        assert flinkops.get("manual")["metadata"]["generation"] == generation  # type: ignore[index]
 
-def test_manual_rollback_and_savepoints_on_demand(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    args = job_args(out, rate=RATE, keys=KEYS)
-    flinkops.ok(
-        "apply", "-f", str(write(tmp_path, "manual", testjobs, args, "savepoint")), "--wait", "--timeout", "180"
-    )
-    printed = flinkops.ok("savepoint", "manual", "--timeout", "120")
-    location = printed.strip().splitlines()[-1].split(": ", 1)[1]
-    info = status(flinkops.get("manual"))["jobStatus"]["savepointInfo"]
-    assert info["lastSavepoint"]["location"] == location and info["lastSavepoint"]["triggerType"] == "MANUAL"
-    assert (Path(location.removeprefix("file:")) / "_metadata").is_file()
-    listing = json.loads(flinkops.ok("snapshots", "manual", "-o", "json"))["snapshots"]
-    assert any(s["path"] == location and s["trigger"] == "MANUAL" and s["generation"] == 1 for s in listing)
+    with steps("point-in-time restore: the savepoint of that moment is restored"):
+        # Any time after the savepoint and before the next snapshot selects it (checkpoints are more frequent, so
+        # ask for the savepoint's own completion time).
+        moment_iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment / 1000)) + f".{moment % 1000:03d}Z"
+        flinkops.ok("restore", "manual", "--to", moment_iso, "--wait", "--timeout", "180")
+        restored = status(flinkops.get("manual"))["jobStatus"]["upgradeSavepointPath"]
+        assert restored == target, f"restored {restored}, not the savepoint {target}"
+        committed = len(read_committed(out))
+        wait_for_records(out, committed + 400, timeout=120)
 
-    # A new spec that is up but not trusted yet (not stable: it must run 10 minutes first): roll back by hand.
-    v2_args = job_args(out, rate=RATE, keys=KEYS, logic="v2")
-    v2 = write(tmp_path, "manual", testjobs, v2_args, "savepoint", **{"flinkops.stability.min-running-time": "10 min"})
-    flinkops.ok("apply", "-f", str(v2))
-    flinkops.wait_for("manual", lambda r: at_generation(2, "DEPLOYED")(r) and job_state(r) == "RUNNING", 180, "v2 up")
-    wait_for_records(out, len(read_committed(out)) + 200, timeout=120)
-    flinkops.ok("rollback", "manual", "--wait", "--timeout", "180")
-    rolled = status(flinkops.get("manual"))
-    assert rolled["lifecycleState"] == "ROLLED_BACK" and rolled["jobStatus"]["state"] == "RUNNING"
-    wait_for_records(out, len(read_committed(out)) + 200, timeout=120)
-    flinkops.ok("suspend", "manual")
-    flinkops.wait_lifecycle("manual", "SUSPENDED", 120)
-    report = check(out, keys=KEYS)
-    assert report.ok, report.summary()
-    assert [run.logic for run in report.logic_runs] == ["v1", "v2", "v1"], report.summary()
-    teardown(flinkops, "manual")
+    with steps("suspend; every record checked: the restore's replay is the only duplicate range"):
+        flinkops.ok("suspend", "manual")
+        flinkops.wait_lifecycle("manual", "SUSPENDED", 120)
+        # Restoring replays from the savepoint: the records after it come again, with the state of that moment.
+        report = check(out, keys=KEYS)
+        assert not report.state_breaks and not report.missing and not report.malformed, report.summary()
+        dupes = sorted(report.duplicates)
+        assert dupes and dupes == list(range(dupes[0], dupes[-1] + 1)), "one contiguous replayed range"
+        assert all(n == 2 for n in report.duplicates.values()), report.summary()
+        assert [run.logic for run in report.logic_runs] == ["v1", "v2", "v1"], report.summary()
+        teardown(flinkops, "manual")
 
 
 def test_periodic_savepoints_with_retention(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
@@ -235,22 +269,27 @@ def test_periodic_savepoints_with_retention(flinkops: Flinkops, testjobs: Path, 
         assert all(s["triggerType"] == "PERIODIC" for s in info["savepointHistory"]), info
         return [s["location"] for s in info["savepointHistory"]]
 
-    # A savepoint comes every 3 s and retention follows it: compare storage with a history that stayed the same
-    # while storage was listed (on a busy machine the listing can outlast a savepoint or two).
+    # A savepoint comes every 3 s and retention follows it, and on a busy machine listing storage (a CLI run) can
+    # outlast a savepoint or two. So the history is read before and after the listing, and compared when at most
+    # one savepoint came in between: a savepoint in both reads was kept the whole time and must be in storage, and
+    # storage holds nothing that neither read kept but the one savepoint that may be in flight.
     for _ in range(20):
-        kept = history()
+        before = history()
         on_disk = [
             s["path"]
             for s in json.loads(flinkops.ok("snapshots", "periodic", "-o", "json"))["snapshots"]
             if s["kind"] == "savepoint"
         ]
-        if history() == kept:
+        after = history()
+        kept = [path for path in before if path in after]
+        if kept and len(set(after) - set(before)) <= 1:
             break
     else:
-        raise AssertionError("the savepoint history changed while storage was listed, 20 times in a row")
-    assert 1 <= len(kept) <= 2, kept
+        raise AssertionError("the savepoint history moved on while storage was listed, 20 times in a row")
+    assert 1 <= len(before) <= 2 and 1 <= len(after) <= 2, (before, after)
     assert set(kept) <= set(on_disk), "kept savepoints are still in storage"
-    assert len(on_disk) <= 3, f"trimmed savepoints are disposed (one may be in flight): {on_disk}"
+    stray = set(on_disk) - set(before) - set(after)
+    assert len(stray) <= 1, f"trimmed savepoints are disposed (one may be in flight): {on_disk}; kept {before}, {after}"
 
     # Retention keeps working while the job is stopped, and never removes the savepoint it would resume from.
     flinkops.ok("suspend", "periodic")
@@ -269,65 +308,85 @@ def test_periodic_savepoints_with_retention(flinkops: Flinkops, testjobs: Path, 
 # ------------------------------------------------------------------ failures
 
 
-def test_jobmanager_sigkill_without_ha_redeploys_from_the_latest_checkpoint(
+def test_jobmanager_then_taskmanager_sigkill_then_last_state_upgrade(
     flinkops: Flinkops, testjobs: Path, tmp_path: Path
 ) -> None:
+    """Three scenarios on one job, one Flink start: (1) the JobManager is SIGKILLed without HA and the job is
+    redeployed from the latest checkpoint, replaying at most a few intervals' worth; (2) a TaskManager is SIGKILLed
+    and replaced, the JobManager untouched; (3) a last-state upgrade v1 -> v2 restores the newest checkpoint. The
+    bounded job finishes under v2 and every record is checked."""
+    steps = Steps("JobManager SIGKILL, TaskManager SIGKILL, last-state upgrade")
     out, trace = tmp_path / "out", tmp_path / "trace"
-    records = 6000
-    args = job_args(out, records=records, rate=RATE, keys=KEYS, trace=trace)
-    flinkops.ok(
-        "apply", "-f", str(write(tmp_path, "jm-kill", testjobs, args, "last-state")), "--wait", "--timeout", "180"
-    )
-    wait_for_records(out, 1000, timeout=120)
-    before = status(flinkops.get("jm-kill"))["jobStatus"]["jobId"]
-    [jm] = flinkops.processes("jm-kill", "jobmanager")
-    os.kill(jm, signal.SIGKILL)
-    killed = time.monotonic()
+    # v1 runs 10-20 s in all between the steps (2000-4000 records); v2 runs five times as fast and has the rest.
+    records = 6500
 
-    def recovered(resource: dict[str, Any] | None) -> bool:
-        s = status(resource)
-        return s.get("jobStatus", {}).get("jobId") != before and job_state(resource) in ("RUNNING", "FINISHED")
+    def version(logic: str, rate: float) -> Path:
+        args = job_args(out, records=records, rate=rate, keys=KEYS, logic=logic, trace=trace)
+        # The JobManager learns of a dead TaskManager when two heartbeat RPCs to it fail in a row: with Flink's
+        # 10 s heartbeat interval that took 15-20 s; at 1 s the job restarts on the replacement as soon as it
+        # registers.
+        return write(tmp_path, "kill", testjobs, args, "last-state", **{"heartbeat.interval": "1 s"}, **OLD_ORDER)
 
-    after = status(flinkops.wait_for("jm-kill", recovered, 180, "a new job from the latest checkpoint"))
-    took = time.monotonic() - killed
-    restored = after["jobStatus"]["upgradeSavepointPath"]
-    assert f"/{before}/chk-" in restored, f"restored from the killed job's checkpoint, not {restored}"
-    finished(flinkops, "jm-kill")
-    report = check(out, keys=KEYS, expect_records=records)
-    assert report.ok, report.summary()
-    again = replayed(trace)
-    print(f"\nJobManager SIGKILL (no HA): job running again after {took:.1f}s, {again} records replayed")
-    # Replay is bounded by what ran since the last checkpoint: one interval plus detection and restart.
-    assert again <= RATE * (INTERVAL_MS / 1000) * 3, f"replayed {again} records"
-    teardown(flinkops, "jm-kill")
+    with steps("deploy v1"):
+        flinkops.ok("apply", "-f", str(version("v1", RATE)), "--wait", "--timeout", "180")
+        wait_for_records(out, 800, timeout=120)
 
+    with steps("JobManager SIGKILL without HA: a new job from the latest checkpoint"):
+        before = status(flinkops.get("kill"))["jobStatus"]["jobId"]
+        [jm] = flinkops.processes("kill", "jobmanager")
+        os.kill(jm, signal.SIGKILL)
+        killed = time.monotonic()
+        reached = max(trace_counts(trace))  # the highest seq processed before the kill (flushed per record)
 
-def test_taskmanager_sigkill_is_replaced_and_nothing_is_lost(
-    flinkops: Flinkops, testjobs: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
-    records = 5000
-    args = job_args(out, records=records, rate=RATE, keys=KEYS)
-    # The JobManager learns of a dead TaskManager when two heartbeat RPCs to it fail in a row: with Flink's 10 s
-    # heartbeat interval that took 15-20 s; at 1 s the job restarts on the replacement as soon as it registers.
-    spec = write(tmp_path, "tm-kill", testjobs, args, "last-state", **{"heartbeat.interval": "1 s"})
-    flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "180")
-    wait_for_records(out, 800, timeout=120)
-    [tm] = flinkops.processes("tm-kill", "taskmanager")
-    jm_before = flinkops.processes("tm-kill", "jobmanager")
-    os.kill(tm, signal.SIGKILL)
-    flinkops.wait_for(
-        "tm-kill",
-        lambda r: any(running(p) and p != tm for p in flinkops.processes("tm-kill", "taskmanager")),
-        120,
-        "a replacement TaskManager",
-    )
-    assert flinkops.processes("tm-kill", "jobmanager") == jm_before, "the JobManager is not touched"
-    finished(flinkops, "tm-kill")
-    report = check(out, keys=KEYS, expect_records=records)
-    assert report.ok, report.summary()
-    assert "RecoverTaskManager" in flinkops.events("tm-kill")
-    teardown(flinkops, "tm-kill")
+        def recovered(resource: dict[str, Any] | None) -> bool:
+            s = status(resource)
+            return s.get("jobStatus", {}).get("jobId") != before and job_state(resource) == "RUNNING"
+
+        after = status(flinkops.wait_for("kill", recovered, 180, "a new job from the latest checkpoint"))
+        took = time.monotonic() - killed
+        restored = after["jobStatus"]["upgradeSavepointPath"]
+        assert f"/{before}/chk-" in restored, f"restored from the killed job's checkpoint, not {restored}"
+        # Every record up to the one reached before the kill (and a little beyond) is committed again: the
+        # replay is over.
+        wait_for_records(out, reached + 200, timeout=120)
+        again = replayed(trace)
+        print(f"JobManager SIGKILL (no HA): job running again after {took:.1f}s, {again} records replayed")
+        # Replay is bounded by what ran since the last checkpoint: one interval plus detection and restart.
+        assert again <= RATE * (INTERVAL_MS / 1000) * 3, f"replayed {again} records"
+
+    with steps("TaskManager SIGKILL: replaced, the JobManager untouched"):
+        [tm] = flinkops.processes("kill", "taskmanager")
+        jm_before = flinkops.processes("kill", "jobmanager")
+        os.kill(tm, signal.SIGKILL)
+        flinkops.wait_for(
+            "kill",
+            lambda r: any(running(p) and p != tm for p in flinkops.processes("kill", "taskmanager")),
+            120,
+            "a replacement TaskManager",
+        )
+        assert flinkops.processes("kill", "jobmanager") == jm_before, "the JobManager is not touched"
+        reached = max(trace_counts(trace))
+        wait_for_records(out, reached + 200, timeout=120)  # running again on the replacement
+        assert "RecoverTaskManager" in flinkops.events("kill")
+
+    with steps("last-state upgrade v1 -> v2: restores the newest checkpoint"):
+        flinkops.ok("apply", "-f", str(version("v2", 5 * RATE)))
+        # Deployed and running is enough here (v2 may finish before it would count as stable).
+        upgraded = flinkops.wait_for(
+            "kill",
+            lambda r: at_generation(2, "DEPLOYED", "STABLE")(r) and job_state(r) in ("RUNNING", "FINISHED"),
+            180,
+            "v2 deployed",
+        )
+        restored = status(upgraded)["jobStatus"]["upgradeSavepointPath"]
+        assert "/chk-" in restored, f"last-state restores the newest checkpoint, not {restored}"
+
+    with steps("v2 finishes: every record once, state carried through both kills and the upgrade"):
+        finished(flinkops, "kill")
+        report = check(out, keys=KEYS, expect_records=records)
+        assert report.ok, report.summary()
+        assert [run.logic for run in report.logic_runs] == ["v1", "v2"], report.summary()
+        teardown(flinkops, "kill")
 
 
 # One crash point on real Flink: the savepoint completed but the controller died before recording it, so the
@@ -381,46 +440,7 @@ def test_controller_killed_at_each_upgrade_step_finishes_the_upgrade(
     teardown(flinkops, name)
 
 
-# ------------------------------------------------------------------ point-in-time restore
-
-
-def test_restore_to_a_point_in_time(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    args = job_args(out, rate=RATE, keys=KEYS)
-    flinkops.ok("apply", "-f", str(write(tmp_path, "pitr", testjobs, args, "last-state")), "--wait", "--timeout", "180")
-    wait_for_records(out, 600, timeout=120)
-    printed = flinkops.ok("savepoint", "pitr", "--timeout", "120")
-    target = printed.strip().splitlines()[-1].split(": ", 1)[1]
-    snapshots = json.loads(flinkops.ok("snapshots", "pitr", "-o", "json"))["snapshots"]
-    moment = next(s for s in snapshots if s["path"] == target)["timeMs"]
-    wait_for_records(out, len(read_committed(out)) + 600, timeout=120)
-
-    # Bad input first: nothing changes.
-    generation = flinkops.get("pitr")["metadata"]["generation"]  # type: ignore[index]
-    early = flinkops.run("restore", "pitr", "--to", "2001-01-01T00:00:00Z")
-    assert early.code == 2 and "no snapshot at or before" in early.stderr
-    missing = flinkops.run("restore", "pitr", "--to", str(tmp_path / "nope"))
-    assert missing.code == 2 and "not a completed checkpoint or savepoint" in missing.stderr
-    assert flinkops.get("pitr")["metadata"]["generation"] == generation  # type: ignore[index]
-
-    # Any time after the savepoint and before the next snapshot selects it (checkpoints are more frequent, so
-    # ask for the savepoint's own completion time).
-    moment_iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment / 1000)) + f".{moment % 1000:03d}Z"
-    flinkops.ok("restore", "pitr", "--to", moment_iso, "--wait", "--timeout", "180")
-    restored = status(flinkops.get("pitr"))["jobStatus"]["upgradeSavepointPath"]
-    assert restored == target
-    committed = len(read_committed(out))
-    wait_for_records(out, committed + 400, timeout=120)
-    flinkops.ok("suspend", "pitr")
-    flinkops.wait_lifecycle("pitr", "SUSPENDED", 120)
-
-    # Restoring replays from the savepoint: the records after it come again, with the state of that moment.
-    report = check(out, keys=KEYS)
-    assert not report.state_breaks and not report.missing, report.summary()
-    dupes = sorted(report.duplicates)
-    assert dupes and dupes == list(range(dupes[0], dupes[-1] + 1)), "one contiguous replayed range"
-    assert all(n == 2 for n in report.duplicates.values())
-    teardown(flinkops, "pitr")
+# ------------------------------------------------------------------ refused input
 
 
 def test_an_initial_savepoint_that_does_not_exist_is_refused(
