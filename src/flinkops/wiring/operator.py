@@ -39,6 +39,7 @@ from flinkops.errors import ErrorReason, FlinkopsError, InvalidInput, Problem
 from flinkops.kube.client import KubeClient
 from flinkops.kube.leader import LeaderElector, LeaseSettings
 from flinkops.ports import Clock, ClusterKey, ResourceKey
+from flinkops.provisioning.pods import PodProvisioner
 from flinkops.runtimes.kubernetes.runtime import REST_ADDRESS_DNS, REST_ADDRESSES, KubernetesRuntime
 from flinkops.stores.kubernetes import KubernetesStore, to_model
 from flinkops.wiring.kubernetes import build_controller
@@ -139,12 +140,22 @@ class Operator:
             rest_address=settings.rest_address,
         )
         work = Path(tempfile.gettempdir()) / "flinkops-operator"  # job jars fetched for session jobs
+        # One provisioner for all shards: it keeps one S3 client per endpoint and credentials (thread-safe), and a
+        # client is megabytes.
+        provisioner = PodProvisioner(work)
         # One controller per shard: a controller keeps per-pass and per-resource state (backoff) that one thread
         # owns, and a resource always goes to the same shard, so its passes never overlap.
         self.shards = [
             _Shard(
                 i,
-                build_controller(self.store, self.runtime, self.clock, work, min_requeue=settings.min_requeue),
+                build_controller(
+                    self.store,
+                    self.runtime,
+                    self.clock,
+                    work,
+                    min_requeue=settings.min_requeue,
+                    provisioner=provisioner,
+                ),
             )
             for i in range(max(1, settings.workers))
         ]
