@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -134,7 +134,7 @@ class FakeKube:
 
 
 @pytest.fixture
-def cached_runtime() -> Iterator[Any]:
+def cached_runtime() -> Iterator[Callable[[FakeKube], KubernetesRuntime]]:
     """A runtime on informers (as in the operator) over a fake API server: yields a factory."""
     kubes: list[FakeKube] = []
     runtimes: list[KubernetesRuntime] = []
@@ -165,7 +165,7 @@ SCENARIOS = {
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_the_runtime_decides_the_same_on_its_trimmed_cache_as_on_whole_objects(
-    scenario: str, cached_runtime: Any
+    scenario: str, cached_runtime: Callable[[FakeKube], KubernetesRuntime]
 ) -> None:
     whole_kube, cached_kube = (FakeKube([*_children(), *SCENARIOS[scenario]()]) for _ in range(2))
     if scenario != "a gated pod waits for its start":
