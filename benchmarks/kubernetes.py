@@ -44,7 +44,10 @@ FLINKOPS_HOME]`` as root (the node changes host settings and restores them). By 
 and node of its own and stops them after; ``--home`` uses the ones ``flinkops dev up kubernetes --node`` runs for
 that home instead (left running; the image with the verifier job is imported into it). ``--quick``: one round, a
 shorter batch job and shorter CPU windows. ``--check`` exits 1 when a goal is missed (without it the table is only
-printed). Not part of ``make test``.
+printed). ``--resources-only``: only the operator's CPU and RSS (idle and at 100 deployments, next to the
+watch-only floor), on a control plane of its own without the node (S3 on loopback): the 100 deployments' pods stay
+Pending there too, so the operator's work is the same, and the machine's one node stays free for others. Not part
+of ``make test``.
 """
 
 from __future__ import annotations
@@ -141,6 +144,7 @@ REFERENCE = {
     RSS_100: "359 (1 deployment)",
     PEAK_100: "-",
 }
+RESOURCE_FIGURES = (CPU_IDLE, RSS_IDLE, CPU_100, RSS_100, PEAK_100)
 GOALS = {DOWNTIME: 25.0, HA_FAILOVER: 5.0, BATCH: 10.0, RSS_100: 100.0}
 
 
@@ -473,20 +477,23 @@ def watcher(kubeconfig: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 def watch_only(kubeconfig: str, namespace: str) -> None:
     """The informers the operator runs (FlinkDeployments, FlinkSessionJobs, managed Deployments, JobManager
-    pods), in one namespace, and nothing else, until terminated."""
+    pods, each keeping what the operator's keeps), in one namespace, and nothing else, until terminated."""
     import signal
 
     from flinkops.kube.client import KubeClient, load_config, object_path
-    from flinkops.kube.informer import Informer
+    from flinkops.kube.informer import Informer, without_managed_fields
+    from flinkops.runtimes.kubernetes.cached import cached_deployment, cached_jobmanager_pod
 
     client = KubeClient(load_config(kubeconfig=kubeconfig))
-    paths = [
-        (object_path("flink.apache.org/v1beta1", "flinkdeployments", namespace), None),
-        (object_path("flink.apache.org/v1beta1", "flinksessionjobs", namespace), None),
-        (object_path("apps/v1", "deployments", namespace), MANAGED_SELECTOR),
-        (object_path("v1", "pods", namespace), f"{MANAGED_SELECTOR},component=jobmanager"),
+    paths = [  # what each of the operator's informers keeps of its objects, too
+        (object_path("flink.apache.org/v1beta1", "flinkdeployments", namespace), None, without_managed_fields),
+        (object_path("flink.apache.org/v1beta1", "flinksessionjobs", namespace), None, without_managed_fields),
+        (object_path("apps/v1", "deployments", namespace), MANAGED_SELECTOR, cached_deployment),
+        (object_path("v1", "pods", namespace), f"{MANAGED_SELECTOR},component=jobmanager", cached_jobmanager_pod),
     ]
-    informers = [Informer(client, path, label_selector=selector).start() for path, selector in paths]
+    informers = [
+        Informer(client, path, label_selector=selector, transform=keep).start() for path, selector, keep in paths
+    ]
     if not all(i.wait_synced(60) for i in informers):
         raise SystemExit("the informers did not sync")
     print("synced", flush=True)
@@ -521,6 +528,7 @@ def measure_resources(stack: Stack, work: Path, results: Results, window: float)
             return sum(s == "DEPLOYED" for s in states) == DEPLOYMENTS
 
         wait_for(f"{DEPLOYMENTS} deployments DEPLOYED", deployed, 600, 1.0)
+        say(f"{DEPLOYMENTS} deployments DEPLOYED")
         time.sleep(10)  # settle: the last status writes and their watch events
         for side, percent in cpu_percent(pids, window).items():
             _, rss, peak = usage(pids[side])
@@ -540,17 +548,23 @@ def _median(values: list[float] | None) -> float | None:
     return statistics.median(values) if values else None
 
 
-def report(results: Results, rounds: int) -> list[str]:
-    """Print the table; return the goals missed."""
+def report(results: Results, rounds: int, *, resources_only: bool = False) -> list[str]:
+    """Print the table (with ``resources_only``, the operator's CPU and RSS rows only); return the goals missed."""
     ops, floor = results.sides["flinkops"], results.sides["floor"]
     missed = []
-    print("\nFlink on the real dev node: flinkops next to the floor (same manifests and REST calls by hand, no")
-    print(f"operator) measured in the same run, median of {rounds} round(s), and the reference operator 1.15.0's")
-    print("recorded figures (two runs). Seconds unless said. A shared 2-core machine: compare within one run.\n")
+    if resources_only:
+        print("\nThe operator's CPU and RSS on a control plane without the node, next to the floor (a watch-only")
+        print("process: the same informers, no reconciling), and the reference operator 1.15.0's recorded figures.\n")
+    else:
+        print("\nFlink on the real dev node: flinkops next to the floor (same manifests and REST calls by hand, no")
+        print(f"operator) measured in the same run, median of {rounds} round(s), and the reference operator 1.15.0's")
+        print("recorded figures (two runs). Seconds unless said. A shared 2-core machine: compare within one run.\n")
     head = f"{'figure':<56} {'flinkops':>9} {'floor':>9} {'ratio':>6}  {'reference':<25} {'goal':<10}"
     print(head)
     print("-" * len(head))
     for figure in REFERENCE:
+        if resources_only and figure not in RESOURCE_FIGURES:
+            continue
         mine, base = _median(ops.get(figure)), _median(floor.get(figure))
         ratio = f"{mine / base:.2f}" if mine is not None and base else "-"
         goal = GOALS.get(figure)
@@ -599,6 +613,15 @@ def control_plane_and_node(work: Path, home: Path | None) -> Iterator[KubeCluste
 def run(args: argparse.Namespace, results: Results) -> None:
     work = Path(tempfile.mkdtemp(prefix="flinkops-bench-node-"))
     (work / "stack").mkdir()
+    if args.resources_only:
+        say(f"work directory {work}; resources only: a control plane of its own, no node")
+        with (
+            kube_control_plane(work / "kube") as kube,
+            node_stack(kube, work / "stack", on_node=False) as stack,
+        ):
+            measure_resources(stack, work, results, args.window)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     say(f"work directory {work}; the node is one per machine: this waits while a test session uses it")
     with (
         control_plane_and_node(work, args.home) as kube,
@@ -639,6 +662,11 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     parser.add_argument("--skip-resources", action="store_true", help="no CPU/RSS measurement")
     parser.add_argument(
+        "--resources-only",
+        action="store_true",
+        help="only the operator's CPU/RSS, on a control plane of its own without the node (pods stay Pending)",
+    )
+    parser.add_argument(
         "--home",
         type=Path,
         help="use the control plane and node `flinkops dev up kubernetes --node` runs for this FLINKOPS_HOME",
@@ -658,9 +686,9 @@ def main() -> int:
         run(args, results)
     except BaseException:
         if any(results.sides.values()):
-            report(results, args.rounds)  # what was measured before the failure
+            report(results, args.rounds, resources_only=args.resources_only)  # what was measured before the failure
         raise
-    missed = report(results, args.rounds)
+    missed = report(results, args.rounds, resources_only=args.resources_only)
     if missed:
         print("\ngoals missed:", *missed, sep="\n  ")
     return 1 if missed and args.check else 0

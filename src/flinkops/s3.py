@@ -23,6 +23,7 @@ Called by: the controller (preflight, jar downloads, rendering a cluster request
 from __future__ import annotations
 
 import os
+import threading
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -142,24 +143,33 @@ def flink_settings(access: S3Access) -> tuple[dict[str, str], dict[str, str]]:
     return config, env
 
 
+#: boto3's default session is not thread-safe, and until one client is made it has not cached the endpoint and S3
+#: model data it parses (JSON, ~12 MiB of Python objects): threads making their first clients at once (the
+#: operator's workers) would each parse and keep a copy of their own.
+_CLIENT_LOCK = threading.Lock()
+
+
 def client(access: S3Access) -> Any:
-    """A boto3 S3 client for ``access`` with short timeouts (a check must not hang a reconcile pass)."""
+    """A boto3 S3 client for ``access`` with short timeouts (a check must not hang a reconcile pass). Made one at a
+    time (``_CLIENT_LOCK``); the client itself is thread-safe."""
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
-        "s3",
-        endpoint_url=access.endpoint,
-        aws_access_key_id=access.access_key,
-        aws_secret_access_key=access.secret_key,
-        region_name=os.environ.get("AWS_REGION", "us-east-1"),
-        config=Config(
-            connect_timeout=_TIMEOUT_SECONDS,
-            read_timeout=30,
-            retries={"max_attempts": 1},
-            s3={"addressing_style": "path" if access.path_style else "auto"},
-        ),
+    config = Config(
+        connect_timeout=_TIMEOUT_SECONDS,
+        read_timeout=30,
+        retries={"max_attempts": 1},
+        s3={"addressing_style": "path" if access.path_style else "auto"},
     )
+    with _CLIENT_LOCK:
+        return boto3.client(
+            "s3",
+            endpoint_url=access.endpoint,
+            aws_access_key_id=access.access_key,
+            aws_secret_access_key=access.secret_key,
+            region_name=os.environ.get("AWS_REGION", "us-east-1"),
+            config=config,
+        )
 
 
 _TEMPORARY_CODES = frozenset(

@@ -69,8 +69,10 @@ class BridgeS3:
 
 
 @contextlib.contextmanager
-def bridge_s3(home: Path) -> Iterator[BridgeS3]:
-    """MinIO on a free loopback port with ``home`` as its flinkops home, relayed onto the bridge address."""
+def bridge_s3(home: Path, *, relay_to_bridge: bool = True) -> Iterator[BridgeS3]:
+    """MinIO on a free loopback port with ``home`` as its flinkops home, relayed onto the bridge address; with
+    ``relay_to_bridge=False`` (no node, so no bridge: a control plane alone, where pods never run) its endpoint is
+    the loopback port itself."""
     services = DevServices(home)
     port = free_port()
     services.up(["s3"], {"s3": port})
@@ -79,6 +81,9 @@ def bridge_s3(home: Path) -> Iterator[BridgeS3]:
         settings = services.s3_settings()
         if settings is None:
             raise RuntimeError(f"the S3 server in {home} did not come up: {services.status(['s3'])}")
+        if not relay_to_bridge:
+            yield BridgeS3(f"http://127.0.0.1:{port}", settings.access_key, settings.secret_key, services)
+            return
         with (home / "s3-relay.log").open("ab") as log:
             relay = subprocess.Popen(
                 ["socat", f"TCP-LISTEN:{port},bind={BRIDGE_IP},reuseaddr,fork", f"TCP:127.0.0.1:{port}"],

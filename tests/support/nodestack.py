@@ -204,12 +204,13 @@ class Stack:
 
 
 @contextlib.contextmanager
-def node_stack(kube: KubeCluster, work: Path) -> Iterator[Stack]:
+def node_stack(kube: KubeCluster, work: Path, *, on_node: bool = True) -> Iterator[Stack]:
     """CRDs, the chart's RBAC (operator Role, the ``flink`` ServiceAccount and its Role), S3 on the bridge with a
-    bucket and a Secret of keys, a host directory for the verifier's output, and one operator."""
+    bucket and a Secret of keys, a host directory for the verifier's output, and one operator. ``on_node=False``:
+    a control plane without the node (no bridge; S3 on loopback), where pods are created but never run."""
     with (
         kube.client() as admin,
-        bridge_s3(work / "home") as s3,
+        bridge_s3(work / "home", relay_to_bridge=on_node) as s3,
         host_output_dir(Path("/tmp") / f"flinkops-node-output-{uuid.uuid4().hex[:8]}") as host_dir,
     ):
         install_crds(admin)

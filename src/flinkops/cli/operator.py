@@ -112,6 +112,7 @@ def operator_run(
 ) -> None:
     """Run the operator in the foreground until SIGTERM (exit 0) or a lost leadership (exit 1)."""
     from flinkops.kube.client import KubeClient, KubeUnavailable, load_config
+    from flinkops.wiring.memory import limit_arenas
     from flinkops.wiring.operator import Operator, rest_address_from_env, settings_from_env
 
     fmt = log_format or os.environ.get("FLINKOPS_LOG_FORMAT", "text")
@@ -137,6 +138,7 @@ def operator_run(
         client.verify()  # credentials the API server refuses are bad input: exit 2, naming file and user
     except KubeUnavailable as exc:
         logging.getLogger("flinkops.operator").warning("%s; starting anyway, the watches keep trying", exc)
+    limit_arenas()  # before the operator's threads start (wiring.memory)
     operator = Operator(client, settings)
     operator.install_signal_handlers()
     code = operator.run()

@@ -6,9 +6,16 @@ list after a backoff. Every ``resync`` seconds the informer lists again even whe
 event can only delay, never lose, a change. Each add, change and removal is passed to ``on_change(kind, obj)``
 (kind ``ADDED`` / ``MODIFIED`` / ``DELETED``) from the informer's thread.
 
+**What is kept.** ``transform`` (default :func:`without_managed_fields`) turns every object the informer takes in
+(listed, watched, or put in with ``remember``) into what it keeps and hands out: the cache holds as many objects as
+the cluster has, for as long as they live, so it keeps only what its readers use. ``managedFields`` (the API
+server's bookkeeping of server-side apply, often the largest part of an object) is never read by flinkops; a
+caller that reads only a few fields of a kind passes a transform that keeps those (``runtimes.kubernetes.cached``).
+
 Called by: ``stores.kubernetes`` (the custom resources) and ``runtimes.kubernetes`` (the children).
 Invariant: ``objects()`` never returns an object older than one it returned before (versions only grow, and a
-caller's own write can be put in with ``remember``, which keeps the newer of the two).
+caller's own write can be put in with ``remember``, which keeps the newer of the two); every object handed out or
+passed to ``on_change`` went through ``transform``, which keeps ``metadata.resourceVersion``.
 """
 
 from __future__ import annotations
@@ -21,12 +28,21 @@ from typing import Any
 from flinkops.errors import FlinkopsError
 from flinkops.kube.client import Expired, KubeClient
 
-__all__ = ["Informer", "newer"]
+__all__ = ["Informer", "newer", "without_managed_fields"]
 
 log = logging.getLogger("flinkops.kube")
 
 Obj = dict[str, Any]
 OnChange = Callable[[str, Obj], None]
+Transform = Callable[[Obj], Obj]
+
+
+def without_managed_fields(obj: Obj) -> Obj:
+    """``obj`` without ``metadata.managedFields`` (a shallow copy when there were some; ``obj`` is not changed)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
 def _version(obj: Obj) -> int:
@@ -54,9 +70,11 @@ class Informer:
         on_change: OnChange | None = None,
         resync: float = 300.0,
         name: str = "",
+        transform: Transform = without_managed_fields,
     ) -> None:
         self.client, self.path, self.label_selector = client, path, label_selector
         self.on_change = on_change
+        self.transform = transform
         self.resync = resync
         self.name = name or path
         self._objects: dict[tuple[str, str], Obj] = {}
@@ -85,6 +103,7 @@ class Informer:
 
     def remember(self, obj: Obj) -> None:
         """Put an object this process just wrote into the cache, unless the cache already has a newer one."""
+        obj = self.transform(obj)
         key = _key(obj)
         with self._lock:
             if newer(obj, self._objects.get(key)):
@@ -125,7 +144,8 @@ class Informer:
     def _relist(self) -> str:
         page = self.client.list(self.path, label_selector=self.label_selector)
         version = str((page.get("metadata") or {}).get("resourceVersion") or "")
-        fresh = {_key(o): o for o in page.get("items") or []}
+        fresh = {_key(o): o for o in map(self.transform, page.get("items") or [])}
+        del page  # the list as received: only what ``transform`` kept stays
         changes: list[tuple[str, Obj]] = []
         with self._lock:
             for key, obj in fresh.items():
@@ -156,6 +176,7 @@ class Informer:
                 version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                 if kind == "BOOKMARK":
                     continue
+                obj = self.transform(obj)
                 key = _key(obj)
                 with self._lock:
                     if kind == "DELETED":

@@ -100,9 +100,9 @@ class DataPlane:
 
         def s3_store() -> SnapshotStore:
             access = self.s3_access(config)
-            if access not in self._s3_stores:
-                self._s3_stores[access] = S3SnapshotStore(access)
-            return self._s3_stores[access]
+            found = self._s3_stores.get(access)
+            # setdefault: threads sharing this data plane (the operator's workers) end up with the same store
+            return found if found is not None else self._s3_stores.setdefault(access, S3SnapshotStore(access))
 
         return RoutingSnapshotStore(self._local_snapshots or LocalSnapshotStore(), s3_store)
 

@@ -17,15 +17,22 @@ __all__ = ["build_controller"]
 
 
 def build_controller(
-    store: ResourceStore, runtime: ClusterRuntime, clock: Clock, work_dir: Path, *, min_requeue: float = 0.0
+    store: ResourceStore,
+    runtime: ClusterRuntime,
+    clock: Clock,
+    work_dir: Path,
+    *,
+    min_requeue: float = 0.0,
+    provisioner: PodProvisioner | None = None,
 ) -> Controller:
     """``work_dir``: where session-job jars are downloaded before their upload; ``min_requeue``: the shortest
-    wait between a resource's passes while no snapshot is in flight (``Controller._requeue``)."""
+    wait between a resource's passes while no snapshot is in flight (``Controller._requeue``); ``provisioner``:
+    one to share with other controllers (its S3 clients), else a new one."""
     return Controller(
         store=store,
         runtime=runtime,
         flink=RestClientPool(),  # one kept connection per JobManager, not a new client per pass
-        provisioner=PodProvisioner(work_dir),
+        provisioner=provisioner or PodProvisioner(work_dir),
         clock=clock,
         failpoint=exiting_failpoint(),
         min_requeue=min_requeue,

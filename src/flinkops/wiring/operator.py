@@ -13,6 +13,10 @@
    pending after the reconcile interval; no sooner than ``min_requeue`` unless a snapshot is in flight), with the
    controller's exponential backoff after a failure.
 
+The process's threads share two malloc arenas, and the loop hands the heap's free pages back to the kernel every
+few seconds (``wiring.memory``): the passes' bursts of parsing and rendering would otherwise leave each thread's
+arena at its own high-water mark.
+
 Passes run on a few worker threads (``workers``), each owning a fixed share of the resources (by a hash of the
 key), so two passes never act on the same resource at once (per-resource serialisation) while different
 resources progress in parallel; the API server sees at most the client's rate limit. A resource the models
@@ -39,9 +43,11 @@ from flinkops.errors import ErrorReason, FlinkopsError, InvalidInput, Problem
 from flinkops.kube.client import KubeClient
 from flinkops.kube.leader import LeaderElector, LeaseSettings
 from flinkops.ports import Clock, ClusterKey, ResourceKey
+from flinkops.provisioning.pods import PodProvisioner
 from flinkops.runtimes.kubernetes.runtime import REST_ADDRESS_DNS, REST_ADDRESSES, KubernetesRuntime
 from flinkops.stores.kubernetes import KubernetesStore, to_model
 from flinkops.wiring.kubernetes import build_controller
+from flinkops.wiring.memory import TRIM_INTERVAL, release_free_memory
 from flinkops.wiring.metrics import MetricsServer, OperatorMetrics
 
 __all__ = ["Operator", "OperatorSettings", "rest_address_from_env", "settings_from_env"]
@@ -139,12 +145,22 @@ class Operator:
             rest_address=settings.rest_address,
         )
         work = Path(tempfile.gettempdir()) / "flinkops-operator"  # job jars fetched for session jobs
+        # One provisioner for all shards: it keeps one S3 client per endpoint and credentials (thread-safe), and a
+        # client is megabytes.
+        provisioner = PodProvisioner(work)
         # One controller per shard: a controller keeps per-pass and per-resource state (backoff) that one thread
         # owns, and a resource always goes to the same shard, so its passes never overlap.
         self.shards = [
             _Shard(
                 i,
-                build_controller(self.store, self.runtime, self.clock, work, min_requeue=settings.min_requeue),
+                build_controller(
+                    self.store,
+                    self.runtime,
+                    self.clock,
+                    work,
+                    min_requeue=settings.min_requeue,
+                    provisioner=provisioner,
+                ),
             )
             for i in range(max(1, settings.workers))
         ]
@@ -228,8 +244,12 @@ class Operator:
         for thread in threads:
             thread.start()
         code = 0
+        trimmed = time.monotonic()
         while not self.stop.is_set():
             self.metrics.tick()
+            if time.monotonic() - trimmed >= TRIM_INTERVAL:
+                release_free_memory()  # what the passes' bursts freed goes back to the kernel (wiring.memory)
+                trimmed = time.monotonic()
             if self._lost_leadership():
                 log.error("lost the leadership; exiting so that only the leader acts")
                 code = 1

@@ -4,9 +4,10 @@
 standalone mode a TaskManager Deployment, the JobManager and REST Services, the configuration ConfigMap) and
 server-side-applies them as field manager ``flinkops``, each owned by its FlinkDeployment, the JobManager
 Deployment stamped with the resource generation and the job id. ``observe`` reads the JobManager Deployment
-(and the TaskManager one) from a watch-fed cache: the generation and job id stamped on it say what was applied,
-its ready replicas say whether a JobManager lives. ``delete`` removes the cluster's own objects and waits until
-their pods are gone, so an upgrade never runs two JobManagers of one cluster at once.
+(and the TaskManager one) from a watch-fed cache (which keeps only the fields it reads: ``cached``): the
+generation and job id stamped on it say what was applied, its ready replicas say whether a JobManager lives.
+``delete`` removes the cluster's own objects and waits until their pods are gone, so an upgrade never runs two
+JobManagers of one cluster at once.
 
 **HA metadata.** With Kubernetes HA, Flink writes ConfigMaps of its own (named ``<cluster id>-...-config-map`` or
 ``...-leader``, labelled ``app=<cluster id>`` and ``type=flink-native-kubernetes``, which Flink 1.x completes with
@@ -69,6 +70,7 @@ from flinkops.kube.client import KubeClient, KubeForbidden, object_path, parse_t
 from flinkops.kube.informer import Informer
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 from flinkops.runtimes.kubernetes import render
+from flinkops.runtimes.kubernetes.cached import cached_deployment, cached_jobmanager_pod
 from flinkops.runtimes.kubernetes.faults import cluster_fault, pod_signature
 from flinkops.runtimes.kubernetes.haleader import Releaser
 from flinkops.runtimes.kubernetes.pods import START_GATE
@@ -204,6 +206,7 @@ class KubernetesRuntime:
                 on_change=self._on_change,
                 resync=self.resync,
                 name=f"deployments@{namespace or '*'}",
+                transform=cached_deployment,
             )
             self._informers[namespace] = informer.start()
             pods = Informer(
@@ -213,6 +216,7 @@ class KubernetesRuntime:
                 on_change=self._on_pod_change,
                 resync=self.resync,
                 name=f"jobmanager-pods@{namespace or '*'}",
+                transform=cached_jobmanager_pod,
             )
             self._pod_informers[namespace] = pods.start()
 
