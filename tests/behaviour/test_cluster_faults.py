@@ -7,6 +7,8 @@ node in ``tests/kubernetes/test_faults_on_node.py``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from behaviour.steps import deploy, running_stable, settled
@@ -177,3 +179,11 @@ def test_checkpoints_failing_on_unreachable_s3_report_the_cause_and_leave_the_jo
     [job] = world.runs("app")
     assert not job.terminal and job.restarts >= 1, "Flink's restart strategy is left at work"
     assert len(world.runtime.requests) == 1 and world.runtime.deleted == [], "nothing redeployed or cancelled"
+
+    job.script = replace(job.script, fail_after=None, crash_loop=False)  # S3 reachable again
+    world.run_until(running_stable("app"), what="STABLE once checkpoints complete")
+    status = world.deployment_status("app")
+    assert status.error is None and degraded(world, "app")[0] == "False"
+    [cleared] = [e for e in world.events("app") if e.reason == "FaultCleared"]
+    assert cleared.type == "Normal" and "UnknownHostException" in cleared.message
+    assert world.runs("app") == [job] and len(world.runtime.requests) == 1, "the same job, never redeployed"
