@@ -7,6 +7,8 @@ node in ``tests/kubernetes/test_faults_on_node.py``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from behaviour.steps import deploy, running_stable, settled
@@ -15,6 +17,7 @@ from fakes.specs import application
 from fakes.world import World
 from flinkops.api.models import JobManagerDeploymentStatus
 from flinkops.errors import ClusterFault, ErrorReason
+from flinkops.s3 import S3Problem
 
 E = ErrorReason
 JM_FAULTS = [
@@ -176,4 +179,43 @@ def test_checkpoints_failing_on_unreachable_s3_report_the_cause_and_leave_the_jo
     world.run_for(60)
     [job] = world.runs("app")
     assert not job.terminal and job.restarts >= 1, "Flink's restart strategy is left at work"
+    assert len(world.runtime.requests) == 1 and world.runtime.deleted == [], "nothing redeployed or cancelled"
+
+    job.script = replace(job.script, fail_after=None, crash_loop=False)  # S3 reachable again
+    world.run_until(running_stable("app"), what="STABLE once checkpoints complete")
+    status = world.deployment_status("app")
+    assert status.error is None and degraded(world, "app")[0] == "False"
+    [cleared] = [e for e in world.events("app") if e.reason == "FaultCleared"]
+    assert cleared.type == "Normal" and "UnknownHostException" in cleared.message
+    assert world.runs("app") == [job] and len(world.runtime.requests) == 1, "the same job, never redeployed"
+
+
+CKPT_THRESHOLD = (
+    "org.apache.flink.util.FlinkRuntimeException: Exceeded checkpoint tolerable failure threshold. The latest "
+    "checkpoint failed due to Failure to finalize checkpoint., view the Checkpoint History tab or the Job Manager "
+    "log to find out why continuous checkpoints failed.\n\tat org.apache.flink.runtime.checkpoint.Foo.bar(Foo.java:1)"
+)
+
+
+def test_checkpoints_failing_with_no_cause_from_flink_are_told_with_what_the_operator_finds_in_storage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Flink's exception for failing checkpoints names no cause (it is in the JobManager's log); the operator
+    reads the same storage and tells what it finds there (here a bucket that does not exist)."""
+    world = World(restart_delay=0.0)
+    world.flink.script("ckpt-refused", JobScript(fail_after=2, crash_loop=True, failure=CKPT_THRESHOLD))
+    world.apply(application("app", args=("ckpt-refused",)))
+    world.reconcile("app")  # deployed while the storage answers
+    missing = S3Problem("S3 bucket 'gone' of 's3://gone/cp' does not exist (NoSuchBucket); create it first")
+
+    def refused(checkpoint_dir: str, job_id: str) -> str | None:
+        raise missing
+
+    monkeypatch.setattr(world.snapshots, "latest_checkpoint", refused)
+    world.run_until(lambda w: w.deployment_status("app").error_reason == E.JOB_RESTARTING, what="JobRestarting")
+    status = world.deployment_status("app")
+    assert status.error is not None and "Exceeded checkpoint tolerable failure threshold" in status.error
+    assert "bucket 'gone'" in status.error and "NoSuchBucket" in status.error
+    [event] = [e for e in world.events("app") if e.reason == "JobRestarting"]
+    assert event.type == "Warning" and "NoSuchBucket" in event.message, "the cause, not Flink's wrapper"
     assert len(world.runtime.requests) == 1 and world.runtime.deleted == [], "nothing redeployed or cancelled"

@@ -1,12 +1,17 @@
-"""Faults on the real node that Flink cannot report, as a user meets them: an image the node does not have, pods
-that ask for more CPU than the node has, and a JobManager whose JVM will not start. For each, the
+"""Faults on the real node as a user meets them: an image the node does not have, pods that ask for more CPU than
+the node has, a JobManager whose JVM will not start (Flink cannot report these), and S3 that the pods cannot
+write their checkpoints to (Flink reports it, as a job failing over). For the first three, the
 operator of the session's stack (tests/support/nodestack.py) reads the cause from the pods and records, on the
 first pass that sees it, ``status.error`` naming the pod and the cause, the matching ``errorReason``, a Warning
 event with that reason on the FlinkDeployment and ``Degraded=True``; it redeploys nothing for it (the JobManager
 Deployment keeps the generation it was applied with and no second job id is started). The CLI's ``apply --wait``
 ends with exit 1 and the cause, not a traceback.
 
-No Flink job has to run for any of these: the pods never get that far. The times (apply -> fault reported) are
+For S3, the job runs and every checkpoint fails: the operator records the failover's cause as ``status.error``
+(``JobRestarting``) with a Warning event and Degraded=True, leaves Flink's restart strategy at work (same pods,
+same job id, nothing redeployed) and, once S3 takes the checkpoints, says ``FaultCleared`` and clears the error.
+
+No Flink job has to run for the pod faults: the pods never get that far. The times (apply -> fault reported) are
 printed with ``-s``, never asserted; waits are for conditions, never fixed sleeps.
 """
 
@@ -150,3 +155,57 @@ def test_a_jobmanager_whose_jvm_will_not_start_is_reported_not_redeployed(
     ]
     assert "RecoverDeployment" not in reasons, reasons
     deleted(stack, "fault-crash", "crash")
+
+
+def test_s3_the_pods_cannot_write_checkpoints_to_is_reported_and_the_job_left_to_flink(stack: Stack) -> None:
+    """Checkpoints on a bucket that does not exist (the pods' S3 refuses every write): reported with the cause on
+    the first pass that sees the job fail over; then the bucket is created (S3 fixed) and the same job, never
+    redeployed, completes a checkpoint -> STABLE, the error cleared with a ``FaultCleared`` event."""
+    name, bucket = "fault-s3", "fault-s3-not-created"
+    # Flink's restarts 2 s apart (its default backs off up to a minute): the fixed bucket is used at once.
+    restarts = {
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": "2147483647",
+        "restart-strategy.fixed-delay.delay": "2 s",
+    }
+    doc = verifier_deployment(name, s3=stack.s3, bucket=bucket, host_dir=stack.host_dir, extra=restarts)
+    doc["metadata"]["namespace"] = JOBS_NS
+    stack.apply(doc)
+    status = _faulted(stack, name, "JobRestarting", timeout=240)
+    error = status["error"]
+    # Flink's exception says only that checkpoints fail; the cause is what the operator finds in the storage.
+    assert "failing over" in error and f"S3 bucket '{bucket}'" in error and "does not exist" in error, error
+    degraded = next(c for c in status.get("conditions") or [] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "JobRestarting"), degraded
+    events = _events(stack, name)
+    warned = [e for e in events if e.get("type") == "Warning" and e.get("reason") == "JobRestarting"]
+    assert warned and f"S3 bucket '{bucket}'" in warned[-1]["message"], [(e["reason"], e["message"]) for e in events]
+    say(f"{name}: {warned[-1]['message']}")
+    job_id = status["jobStatus"]["jobId"]
+    (pod,) = stack.pods(name, "jobmanager")
+
+    moment = time.time()
+    stack.s3.create_bucket(bucket)
+    stack.wait_stable(name, timeout=120)
+    measured(f"{name}: bucket created -> STABLE, fault cleared", time.time() - moment)
+    status = stack.status(name)
+    assert status.get("error") is None and status.get("errorReason") is None, status
+    degraded = next(c for c in status.get("conditions") or [] if c["type"] == "Degraded")
+    assert degraded["status"] == "False", degraded
+    cleared = [e for e in _events(stack, name) if e.get("reason") == "FaultCleared"]
+    assert [e.get("type") for e in cleared] == ["Normal"], cleared
+    # Left to Flink: the same JobManager pod and job, the cluster of generation 1, no recovery by the operator.
+    assert status["jobStatus"]["jobId"] == job_id
+    assert [p["metadata"]["uid"] for p in stack.pods(name, "jobmanager")] == [pod["metadata"]["uid"]]
+    _nothing_redeployed(stack, name, status)
+    assert "RecoverDeployment" not in [e.get("reason") for e in _events(stack, name)]
+    assert any("/chk-" in k for k in stack.s3.objects(bucket, f"{name}/checkpoints/{job_id}/")), "no checkpoint"
+    deleted(stack, name, "S3 refused")
+
+
+def _events(stack: Stack, name: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = stack.admin.get(
+        f"/api/v1/namespaces/{JOBS_NS}/events",
+        params={"fieldSelector": f"involvedObject.name={name},involvedObject.kind=FlinkDeployment"},
+    ).json()["items"]
+    return items

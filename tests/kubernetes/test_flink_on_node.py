@@ -9,11 +9,11 @@ Secret through ``kubernetes.env.secretKeyRef``); the verifier's committed output
 on a hostPath volume the test reads on the host.
 
 The deployments go through their lives in file order (each test is one step, and a step builds on the ones
-before it):
+before it). A standalone cluster without HA (apply -> STABLE, savepoint upgrade v1 -> v2 with 0 lost, 0 duplicated
+and the keyed state carried, its JobManager pod deleted -> redeployed from the newest checkpoint, delete ->
+nothing left) is ``life`` in test_lifecycle_on_node, which goes through those steps among others with fewer
+Flink starts than a second standalone deployment here would cost.
 
-* ``verify`` (standalone, no HA): apply -> STABLE; savepoint upgrade v1 -> v2 with 0 lost, 0 duplicated and the
-  keyed state carried; its JobManager pod deleted -> redeployed from the newest checkpoint, records verified;
-  delete -> nothing left.
 * ``verify-ha`` (standalone, Kubernetes HA, two JobManagers): apply -> STABLE; last-state upgrade from the newest
   checkpoint with one job running, not two; the leader lock's cost (ConfigMap writes per second); the leading
   JobManager killed -> the operator releases its lock and the standby takes over the same job id, restored, within
@@ -48,7 +48,6 @@ from support.nodestack import (
     JOBS_NS,
     Stack,
     applied_until_stable,
-    checkpoints,
     deleted,
     kill_jvm,
     measured,
@@ -60,57 +59,6 @@ from support.nodestack import (
 from support.verifier import read_committed
 
 pytestmark = pytest.mark.integration
-
-# ------------------------------------------------------------------------------------------------ verify
-
-
-def test_standalone_deployment_becomes_stable_with_state_on_s3(stack: Stack) -> None:
-    doc = verifier_deployment("verify", s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir)
-    applied_until_stable(stack, doc, "standalone")
-    status = stack.status("verify")
-    assert status["jobStatus"]["state"] == "RUNNING"
-    assert status["jobManagerDeploymentStatus"] == "READY"
-    assert status["clusterInfo"]["rest-url"].endswith(":8081")
-    # STABLE means a checkpoint completed: it is on S3, where the operator will look for it.
-    assert any("/chk-" in key for key in stack.s3.objects(BUCKET, "verify/checkpoints/"))
-    records_verified(stack, "verify", "committed records", timeout=60)
-
-
-def test_savepoint_upgrade_carries_state_with_nothing_lost_or_duplicated(stack: Stack) -> None:
-    moment = time.time()
-    generation = stack.apply(
-        verifier_deployment("verify", s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir, logic="v2")
-    )["metadata"]["generation"]
-    _wait_running_generation(stack, "verify", generation, moment, "savepoint upgrade: apply -> new job RUNNING")
-    stack.wait_stable("verify")
-    measured("savepoint upgrade: apply -> STABLE again", time.time() - moment)
-    status = stack.status("verify")
-    run = status["deploymentHistory"][-1]
-    assert run.get("restoredFrom", "").startswith(f"s3://{BUCKET}/verify/savepoints/"), run
-    v2_took_over(stack, "verify", moment, "savepoint upgrade: downtime (last v1 record -> first v2 record)")
-
-
-def test_jobmanager_pod_deleted_without_ha_is_redeployed_from_the_newest_checkpoint(stack: Stack) -> None:
-    (pod,) = stack.pods("verify", "jobmanager")
-    before = stack.status("verify")["deploymentHistory"][-1]
-    wait_for("a checkpoint of the running job", lambda: checkpoints(stack, "verify", before["jobId"]), 60, 0.5)
-    moment = time.time()
-    stack.admin.delete(
-        f"/api/v1/namespaces/{JOBS_NS}/pods/{pod['metadata']['name']}", params={"gracePeriodSeconds": "0"}
-    ).raise_for_status()
-
-    def recovered() -> dict[str, Any] | None:
-        history = stack.status("verify").get("deploymentHistory") or []
-        return history[-1] if history and history[-1].get("jobId") != before["jobId"] else None
-
-    run = wait_for("a redeploy from the newest checkpoint", recovered, 120, 0.3)
-    assert "/chk-" in run.get("restoredFrom", ""), run
-    (job,) = _running_jobs(stack, "verify", 180)
-    measured("no HA: JobManager pod deleted -> job RUNNING again", time.time() - moment)
-    assert job["jid"] == run["jobId"]
-    stack.wait_stable("verify")
-    count = len(read_committed(stack.output("verify")))
-    records_verified(stack, "verify", "records after the recovery", after=count)
 
 
 def _running_jobs(stack: Stack, name: str, timeout: float) -> list[dict[str, Any]]:
@@ -140,12 +88,6 @@ def _wait_running_generation(stack: Stack, name: str, generation: int, since: fl
 
     wait_for(f"{name} generation {generation} RUNNING", settle, 240, 0.3)
     measured(label, time.time() - since)
-
-
-def test_deleted_deployment_leaves_nothing_behind(stack: Stack) -> None:
-    deleted(stack, "verify", "no HA")
-    # Its state stays in storage.
-    assert _checkpoints_any(stack, "verify")
 
 
 # ------------------------------------------------------------------------------------------------ verify-ha
@@ -224,10 +166,6 @@ def test_killed_leader_without_the_operators_release_waits_for_the_lease(stack: 
 def test_deleted_ha_deployment_leaves_no_ha_config_maps(stack: Stack) -> None:
     deleted(stack, "verify-ha", "HA")
     assert _ha_config_maps(stack, "verify-ha") == []
-
-
-def _checkpoints_any(stack: Stack, name: str) -> list[str]:
-    return [k for k in stack.s3.objects(BUCKET, f"{name}/checkpoints/") if "/chk-" in k]
 
 
 def _ha_config_maps(stack: Stack, name: str) -> list[str]:

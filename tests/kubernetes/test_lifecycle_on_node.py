@@ -1,20 +1,22 @@
-"""One stateful deployment through the rest of its life on the real node, proven record by record.
+"""One stateful deployment through its whole life on the real node, proven record by record.
 
 The session's stack (tests/support/nodestack.py: the operator as a process on the host, S3 on the bridge, the
 verifier's output on a hostPath) drives one FlinkDeployment, ``life`` (standalone, no HA, savepoint upgrades,
-rollback enabled), through the steps of issue 11's acceptance that ``test_flink_on_node`` does not cover. They
-are chained in one test so Flink starts as few times as the steps need (five JobManager starts in all):
+rollback enabled), through the steps of issue 11's acceptance for a standalone cluster without HA (HA and native
+mode are ``test_flink_on_node``'s). They are chained in one test so Flink starts as few times as the steps need
+(six JobManager starts in all):
 
-1. deploy v1 -> the job RUNNING, records committed;
+1. deploy v1 -> STABLE (the job RUNNING, a checkpoint completed on S3), records committed;
 2. suspend -> the job stops with a savepoint, its pods go, every record up to the stop is committed once;
 3. resume -> the job starts from that savepoint, its counts go on where they stopped;
-4. upgrade v1 -> v2 with the operator SIGKILLed while the upgrade's stop-with-savepoint is in flight, then
-   started again -> the upgrade completes from the savepoint, v2 takes over with nothing lost or duplicated and
-   becomes STABLE (the spec a rollback returns to);
-5. broken v3 (its counter throws after a few records; no restarts) -> the job FAILED, the operator rolls back
+4. savepoint upgrade v1 -> v2 with the operator SIGKILLed while the upgrade's stop-with-savepoint is in flight,
+   then started again -> the upgrade completes from the savepoint, v2 takes over with nothing lost or duplicated
+   and the keyed state carried, and becomes STABLE (the spec a rollback returns to);
+5. the JobManager pod deleted (no HA) -> the operator redeploys the job from the newest checkpoint, STABLE again;
+6. broken v3 (its counter throws after a few records; no restarts) -> the job FAILED, the operator rolls back
    to the last stable spec (v2) from the failed job's newest state -> ROLLED_BACK, v2 RUNNING again;
-6. the TaskManager pod deleted -> Flink restarts the same job from its newest checkpoint on the replacement pod;
-7. delete -> nothing left.
+7. the TaskManager pod deleted -> Flink restarts the same job from its newest checkpoint on the replacement pod;
+8. delete -> nothing left (pods, Services, ConfigMaps, Deployments); the state stays in S3.
 
 After each step the verifier's committed output is checked (no record lost or duplicated, every key's count
 continuing); the output of the stop is checked exactly at the suspend. Each step's time is printed to stderr
@@ -35,6 +37,7 @@ from support.nodestack import (
     JOBS_NS,
     KEYS,
     Stack,
+    checkpoints,
     deleted,
     measured,
     records_verified,
@@ -68,9 +71,17 @@ def test_suspend_resume_upgrade_through_an_operator_crash_rollback_and_taskmanag
     began = time.time()
     out = stack.output(NAME)
 
-    # 1. deploy (STABLE is test_flink_on_node's subject: a running job with records flowing is enough here)
+    # 1. deploy -> STABLE
     generation = stack.apply(_spec(stack))["metadata"]["generation"]
     _running_generation(stack, generation, stack.applied_at[NAME], "deploy: apply -> job RUNNING")
+    stack.wait_stable(NAME)
+    measured("deploy: apply -> STABLE", time.time() - stack.applied_at[NAME])
+    status = stack.status(NAME)
+    assert status["jobStatus"]["state"] == "RUNNING", status
+    assert status["jobManagerDeploymentStatus"] == "READY", status
+    assert status["clusterInfo"]["rest-url"].endswith(":8081"), status
+    # STABLE means a checkpoint completed: it is on S3, where the operator will look for it.
+    assert any("/chk-" in key for key in stack.s3.objects(BUCKET, f"{NAME}/checkpoints/")), "deploy: no checkpoint"
     records_verified(stack, NAME, "v1 records committed", timeout=60)
 
     # 2. suspend
@@ -96,7 +107,7 @@ def test_suspend_resume_upgrade_through_an_operator_crash_rollback_and_taskmanag
     records_verified(stack, NAME, "records after the resume", after=at_suspend)
     assert min(r.seq for r in read_committed(out) if r.seq >= at_suspend) == at_suspend, "resumed at the stop"
 
-    # 4. upgrade v1 -> v2, the operator killed while the job is being stopped with a savepoint
+    # 4. savepoint upgrade v1 -> v2, the operator killed while the job is being stopped with a savepoint
     moment = time.time()
     generation = stack.apply(_spec(stack, "v2"))["metadata"]["generation"]
     caught = wait_for("the upgrade's stop-with-savepoint in flight", lambda: _stopping(stack, generation), 120, 0.05)
@@ -114,7 +125,10 @@ def test_suspend_resume_upgrade_through_an_operator_crash_rollback_and_taskmanag
     v2_took_over(stack, NAME, moment, "upgrade across an operator crash: downtime (last v1 -> first v2 record)")
     assert _one_job(stack) == run["jobId"], "the old job stopped; only the new one runs"
 
-    # 5. broken v3 -> rollback to v2
+    # 5. the JobManager pod deleted without HA -> redeployed from the newest checkpoint
+    _jobmanager_pod_deleted_is_redeployed_from_the_newest_checkpoint(stack)
+
+    # 6. broken v3 -> rollback to v2
     moment = time.time()
     v2_spec = stack.status(NAME)["reconciliationStatus"]["lastStableSpec"]
     generation = stack.apply(_spec(stack, "v3"))["metadata"]["generation"]
@@ -131,7 +145,7 @@ def test_suspend_resume_upgrade_through_an_operator_crash_rollback_and_taskmanag
     logic = [r.logic for r in check(out, keys=KEYS, live=True).logic_runs]
     assert logic[:2] == ["v1", "v2"] and logic[-1] == "v2" and set(logic) <= {"v1", "v2", "v3"}, logic
 
-    # 6. the TaskManager pod deleted
+    # 7. the TaskManager pod deleted
     job_id = _one_job(stack)
     pods = stack.pods(NAME, "taskmanager")
     assert pods, "no TaskManager pod"
@@ -153,11 +167,43 @@ def test_suspend_resume_upgrade_through_an_operator_crash_rollback_and_taskmanag
     measured("TaskManager pod deleted: output gap (last record -> first after restart)", _output_gap(stack, moment))
     assert stack.status(NAME)["jobStatus"]["jobId"] == job_id
 
-    # 7. delete
+    # 8. delete
     deleted(stack, NAME, "lifecycle")
     report = check(out, keys=KEYS, live=True)
     assert report.ok, report.summary()
+    # The state stays in storage after the delete.
+    assert any("/chk-" in k for k in stack.s3.objects(BUCKET, f"{NAME}/checkpoints/")), "checkpoints deleted"
     measured("lifecycle: the whole test", time.time() - began)
+
+
+def _jobmanager_pod_deleted_is_redeployed_from_the_newest_checkpoint(stack: Stack) -> None:
+    """No HA: the JobManager pod deleted -> the operator sees the job gone and redeploys it from the newest
+    checkpoint of the job that ran (a new job id, restored from a ``chk-``), records verified after it."""
+    (pod,) = stack.pods(NAME, "jobmanager")
+    before = stack.status(NAME)["deploymentHistory"][-1]
+    wait_for("a checkpoint of the running job", lambda: checkpoints(stack, NAME, before["jobId"]), 60, 0.5)
+    moment = time.time()
+    stack.admin.delete(
+        f"/api/v1/namespaces/{JOBS_NS}/pods/{pod['metadata']['name']}", params={"gracePeriodSeconds": "0"}
+    ).raise_for_status()
+
+    def recovered() -> dict[str, Any] | None:
+        history = _history(stack)
+        return history[-1] if history and history[-1].get("jobId") != before["jobId"] else None
+
+    run = wait_for("no HA: a redeploy from the newest checkpoint after the JobManager pod's loss", recovered, 120, 0.3)
+    assert f"/{NAME}/checkpoints/{before['jobId']}/chk-" in run.get("restoredFrom", ""), run
+    job_id = wait_for("the redeployed job RUNNING", lambda: _running_job_id(stack), 180, 0.2)
+    measured("no HA: JobManager pod deleted -> job RUNNING again", time.time() - moment)
+    assert job_id == run["jobId"], (job_id, run)
+    stack.wait_stable(NAME)
+    count = len(read_committed(stack.output(NAME)))
+    records_verified(stack, NAME, "records after the JobManager's loss", after=count)
+
+
+def _running_job_id(stack: Stack) -> str | None:
+    jobs = _running_jobs(stack)
+    return str(jobs[0]["jid"]) if len(jobs) == 1 else None
 
 
 # ------------------------------------------------------------------------------------------------ probes

@@ -122,14 +122,46 @@ def operator_kubeconfig(kube: KubeCluster, cluster: httpx.Client, tmp_path_facto
     return service_account_kubeconfig(cluster, kube.server, kube.ca_file, OPERATOR_NS, accounts[0], into)
 
 
+class _SharedOperator:
+    """The operator the tests that need one leading share (started once: each start costs seconds); the tests that
+    run operators of their own, contending for the lease, stop it first (``alone``)."""
+
+    def __init__(self, kubeconfig: Path, logs: Path) -> None:
+        self.kubeconfig, self.logs, self.starts = kubeconfig, logs, 0
+        self.proc: OperatorProcess | None = None
+
+    def running(self) -> OperatorProcess:
+        if self.proc is None or self.proc.proc.poll() is not None:
+            self.starts += 1
+            self.proc = OperatorProcess(
+                self.kubeconfig, self.logs / f"operator-{self.starts}.log", namespaces=WATCHED,
+                lease_namespace=OPERATOR_NS, identity="op-1",
+            )  # fmt: skip
+            wait_for("the operator to lead", self.proc.is_leader, timeout=30)
+        return self.proc
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def shared_operator(operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_SharedOperator]:
+    shared = _SharedOperator(operator_kubeconfig, tmp_path_factory.mktemp("shared-operator"))
+    yield shared
+    shared.stop()
+
+
 @pytest.fixture()
-def operator(operator_kubeconfig: Path, tmp_path: Path) -> Iterator[OperatorProcess]:
-    proc = OperatorProcess(
-        operator_kubeconfig, tmp_path / "operator.log", namespaces=WATCHED, lease_namespace=OPERATOR_NS, identity="op-1"
-    )
-    wait_for("the operator to lead", proc.is_leader, timeout=30)
-    yield proc
-    proc.stop()
+def operator(shared_operator: _SharedOperator) -> OperatorProcess:
+    return shared_operator.running()
+
+
+@pytest.fixture()
+def alone(shared_operator: _SharedOperator) -> None:
+    """No shared operator running: the test starts the operators it needs."""
+    shared_operator.stop()
 
 
 def _settled_deployed(admin: httpx.Client, ns: str, name: str) -> dict[str, Any] | None:
@@ -352,6 +384,7 @@ def test_concurrent_status_writer_loses_nothing(cluster: httpx.Client, operator:
     assert image == "flink:2.2.1-java21"
 
 
+@pytest.mark.usefixtures("alone")
 def test_standby_takes_over_after_the_leader_is_killed(
     cluster: httpx.Client, operator_kubeconfig: Path, tmp_path: Path
 ) -> None:
@@ -384,6 +417,7 @@ def test_standby_takes_over_after_the_leader_is_killed(
             second.stop()
 
 
+@pytest.mark.usefixtures("alone")
 def test_restart_mid_upgrade_resumes_from_the_write_ahead_status(
     cluster: httpx.Client, operator_kubeconfig: Path, tmp_path: Path
 ) -> None:

@@ -69,7 +69,11 @@ def test_a_jobmanager_without_ha_starts_behind_the_gate_and_runs_its_entrypoint_
     assert spec["schedulingGates"] == [{"name": START_GATE}]
     (main,) = [c for c in spec["containers"] if c["name"] == MAIN_CONTAINER]
     assert main["command"][:2] == ["/bin/sh", "-c"] and main["command"][-1] == "/docker-entrypoint.sh"
-    assert "exec sleep" in main["command"][2] and 'exec "$@"' in main["command"][2]
+    guard = main["command"][2]
+    assert 'exec "$@"' in guard
+    # The restarted container waits, and stops when its pod is deleted (PID 1 ignores an unhandled SIGTERM).
+    waiting = guard.split("; fi;")[0]
+    assert "trap 'exit 0' TERM" in waiting and "wait" in waiting and "exec sleep" not in waiting
     mounted = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
     assert any(v.get("emptyDir") == {} and v["name"] in mounted for v in spec["volumes"])
 

@@ -20,7 +20,13 @@ from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobManagerDeploymentStatus
 from flinkops.controller.requests import RequestBuilder, cluster_key
 from flinkops.core.planner import Context, JobObservation, Observation, Status, TriggerObservation, headline
-from flinkops.errors import FlinkApiError, FlinkNotFound, FlinkUnavailable, UnsupportedSnapshotStorage
+from flinkops.errors import (
+    FlinkApiError,
+    FlinkNotFound,
+    FlinkopsError,
+    FlinkUnavailable,
+    UnsupportedSnapshotStorage,
+)
 from flinkops.ports import Clock, ClusterRuntime, FlinkApi, FlinkApiFactory
 from flinkops.ports.flink import TERMINAL_JOB_STATES, CheckpointTriggerStatus, SavepointStatus
 
@@ -30,6 +36,7 @@ log = logging.getLogger("flinkops.controller")
 
 REST_TIMEOUT = 5.0
 _NO_EXECUTION_GRAPH = frozenset({"INITIALIZING", "CREATED"})
+_FAILING_OVER = frozenset({"RESTARTING", "FAILING"})
 
 
 class Observer:
@@ -118,6 +125,8 @@ class Observer:
                 savepoint, checkpoint = _triggers(rest, resource.status, job_id)
         except FlinkUnavailable:
             return base
+        if job is not None and job_id and job.state in _FAILING_OVER and job.error:
+            job = replace(job, error=self._with_storage_cause(resource, job_id, job.error))
         return replace(
             base,
             rest_ready=True,
@@ -126,6 +135,19 @@ class Observer:
             savepoint_trigger=savepoint,
             checkpoint_trigger=checkpoint,
         )
+
+    def _with_storage_cause(self, resource: FlinkDeployment, job_id: str, error: str) -> str:
+        """A job failing over because its checkpoints fail: Flink's exception names no cause ("Exceeded checkpoint
+        tolerable failure threshold ... Failure to finalize checkpoint"; the cause is in the JobManager's log).
+        The operator reads the same checkpoint storage itself, and what it cannot do there (a bucket missing,
+        keys refused, an endpoint that does not answer) is told as the cause."""
+        if "checkpoint" not in error.lower():
+            return error
+        try:
+            self.stored_checkpoint(resource, job_id)
+        except FlinkopsError as exc:
+            return f"{error.rstrip()}\nCaused by: the checkpoint storage, as the operator reads it: {exc}"
+        return error
 
     def _flink_version(self, rest: FlinkApi, url: str) -> str | None:
         if url not in self._versions:
@@ -251,7 +273,7 @@ def observe_job(
     else:
         tasks_running_since.pop(job_id, None)
     error = None
-    if job.state in ("RESTARTING", "FAILING"):
+    if job.state in _FAILING_OVER:
         # Failing over: the latest root exception says why (S3 the pods cannot reach, a checkpoint that failed).
         try:
             error = rest.job_exceptions(job_id).root_exception

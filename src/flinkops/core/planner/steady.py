@@ -328,8 +328,12 @@ def _mark_stable_if(b: Builder, ready: bool, ctx: Context, why: str, config: dic
             b.status = set_recon(b.status, last_stable_spec=recon.last_reconciled_spec)
             b.event("Normal", "Stable", f"Deployment is stable: {why}")
         # A healthy job clears a past failure, but not the report that the *new* spec is invalid, nor a fault
-        # still seen in the cluster's pods (a TaskManager that cannot be scheduled next to a running job).
+        # still seen in the cluster's pods (a TaskManager that cannot be scheduled next to a running job). A job
+        # that kept failing over (S3 the pods could not reach) and now runs with a completed checkpoint is told
+        # as a fault gone, like a pod's.
         if b.status.error_reason != ErrorReason.VALIDATION_ERROR and b.status.error_reason not in FAULT_REASONS:
+            if b.status.error_reason == ErrorReason.JOB_RESTARTING:
+                b.event("Normal", "FaultCleared", f"No longer seen: {headline(b.status.error or '')}")
             b.status = b.status.model_copy(update=NO_ERROR)
         b.summary = why
         # Stable and quiet (this pass neither acts nor has news): look again after the reconcile interval. A

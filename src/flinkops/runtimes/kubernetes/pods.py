@@ -80,11 +80,13 @@ _POD_TEMPLATE_DIR = "/opt/flink/pod-template"
 _RUN_VOLUME = "flinkops-run"
 _RUN_DIR = "/flinkops-run"
 # Runs the entrypoint once per pod: a restarted container finds the marker and waits for the operator, which
-# redeploys from the newest checkpoint (a second start would run the job from its old restore point).
+# redeploys from the newest checkpoint (a second start would run the job from its old restore point). The wait
+# ends on SIGTERM: the shell is the container's PID 1, which ignores signals it has no handler for, so a bare
+# ``sleep`` kept a deleted pod for its whole grace period (30 s).
 _START_ONCE = (
     f'if [ -e {_RUN_DIR}/started ]; then echo "flinkops: this JobManager container ran before; without HA it '
     'must not start its job again: waiting for the operator to redeploy from the newest checkpoint" >&2; '
-    f'exec sleep 2147483647; fi; : > {_RUN_DIR}/started; exec "$@"'
+    f"trap 'exit 0' TERM INT; sleep 2147483647 & wait $!; exit 0; fi; : > {_RUN_DIR}/started; exec \"$@\""
 )
 _POD_SECURITY: Mapping[str, Any] = {
     "runAsNonRoot": True,
