@@ -7,6 +7,10 @@ The same behaviours run for real on the dev node in tests/kubernetes/test_flink_
 from __future__ import annotations
 
 import copy
+import signal
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,9 +77,31 @@ def test_a_jobmanager_without_ha_starts_behind_the_gate_and_runs_its_entrypoint_
     assert 'exec "$@"' in guard
     # The restarted container waits, and stops when its pod is deleted (PID 1 ignores an unhandled SIGTERM).
     waiting = guard.split("; fi;")[0]
-    assert "trap 'exit 0' TERM" in waiting and "wait" in waiting and "exec sleep" not in waiting
+    assert "trap 'kill $!; exit 0' TERM" in waiting and "wait" in waiting and "exec sleep" not in waiting
     mounted = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
     assert any(v.get("emptyDir") == {} and v["name"] in mounted for v in spec["volumes"])
+
+
+def test_the_start_once_guard_runs_once_and_a_restarted_container_stops_at_once_on_sigterm(tmp_path: Path) -> None:
+    """The guard itself, run by sh with its run directory in a temporary one: the first start runs the command;
+    a second start (a restarted container) runs nothing and waits, and SIGTERM ends that wait at once (a pod
+    delete then takes no grace period)."""
+    (main,) = [c for c in _render()["spec"]["template"]["spec"]["containers"] if c["name"] == MAIN_CONTAINER]
+    script = main["command"][2].replace("/flinkops-run", str(tmp_path))
+    marker = tmp_path / "ran"
+    first = subprocess.run(["/bin/sh", "-c", script, "guard", "touch", str(marker)], timeout=30, check=True)
+    assert first.returncode == 0 and marker.exists()
+    marker.unlink()
+    second = subprocess.Popen(["/bin/sh", "-c", script, "guard", "touch", str(marker)], stderr=subprocess.PIPE)
+    with pytest.raises(subprocess.TimeoutExpired):
+        second.wait(timeout=1.0)  # waits for the operator instead of running the command again
+    started = time.monotonic()
+    second.send_signal(signal.SIGTERM)
+    # the shell and its sleep both end (the sleep held the pipe open: communicate() would wait for it)
+    _, err = second.communicate(timeout=5)
+    assert second.returncode == 0 and time.monotonic() - started < 2
+    assert not marker.exists()
+    assert b"must not start its job again" in err
 
 
 @pytest.mark.parametrize(

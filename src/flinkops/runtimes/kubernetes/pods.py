@@ -86,7 +86,7 @@ _RUN_DIR = "/flinkops-run"
 _START_ONCE = (
     f'if [ -e {_RUN_DIR}/started ]; then echo "flinkops: this JobManager container ran before; without HA it '
     'must not start its job again: waiting for the operator to redeploy from the newest checkpoint" >&2; '
-    f"trap 'exit 0' TERM INT; sleep 2147483647 & wait $!; exit 0; fi; : > {_RUN_DIR}/started; exec \"$@\""
+    f"sleep 2147483647 & trap 'kill $!; exit 0' TERM INT; wait $!; exit 0; fi; : > {_RUN_DIR}/started; exec \"$@\""
 )
 _POD_SECURITY: Mapping[str, Any] = {
     "runAsNonRoot": True,
