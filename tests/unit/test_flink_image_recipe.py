@@ -83,7 +83,7 @@ def test_both_recipes_record_class_data_sharing_archives_the_entrypoint_uses() -
         assert f"test -s /{image_cds.CDS_DIR}/{component}.jsa" in runs
     text = ENTRYPOINT.read_text()
     assert 'FLINK_CDS:-on}" = "off" ] && return 0' in text
-    assert "use_cds jobmanager" in text and "use_cds taskmanager" in text
+    assert 'use_cds "$component"' in text
     assert "-XX:SharedArchiveFile=$archive -Xshare:auto" in text
 
 
@@ -98,7 +98,14 @@ def test_the_entrypoint_gives_each_component_its_own_archive() -> None:
     (home / "conf").mkdir()
     for name in ("jobmanager", "taskmanager"):
         (home / "cds" / f"{name}.jsa").write_bytes(b"x")
-    for script in ("jobmanager.sh", "standalone-job.sh", "taskmanager.sh", "kubernetes-jobmanager.sh"):
+    scripts = (
+        "jobmanager.sh",
+        "standalone-job.sh",
+        "taskmanager.sh",
+        "kubernetes-jobmanager.sh",
+        "kubernetes-taskmanager.sh",
+    )
+    for script in scripts:
         (home / "bin" / script).write_text('#!/bin/sh\necho "JTO=$JAVA_TOOL_OPTIONS"\n')
         (home / "bin" / script).chmod(0o755)
     (home / "conf" / "config.yaml").write_text("")
@@ -122,8 +129,13 @@ def test_the_entrypoint_gives_each_component_its_own_archive() -> None:
             ("bash", "-c", "kubernetes-jobmanager.sh s"),
         ):
             assert f"-XX:SharedArchiveFile={home}/cds/jobmanager.jsa -Xshare:auto" in options(*args)
-        assert f"-XX:SharedArchiveFile={home}/cds/taskmanager.jsa" in options("taskmanager")
+        for args in (("taskmanager",), ("bash", "-c", f"exec {home}/bin/kubernetes-taskmanager.sh -Dx=y")):
+            assert f"-XX:SharedArchiveFile={home}/cds/taskmanager.jsa" in options(*args)
         assert options("jobmanager", FLINK_CDS="off") == "JTO="
+        # Any other command runs without an archive (a JVM would print "Picked up JAVA_TOOL_OPTIONS" before its
+        # output), even a script that mentions a Flink script.
+        assert options("bash", "-c", 'echo "JTO=$JAVA_TOOL_OPTIONS"; : kubernetes-jobmanager.sh') == "JTO="
+        assert f"{home}/cds/taskmanager.jsa" in options("sh", "-c", "kubernetes-taskmanager.sh", "-x")
     finally:
         (home / "conf").chmod(0o755)
         shutil.rmtree(home.parent)

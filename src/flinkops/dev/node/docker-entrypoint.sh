@@ -77,6 +77,24 @@ use_cds() {
     export JAVA_TOOL_OPTIONS="${JAVA_TOOL_OPTIONS:+$JAVA_TOOL_OPTIONS }-XX:SharedArchiveFile=$archive -Xshare:auto -Xlog:cds=off,cds+dynamic=off"
 }
 
+cds_component() {
+    # Which archive a container's command starts: Flink's own commands, its Kubernetes scripts named directly, or
+    # (native mode) run through "bash -c 'kubernetes-jobmanager.sh ...'". Nothing for any other command (a shell, a
+    # java -version): a script that merely mentions a Flink script is not a Flink component.
+    local first="${1:-}"
+    case "$first" in
+        jobmanager|standalone-job) echo jobmanager; return 0 ;;
+        taskmanager) echo taskmanager; return 0 ;;
+        bash|sh|/bin/bash|/bin/sh)
+            [ "${2:-}" = "-c" ] || return 0
+            first="${3:-}"; first="${first#exec }"; first="${first%% *}" ;;
+    esac
+    case "${first##*/}" in
+        kubernetes-jobmanager.sh) echo jobmanager ;;
+        kubernetes-taskmanager.sh) echo taskmanager ;;
+    esac
+}
+
 trim() {
     local text="$1"
     text="${text#"${text%%[![:space:]]*}"}"
@@ -119,10 +137,8 @@ fi
 use_jemalloc
 enable_plugins
 configure
-case "$command $*" in
-    jobmanager*|standalone-job*|*kubernetes-jobmanager.sh*) use_cds jobmanager ;;
-    taskmanager*|*kubernetes-taskmanager.sh*) use_cds taskmanager ;;
-esac
+component="$(cds_component "$@")"
+[ -n "$component" ] && use_cds "$component"
 case "$command" in
     jobmanager) shift; echo "Starting Job Manager"; as_flink "$FLINK_HOME/bin/jobmanager.sh" start-foreground "$@" ;;
     standalone-job) shift; echo "Starting Job Manager"; as_flink "$FLINK_HOME/bin/standalone-job.sh" start-foreground "$@" ;;
