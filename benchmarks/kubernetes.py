@@ -656,7 +656,7 @@ def scenarios(bench: Bench, stack: Stack, work: Path, results: Results, args: ar
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="one round, a shorter batch job and CPU windows")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
