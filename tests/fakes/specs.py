@@ -2,7 +2,9 @@
 
 ``application`` is an application-mode FlinkDeployment whose job args name its version (``["v1"]``), so a test
 can tell which version ran and script a version's behaviour (``FakeFlink.script("v3", ...)``);
-``session_cluster`` and ``session_job`` are a session-mode FlinkDeployment and a FlinkSessionJob on it.
+``session_cluster`` and ``session_job`` are a session-mode FlinkDeployment and a FlinkSessionJob on it;
+``on_kubernetes`` is the FlinkDeployment ``jobs/demo`` as the Kubernetes runtime's unit tests render it (an
+image, sized components, uid and generation set).
 
 Called by: behaviour tests and ``fakes.world`` users.
 """
@@ -15,7 +17,7 @@ from typing import Any
 from flinkops.api.loader import load_object
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 
-__all__ = ["CHECKPOINTING", "application", "session_cluster", "session_job"]
+__all__ = ["CHECKPOINTING", "application", "on_kubernetes", "session_cluster", "session_job"]
 
 #: Checkpoint every virtual second (the fake Flink reads the rendered configuration).
 CHECKPOINTING: Mapping[str, str] = {"execution.checkpointing.interval": "1 s"}
@@ -101,6 +103,38 @@ def session_job(
     resource = load_object(_document("FlinkSessionJob", name, namespace, spec))
     assert isinstance(resource, FlinkSessionJob)
     return resource
+
+
+def on_kubernetes(
+    *,
+    generation: int = 3,
+    conf: Mapping[str, str] | None = None,
+    mode: str | None = "standalone",
+    jobmanager_replicas: int = 1,
+    taskmanager_replicas: int | None = None,
+    upgrade_mode: str | None = "savepoint",
+    job: bool = True,
+) -> FlinkDeployment:
+    """``jobs/demo`` (uid ``u-1``) with the image ``flink:2.2`` and components of 1g / 0.25 CPU; ``mode=None`` and
+    ``upgrade_mode=None`` leave those fields out, ``job=False`` makes it a session cluster."""
+    spec: dict[str, Any] = {
+        "image": "flink:2.2",
+        "flinkVersion": "v2_2",
+        "flinkConfiguration": dict(conf or {}),
+        "jobManager": {"replicas": jobmanager_replicas, "resource": {"memory": "1g", "cpu": 0.25}},
+        "taskManager": {"resource": {"memory": "1g", "cpu": 0.25}},
+    }
+    if mode is not None:
+        spec["mode"] = mode
+    if taskmanager_replicas is not None:
+        spec["taskManager"]["replicas"] = taskmanager_replicas
+    if job:
+        spec["job"] = {"jarURI": JAR, "entryClass": "a.Job"}
+        if upgrade_mode is not None:
+            spec["job"]["upgradeMode"] = upgrade_mode
+    document = _document("FlinkDeployment", "demo", "jobs", spec)
+    document["metadata"].update(uid="u-1", generation=generation)
+    return FlinkDeployment.model_validate(document)
 
 
 def _document(kind: str, name: str, namespace: str, spec: Mapping[str, Any]) -> dict[str, Any]:

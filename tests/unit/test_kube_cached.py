@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from flinkops.api.models import FlinkDeployment
+from fakes.specs import on_kubernetes
 from flinkops.kube.informer import Informer, without_managed_fields
 from flinkops.ports import ClusterKey
 from flinkops.runtimes.kubernetes.cached import cached_deployment, cached_jobmanager_pod
@@ -31,21 +31,7 @@ MANAGED_FIELDS = [{"manager": "flinkops", "operation": "Apply", "fieldsV1": {"f:
 
 
 def _children() -> list[Obj]:
-    resource = FlinkDeployment.model_validate(
-        {
-            "apiVersion": "flink.apache.org/v1beta1",
-            "kind": "FlinkDeployment",
-            "metadata": {"name": "demo", "namespace": "jobs", "uid": "u-1", "generation": 3},
-            "spec": {
-                "image": "flink:2.2",
-                "flinkVersion": "v2_2",
-                "mode": "standalone",
-                "jobManager": {"resource": {"memory": "1g", "cpu": 0.25}},
-                "taskManager": {"replicas": 2, "resource": {"memory": "1g", "cpu": 0.25}},
-                "job": {"jarURI": "local:///opt/flink/usrlib/job.jar", "entryClass": "a.Job"},
-            },
-        }
-    )
+    resource = on_kubernetes(taskmanager_replicas=2, upgrade_mode=None)
     launch = ApplicationLaunch(job_id="0" * 32, jar_uri="local:///opt/flink/usrlib/job.jar")
     manifests = render_cluster(resource, {"taskmanager.numberOfTaskSlots": "1"}, generation=3, application=launch)
     deployments = [m for m in manifests if m["kind"] == "Deployment"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flinkops.api.models import FlinkDeployment
+from fakes.specs import on_kubernetes
 from flinkops.errors import Conflict
 from flinkops.ports import ClusterKey
 from flinkops.runtimes.kubernetes.haleader import (
@@ -276,20 +276,7 @@ def test_the_pod_watch_releases_the_lock_of_a_leader_pod_that_was_deleted() -> N
 
 
 def _ha_config(user: dict[str, str]) -> dict[str, str]:
-    resource = FlinkDeployment.model_validate(
-        {
-            "apiVersion": "flink.apache.org/v1beta1",
-            "kind": "FlinkDeployment",
-            "metadata": {"name": "demo", "namespace": "jobs", "uid": "u-1", "generation": 1},
-            "spec": {
-                "image": "flink:2.2",
-                "flinkVersion": "v2_2",
-                "flinkConfiguration": user,
-                "jobManager": {"replicas": 2, "resource": {"memory": "1g", "cpu": 0.25}},
-                "taskManager": {"resource": {"memory": "1g", "cpu": 0.25}},
-            },
-        }
-    )
+    resource = on_kubernetes(generation=1, conf=user, mode=None, jobmanager_replicas=2, job=False)
     return kubernetes_flink_config(resource, dict(user))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from fakes.specs import on_kubernetes
 from flinkops.api.models import FlinkDeployment
 from flinkops.errors import PermanentError
 from flinkops.ports import ClusterKey
@@ -34,26 +35,7 @@ JM_PATH = "/apis/apps/v1/namespaces/jobs/deployments/demo"
 
 
 def _resource(conf: dict[str, str] | None = None, replicas: int = 1) -> FlinkDeployment:
-    return FlinkDeployment.model_validate(
-        {
-            "apiVersion": "flink.apache.org/v1beta1",
-            "kind": "FlinkDeployment",
-            "metadata": {"name": "demo", "namespace": "jobs", "uid": "u-1", "generation": 3},
-            "spec": {
-                "image": "flink:2.2",
-                "flinkVersion": "v2_2",
-                "mode": "standalone",
-                "flinkConfiguration": conf or {},
-                "jobManager": {"replicas": replicas, "resource": {"memory": "1g", "cpu": 0.25}},
-                "taskManager": {"resource": {"memory": "1g", "cpu": 0.25}},
-                "job": {
-                    "jarURI": "local:///opt/flink/usrlib/job.jar",
-                    "entryClass": "a.Job",
-                    "upgradeMode": "savepoint",
-                },
-            },
-        }
-    )
+    return on_kubernetes(conf=conf, jobmanager_replicas=replicas)
 
 
 def _jobmanager(manifests: list[Obj]) -> Obj:
