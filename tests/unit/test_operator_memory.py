@@ -11,6 +11,19 @@ import pytest
 
 from flinkops.wiring import memory
 
+_RSS_MIB = (
+    "def rss():\n"
+    "    return next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmRSS')) // 1024\n"
+)
+
+
+def _python(code: str) -> str:
+    """Run ``code`` in a Python process of its own (the heap settings are process-wide), with ``rss()`` (the
+    process's resident MiB) defined; its standard output."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", _RSS_MIB + code], capture_output=True, text=True, env=env, check=True)
+    return done.stdout
+
 
 def test_an_arena_max_from_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
@@ -22,8 +35,6 @@ def test_freed_memory_goes_back_to_the_kernel() -> None:
     in use stay resident until ``release_free_memory``."""
     code = (
         "from flinkops.wiring import memory\n"
-        "def rss():\n"
-        "    return next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmRSS')) // 1024\n"
         "assert memory.limit_arenas()\n"
         "blocks = [b'x' * 50_000 for _ in range(2000)]\n"
         "kept = b'y' * 50_000\n"
@@ -32,10 +43,9 @@ def test_freed_memory_goes_back_to_the_kernel() -> None:
         "assert memory.release_free_memory()\n"
         "print(before, rss())\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    before, after = map(int, done.stdout.split())
-    assert before - after > 60, done.stdout  # MiB
+    out = _python(code)
+    before, after = map(int, out.split())
+    assert before - after > 60, out  # MiB
 
 
 def test_s3_clients_made_at_once_by_several_threads_share_botocores_data() -> None:
@@ -44,8 +54,6 @@ def test_s3_clients_made_at_once_by_several_threads_share_botocores_data() -> No
     code = (
         "import threading\n"
         "from flinkops.s3 import S3Access, client\n"
-        "def rss():\n"
-        "    return next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmRSS')) // 1024\n"
         "import boto3, botocore.session\n"
         "before = rss()\n"
         "access = S3Access('http://127.0.0.1:9', 'key', 'secret', True, 'test')\n"
@@ -56,6 +64,5 @@ def test_s3_clients_made_at_once_by_several_threads_share_botocores_data() -> No
         "assert len(made) == 4\n"
         "print(rss() - before)\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert int(done.stdout) < 40, f"four clients made at once took {done.stdout.strip()} MiB"  # ~26; ~68 unshared
+    out = _python(code)
+    assert int(out) < 40, f"four clients made at once took {out.strip()} MiB"  # ~26; ~68 unshared
