@@ -35,7 +35,7 @@ import re
 import signal
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -133,12 +133,13 @@ def test_ha_leader_lock_costs_one_configmap_write_per_retry_period(stack: Stack)
 
 def test_killed_leading_jobmanager_hands_over_to_the_standby_with_the_same_job(stack: Stack) -> None:
     """The operator sees the leader's container end and releases its lock: the standby leads at its next try."""
-    seconds = _leader_killed(stack, "verify-ha", "HA: leading JobManager SIGKILLed -> job RUNNING again")
-    # The goal (5 s) is the benchmark's to judge: on a loaded machine Flink's own recovery after the handover
-    # varies by seconds. What this asserts is that nobody waited for the lease: well under half of it.
-    if seconds > HA_TAKEOVER_GOAL:
-        say(f"takeover took {seconds:.1f}s, over the {HA_TAKEOVER_GOAL:.0f}s goal (machine load?)")
-    assert seconds < HA_LEASE / 2, f"takeover took {seconds:.1f}s: the lock was not released"
+    takeover = _leader_killed(stack, "verify-ha", "HA: leading JobManager SIGKILLed -> job RUNNING again")
+    # The goal (5 s to RUNNING) is the benchmark's to judge: on a loaded machine Flink's own recovery after the
+    # handover varies by seconds. What this asserts is the operator's part: the standby held the lock well
+    # before the lease would have let it.
+    if takeover.running > HA_TAKEOVER_GOAL:
+        say(f"takeover took {takeover.running:.1f}s, over the {HA_TAKEOVER_GOAL:.0f}s goal (machine load?)")
+    assert takeover.locked < HA_LEASE / 3, f"the standby took the lock {takeover.locked:.1f}s after the kill"
 
 
 def test_killed_new_leader_hands_over_to_the_restarted_jobmanager(stack: Stack) -> None:
@@ -146,8 +147,8 @@ def test_killed_new_leader_hands_over_to_the_restarted_jobmanager(stack: Stack) 
     without waiting for the lease. The JobManager taking over here started a minute or two before, and its young
     JVM needs longer to recover the job (measured: the lock taken 2.2 s after the kill, the job RUNNING 3.4 s
     later), so this asserts the release (well under the 15 s lease), not the 5 s goal."""
-    seconds = _leader_killed(stack, "verify-ha", "HA: the new leader SIGKILLed -> job RUNNING again")
-    assert seconds < HA_LEASE / 2, f"takeover took {seconds:.1f}s: the lock was not released"
+    takeover = _leader_killed(stack, "verify-ha", "HA: the new leader SIGKILLed -> job RUNNING again")
+    assert takeover.locked < HA_LEASE / 3, f"the standby took the lock {takeover.locked:.1f}s after the kill"
 
 
 def test_killed_leader_without_the_operators_release_waits_for_the_lease(stack: Stack) -> None:
@@ -156,7 +157,11 @@ def test_killed_leader_without_the_operators_release_waits_for_the_lease(stack: 
     pid = stack.operator.proc.pid
     os.kill(pid, signal.SIGSTOP)
     try:
-        _leader_killed(stack, "verify-ha", "HA baseline (operator paused): leader SIGKILLed -> job RUNNING again")
+        takeover = _leader_killed(
+            stack, "verify-ha", "HA baseline (operator paused): leader SIGKILLed -> job RUNNING again"
+        )
+        # Only the lease handed over: the releases above are the operator's doing, not a quick Flink.
+        assert takeover.locked > HA_LEASE / 2, f"the standby took the lock {takeover.locked:.1f}s after the kill"
     finally:
         os.kill(pid, signal.SIGCONT)
     wait_for("the operator answering again", stack.operator.is_leader, 30)
@@ -211,9 +216,14 @@ def _leader_and_standby(stack: Stack, name: str) -> tuple[dict[str, Any], dict[s
     return (leaders[0], standby, contending[-1]) if contending else None
 
 
-def _leader_killed(stack: Stack, name: str, label: str) -> float:
-    """SIGKILL the leading JobManager's JVM; the seconds until the same job RUNS again under the other
-    JobManager (recorded as ``label``), then records verified (none lost or duplicated)."""
+class Takeover(NamedTuple):
+    locked: float  # seconds from the kill until the standby's acquireTime in the leader ConfigMap
+    running: float  # seconds from the kill until the same job RUNS under the new leader
+
+
+def _leader_killed(stack: Stack, name: str, label: str) -> Takeover:
+    """SIGKILL the leading JobManager's JVM; when the standby took the lock and when the same job RUNS again
+    under it (recorded as ``label``), then records verified (none lost or duplicated)."""
     job_id = stack.status(name)["jobStatus"]["jobId"]
     leader, standby, identity = wait_for(
         f"{name}'s leader and a contending standby", lambda: _leader_and_standby(stack, name), 180, 0.5
@@ -242,7 +252,7 @@ def _leader_killed(stack: Stack, name: str, label: str) -> float:
     assert stack.status(name)["jobStatus"]["jobId"] == job_id
     count = len(read_committed(stack.output(name)))
     records_verified(stack, name, "records after the takeover", after=count)
-    return seconds
+    return Takeover(locked=taken, running=seconds)
 
 
 def _leader_config_map_writes(stack: Stack, name: str, seconds: float) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from flinkops.errors import ErrorReason
 from flinkops.runtimes.kubernetes.faults import cluster_fault, pod_fault, pod_signature
+from flinkops.runtimes.kubernetes.pods import START_GATE
 
 MAIN = "flink-main-container"
 
@@ -123,6 +124,28 @@ def test_starting_and_leaving_pods_are_no_fault_and_the_jobmanager_comes_first()
     fault = cluster_fault([tm, jm])
     assert fault is not None and fault.component == "jobmanager" and fault.reason == ErrorReason.CRASH_LOOP
     assert cluster_fault([pod(ready=True)]) is None
+
+
+def test_a_taskmanager_fault_waits_for_the_jobmanager_behind_the_start_gate() -> None:
+    """Both parts ask for more CPU than the node has: until the runtime starts the gated JobManager pod, only the
+    TaskManager is refused; reporting it would be replaced a pass later by the JobManager's refusal."""
+    refused = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "Insufficient cpu."}]
+    tm = pod("app-taskmanager-1-x", "taskmanager", conditions=refused)
+    gated = pod("app-6f7c9d-abcde")
+    gated["spec"]["schedulingGates"] = [{"name": START_GATE}]
+    gated["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]
+    assert cluster_fault([tm, gated]) is None
+    started = pod("app-6f7c9d-abcde", conditions=refused)
+    fault = cluster_fault([tm, started])
+    assert fault is not None and fault.component == "jobmanager" and "spec.jobManager.resource.cpu" in fault.message
+    # Another gate (the user's own) does not hold a TaskManager's fault back, nor does a JobManager on its way out.
+    other = pod("app-6f7c9d-abcde")
+    other["spec"]["schedulingGates"] = [{"name": "example.com/quota"}]
+    leaving = pod("app-6f7c9d-zzzzz", deleting=True)
+    leaving["spec"]["schedulingGates"] = [{"name": START_GATE}]
+    for jm in (other, leaving):
+        fault = cluster_fault([tm, jm])
+        assert fault is not None and fault.component == "taskmanager" and fault.reason == ErrorReason.UNSCHEDULABLE
 
 
 def test_a_pod_signature_changes_with_its_trouble() -> None:

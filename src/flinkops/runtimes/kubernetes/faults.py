@@ -25,6 +25,7 @@ from typing import Any
 
 from flinkops.api.plugins import MAIN_CONTAINER
 from flinkops.errors import ClusterFault, ErrorReason
+from flinkops.runtimes.kubernetes.pods import START_GATE
 
 __all__ = ["cluster_fault", "pod_fault", "pod_signature"]
 
@@ -157,14 +158,29 @@ def pod_fault(pod: Obj, *, start_once: bool = False) -> ClusterFault | None:
     return None
 
 
+def _held_at_the_start_gate(pod: Obj) -> bool:
+    """The pod waits behind the start-once gate: the runtime has not started it, the scheduler not judged it."""
+    live = (pod.get("metadata") or {}).get("deletionTimestamp") is None
+    gates = (pod.get("spec") or {}).get("schedulingGates") or []
+    return live and any(g.get("name") == START_GATE for g in gates)
+
+
 def cluster_fault(pods: Iterable[Obj], *, start_once: bool = False) -> ClusterFault | None:
     """The first fault among a cluster's pods: a JobManager's before a TaskManager's, then by pod name.
-    ``start_once``: the JobManager pods run behind the start-once guard (an application cluster without HA)."""
+    ``start_once``: the JobManager pods run behind the start-once guard (an application cluster without HA).
+
+    While a JobManager pod still waits behind a scheduling gate (the start-once gate before the runtime lifts it)
+    a TaskManager's fault is not reported: the JobManager's own fault, known a moment later, may be the one to
+    report, and a cluster's fault should be said once rather than one part's and then the other's."""
 
     def order(pod: Obj) -> tuple[int, str]:
         return (0 if _component(pod) == "jobmanager" else 1, str((pod.get("metadata") or {}).get("name") or ""))
 
-    for pod in sorted(pods, key=order):
+    ordered = sorted(pods, key=order)
+    jobmanager_pending = any(_component(p) == "jobmanager" and _held_at_the_start_gate(p) for p in ordered)
+    for pod in ordered:
+        if jobmanager_pending and _component(pod) != "jobmanager":
+            break
         fault = pod_fault(pod, start_once=start_once and _component(pod) == "jobmanager")
         if fault is not None:
             return fault
