@@ -28,8 +28,9 @@ Figures (seconds unless said; REST polled every 0.2 s through the REST Service's
 * the operator's CPU and RSS, idle (no deployment) and at 100 deployments. The 100 are FlinkDeployments whose
   pods stay Pending (a node selector no node matches, as while Karpenter has not yet provided a node): the
   operator does all its per-deployment work for them (renders and applies the children, follows them and the
-  JobManager pods in its informers, lifts the start gates, writes status, keeps reconciling), and only the
-  JobManager's REST answers are missing. Suspended deployments would be cheaper and less representative: the
+  JobManager pods in its informers, lifts the start gates, writes status, keeps reconciling; on the node it also
+  reads why the scheduler refused the pods and reports them Unschedulable), and only the JobManager's REST answers
+  are missing. Suspended deployments would be cheaper and less representative: the
   operator keeps no children for them. The floor here is a process that only follows the same objects with
   the same informers (``--watch-only``), the cost of watching without any reconciling.
 
@@ -523,12 +524,14 @@ def measure_resources(stack: Stack, work: Path, results: Results, window: float)
             list(pool.map(apply, names))
 
         def deployed() -> bool:
-            items = stack.admin.get(FD).json()["items"]
-            states = [((i.get("status") or {}).get("lifecycleState")) for i in items if i["metadata"]["name"] in names]
-            return sum(s == "DEPLOYED" for s in states) == DEPLOYMENTS
+            # Without a scheduler (--resources-only) the pods just wait: DEPLOYED. On the node the scheduler says
+            # no node matches, and the operator reports the JobManager Unschedulable (lifecycle FAILED until a
+            # node comes): its work for the deployment is done either way.
+            items = [i for i in stack.admin.get(FD).json()["items"] if i["metadata"]["name"] in names]
+            return len(items) == DEPLOYMENTS and all(_children_and_status_written(i) for i in items)
 
-        wait_for(f"{DEPLOYMENTS} deployments DEPLOYED", deployed, 600, 1.0)
-        say(f"{DEPLOYMENTS} deployments DEPLOYED")
+        wait_for(f"{DEPLOYMENTS} deployments DEPLOYED (or reported Unschedulable)", deployed, 600, 1.0)
+        say(f"{DEPLOYMENTS} deployments DEPLOYED (or reported Unschedulable)")
         time.sleep(10)  # settle: the last status writes and their watch events
         for side, percent in cpu_percent(pids, window).items():
             _, rss, peak = usage(pids[side])
@@ -539,6 +542,11 @@ def measure_resources(stack: Stack, work: Path, results: Results, window: float)
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda n: stack.admin.delete(f"{FD}/{n}"), names))
         wait_for("the 100 deployments gone", lambda: not stack.admin.get(FD).json()["items"], 600, 1.0)
+
+
+def _children_and_status_written(item: dict[str, Any]) -> bool:
+    status = item.get("status") or {}
+    return status.get("lifecycleState") == "DEPLOYED" or status.get("errorReason") == "Unschedulable"
 
 
 # ------------------------------------------------------------------------------------------------ report
