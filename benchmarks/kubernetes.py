@@ -88,7 +88,7 @@ from flinkops.runtimes.kubernetes.runtime import (  # noqa: E402
     is_ha_config_map_name,
     manifest_path,
 )
-from support.flinknode import verifier_deployment  # noqa: E402
+from support.flinknode import batch_deployment, verifier_deployment  # noqa: E402
 from support.kube import (  # noqa: E402
     KubeCluster,
     kube_control_plane,
@@ -300,6 +300,11 @@ class Bench:
     def doc(self, name: str, **kwargs: Any) -> dict[str, Any]:
         return verifier_deployment(name, s3=self.stack.s3, bucket=BUCKET, host_dir=self.stack.host_dir, **kwargs)
 
+    def batch_doc(self, name: str) -> dict[str, Any]:
+        return batch_deployment(
+            name, s3=self.stack.s3, bucket=BUCKET, host_dir=self.stack.host_dir, records=self.batch_records, rate=50
+        )
+
     def verified(self, side: str, name: str, moment: float) -> None:
         """The upgrade's output checked (none lost or duplicated, v1 then v2); its downtime from the trace."""
         label = f"{name}: upgrade downtime"
@@ -405,7 +410,7 @@ class Bench:
     # -------------------------------------------------------------- batch
 
     def batch_flinkops(self, name: str) -> None:
-        self.stack.apply(self.doc(name, records=self.batch_records))
+        self.stack.apply(self.batch_doc(name))
         wait_job(self.stack, name, running)
         seen: dict[str, float] = {}
 
@@ -426,7 +431,7 @@ class Bench:
         self.delete_resource(name)
 
     def batch_floor(self, name: str) -> None:
-        self.floor.deploy(self.doc(name, records=self.batch_records), uuid.uuid4().hex)
+        self.floor.deploy(self.batch_doc(name), uuid.uuid4().hex)
         job = wait_job(self.stack, name, lambda j: j.get("state") == "FINISHED", self.batch_records / 50 + 300)
         self.floor.stop_cluster(name)
         self.results.add("floor", BATCH, time.time() - job["end-time"] / 1000)

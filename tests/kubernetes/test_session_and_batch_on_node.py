@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from support.flinknode import OUTPUT_MOUNT, S3_SECRET, BridgeS3, verifier_deployment
+from support.flinknode import OUTPUT_MOUNT, S3_SECRET, BridgeS3, batch_deployment, verifier_deployment
 from support.kube import NODE_IMAGE, TESTJOBS_IN_IMAGE, server_side_apply
 from support.nodestack import BUCKET, FD, JOBS_NS, KEYS, Stack, deleted, measured, records_verified, say, wait_for
 from support.testjobs import COUNTING_JOB, testjobs_jar
@@ -171,15 +171,7 @@ BATCH_RECORDS = 3000
 
 
 def test_finished_batch_job_releases_its_cluster_within_10_s(stack: Stack) -> None:
-    doc = verifier_deployment(
-        "batch", s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir, upgrade_mode="stateless",
-        extra={"execution.runtime-mode": "BATCH"},
-    )  # fmt: skip
-    del doc["spec"]["flinkConfiguration"]["execution.checkpointing.interval"]  # a batch job does not checkpoint
-    doc["spec"]["job"]["args"] = job_args(
-        f"{OUTPUT_MOUNT}/batch", records=BATCH_RECORDS, rate=300, keys=KEYS, checkpoint_interval_ms=0
-    )
-    stack.apply(doc)
+    stack.apply(batch_deployment("batch", s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir, records=BATCH_RECORDS))
     rest = wait_for("batch's REST Service", lambda: stack.rest("batch"), 60)
     try:
 

@@ -212,6 +212,19 @@ def verifier_deployment(
     }
 
 
+def batch_deployment(
+    name: str, *, s3: BridgeS3, bucket: str, host_dir: Path, records: int, rate: float = 300
+) -> dict[str, Any]:
+    """The verifier job as a batch job (``execution.runtime-mode: BATCH``, no checkpoints, stateless upgrades):
+    it reads ``records`` records and ends FINISHED, and its cluster is then released."""
+    doc = verifier_deployment(
+        name, s3=s3, bucket=bucket, host_dir=host_dir, upgrade_mode="stateless", records=records, rate=rate,
+        extra={"execution.runtime-mode": "BATCH"},
+    )  # fmt: skip
+    del doc["spec"]["flinkConfiguration"]["execution.checkpointing.interval"]  # a batch job does not checkpoint
+    return doc
+
+
 class FlinkRest:
     """A JobManager's REST API at ``http://<ClusterIP>:8081``."""
 
