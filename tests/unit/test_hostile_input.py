@@ -235,10 +235,15 @@ def test_quantities_that_flink_or_kubernetes_reject_are_refused(component: str, 
     assert path in paths(problems), rendered(problems)
 
 
-@pytest.mark.parametrize("memory", ["2048m", "1g", "1 gb", "1024 mebibytes", "1073741824", "2Gi", "1.5Gi", "2G", "1e9"])
+@pytest.mark.parametrize("memory", ["2048m", "1g", "1 gb", "1024 mebibytes", "1073741824", "2Gi", "1.5Gi", "2G"])
 def test_memory_sizes_in_flink_or_kubernetes_form_are_accepted(memory: str) -> None:
     body = f'resource:\n  memory: "{memory}"\n  cpu: 0.5'
     assert spec_problems(with_resource("taskManager", body)) == []
+
+
+def test_a_kubernetes_exponent_size_is_refused_with_another_way_to_write_it() -> None:
+    (problem,) = spec_problems(with_resource("taskManager", 'resource:\n  memory: "1e9"'))
+    assert problem.path == "spec.taskManager.resource.memory" and "1G" in problem.hint
 
 
 @pytest.mark.parametrize("cpu", ["500m", "2", "0.25"])
@@ -321,7 +326,10 @@ def test_lint_reports_what_apply_rejects_as_errors_and_exits_2(cli: CliRunner, t
 
 def test_lint_names_the_namespace_in_every_finding(cli: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "job.yaml"
-    path.write_text(GOOD.format(name="fraud").replace("  name: fraud\n", "  name: fraud\n  namespace: payments\n"))
+    text = GOOD.format(name="fraud").replace("  name: fraud\n", "  name: fraud\n  namespace: payments\n")
+    # last-state upgrades without retained checkpoints: a lint warning
+    text += "    upgradeMode: last-state\n  flinkConfiguration:\n    state.checkpoints.dir: file:///tmp/c\n"
+    path.write_text(text)
     result = cli.invoke(app, ["lint", "-f", str(path)])
     finding_lines = [line for line in result.output.splitlines() if line.startswith(("ERROR", "WARNING", "INFO"))]
     assert finding_lines, result.output
