@@ -297,7 +297,8 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 @dataclass(frozen=True)
 class _Malformed:
-    """A document that is not valid YAML, with the position (1-based, in the whole text) of the problem."""
+    """A document that is not valid YAML, or is beyond the loader's bounds (then ``hint`` says what to do), with
+    the position (1-based, in the whole text) of the problem."""
 
     line: int | None
     column: int | None
@@ -306,9 +307,9 @@ class _Malformed:
 
     def problem(self, source: str) -> Problem:
         where = f" at line {self.line}, column {self.column}" if self.line is not None else ""
-        if self.hint is not None:
-            hint = self.hint
-        elif "'\\t'" in self.what:
+        if self.hint is not None:  # well-formed, but beyond the loader's bounds
+            return Problem(DOCUMENT_PATH, f"{self.what}{where}", self.hint, source)
+        if "'\\t'" in self.what:
             hint = "YAML indentation must use spaces, not tabs"
         elif "duplicate key" in self.what:
             hint = "remove one of the two entries; YAML mappings cannot repeat a key"
