@@ -2,7 +2,9 @@
 (the CLI: exit 0, 1 or 2 with a message), never another exception, and never more than a fixed amount of
 memory. Three generators: raw bytes (any encoding, any garbage), YAML text assembled from fragments that
 stress the parser (anchors, aliases, flow brackets, tags, huge numbers), and resource-shaped documents with
-arbitrary values in every field. A fixed budget (``max_examples``, derandomized) keeps it to seconds."""
+arbitrary values in every field; the last also goes through ``lint``, ``plan`` and ``apply`` in this process,
+where an apply that exits 2 must have written nothing. A fixed budget (``max_examples``, derandomized) keeps it
+to seconds."""
 
 from __future__ import annotations
 
@@ -28,9 +30,10 @@ from support.service import TestTarget
 MEMORY_BOUND = 64 * 2**20
 
 BUDGET = settings(
-    max_examples=60,
+    max_examples=50,
     deadline=None,  # the memory tracer slows each example; the budget is the example count
     derandomize=True,
+    database=None,  # the same examples every run: nothing to remember between runs, nothing written to the checkout
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
 )
 
@@ -182,19 +185,29 @@ def test_any_resource_shaped_document_is_read_or_refused(document: dict[str, Any
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Iterator[CliRunner]:
-    cli_target._current[:] = [TestTarget(tmp_path / "home")]
-    yield CliRunner()
+def target(tmp_path: Path) -> Iterator[TestTarget]:
+    """The CLI in this process on a test target (a real SQLite store; the controller never starts)."""
+    chosen = TestTarget(tmp_path / "home")
+    cli_target._current[:] = [chosen]
+    yield chosen
     cli_target._current.clear()
 
 
-@settings(BUDGET, max_examples=25)
+@settings(BUDGET, max_examples=20)
 @given(document=resource_documents())
-def test_lint_on_any_document_exits_0_1_or_2_without_a_traceback(
-    cli: CliRunner, tmp_path: Path, document: dict[str, Any]
+def test_the_cli_on_any_document_exits_0_1_or_2_and_an_apply_is_all_or_nothing(
+    target: TestTarget, tmp_path: Path, document: dict[str, Any]
 ) -> None:
     path = tmp_path / "fuzz.yaml"
-    path.write_text(yaml.safe_dump(document, allow_unicode=True))
-    result = cli.invoke(app, ["lint", "-f", str(path)])
-    assert result.exit_code in (0, 1, 2), result.output
+    second = {**document, "metadata": {"name": "second"}}
+    path.write_text(yaml.safe_dump_all([second, document], allow_unicode=True))
+    for command in ("lint", "plan"):
+        result = CliRunner().invoke(app, [command, "-f", str(path)])
+        assert result.exit_code in (0, 1, 2), result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    before = target.documents()
+    result = CliRunner().invoke(app, ["apply", "-f", str(path)])
+    assert result.exit_code in (0, 2), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    if result.exit_code == 2:
+        assert target.documents() == before  # nothing of the file was written
