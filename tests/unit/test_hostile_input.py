@@ -147,6 +147,12 @@ def test_an_alias_bomb_is_refused_in_bounded_memory() -> None:
     assert peak < 32 * 2**20
 
 
+def test_an_input_of_countless_documents_is_refused_quickly() -> None:
+    problems = problems_of("---\na: 1\n" * 100_000)
+    assert len(problems) <= 2 * 1000 + 1  # two per document read (no apiVersion, no kind), then the refusal
+    assert "documents" in problems[-1].message
+
+
 def test_a_few_aliases_are_still_fine() -> None:
     text = GOOD.format(name="anchors") + "    args: &args [a, b]\n"
     text += "  podTemplate:\n    metadata:\n      labels: &l {a: b}\n    spec:\n      x: *l\n"

@@ -12,8 +12,9 @@ Invariants:
   validation library.
 * Bounded: input is refused, as a problem and never an exception, before it can cost more than a bounded
   amount of time and memory: at most ``MAX_INPUT_BYTES`` of text, values nested at most ``MAX_DEPTH`` deep, at
-  most ``MAX_VALUES`` values per document once aliases are expanded, integers of at most ``MAX_INTEGER_DIGITS``
-  digits. ``decode_input`` turns bytes into text the same way (UTF-8, or UTF-16/32 with a byte order mark).
+  most ``MAX_VALUES`` values per document once aliases are expanded, at most ``MAX_DOCUMENTS`` documents,
+  integers of at most ``MAX_INTEGER_DIGITS`` digits. ``decode_input`` turns bytes into text the same way
+  (UTF-8, or UTF-16/32 with a byte order mark).
 * Pure: no file, network or clock access.
 """
 
@@ -38,6 +39,7 @@ from flinkops.errors import InvalidInput, Problem
 __all__ = [
     "DOCUMENT_PATH",
     "MAX_DEPTH",
+    "MAX_DOCUMENTS",
     "MAX_INPUT_BYTES",
     "MAX_INTEGER_DIGITS",
     "MAX_VALUES",
@@ -76,6 +78,8 @@ MAX_INPUT_BYTES = 3 * 2**20
 MAX_DEPTH = 100
 #: How many values (scalars, mappings and lists) one document may hold once every alias is expanded.
 MAX_VALUES = 100_000
+#: How many documents (``---`` sections) one input may hold.
+MAX_DOCUMENTS = 1000
 #: The longest integer, in digits (a Java long has 19; Python refuses to read more than 4300).
 MAX_INTEGER_DIGITS = 100
 
@@ -347,7 +351,11 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
 
 def _documents(text: str) -> Iterator[Any]:
     """Every non-empty document of the stream, or a ``_Malformed`` for a chunk that does not parse."""
-    for offset, chunk in _chunks(text):
+    for number, (offset, chunk) in enumerate(_chunks(text), start=1):
+        if number > MAX_DOCUMENTS:
+            hint = "split the input into several files; no deployment needs this many resources in one apply"
+            yield _Malformed(offset + 1, 1, f"the input holds more than {MAX_DOCUMENTS} documents", hint)
+            return
         try:
             for document in yaml.load_all(chunk, Loader=_Loader):  # a SafeLoader subclass: no arbitrary objects
                 if document is not None:
