@@ -247,6 +247,23 @@ def test_memory_sizes_in_flink_or_kubernetes_form_are_accepted(memory: str) -> N
     assert spec_problems(with_resource("taskManager", body)) == []
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("taskmanager.memory.process.size", "lots"),
+        ("jobmanager.memory.process.size", "2Gi"),
+        ("taskmanager.memory.jvm-overhead.max", "-1m"),
+        ("taskmanager.numberOfTaskSlots", "lots"),
+        ("taskmanager.numberOfTaskSlots", "0"),
+        ("parallelism.default", "99999999999"),
+    ],
+)
+def test_flink_options_flinkops_reads_itself_are_checked_as_flink_parses_them(key: str, value: str) -> None:
+    text = GOOD.format(name="conf") + f'  flinkConfiguration:\n    {key}: "{value}"\n'
+    problems = spec_problems(text)
+    assert [p.path for p in problems] == [f'spec.flinkConfiguration["{key}"]'], rendered(problems)
+
+
 def test_a_kubernetes_exponent_size_is_refused_with_another_way_to_write_it() -> None:
     (problem,) = spec_problems(with_resource("taskManager", 'resource:\n  memory: "1e9"'))
     assert problem.path == "spec.taskManager.resource.memory" and "1G" in problem.hint

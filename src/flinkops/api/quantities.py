@@ -17,7 +17,7 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["cpu_cores", "memory_bytes"]
+__all__ = ["cpu_cores", "flink_memory_bytes", "memory_bytes"]
 
 _JAVA_LONG_MAX = 2**63 - 1
 _FLINK_UNITS = {
@@ -67,6 +67,18 @@ def memory_bytes(text: str) -> int:
         if kubernetes is None or kubernetes.group(2) not in _KUBERNETES_UNITS:
             raise ValueError(f"{text!r} is not a memory size")
         size = math.ceil(Decimal(kubernetes.group(1)) * _KUBERNETES_UNITS[kubernetes.group(2)])
+    if size > _JAVA_LONG_MAX:
+        raise ValueError(f"{text!r} is larger than Flink can hold (a Java long of bytes)")
+    return size
+
+
+def flink_memory_bytes(text: str) -> int:
+    """Bytes in a memory size in Flink's own syntax only (``MemorySize.parse``: what Flink reads in its
+    configuration, where a Kubernetes quantity such as ``2Gi`` is an error). Raises ``ValueError``."""
+    flink = _FLINK_SIZE.fullmatch(text) if len(text) <= _MAX_LENGTH else None
+    if flink is None or flink.group(2).lower() not in _FLINK_UNITS:
+        raise ValueError(f"{text[:_MAX_LENGTH]!r} is not a Flink memory size")
+    size = int(flink.group(1)) * _FLINK_UNITS[flink.group(2).lower()]
     if size > _JAVA_LONG_MAX:
         raise ValueError(f"{text!r} is larger than Flink can hold (a Java long of bytes)")
     return size

@@ -38,7 +38,7 @@ from flinkops.api.models import (
     UpgradeMode,
 )
 from flinkops.api.plugins import CONNECTOR_ARTIFACTS, CONNECTORS_KEY, requested_connectors
-from flinkops.api.quantities import cpu_cores, memory_bytes
+from flinkops.api.quantities import cpu_cores, flink_memory_bytes, memory_bytes
 from flinkops.api.retention_settings import RETENTION_KEYS, retention_limits
 from flinkops.api.schedule import Schedule, parse_schedule
 from flinkops.errors import Problem
@@ -92,6 +92,10 @@ _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 # name of at most 63; a label value is at most 63 characters; all annotations together at most 256 KiB.
 _QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _ANNOTATIONS_MAX_BYTES = 256 * 1024
+# Flink options whose values flinkops itself reads (to size processes and count slots), so a value Flink would
+# refuse is refused here, before a JobManager is started with it.
+_MEMORY_OPTION = re.compile(r"(jobmanager|taskmanager)\.memory\.[a-z.-]+\.(size|min|max)")
+_POSITIVE_INT_OPTIONS = ("taskmanager.numberOfTaskSlots", "parallelism.default")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -151,6 +155,7 @@ def validate_resource(r: Resource, *, source: str | None = None, default_state_d
     problems += _name_problems(r)
     problems += _metadata_problems(r.metadata.labels, r.metadata.annotations)
     problems += _range_problems(r)
+    problems += _config_value_problems(r.spec.flink_configuration)
     if isinstance(r, FlinkDeployment):
         problems += _quantity_problems(r.spec)
         problems += _deployment_problems(r.spec, default_state_dirs)
@@ -246,6 +251,25 @@ def _range_problems(r: Resource) -> list[tuple[str, str, str]]:
     for path, nonce in nonces:
         if nonce is not None and not _LONG_MIN <= nonce <= _LONG_MAX:
             found.append((path, f"{nonce} does not fit a Java long", "use a smaller number, e.g. the previous one + 1"))
+    return found
+
+
+def _config_value_problems(conf: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """Values of the Flink options flinkops reads itself, checked as Flink parses them."""
+    found: list[tuple[str, str, str]] = []
+    for key, value in conf.items():
+        if _MEMORY_OPTION.fullmatch(key) and value.strip():
+            try:
+                flink_memory_bytes(value)
+            except ValueError as exc:
+                hint = "write a Flink memory size such as '2048m', '2g' or '1 gb' (Flink reads no '2Gi' here)"
+                found.append((config_path(key), str(exc), hint))
+    for key in _POSITIVE_INT_OPTIONS:
+        value = conf.get(key, "").strip()
+        if value and not (value.isdigit() and 0 < int(value) <= _INT32_MAX):
+            found.append(
+                (config_path(key), f"must be a whole number from 1 to {_INT32_MAX}, got '{value[:40]}'", "e.g. 2")
+            )
     return found
 
 
