@@ -10,6 +10,11 @@ Invariants:
 * Problems speak YAML, not Python: paths use the camelCase field names a user wrote (``spec.job.parallelism``,
   ``spec.job.args[2]``, ``spec.flinkConfiguration["state.backend.type"]``) and messages never mention the
   validation library.
+* Bounded: input is refused, as a problem and never an exception, before it can cost more than a bounded
+  amount of time and memory: at most ``MAX_INPUT_BYTES`` of text, values nested at most ``MAX_DEPTH`` deep, at
+  most ``MAX_VALUES`` values per document once aliases are expanded, at most ``MAX_DOCUMENTS`` documents,
+  integers of at most ``MAX_INTEGER_DIGITS`` digits. ``decode_input`` turns bytes into text the same way
+  (UTF-8, or UTF-16/32 with a byte order mark).
 * Pure: no file, network or clock access.
 """
 
@@ -33,7 +38,13 @@ from flinkops.errors import InvalidInput, Problem
 
 __all__ = [
     "DOCUMENT_PATH",
+    "MAX_DEPTH",
+    "MAX_DOCUMENTS",
+    "MAX_INPUT_BYTES",
+    "MAX_INTEGER_DIGITS",
+    "MAX_VALUES",
     "Resource",
+    "decode_input",
     "dump_resource",
     "load_documents",
     "load_object",
@@ -54,6 +65,31 @@ _KINDS: dict[str, type[FlinkDeployment] | type[FlinkSessionJob]] = {
 _KNOWN_UNSUPPORTED_KINDS = ("FlinkStateSnapshot", "FlinkBlueGreenDeployment")
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+# Limits on input, after the Kubernetes API server's: it refuses a request body over 3 MiB, and its YAML decoder
+# refuses documents whose aliases expand out of proportion (the fix for the "billion laughs" CVE-2019-11253).
+# Nesting and values are bounded tighter than the API server does: the deepest part of a real FlinkDeployment
+# (a pod template's container securityContext) is about 10 levels down, and a large one has a few thousand
+# values, so these leave room by an order of magnitude while keeping the loader's recursion (about three Python
+# frames per level) and memory (a few hundred bytes per value) small.
+#: The largest input text (one file, or standard input), in bytes of UTF-8.
+MAX_INPUT_BYTES = 3 * 2**20
+#: How deep mappings and lists may nest inside one document.
+MAX_DEPTH = 100
+#: How many values (scalars, mappings and lists) one document may hold once every alias is expanded.
+MAX_VALUES = 100_000
+#: How many documents (``---`` sections) one input may hold.
+MAX_DOCUMENTS = 1000
+#: The longest integer, in digits (a Java long has 19; Python refuses to read more than 4300).
+MAX_INTEGER_DIGITS = 100
+
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
 
 
 # --------------------------------------------------------------------------------------------- public API
@@ -76,13 +112,48 @@ def yaml_path(*parts: str | int) -> str:
     return out
 
 
+def decode_input(data: bytes, source: str = "<stdin>") -> str:
+    """The text of an input file: UTF-8 (as Kubernetes reads YAML), or UTF-16/UTF-32 when the file starts with
+    their byte order mark (YAML allows both). Raises ``InvalidInput`` for anything larger than
+    ``MAX_INPUT_BYTES`` or not text in those encodings (a Latin-1 file, a binary), naming the first bad byte."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise InvalidInput([_too_large(source)])
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = data[exc.start]
+        what = "UTF-8" if encoding.startswith("utf-8") else encoding.upper()
+        problem = Problem(
+            DOCUMENT_PATH,
+            f"not {what} text: byte 0x{byte:02x} at line {line}, column {column} cannot be decoded",
+            "save the file as UTF-8 (Kubernetes and flinkops read YAML as UTF-8); a binary file is not a resource",
+            source,
+        )
+        raise InvalidInput([problem]) from exc
+
+
+def _too_large(source: str) -> Problem:
+    return Problem(
+        DOCUMENT_PATH,
+        f"the input is larger than {MAX_INPUT_BYTES // 2**20} MiB, the most the Kubernetes API server accepts "
+        "in one request",
+        "split it into several files, or move large data (jars, scripts, config files) out of the resource",
+        source,
+    )
+
+
 def load_documents(text: str, source: str = "<stdin>") -> list[Resource]:
     """Parse multi-document YAML into resources; empty documents are skipped.
 
     ``kind: List`` documents (``kubectl get -o yaml`` output) contribute their ``items``. Raises
     ``InvalidInput`` carrying every problem in every document; ``Problem.source`` is ``"{source}#{n}"`` with
-    ``n`` the 1-based index of the non-empty document.
+    ``n`` the 1-based index of the non-empty document. Text over ``MAX_INPUT_BYTES`` is refused unread.
     """
+    if len(text) > MAX_INPUT_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_INPUT_BYTES:
+        raise InvalidInput([_too_large(source)])
     resources: list[Resource] = []
     problems: list[Problem] = []
     for index, document in enumerate(_documents(text), start=1):
@@ -119,14 +190,89 @@ def dump_resource(r: Resource) -> dict[str, Any]:
 _FIRST_DEFINED = "first defined"
 
 
+class _LimitExceeded(yaml.MarkedYAMLError):
+    """A document beyond one of the loader's bounds; ``hint`` says what to do about it."""
+
+    def __init__(self, problem: str, mark: Any, hint: str) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.hint = hint
+
+
 class _Loader(yaml.SafeLoader):
-    """Safe YAML loader with two changes that match what the Kubernetes API server accepts.
+    """Safe YAML loader with changes that match what the Kubernetes API server accepts.
 
     * Duplicate keys are an error (the API server rejects them; PyYAML would silently keep the last one, so
       a second ``state.checkpoints.dir`` would quietly win).
     * Unquoted timestamps stay strings (Kubernetes tooling reads them as strings; a ``date`` object would
       make ``metadata.creationTimestamp`` fail its type check).
+    * Nesting, values after alias expansion and integer length are bounded (``MAX_DEPTH``, ``MAX_VALUES``,
+      ``MAX_INTEGER_DIGITS``), checked while the document is composed so that nothing past a bound is built.
     """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._values = 0  # values composed so far in this document, each alias counting as what it expands to
+        self._aliases = 0
+        self._sizes: dict[int, int] = {}  # id of an anchored node -> values it expands to
+
+    def compose_document(self) -> yaml.Node | None:
+        self._depth, self._values, self._aliases, self._sizes = 0, 0, 0, {}
+        node: yaml.Node | None = super().compose_document()
+        self._sizes = {}
+        return node
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            node: yaml.Node | None = super().compose_node(parent, index)
+            self._aliases += 1
+            self._count(self._sizes.get(id(node), 1), event.start_mark)
+            return node
+        if self._depth >= MAX_DEPTH:
+            raise _LimitExceeded(
+                f"values are nested more than {MAX_DEPTH} levels deep",
+                event.start_mark,
+                "no FlinkDeployment or FlinkSessionJob field nests this deep; check the indentation and brackets",
+            )
+        before = self._values
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        self._count(1, event.start_mark)
+        if getattr(event, "anchor", None) is not None and node is not None:
+            self._sizes[id(node)] = self._values - before
+        return node
+
+    def _count(self, values: int, mark: Any) -> None:
+        self._values += values
+        if self._values <= MAX_VALUES:
+            return
+        if self._aliases:
+            raise _LimitExceeded(
+                f"the document expands to more than {MAX_VALUES} values through its aliases (*name)",
+                mark,
+                "write the values out, or use fewer aliases; aliases that repeat aliases grow exponentially",
+            )
+        raise _LimitExceeded(
+            f"the document holds more than {MAX_VALUES} values",
+            mark,
+            "split it into several resources, or move large data out of the resource",
+        )
+
+    def construct_yaml_int(self, node: yaml.Node) -> int:
+        assert isinstance(node, yaml.ScalarNode)
+        digits = sum(c.isalnum() for c in str(node.value))
+        if digits > MAX_INTEGER_DIGITS:
+            raise _LimitExceeded(
+                f"an integer of {digits} digits; at most {MAX_INTEGER_DIGITS} are read",
+                node.start_mark,
+                "use a number Flink and Kubernetes can hold (a Java long has at most 19 digits), or quote it",
+            )
+        value: int = super().construct_yaml_int(node)
+        return value
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
@@ -150,18 +296,23 @@ def _timestamp_as_string(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_string)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 @dataclass(frozen=True)
 class _Malformed:
-    """A document that is not valid YAML, with the position (1-based, in the whole text) of the problem."""
+    """A document that is not valid YAML, or is beyond the loader's bounds (then ``hint`` says what to do), with
+    the position (1-based, in the whole text) of the problem."""
 
     line: int | None
     column: int | None
     what: str
+    hint: str | None = None
 
     def problem(self, source: str) -> Problem:
         where = f" at line {self.line}, column {self.column}" if self.line is not None else ""
+        if self.hint is not None:  # well-formed, but beyond the loader's bounds
+            return Problem(DOCUMENT_PATH, f"{self.what}{where}", self.hint, source)
         if "'\\t'" in self.what:
             hint = "YAML indentation must use spaces, not tabs"
         elif "duplicate key" in self.what:
@@ -200,11 +351,19 @@ def _chunks(text: str) -> Iterator[tuple[int, str]]:
 
 def _documents(text: str) -> Iterator[Any]:
     """Every non-empty document of the stream, or a ``_Malformed`` for a chunk that does not parse."""
-    for offset, chunk in _chunks(text):
+    for number, (offset, chunk) in enumerate(_chunks(text), start=1):
+        if number > MAX_DOCUMENTS:
+            hint = "split the input into several files; no deployment needs this many resources in one apply"
+            yield _Malformed(offset + 1, 1, f"the input holds more than {MAX_DOCUMENTS} documents", hint)
+            return
         try:
             for document in yaml.load_all(chunk, Loader=_Loader):  # a SafeLoader subclass: no arbitrary objects
                 if document is not None:
                     yield document
+        except _LimitExceeded as exc:
+            mark = exc.problem_mark
+            line, column = (offset + mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+            yield _Malformed(line, column, exc.problem or "beyond the loader's limits", exc.hint)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             what = exc.problem or exc.context or "not valid YAML"
@@ -447,6 +606,8 @@ def _problem_for(error: Mapping[str, Any], location: _Location, source: str, pre
                 source,
             )
         return Problem(path, f"expected {expected}, got {_describe(value)}", _type_hint(expected, value, parts), source)
+    if kind == "flink_configuration_conflict":
+        return Problem(path, str(error.get("msg")), "keep one of the two, flat or nested", source)
     # Anything else: the library's own sentence is already phrased for people; keep it, minus its jargon.
     message = str(error.get("msg", "invalid value"))
     message = message[:1].lower() + message[1:]

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from flinkops.errors import ErrorReason
 
@@ -170,7 +171,8 @@ def flatten_flink_configuration(value: Any, prefix: str = "") -> dict[str, str]:
     """Flatten ``flinkConfiguration`` written as nested YAML into Flink's flat ``a.b.c: value`` form.
 
     Scalars become strings the way Flink's YAML parser reads them (``true``/``false``, numbers as written);
-    lists become Flink's ``;``-separated list form.
+    lists become Flink's ``;``-separated list form. A key written twice (flat and nested: ``a.b: 1`` and
+    ``a: {b: 2}``) with different values raises ``ValueError`` naming it: one of the two would silently win.
     """
     if not isinstance(value, dict):
         raise TypeError("flinkConfiguration must be a mapping of configuration keys to values")
@@ -178,15 +180,22 @@ def flatten_flink_configuration(value: Any, prefix: str = "") -> dict[str, str]:
     for key, item in value.items():
         full = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(item, dict):
-            flat.update(flatten_flink_configuration(item, full))
+            written = flatten_flink_configuration(item, full)
         elif isinstance(item, bool):
-            flat[full] = "true" if item else "false"
+            written = {full: "true" if item else "false"}
         elif isinstance(item, list):
-            flat[full] = ";".join(_scalar(v) for v in item)
+            written = {full: ";".join(_scalar(v) for v in item)}
         elif item is None:
-            flat[full] = ""
+            written = {full: ""}
         else:
-            flat[full] = _scalar(item)
+            written = {full: _scalar(item)}
+        for name, text in written.items():
+            if name in flat and flat[name] != text:
+                raise ValueError(
+                    f"the key '{name}' is given twice (flat and nested) with different values, "
+                    f"'{flat[name]}' and '{text}'"
+                )
+            flat[name] = text
     return flat
 
 
@@ -252,7 +261,10 @@ class _FlinkConfigMixin(_Model):
         if value is None:
             return {}
         if isinstance(value, dict):
-            return flatten_flink_configuration(value)
+            try:
+                return flatten_flink_configuration(value)
+            except ValueError as exc:
+                raise PydanticCustomError("flink_configuration_conflict", str(exc)) from exc
         return value  # let pydantic report the wrong type with its path
 
 

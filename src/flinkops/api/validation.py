@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flinkops.api.flinkconf import (
     CHECKPOINT_DIR_KEYS,
@@ -38,6 +38,7 @@ from flinkops.api.models import (
     UpgradeMode,
 )
 from flinkops.api.plugins import CONNECTOR_ARTIFACTS, CONNECTORS_KEY, requested_connectors
+from flinkops.api.quantities import cpu_cores, flink_memory_bytes, memory_bytes
 from flinkops.api.retention_settings import RETENTION_KEYS, retention_limits
 from flinkops.api.schedule import Schedule, parse_schedule
 from flinkops.errors import Problem
@@ -79,6 +80,22 @@ _HA_BUILT_IN = ("zookeeper", "kubernetes")
 # Any (kind, namespace, name) tuple type, so callers may key by the models' Literal kinds.
 _Key = TypeVar("_Key", bound=tuple[str, str, str])
 _UNSUPPORTED_VERSIONS = (FlinkVersion.v1_13, FlinkVersion.v1_14)
+
+# Integer ranges. Flink caps a job's parallelism by its maximum parallelism, which is at most 2^15
+# (KeyGroupRangeAssignment.UPPER_BOUND_MAX_PARALLELISM); replicas are Kubernetes int32 fields; nonces are Java
+# longs in the reference operator's CRD.
+MAX_PARALLELISM = 2**15
+_INT32_MAX = 2**31 - 1
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+# Label and annotation rules of Kubernetes (apimachinery's IsQualifiedName, IsValidLabelValue,
+# ValidateAnnotations): a key is an optional DNS-subdomain prefix of at most 253 characters and '/', then a
+# name of at most 63; a label value is at most 63 characters; all annotations together at most 256 KiB.
+_QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_ANNOTATIONS_MAX_BYTES = 256 * 1024
+# Flink options whose values flinkops itself reads (to size processes and count slots), so a value Flink would
+# refuse is refused here, before a JobManager is started with it.
+_MEMORY_OPTION = re.compile(r"(jobmanager|taskmanager)\.memory\.[a-z.-]+\.(size|min|max)")
+_POSITIVE_INT_OPTIONS = ("taskmanager.numberOfTaskSlots", "parallelism.default")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -136,11 +153,180 @@ def validate_resource(r: Resource, *, source: str | None = None, default_state_d
     where = resource_label(r) if source is None else source
     problems: list[tuple[str, str, str]] = []
     problems += _name_problems(r)
+    problems += _metadata_problems(r.metadata.labels, r.metadata.annotations)
+    problems += _range_problems(r)
+    problems += _config_value_problems(r.spec.flink_configuration)
     if isinstance(r, FlinkDeployment):
+        problems += _quantity_problems(r.spec)
         problems += _deployment_problems(r.spec, default_state_dirs)
     else:
         problems += _session_job_problems(r)
     return [Problem(path, message, hint, where) for path, message, hint in problems]
+
+
+def _qualified_name_problem(key: str) -> str | None:
+    """Why ``key`` is not a Kubernetes label or annotation key, or None when it is one."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not prefix:
+        return "the prefix before '/' is empty"
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return (
+            f"the prefix '{prefix[:60]}' is not a DNS subdomain (lowercase letters, digits, '-' and '.', at most 253)"
+        )
+    if not name:
+        return "the name is empty"
+    if len(name) > 63:
+        return f"the name is {len(name)} characters long; at most 63 are allowed"
+    if not _QUALIFIED_NAME.fullmatch(name):
+        return "the name must consist of letters, digits, '-', '_' and '.', and start and end with a letter or digit"
+    return None
+
+
+def _metadata_problems(
+    labels: Mapping[str, str] | None, annotations: Mapping[str, str] | None
+) -> list[tuple[str, str, str]]:
+    found: list[tuple[str, str, str]] = []
+    key_hint = "use a key such as 'team' or 'example.com/team', as Kubernetes requires"
+    for key, value in (labels or {}).items():
+        path = yaml_path("metadata", "labels", key)
+        why = _qualified_name_problem(key)
+        if why is not None:
+            found.append((path, f"not a valid label key: {why}", key_hint))
+        if len(value) > 63 or (value and not _QUALIFIED_NAME.fullmatch(value)):
+            found.append(
+                (
+                    path,
+                    f"not a valid label value ({len(value)} characters): at most 63 letters, digits, '-', '_' and "
+                    "'.', starting and ending with a letter or digit (or empty)",
+                    "shorten the value, or put free text in an annotation instead",
+                )
+            )
+    total = 0
+    for key, value in (annotations or {}).items():
+        total += len(key.encode()) + len(value.encode())
+        why = _qualified_name_problem(key)
+        if why is not None:
+            found.append((yaml_path("metadata", "annotations", key), f"not a valid annotation key: {why}", key_hint))
+    if total > _ANNOTATIONS_MAX_BYTES:
+        found.append(
+            (
+                "metadata.annotations",
+                f"the annotations add up to {total} bytes; Kubernetes allows at most {_ANNOTATIONS_MAX_BYTES} "
+                "(256 KiB) in all",
+                "keep large data out of annotations (a ConfigMap, or a file the job reads)",
+            )
+        )
+    return found
+
+
+def _range_problems(r: Resource) -> list[tuple[str, str, str]]:
+    """Integers beyond what Flink or Kubernetes hold (the models take any size of integer)."""
+    found: list[tuple[str, str, str]] = []
+    job = r.spec.job
+    if job is not None and job.parallelism is not None and job.parallelism > MAX_PARALLELISM:
+        found.append(
+            (
+                "spec.job.parallelism",
+                f"{job.parallelism} is more than Flink runs: a job's parallelism is at most {MAX_PARALLELISM}",
+                f"set a parallelism between 1 and {MAX_PARALLELISM}",
+            )
+        )
+    if isinstance(r, FlinkDeployment):
+        for path, replicas in (
+            ("spec.jobManager.replicas", r.spec.job_manager.replicas if r.spec.job_manager else None),
+            ("spec.taskManager.replicas", r.spec.task_manager.replicas if r.spec.task_manager else None),
+        ):
+            if replicas is not None and replicas > _INT32_MAX:
+                found.append(
+                    (path, f"{replicas} is larger than Kubernetes' replica count (an int32)", "use a sensible count")
+                )
+    nonces: list[tuple[str, int | None]] = [("spec.restartNonce", r.spec.restart_nonce)]
+    if job is not None:
+        nonces += [
+            ("spec.job.savepointTriggerNonce", job.savepoint_trigger_nonce),
+            ("spec.job.checkpointTriggerNonce", job.checkpoint_trigger_nonce),
+            ("spec.job.savepointRedeployNonce", job.savepoint_redeploy_nonce),
+            ("spec.job.autoscalerResetNonce", job.autoscaler_reset_nonce),
+        ]
+    for path, nonce in nonces:
+        if nonce is not None and not _LONG_MIN <= nonce <= _LONG_MAX:
+            found.append((path, f"{nonce} does not fit a Java long", "use a smaller number, e.g. the previous one + 1"))
+    return found
+
+
+def _config_value_problems(conf: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """Values of the Flink options flinkops reads itself, checked as Flink parses them."""
+    found: list[tuple[str, str, str]] = []
+    for key, value in conf.items():
+        if _MEMORY_OPTION.fullmatch(key) and value.strip():
+            try:
+                flink_memory_bytes(value)
+            except ValueError as exc:
+                hint = "write a Flink memory size such as '2048m', '2g' or '1 gb' (Flink reads no '2Gi' here)"
+                found.append((config_path(key), str(exc), hint))
+    for key in _POSITIVE_INT_OPTIONS:
+        value = conf.get(key, "").strip()
+        if value and not (value.isdigit() and 0 < int(value) <= _INT32_MAX):
+            found.append(
+                (config_path(key), f"must be a whole number from 1 to {_INT32_MAX}, got '{value[:40]}'", "e.g. 2")
+            )
+    return found
+
+
+def _quantity_problems(spec: FlinkDeploymentSpec) -> list[tuple[str, str, str]]:
+    """Memory and CPU of the JobManager and TaskManager, read as Flink and Kubernetes read them."""
+    found: list[tuple[str, str, str]] = []
+    memory_hint = (
+        "write a Flink size such as '2048m', '2g' or '1 gb', or a Kubernetes quantity such as '2Gi' or '1G' "
+        "(exponents such as '1e9' are not read)"
+    )
+    cpu_hint = "write a number of cores such as 1 or 0.5, or millicores such as '500m'"
+    for component, part in (("jobManager", spec.job_manager), ("taskManager", spec.task_manager)):
+        if part is None:
+            continue
+        if part.resource is not None:
+            base = ("spec", component, "resource")
+            for field, size in (
+                ("memory", part.resource.memory),
+                ("ephemeralStorage", part.resource.ephemeral_storage),
+            ):
+                if size is not None:
+                    found += _size_problem(yaml_path(*base, field), size, memory_hint, positive=True)
+            if part.resource.cpu is not None:
+                found += _cpu_problem(yaml_path(*base, "cpu"), part.resource.cpu, cpu_hint, positive=True)
+        for section, block in (part.resources or {}).items():
+            if section not in ("requests", "limits") or not isinstance(block, Mapping):
+                continue
+            for name, amount in block.items():
+                path = yaml_path("spec", component, "resources", section, str(name))
+                if name == "cpu":
+                    found += _cpu_problem(path, amount, cpu_hint, positive=False)
+                elif name in ("memory", "ephemeral-storage"):
+                    found += _size_problem(path, amount, memory_hint, positive=False)
+    return found
+
+
+def _size_problem(path: str, value: Any, hint: str, *, positive: bool) -> list[tuple[str, str, str]]:
+    try:
+        size = memory_bytes(str(value)) if isinstance(value, str | int) and not isinstance(value, bool) else None
+    except ValueError as exc:
+        return [(path, str(exc), hint)]
+    if size is None:
+        return [(path, f"expected a memory size, got {value!r}", hint)]
+    if positive and size <= 0:
+        return [(path, f"must be more than 0, got {value!r}", hint)]
+    return []
+
+
+def _cpu_problem(path: str, value: Any, hint: str, *, positive: bool) -> list[tuple[str, str, str]]:
+    try:
+        cores = cpu_cores(value)
+    except ValueError as exc:
+        return [(path, str(exc), hint)]
+    if cores < 0 or (positive and cores == 0):
+        bound = "more than 0" if positive else "0 or more"
+        return [(path, f"must be {bound}, got {value}", hint)]
+    return []
 
 
 def _name_problems(r: Resource) -> list[tuple[str, str, str]]:

@@ -165,24 +165,39 @@ def logs(
 @app.command()
 @main_guard
 def lint(filename: FileOpt) -> None:
-    """Check resources for the known Flink-on-Kubernetes pitfalls. Exit 1 when an error-severity rule fires."""
-    from flinkops.service.inputs import read_files
+    """Check resources as `apply` would, then for the known Flink-on-Kubernetes pitfalls. Exit 2 when apply would
+    reject the input, 1 when an error-severity rule fires."""
+    from rich.markup import escape as _plain
+
+    from flinkops.service.inputs import read_files, validate
     from flinkops.service.planning import lint as lint_resources
 
+    where = target.current()
+    resources = read_files(where, filename)
+    invalid = validate(where, resources)
+    for problem in invalid:
+        about = f" {problem.source}" if problem.source else ""
+        out.print(f"[red]ERROR[/red] invalid{about} {_plain(problem.path)}: {_plain(problem.message)}")
+        if problem.hint:
+            out.print(f"    fix: {_plain(problem.hint)}")
     errors = 0
     total = 0
-    for report in lint_resources(read_files(target.current(), filename)):
-        label = f"{report.key.kind}/{report.key.name}"
+    for report in lint_resources(resources):
+        label = f"{report.key.kind} {report.key.namespace}/{report.key.name}"
         if not report.findings:
-            out.print(f"[green]✓[/green] {label}: no findings")
+            if not invalid:
+                out.print(f"[green]✓[/green] {label}: no findings")
             continue
         for f in report.findings:
             total += 1
             errors += f.severity == "error"
             color = "red" if f.severity == "error" else "yellow"
-            out.print(f"[{color}]{f.severity.upper()}[/{color}] {f.rule_id} {label} {f.path}: {f.message}")
+            out.print(f"[{color}]{f.severity.upper()}[/{color}] {f.rule_id} {label} {_plain(f.path)}: {f.message}")
             out.print(f"    why: {f.why}")
             out.print(f"    fix: {f.fix}")
+    if invalid:
+        out.print(f"{len(invalid)} problem(s) that apply would reject, {total} finding(s); nothing was changed")
+        raise typer.Exit(2)
     if total:
         out.print(f"{total} finding(s), {errors} error(s)")
     if errors:

@@ -218,7 +218,7 @@ def plan(filename: FileOpt) -> None:
     findings = [(r.key, f) for r in report.lint for f in r.findings]
     out.print("[bold]Lint:[/bold]" + ("" if findings else " no findings"))
     for key, f in findings:
-        out.print(f"  {f.severity.upper():<7} {f.rule_id} {key.kind}/{key.name} {f.path}: {f.message}")
+        out.print(f"  {f.severity.upper():<7} {f.rule_id} {key.kind} {key.namespace}/{key.name} {f.path}: {f.message}")
 
 
 def _print_plan(planned: ResourcePlan) -> None:

@@ -1,9 +1,12 @@
 """``apply``: create or update resources, all or nothing as far as input goes.
 
 The whole batch is checked first (``service.inputs.check``: every resource, the updates, the batch against the
-store, the savepoints it would start from); invalid input raises ``InvalidInput`` and writes nothing. Then each
-resource is written: the store bumps ``metadata.generation`` only when the spec changed, which is how a result
-tells ``created`` from ``configured`` from ``unchanged``. Writing is all this does: the controller acts.
+store, the savepoints it would start from); invalid input raises ``InvalidInput`` and writes nothing. Then the
+batch is written, all or nothing where the store can do it: the local store writes it in one transaction, so a
+failure while writing the last resource (one being deleted, a full disk) leaves the first ones unwritten too. The
+Kubernetes API server has no transaction across objects; there each resource is written in turn (as ``kubectl
+apply`` does), after the same checks. The store bumps ``metadata.generation`` only when the spec changed, which
+is how a result tells ``created`` from ``configured`` from ``unchanged``. Writing is all this does: the controller acts.
 
 Called by: the CLI (``flinkops apply``), and Python callers (``flinkops.service.apply``).
 """
@@ -12,16 +15,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
-from flinkops.ports import ResourceKey
+from flinkops.ports import ResourceKey, ResourceStore
 from flinkops.service.inputs import check
 from flinkops.service.target import Target
 
 __all__ = ["Applied", "Outcome", "apply"]
 
 Outcome = Literal["created", "configured", "unchanged"]
+Resource = FlinkDeployment | FlinkSessionJob
+
+
+@runtime_checkable
+class _Transactional(Protocol):
+    """A store that writes a batch all or nothing (the local SQLite store)."""
+
+    def apply_all(self, resources: Sequence[Resource]) -> list[Resource]: ...
+
+
+def _write(store: ResourceStore, resources: Sequence[Resource]) -> list[Resource]:
+    if isinstance(store, _Transactional):
+        return store.apply_all(resources)
+    return [store.apply(resource) for resource in resources]
 
 
 @dataclass(frozen=True)
@@ -46,10 +63,9 @@ def apply(
     store = target.store()
     existing = check(target, resources, store)
     applied: list[Applied] = []
-    for resource in resources:
-        key = ResourceKey.of(resource)
+    for stored in _write(store, resources):
+        key = ResourceKey.of(stored)
         before = existing.get((key.kind, key.namespace, key.name))
-        stored = store.apply(resource)
         outcome: Outcome = "created"
         if before is not None:
             outcome = "configured" if stored.metadata.generation != before.metadata.generation else "unchanged"

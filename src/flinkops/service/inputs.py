@@ -15,16 +15,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from flinkops.api.loader import load_documents
+from flinkops.api.loader import MAX_INPUT_BYTES, decode_input, load_documents
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
-from flinkops.api.validation import validate_against, validate_resource, validate_update
-from flinkops.errors import InvalidInput, PermanentError, Problem, TemporaryError
+from flinkops.api.validation import resource_label, validate_against, validate_resource, validate_update
+from flinkops.errors import FlinkopsError, InvalidInput, PermanentError, Problem, TemporaryError
 from flinkops.ports import ResourceStore
 from flinkops.service.config import snapshot_store
 from flinkops.service.target import Target
 from flinkops.settings import SOURCE_DIR_ANNOTATION
 
-__all__ = ["Existing", "Resource", "check", "load_text", "read_files", "restore_path_problems"]
+__all__ = ["Existing", "Resource", "check", "load_text", "read_files", "restore_path_problems", "validate"]
 
 Resource = FlinkDeployment | FlinkSessionJob
 #: Stored resources by (kind, namespace, name).
@@ -51,21 +51,41 @@ def load_text(target: Target, text: str, source: str, base: Path) -> list[Resour
     return annotated
 
 
+def _read_stdin(stdin: TextIO | None) -> str:
+    """Standard input as text, reading at most one byte more than the loader accepts (so an endless stream or a
+    huge one is refused without being held in memory)."""
+    stream = stdin or sys.stdin
+    binary = getattr(stream, "buffer", None)
+    if binary is not None:
+        return decode_input(binary.read(MAX_INPUT_BYTES + 1), "<stdin>")
+    return stream.read(MAX_INPUT_BYTES + 1)
+
+
+def _read_file(path: Path) -> str:
+    """A file's text, reading at most one byte more than the loader accepts; ``InvalidInput`` when it is too
+    large or not text (``decode_input``)."""
+    with path.open("rb") as f:
+        data = f.read(MAX_INPUT_BYTES + 1)
+    return decode_input(data, str(path))
+
+
 def read_files(target: Target, paths: Sequence[Path], stdin: TextIO | None = None) -> list[Resource]:
     """Every resource in ``paths`` (``-`` reads ``stdin``); ``InvalidInput`` listing the problems of all files,
     or saying there was nothing in them."""
     problems: list[Problem] = []
     resources: list[Resource] = []
     for path in paths:
-        if str(path) == "-":
-            text, source, base = (stdin or sys.stdin).read(), "<stdin>", Path.cwd()
-        else:
-            try:
-                text = path.read_text()
-            except OSError as exc:
-                problems.append(Problem(path=str(path), message=f"cannot read file: {exc.strerror}"))
-                continue
-            source, base = str(path), path.resolve().parent
+        try:
+            if str(path) == "-":
+                text, source, base = _read_stdin(stdin), "<stdin>", Path.cwd()
+            else:
+                text, source, base = _read_file(path), str(path), path.resolve().parent
+        except OSError as exc:
+            problems.append(Problem(path=str(path), message=f"cannot read file: {exc.strerror}"))
+            continue
+        except InvalidInput as exc:
+            problems.extend(exc.problems)
+            continue
         try:
             resources.extend(load_text(target, text, source, base))
         except InvalidInput as exc:
@@ -84,6 +104,25 @@ def check(
     stored resources by (kind, namespace, name)."""
     store = store or target.store()
     existing = {_key(r): r for r in store.list_resources()}
+    problems = _problems(target, resources, existing)
+    if problems:
+        raise InvalidInput(problems)
+    return existing
+
+
+def validate(target: Target, resources: Sequence[Resource]) -> list[Problem]:
+    """What ``check`` finds wrong with ``resources``, returned rather than raised (for ``lint``). When the store
+    is out of reach (a Kubernetes target whose API server is not), the input is checked on its own."""
+    try:
+        existing = {_key(r): r for r in target.store().list_resources()}
+    except InvalidInput:
+        raise
+    except FlinkopsError:
+        existing = {}
+    return _problems(target, resources, existing)
+
+
+def _problems(target: Target, resources: Sequence[Resource], existing: Existing) -> list[Problem]:
     problems: list[Problem] = []
     for resource in resources:
         problems.extend(validate_resource(resource, default_state_dirs=target.local))
@@ -92,9 +131,7 @@ def check(
             problems.extend(validate_update(old, resource))
     problems.extend(validate_against(resources, existing, default_state_dirs=target.local))
     problems.extend(restore_path_problems(target, resources, existing))
-    if problems:
-        raise InvalidInput(problems)
-    return existing
+    return problems
 
 
 def restore_path_problems(target: Target, resources: Sequence[Resource], existing: Existing) -> list[Problem]:
@@ -122,6 +159,7 @@ def restore_path_problems(target: Target, resources: Sequence[Resource], existin
                     path="spec.job.initialSavepointPath",
                     message=f"{path} is not a completed savepoint or checkpoint (no _metadata found there)",
                     hint="give the directory of a savepoint or checkpoint; `flinkops snapshots NAME` lists them",
+                    source=resource_label(resource),
                 )
             )
     return problems

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,6 +209,15 @@ class SqliteStore:
         return [self._document(r) for r in rows]
 
     def apply(self, resource: Resource) -> Resource:
+        return self.apply_all([resource])[0]
+
+    def apply_all(self, resources: Sequence[Resource]) -> list[Resource]:
+        """``apply`` each of ``resources`` in one transaction: all are written, or (on any error) none is."""
+        with self._tx() as db:
+            written = [self._apply_in(db, resource) for resource in resources]
+        return [self._build(row) for row in written]
+
+    def _apply_in(self, db: sqlite3.Connection, resource: Resource) -> tuple[Any, ...]:
         key = ResourceKey.of(resource)
         user_meta = resource.metadata.model_dump(
             by_alias=True,
@@ -222,39 +231,37 @@ class SqliteStore:
             "metadata": user_meta,
             "spec": _spec_dict(resource),
         }
-        with self._tx() as db:
-            row = db.execute(
-                f"SELECT generation, body, deletion_timestamp FROM resources WHERE {_KEY}",
-                (key.kind, key.namespace, key.name),
-            ).fetchone()
-            rv = self._next(db, "resource_version")
-            if row is None:
-                db.execute(
-                    "INSERT INTO resources VALUES (?, ?, ?, ?, 1, ?, ?, NULL, ?, NULL)",
-                    (key.kind, key.namespace, key.name, str(uuid.uuid4()), rv, _now_iso(), json.dumps(body)),
-                )
+        row = db.execute(
+            f"SELECT generation, body, deletion_timestamp FROM resources WHERE {_KEY}",
+            (key.kind, key.namespace, key.name),
+        ).fetchone()
+        rv = self._next(db, "resource_version")
+        if row is None:
+            db.execute(
+                "INSERT INTO resources VALUES (?, ?, ?, ?, 1, ?, ?, NULL, ?, NULL)",
+                (key.kind, key.namespace, key.name, str(uuid.uuid4()), rv, _now_iso(), json.dumps(body)),
+            )
+            self._next(db, "changes")
+        else:
+            generation, old_body, deletion = row
+            if deletion:
+                raise Conflict(f"{key} is being deleted; wait until it is gone, then apply again")
+            old_spec = json.loads(old_body).get("spec")
+            spec_changed = old_spec != body["spec"]
+            db.execute(
+                f"UPDATE resources SET generation = ?, resource_version = ?, body = ? WHERE {_KEY}",
+                (
+                    generation + (1 if spec_changed else 0),
+                    rv,
+                    json.dumps(body),
+                    key.kind,
+                    key.namespace,
+                    key.name,
+                ),
+            )
+            if spec_changed:
                 self._next(db, "changes")
-            else:
-                generation, old_body, deletion = row
-                if deletion:
-                    raise Conflict(f"{key} is being deleted; wait until it is gone, then apply again")
-                old_spec = json.loads(old_body).get("spec")
-                spec_changed = old_spec != body["spec"]
-                db.execute(
-                    f"UPDATE resources SET generation = ?, resource_version = ?, body = ? WHERE {_KEY}",
-                    (
-                        generation + (1 if spec_changed else 0),
-                        rv,
-                        json.dumps(body),
-                        key.kind,
-                        key.namespace,
-                        key.name,
-                    ),
-                )
-                if spec_changed:
-                    self._next(db, "changes")
-            written = self._written(db, key)
-        return self._build(written)
+        return self._written(db, key)
 
     def update_status(self, resource: Resource) -> Resource:
         key = ResourceKey.of(resource)
