@@ -17,8 +17,13 @@ import pytest
 from behaviour.steps import deploy, running_stable, settled
 from fakes.specs import application
 from fakes.world import World
+from flinkops.api.loader import dump_resource
 from flinkops.api.models import JobManagerDeploymentStatus
-from flinkops.errors import ClusterFault, ErrorReason
+from flinkops.cli.listing import _causes
+from flinkops.errors import ClusterFault, ErrorReason, FlinkopsError
+from flinkops.ports import ResourceKey
+from flinkops.service.resources import ResourceView
+from flinkops.service.waiting import wait_settled
 
 CAUSE = (
     "JobManager process exited with code 1 4 s after it started: ProgramInvocationException: The program's entry "
@@ -133,3 +138,48 @@ def test_a_new_spec_whose_jobmanager_keeps_dying_rolls_back_after_the_budget_whe
     assert "FAILED" not in {e.message for e in world.events("app")}, "never FAILED on the way"
     world.run_for(600)
     assert len(world.runtime.requests) == 6, "no start of the broken spec again"
+
+
+class WorldTarget:
+    """What ``apply --wait`` polls (the store, a clock), with the controller running while it sleeps."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.clock = self
+
+    def store(self) -> object:
+        return self.world.store
+
+    def now(self) -> float:
+        return self.world.clock.now()
+
+    def sleep(self, seconds: float) -> None:
+        self.world.run_for(seconds)
+
+
+@pytest.mark.parametrize("fault", [PERMANENT, TRANSIENT], ids=["not-retryable", "after-the-budget"])
+def test_apply_wait_returns_with_the_cause_within_15_s_of_the_failure_being_final(
+    world: World, fault: ClusterFault
+) -> None:
+    world.runtime.crash_at_start("app", fault)
+    resource = world.apply(application("app"))
+    seen: list[str] = []
+    with pytest.raises(FlinkopsError) as failed:
+        for _ in wait_settled(WorldTarget(world), [resource], 600, seen.append):  # type: ignore[arg-type]
+            pass
+    assert CAUSE in str(failed.value) and str(failed.value).startswith("failed: app: ")
+    last_start = world.runtime.deployed_at[-1]  # the JobManager of the last try died right away
+    assert world.clock.now() - last_start <= 15, "returned within 15 s of the final failure"
+    if fault.retryable:
+        assert len(world.runtime.deployed_at) == 4
+        assert any(CAUSE in line and "retrying in" in line for line in seen), "the cause is shown while retrying"
+
+
+def test_get_prints_the_cause_below_the_table(world: World) -> None:
+    world.runtime.crash_at_start("app", PERMANENT)
+    world.apply(application("app"))
+    world.run_until(settled("app", "FAILED"), what="FAILED")
+    resource = world.store.get(ResourceKey("FlinkDeployment", "default", "app"))
+    assert resource is not None
+    below = _causes([ResourceView.of(dump_resource(resource))])
+    assert below.startswith("\napp: JobManager process exited") and CAUSE in below
