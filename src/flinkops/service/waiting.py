@@ -94,9 +94,9 @@ def wait_settled(
             still.append((key, generation))
             # What went wrong so far (a JobManager that died at start and is tried again): said while waiting and
             # in the timeout, not only by `describe`.
-            error = ((status.error if status else None) or "").splitlines()
+            told = ((status.error if status else None) or "").splitlines()
             waiting.append(
-                f"{key.name}: {state}" + (f", job {job}" if job else "") + (f" ({error[0]})" if error else "")
+                f"{key.name}: {state}" + (f", job {job}" if job else "") + (f" ({told[0]})" if told else "")
             )
         pending = still
         if not pending:
