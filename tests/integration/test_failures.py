@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,36 @@ def test_missing_jar_is_an_error_on_the_resource(flinkops: Flinkops, tmp_path: P
     assert found is not None and "nope.jar does not exist" in found["status"]["error"]
     assert flinkops.cluster_pids("no-jar") == []
     flinkops.ok("delete", "no-jar")
+
+
+def test_a_jobmanager_that_dies_at_start_fails_apply_wait_within_15_s_with_the_cause(
+    flinkops: Flinkops, testjobs: Path, tmp_path: Path
+) -> None:
+    """The entry class is not in the jar: the JobManager exits at start. Flink says it could not build the
+    program, so no retry can help: FAILED at once, the cause (the deepest exception) in status.error, in apply
+    --wait's output and below get's table, the JobManager's log kept, nothing left running."""
+    spec = app(tmp_path, testjobs, "no-class", "flinkops.testjobs.NoSuchJob")
+    began = time.monotonic()
+    result = flinkops.run("apply", "-f", str(spec), "--wait", "--timeout", "240")
+    returned, took = time.time(), time.monotonic() - began
+    assert result.code == 1, f"apply --wait must fail: {result.code}\n{result.stdout}\n{result.stderr}"
+    said = result.stdout + result.stderr
+    assert "ClassNotFoundException: flinkops.testjobs.NoSuchJob" in said, said
+    cluster_log = flinkops.home / "clusters" / "default" / "no-class" / "log"
+    died = max(path.stat().st_mtime for path in (cluster_log / "jobmanager-0").glob("*.log"))  # its last words
+    print(f"apply --wait took {took:.1f} s; it returned {returned - died:.1f} s after the JobManager's last log line")
+    assert returned - died <= 15, f"returned {returned - died:.1f} s after the JobManager died"
+
+    found = flinkops.get("no-class")
+    assert found is not None
+    status = found["status"]
+    assert (status["lifecycleState"], status["errorReason"]) == ("FAILED", "StartFailed")
+    assert "exited with code 1" in status["error"] and "flinkops.testjobs.NoSuchJob" in status["error"]
+    assert "tried 1 time" in flinkops.events("no-class")
+    [kept] = (cluster_log / "crashed").glob("*/*.log")
+    assert "Could not create application program" in kept.read_text(), "the failed attempt's log is kept"
+    assert "ClassNotFoundException" in flinkops.ok("get", "no-class")
+    assert flinkops.cluster_pids("no-class") == []
+    time.sleep(5)
+    assert flinkops.get("no-class")["status"]["lifecycleState"] == "FAILED", "not started again"  # type: ignore[index]
+    flinkops.ok("delete", "no-class")
