@@ -20,8 +20,8 @@ from fakes.world import World
 from flinkops.api.loader import dump_resource
 from flinkops.api.models import JobManagerDeploymentStatus
 from flinkops.cli.listing import _causes
-from flinkops.errors import ClusterFault, ErrorReason, FlinkopsError
-from flinkops.ports import ResourceKey
+from flinkops.errors import ClusterFault, ErrorReason, FlinkopsError, RuntimeFailure
+from flinkops.ports import ClusterKey, ResourceKey
 from flinkops.service.resources import ResourceView
 from flinkops.service.waiting import wait_settled
 
@@ -83,6 +83,29 @@ def test_between_tries_the_deployment_waits_with_its_error_instead_of_flipping_t
         seen.add(world.lifecycle("app"))
         assert world.deployment_status("app").error is not None
     assert seen == {"DEPLOYED"} and len(world.runtime.requests) == 1
+
+
+def test_a_stop_that_fails_after_the_failure_was_recorded_still_waits_out_the_backoff(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failed start is on record (write-ahead) but stopping what is left of its cluster fails once: the next
+    pass stops it and waits out the backoff instead of taking the dead JobManager for one to recover at once."""
+    world.runtime.crash_at_start("app", TRANSIENT)
+    delete = world.runtime.delete
+    failed: list[bool] = []
+
+    def fails_once(key: ClusterKey, *, keep_prepared: bool = False) -> None:
+        if not failed:
+            failed.append(True)
+            raise RuntimeFailure("could not stop the processes (test)")
+        delete(key, keep_prepared=keep_prepared)
+
+    monkeypatch.setattr(world.runtime, "delete", fails_once)
+    world.apply(application("app"))
+    world.run_until(lambda w: len(w.runtime.requests) == 2, what="the retry")
+    first, second = world.runtime.deployed_at
+    assert failed and 10 <= second - first <= 14, f"the backoff holds ({second - first} s)"
+    assert len(tries(world)) == 1, "the failure told once"
 
 
 def test_a_jobmanager_that_fails_once_and_then_starts_becomes_stable_and_drops_the_error(world: World) -> None:

@@ -175,8 +175,14 @@ def after_start_failure(b: Builder, spec: FlinkDeploymentSpec, obs: Observation,
     current run did not crash."""
     status: FlinkDeploymentStatus = b.status  # type: ignore[assignment]
     run = current_run(status)
-    if run is None or run.end_state != CRASHED or obs.cluster_exists:
+    if run is None or run.end_state != CRASHED or obs.jobmanager_alive:
         return None
+    if obs.cluster_exists:  # a controller that stopped between the record and the stop: stop it now
+        b.intent = status
+        b.actions.append(DeleteCluster(reason="its JobManager died before its job ran: stopping what is left"))
+        b.summary = "stopping what is left of a cluster whose JobManager died at start"
+        b.requeue_after = 0.0
+        return b.finish(now_ms=ctx.now_ms)
     if status.job_manager_deployment_status == JobManagerDeploymentStatus.ERROR:
         b.summary = "the JobManager died at start: FAILED until the spec changes"
         b.requeue_after = IDLE
