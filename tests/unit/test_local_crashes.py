@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from flinkops.errors import ErrorReason
 from flinkops.runtimes.local.crashes import KEEP_NEWEST, exit_fault, keep_log, read_crash
+from flinkops.runtimes.local.runtime import ProcessRecord, start_ticks
 from support.ha import KEY, jobmanager, runtime, write_record
 
 ENTRY_CLASS_MISSING = """\
@@ -124,3 +128,27 @@ def test_a_live_jobmanager_is_no_start_failure(tmp_path: Path) -> None:
     (jm_log / "flink-jm-standalonejob-0-host.log").write_text(ENTRY_CLASS_MISSING)
     observed = runtime(tmp_path).observe(KEY)
     assert observed is not None and observed.fault is None
+
+
+@pytest.mark.parametrize(("script", "told"), [("exit 3", True), ("exit 143", False), ("kill -9 $$", False)])
+def test_the_exit_code_of_a_jobmanager_the_runtime_started_decides_whether_it_failed_on_its_own(
+    tmp_path: Path, script: str, told: bool
+) -> None:
+    """Exited with an error of its own: a start failure, even with nothing in its log. Ended by a signal (SIGKILL,
+    or 128 + the signal from a JVM that got SIGTERM): someone stopped it, no start failure."""
+    child = subprocess.Popen(["sh", "-c", f"sleep 0.3; {script}"])
+    ticks = start_ticks(child.pid)
+    assert ticks is not None
+    record = ProcessRecord("jobmanager", 0, child.pid, ticks, str(tmp_path / "jm0"), 1111, 1112)
+    (tmp_path / "jm0").mkdir()
+    write_record(tmp_path, None, [record])
+    local = runtime(tmp_path)
+    local._children[child.pid] = child  # as if this runtime had started it
+    child.wait()
+    observed = local.observe(KEY)
+    assert observed is not None and observed.jobmanagers_alive == 0
+    if told:
+        assert observed.fault is not None and "exited with code 3" in observed.fault.message
+        assert observed.fault.retryable, "nothing says the program itself is broken"
+    else:
+        assert observed.fault is None

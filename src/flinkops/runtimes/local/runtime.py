@@ -101,6 +101,8 @@ _RELEASE_RETRY_SECONDS = 2.0
 # After a JobManager died, the survivors need the CPU to recover the job (two cores are common here): a new
 # standby JVM starts this long after the release at the earliest.
 _STANDBY_DELAY_SECONDS = 5.0
+#: Exit codes of a JVM ended by a signal (128 + its number).
+_SIGNALLED = range(129, 160)
 
 
 class LocalRuntime:
@@ -236,9 +238,10 @@ class LocalRuntime:
         dead = min(jms, key=lambda p: p.index)
         if dead.ident in self._exits:
             return self._exits[dead.ident]
-        code = self._exit_codes.get(dead.pid)
+        code = self._exit_codes.pop(dead.pid, None)
         fault = None
-        if code is None or code > 0:
+        # 128 + n: the JVM ended on signal n (SIGTERM from someone, a kill): not a failure of its own.
+        if code is None or (code > 0 and code not in _SIGNALLED):
             log_dir = Path(dead.log_dir)
             crash = read_crash(log_dir)
             if code is not None or crash is not None:
