@@ -14,7 +14,7 @@ import itertools
 
 import pytest
 
-from behaviour.steps import deploy, running_stable, settled
+from behaviour.steps import deploy, restored, running_stable, settled
 from fakes.specs import application
 from fakes.world import World
 from flinkops.api.loader import dump_resource
@@ -159,6 +159,8 @@ def test_a_new_spec_whose_jobmanager_keeps_dying_rolls_back_after_the_budget_whe
     [rollback] = [e for e in world.events("app") if e.reason == "Rollback"]
     assert "4 times" in rollback.message and "ClassNotFoundException" in rollback.message
     assert "FAILED" not in {e.message for e in world.events("app")}, "never FAILED on the way"
+    v1, back = world.runs("app")  # the v2 JobManagers never ran a job
+    assert restored(world, back, [v1, back]) == "checkpoint of run 0 (newest)", "v1 goes on from its own state"
     world.run_for(600)
     assert len(world.runtime.requests) == 6, "no start of the broken spec again"
 
