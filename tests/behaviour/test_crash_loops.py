@@ -26,7 +26,7 @@ from flinkops.service.resources import ResourceView
 from flinkops.service.waiting import wait_settled
 
 CAUSE = (
-    "JobManager process exited with code 1 4 s after it started: ProgramInvocationException: The program's entry "
+    "JobManager process exited with code 1 after 4 s: ProgramInvocationException: The program's entry "
     "point class 'com.example.Nope' was not found in the jar file (root cause: java.lang.ClassNotFoundException: "
     "com.example.Nope); log kept in /tmp/x/log/crashed/jobmanager-0-1"
 )

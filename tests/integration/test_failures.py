@@ -77,7 +77,8 @@ def test_a_jobmanager_that_dies_at_start_fails_apply_wait_within_15_s_with_the_c
     [kept] = (cluster_log / "crashed").glob("*/*.log")
     assert "Could not create application program" in kept.read_text(), "the failed attempt's log is kept"
     assert "ClassNotFoundException" in flinkops.ok("get", "no-class")
-    assert flinkops.cluster_pids("no-class") == []
+    stopped = flinkops.wait_for("no-class", lambda r: not flinkops.cluster_pids("no-class"), 15, "TaskManager stopped")
+    assert stopped is not None, "what the dead JobManager left (its TaskManager) is stopped"
     time.sleep(5)
     assert flinkops.get("no-class")["status"]["lifecycleState"] == "FAILED", "not started again"  # type: ignore[index]
     flinkops.ok("delete", "no-class")

@@ -58,7 +58,7 @@ def test_a_program_flink_cannot_build_is_told_with_its_deepest_cause_and_is_not_
     fault = exit_fault(1, 4.2, crash, tmp_path / "kept")
     assert fault.reason == ErrorReason.START_FAILED and fault.component == "jobmanager" and not fault.retryable
     assert fault.message == (
-        "JobManager process exited with code 1 4 s after it started: FlinkException: Could not load the provided "
+        "JobManager process exited with code 1 after 4 s: FlinkException: Could not load the provided "
         f"entrypoint class. (root cause: ClassNotFoundException: com.example.Nope); its log is kept in {tmp_path}/kept"
     )
 

@@ -112,7 +112,7 @@ def keep_log(log_dir: Path, crashed_dir: Path, name: str) -> Path:
 def exit_fault(code: int | None, ran_seconds: float, crash: Crash | None, kept: Path | None) -> ClusterFault:
     """The ``StartFailed`` fault of a JobManager process that exited with ``code`` (None: not known)."""
     how = f"with code {code}" if code is not None else "on its own"
-    message = f"JobManager process exited {how} {ran_seconds:.0f} s after it started"
+    message = f"JobManager process exited {how} after {ran_seconds:.0f} s"
     if crash is not None:
         message += f": {crash.exception}"
         if crash.root_cause and crash.root_cause != crash.exception:
