@@ -95,9 +95,7 @@ def wait_settled(
             # What went wrong so far (a JobManager that died at start and is tried again): said while waiting and
             # in the timeout, not only by `describe`.
             told = ((status.error if status else None) or "").splitlines()
-            waiting.append(
-                f"{key.name}: {state}" + (f", job {job}" if job else "") + (f" ({told[0]})" if told else "")
-            )
+            waiting.append(f"{key.name}: {state}" + (f", job {job}" if job else "") + (f" ({told[0]})" if told else ""))
         pending = still
         if not pending:
             break
