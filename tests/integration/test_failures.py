@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -82,3 +83,40 @@ def test_a_jobmanager_that_dies_at_start_fails_apply_wait_within_15_s_with_the_c
     time.sleep(5)
     assert flinkops.get("no-class")["status"]["lifecycleState"] == "FAILED", "not started again"  # type: ignore[index]
     flinkops.ok("delete", "no-class")
+
+
+def test_a_jobmanager_that_cannot_start_on_this_machine_is_retried_with_backoff_then_fails(
+    flinkops: Flinkops, testjobs: Path, tmp_path: Path
+) -> None:
+    """The JobManager cannot create its blob storage directory (a path under /dev/null): it exits at start,
+    though Flink built the program. That may be the machine's doing, so it is tried again after 2 s, then 4 s
+    (two retries, as configured here), each failure a Warning event with the count, and then it is FAILED with
+    the cause; the logs of the failed attempts are kept."""
+    conf = {
+        "restart-strategy.type": "none",
+        "blob.storage.directory": "/dev/null/blobs",
+        "flinkops.crash-loop.retries": "2",
+        "flinkops.crash-loop.backoff": "2 s",
+    }
+    spec = application(tmp_path, "no-blobs", testjobs, "flinkops.testjobs.BoundedJob", [], conf)
+    began = time.monotonic()
+    result = flinkops.run("apply", "-f", str(spec), "--wait", "--timeout", "240")
+    took = time.monotonic() - began
+    print(f"apply --wait took {took:.1f} s for three starts")
+    assert result.code == 1, f"apply --wait must fail: {result.code}\n{result.stdout}\n{result.stderr}"
+    assert "Tried 3 times; giving up" in result.stderr, result.stderr
+    found = flinkops.get("no-blobs")
+    assert found is not None
+    status = found["status"]
+    assert (status["lifecycleState"], status["errorReason"]) == ("FAILED", "StartFailed")
+    assert "/dev/null/blobs" in status["error"] or "blob" in status["error"].lower(), status["error"]
+    told = flinkops.events("no-blobs")
+    assert all(f"tried {n} time" in told for n in (1, 2, 3)) and "retrying in 2 s" in told and "retrying in 4 s" in told
+    runs = status["deploymentHistory"]
+    assert [r["reason"] for r in runs] == ["first-deploy", "retry", "retry"]
+    assert all(r["endState"] == "CRASHED" for r in runs)
+    gaps = [(b["startedAt"] - a["endedAt"]) / 1000 for a, b in itertools.pairwise(runs)]
+    assert 2 <= gaps[0] < 4 and 4 <= gaps[1] < 6, f"the backoff doubles: {gaps}"
+    kept = flinkops.home / "clusters" / "default" / "no-blobs" / "log" / "crashed"
+    assert len(list(kept.iterdir())) == 3, "each failed attempt's log is kept"
+    flinkops.ok("delete", "no-blobs")
