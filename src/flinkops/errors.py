@@ -67,6 +67,10 @@ class ErrorReason(enum.StrEnum):
     UNSCHEDULABLE = "Unschedulable"  # no node has room for the pod (CPU, memory) or matches its constraints
     CRASH_LOOP = "CrashLoop"  # the Flink container keeps exiting (or was killed for its memory)
     POD_CONFIG_ERROR = "PodConfigError"  # the container cannot be created (a Secret or ConfigMap it names, ...)
+    # A JobManager process that exited on its own before its job ever ran, which nothing but the controller
+    # restarts (the local runtime): retried with backoff up to a budget, then FAILED (``core.planner.crashloop``).
+    # Not a fault reason: the error stays through the retries, until the deployment is stable or its spec changes.
+    START_FAILED = "StartFailed"
 
 
 #: The reasons of ``ClusterFault``: recorded while the fault is observed, cleared as soon as it is not.
@@ -79,11 +83,15 @@ FAULT_REASONS = frozenset(
 class ClusterFault:
     """Something wrong with a cluster's pods that Flink cannot report: an image missing, a pod no node can take, a
     container that keeps exiting. ``message`` names the pod and the cause and says what to change; ``reason`` is
-    what decisions read (one of ``FAULT_REASONS``). ``component`` is ``jobmanager`` or ``taskmanager``."""
+    what decisions read (one of ``FAULT_REASONS``, or ``START_FAILED`` for a local JobManager process that exited
+    before its job ran). ``component`` is ``jobmanager`` or ``taskmanager``. ``retryable`` is False when starting
+    the same spec again cannot end otherwise (Flink could not even build the program from the jar: its entry
+    class or jar is missing), so no retry is spent on it."""
 
     reason: ErrorReason
     component: str
     message: str
+    retryable: bool = True
 
 
 class FlinkopsError(Exception):

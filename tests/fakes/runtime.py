@@ -21,9 +21,11 @@ deployed or deleted cluster starts from and leaves no HA metadata, so that never
 ``leave_ha_metadata()`` makes ``deploy`` and ``delete`` leave it behind (what the Kubernetes runtime once did).
 
 Knobs: ``kill_jobmanager`` (the leader or a standby), ``kill_taskmanager``, ``fault_pods`` (what a Kubernetes
-runtime reads from the pods: an image missing, a pod no node takes, a crashing JobManager), ``refuse_deploys``
-(every deploy fails with ``RuntimeFailure`` until ``allow_deploys``), ``refuse_prepare`` (``prepare`` answers with
-a reason), ``prepare_delay``, ``leave_ha_metadata``.
+runtime reads from the pods: an image missing, a pod no node takes, a crashing JobManager), ``crash_at_start``
+(the JobManager of every cluster deployed from then on exits before its job runs, as a local JobManager whose
+entry class is missing does), ``refuse_deploys`` (every deploy fails with ``RuntimeFailure`` until
+``allow_deploys``), ``refuse_prepare`` (``prepare`` answers with a reason), ``prepare_delay``,
+``leave_ha_metadata``.
 
 Called by: the controller (through the port), ``fakes.world`` and tests that look at what was deployed.
 
@@ -89,6 +91,8 @@ class FakeRuntime:
         self.clock = clock
         #: Every deploy request, in order.
         self.requests: list[ClusterRequest] = []
+        #: When (virtual seconds) each of ``requests`` was deployed.
+        self.deployed_at: list[float] = []
         #: Every cluster deleted (by key), in order.
         self.deleted: list[ClusterKey] = []
         #: Which resource every fake Flink cluster ever started belonged to.
@@ -102,6 +106,7 @@ class FakeRuntime:
         self._prepare_refusal: str | None = None
         self._changed: set[ClusterKey] = set()
         self._refusal: str | None = None
+        self._crash: dict[ClusterKey, tuple[ClusterFault, tuple[str, ...] | None, int | None]] = {}
         #: The jobs each HA cluster key's metadata names (see the module docstring).
         self.ha_metadata: dict[ClusterKey, list[FakeJob]] = {}
         self._keep_ha_metadata = False
@@ -153,6 +158,37 @@ class FakeRuntime:
         ``lost``: the JobManager counts as dead, as a start-once JobManager (no HA) that crashed does."""
         cluster = self._require(ClusterKey(namespace, name))
         cluster.fault, cluster.lost = fault, lost and fault is not None
+
+    def crash_at_start(
+        self,
+        name: str,
+        fault: ClusterFault | None,
+        namespace: str = "default",
+        *,
+        args: Sequence[str] | None = None,
+        times: int | None = None,
+    ) -> None:
+        """From now on the JobManager of each cluster deployed for ``name`` (only those whose job has ``args``,
+        when given; the next ``times`` of them, when given) exits at once with ``fault`` before its job runs:
+        nothing answers and nobody restarts it. None: JobManagers start normally again."""
+        key = ClusterKey(namespace, name)
+        if fault is None:
+            self._crash.pop(key, None)
+        else:
+            self._crash[key] = (fault, tuple(args) if args is not None else None, times)
+
+    def _crashes(self, request: ClusterRequest) -> ClusterFault | None:
+        armed = self._crash.get(request.key)
+        if armed is None:
+            return None
+        fault, args, times = armed
+        if args is not None and (request.application is None or tuple(request.application.args) != args):
+            return None
+        if times is not None:
+            if times <= 0:
+                return None
+            self._crash[request.key] = (fault, args, times - 1)
+        return fault
 
     def kill_taskmanager(self, name: str, namespace: str = "default", *, index: int = 0) -> None:
         cluster = self._require(ClusterKey(namespace, name))
@@ -241,6 +277,7 @@ class FakeRuntime:
         if cluster.ha:
             self.ha_metadata.setdefault(request.key, []).append(self.flink.job(app.job_id))
         self.requests.append(request)
+        self.deployed_at.append(self.clock.now())
         self.promoted.append(request.key)
         self._clusters[request.key] = replace(cluster, request=request)
         del self._prepared[request.key]
@@ -257,9 +294,20 @@ class FakeRuntime:
         elif not self._keep_ha_metadata:
             self.ha_metadata.pop(request.key, None)  # a new cluster starts from no HA metadata
         self.requests.append(request)
+        self.deployed_at.append(self.clock.now())
         cluster = self._start_cluster(request, request.flink_config)
         self._clusters[request.key] = cluster
         app = request.application
+        crash = self._crashes(request)
+        if crash is not None:  # the JobManager exits before it runs the application: no job, nothing answers
+            cluster.fault, cluster.lost = crash, True
+            for process in cluster.of("jobmanager"):
+                process.alive = False
+            cluster.leader = None
+            self._changed.add(request.key)
+            observed = self.observe(request.key)
+            assert observed is not None
+            return observed
         if cluster.ha:
             self._recover_from_ha_metadata(cluster, app.job_id if app is not None else None)
         if app is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,74 @@ def test_missing_jar_is_an_error_on_the_resource(flinkops: Flinkops, tmp_path: P
     assert found is not None and "nope.jar does not exist" in found["status"]["error"]
     assert flinkops.cluster_pids("no-jar") == []
     flinkops.ok("delete", "no-jar")
+
+
+def test_a_jobmanager_that_dies_at_start_fails_apply_wait_within_15_s_with_the_cause(
+    flinkops: Flinkops, testjobs: Path, tmp_path: Path
+) -> None:
+    """The entry class is not in the jar: the JobManager exits at start. Flink says it could not build the
+    program, so no retry can help: FAILED at once, the cause (the deepest exception) in status.error, in apply
+    --wait's output and below get's table, the JobManager's log kept, nothing left running."""
+    spec = app(tmp_path, testjobs, "no-class", "flinkops.testjobs.NoSuchJob")
+    began = time.monotonic()
+    result = flinkops.run("apply", "-f", str(spec), "--wait", "--timeout", "240")
+    returned, took = time.time(), time.monotonic() - began
+    assert result.code == 1, f"apply --wait must fail: {result.code}\n{result.stdout}\n{result.stderr}"
+    said = result.stdout + result.stderr
+    assert "ClassNotFoundException: flinkops.testjobs.NoSuchJob" in said, said
+    cluster_log = flinkops.home / "clusters" / "default" / "no-class" / "log"
+    died = max(path.stat().st_mtime for path in (cluster_log / "jobmanager-0").glob("*.log"))  # its last words
+    print(f"apply --wait took {took:.1f} s; it returned {returned - died:.1f} s after the JobManager's last log line")
+    assert returned - died <= 15, f"returned {returned - died:.1f} s after the JobManager died"
+
+    found = flinkops.get("no-class")
+    assert found is not None
+    status = found["status"]
+    assert (status["lifecycleState"], status["errorReason"]) == ("FAILED", "StartFailed")
+    assert "exited with code 1" in status["error"] and "flinkops.testjobs.NoSuchJob" in status["error"]
+    assert "tried 1 time" in flinkops.events("no-class")
+    [kept] = (cluster_log / "crashed").glob("*/*.log")
+    assert "Could not create application program" in kept.read_text(), "the failed attempt's log is kept"
+    assert "ClassNotFoundException" in flinkops.ok("get", "no-class")
+    stopped = flinkops.wait_for("no-class", lambda r: not flinkops.cluster_pids("no-class"), 15, "TaskManager stopped")
+    assert stopped is not None, "what the dead JobManager left (its TaskManager) is stopped"
+    time.sleep(5)
+    assert flinkops.get("no-class")["status"]["lifecycleState"] == "FAILED", "not started again"  # type: ignore[index]
+    flinkops.ok("delete", "no-class")
+
+
+def test_a_jobmanager_that_cannot_start_on_this_machine_is_retried_with_backoff_then_fails(
+    flinkops: Flinkops, testjobs: Path, tmp_path: Path
+) -> None:
+    """The JobManager cannot create its blob storage directory (a path under /dev/null): it exits at start,
+    though Flink built the program. That may be the machine's doing, so it is tried again after 2 s, then 4 s
+    (two retries, as configured here), each failure a Warning event with the count, and then it is FAILED with
+    the cause; the logs of the failed attempts are kept."""
+    conf = {
+        "restart-strategy.type": "none",
+        "blob.storage.directory": "/dev/null/blobs",
+        "flinkops.crash-loop.retries": "2",
+        "flinkops.crash-loop.backoff": "2 s",
+    }
+    spec = application(tmp_path, "no-blobs", testjobs, "flinkops.testjobs.BoundedJob", [], conf)
+    began = time.monotonic()
+    result = flinkops.run("apply", "-f", str(spec), "--wait", "--timeout", "240")
+    took = time.monotonic() - began
+    print(f"apply --wait took {took:.1f} s for three starts")
+    assert result.code == 1, f"apply --wait must fail: {result.code}\n{result.stdout}\n{result.stderr}"
+    assert "Tried 3 times; giving up" in result.stderr, result.stderr
+    found = flinkops.get("no-blobs")
+    assert found is not None
+    status = found["status"]
+    assert (status["lifecycleState"], status["errorReason"]) == ("FAILED", "StartFailed")
+    assert "/dev/null/blobs" in status["error"] or "blob" in status["error"].lower(), status["error"]
+    told = flinkops.events("no-blobs")
+    assert all(f"tried {n} time" in told for n in (1, 2, 3)) and "retrying in 2 s" in told and "retrying in 4 s" in told
+    runs = status["deploymentHistory"]
+    assert [r["reason"] for r in runs] == ["first-deploy", "retry", "retry"]
+    assert all(r["endState"] == "CRASHED" for r in runs)
+    gaps = [(b["startedAt"] - a["endedAt"]) / 1000 for a, b in itertools.pairwise(runs)]
+    assert 2 <= gaps[0] < 4 and 4 <= gaps[1] < 6, f"the backoff doubles: {gaps}"
+    kept = flinkops.home / "clusters" / "default" / "no-blobs" / "log" / "crashed"
+    assert len(list(kept.iterdir())) == 3, "each failed attempt's log is kept"
+    flinkops.ok("delete", "no-blobs")

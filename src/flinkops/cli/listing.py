@@ -57,6 +57,14 @@ def show(kind_or_name: str | None, name: str | None, output: str, namespace: str
     headers = ["NAME", "KIND", "JOB STATUS", "LIFECYCLE STATE"]
     headers += ["JOBMANAGER", "JOB ID", "REST", "AGE", "ERROR"] if wide else ["AGE"]
     sys.stdout.write(_table(headers, [_row(view, wide) for view in views], bold=sys.stdout.isatty()))
+    sys.stdout.write(_causes(views))
+
+
+def _causes(views: list[ResourceView]) -> str:
+    """Below the table, the recorded error of each resource that has one, whole (its first line): why it FAILED,
+    or what the controller is retrying, without a `describe`."""
+    lines = [f"{view.name}: {view.error.splitlines()[0]}" for view in views if view.error and view.error.strip()]
+    return "\n" + "".join(line + "\n" for line in lines) if lines else ""
 
 
 def age(created: str | None) -> str:

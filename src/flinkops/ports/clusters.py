@@ -91,7 +91,8 @@ class ClusterObservation:
     prepared_ready: bool = False
     #: What is wrong with the cluster's pods that Flink cannot tell (an image missing, a pod no node can take, a
     #: container that keeps exiting), the JobManager's before a TaskManager's; None when nothing is seen wrong.
-    #: A runtime whose processes cannot have such faults (the local one) leaves it None.
+    #: The local runtime tells here a JobManager process that exited on its own (``ErrorReason.START_FAILED``,
+    #: with its exit code and the root cause from its log), which nothing but the controller restarts.
     fault: ClusterFault | None = None
 
     @property

@@ -62,7 +62,10 @@ def wait_settled(
     progress: Callable[[str], None] | None = None,
 ) -> Iterator[Settled]:
     """Yield each resource once the controller has observed its generation and it is STABLE, SUSPENDED, FAILED
-    or ROLLED_BACK. Raises ``FlinkopsError`` after ``timeout`` seconds, and at the end when any FAILED."""
+    or ROLLED_BACK. Raises ``FlinkopsError`` after ``timeout`` seconds, and at the end when any FAILED, with its
+    cause. A failure the controller still retries (a JobManager that died at start, within its retry budget) is
+    not FAILED yet: its error shows in the progress and in the timeout; FAILED comes with the budget's end, or at
+    once when no retry can help, and ends the wait then."""
     store = target.store()
     pending = [(ResourceKey.of(r), r.metadata.generation or 0) for r in resources]
     deadline = target.clock.now() + timeout
@@ -89,7 +92,10 @@ def wait_settled(
                 yield Settled(key, state, job, error)
                 continue
             still.append((key, generation))
-            waiting.append(f"{key.name}: {state}" + (f", job {job}" if job else ""))
+            # What went wrong so far (a JobManager that died at start and is tried again): said while waiting and
+            # in the timeout, not only by `describe`.
+            told = ((status.error if status else None) or "").splitlines()
+            waiting.append(f"{key.name}: {state}" + (f", job {job}" if job else "") + (f" ({told[0]})" if told else ""))
         pending = still
         if not pending:
             break

@@ -24,7 +24,7 @@ from flinkops.core.planner.snapshots import SAVEPOINT, clear_trigger
 from flinkops.core.planner.types import Builder, Context, Observation, Plan, headline
 from flinkops.core.specs import load_spec
 
-__all__ = ["is_manual_rollback", "roll_back", "rollback_due"]
+__all__ = ["can_roll_back", "is_manual_rollback", "roll_back", "rollback_due"]
 
 _ROLLBACK_ENABLED = "kubernetes.operator.deployment.rollback.enabled"
 _READINESS_TIMEOUT = "kubernetes.operator.deployment.readiness.timeout"
@@ -46,19 +46,27 @@ def is_manual_rollback(
     )
 
 
-def rollback_due(status: FlinkDeploymentStatus, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> str:
-    """Why the deployed spec must be rolled back to the last stable one now ('' when it need not)."""
+def can_roll_back(status: FlinkDeploymentStatus, spec: FlinkDeploymentSpec) -> bool:
+    """Rollback is on, and a deployed spec that never became stable has a different, running stable one to go
+    back to."""
     recon = status.reconciliation_status
-    config = spec.flink_configuration
-    if config.get(_ROLLBACK_ENABLED, "false").strip().lower() != "true":
-        return ""
+    if spec.flink_configuration.get(_ROLLBACK_ENABLED, "false").strip().lower() != "true":
+        return False
     if recon.state != ReconciliationState.DEPLOYED or not recon.last_stable_spec:
-        return ""
+        return False
     if recon.last_stable_spec == recon.last_reconciled_spec:
-        return ""
+        return False
     stable = load_spec(recon.last_stable_spec, FlinkDeploymentSpec)
-    if stable is None or (stable.job is not None and stable.job.state != JobState.RUNNING):
+    return stable is not None and (stable.job is None or stable.job.state == JobState.RUNNING)
+
+
+def rollback_due(status: FlinkDeploymentStatus, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> str:
+    """Why the deployed spec must be rolled back to the last stable one now ('' when it need not). A JobManager
+    that keeps dying at start rolls back after its retry budget (``crashloop``), not here."""
+    if not can_roll_back(status, spec):
         return ""
+    config = spec.flink_configuration
+    recon = status.reconciliation_status
     if obs.job is not None and obs.job.state == "FAILED":
         cause = headline(obs.job.error or "") or "no exception was reported"
         return f"job {obs.job.job_id} failed before the new spec became stable ({cause})"

@@ -14,7 +14,8 @@ What Flink cannot report is read from the cluster's pods by the runtime (``Obser
 on the node, a pod no node can take, a JobManager that keeps crashing): it becomes the error, with a Warning event
 and Degraded=True, on the first pass that sees it, and nothing is acted on for it (a running job is never
 touched; a JobManager without HA that crashed before its job ever ran is not redeployed into the same crash). A
-job that keeps failing over has its latest exception recorded the same way.
+job that keeps failing over has its latest exception recorded the same way. A local JobManager process that
+exited before its job ran is started again with backoff, up to a budget (``crashloop``).
 
 Called by: ``deployment.plan_deployment`` (``steady``) and ``session.plan_session_job`` (``observe_job``).
 Pure: no I/O, no clock.
@@ -31,6 +32,7 @@ from flinkops.api.models import (
     JobState,
     ReconciliationState,
 )
+from flinkops.core.planner.crashloop import after_start_failure, on_start_failure, start_failed
 from flinkops.core.planner.restore import as_last_state, current_run, deploy_with_intent, keeps_state, restore_point
 from flinkops.core.planner.snapshots import (
     SAVEPOINT,
@@ -79,6 +81,13 @@ def steady(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context
             b.actions.append(DeleteCluster(reason="resource is suspended"))
         b.summary = "suspended"
         return b.finish(now_ms=ctx.now_ms)
+
+    if start_failed(status, obs):
+        # A local JobManager that exited before its job ran: retried with backoff up to a budget (crashloop.py).
+        return on_start_failure(b, spec, obs, ctx)
+    waiting = after_start_failure(b, spec, obs, ctx)
+    if waiting is not None:
+        return waiting
 
     if obs.cluster_exists and not obs.jobmanager_alive and _crashed_before_running(status, obs):
         # Redeploying would crash the same way, again and again: say why, and wait for a spec that changes it.

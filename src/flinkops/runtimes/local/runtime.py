@@ -25,6 +25,10 @@ Pre-started upgrades (``prepare``; ``prestart.py``): the next generation's clust
 the active one until ``deploy`` of that generation promotes it; ``cluster.json`` then names that directory
 (``root``), which replacements, scaling, logs and ``delete`` use from then on.
 
+A JobManager that exits on its own (a non-zero exit code) is reported in ``observe`` as a ``StartFailed`` fault
+with the cause read from its log, and that log is kept under ``log/crashed/`` (``crashes.py``): the controller
+decides whether to start it again.
+
 Called by: the controller (through the ``ClusterRuntime`` port) and tests.
 """
 
@@ -47,11 +51,12 @@ from typing import Any
 import yaml
 
 from flinkops.api.validation import ha_type
-from flinkops.errors import RuntimeFailure
+from flinkops.errors import ClusterFault, RuntimeFailure
 from flinkops.flink.config import HA_QUORUM, ZooKeeperHA, zookeeper_ha
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.ports import ClusterKey, ClusterObservation, ClusterRequest
 from flinkops.procs import ProcessWatch, start_ticks
+from flinkops.runtimes.local.crashes import exit_fault, keep_log, read_crash
 from flinkops.runtimes.local.ha import (
     leader_rest_url,
     release_dead_sessions,
@@ -96,6 +101,8 @@ _RELEASE_RETRY_SECONDS = 2.0
 # After a JobManager died, the survivors need the CPU to recover the job (two cores are common here): a new
 # standby JVM starts this long after the release at the earliest.
 _STANDBY_DELAY_SECONDS = 5.0
+#: Exit codes of a JVM ended by a signal (128 + its number).
+_SIGNALLED = range(129, 160)
 
 
 class LocalRuntime:
@@ -115,6 +122,10 @@ class LocalRuntime:
         # zombies while the controller lives. Adopted processes (started by an earlier controller) are
         # reaped by init.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        #: Exit codes of children that exited on their own, by pid (read by ``_start_failure``).
+        self._exit_codes: dict[int, int] = {}
+        #: What each dead JobManager (pid, start time) was found to have died of (None: killed, or nothing told).
+        self._exits: dict[tuple[int, int], ClusterFault | None] = {}
         # The JobManager watch of HA clusters (see _watch_loop); started by the first HA deploy or observe.
         # Off by default: effects belong to the controller's executor, which hears of a dead process within
         # half a second (changed_clusters) and releases its ZooKeeper session through
@@ -200,6 +211,7 @@ class LocalRuntime:
         elif live_jms:
             rest_url = live_jms[0].rest_url or record["rest_url"]
         prepared = self._prestart.read(key)
+        fault = self._start_failure(key, record, jms) if jms and not live_jms else None
         return ClusterObservation(
             key=key,
             generation=int(record["generation"]),
@@ -213,7 +225,36 @@ class LocalRuntime:
             log_dir=self._root(key, record) / "log",
             prepared_generation=int(prepared["generation"]) if prepared is not None else None,
             prepared_ready=prepared is not None and self._prestart.ready(prepared),
+            fault=fault,
         )
+
+    def _start_failure(
+        self, key: ClusterKey, record: dict[str, Any], jms: Sequence[ProcessRecord]
+    ) -> ClusterFault | None:
+        """Why the cluster's (first) JobManager exited, when it exited on its own: a non-zero exit code, or an
+        unknown one (a process an earlier controller started) with an exception in its log. Its log is kept under
+        ``log/crashed/`` the first time it is seen dead. A JobManager killed by a signal (SIGKILL in a failover,
+        ``delete``) is no start failure: None."""
+        dead = min(jms, key=lambda p: p.index)
+        if dead.ident in self._exits:
+            return self._exits[dead.ident]
+        code = self._exit_codes.pop(dead.pid, None)
+        fault = None
+        # 128 + n: the JVM ended on signal n (SIGTERM from someone, a kill): not a failure of its own.
+        if code is None or (code > 0 and code not in _SIGNALLED):
+            log_dir = Path(dead.log_dir)
+            crash = read_crash(log_dir)
+            if code is not None or crash is not None:
+                name = f"{dead.role}-{dead.index}-{dead.pid}-{dead.start_ticks}"
+                try:
+                    kept: Path | None = keep_log(log_dir, self.cluster_dir(key) / "log" / "crashed", name)
+                except OSError as exc:
+                    log.warning("%s: could not keep the log of its dead JobManager: %s", key, exc)
+                    kept = None
+                ran = max(0.0, time.time() - float(record.get("started_at", 0.0) or time.time()))
+                fault = exit_fault(code, ran, crash, kept)
+        self._exits[dead.ident] = fault
+        return fault
 
     def changed_clusters(self) -> list[ClusterKey]:
         """Clusters in which a recorded process died since the last call: cheap (a stat per record, which is
@@ -588,4 +629,5 @@ class LocalRuntime:
     def _reap(self) -> None:
         for pid, proc in list(self._children.items()):
             if proc.poll() is not None:
+                self._exit_codes[pid] = proc.returncode
                 del self._children[pid]
