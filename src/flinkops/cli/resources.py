@@ -171,7 +171,12 @@ def lint(filename: FileOpt) -> None:
 
     errors = 0
     total = 0
-    for report in lint_resources(read_files(target.current(), filename)):
+    where = target.current()
+    resources = read_files(where, filename)
+    files = where.local_files(resources, fetch=False)  # a missing jar or script is bad input: exit 2
+    if files.problems:
+        raise InvalidInput(list(files.problems))
+    for report in lint_resources(resources):
         label = f"{report.key.kind}/{report.key.name}"
         if not report.findings:
             out.print(f"[green]✓[/green] {label}: no findings")

@@ -1,7 +1,8 @@
 """``apply``: create or update resources, all or nothing as far as input goes.
 
 The whole batch is checked first (``service.inputs.check``: every resource, the updates, the batch against the
-store, the savepoints it would start from); invalid input raises ``InvalidInput`` and writes nothing. Then each
+store, the savepoints it would start from; then ``Target.local_files``: the jobs' jars, their Main-Class, Python
+scripts and interpreters); invalid input raises ``InvalidInput`` and writes nothing. Then each
 resource is written: the store bumps ``metadata.generation`` only when the spec changed, which is how a result
 tells ``created`` from ``configured`` from ``unchanged``. Writing is all this does: the controller acts.
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+from flinkops.errors import InvalidInput
 from flinkops.ports import ResourceKey
 from flinkops.service.inputs import check
 from flinkops.service.target import Target
@@ -45,6 +47,9 @@ def apply(
     (``unchanged``, same generation)."""
     store = target.store()
     existing = check(target, resources, store)
+    files = target.local_files(resources)  # before any effect: a missing jar or script changes nothing
+    if files.problems:
+        raise InvalidInput(list(files.problems))
     applied: list[Applied] = []
     for resource in resources:
         key = ResourceKey.of(resource)
