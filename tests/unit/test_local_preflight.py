@@ -179,3 +179,32 @@ def test_lint_exits_2_on_a_missing_script(tmp_path: Path, monkeypatch: pytest.Mo
     assert result.exit_code == 2, result.output
     assert "spec.job.args[1]" in result.output and "gone.py" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_session_jobs_jar_without_main_class_needs_an_entry_class(target: TestTarget, tmp_path: Path) -> None:
+    jar(tmp_path / "job.jar", None)
+    text = textwrap.dedent(
+        """\
+        apiVersion: flink.apache.org/v1beta1
+        kind: FlinkDeployment
+        metadata:
+          name: session
+        spec:
+          flinkVersion: v2_2
+        ---
+        apiVersion: flink.apache.org/v1beta1
+        kind: FlinkSessionJob
+        metadata:
+          name: sj
+        spec:
+          deploymentName: session
+          job:
+            jarURI: local:///opt/flink/usrlib/job.jar
+            parallelism: 1
+        """
+    )
+    with pytest.raises(InvalidInput) as exc:
+        apply(target, load_text(target, text, "session.yaml", tmp_path))
+    assert set(problems(exc)) == {"spec.job.entryClass"}
+    assert "FlinkSessionJob" in problems(exc)["spec.job.entryClass"]
+    assert target.documents() == []
