@@ -296,6 +296,7 @@ def image_jar(layout: ImageLayout, uri: str) -> Path:
     except FlinkopsError as exc:
         raise PermanentError(f"spec.job.jarURI: {exc}") from exc
     assert mapped is not None and mapped.path is not None
+    log.info("spec.job.jarURI %s", mapped.line())
     if not mapped.path.is_file():
         raise PermanentError(f"spec.job.jarURI: {uri} is {mapped.path} on this machine, which does not exist")
     return mapped.path

@@ -151,7 +151,9 @@ class _Check:
         if self.job.entry_class == PYTHON_DRIVER and Path(urllib.parse.urlparse(uri).path).name.startswith(
             "flink-python"
         ):
-            return  # the distribution's own flink-python runs a PyFlink job
+            if image_relative(uri) is not None:
+                self._local("spec.job.jarURI", uri)  # shown: the distribution's own flink-python runs the job
+            return
         jar = self._local("spec.job.jarURI", uri)
         if jar is None:  # a problem was recorded, or an example jar not made yet (its Main-Class is known)
             return
