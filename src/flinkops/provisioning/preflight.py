@@ -31,7 +31,7 @@ from pathlib import Path
 from flinkops.api.flinkconf import PYTHON_DRIVER
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 from flinkops.api.validation import resource_label
-from flinkops.errors import FlinkopsError, PermanentError, Problem
+from flinkops.errors import PermanentError, Problem
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.flink.layout import ImageLayout, image_relative
 from flinkops.provisioning.local import entry_class_of, usrlib_dir
@@ -132,8 +132,8 @@ class _Check:
         if image_relative(value) is not None:
             try:
                 mapped = self.layout.map(value, fetch=self.fetch)
-            except FlinkopsError as exc:
-                self.problems.append((path, str(exc), "see `flinkops describe` for how /opt/flink maps locally"))
+            except PermanentError as exc:  # not an ArtifactError (Maven missing or offline): that is no bad input
+                self.problems.append((path, str(exc), "see the README's 'official image's layout' for what maps"))
                 return None
             assert mapped is not None
             self.lines.append(mapped.line())
