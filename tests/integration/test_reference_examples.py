@@ -132,3 +132,46 @@ def test_the_python_example_layout_runs_to_stable(flinkops: Flinkops, tmp_path: 
     print(f"\npython example: apply → STABLE {time.monotonic() - started:.1f} s")
     assert status["jobStatus"]["state"] == "RUNNING"
     flinkops.ok("delete", "python-example")
+
+
+SESSION = """\
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: basic-session-deployment
+spec:
+  image: flink:2.2
+  flinkVersion: v2_2
+  jobManager:
+    resource:
+      memory: "1024m"
+      cpu: 1
+  taskManager:
+    resource:
+      memory: "1024m"
+      cpu: 1
+---
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkSessionJob
+metadata:
+  name: basic-session-job
+spec:
+  deploymentName: basic-session-deployment
+  job:
+    jarURI: local:///opt/flink/examples/streaming/TopSpeedWindowing.jar
+    parallelism: 1
+    upgradeMode: stateless
+"""
+
+
+def test_a_session_job_without_entry_class_runs_the_jars_main_class(flinkops: Flinkops, tmp_path: Path) -> None:
+    spec = tmp_path / "session.yaml"
+    spec.write_text(SESSION)
+    started = time.monotonic()
+    flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "300", timeout=400)
+    job = flinkops.wait_lifecycle("basic-session-job", "STABLE", timeout=300)["status"]
+    print(f"\nsession example: apply → STABLE {time.monotonic() - started:.1f} s")
+    assert job["jobStatus"]["state"] == "RUNNING"
+    assert job["jobStatus"]["jobName"] == "CarTopSpeedWindowingExample"  # the name TopSpeedWindowing's main gives
+    flinkops.ok("delete", "basic-session-job")
+    flinkops.ok("delete", "basic-session-deployment")
