@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["SOURCE_DIR_ANNOTATION", "default_home", "default_state_uri", "store_path"]
+__all__ = ["SOURCE_DIR_ANNOTATION", "USRLIB_ANNOTATION", "default_home", "default_state_uri", "store_path"]
 
 # Set by `flinkops apply` to the directory of the YAML file; relative paths in a job (jar, -py script)
 # resolve against it on the local runtime.
 SOURCE_DIR_ANNOTATION = "flinkops.io/source-dir"
+# The directory the official image's /opt/flink/usrlib/ means on the local runtime (default: the YAML's
+# directory); a relative value is taken from the YAML's directory when applied.
+USRLIB_ANNOTATION = "flinkops.io/usrlib"
 
 
 def default_home() -> Path:

@@ -62,10 +62,18 @@ class FakeProvisioner:
             raise PermanentError(f"spec.job.jarURI: {uri} does not exist on this machine")
         return Path("/fake/jars") / Path(uri.split(":", 1)[-1]).name
 
-    def job_jars(self, job: JobSpec, base: Path | None, config: Mapping[str, str]) -> tuple[Path, ...]:
+    def usrlib_dir(self, resource: Resource) -> Path | None:
+        return None
+
+    def job_jars(
+        self, job: JobSpec, base: Path | None, config: Mapping[str, str], usrlib: Path | None = None
+    ) -> tuple[Path, ...]:
         return (self._jar(job.jar_uri),) if job.jar_uri else ()
 
-    def fetch_jar(self, uri: str, base: Path | None, config: Mapping[str, str]) -> Path:
+    def job_args(self, args: Sequence[str], usrlib: Path | None) -> tuple[str, ...]:
+        return tuple(args)
+
+    def fetch_jar(self, uri: str, base: Path | None, config: Mapping[str, str], usrlib: Path | None = None) -> Path:
         return self._jar(uri)
 
     def process_environment(self, config: Mapping[str, str], args: Sequence[str]) -> dict[str, str]:

@@ -29,9 +29,10 @@ metadata:
 spec:
   flinkVersion: v2_2
   job:
-    jarURI: local:///job.jar
+    jarURI: https://jars.example.invalid/job.jar
     parallelism: 1
 """
+# (a remote jar: the controller fetches it, so apply's preflight of local files has nothing to check here)
 
 
 def cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -113,7 +114,7 @@ def test_get_json_is_the_crd_shape(home: Path) -> None:
     assert body["apiVersion"] == "flink.apache.org/v1beta1"
     assert body["kind"] == "FlinkDeployment"
     assert body["metadata"]["generation"] == 1
-    assert body["spec"]["job"]["jarURI"] == "local:///job.jar"
+    assert body["spec"]["job"]["jarURI"] == "https://jars.example.invalid/job.jar"
 
 
 def test_get_unknown_name_fails(home: Path) -> None:

@@ -42,13 +42,14 @@ def test_main_that_throws_lands_in_failed(flinkops: Flinkops, testjobs: Path, tm
     flinkops.ok("delete", "bad-main")
 
 
-def test_missing_jar_is_an_error_on_the_resource(flinkops: Flinkops, tmp_path: Path) -> None:
+def test_missing_jar_is_bad_input_and_changes_nothing(flinkops: Flinkops, tmp_path: Path) -> None:
     spec = app(tmp_path, tmp_path / "nope.jar", "no-jar", "x.Y")
-    flinkops.ok("apply", "-f", str(spec))
-    found = flinkops.wait_for("no-jar", lambda r: bool(r and r.get("status", {}).get("error")), 30, "an error")
-    assert found is not None and "nope.jar does not exist" in found["status"]["error"]
+    result = flinkops.run("apply", "-f", str(spec))
+    assert result.code == 2, result.stdout + result.stderr
+    assert "spec.job.jarURI" in result.stderr and "nope.jar" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert flinkops.get("no-jar") is None
     assert flinkops.cluster_pids("no-jar") == []
-    flinkops.ok("delete", "no-jar")
 
 
 def test_a_jobmanager_that_dies_at_start_fails_apply_wait_within_15_s_with_the_cause(

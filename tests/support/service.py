@@ -2,11 +2,12 @@
 
 ``ensure_controller`` only counts (tests play the controller by writing status themselves), and the clock's
 ``sleep`` runs the hooks a test registered, so a wait loop sees the world change without real time passing.
+The preflight of local files runs only with ``preflight=True`` (most tests name jars that need not exist).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from flinkops.api.models import (
@@ -18,6 +19,7 @@ from flinkops.api.models import (
     JobSpec,
 )
 from flinkops.api.models import ObjectMeta as Meta
+from flinkops.provisioning.preflight import LocalFiles
 from flinkops.service.target import LocalTarget
 
 JOB = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -42,13 +44,17 @@ class TestTarget(LocalTarget):
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, preflight: bool = False) -> None:
         self.manual_clock = ManualClock()
         super().__init__(home, self.manual_clock)
         self.controller_starts = 0
+        self.preflight = preflight
 
     def ensure_controller(self) -> None:
         self.controller_starts += 1
+
+    def local_files(self, resources: Sequence[FlinkDeployment | FlinkSessionJob], *, fetch: bool = True) -> LocalFiles:
+        return super().local_files(resources, fetch=fetch) if self.preflight else LocalFiles()
 
 
 def deployment(

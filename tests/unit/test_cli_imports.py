@@ -16,8 +16,8 @@ import pytest
 
 import flinkops
 import flinkops.service
-from flinkops.service import LocalTarget, apply
-from support.service import deployment, session_cluster, session_job
+from flinkops.service import apply
+from support.service import TestTarget, deployment, session_cluster, session_job
 
 SOURCE = str(Path(flinkops.__file__).parents[1])  # the flinkops this test imported, not an installed one
 NEVER = (
@@ -78,8 +78,8 @@ def loaded(modules: list[str], name: str) -> bool:
 @pytest.mark.parametrize("stored", [False, True])
 def test_get_loads_no_heavy_module(tmp_path: Path, output: list[str], stored: bool) -> None:
     home = tmp_path / "home"
-    if stored:
-        apply(LocalTarget(home), [deployment(), session_cluster(), session_job()], start_controller=False)
+    if stored:  # the jars these specs name need not exist: no preflight of local files
+        apply(TestTarget(home), [deployment(), session_cluster(), session_job()], start_controller=False)
     code, modules = imported_by(home, "get", "-A", *output)
     assert code in (0, None)
     assert "flinkops.stores.sqlite" in modules  # it did read the store
@@ -88,7 +88,7 @@ def test_get_loads_no_heavy_module(tmp_path: Path, output: list[str], stored: bo
 
 def test_get_by_name_loads_no_heavy_module(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    apply(LocalTarget(home), [deployment()], start_controller=False)
+    apply(TestTarget(home), [deployment()], start_controller=False)
     code, modules = imported_by(home, "get", "fd", "fraud", "-n", "default", "-o", "json")
     assert code in (0, None)
     assert [name for name in NEVER if loaded(modules, name)] == []

@@ -35,7 +35,7 @@ the last lines of the tool's output (the full output stays in ``logs/``).
 
 from flinkops.artifacts.cache import ArtifactError, Progress, cache_dir, file_lock
 from flinkops.artifacts.go import etcd_binary, go_binary, go_program, go_wrapper_binaries, kubernetes_binaries
-from flinkops.artifacts.maven import maven_classpath, maven_jar, parse_coordinate
+from flinkops.artifacts.maven import maven_classpath, maven_jar, maven_versions, parse_coordinate, version_key
 
 __all__ = [
     "ArtifactError",
@@ -49,5 +49,7 @@ __all__ = [
     "kubernetes_binaries",
     "maven_classpath",
     "maven_jar",
+    "maven_versions",
     "parse_coordinate",
+    "version_key",
 ]

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import time
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -33,7 +34,7 @@ from flinkops.artifacts.cache import (
     write_atomic,
 )
 
-__all__ = ["maven_classpath", "maven_jar", "parse_coordinate"]
+__all__ = ["local_repository", "maven_classpath", "maven_jar", "maven_versions", "parse_coordinate", "version_key"]
 
 _MVN_HINT = "Maven (`mvn`, 3.6 or newer, with a JDK) must be installed and able to reach a Maven repository"
 
@@ -102,6 +103,70 @@ def maven_jar(
                 failures.append(f"{spec}: " + (tail or "Maven finished but wrote no jar"))
     tried = ", ".join(f"{group}:{artifact}:{v}" + (f" ({classifier})" if classifier else "") for v in versions)
     raise ArtifactError(f"could not fetch {tried} with Maven. {_MVN_HINT}. Maven said:\n" + "\n\n".join(failures))
+
+
+def maven_versions(group: str, artifact: str, *, progress: Progress | None = None) -> list[str]:
+    """The versions of ``group:artifact`` that the user's Maven repositories publish, as their metadata lists them
+    (oldest first). One ``mvn`` run on a generated pom that asks for any version (``[0,)``, no dependencies):
+    resolving that range makes Maven download the artifact's ``maven-metadata`` into the user's local repository,
+    where it is read. Whether the chosen version then resolves does not matter here. ArtifactError when no
+    metadata could be had (``mvn`` missing, repository unreachable, no such artifact)."""
+    say(progress, f"asking Maven which versions of {group}:{artifact} are published")
+    root = cache_dir() / "maven-metadata"
+    with scratch(root) as tmp:
+        dependency = (
+            f"<groupId>{escape(group)}</groupId><artifactId>{escape(artifact)}</artifactId><version>[0,)</version>"
+            "<exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions>"
+        )
+        (tmp / "pom.xml").write_text(
+            "<project>\n  <modelVersion>4.0.0</modelVersion>\n"
+            "  <groupId>flinkops.local</groupId><artifactId>versions</artifactId><version>1</version>\n"
+            f"  <packaging>pom</packaging>\n  <dependencies><dependency>{dependency}</dependency></dependencies>\n"
+            "</project>\n"
+        )
+        # -U: metadata cached by an earlier run may be older than the release being looked for
+        _ok, tail = _run_mvn(
+            ["-U", "dependency:list", "-DexcludeTransitive=true"],
+            cwd=tmp,
+            log_name=f"maven-versions-{artifact}",
+            what=f"listing the versions of {group}:{artifact}",
+            progress=progress,
+        )
+    versions: list[str] = []
+    folder = local_repository() / Path(*group.split(".")) / artifact
+    for metadata in sorted(folder.glob("maven-metadata*.xml")):
+        try:
+            tree = ElementTree.parse(metadata)
+        except (OSError, ElementTree.ParseError):
+            continue
+        versions += [v.text.strip() for v in tree.iterfind("./versioning/versions/version") if v.text]
+    if not versions:
+        raise ArtifactError(
+            f"could not list the versions of {group}:{artifact} with Maven (no metadata in {folder}). "
+            f"{_MVN_HINT}. Maven said:\n{tail or 'nothing'}"
+        )
+    return sorted(set(versions), key=version_key)
+
+
+def version_key(version: str) -> tuple[tuple[int, str], ...]:
+    """A sort key for release numbers such as ``1.20.0`` and ``2.3.0`` (numbers compare as numbers)."""
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"[.-]", version))
+
+
+def local_repository() -> Path:
+    """The user's local Maven repository: ``<localRepository>`` of ``~/.m2/settings.xml``, else
+    ``~/.m2/repository`` (Maven's own default)."""
+    settings = Path.home() / ".m2" / "settings.xml"
+    try:
+        root = ElementTree.parse(settings).getroot()
+    except (OSError, ElementTree.ParseError):
+        root = None
+    if root is not None:
+        for element in root.iter():
+            if element.tag.rsplit("}", 1)[-1] == "localRepository" and (element.text or "").strip():
+                text = element.text.strip().replace("${user.home}", str(Path.home()))  # type: ignore[union-attr]
+                return Path(text).expanduser()
+    return Path.home() / ".m2" / "repository"
 
 
 def _jar_path(group: str, artifact: str, version: str, classifier: str | None) -> Path:

@@ -55,6 +55,10 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
             out.print("[bold]Conditions:[/bold]")
             for c in status.conditions:
                 out.print(f"  {c.type}={c.status} reason={c.reason} since {c.last_transition_time}")
+    if found.local_files:
+        out.print("[bold]Local files:[/bold]")
+        for line in found.local_files:
+            out.print(f"  {line}")
     if isinstance(resource, FlinkDeployment):
         _state(found, resource)
     out.print("[bold]Events:[/bold]" + ("" if found.events else " <none>"))

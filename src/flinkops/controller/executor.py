@@ -248,7 +248,7 @@ class Executor:
             try:
                 rest.run_jar(
                     jar_id,
-                    entry_class=spec.job.entry_class,
+                    entry_class=spec.job.entry_class or None,  # None: Flink reads the jar's Main-Class
                     program_args=list(spec.job.args),
                     parallelism=spec.job.parallelism or None,
                     job_id=action.job_id,

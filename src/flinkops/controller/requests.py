@@ -112,13 +112,14 @@ class RequestBuilder:
         extras = self.provisioner.prepare_cluster(spec, config, args)
         config = {**self.provisioner.without_secrets(config), **extras.config}
         working_dir = self.provisioner.working_dir(resource)
+        usrlib = self.provisioner.usrlib_dir(resource)
         application = None
         if spec.job is not None:
             assert action.job_id is not None  # "" for a prepared cluster: its job id is known at the deploy
-            jars = self._job_jars(spec, working_dir, config)
+            jars = self._job_jars(spec, working_dir, config, usrlib)
             application = ApplicationJob(
-                entry_class=spec.job.entry_class or "",
-                args=tuple(spec.job.args),
+                entry_class=spec.job.entry_class or "",  # "": the jar's Main-Class (checked by job_jars)
+                args=self.provisioner.job_args(spec.job.args, usrlib),
                 job_id=action.job_id,
                 jar_paths=jars,
                 python=spec.job.entry_class == PYTHON_DRIVER,
@@ -139,12 +140,14 @@ class RequestBuilder:
             resource=resource.model_copy(update={"spec": spec}),
         )
 
-    def _job_jars(self, spec: FlinkDeploymentSpec, base: Path | None, config: dict[str, str]) -> tuple[Path, ...]:
+    def _job_jars(
+        self, spec: FlinkDeploymentSpec, base: Path | None, config: dict[str, str], usrlib: Path | None
+    ) -> tuple[Path, ...]:
         assert spec.job is not None
         uri = spec.job.jar_uri
         if uri and uri in self._jars:
             return (self._jars[uri],)
-        jars = self.provisioner.job_jars(spec.job, base, config)
+        jars = self.provisioner.job_jars(spec.job, base, config, usrlib)
         if uri and jars:
             self._jars[uri] = jars[0]
         return jars
@@ -158,5 +161,6 @@ class RequestBuilder:
             target = self.store.get(ResourceKey("FlinkDeployment", resource.metadata.namespace, spec.deployment_name))
             config = self.config(target) if isinstance(target, FlinkDeployment) else {}
             config.update(spec.flink_configuration)
-            self._jars[uri] = self.provisioner.fetch_jar(uri, self.provisioner.working_dir(resource), config)
+            base, usrlib = self.provisioner.working_dir(resource), self.provisioner.usrlib_dir(resource)
+            self._jars[uri] = self.provisioner.fetch_jar(uri, base, config, usrlib)
         return self._jars[uri]

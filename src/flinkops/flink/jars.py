@@ -1,17 +1,24 @@
 """The optional jars a Flink cluster may need beyond its distribution: filesystem plugins and connectors,
 at the versions that match the running Flink, fetched through Maven once and cached (``flinkops.artifacts``).
 
-Called by: the controller (for each cluster), ``make test``'s prefetch, and the examples' build.
+:func:`manifest_entry_class` reads the class a job jar names to run, as Flink does when no entry class is given.
+
+Called by: the controller (for each cluster), ``make test``'s prefetch, the examples' build, the local runtime
+and the preflight of local files.
 """
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from flinkops.api.plugins import connector_coordinates
 
-__all__ = ["connector_jar", "patch_fallbacks", "plugin_jar"]
+__all__ = ["connector_jar", "manifest_entry_class", "patch_fallbacks", "plugin_jar"]
+
+#: The manifest attributes Flink reads for a jar's entry class, in its order (``program-class`` first).
+ENTRY_CLASS_ATTRIBUTES = ("program-class", "Main-Class")
 
 
 def patch_fallbacks(version: str) -> list[str]:
@@ -37,3 +44,31 @@ def connector_jar(name: str, flink_version: str, progress: Callable[[str], None]
     from flinkops.artifacts import maven_jar
 
     return maven_jar(*connector_coordinates(name, flink_version), progress=progress)
+
+
+def manifest_entry_class(jar: Path) -> str | None:
+    """The entry class ``jar``'s manifest names (``program-class``, else ``Main-Class``, as Flink reads them), or
+    None when it names none. OSError/``zipfile.BadZipFile`` for a file that is not a readable jar."""
+    with zipfile.ZipFile(jar) as archive:
+        try:
+            raw = archive.read("META-INF/MANIFEST.MF")
+        except KeyError:
+            return None
+    attributes: dict[str, str] = {}
+    last = ""
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        if line.startswith(" ") and last:  # a continuation line (manifests wrap at 72 bytes)
+            attributes[last] += line[1:]
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            last = key.strip().lower()
+            attributes.setdefault(last, value.strip())
+        else:
+            last = ""  # a blank line ends the main section
+            if attributes:
+                break
+    for name in ENTRY_CLASS_ATTRIBUTES:
+        value = attributes.get(name.lower(), "").strip()
+        if value:
+            return value
+    return None

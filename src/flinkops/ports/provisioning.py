@@ -75,11 +75,23 @@ class Provisioner(Protocol):
         rendered ``config``, after checking the state buckets. Raises ``PermanentError`` with the reason."""
         ...
 
-    def job_jars(self, job: JobSpec, base: Path | None, config: Mapping[str, str]) -> tuple[Path, ...]:
-        """The local files an application cluster's job needs (none where the image carries the jar)."""
+    def usrlib_dir(self, resource: Resource) -> Path | None:
+        """What the official image's ``/opt/flink/usrlib/`` is for ``resource`` (None where the image is real)."""
         ...
 
-    def fetch_jar(self, uri: str, base: Path | None, config: Mapping[str, str]) -> Path:
+    def job_jars(
+        self, job: JobSpec, base: Path | None, config: Mapping[str, str], usrlib: Path | None = None
+    ) -> tuple[Path, ...]:
+        """The local files an application cluster's job needs (none where the image carries the jar). Without
+        ``job.entryClass`` the jar must name its Main-Class (``PermanentError`` naming ``spec.job.entryClass``)."""
+        ...
+
+    def job_args(self, args: Sequence[str], usrlib: Path | None) -> tuple[str, ...]:
+        """The job's arguments as its processes see them (``/opt/flink/...`` paths made local, where the image
+        is not real)."""
+        ...
+
+    def fetch_jar(self, uri: str, base: Path | None, config: Mapping[str, str], usrlib: Path | None = None) -> Path:
         """A local file for a session job's jar, to upload through the session cluster's REST API."""
         ...
 

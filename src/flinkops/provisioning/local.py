@@ -21,6 +21,7 @@ import os
 import shutil
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
 from flinkops.errors import FlinkopsError, PermanentError
 from flinkops.flink.config import RenderInputs, render_inputs
 from flinkops.flink.distribution import FlinkDistribution
-from flinkops.flink.jars import connector_jar, plugin_jar
+from flinkops.flink.jars import connector_jar, manifest_entry_class, plugin_jar
+from flinkops.flink.layout import ImageLayout, image_relative
 from flinkops.ports import ClusterExtras, Resource, SnapshotStore
 from flinkops.s3 import (
     SECRET_CONFIG_KEYS,
@@ -43,9 +45,9 @@ from flinkops.s3 import (
     resolve_s3_access,
     split_uri,
 )
-from flinkops.settings import SOURCE_DIR_ANNOTATION
+from flinkops.settings import SOURCE_DIR_ANNOTATION, USRLIB_ANNOTATION
 
-__all__ = ["ClusterExtras", "DataPlane", "LocalProvisioner", "local_jar"]
+__all__ = ["ClusterExtras", "DataPlane", "LocalProvisioner", "entry_class_of", "image_jar", "local_jar", "usrlib_dir"]
 
 log = logging.getLogger("flinkops.controller")
 
@@ -168,12 +170,22 @@ class DataPlane:
 
     # ------------------------------------------------------------------ job jars
 
-    def fetch_jar(self, uri: str, base: Path | None, config: Mapping[str, str]) -> Path:
-        """A local file for job jar ``uri``: a path, ``local://``/``file://``, ``http(s)://`` or ``s3://``.
-        Remote jars are downloaded afresh into ``<home>/jars/<hash of the URI>/`` (an object may change under
-        the same URI; a half-downloaded file is never used)."""
+    def layout(self, usrlib: Path | None) -> ImageLayout | None:
+        """The official image's ``/opt/flink`` on this machine for a job with ``usrlib`` (None without a local
+        Flink distribution: in pods the image itself has that layout)."""
+        return ImageLayout(self.dist, usrlib) if self.dist is not None else None
+
+    def fetch_jar(self, uri: str, base: Path | None, config: Mapping[str, str], usrlib: Path | None = None) -> Path:
+        """A local file for job jar ``uri``: a path, ``local://``/``file://``, ``http(s)://`` or ``s3://``;
+        ``/opt/flink/...`` means the official image's layout on this machine (``flink.layout``, ``usrlib`` for
+        its ``usrlib/``, the YAML's directory ``base`` by default). Remote jars are downloaded afresh into
+        ``<home>/jars/<hash of the URI>/`` (an object may change under the same URI; a half-downloaded file is
+        never used)."""
         parsed = urllib.parse.urlparse(uri)
         if parsed.scheme in ("", "file", "local"):
+            layout = self.layout(usrlib or base)
+            if layout is not None and image_relative(uri) is not None:
+                return image_jar(layout, uri)
             return local_jar(uri, base)
         name = Path(parsed.path).name or "job.jar"
         into = self.home / "jars" / hashlib.sha256(uri.encode()).hexdigest()[:16]
@@ -228,11 +240,66 @@ class LocalProvisioner(DataPlane):
         source = (resource.metadata.annotations or {}).get(SOURCE_DIR_ANNOTATION)
         return Path(source) if source else None
 
-    def job_jars(self, job: JobSpec, base: Path | None, config: Mapping[str, str]) -> tuple[Path, ...]:
+    def usrlib_dir(self, resource: Resource) -> Path | None:
+        return usrlib_dir(resource)
+
+    def job_jars(
+        self, job: JobSpec, base: Path | None, config: Mapping[str, str], usrlib: Path | None = None
+    ) -> tuple[Path, ...]:
         # A PyFlink job names the flink-python jar, which the distribution already has on its classpath.
         if not job.jar_uri or (job.entry_class == PYTHON_DRIVER and _is_python_jar(job.jar_uri)):
             return ()
-        return (self.fetch_jar(job.jar_uri, base, config),)
+        jar = self.fetch_jar(job.jar_uri, base, config, usrlib)
+        if not (job.entry_class or "").strip():
+            entry_class_of(jar)  # found now, not by a JobManager that dies at its start
+        return (jar,)
+
+    def job_args(self, args: Sequence[str], usrlib: Path | None) -> tuple[str, ...]:
+        """``args`` with ``/opt/flink/...`` paths (``-py /opt/flink/usrlib/job.py``) replaced by local files."""
+        layout = self.layout(usrlib)
+        if layout is None:
+            return tuple(args)
+        try:
+            mapped, _ = layout.map_args(list(args))
+        except PermanentError as exc:
+            raise PermanentError(f"spec.job.args: {exc}") from exc
+        return mapped
+
+
+def usrlib_dir(resource: Resource) -> Path | None:
+    """The directory ``/opt/flink/usrlib/`` means for ``resource`` locally: its ``flinkops.io/usrlib``
+    annotation (made absolute against the YAML's directory when applied), else the YAML's directory."""
+    annotations = resource.metadata.annotations or {}
+    chosen = annotations.get(USRLIB_ANNOTATION) or annotations.get(SOURCE_DIR_ANNOTATION)
+    return Path(chosen) if chosen else None
+
+
+def entry_class_of(jar: Path) -> str:
+    """The entry class ``jar``'s manifest names; PermanentError naming ``spec.job.entryClass`` when it names none
+    (Flink would start a JobManager that dies at once)."""
+    try:
+        found = manifest_entry_class(jar)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise PermanentError(f"spec.job.jarURI: {jar} is not a readable jar ({exc})") from exc
+    if not found:
+        raise PermanentError(
+            f"spec.job.entryClass is not set and the jar {jar} names no Main-Class in its manifest: set "
+            "spec.job.entryClass to the class with the job's main method (or build the jar with a Main-Class)"
+        )
+    return found
+
+
+def image_jar(layout: ImageLayout, uri: str) -> Path:
+    """The local file of a job jar named inside the official image (``local:///opt/flink/...``)."""
+    try:
+        mapped = layout.map(uri)
+    except FlinkopsError as exc:
+        raise PermanentError(f"spec.job.jarURI: {exc}") from exc
+    assert mapped is not None and mapped.path is not None
+    log.info("spec.job.jarURI %s", mapped.line())
+    if not mapped.path.is_file():
+        raise PermanentError(f"spec.job.jarURI: {uri} is {mapped.path} on this machine, which does not exist")
+    return mapped.path
 
 
 def _is_python_jar(uri: str) -> bool:

@@ -62,8 +62,16 @@ class PodProvisioner(DataPlane):
             )
         return ClusterExtras()
 
-    def job_jars(self, job: JobSpec, base: Path | None, config: Mapping[str, str]) -> tuple[Path, ...]:
+    def usrlib_dir(self, resource: Resource) -> Path | None:
+        return None  # the image has its own /opt/flink/usrlib
+
+    def job_jars(
+        self, job: JobSpec, base: Path | None, config: Mapping[str, str], usrlib: Path | None = None
+    ) -> tuple[Path, ...]:
         return ()
+
+    def job_args(self, args: Sequence[str], usrlib: Path | None) -> tuple[str, ...]:
+        return tuple(args)  # paths in the image mean what they say there
 
     def process_environment(self, config: Mapping[str, str], args: Sequence[str] = ()) -> dict[str, str]:
         return {}

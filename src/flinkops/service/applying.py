@@ -1,12 +1,13 @@
 """``apply``: create or update resources, all or nothing as far as input goes.
 
 The whole batch is checked first (``service.inputs.check``: every resource, the updates, the batch against the
-store, the savepoints it would start from); invalid input raises ``InvalidInput`` and writes nothing. Then the
-batch is written, all or nothing where the store can do it: the local store writes it in one transaction, so a
-failure while writing the last resource (one being deleted, a full disk) leaves the first ones unwritten too. The
-Kubernetes API server has no transaction across objects; there each resource is written in turn (as ``kubectl
-apply`` does), after the same checks. The store bumps ``metadata.generation`` only when the spec changed, which
-is how a result tells ``created`` from ``configured`` from ``unchanged``. Writing is all this does: the controller acts.
+store, the savepoints it would start from; then ``Target.local_files``: the jobs' jars, their Main-Class, Python
+scripts and interpreters); invalid input raises ``InvalidInput`` and writes nothing. Then the batch is written,
+all or nothing where the store can do it: the local store writes it in one transaction, so a failure while
+writing the last resource (one being deleted, a full disk) leaves the first ones unwritten too. The Kubernetes API
+server has no transaction across objects; there each resource is written in turn (as ``kubectl apply`` does),
+after the same checks. The store bumps ``metadata.generation`` only when the spec changed, which is how a result
+tells ``created`` from ``configured`` from ``unchanged``. Writing is all this does: the controller acts.
 
 Called by: the CLI (``flinkops apply``), and Python callers (``flinkops.service.apply``).
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+from flinkops.errors import InvalidInput
 from flinkops.ports import ResourceKey, ResourceStore
 from flinkops.service.inputs import check
 from flinkops.service.target import Target
@@ -62,6 +64,9 @@ def apply(
     (``unchanged``, same generation)."""
     store = target.store()
     existing = check(target, resources, store)
+    files = target.local_files(resources)  # before any effect: a missing jar or script changes nothing
+    if files.problems:
+        raise InvalidInput(list(files.problems))
     applied: list[Applied] = []
     for stored in _write(store, resources):
         key = ResourceKey.of(stored)

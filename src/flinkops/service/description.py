@@ -3,7 +3,8 @@
 The recorded status (lifecycle, job, JobManager, reconciliation, error, conditions), where a deployment's state
 lives (checkpoints, savepoints, HA metadata, from the configuration the controller renders), what flinkops adds
 to its cluster (plugins, connectors, and where S3 access comes from, never the keys), what its next start would
-restore, the runs of its job, its recent events, and where its logs are. ``log_files`` lists those logs (local
+restore, the runs of its job, its recent events, where its logs are, and (locally) what each ``/opt/flink/...``
+path of its job is on this machine. ``log_files`` lists those logs (local
 clusters only).
 
 Called by: the CLI (``flinkops describe``, ``flinkops logs``), and Python callers.
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
+from flinkops.api.validation import resource_label
 from flinkops.errors import NotFound
 from flinkops.ports import ClusterKey, Event, ResourceKey
 from flinkops.service.config import StateLocations, rendered_config, state_locations
@@ -57,6 +59,8 @@ class Description:
     #: local FlinkDeployments only: the directory of its processes' logs
     log_dir: Path | None
     events: tuple[Event, ...]
+    #: local only: what each ``/opt/flink/...`` path of the job is on this machine (and the entry class found)
+    local_files: tuple[str, ...] = ()
 
     @property
     def key(self) -> ResourceKey:
@@ -88,7 +92,9 @@ def describe(target: Target, name: str, namespace: str = "default") -> Descripti
             log_dir = _cluster_root(target.home / "clusters" / resource.metadata.namespace / resource.metadata.name)
             log_dir = log_dir / "log"
     events = tuple(target.store().events(ResourceKey.of(resource)))
-    return Description(resource, lifecycle(resource), stable, state, data_plane, log_dir, events)
+    files = target.local_files([resource], fetch=False) if target.local else None
+    lines = tuple(files.lines(resource_label(resource))) if files is not None else ()
+    return Description(resource, lifecycle(resource), stable, state, data_plane, log_dir, events, lines)
 
 
 def log_files(target: Target, name: str, namespace: str = "default", component: str | None = None) -> list[Path]:

@@ -22,7 +22,7 @@ from flinkops.errors import FlinkopsError, InvalidInput, PermanentError, Problem
 from flinkops.ports import ResourceStore
 from flinkops.service.config import snapshot_store
 from flinkops.service.target import Target
-from flinkops.settings import SOURCE_DIR_ANNOTATION
+from flinkops.settings import SOURCE_DIR_ANNOTATION, USRLIB_ANNOTATION
 
 __all__ = ["Existing", "Resource", "check", "load_text", "read_files", "restore_path_problems", "validate"]
 
@@ -46,6 +46,9 @@ def load_text(target: Target, text: str, source: str, base: Path) -> list[Resour
     for resource in resources:
         annotations = dict(resource.metadata.annotations or {})
         annotations.setdefault(SOURCE_DIR_ANNOTATION, str(base))
+        usrlib = annotations.get(USRLIB_ANNOTATION)
+        if usrlib:  # the image's /opt/flink/usrlib/ on this machine: relative to the YAML, like its other paths
+            annotations[USRLIB_ANNOTATION] = str((base / Path(usrlib).expanduser()).resolve())
         meta = resource.metadata.model_copy(update={"annotations": annotations})
         annotated.append(resource.model_copy(update={"metadata": meta}))
     return annotated

@@ -1,6 +1,7 @@
 """``plan``: what ``apply`` would do with some input, changing nothing; and ``lint``, the guardrails alone.
 
-The input is checked exactly as ``apply`` checks it (invalid input is ``InvalidInput`` here too). Each resource is
+The input is checked exactly as ``apply`` checks it (invalid input, and the preflight of the jobs' local files, are
+``InvalidInput`` here too; what each ``/opt/flink/...`` path is on this machine is a note). Each resource is
 then previewed by the controller itself (``Controller.preview``: validate, observe read-only, plan; no action, no
 write) as the next generation with its recorded status: the diff class and the fields behind it, the steps the
 controller would take, what it would warn about, and the downtime past restarts of that deployment took. Lint
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob
+from flinkops.api.validation import resource_label
 from flinkops.core.lint import Finding
 from flinkops.core.lint import lint as lint_resource
+from flinkops.errors import InvalidInput
 from flinkops.ports import ResourceKey
 from flinkops.service.inputs import check
 from flinkops.service.target import Previewer, Target, local_only
@@ -95,11 +98,21 @@ def plan(target: Target, resources: Sequence[Resource]) -> PlanReport:
     """What applying ``resources`` would do; nothing is written."""
     local_only(target, "plan")
     existing = check(target, resources)
+    files = target.local_files(resources)
+    if files.problems:
+        raise InvalidInput(list(files.problems))
     controller = target.previewer()
     plans = tuple(
         _plan_one(controller, r, existing.get((r.kind, r.metadata.namespace, r.metadata.name))) for r in resources
     )
+    plans = tuple(_with_paths(p, files.lines(resource_label(r))) for p, r in zip(plans, resources, strict=True))
     return PlanReport(plans, tuple(lint(resources)))
+
+
+def _with_paths(planned: ResourcePlan, lines: list[str]) -> ResourcePlan:
+    """``planned`` with a note for each ``/opt/flink/...`` path of its job and what it is on this machine."""
+    notes = tuple(PlanNote("Normal", "LocalFile", line) for line in lines)
+    return replace(planned, notes=notes + planned.notes) if notes else planned
 
 
 def _plan_one(controller: Previewer, resource: Resource, old: Resource | None) -> ResourcePlan:

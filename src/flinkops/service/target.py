@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from flinkops.core.planner import Plan
     from flinkops.flink.config import RenderInputs
     from flinkops.provisioning.local import DataPlane
+    from flinkops.provisioning.preflight import LocalFiles
     from flinkops.s3 import S3Access
     from flinkops.stores.kubernetes import KubernetesStore
     from flinkops.stores.sqlite import SqliteStore
@@ -94,6 +95,11 @@ class Target(Protocol):
     def previewer(self) -> Previewer: ...
 
     def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]: ...
+
+    def local_files(self, resources: Sequence[FlinkDeployment | FlinkSessionJob], *, fetch: bool = True) -> LocalFiles:
+        """The preflight of the jobs' local files (jar, Main-Class, Python scripts and interpreters), with what
+        each ``/opt/flink/...`` path is here; nothing to check where clusters do not run on this machine."""
+        ...
 
 
 def local_only(target: Target, command: str, instead: str = "") -> None:
@@ -174,6 +180,20 @@ class LocalTarget:
         from flinkops.runtimes.local.runtime import LocalRuntime
 
         return LocalRuntime(self.home, find_distribution()).log_files(key, component)
+
+    def local_files(self, resources: Sequence[FlinkDeployment | FlinkSessionJob], *, fetch: bool = True) -> LocalFiles:
+        from flinkops.errors import FlinkopsError
+        from flinkops.flink.distribution import find_distribution
+        from flinkops.provisioning.preflight import LocalFiles, check_local_files
+
+        if not any(r.spec.job is not None for r in resources):
+            return LocalFiles()
+        try:
+            dist = find_distribution()
+        except FlinkopsError as exc:  # no local Flink: the controller reports it; nothing to map files against
+            log.debug("no preflight of local files: %s", exc)
+            return LocalFiles()
+        return check_local_files(resources, dist, fetch=fetch)
 
     # ------------------------------------------------------------------ the controller daemon
 
@@ -273,3 +293,8 @@ class KubernetesTarget:
 
     def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]:
         raise _not_here("logs")
+
+    def local_files(self, resources: Sequence[FlinkDeployment | FlinkSessionJob], *, fetch: bool = True) -> LocalFiles:
+        from flinkops.provisioning.preflight import LocalFiles
+
+        return LocalFiles()  # the image holds the files; the pods report what is missing

@@ -38,6 +38,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ import yaml
 
 from flinkops.errors import RuntimeFailure
 from flinkops.flink.distribution import FlinkDistribution
+from flinkops.flink.jars import manifest_entry_class
 from flinkops.flink.memory import NotModelled, ProcessResources, jobmanager_resources, taskmanager_resources
 from flinkops.ports import ApplicationJob, ClusterRequest
 from flinkops.runtimes.local.cds import CdsPlan, ClassDataSharing
@@ -351,8 +353,24 @@ def jobmanager_args(rest_port: int, rpc_port: int, app: ApplicationJob | None) -
     if rpc_port:
         args += ["-D", f"jobmanager.rpc.port={rpc_port}", "-D", f"high-availability.jobmanager.port={rpc_port}"]
     if app is not None:
-        args += ["--job-classname", app.entry_class, "--job-id", app.job_id, *app.args]
+        entry_class = app.entry_class or _jar_entry_class(app.jar_paths)
+        # Without a class name Flink looks for one in usrlib/ itself; an empty one kills the JobManager.
+        args += ["--job-classname", entry_class] if entry_class else []
+        args += ["--job-id", app.job_id, *app.args]
     return tuple(args)
+
+
+def _jar_entry_class(jars: Sequence[Path]) -> str | None:
+    """The entry class the job's jar names in its manifest (what Flink uses when the spec gives none)."""
+    for jar in jars:
+        try:
+            found = manifest_entry_class(jar)
+        except (OSError, zipfile.BadZipFile):
+            continue
+        if found:
+            log.info("no entryClass in the spec: running %s, the Main-Class of %s", found, jar.name)
+            return found
+    return None
 
 
 def free_ports(count: int, avoid: set[int] | None = None) -> list[int]:
