@@ -304,16 +304,13 @@ def test_session_job_target_in_the_same_batch_or_existing() -> None:
     assert validate_against([job], {key(cluster): cluster}) == []
 
 
-def test_session_job_target_missing_or_in_another_namespace() -> None:
+def test_a_session_job_whose_cluster_does_not_exist_yet_is_valid() -> None:
+    # GitOps tools apply objects in any order: the job waits for its cluster, as the reference operator's does.
     job = session_job()
     elsewhere = deployment("session", namespace="other")
 
-    (problem,) = validate_against([job], {key(elsewhere): elsewhere})
-
-    assert problem.path == "spec.deploymentName"
-    assert "no FlinkDeployment named 'session' in namespace 'default'" in problem.message
-    assert problem.source == "FlinkSessionJob default/inv-job-1"
-    assert problem.hint
+    assert validate_against([job], {}) == []
+    assert validate_against([job], {key(elsewhere): elsewhere}) == []
 
 
 def test_session_job_target_must_be_a_session_cluster() -> None:

@@ -484,15 +484,9 @@ def _session_target_problems(
     namespace, target = job.metadata.namespace, job.spec.deployment_name
     cluster = deployments.get((namespace, target))
     if cluster is None:
-        return [
-            Problem(
-                "spec.deploymentName",
-                f"no FlinkDeployment named '{target}' in namespace '{namespace}'",
-                "create the session cluster first (or put it in the same file), or fix deploymentName; "
-                "it must be in the same namespace as the session job",
-                where,
-            )
-        ]
+        # Not there yet is fine: GitOps tools apply objects in any order, and the job waits for its cluster (as
+        # the reference operator's does); its status names the cluster it waits for.
+        return []
     if not cluster.is_session_cluster:
         return [
             Problem(

@@ -167,6 +167,7 @@ class Observer:
         job is not running there (stopped, or the cluster forgot it), storage tells its newest checkpoint; when
         Flink cannot tell how a recorded savepoint trigger ended, storage tells whether it completed."""
         rest_url = None
+        ctx = replace(ctx, session_exists=isinstance(target, FlinkDeployment))
         if (
             isinstance(target, FlinkDeployment)
             and target.status is not None

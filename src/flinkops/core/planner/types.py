@@ -149,6 +149,7 @@ class Context:
     validation_error: str | None = None
     session_ready: bool = False  # session jobs: the target session cluster's REST API is up
     session_rest_url: str | None = None
+    session_exists: bool = False  # session jobs: a FlinkDeployment of that name is stored
 
 
 # ----------------------------------------------------------------------------------------- actions
@@ -308,6 +309,8 @@ class Plan:
     requeue_after: float = STEADY
     change: SpecChange | None = None
     summary: str = ""
+    #: session jobs: the session cluster (``spec.deploymentName``) the job waits for before it can be submitted
+    waiting_for: str | None = None
 
 
 @dataclass
@@ -324,6 +327,7 @@ class Builder:
     #: The earliest moment (epoch ms) something is due without any change (a periodic snapshot): the plan's
     #: requeue never waits past it.
     wake_at_ms: int | None = None
+    waiting_for: str | None = None
 
     def event(self, type_: str, reason: str, message: str) -> None:
         self.events.append(EventNote(type_, reason, message))
@@ -342,6 +346,7 @@ class Builder:
             requeue_after=self._requeue(now_ms),
             change=self.change,
             summary=self.summary,
+            waiting_for=self.waiting_for,
         )
 
     def _requeue(self, now_ms: int) -> float:
