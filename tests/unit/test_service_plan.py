@@ -21,7 +21,7 @@ from flinkops.api.models import (
 )
 from flinkops.core.specs import dump_reconciled_spec
 from flinkops.errors import InvalidInput
-from flinkops.service import KubernetesTarget, apply, lint, plan, resolve
+from flinkops.service import KubernetesTarget, apply, lint, load_text, plan, resolve
 from support.service import TestTarget, deployment, session_cluster, session_job
 
 CHECKPOINTED = {"execution.checkpointing.interval": "10 s"}
@@ -118,3 +118,27 @@ def test_lint_needs_only_the_resources() -> None:
     clean, risky = lint([session_cluster(), version("--a")])
     assert clean.findings == ()
     assert risky.key.name == "fraud" and any(f.severity == "error" for f in risky.findings)
+
+
+CANARIES = """\
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: canary
+  labels: {flink.apache.org/canary: "true"}
+---
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkSessionJob
+metadata:
+  name: canary-job
+  labels: {flink.apache.org/canary: "true"}
+"""
+
+
+def test_canaries_are_accepted_and_plan_to_deploy_nothing(target: TestTarget) -> None:
+    resources = load_text(target, CANARIES, "canaries.yaml", Path("."))
+    report = plan(target, resources)
+    for planned in report.resources:
+        assert planned.steps == () and "health probe" in planned.summary, planned
+    assert all(findings.findings == () for findings in report.lint)
+    assert [a.outcome for a in apply(target, resources)] == ["created", "created"]

@@ -136,7 +136,9 @@ def validate_resource(r: Resource, *, source: str | None = None, default_state_d
     where = resource_label(r) if source is None else source
     problems: list[tuple[str, str, str]] = []
     problems += _name_problems(r)
-    if isinstance(r, FlinkDeployment):
+    if r.is_canary:
+        pass  # a canary has no real spec: the reference does not validate it, and nothing is deployed from it
+    elif isinstance(r, FlinkDeployment):
         problems += _deployment_problems(r.spec, default_state_dirs)
     else:
         problems += _session_job_problems(r)
@@ -470,7 +472,7 @@ def validate_against(
             deployments[(r.metadata.namespace, r.metadata.name)] = r
 
     for r in resources:
-        if isinstance(r, FlinkSessionJob):
+        if isinstance(r, FlinkSessionJob) and not r.is_canary:
             problems += _session_target_problems(r, deployments, default_state_dirs)
     return problems
 

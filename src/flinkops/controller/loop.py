@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob, FlinkSessionJobStatus
 from flinkops.api.validation import validate_against, validate_resource
+from flinkops.controller.canary import CanaryMonitor
 from flinkops.controller.executor import Executor, Failpoint
 from flinkops.controller.observer import Observer
 from flinkops.controller.requests import RequestBuilder
@@ -47,6 +48,7 @@ __all__ = ["Controller", "ReconcileResult", "on_cluster", "run_loop"]
 log = logging.getLogger("flinkops.controller")
 
 _MAX_BACKOFF = 60.0
+CANARY_SUMMARY = "canary: reconciled as a health probe of the control loop; nothing is deployed"
 _CONFLICT_REQUEUE = 0.1
 
 Resource = FlinkDeployment | FlinkSessionJob
@@ -73,9 +75,12 @@ class Controller:
         failpoint: Failpoint | None = None,
         ids: Callable[[], str] | None = None,
         min_requeue: float = 0.0,
+        canaries: CanaryMonitor | None = None,
     ) -> None:
         """``ids`` hands out fresh job and trigger ids (random by default; deterministic in tests).
-        ``min_requeue``: the shortest wait before a resource's next pass (see :meth:`_requeue`)."""
+        ``min_requeue``: the shortest wait before a resource's next pass (see :meth:`_requeue`).
+        ``canaries``: where canary passes are recorded (shared by the operator's shards; one of its own if
+        none is given)."""
         self.store = store
         self.runtime = runtime
         self.provisioner = provisioner
@@ -86,6 +91,7 @@ class Controller:
         self._ids = ids or (lambda: uuid.uuid4().hex)
         self.min_requeue = min_requeue
         self._failures: dict[ResourceKey, int] = {}
+        self.canaries = canaries or CanaryMonitor()
 
     # ------------------------------------------------------------------ the pass
 
@@ -94,7 +100,10 @@ class Controller:
         resource = self.store.get(key)
         if resource is None:
             self._failures.pop(key, None)
+            self.canaries.forget(key)
             return ReconcileResult(None)
+        if resource.is_canary:
+            return self._canary(key, resource)
         self.requests.begin_pass()
         try:
             plan = self._plan(resource, (self._ids(), self._ids(), self._ids()))
@@ -105,6 +114,29 @@ class Controller:
             return ReconcileResult(max(self._record_failure(key, exc), self.min_requeue), type(exc).__name__)
         self._failures.pop(key, None)
         return ReconcileResult(requeue)
+
+    def _canary(self, key: ResourceKey, resource: Resource) -> ReconcileResult:
+        """A canary's pass: nothing is deployed, the reconciled generation is recorded (in status too, once per
+        generation, so a user sees the loop took it) and the pass comes back well within the canary timeout."""
+        if resource.metadata.deletion_timestamp:
+            self.store.remove(key)
+            self.canaries.forget(key)
+            return ReconcileResult(None)
+        generation = resource.metadata.generation or 1
+        try:
+            status = resource.status or (
+                FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
+            )
+            if status.observed_generation != generation:
+                updated = status.model_copy(update={"observed_generation": generation})
+                self.store.update_status(resource.model_copy(update={"status": updated}))
+        except Conflict:
+            return ReconcileResult(_CONFLICT_REQUEUE, "Conflict")
+        except FlinkopsError as exc:
+            log.warning("%s: canary status not written: %s", key, exc)
+            return ReconcileResult(max(self.min_requeue, 1.0), type(exc).__name__)
+        self.canaries.reconciled(key, generation, self.clock.now())
+        return ReconcileResult(self.canaries.interval)
 
     def _requeue(self, plan: Plan, requeue: float | None) -> float | None:
         """The plan's requeue, no shorter than ``min_requeue`` unless a savepoint or checkpoint trigger is in
@@ -122,6 +154,11 @@ class Controller:
     def preview(self, resource: Resource) -> Plan:
         """What a pass would do for ``resource`` (a desired spec with its recorded status), without acting or
         writing anything: ``flinkops plan``. Observing is read-only (runtime records, Flink REST, storage)."""
+        if resource.is_canary:
+            status = resource.status or (
+                FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
+            )
+            return Plan(status=status, summary=CANARY_SUMMARY, requeue_after=self.canaries.interval)
         self.requests.begin_pass()
         return self._plan(resource, ("<new job id>", "<new trigger id>", "<new trigger id>"))
 
