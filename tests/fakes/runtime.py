@@ -107,6 +107,8 @@ class FakeRuntime:
         self._keep_ha_metadata = False
         self._pids = itertools.count(1000)
         self._ports = itertools.count(20000)
+        #: Whether session clusters grow and shrink with their jobs' needs (the local runtime's do).
+        self.elastic_sessions = False
 
     # ------------------------------------------------------------------ knobs
 
@@ -333,7 +335,7 @@ class FakeRuntime:
             extra = tms[count:]
             cluster.processes = [p for p in cluster.processes if p not in extra]
             change = -len(extra)
-        self.flink.set_taskmanagers(cluster.flink_id, len(cluster.alive("taskmanager")))
+        self.flink.set_taskmanagers(cluster.flink_id, len(cluster.alive("taskmanager")), released=True)
         return change
 
     def changed_clusters(self) -> Sequence[ClusterKey]:

@@ -22,9 +22,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from flinkops.api.models import FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob, FlinkSessionJobStatus
+from flinkops.api.models import (
+    FlinkDeployment,
+    FlinkDeploymentStatus,
+    FlinkSessionJob,
+    FlinkSessionJobStatus,
+    JobState,
+)
 from flinkops.api.validation import validate_against, validate_resource
 from flinkops.controller.canary import CanaryMonitor
 from flinkops.controller.executor import Executor, Failpoint
@@ -182,9 +188,31 @@ class Controller:
             validation_error="; ".join(p.render() for p in problems) or None,
         )
         if isinstance(resource, FlinkDeployment):
+            if resource.is_session_cluster and self.runtime.elastic_sessions:
+                ctx = replace(ctx, elastic_taskmanagers=True, session_slots_needed=self._slots_needed(resource))
             return plan_deployment(resource, self.observer.deployment(resource), ctx)
         obs, ctx = self.observer.session_job(resource, target, ctx)
         return plan_session_job(resource, obs, ctx)
+
+    def _slots_needed(self, cluster: FlinkDeployment) -> int:
+        """The slots the session jobs on ``cluster`` need: each one that should run (not suspended, not ended,
+        not being deleted) needs its parallelism (with the default slot sharing, a job needs as many slots as
+        its highest parallelism)."""
+        default = _positive(cluster.spec.flink_configuration.get("parallelism.default")) or 1
+        needed = 0
+        for r in self.store.list_resources():
+            if not isinstance(r, FlinkSessionJob) or r.is_canary or r.metadata.deletion_timestamp:
+                continue
+            if r.metadata.namespace != cluster.metadata.namespace or r.spec.deployment_name != cluster.metadata.name:
+                continue
+            job = r.spec.job
+            if job is None or job.state != JobState.RUNNING:
+                continue
+            if r.status is not None and r.status.job_status.state in ("FINISHED", "FAILED"):
+                continue
+            own = _positive(r.spec.flink_configuration.get("parallelism.default"))
+            needed += job.parallelism or own or default
+        return needed
 
     def _record_failure(self, key: ResourceKey, exc: FlinkopsError) -> float:
         count = self._failures[key] = self._failures.get(key, 0) + 1
@@ -209,6 +237,14 @@ class Controller:
         except FlinkopsError as record_exc:  # the store itself failing: log, retry later
             log.error("%s: could not record the failure: %s", key, record_exc)
         return delay
+
+
+def _positive(value: str | None) -> int | None:
+    try:
+        number = int(str(value).strip()) if value is not None else 0
+    except ValueError:
+        return None
+    return number if number > 0 else None
 
 
 def _awaits_prepared(status: FlinkDeploymentStatus | FlinkSessionJobStatus) -> bool:

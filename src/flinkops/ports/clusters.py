@@ -102,6 +102,11 @@ class ClusterObservation:
 class ClusterRuntime(Protocol):
     """Starts, observes and stops Flink clusters (local processes, or Kubernetes Deployments)."""
 
+    #: Whether the controller grows and shrinks session clusters with their jobs' needs (``scale_taskmanagers``
+    #: stops the highest-numbered TaskManagers, and each registers with Flink as ``taskmanager-<index>``): the
+    #: local runtime's standalone clusters. On Kubernetes, Flink's native mode does it itself.
+    elastic_sessions: bool
+
     def deploy(self, request: ClusterRequest) -> ClusterObservation:
         """Start the cluster ``request`` describes, replacing the active one. A ready prepared cluster of the same
         generation is promoted instead (its application job submitted through Flink REST, idempotently); a

@@ -51,10 +51,12 @@ __all__ = [
     "PrepareCluster",
     "RemoveResource",
     "ReplaceMissingProcesses",
+    "ResizeSessionCluster",
     "SavepointFormatType",
     "ScaleInPlace",
     "Status",
     "SubmitSessionJob",
+    "TaskManagerUse",
     "TriggerCheckpoint",
     "TriggerObservation",
     "TriggerSavepoint",
@@ -137,6 +139,19 @@ class Observation:
     prepared_generation: int | None = None  # a cluster pre-started next to the running one, for this generation
     prepared_ready: bool = False  # its JobManager answers and every TaskManager registered
     fault: ClusterFault | None = None  # what the runtime sees wrong with the cluster's pods (``steady``)
+    #: a session cluster's TaskManagers as Flink reports them (only where session clusters grow: ``growth``)
+    taskmanager_slots: tuple[TaskManagerUse, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskManagerUse:
+    """One TaskManager of a session cluster: its process index, slots, free slots, and for how long (seconds)
+    the controller has seen every slot of it free."""
+
+    index: int
+    slots: int
+    free: int
+    idle_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,10 @@ class Context:
     session_ready: bool = False  # session jobs: the target session cluster's REST API is up
     session_rest_url: str | None = None
     session_exists: bool = False  # session jobs: a FlinkDeployment of that name is stored
+    #: session clusters: whether this runtime starts and stops TaskManagers as the jobs need (``growth``) and
+    #: the slots the session jobs on the cluster need
+    elastic_taskmanagers: bool = False
+    session_slots_needed: int = 0
 
 
 # ----------------------------------------------------------------------------------------- actions
@@ -254,6 +273,19 @@ class TriggerCheckpoint(Action):
 
     def describe(self) -> str:
         return f"trigger a {self.checkpoint_type.lower()} checkpoint of job {self.job_id}"
+
+
+@dataclass(frozen=True)
+class ResizeSessionCluster(Action):
+    """Run ``taskmanagers`` TaskManagers in a session cluster (new ones started, the highest-numbered extras
+    stopped): its jobs need more slots, or the ones started for them are idle."""
+
+    taskmanagers: int
+    was: int
+
+    def describe(self) -> str:
+        verb = "start" if self.taskmanagers > self.was else "stop"
+        return f"{verb} {abs(self.taskmanagers - self.was)} TaskManager(s) of the session cluster"
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,8 @@ class KubernetesRuntime:
     """``rest_address`` says how the controller reaches a cluster's REST API (:data:`REST_ADDRESSES`; in a pod the
     default, the REST Service's cluster DNS name, is right); ``rest_url``, when given, builds the address instead."""
 
+    elastic_sessions = False  # native mode grows session clusters itself; standalone ones keep their replicas
+
     def __init__(
         self,
         client: KubeClient,

@@ -99,6 +99,10 @@ _STANDBY_DELAY_SECONDS = 5.0
 
 
 class LocalRuntime:
+    #: Session clusters grow and shrink with their jobs (``core.planner.growth``): each session TaskManager
+    #: registers as ``taskmanager-<index>``, so the controller can tell which ones are idle.
+    elastic_sessions = True
+
     def __init__(
         self,
         home: Path,
@@ -527,7 +531,11 @@ class LocalRuntime:
         log_dir = root / "log" / f"{role}-{index}"
         log_dir.mkdir(parents=True, exist_ok=True)
         app = request.application
-        args = jobmanager_args(rest_port, rpc_port, app) if role == "jobmanager" else ()
+        if role == "jobmanager":
+            args = jobmanager_args(rest_port, rpc_port, app)
+        else:
+            # A session cluster's TaskManager is named after its process, so an idle one can be stopped by name.
+            args = ("-D", f"taskmanager.resource-id=taskmanager-{index}") if app is None else ()
         spec = ProcessSpec(role, app is not None, request.key.name, root, log_dir, args, request.environment)
         launch = self.launcher.command(spec)
         cwd = request.working_dir if request.working_dir and request.working_dir.is_dir() else root
