@@ -124,5 +124,18 @@ def test_gitops_order_and_a_job_that_needs_more_slots_than_the_session_cluster_s
     print(f"\nGitOps order, growing session cluster: cluster STABLE after {cluster_ready:.1f}s, both jobs STABLE "
           f"after {both_running:.1f}s with {overview['taskmanagers']} TaskManagers")  # fmt: skip
 
-    for name in ("first", "second", "grow"):
+    # The second job goes: the TaskManager started for it is stopped once idle for 30 s (Flink's default
+    # resourcemanager.taskmanager-timeout), and the first job keeps running, never restarted.
+    flinkops.ok("delete", "second")
+    released = time.monotonic()
+    deadline = released + 120
+    while len(flinkops.processes("grow", "taskmanager")) > 1:
+        assert time.monotonic() < deadline, "the idle TaskManager was not released"
+        time.sleep(1)
+    released_after = time.monotonic() - released
+    first = httpx.get(f"{rest}/jobs/{ids[0]}", timeout=10).json()
+    assert first["state"] == "RUNNING" and not first["timestamps"].get("RESTARTING"), "the first job never restarts"
+    print(f"idle TaskManager released {released_after:.1f}s after the second job was deleted")
+
+    for name in ("first", "grow"):
         flinkops.ok("delete", name)
