@@ -188,7 +188,7 @@ class Executor:
         elif isinstance(action, ResizeSessionCluster):
             assert isinstance(resource, FlinkDeployment)
             environment = self.requests.process_environment(resource)
-            self.runtime.scale_taskmanagers(ckey, action.taskmanagers, environment)
+            self.runtime.scale_taskmanagers(ckey, action.taskmanagers, environment, stop=action.stop)
         elif isinstance(action, TriggerSavepoint | TriggerCheckpoint):
             self._trigger(resource, action)
         elif isinstance(action, DisposeSnapshots):

@@ -129,9 +129,13 @@ class ClusterRuntime(Protocol):
         until they are gone, then remove the cluster's HA metadata (Flink's HA ConfigMaps or znodes). Idempotent."""
         ...
 
-    def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:
+    def scale_taskmanagers(
+        self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None, *, stop: Sequence[int] = ()
+    ) -> int:
         """Run ``count`` TaskManagers (start or stop some); returns how many were added (negative: removed).
-        ``environment`` is the deploy's extra process environment (secrets are not kept by the runtime)."""
+        ``environment`` is the deploy's extra process environment (secrets are not kept by the runtime).
+        ``stop``: when scaling down, the indexes of the TaskManagers to stop (idle ones), instead of the
+        highest-numbered; only a runtime with ``elastic_sessions`` is asked for it."""
         ...
 
     def changed_clusters(self) -> Sequence[ClusterKey]:

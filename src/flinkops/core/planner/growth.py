@@ -12,9 +12,10 @@ own keys:
 * never more slots than ``slotmanager.number-of-slots.max`` (default: the starting slots and
   ``DEFAULT_EXTRA_TASKMANAGERS`` TaskManagers more), never fewer TaskManagers than the spec asks for
   (``taskManager.replicas``, else one);
-* a TaskManager above that floor, the highest-numbered first, is stopped once Flink has reported it with
-  every slot free for ``resourcemanager.taskmanager-timeout`` (30 s, Flink's default) and the jobs need its
-  slots no more. One that runs tasks is never stopped: that would fail its jobs over.
+* while the cluster runs more TaskManagers than the jobs need (and than that floor), the ones Flink has
+  reported with every slot free for ``resourcemanager.taskmanager-timeout`` (30 s, Flink's default) are
+  stopped, whichever they are (Flink puts slots where it likes: the first TaskManager may be the idle one).
+  One that runs tasks is never stopped: that would fail its jobs over.
 
 Called by: ``steady`` for a ready session cluster. Pure.
 """
@@ -92,14 +93,16 @@ def plan_growth(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Co
             f"Session jobs need {needed} slots; {MAX_SLOTS_KEY} allows {ceiling * per_tm}: a job waits for slots",
         )
     if wanted < current:
-        # The highest-numbered TaskManagers above what is wanted, idle (per Flink) for long enough.
+        # TaskManagers idle (every slot free, per Flink) for long enough, the highest-numbered first: whichever
+        # ones Flink left idle, not merely the last started (Flink places slots where it likes).
         timeout = _idle_timeout_s(config)
-        idle = {tm.index for tm in obs.taskmanager_slots if tm.free == tm.slots and tm.idle_s >= timeout}
-        target = current
-        while target > wanted and (target - 1) in idle:
-            target -= 1
-        if target < current:
-            b.actions.append(ResizeSessionCluster(taskmanagers=target, was=current))
+        idle = sorted(
+            (tm.index for tm in obs.taskmanager_slots if tm.free == tm.slots and tm.idle_s >= timeout), reverse=True
+        )
+        stop = tuple(idle[: current - wanted])
+        target = current - len(stop)
+        if stop:
+            b.actions.append(ResizeSessionCluster(taskmanagers=target, was=current, stop=stop))
             b.event(
                 "Normal",
                 "TaskManagersReleased",

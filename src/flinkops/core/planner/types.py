@@ -282,6 +282,8 @@ class ResizeSessionCluster(Action):
 
     taskmanagers: int
     was: int
+    #: when shrinking: the indexes of the (idle) TaskManagers to stop
+    stop: tuple[int, ...] = ()
 
     def describe(self) -> str:
         verb = "start" if self.taskmanagers > self.was else "stop"

@@ -383,8 +383,11 @@ class LocalRuntime:
                 self._write_record(key, record)
         return len(replacements)
 
-    def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:
-        """Run ``count`` TaskManagers: start new ones or stop the highest-numbered extras. Returns the change."""
+    def scale_taskmanagers(
+        self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None, *, stop: Sequence[int] = ()
+    ) -> int:
+        """Run ``count`` TaskManagers: start new ones or stop extras, those of ``stop`` first, then the
+        highest-numbered. Returns the change."""
         record = self._read_record(key)
         if record is None:
             raise RuntimeFailure(f"cluster {key} does not exist: nothing to scale")
@@ -404,9 +407,10 @@ class LocalRuntime:
                 record["taskmanager_replicas"] = len(tms)
                 self._write_record(key, record)
             return len(indexes)
-        extra = tms[count:]
+        chosen = sorted(tms, key=lambda p: (p.index not in stop, -p.index))[: len(tms) - count]
+        extra = [p for p in tms if p in chosen]
         if extra:
-            record["processes"] = [asdict(p) for p in [*others, *tms[:count]]]
+            record["processes"] = [asdict(p) for p in [*others, *(p for p in tms if p not in chosen)]]
             record["taskmanager_replicas"] = count
             self._write_record(key, record)  # recorded first: a stopped extra is never "replaced"
             self.stop(extra)
