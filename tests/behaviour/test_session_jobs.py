@@ -36,6 +36,26 @@ def test_a_session_job_waits_for_its_session_cluster_then_runs_on_it(world: Worl
     assert world.runtime.requests[0].application is None, "the session cluster runs no job of its own"
 
 
+def waiting_condition(world: World, name: str) -> tuple[str, str, str]:
+    [condition] = [c for c in world.status(name, JOB).conditions if c.type == "SessionClusterReady"]
+    return condition.status, condition.reason, condition.message
+
+
+def test_a_session_job_that_arrives_first_says_which_cluster_it_waits_for_without_an_error(world: World) -> None:
+    # GitOps order: the jobs before their cluster. Waiting is not an error; the status names the cluster.
+    world.apply(session_job("counter", "session"))
+    world.run_for(10)
+    status = world.status("counter", JOB)
+    assert status.error is None and status.lifecycle_state is not None and status.lifecycle_state.value == "CREATED"
+    state, reason, message = waiting_condition(world, "counter")
+    assert (state, reason) == ("False", "SessionClusterNotFound") and "'session'" in message
+    world.apply(session_cluster("session"))
+    world.run_until(lambda w: waiting_condition(w, "counter")[1] == "SessionClusterNotReady", what="cluster seen")
+    assert world.status("counter", JOB).error is None
+    world.run_until(running("counter"), what="the session job running")
+    assert waiting_condition(world, "counter")[:2] == ("True", "SessionClusterReady")
+
+
 def test_a_last_state_upgrade_cancels_the_job_and_resubmits_it_from_its_newest_checkpoint(world: World) -> None:
     stable_session_job(world)
     world.edit("counter", kind=JOB, job={"args": ["v2"]})

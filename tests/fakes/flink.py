@@ -63,6 +63,7 @@ from flinkops.ports.flink import (
     RestoredCheckpoint,
     SavepointFormat,
     SavepointStatus,
+    TaskManagerSlots,
 )
 
 __all__ = ["RATE", "FakeFlink", "FakeFlinkClient", "FakeJob", "JobScript"]
@@ -185,6 +186,27 @@ class _Cluster:
     def adaptive(self) -> bool:
         return self.config.get("jobmanager.scheduler", "").strip().lower() == "adaptive"
 
+    @property
+    def slots_per_taskmanager(self) -> int:
+        return max(int(self.config.get("taskmanager.numberOfTaskSlots", "1") or "1"), 1)
+
+    def holding(self) -> list[FakeJob]:
+        """The jobs whose tasks hold slots (RUNNING), in the order they got them."""
+        return sorted((j for j in self.jobs.values() if j.state == "RUNNING"), key=lambda j: j.running_at or 0.0)
+
+    def used_by_taskmanager(self) -> list[int]:
+        """Slots in use on each TaskManager (index order): jobs fill the lowest-numbered TaskManagers first."""
+        per_tm, used = self.slots_per_taskmanager, [0] * self.taskmanagers
+        for job in self.holding():
+            need = job.parallelism
+            for index in range(self.taskmanagers):
+                take = min(need, per_tm - used[index])
+                used[index] += take
+                need -= take
+                if need == 0:
+                    break
+        return used
+
 
 def _conf(cluster: _Cluster, job: FakeJob) -> dict[str, str]:
     """The configuration a job runs with: its cluster's, with what its submission added on top."""
@@ -294,14 +316,18 @@ class FakeFlink:
             if not job.terminal:
                 self._restart(job, self.clock.now())
 
-    def set_taskmanagers(self, cluster_id: str, count: int) -> None:
-        """How many TaskManagers run; fewer slots than a running job needs restart it from its last checkpoint."""
+    def set_taskmanagers(self, cluster_id: str, count: int, *, released: bool = False) -> None:
+        """How many TaskManagers run; fewer slots than a running job needs restart it from its last checkpoint.
+        ``released``: the highest-numbered TaskManagers were stopped on purpose; jobs restart only when one of
+        those held their tasks (a TaskManager that died restarts every running job, as its slots are lost)."""
         cluster = self._clusters.get(cluster_id)
         if cluster is None:
             return
         now = self.clock.now()
         self._advance(now)
         lost = count < cluster.taskmanagers
+        if lost and released:
+            lost = any(cluster.used_by_taskmanager()[count:])
         cluster.taskmanagers = count
         for job in cluster.jobs.values():
             if lost and job.state == "RUNNING":
@@ -397,9 +423,13 @@ class FakeFlink:
 
     def _slots_for(self, cluster: _Cluster, job: FakeJob) -> int:
         wanted = max((hi for _, hi in job.requirements.values()), default=job.parallelism)
+        # A session cluster's jobs share its slots: what other running session jobs hold is not free. (An
+        # application cluster's stray second job, from HA metadata left behind, is not modelled that strictly.)
+        taken = sum(j.parallelism for j in cluster.holding() if j is not job and j.session) if job.session else 0
+        free = cluster.slots - taken
         if cluster.adaptive:
-            return min(wanted, cluster.slots)
-        return wanted if cluster.slots >= wanted else 0
+            return min(wanted, free)
+        return wanted if free >= wanted else 0
 
     def _run(self, cluster: _Cluster, job: FakeJob, moment: float) -> None:
         if job.failure is not None and job.state == "INITIALIZING":
@@ -599,6 +629,15 @@ class FakeFlinkClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         return None
+
+    def taskmanagers(self) -> tuple[TaskManagerSlots, ...]:
+        cluster = self.flink._cluster(self.url)
+        self.flink._advance(self.flink.clock.now())
+        per_tm = cluster.slots_per_taskmanager
+        return tuple(
+            TaskManagerSlots(f"taskmanager-{index}", per_tm, per_tm - used)
+            for index, used in enumerate(cluster.used_by_taskmanager())
+        )
 
     def config(self) -> ClusterConfig:
         self.flink._cluster(self.url)

@@ -112,6 +112,8 @@ class FakeRuntime:
         self._keep_ha_metadata = False
         self._pids = itertools.count(1000)
         self._ports = itertools.count(20000)
+        #: Whether session clusters grow and shrink with their jobs' needs (the local runtime's do).
+        self.elastic_sessions = False
 
     # ------------------------------------------------------------------ knobs
 
@@ -369,7 +371,9 @@ class FakeRuntime:
         if not self._keep_ha_metadata:
             self.ha_metadata.pop(key, None)  # a deleted cluster leaves no HA metadata
 
-    def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:
+    def scale_taskmanagers(
+        self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None, *, stop: Sequence[int] = ()
+    ) -> int:
         cluster = self._require(key)
         tms = sorted(cluster.of("taskmanager"), key=lambda p: p.index)
         if len(tms) < count:
@@ -378,10 +382,12 @@ class FakeRuntime:
             cluster.processes += [FakeProcess("taskmanager", i, next(self._pids)) for i in indexes]
             change = len(indexes)
         else:
-            extra = tms[count:]
+            # The fake Flink fills the lowest-numbered TaskManagers first, so the ones to ``stop`` (idle) are the
+            # highest-numbered as well.
+            extra = sorted(tms, key=lambda p: (p.index not in stop, -p.index))[: len(tms) - count]
             cluster.processes = [p for p in cluster.processes if p not in extra]
             change = -len(extra)
-        self.flink.set_taskmanagers(cluster.flink_id, len(cluster.alive("taskmanager")))
+        self.flink.set_taskmanagers(cluster.flink_id, len(cluster.alive("taskmanager")), released=True)
         return change
 
     def changed_clusters(self) -> Sequence[ClusterKey]:

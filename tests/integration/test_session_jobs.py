@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -58,3 +59,83 @@ def test_session_job_runs_on_session_cluster(flinkops: Flinkops, testjobs: Path,
     pids = flinkops.cluster_pids("session")
     flinkops.ok("delete", "session")
     assert not any(running(p) for p in pids)
+
+
+def test_gitops_order_and_a_job_that_needs_more_slots_than_the_session_cluster_starts_with(
+    flinkops: Flinkops, testjobs: Path, tmp_path: Path
+) -> None:
+    """One file, in the order GitOps tools may apply it: two session jobs first, their session cluster last (one
+    TaskManager of two slots). The first job takes one slot; the second needs three, more than the cluster has
+    at all: TaskManagers are started for it and both jobs run."""
+    job = textwrap.dedent(
+        """
+        apiVersion: flink.apache.org/v1beta1
+        kind: FlinkSessionJob
+        metadata:
+          name: {name}
+        spec:
+          deploymentName: grow
+          job:
+            jarURI: {jar}
+            entryClass: flinkops.testjobs.CountingJob
+            args: ["--rate", "10"]
+            parallelism: {parallelism}
+        """
+    )
+    cluster = textwrap.dedent(
+        """
+        apiVersion: flink.apache.org/v1beta1
+        kind: FlinkDeployment
+        metadata:
+          name: grow
+        spec:
+          flinkVersion: v2_2
+          flinkConfiguration:
+            taskmanager.numberOfTaskSlots: "2"
+          taskManager:
+            replicas: 1
+        """
+    )
+    spec = tmp_path / "gitops.yaml"
+    documents = [
+        job.format(name="first", jar=testjobs, parallelism=1),
+        job.format(name="second", jar=testjobs, parallelism=3),
+        cluster,
+    ]
+    spec.write_text("---".join(documents))
+    planned = flinkops.ok("plan", "-f", str(spec))
+    assert "no valid spec" not in planned and "which this input creates" in planned, planned
+
+    started = time.monotonic()
+    flinkops.ok("apply", "-f", str(spec))
+    session = flinkops.wait_lifecycle("grow", "STABLE", timeout=240)
+    cluster_ready = time.monotonic() - started
+    ids = [
+        flinkops.wait_lifecycle(name, "STABLE", timeout=300)["status"]["jobStatus"]["jobId"]
+        for name in ("first", "second")
+    ]
+    both_running = time.monotonic() - started
+
+    rest = session["status"]["clusterInfo"]["rest-url"]
+    states = {j["jid"]: j["state"] for j in httpx.get(f"{rest}/jobs/overview", timeout=10).json()["jobs"]}
+    assert [states.get(i) for i in ids] == ["RUNNING", "RUNNING"], states
+    overview = httpx.get(f"{rest}/overview", timeout=10).json()
+    assert overview["taskmanagers"] >= 2 and overview["slots-total"] >= 4, overview
+    print(f"\nGitOps order, growing session cluster: cluster STABLE after {cluster_ready:.1f}s, both jobs STABLE "
+          f"after {both_running:.1f}s with {overview['taskmanagers']} TaskManagers")  # fmt: skip
+
+    # The second job goes: the TaskManager started for it is stopped once idle for 30 s (Flink's default
+    # resourcemanager.taskmanager-timeout), and the first job keeps running, never restarted.
+    flinkops.ok("delete", "second")
+    released = time.monotonic()
+    deadline = released + 120
+    while len(flinkops.processes("grow", "taskmanager")) > 1:
+        assert time.monotonic() < deadline, "the idle TaskManager was not released"
+        time.sleep(1)
+    released_after = time.monotonic() - released
+    first = httpx.get(f"{rest}/jobs/{ids[0]}", timeout=10).json()
+    assert first["state"] == "RUNNING" and not first["timestamps"].get("RESTARTING"), "the first job never restarts"
+    print(f"idle TaskManager released {released_after:.1f}s after the second job was deleted")
+
+    for name in ("first", "grow"):
+        flinkops.ok("delete", name)

@@ -336,6 +336,26 @@ def test_overview_reads_capacity_and_version(flink: FakeFlink, client: FlinkRest
     assert flink.last.headers["accept"] == "application/json"
 
 
+def test_taskmanagers_read_each_resource_id_and_its_free_slots(flink: FakeFlink, client: FlinkRestClient) -> None:
+    # Shape of Flink 2.x GET /taskmanagers (trimmed).
+    body = {
+        "taskmanagers": [
+            {"id": "taskmanager-0", "path": "pekko.tcp://flink@127.0.0.1:40001/user/rpc/taskmanager_0",
+             "dataPort": 40002, "slotsNumber": 2, "freeSlots": 0, "totalResource": {}, "freeResource": {}},
+            {"id": "taskmanager-1", "slotsNumber": 2, "freeSlots": 2},
+            {"slotsNumber": 1, "freeSlots": 1},
+        ]
+    }  # fmt: skip
+    flink.on("GET", "/taskmanagers", body=body)
+
+    found = client.taskmanagers()
+
+    assert [(t.resource_id, t.slots_total, t.slots_free) for t in found] == [
+        ("taskmanager-0", 2, 0),
+        ("taskmanager-1", 2, 2),
+    ]
+
+
 def test_config_keeps_unknown_keys_as_extras(flink: FakeFlink, client: FlinkRestClient) -> None:
     flink.on("GET", "/config", body=CONFIG)
 

@@ -91,7 +91,7 @@ def test_eks_session_job_validates_against_its_session_cluster() -> None:
     assert isinstance(job, FlinkSessionJob) and job.spec.job is None
     assert validate_against([cluster, job], {}) == []
     assert validate_against([job], {key(cluster): cluster}) == []
-    assert [p.path for p in validate_against([job], {})] == ["spec.deploymentName"]
+    assert validate_against([job], {}) == []  # not there yet: the job waits for it
 
 
 def test_datalake_session_job_validates_against_its_session_deployment() -> None:

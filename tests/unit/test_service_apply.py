@@ -40,9 +40,9 @@ def test_invalid_input_names_every_field_and_writes_nothing(target: TestTarget) 
     apply(target, [deployment("existing")])
     before = target.documents()
     bad = deployment("bad", parallelism=0).model_copy(update={"metadata": deployment("Bad_Name").metadata})
-    orphan = session_job("orphan", cluster="nowhere")
+    on_application = session_job("misplaced", cluster="existing")
     with pytest.raises(InvalidInput) as exc:
-        apply(target, [deployment("fine"), bad, orphan])
+        apply(target, [deployment("fine"), bad, on_application])
     assert {"metadata.name", "spec.job.parallelism", "spec.deploymentName"} <= paths(exc)
     assert target.documents() == before  # the valid resource in the same batch was not written either
     assert target.controller_starts == 1  # only the first apply asked for the controller
@@ -73,6 +73,14 @@ def test_apply_is_idempotent_and_bumps_the_generation_only_on_a_spec_change(targ
 def test_a_session_job_may_come_with_its_cluster_in_one_batch(target: TestTarget) -> None:
     applied = apply(target, [session_cluster(), session_job()])
     assert [a.outcome for a in applied] == ["created", "created"]
+
+
+def test_session_jobs_may_arrive_before_their_cluster_in_any_order(target: TestTarget) -> None:
+    # GitOps tools apply objects in any order; the reference operator accepts a job whose cluster is not there yet.
+    (alone,) = apply(target, [session_job("early", cluster="later")])
+    assert alone.outcome == "created"
+    applied = apply(target, [session_job("a"), session_job("b"), session_cluster()])
+    assert [a.outcome for a in applied] == ["created", "created", "created"]
 
 
 def test_a_first_deployment_must_start_from_a_savepoint_that_exists(target: TestTarget, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from flinkops.api.models import (
 )
 from flinkops.core.specs import dump_reconciled_spec
 from flinkops.errors import InvalidInput
-from flinkops.service import KubernetesTarget, apply, lint, plan, resolve
+from flinkops.service import KubernetesTarget, apply, lint, load_text, plan, resolve
 from support.service import TestTarget, deployment, session_cluster, session_job
 
 CHECKPOINTED = {"execution.checkpointing.interval": "10 s"}
@@ -90,10 +90,23 @@ def test_an_update_shows_the_diff_class_the_fields_and_the_measured_downtime(tar
 
 def test_plan_checks_input_as_apply_does(target: TestTarget) -> None:
     with pytest.raises(InvalidInput) as exc:
-        plan(target, [session_job("orphan", cluster="nowhere"), deployment(parallelism=0)])
+        plan(target, [session_job("misplaced", cluster="fraud"), deployment(parallelism=0)])
     assert {p.path for p in exc.value.problems} == {"spec.deploymentName", "spec.job.parallelism"}
     (cluster, job) = plan(target, [session_cluster(), session_job()]).resources
     assert cluster.create and job.create and job.downtime is None
+
+
+def test_plan_reasons_about_the_whole_file_as_apply_does(target: TestTarget) -> None:
+    # Jobs first, their cluster last (the order GitOps tools may use): the jobs wait for the cluster of this file.
+    first, second, cluster = plan(target, [session_job("a"), session_job("b"), session_cluster()]).resources
+    assert cluster.create and cluster.summary == "first deployment"
+    for job in (first, second):
+        assert job.create and "no valid spec" not in job.summary
+        assert "session cluster 'session'" in job.summary and "this input" in job.summary, job.summary
+        assert job.steps == ("submit the job once session cluster 'session' is ready",)
+        assert not [n for n in job.notes if n.type == "Warning"]
+    (orphan,) = plan(target, [session_job("orphan", cluster="nowhere")]).resources
+    assert "session cluster 'nowhere'" in orphan.summary and "does not exist yet" in orphan.summary
 
 
 def test_plan_is_for_local_clusters_only() -> None:
@@ -105,3 +118,27 @@ def test_lint_needs_only_the_resources() -> None:
     clean, risky = lint([session_cluster(), version("--a")])
     assert clean.findings == ()
     assert risky.key.name == "fraud" and any(f.severity == "error" for f in risky.findings)
+
+
+CANARIES = """\
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: canary
+  labels: {flink.apache.org/canary: "true"}
+---
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkSessionJob
+metadata:
+  name: canary-job
+  labels: {flink.apache.org/canary: "true"}
+"""
+
+
+def test_canaries_are_accepted_and_plan_to_deploy_nothing(target: TestTarget) -> None:
+    resources = load_text(target, CANARIES, "canaries.yaml", Path("."))
+    report = plan(target, resources)
+    for planned in report.resources:
+        assert planned.steps == () and "health probe" in planned.summary, planned
+    assert all(findings.findings == () for findings in report.lint)
+    assert [a.outcome for a in apply(target, resources)] == ["created", "created"]

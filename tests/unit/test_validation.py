@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from flinkops.api.loader import Resource, load_object
+from flinkops.api.loader import Resource, dump_resource, load_documents, load_object
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 from flinkops.api.validation import config_path, validate_against, validate_resource, validate_update
-from flinkops.errors import Problem
+from flinkops.errors import InvalidInput, Problem
 
 CHECKPOINTS = {"state.checkpoints.dir": "file:///tmp/cp"}
 SAVEPOINTS = {"state.savepoints.dir": "file:///tmp/sp"}
@@ -304,16 +304,13 @@ def test_session_job_target_in_the_same_batch_or_existing() -> None:
     assert validate_against([job], {key(cluster): cluster}) == []
 
 
-def test_session_job_target_missing_or_in_another_namespace() -> None:
+def test_a_session_job_whose_cluster_does_not_exist_yet_is_valid() -> None:
+    # GitOps tools apply objects in any order: the job waits for its cluster, as the reference operator's does.
     job = session_job()
     elsewhere = deployment("session", namespace="other")
 
-    (problem,) = validate_against([job], {key(elsewhere): elsewhere})
-
-    assert problem.path == "spec.deploymentName"
-    assert "no FlinkDeployment named 'session' in namespace 'default'" in problem.message
-    assert problem.source == "FlinkSessionJob default/inv-job-1"
-    assert problem.hint
+    assert validate_against([job], {}) == []
+    assert validate_against([job], {key(elsewhere): elsewhere}) == []
 
 
 def test_session_job_target_must_be_a_session_cluster() -> None:
@@ -404,3 +401,35 @@ def test_savepoint_retention_settings_are_checked() -> None:
     age = "kubernetes.operator.savepoint.history.max.age"
     assert paths(validate_resource(app(conf={age: "forever", **SAVEPOINTS}))) == [f'spec.flinkConfiguration["{age}"]']
     assert validate_resource(app(conf={key: "3", age: "2 h", **SAVEPOINTS})) == []
+
+
+CANARY = """\
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: canary
+  labels:
+    flink.apache.org/canary: "true"
+---
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkSessionJob
+metadata:
+  name: canary-job
+  labels:
+    flink.apache.org/canary: "TRUE"
+"""
+
+
+def test_canaries_need_no_spec_and_are_valid() -> None:
+    # The reference's canaries (its health probe of the control loop) carry only the label.
+    cluster, job = load_documents(CANARY, "canaries.yaml")
+    assert cluster.is_canary and job.is_canary
+    assert validate_resource(cluster) == [] and validate_resource(job) == []
+    assert validate_against([cluster, job], {}) == []
+    assert load_object(dump_resource(job)) == job  # they round-trip through a store
+
+
+def test_a_resource_labelled_canary_false_still_needs_its_spec() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        load_documents(CANARY.split("---")[0].replace('"true"', '"false"'), "x.yaml")
+    assert [p.path for p in exc.value.problems] == ["spec"]

@@ -26,6 +26,7 @@ from flinkops.errors import ErrorReason
 
 __all__ = [
     "API_VERSION",
+    "CANARY_LABEL",
     "Checkpoint",
     "CheckpointInfo",
     "Condition",
@@ -59,6 +60,7 @@ __all__ = [
     "TaskManagerSpec",
     "UpgradeMode",
     "flatten_flink_configuration",
+    "is_canary_document",
 ]
 
 API_VERSION = "flink.apache.org/v1beta1"
@@ -492,6 +494,25 @@ class FlinkDeploymentStatus(FlinkSessionJobStatus):
 # --------------------------------------------------------------------------------------------- resources
 
 
+#: The reference operator's label of a canary: a resource with no real spec that the operator reconciles (deploying
+#: nothing) as a health probe of its own control loop.
+CANARY_LABEL = "flink.apache.org/canary"
+
+
+def _canary_labels(labels: Any) -> bool:
+    """Labelled ``flink.apache.org/canary: "true"`` (the reference compares ignoring case)."""
+    return isinstance(labels, dict) and str(labels.get(CANARY_LABEL, "")).lower() == "true"
+
+
+def is_canary_document(data: Any) -> bool:
+    """A CRD-shaped mapping labelled as a canary."""
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("metadata"), dict)
+        and _canary_labels(data["metadata"].get("labels"))
+    )
+
+
 class FlinkDeployment(_Model):
     api_version: Literal["flink.apache.org/v1beta1"] = "flink.apache.org/v1beta1"
     kind: Literal["FlinkDeployment"] = "FlinkDeployment"
@@ -499,9 +520,21 @@ class FlinkDeployment(_Model):
     spec: FlinkDeploymentSpec
     status: FlinkDeploymentStatus | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _canary_spec(cls, data: Any) -> Any:
+        """A canary needs no spec (the reference's have none): an empty one stands in."""
+        if is_canary_document(data) and data.get("spec") is None:
+            return {**data, "spec": {}}
+        return data
+
     @property
     def is_session_cluster(self) -> bool:
         return self.spec.job is None
+
+    @property
+    def is_canary(self) -> bool:
+        return _canary_labels(self.metadata.labels)
 
 
 class FlinkSessionJob(_Model):
@@ -510,3 +543,20 @@ class FlinkSessionJob(_Model):
     metadata: ObjectMeta
     spec: FlinkSessionJobSpec
     status: FlinkSessionJobStatus | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canary_spec(cls, data: Any) -> Any:
+        """A canary needs no spec and runs on no session cluster: an empty ``deploymentName`` stands in."""
+        if not is_canary_document(data):
+            return data
+        spec = data.get("spec")
+        if spec is None:
+            return {**data, "spec": {"deploymentName": ""}}
+        if isinstance(spec, dict) and "deploymentName" not in spec and "deployment_name" not in spec:
+            return {**data, "spec": {**spec, "deploymentName": ""}}
+        return data
+
+    @property
+    def is_canary(self) -> bool:
+        return _canary_labels(self.metadata.labels)

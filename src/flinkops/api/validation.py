@@ -154,12 +154,16 @@ def validate_resource(r: Resource, *, source: str | None = None, default_state_d
     problems: list[tuple[str, str, str]] = []
     problems += _name_problems(r)
     problems += _metadata_problems(r.metadata.labels, r.metadata.annotations)
-    problems += _range_problems(r)
-    problems += _config_value_problems(r.spec.flink_configuration)
-    if isinstance(r, FlinkDeployment):
+    if r.is_canary:
+        pass  # a canary has no real spec: the reference does not validate it, and nothing is deployed from it
+    elif isinstance(r, FlinkDeployment):
+        problems += _range_problems(r)
+        problems += _config_value_problems(r.spec.flink_configuration)
         problems += _quantity_problems(r.spec)
         problems += _deployment_problems(r.spec, default_state_dirs)
     else:
+        problems += _range_problems(r)
+        problems += _config_value_problems(r.spec.flink_configuration)
         problems += _session_job_problems(r)
     return [Problem(path, message, hint, where) for path, message, hint in problems]
 
@@ -656,7 +660,7 @@ def validate_against(
             deployments[(r.metadata.namespace, r.metadata.name)] = r
 
     for r in resources:
-        if isinstance(r, FlinkSessionJob):
+        if isinstance(r, FlinkSessionJob) and not r.is_canary:
             problems += _session_target_problems(r, deployments, default_state_dirs)
     return problems
 
@@ -670,15 +674,9 @@ def _session_target_problems(
     namespace, target = job.metadata.namespace, job.spec.deployment_name
     cluster = deployments.get((namespace, target))
     if cluster is None:
-        return [
-            Problem(
-                "spec.deploymentName",
-                f"no FlinkDeployment named '{target}' in namespace '{namespace}'",
-                "create the session cluster first (or put it in the same file), or fix deploymentName; "
-                "it must be in the same namespace as the session job",
-                where,
-            )
-        ]
+        # Not there yet is fine: GitOps tools apply objects in any order, and the job waits for its cluster (as
+        # the reference operator's does); its status names the cluster it waits for.
+        return []
     if not cluster.is_session_cluster:
         return [
             Problem(

@@ -235,6 +235,8 @@ def _print_plan(planned: ResourcePlan) -> None:
     if not planned.steps:
         out.print(f"  nothing to do now: {planned.summary}")
     else:
+        if planned.waiting_for is not None:
+            out.print(f"  {planned.summary}")  # where the session cluster it waits for comes from
         out.print("  steps:")
         for step, description in enumerate(planned.steps, 1):
             out.print(f"    {step}. {description}")

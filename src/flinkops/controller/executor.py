@@ -32,6 +32,7 @@ from flinkops.core.planner import (
     PrepareCluster,
     RemoveResource,
     ReplaceMissingProcesses,
+    ResizeSessionCluster,
     ScaleInPlace,
     SubmitSessionJob,
     TriggerCheckpoint,
@@ -184,6 +185,10 @@ class Executor:
         elif isinstance(action, ScaleInPlace):
             assert isinstance(resource, FlinkDeployment)
             self._scale_in_place(resource, action)
+        elif isinstance(action, ResizeSessionCluster):
+            assert isinstance(resource, FlinkDeployment)
+            environment = self.requests.process_environment(resource)
+            self.runtime.scale_taskmanagers(ckey, action.taskmanagers, environment, stop=action.stop)
         elif isinstance(action, TriggerSavepoint | TriggerCheckpoint):
             self._trigger(resource, action)
         elif isinstance(action, DisposeSnapshots):

@@ -22,10 +22,17 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from flinkops.api.models import FlinkDeployment, FlinkDeploymentStatus, FlinkSessionJob, FlinkSessionJobStatus
+from flinkops.api.models import (
+    FlinkDeployment,
+    FlinkDeploymentStatus,
+    FlinkSessionJob,
+    FlinkSessionJobStatus,
+    JobState,
+)
 from flinkops.api.validation import validate_against, validate_resource
+from flinkops.controller.canary import CanaryMonitor
 from flinkops.controller.executor import Executor, Failpoint
 from flinkops.controller.observer import Observer
 from flinkops.controller.requests import RequestBuilder
@@ -47,6 +54,7 @@ __all__ = ["Controller", "ReconcileResult", "on_cluster", "run_loop"]
 log = logging.getLogger("flinkops.controller")
 
 _MAX_BACKOFF = 60.0
+CANARY_SUMMARY = "canary: reconciled as a health probe of the control loop; nothing is deployed"
 _CONFLICT_REQUEUE = 0.1
 
 Resource = FlinkDeployment | FlinkSessionJob
@@ -73,9 +81,12 @@ class Controller:
         failpoint: Failpoint | None = None,
         ids: Callable[[], str] | None = None,
         min_requeue: float = 0.0,
+        canaries: CanaryMonitor | None = None,
     ) -> None:
         """``ids`` hands out fresh job and trigger ids (random by default; deterministic in tests).
-        ``min_requeue``: the shortest wait before a resource's next pass (see :meth:`_requeue`)."""
+        ``min_requeue``: the shortest wait before a resource's next pass (see :meth:`_requeue`).
+        ``canaries``: where canary passes are recorded (shared by the operator's shards; one of its own if
+        none is given)."""
         self.store = store
         self.runtime = runtime
         self.provisioner = provisioner
@@ -86,6 +97,7 @@ class Controller:
         self._ids = ids or (lambda: uuid.uuid4().hex)
         self.min_requeue = min_requeue
         self._failures: dict[ResourceKey, int] = {}
+        self.canaries = canaries or CanaryMonitor()
 
     # ------------------------------------------------------------------ the pass
 
@@ -94,7 +106,10 @@ class Controller:
         resource = self.store.get(key)
         if resource is None:
             self._failures.pop(key, None)
+            self.canaries.forget(key)
             return ReconcileResult(None)
+        if resource.is_canary:
+            return self._canary(key, resource)
         self.requests.begin_pass()
         try:
             plan = self._plan(resource, (self._ids(), self._ids(), self._ids()))
@@ -105,6 +120,29 @@ class Controller:
             return ReconcileResult(max(self._record_failure(key, exc), self.min_requeue), type(exc).__name__)
         self._failures.pop(key, None)
         return ReconcileResult(requeue)
+
+    def _canary(self, key: ResourceKey, resource: Resource) -> ReconcileResult:
+        """A canary's pass: nothing is deployed, the reconciled generation is recorded (in status too, once per
+        generation, so a user sees the loop took it) and the pass comes back well within the canary timeout."""
+        if resource.metadata.deletion_timestamp:
+            self.store.remove(key)
+            self.canaries.forget(key)
+            return ReconcileResult(None)
+        generation = resource.metadata.generation or 1
+        try:
+            status = resource.status or (
+                FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
+            )
+            if status.observed_generation != generation:
+                updated = status.model_copy(update={"observed_generation": generation})
+                self.store.update_status(resource.model_copy(update={"status": updated}))
+        except Conflict:
+            return ReconcileResult(_CONFLICT_REQUEUE, "Conflict")
+        except FlinkopsError as exc:
+            log.warning("%s: canary status not written: %s", key, exc)
+            return ReconcileResult(max(self.min_requeue, 1.0), type(exc).__name__)
+        self.canaries.reconciled(key, generation, self.clock.now())
+        return ReconcileResult(self.canaries.interval)
 
     def _requeue(self, plan: Plan, requeue: float | None) -> float | None:
         """The plan's requeue, no shorter than ``min_requeue`` unless a savepoint or checkpoint trigger is in
@@ -122,6 +160,11 @@ class Controller:
     def preview(self, resource: Resource) -> Plan:
         """What a pass would do for ``resource`` (a desired spec with its recorded status), without acting or
         writing anything: ``flinkops plan``. Observing is read-only (runtime records, Flink REST, storage)."""
+        if resource.is_canary:
+            status = resource.status or (
+                FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
+            )
+            return Plan(status=status, summary=CANARY_SUMMARY, requeue_after=self.canaries.interval)
         self.requests.begin_pass()
         return self._plan(resource, ("<new job id>", "<new trigger id>", "<new trigger id>"))
 
@@ -145,9 +188,31 @@ class Controller:
             validation_error="; ".join(p.render() for p in problems) or None,
         )
         if isinstance(resource, FlinkDeployment):
+            if resource.is_session_cluster and self.runtime.elastic_sessions:
+                ctx = replace(ctx, elastic_taskmanagers=True, session_slots_needed=self._slots_needed(resource))
             return plan_deployment(resource, self.observer.deployment(resource), ctx)
         obs, ctx = self.observer.session_job(resource, target, ctx)
         return plan_session_job(resource, obs, ctx)
+
+    def _slots_needed(self, cluster: FlinkDeployment) -> int:
+        """The slots the session jobs on ``cluster`` need: each one that should run (not suspended, not ended,
+        not being deleted) needs its parallelism (with the default slot sharing, a job needs as many slots as
+        its highest parallelism)."""
+        default = _positive(cluster.spec.flink_configuration.get("parallelism.default")) or 1
+        needed = 0
+        for r in self.store.list_resources():
+            if not isinstance(r, FlinkSessionJob) or r.is_canary or r.metadata.deletion_timestamp:
+                continue
+            if r.metadata.namespace != cluster.metadata.namespace or r.spec.deployment_name != cluster.metadata.name:
+                continue
+            job = r.spec.job
+            if job is None or job.state != JobState.RUNNING:
+                continue
+            if r.status is not None and r.status.job_status.state in ("FINISHED", "FAILED"):
+                continue
+            own = _positive(r.spec.flink_configuration.get("parallelism.default"))
+            needed += job.parallelism or own or default
+        return needed
 
     def _record_failure(self, key: ResourceKey, exc: FlinkopsError) -> float:
         count = self._failures[key] = self._failures.get(key, 0) + 1
@@ -172,6 +237,14 @@ class Controller:
         except FlinkopsError as record_exc:  # the store itself failing: log, retry later
             log.error("%s: could not record the failure: %s", key, record_exc)
         return delay
+
+
+def _positive(value: str | None) -> int | None:
+    try:
+        number = int(str(value).strip()) if value is not None else 0
+    except ValueError:
+        return None
+    return number if number > 0 else None
 
 
 def _awaits_prepared(status: FlinkDeploymentStatus | FlinkSessionJobStatus) -> bool:

@@ -13,6 +13,7 @@ cannot list (``UnsupportedSnapshotStorage``) means "rely on what Flink reports".
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -20,6 +21,7 @@ from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobManagerDeploymentStatus
 from flinkops.controller.requests import RequestBuilder, cluster_key
 from flinkops.core.planner import Context, JobObservation, Observation, Status, TriggerObservation, headline
+from flinkops.core.planner.types import TaskManagerUse
 from flinkops.errors import (
     FlinkApiError,
     FlinkNotFound,
@@ -37,6 +39,7 @@ log = logging.getLogger("flinkops.controller")
 REST_TIMEOUT = 5.0
 _NO_EXECUTION_GRAPH = frozenset({"INITIALIZING", "CREATED"})
 _FAILING_OVER = frozenset({"RESTARTING", "FAILING"})
+_TASKMANAGER_ID = re.compile(r"(?:.*-)?taskmanager-(\d+)")
 
 
 class Observer:
@@ -48,6 +51,9 @@ class Observer:
         self._versions: dict[str, str] = {}
         #: When every task of a job was first seen RUNNING, by job id, across passes (see ``observe_job``).
         self._tasks_running_since: dict[str, int] = {}
+        #: When each TaskManager of a growing session cluster was first seen with every slot free, by
+        #: (REST URL, resource id), across passes (``_taskmanager_use``).
+        self._idle_since: dict[tuple[str, str], float] = {}
 
     # ------------------------------------------------------------------ deployments
 
@@ -123,6 +129,9 @@ class Observer:
                 version = self._flink_version(rest, cluster.rest_url)
                 job = self._job(rest, job_id) if resource.spec.job is not None and job_id else None
                 savepoint, checkpoint = _triggers(rest, resource.status, job_id)
+                slots: tuple[TaskManagerUse, ...] = ()
+                if resource.spec.job is None and self.runtime.elastic_sessions:
+                    slots = self._taskmanager_use(rest, cluster.rest_url)
         except FlinkUnavailable:
             return base
         if job is not None and job_id and job.state in _FAILING_OVER and job.error:
@@ -134,7 +143,31 @@ class Observer:
             flink_version=version,
             savepoint_trigger=savepoint,
             checkpoint_trigger=checkpoint,
+            taskmanager_slots=slots,
         )
+
+    def _taskmanager_use(self, rest: FlinkApi, url: str) -> tuple[TaskManagerUse, ...]:
+        """A growing session cluster's TaskManagers as Flink reports them, each with how long it has been idle.
+        Only the ones whose resource id names their process (``taskmanager-<index>``, as the local runtime
+        starts them) can be told apart, so only those are reported."""
+        now = self.clock.now()
+        found: list[TaskManagerUse] = []
+        seen: set[tuple[str, str]] = set()
+        for tm in rest.taskmanagers():
+            match = _TASKMANAGER_ID.fullmatch(tm.resource_id)
+            if match is None:
+                continue
+            key = (url, tm.resource_id)
+            seen.add(key)
+            if tm.slots_free < tm.slots_total:
+                self._idle_since.pop(key, None)
+                idle = 0.0
+            else:
+                idle = now - self._idle_since.setdefault(key, now)
+            found.append(TaskManagerUse(int(match.group(1)), tm.slots_total, tm.slots_free, idle))
+        for key in [k for k in self._idle_since if k[0] == url and k not in seen]:
+            del self._idle_since[key]
+        return tuple(sorted(found, key=lambda t: t.index))
 
     def _with_storage_cause(self, resource: FlinkDeployment, job_id: str, error: str) -> str:
         """A job failing over because its checkpoints fail: Flink's exception names no cause ("Exceeded checkpoint
@@ -167,6 +200,7 @@ class Observer:
         job is not running there (stopped, or the cluster forgot it), storage tells its newest checkpoint; when
         Flink cannot tell how a recorded savepoint trigger ended, storage tells whether it completed."""
         rest_url = None
+        ctx = replace(ctx, session_exists=isinstance(target, FlinkDeployment))
         if (
             isinstance(target, FlinkDeployment)
             and target.status is not None

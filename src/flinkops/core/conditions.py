@@ -30,7 +30,7 @@ from flinkops.api.models import (
 )
 from flinkops.core.specs import load_spec
 
-__all__ = ["OWN", "with_conditions"]
+__all__ = ["OWN", "iso_time", "with_conditions"]
 
 OWN = ("Ready", "Progressing", "Degraded", "Running")
 L = LifecycleState
@@ -39,7 +39,8 @@ _PROGRESSING = {L.CREATED, L.DEPLOYED, L.UPGRADING, L.ROLLING_BACK, L.DELETING}
 Status = FlinkDeploymentStatus | FlinkSessionJobStatus
 
 
-def _iso(now_ms: int) -> str:
+def iso_time(now_ms: int) -> str:
+    """``now_ms`` (epoch ms) as a condition's ``lastTransitionTime``."""
     return datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -107,7 +108,7 @@ def with_conditions(status: Status, now_ms: int) -> Status:
             and old.observed_generation == status.observed_generation
         ):
             continue
-        transition = old.last_transition_time if old is not None and old.status == text else _iso(now_ms)
+        transition = old.last_transition_time if old is not None and old.status == text else iso_time(now_ms)
         current[type_] = Condition(
             type=type_,
             status=text,

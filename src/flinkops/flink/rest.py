@@ -63,6 +63,7 @@ from flinkops.ports.flink import (
     RestoredCheckpoint,
     SavepointFormat,
     SavepointStatus,
+    TaskManagerSlots,
 )
 
 __all__ = ["FlinkRestClient", "new_trigger_id"]
@@ -302,6 +303,19 @@ class FlinkRestClient:
             flink_version=_str(data, "flink-version"),
             flink_commit=_str(data, "flink-commit"),
         )
+
+    def taskmanagers(self) -> tuple[TaskManagerSlots, ...]:
+        data = self._request("GET", "/taskmanagers")
+        found: list[TaskManagerSlots] = []
+        for raw in _list(data.get("taskmanagers")):
+            entry = _dict(raw)
+            resource_id = _str(entry, "id")
+            if resource_id is None:
+                continue
+            total = _int(entry, "slotsNumber") or 0
+            free = _int(entry, "freeSlots")
+            found.append(TaskManagerSlots(resource_id, total, total if free is None else free))
+        return tuple(found)
 
     def config(self) -> ClusterConfig:
         data = self._request("GET", "/config")

@@ -103,6 +103,11 @@ class ClusterObservation:
 class ClusterRuntime(Protocol):
     """Starts, observes and stops Flink clusters (local processes, or Kubernetes Deployments)."""
 
+    #: Whether the controller grows and shrinks session clusters with their jobs' needs (``scale_taskmanagers``
+    #: stops the highest-numbered TaskManagers, and each registers with Flink as ``taskmanager-<index>``): the
+    #: local runtime's standalone clusters. On Kubernetes, Flink's native mode does it itself.
+    elastic_sessions: bool
+
     def deploy(self, request: ClusterRequest) -> ClusterObservation:
         """Start the cluster ``request`` describes, replacing the active one. A ready prepared cluster of the same
         generation is promoted instead (its application job submitted through Flink REST, idempotently); a
@@ -125,9 +130,13 @@ class ClusterRuntime(Protocol):
         until they are gone, then remove the cluster's HA metadata (Flink's HA ConfigMaps or znodes). Idempotent."""
         ...
 
-    def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:
+    def scale_taskmanagers(
+        self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None, *, stop: Sequence[int] = ()
+    ) -> int:
         """Run ``count`` TaskManagers (start or stop some); returns how many were added (negative: removed).
-        ``environment`` is the deploy's extra process environment (secrets are not kept by the runtime)."""
+        ``environment`` is the deploy's extra process environment (secrets are not kept by the runtime).
+        ``stop``: when scaling down, the indexes of the TaskManagers to stop (idle ones), instead of the
+        highest-numbered; only a runtime with ``elastic_sessions`` is asked for it."""
         ...
 
     def changed_clusters(self) -> Sequence[ClusterKey]:

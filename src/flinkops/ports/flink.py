@@ -38,6 +38,7 @@ __all__ = [
     "RestoredCheckpoint",
     "SavepointFormat",
     "SavepointStatus",
+    "TaskManagerSlots",
 ]
 
 SavepointFormat = Literal["CANONICAL", "NATIVE"]
@@ -64,6 +65,15 @@ class ClusterOverview:
     jobs_failed: int | None
     flink_version: str | None
     flink_commit: str | None
+
+
+@dataclass(frozen=True)
+class TaskManagerSlots:
+    """One entry of ``GET /taskmanagers``: a registered TaskManager's resource id and its slots."""
+
+    resource_id: str
+    slots_total: int
+    slots_free: int
 
 
 @dataclass(frozen=True)
@@ -314,6 +324,8 @@ class FlinkApi(Protocol):
     ) -> None: ...
 
     def config(self) -> ClusterConfig: ...
+
+    def taskmanagers(self) -> tuple[TaskManagerSlots, ...]: ...
 
     def list_jobs(self) -> tuple[JobSummary, ...]: ...
 

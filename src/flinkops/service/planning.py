@@ -22,7 +22,7 @@ from flinkops.core.lint import Finding
 from flinkops.core.lint import lint as lint_resource
 from flinkops.errors import InvalidInput
 from flinkops.ports import ResourceKey
-from flinkops.service.inputs import check
+from flinkops.service.inputs import Existing, check
 from flinkops.service.target import Previewer, Target, local_only
 
 __all__ = ["Change", "Downtime", "LintReport", "PlanNote", "PlanReport", "ResourcePlan", "lint", "plan"]
@@ -75,6 +75,8 @@ class ResourcePlan:
     notes: tuple[PlanNote, ...]
     #: updates of a FlinkDeployment only
     downtime: Downtime | None
+    #: session jobs: the session cluster the job waits for before it is submitted
+    waiting_for: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,34 @@ def plan(target: Target, resources: Sequence[Resource]) -> PlanReport:
     if files.problems:
         raise InvalidInput(list(files.problems))
     controller = target.previewer()
+    batch: set[tuple[str, str, str]] = {(r.kind, r.metadata.namespace, r.metadata.name) for r in resources}
     plans = tuple(
         _plan_one(controller, r, existing.get((r.kind, r.metadata.namespace, r.metadata.name))) for r in resources
     )
     plans = tuple(_with_paths(p, files.lines(resource_label(r))) for p, r in zip(plans, resources, strict=True))
-    return PlanReport(plans, tuple(lint(resources)))
+    return PlanReport(tuple(_in_file(p, batch, existing) for p in plans), tuple(lint(resources)))
+
+
+def _in_file(planned: ResourcePlan, batch: set[tuple[str, str, str]], existing: Existing) -> ResourcePlan:
+    """A session job waiting for its cluster, told where that cluster comes from: ``apply`` takes the whole input
+    at once, so a cluster later in the same file (the GitOps order) is one the job will run on."""
+    if planned.waiting_for is None:
+        return planned
+    name = planned.waiting_for
+    cluster = ("FlinkDeployment", planned.key.namespace, name)
+    if cluster in batch and cluster not in existing:
+        summary = f"waits for session cluster '{name}', which this input creates; submitted once it is ready"
+    elif cluster in batch:
+        summary = f"waits for session cluster '{name}' (this input updates it) to be ready; then submitted"
+    elif cluster in existing:
+        summary = f"waits for session cluster '{name}' to be ready; then submitted"
+    else:
+        summary = (
+            f"waits for session cluster '{name}', which does not exist yet (not in this input, not stored); "
+            "submitted once it is created and ready"
+        )
+    steps = (*planned.steps, f"submit the job once session cluster '{name}' is ready")
+    return replace(planned, summary=summary, steps=steps)
 
 
 def _with_paths(planned: ResourcePlan, lines: list[str]) -> ResourcePlan:
@@ -141,6 +166,7 @@ def _plan_one(controller: Previewer, resource: Resource, old: Resource | None) -
         # The change itself is the headline already; every other note is worth reading before applying.
         notes=tuple(PlanNote(e.type, e.reason, e.message) for e in preview.events if e.reason != "SpecChanged"),
         downtime=downtime,
+        waiting_for=preview.waiting_for,
     )
 
 

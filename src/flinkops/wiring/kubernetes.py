@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flinkops.controller import Controller
+from flinkops.controller.canary import CanaryMonitor
 from flinkops.controller.executor import exiting_failpoint
 from flinkops.flink.pool import RestClientPool
 from flinkops.ports import Clock, ClusterRuntime, ResourceStore
@@ -24,10 +25,12 @@ def build_controller(
     *,
     min_requeue: float = 0.0,
     provisioner: PodProvisioner | None = None,
+    canaries: CanaryMonitor | None = None,
 ) -> Controller:
     """``work_dir``: where session-job jars are downloaded before their upload; ``min_requeue``: the shortest
     wait between a resource's passes while no snapshot is in flight (``Controller._requeue``); ``provisioner``:
-    one to share with other controllers (its S3 clients), else a new one."""
+    one to share with other controllers (its S3 clients), else a new one; ``canaries``: the canary monitor the
+    operator's shards share."""
     return Controller(
         store=store,
         runtime=runtime,
@@ -36,4 +39,5 @@ def build_controller(
         clock=clock,
         failpoint=exiting_failpoint(),
         min_requeue=min_requeue,
+        canaries=canaries,
     )

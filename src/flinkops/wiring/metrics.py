@@ -8,10 +8,12 @@ the operator needs no metrics library:
 * ``flinkops_reconcile_errors_total{kind,error}``: failures by error type;
 * ``flinkops_resources{kind,lifecycle_state}``: resources by lifecycle state, as last seen;
 * ``flinkops_kube_requests_total{verb,code}``: API server calls, taken from the client at scrape time;
-* ``flinkops_leader``: 1 while this replica leads, else 0.
+* ``flinkops_leader``: 1 while this replica leads, else 0;
+* ``flinkops_canaries_unhealthy``: canary resources not reconciled within their timeout.
 
 ``/healthz`` answers 200 while the main loop (or, on a standby, the election loop) has ticked within the
-liveness window; ``/readyz`` answers 200 once the resource caches are synced, or at once on a standby (a standby
+liveness window and every canary resource was reconciled in time (``controller.canary``; the reference's health
+probe does the same); ``/readyz`` answers 200 once the resource caches are synced, or at once on a standby (a standby
 is healthy, just not leading).
 
 Called by: ``controller.operator``.
@@ -50,6 +52,8 @@ class OperatorMetrics:
         self.last_tick = time.monotonic()
         self.ready = False
         self.kube_requests: Callable[[], dict[tuple[str, int], int]] = dict
+        #: canary resources the loop has not kept up with (``controller.canary``), one line each
+        self.canary_problems: Callable[[], list[str]] = list
 
     def tick(self) -> None:
         self.last_tick = time.monotonic()
@@ -107,6 +111,11 @@ class OperatorMetrics:
             out += ["# HELP flinkops_leader 1 while this replica is the leader.", "# TYPE flinkops_leader gauge"]
             out.append(f"flinkops_leader {1 if self.leader else 0}")
         out += [
+            "# HELP flinkops_canaries_unhealthy Canary resources not reconciled within their timeout.",
+            "# TYPE flinkops_canaries_unhealthy gauge",
+            f"flinkops_canaries_unhealthy {len(self.canary_problems())}",
+        ]
+        out += [
             "# HELP flinkops_kube_requests_total API server requests by verb and HTTP status (0: no answer).",
             "# TYPE flinkops_kube_requests_total counter",
         ]
@@ -130,8 +139,9 @@ class MetricsServer:
                     self._answer(200, owner.metrics.render(), "text/plain; version=0.0.4")
                 elif path == "/healthz":
                     age = time.monotonic() - owner.metrics.last_tick
-                    ok = age <= owner.liveness_window
-                    self._answer(200 if ok else 503, "ok\n" if ok else f"main loop stalled for {age:.0f}s\n")
+                    problems = [] if age <= owner.liveness_window else [f"main loop stalled for {age:.0f}s"]
+                    problems += owner.metrics.canary_problems()
+                    self._answer(503 if problems else 200, "".join(f"{p}\n" for p in problems) or "ok\n")
                 elif path == "/readyz":
                     ok = owner.metrics.ready
                     self._answer(200 if ok else 503, "ok\n" if ok else "caches not synced\n")

@@ -37,8 +37,10 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flinkops.api.models import is_canary_document
 from flinkops.clock import SystemClock
 from flinkops.controller import Controller
+from flinkops.controller.canary import DEFAULT_CANARY_TIMEOUT, CanaryMonitor
 from flinkops.errors import ErrorReason, FlinkopsError, InvalidInput, Problem
 from flinkops.kube.client import KubeClient
 from flinkops.kube.leader import LeaderElector, LeaseSettings
@@ -76,6 +78,9 @@ class OperatorSettings:
     #: How JobManagers' REST APIs are reached (``runtimes.kubernetes.runtime.REST_ADDRESSES``): the REST Service's
     #: cluster DNS name in a pod, its ClusterIP from outside the cluster (``cluster-ip``).
     rest_address: str = REST_ADDRESS_DNS
+    #: How soon a canary resource must be reconciled before /healthz fails (the reference's
+    #: ``kubernetes.operator.health.canary.resource.timeout``, 1 min).
+    canary_timeout: float = DEFAULT_CANARY_TIMEOUT
 
 
 def rest_address_from_env(option: str | None = None) -> str:
@@ -148,6 +153,9 @@ class Operator:
         # One provisioner for all shards: it keeps one S3 client per endpoint and credentials (thread-safe), and a
         # client is megabytes.
         provisioner = PodProvisioner(work)
+        # One canary monitor for all shards: /healthz asks it whether every canary was reconciled in time.
+        self.canaries = CanaryMonitor(settings.canary_timeout)
+        self.metrics.canary_problems = lambda: self.canaries.problems(self.clock.now())
         # One controller per shard: a controller keeps per-pass and per-resource state (backoff) that one thread
         # owns, and a resource always goes to the same shard, so its passes never overlap.
         self.shards = [
@@ -160,6 +168,7 @@ class Operator:
                     work,
                     min_requeue=settings.min_requeue,
                     provisioner=provisioner,
+                    canaries=self.canaries,
                 ),
             )
             for i in range(max(1, settings.workers))
@@ -256,6 +265,7 @@ class Operator:
                 break
             now = self.clock.now()
             for key in self.store.changed_keys():
+                self._note_canary(key, now)
                 self._shard(key).mark(key, now)
             for cluster in self.runtime.changed_clusters():
                 for key in self._on_cluster(cluster):
@@ -268,6 +278,13 @@ class Operator:
         for thread in threads:
             thread.join(timeout=60)
         return code
+
+    def _note_canary(self, key: ResourceKey, now: float) -> None:
+        """A watch delivered a canary's (new) generation: from now on it must be reconciled within the timeout."""
+        raw = self.store.raw(key)
+        if raw is not None and is_canary_document(raw):
+            generation = (raw.get("metadata") or {}).get("generation")
+            self.canaries.seen(key, generation if isinstance(generation, int) else 1, now)
 
     def _on_cluster(self, cluster: ClusterKey) -> list[ResourceKey]:
         """The resources to look at when a cluster's children changed: its FlinkDeployment and the session jobs

@@ -23,7 +23,10 @@ Called by: ``flinkops.core.planner`` (re-exported) for the controller. Pure: no 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from flinkops.api.models import (
+    Condition,
     DeploymentRecord,
     DiffType,
     FlinkSessionJob,
@@ -33,6 +36,7 @@ from flinkops.api.models import (
     ReconciliationState,
     UpgradeMode,
 )
+from flinkops.core.conditions import iso_time
 from flinkops.core.diff import classify
 from flinkops.core.lifecycle import MANUAL_RESTORE
 from flinkops.core.planner.deletion import plan_deletion
@@ -70,7 +74,10 @@ from flinkops.core.planner.types import (
 from flinkops.core.specs import dump_reconciled_spec, load_spec
 from flinkops.errors import ErrorReason, ManualRestoreRequired
 
-__all__ = ["plan_session_job"]
+__all__ = ["SESSION_CLUSTER_READY", "plan_session_job", "with_session_condition"]
+
+#: The condition of a session job that says whether the session cluster it runs on is there and ready.
+SESSION_CLUSTER_READY = "SessionClusterReady"
 
 
 def plan_session_job(resource: FlinkSessionJob, obs: Observation, ctx: Context) -> Plan:
@@ -104,9 +111,20 @@ def _plan(resource: FlinkSessionJob, status: FlinkSessionJobStatus, obs: Observa
         b.requeue_after = 30.0
         return b.finish(now_ms=ctx.now_ms)
     if not ctx.session_ready or not ctx.session_rest_url:
-        b.summary = f"waiting for session cluster {spec.deployment_name} to be ready"
+        # GitOps order: the job may come before its cluster. Waiting is no error; the status names the cluster.
+        name = spec.deployment_name
+        if ctx.session_exists:
+            reason, message = "SessionClusterNotReady", f"waiting for session cluster '{name}' to be ready"
+        else:
+            reason = "SessionClusterNotFound"
+            message = f"waiting for session cluster '{name}': no FlinkDeployment of that name exists yet"
+        b.status = with_session_condition(b.status, False, reason, message, ctx.now_ms)
+        b.waiting_for = name
+        b.summary = message
         b.requeue_after = 2.0
         return b.finish(now_ms=ctx.now_ms)
+    ready_message = f"session cluster '{spec.deployment_name}' is ready"
+    b.status = with_session_condition(b.status, True, "SessionClusterReady", ready_message, ctx.now_ms)
 
     upgrading = status.reconciliation_status.state == ReconciliationState.UPGRADING
     if last is not None and last.job is not None and upgrading:
@@ -134,6 +152,25 @@ def _plan(resource: FlinkSessionJob, status: FlinkSessionJobStatus, obs: Observa
         return b.finish(now_ms=ctx.now_ms)
     b.status = note_run_progress(b.status, obs.job)
     return observe_job(b, spec.flink_configuration, obs, ctx, Requests())
+
+
+def with_session_condition(
+    status: FlinkSessionJobStatus, ready: bool, reason: str, message: str, now_ms: int
+) -> FlinkSessionJobStatus:
+    """``status`` with its ``SessionClusterReady`` condition set (the same object when nothing changed); its
+    ``lastTransitionTime`` changes only when it flips."""
+    text: Literal["True", "False"] = "True" if ready else "False"
+    conditions = list(status.conditions)
+    old = next((c for c in conditions if c.type == SESSION_CLUSTER_READY), None)
+    if old is not None and (old.status, old.reason, old.message) == (text, reason, message):
+        return status
+    when = old.last_transition_time if old is not None and old.status == text else iso_time(now_ms)
+    new = Condition(type=SESSION_CLUSTER_READY, status=text, reason=reason, message=message, last_transition_time=when)
+    if old is None:
+        conditions.append(new)
+    else:
+        conditions[conditions.index(old)] = new
+    return status.model_copy(update={"conditions": conditions})
 
 
 # ------------------------------------------------------------------ spec changes

@@ -23,6 +23,8 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flinkops.api.durations import parse_duration_ms
 from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY
 from flinkops.api.models import (
@@ -33,6 +35,7 @@ from flinkops.api.models import (
     ReconciliationState,
 )
 from flinkops.core.planner.crashloop import after_start_failure, on_start_failure, start_failed
+from flinkops.core.planner.growth import GROWTH_POLL, plan_growth
 from flinkops.core.planner.restore import as_last_state, current_run, deploy_with_intent, keeps_state, restore_point
 from flinkops.core.planner.snapshots import (
     SAVEPOINT,
@@ -145,7 +148,9 @@ def steady(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context
             info["rest-url"] = obs.rest_url
         b.status = b.status.model_copy(update={"cluster_info": info})
     if spec.job is None:
-        return _mark_stable_if(b, True, ctx, "session cluster ready", spec.flink_configuration)
+        busy = plan_growth(b, spec, obs, ctx)
+        plan = _mark_stable_if(b, True, ctx, "session cluster ready", spec.flink_configuration)
+        return replace(plan, requeue_after=min(plan.requeue_after, GROWTH_POLL)) if busy else plan
     return observe_job(b, spec.flink_configuration, obs, ctx, requests)
 
 

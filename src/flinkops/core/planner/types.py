@@ -51,10 +51,12 @@ __all__ = [
     "PrepareCluster",
     "RemoveResource",
     "ReplaceMissingProcesses",
+    "ResizeSessionCluster",
     "SavepointFormatType",
     "ScaleInPlace",
     "Status",
     "SubmitSessionJob",
+    "TaskManagerUse",
     "TriggerCheckpoint",
     "TriggerObservation",
     "TriggerSavepoint",
@@ -137,6 +139,19 @@ class Observation:
     prepared_generation: int | None = None  # a cluster pre-started next to the running one, for this generation
     prepared_ready: bool = False  # its JobManager answers and every TaskManager registered
     fault: ClusterFault | None = None  # what the runtime sees wrong with the cluster's pods (``steady``)
+    #: a session cluster's TaskManagers as Flink reports them (only where session clusters grow: ``growth``)
+    taskmanager_slots: tuple[TaskManagerUse, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskManagerUse:
+    """One TaskManager of a session cluster: its process index, slots, free slots, and for how long (seconds)
+    the controller has seen every slot of it free."""
+
+    index: int
+    slots: int
+    free: int
+    idle_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,11 @@ class Context:
     validation_error: str | None = None
     session_ready: bool = False  # session jobs: the target session cluster's REST API is up
     session_rest_url: str | None = None
+    session_exists: bool = False  # session jobs: a FlinkDeployment of that name is stored
+    #: session clusters: whether this runtime starts and stops TaskManagers as the jobs need (``growth``) and
+    #: the slots the session jobs on the cluster need
+    elastic_taskmanagers: bool = False
+    session_slots_needed: int = 0
 
 
 # ----------------------------------------------------------------------------------------- actions
@@ -256,6 +276,21 @@ class TriggerCheckpoint(Action):
 
 
 @dataclass(frozen=True)
+class ResizeSessionCluster(Action):
+    """Run ``taskmanagers`` TaskManagers in a session cluster (new ones started, the highest-numbered extras
+    stopped): its jobs need more slots, or the ones started for them are idle."""
+
+    taskmanagers: int
+    was: int
+    #: when shrinking: the indexes of the (idle) TaskManagers to stop
+    stop: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        verb = "start" if self.taskmanagers > self.was else "stop"
+        return f"{verb} {abs(self.taskmanagers - self.was)} TaskManager(s) of the session cluster"
+
+
+@dataclass(frozen=True)
 class ScaleInPlace(Action):
     """Rescale a running job without restarting it: the TaskManagers its new parallelism needs, then the
     adaptive scheduler's resource requirements (vertices that ran at the old parallelism follow it)."""
@@ -308,6 +343,8 @@ class Plan:
     requeue_after: float = STEADY
     change: SpecChange | None = None
     summary: str = ""
+    #: session jobs: the session cluster (``spec.deploymentName``) the job waits for before it can be submitted
+    waiting_for: str | None = None
 
 
 @dataclass
@@ -324,6 +361,7 @@ class Builder:
     #: The earliest moment (epoch ms) something is due without any change (a periodic snapshot): the plan's
     #: requeue never waits past it.
     wake_at_ms: int | None = None
+    waiting_for: str | None = None
 
     def event(self, type_: str, reason: str, message: str) -> None:
         self.events.append(EventNote(type_, reason, message))
@@ -342,6 +380,7 @@ class Builder:
             requeue_after=self._requeue(now_ms),
             change=self.change,
             summary=self.summary,
+            waiting_for=self.waiting_for,
         )
 
     def _requeue(self, now_ms: int) -> float:

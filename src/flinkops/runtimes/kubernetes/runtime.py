@@ -166,6 +166,8 @@ class KubernetesRuntime:
     """``rest_address`` says how the controller reaches a cluster's REST API (:data:`REST_ADDRESSES`; in a pod the
     default, the REST Service's cluster DNS name, is right); ``rest_url``, when given, builds the address instead."""
 
+    elastic_sessions = False  # native mode grows session clusters itself; standalone ones keep their replicas
+
     def __init__(
         self,
         client: KubeClient,
@@ -517,7 +519,10 @@ class KubernetesRuntime:
                 )
             time.sleep(0.25)  # the runtime's own wait for an effect to finish, not controller pacing
 
-    def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:
+    def scale_taskmanagers(
+        self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None, *, stop: Sequence[int] = ()
+    ) -> int:
+        # ``stop`` is not used: a Deployment's replicas cannot be chosen one by one (and no elastic_sessions here).
         tm = self._deployment(key.namespace, render.taskmanager_name(key.name))
         if tm is None:
             return 0  # native mode: Flink's resource manager asks for TaskManager pods itself

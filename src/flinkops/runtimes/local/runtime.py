@@ -106,6 +106,10 @@ _SIGNALLED = range(129, 160)
 
 
 class LocalRuntime:
+    #: Session clusters grow and shrink with their jobs (``core.planner.growth``): each session TaskManager
+    #: registers as ``taskmanager-<index>``, so the controller can tell which ones are idle.
+    elastic_sessions = True
+
     def __init__(
         self,
         home: Path,
@@ -420,8 +424,11 @@ class LocalRuntime:
                 self._write_record(key, record)
         return len(replacements)
 
-    def scale_taskmanagers(self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None) -> int:
-        """Run ``count`` TaskManagers: start new ones or stop the highest-numbered extras. Returns the change."""
+    def scale_taskmanagers(
+        self, key: ClusterKey, count: int, environment: Mapping[str, str] | None = None, *, stop: Sequence[int] = ()
+    ) -> int:
+        """Run ``count`` TaskManagers: start new ones or stop extras, those of ``stop`` first, then the
+        highest-numbered. Returns the change."""
         record = self._read_record(key)
         if record is None:
             raise RuntimeFailure(f"cluster {key} does not exist: nothing to scale")
@@ -441,9 +448,10 @@ class LocalRuntime:
                 record["taskmanager_replicas"] = len(tms)
                 self._write_record(key, record)
             return len(indexes)
-        extra = tms[count:]
+        chosen = sorted(tms, key=lambda p: (p.index not in stop, -p.index))[: len(tms) - count]
+        extra = [p for p in tms if p in chosen]
         if extra:
-            record["processes"] = [asdict(p) for p in [*others, *tms[:count]]]
+            record["processes"] = [asdict(p) for p in [*others, *(p for p in tms if p not in chosen)]]
             record["taskmanager_replicas"] = count
             self._write_record(key, record)  # recorded first: a stopped extra is never "replaced"
             self.stop(extra)
@@ -568,7 +576,11 @@ class LocalRuntime:
         log_dir = root / "log" / f"{role}-{index}"
         log_dir.mkdir(parents=True, exist_ok=True)
         app = request.application
-        args = jobmanager_args(rest_port, rpc_port, app) if role == "jobmanager" else ()
+        if role == "jobmanager":
+            args = jobmanager_args(rest_port, rpc_port, app)
+        else:
+            # A session cluster's TaskManager is named after its process, so an idle one can be stopped by name.
+            args = ("-D", f"taskmanager.resource-id=taskmanager-{index}") if app is None else ()
         spec = ProcessSpec(role, app is not None, request.key.name, root, log_dir, args, request.environment)
         launch = self.launcher.command(spec)
         cwd = request.working_dir if request.working_dir and request.working_dir.is_dir() else root

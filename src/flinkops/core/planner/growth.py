@@ -1,0 +1,111 @@
+"""Session clusters that grow: TaskManagers on demand for the session jobs, released when idle.
+
+A standalone Flink session cluster has the TaskManagers it was started with; a session job needing more slots
+than are free waits and then fails (``NoResourceAvailableException``). The reference operator's native mode
+has Flink's own resource manager start TaskManager pods on demand and stop idle ones. On a runtime that can
+do the same (the local one: ``Context.elastic_taskmanagers``), ``plan_growth`` decides it here, with Flink's
+own keys:
+
+* the slots the session jobs need (``Context.session_slots_needed``: the parallelism of every session job on
+  this cluster that should run) are compared with the slots of the TaskManagers the cluster runs; when short,
+  TaskManagers are started (the next pass, or at once when the jobs arrive);
+* never more slots than ``slotmanager.number-of-slots.max`` (default: the starting slots and
+  ``DEFAULT_EXTRA_TASKMANAGERS`` TaskManagers more), never fewer TaskManagers than the spec asks for
+  (``taskManager.replicas``, else one);
+* while the cluster runs more TaskManagers than the jobs need (and than that floor), the ones Flink has
+  reported with every slot free for ``resourcemanager.taskmanager-timeout`` (30 s, Flink's default) are
+  stopped, whichever they are (Flink puts slots where it likes: the first TaskManager may be the idle one).
+  One that runs tasks is never stopped: that would fail its jobs over.
+
+Called by: ``steady`` for a ready session cluster. Pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from flinkops.api.durations import parse_duration_ms
+from flinkops.api.models import FlinkDeploymentSpec
+from flinkops.core.planner.types import Builder, Context, Observation, ResizeSessionCluster
+
+__all__ = [
+    "DEFAULT_EXTRA_TASKMANAGERS",
+    "GROWTH_POLL",
+    "IDLE_TIMEOUT_KEY",
+    "MAX_SLOTS_KEY",
+    "plan_growth",
+]
+
+#: Flink's limit on the slots its active resource manager allocates (native Kubernetes, YARN).
+MAX_SLOTS_KEY = "slotmanager.number-of-slots.max"
+#: How long Flink's active resource manager keeps an idle TaskManager.
+IDLE_TIMEOUT_KEY = "resourcemanager.taskmanager-timeout"
+_DEFAULT_IDLE_S = 30.0
+#: Without a slot limit, a local session cluster grows by at most this many TaskManagers.
+DEFAULT_EXTRA_TASKMANAGERS = 4
+#: How soon a grown (or short) session cluster is looked at again.
+GROWTH_POLL = 5.0
+
+
+def _int(config: Mapping[str, str], key: str) -> int | None:
+    try:
+        return int(str(config.get(key, "")).strip())
+    except ValueError:
+        return None
+
+
+def _idle_timeout_s(config: Mapping[str, str]) -> float:
+    raw = config.get(IDLE_TIMEOUT_KEY)
+    if raw is None:
+        return _DEFAULT_IDLE_S
+    try:
+        return parse_duration_ms(str(raw)) / 1000
+    except ValueError:
+        return _DEFAULT_IDLE_S
+
+
+def plan_growth(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> bool:
+    """Add a ``ResizeSessionCluster`` to ``b`` when the session jobs need more TaskManagers, or idle ones may go.
+    True while the cluster should be looked at again soon (``GROWTH_POLL``): short of slots, or grown."""
+    if not ctx.elastic_taskmanagers:
+        return False
+    config = spec.flink_configuration
+    per_tm = max(_int(config, "taskmanager.numberOfTaskSlots") or 1, 1)
+    floor = max((spec.task_manager.replicas if spec.task_manager else None) or 1, 1)
+    limit = _int(config, MAX_SLOTS_KEY)
+    ceiling = max(floor, limit // per_tm) if limit is not None and limit > 0 else floor + DEFAULT_EXTRA_TASKMANAGERS
+    current = obs.taskmanagers_expected
+    needed = ctx.session_slots_needed
+    wanted = max(floor, math.ceil(needed / per_tm))
+    if wanted > current and current < ceiling:
+        target = min(wanted, ceiling)
+        b.actions.append(ResizeSessionCluster(taskmanagers=target, was=current))
+        b.event(
+            "Normal",
+            "TaskManagersAdded",
+            f"Session jobs need {needed} slots, {current * per_tm} exist: starting {target - current} TaskManager(s)",
+        )
+    if wanted > ceiling and obs.taskmanagers_expected >= ceiling:
+        b.event(
+            "Warning",
+            "SlotLimit",
+            f"Session jobs need {needed} slots; {MAX_SLOTS_KEY} allows {ceiling * per_tm}: a job waits for slots",
+        )
+    if wanted < current:
+        # TaskManagers idle (every slot free, per Flink) for long enough, the highest-numbered first: whichever
+        # ones Flink left idle, not merely the last started (Flink places slots where it likes).
+        timeout = _idle_timeout_s(config)
+        idle = sorted(
+            (tm.index for tm in obs.taskmanager_slots if tm.free == tm.slots and tm.idle_s >= timeout), reverse=True
+        )
+        stop = tuple(idle[: current - wanted])
+        target = current - len(stop)
+        if stop:
+            b.actions.append(ResizeSessionCluster(taskmanagers=target, was=current, stop=stop))
+            b.event(
+                "Normal",
+                "TaskManagersReleased",
+                f"Stopping {current - target} TaskManager(s) idle for {timeout:.0f}s ({IDLE_TIMEOUT_KEY})",
+            )
+    return wanted != current or current > floor
