@@ -80,7 +80,12 @@ class Expect:
 
 
 MAPPED = "local:///opt/flink/examples/streaming/StateMachineExample.jar → "
-NOT_FLINK = "unsupported kind"
+
+
+def not_flink(kind: str, api_version: str) -> str:
+    return f"'{kind}' ({api_version}) is not a Flink resource"
+
+
 NO_SNAPSHOTS = "kind 'FlinkStateSnapshot' is not supported by flinkops"
 NO_JAR = "which does not exist (build or copy the jar there"
 LITERAL_SECRET = "holds a literal secret"
@@ -93,7 +98,15 @@ EXPECTED: dict[str, Expect] = {
     "basic-ingress.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
     "advanced-ingress.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
     "basic-reactive.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
-    "basic-secure.yaml": Expect(2, 2, (NOT_FLINK + " 'Secret'", NOT_FLINK + " 'Issuer'", NOT_FLINK + " 'Certificate'")),
+    "basic-secure.yaml": Expect(
+        2,
+        2,
+        (
+            not_flink("Secret", "v1"),
+            not_flink("Issuer", "cert-manager.io/v1"),
+            not_flink("Certificate", "cert-manager.io/v1"),
+        ),
+    ),
     "basic-session.yaml": Expect(0, 0, ("flinkdeployment/ref-session: create",)),
     "basic-session-job.yaml": Expect(
         2, 2, ("file:///opt/flink/artifacts/TopSpeedWindowing.jar is ", NO_JAR)
@@ -131,7 +144,7 @@ EXPECTED: dict[str, Expect] = {
     "autoscaling/autoscaling-dynamic.yaml": Expect(2, 2, ("local:///opt/flink/usrlib/autoscaling.jar is ", NO_JAR)),
     "autoscaling/autoscaling-canary.yaml": Expect(2, 2, ("local:///opt/flink/usrlib/autoscaling.jar is ", NO_JAR)),
     "hpa/basic-hpa.yaml": Expect(
-        2, 2, (NOT_FLINK + " 'HorizontalPodAutoscaler'",)
+        2, 2, (not_flink("HorizontalPodAutoscaler", "autoscaling/v2"),)
     ),  # the FlinkDeployment alone is fine
     "snapshot/checkpoint.yaml": Expect(2, 2, (NO_SNAPSHOTS,)),
     "snapshot/job-from-savepoint.yaml": Expect(2, 2, (NO_SNAPSHOTS, "spec.job.initialStateReference: unknown field")),
@@ -143,7 +156,9 @@ EXPECTED: dict[str, Expect] = {
     ),  # with an interpreter that has PyFlink it runs: test_the_python_example_layout_runs_to_stable
     "flink-sql-runner-example/sql-example.yaml": Expect(2, 2, ("local:///opt/flink/usrlib/sql-runner.jar is ", NO_JAR)),
     "flink-beam-example/beam-example.yaml": Expect(2, 2, ("local:///opt/flink/usrlib/beam-runner.jar is ", NO_JAR)),
-    "flink-tls-example/pre-install.yaml": Expect(2, 2, (NOT_FLINK + " 'Secret'", NOT_FLINK + " 'Certificate'")),
+    "flink-tls-example/pre-install.yaml": Expect(
+        2, 2, (not_flink("Secret", "v1"), not_flink("Certificate", "cert-manager.io/v1"))
+    ),
     "flink-tls-example/basic-secure.yaml": Expect(0, 1, (MAPPED,)),  # lint: the keystore passwords are literal
     "flink-tls-example/basic-secure-deployment-only.yaml": Expect(0, 1, ("flinkdeployment/ref-tls-session: create",)),
     "flink-tls-example/basic-secure-session-job-only.yaml": Expect(
