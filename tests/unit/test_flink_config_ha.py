@@ -100,3 +100,47 @@ def test_zookeeper_ha_is_none_without_zookeeper_or_quorum() -> None:
     assert zookeeper_ha({}) is None
     assert zookeeper_ha({"high-availability.type": "kubernetes"}) is None
     assert zookeeper_ha({"high-availability.type": "zookeeper"}) is None
+
+
+K8S_FACTORY = "org.apache.flink.kubernetes.highavailability.KubernetesHaServicesFactory"
+
+
+def render_local(conf: dict[str, str]) -> dict[str, str]:
+    body: dict[str, Any] = {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": "fraud", "namespace": "payments"},
+        "spec": {"flinkVersion": "v2_2", "flinkConfiguration": conf},
+    }
+    resource = load_object(body)
+    assert isinstance(resource, FlinkDeployment)
+    inputs = RenderInputs("fraud", "payments", default_state_uri=STATE, python_executable="python3", local=True)
+    return render_flink_config(resource.spec, inputs)
+
+
+def test_kubernetes_ha_is_left_out_on_this_machine_where_there_is_no_kubernetes_api() -> None:
+    """The reference's HA examples (``high-availability: ...KubernetesHaServicesFactory`` or ``.type:
+    kubernetes``) crash-looped locally: Flink's Kubernetes HA needs the API server and ``kubernetes.cluster-id``.
+    Locally the controller recovers a dead JobManager from the newest checkpoint instead (failed before the fix:
+    the keys reached Flink)."""
+    for key, value in (("high-availability.type", "kubernetes"), ("high-availability", K8S_FACTORY)):
+        config = render_local({key: value, "high-availability.storageDir": "file:///flink-data/ha"})
+        assert "high-availability" not in config and "kubernetes.cluster-id" not in config
+        assert config["high-availability.type"] == "NONE"
+
+
+def test_kubernetes_ha_is_kept_where_clusters_run_on_kubernetes() -> None:
+    body: dict[str, Any] = {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": "fraud"},
+        "spec": {"flinkVersion": "v2_2", "flinkConfiguration": {"high-availability.type": "kubernetes"}},
+    }
+    resource = load_object(body)
+    assert isinstance(resource, FlinkDeployment)
+    config = render_flink_config(resource.spec, RenderInputs("fraud", "default", None, ""))
+    assert config["high-availability.type"] == "kubernetes"
+
+
+def test_zookeeper_ha_stays_on_this_machine() -> None:
+    assert render_local(ZK)["high-availability.type"] == "zookeeper"

@@ -414,3 +414,18 @@ def test_values_are_typed_models() -> None:
     assert isinstance(resource, FlinkDeployment)
     assert resource.spec.job is not None
     assert resource.spec.job.upgrade_mode is UpgradeMode.LAST_STATE
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind"),
+    [("v1", "Secret"), ("cert-manager.io/v1", "Certificate"), ("autoscaling/v2", "HorizontalPodAutoscaler")],
+)
+def test_a_kubernetes_object_next_to_flink_resources_is_named_as_such_once(api_version: str, kind: str) -> None:
+    """The reference's TLS and HPA examples keep Secrets, cert-manager objects and an HPA in the same file. Each
+    was two problems whose hints were wrong for it ("set apiVersion: flink.apache.org/v1beta1", "use kind
+    FlinkDeployment"); failed before the fix."""
+    text = f"apiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: x\n"
+    (problem,) = problems_of(text)
+    assert problem.path == "kind"
+    assert f"'{kind}' ({api_version}) is not a Flink resource" in problem.message
+    assert "kubectl" in problem.hint and "remove this document" in problem.hint

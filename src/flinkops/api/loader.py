@@ -421,6 +421,18 @@ def _load_resource(document: Any, source: str, prefix: tuple[str | int, ...]) ->
         ]
     problems: list[Problem] = []
     api_version = document.get("apiVersion")
+    kind = document.get("kind")
+    if _other_api_group(api_version) and isinstance(kind, str) and kind not in _KINDS:
+        # A Kubernetes object kept next to Flink resources (a Secret, a cert-manager Certificate, an HPA).
+        return None, [
+            Problem(
+                yaml_path(*prefix, "kind"),
+                f"'{kind}' ({api_version}) is not a Flink resource; flinkops applies FlinkDeployment and "
+                "FlinkSessionJob",
+                "apply it with kubectl on Kubernetes, or remove this document from the file",
+                source,
+            )
+        ]
     if api_version is None:
         problems.append(
             Problem(
@@ -439,7 +451,6 @@ def _load_resource(document: Any, source: str, prefix: tuple[str | int, ...]) ->
                 source,
             )
         )
-    kind = document.get("kind")
     model = _KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
         problems.append(_kind_problem(kind, yaml_path(*prefix, "kind"), source))
@@ -453,6 +464,11 @@ def _load_resource(document: Any, source: str, prefix: tuple[str | int, ...]) ->
         problems.extend(_translate(exc, model, source, prefix))
         return None, problems
     return (None if problems else resource), problems
+
+
+def _other_api_group(api_version: Any) -> bool:
+    """True for the apiVersion of a Kubernetes object outside Flink's group (``v1``, ``cert-manager.io/v1``)."""
+    return isinstance(api_version, str) and bool(api_version) and not api_version.startswith("flink.apache.org/")
 
 
 def _kind_problem(kind: Any, path: str, source: str) -> Problem:

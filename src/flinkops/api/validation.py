@@ -54,6 +54,7 @@ __all__ = [
     "checkpoint_dir",
     "config_path",
     "ha_type",
+    "is_kubernetes_ha",
     "periodic_schedule",
     "resource_label",
     "savepoint_dir",
@@ -77,6 +78,7 @@ _DEPLOYMENT_NAME = re.compile(r"[a-z]([-a-z0-9]{0,43}[a-z0-9])?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _HA_BUILT_IN = ("zookeeper", "kubernetes")
+_K8S_HA_FACTORY = "org.apache.flink.kubernetes.highavailability.KubernetesHaServicesFactory"
 # Any (kind, namespace, name) tuple type, so callers may key by the models' Literal kinds.
 _Key = TypeVar("_Key", bound=tuple[str, str, str])
 _UNSUPPORTED_VERSIONS = (FlinkVersion.v1_13, FlinkVersion.v1_14)
@@ -121,6 +123,12 @@ def ha_type(conf: Mapping[str, str]) -> str | None:
     if value is None or value.lower() == "none":
         return None
     return value.lower() if value.lower() in _HA_BUILT_IN else value
+
+
+def is_kubernetes_ha(conf: Mapping[str, str]) -> bool:
+    """True when the HA services are Kubernetes' (``kubernetes`` or the fully qualified factory class)."""
+    kind = ha_type(conf)
+    return kind is not None and kind.lower() in ("kubernetes", _K8S_HA_FACTORY.lower())
 
 
 def periodic_schedule(conf: Mapping[str, str], key: str = PERIODIC_SAVEPOINT_KEY) -> Schedule | None:

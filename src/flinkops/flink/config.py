@@ -12,6 +12,10 @@ validation forbids setting it) and ZooKeeper client timeouts short enough for a 
 ``ZOOKEEPER_HA_DEFAULTS`` for why each value is what it is. ``zookeeper_ha`` reads those settings back for the
 runtimes that must find a cluster's metadata in ZooKeeper.
 
+Kubernetes HA (``high-availability.type: kubernetes`` or its factory class, as the reference's examples set it)
+is left out for clusters on this machine, which have no Kubernetes API: the controller recovers a dead
+JobManager from the newest checkpoint, which is what one JobManager replica with Kubernetes HA gives.
+
 ``render_inputs`` decides, once for every caller, what a target adds to a rendering: locally a default state
 directory under the flinkops home, this machine's Python and the distribution's Flink version; on Kubernetes
 none of them. Either way the JVM options Java 17 needs (``flink.jvm``) go in for the Flink version that runs,
@@ -31,7 +35,7 @@ from pathlib import Path
 
 from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY, checkpoint_dir, is_operator_key, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, Resource
-from flinkops.api.validation import ha_type
+from flinkops.api.validation import HA_KEYS, ha_type, is_kubernetes_ha
 from flinkops.flink.jvm import with_module_options
 from flinkops.ports.provisioning import RenderInputs
 from flinkops.settings import default_state_uri
@@ -94,6 +98,7 @@ def render_inputs(
         default_state_uri=default_state_uri(home, meta.namespace, meta.name),
         python_executable=python_executable,
         flink_version=flink_version,
+        local=True,
     )
 
 
@@ -178,6 +183,10 @@ def render_flink_config(spec: FlinkDeploymentSpec, inputs: RenderInputs) -> dict
         config[HA_CLUSTER_ID] = ha_cluster_id(inputs.namespace, inputs.name)
         if not user.get(HA_STORAGE_DIR, "").strip() and default:
             config[HA_STORAGE_DIR] = f"{default}/ha"
+    if inputs.local and is_kubernetes_ha(user):
+        # Flink's Kubernetes HA needs the API server; here the controller restores from the newest checkpoint.
+        user = {k: v for k, v in user.items() if k not in HA_KEYS}
+        config["high-availability.type"] = "NONE"
     config.update(user)
     # The JVM flags Java 17 needs, where the Flink that runs reads them, before the user's own.
     return with_module_options(config, inputs.flink_version or spec.flink_version)

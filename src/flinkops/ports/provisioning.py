@@ -41,6 +41,9 @@ class RenderInputs:
     #: The Flink version that runs the cluster when the target knows it (the local distribution's, e.g. 2.2.1);
     #: None: the spec's ``flinkVersion`` (Kubernetes: the image's).
     flink_version: str | None = None
+    #: Clusters on this machine: no Kubernetes API server, so Kubernetes HA services are left out (the controller
+    #: recovers a dead JobManager from the newest checkpoint instead).
+    local: bool = False
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import Any
 
 from flinkops.api.flinkconf import checkpoint_dir, first_set, is_true
 from flinkops.api.models import API_VERSION, DeploymentMode, FlinkDeployment, FlinkDeploymentSpec, FlinkVersion
-from flinkops.api.validation import ha_type
+from flinkops.api.validation import ha_type, is_kubernetes_ha
 from flinkops.flink.config import task_slots, taskmanager_count
 from flinkops.runtimes.kubernetes.names import (
     CLUSTER_LABEL,
@@ -78,7 +78,6 @@ _IGNORE_UNCLAIMED_KEYS = (
     "execution.state-recovery.ignore-unclaimed-state",
     "execution.savepoint.ignore-unclaimed-state",
 )
-_K8S_HA_FACTORY = "org.apache.flink.kubernetes.highavailability.KubernetesHaServicesFactory"
 
 
 @dataclass(frozen=True)
@@ -98,11 +97,6 @@ class RenderContext:
     allow_non_restored: bool
     jobmanagers: int
     taskmanagers: int  # the standalone TaskManager Deployment's replicas
-
-
-def _is_kubernetes_ha(config: Mapping[str, str]) -> bool:
-    kind = ha_type(config)
-    return kind is not None and (kind == "kubernetes" or kind.lower() == _K8S_HA_FACTORY.lower())
 
 
 def _default_image(version: FlinkVersion | None) -> str:
@@ -224,7 +218,7 @@ def build_context(
             f"{namespace}/{name}: {jobmanager_replicas} JobManager replicas need high availability "
             "(set high-availability.type: kubernetes)"
         )
-    if _is_kubernetes_ha(config):
+    if is_kubernetes_ha(config):
         default("high-availability.cluster-id", name)
         default("high-availability.storageDir", _ha_storage_dir(config))
         default(HA_RETRY_PERIOD_KEY, HA_RETRY_PERIOD)

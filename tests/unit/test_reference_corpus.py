@@ -1,0 +1,242 @@
+"""Every example the reference operator publishes, as our own spec of the same shape, planned and linted here.
+
+``tests/data/reference_examples/`` holds one file per reference example (same relative path, own names and
+comments, ``flinkVersion: v2_2``). Each is run through ``flinkops plan -f`` and ``flinkops lint -f`` in this
+process, on a local target whose preflight is the real one (the local Flink distribution; the image's example
+jars made from a stand-in for Maven), and ``EXPECTED`` says what each must give: accepted, with the image's
+``/opt/flink`` paths mapped to this machine, or exit 2 naming why flinkops cannot run it here. The examples that
+are accepted and need no external system run for real in ``tests/integration/test_reference_examples.py``
+(the ``runs`` column); README's "The reference operator's examples" is this table in prose.
+
+An entry marked ``pending`` is refused today for a reason another part of issue 12 removes (GitOps ordering of a
+session job before its cluster, canary resources): when that lands, flip its ``plan``/``lint`` to 0.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flinkops.cli import target as cli_target
+from flinkops.cli.main import app
+from flinkops.flink.distribution import find_distribution
+from flinkops.flink.examples import example_jar
+from support.service import TestTarget
+
+CORPUS = Path(__file__).parent.parent / "data" / "reference_examples"
+GITOPS = "i12-gitops: a session job waits for its cluster"
+
+#: The reference operator's examples/ directory (its YAML files that describe Flink resources), by path.
+REFERENCE_EXAMPLES = (
+    "basic.yaml",
+    "basic-checkpoint-ha.yaml",
+    "basic-ingress.yaml",
+    "advanced-ingress.yaml",
+    "basic-reactive.yaml",
+    "basic-secure.yaml",
+    "basic-session.yaml",
+    "basic-session-job.yaml",
+    "basic-session-deployment-and-job.yaml",
+    "basic-session-deployment-only.yaml",
+    "basic-session-job-only.yaml",
+    "canary.yaml",
+    "custom-logging.yaml",
+    "pod-template.yaml",
+    "pod-template-artifact-fetcher.yaml",
+    "standalone_pvc.yaml",
+    "autoscaling/autoscaling.yaml",
+    "autoscaling/autoscaling-dynamic.yaml",
+    "autoscaling/autoscaling-canary.yaml",
+    "hpa/basic-hpa.yaml",
+    "snapshot/checkpoint.yaml",
+    "snapshot/job-from-savepoint.yaml",
+    "snapshot/savepoint-already-exists.yaml",
+    "snapshot/savepoint-job-defaults.yaml",
+    "snapshot/savepoint-job-full-spec.yaml",
+    "flink-python-example/python-example.yaml",
+    "flink-sql-runner-example/sql-example.yaml",
+    "flink-beam-example/beam-example.yaml",
+    "flink-tls-example/pre-install.yaml",
+    "flink-tls-example/basic-secure.yaml",
+    "flink-tls-example/basic-secure-deployment-only.yaml",
+    "flink-tls-example/basic-secure-session-job-only.yaml",
+)
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What ``plan -f`` and ``lint -f`` exit with on one example, and text their output must hold."""
+
+    plan: int
+    lint: int
+    says: tuple[str, ...] = ()  # in the plan output (the reason for an exit 2, or a mapping shown)
+    runs: str | None = None  # the integration test that runs it on the local runtime
+    pending: str | None = None  # the part of issue 12 that turns this refusal into an acceptance
+
+
+MAPPED = "local:///opt/flink/examples/streaming/StateMachineExample.jar → "
+
+
+def not_flink(kind: str, api_version: str) -> str:
+    return f"'{kind}' ({api_version}) is not a Flink resource"
+
+
+NO_SNAPSHOTS = "kind 'FlinkStateSnapshot' is not supported by flinkops"
+NO_JAR = "which does not exist (build or copy the jar there"
+LITERAL_SECRET = "holds a literal secret"
+
+EXPECTED: dict[str, Expect] = {
+    "basic.yaml": Expect(0, 0, (MAPPED,), runs="test_the_basic_example_runs_unchanged_to_stable"),
+    "basic-checkpoint-ha.yaml": Expect(
+        0, 0, (MAPPED,), runs="test_checkpointing_with_kubernetes_ha_runs_as_is"
+    ),  # lint warns (checkpoint pause, retention) but finds no error
+    "basic-ingress.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
+    "advanced-ingress.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
+    "basic-reactive.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
+    "basic-secure.yaml": Expect(
+        2,
+        2,
+        (
+            not_flink("Secret", "v1"),
+            not_flink("Issuer", "cert-manager.io/v1"),
+            not_flink("Certificate", "cert-manager.io/v1"),
+        ),
+    ),
+    "basic-session.yaml": Expect(0, 0, ("flinkdeployment/ref-session: create",)),
+    "basic-session-job.yaml": Expect(
+        2, 2, ("file:///opt/flink/artifacts/TopSpeedWindowing.jar is ", NO_JAR)
+    ),  # the jars are put into the image by its Dockerfile
+    "basic-session-deployment-and-job.yaml": Expect(
+        0,
+        0,
+        ("flinksessionjob/ref-session-cluster-job2: create",),
+        runs="test_a_session_cluster_and_its_jobs_in_one_file_run_as_is",
+        pending="i12-gitops: session clusters grow (the jobs need 6 slots; xfail in the integration test until then)",
+    ),
+    "basic-session-deployment-only.yaml": Expect(0, 0, ("flinkdeployment/ref-session-only: create",)),
+    "basic-session-job-only.yaml": Expect(
+        2,
+        2,
+        ("no FlinkDeployment named 'ref-session-only'",),
+        pending=GITOPS,
+    ),
+    "canary.yaml": Expect(2, 2, ("spec: missing required field",), pending="i12-gitops: canary resources"),
+    "custom-logging.yaml": Expect(0, 0, (MAPPED,), runs="test_a_custom_log4j_configuration_is_the_one_flink_logs_with"),
+    "pod-template.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
+    "pod-template-artifact-fetcher.yaml": Expect(
+        2, 2, ("local:///fetched-jars/TopSpeedWindowing.jar is /fetched-jars/TopSpeedWindowing.jar", NO_JAR)
+    ),  # an init container downloads the jar inside the pod
+    "standalone_pvc.yaml": Expect(
+        2,
+        2,
+        (
+            "apiVersion: missing required field",  # the reference's file has none: kubectl refuses it too
+            "spec.jobManager.volumeClaimTemplates: unknown field",
+            "spec.taskManager.volumeClaimTemplates: unknown field",
+        ),
+    ),
+    "autoscaling/autoscaling.yaml": Expect(2, 2, ("local:///opt/flink/usrlib/autoscaling.jar is ", NO_JAR)),
+    "autoscaling/autoscaling-dynamic.yaml": Expect(2, 2, ("local:///opt/flink/usrlib/autoscaling.jar is ", NO_JAR)),
+    "autoscaling/autoscaling-canary.yaml": Expect(2, 2, ("local:///opt/flink/usrlib/autoscaling.jar is ", NO_JAR)),
+    "hpa/basic-hpa.yaml": Expect(
+        2, 2, (not_flink("HorizontalPodAutoscaler", "autoscaling/v2"),)
+    ),  # the FlinkDeployment alone is fine
+    "snapshot/checkpoint.yaml": Expect(2, 2, (NO_SNAPSHOTS,)),
+    "snapshot/job-from-savepoint.yaml": Expect(2, 2, (NO_SNAPSHOTS, "spec.job.initialStateReference: unknown field")),
+    "snapshot/savepoint-already-exists.yaml": Expect(2, 2, (NO_SNAPSHOTS,)),
+    "snapshot/savepoint-job-defaults.yaml": Expect(2, 2, (NO_SNAPSHOTS,)),
+    "snapshot/savepoint-job-full-spec.yaml": Expect(2, 2, (NO_SNAPSHOTS,)),
+    "flink-python-example/python-example.yaml": Expect(
+        2, 2, ("the -pyclientexec interpreter /usr/local/bin/python3: it does not exist",)
+    ),  # with an interpreter that has PyFlink it runs: test_the_python_example_layout_runs_to_stable
+    "flink-sql-runner-example/sql-example.yaml": Expect(2, 2, ("local:///opt/flink/usrlib/sql-runner.jar is ", NO_JAR)),
+    "flink-beam-example/beam-example.yaml": Expect(2, 2, ("local:///opt/flink/usrlib/beam-runner.jar is ", NO_JAR)),
+    "flink-tls-example/pre-install.yaml": Expect(
+        2, 2, (not_flink("Secret", "v1"), not_flink("Certificate", "cert-manager.io/v1"))
+    ),
+    "flink-tls-example/basic-secure.yaml": Expect(0, 1, (MAPPED,)),  # lint: the keystore passwords are literal
+    "flink-tls-example/basic-secure-deployment-only.yaml": Expect(0, 1, ("flinkdeployment/ref-tls-session: create",)),
+    "flink-tls-example/basic-secure-session-job-only.yaml": Expect(
+        2, 2, ("no FlinkDeployment named 'ref-tls-session'",), pending=GITOPS
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def example_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private cache holding the image's example jars, made from a stand-in for Maven (a jar without
+    Main-Class, as Flink publishes them): plan maps and reads them without the network."""
+    root = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLINKOPS_CACHE", str(root))
+        version = find_distribution().version
+
+        def fetch(group: str, artifact: str, release: str) -> Path:
+            plain = root / f"{artifact}-{release}.jar"
+            with zipfile.ZipFile(plain, "w") as jar:
+                jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n")
+            return plain
+
+        for name in ("streaming/StateMachineExample.jar", "streaming/TopSpeedWindowing.jar"):
+            example_jar(name, version, versions=lambda group, artifact: [version], fetch=fetch)
+        yield root
+
+
+@pytest.fixture
+def target(tmp_path: Path, example_cache: Path, monkeypatch: pytest.MonkeyPatch) -> TestTarget:
+    """The CLI in this process on a local target with the real preflight, whose controller never starts (each
+    command's option parsing resets the chosen target, so the lookup itself is replaced)."""
+    target = TestTarget(tmp_path / "home", preflight=True)
+    monkeypatch.setenv("FLINKOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(cli_target, "current", lambda: target)
+    return target
+
+
+def flinkops(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+def test_the_corpus_has_one_file_for_every_reference_example() -> None:
+    assert sorted(EXPECTED) == sorted(REFERENCE_EXAMPLES)
+    files = sorted(str(p.relative_to(CORPUS)) for p in CORPUS.rglob("*.yaml"))
+    assert files == sorted(REFERENCE_EXAMPLES)
+
+
+@pytest.mark.parametrize("example", REFERENCE_EXAMPLES)
+def test_each_reference_example_plans_and_lints_to_its_expected_outcome(target: TestTarget, example: str) -> None:
+    expect = EXPECTED[example]
+    path = CORPUS / example
+    code, output = flinkops("plan", "-f", str(path))
+    assert code == expect.plan, output
+    for text in expect.says:
+        assert text in output, f"{example}: {text!r} not in\n{output}"
+    if expect.plan == 2:
+        assert "nothing was changed" in output
+    lint_code, lint_output = flinkops("lint", "-f", str(path))
+    assert lint_code == expect.lint, lint_output
+    if expect.lint == 1:
+        assert LITERAL_SECRET in lint_output
+    assert target.documents() == []  # plan and lint never write
+
+
+def test_every_example_that_runs_names_a_test_that_exists() -> None:
+    source = (Path(__file__).parent.parent / "integration" / "test_reference_examples.py").read_text()
+    runs = {e.runs for e in EXPECTED.values() if e.runs}
+    assert runs and all(f"def {name}(" in source for name in runs if name)
+    assert all(e.plan == 0 for e in EXPECTED.values() if e.runs)
+
+
+def test_a_session_job_alone_is_accepted_once_its_cluster_exists(target: TestTarget) -> None:
+    """The job-only example after the deployment-only one, the order the reference's docs apply them in."""
+    assert flinkops("apply", "-f", str(CORPUS / "basic-session-deployment-only.yaml"))[0] == 0
+    assert [d["metadata"]["name"] for d in target.documents()] == ["ref-session-only"]
+    code, output = flinkops("plan", "-f", str(CORPUS / "basic-session-job-only.yaml"))
+    assert code == 0, output
+    assert "local:///opt/flink/examples/streaming/TopSpeedWindowing.jar → " in output
