@@ -263,12 +263,6 @@ def test_a_custom_log4j_configuration_is_the_one_flink_logs_with(flinkops: Flink
     delete_all(flinkops, "custom-logging.yaml")
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="the jobs need 4 + 2 slots and a local session cluster has a fixed TaskManager count: they stay "
-    "SCHEDULED (DEPLOYED, never STABLE) until session clusters grow on demand (issue 12, item 6, branch i12-gitops); "
-    "then remove this mark",
-)
 def test_a_session_cluster_and_its_jobs_in_one_file_run_as_is(flinkops: Flinkops, tmp_path: Path) -> None:
     statuses, _ = run_example(flinkops, tmp_path, "basic-session-deployment-and-job.yaml")
     assert statuses["ref-session-cluster-job"]["jobStatus"]["jobName"] == "CarTopSpeedWindowingExample"

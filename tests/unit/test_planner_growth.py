@@ -22,7 +22,7 @@ def decide(needed: int, running: int, tms: tuple[TaskManagerUse, ...] = (), **co
 
 def test_grows_to_the_slots_needed_within_the_limit() -> None:
     assert decide(5, 1) == ResizeSessionCluster(taskmanagers=3, was=1)
-    assert decide(40, 1) == ResizeSessionCluster(taskmanagers=5, was=1)  # default: 4 TaskManagers more
+    assert decide(40, 1) == ResizeSessionCluster(taskmanagers=9, was=1)  # default: 8 TaskManagers more
     assert decide(40, 1, **{"slotmanager.number-of-slots.max": "6"}) == ResizeSessionCluster(taskmanagers=3, was=1)
     assert decide(2, 1) is None and decide(0, 1) is None
 

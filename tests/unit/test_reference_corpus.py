@@ -7,9 +7,6 @@ jars made from a stand-in for Maven), and ``EXPECTED`` says what each must give:
 ``/opt/flink`` paths mapped to this machine, or exit 2 naming why flinkops cannot run it here. The examples that
 are accepted and need no external system run for real in ``tests/integration/test_reference_examples.py``
 (the ``runs`` column); README's "The reference operator's examples" is this table in prose.
-
-An entry marked ``pending`` is refused today for a reason another part of issue 12 removes (GitOps ordering of a
-session job before its cluster, canary resources): when that lands, flip its ``plan``/``lint`` to 0.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from flinkops.flink.examples import example_jar
 from support.service import TestTarget
 
 CORPUS = Path(__file__).parent.parent / "data" / "reference_examples"
-GITOPS = "i12-gitops: a session job waits for its cluster"
 
 #: The reference operator's examples/ directory (its YAML files that describe Flink resources), by path.
 REFERENCE_EXAMPLES = (
@@ -76,7 +72,6 @@ class Expect:
     lint: int
     says: tuple[str, ...] = ()  # in the plan output (the reason for an exit 2, or a mapping shown)
     runs: str | None = None  # the integration test that runs it on the local runtime
-    pending: str | None = None  # the part of issue 12 that turns this refusal into an acceptance
 
 
 MAPPED = "local:///opt/flink/examples/streaming/StateMachineExample.jar → "
@@ -116,16 +111,12 @@ EXPECTED: dict[str, Expect] = {
         0,
         ("flinksessionjob/ref-session-cluster-job2: create",),
         runs="test_a_session_cluster_and_its_jobs_in_one_file_run_as_is",
-        pending="i12-gitops: session clusters grow (the jobs need 6 slots; xfail in the integration test until then)",
-    ),
+    ),  # the jobs need 6 slots: the session cluster starts TaskManagers for them
     "basic-session-deployment-only.yaml": Expect(0, 0, ("flinkdeployment/ref-session-only: create",)),
     "basic-session-job-only.yaml": Expect(
-        2,
-        2,
-        ("no FlinkDeployment named 'ref-session-only'",),
-        pending=GITOPS,
-    ),
-    "canary.yaml": Expect(2, 2, ("spec: missing required field",), pending="i12-gitops: canary resources"),
+        0, 0, ("waits for session cluster 'ref-session-only', which does not exist yet",)
+    ),  # GitOps order: it waits for its cluster
+    "canary.yaml": Expect(0, 0),  # a health probe of the control loop: nothing is deployed for it
     "custom-logging.yaml": Expect(0, 0, (MAPPED,), runs="test_a_custom_log4j_configuration_is_the_one_flink_logs_with"),
     "pod-template.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
     "pod-template-artifact-fetcher.yaml": Expect(
@@ -162,7 +153,7 @@ EXPECTED: dict[str, Expect] = {
     "flink-tls-example/basic-secure.yaml": Expect(0, 1, (MAPPED,)),  # lint: the keystore passwords are literal
     "flink-tls-example/basic-secure-deployment-only.yaml": Expect(0, 1, ("flinkdeployment/ref-tls-session: create",)),
     "flink-tls-example/basic-secure-session-job-only.yaml": Expect(
-        2, 2, ("no FlinkDeployment named 'ref-tls-session'",), pending=GITOPS
+        0, 1, ("waits for session cluster 'ref-tls-session', which does not exist yet",)
     ),
 }
 

@@ -43,7 +43,7 @@ MAX_SLOTS_KEY = "slotmanager.number-of-slots.max"
 IDLE_TIMEOUT_KEY = "resourcemanager.taskmanager-timeout"
 _DEFAULT_IDLE_S = 30.0
 #: Without a slot limit, a local session cluster grows by at most this many TaskManagers.
-DEFAULT_EXTRA_TASKMANAGERS = 4
+DEFAULT_EXTRA_TASKMANAGERS = 8
 #: How soon a grown (or short) session cluster is looked at again.
 GROWTH_POLL = 5.0
 
