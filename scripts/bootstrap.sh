@@ -69,4 +69,4 @@ else
 fi
 ln -sfn "$venv" .venv
 "$venv/bin/python" -c 'import flinkops, pyflink' || { echo "error: the environment in $venv is broken; delete it and re-run" >&2; exit 1; }
-say "ready: $(.venv/bin/flinkops --help >/dev/null && echo 'flinkops installed'), Flink $("$venv/bin/python" -c 'from flinkops.flink.distribution import find_distribution as f; print(f().version)'), $(java -version 2>&1 | head -1)"
+say "ready: $(.venv/bin/flinkops --help >/dev/null && echo 'flinkops installed'), Flink $("$venv/bin/python" -c 'from flinkops.flink.distribution import find_distribution as f; print(f().version)'), $(java -version 2>&1 | sed -n 1p)"
