@@ -28,7 +28,9 @@ until ls "$OUT"/part-* >/dev/null 2>&1; do
   sleep 1
 done
 echo "card_id,window_start,window_end,auth_count,amount_sum,distinct_merchants,max_amount,score"
-cat "$OUT"/part-* | sort -t, -k8 -rn | head -5
+# sed reads all of its input: `head` would exit after 5 lines and kill sort with SIGPIPE (exit 141 under
+# pipefail) as soon as the scores outgrow a pipe buffer.
+sort -t, -k8 -rn "$OUT"/part-* | sed -n 1,5p
 echo "($(cat "$OUT"/part-* | wc -l) scored card windows so far; highest scores first)"
 
 rest=$($F get fraud-scoring -o json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["status"]["clusterInfo"].get("rest-url","?"))')

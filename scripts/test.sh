@@ -16,7 +16,7 @@ step "import-linter (layer contracts)"
 [ "${1:-}" = "--static-only" ] && exit 0
 
 step "preflight: Java, Maven, Go, the Flink distribution and the Kubernetes node's packages"
-java -version 2>&1 | head -1
+java -version 2>&1 | sed -n 1p
 command -v mvn >/dev/null || { echo "error: Maven (mvn) is needed to fetch Kafka, Flink plugins and connectors" >&2; exit 1; }
 command -v go >/dev/null || { echo "error: Go (>= 1.26) is needed to build the S3 server (MinIO) and the Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) for the tests" >&2; exit 1; }
 command -v openssl >/dev/null || { echo "error: openssl is needed to make the test Kubernetes control plane's certificates" >&2; exit 1; }
