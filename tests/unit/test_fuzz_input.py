@@ -9,7 +9,7 @@ to seconds."""
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -185,12 +185,14 @@ def test_any_resource_shaped_document_is_read_or_refused(document: dict[str, Any
 
 
 @pytest.fixture
-def target(tmp_path: Path) -> Iterator[TestTarget]:
-    """The CLI in this process on a test target (a real SQLite store; the controller never starts)."""
+def target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestTarget:
+    """The CLI in this process on a test target (a real SQLite store; the controller never starts). Each command
+    resets the chosen target as it parses its options, so the lookup itself is replaced; the home is the test's
+    in case anything still looks it up."""
     chosen = TestTarget(tmp_path / "home")
-    cli_target._current[:] = [chosen]
-    yield chosen
-    cli_target._current.clear()
+    monkeypatch.setenv("FLINKOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(cli_target, "current", lambda: chosen)
+    return chosen
 
 
 @settings(BUDGET, max_examples=20)

@@ -6,7 +6,6 @@ a configuration key given twice) and that ``lint`` validates first."""
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,11 +39,12 @@ def target(tmp_path: Path) -> TestTarget:
 
 
 @pytest.fixture
-def cli(target: TestTarget) -> Iterator[CliRunner]:
-    """The CLI in this process, on the test target (whose controller never starts)."""
-    cli_target._current[:] = [target]
-    yield CliRunner()
-    cli_target._current.clear()
+def cli(target: TestTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The CLI in this process, on the test target (whose controller never starts). Each command resets the chosen
+    target as it parses its options, so the lookup itself is replaced."""
+    monkeypatch.setenv("FLINKOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(cli_target, "current", lambda: target)
+    return CliRunner()
 
 
 def problems_of(text: str) -> list[Problem]:
