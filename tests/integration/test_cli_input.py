@@ -102,7 +102,7 @@ def test_session_job_pointing_at_a_deployment_not_there_yet_is_accepted(home: Pa
     # GitOps order: the job may arrive before its session cluster; it waits for it (as the reference's does).
     text = (
         "apiVersion: flink.apache.org/v1beta1\nkind: FlinkSessionJob\nmetadata: {name: sj}\n"
-        "spec: {deploymentName: nowhere, job: {jarURI: /x.jar, parallelism: 1}}\n"
+        "spec: {deploymentName: nowhere, job: {jarURI: 'https://jars.example.invalid/job.jar', parallelism: 1}}\n"
     )
     result = cli(home, "apply", "--no-start-controller", "-f", "-", stdin=text)
     assert result.returncode == 0, result.stderr

@@ -143,49 +143,6 @@ def test_the_python_example_layout_runs_to_stable(flinkops: Flinkops, tmp_path: 
     flinkops.ok("delete", "python-example")
 
 
-SESSION = """\
-apiVersion: flink.apache.org/v1beta1
-kind: FlinkDeployment
-metadata:
-  name: basic-session-deployment
-spec:
-  image: flink:2.2
-  flinkVersion: v2_2
-  jobManager:
-    resource:
-      memory: "1024m"
-      cpu: 1
-  taskManager:
-    resource:
-      memory: "1024m"
-      cpu: 1
----
-apiVersion: flink.apache.org/v1beta1
-kind: FlinkSessionJob
-metadata:
-  name: basic-session-job
-spec:
-  deploymentName: basic-session-deployment
-  job:
-    jarURI: local:///opt/flink/examples/streaming/TopSpeedWindowing.jar
-    parallelism: 1
-    upgradeMode: stateless
-"""
-
-
-def test_a_session_job_without_entry_class_runs_the_jars_main_class(flinkops: Flinkops, tmp_path: Path) -> None:
-    spec = tmp_path / "session.yaml"
-    spec.write_text(SESSION)
-    started = time.monotonic()
-    flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "300", timeout=400)
-    job = flinkops.wait_lifecycle("basic-session-job", "STABLE", timeout=300)["status"]
-    print(f"\nsession example: apply → STABLE {time.monotonic() - started:.1f} s")
-    assert job["jobStatus"]["state"] == "RUNNING"
-    assert job["jobStatus"]["jobName"] == "CarTopSpeedWindowingExample"  # the name TopSpeedWindowing's main gives
-    flinkops.ok("delete", "basic-session-job")
-    flinkops.ok("delete", "basic-session-deployment")
-
-
 CORPUS = Path(__file__).parent.parent / "data" / "reference_examples"
 
 
@@ -194,23 +151,33 @@ def names_in(text: str) -> list[str]:
     return [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("  name:")]
 
 
-def run_example(flinkops: Flinkops, tmp_path: Path, file: str) -> tuple[dict[str, dict[str, Any]], float]:
-    """Apply a corpus file (its ``/flink-data`` volume made a test directory), wait until every resource in it
-    is STABLE with its job RUNNING, and return their status and the seconds from apply to the last STABLE."""
+def apply_example(flinkops: Flinkops, tmp_path: Path, file: str) -> None:
+    """Apply a corpus file, its ``/flink-data`` volume made a test directory (the one change to the file)."""
     text = (CORPUS / file).read_text().replace("file:///flink-data/", f"file://{tmp_path}/flink-data/")
     spec = tmp_path / Path(file).name
     spec.write_text(text)
-    names = names_in(text)
-    started = time.monotonic()
-    flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "300", timeout=400)
-    statuses = {name: flinkops.wait_lifecycle(name, "STABLE", timeout=300)["status"] for name in names}
-    took = time.monotonic() - started
+    flinkops.ok("apply", "-f", str(spec))
+
+
+def wait_stable(flinkops: Flinkops, file: str, started: float) -> dict[str, dict[str, Any]]:
+    """Wait until every resource of a corpus file is STABLE with its job RUNNING; their status."""
+    statuses = {
+        name: flinkops.wait_lifecycle(name, "STABLE", timeout=300)["status"]
+        for name in names_in((CORPUS / file).read_text())
+    }
     for name, status in statuses.items():
         assert not status.get("error"), (name, status.get("error"))
         if "jobStatus" in status and status["jobStatus"].get("state"):
             assert status["jobStatus"]["state"] == "RUNNING", (name, status["jobStatus"])
-    print(f"\n{file}: apply → STABLE {took:.1f} s")
-    return statuses, took
+    print(f"\n{file}: apply → STABLE {time.monotonic() - started:.1f} s")
+    return statuses
+
+
+def run_example(flinkops: Flinkops, tmp_path: Path, file: str) -> dict[str, dict[str, Any]]:
+    """Apply a corpus file and wait until every resource in it is STABLE with its job RUNNING."""
+    started = time.monotonic()
+    apply_example(flinkops, tmp_path, file)
+    return wait_stable(flinkops, file, started)
 
 
 def delete_all(flinkops: Flinkops, file: str) -> None:
@@ -246,24 +213,30 @@ def test_checkpointing_with_kubernetes_ha_runs_as_is(flinkops: Flinkops, tmp_pat
     delete_all(flinkops, "basic-checkpoint-ha.yaml")
 
 
-@pytest.mark.parametrize(
-    "file",
-    ["basic-reactive.yaml", "pod-template.yaml", "basic-ingress.yaml", "advanced-ingress.yaml"],
-)
-def test_kubernetes_shaped_examples_run_as_is(flinkops: Flinkops, tmp_path: Path, file: str) -> None:
-    run_example(flinkops, tmp_path, file)
-    delete_all(flinkops, file)
+KUBERNETES_SHAPED = ("basic-reactive.yaml", "pod-template.yaml", "basic-ingress.yaml", "advanced-ingress.yaml")
 
 
-def test_a_custom_log4j_configuration_is_the_one_flink_logs_with(flinkops: Flinkops, tmp_path: Path) -> None:
-    run_example(flinkops, tmp_path, "custom-logging.yaml")
+def test_kubernetes_shaped_examples_and_a_custom_log4j_configuration_run_as_is(
+    flinkops: Flinkops, tmp_path: Path
+) -> None:
+    """Reactive mode, pod templates, both ingress shapes and a custom log4j configuration, applied together (they
+    are independent, and one machine runs them side by side): each STABLE with its job RUNNING, and Flink logs
+    with the example's log4j configuration (root level DEBUG)."""
+    files = (*KUBERNETES_SHAPED, "custom-logging.yaml")
+    started = time.monotonic()
+    for file in files:
+        apply_example(flinkops, tmp_path, file)
+    for file in files:
+        wait_stable(flinkops, file, started)
     logs = list((flinkops.home / "clusters").glob("default/ref-custom-logging/log/jobmanager-*/*.log"))
     assert logs, "no JobManager log"
     assert any(" DEBUG " in log.read_text(errors="replace") for log in logs)  # the example's root level
-    delete_all(flinkops, "custom-logging.yaml")
+    for file in files:
+        delete_all(flinkops, file)
 
 
 def test_a_session_cluster_and_its_jobs_in_one_file_run_as_is(flinkops: Flinkops, tmp_path: Path) -> None:
-    statuses, _ = run_example(flinkops, tmp_path, "basic-session-deployment-and-job.yaml")
+    statuses = run_example(flinkops, tmp_path, "basic-session-deployment-and-job.yaml")
+    # No entryClass in the first job: the jar's Main-Class ran (the name TopSpeedWindowing's main gives its job).
     assert statuses["ref-session-cluster-job"]["jobStatus"]["jobName"] == "CarTopSpeedWindowingExample"
     delete_all(flinkops, "basic-session-deployment-and-job.yaml")

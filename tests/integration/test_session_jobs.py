@@ -92,6 +92,7 @@ def test_gitops_order_and_a_job_that_needs_more_slots_than_the_session_cluster_s
           flinkVersion: v2_2
           flinkConfiguration:
             taskmanager.numberOfTaskSlots: "2"
+            resourcemanager.taskmanager-timeout: 5 s
           taskManager:
             replicas: 1
         """
@@ -124,8 +125,8 @@ def test_gitops_order_and_a_job_that_needs_more_slots_than_the_session_cluster_s
     print(f"\nGitOps order, growing session cluster: cluster STABLE after {cluster_ready:.1f}s, both jobs STABLE "
           f"after {both_running:.1f}s with {overview['taskmanagers']} TaskManagers")  # fmt: skip
 
-    # The second job goes: the TaskManager started for it is stopped once idle for 30 s (Flink's default
-    # resourcemanager.taskmanager-timeout), and the first job keeps running, never restarted.
+    # The second job goes: a TaskManager above replicas is stopped once idle for resourcemanager.taskmanager-timeout
+    # (5 s here; Flink's default is 30 s), and the first job keeps running, never restarted.
     flinkops.ok("delete", "second")
     released = time.monotonic()
     deadline = released + 120

@@ -75,6 +75,7 @@ class Expect:
 
 
 MAPPED = "local:///opt/flink/examples/streaming/StateMachineExample.jar → "
+SHAPED = "test_kubernetes_shaped_examples_and_a_custom_log4j_configuration_run_as_is"
 
 
 def not_flink(kind: str, api_version: str) -> str:
@@ -90,9 +91,9 @@ EXPECTED: dict[str, Expect] = {
     "basic-checkpoint-ha.yaml": Expect(
         0, 0, (MAPPED,), runs="test_checkpointing_with_kubernetes_ha_runs_as_is"
     ),  # lint warns (checkpoint pause, retention) but finds no error
-    "basic-ingress.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
-    "advanced-ingress.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
-    "basic-reactive.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
+    "basic-ingress.yaml": Expect(0, 0, (MAPPED,), runs=SHAPED),
+    "advanced-ingress.yaml": Expect(0, 0, (MAPPED,), runs=SHAPED),
+    "basic-reactive.yaml": Expect(0, 0, (MAPPED,), runs=SHAPED),
     "basic-secure.yaml": Expect(
         2,
         2,
@@ -117,8 +118,8 @@ EXPECTED: dict[str, Expect] = {
         0, 0, ("waits for session cluster 'ref-session-only', which does not exist yet",)
     ),  # GitOps order: it waits for its cluster
     "canary.yaml": Expect(0, 0),  # a health probe of the control loop: nothing is deployed for it
-    "custom-logging.yaml": Expect(0, 0, (MAPPED,), runs="test_a_custom_log4j_configuration_is_the_one_flink_logs_with"),
-    "pod-template.yaml": Expect(0, 0, (MAPPED,), runs="test_kubernetes_shaped_examples_run_as_is"),
+    "custom-logging.yaml": Expect(0, 0, (MAPPED,), runs=SHAPED),
+    "pod-template.yaml": Expect(0, 0, (MAPPED,), runs=SHAPED),
     "pod-template-artifact-fetcher.yaml": Expect(
         2, 2, ("local:///fetched-jars/TopSpeedWindowing.jar is /fetched-jars/TopSpeedWindowing.jar", NO_JAR)
     ),  # an init container downloads the jar inside the pod
