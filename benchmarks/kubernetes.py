@@ -79,6 +79,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from flinkops.api.models import FlinkDeployment  # noqa: E402
 from flinkops.controller.requests import RequestBuilder  # noqa: E402
 from flinkops.core.planner.types import DeployCluster  # noqa: E402
+from flinkops.errors import ErrorReason  # noqa: E402
 from flinkops.flink.rest import FlinkRestClient  # noqa: E402
 from flinkops.provisioning.pods import PodProvisioner  # noqa: E402
 from flinkops.runtimes.kubernetes import render  # noqa: E402
@@ -551,7 +552,7 @@ def measure_resources(stack: Stack, work: Path, results: Results, window: float)
 
 def _children_and_status_written(item: dict[str, Any]) -> bool:
     status = item.get("status") or {}
-    return status.get("lifecycleState") == "DEPLOYED" or status.get("errorReason") == "Unschedulable"
+    return status.get("lifecycleState") == "DEPLOYED" or status.get("errorReason") == ErrorReason.UNSCHEDULABLE.value
 
 
 # ------------------------------------------------------------------------------------------------ report
