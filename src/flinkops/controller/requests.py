@@ -47,7 +47,9 @@ class RequestBuilder:
         self.store = store
         self.provisioner = provisioner
         self._configs: dict[tuple[str, str, int], tuple[FlinkDeploymentSpec, dict[str, str]]] = {}
-        self._jars: dict[str, Path] = {}
+        # Keyed by what resolves a jar: its URI and the directories a relative or /opt/flink/usrlib/ path starts at
+        # (they differ between resources that name the same URI).
+        self._jars: dict[tuple[str, Path | None, Path | None], Path] = {}
         self._requests: dict[int, tuple[DeployCluster, ClusterRequest]] = {}
 
     def begin_pass(self) -> None:
@@ -145,11 +147,12 @@ class RequestBuilder:
     ) -> tuple[Path, ...]:
         assert spec.job is not None
         uri = spec.job.jar_uri
-        if uri and uri in self._jars:
-            return (self._jars[uri],)
+        key = (uri or "", base, usrlib)
+        if uri and key in self._jars:
+            return (self._jars[key],)
         jars = self.provisioner.job_jars(spec.job, base, config, usrlib)
         if uri and jars:
-            self._jars[uri] = jars[0]
+            self._jars[key] = jars[0]
         return jars
 
     def session_job_jar(self, resource: FlinkSessionJob, spec: FlinkSessionJobSpec) -> Path:
@@ -157,10 +160,11 @@ class RequestBuilder:
         S3 settings."""
         assert spec.job is not None and spec.job.jar_uri is not None
         uri = spec.job.jar_uri
-        if uri not in self._jars:
+        base, usrlib = self.provisioner.working_dir(resource), self.provisioner.usrlib_dir(resource)
+        key = (uri, base, usrlib)
+        if key not in self._jars:
             target = self.store.get(ResourceKey("FlinkDeployment", resource.metadata.namespace, spec.deployment_name))
             config = self.config(target) if isinstance(target, FlinkDeployment) else {}
             config.update(spec.flink_configuration)
-            base, usrlib = self.provisioner.working_dir(resource), self.provisioner.usrlib_dir(resource)
-            self._jars[uri] = self.provisioner.fetch_jar(uri, base, config, usrlib)
-        return self._jars[uri]
+            self._jars[key] = self.provisioner.fetch_jar(uri, base, config, usrlib)
+        return self._jars[key]
