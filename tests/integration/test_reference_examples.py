@@ -1,4 +1,5 @@
-"""A spec shaped like the reference operator's basic example runs unchanged on the local runtime (issue 12).
+"""The reference operator's basic example runs unchanged on the local runtime (issue 12): the corpus's
+``basic.yaml`` (see below), with checkpointing and ``last-state`` upgrades added.
 
 No ``entryClass`` (Flink takes the jar's Main-Class), the jar named inside the official image
 (``local:///opt/flink/examples/streaming/StateMachineExample.jar``, made here from Flink's published examples on
@@ -12,7 +13,8 @@ checkpointing with Kubernetes HA on a hostPath volume, reactive mode, a custom l
 both ingress shapes, and a session cluster with two jobs in one file. The one change to each file is where
 ``/flink-data`` (the pod's hostPath volume) is: a directory of the test instead of the host's root.
 
-The Python example's layout too: the image's flink-python jar, the script under ``/opt/flink/usrlib/`` (here the
+The Python example's layout too (the corpus's ``flink-python-example/``, its interpreter the one change): the
+image's flink-python jar, the script under ``/opt/flink/usrlib/`` (here the
 YAML's directory) and ``-pyclientexec`` naming an interpreter with PyFlink (the image's ``/usr/local/bin/python3``
 does not exist here: the preflight refuses it, exit 2, tested in ``tests/unit/test_local_preflight.py``).
 """
@@ -20,50 +22,45 @@ does not exist here: the preflight refuses it, exit 2, tested in ``tests/unit/te
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from integration.flinkops_cli import Flinkops
 
 pytestmark = pytest.mark.integration
 
-BASIC = """\
-apiVersion: flink.apache.org/v1beta1
-kind: FlinkDeployment
-metadata:
-  name: basic-example
-spec:
-  image: flink:2.2
-  flinkVersion: v2_2
-  flinkConfiguration:
-    taskmanager.numberOfTaskSlots: "2"
-    execution.checkpointing.interval: 5 s
-    state.checkpoints.dir: file://STATE/checkpoints
-    state.savepoints.dir: file://STATE/savepoints
-  serviceAccount: flink
-  jobManager:
-    resource:
-      memory: "1024m"
-      cpu: 1
-  taskManager:
-    resource:
-      memory: "1024m"
-      cpu: 1
-  job:
-    jarURI: local:///opt/flink/examples/streaming/StateMachineExample.jar
-    parallelism: 2
-    upgradeMode: last-state
-"""
+CORPUS = Path(__file__).parent.parent / "data" / "reference_examples"
+
+
+def corpus_copy(file: str, into: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy in ``into`` of a corpus file of one document, changed by ``edit``."""
+    document = yaml.safe_load((CORPUS / file).read_text())
+    edit(document)
+    target = into / Path(file).name
+    target.write_text(yaml.safe_dump(document, sort_keys=False))
+    return target
 
 
 def test_the_basic_example_runs_unchanged_to_stable(flinkops: Flinkops, tmp_path: Path) -> None:
-    spec = tmp_path / "basic.yaml"
-    spec.write_text(BASIC.replace("STATE", str(tmp_path / "state")))
+    def with_checkpoints(document: dict[str, Any]) -> None:
+        document["spec"]["flinkConfiguration"].update(
+            {
+                "execution.checkpointing.interval": "5 s",
+                "state.checkpoints.dir": f"file://{tmp_path}/state/checkpoints",
+                "state.savepoints.dir": f"file://{tmp_path}/state/savepoints",
+            }
+        )
+        document["spec"]["job"]["upgradeMode"] = "last-state"
+
+    spec = corpus_copy("basic.yaml", tmp_path, with_checkpoints)
 
     started = time.monotonic()
     planned = flinkops.ok("plan", "-f", str(spec), timeout=600)  # fetches the example on first use
@@ -72,78 +69,41 @@ def test_the_basic_example_runs_unchanged_to_stable(flinkops: Flinkops, tmp_path
 
     started = time.monotonic()
     flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "300", timeout=400)
-    status = flinkops.wait_lifecycle("basic-example", "STABLE", timeout=300)["status"]
+    status = flinkops.wait_lifecycle("ref-basic", "STABLE", timeout=300)["status"]
     stable_s = time.monotonic() - started
     assert status["jobStatus"]["state"] == "RUNNING"
     assert not status.get("error")
 
     checkpoints = tmp_path / "state" / "checkpoints"
-    flinkops.wait_for("basic-example", lambda _: any(checkpoints.glob("*/chk-*/_metadata")), 90, "a checkpoint")
+    flinkops.wait_for("ref-basic", lambda _: any(checkpoints.glob("*/chk-*/_metadata")), 90, "a checkpoint")
 
-    described = flinkops.ok("describe", "basic-example")
+    described = flinkops.ok("describe", "ref-basic")
     assert "local:///opt/flink/examples/streaming/StateMachineExample.jar →" in described
     assert "StateMachineExample" in described
     print(f"\nbasic example: plan {plan_s:.1f} s (first use fetches the example), apply → STABLE {stable_s:.1f} s")
 
-    flinkops.ok("delete", "basic-example")
-    assert flinkops.get("basic-example") is None
-
-
-PYTHON = """\
-apiVersion: flink.apache.org/v1beta1
-kind: FlinkDeployment
-metadata:
-  name: python-example
-spec:
-  image: flink-python-example:latest
-  flinkVersion: v2_2
-  flinkConfiguration:
-    taskmanager.numberOfTaskSlots: "1"
-  serviceAccount: flink
-  jobManager:
-    resource:
-      memory: "1024m"
-      cpu: 1
-  taskManager:
-    resource:
-      memory: "1024m"
-      cpu: 1
-  job:
-    jarURI: local:///opt/flink/opt/flink-python_2.12-1.16.1.jar # a placeholder in the reference too
-    entryClass: "org.apache.flink.client.python.PythonDriver"
-    args: ["-pyclientexec", "INTERPRETER", "-py", "/opt/flink/usrlib/python_demo.py"]
-    parallelism: 1
-    upgradeMode: stateless
-"""
-
-# An unbounded job: generated rows into a sink that drops them (the reference's demo is a tiny Table API job too).
-SCRIPT = """\
-from pyflink.table import EnvironmentSettings, TableEnvironment
-
-env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
-env.execute_sql("CREATE TABLE numbers (n BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '5')")
-env.execute_sql("CREATE TABLE nowhere (n BIGINT) WITH ('connector' = 'blackhole')")
-env.execute_sql("INSERT INTO nowhere SELECT n * 2 FROM numbers")
-"""
+    flinkops.ok("delete", "ref-basic")
+    assert flinkops.get("ref-basic") is None
 
 
 def test_the_python_example_layout_runs_to_stable(flinkops: Flinkops, tmp_path: Path) -> None:
-    (tmp_path / "python_demo.py").write_text(SCRIPT)
-    spec = tmp_path / "python-example.yaml"
-    spec.write_text(PYTHON.replace("INTERPRETER", sys.executable))
+    shutil.copy(CORPUS / "flink-python-example" / "python_demo.py", tmp_path)
+
+    def with_this_interpreter(document: dict[str, Any]) -> None:
+        args = document["spec"]["job"]["args"]
+        args[args.index("-pyclientexec") + 1] = sys.executable  # the image's /usr/local/bin/python3 is not here
+
+    spec = corpus_copy("flink-python-example/python-example.yaml", tmp_path, with_this_interpreter)
 
     planned = flinkops.ok("plan", "-f", str(spec))
     assert f"/opt/flink/usrlib/python_demo.py → {tmp_path / 'python_demo.py'}" in planned
 
     started = time.monotonic()
     flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "300", timeout=400)
-    status = flinkops.wait_lifecycle("python-example", "STABLE", timeout=300)["status"]
+    status = flinkops.wait_lifecycle("ref-python", "STABLE", timeout=300)["status"]
     print(f"\npython example: apply → STABLE {time.monotonic() - started:.1f} s")
     assert status["jobStatus"]["state"] == "RUNNING"
-    flinkops.ok("delete", "python-example")
-
-
-CORPUS = Path(__file__).parent.parent / "data" / "reference_examples"
+    flinkops.ok("delete", "ref-python")
 
 
 def names_in(text: str) -> list[str]:

@@ -114,16 +114,7 @@ def maven_versions(group: str, artifact: str, *, progress: Progress | None = Non
     say(progress, f"asking Maven which versions of {group}:{artifact} are published")
     root = cache_dir() / "maven-metadata"
     with scratch(root) as tmp:
-        dependency = (
-            f"<groupId>{escape(group)}</groupId><artifactId>{escape(artifact)}</artifactId><version>[0,)</version>"
-            "<exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions>"
-        )
-        (tmp / "pom.xml").write_text(
-            "<project>\n  <modelVersion>4.0.0</modelVersion>\n"
-            "  <groupId>flinkops.local</groupId><artifactId>versions</artifactId><version>1</version>\n"
-            f"  <packaging>pom</packaging>\n  <dependencies><dependency>{dependency}</dependency></dependencies>\n"
-            "</project>\n"
-        )
+        (tmp / "pom.xml").write_text(_pom("versions", [(group, artifact, "[0,)", "jar", None)], transitive=False))
         # -U: metadata cached by an earlier run may be older than the release being looked for
         _ok, tail = _run_mvn(
             ["-U", "dependency:list", "-DexcludeTransitive=true"],
@@ -244,7 +235,8 @@ def _classpath_complete(marker: Path, wanted: list[str]) -> bool:
         return False
 
 
-def _pom(name: str, parsed: Sequence[tuple[str, str, str, str, str | None]]) -> str:
+def _pom(name: str, parsed: Sequence[tuple[str, str, str, str, str | None]], *, transitive: bool = True) -> str:
+    """A pom that depends on ``parsed``; without ``transitive`` each dependency excludes all of its own."""
     deps = []
     for group, artifact, version, kind, classifier in parsed:
         fields = [("groupId", group), ("artifactId", artifact), ("version", version)]
@@ -253,6 +245,8 @@ def _pom(name: str, parsed: Sequence[tuple[str, str, str, str, str | None]]) -> 
         if classifier:
             fields.append(("classifier", classifier))
         inner = "".join(f"<{tag}>{escape(value)}</{tag}>" for tag, value in fields)
+        if not transitive:
+            inner += "<exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions>"
         deps.append(f"    <dependency>{inner}</dependency>\n")
     return (
         "<project>\n"

@@ -18,13 +18,12 @@ preflight of local files (``plan``, ``lint``, ``apply``, ``describe``). Pure exc
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from flinkops.errors import PermanentError
 from flinkops.flink.distribution import FlinkDistribution
-from flinkops.flink.examples import ExampleSource, cached_example, example_jar, known
+from flinkops.flink.examples import cached_example, example_jar, known
 
 __all__ = ["IMAGE_HOME", "ImageLayout", "Mapped", "image_relative"]
 
@@ -70,16 +69,9 @@ def image_relative(value: str) -> PurePosixPath | None:
 class ImageLayout:
     """``/opt/flink/...`` → files on this machine, for one job (its usrlib directory)."""
 
-    def __init__(
-        self,
-        dist: FlinkDistribution,
-        usrlib: Path | None,
-        *,
-        examples: Callable[[str, str], ExampleSource] | None = None,
-    ) -> None:
+    def __init__(self, dist: FlinkDistribution, usrlib: Path | None) -> None:
         self.dist = dist
         self.usrlib = usrlib
-        self._examples = examples or (lambda name, version: example_jar(name, version))
 
     def map(self, value: str, *, fetch: bool = True) -> Mapped | None:
         """What ``value`` is on this machine; None when it is not an ``/opt/flink/`` path. With ``fetch`` False an
@@ -97,8 +89,7 @@ class ImageLayout:
         if top == "examples" and rest is not None:
             name = str(rest)
             if not fetch:
-                known(name)
-                made = cached_example(name, self.dist.version)
+                made = cached_example(name, self.dist.version)  # PermanentError for an unknown example
                 if made is None:
                     example = known(name)
                     how = (
@@ -107,7 +98,7 @@ class ImageLayout:
                     )
                     return Mapped(value, None, how)
             else:
-                made = self._examples(name, self.dist.version)
+                made = example_jar(name, self.dist.version)
             return Mapped(value, made.path, made.describe(self.dist.version))
         local = self.dist.home.joinpath(*rel.parts)
         if top == "opt" and rel.name.startswith("flink-python") and rel.suffix == ".jar" and not local.is_file():

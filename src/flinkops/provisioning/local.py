@@ -47,7 +47,16 @@ from flinkops.s3 import (
 )
 from flinkops.settings import SOURCE_DIR_ANNOTATION, USRLIB_ANNOTATION
 
-__all__ = ["ClusterExtras", "DataPlane", "LocalProvisioner", "entry_class_of", "image_jar", "local_jar", "usrlib_dir"]
+__all__ = [
+    "ClusterExtras",
+    "DataPlane",
+    "LocalProvisioner",
+    "entry_class_of",
+    "image_jar",
+    "is_python_jar",
+    "local_jar",
+    "usrlib_dir",
+]
 
 log = logging.getLogger("flinkops.controller")
 
@@ -247,7 +256,7 @@ class LocalProvisioner(DataPlane):
         self, job: JobSpec, base: Path | None, config: Mapping[str, str], usrlib: Path | None = None
     ) -> tuple[Path, ...]:
         # A PyFlink job names the flink-python jar, which the distribution already has on its classpath.
-        if not job.jar_uri or (job.entry_class == PYTHON_DRIVER and _is_python_jar(job.jar_uri)):
+        if not job.jar_uri or (job.entry_class == PYTHON_DRIVER and is_python_jar(job.jar_uri)):
             return ()
         jar = self.fetch_jar(job.jar_uri, base, config, usrlib)
         if not (job.entry_class or "").strip():
@@ -302,7 +311,8 @@ def image_jar(layout: ImageLayout, uri: str) -> Path:
     return mapped.path
 
 
-def _is_python_jar(uri: str) -> bool:
+def is_python_jar(uri: str) -> bool:
+    """``uri`` names a flink-python jar: a PyFlink job's, which the distribution already has on its classpath."""
     return Path(urllib.parse.urlparse(uri).path).name.startswith("flink-python")
 
 

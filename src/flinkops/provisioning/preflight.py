@@ -34,7 +34,7 @@ from flinkops.api.validation import resource_label
 from flinkops.errors import PermanentError, Problem
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.flink.layout import ImageLayout, image_relative
-from flinkops.provisioning.local import entry_class_of, usrlib_dir
+from flinkops.provisioning.local import entry_class_of, is_python_jar, usrlib_dir
 from flinkops.settings import SOURCE_DIR_ANNOTATION
 
 __all__ = ["LocalFiles", "can_import_pyflink", "check_local_files"]
@@ -148,9 +148,7 @@ class _Check:
         uri = (self.job.jar_uri or "").strip()
         if not uri or urllib.parse.urlparse(uri).scheme not in ("", "file", "local"):
             return  # none (validation says so where it matters), or remote: fetched by the controller
-        if self.job.entry_class == PYTHON_DRIVER and Path(urllib.parse.urlparse(uri).path).name.startswith(
-            "flink-python"
-        ):
+        if self.job.entry_class == PYTHON_DRIVER and is_python_jar(uri):
             if image_relative(uri) is not None:
                 self._local("spec.job.jarURI", uri)  # shown: the distribution's own flink-python runs the job
             return
