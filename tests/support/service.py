@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pytest
+
 from flinkops.api.models import (
     FlinkDeployment,
     FlinkDeploymentSpec,
@@ -19,6 +21,7 @@ from flinkops.api.models import (
     JobSpec,
 )
 from flinkops.api.models import ObjectMeta as Meta
+from flinkops.cli import target as cli_target
 from flinkops.provisioning.preflight import LocalFiles
 from flinkops.service.target import LocalTarget
 
@@ -55,6 +58,15 @@ class TestTarget(LocalTarget):
 
     def local_files(self, resources: Sequence[FlinkDeployment | FlinkSessionJob], *, fetch: bool = True) -> LocalFiles:
         return super().local_files(resources, fetch=fetch) if self.preflight else LocalFiles()
+
+
+def cli_on(target: TestTarget, monkeypatch: pytest.MonkeyPatch) -> TestTarget:
+    """Point the CLI run in this process (``CliRunner``) at ``target``. Each command resets the chosen target as it
+    parses its options, so the lookup itself is replaced; ``FLINKOPS_HOME`` is the target's home too, in case
+    anything still reads it."""
+    monkeypatch.setenv("FLINKOPS_HOME", str(target.home))
+    monkeypatch.setattr(cli_target, "current", lambda: target)
+    return target
 
 
 def deployment(

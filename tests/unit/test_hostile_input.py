@@ -13,12 +13,11 @@ from typer.testing import CliRunner
 
 from flinkops.api.loader import load_documents
 from flinkops.api.validation import validate_resource
-from flinkops.cli import target as cli_target
 from flinkops.cli.main import app
 from flinkops.errors import Conflict, InvalidInput, Problem
 from flinkops.ports import ResourceKey
 from flinkops.service import apply, read_files
-from support.service import TestTarget, deployment
+from support.service import TestTarget, cli_on, deployment
 
 GOOD = """\
 apiVersion: flink.apache.org/v1beta1
@@ -39,11 +38,9 @@ def target(tmp_path: Path) -> TestTarget:
 
 
 @pytest.fixture
-def cli(target: TestTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """The CLI in this process, on the test target (whose controller never starts). Each command resets the chosen
-    target as it parses its options, so the lookup itself is replaced."""
-    monkeypatch.setenv("FLINKOPS_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(cli_target, "current", lambda: target)
+def cli(target: TestTarget, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The CLI in this process, on the test target (whose controller never starts)."""
+    cli_on(target, monkeypatch)
     return CliRunner()
 
 
