@@ -80,6 +80,21 @@ def deployment(
     return FlinkDeployment(metadata=Meta(name=name), spec=spec)
 
 
+def deployment_yaml(name: str = "good") -> str:
+    """``deployment(name)`` as the YAML a user writes: a valid application deployment with one job."""
+    return f"""\
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: {name}
+spec:
+  flinkVersion: v2_2
+  job:
+    jarURI: local:///job.jar
+    parallelism: 1
+"""
+
+
 def session_cluster(name: str = "session") -> FlinkDeployment:
     return FlinkDeployment(metadata=Meta(name=name), spec=FlinkDeploymentSpec(flink_version=FlinkVersion.v2_2))
 
