@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pytest
+
 from flinkops.api.models import (
     FlinkDeployment,
     FlinkDeploymentSpec,
@@ -19,6 +21,7 @@ from flinkops.api.models import (
     JobSpec,
 )
 from flinkops.api.models import ObjectMeta as Meta
+from flinkops.cli import target as cli_target
 from flinkops.provisioning.preflight import LocalFiles
 from flinkops.service.target import LocalTarget
 
@@ -57,6 +60,15 @@ class TestTarget(LocalTarget):
         return super().local_files(resources, fetch=fetch) if self.preflight else LocalFiles()
 
 
+def cli_on(target: TestTarget, monkeypatch: pytest.MonkeyPatch) -> TestTarget:
+    """Point the CLI run in this process (``CliRunner``) at ``target``. Each command resets the chosen target as it
+    parses its options, so the lookup itself is replaced; ``FLINKOPS_HOME`` is the target's home too, in case
+    anything still reads it."""
+    monkeypatch.setenv("FLINKOPS_HOME", str(target.home))
+    monkeypatch.setattr(cli_target, "current", lambda: target)
+    return target
+
+
 def deployment(
     name: str = "fraud", parallelism: int = 1, config: dict[str, str] | None = None, **job: object
 ) -> FlinkDeployment:
@@ -66,6 +78,21 @@ def deployment(
         job=JobSpec.model_validate({"jar_uri": "local:///job.jar", "parallelism": parallelism, **job}),
     )
     return FlinkDeployment(metadata=Meta(name=name), spec=spec)
+
+
+def deployment_yaml(name: str = "good") -> str:
+    """``deployment(name)`` as the YAML a user writes: a valid application deployment with one job."""
+    return f"""\
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: {name}
+spec:
+  flinkVersion: v2_2
+  job:
+    jarURI: local:///job.jar
+    parallelism: 1
+"""
 
 
 def session_cluster(name: str = "session") -> FlinkDeployment:

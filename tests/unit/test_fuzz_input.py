@@ -21,10 +21,9 @@ from typer.testing import CliRunner
 
 from flinkops.api.loader import decode_input, load_documents
 from flinkops.api.validation import validate_against, validate_resource
-from flinkops.cli import target as cli_target
 from flinkops.cli.main import app
 from flinkops.errors import InvalidInput
-from support.service import TestTarget
+from support.service import TestTarget, cli_on
 
 #: The most memory one example may allocate (tracemalloc's peak): the loader's bounds keep any input far below.
 MEMORY_BOUND = 64 * 2**20
@@ -186,13 +185,8 @@ def test_any_resource_shaped_document_is_read_or_refused(document: dict[str, Any
 
 @pytest.fixture
 def target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestTarget:
-    """The CLI in this process on a test target (a real SQLite store; the controller never starts). Each command
-    resets the chosen target as it parses its options, so the lookup itself is replaced; the home is the test's
-    in case anything still looks it up."""
-    chosen = TestTarget(tmp_path / "home")
-    monkeypatch.setenv("FLINKOPS_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(cli_target, "current", lambda: chosen)
-    return chosen
+    """The CLI in this process on a test target (a real SQLite store; the controller never starts)."""
+    return cli_on(TestTarget(tmp_path / "home"), monkeypatch)
 
 
 @settings(BUDGET, max_examples=20)

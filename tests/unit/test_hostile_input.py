@@ -13,37 +13,17 @@ from typer.testing import CliRunner
 
 from flinkops.api.loader import load_documents
 from flinkops.api.validation import validate_resource
-from flinkops.cli import target as cli_target
 from flinkops.cli.main import app
 from flinkops.errors import Conflict, InvalidInput, Problem
 from flinkops.ports import ResourceKey
 from flinkops.service import apply, read_files
-from support.service import TestTarget, deployment
-
-GOOD = """\
-apiVersion: flink.apache.org/v1beta1
-kind: FlinkDeployment
-metadata:
-  name: {name}
-spec:
-  flinkVersion: v2_2
-  job:
-    jarURI: local:///job.jar
-    parallelism: 1
-"""
+from support.service import TestTarget, cli_on, deployment, deployment_yaml
 
 
 @pytest.fixture
-def target(tmp_path: Path) -> TestTarget:
-    return TestTarget(tmp_path / "home")
-
-
-@pytest.fixture
-def cli(target: TestTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """The CLI in this process, on the test target (whose controller never starts). Each command resets the chosen
-    target as it parses its options, so the lookup itself is replaced."""
-    monkeypatch.setenv("FLINKOPS_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(cli_target, "current", lambda: target)
+def cli(target: TestTarget, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The CLI in this process, on the test target (whose controller never starts)."""
+    cli_on(target, monkeypatch)
     return CliRunner()
 
 
@@ -76,7 +56,7 @@ def spec_problems(text: str) -> list[Problem]:
 @pytest.mark.parametrize(
     "content",
     [
-        GOOD.format(name="caf\xe9").encode("latin-1"),
+        deployment_yaml("caf\xe9").encode("latin-1"),
         bytes(range(256)) * 8,
     ],
     ids=["latin-1", "binary"],
@@ -93,7 +73,7 @@ def test_a_file_that_is_not_utf8_is_invalid_input(target: TestTarget, tmp_path: 
 
 def test_a_utf16_file_with_a_byte_order_mark_is_read(target: TestTarget, tmp_path: Path) -> None:
     path = tmp_path / "job.yaml"
-    path.write_bytes(GOOD.format(name="good").encode("utf-16"))
+    path.write_bytes(deployment_yaml("good").encode("utf-16"))
     (resource,) = read_files(target, [path])
     assert resource.metadata.name == "good"
 
@@ -101,7 +81,7 @@ def test_a_utf16_file_with_a_byte_order_mark_is_read(target: TestTarget, tmp_pat
 def test_a_file_larger_than_the_limit_is_refused_without_reading_it_all(target: TestTarget, tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     with path.open("w") as f:
-        f.write(GOOD.format(name="big"))
+        f.write(deployment_yaml("big"))
         f.write("    args:\n")
         for _ in range(200_000):
             f.write("    - " + "x" * 40 + "\n")
@@ -125,13 +105,13 @@ def test_deeply_nested_yaml_is_invalid_input_not_a_recursion_error() -> None:
 
 
 def test_deeply_nested_mappings_are_invalid_input() -> None:
-    text = GOOD.format(name="deep") + "  podTemplate:\n"
+    text = deployment_yaml("deep") + "  podTemplate:\n"
     text += "".join("  " * (i + 2) + f"k{i}:\n" for i in range(300)) + "  " * 302 + "leaf: 1\n"
     assert "nested" in rendered(problems_of(text))
 
 
 def test_an_alias_bomb_is_refused_in_bounded_memory() -> None:
-    lines = [GOOD.format(name="bomb").rstrip("\n"), "  podTemplate:", "    x-lol:", '      a: &a ["lol", "lol"]']
+    lines = [deployment_yaml("bomb").rstrip("\n"), "  podTemplate:", "    x-lol:", '      a: &a ["lol", "lol"]']
     previous = "a"
     for name in "bcdefghijklmnopqrstuvwxyz":
         lines.append(f"      {name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
@@ -154,14 +134,14 @@ def test_an_input_of_countless_documents_is_refused_quickly() -> None:
 
 
 def test_a_few_aliases_are_still_fine() -> None:
-    text = GOOD.format(name="anchors") + "    args: &args [a, b]\n"
+    text = deployment_yaml("anchors") + "    args: &args [a, b]\n"
     text += "  podTemplate:\n    metadata:\n      labels: &l {a: b}\n    spec:\n      x: *l\n"
     (resource,) = load_documents(text)
     assert resource.spec.job is not None and resource.spec.job.args == ["a", "b"]
 
 
 def test_an_integer_with_thousands_of_digits_is_invalid_input() -> None:
-    problems = problems_of(GOOD.format(name="big").replace("parallelism: 1", "parallelism: " + "9" * 5000))
+    problems = problems_of(deployment_yaml("big").replace("parallelism: 1", "parallelism: " + "9" * 5000))
     assert "spec.job.parallelism" in rendered(problems) or "digits" in rendered(problems)
 
 
@@ -172,7 +152,7 @@ def test_a_deep_pod_template_after_a_good_document_creates_nothing(cli: CliRunne
     nested = "{}"
     for _ in range(400):
         nested = '{"a": ' + nested + "}"
-    text = GOOD.format(name="first") + "---\n" + GOOD.format(name="second") + f"  podTemplate: {nested}\n"
+    text = deployment_yaml("first") + "---\n" + deployment_yaml("second") + f"  podTemplate: {nested}\n"
     path = target.home / "deep.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -197,21 +177,21 @@ def test_a_store_failure_part_way_through_a_batch_writes_nothing(target: TestTar
 
 @pytest.mark.parametrize("value", [2**63, 2**31, 32769])
 def test_parallelism_beyond_what_flink_runs_is_refused(value: int) -> None:
-    problems = spec_problems(GOOD.format(name="wide").replace("parallelism: 1", f"parallelism: {value}"))
+    problems = spec_problems(deployment_yaml("wide").replace("parallelism: 1", f"parallelism: {value}"))
     assert "spec.job.parallelism" in paths(problems)
 
 
 def test_parallelism_up_to_flinks_maximum_is_accepted() -> None:
-    assert spec_problems(GOOD.format(name="wide").replace("parallelism: 1", "parallelism: 32768")) == []
+    assert spec_problems(deployment_yaml("wide").replace("parallelism: 1", "parallelism: 32768")) == []
 
 
 def test_replicas_beyond_a_kubernetes_int32_are_refused() -> None:
-    text = GOOD.format(name="many") + "  taskManager:\n    replicas: 4294967296\n"
+    text = deployment_yaml("many") + "  taskManager:\n    replicas: 4294967296\n"
     assert "spec.taskManager.replicas" in paths(spec_problems(text))
 
 
 def test_a_nonce_beyond_a_java_long_is_refused() -> None:
-    text = GOOD.format(name="nonce") + "    savepointTriggerNonce: 9223372036854775808\n"
+    text = deployment_yaml("nonce") + "    savepointTriggerNonce: 9223372036854775808\n"
     assert "spec.job.savepointTriggerNonce" in paths(spec_problems(text))
 
 
@@ -219,7 +199,7 @@ def test_a_nonce_beyond_a_java_long_is_refused() -> None:
 
 
 def with_resource(component: str, body: str) -> str:
-    return GOOD.format(name="sized") + f"  {component}:\n" + "".join(f"    {line}\n" for line in body.splitlines())
+    return deployment_yaml("sized") + f"  {component}:\n" + "".join(f"    {line}\n" for line in body.splitlines())
 
 
 @pytest.mark.parametrize(
@@ -259,7 +239,7 @@ def test_memory_sizes_in_flink_or_kubernetes_form_are_accepted(memory: str) -> N
     ],
 )
 def test_flink_options_flinkops_reads_itself_are_checked_as_flink_parses_them(key: str, value: str) -> None:
-    text = GOOD.format(name="conf") + f'  flinkConfiguration:\n    {key}: "{value}"\n'
+    text = deployment_yaml("conf") + f'  flinkConfiguration:\n    {key}: "{value}"\n'
     problems = spec_problems(text)
     assert [p.path for p in problems] == [f'spec.flinkConfiguration["{key}"]'], rendered(problems)
 
@@ -279,7 +259,7 @@ def test_cpu_quantities_are_accepted(cpu: str) -> None:
 
 
 def with_metadata(block: str) -> str:
-    return GOOD.format(name="tagged").replace("  name: tagged\n", "  name: tagged\n" + block)
+    return deployment_yaml("tagged").replace("  name: tagged\n", "  name: tagged\n" + block)
 
 
 @pytest.mark.parametrize(
@@ -317,7 +297,7 @@ def test_an_invalid_annotation_key_is_refused() -> None:
 
 
 def test_a_configuration_key_given_flat_and_nested_with_different_values_is_refused() -> None:
-    text = GOOD.format(name="twice") + (
+    text = deployment_yaml("twice") + (
         '  flinkConfiguration:\n    taskmanager.numberOfTaskSlots: "2"\n    taskmanager:\n      numberOfTaskSlots: 4\n'
     )
     problems = problems_of(text)
@@ -326,7 +306,7 @@ def test_a_configuration_key_given_flat_and_nested_with_different_values_is_refu
 
 
 def test_a_configuration_key_given_flat_and_nested_with_the_same_value_is_accepted() -> None:
-    text = GOOD.format(name="twice") + (
+    text = deployment_yaml("twice") + (
         '  flinkConfiguration:\n    taskmanager.numberOfTaskSlots: "2"\n    taskmanager:\n      numberOfTaskSlots: 2\n'
     )
     (resource,) = load_documents(text)
@@ -338,8 +318,8 @@ def test_a_configuration_key_given_flat_and_nested_with_the_same_value_is_accept
 
 def test_lint_reports_what_apply_rejects_as_errors_and_exits_2(cli: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    bad = GOOD.format(name="Bad_Name").replace("parallelism: 1", "parallelism: -1")
-    path.write_text(bad + "---\n" + GOOD.format(name="twin") + "---\n" + GOOD.format(name="twin"))
+    bad = deployment_yaml("Bad_Name").replace("parallelism: 1", "parallelism: -1")
+    path.write_text(bad + "---\n" + deployment_yaml("twin") + "---\n" + deployment_yaml("twin"))
     result = cli.invoke(app, ["lint", "-f", str(path)])
     assert result.exit_code == 2, result.output
     assert "no findings" not in result.output
@@ -349,7 +329,7 @@ def test_lint_reports_what_apply_rejects_as_errors_and_exits_2(cli: CliRunner, t
 
 def test_lint_names_the_namespace_in_every_finding(cli: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "job.yaml"
-    text = GOOD.format(name="fraud").replace("  name: fraud\n", "  name: fraud\n  namespace: payments\n")
+    text = deployment_yaml("fraud").replace("  name: fraud\n", "  name: fraud\n  namespace: payments\n")
     # last-state upgrades without retained checkpoints: a lint warning
     text += "    upgradeMode: last-state\n  flinkConfiguration:\n    state.checkpoints.dir: file:///tmp/c\n"
     path.write_text(text)

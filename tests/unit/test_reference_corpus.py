@@ -19,11 +19,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flinkops.cli import target as cli_target
 from flinkops.cli.main import app
 from flinkops.flink.distribution import find_distribution
 from flinkops.flink.examples import example_jar
-from support.service import TestTarget
+from support.service import TestTarget, cli_on
 
 CORPUS = Path(__file__).parent.parent / "data" / "reference_examples"
 
@@ -181,12 +180,8 @@ def example_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture
 def target(tmp_path: Path, example_cache: Path, monkeypatch: pytest.MonkeyPatch) -> TestTarget:
-    """The CLI in this process on a local target with the real preflight, whose controller never starts (each
-    command's option parsing resets the chosen target, so the lookup itself is replaced)."""
-    target = TestTarget(tmp_path / "home", preflight=True)
-    monkeypatch.setenv("FLINKOPS_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(cli_target, "current", lambda: target)
-    return target
+    """The CLI in this process on a local target with the real preflight, whose controller never starts."""
+    return cli_on(TestTarget(tmp_path / "home", preflight=True), monkeypatch)
 
 
 def flinkops(*args: str) -> tuple[int, str]:

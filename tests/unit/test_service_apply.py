@@ -12,24 +12,9 @@ from flinkops.errors import InvalidInput
 from flinkops.ports import ResourceKey
 from flinkops.service import KubernetesTarget, apply, check, load_text, read_files
 from flinkops.settings import SOURCE_DIR_ANNOTATION
-from support.service import TestTarget, deployment, session_cluster, session_job
+from support.service import TestTarget, deployment, deployment_yaml, session_cluster, session_job
 
-GOOD = """\
-apiVersion: flink.apache.org/v1beta1
-kind: FlinkDeployment
-metadata:
-  name: good
-spec:
-  flinkVersion: v2_2
-  job:
-    jarURI: local:///job.jar
-    parallelism: 1
-"""
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> TestTarget:
-    return TestTarget(tmp_path / "home")
+GOOD = deployment_yaml("good")
 
 
 def paths(exc: pytest.ExceptionInfo[InvalidInput]) -> set[str]:

@@ -8,7 +8,8 @@ number and an optional binary unit, case-insensitive, spaces allowed: ``2048m``,
 never fails later when a process or a pod starts; Kubernetes' exponent forms (``1e9``) and the peta/exa units
 are refused with a hint to write the value another way.
 
-Called by: ``api.validation``. Pure.
+Called by: ``api.validation``; ``flink.memory`` (Flink's size syntax) and ``runtimes.kubernetes.resources`` (its
+unit table). Pure.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["cpu_cores", "flink_memory_bytes", "memory_bytes"]
+__all__ = ["FLINK_MEMORY_UNITS", "cpu_cores", "flink_memory_bytes", "memory_bytes"]
 
 _JAVA_LONG_MAX = 2**63 - 1
-_FLINK_UNITS = {
+#: Flink's memory units (``MemorySize.MemoryUnit``, matched lowercase) in bytes.
+FLINK_MEMORY_UNITS = {
     "": 1,
     "b": 1,
     "bytes": 1,
@@ -60,8 +62,8 @@ def memory_bytes(text: str) -> int:
     if len(text) > _MAX_LENGTH:
         raise ValueError(f"{text[:20]!r}... is not a memory size")
     flink = _FLINK_SIZE.fullmatch(text)
-    if flink is not None and flink.group(2).lower() in _FLINK_UNITS:
-        size = int(flink.group(1)) * _FLINK_UNITS[flink.group(2).lower()]
+    if flink is not None and flink.group(2).lower() in FLINK_MEMORY_UNITS:
+        size = int(flink.group(1)) * FLINK_MEMORY_UNITS[flink.group(2).lower()]
     else:
         kubernetes = _KUBERNETES_SIZE.fullmatch(text.strip())
         if kubernetes is None or kubernetes.group(2) not in _KUBERNETES_UNITS:
@@ -76,9 +78,9 @@ def flink_memory_bytes(text: str) -> int:
     """Bytes in a memory size in Flink's own syntax only (``MemorySize.parse``: what Flink reads in its
     configuration, where a Kubernetes quantity such as ``2Gi`` is an error). Raises ``ValueError``."""
     flink = _FLINK_SIZE.fullmatch(text) if len(text) <= _MAX_LENGTH else None
-    if flink is None or flink.group(2).lower() not in _FLINK_UNITS:
+    if flink is None or flink.group(2).lower() not in FLINK_MEMORY_UNITS:
         raise ValueError(f"{text[:_MAX_LENGTH]!r} is not a Flink memory size")
-    size = int(flink.group(1)) * _FLINK_UNITS[flink.group(2).lower()]
+    size = int(flink.group(1)) * FLINK_MEMORY_UNITS[flink.group(2).lower()]
     if size > _JAVA_LONG_MAX:
         raise ValueError(f"{text!r} is larger than Flink can hold (a Java long of bytes)")
     return size

@@ -162,17 +162,14 @@ def validate_resource(r: Resource, *, source: str | None = None, default_state_d
     problems: list[tuple[str, str, str]] = []
     problems += _name_problems(r)
     problems += _metadata_problems(r.metadata.labels, r.metadata.annotations)
-    if r.is_canary:
-        pass  # a canary has no real spec: the reference does not validate it, and nothing is deployed from it
-    elif isinstance(r, FlinkDeployment):
+    if not r.is_canary:  # a canary has no real spec: the reference does not validate it, nothing is deployed
         problems += _range_problems(r)
         problems += _config_value_problems(r.spec.flink_configuration)
-        problems += _quantity_problems(r.spec)
-        problems += _deployment_problems(r.spec, default_state_dirs)
-    else:
-        problems += _range_problems(r)
-        problems += _config_value_problems(r.spec.flink_configuration)
-        problems += _session_job_problems(r)
+        if isinstance(r, FlinkDeployment):
+            problems += _quantity_problems(r.spec)
+            problems += _deployment_problems(r.spec, default_state_dirs)
+        else:
+            problems += _session_job_problems(r)
     return [Problem(path, message, hint, where) for path, message, hint in problems]
 
 

@@ -175,8 +175,6 @@ def lint(filename: FileOpt) -> None:
     where = target.current()
     resources = read_files(where, filename)
     invalid = validate(where, resources)
-    if not invalid:  # a missing jar or script, an interpreter without PyFlink: bad input as well
-        invalid = list(where.local_files(resources, fetch=False).problems)
     for problem in invalid:
         about = f" {problem.source}" if problem.source else ""
         out.print(f"[red]ERROR[/red] invalid{about} {_plain(problem.path)}: {_plain(problem.message)}")

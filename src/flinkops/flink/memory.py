@@ -24,12 +24,12 @@ let Flink's own scripts do it.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from flinkops.api.quantities import flink_memory_bytes
 from flinkops.errors import FlinkopsError, RuntimeFailure
 
 __all__ = [
@@ -42,24 +42,6 @@ __all__ = [
 ]
 
 _MAX = (1 << 63) - 1  # MemorySize.MAX_VALUE
-_KB, _MB, _GB, _TB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "bytes": 1,
-    "k": _KB,
-    "kb": _KB,
-    "kibibytes": _KB,
-    "m": _MB,
-    "mb": _MB,
-    "mebibytes": _MB,
-    "g": _GB,
-    "gb": _GB,
-    "gibibytes": _GB,
-    "t": _TB,
-    "tb": _TB,
-    "tebibytes": _TB,
-}
 
 
 class MemoryConfigError(RuntimeFailure):
@@ -83,17 +65,12 @@ class ProcessResources:
 
 
 def parse_memory_size(text: str) -> int:
-    """Bytes in a Flink memory size: digits and an optional binary unit (``512m``, ``1 gb``, ``1073741824``)."""
-    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
-    if match is None:
-        raise MemoryConfigError(f"{text!r} is not a memory size (a whole number with an optional unit)")
-    unit = match.group(2).lower()
-    if unit not in _UNITS:
-        raise MemoryConfigError(f"{text!r}: unknown memory unit {match.group(2)!r}")
-    size = int(match.group(1)) * _UNITS[unit]
-    if size > _MAX:
-        raise MemoryConfigError(f"{text!r} is larger than a Java long")
-    return size
+    """Bytes in a Flink memory size: digits and an optional binary unit (``512m``, ``1 gb``, ``1073741824``).
+    The syntax is ``api.quantities``' (validation reads it the same way); here a bad size is Flink's refusal."""
+    try:
+        return flink_memory_bytes(text)
+    except ValueError as exc:
+        raise MemoryConfigError(str(exc)) from exc
 
 
 # ------------------------------------------------------------------------------------------------ reading options

@@ -92,8 +92,7 @@ def describe(target: Target, name: str, namespace: str = "default") -> Descripti
             log_dir = _cluster_root(target.home / "clusters" / resource.metadata.namespace / resource.metadata.name)
             log_dir = log_dir / "log"
     events = tuple(target.store().events(ResourceKey.of(resource)))
-    files = target.local_files([resource], fetch=False) if target.local else None
-    lines = tuple(files.lines(resource_label(resource))) if files is not None else ()
+    lines = tuple(target.local_files([resource], fetch=False).lines(resource_label(resource)))  # none on Kubernetes
     return Description(resource, lifecycle(resource), stable, state, data_plane, log_dir, events, lines)
 
 

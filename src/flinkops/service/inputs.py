@@ -114,15 +114,20 @@ def check(
 
 
 def validate(target: Target, resources: Sequence[Resource]) -> list[Problem]:
-    """What ``check`` finds wrong with ``resources``, returned rather than raised (for ``lint``). When the store
-    is out of reach (a Kubernetes target whose API server is not), the input is checked on its own."""
+    """What ``apply`` would reject in ``resources``, returned rather than raised (for ``lint``): what ``check``
+    finds, and when that is nothing, the preflight of the jobs' local files (``Target.local_files``, without
+    making example jars). When the store is out of reach (a Kubernetes target whose API server is not), the input
+    is checked on its own."""
     try:
         existing = {_key(r): r for r in target.store().list_resources()}
     except InvalidInput:
         raise
     except FlinkopsError:
         existing = {}
-    return _problems(target, resources, existing)
+    problems = _problems(target, resources, existing)
+    if problems:
+        return problems
+    return list(target.local_files(resources, fetch=False).problems)  # a missing jar or script, no PyFlink
 
 
 def _problems(target: Target, resources: Sequence[Resource], existing: Existing) -> list[Problem]:

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flinkops.api.models import FlinkDeploymentSpec
+from flinkops.api.quantities import FLINK_MEMORY_UNITS
 from flinkops.flink.config import DEFAULT_JM_MEMORY, DEFAULT_TM_MEMORY, task_slots, to_flink_memory
 from flinkops.runtimes.kubernetes.names import Component
 
@@ -36,33 +37,15 @@ __all__ = [
 # flinkops' default process sizes, for a configuration that did not come through render_flink_config.
 _DEFAULT_MEMORY: Mapping[Component, str] = {"jobmanager": DEFAULT_JM_MEMORY, "taskmanager": DEFAULT_TM_MEMORY}
 
-_FLINK_UNITS = {
-    "": 1,
-    "b": 1,
-    "bytes": 1,
-    "k": 1 << 10,
-    "kb": 1 << 10,
-    "kibibytes": 1 << 10,
-    "m": 1 << 20,
-    "mb": 1 << 20,
-    "mebibytes": 1 << 20,
-    "g": 1 << 30,
-    "gb": 1 << 30,
-    "gibibytes": 1 << 30,
-    "t": 1 << 40,
-    "tb": 1 << 40,
-    "tebibytes": 1 << 40,
-}
-
 
 def flink_memory_mib(value: str) -> int:
     """A memory size in Flink's syntax (``2048m``, ``2 g``, ``1gb``; case-insensitive, bytes without a unit) or
     a Kubernetes quantity (``2Gi``) in whole MiB, rounded down as Flink does for the container request."""
     text = to_flink_memory(value).strip()
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)", text)
-    if not match or match.group(2).lower() not in _FLINK_UNITS:
+    if not match or match.group(2).lower() not in FLINK_MEMORY_UNITS:
         raise ValueError(f"not a memory size: {value!r}")
-    return int(float(match.group(1)) * _FLINK_UNITS[match.group(2).lower()]) >> 20
+    return int(float(match.group(1)) * FLINK_MEMORY_UNITS[match.group(2).lower()]) >> 20
 
 
 def _cpu_cores(value: Any) -> float:

@@ -1,0 +1,17 @@
+"""Fixtures shared by the unit tests of the service layer and the CLI in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from support.service import TestTarget
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> TestTarget:
+    """A local target in a fresh home: the real SQLite store, a manual clock, a controller that never starts and
+    no preflight of local files. A module that needs another one (the real preflight, the CLI on it) overrides
+    this fixture."""
+    return TestTarget(tmp_path / "home")
