@@ -3,8 +3,6 @@ the controller by writing to the store from the clock's sleep hook; no Flink pro
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentStatus, JobState, LifecycleState, ReconciliationStatus
@@ -26,11 +24,6 @@ from flinkops.service import (
 from support.service import TestTarget, deployment, session_cluster, session_job
 
 KEY = ResourceKey("FlinkDeployment", "default", "fraud")
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> TestTarget:
-    return TestTarget(tmp_path / "home")
 
 
 def test_delete_asks_the_controller_and_waits_until_it_removed_the_resource(target: TestTarget) -> None:

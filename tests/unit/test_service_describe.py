@@ -3,8 +3,6 @@ what flinkops adds to its cluster, its events, and where its logs are."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from flinkops.api.models import FlinkDeploymentStatus, ReconciliationStatus
@@ -16,11 +14,6 @@ from flinkops.service.config import rendered_config, state_locations
 from support.service import TestTarget, deployment, session_cluster, session_job
 
 KEY = ResourceKey("FlinkDeployment", "default", "fraud")
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> TestTarget:
-    return TestTarget(tmp_path / "home")
 
 
 def test_a_local_deployment_keeps_its_state_under_the_home(target: TestTarget) -> None:

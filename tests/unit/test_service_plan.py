@@ -28,11 +28,6 @@ CHECKPOINTED = {"execution.checkpointing.interval": "10 s"}
 JOB_ID = "a" * 32
 
 
-@pytest.fixture
-def target(tmp_path: Path) -> TestTarget:
-    return TestTarget(tmp_path / "home")
-
-
 def version(arg: str) -> FlinkDeployment:
     return deployment(config=CHECKPOINTED, upgrade_mode="savepoint", args=[arg])
 

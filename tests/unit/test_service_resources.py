@@ -4,7 +4,6 @@ models would (the ``-o json`` shape), and names resolve to one resource or a cle
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -25,11 +24,6 @@ from flinkops.service.resources import kind_named
 from support.service import TestTarget, deployment, session_cluster, session_job
 
 KEY = ResourceKey("FlinkDeployment", "default", "fraud")
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> TestTarget:
-    return TestTarget(tmp_path / "home")
 
 
 def running_status() -> FlinkDeploymentStatus:

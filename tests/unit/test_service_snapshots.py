@@ -28,11 +28,6 @@ KEY = ResourceKey("FlinkDeployment", "default", "fraud")
 T0 = 1_700_000_000_000  # epoch ms
 
 
-@pytest.fixture
-def target(tmp_path: Path) -> TestTarget:
-    return TestTarget(tmp_path / "home")
-
-
 def snapshot(directory: Path, time_ms: int, size: int = 100) -> Path:
     directory.mkdir(parents=True)
     (directory / "state").write_bytes(b"x" * size)
