@@ -43,6 +43,7 @@ __all__ = [
     "CrashPolicy",
     "after_start_failure",
     "crash_policy",
+    "died_before_running",
     "on_start_failure",
     "start_failed",
     "tried",
@@ -94,18 +95,25 @@ def _duration(value: str | None, default: int) -> int:
     return int(ms) if ms >= 0 else default
 
 
-def start_failed(status: FlinkDeploymentStatus, obs: Observation) -> bool:
-    """The runtime saw the current run's JobManager exit on its own before its job ever ran."""
+def died_before_running(status: FlinkDeploymentStatus, obs: Observation, reason: ErrorReason) -> bool:
+    """The current run's cluster is there but its JobManager is down, with a JobManager fault of ``reason``,
+    before its job ever ran."""
     fault, run = obs.fault, current_run(status)
     return (
         obs.cluster_exists
         and not obs.jobmanager_alive
         and fault is not None
-        and fault.reason == ErrorReason.START_FAILED
+        and fault.reason == reason
+        and fault.component == "jobmanager"
         and run is not None
         and run.running_at is None
         and run.end_state is None
     )
+
+
+def start_failed(status: FlinkDeploymentStatus, obs: Observation) -> bool:
+    """The runtime saw the current run's JobManager exit on its own before its job ever ran."""
+    return died_before_running(status, obs, ErrorReason.START_FAILED)
 
 
 def tried(status: FlinkDeploymentStatus) -> int:
