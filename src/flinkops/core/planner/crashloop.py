@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flinkops.api.durations import parse_duration_ms
+from flinkops.api.durations import duration_ms_or
 from flinkops.api.models import (
     FlinkDeploymentSpec,
     FlinkDeploymentStatus,
@@ -80,19 +80,9 @@ def crash_policy(config: Mapping[str, str]) -> CrashPolicy:
         retries = default.retries
     return CrashPolicy(
         retries=retries,
-        backoff_ms=_duration(config.get(BACKOFF_KEY), default.backoff_ms),
-        max_backoff_ms=_duration(config.get(MAX_BACKOFF_KEY), default.max_backoff_ms),
+        backoff_ms=duration_ms_or(config, BACKOFF_KEY, default.backoff_ms),
+        max_backoff_ms=duration_ms_or(config, MAX_BACKOFF_KEY, default.max_backoff_ms),
     )
-
-
-def _duration(value: str | None, default: int) -> int:
-    if value is None:
-        return default
-    try:
-        ms = parse_duration_ms(value)
-    except ValueError:
-        return default
-    return int(ms) if ms >= 0 else default
 
 
 def died_before_running(status: FlinkDeploymentStatus, obs: Observation, reason: ErrorReason) -> bool:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flinkops.api.durations import parse_duration_ms
+from flinkops.api.durations import duration_ms_or, parse_duration_ms
 from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY
 from flinkops.api.models import (
     FlinkDeploymentSpec,
@@ -248,10 +248,7 @@ def _note_restarts(b: Builder, job: JobObservation) -> None:
 
 
 def _min_running_ms(config: dict[str, str]) -> int:
-    try:
-        return parse_duration_ms(config.get("flinkops.stability.min-running-time", "5 s"))
-    except ValueError:
-        return 5000  # validation reports the bad value; decide with the default meanwhile
+    return duration_ms_or(config, "flinkops.stability.min-running-time", 5000)
 
 
 def _requires_checkpoint_for_stability(config: dict[str, str]) -> bool:
