@@ -11,8 +11,9 @@ accepts never makes a JobManager fail at startup. Pure; no I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-__all__ = ["UNIT_LABELS", "parse_duration_ms"]
+__all__ = ["UNIT_LABELS", "duration_ms_or", "parse_duration_ms"]
 
 _NS_PER_MS = 1_000_000
 
@@ -59,3 +60,15 @@ def parse_duration_ms(text: str) -> int:
             "(or their long forms such as 'seconds')"
         )
     return number * _UNITS_NS[unit] // _NS_PER_MS
+
+
+def duration_ms_or(config: Mapping[str, str], key: str, default_ms: int) -> int:
+    """The duration under ``key`` of a configuration, in milliseconds; ``default_ms`` when the key is unset or its
+    value is not a duration (decisions go on with the default; reporting the bad value is validation's job)."""
+    raw = config.get(key)
+    if raw is None:
+        return default_ms
+    try:
+        return parse_duration_ms(raw)
+    except ValueError:
+        return default_ms

@@ -130,9 +130,7 @@ class Controller:
             return ReconcileResult(None)
         generation = resource.metadata.generation or 1
         try:
-            status = resource.status or (
-                FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
-            )
+            status = _status_of(resource)
             if status.observed_generation != generation:
                 updated = status.model_copy(update={"observed_generation": generation})
                 self.store.update_status(resource.model_copy(update={"status": updated}))
@@ -161,9 +159,7 @@ class Controller:
         """What a pass would do for ``resource`` (a desired spec with its recorded status), without acting or
         writing anything: ``flinkops plan``. Observing is read-only (runtime records, Flink REST, storage)."""
         if resource.is_canary:
-            status = resource.status or (
-                FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
-            )
+            status = _status_of(resource)
             return Plan(status=status, summary=CANARY_SUMMARY, requeue_after=self.canaries.interval)
         self.requests.begin_pass()
         return self._plan(resource, ("<new job id>", "<new trigger id>", "<new trigger id>"))
@@ -225,9 +221,7 @@ class Controller:
             if resource is not None:
                 # A resource that failed before its first status write still gets one: the error is the
                 # first thing `flinkops get` must show.
-                status = resource.status or (
-                    FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
-                )
+                status = _status_of(resource)
                 if (status.error, status.error_reason) != (message, exc.reason):
                     failed = status.model_copy(update={"error": message, "error_reason": exc.reason})
                     # The lifecycle follows the recorded facts, the error included (a failed first deploy is FAILED).
@@ -237,6 +231,13 @@ class Controller:
         except FlinkopsError as record_exc:  # the store itself failing: log, retry later
             log.error("%s: could not record the failure: %s", key, record_exc)
         return delay
+
+
+def _status_of(resource: Resource) -> FlinkDeploymentStatus | FlinkSessionJobStatus:
+    """The resource's recorded status, or an empty one of its kind when none was written yet."""
+    return resource.status or (
+        FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
+    )
 
 
 def _positive(value: str | None) -> int | None:

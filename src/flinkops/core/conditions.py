@@ -19,6 +19,7 @@ Called by: the planner (after every decision) and the controller (when it record
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from flinkops.api.models import (
     Condition,
@@ -30,7 +31,7 @@ from flinkops.api.models import (
 )
 from flinkops.core.specs import load_spec
 
-__all__ = ["OWN", "iso_time", "with_conditions"]
+__all__ = ["OWN", "iso_time", "next_condition", "with_conditions"]
 
 OWN = ("Ready", "Progressing", "Degraded", "Running")
 L = LifecycleState
@@ -93,31 +94,41 @@ def _wanted(status: Status) -> dict[str, tuple[bool, str, str]]:
     }
 
 
+def next_condition(
+    old: Condition | None,
+    type_: str,
+    value: bool,
+    reason: str,
+    message: str,
+    now_ms: int,
+    observed_generation: int | None = None,
+) -> Condition | None:
+    """Condition ``type_`` with ``value``, ``reason`` and ``message``; None when ``old`` says all that already. Its
+    ``lastTransitionTime`` changes only when its status flips."""
+    text: Literal["True", "False"] = "True" if value else "False"
+    wanted = (text, reason, message, observed_generation)
+    if old is not None and (old.status, old.reason, old.message, old.observed_generation) == wanted:
+        return None
+    transition = old.last_transition_time if old is not None and old.status == text else iso_time(now_ms)
+    return Condition(
+        type=type_,
+        status=text,
+        reason=reason,
+        message=message,
+        last_transition_time=transition,
+        observed_generation=observed_generation,
+    )
+
+
 def with_conditions(status: Status, now_ms: int) -> Status:
     """``status`` with Ready, Progressing and Degraded set from its facts (same object when nothing changed)."""
     current = {c.type: c for c in status.conditions}
     changed = False
     for type_, (value, reason, message) in _wanted(status).items():
-        text = "True" if value else "False"
-        old = current.get(type_)
-        if (
-            old is not None
-            and old.status == text
-            and old.reason == reason
-            and old.message == message
-            and old.observed_generation == status.observed_generation
-        ):
-            continue
-        transition = old.last_transition_time if old is not None and old.status == text else iso_time(now_ms)
-        current[type_] = Condition(
-            type=type_,
-            status=text,
-            reason=reason,
-            message=message,
-            last_transition_time=transition,
-            observed_generation=status.observed_generation,
-        )
-        changed = True
+        new = next_condition(current.get(type_), type_, value, reason, message, now_ms, status.observed_generation)
+        if new is not None:
+            current[type_] = new
+            changed = True
     if not changed:
         return status
     ordered = [current[t] for t in OWN] + [c for t, c in current.items() if t not in OWN]

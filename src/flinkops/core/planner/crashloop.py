@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flinkops.api.durations import parse_duration_ms
+from flinkops.api.durations import duration_ms_or
 from flinkops.api.models import (
     FlinkDeploymentSpec,
     FlinkDeploymentStatus,
@@ -43,6 +43,7 @@ __all__ = [
     "CrashPolicy",
     "after_start_failure",
     "crash_policy",
+    "died_before_running",
     "on_start_failure",
     "start_failed",
     "tried",
@@ -79,33 +80,30 @@ def crash_policy(config: Mapping[str, str]) -> CrashPolicy:
         retries = default.retries
     return CrashPolicy(
         retries=retries,
-        backoff_ms=_duration(config.get(BACKOFF_KEY), default.backoff_ms),
-        max_backoff_ms=_duration(config.get(MAX_BACKOFF_KEY), default.max_backoff_ms),
+        backoff_ms=duration_ms_or(config, BACKOFF_KEY, default.backoff_ms),
+        max_backoff_ms=duration_ms_or(config, MAX_BACKOFF_KEY, default.max_backoff_ms),
     )
 
 
-def _duration(value: str | None, default: int) -> int:
-    if value is None:
-        return default
-    try:
-        ms = parse_duration_ms(value)
-    except ValueError:
-        return default
-    return int(ms) if ms >= 0 else default
-
-
-def start_failed(status: FlinkDeploymentStatus, obs: Observation) -> bool:
-    """The runtime saw the current run's JobManager exit on its own before its job ever ran."""
+def died_before_running(status: FlinkDeploymentStatus, obs: Observation, reason: ErrorReason) -> bool:
+    """The current run's cluster is there but its JobManager is down, with a JobManager fault of ``reason``,
+    before its job ever ran."""
     fault, run = obs.fault, current_run(status)
     return (
         obs.cluster_exists
         and not obs.jobmanager_alive
         and fault is not None
-        and fault.reason == ErrorReason.START_FAILED
+        and fault.reason == reason
+        and fault.component == "jobmanager"
         and run is not None
         and run.running_at is None
         and run.end_state is None
     )
+
+
+def start_failed(status: FlinkDeploymentStatus, obs: Observation) -> bool:
+    """The runtime saw the current run's JobManager exit on its own before its job ever ran."""
+    return died_before_running(status, obs, ErrorReason.START_FAILED)
 
 
 def tried(status: FlinkDeploymentStatus) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from flinkops.api.durations import parse_duration_ms
+from flinkops.api.durations import duration_ms_or
 from flinkops.api.models import FlinkDeploymentSpec
 from flinkops.core.planner.types import Builder, Context, Observation, ResizeSessionCluster
 
@@ -41,7 +41,7 @@ __all__ = [
 MAX_SLOTS_KEY = "slotmanager.number-of-slots.max"
 #: How long Flink's active resource manager keeps an idle TaskManager.
 IDLE_TIMEOUT_KEY = "resourcemanager.taskmanager-timeout"
-_DEFAULT_IDLE_S = 30.0
+_DEFAULT_IDLE_MS = 30_000
 #: Without a slot limit, a local session cluster grows by at most this many TaskManagers.
 DEFAULT_EXTRA_TASKMANAGERS = 8
 #: How soon a grown (or short) session cluster is looked at again.
@@ -53,16 +53,6 @@ def _int(config: Mapping[str, str], key: str) -> int | None:
         return int(str(config.get(key, "")).strip())
     except ValueError:
         return None
-
-
-def _idle_timeout_s(config: Mapping[str, str]) -> float:
-    raw = config.get(IDLE_TIMEOUT_KEY)
-    if raw is None:
-        return _DEFAULT_IDLE_S
-    try:
-        return parse_duration_ms(str(raw)) / 1000
-    except ValueError:
-        return _DEFAULT_IDLE_S
 
 
 def plan_growth(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> bool:
@@ -95,7 +85,7 @@ def plan_growth(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Co
     if wanted < current:
         # TaskManagers idle (every slot free, per Flink) for long enough, the highest-numbered first: whichever
         # ones Flink left idle, not merely the last started (Flink places slots where it likes).
-        timeout = _idle_timeout_s(config)
+        timeout = duration_ms_or(config, IDLE_TIMEOUT_KEY, _DEFAULT_IDLE_MS) / 1000
         idle = sorted(
             (tm.index for tm in obs.taskmanager_slots if tm.free == tm.slots and tm.idle_s >= timeout), reverse=True
         )

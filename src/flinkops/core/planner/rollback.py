@@ -11,7 +11,7 @@ Called by: ``deployment.plan_deployment``. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from flinkops.api.durations import parse_duration_ms
+from flinkops.api.durations import duration_ms_or
 from flinkops.api.models import (
     FlinkDeploymentSpec,
     FlinkDeploymentStatus,
@@ -70,10 +70,7 @@ def rollback_due(status: FlinkDeploymentStatus, spec: FlinkDeploymentSpec, obs: 
     if obs.job is not None and obs.job.state == "FAILED":
         cause = headline(obs.job.error or "") or "no exception was reported"
         return f"job {obs.job.job_id} failed before the new spec became stable ({cause})"
-    try:
-        timeout = parse_duration_ms(config.get(_READINESS_TIMEOUT, "5 min"))
-    except ValueError:
-        timeout = 300_000
+    timeout = duration_ms_or(config, _READINESS_TIMEOUT, 300_000)
     since = recon.reconciliation_timestamp or ctx.now_ms
     if ctx.now_ms - since > timeout:
         return f"the new spec did not become stable within {config.get(_READINESS_TIMEOUT, '5 min')}"

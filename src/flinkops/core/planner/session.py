@@ -23,10 +23,7 @@ Called by: ``flinkops.core.planner`` (re-exported) for the controller. Pure: no 
 
 from __future__ import annotations
 
-from typing import Literal
-
 from flinkops.api.models import (
-    Condition,
     DeploymentRecord,
     DiffType,
     FlinkSessionJob,
@@ -36,7 +33,7 @@ from flinkops.api.models import (
     ReconciliationState,
     UpgradeMode,
 )
-from flinkops.core.conditions import iso_time
+from flinkops.core.conditions import next_condition
 from flinkops.core.diff import classify
 from flinkops.core.lifecycle import MANUAL_RESTORE
 from flinkops.core.planner.deletion import plan_deletion
@@ -159,13 +156,11 @@ def with_session_condition(
 ) -> FlinkSessionJobStatus:
     """``status`` with its ``SessionClusterReady`` condition set (the same object when nothing changed); its
     ``lastTransitionTime`` changes only when it flips."""
-    text: Literal["True", "False"] = "True" if ready else "False"
     conditions = list(status.conditions)
     old = next((c for c in conditions if c.type == SESSION_CLUSTER_READY), None)
-    if old is not None and (old.status, old.reason, old.message) == (text, reason, message):
+    new = next_condition(old, SESSION_CLUSTER_READY, ready, reason, message, now_ms)
+    if new is None:
         return status
-    when = old.last_transition_time if old is not None and old.status == text else iso_time(now_ms)
-    new = Condition(type=SESSION_CLUSTER_READY, status=text, reason=reason, message=message, last_transition_time=when)
     if old is None:
         conditions.append(new)
     else:

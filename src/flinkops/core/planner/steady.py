@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flinkops.api.durations import parse_duration_ms
+from flinkops.api.durations import duration_ms_or, parse_duration_ms
 from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY
 from flinkops.api.models import (
     FlinkDeploymentSpec,
@@ -34,7 +34,7 @@ from flinkops.api.models import (
     JobState,
     ReconciliationState,
 )
-from flinkops.core.planner.crashloop import after_start_failure, on_start_failure, start_failed
+from flinkops.core.planner.crashloop import after_start_failure, died_before_running, on_start_failure, start_failed
 from flinkops.core.planner.growth import GROWTH_POLL, plan_growth
 from flinkops.core.planner.restore import as_last_state, current_run, deploy_with_intent, keeps_state, restore_point
 from flinkops.core.planner.snapshots import (
@@ -93,8 +93,9 @@ def steady(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context
     if waiting is not None:
         return waiting
 
-    if obs.cluster_exists and not obs.jobmanager_alive and _crashed_before_running(status, obs):
-        # Redeploying would crash the same way, again and again: say why, and wait for a spec that changes it.
+    if died_before_running(status, obs, ErrorReason.CRASH_LOOP):
+        # The JobManager's container exited with an error before its job ran: redeploying would crash the same
+        # way, again and again (a bad configuration, an image without Flink). Say why, and wait for a changed spec.
         note_fault(b, obs, jobmanager_down=True)
         b.summary = "the JobManager crashed before its job ran: waiting for a changed spec"
         b.requeue_after = STEADY
@@ -153,14 +154,6 @@ def steady(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context
         plan = _mark_stable_if(b, True, ctx, "session cluster ready", spec.flink_configuration)
         return replace(plan, requeue_after=min(plan.requeue_after, GROWTH_POLL)) if busy else plan
     return observe_job(b, spec.flink_configuration, obs, ctx, requests)
-
-
-def _crashed_before_running(status: FlinkDeploymentStatus, obs: Observation) -> bool:
-    """The JobManager of the current run crashed (its container exited with an error) before every task of its
-    job ever ran: a start that fails the same way every time (a bad configuration, an image without Flink)."""
-    fault, run = obs.fault, current_run(status)
-    crashed = fault is not None and fault.reason == ErrorReason.CRASH_LOOP and fault.component == "jobmanager"
-    return crashed and run is not None and run.running_at is None and run.end_state is None
 
 
 def note_fault(b: Builder, obs: Observation, *, jobmanager_down: bool) -> None:
@@ -255,10 +248,7 @@ def _note_restarts(b: Builder, job: JobObservation) -> None:
 
 
 def _min_running_ms(config: dict[str, str]) -> int:
-    try:
-        return parse_duration_ms(config.get("flinkops.stability.min-running-time", "5 s"))
-    except ValueError:
-        return 5000  # validation reports the bad value; decide with the default meanwhile
+    return duration_ms_or(config, "flinkops.stability.min-running-time", 5000)
 
 
 def _requires_checkpoint_for_stability(config: dict[str, str]) -> bool:

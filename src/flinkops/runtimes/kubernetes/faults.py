@@ -25,7 +25,7 @@ from typing import Any
 
 from flinkops.api.plugins import MAIN_CONTAINER
 from flinkops.errors import ClusterFault, ErrorReason
-from flinkops.runtimes.kubernetes.pods import START_GATE
+from flinkops.runtimes.kubernetes.pods import has_start_gate
 
 __all__ = ["cluster_fault", "pod_fault", "pod_signature"]
 
@@ -161,8 +161,7 @@ def pod_fault(pod: Obj, *, start_once: bool = False) -> ClusterFault | None:
 def _held_at_the_start_gate(pod: Obj) -> bool:
     """The pod waits behind the start-once gate: the runtime has not started it, the scheduler not judged it."""
     live = (pod.get("metadata") or {}).get("deletionTimestamp") is None
-    gates = (pod.get("spec") or {}).get("schedulingGates") or []
-    return live and any(g.get("name") == START_GATE for g in gates)
+    return live and has_start_gate(pod.get("spec"))
 
 
 def cluster_fault(pods: Iterable[Obj], *, start_once: bool = False) -> ClusterFault | None:

@@ -59,6 +59,7 @@ __all__ = [
     "STARTUP_PROBE_KEY",
     "START_GATE",
     "flink_pod",
+    "has_start_gate",
     "is_start_gated",
     "native_taskmanager_template",
 ]
@@ -104,6 +105,11 @@ _CONTAINER_SECURITY: Mapping[str, Any] = {
 def is_start_gated(ctx: RenderContext, component: Component, application: ApplicationLaunch | None) -> bool:
     """Whether the component's pods start behind the gate: JobManagers of an application cluster without HA."""
     return component == "jobmanager" and application is not None and not ctx.ha
+
+
+def has_start_gate(pod_spec: Mapping[str, Any] | None) -> bool:
+    """Whether a pod spec (a pod's, or a Deployment's template's) carries :data:`START_GATE`."""
+    return any(g.get("name") == START_GATE for g in (pod_spec or {}).get("schedulingGates") or [])
 
 
 def _start_once(pod_spec: dict[str, Any], container: dict[str, Any]) -> None:

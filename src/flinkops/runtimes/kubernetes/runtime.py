@@ -73,7 +73,7 @@ from flinkops.runtimes.kubernetes import render
 from flinkops.runtimes.kubernetes.cached import cached_deployment, cached_jobmanager_pod
 from flinkops.runtimes.kubernetes.faults import cluster_fault, pod_signature
 from flinkops.runtimes.kubernetes.haleader import Releaser
-from flinkops.runtimes.kubernetes.pods import START_GATE
+from flinkops.runtimes.kubernetes.pods import has_start_gate
 
 __all__ = [
     "MANAGED_SELECTOR",
@@ -129,10 +129,6 @@ def manifest_path(manifest: Mapping[str, Any]) -> str:
         raise RuntimeFailure(f"flinkops does not manage {api_version} {kind} objects")
     meta = manifest.get("metadata") or {}
     return object_path(api_version, plural, meta.get("namespace"), meta.get("name"))
-
-
-def _gated(pod_spec: Obj | None) -> bool:
-    return any(g.get("name") == START_GATE for g in (pod_spec or {}).get("schedulingGates") or [])
 
 
 def _started_pod(jm: Obj, generation: int | None) -> str | None:
@@ -263,7 +259,7 @@ class KubernetesRuntime:
         seen = (
             type_ == "DELETED",
             meta.get("deletionTimestamp") is not None,
-            _gated(pod.get("spec")),
+            has_start_gate(pod.get("spec")),
             (main or {}).get("restartCount"),
             (main or {}).get("ready"),
             pod_signature(pod),
@@ -312,7 +308,7 @@ class KubernetesRuntime:
         second must see the start the first recorded (a copy read before would start a second pod)."""
         with self._gate_lock:
             jm = self._deployment(key.namespace, render.jobmanager_name(key.name))
-            if jm is None or not _gated(((jm.get("spec") or {}).get("template") or {}).get("spec")):
+            if jm is None or not has_start_gate(((jm.get("spec") or {}).get("template") or {}).get("spec")):
                 return
             generation = render.generation_of(jm)
             if _started_pod(jm, generation) is not None:
@@ -321,7 +317,7 @@ class KubernetesRuntime:
                 (
                     p
                     for p in pods
-                    if _gated(p.get("spec"))
+                    if has_start_gate(p.get("spec"))
                     and (p.get("metadata") or {}).get("deletionTimestamp") is None
                     and render.generation_of(p) == generation
                 ),
@@ -343,7 +339,7 @@ class KubernetesRuntime:
     def _jobmanager_lost(self, key: ClusterKey, jm: Obj) -> bool:
         """A gated cluster's JobManager is lost: the pod started for this generation is gone or terminating,
         or its container was restarted (and waits). Lifts the start gate when it is due."""
-        if not _gated(((jm.get("spec") or {}).get("template") or {}).get("spec")):
+        if not has_start_gate(((jm.get("spec") or {}).get("template") or {}).get("spec")):
             return False
         pods = self._jobmanager_pods(key)
         started = _started_pod(jm, render.generation_of(jm))
@@ -426,7 +422,7 @@ class KubernetesRuntime:
         except (TemporaryError, KubeForbidden) as exc:
             log.debug("%s: could not list the cluster's pods: %s", key, exc)
             return None
-        start_once = _gated(((jm.get("spec") or {}).get("template") or {}).get("spec"))
+        start_once = has_start_gate(((jm.get("spec") or {}).get("template") or {}).get("spec"))
         fault = cluster_fault(pods.get("items") or [], start_once=start_once)
         if fault is not None:
             log.debug("%s: %s", key, fault.message)  # the controller records it (status, event) once
