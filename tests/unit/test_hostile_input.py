@@ -236,6 +236,9 @@ def test_memory_sizes_in_flink_or_kubernetes_form_are_accepted(memory: str) -> N
         ("taskmanager.numberOfTaskSlots", "lots"),
         ("taskmanager.numberOfTaskSlots", "0"),
         ("parallelism.default", "99999999999"),
+        ("flinkops.crash-loop.retries", "-1"),
+        ("flinkops.crash-loop.backoff", "soon"),
+        ("resourcemanager.taskmanager-timeout", "a while"),
     ],
 )
 def test_flink_options_flinkops_reads_itself_are_checked_as_flink_parses_them(key: str, value: str) -> None:

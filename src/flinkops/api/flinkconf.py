@@ -13,11 +13,15 @@ from collections.abc import Mapping, Sequence
 
 __all__ = [
     "CHECKPOINT_DIR_KEYS",
+    "CRASH_BACKOFF_KEY",
+    "CRASH_MAX_BACKOFF_KEY",
+    "CRASH_RETRIES_KEY",
     "DEFAULT_WEB_REFRESH",
     "OPERATOR_KEY_PREFIXES",
     "PRESTART_KEY",
     "PYTHON_DRIVER",
     "SAVEPOINT_DIR_KEYS",
+    "TASKMANAGER_IDLE_TIMEOUT_KEY",
     "WEB_REFRESH_KEY",
     "checkpoint_dir",
     "first_set",
@@ -33,6 +37,14 @@ PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
 #: Operator key: ``"false"`` makes savepoint and last-state upgrades stop the job before they start the new
 #: cluster (the order before pre-started upgrades); on by default.
 PRESTART_KEY = "flinkops.upgrade.prestart"
+
+#: Operator keys of the crash-loop budget (``core/planner/crashloop.py``): retries after a failed start, the first
+#: wait and the longest one.
+CRASH_RETRIES_KEY = "flinkops.crash-loop.retries"
+CRASH_BACKOFF_KEY = "flinkops.crash-loop.backoff"
+CRASH_MAX_BACKOFF_KEY = "flinkops.crash-loop.max-backoff"
+#: Flink's key for how long a TaskManager may idle before it is released (a local session cluster's growth).
+TASKMANAGER_IDLE_TIMEOUT_KEY = "resourcemanager.taskmanager-timeout"
 
 CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
 SAVEPOINT_DIR_KEYS = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")

@@ -19,9 +19,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+from flinkops.api.durations import parse_duration_ms
 from flinkops.api.flinkconf import (
     CHECKPOINT_DIR_KEYS,
+    CRASH_BACKOFF_KEY,
+    CRASH_MAX_BACKOFF_KEY,
+    CRASH_RETRIES_KEY,
     SAVEPOINT_DIR_KEYS,
+    TASKMANAGER_IDLE_TIMEOUT_KEY,
     checkpoint_dir,
     first_set,
     is_true,
@@ -98,6 +103,8 @@ _ANNOTATIONS_MAX_BYTES = 256 * 1024
 # refuse is refused here, before a JobManager is started with it.
 _MEMORY_OPTION = re.compile(r"(jobmanager|taskmanager)\.memory\.[a-z.-]+\.(size|min|max)")
 _POSITIVE_INT_OPTIONS = ("taskmanager.numberOfTaskSlots", "parallelism.default")
+#: Durations flinkops reads itself (the crash-loop backoff, a local session cluster's idle TaskManagers).
+_DURATION_OPTIONS = (CRASH_BACKOFF_KEY, CRASH_MAX_BACKOFF_KEY, TASKMANAGER_IDLE_TIMEOUT_KEY)
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -278,6 +285,19 @@ def _config_value_problems(conf: Mapping[str, str]) -> list[tuple[str, str, str]
         if value and not (value.isdigit() and 0 < int(value) <= _INT32_MAX):
             found.append(
                 (config_path(key), f"must be a whole number from 1 to {_INT32_MAX}, got '{value[:40]}'", "e.g. 2")
+            )
+    retries = conf.get(CRASH_RETRIES_KEY, "").strip()
+    if retries and not (retries.isdigit() and int(retries) <= _INT32_MAX):
+        found.append((config_path(CRASH_RETRIES_KEY), f"must be a whole number, got '{retries[:40]}'", "e.g. 3"))
+    for key in _DURATION_OPTIONS:
+        value = conf.get(key, "").strip()
+        if not value:
+            continue
+        try:
+            parse_duration_ms(value)
+        except ValueError:
+            found.append(
+                (config_path(key), f"is not a duration: '{value[:40]}'", "write one such as '10 s' or '1 min'")
             )
     return found
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flinkops.api.durations import duration_ms_or
+from flinkops.api.flinkconf import CRASH_BACKOFF_KEY, CRASH_MAX_BACKOFF_KEY, CRASH_RETRIES_KEY
 from flinkops.api.models import (
     FlinkDeploymentSpec,
     FlinkDeploymentStatus,
@@ -49,9 +50,9 @@ __all__ = [
     "tried",
 ]
 
-RETRIES_KEY = "flinkops.crash-loop.retries"
-BACKOFF_KEY = "flinkops.crash-loop.backoff"
-MAX_BACKOFF_KEY = "flinkops.crash-loop.max-backoff"
+RETRIES_KEY = CRASH_RETRIES_KEY
+BACKOFF_KEY = CRASH_BACKOFF_KEY
+MAX_BACKOFF_KEY = CRASH_MAX_BACKOFF_KEY
 #: The end state of a run whose JobManager exited before its job ran.
 CRASHED = "CRASHED"
 #: The reason recorded on the run of a start tried again.
@@ -72,7 +73,7 @@ class CrashPolicy:
 
 def crash_policy(config: Mapping[str, str]) -> CrashPolicy:
     """The retry budget and backoff of a deployment; a value that does not parse counts as its default
-    (validation reports it)."""
+    (``api.validation`` refuses it at apply)."""
     default = CrashPolicy()
     try:
         retries = min(_MAX_RETRIES, max(0, int(config.get(RETRIES_KEY, str(default.retries)).strip())))

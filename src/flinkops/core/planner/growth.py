@@ -26,6 +26,7 @@ import math
 from collections.abc import Mapping
 
 from flinkops.api.durations import duration_ms_or
+from flinkops.api.flinkconf import TASKMANAGER_IDLE_TIMEOUT_KEY
 from flinkops.api.models import FlinkDeploymentSpec
 from flinkops.core.planner.types import Builder, Context, Observation, ResizeSessionCluster
 
@@ -40,7 +41,7 @@ __all__ = [
 #: Flink's limit on the slots its active resource manager allocates (native Kubernetes, YARN).
 MAX_SLOTS_KEY = "slotmanager.number-of-slots.max"
 #: How long Flink's active resource manager keeps an idle TaskManager.
-IDLE_TIMEOUT_KEY = "resourcemanager.taskmanager-timeout"
+IDLE_TIMEOUT_KEY = TASKMANAGER_IDLE_TIMEOUT_KEY
 _DEFAULT_IDLE_MS = 30_000
 #: Without a slot limit, a local session cluster grows by at most this many TaskManagers.
 DEFAULT_EXTRA_TASKMANAGERS = 8
