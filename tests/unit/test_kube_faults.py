@@ -135,6 +135,11 @@ def test_a_taskmanager_fault_waits_for_the_jobmanager_behind_the_start_gate() ->
     gated["spec"]["schedulingGates"] = [{"name": START_GATE}]
     gated["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]
     assert cluster_fault([tm, gated]) is None
+    # The gate lifted, the scheduler not there yet: its condition still reads SchedulingGated, or it has none.
+    lifted = pod("app-6f7c9d-abcde", conditions=gated["status"]["conditions"])
+    fresh = pod("app-6f7c9d-abcde")
+    fresh["status"]["conditions"] = []
+    assert cluster_fault([tm, lifted]) is None and cluster_fault([tm, fresh]) is None
     started = pod("app-6f7c9d-abcde", conditions=refused)
     fault = cluster_fault([tm, started])
     assert fault is not None and fault.component == "jobmanager" and "spec.jobManager.resource.cpu" in fault.message

@@ -158,25 +158,36 @@ def pod_fault(pod: Obj, *, start_once: bool = False) -> ClusterFault | None:
     return None
 
 
-def _held_at_the_start_gate(pod: Obj) -> bool:
-    """The pod waits behind the start-once gate: the runtime has not started it, the scheduler not judged it."""
-    live = (pod.get("metadata") or {}).get("deletionTimestamp") is None
-    return live and has_start_gate(pod.get("spec"))
+def _not_judged_yet(pod: Obj) -> bool:
+    """The scheduler has not judged the pod yet: it waits behind the start-once gate, or the gate was just lifted
+    (or it never had one) and no node was chosen nor refused; the condition still reads ``SchedulingGated`` until
+    the scheduler writes its own."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp") is not None:
+        return False
+    spec = pod.get("spec") or {}
+    if has_start_gate(spec):
+        return True
+    if spec.get("schedulingGates") or spec.get("nodeName"):
+        return False
+    scheduled = next(
+        (c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"), None
+    )
+    return scheduled is None or (scheduled.get("status") == "False" and scheduled.get("reason") == "SchedulingGated")
 
 
 def cluster_fault(pods: Iterable[Obj], *, start_once: bool = False) -> ClusterFault | None:
     """The first fault among a cluster's pods: a JobManager's before a TaskManager's, then by pod name.
     ``start_once``: the JobManager pods run behind the start-once guard (an application cluster without HA).
 
-    While a JobManager pod still waits behind a scheduling gate (the start-once gate before the runtime lifts it)
-    a TaskManager's fault is not reported: the JobManager's own fault, known a moment later, may be the one to
-    report, and a cluster's fault should be said once rather than one part's and then the other's."""
+    While a JobManager pod is not judged by the scheduler yet (behind the start-once gate before the runtime lifts
+    it, or just after) a TaskManager's fault is not reported: the JobManager's own fault, known a moment later, may
+    be the one to report, and a cluster's fault should be said once rather than one part's and then the other's."""
 
     def order(pod: Obj) -> tuple[int, str]:
         return (0 if _component(pod) == "jobmanager" else 1, str((pod.get("metadata") or {}).get("name") or ""))
 
     ordered = sorted(pods, key=order)
-    jobmanager_pending = any(_component(p) == "jobmanager" and _held_at_the_start_gate(p) for p in ordered)
+    jobmanager_pending = any(_component(p) == "jobmanager" and _not_judged_yet(p) for p in ordered)
     for pod in ordered:
         if jobmanager_pending and _component(pod) != "jobmanager":
             break
