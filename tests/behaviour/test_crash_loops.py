@@ -15,7 +15,7 @@ import itertools
 import pytest
 
 from behaviour.steps import deploy, restored, running_stable, settled
-from fakes.specs import application
+from fakes.specs import application, session_cluster
 from fakes.world import World
 from flinkops.api.loader import dump_resource
 from flinkops.api.models import JobManagerDeploymentStatus
@@ -208,3 +208,73 @@ def test_get_prints_the_cause_below_the_table(world: World) -> None:
     assert resource is not None
     below = _causes([ResourceView.of(dump_resource(resource))])
     assert below.startswith("\napp: JobManager process exited") and CAUSE in below
+
+
+# ------------------------------------------------------------------ session clusters (no spec.job)
+
+
+def test_a_session_cluster_whose_jobmanager_dies_at_start_is_retried_with_backoff_and_then_fails(world: World) -> None:
+    world.runtime.crash_at_start("session", TRANSIENT)
+    world.apply(session_cluster("session"))
+    world.run_until(settled("session", "FAILED"), what="FAILED after the retry budget")
+    starts = world.runtime.deployed_at
+    assert len(starts) == 4, "the first start and three retries, as for an application"
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    for gap, backoff in zip(gaps, (10, 20, 40), strict=True):
+        assert backoff <= gap <= backoff + 3, f"retries wait 10 s, 20 s, 40 s (plus a pass): {gaps}"
+    status = world.deployment_status("session")
+    assert status.error is not None and CAUSE in status.error and "4 times" in status.error
+    assert status.error_reason == ErrorReason.START_FAILED
+    told = tries(world, "session")
+    assert len(told) == 4 and "tried 1 time" in told[0] and "tried 4 times" in told[-1]
+    assert world.runtime.cluster("session") is None, "nothing is left running for the dead JobManager"
+    world.run_for(900)
+    assert len(world.runtime.requests) == 4 and world.lifecycle("session") == "FAILED", "no start after the budget"
+
+    world.runtime.crash_at_start("session", None)
+    world.edit("session", conf={"taskmanager.numberOfTaskSlots": "4"})  # the fix
+    world.run_until(settled("session", "STABLE", generation=2), what="the fixed session cluster STABLE")
+    assert world.deployment_status("session").error is None
+
+
+def test_a_session_cluster_whose_program_cannot_start_is_not_retried(world: World) -> None:
+    world.runtime.crash_at_start("session", PERMANENT)
+    conf = {"flinkops.crash-loop.retries": "1", "flinkops.crash-loop.backoff": "2 s"}
+    world.apply(session_cluster("session", conf=conf))
+    world.run_until(settled("session", "FAILED"), what="FAILED")
+    world.run_for(300)
+    assert len(world.runtime.requests) == 1
+    [told] = tries(world, "session")
+    assert "not retried" in told
+
+
+def test_a_session_cluster_uses_its_own_budget_and_backoff(world: World) -> None:
+    world.runtime.crash_at_start("session", TRANSIENT)
+    conf = {"flinkops.crash-loop.retries": "1", "flinkops.crash-loop.backoff": "2 s"}
+    world.apply(session_cluster("session", conf=conf))
+    world.run_until(settled("session", "FAILED"), what="FAILED")
+    world.run_for(300)
+    first, second = world.runtime.deployed_at
+    assert 2 <= second - first <= 4 and len(world.runtime.requests) == 2
+
+
+def test_a_session_cluster_that_fails_once_and_then_starts_becomes_stable_and_drops_the_error(world: World) -> None:
+    world.runtime.crash_at_start("session", TRANSIENT, times=1)
+    world.apply(session_cluster("session"))
+    world.run_until(settled("session", "STABLE"), what="STABLE on the retry")
+    assert len(world.runtime.requests) == 2 and world.deployment_status("session").error is None
+    assert len(tries(world, "session")) == 1
+
+
+def test_a_session_jobmanager_that_dies_after_its_rest_api_was_ready_is_recovered_at_once(world: World) -> None:
+    world.apply(session_cluster("session"))
+    world.run_until(settled("session", "STABLE"), what="STABLE")
+    world.runtime.crash_at_start("session", TRANSIENT, times=1)  # the recovered JobManager dies at start once
+    world.runtime.kill_jobmanager("session")
+    world.run_until(lambda w: len(w.runtime.requests) == 2, what="the recovery")
+    assert "RecoverDeployment" in world.reasons("session"), "a JobManager that was ready is recovered as before"
+    world.run_until(
+        lambda w: len(w.runtime.requests) == 3 and w.deployment_status("session").error is None,
+        what="ready again after one retry, the error gone",
+    )
+    assert len(tries(world, "session")) == 1 and world.lifecycle("session") == "STABLE"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from pathlib import Path
 
@@ -121,3 +122,43 @@ def test_a_jobmanager_that_cannot_start_on_this_machine_is_retried_with_backoff_
     kept = flinkops.home / "clusters" / "default" / "no-blobs" / "log" / "crashed"
     assert len(list(kept.iterdir())) == 3, "each failed attempt's log is kept"
     flinkops.ok("delete", "no-blobs")
+
+
+def test_a_session_cluster_whose_jobmanager_dies_at_start_is_retried_then_fails_with_the_cause(
+    flinkops: Flinkops, tmp_path: Path
+) -> None:
+    """A session cluster (no job) whose JobManager JVM refuses its stack size and stops at once: retried once after
+    2 s as configured, then FAILED with the JVM's complaint in status.error and in apply --wait's output (exit 1),
+    instead of being redeployed forever."""
+    doc = {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": "bad-jvm"},
+        "spec": {
+            "flinkVersion": "v2_2",
+            "flinkConfiguration": {
+                "env.java.opts.jobmanager": "-Xss1k",  # the JVM refuses to start
+                "flinkops.crash-loop.retries": "1",
+                "flinkops.crash-loop.backoff": "2 s",
+            },
+            "taskManager": {"replicas": 1},
+        },
+    }
+    spec = tmp_path / "bad-jvm.yaml"
+    spec.write_text(json.dumps(doc))  # JSON is YAML
+    began = time.monotonic()
+    result = flinkops.run("apply", "-f", str(spec), "--wait", "--timeout", "120")
+    took = time.monotonic() - began
+    print(f"apply --wait took {took:.1f} s for two starts of a session cluster")
+    assert result.code == 1, f"apply --wait must fail: {result.code}\n{result.stdout}\n{result.stderr}"
+    said = result.stdout + result.stderr
+    assert "thread stack size specified is too small" in said and "Tried 2 times; giving up" in said, said
+    found = flinkops.get("bad-jvm")
+    assert found is not None
+    status = found["status"]
+    assert (status["lifecycleState"], status["errorReason"]) == ("FAILED", "StartFailed")
+    assert "thread stack size specified is too small" in status["error"], status["error"]
+    told = flinkops.events("bad-jvm")
+    assert "tried 1 time" in told and "tried 2 times" in told
+    assert [r["endState"] for r in status["deploymentHistory"]] == ["CRASHED", "CRASHED"]
+    flinkops.ok("delete", "bad-jvm")

@@ -7,6 +7,9 @@ first use), an image, a service account and pod resources that mean nothing loca
 checkpointing. It must reach STABLE with its job RUNNING and checkpoints completing; ``plan`` and ``describe``
 say what the image path became. The first run fetches the example artifact with Maven (cached afterwards).
 
+Beside it, a table example of the image (``examples/table/WordCountSQLExample.jar``, made from Flink's published
+``flink-examples-table``) runs to FINISHED and STABLE.
+
 Then the other examples that need no external system, each from its own reference-shaped file under
 ``tests/data/reference_examples/`` (the corpus that ``tests/unit/test_reference_corpus.py`` plans and lints):
 checkpointing with Kubernetes HA on a hostPath volume, reactive mode, a custom log4j configuration, pod templates,
@@ -33,7 +36,7 @@ from typing import Any
 import pytest
 import yaml
 
-from integration.flinkops_cli import Flinkops
+from integration.flinkops_cli import Flinkops, status_of
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +52,33 @@ def corpus_copy(file: str, into: Path, edit: Callable[[dict[str, Any]], None]) -
     return target
 
 
+#: A table example as a reference-style spec would name it: the image's jar, no entryClass, a bounded job.
+TABLE_EXAMPLE = """\
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: ref-table
+spec:
+  image: flink:2.2
+  flinkVersion: v2_2
+  flinkConfiguration:
+    taskmanager.numberOfTaskSlots: "1"
+  serviceAccount: flink
+  jobManager:
+    resource: {memory: 1024m, cpu: 0.5}
+  taskManager:
+    resource: {memory: 1024m, cpu: 0.5}
+  job:
+    jarURI: local:///opt/flink/examples/table/WordCountSQLExample.jar
+    parallelism: 1
+    upgradeMode: stateless
+"""
+
+
 def test_the_basic_example_runs_unchanged_to_stable(flinkops: Flinkops, tmp_path: Path) -> None:
+    """With it, side by side, a table example from the image's ``examples/table/`` (a bounded SQL word count):
+    FINISHED and STABLE, its jar made from Flink's published ``flink-examples-table``."""
+
     def with_checkpoints(document: dict[str, Any]) -> None:
         document["spec"]["flinkConfiguration"].update(
             {
@@ -66,8 +95,12 @@ def test_the_basic_example_runs_unchanged_to_stable(flinkops: Flinkops, tmp_path
     planned = flinkops.ok("plan", "-f", str(spec), timeout=600)  # fetches the example on first use
     plan_s = time.monotonic() - started
     assert "StateMachineExample.jar →" in planned and "flink-examples-streaming" in planned
+    table = tmp_path / "table.yaml"
+    table.write_text(TABLE_EXAMPLE)
+    assert "flink-examples-table" in flinkops.ok("plan", "-f", str(table), timeout=600)
 
     started = time.monotonic()
+    flinkops.ok("apply", "-f", str(table))  # runs beside the basic example
     flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "300", timeout=400)
     status = flinkops.wait_lifecycle("ref-basic", "STABLE", timeout=300)["status"]
     stable_s = time.monotonic() - started
@@ -81,6 +114,14 @@ def test_the_basic_example_runs_unchanged_to_stable(flinkops: Flinkops, tmp_path
     assert "local:///opt/flink/examples/streaming/StateMachineExample.jar →" in described
     assert "StateMachineExample" in described
     print(f"\nbasic example: plan {plan_s:.1f} s (first use fetches the example), apply → STABLE {stable_s:.1f} s")
+
+    finished = flinkops.wait_for(
+        "ref-table", lambda r: status_of(r).get("lifecycleState") == "STABLE", 120, "the table example STABLE"
+    )
+    table_s = time.monotonic() - started
+    assert status_of(finished)["jobStatus"]["state"] == "FINISHED" and not status_of(finished).get("error")
+    print(f"table example (WordCountSQLExample) beside it: apply → FINISHED/STABLE {table_s:.1f} s")
+    flinkops.ok("delete", "ref-table")
 
     flinkops.ok("delete", "ref-basic")
     assert flinkops.get("ref-basic") is None

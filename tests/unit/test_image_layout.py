@@ -25,6 +25,12 @@ from flinkops.runtimes.local.launch import jobmanager_args
 
 PUBLISHED = ["1.18.1", "1.19.0", "1.19.1", "1.20.0", "2.3.0"]  # flink-examples-streaming, as Maven lists it
 STATE_MACHINE = "org.apache.flink.streaming.examples.statemachine.StateMachineExample"
+TABLE_PUBLISHED = ["1.16.0", "1.16.2", "2.3.0"]  # flink-examples-table_2.12, as Maven lists it
+TABLE_CLASSES = (
+    "org/apache/flink/table/examples/java/basics/StreamSQLExample.class",
+    "org/apache/flink/table/examples/java/connectors/ChangelogSocketExample.class",
+    "META-INF/services/org.apache.flink.table.factories.Factory",
+)
 
 
 def make_jar(path: Path, manifest: str | None, classes: tuple[str, ...] = ("a/B.class",)) -> Path:
@@ -56,18 +62,24 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 class FakeMaven:
     """The published example artifact: its versions and the plain jar (no Main-Class), counting calls."""
 
-    def __init__(self, tmp: Path, published: list[str]) -> None:
-        self.tmp, self.published = tmp, published
+    def __init__(self, tmp: Path, published: list[str], table: list[str] | None = None) -> None:
+        self.tmp, self.published, self.table = tmp, published, table or []
         self.listed = 0
         self.fetched: list[str] = []
+        self.artifacts: list[str] = []  # the artifacts fetched, in order
 
     def versions(self, group: str, artifact: str) -> list[str]:
         self.listed += 1
-        return list(self.published)
+        return list(self.table if artifact.startswith("flink-examples-table") else self.published)
 
     def fetch(self, group: str, artifact: str, version: str) -> Path:
         self.fetched.append(version)
-        classes = ("org/apache/flink/streaming/examples/statemachine/StateMachineExample.class",)
+        self.artifacts.append(artifact)
+        classes = (
+            TABLE_CLASSES
+            if artifact.startswith("flink-examples-table")
+            else ("org/apache/flink/streaming/examples/statemachine/StateMachineExample.class",)
+        )
         return make_jar(self.tmp / f"{artifact}-{version}.jar", "Manifest-Version: 1.0\r\nBuilt-By: x\r\n", classes)
 
 
@@ -148,6 +160,44 @@ def test_example_jar_is_made_once_from_the_nearest_release_with_its_main_class(t
     assert maven.listed == 1 and other.release == "2.3.0"
     assert manifest_entry_class(other.path) == "org.apache.flink.streaming.examples.windowing.TopSpeedWindowing"
     assert json.loads(other.path.with_suffix(".json").read_text())["release"] == "2.3.0"
+
+
+def test_table_examples_are_made_from_the_table_artifact_with_their_own_release_choice(tmp_path: Path) -> None:
+    maven = FakeMaven(tmp_path, PUBLISHED, table=TABLE_PUBLISHED)
+    made = example_jar("table/StreamSQLExample.jar", "2.2.1", versions=maven.versions, fetch=maven.fetch)
+    assert maven.artifacts == ["flink-examples-table_2.12"] and made.release == "2.3.0"
+    assert manifest_entry_class(made.path) == "org.apache.flink.table.examples.java.basics.StreamSQLExample"
+    assert made.path.parts[-2:] == ("table", "StreamSQLExample.jar")
+    assert "flink-examples-table_2.12 2.3.0" in made.describe("2.2.1")
+    with zipfile.ZipFile(made.path) as jar:  # the connector example's table factory is found through this file
+        assert "META-INF/services/org.apache.flink.table.factories.Factory" in jar.namelist()
+    socket = example_jar("table/ChangelogSocketExample.jar", "2.2.1", versions=maven.versions, fetch=maven.fetch)
+    assert manifest_entry_class(socket.path) == "org.apache.flink.table.examples.java.connectors.ChangelogSocketExample"
+    assert maven.listed == 1, "the table artifact's release is chosen once"
+    streaming = example_jar("streaming/WordCount.jar", "2.2.1", versions=maven.versions, fetch=maven.fetch)
+    assert maven.listed == 2 and streaming.release == "2.3.0", "the streaming artifact's release is its own choice"
+    # a Flink 1.16 machine takes its own release of the table examples
+    older = example_jar("table/StreamSQLExample.jar", "1.16.2", versions=maven.versions, fetch=maven.fetch)
+    assert older.release == "1.16.2"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "GettingStartedExample",
+        "UpdatingTopCityExample",
+        "StreamSQLExample",
+        "StreamWindowSQLExample",
+        "WordCountSQLExample",
+        "ChangelogSocketExample",
+        "AdvancedFunctionsExample",
+    ],
+)
+def test_every_table_jar_of_the_image_is_known_and_named_in_plan_before_it_is_made(
+    dist: FlinkDistribution, name: str
+) -> None:
+    mapped = ImageLayout(dist, None).map(f"local:///opt/flink/examples/table/{name}.jar", fetch=False)
+    assert mapped is not None and mapped.path is None and "flink-examples-table_2.12" in mapped.how
 
 
 def test_an_example_no_release_of_which_runs_here_says_so(tmp_path: Path) -> None:

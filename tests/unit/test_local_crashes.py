@@ -73,7 +73,25 @@ def test_a_start_that_failed_for_the_machine_is_retryable(tmp_path: Path) -> Non
 def test_a_jvm_that_refuses_its_options_is_read_from_the_console_output(tmp_path: Path) -> None:
     out = "Unrecognized VM option 'NoSuchOption'\nError: Could not create the Java Virtual Machine.\n"
     crash = read_crash(logs(tmp_path, "", out))
-    assert crash is not None and "NoSuchOption" in crash.exception
+    assert crash is not None and "NoSuchOption" in exit_fault(1, 0.0, crash, None).message
+
+
+@pytest.mark.parametrize(
+    ("out", "reason"),
+    [
+        (
+            "The Java thread stack size specified is too small. Specify at least 136k\n"
+            "Error: Could not create the Java Virtual Machine.\nError: A fatal exception has occurred.\n",
+            "The Java thread stack size specified is too small. Specify at least 136k",
+        ),
+        ("Error occurred during initialization of VM\nToo small maximum heap\n", "Too small maximum heap"),
+    ],
+    ids=["not-created", "init-failed"],
+)
+def test_a_jvm_that_cannot_start_is_told_with_its_reason(tmp_path: Path, out: str, reason: str) -> None:
+    crash = read_crash(logs(tmp_path, "", out))
+    assert crash is not None and crash.root_cause == reason
+    assert f"(root cause: {reason})" in exit_fault(1, 0.0, crash, None).message
 
 
 def test_a_long_exception_is_kept_short(tmp_path: Path) -> None:

@@ -408,10 +408,11 @@ class TaskManagerInfo(_Status):
 
 
 class DeploymentRecord(_Status):
-    """One start of a FlinkDeployment's or FlinkSessionJob's job (a flinkops status extension; readers of the
-    reference shape ignore it). It answers the auditor's questions (which spec generation wrote which
-    checkpoints, what state each run started from), gives ``flinkops plan`` the measured downtime of past
-    upgrades, and tells the planner whether the job ever checkpointed (its state must not be dropped)."""
+    """One start of a FlinkDeployment's or FlinkSessionJob's job, or of a session cluster's JobManager (no job
+    id; running once its REST API answers): a flinkops status extension, readers of the reference shape ignore
+    it. It answers the auditor's questions (which spec generation wrote which checkpoints, what state each run
+    started from), gives ``flinkops plan`` the measured downtime of past upgrades, tells the planner whether the
+    job ever checkpointed (its state must not be dropped) and counts the starts that died (``crashloop``)."""
 
     generation: int
     job_id: str | None = None
@@ -420,7 +421,7 @@ class DeploymentRecord(_Status):
     restored_from: str | None = None
     stopped_at: int | None = None  # epoch ms the previous job stopped (None on a first deploy)
     started_at: int = 0  # epoch ms the deploy began
-    running_at: int | None = None  # epoch ms every task of the new job was first seen RUNNING
+    running_at: int | None = None  # epoch ms every task of the new job was first seen RUNNING (session: REST ready)
     checkpointed: bool = False  # the job completed at least one checkpoint
     ended_at: int | None = None  # epoch ms the job reached FINISHED or FAILED (its cluster then goes)
     end_state: str | None = None

@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 
 from flinkops.cli import target
 
-__all__ = ["FileOpt", "NamespaceOpt", "TimeoutOpt", "WaitOpt", "app"]
+__all__ = ["FileOpt", "NamespaceOpt", "TimeoutOpt", "UsrlibOpt", "WaitOpt", "app"]
 
 # Sub-apps loaded on first use: command name -> "module:attribute" of its typer app.
 _LAZY = {"dev": "flinkops.cli.dev:dev_app"}
@@ -141,6 +141,17 @@ def _global_options(
 FileOpt = Annotated[
     list[Path],
     typer.Option("--filename", "-f", help="YAML file with one or more resources ('-' reads stdin)."),
+]
+UsrlibOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--usrlib",
+        metavar="DIR",
+        help="What the official Flink image's /opt/flink/usrlib/ is on this machine, for every resource in -f: "
+        "with --usrlib ./jobs, jarURI local:///opt/flink/usrlib/my-job.jar runs ./jobs/my-job.jar (so do -py "
+        "arguments). Default: the flinkops.io/usrlib annotation (relative to the YAML), else the YAML's own "
+        "directory. plan and describe show what each path became. Local runtime only.",
+    ),
 ]
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the resource.")]
 WaitOpt = Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until the controller has done it.")]

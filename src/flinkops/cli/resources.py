@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from flinkops.cli import target
-from flinkops.cli.app import FileOpt, NamespaceOpt, app
+from flinkops.cli.app import FileOpt, NamespaceOpt, UsrlibOpt, app
 from flinkops.cli.output import main_guard, out
 from flinkops.errors import InvalidInput, Problem
 
@@ -36,6 +36,7 @@ def apply(
     start_controller: Annotated[
         bool, typer.Option("--start-controller/--no-start-controller", help="Start the daemon if needed.")
     ] = True,
+    usrlib: UsrlibOpt = None,
 ) -> None:
     """Create or update resources from YAML. Invalid input changes nothing (exit 2)."""
     from flinkops.service.applying import apply as apply_resources
@@ -43,7 +44,7 @@ def apply(
     from flinkops.service.waiting import wait_settled
 
     where = target.current()
-    applied = apply_resources(where, read_files(where, filename), start_controller=False)
+    applied = apply_resources(where, read_files(where, filename, usrlib=usrlib), start_controller=False)
     for result in applied:
         out.print(f"{result.key.kind.lower()}/{result.key.name} {result.outcome}")
     if start_controller:
@@ -164,7 +165,7 @@ def logs(
 
 @app.command()
 @main_guard
-def lint(filename: FileOpt) -> None:
+def lint(filename: FileOpt, usrlib: UsrlibOpt = None) -> None:
     """Check resources as `apply` would, then for the known Flink-on-Kubernetes pitfalls. Exit 2 when apply would
     reject the input, 1 when an error-severity rule fires."""
     from rich.markup import escape as _plain
@@ -173,7 +174,7 @@ def lint(filename: FileOpt) -> None:
     from flinkops.service.planning import lint as lint_resources
 
     where = target.current()
-    resources = read_files(where, filename)
+    resources = read_files(where, filename, usrlib=usrlib)
     invalid = validate(where, resources)
     for problem in invalid:
         about = f" {problem.source}" if problem.source else ""

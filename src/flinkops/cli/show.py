@@ -114,8 +114,10 @@ def _job_state(resource: FlinkDeployment) -> None:
     if info is not None and info.trigger_id:
         out.print(f"  savepoint in progress: {info.trigger_type} trigger {info.trigger_id}")
     if status.deployment_history:
-        out.print("[bold]Runs:[/bold] (generation, job, why, restored from, downtime)")
+        out.print("[bold]Runs:[/bold] (generation, job, why, restored from, downtime, how it ended)")
         for run in status.deployment_history[-5:]:
             downtime = f"{run.downtime_ms / 1000:.1f}s" if run.downtime_ms is not None else "-"
-            restored = run.restored_from or "empty state"
-            out.print(f"  gen {run.generation}  {run.job_id}  {run.reason:<18} {restored}  {downtime}")
+            # A session cluster's runs are starts of its JobManager: no job, no state.
+            job, restored = (run.job_id, run.restored_from or "empty state") if run.job_id else ("-", "-")
+            ended = f"  {run.end_state}" if run.end_state else ""
+            out.print(f"  gen {run.generation}  {job}  {run.reason:<18} {restored}  {downtime}{ended}")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flinkops.cli import target
-from flinkops.cli.app import FileOpt, NamespaceOpt, TimeoutOpt, WaitOpt, app
+from flinkops.cli.app import FileOpt, NamespaceOpt, TimeoutOpt, UsrlibOpt, WaitOpt, app
 from flinkops.cli.output import main_guard, out
 from flinkops.errors import InvalidInput, Problem
 
@@ -203,7 +203,7 @@ def rollback(
 
 @app.command()
 @main_guard
-def plan(filename: FileOpt) -> None:
+def plan(filename: FileOpt, usrlib: UsrlibOpt = None) -> None:
     """Show what `apply -f FILE` would do, changing nothing: the diff class and the fields behind it, the
     upgrade path, the snapshot the job would restore from, the downtime past upgrades of this deployment took,
     and lint findings. Exit 2 on invalid input, like apply."""
@@ -212,7 +212,7 @@ def plan(filename: FileOpt) -> None:
 
     target.local_only("plan", "compare with `kubectl diff -f FILE`; the operator records every decision as events")
     where = target.current()
-    report = plan_resources(where, read_files(where, filename))
+    report = plan_resources(where, read_files(where, filename, usrlib=usrlib))
     for planned in report.resources:
         _print_plan(planned)
     findings = [(r.key, f) for r in report.lint for f in r.findings]

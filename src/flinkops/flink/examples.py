@@ -7,12 +7,13 @@ publish no examples at all (``flink-examples-streaming`` 2.0.x to 2.2.x, for one
 has is the plain ``flink-examples-streaming`` jar, which holds the classes of every streaming example. So each
 image jar is made from it: that jar's classes with a manifest whose ``Main-Class`` is the example's (as the
 image's jar has), from the published release nearest to the local Flink that runs on it (:func:`nearest_release`:
-the same major version; the local release, else the newest older one, else the oldest newer one).
+the same major version; the local release, else the newest older one, else the oldest newer one). The table
+examples (``examples/table/StreamSQLExample.jar`` ...) are made the same way from ``flink-examples-table_2.12``.
 
 ``EXAMPLES`` maps the image's names to their artifact and main class. Layout of the cache::
 
-    flink-examples/<local Flink version>/<streaming|batch>/<Name>.jar    the jar the image path resolves to
-    flink-examples/<local Flink version>/<streaming|batch>/<Name>.json   which release it was made from
+    flink-examples/<local Flink version>/<streaming|batch|table>/<Name>.jar  the jar the image path resolves to
+    flink-examples/<local Flink version>/<streaming|batch|table>/<Name>.json which release it was made from
     flink-examples/<local Flink version>/release-<artifact>.json          the release chosen for that artifact
 
 Called by: ``flink.layout`` (``local:///opt/flink/examples/...`` in a job). Invariants: a returned jar is whole
@@ -38,7 +39,10 @@ log = logging.getLogger("flinkops.controller")
 _GROUP = "org.apache.flink"
 _STREAMING = "flink-examples-streaming"
 _BATCH = "flink-examples-batch"
+#: The table examples' module keeps a Scala suffix in its artifact id (its planner dependency has one), in 2.x too.
+_TABLE = "flink-examples-table_2.12"
 _S = "org.apache.flink.streaming.examples."
+_T = "org.apache.flink.table.examples.java."
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,15 @@ EXAMPLES: dict[str, ExampleJar] = {
     "streaming/SocketWindowWordCount.jar": ExampleJar(_STREAMING, _S + "socket.SocketWindowWordCount"),
     "streaming/AsyncIO.jar": ExampleJar(_STREAMING, _S + "async.AsyncIOExample"),
     "batch/WordCount.jar": ExampleJar(_BATCH, "org.apache.flink.examples.java.wordcount.WordCount"),
+    # The image's examples/table/ jars: one per execution of the module's jar plugin (its published pom), each
+    # named by its id and holding one program. TemporalJoinSQLExample is in the artifact but in no image jar.
+    "table/GettingStartedExample.jar": ExampleJar(_TABLE, _T + "basics.GettingStartedExample"),
+    "table/UpdatingTopCityExample.jar": ExampleJar(_TABLE, _T + "basics.UpdatingTopCityExample"),
+    "table/StreamSQLExample.jar": ExampleJar(_TABLE, _T + "basics.StreamSQLExample"),
+    "table/StreamWindowSQLExample.jar": ExampleJar(_TABLE, _T + "basics.StreamWindowSQLExample"),
+    "table/WordCountSQLExample.jar": ExampleJar(_TABLE, _T + "basics.WordCountSQLExample"),
+    "table/ChangelogSocketExample.jar": ExampleJar(_TABLE, _T + "connectors.ChangelogSocketExample"),
+    "table/AdvancedFunctionsExample.jar": ExampleJar(_TABLE, _T + "functions.AdvancedFunctionsExample"),
 }
 
 

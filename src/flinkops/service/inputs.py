@@ -24,7 +24,16 @@ from flinkops.service.config import snapshot_store
 from flinkops.service.target import Target
 from flinkops.settings import SOURCE_DIR_ANNOTATION, USRLIB_ANNOTATION
 
-__all__ = ["Existing", "Resource", "check", "load_text", "read_files", "restore_path_problems", "validate"]
+__all__ = [
+    "Existing",
+    "Resource",
+    "check",
+    "load_text",
+    "read_files",
+    "restore_path_problems",
+    "usrlib_dir",
+    "validate",
+]
 
 Resource = FlinkDeployment | FlinkSessionJob
 #: Stored resources by (kind, namespace, name).
@@ -35,10 +44,12 @@ def _key(resource: Resource) -> tuple[str, str, str]:
     return (resource.kind, resource.metadata.namespace, resource.metadata.name)
 
 
-def load_text(target: Target, text: str, source: str, base: Path) -> list[Resource]:
+def load_text(target: Target, text: str, source: str, base: Path, *, usrlib: Path | None = None) -> list[Resource]:
     """The resources in one YAML text (``InvalidInput`` with every problem). Locally each remembers ``base``, the
-    directory relative paths in its job (jar, Python script) resolve against; a Kubernetes operator could not use
-    a directory of this machine."""
+    directory relative paths in its job (jar, Python script) resolve against, and the directory the image's
+    ``/opt/flink/usrlib/`` means: ``usrlib`` (``--usrlib``, absolute) over the ``flinkops.io/usrlib`` annotation
+    (relative to ``base``) over ``base`` itself. A Kubernetes operator could not use a directory of this
+    machine."""
     resources = load_documents(text, source)
     if not target.local:
         return list(resources)
@@ -46,9 +57,11 @@ def load_text(target: Target, text: str, source: str, base: Path) -> list[Resour
     for resource in resources:
         annotations = dict(resource.metadata.annotations or {})
         annotations.setdefault(SOURCE_DIR_ANNOTATION, str(base))
-        usrlib = annotations.get(USRLIB_ANNOTATION)
-        if usrlib:  # the image's /opt/flink/usrlib/ on this machine: relative to the YAML, like its other paths
-            annotations[USRLIB_ANNOTATION] = str((base / Path(usrlib).expanduser()).resolve())
+        annotated_usrlib = annotations.get(USRLIB_ANNOTATION)
+        if usrlib is not None:
+            annotations[USRLIB_ANNOTATION] = str(usrlib)
+        elif annotated_usrlib:  # the image's /opt/flink/usrlib/ here: relative to the YAML, like its other paths
+            annotations[USRLIB_ANNOTATION] = str((base / Path(annotated_usrlib).expanduser()).resolve())
         meta = resource.metadata.model_copy(update={"annotations": annotations})
         annotated.append(resource.model_copy(update={"metadata": meta}))
     return annotated
@@ -72,9 +85,39 @@ def _read_file(path: Path) -> str:
     return decode_input(data, str(path))
 
 
-def read_files(target: Target, paths: Sequence[Path], stdin: TextIO | None = None) -> list[Resource]:
+def usrlib_dir(target: Target, given: Path | None) -> Path | None:
+    """The directory ``--usrlib`` names, absolute; ``InvalidInput`` naming the flag when it is no directory, or
+    when the target is Kubernetes (where ``/opt/flink/usrlib/`` is the image's own)."""
+    if given is None:
+        return None
+    if not target.local:
+        problem = Problem(
+            "--usrlib",
+            "names a directory of this machine, but the target is Kubernetes: there /opt/flink/usrlib/ is the "
+            "image's own directory",
+            "build the job's files into the image (or mount them there) and leave --usrlib out",
+        )
+        raise InvalidInput([problem])
+    chosen = given.expanduser().resolve()
+    if not chosen.is_dir():
+        what = "is not a directory" if chosen.exists() else "does not exist"
+        problem = Problem(
+            "--usrlib",
+            f"{given} {what}",
+            "give the directory holding the files the YAML names as local:///opt/flink/usrlib/..., e.g. "
+            "--usrlib ./jobs",
+        )
+        raise InvalidInput([problem])
+    return chosen
+
+
+def read_files(
+    target: Target, paths: Sequence[Path], stdin: TextIO | None = None, *, usrlib: Path | None = None
+) -> list[Resource]:
     """Every resource in ``paths`` (``-`` reads ``stdin``); ``InvalidInput`` listing the problems of all files,
-    or saying there was nothing in them."""
+    or saying there was nothing in them. ``usrlib`` (``--usrlib``) is the image's ``/opt/flink/usrlib/`` for
+    every resource read (``load_text``); a directory that does not exist is ``InvalidInput`` naming the flag."""
+    chosen = usrlib_dir(target, usrlib)
     problems: list[Problem] = []
     resources: list[Resource] = []
     for path in paths:
@@ -90,7 +133,7 @@ def read_files(target: Target, paths: Sequence[Path], stdin: TextIO | None = Non
             problems.extend(exc.problems)
             continue
         try:
-            resources.extend(load_text(target, text, source, base))
+            resources.extend(load_text(target, text, source, base, usrlib=chosen))
         except InvalidInput as exc:
             problems.extend(exc.problems)
     if problems:

@@ -12,7 +12,9 @@ Flink could not build the program from the jar), the JobManager deployment is ER
 until the spec changes; with rollback on (``kubernetes.operator.deployment.rollback.enabled``) and a stable
 spec to go back to, the deployment rolls back instead.
 
-A JobManager that dies after its job ran is recovered from its newest state as before (``steady``); the
+A session cluster (no job) is counted the same way: its runs are starts of its JobManager (``deploy_with_intent``
+records them too), "running" once its REST API answered (``restore.cluster_ready``). A JobManager that dies after
+its job ran (a session cluster's: after its REST API was ready) is recovered as before (``steady``); the
 Kubernetes runtime's ``CrashLoop`` (the kubelet restarts the container itself) is ``steady``'s too.
 
 Called by: ``steady.steady``. Pure: no I/O, no clock.

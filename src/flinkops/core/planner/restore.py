@@ -43,6 +43,7 @@ from flinkops.errors import ManualRestoreRequired
 __all__ = [
     "add_run",
     "as_last_state",
+    "cluster_ready",
     "current_run",
     "deploy_with_intent",
     "keeps_state",
@@ -125,6 +126,10 @@ def deploy_with_intent(
         b.intent = set_job(b.intent, job_id=job_id, state="RECONCILING", upgrade_savepoint_path=restore)
         mode = spec.job.upgrade_mode.value
         b.intent = add_run(b.intent, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
+    elif not _resumes_cluster_run(b.status):
+        # A session cluster's run: one start of its JobManager, "running" once its REST API answers
+        # (``cluster_ready``). A failed start is then counted as an application's (``crashloop``).
+        b.intent = add_run(b.intent, generation, None, reason, None, None, stopped_at, ctx.now_ms, again=True)
     if replace_cluster is not None:
         b.actions.append(delete_cluster(b.intent, replace_cluster))
     b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
@@ -188,10 +193,13 @@ def add_run(
     restore: str | None,
     stopped_at: int | None,
     now_ms: int,
+    *,
+    again: bool = False,
 ) -> S_:
-    """``status`` with a new run of ``job_id`` recorded as the current one (unless it already is)."""
+    """``status`` with a new run of ``job_id`` recorded as the current one (unless it already is; with ``again``
+    a new run even with the same id: a session cluster's runs have no job id, the caller tells them apart)."""
     history = list(status.deployment_history)
-    if history and history[-1].job_id == job_id:
+    if history and history[-1].job_id == job_id and not again:
         return status  # the same run, planned again after an interruption
     history.append(
         DeploymentRecord(
@@ -205,6 +213,30 @@ def add_run(
         )
     )
     return status.model_copy(update={"deployment_history": history[-_HISTORY_LIMIT:]})
+
+
+def _resumes_cluster_run(status: Status) -> bool:
+    """A session cluster's deploy planned again after an interruption: the deploy was recorded as the intent
+    (UPGRADING or ROLLING_BACK) and its run never got further (not running, not ended, not being stopped)."""
+    run = current_run(status)
+    return (
+        run is not None
+        and run.job_id is None
+        and status.reconciliation_status.state in (ReconciliationState.UPGRADING, ReconciliationState.ROLLING_BACK)
+        and run.running_at is None
+        and run.end_state is None
+        and run.stopped_for is None
+    )
+
+
+def cluster_ready(status: S_, now_ms: int) -> S_:
+    """``status`` with its current session cluster run marked running (its REST API answers): a JobManager that
+    dies from now on is recovered, not counted as a failed start."""
+    run = current_run(status)
+    if run is None or run.job_id is not None or run.running_at is not None:
+        return status
+    history = [*status.deployment_history[:-1], run.model_copy(update={"running_at": now_ms})]
+    return status.model_copy(update={"deployment_history": history})
 
 
 def current_run(status: Status) -> DeploymentRecord | None:

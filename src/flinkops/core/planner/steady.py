@@ -36,7 +36,14 @@ from flinkops.api.models import (
 )
 from flinkops.core.planner.crashloop import after_start_failure, died_before_running, on_start_failure, start_failed
 from flinkops.core.planner.growth import GROWTH_POLL, plan_growth
-from flinkops.core.planner.restore import as_last_state, current_run, deploy_with_intent, keeps_state, restore_point
+from flinkops.core.planner.restore import (
+    as_last_state,
+    cluster_ready,
+    current_run,
+    deploy_with_intent,
+    keeps_state,
+    restore_point,
+)
 from flinkops.core.planner.snapshots import (
     SAVEPOINT,
     Requests,
@@ -150,6 +157,7 @@ def steady(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context
             info["rest-url"] = obs.rest_url
         b.status = b.status.model_copy(update={"cluster_info": info})
     if spec.job is None:
+        b.status = cluster_ready(b.status, ctx.now_ms)
         busy = plan_growth(b, spec, obs, ctx)
         plan = _mark_stable_if(b, True, ctx, "session cluster ready", spec.flink_configuration)
         return replace(plan, requeue_after=min(plan.requeue_after, GROWTH_POLL)) if busy else plan

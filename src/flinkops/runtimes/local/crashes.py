@@ -29,6 +29,8 @@ _PROGRAM_FAILED = "Could not create application program"
 _LEVEL = re.compile(r"^\S+ \S+ (ERROR|FATAL)\s")
 _EXCEPTION = re.compile(r'^(?:Exception in thread "[^"]*" )?(?:[\w$]+\.)*([\w$]*(?:Exception|Error|Throwable))\b(.*)$')
 _SHORT = 240
+_JVM_NOT_CREATED = "Error: Could not create the Java Virtual Machine"
+_JVM_INIT_FAILED = "Error occurred during initialization of VM"
 
 
 @dataclass(frozen=True)
@@ -88,10 +90,25 @@ def read_crash(log_dir: Path) -> Crash | None:
                 return crash
     for path in sorted(log_dir.glob("*.out")):
         lines = [line for line in _tail(path).splitlines() if line.strip()]
+        jvm = _jvm_refused(lines)
+        if jvm is not None:
+            return jvm
         for index, line in enumerate(lines):
             if _EXCEPTION.match(line.strip()) or line.startswith("Error:") or "Unrecognized" in line:
                 causes = [c for c in lines[index + 1 :] if c.strip().startswith("Caused by:")]
                 return Crash(_short(line), _short(causes[-1]) if causes else None, False)
+    return None
+
+
+def _jvm_refused(lines: list[str]) -> Crash | None:
+    """The JVM's own refusal to start, with its reason: the line before "Could not create the Java Virtual
+    Machine" (a stack size too small, an improperly specified option), or the line after "Error occurred during
+    initialization of VM" (a heap too small, an agent that failed)."""
+    for index, line in enumerate(lines):
+        if line.startswith(_JVM_NOT_CREATED) and index > 0:
+            return Crash(_short(line), _short(lines[index - 1]), False)
+        if line.startswith(_JVM_INIT_FAILED) and index + 1 < len(lines):
+            return Crash(_short(line), _short(lines[index + 1]), False)
     return None
 
 
