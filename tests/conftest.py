@@ -8,14 +8,19 @@ daemons, ZooKeeper, the data plane) and tests/kubernetes/conftest.py (the contro
 checkpoints and JVM starts, so two at a time finish in a little over half the time on two cores. Work is handed
 out in groups (``_group``), each run whole by one worker:
 
-* the modules on the session's data plane (Kafka, MinIO, ZooKeeper) form one group and tests/kubernetes (the
-  control plane) another, so the workers do not each start a copy;
+* the modules on the session's data plane (Kafka, MinIO, ZooKeeper) form one group, so the workers do not each
+  start a copy;
+* the modules on the real Kubernetes node (``_NODE_MODULES``: the node is one per machine) form another, the
+  longest: it starts first and its worker takes nothing else until it nearly ends;
+* the other tests/kubernetes modules (the API server alone) form a third, on a control plane of their own (about
+  10 s to start), so they run beside the node's group instead of before it on the same worker;
 * the stateful lifecycle tests are a group each (each deploys its own job, and they are the longest);
 * every other module is one group, so its module fixtures (a controller daemon, say) start once.
 
 Groups are queued longest first, so a long one does not end up last on one worker while the other idles.
 Grouping is by node id on the controlling process (which collects nothing); each worker checks that every test
-using the data plane is in a data-plane module, so a new module cannot silently start a second copy.
+using the data plane is in a data-plane module and every test using the node in a node module, so a new module
+cannot silently start a second copy (or wait for the machine's one node behind the other worker).
 Each worker gets its own ``FLINKOPS_HOME`` below the one the run was given.
 """
 
@@ -47,18 +52,29 @@ _DATA_PLANE_MODULES = {
     "tests/integration/test_zookeeper_live.py",
 }
 _DATA_PLANE_FIXTURES = {"data_plane", "data_plane_flinkops", "zookeeper"}
+# The modules whose tests run pods on the real node (tests/kubernetes/conftest.py's ``node`` and ``stack``).
+_NODE_MODULES = {
+    "tests/kubernetes/test_faults_on_node.py",
+    "tests/kubernetes/test_flink_on_node.py",
+    "tests/kubernetes/test_lifecycle_on_node.py",
+    "tests/kubernetes/test_node_live.py",
+    "tests/kubernetes/test_session_and_batch_on_node.py",
+}
+_NODE_FIXTURES = {"node", "stack"}
 _ONE_GROUP_PER_TEST = "tests/integration/test_stateful_lifecycle.py"
-# Queued first, in this order: the groups that take longest (kube: the control plane, the node and Flink on it;
-# a few minutes each, see the per-module times).
-_FIRST = ("kube", "data-plane", _ONE_GROUP_PER_TEST)
+# Queued first, in this order: the groups that take longest (the node and Flink on it: ten minutes and more; the
+# data plane's and the API server's: a few minutes; see the per-module times).
+_FIRST = ("kube-node", "data-plane", "kube-api", _ONE_GROUP_PER_TEST)
 
 
 def _group(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
     if module in _DATA_PLANE_MODULES:
         return "data-plane"
+    if module in _NODE_MODULES:
+        return "kube-node"
     if module.startswith("tests/kubernetes/"):
-        return "kube"
+        return "kube-api"
     return nodeid if module == _ONE_GROUP_PER_TEST else module
 
 
@@ -72,19 +88,23 @@ def _rank(item: pytest.Item) -> int:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Check the data-plane list, then queue the longest groups first (a stable sort keeps the rest in
-    collection order). In the kube group the tests on the API server alone come first: the node starts after
+    """Check the data-plane and node lists, then queue the longest groups first (a stable sort keeps the rest in
+    collection order). In the node's group the tests on the API server alone come first: the node starts after
     them, so their pods (seeds with images the node lacks and CPU it has not) never land on it."""
-    strays = sorted(
-        {
-            item.nodeid.split("::", 1)[0]
-            for item in items
-            if _DATA_PLANE_FIXTURES & set(getattr(item, "fixturenames", ())) and _group(item.nodeid) != "data-plane"
-        }
-    )
-    if strays:
-        raise pytest.UsageError(f"add {', '.join(strays)} to _DATA_PLANE_MODULES in tests/conftest.py")
-    items.sort(key=lambda item: (_rank(item), _group(item.nodeid) == "kube" and "node" in item.fixturenames))
+    for fixtures, group, listed in (
+        (_DATA_PLANE_FIXTURES, "data-plane", "_DATA_PLANE_MODULES"),
+        (_NODE_FIXTURES, "kube-node", "_NODE_MODULES"),
+    ):
+        strays = sorted(
+            {
+                item.nodeid.split("::", 1)[0]
+                for item in items
+                if fixtures & set(getattr(item, "fixturenames", ())) and _group(item.nodeid) != group
+            }
+        )
+        if strays:
+            raise pytest.UsageError(f"add {', '.join(strays)} to {listed} in tests/conftest.py")
+    items.sort(key=lambda item: (_rank(item), _group(item.nodeid) == "kube-node" and "node" in item.fixturenames))
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

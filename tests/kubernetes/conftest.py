@@ -27,8 +27,9 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
 
 @pytest.fixture(scope="session")
 def node(kube: KubeCluster) -> Iterator[NodeHandle]:
-    """The real node on the session's control plane (one per machine: the tests/kubernetes group runs on one
-    worker), stopped before the control plane; its teardown fails when the host is not restored."""
+    """The real node on the session's control plane (one per machine: the node's modules are one group, run by
+    one worker; tests/conftest.py), stopped before the control plane; its teardown fails when the host is not
+    restored."""
     _without_leftovers(kube)
     with kube_node(kube) as handle:
         yield handle
