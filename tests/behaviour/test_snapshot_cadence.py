@@ -9,6 +9,7 @@ import pytest
 from behaviour.steps import deploy, no_job_ran_twice, restored, running_stable, stopping_with_savepoint
 from fakes.specs import application
 from fakes.world import World
+from flinkops.api.flinkconf import PROGRESS_CHECK_KEY
 from flinkops.core.planner.snapshots import SAVEPOINT_POLL
 from flinkops.core.planner.types import FAST
 from flinkops.wiring.operator import OperatorSettings
@@ -58,3 +59,24 @@ def test_with_nothing_in_flight_a_stable_deployment_is_looked_at_no_more_than_ev
     before = world.passes
     world.run_for(60.0)
     assert world.passes - before <= 60.0 / OPERATOR_FLOOR + 1
+
+
+def _seconds_to_stable(world: World, conf: dict[str, str]) -> float:
+    start = world.clock.now()
+    deploy(world, application("app", mode="savepoint", conf=conf))
+    return world.clock.now() - start
+
+
+def test_a_deployment_that_asks_for_quicker_progress_checks_is_seen_stable_sooner(world: World) -> None:
+    """The reference operator's ``kubernetes.operator.observer.progress-check.interval`` in a deployment's own
+    configuration: while its job starts and takes its first checkpoint, it is looked at that often instead of
+    the operator's 10 s, so STABLE is recorded within a pass of being true."""
+    default = _seconds_to_stable(world, {})
+    quick_world = World(min_requeue=OPERATOR_FLOOR)
+    quick_world.runtime.refuse_prepare("as on Kubernetes")
+    quick = _seconds_to_stable(quick_world, {PROGRESS_CHECK_KEY: "1 s"})
+    assert default >= OPERATOR_FLOOR, default  # the first look after the deploy comes a floor later
+    assert quick < default and quick <= OPERATOR_FLOOR, (quick, default)
+    before = quick_world.passes
+    quick_world.run_for(60.0)  # stable and quiet: the reconcile interval, not the progress checks, spaces passes
+    assert quick_world.passes - before <= 60.0 / OPERATOR_FLOOR + 1

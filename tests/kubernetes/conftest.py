@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from support.jvm import TEST_JVM_ARGS
 from support.kube import KubeCluster, NodeHandle, kube_control_plane, kube_node
 from support.nodestack import Stack, node_stack
 
@@ -62,8 +63,13 @@ def _without_leftovers(kube: KubeCluster) -> None:
 @pytest.fixture(scope="session")
 def stack(kube: KubeCluster, node: NodeHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The operator, S3 on the bridge and the verifier's output directory (``support.nodestack``), shared by every
-    module that drives Flink on the node; each module deletes the deployments it made."""
-    with node_stack(kube, tmp_path_factory.mktemp("flink-on-node")) as shared:
+    module that drives Flink on the node; each module deletes the deployments it made. The pods' JVMs get the
+    tests' flags (C1 only, the serial collector: ``support.jvm``), as the local runtime's do in the tests, and the
+    operator checks on Flink every second (``--progress-check-interval``; 10 s by default, as the reference
+    operator): a job RUNNING or its first checkpoint is seen within a second, as the local controller sees it,
+    instead of up to 10 s later at each step of a test."""
+    work = tmp_path_factory.mktemp("flink-on-node")
+    with node_stack(kube, work, jvm_args=TEST_JVM_ARGS, progress_check="1 s") as shared:
         yield shared
 
 

@@ -230,6 +230,7 @@ def test_the_operator_container(defaults: list[Manifest]) -> None:
     assert env["OPERATOR_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["FLINKOPS_LOG_FORMAT"] == "json"
+    assert env["FLINKOPS_PROGRESS_CHECK_INTERVAL"] == "10 s"  # the reference operator's default
     assert c["ports"] == [{"name": "http", "containerPort": 8085, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -329,6 +330,7 @@ def test_own_accounts_and_no_metrics_service() -> None:
         ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
         ({"securityContext": {"runAsUser": 0}}, "runAsUser"),
         ({"serviceAccount": {"create": False}}, "serviceAccount.name is required"),
+        ({"progressCheckInterval": "often"}, "progressCheckInterval"),
     ],
 )
 def test_unsafe_or_mistyped_values_are_refused(values: Mapping[str, Any], reason: str) -> None:

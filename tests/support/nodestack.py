@@ -82,12 +82,17 @@ class Stack:
     host_dir: Path
     operator: OperatorProcess
     applied_at: dict[str, float] = field(default_factory=dict)
+    #: JVM flags every Flink JVM of a FlinkDeployment applied here gets (``env.java.opts.all``), unless the
+    #: document sets that key itself; None: Flink's own (the benchmarks measure with those).
+    jvm_args: str | None = None
 
     # ------------------------------------------------------------------ the resource
 
     def apply(self, doc: dict[str, Any]) -> dict[str, Any]:
         body = copy.deepcopy(doc)
         body["metadata"]["namespace"] = JOBS_NS
+        if self.jvm_args is not None:
+            body["spec"].setdefault("flinkConfiguration", {}).setdefault("env.java.opts.all", self.jvm_args)
         self.applied_at[body["metadata"]["name"]] = time.time()
         return server_side_apply(self.admin, f"{FD}/{body['metadata']['name']}", body)
 
@@ -204,10 +209,19 @@ class Stack:
 
 
 @contextlib.contextmanager
-def node_stack(kube: KubeCluster, work: Path, *, on_node: bool = True) -> Iterator[Stack]:
+def node_stack(
+    kube: KubeCluster,
+    work: Path,
+    *,
+    on_node: bool = True,
+    jvm_args: str | None = None,
+    progress_check: str | None = None,
+) -> Iterator[Stack]:
     """CRDs, the chart's RBAC (operator Role, the ``flink`` ServiceAccount and its Role), S3 on the bridge with a
     bucket and a Secret of keys, a host directory for the verifier's output, and one operator. ``on_node=False``:
-    a control plane without the node (no bridge; S3 on loopback), where pods are created but never run."""
+    a control plane without the node (no bridge; S3 on loopback), where pods are created but never run.
+    ``jvm_args``: see :attr:`Stack.jvm_args`; ``progress_check``: the operator's ``--progress-check-interval``
+    (None: its default, 10 s)."""
     with (
         kube.client() as admin,
         bridge_s3(work / "home", relay_to_bridge=on_node) as s3,
@@ -252,6 +266,7 @@ def node_stack(kube: KubeCluster, work: Path, *, on_node: bool = True) -> Iterat
             identity="node-operator",
             env={
                 "FLINKOPS_REST_ADDRESS": "cluster-ip",
+                **({"FLINKOPS_PROGRESS_CHECK_INTERVAL": progress_check} if progress_check else {}),
                 # The operator lists checkpoints with its own credentials (pods read theirs from the Secret).
                 "AWS_ACCESS_KEY_ID": s3.access_key,
                 "AWS_SECRET_ACCESS_KEY": s3.secret_key,
@@ -259,7 +274,7 @@ def node_stack(kube: KubeCluster, work: Path, *, on_node: bool = True) -> Iterat
         )
         try:
             wait_for("the operator to lead", operator.is_leader, 30)
-            yield Stack(admin, s3, host_dir, operator)
+            yield Stack(admin, s3, host_dir, operator, jvm_args=jvm_args)
         finally:
             for obj in admin.get(FD).json().get("items", []):
                 admin.delete(f"{FD}/{obj['metadata']['name']}")

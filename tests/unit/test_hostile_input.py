@@ -239,6 +239,7 @@ def test_memory_sizes_in_flink_or_kubernetes_form_are_accepted(memory: str) -> N
         ("flinkops.crash-loop.retries", "-1"),
         ("flinkops.crash-loop.backoff", "soon"),
         ("resourcemanager.taskmanager-timeout", "a while"),
+        ("kubernetes.operator.observer.progress-check.interval", "often"),
     ],
 )
 def test_flink_options_flinkops_reads_itself_are_checked_as_flink_parses_them(key: str, value: str) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_WEB_REFRESH",
     "OPERATOR_KEY_PREFIXES",
     "PRESTART_KEY",
+    "PROGRESS_CHECK_KEY",
     "PYTHON_DRIVER",
     "SAVEPOINT_DIR_KEYS",
     "TASKMANAGER_IDLE_TIMEOUT_KEY",
@@ -43,6 +44,10 @@ PRESTART_KEY = "flinkops.upgrade.prestart"
 CRASH_RETRIES_KEY = "flinkops.crash-loop.retries"
 CRASH_BACKOFF_KEY = "flinkops.crash-loop.backoff"
 CRASH_MAX_BACKOFF_KEY = "flinkops.crash-loop.max-backoff"
+#: The reference operator's key for how often the progress of what happens inside Flink (a job starting, its first
+#: checkpoint) is looked at between watch events: the operator's floor between a resource's passes
+#: (``Controller._requeue``), 10 s by default; a resource's own value overrides the operator's.
+PROGRESS_CHECK_KEY = "kubernetes.operator.observer.progress-check.interval"
 #: Flink's key for how long a TaskManager may idle before it is released (a local session cluster's growth).
 TASKMANAGER_IDLE_TIMEOUT_KEY = "resourcemanager.taskmanager-timeout"
 

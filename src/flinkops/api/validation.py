@@ -25,6 +25,7 @@ from flinkops.api.flinkconf import (
     CRASH_BACKOFF_KEY,
     CRASH_MAX_BACKOFF_KEY,
     CRASH_RETRIES_KEY,
+    PROGRESS_CHECK_KEY,
     SAVEPOINT_DIR_KEYS,
     TASKMANAGER_IDLE_TIMEOUT_KEY,
     checkpoint_dir,
@@ -103,8 +104,9 @@ _ANNOTATIONS_MAX_BYTES = 256 * 1024
 # refuse is refused here, before a JobManager is started with it.
 _MEMORY_OPTION = re.compile(r"(jobmanager|taskmanager)\.memory\.[a-z.-]+\.(size|min|max)")
 _POSITIVE_INT_OPTIONS = ("taskmanager.numberOfTaskSlots", "parallelism.default")
-#: Durations flinkops reads itself (the crash-loop backoff, a local session cluster's idle TaskManagers).
-_DURATION_OPTIONS = (CRASH_BACKOFF_KEY, CRASH_MAX_BACKOFF_KEY, TASKMANAGER_IDLE_TIMEOUT_KEY)
+#: Durations flinkops reads itself (the crash-loop backoff, a local session cluster's idle TaskManagers, the
+#: operator's progress checks).
+_DURATION_OPTIONS = (CRASH_BACKOFF_KEY, CRASH_MAX_BACKOFF_KEY, TASKMANAGER_IDLE_TIMEOUT_KEY, PROGRESS_CHECK_KEY)
 
 
 # --------------------------------------------------------------------------------------------- helpers

@@ -100,6 +100,15 @@ def operator_run(
     workers: Annotated[
         int, typer.Option(min=1, help="Passes that may run at once (each resource always on the same worker).")
     ] = 4,
+    progress_check_interval: Annotated[
+        str | None,
+        typer.Option(
+            help="How often what happens inside Flink (a job starting, its first checkpoint) is looked at between "
+            "watch events, as the reference operator's kubernetes.operator.observer.progress-check.interval; a "
+            "FlinkDeployment may set its own. A duration: '10 s' (default: $FLINKOPS_PROGRESS_CHECK_INTERVAL, "
+            "else 10 s)."
+        ),
+    ] = None,
     rest_address: Annotated[
         str | None,
         typer.Option(
@@ -132,6 +141,7 @@ def operator_run(
         default_namespace=config.namespace,
         workers=workers,
         rest_address=address,
+        progress_check=progress_check_interval,
     )
     client = KubeClient(config, qps=qps, burst=int(qps * 2))
     try:

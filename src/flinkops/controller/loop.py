@@ -24,6 +24,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
+from flinkops.api.durations import duration_ms_or
+from flinkops.api.flinkconf import PROGRESS_CHECK_KEY
 from flinkops.api.models import (
     FlinkDeployment,
     FlinkDeploymentStatus,
@@ -113,7 +115,7 @@ class Controller:
         self.requests.begin_pass()
         try:
             plan = self._plan(resource, (self._ids(), self._ids(), self._ids()))
-            requeue = self._requeue(plan, self.executor.execute(resource, plan))
+            requeue = self._requeue(plan, self.executor.execute(resource, plan), self._floor(resource))
         except Conflict:
             return ReconcileResult(_CONFLICT_REQUEUE, "Conflict")  # someone wrote in between: decide again
         except FlinkopsError as exc:
@@ -142,7 +144,16 @@ class Controller:
         self.canaries.reconciled(key, generation, self.clock.now())
         return ReconcileResult(self.canaries.interval)
 
-    def _requeue(self, plan: Plan, requeue: float | None) -> float | None:
+    def _floor(self, resource: Resource) -> float:
+        """The shortest wait before ``resource``'s next pass: the resource's own
+        ``kubernetes.operator.observer.progress-check.interval`` where a floor applies (``min_requeue`` > 0, the
+        operator), else ``min_requeue``. A value that does not parse counts as unset (validation refuses it)."""
+        if self.min_requeue <= 0:
+            return self.min_requeue
+        config = getattr(resource.spec, "flink_configuration", None) or {}
+        return duration_ms_or(config, PROGRESS_CHECK_KEY, round(self.min_requeue * 1000)) / 1000
+
+    def _requeue(self, plan: Plan, requeue: float | None, floor: float) -> float | None:
         """The plan's requeue, no shorter than ``min_requeue`` unless a savepoint or checkpoint trigger is in
         flight or an upgrade waits for its pre-started cluster. A runtime whose watches wake a resource on every
         change they can see (the operator: Deployments and specs) sets a floor, so that polling covers only what
@@ -153,7 +164,7 @@ class Controller:
         (``PRESTART_POLL``), not a floor later."""
         if requeue is None or trigger_pending(plan.status) or _awaits_prepared(plan.status):
             return requeue
-        return max(requeue, self.min_requeue)
+        return max(requeue, floor)
 
     def preview(self, resource: Resource) -> Plan:
         """What a pass would do for ``resource`` (a desired spec with its recorded status), without acting or

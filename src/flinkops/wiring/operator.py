@@ -37,6 +37,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flinkops.api.durations import parse_duration_ms
 from flinkops.api.models import is_canary_document
 from flinkops.clock import SystemClock
 from flinkops.controller import Controller
@@ -52,11 +53,22 @@ from flinkops.wiring.kubernetes import build_controller
 from flinkops.wiring.memory import TRIM_INTERVAL, release_free_memory
 from flinkops.wiring.metrics import MetricsServer, OperatorMetrics
 
-__all__ = ["Operator", "OperatorSettings", "rest_address_from_env", "settings_from_env"]
+__all__ = [
+    "DEFAULT_PROGRESS_CHECK",
+    "PROGRESS_CHECK_ENV",
+    "Operator",
+    "OperatorSettings",
+    "progress_check_from_env",
+    "rest_address_from_env",
+    "settings_from_env",
+]
 
 log = logging.getLogger("flinkops.operator")
 
 _POLL = 1.0
+#: Seconds between progress checks unless configured (the reference operator's default).
+DEFAULT_PROGRESS_CHECK = 10.0
+PROGRESS_CHECK_ENV = "FLINKOPS_PROGRESS_CHECK_INTERVAL"
 
 
 @dataclass(frozen=True)
@@ -70,9 +82,10 @@ class OperatorSettings:
     resync: float = 300.0
     #: The shortest wait before a resource's next pass unless something changes: the watches wake a resource at
     #: once when its spec or its Deployments change, so polling only covers what Kubernetes cannot see (the
-    #: job inside Flink), as often as the reference operator's progress checks (10 s). A savepoint or checkpoint
-    #: in flight is followed at the planner's cadence instead (``Controller._requeue``).
-    min_requeue: float = 10.0
+    #: job inside Flink), as often as the reference operator's progress checks
+    #: (``kubernetes.operator.observer.progress-check.interval``, 10 s; a resource may set its own). A savepoint
+    #: or checkpoint in flight is followed at the planner's cadence instead (``Controller._requeue``).
+    min_requeue: float = DEFAULT_PROGRESS_CHECK
     #: Passes that may run at once, each on its own resources (a resource always goes to the same worker).
     workers: int = 4
     #: How JobManagers' REST APIs are reached (``runtimes.kubernetes.runtime.REST_ADDRESSES``): the REST Service's
@@ -81,6 +94,22 @@ class OperatorSettings:
     #: How soon a canary resource must be reconciled before /healthz fails (the reference's
     #: ``kubernetes.operator.health.canary.resource.timeout``, 1 min).
     canary_timeout: float = DEFAULT_CANARY_TIMEOUT
+
+
+def progress_check_from_env(option: str | None = None) -> float:
+    """Seconds between progress checks: ``option``, else ``FLINKOPS_PROGRESS_CHECK_INTERVAL``, else 10 s; a
+    duration in Flink's syntax (``2 s``, ``500 ms``); ``InvalidInput`` for one that is not, or is 0."""
+    raw = option or os.environ.get(PROGRESS_CHECK_ENV) or ""
+    if not raw.strip():
+        return DEFAULT_PROGRESS_CHECK
+    try:
+        seconds = parse_duration_ms(raw) / 1000
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        where = "--progress-check-interval" if option else PROGRESS_CHECK_ENV
+        raise InvalidInput([Problem(where, f"{raw[:40]!r} is not a positive duration", "e.g. '10 s' or '500 ms'")])
+    return seconds
 
 
 def rest_address_from_env(option: str | None = None) -> str:
@@ -104,10 +133,12 @@ def settings_from_env(
     default_namespace: str = "default",
     workers: int = 4,
     rest_address: str | None = None,
+    progress_check: str | None = None,
 ) -> OperatorSettings:
     """Settings from options, falling back to the environment the Helm chart sets: ``WATCH_NAMESPACES``
     (comma-separated; empty = all), ``OPERATOR_NAMESPACE`` (where the Lease lives), ``POD_NAME`` (identity),
-    and ``FLINKOPS_REST_ADDRESS`` (:func:`rest_address_from_env`)."""
+    ``FLINKOPS_REST_ADDRESS`` (:func:`rest_address_from_env`) and ``FLINKOPS_PROGRESS_CHECK_INTERVAL``
+    (:func:`progress_check_from_env`)."""
     if namespaces is None:
         namespaces = tuple(n.strip() for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n.strip())
     lease_ns = lease_namespace or os.environ.get("OPERATOR_NAMESPACE") or default_namespace
@@ -130,6 +161,7 @@ def settings_from_env(
         http_port=http_port,
         workers=workers,
         rest_address=rest_address_from_env(rest_address),
+        min_requeue=progress_check_from_env(progress_check),
     )
 
 
