@@ -7,8 +7,10 @@ other test runs), and the test jobs' few hundred records a second need no C2 cod
 throughput. The benchmarks have their own driver and do not use these flags, nor does ``support.rawflink`` (the
 raw-Flink baseline the benchmarks compare flinkops with).
 
-Called by: ``integration.flinkops_cli.Flinkops.env`` (every controller an integration test starts). Invariant: a
-``JVM_ARGS`` already in the environment is kept as it is.
+Called by: ``integration.flinkops_cli.Flinkops.env`` (every controller an integration test starts) and
+tests/kubernetes/conftest.py (the node's pods get the same flags as ``env.java.opts.all``, through
+``support.nodestack.Stack.jvm_args``). Invariant: a ``JVM_ARGS`` already in the environment is kept as it is, and
+so is a deployment's own ``env.java.opts.all``.
 """
 
 from __future__ import annotations
