@@ -1,11 +1,15 @@
-"""A FlinkDeployment on real Flink processes: deploy → STABLE, suspend → resume, delete leaves nothing.
+"""A FlinkDeployment on real Flink processes: deploy → STABLE, a controller killed meanwhile is a non-event (a new
+one adopts the running Flink processes), suspend → resume, delete leaves nothing.
 
 Uses the fraud-scoring example (a PyFlink job) with its real YAML, so the demo path is what is tested.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -26,13 +30,16 @@ def fraud_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     doc = yaml.safe_load((EXAMPLE / "fraud-scoring.yaml").read_text())
     doc["spec"]["flinkConfiguration"]["execution.checkpointing.interval"] = "3 s"
     doc["spec"]["flinkConfiguration"]["execution.checkpointing.min-pause"] = "1 s"
+    # A STABLE resource is looked at once per reconcile interval (1 min by default): at 1 s a controller started
+    # again makes several passes over the adopted cluster within the test's window.
+    doc["spec"]["flinkConfiguration"]["kubernetes.operator.reconcile.interval"] = "1 s"
     doc["spec"]["job"]["args"] += ["--rows-per-second", "200"]
     path = work / "fraud-scoring.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
 
-def test_deploy_suspend_resume_delete(flinkops: Flinkops, fraud_yaml: Path) -> None:
+def test_deploy_controller_sigkill_suspend_resume_delete(flinkops: Flinkops, fraud_yaml: Path) -> None:
     flinkops.ok("apply", "-f", str(fraud_yaml), "--wait", "--timeout", "240")
     status = flinkops.wait_lifecycle("fraud-scoring", "STABLE")["status"]
     assert status["jobStatus"]["state"] == "RUNNING"
@@ -47,6 +54,23 @@ def test_deploy_suspend_resume_delete(flinkops: Flinkops, fraud_yaml: Path) -> N
     flinkops.wait_for("fraud-scoring", lambda _: any(output.glob("part-*")), 90, "committed output")
     row = next(output.glob("part-*")).read_text().splitlines()[0].split(",")
     assert len(row) == 8 and 0.0 <= float(row[-1]) <= 1.0
+
+    # Killing the controller is a non-event: a new one adopts the running Flink processes.
+    os.kill(flinkops.controller_pid(), signal.SIGKILL)
+    assert flinkops.run("controller", "status").code == 1
+    assert all(running(p) for p in pids), "Flink processes must outlive the controller"
+    flinkops.ok("controller", "start")
+    # Give the new controller several passes (one a second), then check it changed nothing but kept observing.
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        adopted = flinkops.get("fraud-scoring")
+        assert adopted is not None and adopted["status"]["lifecycleState"] == "STABLE"
+        time.sleep(1)
+    assert flinkops.cluster_pids("fraud-scoring") == pids
+    assert all(running(p) for p in pids)
+    adopted = flinkops.get("fraud-scoring")
+    assert adopted is not None and adopted["status"]["jobStatus"]["jobId"] == first_job
+    assert flinkops.ok("describe", "fraud-scoring").count("Submit") == 1, "the adopted job must not be resubmitted"
 
     flinkops.ok("suspend", "fraud-scoring")
     suspended = flinkops.wait_lifecycle("fraud-scoring", "SUSPENDED", timeout=60)["status"]

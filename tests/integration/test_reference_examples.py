@@ -12,9 +12,11 @@ Beside it, a table example of the image (``examples/table/WordCountSQLExample.ja
 
 Then the other examples that need no external system, each from its own reference-shaped file under
 ``tests/data/reference_examples/`` (the corpus that ``tests/unit/test_reference_corpus.py`` plans and lints):
-checkpointing with Kubernetes HA on a hostPath volume, reactive mode, a custom log4j configuration, pod templates,
-both ingress shapes, and a session cluster with two jobs in one file. The one change to each file is where
-``/flink-data`` (the pod's hostPath volume) is: a directory of the test instead of the host's root.
+checkpointing with Kubernetes HA on a hostPath volume, reactive mode, a custom log4j configuration, and a session
+cluster with two jobs in one file. The one change to each file is where ``/flink-data`` (the pod's hostPath
+volume) is: a directory of the test instead of the host's root. Pod templates and both ingress shapes are not run
+here: they are Kubernetes-only, and ``tests/unit/test_reference_corpus.py`` shows that the local runtime starts
+for them exactly what it starts for the basic example (same configuration, files, command lines).
 
 The Python example's layout too (the corpus's ``flink-python-example/``, its interpreter the one change): the
 image's flink-python jar, the script under ``/opt/flink/usrlib/`` (here the
@@ -214,16 +216,11 @@ def test_checkpointing_with_kubernetes_ha_runs_as_is(flinkops: Flinkops, tmp_pat
     delete_all(flinkops, "basic-checkpoint-ha.yaml")
 
 
-KUBERNETES_SHAPED = ("basic-reactive.yaml", "pod-template.yaml", "basic-ingress.yaml", "advanced-ingress.yaml")
-
-
-def test_kubernetes_shaped_examples_and_a_custom_log4j_configuration_run_as_is(
-    flinkops: Flinkops, tmp_path: Path
-) -> None:
-    """Reactive mode, pod templates, both ingress shapes and a custom log4j configuration, applied together (they
-    are independent, and one machine runs them side by side): each STABLE with its job RUNNING, and Flink logs
-    with the example's log4j configuration (root level DEBUG)."""
-    files = (*KUBERNETES_SHAPED, "custom-logging.yaml")
+def test_reactive_mode_and_a_custom_log4j_configuration_run_as_is(flinkops: Flinkops, tmp_path: Path) -> None:
+    """Reactive mode and a custom log4j configuration, applied together (they are independent, and one machine
+    runs them side by side): each STABLE with its job RUNNING, and Flink logs with the example's log4j
+    configuration (root level DEBUG)."""
+    files = ("basic-reactive.yaml", "custom-logging.yaml")
     started = time.monotonic()
     for file in files:
         apply_example(flinkops, tmp_path, file)

@@ -14,59 +14,13 @@ from integration.flinkops_cli import Flinkops, running
 pytestmark = pytest.mark.integration
 
 
-def test_session_job_runs_on_session_cluster(flinkops: Flinkops, testjobs: Path, tmp_path: Path) -> None:
-    spec = tmp_path / "session.yaml"
-    spec.write_text(
-        textwrap.dedent(
-            f"""
-            apiVersion: flink.apache.org/v1beta1
-            kind: FlinkDeployment
-            metadata:
-              name: session
-            spec:
-              flinkVersion: v2_2
-              flinkConfiguration:
-                taskmanager.numberOfTaskSlots: "2"
-              taskManager:
-                replicas: 1
-            ---
-            apiVersion: flink.apache.org/v1beta1
-            kind: FlinkSessionJob
-            metadata:
-              name: counter-job
-            spec:
-              deploymentName: session
-              job:
-                jarURI: {testjobs}
-                entryClass: flinkops.testjobs.CountingJob
-                args: ["--rate", "10"]
-                parallelism: 1
-            """
-        )
-    )
-    flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "180")
-    session = flinkops.wait_lifecycle("session", "STABLE")
-    job = flinkops.wait_lifecycle("counter-job", "STABLE")
-    job_id = job["status"]["jobStatus"]["jobId"]
-    rest = session["status"]["clusterInfo"]["rest-url"]
-    jobs = httpx.get(f"{rest}/jobs/overview", timeout=10).json()["jobs"]
-    assert [(j["jid"], j["state"]) for j in jobs] == [(job_id, "RUNNING")]
-    assert httpx.get(f"{rest}/jars", timeout=10).json()["files"] == [], "the uploaded jar is removed after run"
-
-    flinkops.ok("delete", "counter-job")
-    states = {j["jid"]: j["state"] for j in httpx.get(f"{rest}/jobs/overview", timeout=10).json()["jobs"]}
-    assert states[job_id] in ("CANCELED", "CANCELLING")
-    pids = flinkops.cluster_pids("session")
-    flinkops.ok("delete", "session")
-    assert not any(running(p) for p in pids)
-
-
 def test_gitops_order_and_a_job_that_needs_more_slots_than_the_session_cluster_starts_with(
     flinkops: Flinkops, testjobs: Path, tmp_path: Path
 ) -> None:
     """One file, in the order GitOps tools may apply it: two session jobs first, their session cluster last (one
     TaskManager of two slots). The first job takes one slot; the second needs three, more than the cluster has
-    at all: TaskManagers are started for it and both jobs run."""
+    at all: TaskManagers are started for it and both jobs run. Their uploaded jar is removed once each job runs,
+    deleting a job cancels it in Flink, and deleting the cluster leaves no process."""
     job = textwrap.dedent(
         """
         apiVersion: flink.apache.org/v1beta1
@@ -108,9 +62,8 @@ def test_gitops_order_and_a_job_that_needs_more_slots_than_the_session_cluster_s
     assert "no valid spec" not in planned and "which this input creates" in planned, planned
 
     started = time.monotonic()
-    flinkops.ok("apply", "-f", str(spec))
+    flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "300", timeout=400)
     session = flinkops.wait_lifecycle("grow", "STABLE", timeout=240)
-    cluster_ready = time.monotonic() - started
     ids = [
         flinkops.wait_lifecycle(name, "STABLE", timeout=300)["status"]["jobStatus"]["jobId"]
         for name in ("first", "second")
@@ -120,15 +73,19 @@ def test_gitops_order_and_a_job_that_needs_more_slots_than_the_session_cluster_s
     rest = session["status"]["clusterInfo"]["rest-url"]
     states = {j["jid"]: j["state"] for j in httpx.get(f"{rest}/jobs/overview", timeout=10).json()["jobs"]}
     assert [states.get(i) for i in ids] == ["RUNNING", "RUNNING"], states
+    assert sorted(states) == sorted(ids), "the session cluster runs these two jobs and no other"
+    assert httpx.get(f"{rest}/jars", timeout=10).json()["files"] == [], "the uploaded jar is removed after run"
     overview = httpx.get(f"{rest}/overview", timeout=10).json()
     assert overview["taskmanagers"] >= 2 and overview["slots-total"] >= 4, overview
-    print(f"\nGitOps order, growing session cluster: cluster STABLE after {cluster_ready:.1f}s, both jobs STABLE "
+    print(f"\nGitOps order, growing session cluster: apply --wait returned and both jobs STABLE "
           f"after {both_running:.1f}s with {overview['taskmanagers']} TaskManagers")  # fmt: skip
 
     # The second job goes: a TaskManager above replicas is stopped once idle for resourcemanager.taskmanager-timeout
     # (5 s here; Flink's default is 30 s), and the first job keeps running, never restarted.
     flinkops.ok("delete", "second")
     released = time.monotonic()
+    states = {j["jid"]: j["state"] for j in httpx.get(f"{rest}/jobs/overview", timeout=10).json()["jobs"]}
+    assert states[ids[1]] in ("CANCELED", "CANCELLING"), "deleting a session job cancels it"
     deadline = released + 120
     while len(flinkops.processes("grow", "taskmanager")) > 1:
         assert time.monotonic() < deadline, "the idle TaskManager was not released"
@@ -138,5 +95,9 @@ def test_gitops_order_and_a_job_that_needs_more_slots_than_the_session_cluster_s
     assert first["state"] == "RUNNING" and not first["timestamps"].get("RESTARTING"), "the first job never restarts"
     print(f"idle TaskManager released {released_after:.1f}s after the second job was deleted")
 
-    for name in ("first", "grow"):
-        flinkops.ok("delete", name)
+    flinkops.ok("delete", "first")
+    states = {j["jid"]: j["state"] for j in httpx.get(f"{rest}/jobs/overview", timeout=10).json()["jobs"]}
+    assert states[ids[0]] in ("CANCELED", "CANCELLING"), "deleting a session job cancels it"
+    pids = flinkops.cluster_pids("grow")
+    flinkops.ok("delete", "grow")
+    assert not any(running(p) for p in pids), "deleting the session cluster leaves no process"

@@ -27,12 +27,19 @@ def job_state(resource: dict[str, Any] | None) -> str | None:
     return state
 
 
-def test_bounded_run_commits_every_record_once_with_intact_state(
+def test_bounded_run_commits_every_record_once_and_the_checker_catches_a_restart_without_state(
     flinkops: Flinkops, testjobs: Path, tmp_path: Path
 ) -> None:
+    """A bounded run commits exactly 0..N-1 with intact state (the live check passes while it runs). Then a new
+    deployment (another name, so no savepoint or checkpoint to restore) writes into the same output: it starts
+    again at seq 0 with empty state, as a botched upgrade that lost the job's state would, and the checker
+    flags it on that real output."""
     output, trace = tmp_path / "output", tmp_path / "trace"
     args = job_args(output, records=3000, rate=500, keys=KEYS, trace=trace)
     flinkops.ok("apply", "-f", str(verifier(tmp_path, "verifier-bounded", testjobs, args)))
+    wait_for_records(output, 600, timeout=240)
+    live = check(output, keys=KEYS, live=True)
+    assert live.ok, live.summary()  # a healthy running job passes the live check
     flinkops.wait_for("verifier-bounded", lambda r: job_state(r) in ("FINISHED", "FAILED"), 240, "job FINISHED")
     resource = flinkops.get("verifier-bounded")
     assert job_state(resource) == "FINISHED", (resource or {}).get("status")
@@ -47,22 +54,6 @@ def test_bounded_run_commits_every_record_once_with_intact_state(
     flinkops.ok("delete", "verifier-bounded")
     assert not any(running(p) for p in pids)
 
-
-def test_checker_catches_a_deployment_that_starts_without_state(
-    flinkops: Flinkops, testjobs: Path, tmp_path: Path
-) -> None:
-    output = tmp_path / "output"
-    first = verifier(tmp_path, "verifier-first", testjobs, job_args(output, rate=300, keys=KEYS))
-    flinkops.ok("apply", "-f", str(first))
-    wait_for_records(output, 600, timeout=240)
-    live = check(output, keys=KEYS, live=True)
-    assert live.ok, live.summary()  # a healthy running job passes the live check
-    pids = flinkops.cluster_pids("verifier-first")
-    flinkops.ok("delete", "verifier-first")
-    assert not any(running(p) for p in pids)
-
-    # A new deployment (another name, so no savepoint or checkpoint to restore) writes into the same output:
-    # it starts again at seq 0 with empty state, as a botched upgrade that lost the job's state would.
     committed = len(read_committed(output))
     second = verifier(tmp_path, "verifier-second", testjobs, job_args(output, rate=300, keys=KEYS, logic="v2"))
     flinkops.ok("apply", "-f", str(second))

@@ -6,22 +6,38 @@ process, on a local target whose preflight is the real one (the local Flink dist
 jars made from a stand-in for Maven), and ``EXPECTED`` says what each must give: accepted, with the image's
 ``/opt/flink`` paths mapped to this machine, or exit 2 naming why flinkops cannot run it here. The examples that
 are accepted and need no external system run for real in ``tests/integration/test_reference_examples.py``
-(the ``runs`` column); README's "The reference operator's examples" is this table in prose.
+(the ``runs`` column), but for the ones whose difference from ``basic.yaml`` is Kubernetes-only (pod templates,
+ingresses): for those the local runtime is shown here to start exactly what it starts for ``basic.yaml``
+(``STARTS_AS_BASIC``). README's "The reference operator's examples" is this table in prose.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from fakes.store import FakeStore
+from flinkops.api.models import FlinkDeployment
 from flinkops.cli.main import app
+from flinkops.controller.requests import RequestBuilder
+from flinkops.core.planner.types import DeployCluster
 from flinkops.flink.distribution import find_distribution
 from flinkops.flink.examples import example_jar
+from flinkops.provisioning.local import LocalProvisioner
+from flinkops.runtimes.local import runtime as local_runtime
+from flinkops.runtimes.local.cds import ClassDataSharing
+from flinkops.runtimes.local.launch import APPLICATION_MAIN, TASKMANAGER_MAIN, Launcher
+from flinkops.runtimes.local.runtime import LocalRuntime
 from support.service import TestTarget, cli_on
 
 CORPUS = Path(__file__).parent.parent / "data" / "reference_examples"
@@ -74,7 +90,7 @@ class Expect:
 
 
 MAPPED = "local:///opt/flink/examples/streaming/StateMachineExample.jar → "
-SHAPED = "test_kubernetes_shaped_examples_and_a_custom_log4j_configuration_run_as_is"
+SHAPED = "test_reactive_mode_and_a_custom_log4j_configuration_run_as_is"
 
 
 def not_flink(kind: str, api_version: str) -> str:
@@ -90,8 +106,8 @@ EXPECTED: dict[str, Expect] = {
     "basic-checkpoint-ha.yaml": Expect(
         0, 0, (MAPPED,), runs="test_checkpointing_with_kubernetes_ha_runs_as_is"
     ),  # lint warns (checkpoint pause, retention) but finds no error
-    "basic-ingress.yaml": Expect(0, 0, (MAPPED,), runs=SHAPED),
-    "advanced-ingress.yaml": Expect(0, 0, (MAPPED,), runs=SHAPED),
+    "basic-ingress.yaml": Expect(0, 0, (MAPPED,)),  # starts what basic.yaml starts: STARTS_AS_BASIC below
+    "advanced-ingress.yaml": Expect(0, 0, (MAPPED,)),  # the same
     "basic-reactive.yaml": Expect(0, 0, (MAPPED,), runs=SHAPED),
     "basic-secure.yaml": Expect(
         2,
@@ -118,7 +134,7 @@ EXPECTED: dict[str, Expect] = {
     ),  # GitOps order: it waits for its cluster
     "canary.yaml": Expect(0, 0),  # a health probe of the control loop: nothing is deployed for it
     "custom-logging.yaml": Expect(0, 0, (MAPPED,), runs=SHAPED),
-    "pod-template.yaml": Expect(0, 0, (MAPPED,), runs=SHAPED),
+    "pod-template.yaml": Expect(0, 0, (MAPPED,)),  # the same
     "pod-template-artifact-fetcher.yaml": Expect(
         2, 2, ("local:///fetched-jars/TopSpeedWindowing.jar is /fetched-jars/TopSpeedWindowing.jar", NO_JAR)
     ),  # an init container downloads the jar inside the pod
@@ -218,6 +234,7 @@ def test_every_example_that_runs_names_a_test_that_exists() -> None:
     runs = {e.runs for e in EXPECTED.values() if e.runs}
     assert runs and all(f"def {name}(" in source for name in runs if name)
     assert all(e.plan == 0 for e in EXPECTED.values() if e.runs)
+    assert all(EXPECTED[e].plan == 0 and EXPECTED[e].runs is None for e in STARTS_AS_BASIC)
 
 
 def test_a_session_job_alone_is_accepted_once_its_cluster_exists(target: TestTarget) -> None:
@@ -227,3 +244,76 @@ def test_a_session_job_alone_is_accepted_once_its_cluster_exists(target: TestTar
     code, output = flinkops("plan", "-f", str(CORPUS / "basic-session-job-only.yaml"))
     assert code == 0, output
     assert "local:///opt/flink/examples/streaming/TopSpeedWindowing.jar → " in output
+
+
+#: Examples whose difference from ``basic.yaml`` is Kubernetes-only (pod templates, ingresses): the local runtime
+#: starts for each what it starts for ``basic.yaml``, shown in-process below instead of by a run of their own.
+STARTS_AS_BASIC = ("pod-template.yaml", "basic-ingress.yaml", "advanced-ingress.yaml")
+
+
+def what_the_local_runtime_starts(
+    target: TestTarget, example: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, object]:
+    """Apply ``example`` (in this process; no controller runs), build its cluster request as the controller's
+    first deploy does, and let the real local runtime deploy it with each process start recorded (a ``sleep``
+    stands in for the JVM): the cluster's configuration and log configuration files, its lib/, usrlib/ and
+    plugins/ links, and every process's command line, environment and working directory. The resource's own
+    name is written NAME, so two examples compare by what they start."""
+    code, output = flinkops("apply", "-f", str(CORPUS / example))
+    assert code == 0, output
+    name = yaml.safe_load((CORPUS / example).read_text())["metadata"]["name"]
+    [document] = [d for d in target.documents() if d["metadata"]["name"] == name]
+    resource = FlinkDeployment.model_validate(document)
+    home = target.home
+    dist = find_distribution()
+    provisioner = LocalProvisioner(home, dist, sys.executable)
+    request = RequestBuilder(FakeStore(), provisioner).cluster_request(
+        resource, DeployCluster(spec=resource.spec, generation=1, job_id="0" * 32)
+    )
+
+    started: list[dict[str, object]] = []
+    real_popen = subprocess.Popen
+
+    def record(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        started.append({"argv": list(argv), "env": dict(options["env"]), "cwd": str(options["cwd"])})
+        return real_popen(["sleep", "60"], stdin=subprocess.DEVNULL, start_new_session=True)
+
+    runtime = LocalRuntime(home, dist, launcher=Launcher(dist, cds=ClassDataSharing.disabled()))
+    with monkeypatch.context() as patch:
+        patch.setattr(local_runtime.subprocess, "Popen", record)
+        patch.setattr(local_runtime, "free_ports", lambda count, avoid=None: list(range(41000, 41000 + count)))
+        try:
+            runtime.deploy(request)
+            root = runtime.cluster_dir(request.key)
+            links = {
+                str(path.relative_to(root)): str(path.readlink())
+                for sub in ("lib", "usrlib", "plugins")
+                for path in sorted((root / sub).rglob("*"))
+                if path.is_symlink()
+            }
+            seen = {
+                "config": yaml.safe_load((root / "conf" / "config.yaml").read_text()),
+                "log4j": (root / "conf" / "log4j-console.properties").read_text(),
+                "links": links,
+                "processes": started,
+            }
+        finally:
+            runtime.delete(request.key)
+            runtime.close()
+    return json.loads(json.dumps(seen).replace(name, "NAME"))
+
+
+@pytest.mark.parametrize("example", STARTS_AS_BASIC)
+def test_the_local_runtime_starts_for_a_kubernetes_shaped_example_what_it_starts_for_the_basic_one(
+    target: TestTarget, example: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pod templates (sidecars, init containers, volumes) and ingresses are kept for Kubernetes and mean nothing on
+    this machine: the same Flink configuration, files and processes as ``basic.yaml``, so running them adds no
+    proof (``basic.yaml`` runs in tests/integration/test_reference_examples.py)."""
+    kubernetes_shaped = what_the_local_runtime_starts(target, example, monkeypatch)
+    basic = what_the_local_runtime_starts(target, "basic.yaml", monkeypatch)
+    processes = kubernetes_shaped["processes"]
+    assert isinstance(processes, list)
+    mains = [next(arg for arg in p["argv"] if arg.startswith("org.apache.flink.")) for p in processes]
+    assert mains == [APPLICATION_MAIN, TASKMANAGER_MAIN], "one JobManager running the job, one TaskManager"
+    assert kubernetes_shaped == basic
