@@ -2,7 +2,8 @@
 
 ``Operator.run()``:
 
-1. serves ``/metrics``, ``/healthz`` and ``/readyz`` (``wiring.metrics``);
+1. serves ``/metrics``, ``/healthz`` and ``/readyz`` (``wiring.metrics``), and when configured the validating
+   admission webhook over TLS (``wiring.webhook``; on every replica, leader or standby);
 2. with leader election on (the default), waits as a standby until it holds the Lease (``kube.leader``), then
    keeps renewing it; losing it ends ``run`` with exit code 1 so the pod restarts clean rather than act without
    the Lease;
@@ -51,6 +52,7 @@ from flinkops.stores.kubernetes import KubernetesStore, to_model
 from flinkops.wiring.kubernetes import build_controller
 from flinkops.wiring.memory import TRIM_INTERVAL, release_free_memory
 from flinkops.wiring.metrics import MetricsServer, OperatorMetrics
+from flinkops.wiring.webhook import WebhookServer, WebhookSettings, start_webhook, webhook_settings_from_env
 
 __all__ = ["Operator", "OperatorSettings", "rest_address_from_env", "settings_from_env"]
 
@@ -81,6 +83,8 @@ class OperatorSettings:
     #: How soon a canary resource must be reconciled before /healthz fails (the reference's
     #: ``kubernetes.operator.health.canary.resource.timeout``, 1 min).
     canary_timeout: float = DEFAULT_CANARY_TIMEOUT
+    #: The validating admission webhook this process serves (every replica, leader or not); None: none.
+    webhook: WebhookSettings | None = None
 
 
 def rest_address_from_env(option: str | None = None) -> str:
@@ -104,10 +108,11 @@ def settings_from_env(
     default_namespace: str = "default",
     workers: int = 4,
     rest_address: str | None = None,
+    webhook_port: int | None = None,
 ) -> OperatorSettings:
     """Settings from options, falling back to the environment the Helm chart sets: ``WATCH_NAMESPACES``
     (comma-separated; empty = all), ``OPERATOR_NAMESPACE`` (where the Lease lives), ``POD_NAME`` (identity),
-    and ``FLINKOPS_REST_ADDRESS`` (:func:`rest_address_from_env`)."""
+    ``FLINKOPS_REST_ADDRESS`` (:func:`rest_address_from_env`) and ``FLINKOPS_WEBHOOK_*`` (``wiring.webhook``)."""
     if namespaces is None:
         namespaces = tuple(n.strip() for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n.strip())
     lease_ns = lease_namespace or os.environ.get("OPERATOR_NAMESPACE") or default_namespace
@@ -130,6 +135,7 @@ def settings_from_env(
         http_port=http_port,
         workers=workers,
         rest_address=rest_address_from_env(rest_address),
+        webhook=webhook_settings_from_env(lease_ns, webhook_port),
     )
 
 
@@ -175,6 +181,7 @@ class Operator:
         ]
         self.elector: LeaderElector | None = None
         self.http: MetricsServer | None = None
+        self.webhook: WebhookServer | None = None
         self._reported_invalid: dict[ResourceKey, str] = {}
 
     def install_signal_handlers(self) -> None:
@@ -196,6 +203,8 @@ class Operator:
             ", ".join(self.settings.namespaces) or "all namespaces",
         )
         try:
+            if self.settings.webhook is not None:  # before the election: standbys answer admission reviews too
+                self.webhook = start_webhook(self.client, self.settings.webhook)
             if self.settings.leader_election:
                 self.elector = LeaderElector(self.client, self.settings.lease, self.settings.identity)
                 self.metrics.ready = True  # a standby is healthy and ready; it just does not act
@@ -221,6 +230,8 @@ class Operator:
             if self.elector is not None:
                 self.elector.release()
             self.metrics.leader = False
+            if self.webhook is not None:
+                self.webhook.stop()
             self.http.stop()
             log.info("operator stopped")
 
