@@ -25,6 +25,7 @@ webhook never blocks deleting a resource.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -387,7 +388,15 @@ class _Server(ThreadingHTTPServer):
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
         # The handshake runs on the handler's thread (first read), never on the accepting one.
-        return self.owner.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+        wrapped = self.owner.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self.owner.lock:
+            self.owner.connections.add(wrapped)
+        return wrapped, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.owner.lock:
+            self.owner.connections.discard(request)
+        super().shutdown_request(request)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -452,6 +461,9 @@ class WebhookServer:
         self._httpd.owner = self
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.lock = threading.Lock()
+        #: open connections: the API server keeps them alive, so stopping must close them too
+        self.connections: set[socket.socket] = set()
 
     @property
     def port(self) -> int:
@@ -481,8 +493,14 @@ class WebhookServer:
                 log.warning("webhook certificates not refreshed (the current ones stay): %s", exc)
 
     def stop(self) -> None:
+        """Stop answering: no new connections, and the kept-alive ones are closed."""
         self._stop.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+        with self.lock:
+            open_now = list(self.connections)
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
             thread.join(timeout=5)
