@@ -5,6 +5,8 @@ by the CRD schema (wrong types, unknown fields under strict field validation, ba
 (flinkops' own rules: invalid names, savepoint upgrades without a savepoint directory, a literal S3 secret key).
 Valid resources and every seed's YAML pass, lint warnings reach the client as ``Warning`` headers, and with the
 webhook stopped a delete still works (DELETE is not in the rules) while a create is refused (failurePolicy Fail).
+Last, ``flinkops operator run`` with the chart's environment and ServiceAccount makes its certificate and sets the
+caBundle with the chart's RBAC alone.
 
 The configuration's namespaceSelector matches only this module's namespace, so the other tests on the same API
 server never reach the webhook; it is deleted at the end. No node is needed.
@@ -12,8 +14,14 @@ server never reach the webhook; it is deleted at the end. No node is needed.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,9 +32,12 @@ import httpx
 import pytest
 import yaml
 
+from flinkops.dev.process import free_port
 from flinkops.kube.client import KubeClient, load_config
 from flinkops.wiring.webhook import SecretCertificates, WebhookServer, api_lookup
+from support.helm import render
 from support.kube import KubeCluster, install_crds
+from support.operator import service_account_kubeconfig, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +150,7 @@ def test_the_ca_it_made_is_in_the_configuration(hooked: Webhooked) -> None:
     secret = hooked.api.get(f"/api/v1/namespaces/{hooked.namespace}/secrets/flinkops-webhook-tls").json()
 
     assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
-    assert secret["type"] == "kubernetes.io/tls"
+    assert set(secret["data"]) == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
 
 
 def _set(document: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
@@ -236,3 +247,103 @@ def test_with_the_webhook_down_a_delete_works_and_a_create_is_refused(hooked: We
     refused = hooked.apply(_set(GOOD, "metadata.name", "fraud-new"))
     assert refused.status_code == 500, refused.text
     assert "failed calling webhook" in refused.json()["message"]
+
+
+# ------------------------------------------------------------------------- the operator, as the chart runs it
+
+_PLURALS = {
+    "ServiceAccount": ("/api/v1", "serviceaccounts"),
+    "Secret": ("/api/v1", "secrets"),
+    "Service": ("/api/v1", "services"),
+    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles"),
+    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
+    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles"),
+    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings"),
+    "ValidatingWebhookConfiguration": ("/apis/admissionregistration.k8s.io/v1", "validatingwebhookconfigurations"),
+}
+
+
+def _path(obj: dict[str, Any]) -> str:
+    base, plural = _PLURALS[obj["kind"]]
+    namespace = obj["metadata"].get("namespace")
+    where = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+    return f"{where}/{obj['metadata']['name']}"
+
+
+def test_the_operator_makes_its_certificate_with_only_the_charts_rights(kube: KubeCluster, tmp_path: Path) -> None:
+    """``flinkops operator run`` with the environment and ServiceAccount the chart gives it (webhook on, no
+    cert-manager): it fills the chart's empty Secret, patches the caBundle into the chart's configuration, and
+    serves /validate with that certificate, all with the chart's RBAC (by resource name) and nothing more."""
+    namespace = f"webhook-op-{uuid.uuid4().hex[:6]}"
+    objects = render({"watchNamespaces": [namespace], "webhook": {"enabled": True}}, namespace=namespace)
+    installed = [o for o in objects if o["kind"] in _PLURALS]
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"] if "value" in e}
+    config = next(o for o in objects if o["kind"] == "ValidatingWebhookConfiguration")
+    with kube.client() as api:
+        install_crds(api)
+        assert api.post("/api/v1/namespaces", json={"metadata": {"name": namespace}}).status_code == 201
+        try:
+            for obj in installed:
+                applied = api.patch(
+                    _path(obj),
+                    content=json.dumps(obj),
+                    params={"fieldManager": "helm", "force": "true"},
+                    headers={"Content-Type": "application/apply-patch+yaml"},
+                )
+                assert applied.status_code in (200, 201), applied.text
+            kubeconfig = service_account_kubeconfig(
+                api,
+                kube.server,
+                kube.ca_file,
+                namespace,
+                deployment["spec"]["template"]["spec"]["serviceAccountName"],
+                tmp_path / "kubeconfig",
+            )
+            http_port, webhook_port = free_port(), free_port()
+            env.update(
+                PATH=os.environ["PATH"],
+                KUBECONFIG=str(kubeconfig),
+                OPERATOR_NAMESPACE=namespace,
+                POD_NAME="operator-0",
+                HOME=str(tmp_path),
+                FLINKOPS_HOME=str(tmp_path / "flinkops"),
+                FLINKOPS_WEBHOOK_PORT=str(webhook_port),
+                PYTHONPATH=os.environ.get("PYTHONPATH", ""),
+            )
+            argv = [sys.executable, "-m", "flinkops", "operator", "run", f"--http-port={http_port}"]
+            argv.append("--no-leader-election")
+            log = tmp_path / "operator.log"
+            with log.open("wb") as out:
+                proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+            try:
+
+                def patched() -> str | None:
+                    assert proc.poll() is None, f"the operator exited:\n{log.read_text()[-3000:]}"
+                    hooks = api.get(_path(config)).json()["webhooks"]
+                    return hooks[0]["clientConfig"].get("caBundle")
+
+                bundle = wait_for("the caBundle", patched, timeout=30)
+                secret = api.get(_path(next(o for o in installed if o["kind"] == "Secret"))).json()
+                assert bundle == secret["data"]["ca.crt"]
+                ca_file = tmp_path / "ca.crt"
+                ca_file.write_bytes(base64.b64decode(bundle))
+                trust = ssl.create_default_context(cafile=str(ca_file))
+                trust.check_hostname = False  # the certificate names the Service; the chain is what is checked here
+                review = {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "request": {"uid": "u", "operation": "DELETE", "kind": {"kind": "FlinkDeployment"}},
+                }
+                answer = httpx.post(f"https://127.0.0.1:{webhook_port}/validate", json=review, verify=trust)
+                assert answer.json()["response"] == {"uid": "u", "allowed": True}
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+        finally:
+            api.delete(_path(config))
+            for obj in installed:
+                if not obj["metadata"].get("namespace"):
+                    api.delete(_path(obj))
+            api.delete(f"/api/v1/namespaces/{namespace}")

@@ -254,7 +254,9 @@ class SecretCertificates:
                 "namespace": self.namespace,
                 "labels": {"app.kubernetes.io/managed-by": "flinkops", "app.kubernetes.io/component": "webhook"},
             },
-            "type": "kubernetes.io/tls",
+            # Opaque: the chart creates it empty (so the operator needs no right to create Secrets), and a type
+            # cannot change later.
+            "type": (current or {}).get("type") or "Opaque",
             "data": {k: _b64(v) for k, v in new.items()},
         }
         if current is None:
@@ -392,6 +394,11 @@ class _Server(ThreadingHTTPServer):
         with self.owner.lock:
             self.owner.connections.add(wrapped)
         return wrapped, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that does not trust the certificate (or drops the connection) fails the handshake on the
+        # handler's thread: one log line, not socketserver's traceback on stderr.
+        log.debug("webhook connection from %s failed", client_address, exc_info=True)
 
     def shutdown_request(self, request: Any) -> None:
         with self.owner.lock:
