@@ -142,6 +142,12 @@ def review(body: bytes | str | Mapping[str, Any], existing: Lookup | None = None
             stored[cluster_key] = cluster
     problems = validate_batch([resource], stored)
     findings = lint(resource)
-    problems += [Problem(f.path, f"{f.rule_id} {f.message}", f.fix) for f in findings if f.severity == "error"]
+    # A lint error at a path validation already refused says the same thing twice (FO006 and the savepoint rule).
+    refused = {p.path for p in problems}
+    problems += [
+        Problem(f.path, f"{f.rule_id} {f.message}", f.fix)
+        for f in findings
+        if f.severity == "error" and f.path not in refused
+    ]
     warnings = tuple(_clip(f"{f.rule_id} {f.path}: {f.message}") for f in findings if f.severity == "warning")
     return Verdict(uid, not problems, tuple(problems), warnings)
