@@ -198,7 +198,12 @@ def test_every_object_carries_the_charts_labels(rendered: list[Manifest]) -> Non
 
 def test_namespaced_objects_say_where_they_go(rendered: list[Manifest]) -> None:
     """``helm template`` output applied with another current namespace must land in the same places."""
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration"}
+    cluster_scoped = {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    }
     for obj in rendered:
         assert ("namespace" in obj["metadata"]) == (obj["kind"] not in cluster_scoped), obj["metadata"]
 
@@ -400,11 +405,25 @@ def test_the_operator_may_renew_only_its_own_secret_and_patch_only_its_own_confi
     assert cluster_role["rules"] == [
         {
             "apiGroups": ["admissionregistration.k8s.io"],
-            "resources": ["validatingwebhookconfigurations"],
+            "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
             "resourceNames": [f"{RELEASE}-{NAMESPACE}"],
             "verbs": ["get", "patch"],
         }
     ]
+
+
+def test_the_defaulting_webhook_only_labels_session_jobs_and_never_blocks() -> None:
+    objects = render(VARIATIONS["webhook"], release=RELEASE, namespace=NAMESPACE)
+    (hook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+
+    assert hook["rules"][0]["resources"] == ["flinksessionjobs"]
+    assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["clientConfig"]["service"]["path"] == "/mutate"
+    without = render({"webhook": {"enabled": True, "mutating": False}}, release=RELEASE, namespace=NAMESPACE)
+    assert not of_kind(without, "MutatingWebhookConfiguration")
+    (cluster_role,) = of_kind(without, "ClusterRole")
+    assert cluster_role["rules"][0]["resources"] == ["validatingwebhookconfigurations"]
 
 
 def test_with_cert_manager_a_certificate_and_the_ca_injector_replace_the_operators_own() -> None:
@@ -424,6 +443,8 @@ def test_with_cert_manager_a_certificate_and_the_ca_injector_replace_the_operato
     }
     assert one(objects, "Issuer")["spec"] == {"selfSigned": {}}
     assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/{service}"
+    mutating = one(objects, "MutatingWebhookConfiguration")
+    assert mutating["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/{service}"
     assert env["FLINKOPS_WEBHOOK_CERT_DIR"] == "/etc/flinkops/webhook-tls"
     assert {"name": "webhook-tls", "secret": {"secretName": WEBHOOK_SECRET}} in pod["volumes"]
     # cert-manager owns the Secret: the operator only reads the mounted files, with no RBAC for it.

@@ -98,6 +98,27 @@ def configuration(name: str, namespace: str, port: int) -> dict[str, Any]:
     }
 
 
+def defaulting(name: str, namespace: str, port: int) -> dict[str, Any]:
+    """The chart's MutatingWebhookConfiguration, with the same URL client config."""
+    (hook,) = configuration(name, namespace, port)["webhooks"]
+    hook = {
+        **hook,
+        "name": "mutate.flinkops.flink.apache.org",
+        "failurePolicy": "Ignore",
+        "clientConfig": {"url": f"https://127.0.0.1:{port}/mutate"},
+        "rules": [{**hook["rules"][0], "resources": ["flinksessionjobs"]}],
+    }
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [hook],
+    }
+
+
+MUTATING_PATH = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+
+
 class Webhooked:
     def __init__(self, api: httpx.Client, namespace: str, server: WebhookServer) -> None:
         self.api = api
@@ -129,6 +150,8 @@ def hooked(kube: KubeCluster) -> Iterator[Webhooked]:
         try:
             created = api.post(CONFIG_PATH, json=configuration(name, namespace, server.port))
             assert created.status_code == 201, created.text
+            created = api.post(MUTATING_PATH, json=defaulting(name, namespace, server.port))
+            assert created.status_code == 201, created.text
             server.refresh()  # the CA goes into the configuration that now exists
             hooked = Webhooked(api, namespace, server)
             bad = copy.deepcopy(GOOD)
@@ -141,15 +164,18 @@ def hooked(kube: KubeCluster) -> Iterator[Webhooked]:
         finally:
             server.stop()
             api.delete(f"{CONFIG_PATH}/{name}")
+            api.delete(f"{MUTATING_PATH}/{name}")
             api.delete(f"/api/v1/namespaces/{namespace}")
 
 
-def test_the_ca_it_made_is_in_the_configuration(hooked: Webhooked) -> None:
+def test_the_ca_it_made_is_in_the_configurations(hooked: Webhooked) -> None:
     name = f"flinkops-test-{hooked.namespace}"
     (hook,) = hooked.api.get(f"{CONFIG_PATH}/{name}").json()["webhooks"]
+    (defaulting_hook,) = hooked.api.get(f"{MUTATING_PATH}/{name}").json()["webhooks"]
     secret = hooked.api.get(f"/api/v1/namespaces/{hooked.namespace}/secrets/flinkops-webhook-tls").json()
 
     assert hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    assert defaulting_hook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
     assert set(secret["data"]) == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
 
 
@@ -226,6 +252,20 @@ def test_every_seed_passes(hooked: Webhooked, path: Path) -> None:
             assert answer.status_code in (200, 201), answer.text
 
 
+def test_a_session_job_is_stored_with_its_target_session_label(hooked: Webhooked) -> None:
+    job = {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkSessionJob",
+        "metadata": {"name": "ingest", "labels": {"team": "data"}},
+        "spec": {"deploymentName": "basic-session-cluster"},
+    }
+
+    answer = hooked.apply(job)
+
+    assert answer.status_code in (200, 201), answer.text
+    assert answer.json()["metadata"]["labels"] == {"team": "data", "target.session": "basic-session-cluster"}
+
+
 def test_an_update_to_a_forbidden_change_is_refused(hooked: Webhooked) -> None:
     created = _set(GOOD, "metadata.name", "fraud-mode")
     assert hooked.apply(created).status_code in (200, 201)
@@ -260,6 +300,7 @@ _PLURALS = {
     "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles"),
     "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings"),
     "ValidatingWebhookConfiguration": ("/apis/admissionregistration.k8s.io/v1", "validatingwebhookconfigurations"),
+    "MutatingWebhookConfiguration": ("/apis/admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations"),
 }
 
 
@@ -327,6 +368,8 @@ def test_the_operator_makes_its_certificate_with_only_the_charts_rights(kube: Ku
                 bundle = wait_for("the caBundle", patched, timeout=30)
                 secret = api.get(_path(next(o for o in installed if o["kind"] == "Secret"))).json()
                 assert bundle == secret["data"]["ca.crt"]
+                mutating = next(o for o in installed if o["kind"] == "MutatingWebhookConfiguration")
+                assert api.get(_path(mutating)).json()["webhooks"][0]["clientConfig"]["caBundle"] == bundle
                 ca_file = tmp_path / "ca.crt"
                 ca_file.write_bytes(base64.b64decode(bundle))
                 trust = ssl.create_default_context(cafile=str(ca_file))
@@ -342,7 +385,6 @@ def test_the_operator_makes_its_certificate_with_only_the_charts_rights(kube: Ku
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
         finally:
-            api.delete(_path(config))
             for obj in installed:
                 if not obj["metadata"].get("namespace"):
                     api.delete(_path(obj))

@@ -4,6 +4,7 @@ admission warnings, and never a refusal of a delete, a canary or a write that le
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from flinkops.api.loader import load_object
-from flinkops.core.admission import MAX_WARNING_CHARS, Malformed, review
+from flinkops.core.admission import MAX_WARNING_CHARS, Malformed, mutate, review
 
 SEEDS = Path(__file__).resolve().parents[1] / "fixtures" / "seeds"
 
@@ -204,3 +205,51 @@ def test_an_object_that_is_not_a_mapping_where_one_is_expected_is_denied_with_it
 
     assert not verdict.allowed
     assert [p.path for p in verdict.problems] == ["spec.jobManager"]
+
+
+# ------------------------------------------------------------------------------------------ the defaulting webhook
+
+SESSION_JOB: dict[str, Any] = {
+    "apiVersion": "flink.apache.org/v1beta1",
+    "kind": "FlinkSessionJob",
+    "metadata": {"name": "ingest", "namespace": "jobs"},
+    "spec": {"deploymentName": "shared", "job": {"jarURI": "https://repo.example/ingest.jar", "parallelism": 1}},
+}
+
+
+def patched(obj: dict[str, Any], operation: str = "CREATE") -> dict[str, Any]:
+    """The object after the mutating webhook's JSON patch (add operations only, which is all it sends)."""
+    answer = mutate(admission(obj, operation)).response()["response"]
+    assert answer["allowed"] is True
+    result = copy.deepcopy(obj)
+    if "patch" not in answer:
+        return result
+    assert answer["patchType"] == "JSONPatch"
+    for op in json.loads(base64.b64decode(answer["patch"])):
+        assert op["op"] == "add"
+        *parents, last = op["path"].strip("/").split("/")
+        node = result
+        for part in parents:
+            node = node[part]
+        node[last] = op["value"]
+    return result
+
+
+def test_a_session_job_is_labelled_with_its_session_cluster_as_the_reference_does() -> None:
+    assert patched(SESSION_JOB)["metadata"]["labels"] == {"target.session": "shared"}
+    labelled = copy.deepcopy(SESSION_JOB)
+    labelled["metadata"]["labels"] = {"team": "ingest", "target.session": "old"}
+    assert patched(labelled, "UPDATE")["metadata"]["labels"] == {"team": "ingest", "target.session": "shared"}
+
+
+def test_the_defaulting_webhook_leaves_everything_else_alone() -> None:
+    current = copy.deepcopy(SESSION_JOB)
+    current["metadata"]["labels"] = {"target.session": "shared"}
+    nameless = copy.deepcopy(SESSION_JOB)
+    nameless["spec"]["deploymentName"] = 42
+
+    for obj in (current, nameless, GOOD):
+        answer = mutate(admission(obj)).response()["response"]
+        assert answer == {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": True}
+    with pytest.raises(Malformed):
+        mutate(b"{}")

@@ -13,13 +13,19 @@ writes, labels: an object stored before the webhook existed must still be deleta
 object already being deleted. What this cannot check without I/O (that a savepoint to restore from exists) the
 controller checks before it acts.
 
+``mutate(body)`` is the reference operator's one defaulting webhook: a FlinkSessionJob gets the label
+``target.session: <spec.deploymentName>`` (so ``kubectl get flinksessionjobs -l target.session=NAME`` lists a
+cluster's jobs) as a JSONPatch; it never denies (that is ``review``'s job) and patches nothing else.
+
 Called by: ``wiring.webhook`` (the HTTPS server in the operator process). Pure: no I/O, the clock is not read.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,12 +36,15 @@ from flinkops.api.validation import validate_batch
 from flinkops.core.lint import lint
 from flinkops.errors import InvalidInput, Problem
 
-__all__ = ["KINDS", "MAX_WARNING_CHARS", "Malformed", "Verdict", "review"]
+__all__ = ["KINDS", "MAX_WARNING_CHARS", "SESSION_TARGET_LABEL", "Malformed", "Verdict", "mutate", "review"]
 
 API_VERSION = "admission.k8s.io/v1"
 KINDS = ("FlinkDeployment", "FlinkSessionJob")
 #: The API server may cut a longer warning (and drops warnings past 4 KiB in all): keep each readable whole.
 MAX_WARNING_CHARS = 256
+#: The label the reference operator's mutator puts on a FlinkSessionJob: the session cluster it runs on.
+SESSION_TARGET_LABEL = "target.session"
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 #: Lookup of a stored resource by (kind, namespace, name); None when there is none (or no cache).
 Lookup = Callable[[tuple[str, str, str]], Resource | None]
 
@@ -52,6 +61,8 @@ class Verdict:
     allowed: bool
     problems: tuple[Problem, ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: JSON Patch operations on the object (the mutating webhook's answer); empty: unchanged
+    patch: tuple[dict[str, Any], ...] = ()
 
     @property
     def message(self) -> str:
@@ -67,6 +78,9 @@ class Verdict:
             answer["status"] = {"code": 422, "reason": "Invalid", "message": self.message}
         if self.warnings:
             answer["warnings"] = list(self.warnings)
+        if self.patch:
+            answer["patchType"] = "JSONPatch"
+            answer["patch"] = base64.b64encode(json.dumps(list(self.patch)).encode()).decode()
         return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": answer}
 
 
@@ -151,3 +165,31 @@ def review(body: bytes | str | Mapping[str, Any], existing: Lookup | None = None
     ]
     warnings = tuple(_clip(f"{f.rule_id} {f.path}: {f.message}") for f in findings if f.severity == "warning")
     return Verdict(uid, not problems, tuple(problems), warnings)
+
+
+def mutate(body: bytes | str | Mapping[str, Any]) -> Verdict:
+    """The defaulting answer to one AdmissionReview (``Malformed`` when it is none): always allowed; a
+    FlinkSessionJob whose ``target.session`` label is not its ``spec.deploymentName`` gets it set."""
+    request = _request(body)
+    uid = str(request["uid"])
+    obj = request.get("object")
+    kind = request.get("kind")
+    if (
+        request.get("operation") not in ("CREATE", "UPDATE")
+        or not isinstance(kind, Mapping)
+        or kind.get("kind") != "FlinkSessionJob"
+        or not isinstance(obj, Mapping)
+    ):
+        return Verdict(uid, True)
+    target = (obj.get("spec") or {}).get("deploymentName") if isinstance(obj.get("spec"), Mapping) else None
+    if not isinstance(target, str) or not target or not _LABEL_VALUE.fullmatch(target):
+        return Verdict(uid, True)  # no usable name: the validating webhook says what is wrong with it
+    metadata = obj.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    if isinstance(labels, Mapping) and labels.get(SESSION_TARGET_LABEL) == target:
+        return Verdict(uid, True)
+    if isinstance(labels, Mapping):
+        op: dict[str, Any] = {"op": "add", "path": f"/metadata/labels/{SESSION_TARGET_LABEL}", "value": target}
+    else:
+        op = {"op": "add", "path": "/metadata/labels", "value": {SESSION_TARGET_LABEL: target}}
+    return Verdict(uid, True, patch=(op,))

@@ -1,15 +1,16 @@
-"""The validating admission webhook's HTTPS server and its certificates, in the operator process.
+"""The admission webhooks' HTTPS server and its certificates, in the operator process.
 
 ``WebhookServer`` answers ``POST /validate`` (an ``admission.k8s.io/v1`` AdmissionReview) with
-``core.admission.review``'s verdict; a body that is no AdmissionReview gets HTTP 400 (the API server then applies
-the configuration's ``failurePolicy``). Every replica serves, leader or standby: the webhook Service spreads the
-API server's calls over all of them. TLS comes from a ``CertificateSource``, read again every ``reload`` seconds,
-so a renewed certificate is served without a restart (each connection is wrapped with the newest context):
+``core.admission.review``'s verdict and ``POST /mutate`` with ``core.admission.mutate``'s patch; a body that is
+no AdmissionReview gets HTTP 400 (the API server then applies the configuration's ``failurePolicy``). Every
+replica serves, leader or standby: the webhook Service spreads the API server's calls over all of them. TLS comes
+from a ``CertificateSource``, read again every ``reload`` seconds, so a renewed certificate is served without a
+restart (each connection is wrapped with the newest context):
 
 * ``SecretCertificates``: certificates the operator makes itself (no cert-manager). A self-signed CA and a serving
   certificate for the webhook Service's DNS names, both ECDSA P-256 made with ``cryptography``, kept in one Secret
-  (``ca.crt``, ``ca.key``, ``tls.crt``, ``tls.key``); the CA goes into every webhook of the
-  ValidatingWebhookConfiguration as ``caBundle``. The serving certificate is renewed when less than a third of its
+  (``ca.crt``, ``ca.key``, ``tls.crt``, ``tls.key``); the CA goes into every webhook of the Validating- (and
+  Mutating-) WebhookConfiguration as ``caBundle``. The serving certificate is renewed when less than a third of its
   life is left or its names changed, under the same CA (the ``caBundle`` stays valid); the CA is renewed when less
   than a third of its life is left, and the old CA stays in the bundle until it expires, so a replica still
   serving the old certificate is trusted meanwhile. Replicas race on the Secret with ``resourceVersion``
@@ -47,7 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from flinkops.api.loader import Resource
-from flinkops.core.admission import Malformed, review
+from flinkops.core.admission import Malformed, mutate, review
 from flinkops.errors import Conflict, FlinkopsError, InvalidInput
 from flinkops.kube.client import KubeClient
 from flinkops.stores.kubernetes import to_model
@@ -193,7 +194,8 @@ def _b64(data: bytes) -> str:
 
 class SecretCertificates:
     """Certificates the operator makes, keeps in ``namespace/secret`` and hands to the API server through the
-    ``caBundle`` of ``webhook_config`` (a ValidatingWebhookConfiguration; empty: patch none)."""
+    ``caBundle`` of the webhook configurations named ``webhook_config`` (the Validating one, and the Mutating one
+    when it exists; empty: patch none)."""
 
     def __init__(
         self,
@@ -268,10 +270,18 @@ class SecretCertificates:
         return new
 
     def _patch_ca_bundle(self, bundle: bytes) -> None:
-        path = f"/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{self.webhook_config}"
+        self._patch_config("validatingwebhookconfigurations", bundle)
+        try:  # the defaulting webhook is optional (webhook.mutating in the chart)
+            self._patch_config("mutatingwebhookconfigurations", bundle, required=False)
+        except FlinkopsError as exc:
+            log.debug("MutatingWebhookConfiguration %s not patched: %s", self.webhook_config, exc)
+
+    def _patch_config(self, plural: str, bundle: bytes, *, required: bool = True) -> None:
+        path = f"/apis/admissionregistration.k8s.io/v1/{plural}/{self.webhook_config}"
         config = self.client.get(path)
         if config is None:
-            log.warning("ValidatingWebhookConfiguration %s not found; its caBundle waits", self.webhook_config)
+            if required:
+                log.warning("%s %s not found; its caBundle waits", plural, self.webhook_config)
             return
         wanted = _b64(bundle)
         ops = [
@@ -283,7 +293,7 @@ class SecretCertificates:
             # Guarded by the version read: a configuration rewritten meanwhile (helm upgrade) is patched next round.
             test = {"op": "test", "path": "/metadata/resourceVersion", "value": config["metadata"]["resourceVersion"]}
             self.client.patch(path, [test, *ops], kind="json")
-            log.info("set the caBundle of ValidatingWebhookConfiguration %s", self.webhook_config)
+            log.info("set the caBundle of %s %s", plural, self.webhook_config)
 
 
 class FileCertificates:
@@ -430,7 +440,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found\n", "text/plain")
 
     def do_POST(self) -> None:
-        if self.path.split("?", 1)[0] != "/validate":
+        route = self.path.split("?", 1)[0]
+        if route not in ("/validate", "/mutate"):
             self._send(404, b"not found\n", "text/plain")
             return
         length = int(self.headers.get("Content-Length") or 0)
@@ -439,7 +450,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         try:
-            verdict = review(body, self.server.owner.lookup)
+            verdict = review(body, self.server.owner.lookup) if route == "/validate" else mutate(body)
         except Malformed as exc:
             self._send(400, json.dumps({"error": str(exc)}).encode())
             return
