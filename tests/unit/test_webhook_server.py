@@ -24,9 +24,11 @@ from flinkops.wiring.webhook import (
     FileCertificates,
     SecretCertificates,
     WebhookServer,
+    WebhookSettings,
     make_ca,
     make_serving,
     service_names,
+    webhook_settings_from_env,
 )
 
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
@@ -82,11 +84,13 @@ def test_a_body_that_is_no_admission_review_is_a_bad_request(served: tuple[Webho
     server, directory = served
     with httpx.Client(verify=trusting(directory / "ca.crt")) as client:
         answer = client.post(f"https://127.0.0.1:{server.port}/validate", content=b"{}")
-        missing = client.post(f"https://127.0.0.1:{server.port}/mutate", json=REVIEW)
+        missing = client.post(f"https://127.0.0.1:{server.port}/convert", json=REVIEW)
+        defaulted = client.post(f"https://127.0.0.1:{server.port}/mutate", json=REVIEW)
 
     assert answer.status_code == 400
     assert "AdmissionReview" in answer.json()["error"]
     assert missing.status_code == 404
+    assert defaulted.json()["response"] == {"uid": "u-1", "allowed": True}  # nothing to default on a deployment
 
 
 def test_a_renewed_certificate_is_served_from_the_next_connection(served: tuple[WebhookServer, Path]) -> None:
@@ -260,3 +264,27 @@ def test_no_secret_no_config_and_a_lost_race_still_give_one_shared_pair() -> Non
 
     assert certs.serving() == winner.serving()
     assert api.objects[SECRET]["type"] == "Opaque"
+
+
+def test_the_chart_environment_turns_the_webhook_on_and_names_its_objects(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FLINKOPS_WEBHOOK_PORT", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    assert webhook_settings_from_env("ops") is None
+    assert webhook_settings_from_env("ops", 0) is None
+
+    monkeypatch.setenv("FLINKOPS_WEBHOOK_PORT", "9443")
+    monkeypatch.setenv("FLINKOPS_WEBHOOK_SECRET", "r-flinkops-webhook-tls")
+    monkeypatch.setenv("FLINKOPS_WEBHOOK_CONFIG", "r-flinkops-ops")
+    settings = webhook_settings_from_env("ops")
+
+    assert settings is not None
+    assert (settings.port, settings.address, settings.namespace) == (9443, "127.0.0.1", "ops")
+    assert (settings.secret, settings.config, settings.cert_dir) == ("r-flinkops-webhook-tls", "r-flinkops-ops", "")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # in a pod: the API server reaches the pod IP
+    assert webhook_settings_from_env("ops", 8443) == WebhookSettings(
+        port=8443,
+        address="0.0.0.0",
+        namespace="ops",
+        secret="r-flinkops-webhook-tls",
+        config="r-flinkops-ops",
+    )

@@ -441,14 +441,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         route = self.path.split("?", 1)[0]
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length <= 0 or length > MAX_BODY:
+            self.close_connection = True  # an unread body would be taken for the next request on this connection
+            self._send(400, b'{"error": "a body of 1 byte to 3 MiB (with its Content-Length) is expected"}')
+            return
+        body = self.rfile.read(length)  # read even for a path that does not exist: the connection stays usable
         if route not in ("/validate", "/mutate"):
             self._send(404, b"not found\n", "text/plain")
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length <= 0 or length > MAX_BODY:
-            self._send(400, b'{"error": "a body of 1 byte to 3 MiB is expected"}')
-            return
-        body = self.rfile.read(length)
         try:
             verdict = review(body, self.server.owner.lookup) if route == "/validate" else mutate(body)
         except Malformed as exc:
