@@ -390,6 +390,13 @@ def test_the_webhook_is_wired_to_the_operator_and_never_sees_a_delete() -> None:
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [NAMESPACE]}
     ]
     assert hook["objectSelector"]["matchExpressions"][0]["key"] == "flink.apache.org/canary"
+    # The operator's own writes (it never changes a spec) do not wait for its own webhook.
+    assert hook["matchConditions"] == [
+        {
+            "name": "not-the-operator",
+            "expression": f"request.userInfo.username != 'system:serviceaccount:{NAMESPACE}:{RELEASE}'",
+        }
+    ]
 
 
 def test_the_operator_may_renew_only_its_own_secret_and_patch_only_its_own_configuration() -> None:
