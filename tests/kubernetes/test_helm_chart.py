@@ -47,7 +47,10 @@ VARIATIONS: dict[str, dict[str, Any]] = {
         "jobServiceAccount": {"create": False},
         "metricsService": {"enabled": False},
     },
+    "webhook": {"webhook": {"enabled": True}},
+    "webhook-cert-manager": {"webhook": {"enabled": True, "certManager": {"enabled": True}}},
 }
+WEBHOOK_SECRET = f"{RELEASE}-webhook-tls"
 
 
 def of_kind(objects: list[Manifest], kind: str) -> list[Manifest]:
@@ -107,8 +110,12 @@ def defaults() -> list[Manifest]:
 def test_no_rule_grants_secrets_or_wildcards(rendered: list[Manifest]) -> None:
     for role in [o for o in rendered if o["kind"] in {"Role", "ClusterRole"}]:
         for rule in role["rules"]:
-            # A "*" resource, verb or group would include Secrets (or grow into them) without naming them.
-            assert "secrets" not in rule["resources"], role["metadata"]
+            # A "*" resource, verb or group would include Secrets (or grow into them) without naming them. The one
+            # exception: the webhook's own certificate Secret, read and renewed by name (never created or listed).
+            if "secrets" in rule["resources"]:
+                assert role["metadata"]["name"] == f"{RELEASE}-webhook", role["metadata"]
+                assert rule["resources"] == ["secrets"] and rule["resourceNames"] == [WEBHOOK_SECRET], rule
+                assert set(rule["verbs"]) <= {"get", "update"}, rule
             assert "*" not in rule["resources"] + rule["verbs"] + rule["apiGroups"], role["metadata"]
             assert not rule.get("nonResourceURLs"), role["metadata"]
 
@@ -191,7 +198,12 @@ def test_every_object_carries_the_charts_labels(rendered: list[Manifest]) -> Non
 
 def test_namespaced_objects_say_where_they_go(rendered: list[Manifest]) -> None:
     """``helm template`` output applied with another current namespace must land in the same places."""
-    cluster_scoped = {"ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped = {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    }
     for obj in rendered:
         assert ("namespace" in obj["metadata"]) == (obj["kind"] not in cluster_scoped), obj["metadata"]
 
@@ -331,12 +343,139 @@ def test_own_accounts_and_no_metrics_service() -> None:
         ({"securityContext": {"runAsUser": 0}}, "runAsUser"),
         ({"serviceAccount": {"create": False}}, "serviceAccount.name is required"),
         ({"progressCheckInterval": "often"}, "progressCheckInterval"),
+        ({"webhook": {"enabled": True, "failurePolicy": "Sometimes"}}, "failurePolicy"),
+        ({"webhook": {"enabled": True, "timeoutSeconds": 60}}, "timeoutSeconds"),
+        ({"webhook": {"certManager": {"enabled": True}}}, "webhook.certManager.enabled needs webhook.enabled=true"),
+        ({"webhook": {"enabled": True, "certManager": {"issuer": "x"}}}, "issuer"),
     ],
 )
 def test_unsafe_or_mistyped_values_are_refused(values: Mapping[str, Any], reason: str) -> None:
     with pytest.raises(HelmFailed) as failed:
         render(values, release=RELEASE, namespace=NAMESPACE)
     assert reason in failed.value.stderr
+
+
+# ------------------------------------------------------------------------------------------------ the webhook
+
+
+def test_the_webhook_is_off_by_default(defaults: list[Manifest]) -> None:
+    assert not of_kind(defaults, "ValidatingWebhookConfiguration")
+    assert "FLINKOPS_WEBHOOK_PORT" not in env_of(defaults)
+
+
+def test_the_webhook_is_wired_to_the_operator_and_never_sees_a_delete() -> None:
+    objects = render(VARIATIONS["webhook"], release=RELEASE, namespace=NAMESPACE)
+    config = one(objects, "ValidatingWebhookConfiguration")
+    (hook,) = config["webhooks"]
+    service = next(o for o in of_kind(objects, "Service") if o["metadata"]["name"] == f"{RELEASE}-webhook")
+    env = env_of(objects)
+    ports = {p["name"]: p["containerPort"] for p in container(objects)["ports"]}
+
+    # DELETE is not in the rules: a webhook that is down (or refuses) can never block deleting a resource.
+    assert [r["operations"] for r in hook["rules"]] == [["CREATE", "UPDATE"]]
+    assert hook["rules"][0]["resources"] == ["flinkdeployments", "flinksessionjobs"]
+    assert (hook["failurePolicy"], hook["timeoutSeconds"], hook["sideEffects"]) == ("Fail", 5, "None")
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["clientConfig"]["service"] == {
+        "name": service["metadata"]["name"],
+        "namespace": NAMESPACE,
+        "path": "/validate",
+        "port": 443,
+    }
+    assert service["spec"]["ports"] == [{"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}]
+    assert ports["webhook"] == 9443 and env["FLINKOPS_WEBHOOK_PORT"] == "9443"
+    assert env["FLINKOPS_WEBHOOK_SERVICE"] == service["metadata"]["name"]
+    assert env["FLINKOPS_WEBHOOK_SECRET"] == WEBHOOK_SECRET
+    assert env["FLINKOPS_WEBHOOK_CONFIG"] == config["metadata"]["name"] == f"{RELEASE}-{NAMESPACE}"
+    # Only the watched namespaces' resources are sent; canaries never are.
+    assert hook["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [NAMESPACE]}
+    ]
+    assert hook["objectSelector"]["matchExpressions"][0]["key"] == "flink.apache.org/canary"
+    # The operator's own writes (it never changes a spec) do not wait for its own webhook.
+    assert hook["matchConditions"] == [
+        {
+            "name": "not-the-operator",
+            "expression": f"request.userInfo.username != 'system:serviceaccount:{NAMESPACE}:{RELEASE}'",
+        }
+    ]
+
+
+def test_the_operator_may_renew_only_its_own_secret_and_patch_only_its_own_configuration() -> None:
+    objects = render(VARIATIONS["webhook"], release=RELEASE, namespace=NAMESPACE)
+    secret = one(objects, "Secret")
+    role = next(o for o in of_kind(objects, "Role") if o["metadata"]["name"] == f"{RELEASE}-webhook")
+    (cluster_role,) = of_kind(objects, "ClusterRole")
+
+    assert secret["metadata"]["name"] == WEBHOOK_SECRET and "data" not in secret  # the operator fills it
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [WEBHOOK_SECRET], "verbs": ["get", "update"]}
+    ]
+    assert cluster_role["rules"] == [
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
+            "resourceNames": [f"{RELEASE}-{NAMESPACE}"],
+            "verbs": ["get", "patch"],
+        }
+    ]
+
+
+def test_the_defaulting_webhook_only_labels_session_jobs_and_never_blocks() -> None:
+    objects = render(VARIATIONS["webhook"], release=RELEASE, namespace=NAMESPACE)
+    (hook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+
+    assert hook["rules"][0]["resources"] == ["flinksessionjobs"]
+    assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["clientConfig"]["service"]["path"] == "/mutate"
+    without = render({"webhook": {"enabled": True, "mutating": False}}, release=RELEASE, namespace=NAMESPACE)
+    assert not of_kind(without, "MutatingWebhookConfiguration")
+    (cluster_role,) = of_kind(without, "ClusterRole")
+    assert cluster_role["rules"][0]["resources"] == ["validatingwebhookconfigurations"]
+
+
+def test_with_cert_manager_a_certificate_and_the_ca_injector_replace_the_operators_own() -> None:
+    objects = render(VARIATIONS["webhook-cert-manager"], release=RELEASE, namespace=NAMESPACE)
+    certificate = one(objects, "Certificate")
+    config = one(objects, "ValidatingWebhookConfiguration")
+    env = env_of(objects)
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+
+    service = f"{RELEASE}-webhook"
+    assert certificate["spec"]["secretName"] == WEBHOOK_SECRET
+    assert f"{service}.{NAMESPACE}.svc" in certificate["spec"]["dnsNames"]
+    assert certificate["spec"]["issuerRef"] == {
+        "name": f"{service}-selfsigned",
+        "kind": "Issuer",
+        "group": "cert-manager.io",
+    }
+    assert one(objects, "Issuer")["spec"] == {"selfSigned": {}}
+    assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/{service}"
+    mutating = one(objects, "MutatingWebhookConfiguration")
+    assert mutating["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NAMESPACE}/{service}"
+    assert env["FLINKOPS_WEBHOOK_CERT_DIR"] == "/etc/flinkops/webhook-tls"
+    assert {"name": "webhook-tls", "secret": {"secretName": WEBHOOK_SECRET}} in pod["volumes"]
+    # cert-manager owns the Secret: the operator only reads the mounted files, with no RBAC for it.
+    assert not of_kind(objects, "Secret") and not of_kind(objects, "ClusterRole")
+    own_issuer = render(
+        {
+            "webhook": {
+                "enabled": True,
+                "certManager": {"enabled": True, "issuerRef": {"name": "corp", "kind": "ClusterIssuer"}},
+            }
+        },
+        release=RELEASE,
+        namespace=NAMESPACE,
+    )
+    assert one(own_issuer, "Certificate")["spec"]["issuerRef"] == {"name": "corp", "kind": "ClusterIssuer"}
+    assert not of_kind(own_issuer, "Issuer")
+
+
+def test_watching_every_namespace_sends_every_namespaces_resources() -> None:
+    objects = render({"watchAllNamespaces": True, "webhook": {"enabled": True}}, release=RELEASE, namespace=NAMESPACE)
+    (hook,) = one(objects, "ValidatingWebhookConfiguration")["webhooks"]
+    assert "namespaceSelector" not in hook
 
 
 def test_the_install_notes_name_what_was_installed() -> None:

@@ -189,8 +189,14 @@ def apply_crds(api: Api) -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [{}, {"watchNamespaces": ["team_a", "team_b"]}, {"watchAllNamespaces": True}, {"replicas": 2}],
-    ids=["defaults", "two-namespaces", "all-namespaces", "two-replicas"],
+    [
+        {},
+        {"watchNamespaces": ["team_a", "team_b"]},
+        {"watchAllNamespaces": True},
+        {"replicas": 2},
+        {"webhook": {"enabled": True}},
+    ],
+    ids=["defaults", "two-namespaces", "all-namespaces", "two-replicas", "webhook"],
 )
 def test_every_rendered_object_passes_strict_server_side_validation(
     api: Api, names: dict[str, str], installed: list[Manifest], values: dict[str, Any]

@@ -65,6 +65,7 @@ __all__ = [
     "resource_label",
     "savepoint_dir",
     "validate_against",
+    "validate_batch",
     "validate_resource",
     "validate_update",
 ]
@@ -719,6 +720,25 @@ def _session_target_problems(
         return []
     effective = {**cluster.spec.flink_configuration, **job.spec.flink_configuration}
     return [Problem(path, message, hint, where) for path, message, hint in _state_dir_problems(job.spec.job, effective)]
+
+
+def validate_batch(
+    resources: Sequence[Resource],
+    existing: Mapping[tuple[str, str, str], Resource],
+    *,
+    default_state_dirs: bool = False,
+) -> list[Problem]:
+    """Everything the three entry points find in ``resources``: each on its own, as an update of the existing
+    resource of the same key, and across the batch and ``existing``. The one place ``apply`` (through
+    ``service.inputs``) and the admission webhook (``core.admission``) get their verdict from."""
+    problems: list[Problem] = []
+    for resource in resources:
+        problems.extend(validate_resource(resource, default_state_dirs=default_state_dirs))
+        old = existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))
+        if old is not None:
+            problems.extend(validate_update(old, resource))
+    problems.extend(validate_against(resources, existing, default_state_dirs=default_state_dirs))
+    return problems
 
 
 # --------------------------------------------------------------------------------------------- updates

@@ -118,6 +118,17 @@ def operator_run(
             "service-dns."
         ),
     ] = None,
+    webhook_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Serve the validating admission webhook (/validate, HTTPS) on this port; 0: no webhook. Default: "
+            "$FLINKOPS_WEBHOOK_PORT, else none. Its certificates: $FLINKOPS_WEBHOOK_CERT_DIR (tls.crt, tls.key, "
+            "e.g. cert-manager's), else made and renewed in the Secret $FLINKOPS_WEBHOOK_SECRET for the Service "
+            "$FLINKOPS_WEBHOOK_SERVICE, with the CA put into the ValidatingWebhookConfiguration "
+            "$FLINKOPS_WEBHOOK_CONFIG.",
+        ),
+    ] = None,
 ) -> None:
     """Run the operator in the foreground until SIGTERM (exit 0) or a lost leadership (exit 1)."""
     from flinkops.kube.client import KubeClient, KubeUnavailable, load_config
@@ -142,6 +153,7 @@ def operator_run(
         workers=workers,
         rest_address=address,
         progress_check=progress_check_interval,
+        webhook_port=webhook_port,
     )
     client = KubeClient(config, qps=qps, burst=int(qps * 2))
     try:

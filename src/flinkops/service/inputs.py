@@ -17,7 +17,7 @@ from typing import TextIO
 
 from flinkops.api.loader import MAX_INPUT_BYTES, decode_input, load_documents
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
-from flinkops.api.validation import resource_label, validate_against, validate_resource, validate_update
+from flinkops.api.validation import resource_label, validate_batch
 from flinkops.errors import FlinkopsError, InvalidInput, PermanentError, Problem, TemporaryError
 from flinkops.ports import ResourceStore
 from flinkops.service.config import snapshot_store
@@ -174,13 +174,7 @@ def validate(target: Target, resources: Sequence[Resource]) -> list[Problem]:
 
 
 def _problems(target: Target, resources: Sequence[Resource], existing: Existing) -> list[Problem]:
-    problems: list[Problem] = []
-    for resource in resources:
-        problems.extend(validate_resource(resource, default_state_dirs=target.local))
-        old = existing.get(_key(resource))
-        if old is not None:
-            problems.extend(validate_update(old, resource))
-    problems.extend(validate_against(resources, existing, default_state_dirs=target.local))
+    problems = validate_batch(resources, existing, default_state_dirs=target.local)
     problems.extend(restore_path_problems(target, resources, existing))
     return problems
 

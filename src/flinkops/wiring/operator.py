@@ -2,7 +2,8 @@
 
 ``Operator.run()``:
 
-1. serves ``/metrics``, ``/healthz`` and ``/readyz`` (``wiring.metrics``);
+1. serves ``/metrics``, ``/healthz`` and ``/readyz`` (``wiring.metrics``), and when configured the validating
+   admission webhook over TLS (``wiring.webhook``; on every replica, leader or standby);
 2. with leader election on (the default), waits as a standby until it holds the Lease (``kube.leader``), then
    keeps renewing it; losing it ends ``run`` with exit code 1 so the pod restarts clean rather than act without
    the Lease;
@@ -52,6 +53,7 @@ from flinkops.stores.kubernetes import KubernetesStore, to_model
 from flinkops.wiring.kubernetes import build_controller
 from flinkops.wiring.memory import TRIM_INTERVAL, release_free_memory
 from flinkops.wiring.metrics import MetricsServer, OperatorMetrics
+from flinkops.wiring.webhook import WebhookServer, WebhookSettings, start_webhook, webhook_settings_from_env
 
 __all__ = [
     "DEFAULT_PROGRESS_CHECK",
@@ -94,6 +96,8 @@ class OperatorSettings:
     #: How soon a canary resource must be reconciled before /healthz fails (the reference's
     #: ``kubernetes.operator.health.canary.resource.timeout``, 1 min).
     canary_timeout: float = DEFAULT_CANARY_TIMEOUT
+    #: The validating admission webhook this process serves (every replica, leader or not); None: none.
+    webhook: WebhookSettings | None = None
 
 
 def progress_check_from_env(option: str | None = None) -> float:
@@ -134,11 +138,12 @@ def settings_from_env(
     workers: int = 4,
     rest_address: str | None = None,
     progress_check: str | None = None,
+    webhook_port: int | None = None,
 ) -> OperatorSettings:
     """Settings from options, falling back to the environment the Helm chart sets: ``WATCH_NAMESPACES``
     (comma-separated; empty = all), ``OPERATOR_NAMESPACE`` (where the Lease lives), ``POD_NAME`` (identity),
-    ``FLINKOPS_REST_ADDRESS`` (:func:`rest_address_from_env`) and ``FLINKOPS_PROGRESS_CHECK_INTERVAL``
-    (:func:`progress_check_from_env`)."""
+    ``FLINKOPS_REST_ADDRESS`` (:func:`rest_address_from_env`), ``FLINKOPS_PROGRESS_CHECK_INTERVAL``
+    (:func:`progress_check_from_env`) and ``FLINKOPS_WEBHOOK_*`` (``wiring.webhook``)."""
     if namespaces is None:
         namespaces = tuple(n.strip() for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n.strip())
     lease_ns = lease_namespace or os.environ.get("OPERATOR_NAMESPACE") or default_namespace
@@ -162,6 +167,7 @@ def settings_from_env(
         workers=workers,
         rest_address=rest_address_from_env(rest_address),
         min_requeue=progress_check_from_env(progress_check),
+        webhook=webhook_settings_from_env(lease_ns, webhook_port),
     )
 
 
@@ -207,6 +213,7 @@ class Operator:
         ]
         self.elector: LeaderElector | None = None
         self.http: MetricsServer | None = None
+        self.webhook: WebhookServer | None = None
         self._reported_invalid: dict[ResourceKey, str] = {}
 
     def install_signal_handlers(self) -> None:
@@ -228,6 +235,8 @@ class Operator:
             ", ".join(self.settings.namespaces) or "all namespaces",
         )
         try:
+            if self.settings.webhook is not None:  # before the election: standbys answer admission reviews too
+                self.webhook = start_webhook(self.client, self.settings.webhook)
             if self.settings.leader_election:
                 self.elector = LeaderElector(self.client, self.settings.lease, self.settings.identity)
                 self.metrics.ready = True  # a standby is healthy and ready; it just does not act
@@ -253,6 +262,8 @@ class Operator:
             if self.elector is not None:
                 self.elector.release()
             self.metrics.leader = False
+            if self.webhook is not None:
+                self.webhook.stop()
             self.http.stop()
             log.info("operator stopped")
 

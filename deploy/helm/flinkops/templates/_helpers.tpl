@@ -131,4 +131,21 @@ installing it. Included once, from the Deployment template.
 {{- if and .Values.watchAllNamespaces .Values.watchNamespaces -}}
 {{- fail "set either watchNamespaces or watchAllNamespaces=true, not both" -}}
 {{- end -}}
+{{- if and .Values.webhook.certManager.enabled (not .Values.webhook.enabled) -}}
+{{- fail "webhook.certManager.enabled needs webhook.enabled=true" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The admission webhook's names: its Service, the Secret with its certificate, the (cluster-scoped, so
+release- and namespace-qualified) ValidatingWebhookConfiguration, and cert-manager's Certificate. */}}
+{{- define "flinkops.webhookService" -}}
+{{- printf "%s-webhook" (include "flinkops.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "flinkops.webhookSecret" -}}
+{{- default (printf "%s-webhook-tls" (include "flinkops.fullname" .)) .Values.webhook.secretName -}}
+{{- end -}}
+
+{{- define "flinkops.webhookConfig" -}}
+{{- printf "%s-%s" (include "flinkops.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
