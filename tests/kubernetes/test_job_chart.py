@@ -17,9 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
+from support.crdcheck import crd_json_schema, reference_crd
 from support.helm import JOB_RULES, HelmFailed, Manifest, helm, render
 
 pytestmark = pytest.mark.integration
@@ -150,6 +152,21 @@ def test_the_example_and_a_seed_shaped_job_pass_lint_with_no_findings(tmp_path: 
         done = lint(tmp_path, deployments)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "no findings" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("crd_source", ["flinkops", "reference"])
+def test_what_the_chart_renders_fits_the_flinkdeployment_crd(crd_source: str) -> None:
+    """Stored unchanged by an API server with flinkops' CRD (the operator chart's) and the reference operator's:
+    no field the server would prune or refuse, in the example and the seed-shaped job."""
+    if crd_source == "reference":
+        crd = reference_crd("flinkdeployments.flink.apache.org")  # skips, saying so, without the reference
+    else:
+        crd = yaml.safe_load((REPO / "deploy/helm/flinkops/crds/flinkdeployments.flink.apache.org.yaml").read_text())
+    validator = jsonschema.Draft202012Validator(crd_json_schema(crd))
+    for sets in ([], SEED_SHAPED):
+        (deployment,) = of_kind(template(*sets), "FlinkDeployment")
+        errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(deployment)]
+        assert errors == []
 
 
 def test_a_seed_shaped_job_has_ha_its_node_pool_and_the_fluent_bit_sidecar() -> None:
