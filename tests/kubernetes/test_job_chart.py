@@ -11,6 +11,7 @@ The golden file changes only on purpose: FLINKOPS_REGENERATE_GOLDEN=1 rewrites i
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -48,6 +49,22 @@ SEED_SHAPED = [
     "fluentBit.output.properties.region=eu-west-1",
     "fluentBit.output.properties.log_group_name=/flink/payments",
     "metrics.datadog.include={flink_taskmanager_job_task_operator_KafkaSourceReader.*,flink_jobmanager_job_uptime}",
+]
+# A session cluster with two jobs on it, as the EKS and data-lake seeds run theirs, standalone with an S3 plugin.
+SESSION = [
+    "session.enabled=true",
+    "session.jobs[0].name=inventory",
+    "session.jobs[0].jarURI=s3://datalake/jars/inventory.jar",
+    "session.jobs[0].parallelism=4",
+    "session.jobs[0].upgradeMode=stateless",
+    "session.jobs[0].state=running",
+    "session.jobs[1].name=orders",
+    "session.jobs[1].jarURI=local:///opt/flink/examples/streaming/StateMachineExample.jar",
+    "session.jobs[1].parallelism=2",
+    "session.jobs[1].upgradeMode=savepoint",
+    "session.jobs[1].state=running",
+    "mode=standalone",
+    "env.ENABLE_BUILT_IN_PLUGINS=flink-s3-fs-presto-2.2.1.jar",
 ]
 
 
@@ -146,10 +163,10 @@ def test_the_schema_rejects_bad_values_naming_the_field(assignment: str, field: 
     assert f"- at '{field}': " in failed.value.stderr
 
 
-def test_the_example_and_a_seed_shaped_job_pass_lint_with_no_findings(tmp_path: Path) -> None:
-    for sets in ([], SEED_SHAPED):
-        deployments = of_kind(template(*sets), "FlinkDeployment")
-        done = lint(tmp_path, deployments)
+def test_the_example_a_seed_shaped_job_and_a_session_pass_lint_with_no_findings(tmp_path: Path) -> None:
+    for sets in ([], SEED_SHAPED, SESSION):
+        documents = template(*sets)
+        done = lint(tmp_path, of_kind(documents, "FlinkDeployment") + of_kind(documents, "FlinkSessionJob"))
         assert done.returncode == 0, done.stdout + done.stderr
         assert "no findings" in done.stdout, done.stdout
 
@@ -162,11 +179,24 @@ def test_what_the_chart_renders_fits_the_flinkdeployment_crd(crd_source: str) ->
         crd = reference_crd("flinkdeployments.flink.apache.org")  # skips, saying so, without the reference
     else:
         crd = yaml.safe_load((REPO / "deploy/helm/flinkops/crds/flinkdeployments.flink.apache.org.yaml").read_text())
-    validator = jsonschema.Draft202012Validator(crd_json_schema(crd))
-    for sets in ([], SEED_SHAPED):
-        (deployment,) = of_kind(template(*sets), "FlinkDeployment")
-        errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(deployment)]
-        assert errors == []
+    if crd_source == "reference":
+        session_crd = reference_crd("flinksessionjobs.flink.apache.org")
+    else:
+        session_crd = yaml.safe_load(
+            (REPO / "deploy/helm/flinkops/crds/flinksessionjobs.flink.apache.org.yaml").read_text()
+        )
+    validators = {
+        "FlinkDeployment": jsonschema.Draft202012Validator(crd_json_schema(crd)),
+        "FlinkSessionJob": jsonschema.Draft202012Validator(crd_json_schema(session_crd)),
+    }
+    for sets in ([], SEED_SHAPED, SESSION):
+        for _, resource in template(*sets):
+            if resource["kind"] in validators:
+                errors = [
+                    f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+                    for e in validators[resource["kind"]].iter_errors(resource)
+                ]
+                assert errors == []
 
 
 def test_a_seed_shaped_job_has_ha_its_node_pool_and_the_fluent_bit_sidecar() -> None:
@@ -180,6 +210,26 @@ def test_a_seed_shaped_job_has_ha_its_node_pool_and_the_fluent_bit_sidecar() -> 
     assert main["name"] == "flink-main-container" and sidecar["name"] == "fluent-bit"
     assert "--output=cloudwatch_logs" in sidecar["args"] and "--prop=region=eu-west-1" in sidecar["args"]
     assert {m["name"] for m in main["volumeMounts"]} == {v["name"] for v in pod["volumes"]} == {"flink-logs"}
+
+
+def test_a_session_cluster_with_its_session_jobs() -> None:
+    documents = template(*SESSION, release="lake")
+    (deployment,) = of_kind(documents, "FlinkDeployment")
+    assert "job" not in deployment["spec"] and deployment["spec"]["mode"] == "standalone"
+    (main,) = deployment["spec"]["podTemplate"]["spec"]["containers"]
+    assert main["env"] == [{"name": "ENABLE_BUILT_IN_PLUGINS", "value": "flink-s3-fs-presto-2.2.1.jar"}]
+    jobs = of_kind(documents, "FlinkSessionJob")
+    assert [j["metadata"]["name"] for j in jobs] == ["lake-inventory", "lake-orders"]
+    assert {j["spec"]["deploymentName"] for j in jobs} == {"lake"}
+    assert jobs[0]["spec"]["job"] == {
+        "jarURI": "s3://datalake/jars/inventory.jar",
+        "parallelism": 4,
+        "upgradeMode": "stateless",
+        "state": "running",
+    }
+    with pytest.raises(HelmFailed) as failed:
+        template(*SESSION, "session.jobs[0].parallelism=0")
+    assert "- at '/session/jobs/0/parallelism': " in failed.value.stderr
 
 
 def test_each_job_binds_its_own_account_to_the_namespace_role_the_operator_chart_makes() -> None:
@@ -222,16 +272,32 @@ def test_render_job_prints_the_flinkdeployment_for_apply(tmp_path: Path) -> None
         yaml.safe_load_all(flinkops("render-job", "-f", str(values), "--all", cwd=tmp_path).stdout)
     )
     assert [o["kind"] for o in every] == ["ServiceAccount", "RoleBinding", "FlinkDeployment"]
+    session_args = [arg for assignment in SESSION for arg in ("--set", assignment)]
+    session = flinkops("render-job", "-f", str(values), *session_args, "-o", "json", cwd=tmp_path)
+    assert session.returncode == 0, session.stderr
+    listed = json.loads(session.stdout)
+    assert listed["kind"] == "List"
+    assert [o["kind"] for o in listed["items"]] == ["FlinkDeployment", "FlinkSessionJob", "FlinkSessionJob"]
 
 
 def test_render_job_exits_2_naming_each_bad_field(tmp_path: Path) -> None:
     values = tmp_path / "job.yaml"
     values.write_text((EXAMPLE / "values.yaml").read_text())
     done = flinkops(
-        "render-job", "-f", str(values), "--set", "job.parallelism=two", "--set", "tags.owner=a b", cwd=tmp_path
+        "render-job",
+        "-f",
+        str(values),
+        "--set",
+        "job.parallelism=two",
+        "--set",
+        "tags.owner=a b",
+        "--set",
+        "nodePool.extraTolerations[0].effect=Sometimes",
+        cwd=tmp_path,
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "job.parallelism:" in done.stderr and "tags.owner:" in done.stderr
+    for field in ("job.parallelism:", "tags.owner:", "nodePool.extraTolerations[0].effect:"):
+        assert field in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     missing = flinkops("render-job", "-f", str(tmp_path / "nope.yaml"), cwd=tmp_path)
     assert missing.returncode == 2 and "nope.yaml: no such file" in missing.stderr

@@ -22,6 +22,9 @@ spec:
   imagePullPolicy: {{ .Values.image.pullPolicy }}
   flinkVersion: {{ .Values.flinkVersion }}
   serviceAccount: {{ include "flink-job.serviceAccountName" . }}
+  {{- with .Values.mode }}
+  mode: {{ . }}
+  {{- end }}
   flinkConfiguration:
     {{- include "flink-job.flinkConfiguration" . | nindent 4 }}
   jobManager:
@@ -35,23 +38,54 @@ spec:
       memory: {{ .Values.taskManager.memory | quote }}
   podTemplate:
     {{- include "flink-job.podTemplate" . | nindent 4 }}
+  {{- if not .Values.session.enabled }}
   job:
-    jarURI: {{ .Values.job.jarURI | quote }}
-    {{- with .Values.job.entryClass }}
-    entryClass: {{ . | quote }}
-    {{- end }}
-    {{- with .Values.job.args }}
-    args:
-      {{- range . }}
-      - {{ . | quote }}
-      {{- end }}
-    {{- end }}
-    parallelism: {{ .Values.job.parallelism }}
-    upgradeMode: {{ .Values.job.upgradeMode }}
-    state: {{ .Values.job.state }}
-    {{- with .Values.job.initialSavepointPath }}
-    initialSavepointPath: {{ . | quote }}
-    {{- end }}
+    {{- include "flink-job.jobSpec" .Values.job | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/* A job's spec.job (of the FlinkDeployment, or of a FlinkSessionJob): call with the job's values. */}}
+{{- define "flink-job.jobSpec" -}}
+jarURI: {{ .jarURI | quote }}
+{{- with .entryClass }}
+entryClass: {{ . | quote }}
+{{- end }}
+{{- with .args }}
+args:
+  {{- range . }}
+  - {{ . | quote }}
+  {{- end }}
+{{- end }}
+parallelism: {{ .parallelism }}
+upgradeMode: {{ .upgradeMode }}
+state: {{ .state }}
+{{- with .initialSavepointPath }}
+initialSavepointPath: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+With session.enabled the FlinkDeployment is a session cluster (no spec.job) and each of session.jobs is a
+FlinkSessionJob on it, named "<job name>-<its name>", as separate YAML documents.
+*/}}
+{{- define "flink-job.sessionJobs" -}}
+{{- if .Values.session.enabled -}}
+{{- $root := . -}}
+{{- range $job := .Values.session.jobs }}
+---
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkSessionJob
+metadata:
+  name: {{ printf "%s-%s" (include "flink-job.name" $root) $job.name }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "flink-job.labels" $root | nindent 4 }}
+spec:
+  deploymentName: {{ include "flink-job.name" $root }}
+  job:
+    {{- include "flink-job.jobSpec" $job | nindent 4 }}
+{{- end }}
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -122,6 +156,13 @@ spec:
   {{- end }}
   containers:
     - name: flink-main-container
+      {{- with .Values.env }}
+      env:
+        {{- range $name := keys . | sortAlpha }}
+        - name: {{ $name }}
+          value: {{ get $.Values.env $name | quote }}
+        {{- end }}
+      {{- end }}
       {{- if .Values.fluentBit.enabled }}
       volumeMounts:
         - name: flink-logs
