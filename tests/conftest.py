@@ -56,6 +56,7 @@ _DATA_PLANE_FIXTURES = {"data_plane", "data_plane_flinkops", "zookeeper"}
 _NODE_MODULES = {
     "tests/kubernetes/test_faults_on_node.py",
     "tests/kubernetes/test_flink_on_node.py",
+    "tests/kubernetes/test_job_chart_on_node.py",
     "tests/kubernetes/test_lifecycle_on_node.py",
     "tests/kubernetes/test_node_live.py",
     "tests/kubernetes/test_session_and_batch_on_node.py",
