@@ -33,30 +33,24 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from support.admission_specs import valid_deployment  # noqa: E402
+
 NAMES = 50
 WARMUP = 20
 GOAL_MS = 50.0
 
-DEPLOYMENT: dict[str, Any] = {
-    "apiVersion": "flink.apache.org/v1beta1",
-    "kind": "FlinkDeployment",
-    "spec": {
-        "image": "flink:2.2",
-        "flinkVersion": "v2_2",
-        "serviceAccount": "flink",
-        "flinkConfiguration": {
-            "state.checkpoints.dir": "s3://state/fraud/checkpoints",
-            "state.savepoints.dir": "s3://state/fraud/savepoints",
-            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-            "execution.checkpointing.interval": "30s",
-            "state.backend.type": "rocksdb",
-            "execution.checkpointing.incremental": "true",
-        },
-        "jobManager": {"resource": {"memory": "2048m", "cpu": 1}},
-        "taskManager": {"resource": {"memory": "4096m", "cpu": 2}, "replicas": 2},
-        "job": {"jarURI": "local:///opt/flink/usrlib/fraud.jar", "parallelism": 2, "upgradeMode": "savepoint"},
-    },
-}
+# The webhook tests' valid deployment, sized like a production job (RocksDB, incremental checkpoints, 2 TaskManagers).
+DEPLOYMENT: dict[str, Any] = valid_deployment()
+del DEPLOYMENT["metadata"]
+DEPLOYMENT["spec"]["flinkConfiguration"].update(
+    {
+        "execution.checkpointing.interval": "30s",
+        "state.backend.type": "rocksdb",
+        "execution.checkpointing.incremental": "true",
+    }
+)
+DEPLOYMENT["spec"]["taskManager"] = {"resource": {"memory": "4096m", "cpu": 2}, "replicas": 2}
 
 
 def say(message: str) -> None:

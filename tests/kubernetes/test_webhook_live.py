@@ -35,6 +35,7 @@ import yaml
 from flinkops.dev.process import free_port
 from flinkops.kube.client import KubeClient, load_config
 from flinkops.wiring.webhook import SecretCertificates, WebhookServer, api_lookup
+from support.admission_specs import valid_deployment
 from support.helm import render
 from support.kube import KubeCluster, install_crds
 from support.operator import service_account_kubeconfig, wait_for
@@ -46,24 +47,7 @@ PLURAL = {"FlinkDeployment": "flinkdeployments", "FlinkSessionJob": "flinksessio
 SEEDS = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "seeds").rglob("*.yaml"))
 CONFIG_PATH = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 
-GOOD: dict[str, Any] = {
-    "apiVersion": "flink.apache.org/v1beta1",
-    "kind": "FlinkDeployment",
-    "metadata": {"name": "fraud"},
-    "spec": {
-        "image": "flink:2.2",
-        "flinkVersion": "v2_2",
-        "serviceAccount": "flink",
-        "flinkConfiguration": {
-            "state.checkpoints.dir": "s3://state/fraud/checkpoints",
-            "state.savepoints.dir": "s3://state/fraud/savepoints",
-            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-        },
-        "jobManager": {"resource": {"memory": "2048m", "cpu": 1}},
-        "taskManager": {"resource": {"memory": "2048m", "cpu": 1}},
-        "job": {"jarURI": "local:///opt/flink/usrlib/fraud.jar", "parallelism": 2, "upgradeMode": "savepoint"},
-    },
-}
+GOOD: dict[str, Any] = valid_deployment()
 
 
 def configuration(name: str, namespace: str, port: int) -> dict[str, Any]:

@@ -15,27 +15,11 @@ import yaml
 
 from flinkops.api.loader import load_object
 from flinkops.core.admission import MAX_WARNING_CHARS, Malformed, mutate, review
+from support.admission_specs import valid_deployment
 
 SEEDS = Path(__file__).resolve().parents[1] / "fixtures" / "seeds"
 
-GOOD: dict[str, Any] = {
-    "apiVersion": "flink.apache.org/v1beta1",
-    "kind": "FlinkDeployment",
-    "metadata": {"name": "fraud", "namespace": "jobs", "uid": "abc", "managedFields": [{"manager": "kubectl"}]},
-    "spec": {
-        "image": "flink:2.2",
-        "flinkVersion": "v2_2",
-        "serviceAccount": "flink",
-        "flinkConfiguration": {
-            "state.checkpoints.dir": "s3://state/fraud/checkpoints",
-            "state.savepoints.dir": "s3://state/fraud/savepoints",
-            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-        },
-        "jobManager": {"resource": {"memory": "2048m", "cpu": 1}},
-        "taskManager": {"resource": {"memory": "2048m", "cpu": 1}},
-        "job": {"jarURI": "local:///opt/flink/usrlib/fraud.jar", "parallelism": 2, "upgradeMode": "savepoint"},
-    },
-}
+GOOD: dict[str, Any] = valid_deployment(namespace="jobs", uid="abc", managedFields=[{"manager": "kubectl"}])
 
 
 def admission(obj: dict[str, Any], operation: str = "CREATE", old: dict[str, Any] | None = None) -> dict[str, Any]:
