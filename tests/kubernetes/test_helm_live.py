@@ -37,7 +37,7 @@ import pytest
 import yaml
 
 from flinkops.dev.process import free_port
-from support.helm import CHART, JOB_RULES, OPERATOR_RULES, Manifest, render, render_documents
+from support.helm import CHART, JOB_RULES, OPERATOR_RULES, Manifest, helm, render, render_documents
 from support.kube import KubeCluster
 from support.operator import service_account_kubeconfig, wait_for
 
@@ -328,6 +328,35 @@ def test_flinks_job_account_may_do_what_flink_needs_and_nothing_else(
         assert not api.allowed(flink, namespace, "get", "", "secrets")
         assert not api.allowed(flink, namespace, "update", "flink.apache.org", "flinkdeployments")
         assert not api.allowed(flink, names["unwatched"], "get", "", "configmaps")
+
+
+def test_a_job_releases_own_account_gets_the_namespaces_job_role_and_nothing_more(
+    api: Api, names: dict[str, str], installed: list[Manifest]
+) -> None:
+    """A job release of the library chart (deploy/helm/flink-job-example) in a watched namespace: its own
+    ServiceAccount, bound by its RoleBinding to the job Role the operator chart made there, may do exactly what
+    Flink's job account may (JOB_RULES), no more; the same release in an unwatched namespace (no job Role there)
+    gets nothing."""
+    example = CHART.parent / "flink-job-example"
+    for namespace, granted in ((names["team_a"], True), (names["unwatched"], False)):
+        text = helm("template", "orders", str(example), "--namespace", namespace)
+        rbac = [d for d in yaml.safe_load_all(text) if d and d["kind"] in ("ServiceAccount", "RoleBinding")]
+        assert sorted(d["kind"] for d in rbac) == ["RoleBinding", "ServiceAccount"], rbac
+        for obj in rbac:
+            applied = api.apply(obj, dry_run=False)
+            assert applied.status_code in (200, 201), f"{obj['kind']}/{obj['metadata']['name']}: {applied.text}"
+        (account,) = [d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount"]
+        job = f"{namespace}/{account}"
+        # The binding reaches the authorizer through its watch: wait for one right it grants, then ask for each
+        # (in the unwatched namespace there is no Role to bind to: nothing to wait for).
+        assert not granted or api.eventually_allowed(job, namespace, "get", "", "configmaps"), job
+        for (group, resource), verbs in JOB_RULES.items():
+            for verb in VERBS:
+                expected = granted and verb in verbs
+                assert api.allowed(job, namespace, verb, group, resource) == expected, f"{job}: {verb} {resource}"
+        assert not api.allowed(job, namespace, "get", "", "secrets")
+        assert not api.allowed(job, namespace, "update", "flink.apache.org", "flinkdeployments")
+        assert not api.allowed(job, names["team_b"], "get", "", "configmaps")  # its binding is per namespace
 
 
 def test_watch_all_namespaces_reaches_every_namespace_but_no_secrets(api: Api, names: dict[str, str]) -> None:
