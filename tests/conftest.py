@@ -35,6 +35,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# No test process may ask a cloud's instance metadata service (169.254.169.254) for credentials or a region: the
+# AWS SDKs (boto3 in flinkops' S3 listings, the Java SDK in Flink's S3 plugins) try it when they are given no
+# credentials (an operator started without keys, as some tests start it), and on this machine that address answers
+# from off the machine. Every process a test starts inherits this; the node's pods are fenced on their own.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if _WORKER and os.environ.get("FLINKOPS_HOME"):
     _home = Path(os.environ["FLINKOPS_HOME"]) / _WORKER
