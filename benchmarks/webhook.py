@@ -18,6 +18,7 @@ Run: ``.venv/bin/python benchmarks/webhook.py [--rounds 400]``
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import json
 import os
@@ -34,7 +35,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from support.admission_specs import valid_deployment  # noqa: E402
+from support.admission_specs import url_webhook_configuration, valid_deployment  # noqa: E402
 
 NAMES = 50
 WARMUP = 20
@@ -136,33 +137,7 @@ def main() -> int:
                 raise SystemExit("the webhook process exited")
             time.sleep(0.05)
         port = int(port_file.read_text())
-        hook = {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": "flinkops-bench"},
-            "webhooks": [
-                {
-                    "name": "validate.flinkops.flink.apache.org",
-                    "admissionReviewVersions": ["v1"],
-                    "sideEffects": "None",
-                    "failurePolicy": "Fail",
-                    "timeoutSeconds": 5,
-                    "clientConfig": {
-                        "url": f"https://127.0.0.1:{port}/validate",
-                        "caBundle": __import__("base64").b64encode(ca.cert).decode(),
-                    },
-                    "rules": [
-                        {
-                            "apiGroups": ["flink.apache.org"],
-                            "apiVersions": ["*"],
-                            "operations": ["CREATE", "UPDATE"],
-                            "resources": ["flinkdeployments", "flinksessionjobs"],
-                        }
-                    ],
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "hooked"}},
-                }
-            ],
-        }
+        hook = url_webhook_configuration("flinkops-bench", "hooked", port, ca_bundle=base64.b64encode(ca.cert).decode())
         admin.post(
             "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", json=hook
         ).raise_for_status()

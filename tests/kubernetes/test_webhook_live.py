@@ -35,7 +35,7 @@ import yaml
 from flinkops.dev.process import free_port
 from flinkops.kube.client import KubeClient, load_config
 from flinkops.wiring.webhook import SecretCertificates, WebhookServer, api_lookup
-from support.admission_specs import valid_deployment
+from support.admission_specs import url_webhook_configuration, valid_deployment
 from support.helm import render
 from support.kube import KubeCluster, install_crds
 from support.operator import service_account_kubeconfig, wait_for
@@ -52,34 +52,7 @@ GOOD: dict[str, Any] = valid_deployment()
 
 def configuration(name: str, namespace: str, port: int) -> dict[str, Any]:
     """What the chart installs, with a URL client config (no Service: the webhook runs on this host)."""
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": name},
-        "webhooks": [
-            {
-                "name": "validate.flinkops.flink.apache.org",
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": "Fail",
-                "timeoutSeconds": 5,
-                "clientConfig": {"url": f"https://127.0.0.1:{port}/validate"},
-                "rules": [
-                    {
-                        "apiGroups": ["flink.apache.org"],
-                        "apiVersions": ["*"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["flinkdeployments", "flinksessionjobs"],
-                        "scope": "Namespaced",
-                    }
-                ],
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-                "objectSelector": {
-                    "matchExpressions": [{"key": "flink.apache.org/canary", "operator": "NotIn", "values": ["true"]}]
-                },
-            }
-        ],
-    }
+    return url_webhook_configuration(name, namespace, port)
 
 
 def defaulting(name: str, namespace: str, port: int) -> dict[str, Any]:
