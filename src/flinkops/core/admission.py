@@ -109,6 +109,12 @@ def _request(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     return request
 
 
+def _kind(request: Mapping[str, Any]) -> Any:
+    """The kind the request is about (``request.kind.kind``); None when it has none."""
+    kind = request.get("kind")
+    return kind.get("kind") if isinstance(kind, Mapping) else None
+
+
 def _as_resource(obj: Mapping[str, Any], request: Mapping[str, Any]) -> Resource:
     """The object the API server would store, read by the models (``InvalidInput`` with paths when it does not
     fit). Metadata the API server owns is dropped; a namespace or name it has not filled in yet is taken from
@@ -129,9 +135,8 @@ def review(body: bytes | str | Mapping[str, Any], existing: Lookup | None = None
     request = _request(body)
     uid = str(request["uid"])
     operation = request.get("operation")
-    kind = (request.get("kind") or {}).get("kind") if isinstance(request.get("kind"), Mapping) else None
     obj = request.get("object")
-    if operation not in ("CREATE", "UPDATE") or kind not in KINDS or not isinstance(obj, Mapping):
+    if operation not in ("CREATE", "UPDATE") or _kind(request) not in KINDS or not isinstance(obj, Mapping):
         return Verdict(uid, True)
     if is_canary_document(obj) or (obj.get("metadata") or {}).get("deletionTimestamp"):
         return Verdict(uid, True)
@@ -173,11 +178,9 @@ def mutate(body: bytes | str | Mapping[str, Any]) -> Verdict:
     request = _request(body)
     uid = str(request["uid"])
     obj = request.get("object")
-    kind = request.get("kind")
     if (
         request.get("operation") not in ("CREATE", "UPDATE")
-        or not isinstance(kind, Mapping)
-        or kind.get("kind") != "FlinkSessionJob"
+        or _kind(request) != "FlinkSessionJob"
         or not isinstance(obj, Mapping)
     ):
         return Verdict(uid, True)
