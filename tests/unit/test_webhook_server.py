@@ -22,6 +22,7 @@ from cryptography import x509
 from flinkops.errors import Conflict
 from flinkops.wiring.webhook import (
     FileCertificates,
+    Pair,
     SecretCertificates,
     WebhookServer,
     WebhookSettings,
@@ -181,6 +182,14 @@ def with_config(api: FakeApi) -> FakeApi:
     return api
 
 
+def served_now_and_after(api: FakeApi, later: dt.timedelta) -> tuple[Pair, Pair]:
+    """The pair a replica serves at NOW, and the one a replica serves ``later`` from the same Secret."""
+    when = [NOW]
+    first = secret_certs(api, when).serving()
+    when[0] = NOW + later
+    return first, secret_certs(api, when).serving()
+
+
 def test_the_first_replica_makes_the_certificates_and_the_next_one_reuses_them() -> None:
     api = with_config(FakeApi())
     when = [NOW]
@@ -206,11 +215,8 @@ def _pem() -> Any:
 
 def test_the_serving_certificate_is_renewed_before_it_expires_under_the_same_ca() -> None:
     api = with_config(FakeApi())
-    when = [NOW]
-    first = secret_certs(api, when).serving()
-
-    when[0] = NOW + dt.timedelta(days=250)  # a 365-day certificate with less than a third of its life left
-    renewed = secret_certs(api, when).serving()
+    # a 365-day certificate with less than a third of its life left
+    first, renewed = served_now_and_after(api, dt.timedelta(days=250))
 
     assert renewed != first
     old, new = (x509.load_pem_x509_certificate(p.cert) for p in (first, renewed))
@@ -221,11 +227,8 @@ def test_the_serving_certificate_is_renewed_before_it_expires_under_the_same_ca(
 
 def test_a_renewed_ca_keeps_the_old_one_trusted_until_it_expires() -> None:
     api = with_config(FakeApi())
-    when = [NOW]
-    first = secret_certs(api, when).serving()
-
-    when[0] = NOW + dt.timedelta(days=2500)  # the 10-year CA has less than a third of its life left
-    renewed = secret_certs(api, when).serving()
+    # the 10-year CA has less than a third of its life left
+    first, renewed = served_now_and_after(api, dt.timedelta(days=2500))
 
     new_ca, old_ca = stored_ca(api)
     x509.load_pem_x509_certificate(renewed.cert).verify_directly_issued_by(new_ca)
