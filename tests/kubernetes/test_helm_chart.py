@@ -387,6 +387,7 @@ def test_the_webhook_is_wired_to_the_operator_and_never_sees_a_delete() -> None:
     assert env["FLINKOPS_WEBHOOK_SERVICE"] == service["metadata"]["name"]
     assert env["FLINKOPS_WEBHOOK_SECRET"] == WEBHOOK_SECRET
     assert env["FLINKOPS_WEBHOOK_CONFIG"] == config["metadata"]["name"] == f"{RELEASE}-{NAMESPACE}"
+    assert env["FLINKOPS_WEBHOOK_MUTATING"] == "true"
     # Only the watched namespaces' resources are sent; canaries never are.
     assert hook["namespaceSelector"]["matchExpressions"] == [
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [NAMESPACE]}

@@ -161,7 +161,9 @@ SECRET = "/api/v1/namespaces/flinkops/secrets/flinkops-webhook-tls"
 CONFIG = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/flinkops"
 
 
-def secret_certs(api: FakeApi, when: list[dt.datetime], names: list[str] | None = None) -> SecretCertificates:
+def secret_certs(
+    api: FakeApi, when: list[dt.datetime], names: list[str] | None = None, *, mutating: bool = True
+) -> SecretCertificates:
     return SecretCertificates(
         api,  # type: ignore[arg-type]
         "flinkops",
@@ -169,6 +171,7 @@ def secret_certs(api: FakeApi, when: list[dt.datetime], names: list[str] | None 
         names or service_names("flinkops-webhook", "flinkops"),
         "flinkops",
         now=lambda: when[0],
+        mutating=mutating,
     )
 
 
@@ -283,6 +286,10 @@ def test_the_chart_environment_turns_the_webhook_on_and_names_its_objects(monkey
     assert settings is not None
     assert (settings.port, settings.address, settings.namespace) == (9443, "127.0.0.1", "ops")
     assert (settings.secret, settings.config, settings.cert_dir) == ("r-flinkops-webhook-tls", "r-flinkops-ops", "")
+    assert settings.mutating
+    monkeypatch.setenv("FLINKOPS_WEBHOOK_MUTATING", "false")
+    assert webhook_settings_from_env("ops").mutating is False  # type: ignore[union-attr]
+    monkeypatch.delenv("FLINKOPS_WEBHOOK_MUTATING")
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # in a pod: the API server reaches the pod IP
     assert webhook_settings_from_env("ops", 8443) == WebhookSettings(
         port=8443,
@@ -291,3 +298,21 @@ def test_the_chart_environment_turns_the_webhook_on_and_names_its_objects(monkey
         secret="r-flinkops-webhook-tls",
         config="r-flinkops-ops",
     )
+
+
+def test_without_the_defaulting_webhook_its_configuration_is_never_read() -> None:
+    """``webhook.mutating=false``: the chart installs no MutatingWebhookConfiguration and grants no right on one, so
+    the operator must not ask for it (a 403 every minute on every replica); with it, its caBundle is kept too."""
+    read: list[str] = []
+
+    class Recording(FakeApi):
+        def get(self, path: str) -> dict[str, Any] | None:
+            read.append(path)
+            return super().get(path)
+
+    api = with_config(Recording())
+    secret_certs(api, [NOW], mutating=False).serving()
+    assert read and not any("mutatingwebhookconfigurations" in path for path in read), read
+    read.clear()
+    secret_certs(api, [NOW]).serving()
+    assert any("mutatingwebhookconfigurations" in path for path in read), read

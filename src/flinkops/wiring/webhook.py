@@ -194,8 +194,9 @@ def _b64(data: bytes) -> str:
 
 class SecretCertificates:
     """Certificates the operator makes, keeps in ``namespace/secret`` and hands to the API server through the
-    ``caBundle`` of the webhook configurations named ``webhook_config`` (the Validating one, and the Mutating one
-    when it exists; empty: patch none)."""
+    ``caBundle`` of the webhook configurations named ``webhook_config`` (the Validating one, and with ``mutating``
+    the Mutating one; empty: patch none). Without ``mutating`` the Mutating configuration is never read: the chart
+    then grants no right on it."""
 
     def __init__(
         self,
@@ -205,12 +206,15 @@ class SecretCertificates:
         names: Sequence[str],
         webhook_config: str = "",
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        *,
+        mutating: bool = True,
     ) -> None:
         self.client = client
         self.namespace = namespace
         self.secret = secret
         self.names = list(names)
         self.webhook_config = webhook_config
+        self.mutating = mutating
         self.now = now
         self.ca_bundle = b""
 
@@ -271,17 +275,14 @@ class SecretCertificates:
 
     def _patch_ca_bundle(self, bundle: bytes) -> None:
         self._patch_config("validatingwebhookconfigurations", bundle)
-        try:  # the defaulting webhook is optional (webhook.mutating in the chart)
-            self._patch_config("mutatingwebhookconfigurations", bundle, required=False)
-        except FlinkopsError as exc:
-            log.debug("MutatingWebhookConfiguration %s not patched: %s", self.webhook_config, exc)
+        if self.mutating:  # the defaulting webhook is optional (webhook.mutating in the chart)
+            self._patch_config("mutatingwebhookconfigurations", bundle)
 
-    def _patch_config(self, plural: str, bundle: bytes, *, required: bool = True) -> None:
+    def _patch_config(self, plural: str, bundle: bytes) -> None:
         path = f"/apis/admissionregistration.k8s.io/v1/{plural}/{self.webhook_config}"
         config = self.client.get(path)
         if config is None:
-            if required:
-                log.warning("%s %s not found; its caBundle waits", plural, self.webhook_config)
+            log.warning("%s %s not found; its caBundle waits", plural, self.webhook_config)
             return
         wanted = _b64(bundle)
         ops = [
@@ -338,6 +339,8 @@ class WebhookSettings:
     secret: str = "flinkops-webhook-tls"
     config: str = "flinkops"
     cert_dir: str = ""
+    #: The defaulting webhook is installed too (its configuration's caBundle is kept).
+    mutating: bool = True
 
 
 def webhook_settings_from_env(namespace: str, port: int | None = None) -> WebhookSettings | None:
@@ -355,6 +358,7 @@ def webhook_settings_from_env(namespace: str, port: int | None = None) -> Webhoo
         secret=os.environ.get("FLINKOPS_WEBHOOK_SECRET") or defaults.secret,
         config=os.environ.get("FLINKOPS_WEBHOOK_CONFIG") or defaults.config,
         cert_dir=os.environ.get("FLINKOPS_WEBHOOK_CERT_DIR") or "",
+        mutating=os.environ.get("FLINKOPS_WEBHOOK_MUTATING", "true").strip().lower() != "false",
     )
 
 
@@ -364,7 +368,9 @@ def start_webhook(client: KubeClient, settings: WebhookSettings) -> WebhookServe
         source = FileCertificates(Path(settings.cert_dir))
     else:
         names = service_names(settings.service, settings.namespace)
-        source = SecretCertificates(client, settings.namespace, settings.secret, names, settings.config)
+        source = SecretCertificates(
+            client, settings.namespace, settings.secret, names, settings.config, mutating=settings.mutating
+        )
     server = WebhookServer(source, settings.address, settings.port, lookup=api_lookup(client)).start()
     log.info("admission webhook serving /validate on %s:%d over TLS", settings.address, server.port)
     return server
