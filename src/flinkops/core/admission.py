@@ -4,8 +4,8 @@
 store. It denies with every problem and its field path what ``flinkops apply`` would reject (``api.loader`` for
 the shape, ``api.validation.validate_batch`` for the rules: the same functions the CLI runs) and what ``flinkops
 lint`` reports as an error (a literal secret, ...); lint warnings come back as admission ``warnings``, which
-``kubectl`` prints. ``existing`` looks up a stored FlinkDeployment (a GET to the API server: standby replicas have no cache), so a session
-job aimed at an application cluster is refused as ``apply`` refuses it.
+``kubectl`` prints. ``existing`` looks up a stored FlinkDeployment (a GET to the API server: standby replicas
+have no cache), so a session job aimed at an application cluster is refused as ``apply`` refuses it.
 
 Always allowed, whatever the spec: a DELETE (the webhook configuration does not even send those), a canary
 resource (it has no real spec), an UPDATE that leaves the spec as it is (the operator's finalizer and annotation
