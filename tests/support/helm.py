@@ -10,18 +10,15 @@ nor change the user's Helm repositories or plugins.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from flinkops.dev.helm import helm_binary
+from flinkops.dev.helm import helm_binary, run_helm
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "flinkops"
@@ -71,24 +68,9 @@ class HelmFailed(Exception):
 def helm(*args: str, values: Mapping[str, Any] | None = None) -> str:
     """Run ``helm ARGS [-f values.yaml]`` in an isolated Helm home; its stdout, or HelmFailed."""
     binary = helm_binary(progress=_progress)
-    with tempfile.TemporaryDirectory(prefix="helm-") as tmp:
-        home = Path(tmp)
-        argv = [str(binary), *args]
-        if values is not None:
-            values_file = home / "values.yaml"
-            values_file.write_text(yaml.safe_dump(dict(values)))
-            argv += ["-f", str(values_file)]
-        env = dict(
-            os.environ,
-            HELM_CACHE_HOME=str(home / "cache"),
-            HELM_CONFIG_HOME=str(home / "config"),
-            HELM_DATA_HOME=str(home / "data"),
-            # No cluster is involved in rendering; an unset KUBECONFIG keeps a user's context out of it.
-            KUBECONFIG=str(home / "no-kubeconfig"),
-        )
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+    done = run_helm(binary, args, values_yaml=None if values is None else yaml.safe_dump(dict(values)))
     if done.returncode != 0:
-        raise HelmFailed(argv, done.stderr)
+        raise HelmFailed(done.args, done.stderr)
     return done.stdout
 
 

@@ -12,17 +12,15 @@ a template's own ``fail`` or a missing file is one problem at ``values``.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from flinkops.dev.helm import helm_binary, run_helm
 from flinkops.errors import InvalidInput, Problem
 
 __all__ = ["EXAMPLE_CHART", "render_job"]
@@ -36,13 +34,8 @@ _SCHEMA_ERROR = re.compile(r"^- at '(?P<pointer>[^']*)': (?P<message>.+)$")
 _RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,51}[a-z0-9])?$")
 
 
-def _helm() -> str:
-    on_path = shutil.which("helm")
-    if on_path:
-        return on_path
-    from flinkops.dev.helm import helm_binary
-
-    return str(helm_binary())
+def _helm() -> str | Path:
+    return shutil.which("helm") or helm_binary()
 
 
 def _field(pointer: str) -> str:
@@ -86,21 +79,12 @@ def render_job(
         problems.append(Problem("--name", f"{name!r} is not a release name", "lowercase letters, digits and '-'"))
     if problems:
         raise InvalidInput(problems)
-    argv = [_helm(), "template", name, str(chart), "--namespace", namespace]
+    args = ["template", name, str(chart), "--namespace", namespace]
     for path in values:
-        argv += ["--values", str(path)]
+        args += ["--values", str(path)]
     for assignment in sets:
-        argv += ["--set", assignment]
-    with tempfile.TemporaryDirectory(prefix="flinkops-helm-") as home:
-        # Helm's caches and config in a scratch directory, no cluster: rendering reads and changes nothing else.
-        env = dict(
-            os.environ,
-            HELM_CACHE_HOME=f"{home}/cache",
-            HELM_CONFIG_HOME=f"{home}/config",
-            HELM_DATA_HOME=f"{home}/data",
-            KUBECONFIG=f"{home}/no-kubeconfig",
-        )
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+        args += ["--set", assignment]
+    done = run_helm(_helm(), args)
     if done.returncode != 0:
         raise InvalidInput(_problems(done.stderr))
     objects = [doc for doc in yaml.safe_load_all(done.stdout) if isinstance(doc, dict)]

@@ -39,10 +39,7 @@ from flinkops.core.planner.types import IDLE, Builder, Context, DeleteCluster, O
 from flinkops.errors import ErrorReason
 
 __all__ = [
-    "BACKOFF_KEY",
     "CRASHED",
-    "MAX_BACKOFF_KEY",
-    "RETRIES_KEY",
     "CrashPolicy",
     "after_start_failure",
     "crash_policy",
@@ -52,9 +49,6 @@ __all__ = [
     "tried",
 ]
 
-RETRIES_KEY = CRASH_RETRIES_KEY
-BACKOFF_KEY = CRASH_BACKOFF_KEY
-MAX_BACKOFF_KEY = CRASH_MAX_BACKOFF_KEY
 #: The end state of a run whose JobManager exited before its job ran.
 CRASHED = "CRASHED"
 #: The reason recorded on the run of a start tried again.
@@ -78,13 +72,13 @@ def crash_policy(config: Mapping[str, str]) -> CrashPolicy:
     (``api.validation`` refuses it at apply)."""
     default = CrashPolicy()
     try:
-        retries = min(_MAX_RETRIES, max(0, int(config.get(RETRIES_KEY, str(default.retries)).strip())))
+        retries = min(_MAX_RETRIES, max(0, int(config.get(CRASH_RETRIES_KEY, str(default.retries)).strip())))
     except ValueError:
         retries = default.retries
     return CrashPolicy(
         retries=retries,
-        backoff_ms=duration_ms_or(config, BACKOFF_KEY, default.backoff_ms),
-        max_backoff_ms=duration_ms_or(config, MAX_BACKOFF_KEY, default.max_backoff_ms),
+        backoff_ms=duration_ms_or(config, CRASH_BACKOFF_KEY, default.backoff_ms),
+        max_backoff_ms=duration_ms_or(config, CRASH_MAX_BACKOFF_KEY, default.max_backoff_ms),
     )
 
 
@@ -146,7 +140,7 @@ def on_start_failure(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ct
         why = (
             "not retried: the same program cannot start otherwise"
             if not fault.retryable
-            else f"giving up ({RETRIES_KEY}: {policy.retries})"
+            else f"giving up ({CRASH_RETRIES_KEY}: {policy.retries})"
         )
         error = f"{fault.message}. Tried {_times(count)}; {why}. Fix the spec or what it names, and apply it again"
         b.event("Warning", ErrorReason.START_FAILED.value, f"JobManager died at start, tried {_times(count)}; {why}")

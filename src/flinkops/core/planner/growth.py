@@ -33,15 +33,12 @@ from flinkops.core.planner.types import Builder, Context, Observation, ResizeSes
 __all__ = [
     "DEFAULT_EXTRA_TASKMANAGERS",
     "GROWTH_POLL",
-    "IDLE_TIMEOUT_KEY",
     "MAX_SLOTS_KEY",
     "plan_growth",
 ]
 
 #: Flink's limit on the slots its active resource manager allocates (native Kubernetes, YARN).
 MAX_SLOTS_KEY = "slotmanager.number-of-slots.max"
-#: How long Flink's active resource manager keeps an idle TaskManager.
-IDLE_TIMEOUT_KEY = TASKMANAGER_IDLE_TIMEOUT_KEY
 _DEFAULT_IDLE_MS = 30_000
 #: Without a slot limit, a local session cluster grows by at most this many TaskManagers.
 DEFAULT_EXTRA_TASKMANAGERS = 8
@@ -86,7 +83,7 @@ def plan_growth(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Co
     if wanted < current:
         # TaskManagers idle (every slot free, per Flink) for long enough, the highest-numbered first: whichever
         # ones Flink left idle, not merely the last started (Flink places slots where it likes).
-        timeout = duration_ms_or(config, IDLE_TIMEOUT_KEY, _DEFAULT_IDLE_MS) / 1000
+        timeout = duration_ms_or(config, TASKMANAGER_IDLE_TIMEOUT_KEY, _DEFAULT_IDLE_MS) / 1000
         idle = sorted(
             (tm.index for tm in obs.taskmanager_slots if tm.free == tm.slots and tm.idle_s >= timeout), reverse=True
         )
@@ -97,6 +94,6 @@ def plan_growth(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Co
             b.event(
                 "Normal",
                 "TaskManagersReleased",
-                f"Stopping {current - target} TaskManager(s) idle for {timeout:.0f}s ({IDLE_TIMEOUT_KEY})",
+                f"Stopping {current - target} TaskManager(s) idle for {timeout:.0f}s ({TASKMANAGER_IDLE_TIMEOUT_KEY})",
             )
     return wanted != current or current > floor

@@ -131,6 +131,11 @@ def manifest_path(manifest: Mapping[str, Any]) -> str:
     return object_path(api_version, plural, meta.get("namespace"), meta.get("name"))
 
 
+def _template_gated(deployment: Obj) -> bool:
+    """The Deployment's pod template carries the start-once gate (its cluster starts its JobManager once)."""
+    return has_start_gate(((deployment.get("spec") or {}).get("template") or {}).get("spec"))
+
+
 def _started_pod(jm: Obj, generation: int | None) -> str | None:
     """The uid of the JobManager pod started for ``generation`` (recorded on the Deployment), if any."""
     recorded = str(((jm.get("metadata") or {}).get("annotations") or {}).get(STARTED_POD_ANNOTATION) or "")
@@ -308,7 +313,7 @@ class KubernetesRuntime:
         second must see the start the first recorded (a copy read before would start a second pod)."""
         with self._gate_lock:
             jm = self._deployment(key.namespace, render.jobmanager_name(key.name))
-            if jm is None or not has_start_gate(((jm.get("spec") or {}).get("template") or {}).get("spec")):
+            if jm is None or not _template_gated(jm):
                 return
             generation = render.generation_of(jm)
             if _started_pod(jm, generation) is not None:
@@ -339,7 +344,7 @@ class KubernetesRuntime:
     def _jobmanager_lost(self, key: ClusterKey, jm: Obj) -> bool:
         """A gated cluster's JobManager is lost: the pod started for this generation is gone or terminating,
         or its container was restarted (and waits). Lifts the start gate when it is due."""
-        if not has_start_gate(((jm.get("spec") or {}).get("template") or {}).get("spec")):
+        if not _template_gated(jm):
             return False
         pods = self._jobmanager_pods(key)
         started = _started_pod(jm, render.generation_of(jm))
@@ -422,7 +427,7 @@ class KubernetesRuntime:
         except (TemporaryError, KubeForbidden) as exc:
             log.debug("%s: could not list the cluster's pods: %s", key, exc)
             return None
-        start_once = has_start_gate(((jm.get("spec") or {}).get("template") or {}).get("spec"))
+        start_once = _template_gated(jm)
         fault = cluster_fault(pods.get("items") or [], start_once=start_once)
         if fault is not None:
             log.debug("%s: %s", key, fault.message)  # the controller records it (status, event) once
