@@ -82,15 +82,7 @@ def of_kind(documents: list[tuple[str, Manifest]], kind: str) -> list[Manifest]:
 def lint(tmp_path: Path, resources: list[Manifest]) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "rendered.yaml"
     path.write_text(yaml.safe_dump_all(resources, sort_keys=False))
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), FLINKOPS_HOME=str(tmp_path / "home"))
-    return subprocess.run(
-        [sys.executable, "-m", "flinkops", "lint", "-f", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return flinkops("lint", "-f", str(path), cwd=tmp_path)
 
 
 def flinkops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
