@@ -36,6 +36,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from support.admission_specs import url_webhook_configuration, valid_deployment  # noqa: E402
+from support.kube import install_crds  # noqa: E402
 
 NAMES = 50
 WARMUP = 20
@@ -99,7 +100,6 @@ def main() -> int:
     if args.serve:
         return serve(Path(args.serve), Path(args.port_file))
 
-    from flinkops.api.crds import custom_resource_definitions
     from flinkops.dev.kubernetes import KubeControlPlane
     from flinkops.dev.process import free_port
     from flinkops.wiring.webhook import make_ca, make_serving
@@ -123,13 +123,7 @@ def main() -> int:
     plane.start(timeout=300)
     try:
         admin = plane.admin_client(timeout=30)
-        for crd in custom_resource_definitions():
-            admin.patch(
-                f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}",
-                content=json.dumps(crd),
-                params={"fieldManager": "bench", "force": "true"},
-                headers={"Content-Type": "application/apply-patch+yaml"},
-            ).raise_for_status()
+        install_crds(admin)
         for namespace in ("hooked", "plain"):
             admin.post("/api/v1/namespaces", json={"metadata": {"name": namespace}}).raise_for_status()
         while not port_file.exists():

@@ -18,7 +18,7 @@ from behaviour.steps import deploy, restored, running_stable, settled
 from fakes.specs import application, session_cluster
 from fakes.world import World
 from flinkops.api.loader import dump_resource
-from flinkops.api.models import JobManagerDeploymentStatus
+from flinkops.api.models import FlinkDeploymentStatus, JobManagerDeploymentStatus
 from flinkops.cli.listing import _causes
 from flinkops.errors import ClusterFault, ErrorReason, FlinkopsError, RuntimeFailure
 from flinkops.ports import ClusterKey, ResourceKey
@@ -40,6 +40,20 @@ def tries(world: World, name: str = "app") -> list[str]:
     return [e.message for e in world.events(name) if e.type == "Warning" and e.reason == "StartFailed"]
 
 
+def gave_up_after_three_backoffs(world: World, name: str) -> FlinkDeploymentStatus:
+    """Assert the default budget was spent: four starts 10 s, 20 s, 40 s apart and the cause with "4 times" in
+    ``status.error``; returns that status."""
+    starts = world.runtime.deployed_at
+    assert len(starts) == 4, "the first start and three retries"
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    for gap, backoff in zip(gaps, (10, 20, 40), strict=True):
+        assert backoff <= gap <= backoff + 3, f"retries wait 10 s, 20 s, 40 s (plus a pass): {gaps}"
+    status = world.deployment_status(name)
+    assert status.error is not None and CAUSE in status.error and "4 times" in status.error
+    assert status.error_reason == ErrorReason.START_FAILED
+    return status
+
+
 def test_a_jobmanager_that_dies_at_start_is_retried_with_exponential_backoff_and_then_fails(world: World) -> None:
     world.runtime.crash_at_start("app", TRANSIENT)
     world.apply(application("app"))
@@ -49,14 +63,7 @@ def test_a_jobmanager_that_dies_at_start_is_retried_with_exponential_backoff_and
     assert status.error_reason == ErrorReason.START_FAILED
 
     world.run_until(settled("app", "FAILED"), what="FAILED after the retry budget")
-    starts = world.runtime.deployed_at
-    assert len(starts) == 4, "the first start and three retries"
-    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    for gap, backoff in zip(gaps, (10, 20, 40), strict=True):
-        assert backoff <= gap <= backoff + 3, f"retries wait 10 s, 20 s, 40 s (plus a pass): {gaps}"
-    status = world.deployment_status("app")
-    assert status.error is not None and CAUSE in status.error and "4 times" in status.error
-    assert status.error_reason == ErrorReason.START_FAILED
+    status = gave_up_after_three_backoffs(world, "app")
     assert status.job_manager_deployment_status == JobManagerDeploymentStatus.ERROR
     told = tries(world)
     assert [("tried 1 time" in m, "tried 4 times" in m) for m in (told[0], told[-1])] == [(True, False), (False, True)]
@@ -217,14 +224,7 @@ def test_a_session_cluster_whose_jobmanager_dies_at_start_is_retried_with_backof
     world.runtime.crash_at_start("session", TRANSIENT)
     world.apply(session_cluster("session"))
     world.run_until(settled("session", "FAILED"), what="FAILED after the retry budget")
-    starts = world.runtime.deployed_at
-    assert len(starts) == 4, "the first start and three retries, as for an application"
-    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    for gap, backoff in zip(gaps, (10, 20, 40), strict=True):
-        assert backoff <= gap <= backoff + 3, f"retries wait 10 s, 20 s, 40 s (plus a pass): {gaps}"
-    status = world.deployment_status("session")
-    assert status.error is not None and CAUSE in status.error and "4 times" in status.error
-    assert status.error_reason == ErrorReason.START_FAILED
+    gave_up_after_three_backoffs(world, "session")
     told = tries(world, "session")
     assert len(told) == 4 and "tried 1 time" in told[0] and "tried 4 times" in told[-1]
     assert world.runtime.cluster("session") is None, "nothing is left running for the dead JobManager"

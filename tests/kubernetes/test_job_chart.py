@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from support.crdcheck import crd_json_schema, reference_crd
-from support.helm import JOB_RULES, HelmFailed, Manifest, helm, render
+from support.helm import JOB_RULES, HelmFailed, Manifest, documents_of, helm, render
 
 pytestmark = pytest.mark.integration
 
@@ -72,13 +72,7 @@ def template(*sets: str, release: str = RELEASE, namespace: str = NAMESPACE) -> 
     args = ["template", release, str(EXAMPLE), "--namespace", namespace]
     for assignment in sets:
         args += ["--set", assignment]
-    text = helm(*args)
-    documents = []
-    for chunk in text.split("\n---\n"):
-        parsed = yaml.safe_load(chunk)
-        if parsed:
-            documents.append((chunk, parsed))
-    return documents
+    return documents_of(helm(*args))
 
 
 def of_kind(documents: list[tuple[str, Manifest]], kind: str) -> list[Manifest]:
@@ -88,15 +82,7 @@ def of_kind(documents: list[tuple[str, Manifest]], kind: str) -> list[Manifest]:
 def lint(tmp_path: Path, resources: list[Manifest]) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "rendered.yaml"
     path.write_text(yaml.safe_dump_all(resources, sort_keys=False))
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), FLINKOPS_HOME=str(tmp_path / "home"))
-    return subprocess.run(
-        [sys.executable, "-m", "flinkops", "lint", "-f", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return flinkops("lint", "-f", str(path), cwd=tmp_path)
 
 
 def flinkops(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

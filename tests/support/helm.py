@@ -87,7 +87,11 @@ def render_documents(
     args = ["template", release, str(CHART), "--namespace", namespace]
     if include_crds:
         args.append("--include-crds")
-    text = helm(*args, values=values or {})
+    return documents_of(helm(*args, values=values or {}))
+
+
+def documents_of(text: str) -> list[tuple[str, Manifest]]:
+    """Helm's multi-document output split at its ``---`` lines: each non-empty document's text with its parsed form."""
     documents = []
     for chunk in re.split(r"^---[ \t]*$", text, flags=re.MULTILINE):
         parsed = yaml.safe_load(chunk)

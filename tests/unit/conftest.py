@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from support.service import TestTarget
+from support.service import TestTarget, cli_on
 
 
 @pytest.fixture
@@ -15,3 +16,10 @@ def target(tmp_path: Path) -> TestTarget:
     no preflight of local files. A module that needs another one (the real preflight, the CLI on it) overrides
     this fixture."""
     return TestTarget(tmp_path / "home")
+
+
+@pytest.fixture
+def cli(target: TestTarget, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The CLI in this process (``CliRunner``), on ``target`` (whose controller never starts)."""
+    cli_on(target, monkeypatch)
+    return CliRunner()

@@ -17,14 +17,7 @@ from flinkops.cli.main import app
 from flinkops.errors import Conflict, InvalidInput, Problem
 from flinkops.ports import ResourceKey
 from flinkops.service import apply, read_files
-from support.service import TestTarget, cli_on, deployment, deployment_yaml
-
-
-@pytest.fixture
-def cli(target: TestTarget, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """The CLI in this process, on the test target (whose controller never starts)."""
-    cli_on(target, monkeypatch)
-    return CliRunner()
+from support.service import TestTarget, deployment, deployment_yaml
 
 
 def problems_of(text: str) -> list[Problem]:

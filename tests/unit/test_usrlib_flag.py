@@ -16,7 +16,7 @@ from flinkops.cli.main import app
 from flinkops.errors import InvalidInput
 from flinkops.service import describe
 from flinkops.service.inputs import usrlib_dir
-from support.service import TestTarget, cli_on
+from support.service import TestTarget
 
 JAR = "local:///opt/flink/usrlib/fraud.jar"
 
@@ -24,12 +24,6 @@ JAR = "local:///opt/flink/usrlib/fraud.jar"
 @pytest.fixture
 def target(tmp_path: Path) -> TestTarget:
     return TestTarget(tmp_path / "home", preflight=True)
-
-
-@pytest.fixture
-def cli(target: TestTarget, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    cli_on(target, monkeypatch)
-    return CliRunner()
 
 
 def jar(directory: Path) -> Path:
