@@ -37,7 +37,7 @@ import pytest
 import yaml
 
 from flinkops.dev.process import free_port
-from support.helm import CHART, JOB_RULES, OPERATOR_RULES, Manifest, helm, render, render_documents
+from support.helm import CHART, JOB_RULES, OPERATOR_RULES, Manifest, documents_of, helm, render, render_documents
 from support.kube import KubeCluster
 from support.operator import service_account_kubeconfig, wait_for
 
@@ -340,7 +340,7 @@ def test_a_job_releases_own_account_gets_the_namespaces_job_role_and_nothing_mor
     example = CHART.parent / "flink-job-example"
     for namespace, granted in ((names["team_a"], True), (names["unwatched"], False)):
         text = helm("template", "orders", str(example), "--namespace", namespace)
-        rbac = [d for d in yaml.safe_load_all(text) if d and d["kind"] in ("ServiceAccount", "RoleBinding")]
+        rbac = [d for _, d in documents_of(text) if d["kind"] in ("ServiceAccount", "RoleBinding")]
         assert sorted(d["kind"] for d in rbac) == ["RoleBinding", "ServiceAccount"], rbac
         for obj in rbac:
             applied = api.apply(obj, dry_run=False)

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from support.flinknode import S3_SECRET, _plugin_jar
-from support.helm import helm
+from support.helm import documents_of, helm
 from support.kube import TESTJOBS_IN_IMAGE, server_side_apply
 from support.nodestack import BUCKET, JOBS_NS, Stack, deleted, measured, wait_for
 from support.testjobs import COUNTING_JOB
@@ -76,13 +75,8 @@ _PATHS = {
 
 
 def test_a_job_release_of_the_library_chart_runs_to_stable_on_the_node(stack: Stack) -> None:
-    rendered = [
-        doc
-        for doc in yaml.safe_load_all(
-            helm("template", RELEASE, str(EXAMPLE), "--namespace", JOBS_NS, values=_values(stack))
-        )
-        if doc
-    ]
+    text = helm("template", RELEASE, str(EXAMPLE), "--namespace", JOBS_NS, values=_values(stack))
+    rendered = [doc for _, doc in documents_of(text)]
     kinds = sorted(doc["kind"] for doc in rendered)
     assert kinds == ["FlinkDeployment", "RoleBinding", "ServiceAccount"], kinds
     others = [doc for doc in rendered if doc["kind"] != "FlinkDeployment"]

@@ -3,19 +3,12 @@ JobManager, no job) without either; how each run ended, when it did (a start tha
 
 from __future__ import annotations
 
-import pytest
 from typer.testing import CliRunner
 
 from flinkops.api.models import DeploymentRecord, FlinkDeploymentStatus
 from flinkops.cli.main import app
 from flinkops.service import apply
-from support.service import TestTarget, cli_on, session_cluster
-
-
-@pytest.fixture
-def cli(target: TestTarget, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    cli_on(target, monkeypatch)
-    return CliRunner()
+from support.service import TestTarget, session_cluster
 
 
 def test_a_session_clusters_runs_show_no_job_and_how_each_start_ended(cli: CliRunner, target: TestTarget) -> None:
