@@ -126,6 +126,30 @@ def test_deleting_a_session_job_cancels_it_and_leaves_the_session_cluster(world:
     assert world.lifecycle("session") == "STABLE" and world.runtime.cluster("session") is not None
 
 
+def test_a_deleted_session_job_is_removed_only_once_its_job_stopped_cancelling(world: World) -> None:
+    world.flink.cancel_duration = 8.0  # tasks take their time to stop
+    stable_session_job(world)
+    [job] = world.session_runs("session")
+    world.delete("counter", kind=JOB)
+    world.run_until(lambda w: job.state == "CANCELLING", what="the job cancelling")
+    world.run_until(lambda w: w.clock.now() >= job.state_since + 6, what="the cancel under way")
+    assert world.lifecycle("counter", JOB) == "DELETING", "removed while its job still runs"
+    world.run_until(gone("counter", JOB), what="removed")
+    assert job.state == "CANCELED"
+    assert job.ended_at is not None and world.clock.now() >= job.ended_at
+
+
+def test_a_session_job_whose_job_never_stops_cancelling_is_removed_after_five_minutes(world: World) -> None:
+    world.flink.cancel_duration = 3600.0
+    stable_session_job(world)
+    [job] = world.session_runs("session")
+    world.delete("counter", kind=JOB)
+    asked = world.clock.now()
+    world.run_until(gone("counter", JOB), what="removed", max_passes=1000)
+    assert job.state == "CANCELLING"
+    assert 300 <= world.clock.now() - asked < 330
+
+
 def test_a_missing_session_job_jar_is_an_error_and_nothing_is_submitted(world: World) -> None:
     deploy(world, session_cluster("session"))
     world.provisioner.missing_jars.add("file:///jobs/counter.jar")

@@ -234,6 +234,8 @@ class FakeFlink:
         self.restart_delay = 1.0
         #: How far Flink's REST checkpoint statistics trail what is in storage (``rest.cache...``), seconds.
         self.checkpoint_stats_lag = 0.0
+        #: How long a cancelled job stays CANCELLING before it is CANCELED (its tasks stopping), seconds.
+        self.cancel_duration = 0.0
         self.flink_version = "2.2.1"
         #: Every job ever started, in order (a job id appearing twice would be a job run twice).
         self.started: list[FakeJob] = []
@@ -399,6 +401,8 @@ class FakeFlink:
             delay = script.start_delay if job.state == "INITIALIZING" else self.restart_delay
             if self._slots_for(cluster, job) > 0:
                 candidates.append((job.state_since + delay, partial(self._run, cluster, job)))
+        elif job.state == "CANCELLING":
+            candidates.append((job.state_since + self.cancel_duration, partial(self._cancelled, cluster, job)))
         elif job.state == "RUNNING":
             assert job.running_at is not None
             if script.fail_after is not None:
@@ -413,6 +417,13 @@ class FakeFlink:
         return min(candidates, key=lambda c: c[0]) if candidates else None
 
     # ------------------------------------------------------------------ job transitions
+
+    def _cancelled(self, cluster: _Cluster, job: FakeJob, moment: float | None = None) -> None:
+        self._set_state(job, "CANCELED", self.clock.now() if moment is None else moment)
+        retention = first_set(cluster.config, _RETENTION_KEYS) or "NO_EXTERNALIZED_CHECKPOINTS"
+        if retention.upper() != "RETAIN_ON_CANCELLATION":
+            for _, path in job.completed:
+                self.snapshots.remove(path)
 
     def _set_state(self, job: FakeJob, state: str, moment: float) -> None:
         job.state = state
@@ -733,13 +744,12 @@ class FakeFlinkClient:
 
     def cancel(self, job_id: str) -> None:
         cluster, job = self.flink._job(self.url, job_id)
-        if job.terminal:
+        if job.terminal or job.state == "CANCELLING":
             return
-        self.flink._set_state(job, "CANCELED", self.flink.clock.now())
-        retention = first_set(cluster.config, _RETENTION_KEYS) or "NO_EXTERNALIZED_CHECKPOINTS"
-        if retention.upper() != "RETAIN_ON_CANCELLATION":
-            for _, path in job.completed:
-                self.flink.snapshots.remove(path)
+        if self.flink.cancel_duration > 0:
+            self.flink._set_state(job, "CANCELLING", self.flink.clock.now())
+        else:
+            self.flink._cancelled(cluster, job)
 
     def resource_requirements(self, job_id: str) -> dict[str, tuple[int, int]]:
         _, job = self.flink._job(self.url, job_id)

@@ -7,9 +7,15 @@ a deletion timestamp. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from flinkops.core.planner.types import Action, Builder, Context, Plan, RemoveResource
+from datetime import datetime
 
-__all__ = ["plan_deletion"]
+from flinkops.core.planner.types import FAST, Action, Builder, Context, Plan, RemoveResource
+
+__all__ = ["STOP_WAIT_MS", "plan_deletion", "plan_stop_before_deletion", "waited_ms"]
+
+#: How long a deletion waits for what it stopped to reach its end before the resource goes regardless. Flink
+#: itself gives up on tasks that ignore a cancel after ``task.cancellation.timeout`` (3 min by default).
+STOP_WAIT_MS = 5 * 60_000
 
 
 def plan_deletion(b: Builder, ctx: Context, *, stop: Action | None, message: str) -> Plan:
@@ -21,3 +27,24 @@ def plan_deletion(b: Builder, ctx: Context, *, stop: Action | None, message: str
     b.event("Normal", "Cleanup", message)
     b.summary = "delete"
     return b.finish(deleting=True, now_ms=ctx.now_ms)
+
+
+def plan_stop_before_deletion(b: Builder, ctx: Context, *, stop: Action | None, what: str, message: str) -> Plan:
+    """Deleting, but ``what`` still runs: ``stop`` it (None: it is stopping already) and look again soon. The
+    resource stays until it has stopped, so a deletion that returned means nothing of it runs any more."""
+    b.intent = b.status
+    if stop is not None:
+        b.actions.append(stop)
+        b.event("Normal", "Cleanup", message)
+    b.summary = f"delete: waiting for {what} to stop"
+    b.requeue_after = FAST
+    return b.finish(deleting=True, now_ms=ctx.now_ms)
+
+
+def waited_ms(deletion_timestamp: str, now_ms: int) -> int:
+    """Milliseconds since the deletion was asked for (0 when its timestamp cannot be read)."""
+    try:
+        asked = datetime.fromisoformat(deletion_timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0
+    return max(0, now_ms - int(asked.timestamp() * 1000))

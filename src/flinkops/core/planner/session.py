@@ -36,7 +36,7 @@ from flinkops.api.models import (
 from flinkops.core.conditions import next_condition
 from flinkops.core.diff import classify
 from flinkops.core.lifecycle import MANUAL_RESTORE
-from flinkops.core.planner.deletion import plan_deletion
+from flinkops.core.planner.deletion import STOP_WAIT_MS, plan_deletion, plan_stop_before_deletion, waited_ms
 from flinkops.core.planner.restore import add_run, current_run, mark_stopping, stopped_run
 from flinkops.core.planner.snapshots import (
     SAVEPOINT,
@@ -91,10 +91,7 @@ def _plan(resource: FlinkSessionJob, status: FlinkSessionJobStatus, obs: Observa
     job_id = status.job_status.job_id
 
     if resource.metadata.deletion_timestamp:
-        cancel = None
-        if _alive(obs) and job_id and ctx.session_rest_url:
-            cancel = CancelSessionJob(job_id=job_id, rest_url=ctx.session_rest_url)
-        return plan_deletion(b, ctx, stop=cancel, message="Deleting FlinkSessionJob")
+        return _plan_deletion(b, resource.metadata.deletion_timestamp, job_id, obs, ctx)
 
     last = load_spec(status.reconciliation_status.last_reconciled_spec, FlinkSessionJobSpec)
     spec = resource.spec if ctx.valid else last
@@ -461,6 +458,28 @@ def _manual_restore(b: Builder, reason: str, ctx: Context) -> Plan:
     b.summary = "manual restore required"
     b.requeue_after = 30.0
     return b.finish(now_ms=ctx.now_ms)
+
+
+def _plan_deletion(b: Builder, asked: str, job_id: str | None, obs: Observation, ctx: Context) -> Plan:
+    """Cancel the job, wait until Flink says it ended (CANCELLING is not the end: its tasks may still write),
+    then let the resource go. A job that has not ended ``STOP_WAIT_MS`` after the deletion is left to Flink."""
+    if not (_alive(obs) and job_id and ctx.session_rest_url):
+        return plan_deletion(b, ctx, stop=None, message="Deleting FlinkSessionJob")
+    assert obs.job is not None
+    if waited_ms(asked, ctx.now_ms) >= STOP_WAIT_MS:
+        b.event(
+            "Warning",
+            "CleanupTimedOut",
+            f"Job {job_id} is still {obs.job.state} {STOP_WAIT_MS // 60_000} min after the deletion was asked for; "
+            "the resource is removed and the session cluster finishes stopping the job",
+        )
+        return plan_deletion(b, ctx, stop=None, message="Deleting FlinkSessionJob")
+    cancel = None
+    if obs.job.state != "CANCELLING":  # a cancel that was lost, or not sent yet: sending it again is safe
+        cancel = CancelSessionJob(job_id=job_id, rest_url=ctx.session_rest_url)
+    return plan_stop_before_deletion(
+        b, ctx, stop=cancel, what=f"job {job_id}", message="Deleting FlinkSessionJob: cancelling its job"
+    )
 
 
 def _alive(obs: Observation) -> bool:
