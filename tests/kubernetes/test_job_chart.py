@@ -287,3 +287,19 @@ def test_render_job_exits_2_naming_each_bad_field(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr and done.stdout == ""
     missing = flinkops("render-job", "-f", str(tmp_path / "nope.yaml"), cwd=tmp_path)
     assert missing.returncode == 2 and "nope.yaml: no such file" in missing.stderr
+
+
+def test_render_job_outside_a_checkout_asks_for_the_chart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed flinkops has no charts beside it: it says where the example is and what to pass."""
+    from flinkops.dev import jobchart
+    from flinkops.errors import InvalidInput
+
+    values = tmp_path / "job.yaml"
+    values.write_text((EXAMPLE / "values.yaml").read_text())
+    monkeypatch.setattr(jobchart, "EXAMPLE_CHART", tmp_path / "site-packages" / "deploy" / "helm" / "flink-job-example")
+    with pytest.raises(InvalidInput) as refused:
+        jobchart.render_job([values])
+    (problem,) = refused.value.problems
+    assert problem.path == "--chart" and "deploy/helm/flink-job-example" in problem.message
+    (deployment,) = jobchart.render_job([values], chart=EXAMPLE)
+    assert deployment["metadata"]["name"] == "job"

@@ -36,7 +36,9 @@ def render_job(
     namespace: NamespaceOpt = "default",
     chart: Annotated[
         Path | None,
-        typer.Option("--chart", help="A chart that includes flink-job (default: deploy/helm/flink-job-example)."),
+        typer.Option(
+            "--chart", help="A chart that includes flink-job (default: a checkout's deploy/helm/flink-job-example)."
+        ),
     ] = None,
     every_object: Annotated[
         bool, typer.Option("--all", help="Print every object of the release (ServiceAccount, RoleBinding) too.")

@@ -70,10 +70,20 @@ def render_job(
 ) -> list[dict[str, Any]]:
     """``helm template`` of the job chart with these values files and ``--set`` overrides, parsed: the
     FlinkDeployments (and FlinkSessionJobs), or with ``every_object`` everything the release installs."""
-    chart = chart or EXAMPLE_CHART
     problems = [Problem("-f", f"{path}: no such file", "give a values file") for path in values if not path.is_file()]
-    if not (chart / "Chart.yaml").is_file():
+    if chart is None and not (EXAMPLE_CHART / "Chart.yaml").is_file():
+        # An installed flinkops (not a checkout) has no charts: they are Helm's to distribute, not pip's.
+        problems.append(
+            Problem(
+                "--chart",
+                "no chart given, and the example job chart is not here (it is in the flinkops repository, "
+                "deploy/helm/flink-job-example)",
+                "give --chart DIR: your job chart, or a copy of flink-job-example with flink-job in its charts/",
+            )
+        )
+    elif not ((chart or EXAMPLE_CHART) / "Chart.yaml").is_file():
         problems.append(Problem("--chart", f"{chart}: not a Helm chart", "give a chart that includes flink-job"))
+    chart = chart or EXAMPLE_CHART
     name = release or (values[0].stem if values else "flink-job")
     if not _RELEASE_NAME.match(name):
         problems.append(Problem("--name", f"{name!r} is not a release name", "lowercase letters, digits and '-'"))

@@ -149,3 +149,43 @@ release- and namespace-qualified) ValidatingWebhookConfiguration, and cert-manag
 {{- define "flinkops.webhookConfig" -}}
 {{- printf "%s-%s" (include "flinkops.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/* What both webhook configurations share once their rules are set: where the API server sends a review
+(the Service, and the caBundle the operator patched in, kept across upgrades: a lookup is empty in helm template;
+with cert-manager its cainjector fills it), which namespaces (only the watched ones: another operator's resources
+are none of this one's business) and which objects (canaries have no real spec and are never sent).
+Call with (dict "root" . "kind" "ValidatingWebhookConfiguration" "path" "/validate"), indented under a webhook. */}}
+{{- define "flinkops.webhookClientConfig" -}}
+{{- $root := .root -}}
+{{- $config := include "flinkops.webhookConfig" $root -}}
+clientConfig:
+  service:
+    name: {{ include "flinkops.webhookService" $root }}
+    namespace: {{ $root.Release.Namespace }}
+    path: {{ .path }}
+    port: 443
+  {{- if not $root.Values.webhook.certManager.enabled }}
+  {{- with lookup "admissionregistration.k8s.io/v1" .kind "" $config }}
+  {{- with (index (.webhooks | default list) 0).clientConfig.caBundle }}
+  caBundle: {{ . }}
+  {{- end }}
+  {{- end }}
+  {{- end }}
+{{- end -}}
+
+{{- define "flinkops.webhookSelectors" -}}
+{{- $watched := include "flinkops.watchedNamespaces" . | fromJsonArray -}}
+{{- if $watched }}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: In
+      values:
+        {{- toYaml $watched | nindent 8 }}
+{{- end }}
+objectSelector:
+  matchExpressions:
+    - key: flink.apache.org/canary
+      operator: NotIn
+      values: ["true"]
+{{- end -}}
