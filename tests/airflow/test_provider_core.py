@@ -266,11 +266,18 @@ def operator(**kwargs: Any) -> FlinkDeploymentOperator:
 
 
 def test_an_invalid_resource_fails_the_task_with_the_field_path_and_creates_nothing(target: QuietTarget) -> None:
-    bad = JOB.replace("parallelism: 1", "parallelism: -2").replace("upgradeMode: stateless", "upgradeMode: sometimes")
+    for bad, path in (
+        (JOB.replace("upgradeMode: stateless", "upgradeMode: sometimes"), "spec.job.upgradeMode"),
+        (JOB.replace("parallelism: 1", "parallelism: -2"), "spec.job.parallelism"),
+        (JOB.replace("  flinkVersion: v2_2", "  flinkVersion: v2_2\n  jobManagr: {}"), "spec.jobManagr"),
+    ):
+        with pytest.raises(AirflowFailException) as failed:
+            operator(application_file=bad, name="conv").execute({"ti": FakeTI()})  # type: ignore[arg-type]
+        message = str(failed.value)
+        assert path in message and "nothing was created" in message, message
     with pytest.raises(AirflowFailException) as failed:
-        operator(application_file=bad, name="conv").execute({"ti": FakeTI()})  # type: ignore[arg-type]
-    message = str(failed.value)
-    assert "spec.job.parallelism" in message and "spec.job.upgradeMode" in message and "nothing was created" in message
+        operator(application_file=JOB, name="Not_A_Name").execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    assert "metadata.name" in str(failed.value)
     assert target.store().list_resources() == []
 
 

@@ -105,7 +105,7 @@ class FlinkDeploymentOperator(BaseOperator):
     # ------------------------------------------------------------------ reading the resource
 
     def _base_dir(self) -> Path:
-        dag_file = getattr(getattr(self, "dag", None), "fileloc", None)
+        dag_file = self.dag.fileloc if self.has_dag() else None
         folder = Path(dag_file).parent if dag_file else Path.cwd()
         if self._source:
             return (folder / self._source).parent.resolve()
@@ -138,7 +138,7 @@ class FlinkDeploymentOperator(BaseOperator):
             metadata["name"] = self.name
         metadata["namespace"] = self.namespace or metadata.get("namespace") or hook.namespace
         document = {**document, "metadata": metadata}
-        source = self._source or f"{self.task_id}.body"
+        source = self._source or ("application_file" if self.application_file is not None else "body")
         try:
             (resource,) = hook.load([document], source=source, base=self._base_dir())
         except InvalidInput as exc:
