@@ -140,8 +140,8 @@ def _cached_environment(pyproject: Path, interpreter: Path, progress: Progress |
             return env
         say(
             progress,
-            f"creating {env} (once per machine: Airflow {AIRFLOW_VERSION} and flinkops' dependencies, ~500 MB, "
-            "a few minutes; later runs and other checkouts reuse it)",
+            f"creating {env} (once per machine: Airflow {AIRFLOW_VERSION} and flinkops' dependencies, ~340 MB, "
+            "about a minute; later runs and other checkouts reuse it)",
         )
         started = time.monotonic()
         shutil.rmtree(env, ignore_errors=True)
