@@ -17,7 +17,7 @@ Two layers, like ``./.venv`` over ``deps-*`` (scripts/bootstrap.sh):
   (``airflow``, ``pytest``, ...) are copied in with this interpreter on their first line. Seconds to make.
 
 :func:`ensure_airflow` makes both (each only when missing or outdated) and returns :class:`AirflowEnvironment`.
-Called by ``scripts/prefetch.py`` (``make test``) and the Airflow tests' harness (``tests/support/airflow.py``).
+Called by ``scripts/prefetch.py`` (``make test``) and by hand: ``python -m flinkops.dev.airflow [CHECKOUT]``.
 
 Invariants: one builder per cached environment and one per checkout at a time (``flock``); a cached environment
 counts only once its ``.complete`` marker exists (an interrupted build is redone, never used); a per-checkout
@@ -50,6 +50,7 @@ __all__ = [
     "AirflowEnvironment",
     "cached_requirements",
     "ensure_airflow",
+    "main",
 ]
 
 AIRFLOW_VERSION = "3.3.2"
@@ -297,3 +298,20 @@ def _verify(checkout: Path, venv: Path) -> None:
             raise ArtifactError(f"{broken}: {what} comes from {found[what]}, not {where}")
     if f"{_PROVIDER_MODULE}:get_provider_info" not in found["entry_points"]:
         raise ArtifactError(f"{broken}: the provider's entry point is missing (found {found['entry_points']})")
+
+
+def main() -> int:
+    """``python -m flinkops.dev.airflow [CHECKOUT]``: make the environments and print ./.venv-airflow's path
+    (progress goes to stderr)."""
+    checkout = Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()
+    try:
+        env = ensure_airflow(checkout, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(env.venv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
