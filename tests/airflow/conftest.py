@@ -13,7 +13,11 @@ busy cores, once per session); ``-m "not airflow_cluster"`` leaves those out.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,8 +41,29 @@ def statsd() -> Iterator[StatsdListener]:
 
 
 @pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory, statsd: StatsdListener) -> AirflowHome:
-    home = AirflowHome(tmp_path_factory.mktemp("airflow-home"), statsd_port=statsd.port)
+def flinkops_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The local runtime the tasks' ``flinkops_default`` connection targets. Its controller is started by the first
+    task that applies something (in the Airflow environment, as a worker would); stopped here, by its pid, with
+    every cluster process it recorded."""
+    from flinkops.wiring.daemon import stop_daemon
+
+    home = tmp_path_factory.mktemp("flinkops-home")
+    yield home
+    stop_daemon(home)
+    for record in home.glob("clusters/*/*/cluster.json"):
+        for process in json.loads(record.read_text()).get("processes", []):
+            with contextlib.suppress(OSError):
+                os.kill(int(process["pid"]), signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory, statsd: StatsdListener, flinkops_home: Path) -> AirflowHome:
+    connection = {"conn_type": "flinkops", "extra": {"target": "local", "home": str(flinkops_home)}}
+    home = AirflowHome(
+        tmp_path_factory.mktemp("airflow-home"),
+        statsd_port=statsd.port,
+        extra_env={"AIRFLOW_CONN_FLINKOPS_DEFAULT": json.dumps(connection), "FLINKOPS_HOME": str(flinkops_home)},
+    )
     for dag_file in DAGS.glob("*.py"):
         shutil.copy(dag_file, home.dags_folder / dag_file.name)
     home.migrate()

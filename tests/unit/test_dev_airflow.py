@@ -26,6 +26,8 @@ def test_the_cached_environment_holds_airflow_and_the_declared_dependencies_but_
     assert wanted[0] == f"apache-airflow[statsd]=={AIRFLOW_VERSION}"
     assert set(declared) <= set(wanted)
     assert {"pytest>=8", "pytest-asyncio>=0.23"} <= set(wanted)
+    # A worker whose connection targets the local runtime runs Flink from its own environment.
+    assert any(line.startswith("apache-flink") for line in wanted)
     assert not [line for line in wanted if line.split("[")[0].split("=")[0].split(">")[0].strip() == "flinkops"]
 
 

@@ -4,12 +4,12 @@ the package index in a virtualenv of its own, as a user's Airflow deployment wou
 Two layers, like ``./.venv`` over ``deps-*`` (scripts/bootstrap.sh):
 
 * a **cached environment**, ``cache_dir()/airflow-<version>-pyXY-<key>``, built once per machine: apache-airflow
-  :data:`AIRFLOW_VERSION` with its ``statsd`` extra, flinkops' declared dependencies (read from pyproject.toml;
-  never flinkops' own code), pytest and pytest-asyncio (the provider's trigger tests) and setuptools (editable
-  installs build with it). ``<key>`` is a hash of exactly those requirements, so editing a tool setting in
-  pyproject.toml reuses it. No constraint file is reachable here, so pip resolves Airflow's requirements itself;
-  :data:`PINS` holds what had to be pinned for it to work (each with its reason). About a minute and 340 MB,
-  once per machine;
+  :data:`AIRFLOW_VERSION` with its ``statsd`` extra, flinkops' declared dependencies and its ``flink`` extra (read
+  from pyproject.toml; never flinkops' own code), prometheus-client (the watchdog DAG's gauge), pytest and
+  pytest-asyncio (the provider's trigger tests) and setuptools (editable installs build with it). ``<key>`` is a
+  hash of exactly those requirements, so editing a tool setting in pyproject.toml reuses it. No constraint file is
+  reachable here, so pip resolves Airflow's requirements itself; :data:`PINS` holds what had to be pinned for it
+  to work (each with its reason). A few minutes and about 700 MB, once per machine;
 * a **per-checkout environment**, ``<checkout>/.venv-airflow``: a small virtualenv whose ``.pth`` file puts the
   cached site-packages on its path, with this checkout's flinkops and ``providers/airflow`` installed editable
   without dependencies. The provider's dist-info (with its ``apache_airflow_provider`` entry point) lives there,
@@ -58,6 +58,8 @@ AIRFLOW_VERSION = "3.3.2"
 PINS: tuple[str, ...] = ()
 # What the provider's tests run with, and what the editable installs build with (no isolated build environment).
 _TOOLS = ("pytest>=8", "pytest-asyncio>=0.23", "setuptools>=68")
+# What the provider's example DAGs use beyond Airflow: the watchdog's Prometheus gauge.
+_PROVIDER_EXTRAS = ("prometheus-client>=0.20",)
 CHECKOUT_VENV = ".venv-airflow"
 _PROVIDER_DIR = Path("providers", "airflow")
 _PROVIDER_MODULE = "flinkops_airflow"
@@ -88,7 +90,17 @@ def cached_requirements(pyproject: Path) -> list[str]:
     except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
         raise ArtifactError(f"cannot read flinkops' dependencies from {pyproject}: {exc}") from exc
     # The statsd extra: the metrics the provider publishes (and the tests read on a UDP socket) go through it.
-    return [f"apache-airflow[statsd]=={AIRFLOW_VERSION}", *PINS, *project.get("dependencies", []), *_TOOLS]
+    # The flink extra: a worker whose connection targets the local runtime starts that runtime's controller, which
+    # runs Flink from the apache-flink wheel of the worker's own environment (a Kubernetes target needs none).
+    flink = project.get("optional-dependencies", {}).get("flink", [])
+    return [
+        f"apache-airflow[statsd]=={AIRFLOW_VERSION}",
+        *PINS,
+        *project.get("dependencies", []),
+        *flink,
+        *_PROVIDER_EXTRAS,
+        *_TOOLS,
+    ]
 
 
 def ensure_airflow(

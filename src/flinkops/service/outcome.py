@@ -95,7 +95,13 @@ def outcome(
     base = _base(resource, run)
     if status.lifecycle_state == L.FAILED or job_state == "FAILED":
         return JobOutcome("failed", **base, error=status.error or f"the job is {job_state or 'FAILED'}")
-    if job_state == "FINISHED" and run is not None:
+    if (
+        job_state == "FINISHED"
+        and run is not None
+        and (run.end_state is not None or isinstance(resource, FlinkSessionJob))
+    ):
+        # An application cluster's run record is closed (end time, duration, accumulators) once Flink's REST cache
+        # holds the final figures, a few seconds after FINISHED; a session job's cluster outlives it, unrecorded.
         return JobOutcome("finished", **base)
     if wait_until == "stable":
         if status.lifecycle_state == L.STABLE and job_state in ("RUNNING", "FINISHED"):

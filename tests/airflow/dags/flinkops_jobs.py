@@ -1,0 +1,62 @@
+"""DAGs of the provider's live tests (tests/airflow/test_provider_live.py): one flinkops task each, its job given
+by the run's conf, so each test picks the jar, entry class, arguments and resource name.
+
+conf: ``name`` (the FlinkDeployment's name), ``jar``, ``entry``, ``args`` (a list), ``batch`` (true: BATCH runtime
+mode), ``parallelism`` (default 1).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag
+
+from flinkops_airflow.operators import FlinkDeploymentOperator
+
+START = pendulum.datetime(2024, 1, 1, tz="UTC")
+
+JOB = """\
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: placeholder
+spec:
+  flinkVersion: v2_2
+  flinkConfiguration:
+    execution.runtime-mode: "{{ 'BATCH' if dag_run.conf.get('batch') else 'STREAMING' }}"
+    taskmanager.numberOfTaskSlots: "1"
+    restart-strategy.type: none
+  jobManager:
+    resource: {memory: "1024m", cpu: 1}
+  taskManager:
+    resource: {memory: "1024m", cpu: 1}
+  job:
+    jarURI: "{{ dag_run.conf['jar'] }}"
+    entryClass: "{{ dag_run.conf['entry'] }}"
+    args: {{ dag_run.conf.get('args', []) | tojson }}
+    parallelism: {{ dag_run.conf.get('parallelism', 1) }}
+    upgradeMode: stateless
+"""
+
+NAME = "{{ dag_run.conf['name'] }}"
+
+
+@dag(dag_id="flinkops_job", schedule=None, start_date=START, catchup=False)
+def flinkops_job() -> None:
+    """Deferred: the trigger waits for the job's end in the triggerer (or inline, under `dags test`)."""
+    FlinkDeploymentOperator(task_id="run", application_file=JOB, name=NAME)
+
+
+@dag(dag_id="flinkops_job_sync", schedule=None, start_date=START, catchup=False)
+def flinkops_job_sync() -> None:
+    """Waits in the worker (deferrable=False): a worker that dies mid-job leaves the job to the next attempt."""
+    FlinkDeploymentOperator(task_id="run", application_file=JOB, name=NAME, deferrable=False)
+
+
+@dag(dag_id="flinkops_no_connection", schedule=None, start_date=START, catchup=False)
+def flinkops_no_connection() -> None:
+    FlinkDeploymentOperator(task_id="run", application_file=JOB, name=NAME, flinkops_conn_id="flinkops_nowhere")
+
+
+flinkops_job()
+flinkops_job_sync()
+flinkops_no_connection()
