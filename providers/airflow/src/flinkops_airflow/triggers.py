@@ -100,6 +100,9 @@ class FlinkDeploymentTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             hook = await self._hook()
+            self.log.info(
+                "following %s until its job is %s (generation %s)", self.key, self.wait_until, self.generation
+            )
             seen = False
             while True:
                 async for resource in _in_thread(hook.follow(self.key, FOLLOW_SECONDS)):
