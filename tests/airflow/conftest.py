@@ -26,6 +26,9 @@ import pytest
 from support.airflow import AirflowCluster, AirflowHome, StatsdListener
 
 DAGS = Path(__file__).parent / "dags"
+EXAMPLE_DAGS = (
+    Path(__file__).resolve().parents[2] / "providers" / "airflow" / "src" / "flinkops_airflow" / "example_dags"
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -62,9 +65,16 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory, statsd: StatsdListene
     home = AirflowHome(
         tmp_path_factory.mktemp("airflow-home"),
         statsd_port=statsd.port,
+        # Three flinkops tasks at once, and a resumed deferred task must not wait for a slot.
+        parallelism=4,
         extra_env={"AIRFLOW_CONN_FLINKOPS_DEFAULT": json.dumps(connection), "FLINKOPS_HOME": str(flinkops_home)},
     )
-    for dag_file in DAGS.glob("*.py"):
+    # The watchdog example reads the REST API through this connection; its Prometheus file goes to the home.
+    home.add_env(
+        AIRFLOW_CONN_AIRFLOW_API=json.dumps({"conn_type": "http", "host": home.api_url}),
+        FLINKOPS_WATCHDOG_PROM_FILE=str(home.root / "metrics" / "watchdog.prom"),
+    )
+    for dag_file in [*DAGS.glob("*.py"), *EXAMPLE_DAGS.glob("*.py")]:
         shutil.copy(dag_file, home.dags_folder / dag_file.name)
     home.migrate()
     return home

@@ -19,6 +19,8 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +29,8 @@ import pytest
 
 from flinkops.ports import ResourceKey
 from flinkops.service.target import LocalTarget
-from support.airflow import AirflowCluster, AirflowHome, airflow_command
+from flinkops_airflow.example_dags.watchdog import WATCHDOG
+from support.airflow import AirflowCluster, AirflowHome, StatsdListener, airflow_command
 from support.operator import wait_for
 from support.testjobs import COUNTING_JOB, FAILING_JOB, testjobs_jar
 
@@ -87,65 +90,157 @@ def flink_processes(flinkops_home: Path, name: str) -> list[int]:
     return found
 
 
-def task_end(airflow_home: AirflowHome, dag_id: str, run_id: str) -> float:
-    """The epoch second the run's task ended, as Airflow recorded it."""
-    from datetime import datetime
+@dataclass
+class Runs:
+    """The DAG runs the cluster tests share, started together (the cluster's start-up is paid once and the jobs
+    overlap): a batch job that finishes, a job that fails, a streaming job whose task a user kills."""
 
-    (row,) = airflow_home._query(
-        "SELECT end_date FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = 'run'", (dag_id, run_id)
+    cluster: AirflowCluster
+    ok: str
+    failing: str
+    killed: str
+    output: Path
+
+
+@pytest.fixture(scope="module")
+def runs(
+    airflow_cluster: AirflowCluster, example_jar: Path, jobs_jar: Path, conversions: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Runs:  # fmt: skip
+    api = airflow_cluster.api
+    for dag_id in ("flinkops_job", "flinkops_job_sync", WATCHDOG):
+        api.wait_for_dag(dag_id)
+    output = tmp_path_factory.mktemp("hourly")
+    ok = api.trigger(
+        "flinkops_job",
+        conf={
+            "name": "conversions-ok",
+            "jar": str(example_jar),
+            "entry": "flinkops.examples.ConversionsBatchJob",
+            "args": ["--input", f"file://{conversions}", "--output", f"file://{output}"],
+            "batch": True,
+        },
     )
-    return datetime.fromisoformat(str(row[0])).timestamp()
+    # Waited for in the worker (deferrable=False): the sync path's decision, next to the trigger's.
+    failing = api.trigger(
+        "flinkops_job_sync",
+        conf={"name": "failing", "jar": str(jobs_jar), "entry": FAILING_JOB, "args": ["--after", "50", "--rate", "50"]},
+    )
+    killed = api.trigger(
+        "flinkops_job", conf={"name": "killed", "jar": str(jobs_jar), "entry": COUNTING_JOB, "args": ["--rate", "20"]}
+    )
+    return Runs(airflow_cluster, ok, failing, killed, output)
 
 
+def task_path(dag_id: str, run_id: str) -> str:
+    return f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/run"
+
+
+def task_log(home: AirflowHome, dag_id: str, run_id: str) -> str:
+    return "\n".join(
+        p.read_text() for p in (home.root / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}").rglob("*.log")
+    )
+
+
+@pytest.mark.airflow_cluster
 def test_a_finished_batch_job_succeeds_with_its_counters_and_leaves_no_process(
-    airflow_home: AirflowHome, flinkops_home: Path, example_jar: Path, conversions: Path, tmp_path: Path
+    runs: Runs, airflow_home: AirflowHome, flinkops_home: Path
 ) -> None:
-    name = "conversions-ok"
-    conf = {
-        "name": name,
-        "jar": str(example_jar),
-        "entry": "flinkops.examples.ConversionsBatchJob",
-        "args": ["--input", f"file://{conversions}", "--output", f"file://{tmp_path / 'hourly'}"],
-        "batch": True,
-    }
-    result = airflow_home.dags_test("flinkops_job", conf=conf)
-    assert result.state == "success", result.output[-6000:]
-    assert result.task_states == {"run": "success"}
-    assert result.run_id is not None
-    value = airflow_home.xcom("flinkops_job", result.run_id, "run")
+    api = runs.cluster.api
+    assert api.wait_for_run("flinkops_job", runs.ok, timeout=300) == "success", task_log(
+        airflow_home, "flinkops_job", runs.ok
+    )[-6000:]
+    value = api.xcom("flinkops_job", runs.ok, "run")
     assert value["state"] == "finished" and value["job_state"] == "FINISHED", value
     assert int(value["accumulators"]["records"]) == RECORDS, value
     assert int(value["accumulators"]["groups"]) == HOURS * PARTNERS, value
     assert value["duration_ms"] > 0 and value["runs"] == 1 and len(value["job_id"]) == 32
     # The task ends with the job (not with its JobManager coming up) and takes everything with it.
-    lag = task_end(airflow_home, "flinkops_job", result.run_id) - value["ended_at_ms"] / 1000
-    print(f"\n[airflow] job FINISHED -> task success: {lag:.1f} s (dags test {result.seconds:.1f} s)")
+    ended = api.request("GET", task_path("flinkops_job", runs.ok))["end_date"]
+    lag = datetime.fromisoformat(ended).timestamp() - value["ended_at_ms"] / 1000
+    print(f"\n[airflow] job FINISHED -> deferred task success (triggerer): {lag:.1f} s")
     assert lag <= 10, lag
-    assert resource(flinkops_home, name) is None, "delete_on_termination=on_success deletes it"
-    assert flink_processes(flinkops_home, name) == []
-    lines = [line for part in (tmp_path / "hourly").rglob("part-*") for line in part.read_text().splitlines()]
+    assert resource(flinkops_home, "conversions-ok") is None, "delete_on_termination=on_success deletes it"
+    assert flink_processes(flinkops_home, "conversions-ok") == []
+    assert "Flink UI of FlinkDeployment/default/conversions-ok: http://127.0.0.1:" in task_log(
+        airflow_home, "flinkops_job", runs.ok
+    )
+    lines = [line for part in runs.output.rglob("part-*") for line in part.read_text().splitlines()]
     assert len(lines) == HOURS * PARTNERS
 
 
+@pytest.mark.airflow_cluster
 def test_a_job_that_fails_after_its_jobmanager_came_up_fails_the_task_with_flinks_cause(
-    airflow_home: AirflowHome, flinkops_home: Path, jobs_jar: Path
+    runs: Runs, airflow_home: AirflowHome, flinkops_home: Path
 ) -> None:
-    name = "failing"
-    conf = {"name": name, "jar": str(jobs_jar), "entry": FAILING_JOB, "args": ["--after", "50", "--rate", "50"]}
-    result = airflow_home.dags_test("flinkops_job", conf=conf)
-    assert result.state == "failed" and result.task_states == {"run": "failed"}, result.output[-6000:]
-    assert "deliberate failure after 50 records" in result.output, result.output[-6000:]
-    kept = resource(flinkops_home, name)
+    api = runs.cluster.api
+    assert api.wait_for_run("flinkops_job_sync", runs.failing, timeout=300) == "failed"
+    assert api.task_states("flinkops_job_sync", runs.failing) == {"run": "failed"}
+    log = task_log(airflow_home, "flinkops_job_sync", runs.failing)
+    # The exception the task fails with names Flink's root cause (not "Recovery is suppressed by ...").
+    assert "job FAILED: java.lang.IllegalStateException: flinkops-test: deliberate failure after 50 records" in log, (
+        log[-6000:]
+    )
+    kept = resource(flinkops_home, "failing")
     assert kept is not None and kept.status.lifecycle_state.value == "FAILED", "a failed run stays for describe"
-    assert kept.status.job_manager_deployment_status is not None
-    wait_for("the failed job's processes gone", lambda: flink_processes(flinkops_home, name) == [], 30, 0.5)
+    wait_for("the failed job's processes gone", lambda: flink_processes(flinkops_home, "failing") == [], 30, 0.5)
+
+
+@pytest.mark.airflow_cluster
+def test_a_deferred_task_killed_by_a_user_takes_its_cluster_with_it(runs: Runs, flinkops_home: Path) -> None:
+    api = runs.cluster.api
+    task = task_path("flinkops_job", runs.killed)
+
+    def followed() -> bool:
+        """Deferred, and its trigger taken up by the triggerer (a trigger dropped before a triggerer ran it has
+        nobody to call its on_kill)."""
+        found = api.request("GET", task)
+        return bool(found["state"] == "deferred" and found.get("triggerer_job"))
+
+    wait_for("the task deferred and its trigger running", followed, 180, 0.5)
+    assert resource(flinkops_home, "killed") is not None and flink_processes(flinkops_home, "killed")
+    killed_at = time.monotonic()
+    # What "Mark as failed" in the UI does: the API server ends the task, the triggerer cancels its trigger and
+    # calls the trigger's on_kill.
+    api.request("PATCH", task, json={"new_state": "failed"})
+    wait_for("the resource deleted", lambda: resource(flinkops_home, "killed") is None, 120, 0.5)
+    wait_for("its processes gone", lambda: flink_processes(flinkops_home, "killed") == [], 60, 0.5)
+    print(f"\n[airflow] task marked failed -> cluster gone: {time.monotonic() - killed_at:.1f} s")
+
+
+@pytest.mark.airflow_cluster
+def test_the_watchdog_publishes_the_failed_dag_count_on_statsd_and_as_a_prometheus_gauge(
+    runs: Runs, airflow_home: AirflowHome, statsd: StatsdListener
+) -> None:
+    api = runs.cluster.api
+    # Two DAGs failed in the window: flinkops_job (the killed run) and flinkops_job_sync (the failing job).
+    for dag_id, run_id in (("flinkops_job_sync", runs.failing), ("flinkops_job", runs.killed)):
+        assert api.wait_for_run(dag_id, run_id, timeout=300) == "failed"
+    watch = api.trigger(WATCHDOG)
+    assert api.wait_for_run(WATCHDOG, watch, timeout=120) == "success", task_log(airflow_home, WATCHDOG, watch)[-4000:]
+    counts = api.xcom(WATCHDOG, watch, "count_failed_dag_runs")
+    assert counts["flinkops_job"] == 1 and counts["flinkops_job_sync"] == 1, counts
+    assert WATCHDOG not in counts, "the watchdog does not count itself"
+    # Every DAG is there (0 when none failed), so an alert on a recovered DAG clears.
+    quiet = [dag_id for dag_id, n in counts.items() if n == 0]
+    assert quiet, counts
+    total = sum(counts.values())
+    metric = statsd.wait_for("airflow.FailedDagCount", timeout=30, where=lambda m: m.value == total)
+    assert metric.type == "g"
+    statsd.wait_for("airflow.FailedDagCount.flinkops_job_sync", timeout=30, where=lambda m: m.value == 1)
+    statsd.wait_for(f"airflow.FailedDagCount.{quiet[0]}", timeout=30, where=lambda m: m.value == 0)
+    prom = (airflow_home.root / "metrics" / "watchdog.prom").read_text()
+    assert 'airflow_failed_dag_count{dag_id="flinkops_job"} 1.0' in prom, prom
+    assert 'airflow_failed_dag_count{dag_id="flinkops_job_sync"} 1.0' in prom, prom
+    assert f'airflow_failed_dag_count{{dag_id="{quiet[0]}"}} 0.0' in prom, prom
+    assert f"airflow_failed_dag_count_total {float(total)}" in prom, prom
 
 
 def test_bad_input_and_a_missing_connection_fail_at_once_and_create_nothing(
     airflow_home: AirflowHome, flinkops_home: Path, jobs_jar: Path
 ) -> None:
     conf = {"name": "bad-input", "jar": str(jobs_jar), "entry": COUNTING_JOB, "parallelism": -1}
-    bad = airflow_home.dags_test("flinkops_job", conf=conf)
+    bad = airflow_home.dags_test("flinkops_bad_input", conf=conf)
     assert bad.state == "failed", bad.output[-4000:]
     assert "spec.job.parallelism" in bad.output and "nothing was created" in bad.output, bad.output[-4000:]
     assert resource(flinkops_home, "bad-input") is None
@@ -159,7 +254,7 @@ def test_a_worker_that_dies_mid_job_leaves_the_job_to_the_retry_which_reattaches
     airflow_home: AirflowHome, flinkops_home: Path, jobs_jar: Path
 ) -> None:
     name = "reattached"
-    conf = {"name": name, "jar": str(jobs_jar), "entry": COUNTING_JOB, "args": ["--records", "1500", "--rate", "50"]}
+    conf = {"name": name, "jar": str(jobs_jar), "entry": COUNTING_JOB, "args": ["--records", "600", "--rate", "50"]}
     worker = subprocess.Popen(
         [str(airflow_command()), "dags", "test", "flinkops_job_sync", "--conf", json.dumps(conf)],
         cwd=airflow_home.root,
@@ -189,29 +284,6 @@ def test_a_worker_that_dies_mid_job_leaves_the_job_to_the_retry_which_reattaches
     assert value["job_id"] == first_job and value["runs"] == 1, value
 
 
-@pytest.mark.airflow_cluster
-def test_a_deferred_task_killed_by_a_user_takes_its_cluster_with_it(
-    airflow_cluster: AirflowCluster, flinkops_home: Path, jobs_jar: Path
-) -> None:
-    name = "killed"
-    api = airflow_cluster.api
-    api.wait_for_dag("flinkops_job")
-    conf = {"name": name, "jar": str(jobs_jar), "entry": COUNTING_JOB, "args": ["--rate", "20"]}
-    run_id = api.trigger("flinkops_job", conf=conf)
-    task = f"/dags/flinkops_job/dagRuns/{quote(run_id, safe='')}/taskInstances/run"
-
-    def followed() -> bool:
-        """Deferred, and its trigger taken up by the triggerer (a trigger dropped before a triggerer ran it has
-        nobody to call its on_kill)."""
-        found = api.request("GET", task)
-        return bool(found["state"] == "deferred" and found.get("triggerer_job"))
-
-    wait_for("the task deferred and its trigger running", followed, 180, 0.5)
-    assert resource(flinkops_home, name) is not None and flink_processes(flinkops_home, name)
-    killed_at = time.monotonic()
-    # What "Mark as failed" in the UI does: the API server ends the task, the triggerer drops its trigger (and
-    # calls the trigger's on_kill).
-    api.request("PATCH", task, json={"new_state": "failed"})
-    wait_for("the resource deleted", lambda: resource(flinkops_home, name) is None, 120, 0.5)
-    wait_for("its processes gone", lambda: flink_processes(flinkops_home, name) == [], 60, 0.5)
-    print(f"\n[airflow] task marked failed -> cluster gone: {time.monotonic() - killed_at:.1f} s")
+def test_airflow_discovers_the_provider_through_its_entry_point(airflow_home: AirflowHome) -> None:
+    providers = {row["package_name"]: row for row in airflow_home.providers()}
+    assert "airflow-provider-flinkops" in providers, sorted(providers)

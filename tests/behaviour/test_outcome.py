@@ -1,4 +1,4 @@
-"""``service.outcome``: the answer a scheduler (an Airflow task) waits for, decided from what the controller
+"""``service.outcomes``: the answer a scheduler (an Airflow task) waits for, decided from what the controller
 recorded. The existing Airflow provider calls a batch task done when its JobManager is up and fails a late check
 once the cluster is gone; these are the cases it gets wrong, on the fake world."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from fakes.flink import JobScript
 from fakes.specs import application
 from fakes.world import World
-from flinkops.service.outcome import JobOutcome, outcome
+from flinkops.service.outcomes import JobOutcome, outcome
 
 
 def answer(world: World, name: str, wait_until: str = "finished", generation: int = 1) -> JobOutcome | None:
@@ -41,6 +41,7 @@ def test_a_job_that_fails_after_its_jobmanager_is_ready_fails_with_flinks_root_c
     failed = answer(world, "ingest")
     assert failed is not None and failed.state == "failed" and not failed.succeeded
     assert failed.error is not None and cause in failed.error
+    assert failed.cause == cause or cause in failed.cause
 
 
 def test_waiting_for_stable_answers_once_the_streaming_job_is_judged_stable(world: World) -> None:
@@ -66,3 +67,16 @@ def test_a_deleted_resource_is_a_failure_that_says_so(world: World) -> None:
     world.run_until(lambda w: w.resource("stream") is None, what="gone")
     gone = answer(world, "stream")
     assert gone is not None and gone.state == "failed" and gone.error is not None and "deleted" in gone.error
+
+
+def test_the_cause_of_a_java_failure_is_its_innermost_caused_by() -> None:
+    error = (
+        "org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy\n"
+        "\tat org.apache.flink.Foo.bar(Foo.java:1)\n"
+        "Caused by: java.lang.RuntimeException: wrapper\n"
+        "Caused by: java.lang.IllegalStateException: deliberate failure after 50 records\n"
+        "\t... 12 more"
+    )
+    failed = JobOutcome("failed", "FlinkDeployment", "default", "x", error=error)
+    assert failed.cause == "java.lang.IllegalStateException: deliberate failure after 50 records"
+    assert JobOutcome("failed", "FlinkDeployment", "default", "x", error="plain words\nmore").cause == "plain words"

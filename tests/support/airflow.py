@@ -243,6 +243,10 @@ class AirflowHome:
         env.update(self._extra_env)
         return env
 
+    def add_env(self, **variables: str) -> None:
+        """More environment for every Airflow process started from now on (a connection naming the api-server)."""
+        self._extra_env.update(variables)
+
     def airflow(self, *args: str, timeout: float = 300.0, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``airflow ARGS`` in this home; output (stdout and stderr together) in ``.stdout``."""
         done = subprocess.run(
@@ -476,8 +480,16 @@ class AirflowApi:
     def trigger(self, dag_id: str, *, conf: Mapping[str, Any] | None = None) -> str:
         """Start a run of ``dag_id`` now; its run_id."""
         body = {"logical_date": None, "conf": dict(conf or {})}
-        run: dict[str, Any] = self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
-        return str(run["dag_run_id"])
+        for attempt in range(1, 6):
+            try:
+                run: dict[str, Any] = self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+                return str(run["dag_run_id"])
+            except AssertionError as exc:
+                # SQLite has one writer at a time: with the scheduler, the dag-processor and tasks writing, the
+                # API server may give up on its lock ("Database error", rolled back, so asking again is safe).
+                if "HTTP 500" not in str(exc) or "Database error" not in str(exc) or attempt == 5:
+                    raise
+        raise AssertionError("unreachable")
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from flinkops.service.description import Description, describe, log_files
     from flinkops.service.following import follow
     from flinkops.service.inputs import check, load_text, read_files
-    from flinkops.service.outcome import JobOutcome, outcome
+    from flinkops.service.outcomes import JobOutcome, outcome
     from flinkops.service.planning import LintReport, PlanReport, lint, plan
     from flinkops.service.resources import ResourceView, get, list_resources, resolve
     from flinkops.service.snapshots import (
@@ -77,7 +77,7 @@ _EXPORTS = {
     "description": ("Description", "describe", "log_files"),
     "following": ("follow",),
     "inputs": ("check", "load_text", "read_files"),
-    "outcome": ("JobOutcome", "outcome"),
+    "outcomes": ("JobOutcome", "outcome"),
     "planning": ("LintReport", "PlanReport", "lint", "plan"),
     "resources": ("ResourceView", "get", "list_resources", "resolve"),
     "snapshots": (

@@ -7,6 +7,8 @@ mode), ``parallelism`` (default 1).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import dag
 
@@ -42,14 +44,23 @@ NAME = "{{ dag_run.conf['name'] }}"
 
 @dag(dag_id="flinkops_job", schedule=None, start_date=START, catchup=False)
 def flinkops_job() -> None:
-    """Deferred: the trigger waits for the job's end in the triggerer (or inline, under `dags test`)."""
-    FlinkDeploymentOperator(task_id="run", application_file=JOB, name=NAME)
+    """Deferred: the trigger waits for the job's end in the triggerer (or inline, under `dags test`). One retry,
+    as production DAGs have: Airflow 3.3's scheduler can fail a resumed task on the stale "success" of its
+    deferral (apache/airflow#72716) when the trigger fires within seconds; the retry reattaches to the job (or
+    takes its recorded outcome) instead of running it again."""
+    FlinkDeploymentOperator(task_id="run", application_file=JOB, name=NAME, retries=1, retry_delay=timedelta(seconds=1))
 
 
 @dag(dag_id="flinkops_job_sync", schedule=None, start_date=START, catchup=False)
 def flinkops_job_sync() -> None:
     """Waits in the worker (deferrable=False): a worker that dies mid-job leaves the job to the next attempt."""
     FlinkDeploymentOperator(task_id="run", application_file=JOB, name=NAME, deferrable=False)
+
+
+@dag(dag_id="flinkops_bad_input", schedule=None, start_date=START, catchup=False)
+def flinkops_bad_input() -> None:
+    """As flinkops_job, for input that must fail at once (its failures are its own in the watchdog's counts)."""
+    FlinkDeploymentOperator(task_id="run", application_file=JOB, name=NAME)
 
 
 @dag(dag_id="flinkops_no_connection", schedule=None, start_date=START, catchup=False)
@@ -59,4 +70,5 @@ def flinkops_no_connection() -> None:
 
 flinkops_job()
 flinkops_job_sync()
+flinkops_bad_input()
 flinkops_no_connection()

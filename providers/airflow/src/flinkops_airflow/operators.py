@@ -36,7 +36,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from flinkops.errors import FlinkopsError, InvalidInput
 from flinkops.ports import ResourceKey
-from flinkops.service.outcome import WAIT_UNTIL, JobOutcome, outcome
+from flinkops.service.outcomes import WAIT_UNTIL, JobOutcome, outcome
 from flinkops_airflow.hooks import FlinkopsHook, Resource
 from flinkops_airflow.links import FLINK_UI_XCOM, FlinkUILink
 from flinkops_airflow.triggers import FlinkDeploymentTrigger
@@ -260,8 +260,7 @@ class FlinkDeploymentOperator(BaseOperator):
         if wanted and hook.delete(key, wait=True):
             self.log.info("deleted %s (delete_on_termination=%s)", key, policy)
         if not found.succeeded:
-            first = (found.error or "").strip().splitlines()
-            raise AirflowException(f"{key.kind} {key.namespace}/{key.name}: {first[0] if first else 'failed'}")
+            raise AirflowException(f"{key.kind} {key.namespace}/{key.name}: job FAILED: {found.cause or 'failed'}")
         return found.as_dict()
 
     def on_kill(self) -> None:

@@ -15,7 +15,7 @@ from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
 from flinkops.ports import ResourceKey
-from flinkops.service.outcome import WAIT_UNTIL, JobOutcome, outcome
+from flinkops.service.outcomes import WAIT_UNTIL, JobOutcome, outcome
 from flinkops_airflow.hooks import FlinkopsHook
 from flinkops_airflow.triggers import FlinkDeploymentTrigger
 
@@ -52,9 +52,10 @@ class FlinkDeploymentSensor(BaseSensorOperator):
 
     def _decide(self, found: JobOutcome) -> PokeReturnValue:
         if not found.succeeded:
-            first = (found.error or "failed").strip().splitlines()[0]
             self.log.error("%s/%s: job %s FAILED:\n%s", found.namespace, found.name, found.job_id, found.error)
-            raise AirflowException(f"{found.kind} {found.namespace}/{found.name}: {first}")
+            raise AirflowException(
+                f"{found.kind} {found.namespace}/{found.name}: job FAILED: {found.cause or 'failed'}"
+            )
         return PokeReturnValue(is_done=True, xcom_value=found.as_dict())
 
     def poke(self, context: Context) -> bool | PokeReturnValue:

@@ -1,7 +1,7 @@
 """``FlinkDeploymentTrigger``: waits in the triggerer for a flinkops resource's real outcome.
 
 It follows the resource (``flinkops.service.follow``: one watch of the object on Kubernetes, the local store read
-every quarter second on this machine) and decides with ``flinkops.service.outcome``: a batch job's FINISHED or
+every quarter second on this machine) and decides with ``flinkops.service.outcomes``: a batch job's FINISHED or
 FAILED as Flink reported it, a streaming job judged STABLE, a resource deleted meanwhile. It fires one event:
 
     {"status": "done", "outcome": JobOutcome.as_dict()}      the answer (succeeded or failed, with the cause)
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from flinkops.ports import ResourceKey
-from flinkops.service.outcome import WAIT_UNTIL, outcome
+from flinkops.service.outcomes import WAIT_UNTIL, outcome
 from flinkops_airflow.hooks import FlinkopsHook
 
 __all__ = ["FlinkDeploymentTrigger"]

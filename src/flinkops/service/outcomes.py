@@ -60,6 +60,14 @@ class JobOutcome:
     def succeeded(self) -> bool:
         return self.state != "failed"
 
+    @property
+    def cause(self) -> str:
+        """The line that says why, for a headline: the innermost ``Caused by:`` of a Java stack trace (Flink's
+        outer exception is "Recovery is suppressed by ..."), else the error's first line."""
+        lines = (self.error or "").strip().splitlines()
+        causes = [line.strip().removeprefix("Caused by: ") for line in lines if line.strip().startswith("Caused by: ")]
+        return causes[-1] if causes else (lines[0].strip() if lines else "")
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
