@@ -1,7 +1,8 @@
 """The provider on a real Airflow 3 and real Flink (the local runtime): each case the existing Airflow Flink
 provider gets wrong, run the way a user's Airflow runs it.
 
-* ``airflow dags test`` (tasks in their own processes, a deferred task's trigger run inline from its serialized
+* ``airflow dags test``, before the scheduler starts (a scheduler would also run the runs ``dags test`` makes),
+  (tasks in their own processes, a deferred task's trigger run inline from its serialized
   form): a batch job that finishes (success, its counters in XCom, no process left), a job that fails after its
   JobManager came up (the task fails with Flink's root cause), bad input and a missing connection (the task fails
   at once, nothing is created), a worker that dies mid-job (the next attempt reattaches: same Flink job, one run);
@@ -88,6 +89,56 @@ def flink_processes(flinkops_home: Path, name: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_airflow_discovers_the_provider_through_its_entry_point(airflow_home: AirflowHome) -> None:
+    providers = {row["package_name"]: row for row in airflow_home.providers()}
+    assert "airflow-provider-flinkops" in providers, sorted(providers)
+
+
+def test_bad_input_and_a_missing_connection_fail_at_once_and_create_nothing(
+    airflow_home: AirflowHome, flinkops_home: Path, jobs_jar: Path
+) -> None:
+    conf = {"name": "bad-input", "jar": str(jobs_jar), "entry": COUNTING_JOB, "parallelism": -1}
+    bad = airflow_home.dags_test("flinkops_bad_input", conf=conf)
+    assert bad.task_states == {"run": "failed", "no_connection": "failed"}, bad.output[-4000:]
+    assert "spec.job.parallelism" in bad.output and "nothing was created" in bad.output, bad.output[-4000:]
+    assert "flinkops_nowhere" in bad.output and "airflow connections add" in bad.output, bad.output[-4000:]
+    assert resource(flinkops_home, "bad-input") is None and resource(flinkops_home, "no-connection") is None
+
+
+def test_a_worker_that_dies_mid_job_leaves_the_job_to_the_retry_which_reattaches(
+    airflow_home: AirflowHome, flinkops_home: Path, jobs_jar: Path
+) -> None:
+    name = "reattached"
+    conf = {"name": name, "jar": str(jobs_jar), "entry": COUNTING_JOB, "args": ["--records", "400", "--rate", "50"]}
+    worker = subprocess.Popen(
+        [str(airflow_command()), "dags", "test", "flinkops_reattach", "--conf", json.dumps(conf)],
+        cwd=airflow_home.root,
+        env=airflow_home.env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+
+        def running_job() -> str | None:
+            found = resource(flinkops_home, name)
+            status = found.status if found is not None else None
+            return status.job_status.job_id if status and status.job_status.state == "RUNNING" else None
+
+        first_job = wait_for("the job running", running_job, 120, 0.5)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker dies: no on_kill, nothing cleaned up
+        worker.wait(30)
+    assert running_job() == first_job, "the job outlives the worker"
+    retry = airflow_home.dags_test("flinkops_reattach", conf=conf)
+    assert retry.state == "success", retry.output[-6000:]
+    assert "reattaching to" in retry.output
+    assert retry.run_id is not None
+    value = airflow_home.xcom("flinkops_reattach", retry.run_id, "run")
+    assert value["job_id"] == first_job and value["runs"] == 1, value
 
 
 @dataclass
@@ -220,6 +271,7 @@ def test_the_watchdog_publishes_the_failed_dag_count_on_statsd_and_as_a_promethe
     assert api.wait_for_run(WATCHDOG, watch, timeout=120) == "success", task_log(airflow_home, WATCHDOG, watch)[-4000:]
     counts = api.xcom(WATCHDOG, watch, "count_failed_dag_runs")
     assert counts["flinkops_job"] == 1 and counts["flinkops_job_sync"] == 1, counts
+    assert counts["flinkops_bad_input"] == 1, counts
     assert WATCHDOG not in counts, "the watchdog does not count itself"
     # Every DAG is there (0 when none failed), so an alert on a recovered DAG clears.
     quiet = [dag_id for dag_id, n in counts.items() if n == 0]
@@ -234,56 +286,3 @@ def test_the_watchdog_publishes_the_failed_dag_count_on_statsd_and_as_a_promethe
     assert 'airflow_failed_dag_count{dag_id="flinkops_job_sync"} 1.0' in prom, prom
     assert f'airflow_failed_dag_count{{dag_id="{quiet[0]}"}} 0.0' in prom, prom
     assert f"airflow_failed_dag_count_total {float(total)}" in prom, prom
-
-
-def test_bad_input_and_a_missing_connection_fail_at_once_and_create_nothing(
-    airflow_home: AirflowHome, flinkops_home: Path, jobs_jar: Path
-) -> None:
-    conf = {"name": "bad-input", "jar": str(jobs_jar), "entry": COUNTING_JOB, "parallelism": -1}
-    bad = airflow_home.dags_test("flinkops_bad_input", conf=conf)
-    assert bad.state == "failed", bad.output[-4000:]
-    assert "spec.job.parallelism" in bad.output and "nothing was created" in bad.output, bad.output[-4000:]
-    assert resource(flinkops_home, "bad-input") is None
-    missing = airflow_home.dags_test("flinkops_no_connection", conf={**conf, "name": "no-connection", "parallelism": 1})
-    assert missing.state == "failed", missing.output[-4000:]
-    assert "flinkops_nowhere" in missing.output and "airflow connections add" in missing.output
-    assert resource(flinkops_home, "no-connection") is None
-
-
-def test_a_worker_that_dies_mid_job_leaves_the_job_to_the_retry_which_reattaches(
-    airflow_home: AirflowHome, flinkops_home: Path, jobs_jar: Path
-) -> None:
-    name = "reattached"
-    conf = {"name": name, "jar": str(jobs_jar), "entry": COUNTING_JOB, "args": ["--records", "600", "--rate", "50"]}
-    worker = subprocess.Popen(
-        [str(airflow_command()), "dags", "test", "flinkops_job_sync", "--conf", json.dumps(conf)],
-        cwd=airflow_home.root,
-        env=airflow_home.env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-
-        def running_job() -> str | None:
-            found = resource(flinkops_home, name)
-            status = found.status if found is not None else None
-            return status.job_status.job_id if status and status.job_status.state == "RUNNING" else None
-
-        first_job = wait_for("the job running", running_job, 120, 0.5)
-    finally:
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker dies: no on_kill, nothing cleaned up
-        worker.wait(30)
-    assert running_job() == first_job, "the job outlives the worker"
-    retry = airflow_home.dags_test("flinkops_job_sync", conf=conf)
-    assert retry.state == "success", retry.output[-6000:]
-    assert "reattaching to" in retry.output
-    assert retry.run_id is not None
-    value = airflow_home.xcom("flinkops_job_sync", retry.run_id, "run")
-    assert value["job_id"] == first_job and value["runs"] == 1, value
-
-
-def test_airflow_discovers_the_provider_through_its_entry_point(airflow_home: AirflowHome) -> None:
-    providers = {row["package_name"]: row for row in airflow_home.providers()}
-    assert "airflow-provider-flinkops" in providers, sorted(providers)

@@ -57,18 +57,23 @@ def flinkops_job_sync() -> None:
     FlinkDeploymentOperator(task_id="run", application_file=JOB, name=NAME, deferrable=False)
 
 
+@dag(dag_id="flinkops_reattach", schedule=None, start_date=START, catchup=False)
+def flinkops_reattach() -> None:
+    """As flinkops_job_sync, for the worker that dies mid-job (its runs are its own)."""
+    FlinkDeploymentOperator(task_id="run", application_file=JOB, name=NAME, deferrable=False)
+
+
 @dag(dag_id="flinkops_bad_input", schedule=None, start_date=START, catchup=False)
 def flinkops_bad_input() -> None:
-    """As flinkops_job, for input that must fail at once (its failures are its own in the watchdog's counts)."""
+    """Input that must fail at once: the run's job (conf) and a connection that does not exist. Its failures are
+    its own in the watchdog's counts."""
     FlinkDeploymentOperator(task_id="run", application_file=JOB, name=NAME)
-
-
-@dag(dag_id="flinkops_no_connection", schedule=None, start_date=START, catchup=False)
-def flinkops_no_connection() -> None:
-    FlinkDeploymentOperator(task_id="run", application_file=JOB, name=NAME, flinkops_conn_id="flinkops_nowhere")
+    FlinkDeploymentOperator(
+        task_id="no_connection", application_file=JOB, name="no-connection", flinkops_conn_id="flinkops_nowhere"
+    )
 
 
 flinkops_job()
 flinkops_job_sync()
 flinkops_bad_input()
-flinkops_no_connection()
+flinkops_reattach()
