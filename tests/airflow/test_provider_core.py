@@ -348,3 +348,90 @@ def test_a_failed_job_fails_the_task_with_flinks_cause_and_keeps_the_resource(ta
         op.execute_complete({"ti": FakeTI()}, payload)  # type: ignore[arg-type]
     assert "ArithmeticException: / by zero" in str(failed.value)
     assert target.store().get(ResourceKey("FlinkDeployment", "default", "conv")) is not None, "on_success keeps it"
+
+
+# ------------------------------------------------------------------ the sensor and the savepoint operator
+
+
+def _created(target: QuietTarget, name: str) -> None:
+    from flinkops.service.applying import apply
+    from flinkops.service.inputs import load_text
+
+    (resource,) = load_text(target, JOB.replace("placeholder", name), "job.yaml", Path.cwd())
+    apply(target, [resource])
+
+
+def test_the_sensor_waits_through_a_ready_jobmanager_and_succeeds_on_the_jobs_end(target: QuietTarget) -> None:
+    from flinkops_airflow.sensors import FlinkDeploymentSensor
+
+    sensor = FlinkDeploymentSensor(task_id="wait", name="conv", flinkops_conn_id=CONN, deferrable=False)
+    assert sensor.poke({}) is False, "nothing there yet: waited for, not a failure"  # type: ignore[arg-type]
+    _created(target, "conv")
+    record(target, "conv", state="RUNNING", lifecycle=LifecycleState.STABLE)
+    assert sensor.poke({}) is False  # type: ignore[arg-type]
+    record(target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE, result={"rows": "3"})
+    done = sensor.poke({})  # type: ignore[arg-type]
+    assert done and done.xcom_value["accumulators"] == {"rows": "3"}  # type: ignore[union-attr]
+    record(
+        target, "conv", state="FAILED", lifecycle=LifecycleState.FAILED, error="x\nCaused by: java.io.IOException: disk"
+    )
+    with pytest.raises(AirflowException, match=r"java\.io\.IOException: disk"):
+        sensor.poke({})  # type: ignore[arg-type]
+
+
+def test_the_deferred_sensor_on_a_resource_not_created_yet_waits_for_it(target: QuietTarget) -> None:
+    from flinkops_airflow.sensors import FlinkDeploymentSensor
+
+    with pytest.raises(TaskDeferred) as deferred:
+        FlinkDeploymentSensor(task_id="wait", name="later", flinkops_conn_id=CONN).execute({})  # type: ignore[arg-type]
+    trigger = deferred.value.trigger
+    assert trigger.wait_for_creation and not trigger.delete_on_kill, "a sensor never deletes what it did not create"
+
+    async def scenario() -> dict[str, Any]:
+        events = trigger.run()
+        waiting = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(1.5)
+        assert not waiting.done(), "a resource not created yet is no outcome"
+        await asyncio.to_thread(_created, target, "later")
+        await asyncio.to_thread(record, target, "later", state="FINISHED", lifecycle=LifecycleState.STABLE)
+        return dict((await asyncio.wait_for(waiting, 15)).payload)
+
+    assert asyncio.run(scenario())["outcome"]["state"] == "finished"
+
+
+def test_the_savepoint_operator_returns_the_location_the_controller_recorded(target: QuietTarget) -> None:
+    import threading
+
+    from flinkops.api.models import Savepoint, SavepointInfo
+    from flinkops_airflow.operators import FlinkSavepointOperator
+
+    _created(target, "stream")
+    record(target, "stream", state="RUNNING", lifecycle=LifecycleState.STABLE)
+    key = ResourceKey("FlinkDeployment", "default", "stream")
+
+    def controller() -> None:
+        """Plays the controller: once the savepoint is asked for (the spec's nonce), records it as taken."""
+        for _ in range(200):
+            current = target.store().get(key)
+            assert isinstance(current, FlinkDeployment) and current.spec.job is not None and current.status is not None
+            nonce = current.spec.job.savepoint_trigger_nonce
+            if nonce:
+                taken = Savepoint(time_stamp=1, location="file:///sp/savepoint-1", trigger_nonce=nonce)
+                job = current.status.job_status.model_copy(
+                    update={"savepoint_info": SavepointInfo(last_savepoint=taken)}
+                )
+                target.store().update_status(
+                    current.model_copy(update={"status": current.status.model_copy(update={"job_status": job})})
+                )
+                return
+            threading.Event().wait(0.05)
+
+    playing = threading.Thread(target=controller)
+    playing.start()
+    location = FlinkSavepointOperator(task_id="sp", name="stream", flinkops_conn_id=CONN, savepoint_timeout=20).execute(
+        {}
+    )  # type: ignore[arg-type]
+    playing.join(10)
+    assert location == "file:///sp/savepoint-1"
+    with pytest.raises(AirflowFailException):
+        FlinkSavepointOperator(task_id="sp", name="missing", flinkops_conn_id=CONN, savepoint_timeout=2).execute({})  # type: ignore[arg-type]

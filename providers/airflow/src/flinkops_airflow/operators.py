@@ -34,7 +34,7 @@ import yaml
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from flinkops.errors import FlinkopsError, InvalidInput
+from flinkops.errors import FlinkopsError, InvalidInput, NotFound
 from flinkops.ports import ResourceKey
 from flinkops.service.outcomes import WAIT_UNTIL, JobOutcome, outcome
 from flinkops_airflow.hooks import FlinkopsHook, Resource
@@ -309,6 +309,8 @@ class FlinkSavepointOperator(BaseOperator):
             location = hook.savepoint(self.name, namespace, timeout=self.savepoint_timeout)
         except InvalidInput as exc:
             raise AirflowFailException(_problems(exc)) from None
+        except NotFound as exc:  # a retry cannot make it exist
+            raise AirflowFailException(f"savepoint of {namespace}/{self.name}: {exc}") from None
         except FlinkopsError as exc:
             raise AirflowException(f"savepoint of {namespace}/{self.name}: {exc}") from None
         self.log.info("savepoint of %s/%s: %s", namespace, self.name, location)
