@@ -211,7 +211,8 @@ def test_a_finished_batch_job_succeeds_with_its_counters_and_leaves_no_process(
     lag = datetime.fromisoformat(ended).timestamp() - value["ended_at_ms"] / 1000
     print(f"\n[airflow] job FINISHED -> deferred task success (triggerer): {lag:.1f} s")
     assert lag <= 10, lag
-    assert resource(flinkops_home, "conversions-ok") is None, "delete_on_termination=on_success deletes it"
+    # delete_on_termination=on_success: the controller removes it right after (its cluster went with the job).
+    wait_for("the resource deleted", lambda: resource(flinkops_home, "conversions-ok") is None, 10, 0.2)
     assert flink_processes(flinkops_home, "conversions-ok") == []
     assert "Flink UI of FlinkDeployment/default/conversions-ok: http://127.0.0.1:" in task_log(
         airflow_home, "flinkops_job", runs.ok

@@ -90,9 +90,14 @@ def outcome(
     kind: str = "",
     namespace: str = "",
     name: str = "",
+    closed: bool = True,
 ) -> JobOutcome | None:
     """The outcome of ``resource`` (None: it is gone; ``kind``/``namespace``/``name`` then say what it was)
-    for the spec of ``generation`` or later, or None while the controller has not decided it yet."""
+    for the spec of ``generation`` or later, or None while the controller has not decided it yet.
+
+    ``closed=False`` answers ``finished`` as soon as Flink said FINISHED, before the run record is closed (its
+    accumulators and duration follow within a few seconds): a waiter with its own start-up latency (an Airflow
+    task resuming) learns it at once and reads the closed record when it is ready."""
     if resource is None:
         return gone(kind, namespace, name)
     status = resource.status
@@ -103,11 +108,8 @@ def outcome(
     base = _base(resource, run)
     if status.lifecycle_state == L.FAILED or job_state == "FAILED":
         return JobOutcome("failed", **base, error=status.error or f"the job is {job_state or 'FAILED'}")
-    if (
-        job_state == "FINISHED"
-        and run is not None
-        and (run.end_state is not None or isinstance(resource, FlinkSessionJob))
-    ):
+    recorded = run is not None and (run.end_state is not None or isinstance(resource, FlinkSessionJob) or not closed)
+    if job_state == "FINISHED" and recorded:
         # An application cluster's run record is closed (end time, duration, accumulators) once Flink's REST cache
         # holds the final figures, a few seconds after FINISHED; a session job's cluster outlives it, unrecorded.
         return JobOutcome("finished", **base)

@@ -238,8 +238,12 @@ class FlinkDeploymentOperator(BaseOperator):
         if event.get("status") != "done":
             raise AirflowException(f"waiting for the job failed: {event.get('message', event)}")
         found = JobOutcome.from_dict(event["outcome"])
-        self._key = ResourceKey(found.kind, found.namespace, found.name)
-        return self._finish(FlinkopsHook(self.flinkops_conn_id), found)
+        key = self._key = ResourceKey(found.kind, found.namespace, found.name)
+        hook = FlinkopsHook(self.flinkops_conn_id)
+        if found.state == "finished" and found.ended_at_ms is None and found.kind == "FlinkDeployment":
+            # The trigger fired on FINISHED; the run record (duration, accumulators) closes seconds later.
+            found = self._wait(hook, key, int(event.get("generation") or 1))
+        return self._finish(hook, found)
 
     def _finish(self, hook: FlinkopsHook, found: JobOutcome) -> dict[str, Any]:
         key = ResourceKey(found.kind, found.namespace, found.name)
@@ -257,8 +261,9 @@ class FlinkDeploymentOperator(BaseOperator):
             self.log.error("%s: job %s FAILED:\n%s", key, found.job_id, found.error)
         policy = self.delete_on_termination
         wanted = ended and (policy == "always" or (policy == "on_success" and found.succeeded))
-        if wanted and hook.delete(key, wait=True):
-            self.log.info("deleted %s (delete_on_termination=%s)", key, policy)
+        # The ended job's cluster is released already: the controller removes the resource right after.
+        if wanted and hook.delete(key, wait=False):
+            self.log.info("deleting %s (delete_on_termination=%s)", key, policy)
         if not found.succeeded:
             raise AirflowException(f"{key.kind} {key.namespace}/{key.name}: job FAILED: {found.cause or 'failed'}")
         return found.as_dict()

@@ -117,9 +117,12 @@ class FlinkDeploymentTrigger(BaseTrigger):
                         kind=self.kind,
                         namespace=self.namespace,
                         name=self.name,
+                        closed=False,  # the resumed task reads the closed run record (its start-up overlaps)
                     )
                     if found is not None:
-                        yield TriggerEvent({"status": "done", "outcome": found.as_dict()})
+                        yield TriggerEvent(
+                            {"status": "done", "outcome": found.as_dict(), "generation": self.generation}
+                        )
                         return
         except Exception as exc:  # the task fails with what went wrong, instead of waiting out its timeout
             self.log.exception("following %s failed", self.key)
