@@ -7,8 +7,8 @@ PY=.venv/bin/python
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "ruff"
-.venv/bin/ruff check src tests benchmarks examples scripts
-.venv/bin/ruff format --check src tests benchmarks examples scripts
+.venv/bin/ruff check src tests benchmarks examples scripts providers
+.venv/bin/ruff format --check src tests benchmarks examples scripts providers
 step "mypy --strict"
 .venv/bin/mypy
 step "import-linter (layer contracts)"
