@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export FLINKOPS_HOME ?= $(CURDIR)/.flinkops
 
-.PHONY: install demo demo-stop demo-kafka demo-kafka-stop test check unit integration bench clean
+.PHONY: install demo demo-stop demo-kafka demo-kafka-stop demo-airflow test check unit integration bench clean
 
 install:
 	@bash scripts/bootstrap.sh
@@ -22,6 +22,11 @@ demo-kafka-stop:
 	-.venv/bin/flinkops delete fraud-scoring -n payments
 	-.venv/bin/flinkops controller stop
 	-.venv/bin/flinkops dev down
+
+# One run of the hourly conversions DAG on a real Airflow 3 (its own environment, ./.venv-airflow) and the local
+# runtime: the task's state, the job's counters, no Flink process left.
+demo-airflow: install
+	@bash scripts/demo_airflow.sh
 
 test: install
 	@bash scripts/test.sh

@@ -2,9 +2,10 @@
 starts: the Kafka broker's jars, MinIO, the Kubernetes control plane (etcd, kube-apiserver,
 kube-controller-manager), the dev node (kubelet, kube-scheduler, kube-proxy, CoreDNS, the pause image and the
 Flink image with the test jobs' jar, exactly as tests/kubernetes use it), Flink's S3 plugins, the Kafka
-connector and the examples' jar. Each is cached under ~/.cache/flinkops, so a warm machine spends a few seconds
-here. Fails loudly (exit 1) when one cannot be had: a missing toolchain is an error, never a reason to skip
-tests.
+connector, the examples' jar and the Airflow environment the provider's tests run in (./.venv-airflow over a
+cached Airflow virtualenv: flinkops.dev.airflow). Each is cached under ~/.cache/flinkops, so a warm machine
+spends a few seconds here. Fails loudly (exit 1) when one cannot be had: a missing toolchain is an error, never a
+reason to skip tests.
 
 Two lanes run side by side on a fresh machine: the Go builds (CPU-bound, they keep both cores busy) and the
 downloads, Maven builds and the images (mostly waiting on the network and the disk), so the downloads cost no
@@ -21,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flinkops.api.plugins import S3_HADOOP, S3_PRESTO
+from flinkops.dev.airflow import AIRFLOW_VERSION, ensure_airflow
 from flinkops.dev.example_jobs import build_example_jobs
 from flinkops.dev.helm import helm_binary
 from flinkops.dev.kafka import kafka_classpath
@@ -33,6 +35,7 @@ from flinkops.errors import FlinkopsError
 from flinkops.flink.distribution import find_distribution
 from flinkops.flink.jars import connector_jar, plugin_jar
 
+ROOT = Path(__file__).resolve().parents[1]
 _STEP = threading.local()
 _PRINT = threading.Lock()
 
@@ -54,7 +57,7 @@ def node_parts() -> str:
 
 
 def node_image() -> str:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    sys.path.insert(0, str(ROOT / "tests"))
     from support.kube import node_image_jars  # the tests' own image: their jobs' jar is baked in
 
     built = flink_image(node_image_jars(), progress=say)
@@ -93,6 +96,7 @@ def main() -> int:
         ("example jobs jar", lambda: build_example_jobs(progress=say)),
         ("Flink image for the Kubernetes node", node_image),
         ("operator image", lambda: operator_image(progress=say).archive),
+        (f"Airflow {AIRFLOW_VERSION} environment (tests/airflow)", lambda: ensure_airflow(ROOT, progress=say).venv),
     ]
     with ThreadPoolExecutor(max_workers=2) as lanes:
         done = [lanes.submit(run_lane, builds), lanes.submit(run_lane, fetches)]

@@ -7,8 +7,8 @@ PY=.venv/bin/python
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "ruff"
-.venv/bin/ruff check src tests benchmarks examples scripts
-.venv/bin/ruff format --check src tests benchmarks examples scripts
+.venv/bin/ruff check src tests benchmarks examples scripts providers
+.venv/bin/ruff format --check src tests benchmarks examples scripts providers
 step "mypy --strict"
 .venv/bin/mypy
 step "import-linter (layer contracts)"
@@ -42,3 +42,8 @@ export FLINKOPS_HOME="$(mktemp -d -t flinkops-test-XXXXXX)"
 trap 'rm -rf "$FLINKOPS_HOME"' EXIT
 step "pytest (unit + integration on real Flink)"
 $PY -m pytest tests -q -p no:cacheprovider --durations=15 -n 2
+
+# The Airflow provider's tests run in Airflow's own environment (scripts/prefetch.py made it; the main .venv has no
+# Airflow, and tests/conftest.py keeps the step above out of tests/airflow).
+step "pytest tests/airflow (a real Airflow in ./.venv-airflow)"
+./.venv-airflow/bin/python -m pytest tests/airflow -q -p no:cacheprovider -o asyncio_default_fixture_loop_scope=function

@@ -41,6 +41,32 @@ sys.path.insert(0, str(Path(__file__).parent))
 # from off the machine. Every process a test starts inherits this; the node's pods are fenced on their own.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
+# tests/airflow runs only in the Airflow environment (./.venv-airflow, a step of its own in scripts/test.sh; see
+# tests/airflow/conftest.py): the main environment has no Airflow, so its runs never collect that directory, and
+# naming it there is an error rather than an empty run. The `airflow` command next to the interpreter tells them
+# apart (not an import check: tests/, on sys.path, holds a directory called airflow).
+_AIRFLOW_TESTS = Path(__file__).parent / "airflow"
+_IN_AIRFLOW_ENV = (Path(sys.executable).parent / "airflow").is_file()
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if not _IN_AIRFLOW_ENV and collection_path == _AIRFLOW_TESTS:
+        return True
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _IN_AIRFLOW_ENV:
+        return
+    for arg in config.args:
+        target = Path(arg.split("::", 1)[0]).resolve()
+        if target == _AIRFLOW_TESTS or _AIRFLOW_TESTS in target.parents:
+            raise pytest.UsageError(
+                f"{arg} needs Airflow: run it with ./.venv-airflow/bin/python -m pytest (scripts/prefetch.py, which "
+                "`make test` runs, makes that environment)"
+            )
+
+
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if _WORKER and os.environ.get("FLINKOPS_HOME"):
     _home = Path(os.environ["FLINKOPS_HOME"]) / _WORKER
@@ -114,6 +140,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: (_rank(item), _group(item.nodeid) == "kube-node" and "node" in item.fixturenames))
 
 
+@pytest.hookimpl(optionalhook=True)  # the Airflow environment (tests/airflow) runs pytest without xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Hand work out by ``_group``, in collection order (which ``pytest_collection_modifyitems`` made longest
     first)."""

@@ -31,6 +31,7 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 __all__ = ["BASE_HOUR", "expected_totals", "generate", "hour_label", "partner_label"]
@@ -120,6 +121,16 @@ def generate(
             future.result()
 
 
+def generate_files(root: Path, records: int, hours: int, partners: int, seed: int, *, parts_per_hour: int = 2) -> None:
+    """The same files as :func:`generate`, written under the local directory ``root`` (a job reads them as
+    ``file://<root>``: the input of a run on this machine without an S3 server)."""
+    _check(records, hours, partners, parts_per_hour)
+    for name, text in _files(records, hours, partners, seed, parts_per_hour):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
 def expected_totals(records: int, hours: int, partners: int, seed: int) -> dict[tuple[str, str], tuple[int, int]]:
     """``{(hour, partner_id): (conversions, revenue_cents)}`` of what :func:`generate` writes, from the draws.
 
@@ -164,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-key", default=os.environ.get("AWS_ACCESS_KEY_ID"))
     parser.add_argument("--secret-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
     parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
-    parser.add_argument("--bucket", required=True)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--bucket", help="write to this S3 bucket (under --prefix)")
+    target.add_argument("--dir", type=Path, help="write to this local directory instead of S3")
     parser.add_argument("--prefix", default="conversions/raw/")
     parser.add_argument("--records", type=int, default=3_000_000)
     parser.add_argument("--hours", type=int, default=24)
@@ -174,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--create-bucket", action="store_true", help="create the bucket when it does not exist")
     parser.add_argument("--expected", help="also write the expected hourly totals to this local CSV file")
     args = parser.parse_args(argv)
+    if args.dir is not None:
+        generate_files(args.dir, args.records, args.hours, args.partners, args.seed, parts_per_hour=args.parts_per_hour)
+        print(f"wrote {args.records} conversions under {args.dir}")
+        return _expected(args)
     client = _client(args.endpoint, args.access_key, args.secret_key, args.region)
     if args.create_bucket:
         existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
@@ -190,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         parts_per_hour=args.parts_per_hour,
     )
     print(f"wrote {args.records} conversions to s3://{args.bucket}/{args.prefix}")
+    return _expected(args)
+
+
+def _expected(args: argparse.Namespace) -> int:
     if args.expected:
         totals = expected_totals(args.records, args.hours, args.partners, args.seed)
         with open(args.expected, "w", encoding="utf-8") as out:

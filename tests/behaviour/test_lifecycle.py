@@ -164,3 +164,17 @@ def test_a_deployment_created_suspended_starts_nothing(world: World) -> None:
     world.run_until(settled("app", "STABLE"))
     [run] = world.runs("app")
     assert run.restored_from is None
+
+
+def test_a_failed_job_whose_jobmanager_exits_on_its_own_is_not_run_again(world: World) -> None:
+    """Flink stops an application cluster's JobManager once its job ended; if that happens before flinkops
+    released the cluster, the dead JobManager is the job's end, not a crash to recover from."""
+    world.flink.script("broken", JobScript(fail_after=3, failure="java.lang.IllegalStateException: boom"))
+    world.apply(application("ingest", args=["broken"], mode="stateless", conf={"restart-strategy.type": "none"}))
+    world.run_until(lambda w: w.job_state("ingest") == "FAILED", what="FAILED")
+    if world.runtime.cluster("ingest") is not None:
+        world.runtime.kill_jobmanager("ingest")  # the JobManager shuts itself down after the job
+    world.run_for(300)
+    assert len(world.runs("ingest")) == 1, "a failed job is never run again on its own"
+    assert world.lifecycle("ingest") == "FAILED" and world.runtime.cluster("ingest") is None
+    assert "RecoverDeployment" not in world.reasons("ingest")

@@ -352,7 +352,13 @@ class KubeClient:
             return None
 
     def watch(
-        self, path: str, *, resource_version: str, timeout_seconds: int = 300, label_selector: str | None = None
+        self,
+        path: str,
+        *,
+        resource_version: str,
+        timeout_seconds: int = 300,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(type, object) pairs from ``resource_version`` on, until the server ends the watch after
         ``timeout_seconds``. BOOKMARK events carry only a newer ``metadata.resourceVersion``. An ``ERROR`` event
@@ -365,6 +371,8 @@ class KubeClient:
         }
         if label_selector:
             params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
         self._bucket.take()
         timeout = httpx2.Timeout(timeout_seconds + 30.0, connect=10.0)
         try:

@@ -41,7 +41,9 @@ if TYPE_CHECKING:
         wait_deleted,
     )
     from flinkops.service.description import Description, describe, log_files
+    from flinkops.service.following import follow
     from flinkops.service.inputs import check, load_text, read_files
+    from flinkops.service.outcomes import JobOutcome, outcome
     from flinkops.service.planning import LintReport, PlanReport, lint, plan
     from flinkops.service.resources import ResourceView, get, list_resources, resolve
     from flinkops.service.snapshots import (
@@ -73,7 +75,9 @@ _EXPORTS = {
         "wait_deleted",
     ),
     "description": ("Description", "describe", "log_files"),
+    "following": ("follow",),
     "inputs": ("check", "load_text", "read_files"),
+    "outcomes": ("JobOutcome", "outcome"),
     "planning": ("LintReport", "PlanReport", "lint", "plan"),
     "resources": ("ResourceView", "get", "list_resources", "resolve"),
     "snapshots": (
@@ -97,6 +101,7 @@ __all__ = [
     "Catalogue",
     "Deletion",
     "Description",
+    "JobOutcome",
     "JobStateChange",
     "KubernetesTarget",
     "LintReport",
@@ -115,11 +120,13 @@ __all__ = [
     "delete",
     "deletion_order",
     "describe",
+    "follow",
     "get",
     "lint",
     "list_resources",
     "load_text",
     "log_files",
+    "outcome",
     "plan",
     "read_files",
     "request_deletion",

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flinkops.errors import InvalidInput, Problem
+from flinkops.errors import InvalidInput, Problem, RuntimeFailure
 from flinkops.ports import Clock, ClusterKey, ResourceKey, ResourceStore, SnapshotStore
 from flinkops.settings import default_home, store_path
 
@@ -224,12 +224,21 @@ class LocalTarget:
         from flinkops.wiring.local import build_controller
 
         self.home.mkdir(parents=True, exist_ok=True)
-        if pid_file:
-            daemon.write_pid_file(self.home)
-        controller, store = build_controller(self.home, self.clock)
-        log.info("controller started; home %s", self.home)
-        run_loop(controller, store, self.clock, should_stop, poll=poll)
-        log.info("controller stopped")
+        lock = daemon.hold_controller_lock(self.home)
+        if lock is None:
+            running = daemon.daemon_state(self.home)
+            raise RuntimeFailure(
+                f"another flinkops controller already runs for {self.home}"
+                + (f" (pid {running.pid})" if running.pid else "")
+                + "; one per home: stop it first (flinkops controller stop) or use another FLINKOPS_HOME"
+            )
+        with lock:
+            if pid_file:
+                daemon.write_pid_file(self.home)
+            controller, store = build_controller(self.home, self.clock)
+            log.info("controller started; home %s", self.home)
+            run_loop(controller, store, self.clock, should_stop, poll=poll)
+            log.info("controller stopped")
 
 
 class KubernetesTarget:

@@ -23,15 +23,16 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
 from flinkops.api.models import API_VERSION, FlinkDeployment, FlinkSessionJob
 from flinkops.errors import Conflict, InvalidInput, NotFound, Problem
-from flinkops.kube.client import KubeClient, KubeRejected, object_path, parse_time, rfc3339_now
+from flinkops.kube.client import Expired, KubeClient, KubeRejected, object_path, parse_time, rfc3339_now
 from flinkops.kube.informer import Informer
 from flinkops.ports import Event, ResourceKey
 
@@ -161,6 +162,38 @@ class KubernetesStore:
     def get(self, key: ResourceKey) -> Resource | None:
         obj = self.raw(key)
         return to_model(obj) if obj is not None else None
+
+    def follow(self, key: ResourceKey, timeout: float) -> Iterator[Resource | None]:
+        """The resource now, then each new version of it the API server sends (None once it is gone), for at most
+        ``timeout`` seconds: one watch of this one object (a field selector on its name), not a poll."""
+        deadline = time.monotonic() + timeout
+        plural = PLURALS.get(key.kind)
+        if plural is None:
+            raise InvalidInput([Problem("kind", f"{key.kind!r} is not FlinkDeployment or FlinkSessionJob")])
+        collection = object_path(API_VERSION, plural, key.namespace)
+        while True:
+            obj = self.client.get(self._path(key))
+            yield to_model(obj) if obj is not None else None
+            if obj is None:
+                return
+            version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+            try:
+                while (left := deadline - time.monotonic()) > 0:
+                    for type_, changed in self.client.watch(
+                        collection,
+                        resource_version=version,
+                        timeout_seconds=max(1, min(int(left), 300)),
+                        field_selector=f"metadata.name={key.name}",
+                    ):
+                        version = str((changed.get("metadata") or {}).get("resourceVersion") or version)
+                        if type_ == "DELETED":
+                            yield None
+                            return
+                        if type_ in ("ADDED", "MODIFIED"):
+                            yield to_model(changed)
+                return
+            except Expired:
+                continue  # the version is too old to watch from: read the object again
 
     def list_raw(self, kind: str | None = None, namespace: str | None = None) -> list[Obj]:
         kinds = [kind] if kind else list(KINDS)

@@ -16,6 +16,7 @@ Called by: the CLI (``flinkops controller ...`` and implicitly by ``apply``) and
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from flinkops.errors import RuntimeFailure
 from flinkops.procs import same_process, start_ticks
@@ -34,6 +36,7 @@ __all__ = [
     "DaemonState",
     "daemon_state",
     "default_home",
+    "hold_controller_lock",
     "start_daemon",
     "stop_daemon",
     "write_pid_file",
@@ -43,6 +46,8 @@ log = logging.getLogger("flinkops.controller")
 
 PID_FILE = "controller.pid"
 LOG_FILE = "controller.log"
+LOCK_FILE = "controller.lock"  # held by the running controller for its whole life
+START_LOCK_FILE = "controller.start.lock"  # held while a daemon is being started
 
 
 # ---------------------------------------------------------------------------------- process management
@@ -89,11 +94,34 @@ def daemon_state(home: Path) -> DaemonState:
     )
 
 
+def hold_controller_lock(home: Path) -> IO[bytes] | None:
+    """Take the home's controller lock (``<home>/controller.lock``, an exclusive ``flock``) for as long as the
+    returned file stays open, or None when another process holds it. One controller per home, whichever way it
+    was started (a daemon, ``controller run`` in a terminal, several ``apply`` at once): two would each deploy
+    the same job. The kernel drops the lock when its holder dies, so a killed controller never blocks the next."""
+    home.mkdir(parents=True, exist_ok=True)
+    handle = (home / LOCK_FILE).open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def start_daemon(home: Path, timeout: float = 15.0) -> DaemonState:
+    """Start the home's controller daemon unless one runs; the running one either way. Callers at the same
+    moment (tasks of a scheduler applying at once) take turns, so only the first one starts a process."""
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / START_LOCK_FILE).open("ab") as starting:
+        fcntl.flock(starting, fcntl.LOCK_EX)
+        return _start_daemon(home, timeout)
+
+
+def _start_daemon(home: Path, timeout: float) -> DaemonState:
     state = daemon_state(home)
     if state.running:
         return state
-    home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, FLINKOPS_HOME=str(home))
     with (home / LOG_FILE).open("ab") as out:
         proc = subprocess.Popen(
@@ -108,7 +136,7 @@ def start_daemon(home: Path, timeout: float = 15.0) -> DaemonState:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = daemon_state(home)
-        if state.running and state.pid == proc.pid:
+        if state.running:  # ours, or one started in a terminal meanwhile: either way the home has its controller
             return state
         if proc.poll() is not None:
             raise RuntimeFailure(f"the controller exited at start; see {home / LOG_FILE}")

@@ -1,0 +1,143 @@
+"""``FlinkDeploymentTrigger``: waits in the triggerer for a flinkops resource's real outcome.
+
+It follows the resource (``flinkops.service.follow``: one watch of the object on Kubernetes, the local store read
+every quarter second on this machine) and decides with ``flinkops.service.outcomes``: a batch job's FINISHED or
+FAILED as Flink reported it, a streaming job judged STABLE, a resource deleted meanwhile. It fires one event:
+
+    {"status": "done", "outcome": JobOutcome.as_dict()}      the answer (succeeded or failed, with the cause)
+    {"status": "error", "message": "..."}                    the trigger could not follow (bad connection...)
+
+Everything it needs is in ``serialize()``, so a restarted triggerer resumes following from the resource's state
+(the answer is decided from recorded status and run history, not from events it might have missed). When a user
+kills the deferred task (mark failed, clear), ``on_kill`` tears the resource down (after a savepoint, if asked).
+
+The blocking flinkops calls run in threads (``asyncio.to_thread``): the triggerer's event loop is never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, TypeVar
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from flinkops.ports import ResourceKey
+from flinkops.service.outcomes import WAIT_UNTIL, outcome
+from flinkops_airflow.hooks import FlinkopsHook
+
+__all__ = ["FlinkDeploymentTrigger"]
+
+T = TypeVar("T")
+_END = object()
+#: One watch (or run of polls) lasts this long before it is renewed (re-reading the resource); a thread left
+#: following when the trigger is cancelled ends within it.
+FOLLOW_SECONDS = 60.0
+
+
+async def _in_thread(items: Iterator[T]) -> AsyncIterator[T]:
+    """Iterate a blocking iterator without blocking the event loop (each step in a worker thread)."""
+    while True:
+        item = await asyncio.to_thread(next, items, _END)
+        if item is _END:
+            return
+        yield item  # type: ignore[misc]
+
+
+class FlinkDeploymentTrigger(BaseTrigger):
+    """Fires once the resource ``kind`` ``namespace/name`` has an outcome for ``generation`` (or later):
+    ``wait_until`` ``finished`` (a batch job's end) or ``stable`` (a streaming job running and judged stable)."""
+
+    def __init__(
+        self,
+        *,
+        flinkops_conn_id: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        generation: int,
+        wait_until: str = "finished",
+        delete_on_kill: bool = True,
+        savepoint_on_kill: bool = False,
+        wait_for_creation: bool = False,
+    ) -> None:
+        super().__init__()
+        if wait_until not in WAIT_UNTIL:
+            raise ValueError(f"wait_until must be one of {WAIT_UNTIL}, not {wait_until!r}")
+        self.flinkops_conn_id = flinkops_conn_id
+        self.kind, self.namespace, self.name = kind, namespace, name
+        self.generation = generation
+        self.wait_until = wait_until
+        self.delete_on_kill = delete_on_kill
+        self.savepoint_on_kill = savepoint_on_kill
+        #: A resource not there yet is waited for (a sensor on what another task creates), until it has been seen.
+        self.wait_for_creation = wait_for_creation
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "flinkops_conn_id": self.flinkops_conn_id,
+                "kind": self.kind,
+                "namespace": self.namespace,
+                "name": self.name,
+                "generation": self.generation,
+                "wait_until": self.wait_until,
+                "delete_on_kill": self.delete_on_kill,
+                "savepoint_on_kill": self.savepoint_on_kill,
+                "wait_for_creation": self.wait_for_creation,
+            },
+        )
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(self.kind, self.namespace, self.name)
+
+    async def _hook(self) -> FlinkopsHook:
+        settings = await FlinkopsHook.asettings(self.flinkops_conn_id)
+        return FlinkopsHook(self.flinkops_conn_id, settings=settings)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            hook = await self._hook()
+            self.log.info(
+                "following %s until its job is %s (generation %s)", self.key, self.wait_until, self.generation
+            )
+            seen = False
+            while True:
+                async for resource in _in_thread(hook.follow(self.key, FOLLOW_SECONDS)):
+                    if resource is None and self.wait_for_creation and not seen:
+                        await asyncio.sleep(1.0)  # not created yet: look again
+                        break
+                    seen = True
+                    found = outcome(
+                        resource,
+                        self.wait_until,  # type: ignore[arg-type]
+                        self.generation,
+                        kind=self.kind,
+                        namespace=self.namespace,
+                        name=self.name,
+                        closed=False,  # the resumed task reads the closed run record (its start-up overlaps)
+                    )
+                    if found is not None:
+                        yield TriggerEvent(
+                            {"status": "done", "outcome": found.as_dict(), "generation": self.generation}
+                        )
+                        return
+        except Exception as exc:  # the task fails with what went wrong, instead of waiting out its timeout
+            self.log.exception("following %s failed", self.key)
+            yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
+
+    async def on_kill(self) -> None:
+        """The deferred task was killed by a user: tear the resource down (a savepoint first when asked)."""
+        if not self.delete_on_kill:
+            return
+        hook = await self._hook()
+        if self.savepoint_on_kill:
+            try:
+                location = await asyncio.to_thread(hook.savepoint, self.name, self.namespace)
+                self.log.info("savepoint of %s before deleting it: %s", self.key, location)
+            except Exception as exc:
+                self.log.warning("no savepoint of %s before deleting it: %s", self.key, exc)
+        await asyncio.to_thread(hook.delete, self.key, wait=True)
+        self.log.info("deleted %s: the task was killed", self.key)

@@ -1,0 +1,437 @@
+"""The provider's parts on Airflow's own classes, without Flink: the trigger in Airflow's style (serialize, rebuild
+from the serialized form, drive ``run()`` under asyncio), the hook's connection handling, and the operator's
+decisions (bad input creates nothing, a retry reattaches, a failed job fails the task with its cause).
+
+A ``LocalTarget`` on a temporary home stands in for where jobs run; nothing reconciles it (``ensure_controller`` is
+a no-op here), so each test writes the statuses a controller would. The real thing, on real Airflow processes and
+real Flink, is ``test_provider_live.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+
+from flinkops.api.models import DeploymentRecord, FlinkDeployment, FlinkDeploymentStatus, JobStatus, LifecycleState
+from flinkops.ports import ResourceKey
+from flinkops.service.target import LocalTarget
+from flinkops_airflow import get_provider_info
+from flinkops_airflow.hooks import FlinkopsHook, FlinkopsSettings
+from flinkops_airflow.operators import FlinkDeploymentOperator
+from flinkops_airflow.triggers import FlinkDeploymentTrigger
+
+CONN = "flinkops_test"
+JOB = """\
+apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: placeholder
+spec:
+  flinkVersion: v2_2
+  job:
+    jarURI: local:///opt/flink/examples/streaming/WordCount.jar
+    parallelism: 1
+    upgradeMode: stateless
+"""
+
+
+class QuietTarget(LocalTarget):
+    """A local target whose resources nobody reconciles: the test plays the controller."""
+
+    def ensure_controller(self) -> None:
+        pass
+
+    def local_files(self, resources: Any, *, fetch: bool = True) -> Any:
+        from flinkops.provisioning.preflight import LocalFiles
+
+        return LocalFiles()  # no jar to check: nothing runs
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN.upper()}",
+        json.dumps({"conn_type": "flinkops", "extra": {"target": "local", "home": str(home)}}),
+    )
+    return home
+
+
+@pytest.fixture
+def target(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[QuietTarget]:
+    quiet = QuietTarget(home)
+    original = FlinkopsHook.get_conn
+
+    def get_conn(self: FlinkopsHook) -> Any:
+        self._target = quiet
+        return quiet
+
+    monkeypatch.setattr(FlinkopsHook, "get_conn", get_conn)
+    yield quiet
+    monkeypatch.setattr(FlinkopsHook, "get_conn", original)
+
+
+def record(
+    target: LocalTarget,
+    name: str,
+    *,
+    state: str,
+    lifecycle: LifecycleState,
+    error: str | None = None,
+    result: dict[str, str] | None = None,
+) -> FlinkDeployment:
+    """Write the status a controller would have written for a job in ``state``."""
+    key = ResourceKey("FlinkDeployment", "default", name)
+    current = target.store().get(key)
+    assert isinstance(current, FlinkDeployment)
+    generation = current.metadata.generation or 1
+    run = DeploymentRecord(
+        generation=generation,
+        job_id="a" * 32,
+        started_at=1,
+        result=result or {},
+        end_state=state if state in ("FINISHED", "FAILED") else None,
+        ended_at=2 if state in ("FINISHED", "FAILED") else None,
+        job_duration_ms=1000,
+    )
+    status = FlinkDeploymentStatus(
+        job_status=JobStatus(job_id="a" * 32, state=state),  # type: ignore[arg-type]
+        observed_generation=generation,
+        lifecycle_state=lifecycle,
+        error=error,
+        deployment_history=[run],
+        cluster_info={"rest-url": "http://127.0.0.1:8081"},
+    )
+    written = target.store().update_status(current.model_copy(update={"status": status}))
+    assert isinstance(written, FlinkDeployment)
+    return written
+
+
+# ------------------------------------------------------------------ provider info
+
+
+def test_provider_info_validates_against_airflows_schema_and_names_real_classes() -> None:
+    import jsonschema
+    from airflow.providers_manager import ProvidersManager  # noqa: F401  (the schema ships with Airflow)
+
+    schema_path = Path(importlib.import_module("airflow").__file__).parent / "provider_info.schema.json"  # type: ignore[arg-type]
+    info = get_provider_info()
+    jsonschema.validate(info, json.loads(schema_path.read_text()))
+    for connection in info["connection-types"]:
+        module, _, name = connection["hook-class-name"].rpartition(".")
+        assert getattr(importlib.import_module(module), name).conn_type == connection["connection-type"]
+    for group in ("operators", "sensors", "hooks", "triggers"):
+        for entry in info[group]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    for link in info["extra-links"]:
+        module, _, name = link.rpartition(".")
+        getattr(importlib.import_module(module), name)
+
+
+# ------------------------------------------------------------------ the hook
+
+
+def test_a_missing_connection_says_how_to_add_one() -> None:
+    with pytest.raises(AirflowFailException) as failed:
+        _ = FlinkopsHook("no_such_connection").settings
+    message = str(failed.value)
+    assert (
+        "no_such_connection" in message and "airflow connections add" in message and "--conn-type flinkops" in message
+    )
+
+
+def test_bad_connection_settings_name_each_field() -> None:
+    with pytest.raises(AirflowFailException) as failed:
+        FlinkopsSettings.from_extra("c", {"target": "yarn", "homedir": "/x", "namespace": 3})
+    message = str(failed.value)
+    assert "extra.target" in message and "extra.homedir" in message and "extra.namespace" in message
+
+
+def test_the_connection_picks_the_local_home(home: Path) -> None:
+    hook = FlinkopsHook(CONN)
+    assert hook.settings == FlinkopsSettings(target="local", home=str(home))
+    target = hook.get_conn()
+    assert isinstance(target, LocalTarget) and target.home == home
+
+
+# ------------------------------------------------------------------ the trigger
+
+
+def test_the_trigger_serializes_and_a_rebuilt_one_is_the_same() -> None:
+    trigger = FlinkDeploymentTrigger(
+        flinkops_conn_id=CONN,
+        kind="FlinkDeployment",
+        namespace="batch",
+        name="conv-1",
+        generation=3,
+        wait_until="finished",
+        savepoint_on_kill=True,
+    )
+    path, kwargs = trigger.serialize()
+    module, _, name = path.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
+    assert rebuilt.serialize() == (path, kwargs)
+    assert path == "flinkops_airflow.triggers.FlinkDeploymentTrigger"
+    json.dumps(kwargs)  # what the metadata database stores
+
+
+def _first_event(trigger: FlinkDeploymentTrigger, timeout: float = 20.0) -> dict[str, Any]:
+    async def first() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(asyncio.wait_for(first(), timeout))
+
+
+def test_the_trigger_fires_on_the_jobs_end_not_on_a_ready_jobmanager(target: QuietTarget) -> None:
+    from flinkops.service.applying import apply
+    from flinkops.service.inputs import load_text
+
+    (resource,) = load_text(target, JOB.replace("placeholder", "conv"), "job.yaml", Path.cwd())
+    apply(target, [resource])
+    record(target, "conv", state="RUNNING", lifecycle=LifecycleState.STABLE)
+    trigger = FlinkDeploymentTrigger(
+        flinkops_conn_id=CONN, kind="FlinkDeployment", namespace="default", name="conv", generation=1
+    )
+
+    async def scenario() -> dict[str, Any]:
+        events = trigger.run()
+        waiting = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(1.0)
+        assert not waiting.done(), "fired while the job still runs"
+        await asyncio.to_thread(
+            record, target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE, result={"rows": "7"}
+        )
+        event = await asyncio.wait_for(waiting, 10)
+        return dict(event.payload)
+
+    payload = asyncio.run(scenario())
+    assert payload["status"] == "done"
+    assert payload["outcome"]["state"] == "finished" and payload["outcome"]["accumulators"] == {"rows": "7"}
+
+
+def test_the_trigger_reports_a_failed_job_with_its_root_cause(target: QuietTarget) -> None:
+    from flinkops.service.applying import apply
+    from flinkops.service.inputs import load_text
+
+    (resource,) = load_text(target, JOB.replace("placeholder", "conv"), "job.yaml", Path.cwd())
+    apply(target, [resource])
+    record(
+        target,
+        "conv",
+        state="FAILED",
+        lifecycle=LifecycleState.FAILED,
+        error="java.lang.ArithmeticException: / by zero",
+    )
+    payload = _first_event(
+        FlinkDeploymentTrigger(
+            flinkops_conn_id=CONN, kind="FlinkDeployment", namespace="default", name="conv", generation=1
+        )
+    )
+    assert payload["outcome"]["state"] == "failed" and "ArithmeticException" in payload["outcome"]["error"]
+
+
+def test_the_trigger_with_a_missing_connection_fires_an_error_instead_of_waiting() -> None:
+    payload = _first_event(
+        FlinkDeploymentTrigger(
+            flinkops_conn_id="nope", kind="FlinkDeployment", namespace="default", name="x", generation=1
+        )
+    )
+    assert payload["status"] == "error" and "nope" in payload["message"]
+
+
+# ------------------------------------------------------------------ the operator
+
+
+class FakeTI:
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+def operator(**kwargs: Any) -> FlinkDeploymentOperator:
+    kwargs.setdefault("application_file", JOB)
+    return FlinkDeploymentOperator(task_id="run", flinkops_conn_id=CONN, ui_link_timeout=0.5, **kwargs)
+
+
+def test_an_invalid_resource_fails_the_task_with_the_field_path_and_creates_nothing(target: QuietTarget) -> None:
+    for bad, path in (
+        (JOB.replace("upgradeMode: stateless", "upgradeMode: sometimes"), "spec.job.upgradeMode"),
+        (JOB.replace("parallelism: 1", "parallelism: -2"), "spec.job.parallelism"),
+        (JOB.replace("  flinkVersion: v2_2", "  flinkVersion: v2_2\n  jobManagr: {}"), "spec.jobManagr"),
+    ):
+        with pytest.raises(AirflowFailException) as failed:
+            operator(application_file=bad, name="conv").execute({"ti": FakeTI()})  # type: ignore[arg-type]
+        message = str(failed.value)
+        assert path in message and "nothing was created" in message, message
+    with pytest.raises(AirflowFailException) as failed:
+        operator(application_file=JOB, name="Not_A_Name").execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    assert "metadata.name" in str(failed.value)
+    assert target.store().list_resources() == []
+
+
+def test_a_retry_reattaches_to_the_running_job_instead_of_submitting_again(target: QuietTarget) -> None:
+    first = operator(name="conv", deferrable=True)
+    with pytest.raises(TaskDeferred):
+        first.execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    record(target, "conv", state="RUNNING", lifecycle=LifecycleState.STABLE)
+    before = target.store().get(ResourceKey("FlinkDeployment", "default", "conv"))
+    ti = FakeTI()
+    with pytest.raises(TaskDeferred) as deferred:
+        operator(name="conv").execute({"ti": ti})  # type: ignore[arg-type]
+    after = target.store().get(ResourceKey("FlinkDeployment", "default", "conv"))
+    assert before is not None and after is not None
+    assert (
+        after.metadata.generation == before.metadata.generation
+        and after.metadata.resource_version == before.metadata.resource_version
+    )
+    assert deferred.value.trigger.generation == before.metadata.generation
+    assert ti.xcom["flink_ui_url"] == "http://127.0.0.1:8081"
+
+
+def test_a_finished_job_succeeds_with_its_result_and_its_resource_is_deleted(target: QuietTarget) -> None:
+    op = operator(name="conv")
+    with pytest.raises(TaskDeferred):
+        op.execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    record(target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE, result={"rows": "7"})
+    payload = _first_event(
+        FlinkDeploymentTrigger(
+            flinkops_conn_id=CONN, kind="FlinkDeployment", namespace="default", name="conv", generation=1
+        )
+    )
+    # Nothing reconciles here: the deletion is asked for and the test removes the resource as the controller would.
+    key = ResourceKey("FlinkDeployment", "default", "conv")
+    op_hook_delete = FlinkopsHook.delete
+
+    def delete(self: FlinkopsHook, key: ResourceKey, *, wait: bool = True, timeout: float = 120.0) -> bool:
+        asked = op_hook_delete(self, key, wait=False)
+        target.store().remove(key)
+        return asked
+
+    FlinkopsHook.delete = delete  # type: ignore[method-assign]
+    try:
+        result = op.execute_complete({"ti": FakeTI()}, payload)  # type: ignore[arg-type]
+    finally:
+        FlinkopsHook.delete = op_hook_delete  # type: ignore[method-assign]
+    assert result["state"] == "finished" and result["accumulators"] == {"rows": "7"} and result["job_id"] == "a" * 32
+    assert target.store().get(key) is None
+
+
+def test_a_failed_job_fails_the_task_with_flinks_cause_and_keeps_the_resource(target: QuietTarget) -> None:
+    op = operator(name="conv")
+    with pytest.raises(TaskDeferred):
+        op.execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    record(
+        target,
+        "conv",
+        state="FAILED",
+        lifecycle=LifecycleState.FAILED,
+        error="java.lang.ArithmeticException: / by zero\n\tat Job.main",
+    )
+    payload = _first_event(
+        FlinkDeploymentTrigger(
+            flinkops_conn_id=CONN, kind="FlinkDeployment", namespace="default", name="conv", generation=1
+        )
+    )
+    with pytest.raises(AirflowException) as failed:
+        op.execute_complete({"ti": FakeTI()}, payload)  # type: ignore[arg-type]
+    assert "ArithmeticException: / by zero" in str(failed.value)
+    assert target.store().get(ResourceKey("FlinkDeployment", "default", "conv")) is not None, "on_success keeps it"
+
+
+# ------------------------------------------------------------------ the sensor and the savepoint operator
+
+
+def _created(target: QuietTarget, name: str) -> None:
+    from flinkops.service.applying import apply
+    from flinkops.service.inputs import load_text
+
+    (resource,) = load_text(target, JOB.replace("placeholder", name), "job.yaml", Path.cwd())
+    apply(target, [resource])
+
+
+def test_the_sensor_waits_through_a_ready_jobmanager_and_succeeds_on_the_jobs_end(target: QuietTarget) -> None:
+    from flinkops_airflow.sensors import FlinkDeploymentSensor
+
+    sensor = FlinkDeploymentSensor(task_id="wait", name="conv", flinkops_conn_id=CONN, deferrable=False)
+    assert sensor.poke({}) is False, "nothing there yet: waited for, not a failure"  # type: ignore[arg-type]
+    _created(target, "conv")
+    record(target, "conv", state="RUNNING", lifecycle=LifecycleState.STABLE)
+    assert sensor.poke({}) is False  # type: ignore[arg-type]
+    record(target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE, result={"rows": "3"})
+    done = sensor.poke({})  # type: ignore[arg-type]
+    assert done and done.xcom_value["accumulators"] == {"rows": "3"}  # type: ignore[union-attr]
+    record(
+        target, "conv", state="FAILED", lifecycle=LifecycleState.FAILED, error="x\nCaused by: java.io.IOException: disk"
+    )
+    with pytest.raises(AirflowException, match=r"java\.io\.IOException: disk"):
+        sensor.poke({})  # type: ignore[arg-type]
+
+
+def test_the_deferred_sensor_on_a_resource_not_created_yet_waits_for_it(target: QuietTarget) -> None:
+    from flinkops_airflow.sensors import FlinkDeploymentSensor
+
+    with pytest.raises(TaskDeferred) as deferred:
+        FlinkDeploymentSensor(task_id="wait", name="later", flinkops_conn_id=CONN).execute({})  # type: ignore[arg-type]
+    trigger = deferred.value.trigger
+    assert trigger.wait_for_creation and not trigger.delete_on_kill, "a sensor never deletes what it did not create"
+
+    async def scenario() -> dict[str, Any]:
+        events = trigger.run()
+        waiting = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(1.5)
+        assert not waiting.done(), "a resource not created yet is no outcome"
+        await asyncio.to_thread(_created, target, "later")
+        await asyncio.to_thread(record, target, "later", state="FINISHED", lifecycle=LifecycleState.STABLE)
+        return dict((await asyncio.wait_for(waiting, 15)).payload)
+
+    assert asyncio.run(scenario())["outcome"]["state"] == "finished"
+
+
+def test_the_savepoint_operator_returns_the_location_the_controller_recorded(target: QuietTarget) -> None:
+    import threading
+
+    from flinkops.api.models import Savepoint, SavepointInfo
+    from flinkops_airflow.operators import FlinkSavepointOperator
+
+    _created(target, "stream")
+    record(target, "stream", state="RUNNING", lifecycle=LifecycleState.STABLE)
+    key = ResourceKey("FlinkDeployment", "default", "stream")
+
+    def controller() -> None:
+        """Plays the controller: once the savepoint is asked for (the spec's nonce), records it as taken."""
+        for _ in range(200):
+            current = target.store().get(key)
+            assert isinstance(current, FlinkDeployment) and current.spec.job is not None and current.status is not None
+            nonce = current.spec.job.savepoint_trigger_nonce
+            if nonce:
+                taken = Savepoint(time_stamp=1, location="file:///sp/savepoint-1", trigger_nonce=nonce)
+                job = current.status.job_status.model_copy(
+                    update={"savepoint_info": SavepointInfo(last_savepoint=taken)}
+                )
+                target.store().update_status(
+                    current.model_copy(update={"status": current.status.model_copy(update={"job_status": job})})
+                )
+                return
+            threading.Event().wait(0.05)
+
+    playing = threading.Thread(target=controller)
+    playing.start()
+    location = FlinkSavepointOperator(task_id="sp", name="stream", flinkops_conn_id=CONN, savepoint_timeout=20).execute(
+        {}
+    )  # type: ignore[arg-type]
+    playing.join(10)
+    assert location == "file:///sp/savepoint-1"
+    with pytest.raises(AirflowFailException):
+        FlinkSavepointOperator(task_id="sp", name="missing", flinkops_conn_id=CONN, savepoint_timeout=2).execute({})  # type: ignore[arg-type]
