@@ -195,13 +195,29 @@ def apply_crds(api: Api) -> None:
         {"watchAllNamespaces": True},
         {"replicas": 2},
         {"webhook": {"enabled": True}},
+        {"webhook": {"enabled": True, "certManager": {"enabled": True}}},
+        {
+            "webhook": {
+                "enabled": True,
+                "certManager": {"enabled": True, "issuerRef": {"name": "corp", "kind": "ClusterIssuer"}},
+            }
+        },
     ],
-    ids=["defaults", "two-namespaces", "all-namespaces", "two-replicas", "webhook"],
+    ids=[
+        "defaults",
+        "two-namespaces",
+        "all-namespaces",
+        "two-replicas",
+        "webhook",
+        "cert-manager",
+        "cert-manager-issuer",
+    ],
 )
 def test_every_rendered_object_passes_strict_server_side_validation(
-    api: Api, names: dict[str, str], installed: list[Manifest], values: dict[str, Any]
+    api: Api, names: dict[str, str], installed: list[Manifest], values: dict[str, Any], cert_manager: None
 ) -> None:
-    """dryRun=All changes nothing, so every variation can be checked against the same cluster."""
+    """dryRun=All changes nothing, so every variation can be checked against the same cluster. The cert-manager
+    variations' Certificate and Issuer are checked against cert-manager's own CRDs (``cert_manager``)."""
     if "watchNamespaces" in values:
         values = {"watchNamespaces": [names[n] for n in values["watchNamespaces"]]}
     documents = render_documents(values, release="flinkops-dry", namespace=names["release"])
@@ -214,6 +230,35 @@ def test_every_rendered_object_passes_strict_server_side_validation(
         # Strict validation reports duplicate fields as errors; PodSecurity "warn" reports pod templates that
         # the namespace's "restricted" level would refuse. Neither may say anything.
         assert "warning" not in {k.lower() for k in answer.headers}, f"{where}: {answer.headers.get('warning')}"
+
+
+@pytest.fixture(scope="module")
+def cert_manager(api: Api) -> None:
+    """cert-manager's CRDs installed (server-side applied, so other modules' runs may apply them too)."""
+    from support.certmanager import cert_manager_crds
+    from support.kube import crd_established
+
+    crds = cert_manager_crds()
+    for crd in crds:
+        answer = api.apply(crd, dry_run=False, validation="Ignore")
+        assert answer.status_code in (200, 201), answer.text
+    for crd in crds:
+        wait_for(
+            f"{crd['metadata']['name']} established",
+            lambda c=crd: crd_established(api.client, c["metadata"]["name"]),
+            60,
+        )
+
+
+def test_a_certificate_cert_manager_would_refuse_is_refused(
+    api: Api, names: dict[str, str], cert_manager: None
+) -> None:
+    """The control for the cert-manager variations: its schema is really there and strict."""
+    objects = render({"webhook": {"enabled": True, "certManager": {"enabled": True}}}, namespace=names["release"])
+    certificate = yaml.safe_load(yaml.safe_dump(next(o for o in objects if o["kind"] == "Certificate")))
+    certificate["spec"]["privateKey"]["algorithm"] = "DSA"
+    answer = api.apply(certificate, dry_run=True)
+    assert answer.status_code >= 400 and "spec.privateKey.algorithm" in answer.text, answer.text
 
 
 def test_strict_validation_is_really_on(api: Api, names: dict[str, str], installed: list[Manifest]) -> None:
