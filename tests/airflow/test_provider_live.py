@@ -230,8 +230,8 @@ def test_a_finished_batch_job_succeeds_with_its_counters_and_leaves_no_process(
     # delete_on_termination=on_success: the controller removes it right after (its cluster went with the job).
     wait_for("the resource deleted", lambda: resource(flinkops_home, "conversions-ok") is None, 10, 0.2)
     assert flink_processes(flinkops_home, "conversions-ok") == []
-    links = api.request("GET", task_path("flinkops_job", runs.ok) + "/links")
-    assert links["Flink UI"].startswith("http://127.0.0.1:"), links  # the task's button in Airflow's UI
+    links = api.request("GET", task_path("flinkops_job", runs.ok) + "/links")["extra_links"]
+    assert (links.get("Flink UI") or "").startswith("http://127.0.0.1:"), links  # the task's button in Airflow's UI
     assert "Flink UI of FlinkDeployment/default/conversions-ok: http://127.0.0.1:" in task_log(
         airflow_home, "flinkops_job", runs.ok
     )
