@@ -187,7 +187,8 @@ def runs(
             "name": "restarted",
             "jar": str(jobs_jar),
             "entry": COUNTING_JOB,
-            "args": ["--records", "500", "--rate", "25"],
+            "args": ["--records", "400", "--rate", "25"],
+            "batch": True,  # a BATCH job's end is looked for twice a second, a streaming job's less often
         },
     )
     return Runs(airflow_cluster, ok, failing, killed, restarted, output)
