@@ -42,8 +42,3 @@ export FLINKOPS_HOME="$(mktemp -d -t flinkops-test-XXXXXX)"
 trap 'rm -rf "$FLINKOPS_HOME"' EXIT
 step "pytest (unit + integration on real Flink)"
 $PY -m pytest tests -q -p no:cacheprovider --durations=15 -n 2
-
-# The Airflow provider's tests run in Airflow's own environment (scripts/prefetch.py made it; the main .venv has no
-# Airflow, and tests/conftest.py keeps the step above out of tests/airflow).
-step "pytest tests/airflow (a real Airflow in ./.venv-airflow)"
-./.venv-airflow/bin/python -m pytest tests/airflow -q -p no:cacheprovider -o asyncio_default_fixture_loop_scope=function

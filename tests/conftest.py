@@ -97,7 +97,8 @@ _NODE_FIXTURES = {"node", "stack"}
 _ONE_GROUP_PER_TEST = "tests/integration/test_stateful_lifecycle.py"
 # Queued first, in this order: the groups that take longest (the node and Flink on it: ten minutes and more; the
 # data plane's and the API server's: a few minutes; see the per-module times).
-_FIRST = ("kube-node", "data-plane", "kube-api", _ONE_GROUP_PER_TEST)
+_AIRFLOW = "tests/integration/test_airflow_provider.py"  # tests/airflow on a real Airflow, about 2-3 minutes
+_FIRST = ("kube-node", "data-plane", "kube-api", _AIRFLOW, _ONE_GROUP_PER_TEST)
 
 
 def _group(nodeid: str) -> str:

@@ -150,6 +150,7 @@ class Runs:
     ok: str
     failing: str
     killed: str
+    restarted: str
     output: Path
 
 
@@ -180,7 +181,23 @@ def runs(
     killed = api.trigger(
         "flinkops_job", conf={"name": "killed", "jar": str(jobs_jar), "entry": COUNTING_JOB, "args": ["--rate", "20"]}
     )
-    return Runs(airflow_cluster, ok, failing, killed, output)
+    restarted = api.trigger(
+        "flinkops_job",
+        conf={
+            "name": "restarted",
+            "jar": str(jobs_jar),
+            "entry": COUNTING_JOB,
+            "args": ["--records", "400", "--rate", "25"],
+            "batch": True,  # a BATCH job's end is looked for twice a second, a streaming job's less often
+        },
+    )
+    return Runs(airflow_cluster, ok, failing, killed, restarted, output)
+
+
+def followed(api: Any, task: str) -> bool:
+    """Deferred, and its trigger taken up by a triggerer."""
+    found = api.request("GET", task)
+    return bool(found["state"] == "deferred" and found.get("triggerer_job"))
 
 
 def task_path(dag_id: str, run_id: str) -> str:
@@ -214,6 +231,8 @@ def test_a_finished_batch_job_succeeds_with_its_counters_and_leaves_no_process(
     # delete_on_termination=on_success: the controller removes it right after (its cluster went with the job).
     wait_for("the resource deleted", lambda: resource(flinkops_home, "conversions-ok") is None, 10, 0.2)
     assert flink_processes(flinkops_home, "conversions-ok") == []
+    links = api.request("GET", task_path("flinkops_job", runs.ok) + "/links")["extra_links"]
+    assert (links.get("Flink UI") or "").startswith("http://127.0.0.1:"), links  # the task's button in Airflow's UI
     assert "Flink UI of FlinkDeployment/default/conversions-ok: http://127.0.0.1:" in task_log(
         airflow_home, "flinkops_job", runs.ok
     )
@@ -242,14 +261,9 @@ def test_a_job_that_fails_after_its_jobmanager_came_up_fails_the_task_with_flink
 def test_a_deferred_task_killed_by_a_user_takes_its_cluster_with_it(runs: Runs, flinkops_home: Path) -> None:
     api = runs.cluster.api
     task = task_path("flinkops_job", runs.killed)
-
-    def followed() -> bool:
-        """Deferred, and its trigger taken up by the triggerer (a trigger dropped before a triggerer ran it has
-        nobody to call its on_kill)."""
-        found = api.request("GET", task)
-        return bool(found["state"] == "deferred" and found.get("triggerer_job"))
-
-    wait_for("the task deferred and its trigger running", followed, 180, 0.5)
+    # Deferred and taken up by the triggerer: a trigger dropped before any triggerer ran it has nobody to call its
+    # on_kill.
+    wait_for("the task deferred and its trigger running", lambda: followed(api, task), 180, 0.5)
     assert resource(flinkops_home, "killed") is not None and flink_processes(flinkops_home, "killed")
     killed_at = time.monotonic()
     # What "Mark as failed" in the UI does: the API server ends the task, the triggerer cancels its trigger and
@@ -287,3 +301,19 @@ def test_the_watchdog_publishes_the_failed_dag_count_on_statsd_and_as_a_promethe
     assert 'airflow_failed_dag_count{dag_id="flinkops_job_sync"} 1.0' in prom, prom
     assert f'airflow_failed_dag_count{{dag_id="{quiet[0]}"}} 0.0' in prom, prom
     assert f"airflow_failed_dag_count_total {float(total)}" in prom, prom
+
+
+@pytest.mark.airflow_cluster
+def test_a_triggerer_restarted_mid_job_resumes_the_wait_from_the_serialized_trigger(
+    runs: Runs, flinkops_home: Path
+) -> None:
+    api = runs.cluster.api
+    task = task_path("flinkops_job", runs.restarted)
+    wait_for("the task deferred and its trigger running", lambda: followed(api, task), 180, 0.5)
+    job = resource(flinkops_home, "restarted").status.job_status.job_id
+    triggerer = runs.cluster.processes["triggerer"]
+    triggerer.stop()
+    triggerer.start(timeout=120)  # a new triggerer process rebuilds the trigger from the metadata database
+    assert api.wait_for_run("flinkops_job", runs.restarted, timeout=300) == "success"
+    value = api.xcom("flinkops_job", runs.restarted, "run")
+    assert value["job_id"] == job and value["runs"] == 1 and value["state"] == "finished", value

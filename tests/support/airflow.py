@@ -229,6 +229,12 @@ class AirflowHome:
                 # A DAG file added while the dag-processor runs is found within seconds, not 5 minutes.
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # A triggerer that stopped hands its triggers to another after 10 s without a heartbeat (30 s by
+                # default): a test restarting the triggerer waits that long once.
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+                # A triggerer that stopped hands its triggers to another after 10 s without a heartbeat (30 s by
+                # default): a test restarting the triggerer waits that long once.
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
                 "AIRFLOW__METRICS__STATSD_ON": str(self.statsd_port is not None),
                 "AIRFLOW__METRICS__STATSD_HOST": HOST,
                 "AIRFLOW__METRICS__STATSD_PORT": str(self.statsd_port or 8125),
