@@ -232,9 +232,6 @@ class AirflowHome:
                 # A triggerer that stopped hands its triggers to another after 10 s without a heartbeat (30 s by
                 # default): a test restarting the triggerer waits that long once.
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
-                # A triggerer that stopped hands its triggers to another after 10 s without a heartbeat (30 s by
-                # default): a test restarting the triggerer waits that long once.
-                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
                 "AIRFLOW__METRICS__STATSD_ON": str(self.statsd_port is not None),
                 "AIRFLOW__METRICS__STATSD_HOST": HOST,
                 "AIRFLOW__METRICS__STATSD_PORT": str(self.statsd_port or 8125),
