@@ -19,7 +19,6 @@ Run with the Airflow environment: ``./.venv-airflow/bin/python benchmarks/airflo
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import statistics
@@ -33,6 +32,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from support.airflow import AirflowHome  # noqa: E402
+from support.examples import example_module  # noqa: E402
 
 RECORDS, HOURS, PARTNERS = 50_000, 6, 8
 
@@ -99,10 +99,7 @@ def main() -> int:
     jar = build_example_jobs()
     work = Path(tempfile.mkdtemp(prefix="airflow-bench-"))
     flinkops_home = work / "flinkops"
-    spec = importlib.util.spec_from_file_location("generate", ROOT / "examples" / "conversions-batch" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    generate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generate)
+    generate = example_module("conversions-batch/generate.py")
     raw = work / "raw"
     generate.generate_files(raw, RECORDS, HOURS, PARTNERS, 7, parts_per_hour=1)
 

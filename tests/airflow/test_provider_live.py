@@ -14,7 +14,6 @@ The tasks' ``flinkops_default`` connection targets the session's own flinkops ho
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -32,19 +31,12 @@ from flinkops.ports import ResourceKey
 from flinkops.service.target import LocalTarget
 from flinkops_airflow.example_dags.watchdog import WATCHDOG
 from support.airflow import AirflowCluster, AirflowHome, StatsdListener, airflow_command
+from support.examples import example_module
 from support.operator import wait_for
 from support.testjobs import COUNTING_JOB, FAILING_JOB, testjobs_jar
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDS, HOURS, PARTNERS, SEED = 20_000, 3, 4, 7
-
-
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("generate", REPO / "examples" / "conversions-batch" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +55,7 @@ def jobs_jar() -> Path:
 def conversions(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small hourly conversions dataset, as files (``hour=.../part-N.csv``)."""
     root = tmp_path_factory.mktemp("conversions") / "raw"
-    for key, body in _generator()._files(RECORDS, HOURS, PARTNERS, SEED, 1):
+    for key, body in example_module("conversions-batch/generate.py")._files(RECORDS, HOURS, PARTNERS, SEED, 1):
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(body)

@@ -13,7 +13,7 @@ import pytest
 
 from flinkops.dev.s3 import ensure_bucket
 from integration.flinkops_cli import Flinkops, last_run, running, status_of
-from support.examples import EXAMPLES, arg, example
+from support.examples import arg, example, example_module
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +39,7 @@ def _lines(s3: Any, bucket: str, keys: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def generator() -> Iterator[Any]:
-    import importlib.util
-
-    path = EXAMPLES / "conversions-batch" / "generate.py"
-    module_spec = importlib.util.spec_from_file_location("conversions_generate", path)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    yield module
+    yield example_module("conversions-batch/generate.py")
 
 
 def test_bronze_session_job_from_an_s3_jar_lands_every_record(

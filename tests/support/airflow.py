@@ -165,6 +165,9 @@ class StatsdListener:
 # ------------------------------------------------------------------------------------------------ the home
 
 
+_CONNECT_ARGS_MODULE = "flinkops_airflow_test_db"
+
+
 @dataclass(frozen=True)
 class DagTestResult:
     """What ``airflow dags test`` did: its exit code and output, and the run it made as the DB records it."""
@@ -193,6 +196,12 @@ class AirflowHome:
     ) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        # SQLite lets one writer in at a time and Python's driver gives up after 5 s ("database is locked"), which
+        # kills the scheduler when the machine is busy (the main test session runs beside this one). Every
+        # Airflow process here waits up to a minute for the lock instead, through [database]
+        # sql_alchemy_connect_args (an import path: this module, on PYTHONPATH).
+        (self.root / "run").mkdir(exist_ok=True)
+        (self.root / "run" / f"{_CONNECT_ARGS_MODULE}.py").write_text("CONNECT_ARGS = {'timeout': 60}\n")
         self.dags_folder = (dags_folder or self.root / "dags").resolve()
         self.dags_folder.mkdir(parents=True, exist_ok=True)
         self.database = self.root / "airflow.db"
@@ -206,8 +215,11 @@ class AirflowHome:
     def env(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
         local = f"{HOST},localhost"
+        path = [str(self.root / "run"), *filter(None, [env.get("PYTHONPATH")])]
         env.update(
             {
+                "PYTHONPATH": os.pathsep.join(path),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{_CONNECT_ARGS_MODULE}.CONNECT_ARGS",
                 "AIRFLOW_HOME": str(self.root),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.database}",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),

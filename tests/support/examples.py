@@ -8,9 +8,12 @@ interval, say); everything else is the example as users get it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -58,3 +61,16 @@ def example(
 def arg(args: list[str], flag: str) -> str:
     """The value after ``flag`` in a job's argument list."""
     return args[args.index(flag) + 1]
+
+
+@cache
+def example_module(relative: str) -> ModuleType:
+    """An example's Python script (``conversions-batch/generate.py``) loaded as a module: its directory name is not
+    importable. One load per process."""
+    path = EXAMPLES / relative
+    spec = importlib.util.spec_from_file_location("flinkops_example_" + path.parent.name.replace("-", "_"), path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -19,17 +19,17 @@ in ``auth_id`` order (the message key is the card, so a card stays in one partit
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
+
+from support.examples import example_module
 
 __all__ = [
     "FEATURES",
@@ -62,15 +62,9 @@ FEATURES = (
 )
 
 
-@cache
 def producer_module() -> ModuleType:
     """``examples/fraud-scoring/producer.py`` loaded as a module (its directory name is not importable)."""
-    spec = importlib.util.spec_from_file_location("flinkops_example_fraud_producer", PRODUCER)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {PRODUCER}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return example_module("fraud-scoring/producer.py")
 
 
 def score(model: str, count: int, amount_sum: int, distinct: int, largest: int) -> float:

@@ -227,3 +227,21 @@ def test_go_missing_or_too_old_or_failing(env: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PATH", str(env / "nothing-here"))
     with pytest.raises(ArtifactError, match="needs the Go toolchain"):
         go_binary("github.com/example/tool", "v1", "tool")
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("https://proxy.invalid,direct", "https://proxy.invalid"),
+        ("https://a.invalid|https://b.invalid,direct", "https://a.invalid,https://b.invalid"),
+        ("direct", "direct"),  # no proxy at all: left as it is (the build then says what it could not fetch)
+        ("off", "off"),
+    ],
+)
+def test_go_commands_ask_only_the_module_proxies(monkeypatch: pytest.MonkeyPatch, given: str, used: str) -> None:
+    """`direct` would send a module the proxy lacks to its source host: a lookup and a connection off the machine."""
+    from flinkops.artifacts.go import go_environment
+
+    monkeypatch.setenv("GOPROXY", given)
+    env = go_environment()
+    assert env["GOPROXY"] == used and env["GOTOOLCHAIN"] == "local"

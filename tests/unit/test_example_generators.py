@@ -8,30 +8,19 @@ here on a tiny input worked out by hand).
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from support import fraud
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from support.examples import example_module
 
 
 @pytest.fixture(scope="module")
 def conversions() -> ModuleType:
-    return _load(EXAMPLES / "conversions-batch" / "generate.py", "conversions_generate")
+    return example_module("conversions-batch/generate.py")
 
 
 class FakeS3:

@@ -38,7 +38,7 @@ from flinkops.artifacts.cache import (
     scratch,
 )
 
-__all__ = ["etcd_binary", "go_binary", "go_program", "go_wrapper_binaries", "kubernetes_binaries"]
+__all__ = ["etcd_binary", "go_binary", "go_environment", "go_program", "go_wrapper_binaries", "kubernetes_binaries"]
 
 # `go install` needs Go 1.16+ for module@version; GOTOOLCHAIN=local (which stops Go from fetching a newer
 # toolchain behind the user's back) means something only from Go 1.21 on.
@@ -66,7 +66,7 @@ def go_binary(module: str, version: str, binary: str, *, progress: Progress | No
         )
         started = time.monotonic()
         with scratch(target.parent) as tmp:
-            env = dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0", GOBIN=str(tmp / "bin"))
+            env = dict(go_environment(), CGO_ENABLED="0", GOBIN=str(tmp / "bin"))
             _run_go(
                 [go, "install", "-trimpath", f"{module}@{version}"],
                 cwd=tmp,  # outside any go.mod of the caller's
@@ -283,10 +283,29 @@ def go_program(
     return target
 
 
+def go_environment() -> dict[str, str]:
+    """The user's environment for a ``go`` command (GOMODCACHE, GOCACHE... apply) with the local toolchain, and with
+    GOPROXY reduced to its module proxies: ``direct`` (Go's default fallback) would send a module the proxy does not
+    serve to its source host, a DNS lookup and a connection off this machine; without it such a module fails with
+    the proxy's answer. A GOPROXY naming no proxy at all is left as it is."""
+    env = dict(os.environ, GOTOOLCHAIN="local")
+    current = env.get("GOPROXY")
+    if current is None:
+        try:
+            asked = subprocess.run(["go", "env", "GOPROXY"], capture_output=True, text=True, check=False, timeout=60)
+            current = asked.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            current = ""  # no go: the command that needs it says so
+    proxies = [p for p in re.split(r"[,|]", current) if p and p not in ("direct", "off")]
+    if proxies:
+        env["GOPROXY"] = ",".join(proxies)
+    return env
+
+
 def _wrapper_env() -> dict[str, str]:
-    """The user's environment (GOPROXY, GOMODCACHE, GOCACHE...) with the settings a wrapper build needs."""
+    """:func:`go_environment` with the settings a wrapper build needs."""
     flags = [flag for flag in os.environ.get("GOFLAGS", "").split() if not flag.startswith("-mod=")]
-    return dict(os.environ, GOTOOLCHAIN="local", CGO_ENABLED="0", GOWORK="off", GOFLAGS=" ".join([*flags, "-mod=mod"]))
+    return dict(go_environment(), CGO_ENABLED="0", GOWORK="off", GOFLAGS=" ".join([*flags, "-mod=mod"]))
 
 
 def _upstream_go_mod(go: str, module: str, version: str, env: Mapping[str, str], cwd: Path) -> str:
@@ -402,7 +421,7 @@ def _go_version(go: str) -> tuple[int, int] | None:
             text=True,
             timeout=60,
             check=False,
-            env=dict(os.environ, GOTOOLCHAIN="local"),
+            env=go_environment(),
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None

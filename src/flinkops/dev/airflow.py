@@ -128,17 +128,16 @@ def _base_interpreter(python: Path | None) -> Path:
     return resolved
 
 
-def _python_tag(interpreter: Path) -> str:
-    out = subprocess.run(
-        [str(interpreter), "-c", "import sys; print(f'py{sys.version_info[0]}{sys.version_info[1]}')"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+def _ask(python: Path, code: str) -> str:
+    """What ``python -c code`` prints (ArtifactError when that interpreter does not run)."""
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False, timeout=60)
     if out.returncode != 0:
-        raise ArtifactError(f"{interpreter} does not run: {out.stderr.strip()}")
+        raise ArtifactError(f"{python} does not run: {out.stderr.strip()}")
     return out.stdout.strip()
+
+
+def _python_tag(interpreter: Path) -> str:
+    return _ask(interpreter, "import sys; print(f'py{sys.version_info[0]}{sys.version_info[1]}')")
 
 
 def _cached_environment(pyproject: Path, interpreter: Path, progress: Progress | None) -> Path:
@@ -198,16 +197,7 @@ def _size_mb(path: Path) -> int:
 
 
 def _purelib(python: Path) -> Path:
-    out = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if out.returncode != 0:
-        raise ArtifactError(f"{python} does not run: {out.stderr.strip()}")
-    return Path(out.stdout.strip())
+    return Path(_ask(python, "import sysconfig; print(sysconfig.get_path('purelib'))"))
 
 
 def _stamp(checkout: Path, cached: Path) -> str:

@@ -187,11 +187,9 @@ class FlinkDeploymentOperator(BaseOperator):
             generation = existing.metadata.generation or 1
             found = outcome(existing, self.wait_until, generation)  # type: ignore[arg-type]
             if found is None:
+                job = existing.status.job_status.job_id if existing.status is not None else None
                 self.log.info(
-                    "reattaching to %s (generation %s, job %s): not submitting it again",
-                    key,
-                    generation,
-                    found_job(existing),
+                    "reattaching to %s (generation %s, job %s): not submitting it again", key, generation, job
                 )
                 return generation
             if found.succeeded:
@@ -281,10 +279,6 @@ class FlinkDeploymentOperator(BaseOperator):
                 self.log.warning("no savepoint of %s before deleting it: %s", self._key, exc)
         hook.delete(self._key, wait=True)
         self.log.info("deleted %s: the task was killed", self._key)
-
-
-def found_job(resource: Resource) -> str | None:
-    return resource.status.job_status.job_id if resource.status is not None else None
 
 
 class FlinkSavepointOperator(BaseOperator):
