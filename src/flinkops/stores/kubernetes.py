@@ -147,11 +147,15 @@ class KubernetesStore:
 
     # ------------------------------------------------------------------ ResourceStore
 
-    def _path(self, key: ResourceKey, subresource: str | None = None) -> str:
-        plural = PLURALS.get(key.kind)
+    @staticmethod
+    def _plural(kind: str) -> str:
+        plural = PLURALS.get(kind)
         if plural is None:
-            raise InvalidInput([Problem("kind", f"{key.kind!r} is not FlinkDeployment or FlinkSessionJob")])
-        return object_path(API_VERSION, plural, key.namespace, key.name, subresource)
+            raise InvalidInput([Problem("kind", f"{kind!r} is not FlinkDeployment or FlinkSessionJob")])
+        return plural
+
+    def _path(self, key: ResourceKey, subresource: str | None = None) -> str:
+        return object_path(API_VERSION, self._plural(key.kind), key.namespace, key.name, subresource)
 
     def raw(self, key: ResourceKey) -> Obj | None:
         informer = self._informer(key.kind, key.namespace)
@@ -167,10 +171,7 @@ class KubernetesStore:
         """The resource now, then each new version of it the API server sends (None once it is gone), for at most
         ``timeout`` seconds: one watch of this one object (a field selector on its name), not a poll."""
         deadline = time.monotonic() + timeout
-        plural = PLURALS.get(key.kind)
-        if plural is None:
-            raise InvalidInput([Problem("kind", f"{key.kind!r} is not FlinkDeployment or FlinkSessionJob")])
-        collection = object_path(API_VERSION, plural, key.namespace)
+        collection = object_path(API_VERSION, self._plural(key.kind), key.namespace)
         while True:
             obj = self.client.get(self._path(key))
             yield to_model(obj) if obj is not None else None

@@ -26,6 +26,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+from flinkops.errors import FlinkopsError
 from flinkops.ports import ResourceKey
 from flinkops.service.target import KubernetesTarget, LocalTarget, Target
 
@@ -184,6 +185,17 @@ class FlinkopsHook(BaseHook):
             wait_deleted(target, key, timeout)
         return True
 
+    def tear_down(self, key: ResourceKey, *, savepoint: bool) -> None:
+        """What a killed task does to its resource: a savepoint first when asked (a failed one is logged, not
+        fatal: the deletion matters more), then the deletion, waited for."""
+        if savepoint:
+            try:
+                self.log.info("savepoint of %s before deleting it: %s", key, self.savepoint(key.name, key.namespace))
+            except FlinkopsError as exc:
+                self.log.warning("no savepoint of %s before deleting it: %s", key, exc)
+        self.delete(key, wait=True)
+        self.log.info("deleted %s: the task was killed", key)
+
     def savepoint(self, name: str, namespace: str, *, timeout: float = 300.0) -> str:
         """Take a savepoint of the running job now; its location."""
         from flinkops.service.snapshots import savepoint
@@ -192,13 +204,14 @@ class FlinkopsHook(BaseHook):
         assert taken is not None
         return taken.location
 
-    def ui_url(self, key: ResourceKey) -> str | None:
-        """The Flink web UI of the deployment (of the session cluster, for a session job), once it is up."""
-        resource = self.get(key)
+    def ui_url(self, resource: Resource) -> str | None:
+        """The Flink web UI of the deployment (of its session cluster, for a session job), once it is up."""
+        cluster: Resource | None = resource
         if isinstance(resource, FlinkSessionJob):
-            resource = self.get(ResourceKey("FlinkDeployment", key.namespace, resource.spec.deployment_name))
-        if resource is None or resource.status is None:
+            cluster = self.get(
+                ResourceKey("FlinkDeployment", resource.metadata.namespace, resource.spec.deployment_name)
+            )
+        if not isinstance(cluster, FlinkDeployment) or cluster.status is None:
             return None
-        info = getattr(resource.status, "cluster_info", None) or {}
-        url = info.get("rest-url")
+        url = cluster.status.cluster_info.get("rest-url")
         return str(url) if url else None

@@ -211,8 +211,8 @@ class FlinkDeploymentOperator(BaseOperator):
         outcome, if the job ends meanwhile."""
         deadline = time.monotonic() + self.ui_link_timeout
         for current in hook.follow(key, max(0.0, self.ui_link_timeout)):
-            found = outcome(current, self.wait_until, generation, kind=key.kind, namespace=key.namespace, name=key.name)  # type: ignore[arg-type]
-            url = hook.ui_url(key) if current is not None else None
+            found = self._outcome(current, key, generation)
+            url = hook.ui_url(current) if current is not None else None
             if url:
                 context["ti"].xcom_push(key=FLINK_UI_XCOM, value=url)
                 self.log.info("Flink UI of %s: %s", key, url)
@@ -226,11 +226,12 @@ class FlinkDeploymentOperator(BaseOperator):
         """The synchronous wait (``deferrable=False``): follow the resource in this worker."""
         while True:
             for current in hook.follow(key, 60.0):
-                found = outcome(
-                    current, self.wait_until, generation, kind=key.kind, namespace=key.namespace, name=key.name
-                )  # type: ignore[arg-type]
+                found = self._outcome(current, key, generation)
                 if found is not None:
                     return found
+
+    def _outcome(self, current: Resource | None, key: ResourceKey, generation: int) -> JobOutcome | None:
+        return outcome(current, self.wait_until, generation, kind=key.kind, namespace=key.namespace, name=key.name)  # type: ignore[arg-type]
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         if event.get("status") != "done":
@@ -267,18 +268,8 @@ class FlinkDeploymentOperator(BaseOperator):
         return found.as_dict()
 
     def on_kill(self) -> None:
-        if self._key is None:
-            return
-        hook = FlinkopsHook(self.flinkops_conn_id)
-        if self.savepoint_on_kill:
-            try:
-                self.log.info(
-                    "savepoint before deleting %s: %s", self._key, hook.savepoint(self._key.name, self._key.namespace)
-                )
-            except FlinkopsError as exc:
-                self.log.warning("no savepoint of %s before deleting it: %s", self._key, exc)
-        hook.delete(self._key, wait=True)
-        self.log.info("deleted %s: the task was killed", self._key)
+        if self._key is not None:
+            FlinkopsHook(self.flinkops_conn_id).tear_down(self._key, savepoint=self.savepoint_on_kill)
 
 
 class FlinkSavepointOperator(BaseOperator):

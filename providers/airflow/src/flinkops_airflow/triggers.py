@@ -144,11 +144,4 @@ class FlinkDeploymentTrigger(BaseTrigger):
         if not self.delete_on_kill:
             return
         hook = await self._hook()
-        if self.savepoint_on_kill:
-            try:
-                location = await asyncio.to_thread(hook.savepoint, self.name, self.namespace)
-                self.log.info("savepoint of %s before deleting it: %s", self.key, location)
-            except Exception as exc:
-                self.log.warning("no savepoint of %s before deleting it: %s", self.key, exc)
-        await asyncio.to_thread(hook.delete, self.key, wait=True)
-        self.log.info("deleted %s: the task was killed", self.key)
+        await asyncio.to_thread(hook.tear_down, self.key, savepoint=self.savepoint_on_kill)

@@ -24,6 +24,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from flinkops.api.durations import duration_ms_or, parse_duration_ms
 from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY
@@ -287,19 +288,13 @@ def _release_ended_cluster(b: Builder, job: JobObservation, ctx: Context, config
         b.summary = f"job {job.state}: reading its final result before releasing the cluster"
         b.requeue_after = settle_ms / 1000
         return
-    if isinstance(b.status, FlinkDeploymentStatus):
-        run = current_run(b.status)
-        if run is not None and run.end_state is None:
-            ended = run.model_copy(
-                update={
-                    "ended_at": job.end_time or ctx.now_ms,
-                    "end_state": job.state,
-                    "job_duration_ms": job.duration_ms,
-                    "result": dict(job.accumulators),
-                }
-            )
-            history = [*b.status.deployment_history[:-1], ended]
-            b.status = b.status.model_copy(update={"deployment_history": history})
+    _close_run(
+        b,
+        ended_at=job.end_time or ctx.now_ms,
+        end_state=job.state,
+        job_duration_ms=job.duration_ms,
+        result=dict(job.accumulators),
+    )
     # Write-ahead: the end state is recorded before the cluster goes, so a controller that dies in between
     # never mistakes the missing cluster for a crash to recover from (which would run a batch job again).
     b.intent = b.status
@@ -313,16 +308,22 @@ def _release_after_the_jobmanager(b: Builder, ctx: Context) -> None:
     """An ended job whose JobManager is gone before its cluster was released: close its run (its accumulators
     went with the JobManager) and delete the rest of the cluster."""
     state = b.status.job_status.state
-    if isinstance(b.status, FlinkDeploymentStatus):
-        run = current_run(b.status)
-        if run is not None and run.end_state is None:
-            ended = run.model_copy(update={"ended_at": ctx.now_ms, "end_state": state})
-            b.status = b.status.model_copy(update={"deployment_history": [*b.status.deployment_history[:-1], ended]})
+    _close_run(b, ended_at=ctx.now_ms, end_state=state)
     b.intent = b.status
     b.actions.append(DeleteCluster(reason=f"job {state} and its JobManager gone: releasing the rest of its cluster"))
     b.event("Normal", "ClusterReleased", f"Job {state}; its JobManager had stopped; the cluster is released")
     b.summary = f"job {state}; releasing what is left of its cluster"
     b.requeue_after = FAST
+
+
+def _close_run(b: Builder, **ended: Any) -> None:
+    """Record how a deployment's current run ended (once: a closed run is never rewritten)."""
+    if not isinstance(b.status, FlinkDeploymentStatus):
+        return
+    run = current_run(b.status)
+    if run is not None and run.end_state is None:
+        history = [*b.status.deployment_history[:-1], run.model_copy(update=ended)]
+        b.status = b.status.model_copy(update={"deployment_history": history})
 
 
 def note_run_progress(status: S_, job: JobObservation) -> S_:
