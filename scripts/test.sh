@@ -37,6 +37,10 @@ $PY -c 'from flinkops.flink.distribution import find_distribution as f; d=f(); p
 step "data plane: Kafka, MinIO, Kubernetes (control plane, node, Flink image), the S3 plugins, the Kafka connector and the example jobs (cached after the first run)"
 $PY scripts/prefetch.py
 
+# The Airflow provider is typed against Airflow itself, which lives in its own environment (made just above).
+step "mypy --strict: the Airflow provider, against Airflow"
+.venv/bin/mypy --config-file providers/airflow/pyproject.toml --python-executable .venv-airflow/bin/python
+
 # Tests get their own home so a running demo is never touched.
 export FLINKOPS_HOME="$(mktemp -d -t flinkops-test-XXXXXX)"
 trap 'rm -rf "$FLINKOPS_HOME"' EXIT

@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-from flinkops.api.models import DeploymentRecord, FlinkDeployment, FlinkDeploymentStatus, JobStatus, LifecycleState
+from flinkops.api.models import FlinkDeployment, LifecycleState
 from flinkops.ports import ResourceKey
 from flinkops.service.target import LocalTarget
 from flinkops_airflow import get_provider_info
 from flinkops_airflow.hooks import FlinkopsHook, FlinkopsSettings
 from flinkops_airflow.operators import FlinkDeploymentOperator
 from flinkops_airflow.triggers import FlinkDeploymentTrigger
+from support.controller_double import FakeTI, record
 
 CONN = "flinkops_test"
 JOB = """\
@@ -76,42 +77,6 @@ def target(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[QuietTarget]
     monkeypatch.setattr(FlinkopsHook, "get_conn", get_conn)
     yield quiet
     monkeypatch.setattr(FlinkopsHook, "get_conn", original)
-
-
-def record(
-    target: LocalTarget,
-    name: str,
-    *,
-    state: str,
-    lifecycle: LifecycleState,
-    error: str | None = None,
-    result: dict[str, str] | None = None,
-) -> FlinkDeployment:
-    """Write the status a controller would have written for a job in ``state``."""
-    key = ResourceKey("FlinkDeployment", "default", name)
-    current = target.store().get(key)
-    assert isinstance(current, FlinkDeployment)
-    generation = current.metadata.generation or 1
-    run = DeploymentRecord(
-        generation=generation,
-        job_id="a" * 32,
-        started_at=1,
-        result=result or {},
-        end_state=state if state in ("FINISHED", "FAILED") else None,
-        ended_at=2 if state in ("FINISHED", "FAILED") else None,
-        job_duration_ms=1000,
-    )
-    status = FlinkDeploymentStatus(
-        job_status=JobStatus(job_id="a" * 32, state=state),  # type: ignore[arg-type]
-        observed_generation=generation,
-        lifecycle_state=lifecycle,
-        error=error,
-        deployment_history=[run],
-        cluster_info={"rest-url": "http://127.0.0.1:8081"},
-    )
-    written = target.store().update_status(current.model_copy(update={"status": status}))
-    assert isinstance(written, FlinkDeployment)
-    return written
 
 
 # ------------------------------------------------------------------ provider info
@@ -252,14 +217,6 @@ def test_the_trigger_with_a_missing_connection_fires_an_error_instead_of_waiting
 # ------------------------------------------------------------------ the operator
 
 
-class FakeTI:
-    def __init__(self) -> None:
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
-
-
 def operator(**kwargs: Any) -> FlinkDeploymentOperator:
     kwargs.setdefault("application_file", JOB)
     return FlinkDeploymentOperator(task_id="run", flinkops_conn_id=CONN, ui_link_timeout=0.5, **kwargs)
@@ -326,6 +283,49 @@ def test_a_finished_job_succeeds_with_its_result_and_its_resource_is_deleted(tar
         FlinkopsHook.delete = op_hook_delete  # type: ignore[method-assign]
     assert result["state"] == "finished" and result["accumulators"] == {"rows": "7"} and result["job_id"] == "a" * 32
     assert target.store().get(key) is None
+
+
+def test_the_operators_trigger_ends_a_successful_task_itself_once_the_run_is_closed(target: QuietTarget) -> None:
+    """A deferred task whose job FINISHED is ended by the trigger (no worker resumes it): with the closed run
+    record as its return value, and its resource deleted per ``delete_on_termination``."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator(name="conv").execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    _, kwargs = deferred.value.trigger.serialize()
+    assert kwargs["end_task"] is True and kwargs["delete_on_termination"] == "on_success"
+    trigger = FlinkDeploymentTrigger(**kwargs)
+    key = ResourceKey("FlinkDeployment", "default", "conv")
+    record(target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE, closed=False)
+
+    async def scenario() -> Any:
+        events = trigger.run()
+        waiting = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(0.5)
+        assert not waiting.done(), "ended the task before the run record held the job's figures"
+        await asyncio.to_thread(
+            record, target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE, result={"rows": "7"}
+        )
+        return await asyncio.wait_for(waiting, 10)
+
+    event = asyncio.run(scenario())
+    assert isinstance(event, TaskSuccessEvent)
+    assert event.xcoms is not None
+    value = event.xcoms["return_value"]
+    assert isinstance(value, dict) and value["state"] == "finished" and value["accumulators"] == {"rows": "7"}
+    current = target.store().get(key)
+    assert current is None or current.metadata.deletion_timestamp, "delete_on_termination=on_success not applied"
+
+
+def test_the_operators_trigger_resumes_a_failed_task_in_a_worker(target: QuietTarget) -> None:
+    """A failed job is not ended from the triggerer: the task resumes, to fail with Flink's cause in its log and
+    be retried per its ``retries``; its resource stays (``on_success``)."""
+    with pytest.raises(TaskDeferred) as deferred:
+        operator(name="conv").execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    record(target, "conv", state="FAILED", lifecycle=LifecycleState.FAILED, error="java.io.IOException: gone")
+    payload = _first_event(FlinkDeploymentTrigger(**deferred.value.trigger.serialize()[1]))
+    assert payload["status"] == "done" and payload["outcome"]["state"] == "failed"
+    assert target.store().get(ResourceKey("FlinkDeployment", "default", "conv")) is not None
 
 
 def test_a_failed_job_fails_the_task_with_flinks_cause_and_keeps_the_resource(target: QuietTarget) -> None:

@@ -334,3 +334,35 @@ def test_lint_names_the_namespace_in_every_finding(cli: CliRunner, tmp_path: Pat
     finding_lines = [line for line in result.output.splitlines() if line.startswith(("ERROR", "WARNING", "INFO"))]
     assert finding_lines, result.output
     assert all("payments/fraud" in line for line in finding_lines)
+
+
+def test_a_front_end_parsing_documents_to_edit_them_meets_the_same_limits() -> None:
+    """``parse_documents`` (the Airflow operator reads a rendered ``application_file`` with it, to set the run's
+    name before validating): an alias bomb is refused in bounded memory, with where it is."""
+    from flinkops.api.loader import parse_documents
+
+    lines = ["a: &a [x, x]"]
+    previous = "a"
+    for name in "bcdefghijklmnopqrstuvwxyz":
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+        previous = name
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput) as refused:
+            parse_documents("\n".join(lines) + "\n", "job.yaml")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20
+    (problem,) = refused.value.problems
+    assert "alias" in problem.message and problem.source == "job.yaml#1"
+    assert parse_documents("---\n" + deployment_yaml("a") + "---\n\n---\nb: 1\n") == [
+        *load_yaml_plain(deployment_yaml("a")),
+        {"b": 1},
+    ]
+
+
+def load_yaml_plain(text: str) -> list[object]:
+    import yaml
+
+    return [d for d in yaml.safe_load_all(text) if d is not None]

@@ -55,9 +55,10 @@ CHECKPOINT_DIR_KEYS = ("execution.checkpointing.dir", "state.checkpoints.dir")
 SAVEPOINT_DIR_KEYS = ("execution.checkpointing.savepoint-dir", "state.savepoints.dir")
 OPERATOR_KEY_PREFIXES = ("kubernetes.operator.", "job.autoscaler.", "flinkops.")
 #: How long Flink's REST API serves a cached execution graph (job details, accumulators). flinkops renders a
-#: shorter default than Flink's 3 s, so a finished job's final figures can be read soon after it ends.
+#: shorter default than Flink's 3 s, so a finished job's final figures can be read soon after it ends (each read
+#: of a job's details rebuilds the cache at most twice a second: nothing for a JobManager).
 WEB_REFRESH_KEY = "web.refresh-interval"
-DEFAULT_WEB_REFRESH = "1 s"
+DEFAULT_WEB_REFRESH = "500 ms"
 
 
 def first_set(conf: Mapping[str, str], keys: Sequence[str]) -> str | None:

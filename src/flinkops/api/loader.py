@@ -48,6 +48,7 @@ __all__ = [
     "dump_resource",
     "load_documents",
     "load_object",
+    "parse_documents",
     "yaml_path",
 ]
 
@@ -167,6 +168,25 @@ def load_documents(text: str, source: str = "<stdin>") -> list[Resource]:
     if problems:
         raise InvalidInput(problems)
     return resources
+
+
+def parse_documents(text: str, source: str = "<stdin>") -> list[Any]:
+    """The non-empty documents of a YAML stream as plain data, under the same limits as ``load_documents`` (size,
+    document count, alias expansion, depth): for a front end that edits a resource (its name, its namespace)
+    before validating it with ``load_object``. Raises ``InvalidInput`` with the line and column of what does not
+    parse."""
+    if len(text) > MAX_INPUT_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_INPUT_BYTES:
+        raise InvalidInput([_too_large(source)])
+    documents: list[Any] = []
+    problems: list[Problem] = []
+    for index, document in enumerate(_documents(text), start=1):
+        if isinstance(document, _Malformed):
+            problems.append(document.problem(f"{source}#{index}"))
+        else:
+            documents.append(document)
+    if problems:
+        raise InvalidInput(problems)
+    return documents
 
 
 def load_object(obj: Any, source: str = "<object>") -> Resource:

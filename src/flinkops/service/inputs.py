@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from flinkops.api.loader import MAX_INPUT_BYTES, decode_input, load_documents
+from flinkops.api.loader import MAX_INPUT_BYTES, decode_input, load_documents, load_object
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 from flinkops.api.validation import resource_label, validate_batch
 from flinkops.errors import FlinkopsError, InvalidInput, PermanentError, Problem, TemporaryError
@@ -28,6 +28,7 @@ __all__ = [
     "Existing",
     "Resource",
     "check",
+    "load_objects",
     "load_text",
     "read_files",
     "restore_path_problems",
@@ -50,7 +51,26 @@ def load_text(target: Target, text: str, source: str, base: Path, *, usrlib: Pat
     ``/opt/flink/usrlib/`` means: ``usrlib`` (``--usrlib``, absolute) over the ``flinkops.io/usrlib`` annotation
     (relative to ``base``) over ``base`` itself. A Kubernetes operator could not use a directory of this
     machine."""
-    resources = load_documents(text, source)
+    return _placed(target, load_documents(text, source), base, usrlib)
+
+
+def load_objects(target: Target, documents: Sequence[object], source: str, base: Path) -> list[Resource]:
+    """The resources of already-parsed documents (one resource each, as a front end edited them), checked as
+    ``load_text`` checks a file's (``InvalidInput`` with every problem; ``source#n`` names the document)."""
+    resources: list[Resource] = []
+    problems: list[Problem] = []
+    for index, document in enumerate(documents, start=1):
+        try:
+            resources.append(load_object(document, f"{source}#{index}"))
+        except InvalidInput as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InvalidInput(problems)
+    return _placed(target, resources, base, None)
+
+
+def _placed(target: Target, resources: Sequence[Resource], base: Path, usrlib: Path | None) -> list[Resource]:
+    """Locally each resource remembers ``base`` and its ``usrlib`` (see ``load_text``)."""
     if not target.local:
         return list(resources)
     annotated: list[Resource] = []

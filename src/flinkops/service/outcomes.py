@@ -28,10 +28,20 @@ from flinkops.api.models import (
     LifecycleState,
 )
 
-__all__ = ["WAIT_UNTIL", "JobOutcome", "WaitUntil", "outcome"]
+__all__ = ["WAIT_UNTIL", "JobOutcome", "WaitUntil", "outcome", "wait_until_of"]
 
 WaitUntil = Literal["finished", "stable"]
 WAIT_UNTIL: tuple[WaitUntil, ...] = ("finished", "stable")
+
+
+def wait_until_of(value: str, owner: str = "") -> WaitUntil:
+    """``value`` as a ``WaitUntil``; ``ValueError`` naming ``owner`` and the choices otherwise."""
+    for choice in WAIT_UNTIL:
+        if value == choice:
+            return choice
+    raise ValueError(f"{owner + ': ' if owner else ''}wait_until must be one of {WAIT_UNTIL}, not {value!r}")
+
+
 Resource = FlinkDeployment | FlinkSessionJob
 L = LifecycleState
 

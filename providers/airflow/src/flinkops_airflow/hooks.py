@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
@@ -150,12 +149,11 @@ class FlinkopsHook(BaseHook):
     # ------------------------------------------------------------------ operations
 
     def load(self, documents: list[dict[str, Any]], *, source: str, base: Path) -> list[Resource]:
-        """The resources in ``documents`` as flinkops reads a YAML file (``InvalidInput`` with every problem and
-        its field path); relative local paths resolve against ``base``."""
-        from flinkops.service.inputs import load_text
+        """The resources in ``documents`` checked as flinkops checks a YAML file (``InvalidInput`` with every
+        problem and its field path); relative local paths resolve against ``base``."""
+        from flinkops.service.inputs import load_objects
 
-        text = yaml.safe_dump_all(documents, sort_keys=False)
-        return load_text(self.get_conn(), text, source, base)
+        return load_objects(self.get_conn(), documents, source, base)
 
     def apply(self, resources: list[Resource]) -> list[Any]:
         """Validate the batch as a whole, then write it (``flinkops.service.apply``)."""

@@ -13,7 +13,8 @@ What the task does, in order:
 3. applies it, and records the Flink UI's address (the task's "Flink UI" button) once the JobManager answers;
 4. waits, deferred by default (``FlinkDeploymentTrigger`` in the triggerer, no worker slot held), for the real
    outcome: ``wait_until="finished"`` (a batch job: FINISHED succeeds; FAILED fails the task with Flink's
-   root-cause exception) or ``"stable"`` (a streaming job running and judged stable);
+   root-cause exception) or ``"stable"`` (a streaming job running and judged stable). A deferred task that
+   succeeds is ended by the trigger (steps 5 and 6 done there), without starting again in a worker;
 5. deletes the resource per ``delete_on_termination`` once its job ended (``on_success``: the default, a failed
    one stays for ``flinkops describe``; ``always``; ``never``); a streaming job that reached ``stable`` keeps
    running. The processes of an ended job are released by flinkops at its end either way;
@@ -30,13 +31,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from flinkops.api.loader import parse_documents
 from flinkops.errors import FlinkopsError, InvalidInput, NotFound
 from flinkops.ports import ResourceKey
-from flinkops.service.outcomes import WAIT_UNTIL, JobOutcome, outcome
+from flinkops.service.outcomes import JobOutcome, WaitUntil, outcome, wait_until_of
 from flinkops_airflow.hooks import FlinkopsHook, Resource
 from flinkops_airflow.links import FLINK_UI_XCOM, FlinkUILink
 from flinkops_airflow.triggers import FlinkDeploymentTrigger
@@ -80,8 +81,6 @@ class FlinkDeploymentOperator(BaseOperator):
         super().__init__(**kwargs)
         if (application_file is None) == (body is None):
             raise ValueError(f"{self.task_id}: give exactly one of application_file and body")
-        if wait_until not in WAIT_UNTIL:
-            raise ValueError(f"{self.task_id}: wait_until must be one of {WAIT_UNTIL}, not {wait_until!r}")
         if delete_on_termination not in DELETE_ON_TERMINATION:
             raise ValueError(
                 f"{self.task_id}: delete_on_termination must be one of {DELETE_ON_TERMINATION}, "
@@ -92,14 +91,15 @@ class FlinkDeploymentOperator(BaseOperator):
         self.name = name
         self.namespace = namespace
         self.flinkops_conn_id = flinkops_conn_id
-        self.wait_until = wait_until
+        self.wait_until: WaitUntil = wait_until_of(wait_until, self.task_id)
         self.deferrable = deferrable
         self.delete_on_termination = delete_on_termination
         self.savepoint_on_kill = savepoint_on_kill
         self.ui_link_timeout = ui_link_timeout
         self.poll_interval = poll_interval
         # Relative paths inside the YAML (a local jar) resolve against the file's directory.
-        self._source = application_file if application_file and application_file.endswith(self.template_ext) else None
+        templated = application_file is not None and application_file.endswith(tuple(self.template_ext))
+        self._source = application_file if templated else None
         self._key: ResourceKey | None = None
 
     # ------------------------------------------------------------------ reading the resource
@@ -111,17 +111,19 @@ class FlinkDeploymentOperator(BaseOperator):
             return (folder / self._source).parent.resolve()
         return folder
 
-    def _documents(self) -> list[dict[str, Any]]:
+    def _document(self) -> dict[str, Any]:
+        """The one resource of ``body`` or ``application_file``, as plain data."""
+        given: Any
         if self.body is not None:
-            docs: Any = self.body
+            given = self.body
         else:
+            # flinkops' own YAML reader: its limits (size, aliases, depth) hold for a rendered template too.
             try:
-                docs = list(yaml.safe_load_all(str(self.application_file)))
-            except yaml.YAMLError as exc:
-                raise AirflowFailException(f"application_file: not YAML: {exc}") from None
-        if isinstance(docs, dict):
-            docs = [docs]
-        docs = [d for d in docs if d is not None]
+                given = parse_documents(str(self.application_file), self._source or "application_file")
+            except InvalidInput as exc:
+                problems = _problems(exc)
+                raise AirflowFailException(f"application_file is not YAML, nothing was created: {problems}") from None
+        docs: list[Any] = [given] if isinstance(given, dict) else [d for d in given if d is not None]
         if not all(isinstance(d, dict) for d in docs):
             raise AirflowFailException("application_file/body: each document must be a mapping (a resource)")
         if len(docs) != 1:
@@ -129,10 +131,11 @@ class FlinkDeploymentOperator(BaseOperator):
                 f"application_file/body: holds {len(docs)} resources; a task runs exactly one FlinkDeployment "
                 "or FlinkSessionJob (one task per resource; session clusters are their own task)"
             )
-        return docs
+        document: dict[str, Any] = docs[0]
+        return document
 
     def _resource(self, hook: FlinkopsHook) -> Resource:
-        (document,) = self._documents()
+        document = self._document()
         metadata = dict(document.get("metadata") or {})
         if self.name:
             metadata["name"] = self.name
@@ -170,6 +173,8 @@ class FlinkDeploymentOperator(BaseOperator):
                     generation=generation,
                     wait_until=self.wait_until,
                     savepoint_on_kill=self.savepoint_on_kill,
+                    end_task=True,
+                    delete_on_termination=self.delete_on_termination,
                 ),
                 method_name="execute_complete",
                 timeout=self.execution_timeout,
@@ -185,7 +190,7 @@ class FlinkDeploymentOperator(BaseOperator):
             existing = None
         if existing is not None and existing.spec == resource.spec:
             generation = existing.metadata.generation or 1
-            found = outcome(existing, self.wait_until, generation)  # type: ignore[arg-type]
+            found = outcome(existing, self.wait_until, generation)
             if found is None:
                 job = existing.status.job_status.job_id if existing.status is not None else None
                 self.log.info(
@@ -231,7 +236,7 @@ class FlinkDeploymentOperator(BaseOperator):
                     return found
 
     def _outcome(self, current: Resource | None, key: ResourceKey, generation: int) -> JobOutcome | None:
-        return outcome(current, self.wait_until, generation, kind=key.kind, namespace=key.namespace, name=key.name)  # type: ignore[arg-type]
+        return outcome(current, self.wait_until, generation, kind=key.kind, namespace=key.namespace, name=key.name)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         if event.get("status") != "done":

@@ -15,7 +15,7 @@ from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
 from flinkops.ports import ResourceKey
-from flinkops.service.outcomes import WAIT_UNTIL, JobOutcome, outcome
+from flinkops.service.outcomes import JobOutcome, WaitUntil, outcome, wait_until_of
 from flinkops_airflow.hooks import FlinkopsHook
 from flinkops_airflow.triggers import FlinkDeploymentTrigger
 
@@ -38,12 +38,10 @@ class FlinkDeploymentSensor(BaseSensorOperator):
     ) -> None:
         kwargs.setdefault("poke_interval", 5.0)
         super().__init__(**kwargs)
-        if wait_until not in WAIT_UNTIL:
-            raise ValueError(f"{self.task_id}: wait_until must be one of {WAIT_UNTIL}, not {wait_until!r}")
         if kind not in ("FlinkDeployment", "FlinkSessionJob"):
             raise ValueError(f"{self.task_id}: kind must be FlinkDeployment or FlinkSessionJob, not {kind!r}")
         self.name, self.namespace, self.kind = name, namespace, kind
-        self.wait_until = wait_until
+        self.wait_until: WaitUntil = wait_until_of(wait_until, self.task_id)
         self.flinkops_conn_id = flinkops_conn_id
         self.deferrable = deferrable
 
@@ -66,7 +64,7 @@ class FlinkDeploymentSensor(BaseSensorOperator):
         if current is None:
             self.log.info("%s does not exist (yet)", key)
             return False
-        found = outcome(current, self.wait_until, current.metadata.generation or 1)  # type: ignore[arg-type]
+        found = outcome(current, self.wait_until, current.metadata.generation or 1)
         return self._decide(found) if found is not None else False
 
     def execute(self, context: Context) -> Any:
@@ -76,7 +74,7 @@ class FlinkDeploymentSensor(BaseSensorOperator):
         key = self._key(hook)
         current = hook.get(key)
         if current is not None:
-            found = outcome(current, self.wait_until, current.metadata.generation or 1)  # type: ignore[arg-type]
+            found = outcome(current, self.wait_until, current.metadata.generation or 1)
             if found is not None:
                 return self._decide(found).xcom_value
         generation = (current.metadata.generation or 1) if current is not None else 1

@@ -7,6 +7,12 @@ FAILED as Flink reported it, a streaming job judged STABLE, a resource deleted m
     {"status": "done", "outcome": JobOutcome.as_dict()}      the answer (succeeded or failed, with the cause)
     {"status": "error", "message": "..."}                    the trigger could not follow (bad connection...)
 
+With ``end_task=True`` (what ``FlinkDeploymentOperator`` asks for) a job that succeeded ends the task from the
+triggerer itself (``TaskSuccessEvent``, the outcome as its return value), after the run record is closed and the
+resource deleted per ``delete_on_termination``: no worker has to start the task again only to say "success", which
+is most of the time between a job's end and its task's. A failed job still resumes the task, which fails in a worker
+with Flink's root cause in its log and its exception (and is retried per the task's ``retries``).
+
 Everything it needs is in ``serialize()``, so a restarted triggerer resumes following from the resource's state
 (the answer is decided from recorded status and run history, not from events it might have missed). When a user
 kills the deferred task (mark failed, clear), ``on_kill`` tears the resource down (after a savepoint, if asked).
@@ -20,10 +26,10 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from flinkops.ports import ResourceKey
-from flinkops.service.outcomes import WAIT_UNTIL, outcome
+from flinkops.service.outcomes import JobOutcome, WaitUntil, outcome, wait_until_of
 from flinkops_airflow.hooks import FlinkopsHook, Resource
 
 __all__ = ["FlinkDeploymentTrigger"]
@@ -62,18 +68,22 @@ class FlinkDeploymentTrigger(BaseTrigger):
         delete_on_kill: bool = True,
         savepoint_on_kill: bool = False,
         wait_for_creation: bool = False,
+        end_task: bool = False,
+        delete_on_termination: str = "never",
     ) -> None:
         super().__init__()
-        if wait_until not in WAIT_UNTIL:
-            raise ValueError(f"wait_until must be one of {WAIT_UNTIL}, not {wait_until!r}")
         self.flinkops_conn_id = flinkops_conn_id
         self.kind, self.namespace, self.name = kind, namespace, name
         self.generation = generation
-        self.wait_until = wait_until
+        self.wait_until: WaitUntil = wait_until_of(wait_until)
         self.delete_on_kill = delete_on_kill
         self.savepoint_on_kill = savepoint_on_kill
         #: A resource not there yet is waited for (a sensor on what another task creates), until it has been seen.
         self.wait_for_creation = wait_for_creation
+        #: A job that succeeded ends the task here (see the module docstring); the resource is deleted first when
+        #: ``delete_on_termination`` is ``on_success`` or ``always``.
+        self.end_task = end_task
+        self.delete_on_termination = delete_on_termination
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -88,6 +98,8 @@ class FlinkDeploymentTrigger(BaseTrigger):
                 "delete_on_kill": self.delete_on_kill,
                 "savepoint_on_kill": self.savepoint_on_kill,
                 "wait_for_creation": self.wait_for_creation,
+                "end_task": self.end_task,
+                "delete_on_termination": self.delete_on_termination,
             },
         )
 
@@ -123,21 +135,43 @@ class FlinkDeploymentTrigger(BaseTrigger):
                     await asyncio.sleep(1.0)  # not created yet: look again
                     continue
                 seen = True
-                found = outcome(
-                    resource,
-                    self.wait_until,  # type: ignore[arg-type]
-                    self.generation,
-                    kind=self.kind,
-                    namespace=self.namespace,
-                    name=self.name,
-                    closed=False,  # the resumed task reads the closed run record (its start-up overlaps)
-                )
-                if found is not None:
-                    yield TriggerEvent({"status": "done", "outcome": found.as_dict(), "generation": self.generation})
+                found = self._outcome(resource, closed=False)
+                if found is None:
+                    continue
+                if self.end_task and found.succeeded:
+                    closed = self._outcome(resource, closed=True)
+                    if closed is None:  # FINISHED, its run record (duration, accumulators) closes in a moment
+                        continue
+                    await asyncio.to_thread(self._conclude, hook, closed)
+                    yield TaskSuccessEvent(xcoms={"return_value": closed.as_dict()})
                     return
+                yield TriggerEvent({"status": "done", "outcome": found.as_dict(), "generation": self.generation})
+                return
         except Exception as exc:  # the task fails with what went wrong, instead of waiting out its timeout
             self.log.exception("following %s failed", self.key)
             yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
+
+    def _outcome(self, resource: Resource | None, *, closed: bool) -> JobOutcome | None:
+        # ``closed=False``: a task resumed in a worker reads the closed run record itself (its start-up overlaps).
+        return outcome(
+            resource,
+            self.wait_until,
+            self.generation,
+            kind=self.kind,
+            namespace=self.namespace,
+            name=self.name,
+            closed=closed,
+        )
+
+    def _conclude(self, hook: FlinkopsHook, found: JobOutcome) -> None:
+        """What the task would do on success before returning: log the result, delete per the policy."""
+        self.log.info(
+            "%s: %s (job %s, %s ms, accumulators %s)", self.key, found.state, found.job_id, found.duration_ms,
+            found.accumulators,
+        )  # fmt: skip
+        ended = found.state in ("finished", "failed")
+        if ended and self.delete_on_termination in ("on_success", "always") and hook.delete(self.key, wait=False):
+            self.log.info("deleting %s (delete_on_termination=%s)", self.key, self.delete_on_termination)
 
     async def on_kill(self) -> None:
         """The deferred task was killed by a user: tear the resource down (a savepoint first when asked)."""

@@ -80,7 +80,7 @@ def publish(counts: dict[str, int]) -> Path:
     try:
         from airflow.sdk.observability.stats import Stats
     except ImportError:  # Airflow 3.0-3.1
-        from airflow.stats import Stats  # type: ignore[no-redef]
+        from airflow.stats import Stats  # type: ignore[no-redef,unused-ignore]
 
     Stats.gauge("FailedDagCount", sum(counts.values()))
     for dag_id, count in counts.items():
