@@ -29,12 +29,13 @@ java -version >/dev/null 2>&1 || { echo "error: java is not usable after install
 
 node_packages=""
 for need in containerd:/usr/bin/containerd runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge \
-            iptables:/usr/sbin/iptables socat:/usr/bin/socat debootstrap:/usr/sbin/debootstrap; do
+            iptables:/usr/sbin/iptables socat:/usr/bin/socat debootstrap:/usr/sbin/debootstrap \
+            chromium:/usr/bin/chromium; do
   [ -x "${need#*:}" ] || node_packages="$node_packages ${need%%:*}"
 done
 if [ -n "$node_packages" ]; then
   # The packages only: none of them is started here (containerd runs with the node's own configuration).
-  say "installing the Kubernetes dev node's Debian packages:$node_packages"
+  say "installing the Debian packages the tests need (the Kubernetes dev node's, Chromium):$node_packages"
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $node_packages >/dev/null
   else

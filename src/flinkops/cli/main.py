@@ -19,11 +19,13 @@ from __future__ import annotations
 from flinkops.cli import render, resources, show, state
 from flinkops.cli.app import app
 from flinkops.cli.controller import controller_app
+from flinkops.cli.gateway import gateway_app
 from flinkops.cli.operator import operator_app
 
 __all__ = ["app", "run"]
 
 app.add_typer(controller_app, name="controller")
+app.add_typer(gateway_app, name="gateway")
 app.add_typer(operator_app, name="operator")
 
 _REGISTERED = (render, resources, show, state)  # imported for the commands they register on `app`

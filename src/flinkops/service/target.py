@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from flinkops.api.models import FlinkDeployment, FlinkSessionJob
     from flinkops.core.planner import Plan
     from flinkops.flink.config import RenderInputs
+    from flinkops.gateway.config import GatewayConfig
     from flinkops.provisioning.local import DataPlane
     from flinkops.provisioning.preflight import LocalFiles
     from flinkops.s3 import S3Access
@@ -221,6 +222,7 @@ class LocalTarget:
         """Reconcile in this process until ``should_stop()``; with ``pid_file`` this process is the daemon."""
         from flinkops.controller import run_loop
         from flinkops.wiring import daemon
+        from flinkops.wiring.gateway import beside_the_controller
         from flinkops.wiring.local import build_controller
 
         self.home.mkdir(parents=True, exist_ok=True)
@@ -237,8 +239,35 @@ class LocalTarget:
                 daemon.write_pid_file(self.home)
             controller, store = build_controller(self.home, self.clock)
             log.info("controller started; home %s", self.home)
-            run_loop(controller, store, self.clock, should_stop, poll=poll)
+            with beside_the_controller(self.home):
+                run_loop(controller, store, self.clock, should_stop, poll=poll)
             log.info("controller stopped")
+
+    def run_gateway(self, config: Path | None = None) -> None:
+        """Serve the gateway (``config``, default ``<home>/gateway.yaml``) in this process until SIGTERM or
+        Ctrl-C; ``InvalidInput`` when the settings are bad."""
+        from flinkops.wiring.gateway import serve
+
+        settings = self.gateway_settings(config)
+        serve(settings, self.home)
+
+    def gateway_settings(self, config: Path | None = None) -> GatewayConfig:
+        """The gateway's checked settings (``InvalidInput`` with each field's path)."""
+        from flinkops.gateway.config import load_config
+        from flinkops.wiring.gateway import config_path
+
+        path = config or config_path(self.home)
+        if not path.is_file():
+            raise InvalidInput(
+                [
+                    Problem(
+                        "",
+                        f"{path} does not exist",
+                        "write the gateway's settings there (see `flinkops gateway --help`)",
+                    )
+                ]
+            )
+        return load_config(path)
 
 
 class KubernetesTarget:

@@ -1,0 +1,205 @@
+"""OpenID Connect for the gateway: the provider's discovery document and keys, token verification, and the
+browser's sign-in (authorization code flow with PKCE).
+
+* Discovery (``<issuer>/.well-known/openid-configuration``) is read at start; its ``issuer`` must be the
+  configured one exactly. Okta, Entra ID, Keycloak, Dex... differ only in settings.
+* Keys come from the provider's JWKS (PyJWT's ``PyJWKSet``); a token signed with a key id not known yet makes the
+  gateway read the JWKS again (at most every 10 s), so a provider's key rotation needs nothing from anyone.
+* A token is accepted only when its header's ``alg`` is an asymmetric algorithm the provider announces (never
+  ``none``, never an HMAC that a public key could be abused as the secret of), its signature verifies, ``iss`` is
+  the issuer, ``aud`` holds the client id or a configured audience, and ``exp``/``nbf``/``iat`` hold (with
+  ``leewaySeconds``). Verified tokens are remembered until they expire (bounded), so a client sending the same
+  bearer token does not pay a signature check each time.
+* The sign-in: ``authlib``'s OAuth 2 client builds the authorization URL (``state``, ``nonce``, S256 PKCE
+  challenge) and redeems the code; the ID token is verified as above plus its ``nonce``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jwt
+from authlib.common.security import generate_token
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+from flinkops.gateway.config import OidcSettings
+
+__all__ = ["Claims", "LoginStart", "OidcProvider", "TokenRejected"]
+
+#: Signature algorithms a token may use: asymmetric only.
+_ASYMMETRIC = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+_JWKS_MIN_INTERVAL = 10.0
+_CACHE_SIZE = 10_000
+
+
+class TokenRejected(Exception):
+    """A token that is not let in; the message says why (for the audit log, never with the token)."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    subject: str
+    groups: tuple[str, ...]
+    expires_at: float
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class LoginStart:
+    url: str
+    state: str
+    nonce: str
+    code_verifier: str
+
+
+class OidcProvider:
+    """One provider, as ``settings`` name it. ``start()`` reads discovery and keys; ``close()`` ends its client."""
+
+    def __init__(self, settings: OidcSettings, *, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self._http = http or httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        self._discovery: dict[str, Any] = {}
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._keys_read_at = 0.0
+        self._keys_lock = asyncio.Lock()
+        self._verified: OrderedDict[str, Claims] = OrderedDict()
+
+    async def start(self) -> None:
+        url = f"{self.settings.issuer}/.well-known/openid-configuration"
+        response = await self._http.get(url)
+        response.raise_for_status()
+        discovery = response.json()
+        if discovery.get("issuer") != self.settings.issuer:
+            raise RuntimeError(
+                f"the provider at {url} says its issuer is {discovery.get('issuer')!r}, not {self.settings.issuer!r}"
+            )
+        self._discovery = discovery
+        await self._read_keys()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def algorithms(self) -> list[str]:
+        announced = self._discovery.get("id_token_signing_alg_values_supported") or ["RS256"]
+        return [a for a in announced if a in _ASYMMETRIC]
+
+    async def _read_keys(self) -> None:
+        response = await self._http.get(self._discovery["jwks_uri"])
+        response.raise_for_status()
+        keys = jwt.PyJWKSet.from_dict(response.json())
+        self._keys = {k.key_id: k for k in keys.keys if k.key_id}
+        self._keys_read_at = time.monotonic()
+
+    async def _key(self, kid: str | None) -> jwt.PyJWK:
+        if kid is None:
+            if len(self._keys) == 1:
+                return next(iter(self._keys.values()))
+            raise TokenRejected("the token names no key (kid) and the provider has several")
+        if kid not in self._keys:
+            async with self._keys_lock:
+                if kid not in self._keys and time.monotonic() - self._keys_read_at >= _JWKS_MIN_INTERVAL:
+                    await self._read_keys()
+        key = self._keys.get(kid)
+        if key is None:
+            raise TokenRejected(f"signed with key {kid!r}, which the provider does not publish")
+        return key
+
+    async def verify(self, token: str, *, audiences: list[str] | None = None, nonce: str | None = None) -> Claims:
+        """The claims of ``token`` once every check holds; ``TokenRejected`` saying which did not."""
+        now = time.time()
+        cached = self._verified.get(token) if nonce is None else None
+        if cached is not None:
+            if cached.expires_at + self.settings.leeway_seconds > now:
+                self._verified.move_to_end(token)
+                return cached
+            del self._verified[token]
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenRejected("not a JWT") from None
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise TokenRejected(f"signature algorithm {alg!r} is not accepted (accepted: {self.algorithms})")
+        key = await self._key(header.get("kid"))
+        try:
+            raw = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=audiences or self.settings.audiences(),
+                issuer=self.settings.issuer,
+                leeway=self.settings.leeway_seconds,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenRejected("expired") from None
+        except jwt.ImmatureSignatureError:
+            raise TokenRejected("not valid yet (nbf or iat in the future)") from None
+        except jwt.InvalidAudienceError:
+            raise TokenRejected("issued for another audience") from None
+        except jwt.InvalidIssuerError:
+            raise TokenRejected("issued by another issuer") from None
+        except jwt.InvalidSignatureError:
+            raise TokenRejected("the signature does not verify") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise TokenRejected(f"lacks the {exc.claim!r} claim") from None
+        except jwt.PyJWTError as exc:
+            raise TokenRejected(f"invalid: {exc}") from None
+        if nonce is not None and raw.get("nonce") != nonce:
+            raise TokenRejected("the ID token's nonce is not the one this sign-in sent")
+        groups = raw.get(self.settings.groups_claim) or []
+        if isinstance(groups, str):
+            groups = [groups]
+        claims = Claims(
+            subject=str(raw["sub"]),
+            groups=tuple(str(g) for g in groups if isinstance(g, str)),
+            expires_at=float(raw["exp"]),
+            raw=raw,
+        )
+        if nonce is None:
+            self._verified[token] = claims
+            if len(self._verified) > _CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return claims
+
+    # ------------------------------------------------------------------ the browser's sign-in
+
+    def _client(self, redirect_uri: str) -> AsyncOAuth2Client:
+        return AsyncOAuth2Client(
+            client_id=self.settings.client_id,
+            client_secret=self.settings.secret(),
+            scope=" ".join(self.settings.scopes),
+            redirect_uri=redirect_uri,
+            code_challenge_method="S256",
+            token_endpoint_auth_method="client_secret_post" if self.settings.secret() else "none",
+        )
+
+    def login(self, redirect_uri: str) -> LoginStart:
+        """Where to send the browser to sign in, and what to remember until it comes back."""
+        verifier = generate_token(64)
+        nonce = generate_token(24)
+        client = self._client(redirect_uri)
+        url, state = client.create_authorization_url(
+            self._discovery["authorization_endpoint"], code_verifier=verifier, nonce=nonce
+        )
+        return LoginStart(url=url, state=state, nonce=nonce, code_verifier=verifier)
+
+    async def redeem(self, code: str, start: LoginStart, redirect_uri: str) -> Claims:
+        """Exchange the code for tokens and verify the ID token (``TokenRejected`` when it does not hold)."""
+        async with self._client(redirect_uri) as client:
+            try:
+                token = await client.fetch_token(
+                    self._discovery["token_endpoint"], code=code, code_verifier=start.code_verifier
+                )
+            except Exception as exc:  # the provider refused the code: the sign-in fails, the gateway stays up
+                raise TokenRejected(f"the provider refused the code: {exc}") from None
+        id_token = token.get("id_token")
+        if not isinstance(id_token, str):
+            raise TokenRejected("the provider returned no ID token (is 'openid' among the scopes?)")
+        return await self.verify(id_token, audiences=[self.settings.client_id], nonce=start.nonce)
