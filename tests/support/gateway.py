@@ -143,3 +143,33 @@ def running_gateway(
     gateway = Gateway(config, upstreams, audit_log=audit_log, oidc=oidc, listing=listing)
     with serve(gateway.app(), ssl=ssl_context(config)) as url:
         yield RunningGateway(url, audit_log)
+
+
+@contextlib.contextmanager
+def counting_relay(target: str) -> Iterator[Upstream]:
+    """A transparent relay to ``target`` (a real JobManager's REST API) that records every request it passes on:
+    what reached Flink, counted where Flink itself keeps no count."""
+    import aiohttp
+
+    relay = Upstream("")
+
+    async def forward(request: web.Request) -> web.Response:
+        body = await request.read()
+        relay.seen.append((request.method, request.raw_path, dict(request.headers)))
+        async with aiohttp.ClientSession(auto_decompress=False) as session:
+            hop = ("host", "content-length", "transfer-encoding", "connection")
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in hop}
+            async with session.request(
+                request.method, target.rstrip("/") + request.raw_path, headers=headers, data=body or None
+            ) as answer:
+                data = await answer.read()
+                out = {
+                    k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "transfer-encoding")
+                }
+                return web.Response(body=data, status=answer.status, headers=out)
+
+    app = web.Application(client_max_size=64 * 2**20)
+    app.router.add_route("*", "/{tail:.*}", forward)
+    with serve(app) as url:
+        relay.url = url
+        yield relay

@@ -364,7 +364,8 @@ class Gateway:
         headers["X-Forwarded-Prefix"] = prefix
         query = request.raw_path.partition("?")[2]
         url = upstream.rstrip("/") + tail + (f"?{query}" if query else "")
-        body = request.content if request.can_read_body else None
+        # Read whole (within client_max_size) and sent with its length: Flink's REST server takes no chunked bodies.
+        body = await request.read() if request.can_read_body else None
         try:
             async with self._client.request(
                 request.method, url, headers=headers, data=body, allow_redirects=False
