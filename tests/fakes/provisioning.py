@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fakes.snapshots import FakeSnapshots
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
+from flinkops.api.secrets import LOCAL_SCHEMES
 from flinkops.errors import PermanentError
 from flinkops.ports import ClusterExtras, RenderInputs, Resource, SnapshotStore
 
@@ -37,6 +38,10 @@ class FakeProvisioner:
     @property
     def default_state_dirs(self) -> bool:
         return True
+
+    @property
+    def secret_schemes(self) -> frozenset[str]:
+        return LOCAL_SCHEMES
 
     def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
         namespace, name = deployment.metadata.namespace, deployment.metadata.name
