@@ -180,8 +180,9 @@ def _cluster(root: Path, dist: FlinkDistribution, config: dict[str, str]) -> Pat
 
 @pytest.mark.parametrize("mode", ["direct", "scripts"])
 def test_the_launcher_passes_values_as_masked_arguments_and_keeps_them_out_of_files(
-    tmp_path: Path, dist: FlinkDistribution, mode: str
+    tmp_path: Path, dist: FlinkDistribution, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("VAULT_TOKEN", "the-controllers-token")
     config = {"jobmanager.memory.process.size": "1024m", "s3.secret-key": VAULT}
     root = _cluster(tmp_path, dist, config)
     ref = parse_reference(VAULT)
@@ -196,6 +197,7 @@ def test_the_launcher_passes_values_as_masked_arguments_and_keeps_them_out_of_fi
     assert f"--kafka-password={VALUE}" in launch.argv
     assert launch.argv.index(f"-Ds3.secret-key={VALUE}") < launch.argv.index("--topic")
     assert ref.env_name not in launch.env and launch.env["AWS_REGION"] == "eu-west-1"
+    assert "VAULT_TOKEN" not in launch.env, "the controller's Vault token is not handed to Flink"
     assert VALUE not in (root / "conf" / "config.yaml").read_text()
 
 

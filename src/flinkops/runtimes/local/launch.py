@@ -21,7 +21,7 @@ execs one JVM, in the same shape as ``flink-console.sh``::
   ``FLINKOPS_SECRET_<digest>``, is passed as one ``-Dkey=value`` program argument (a dynamic property overrides the
   file) and a job argument ``--name=${secret:...}`` gets its value in place. Flink masks both in its log (the key or
   the argument names a sensitive word: validation allows no other place). The ``FLINKOPS_SECRET_*`` variables are
-  removed from the JVM's environment.
+  removed from the JVM's environment, and so are the controller's Vault tokens (``VAULT_TOKEN``, ``BAO_TOKEN``).
 
 ``FLINKOPS_JVM_LAUNCH=scripts`` (read when the runtime is created) starts every process through the scripts
 instead, for debugging or a configuration the Python side does not model (then it falls back by itself for that
@@ -90,6 +90,7 @@ _SESSION = ("standalonesession", SESSION_MAIN, "jobmanager.sh")
 _APPLICATION = ("standalonejob", APPLICATION_MAIN, "standalone-job.sh")
 _TASKMANAGER = ("taskexecutor", TASKMANAGER_MAIN, "taskmanager.sh")
 _LOG_CONFIG = "log4j-console.properties"
+_CONTROLLER_CREDENTIALS = ("VAULT_TOKEN", "BAO_TOKEN")
 
 
 def launch_mode(value: str | None = None) -> str:
@@ -239,6 +240,8 @@ class Launcher:
             }
         )
         env.pop("FLINK_HOME", None)
+        for credential in _CONTROLLER_CREDENTIALS:  # the controller's access to Vault is not the job's
+            env.pop(credential, None)
         return env
 
     def _kind(self, spec: ProcessSpec) -> tuple[str, str, str]:
