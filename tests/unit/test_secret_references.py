@@ -125,6 +125,13 @@ def test_a_job_argument_takes_a_reference_only_where_flink_masks_the_whole_argum
     assert "must end the argument" in found["spec.job.args[3]"]
 
 
+def test_a_config_reference_is_refused_with_high_availability_where_flink_persists_it() -> None:
+    ha = {"high-availability.type": "zookeeper", "high-availability.zookeeper.quorum": "127.0.0.1:2181"}
+    found = problems(resource({**ha, "s3.secret-key": VAULT}, args=[f"--kafka-password={VAULT}"]))
+    assert set(found) == {"spec.flinkConfiguration.s3.secret-key"}, "a job argument is not persisted: accepted"
+    assert "submittedExecutionPlan" in found["spec.flinkConfiguration.s3.secret-key"]
+
+
 def test_each_target_refuses_the_schemes_it_does_not_resolve() -> None:
     local = problems(resource({"s3.secret-key": "${secret:k8s:s3/secret}"}))
     assert "'k8s:' secrets are not resolved on the local target" in local["spec.flinkConfiguration.s3.secret-key"]

@@ -14,7 +14,9 @@ Flink logs every program argument at start and every dynamic property as it load
 text contains one of its sensitive words (``GlobalConfiguration.SENSITIVE_KEYS``: password, secret, token, ...).
 So a ``flinkConfiguration`` reference is accepted only for a key Flink masks, and a job argument only in the one-
 argument form ``--name=${secret:...}`` whose ``--name=`` part contains such a word (Flink then masks the whole
-argument). Anything else would leak the value into Flink's own log and is refused with what to do instead.
+argument). Anything else would leak the value into Flink's own log and is refused with what to do instead. With
+high availability Flink also persists the job's configuration (dynamic properties included, job arguments not) in
+``high-availability.storageDir``, so ``flinkConfiguration`` references are refused there too.
 
 Called by ``api.validation`` (problems with field paths), ``core.lint`` (a reference is not a literal secret), the
 provisioners (which references to resolve) and the local launcher (substitution at the last moment).
@@ -177,11 +179,12 @@ def reference_problems(
     args: Sequence[str],
     *,
     session_job: bool = False,
+    ha: bool = False,
     schemes: Collection[str] | None = None,
     target: str = "",
 ) -> list[tuple[str, str, str]]:
-    """(path, message, hint) for every malformed or unsafe reference in ``conf`` and ``args``. ``schemes``: those the
-    target resolves (None: any), ``target`` names it in messages."""
+    """(path, message, hint) for every malformed or unsafe reference in ``conf`` and ``args``. ``ha``: the resource
+    runs with high availability; ``schemes``: those the target resolves (None: any), ``target`` names it in messages."""
     problems: list[tuple[str, str, str]] = []
 
     def check(path: str, text: str) -> SecretRef | None:
@@ -203,7 +206,19 @@ def reference_problems(
         if session_job:
             problems.append((path, "secret references are not supported in a FlinkSessionJob", _SESSION_HINT))
             continue
-        if check(path, value) is not None and not flink_masks(key):
+        if check(path, value) is None:
+            continue
+        if ha:
+            problems.append(
+                (
+                    path,
+                    "with high availability Flink writes the job's configuration, values included, into "
+                    "high-availability.storageDir (its submittedExecutionPlan files)",
+                    "pass the secret as a job argument '--<name>=${secret:...}' (not persisted there) or let the job "
+                    "read it itself",
+                )
+            )
+        elif not flink_masks(key):
             problems.append(
                 (
                     path,

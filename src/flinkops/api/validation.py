@@ -187,6 +187,7 @@ def validate_resource(
             r.spec.flink_configuration,
             r.spec.job.args if r.spec.job is not None else [],
             session_job=isinstance(r, FlinkSessionJob),
+            ha=ha_type(r.spec.flink_configuration) is not None,
             schemes=secret_schemes,
             target="Kubernetes" if secret_schemes is not None and "k8s" in secret_schemes else "the local target",
         )
