@@ -19,8 +19,10 @@ from pathlib import Path
 
 from fakes.snapshots import FakeSnapshots
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
+from flinkops.api.secrets import LOCAL_SCHEMES, arg_references, config_references
 from flinkops.errors import PermanentError
 from flinkops.ports import ClusterExtras, RenderInputs, Resource, SnapshotStore
+from flinkops.secrets import SecretUnavailable
 
 __all__ = ["FakeProvisioner"]
 
@@ -33,10 +35,16 @@ class FakeProvisioner:
         self.missing_jars: set[str] = set()
         #: When set, every cluster preparation fails with this reason (a bucket that cannot be reached, say).
         self.refusal: str | None = None
+        #: The secrets that exist, by reference text (``${secret:env:NAME}``); others are missing.
+        self.secrets: dict[str, str] = {}
 
     @property
     def default_state_dirs(self) -> bool:
         return True
+
+    @property
+    def secret_schemes(self) -> frozenset[str]:
+        return LOCAL_SCHEMES
 
     def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
         namespace, name = deployment.metadata.namespace, deployment.metadata.name
@@ -55,7 +63,16 @@ class FakeProvisioner:
     ) -> ClusterExtras:
         if self.refusal is not None:
             raise PermanentError(self.refusal)
-        return ClusterExtras()
+        return ClusterExtras(environment=self._resolve(config, args))
+
+    def _resolve(self, config: Mapping[str, str], args: Sequence[str]) -> dict[str, str]:
+        """As the local provisioner: every reference's value by its variable; a missing one fails."""
+        values: dict[str, str] = {}
+        for ref in [*config_references(config).values(), *arg_references(args).values()]:
+            if ref.text not in self.secrets:
+                raise SecretUnavailable(f"{ref}: no such secret")
+            values[ref.env_name] = self.secrets[ref.text]
+        return values
 
     def _jar(self, uri: str) -> Path:
         if uri in self.missing_jars:
@@ -77,7 +94,7 @@ class FakeProvisioner:
         return self._jar(uri)
 
     def process_environment(self, config: Mapping[str, str], args: Sequence[str]) -> dict[str, str]:
-        return {}
+        return self._resolve(config, args)
 
     def without_secrets(self, config: Mapping[str, str]) -> dict[str, str]:
         return dict(config)

@@ -21,6 +21,7 @@ __all__ = [
     "BOUNDED_JOB",
     "COUNTING_JOB",
     "FAILING_JOB",
+    "SECRET_PROBE_JOB",
     "SOURCES_DIR",
     "THROWING_MAIN",
     "TestJobsBuildError",
@@ -37,6 +38,7 @@ COUNTING_JOB = "flinkops.testjobs.CountingJob"  # --rate N --records N --keys N 
 FAILING_JOB = "flinkops.testjobs.FailingJob"  # --after N --rate N; ends FAILED
 THROWING_MAIN = "flinkops.testjobs.ThrowingMain"  # main() throws before building a job
 BOUNDED_JOB = "flinkops.testjobs.BoundedJob"  # --records N; ends FINISHED
+SECRET_PROBE_JOB = "flinkops.testjobs.SecretProbeJob"  # --probe-out=F --probe-password=V --probe-keys=K,K + CountingJob
 
 
 class TestJobsBuildError(RuntimeError):

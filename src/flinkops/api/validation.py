@@ -16,7 +16,7 @@ so that YAML it accepts and flinkops rejects (or the reverse) is a deliberate, d
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 from flinkops.api.durations import parse_duration_ms
@@ -47,6 +47,7 @@ from flinkops.api.plugins import CONNECTOR_ARTIFACTS, CONNECTORS_KEY, requested_
 from flinkops.api.quantities import cpu_cores, flink_memory_bytes, memory_bytes
 from flinkops.api.retention_settings import RETENTION_KEYS, retention_limits
 from flinkops.api.schedule import Schedule, parse_schedule
+from flinkops.api.secrets import arg_references, config_references, reference_problems
 from flinkops.errors import Problem
 
 __all__ = [
@@ -162,11 +163,18 @@ def _suggest_name(name: str, max_length: int) -> str | None:
 # ------------------------------------------------------------------------------------------- one resource
 
 
-def validate_resource(r: Resource, *, source: str | None = None, default_state_dirs: bool = False) -> list[Problem]:
+def validate_resource(
+    r: Resource,
+    *,
+    source: str | None = None,
+    default_state_dirs: bool = False,
+    secret_schemes: Collection[str] | None = None,
+) -> list[Problem]:
     """Every rule that needs only ``r``. ``source`` defaults to ``resource_label(r)``.
 
     ``default_state_dirs``: the target supplies checkpoint and savepoint directories when the spec sets none
     (the local runtime does, under ``$FLINKOPS_HOME``), so stateful upgrade modes need no explicit dir.
+    ``secret_schemes``: the secret reference schemes the target resolves (``api.secrets``); None: any.
     """
     where = resource_label(r) if source is None else source
     problems: list[tuple[str, str, str]] = []
@@ -175,12 +183,40 @@ def validate_resource(r: Resource, *, source: str | None = None, default_state_d
     if not r.is_canary:  # a canary has no real spec: the reference does not validate it, nothing is deployed
         problems += _range_problems(r)
         problems += _config_value_problems(r.spec.flink_configuration)
+        problems += reference_problems(
+            r.spec.flink_configuration,
+            r.spec.job.args if r.spec.job is not None else [],
+            session_job=isinstance(r, FlinkSessionJob),
+            ha=ha_type(r.spec.flink_configuration) is not None,
+            schemes=secret_schemes,
+            target="Kubernetes" if secret_schemes is not None and "k8s" in secret_schemes else "the local target",
+        )
+        if secret_schemes is not None and "k8s" in secret_schemes and isinstance(r, FlinkDeployment):
+            problems += _native_secret_problems(r.spec)
         if isinstance(r, FlinkDeployment):
             problems += _quantity_problems(r.spec)
             problems += _deployment_problems(r.spec, default_state_dirs)
         else:
             problems += _session_job_problems(r)
     return [Problem(path, message, hint, where) for path, message, hint in problems]
+
+
+def _native_secret_problems(spec: FlinkDeploymentSpec) -> list[tuple[str, str, str]]:
+    """Flink's native Kubernetes mode writes the JobManager's configuration (dynamic properties and the job's
+    arguments included) into a ConfigMap it creates for the TaskManagers: a resolved secret would land there."""
+    if spec.mode is DeploymentMode.STANDALONE:  # unset means native, as in the reference operator
+        return []
+    args = spec.job.args if spec.job is not None else []
+    if not config_references(spec.flink_configuration) and not arg_references(args):
+        return []
+    return [
+        (
+            "spec.mode",
+            "secret references need mode: standalone on Kubernetes",
+            "in native mode Flink copies its configuration, resolved values included, into a ConfigMap it creates; "
+            "set spec.mode: standalone",
+        )
+    ]
 
 
 def _qualified_name_problem(key: str) -> str | None:
@@ -727,13 +763,16 @@ def validate_batch(
     existing: Mapping[tuple[str, str, str], Resource],
     *,
     default_state_dirs: bool = False,
+    secret_schemes: Collection[str] | None = None,
 ) -> list[Problem]:
     """Everything the three entry points find in ``resources``: each on its own, as an update of the existing
     resource of the same key, and across the batch and ``existing``. The one place ``apply`` (through
     ``service.inputs``) and the admission webhook (``core.admission``) get their verdict from."""
     problems: list[Problem] = []
     for resource in resources:
-        problems.extend(validate_resource(resource, default_state_dirs=default_state_dirs))
+        problems.extend(
+            validate_resource(resource, default_state_dirs=default_state_dirs, secret_schemes=secret_schemes)
+        )
         old = existing.get((resource.kind, resource.metadata.namespace, resource.metadata.name))
         if old is not None:
             problems.extend(validate_update(old, resource))

@@ -138,6 +138,10 @@ class Executor:
         A checkpoint of the job being replaced is exempt: Flink may subsume it any moment (the planner reads
         storage again once that job has stopped)."""
         current = resource.status.job_status.job_id if resource.status else None
+        if isinstance(resource, FlinkDeployment) and _stops_to_upgrade(resource, plan):
+            # The new spec's secrets are resolved now: one that cannot be read must not cost the running job
+            # (the deploy that follows the stop resolves them again).
+            self.requests.process_environment(resource)
         for action in plan.actions:
             # What a new cluster or job needs from outside (its jar, plugins, connectors, S3 buckets) is
             # fetched and checked now, before the intent is written and before anything is stopped.
@@ -275,3 +279,11 @@ def _checkpointed(resource: FlinkDeployment, job_id: str) -> bool:
 
 def _job_exists(rest: FlinkApi, job_id: str) -> bool:
     return any(j.job_id == job_id for j in rest.list_jobs())
+
+
+def _stops_to_upgrade(resource: FlinkDeployment, plan: Plan) -> bool:
+    """Whether ``plan`` stops the running job to start ``resource``'s own spec on a later pass."""
+    upgrading = plan.intent is not None and plan.intent.lifecycle_state is LifecycleState.UPGRADING
+    stops = any(isinstance(a, DeleteCluster) or (isinstance(a, TriggerSavepoint) and a.stop) for a in plan.actions)
+    deploys = any(isinstance(a, DeployCluster) for a in plan.actions)  # checked with its cluster request
+    return upgrading and stops and not deploys and resource.metadata.deletion_timestamp is None

@@ -178,7 +178,9 @@ class Controller:
     def _plan(self, resource: Resource, fresh_ids: tuple[str, str, str]) -> Plan:
         """validate → observe → plan; ``fresh_ids`` are the job id and trigger ids a plan may hand out."""
         defaults = self.provisioner.default_state_dirs
-        problems = validate_resource(resource, default_state_dirs=defaults)
+        problems = validate_resource(
+            resource, default_state_dirs=defaults, secret_schemes=self.provisioner.secret_schemes
+        )
         target: Resource | None = None
         if isinstance(resource, FlinkSessionJob):
             namespace = resource.metadata.namespace

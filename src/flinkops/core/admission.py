@@ -32,6 +32,7 @@ from typing import Any
 
 from flinkops.api.loader import Resource, load_object
 from flinkops.api.models import FlinkSessionJob, is_canary_document
+from flinkops.api.secrets import KUBERNETES_SCHEMES
 from flinkops.api.validation import validate_batch
 from flinkops.core.lint import lint
 from flinkops.errors import InvalidInput, Problem
@@ -159,7 +160,7 @@ def review(body: bytes | str | Mapping[str, Any], existing: Lookup | None = None
         cluster = existing(cluster_key)
         if cluster is not None:
             stored[cluster_key] = cluster
-    problems = validate_batch([resource], stored)
+    problems = validate_batch([resource], stored, secret_schemes=KUBERNETES_SCHEMES)
     findings = lint(resource)
     # A lint error at a path validation already refused says the same thing twice (FO006 and the savepoint rule).
     refused = {p.path for p in problems}

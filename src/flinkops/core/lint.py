@@ -85,7 +85,8 @@ _SECRET_WORDS = ("password", "passwd", "secret", "apikey", "api-key", "token", "
 # Keys whose last segment names *how* a secret is obtained, not the secret (credentials.provider, ...).
 _SECRET_META_SUFFIXES = ("provider", "enabled", "class", "file", "path", "type", "timeout", "ttl", "interval")
 _NOT_SECRETS = frozenset({"kubernetes.secrets", "kubernetes.env.secretkeyref"})
-_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_.-]*\}$")
+# ``${secret:...}`` (api.secrets, resolved at start) or a bare ``${NAME}`` placeholder: neither is the secret.
+_REFERENCE = re.compile(r"^\$\{(secret:[^}]*|[A-Za-z_][A-Za-z0-9_.-]*)\}$")
 _INLINE_PASSWORD = re.compile(r"password\s*=\s*\"?(?P<value>[^\"\s;]*)", re.IGNORECASE)
 
 
@@ -462,9 +463,10 @@ def _literal_secrets(conf: Mapping[str, str]) -> list[Finding]:
                 f"'{key}' holds a literal secret",
                 "flinkConfiguration is stored in git, in the cluster's ConfigMap and status, and shown in "
                 "the Flink web UI and logs: anyone who can read any of those has the credential",
-                "reference an environment variable injected from your secret manager instead, e.g. "
-                "'${DD_API_KEY}', or use workload identity (IRSA) for storage access; then rotate the "
-                "exposed credential",
+                "reference the secret instead, resolved when the cluster starts: '${secret:vault:<mount>/<path>#"
+                "<key>}', '${secret:env:NAME}' or '${secret:file:/path}' locally, '${secret:k8s:<secret>/<key>}' "
+                "on Kubernetes (README: Security, Secrets), or use workload identity (IRSA) for storage access; "
+                "then rotate the exposed credential",
             )
         )
     return findings

@@ -62,6 +62,11 @@ class Provisioner(Protocol):
         """Whether a deployment without checkpoint/savepoint directories gets default ones (local target)."""
         ...
 
+    @property
+    def secret_schemes(self) -> frozenset[str]:
+        """The secret reference schemes (``api.secrets``) this target resolves or renders."""
+        ...
+
     def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
         """What rendering ``deployment``'s Flink configuration needs from the target
         (``flink.config.render_inputs`` with this target's home, Python and JVM options)."""

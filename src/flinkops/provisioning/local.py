@@ -28,6 +28,7 @@ from pathlib import Path
 from flinkops.api.flinkconf import PYTHON_DRIVER, checkpoint_dir, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
 from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
+from flinkops.api.secrets import LOCAL_SCHEMES, arg_references, config_references
 from flinkops.errors import FlinkopsError, PermanentError
 from flinkops.flink.config import RenderInputs, render_inputs
 from flinkops.flink.distribution import FlinkDistribution
@@ -45,6 +46,7 @@ from flinkops.s3 import (
     resolve_s3_access,
     split_uri,
 )
+from flinkops.secrets import SecretResolver
 from flinkops.settings import SOURCE_DIR_ANNOTATION, USRLIB_ANNOTATION
 
 __all__ = [
@@ -86,6 +88,7 @@ class DataPlane:
         self._dev_s3 = dev_s3
         self._local_snapshots = local_snapshots
         self._s3_stores: dict[S3Access, SnapshotStore] = {}  # one client per endpoint and credentials
+        self.secrets = SecretResolver(self.environ)
 
     # ------------------------------------------------------------------ S3 access
 
@@ -100,7 +103,18 @@ class DataPlane:
             return None
 
     def s3_access(self, config: Mapping[str, str]) -> S3Access:
+        refs = config_references({k: v for k, v in config.items() if k in SECRET_CONFIG_KEYS})
+        local = {k: ref for k, ref in refs.items() if ref.scheme in LOCAL_SCHEMES}
+        if refs:  # S3 keys given as references: read with their values (others as if absent)
+            config = {k: v for k, v in config.items() if k not in refs}
+            config.update({k: self.secrets.resolve(ref) for k, ref in local.items()})
         return resolve_s3_access(config, self.environ, self.dev_s3())
+
+    def secret_environment(self, config: Mapping[str, str], args: Sequence[str] = ()) -> dict[str, str]:
+        """The resolved values of the secret references in ``config`` and ``args``, by the variable each travels
+        in to the launcher (``SecretRef.env_name``); raises ``SecretUnavailable`` naming one that cannot be read."""
+        refs = [*config_references(config).values(), *arg_references(args).values()]
+        return self.secrets.resolve_all(ref for ref in refs if ref.scheme in LOCAL_SCHEMES)
 
     def snapshot_store(self, config: Mapping[str, str]) -> SnapshotStore:
         """Checkpoint/savepoint storage as a deployment with ``config`` sees it: local paths, and S3 with the
@@ -118,10 +132,11 @@ class DataPlane:
         return RoutingSnapshotStore(self._local_snapshots or LocalSnapshotStore(), s3_store)
 
     def process_environment(self, config: Mapping[str, str], args: Sequence[str] = ()) -> dict[str, str]:
-        """The secret environment of a cluster's processes (S3 credentials), empty when it uses no S3."""
-        if not uses_s3(config, args):
-            return {}
-        return flink_settings(self.s3_access(config))[1]
+        """The secret environment of a cluster's processes: S3 credentials, and the resolved secret references."""
+        environment = self.secret_environment(config, args)
+        if uses_s3(config, args):
+            environment.update(flink_settings(self.s3_access(config))[1])
+        return environment
 
     # ------------------------------------------------------------------ cluster additions
 
@@ -162,11 +177,14 @@ class DataPlane:
             self._check_state_buckets(access, config)
             settings, environment = flink_settings(access)
             updates = {k: v for k, v in settings.items() if not str(config.get(k, "")).strip()}
+        environment = {**environment, **self.secret_environment(config, args)}
         return ClusterExtras(updates, environment, plugins, tuple(lib_jars))
 
     def without_secrets(self, config: Mapping[str, str]) -> dict[str, str]:
-        """``config`` minus S3 keys and secrets: those reach the processes through their environment."""
-        return {k: v for k, v in config.items() if k not in SECRET_CONFIG_KEYS}
+        """``config`` minus S3 keys and secrets: those reach the processes through their environment. A secret
+        reference stays: it is not the secret, and the launcher passes its value to Flink (``api.secrets``)."""
+        refs = config_references(config)
+        return {k: v for k, v in config.items() if k not in SECRET_CONFIG_KEYS or k in refs}
 
     @staticmethod
     def _check_state_buckets(access: S3Access, config: Mapping[str, str]) -> None:
@@ -240,6 +258,10 @@ class LocalProvisioner(DataPlane):
     @property
     def default_state_dirs(self) -> bool:
         return True
+
+    @property
+    def secret_schemes(self) -> frozenset[str]:
+        return LOCAL_SCHEMES
 
     def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
         version = self.dist.version if self.dist is not None else None

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
+from flinkops.api.secrets import KUBERNETES_SCHEMES, config_references
 from flinkops.errors import PermanentError
 from flinkops.flink.config import RenderInputs, render_inputs
 from flinkops.ports import ClusterExtras, Resource
@@ -42,6 +43,10 @@ class PodProvisioner(DataPlane):
     def default_state_dirs(self) -> bool:
         return False  # a pod's default directory would die with the pod: the spec must name its state
 
+    @property
+    def secret_schemes(self) -> frozenset[str]:
+        return KUBERNETES_SCHEMES
+
     def render_inputs(self, deployment: FlinkDeployment) -> RenderInputs:
         return render_inputs(deployment, None)
 
@@ -51,7 +56,8 @@ class PodProvisioner(DataPlane):
     def prepare_cluster(
         self, spec: FlinkDeploymentSpec, config: Mapping[str, str], args: Sequence[str] = ()
     ) -> ClusterExtras:
-        keys = sorted(k for k in SECRET_CONFIG_KEYS if str(config.get(k, "")).strip())
+        refs = config_references(config)  # rendered as secretKeyRef by the runtime: not in the ConfigMap
+        keys = sorted(k for k in SECRET_CONFIG_KEYS if str(config.get(k, "")).strip() and k not in refs)
         if keys:
             raise PermanentError(
                 f"flinkConfiguration sets {', '.join(keys)}: on Kubernetes S3 keys do not go into the "

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from flinkops.api.loader import MAX_INPUT_BYTES, decode_input, load_documents, load_object
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+from flinkops.api.secrets import KUBERNETES_SCHEMES, LOCAL_SCHEMES
 from flinkops.api.validation import resource_label, validate_batch
 from flinkops.errors import FlinkopsError, InvalidInput, PermanentError, Problem, TemporaryError
 from flinkops.ports import ResourceStore
@@ -194,7 +195,8 @@ def validate(target: Target, resources: Sequence[Resource]) -> list[Problem]:
 
 
 def _problems(target: Target, resources: Sequence[Resource], existing: Existing) -> list[Problem]:
-    problems = validate_batch(resources, existing, default_state_dirs=target.local)
+    schemes = LOCAL_SCHEMES if target.local else KUBERNETES_SCHEMES
+    problems = validate_batch(resources, existing, default_state_dirs=target.local, secret_schemes=schemes)
     problems.extend(restore_path_problems(target, resources, existing))
     return problems
 

@@ -12,6 +12,14 @@ IP (downward API env ``_POD_IP_ADDRESS``, the name Flink's native entrypoint rea
 standalone JobManagers get ``jobmanager.rpc.address=$(_POD_IP_ADDRESS)`` as a dynamic property on their
 command line). A deployment's secret environment is referenced by Secret name (``envFrom``), never copied.
 
+**Secret references** (``api.secrets``, ``${secret:k8s:<secret>/<key>}``): each becomes an env entry
+``FLINKOPS_SECRET_<digest>`` with ``valueFrom.secretKeyRef`` on the main container, so the kubelet reads the Secret
+(the operator never does). A ``flinkConfiguration`` key gets its value as the dynamic property
+``-D <key>=$(FLINKOPS_SECRET_<digest>)`` on the container's args and a job argument ``--name=${secret:...}`` becomes
+``--name=$(FLINKOPS_SECRET_<digest>)``: Kubernetes expands ``$(VAR)`` when it starts the container, Flink masks both
+in its log (validation allows references only where it does), and the ConfigMap and the Deployment carry only the
+reference.
+
 :func:`flink_pod` makes the pod template of the JobManager Deployment (and of the standalone TaskManager
 Deployment); :func:`native_taskmanager_template` the pod template file Flink's resource manager builds native
 TaskManager pods from (Flink itself applies the tolerations, Secrets and node selector of its configuration to
@@ -37,6 +45,7 @@ from typing import Any
 
 from flinkops.api.models import DeploymentMode
 from flinkops.api.plugins import MAIN_CONTAINER
+from flinkops.api.secrets import SecretRef, arg_references, config_references
 from flinkops.runtimes.kubernetes.context import RenderContext, common_labels, parse_map
 from flinkops.runtimes.kubernetes.names import (
     GENERATION_ANNOTATION,
@@ -174,17 +183,44 @@ def _escape(arg: str) -> str:
     return arg.replace("$(", "$$(")
 
 
+def _secret_dynamic(ctx: RenderContext) -> list[str]:
+    """``-D <key>=$(FLINKOPS_SECRET_...)`` for every secret reference of the configuration (two words: the form
+    every entry script takes)."""
+    refs = config_references(ctx.config)
+    return [word for key in sorted(refs) for word in ("-D", f"{_escape(key)}=$({refs[key].env_name})")]
+
+
+def _job_arg(arg: str, ref: SecretRef | None) -> str:
+    if ref is None:
+        return _escape(arg)
+    prefix = arg[: arg.index("${secret:")]
+    return f"{_escape(prefix)}$({ref.env_name})"
+
+
+def _secret_env(ctx: RenderContext, component: Component, application: ApplicationLaunch | None) -> list[Any]:
+    """The main container's env entries that read the referenced Secret keys (``secretKeyRef``)."""
+    refs = list(config_references(ctx.config).values())
+    if component == "jobmanager" and application is not None:
+        refs += arg_references(application.args).values()
+    entries: dict[str, dict[str, Any]] = {}
+    for ref in refs:
+        if ref.scheme == "k8s":
+            selector = {"name": ref.name, "key": ref.key}
+            entries[ref.env_name] = {"name": ref.env_name, "valueFrom": {"secretKeyRef": selector}}
+    return [entries[name] for name in sorted(entries)]
+
+
 def _args(ctx: RenderContext, component: Component, application: ApplicationLaunch | None) -> list[str]:
     rpc_address = f"jobmanager.rpc.address=$({POD_IP_ENV})"
     if component == "taskmanager":
-        return ["taskmanager"]
+        return ["taskmanager", *_secret_dynamic(ctx)]
     if ctx.mode is DeploymentMode.NATIVE:
         target = "kubernetes-application" if application else "kubernetes-session"
         return ["kubernetes-jobmanager.sh", target]
     if application is None:
         # jobmanager.sh takes dynamic properties only as a separate "-D" word: a single "-Dkey=value" word in
         # that position is read as the legacy <host> argument (and becomes "jobmanager.rpc.address=-Dkey=...").
-        return ["jobmanager", "-D", rpc_address] if ctx.ha else ["jobmanager"]
+        return ["jobmanager", *(["-D", rpc_address] if ctx.ha else []), *_secret_dynamic(ctx)]
     args = ["standalone-job"]
     if application.entry_class:
         args += ["--job-classname", _escape(application.entry_class)]
@@ -195,7 +231,8 @@ def _args(ctx: RenderContext, component: Component, application: ApplicationLaun
         args += ["--fromSavepoint", _escape(ctx.restore)]
     if ctx.ha:
         args.append(f"-D{rpc_address}")
-    return args + [_escape(a) for a in application.args]
+    refs = arg_references(application.args)
+    return args + _secret_dynamic(ctx) + [_job_arg(a, refs.get(i)) for i, a in enumerate(application.args)]
 
 
 def _env_from_config(config: Mapping[str, str], component: Component) -> list[dict[str, Any]]:
@@ -291,6 +328,7 @@ def flink_pod(
     env: list[dict[str, Any]] = [
         *_env_from_config(config, component),
         *secret_env(config),
+        *_secret_env(ctx, component, application),
         {"name": "FLINK_CONF_DIR", "value": ctx.conf_dir},
     ]
     if component == "jobmanager":

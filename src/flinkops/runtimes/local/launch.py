@@ -15,7 +15,13 @@ execs one JVM, in the same shape as ``flink-console.sh``::
 - environment: what the scripts export (``FLINK_CONF_DIR``, ``FLINK_LIB_DIR``, ``FLINK_PLUGINS_DIR``,
   ``FLINK_BIN_DIR``, ``FLINK_OPT_DIR``, ``ROOT_LOG_LEVEL``, ``MAX_LOG_FILE_NUMBER``, ``JAVA_HOME`` from
   ``env.java.home``) and ``FLINK_INHERITED_LOGS`` naming the computed parameters (the process logs it at start);
-- class-data sharing: ``cds.py``.
+- class-data sharing: ``cds.py``;
+- secret references (``api.secrets``): a ``flinkConfiguration`` value ``${secret:...}`` stays a reference in
+  ``conf/config.yaml``; its value, resolved by the provisioner and handed over in the process environment as
+  ``FLINKOPS_SECRET_<digest>``, is passed as one ``-Dkey=value`` program argument (a dynamic property overrides the
+  file) and a job argument ``--name=${secret:...}`` gets its value in place. Flink masks both in its log (the key or
+  the argument names a sensitive word: validation allows no other place). The ``FLINKOPS_SECRET_*`` variables are
+  removed from the JVM's environment, and so are the controller's Vault tokens (``VAULT_TOKEN``, ``BAO_TOKEN``).
 
 ``FLINKOPS_JVM_LAUNCH=scripts`` (read when the runtime is created) starts every process through the scripts
 instead, for debugging or a configuration the Python side does not model (then it falls back by itself for that
@@ -40,12 +46,13 @@ import socket
 import subprocess
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from flinkops.api.secrets import ENV_PREFIX, config_references, substitute
 from flinkops.errors import RuntimeFailure
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.flink.jars import manifest_entry_class
@@ -83,6 +90,7 @@ _SESSION = ("standalonesession", SESSION_MAIN, "jobmanager.sh")
 _APPLICATION = ("standalonejob", APPLICATION_MAIN, "standalone-job.sh")
 _TASKMANAGER = ("taskexecutor", TASKMANAGER_MAIN, "taskmanager.sh")
 _LOG_CONFIG = "log4j-console.properties"
+_CONTROLLER_CREDENTIALS = ("VAULT_TOKEN", "BAO_TOKEN")
 
 
 def launch_mode(value: str | None = None) -> str:
@@ -199,8 +207,9 @@ class Launcher:
 
     def command(self, spec: ProcessSpec) -> Launch:
         env = self._base_env(spec)
+        config = read_config(spec.root / "conf")
+        spec = _with_secrets(spec, config)
         if self.mode == DIRECT:
-            config = read_config(spec.root / "conf")
             try:
                 return self._direct(spec, config, env)
             except NotModelled as exc:
@@ -231,6 +240,8 @@ class Launcher:
             }
         )
         env.pop("FLINK_HOME", None)
+        for credential in _CONTROLLER_CREDENTIALS:  # the controller's access to Vault is not the job's
+            env.pop(credential, None)
         return env
 
     def _kind(self, spec: ProcessSpec) -> tuple[str, str, str]:
@@ -320,6 +331,25 @@ class Launcher:
         if spec.role == "jobmanager" and not spec.application:
             return [*dynamic, *config_dir, *spec.args]
         return [*config_dir, *dynamic, *spec.args]
+
+
+def _with_secrets(spec: ProcessSpec, config: Mapping[str, str]) -> ProcessSpec:
+    """``spec`` with the values of its secret references in its arguments (``-Dkey=value`` first, then the
+    arguments with a reference at their end substituted) and without the variables that carried them."""
+    values = {k: v for k, v in spec.environment.items() if k.startswith(ENV_PREFIX)}
+    refs = config_references(config)
+    if not refs and not values:
+        return spec
+    try:
+        dynamic = [f"-D{key}={substitute(config[key], values)}" for key in sorted(refs)]
+        args = [substitute(arg, values) for arg in spec.args]
+    except KeyError as exc:
+        raise RuntimeFailure(
+            f"{spec.ident}: the secret {exc.args[0]} was not resolved for the {spec.role}; the controller resolves "
+            "secrets when it starts a process (see its log)"
+        ) from None
+    environment = {k: v for k, v in spec.environment.items() if not k.startswith(ENV_PREFIX)}
+    return replace(spec, args=(*dynamic, *args), environment=environment)
 
 
 def _hadoop_classpath(config: Mapping[str, str], env: Mapping[str, str]) -> list[str]:

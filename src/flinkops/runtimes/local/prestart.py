@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
+from flinkops.api.secrets import arg_references
 from flinkops.api.validation import ha_type
 from flinkops.errors import FlinkApiError, FlinkUnavailable, RuntimeFailure
 from flinkops.flink.memory import parse_memory_size
@@ -154,6 +155,9 @@ class Prestarter:
             return "PyFlink jobs are not submitted to a pre-started cluster (only application mode runs them)"
         if app is not None and not app.jar_paths:
             return "the job has no jar to submit to a pre-started cluster"
+        if app is not None and arg_references(app.args):
+            # Submitted through Flink REST, the arguments would not be masked as the entry point's are.
+            return "the job's arguments reference secrets: they are passed to an application cluster only"
         needed = memory_needed(request.flink_config, request.taskmanager_replicas)
         available = self.available()
         if available is not None and available - MEMORY_MARGIN < needed:
