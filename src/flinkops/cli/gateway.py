@@ -14,6 +14,7 @@ import typer
 
 from flinkops.cli import target
 from flinkops.cli.output import main_guard, out
+from flinkops.service.target import gateway_settings
 
 __all__ = ["gateway_app"]
 
@@ -43,15 +44,14 @@ def gateway_run(config: ConfigOpt = None) -> None:
     """Serve the gateway in the foreground until Ctrl-C or SIGTERM (exit 2 when the settings are bad)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    target.local_only("gateway", "on Kubernetes the operator renders the gateway; see the README's Security section")
-    target.local().run_gateway(config)
+    target.current().run_gateway(config)
 
 
 @gateway_app.command("check")
 @main_guard
 def gateway_check(config: ConfigOpt = None) -> None:
     """Check the settings and say what they allow; exit 2 with each bad field's path."""
-    settings = target.local().gateway_settings(config)
+    settings = gateway_settings(target.current().home, config)
     scheme = "https" if settings.tls is not None else "http"
     out.print(f"gateway settings are valid: {scheme}://{settings.listen}")
     if settings.oidc is not None:

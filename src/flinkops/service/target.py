@@ -102,6 +102,10 @@ class Target(Protocol):
         each ``/opt/flink/...`` path is here; nothing to check where clusters do not run on this machine."""
         ...
 
+    def run_gateway(self, config: Path | None = None) -> None:
+        """Serve the gateway in this process until SIGTERM or Ctrl-C (``flinkops gateway run``)."""
+        ...
+
 
 def local_only(target: Target, command: str, instead: str = "") -> None:
     """Refuse ``command`` on a Kubernetes target (``InvalidInput``), saying what to use there instead."""
@@ -246,28 +250,24 @@ class LocalTarget:
     def run_gateway(self, config: Path | None = None) -> None:
         """Serve the gateway (``config``, default ``<home>/gateway.yaml``) in this process until SIGTERM or
         Ctrl-C; ``InvalidInput`` when the settings are bad."""
-        from flinkops.wiring.gateway import serve
+        from flinkops.wiring.gateway import audit_path, serve
+        from flinkops.wiring.local import open_store
 
-        settings = self.gateway_settings(config)
-        serve(settings, self.home)
+        settings = gateway_settings(self.home, config)
+        serve(settings, lambda: open_store(self.home), audit_path(settings, self.home))
 
-    def gateway_settings(self, config: Path | None = None) -> GatewayConfig:
-        """The gateway's checked settings (``InvalidInput`` with each field's path)."""
-        from flinkops.gateway.config import load_config
-        from flinkops.wiring.gateway import config_path
 
-        path = config or config_path(self.home)
-        if not path.is_file():
-            raise InvalidInput(
-                [
-                    Problem(
-                        "",
-                        f"{path} does not exist",
-                        "write the gateway's settings there (see `flinkops gateway --help`)",
-                    )
-                ]
-            )
-        return load_config(path)
+def gateway_settings(home: Path, config: Path | None = None) -> GatewayConfig:
+    """The gateway's checked settings, ``config`` or ``<home>/gateway.yaml`` (``InvalidInput`` with each field's
+    path)."""
+    from flinkops.gateway.config import load_config
+    from flinkops.wiring.gateway import config_path
+
+    path = config or config_path(home)
+    if not path.is_file():
+        hint = "write the gateway's settings there (see `flinkops gateway --help`)"
+        raise InvalidInput([Problem("", f"{path} does not exist", hint)])
+    return load_config(path)
 
 
 class KubernetesTarget:
@@ -300,6 +300,15 @@ class KubernetesTarget:
             client = KubeClient(load_config(self.context, self.kubeconfig))
             self._store = KubernetesStore(client, component="flinkops-cli")
         return self._store
+
+    def run_gateway(self, config: Path | None = None) -> None:
+        """Serve the gateway in this process (in the operator chart's gateway Deployment), reading the
+        FlinkDeployments' REST addresses from the API server; ``config`` default ``<home>/gateway.yaml``."""
+        from flinkops.wiring.gateway import audit_path, serve
+
+        settings = gateway_settings(self.home, config)
+        store = self.store()
+        serve(settings, lambda: store, audit_path(settings, self.home))
 
     def documents(self, kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
         from flinkops.api.loader import dump_resource

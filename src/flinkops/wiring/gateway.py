@@ -1,8 +1,11 @@
-"""The gateway on the local runtime: where each deployment's REST API is (the store's ``status.clusterInfo``, read
-at most once a second per deployment), the gateway's process next to the controller, and its settings file.
+"""The gateway's wiring: where each deployment's REST API is (``status.clusterInfo["rest-url"]`` in the store the
+target has: the local SQLite store, or the API server through the Kubernetes store; read at most once a second per
+deployment), and on the local runtime the gateway's process next to the controller.
 
-``<home>/gateway.yaml`` turns it on: the controller daemon starts ``flinkops gateway run`` beside itself and stops
-it when it stops. Flink's REST API binds 127.0.0.1 on the local runtime, so the gateway is the door from outside.
+Locally ``<home>/gateway.yaml`` turns it on: the controller daemon starts ``flinkops gateway run`` beside itself and
+stops it when it stops. Flink's REST API binds 127.0.0.1 on the local runtime, so the gateway is the door from
+outside. On Kubernetes the operator chart runs it as one Deployment (``gateway.enabled``), reading the
+FlinkDeployments of the namespaces it serves.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from aiohttp import web
@@ -23,11 +26,11 @@ from aiohttp import web
 from flinkops.gateway.config import GatewayConfig, load_config
 from flinkops.gateway.oidc import OidcProvider
 from flinkops.gateway.server import Gateway, ssl_context
-from flinkops.wiring.local import open_store
+from flinkops.ports import ResourceKey, ResourceStore
 
 __all__ = [
     "CONFIG_FILE",
-    "LocalUpstreams",
+    "StoreUpstreams",
     "audit_path",
     "beside_the_controller",
     "config_path",
@@ -46,18 +49,16 @@ def config_path(home: Path) -> Path:
     return home / CONFIG_FILE
 
 
-class LocalUpstreams:
-    """Deployments' REST addresses from the local store, each remembered for a second (the gateway answers many
-    requests per second; a JobManager's address changes only when it restarts)."""
+class StoreUpstreams:
+    """Deployments' REST addresses from a store (``open_store()`` gives it), each remembered for a second (the
+    gateway answers many requests per second; a JobManager's address changes only when it restarts)."""
 
-    def __init__(self, home: Path) -> None:
-        self.home = home
+    def __init__(self, open_store: Callable[[], ResourceStore]) -> None:
+        self.open_store = open_store
         self._known: dict[tuple[str, str], tuple[str | None, float]] = {}
 
     def _read(self, namespace: str, name: str) -> str | None:
-        from flinkops.ports import ResourceKey
-
-        resource = open_store(self.home).get(ResourceKey("FlinkDeployment", namespace, name))
+        resource = self.open_store().get(ResourceKey("FlinkDeployment", namespace, name))
         if resource is None:
             return None
         status = resource.status
@@ -75,7 +76,7 @@ class LocalUpstreams:
 
     async def listing(self) -> list[tuple[str, str]]:
         def read() -> list[tuple[str, str]]:
-            found = open_store(self.home).list_resources(kind="FlinkDeployment")
+            found = self.open_store().list_resources(kind="FlinkDeployment")
             return [(r.metadata.namespace, r.metadata.name) for r in found]
 
         return await asyncio.to_thread(read)
@@ -85,17 +86,17 @@ def audit_path(config: GatewayConfig, home: Path) -> Path:
     return config.audit_log or home / "gateway" / "audit.log"
 
 
-def gateway_for(config: GatewayConfig, home: Path) -> Gateway:
-    upstreams = LocalUpstreams(home)
+def gateway_for(config: GatewayConfig, open_store: Callable[[], ResourceStore], audit: Path) -> Gateway:
+    upstreams = StoreUpstreams(open_store)
     oidc = OidcProvider(config.oidc) if config.oidc is not None else None
-    return Gateway(config, upstreams, audit_log=audit_path(config, home), oidc=oidc, listing=upstreams.listing)
+    return Gateway(config, upstreams, audit_log=audit, oidc=oidc, listing=upstreams.listing)
 
 
-def serve(config: GatewayConfig, home: Path) -> None:
+def serve(config: GatewayConfig, open_store: Callable[[], ResourceStore], audit: Path) -> None:
     """Serve until SIGTERM or Ctrl-C."""
-    gateway = gateway_for(config, home)
+    gateway = gateway_for(config, open_store, audit)
     scheme = "https" if config.tls is not None else "http"
-    log.info("gateway on %s://%s; audit log %s", scheme, config.listen, audit_path(config, home))
+    log.info("gateway on %s://%s; audit log %s", scheme, config.listen, audit)
     web.run_app(
         gateway.app(),
         host=config.host,
