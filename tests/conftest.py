@@ -91,6 +91,7 @@ _NODE_MODULES = {
     "tests/kubernetes/test_job_chart_on_node.py",
     "tests/kubernetes/test_lifecycle_on_node.py",
     "tests/kubernetes/test_node_live.py",
+    "tests/kubernetes/test_secrets_on_node.py",
     "tests/kubernetes/test_session_and_batch_on_node.py",
 }
 _NODE_FIXTURES = {"node", "stack"}
