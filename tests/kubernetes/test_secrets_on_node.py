@@ -3,7 +3,7 @@ object, log or status the operator or Flink writes holds them, through a whole l
 
 A FlinkDeployment (standalone) runs the probe job (tests/jobs: it appends the sha256 of a job argument and of a
 configuration value to a file on the host, then counts) with ``--probe-password=${secret:k8s:probe/password}`` and
-``flinkops.probe.password: ${secret:k8s:probe/config-password}``. The operator renders ``secretKeyRef`` env
+``probe.config.password: ${secret:k8s:probe/config-password}``. The operator renders ``secretKeyRef`` env
 entries and ``$(VAR)`` in the container args; it never reads the Secret. Steps: deploy -> STABLE; savepoint upgrade
 -> STABLE; the JobManager pod deleted (no HA: the operator redeploys from the newest checkpoint); delete. Each start
 of the job must have seen both values (one probe line per start, each with the right hashes), and at every step no
@@ -41,14 +41,14 @@ def _sha(text: str) -> str:
 def _spec(stack: Stack, rate: int) -> dict[str, Any]:
     doc = verifier_deployment(
         NAME, s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir, parallelism=1,
-        extra={"flinkops.probe.password": f"${{secret:k8s:{SECRET}/config-password}}"},
+        extra={"probe.config.password": f"${{secret:k8s:{SECRET}/config-password}}"},
     )  # fmt: skip
     job = doc["spec"]["job"]
     job["entryClass"] = PROBE
     job["args"] = [
         f"--probe-out={OUTPUT_MOUNT}/{NAME}-probe",
         f"--probe-password=${{secret:k8s:{SECRET}/password}}",
-        "--probe-keys=flinkops.probe.password",
+        "--probe-keys=probe.config.password",
         "--rate", str(rate), "--keys", "4",
     ]  # fmt: skip
     return doc
@@ -91,7 +91,7 @@ def test_values_from_a_kubernetes_secret_reach_the_job_and_nothing_else_through_
     began = time.time()
     password, config_password = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
     values = [password, config_password]
-    expected = f"password={_sha(password)} flinkops.probe.password={_sha(config_password)}"
+    expected = f"password={_sha(password)} probe.config.password={_sha(config_password)}"
     body = {
         "metadata": {"name": SECRET, "namespace": JOBS_NS},
         "data": {
