@@ -748,6 +748,20 @@ def test_only_the_gateway_and_the_operator_reach_the_jobmanagers_rest_port() -> 
     assert namespaces_of(of_kind(render(elsewhere, release=RELEASE, namespace=NAMESPACE), "NetworkPolicy")) == {"jobs"}
 
 
+def test_the_install_notes_say_where_the_gateway_is_and_what_it_guards() -> None:
+    output = helm(
+        "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client", values=VARIATIONS["gateway"]
+    )
+    notes = output.split("NOTES:", 1)[1]
+    assert f"kubectl logs -n {NAMESPACE} deploy/{GATEWAY}" in notes
+    assert "the Secret\ngateway-tls must exist" in notes
+    assert "REST port (8081) in: team-a, team-b." in notes
+    assert (
+        "gateway"
+        not in helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client").split("NOTES:", 1)[1]
+    )
+
+
 @pytest.mark.parametrize(
     ("gateway", "reason"),
     [
