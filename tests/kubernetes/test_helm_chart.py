@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from flinkops.gateway.config import load_config, parse_config
+from flinkops.runtimes.kubernetes.names import selector_labels
 from support.helm import CHART, JOB_RULES, OPERATOR_RULES, HelmFailed, Manifest, helm, render
 
 pytestmark = pytest.mark.integration
@@ -49,8 +51,34 @@ VARIATIONS: dict[str, dict[str, Any]] = {
     },
     "webhook": {"webhook": {"enabled": True}},
     "webhook-cert-manager": {"webhook": {"enabled": True, "certManager": {"enabled": True}}},
+    "gateway": {
+        "watchNamespaces": ["team-a", "team-b"],
+        "gateway": {
+            "enabled": True,
+            "tlsSecret": "gateway-tls",
+            "oidc": {
+                "issuer": "https://login.example.com/realms/flink",
+                "clientId": "flinkops-gateway",
+                "clientSecretRef": {"name": "gateway-oidc", "key": "secret"},
+                "audience": ["flink-api"],
+                "redirectUrl": "https://flink.example.com/_auth/callback",
+            },
+            "certificateRules": [{"name": "services", "regex": r"([a-z-]+)\.svc\.example\.com", "namespace": "team-a"}],
+            "roles": [
+                {"subjects": ["group:flink-admins"], "role": "admin"},
+                {"subjects": ["cert:services"], "role": "operator", "namespace": "team-a"},
+            ],
+            "jars": [{"subjects": ["group:flink-admins"], "namespace": "team-b"}],
+        },
+    },
+    "gateway-all-namespaces": {
+        "watchAllNamespaces": True,
+        "gateway": {"enabled": True, "tlsSecret": "gateway-tls", "certificateRules": [{"name": "ci", "exact": "ci"}]},
+    },
 }
 WEBHOOK_SECRET = f"{RELEASE}-webhook-tls"
+GATEWAY = f"{RELEASE}-gateway"
+REST_PORT = 8081  # Flink's default rest.port, which flinkops renders unless a FlinkDeployment sets another
 
 
 def of_kind(objects: list[Manifest], kind: str) -> list[Manifest]:
@@ -84,8 +112,13 @@ def namespaces_of(objects: list[Manifest]) -> set[str]:
     return {o["metadata"]["namespace"] for o in objects}
 
 
+def operator_deployment(objects: list[Manifest]) -> Manifest:
+    (found,) = [o for o in of_kind(objects, "Deployment") if o["metadata"]["name"] == RELEASE]
+    return found
+
+
 def container(objects: list[Manifest]) -> Manifest:
-    containers = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    containers = operator_deployment(objects)["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["operator"]
     return dict(containers[0])
 
@@ -140,11 +173,11 @@ def test_every_binding_points_at_a_rendered_role_and_the_charts_accounts(rendere
         assert (ref["kind"], namespace, ref["name"]) in roles, binding["metadata"]
         for subject in binding["subjects"]:
             assert subject["kind"] == "ServiceAccount"
-            assert subject["name"] in {container_account(rendered), "flink"}, subject
+            assert subject["name"] in {container_account(rendered), "flink", GATEWAY}, subject
 
 
 def container_account(objects: list[Manifest]) -> str:
-    return str(one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"])
+    return str(operator_deployment(objects)["spec"]["template"]["spec"]["serviceAccountName"])
 
 
 def test_every_pod_meets_pod_security_restricted(rendered: list[Manifest]) -> None:
@@ -184,16 +217,19 @@ def test_every_object_carries_the_charts_labels(rendered: list[Manifest]) -> Non
         assert not missing, f"{obj['kind']}/{obj['metadata']['name']} lacks {missing}"
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
-    deployment = one(rendered, "Deployment")
-    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert all(pod_labels.get(k) for k in LABELS)
-    # The selectors find the operator's pods and only them.
-    selector = deployment["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= pod_labels.items()
+    selectors = {}
+    for deployment in of_kind(rendered, "Deployment"):
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert all(pod_labels.get(k) for k in LABELS)
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod_labels.items()
+        selectors[pod_labels["app.kubernetes.io/component"]] = selector
+    # The selectors find the operator's pods and only them (or the gateway's and only them).
     for service in of_kind(rendered, "Service"):
-        assert service["spec"]["selector"] == selector
+        component = service["metadata"]["labels"]["app.kubernetes.io/component"]
+        assert service["spec"]["selector"] == selectors["gateway" if component == "gateway" else "operator"]
     for budget in of_kind(rendered, "PodDisruptionBudget"):
-        assert budget["spec"]["selector"]["matchLabels"] == selector
+        assert budget["spec"]["selector"]["matchLabels"] == selectors["operator"]
 
 
 def test_namespaced_objects_say_where_they_go(rendered: list[Manifest]) -> None:
@@ -508,6 +544,251 @@ def test_the_install_notes_name_what_was_installed() -> None:
 def test_helm_lint_is_clean() -> None:
     for values in VARIATIONS.values():
         helm("lint", "--strict", str(CHART), "--namespace", NAMESPACE, values=values)
+
+
+# ------------------------------------------------------------------------------------------------ the gateway
+
+GATEWAY_DIR = "/etc/flinkops/gateway"
+
+
+def gateway_objects(objects: list[Manifest]) -> list[Manifest]:
+    return [o for o in objects if o["metadata"]["labels"]["app.kubernetes.io/component"] == "gateway"]
+
+
+def gateway_pod(objects: list[Manifest]) -> Manifest:
+    (deployment,) = [o for o in of_kind(objects, "Deployment") if o["metadata"]["name"] == GATEWAY]
+    return dict(deployment["spec"]["template"])
+
+
+def mounted_files(pod: Manifest) -> dict[str, tuple[str, str, str]]:
+    """Path in the gateway container -> (ConfigMap or Secret, its name, its key), from the settings volume."""
+    (mount,) = [m for m in pod["spec"]["containers"][0]["volumeMounts"] if m["mountPath"] == GATEWAY_DIR]
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
+    files = {}
+    for source in volume["projected"]["sources"]:
+        ((kind, ref),) = source.items()
+        for item in ref["items"]:
+            files[f"{GATEWAY_DIR}/{item['path']}"] = (kind, ref["name"], item["key"])
+    return files
+
+
+def test_the_gateway_is_off_by_default(defaults: list[Manifest]) -> None:
+    assert not gateway_objects(defaults)
+    assert not of_kind(defaults, "NetworkPolicy") and not of_kind(defaults, "ConfigMap")
+
+
+def test_the_gateway_settings_load_with_the_mounted_certificate_and_secret(tmp_path: Path) -> None:
+    """The rendered gateway.yaml is what ``flinkops gateway run`` accepts, and every file it names is a key of the
+    Secret the values name, mounted where the settings say."""
+    objects = render(VARIATIONS["gateway"], release=RELEASE, namespace=NAMESPACE)
+    (config_map,) = of_kind(objects, "ConfigMap")
+    text = config_map["data"]["gateway.yaml"]
+    pod = gateway_pod(objects)
+    files = mounted_files(pod)
+    assert files == {
+        f"{GATEWAY_DIR}/gateway.yaml": ("configMap", GATEWAY, "gateway.yaml"),
+        f"{GATEWAY_DIR}/tls/tls.crt": ("secret", "gateway-tls", "tls.crt"),
+        f"{GATEWAY_DIR}/tls/tls.key": ("secret", "gateway-tls", "tls.key"),
+        f"{GATEWAY_DIR}/tls/ca.crt": ("secret", "gateway-tls", "ca.crt"),
+        f"{GATEWAY_DIR}/oidc/secret": ("secret", "gateway-oidc", "secret"),
+    }
+    assert pod["spec"]["containers"][0]["command"] == [
+        "flinkops",
+        "gateway",
+        "run",
+        "--config",
+        f"{GATEWAY_DIR}/gateway.yaml",
+    ]
+    # The files where the pod would have them, under tmp_path: the settings load and the client secret is read.
+    for path, (_, _, key) in files.items():
+        local = tmp_path / path.removeprefix("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(text if key == "gateway.yaml" else f"{key} content\n")
+    settings = load_config(tmp_path / GATEWAY_DIR.removeprefix("/") / "gateway.yaml")
+    for path in (settings.tls.cert, settings.tls.key, settings.tls.client_ca) if settings.tls else ():
+        assert str(path) in files
+    substituted = parse_config(yaml.safe_load(text.replace(GATEWAY_DIR, str(tmp_path / GATEWAY_DIR.removeprefix("/")))))
+    assert substituted.oidc is not None and substituted.oidc.secret() == "secret content"
+    assert settings.listen == "0.0.0.0:8443" and settings.audit_log == Path("/dev/stdout")
+    assert settings.oidc is not None
+    assert (settings.oidc.issuer, settings.oidc.client_id) == (
+        "https://login.example.com/realms/flink",
+        "flinkops-gateway",
+    )
+    assert settings.oidc.audience == ["flink-api"] and settings.oidc.groups_claim == "groups"
+    assert settings.oidc.redirect_url == "https://flink.example.com/_auth/callback"
+    assert [(r.name, r.regex, r.namespace) for r in settings.certificate_rules] == [
+        ("services", r"([a-z-]+)\.svc\.example\.com", "team-a")
+    ]
+    assert [(b.role, b.namespace, b.subjects) for b in settings.roles] == [
+        ("admin", None, ["group:flink-admins"]),
+        ("operator", "team-a", ["cert:services"]),
+    ]
+    assert [(j.namespace, j.subjects) for j in settings.jars] == [("team-b", ["group:flink-admins"])]
+
+
+def test_without_certificate_rules_or_a_client_secret_nothing_more_is_mounted() -> None:
+    objects = render(
+        {"gateway": {"enabled": True, "tlsSecret": "tls", "oidc": {"issuer": "https://idp.example", "clientId": "c"}}},
+        release=RELEASE,
+        namespace=NAMESPACE,
+    )
+    (config_map,) = of_kind(objects, "ConfigMap")
+    settings = parse_config(yaml.safe_load(config_map["data"]["gateway.yaml"]))
+    assert settings.tls is not None and settings.tls.client_ca is None
+    assert settings.oidc is not None and settings.oidc.client_secret_file is None
+    assert sorted(mounted_files(gateway_pod(objects))) == [
+        f"{GATEWAY_DIR}/gateway.yaml",
+        f"{GATEWAY_DIR}/tls/tls.crt",
+        f"{GATEWAY_DIR}/tls/tls.key",
+    ]
+
+
+def test_the_gateway_runs_the_operator_image_on_the_kubernetes_target() -> None:
+    objects = render(VARIATIONS["gateway"], release=RELEASE, namespace=NAMESPACE)
+    pod = gateway_pod(objects)
+    (c,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+    service = next(o for o in of_kind(objects, "Service") if o["metadata"]["name"] == GATEWAY)
+
+    assert c["image"] == container(objects)["image"]
+    assert env["FLINKOPS_TARGET"] == "kubernetes"
+    assert env["WATCH_NAMESPACES"] == "team-a,team-b"  # the namespaces it may read, as the operator's
+    assert pod["spec"]["serviceAccountName"] == GATEWAY
+    assert c["ports"] == [{"name": "https", "containerPort": 8443, "protocol": "TCP"}]
+    assert c["readinessProbe"]["tcpSocket"] == {"port": "https"} and c["livenessProbe"]["tcpSocket"] == {
+        "port": "https"
+    }
+    assert service["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]
+    assert service["spec"]["type"] == "ClusterIP" and "sessionAffinity" not in service["spec"]
+    # A settings change rolls the pods (the gateway reads its settings at start).
+    other = render(
+        {**VARIATIONS["gateway"], "gateway": {**VARIATIONS["gateway"]["gateway"], "roles": []}},
+        release=RELEASE,
+        namespace=NAMESPACE,
+    )
+    checksum = pod["metadata"]["annotations"]["checksum/config"]
+    assert gateway_pod(other)["metadata"]["annotations"]["checksum/config"] != checksum
+
+
+def test_several_gateway_replicas_keep_each_client_on_one_pod() -> None:
+    """Browser sessions live in the pod's memory."""
+    values = {"gateway": {**VARIATIONS["gateway"]["gateway"], "replicas": 2}}
+    objects = render(values, release=RELEASE, namespace=NAMESPACE)
+    service = next(o for o in of_kind(objects, "Service") if o["metadata"]["name"] == GATEWAY)
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+
+
+def test_the_gateway_may_only_read_flinkdeployments_where_they_are_watched() -> None:
+    objects = render(VARIATIONS["gateway"], release=RELEASE, namespace=NAMESPACE)
+    roles = [o for o in of_kind(objects, "Role") if o["metadata"]["name"] == GATEWAY]
+    assert namespaces_of(roles) == {"team-a", "team-b"}
+    for role in roles:
+        assert rules_of(role) == {("flink.apache.org", "flinkdeployments"): {"get", "list", "watch"}}
+    bindings = [o for o in of_kind(objects, "RoleBinding") if o["metadata"]["name"] == GATEWAY]
+    assert namespaces_of(bindings) == {"team-a", "team-b"}
+    for binding in bindings:
+        assert binding["roleRef"]["name"] == GATEWAY
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": GATEWAY, "namespace": NAMESPACE}]
+    assert not of_kind(objects, "ClusterRole")
+
+    everywhere = render(VARIATIONS["gateway-all-namespaces"], release=RELEASE, namespace=NAMESPACE)
+    cluster_role = next(o for o in of_kind(everywhere, "ClusterRole") if o["metadata"]["name"] == GATEWAY)
+    assert rules_of(cluster_role) == {("flink.apache.org", "flinkdeployments"): {"get", "list", "watch"}}
+    binding = next(o for o in of_kind(everywhere, "ClusterRoleBinding") if o["metadata"]["name"] == GATEWAY)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": GATEWAY, "namespace": NAMESPACE}]
+    assert not [o for o in of_kind(everywhere, "Role") if o["metadata"]["name"] == GATEWAY]
+
+
+def _ports(rule: Manifest) -> set[int]:
+    covered: set[int] = set()
+    for port in rule["ports"]:
+        assert port["protocol"] == "TCP"
+        covered.update(range(port["port"], port.get("endPort", port["port"]) + 1))
+    return covered
+
+
+def test_only_the_gateway_and_the_operator_reach_the_jobmanagers_rest_port() -> None:
+    objects = render(VARIATIONS["gateway"], release=RELEASE, namespace=NAMESPACE)
+    policies = of_kind(objects, "NetworkPolicy")
+    assert namespaces_of(policies) == {"team-a", "team-b"}  # the job namespaces
+    gateway_labels = gateway_pod(objects)["metadata"]["labels"]
+    operator_labels = operator_deployment(objects)["spec"]["template"]["metadata"]["labels"]
+    for policy in policies:
+        spec = policy["spec"]
+        # It selects every JobManager pod flinkops renders, in either mode, and no TaskManager pod.
+        selector = spec["podSelector"]["matchLabels"]
+        for mode in ("native", "standalone"):
+            assert selector.items() <= selector_labels("orders", mode, "jobmanager").items()
+            assert not selector.items() <= selector_labels("orders", mode, "taskmanager").items()
+        assert spec["policyTypes"] == ["Ingress"]
+        rest_rule, other_ports = spec["ingress"]
+        # The REST port: from the gateway's and the operator's pods (in the release namespace) only.
+        assert _ports(rest_rule) == {REST_PORT}
+        for peer in rest_rule["from"]:
+            assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
+        peers = [p["podSelector"]["matchLabels"] for p in rest_rule["from"]]
+        assert [p.items() <= gateway_labels.items() for p in peers] == [True, False]
+        assert [p.items() <= operator_labels.items() for p in peers] == [False, True]
+        # Every other port as before: from anywhere (TaskManagers, scrapers, HA), the REST port excepted.
+        assert "from" not in other_ports
+        assert _ports(other_ports) == set(range(1, 65536)) - {REST_PORT}
+
+    moved = render(
+        {**VARIATIONS["gateway"], "gateway": {**VARIATIONS["gateway"]["gateway"], "networkPolicy": {"restPort": 9081}}},
+        release=RELEASE,
+        namespace=NAMESPACE,
+    )
+    for policy in of_kind(moved, "NetworkPolicy"):
+        assert _ports(policy["spec"]["ingress"][0]) == {9081}
+        assert 8081 in _ports(policy["spec"]["ingress"][1]) and 9081 not in _ports(policy["spec"]["ingress"][1])
+    off = {"gateway": {**VARIATIONS["gateway"]["gateway"], "networkPolicy": {"enabled": False}}}
+    assert not of_kind(render(off, release=RELEASE, namespace=NAMESPACE), "NetworkPolicy")
+    elsewhere = {"gateway": {**VARIATIONS["gateway"]["gateway"], "networkPolicy": {"namespaces": ["jobs"]}}}
+    assert namespaces_of(of_kind(render(elsewhere, release=RELEASE, namespace=NAMESPACE), "NetworkPolicy")) == {"jobs"}
+
+
+def test_the_install_notes_say_where_the_gateway_is_and_what_it_guards() -> None:
+    output = helm(
+        "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client", values=VARIATIONS["gateway"]
+    )
+    notes = output.split("NOTES:", 1)[1]
+    assert f"kubectl logs -n {NAMESPACE} deploy/{GATEWAY}" in notes
+    assert "the Secret\ngateway-tls must exist" in notes
+    assert "REST port (8081) in: team-a, team-b." in notes
+    assert (
+        "gateway"
+        not in helm("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client").split("NOTES:", 1)[1]
+    )
+
+
+@pytest.mark.parametrize(
+    ("gateway", "reason"),
+    [
+        (
+            {"enabled": True, "oidc": {"issuer": "https://idp.example", "clientId": "c"}},
+            "gateway.enabled needs gateway.tlsSecret",
+        ),
+        ({"enabled": True, "tlsSecret": "tls"}, "nobody could sign in"),
+        (
+            {"enabled": True, "tlsSecret": "tls", "oidc": {"issuer": "https://idp.example"}},
+            "needs gateway.oidc.clientId",
+        ),
+        (
+            {"enabled": True, "tlsSecret": "tls", "certificateRules": [{"name": "a", "regex": "x", "exact": "x"}]},
+            "needs exactly one of regex and exact",
+        ),
+        ({"enabled": True, "tlsSecret": "tls", "listen": "0.0.0.0:1"}, "listen"),  # not a value: the schema says so
+        ({"oidc": {"issuer": "idp.example"}}, "issuer"),
+        ({"roles": [{"subjects": ["admins"], "role": "admin"}]}, "subjects"),
+        ({"roles": [{"subjects": ["group:a"], "role": "owner"}]}, "role"),
+        ({"networkPolicy": {"enabled": True, "ports": [8081]}}, "ports"),
+    ],
+)
+def test_gateway_values_that_cannot_work_are_refused(gateway: Mapping[str, Any], reason: str) -> None:
+    with pytest.raises(HelmFailed) as failed:
+        render({"gateway": gateway}, release=RELEASE, namespace=NAMESPACE)
+    assert reason in failed.value.stderr
 
 
 # ------------------------------------------------------------------------------------------------ CRDs

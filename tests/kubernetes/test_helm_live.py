@@ -26,6 +26,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +45,13 @@ from support.operator import service_account_kubeconfig, wait_for
 pytestmark = pytest.mark.integration
 
 FIELD_MANAGER = "flinkops-helm-test"
+# The gateway with client-certificate sign-in only (no provider needed): CN ci.example may look at everything.
+GATEWAY_VALUES: dict[str, Any] = {
+    "enabled": True,
+    "tlsSecret": "gateway-tls",
+    "certificateRules": [{"name": "ci", "exact": "ci.example"}],
+    "roles": [{"subjects": ["cert:ci"], "role": "viewer"}],
+}
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 
@@ -202,6 +210,8 @@ def apply_crds(api: Api) -> None:
                 "certManager": {"enabled": True, "issuerRef": {"name": "corp", "kind": "ClusterIssuer"}},
             }
         },
+        {"gateway": GATEWAY_VALUES},
+        {"watchAllNamespaces": True, "gateway": {**GATEWAY_VALUES, "replicas": 2}},
     ],
     ids=[
         "defaults",
@@ -211,6 +221,8 @@ def apply_crds(api: Api) -> None:
         "webhook",
         "cert-manager",
         "cert-manager-issuer",
+        "gateway",
+        "gateway-all-namespaces",
     ],
 )
 def test_every_rendered_object_passes_strict_server_side_validation(
@@ -504,4 +516,141 @@ def test_the_operator_runs_as_the_chart_deploys_it(
     lines = [line for line in text.splitlines() if line.strip()]
     assert lines and all(isinstance(json.loads(line), dict) for line in lines), text[-4000:]
     # The chart's RBAC covered everything the operator did: the apiserver refused nothing.
+    assert "forbidden" not in text.lower(), text[-4000:]
+
+
+def _apply_gateway(api: Api, names: dict[str, str], values: dict[str, Any]) -> list[Manifest]:
+    """The chart's gateway objects (watching team-a and team-b), applied for real beside the installed operator."""
+    objects = render(
+        {"watchNamespaces": [names["team_a"], names["team_b"]], "gateway": values},
+        release="flinkops",
+        namespace=names["release"],
+    )
+    gateway = [o for o in objects if o["metadata"]["labels"]["app.kubernetes.io/component"] == "gateway"]
+    for obj in gateway:
+        applied = api.apply(obj, dry_run=False)
+        assert applied.status_code in (200, 201), f"{obj['kind']}/{obj['metadata']['name']}: {applied.text}"
+    return gateway
+
+
+def test_the_gateway_may_read_flinkdeployments_in_watched_namespaces_and_nothing_else(
+    api: Api, names: dict[str, str], installed: list[Manifest]
+) -> None:
+    _apply_gateway(api, names, GATEWAY_VALUES)
+    gateway = f"{names['release']}/flinkops-gateway"
+    assert api.eventually_allowed(gateway, names["team_a"], "list", "flink.apache.org", "flinkdeployments")
+    for namespace in (names["team_a"], names["team_b"]):
+        for verb in VERBS:
+            expected = verb in {"get", "list", "watch"}
+            got = api.allowed(gateway, namespace, verb, "flink.apache.org", "flinkdeployments")
+            assert got == expected, f"{verb} flinkdeployments in {namespace}: allowed={got}"
+        for group, resource in (
+            ("flink.apache.org", "flinkdeployments/status"),
+            ("flink.apache.org", "flinksessionjobs"),
+            ("", "secrets"),
+            ("", "pods"),
+            ("", "services"),
+        ):
+            for verb in ("get", "list", "update"):
+                assert not api.allowed(gateway, namespace, verb, group, resource), f"{verb} {resource} in {namespace}"
+    for namespace in (names["unwatched"], names["release"], ""):
+        for verb in ("get", "list", "watch"):
+            assert not api.allowed(gateway, namespace, verb, "flink.apache.org", "flinkdeployments"), namespace
+            assert not api.allowed(gateway, namespace, verb, "", "secrets"), namespace
+
+
+def test_the_gateway_runs_as_the_chart_deploys_it(
+    kube: KubeCluster, api: Api, names: dict[str, str], installed: list[Manifest], tmp_path: Path
+) -> None:
+    """The chart's gateway settings, command, environment and ServiceAccount (its token in a kubeconfig instead of
+    the pod's mount, the Secrets' files in a directory instead of the projected volume, 127.0.0.1 and a free port
+    instead of 0.0.0.0:8443): it serves a watched namespace's deployment, says 404 for an unwatched one without
+    the API server refusing anything, and writes its audit lines to stdout (kubectl logs)."""
+    from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus, JobSpec, ObjectMeta
+    from flinkops.service.target import KubernetesTarget
+    from support.gateway import counting_upstream, pki
+    from support.gateway_corpus import tls
+
+    gateway = _apply_gateway(api, names, GATEWAY_VALUES)
+    (deployment,) = [o for o in gateway if o["kind"] == "Deployment"]
+    (config_map,) = [o for o in gateway if o["kind"] == "ConfigMap"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # PodSecurity "restricted" admits the gateway's pod (no kubelet here: it stays Pending).
+    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+
+    def admitted() -> list[Manifest]:
+        listing = api.client.get(f"/api/v1/namespaces/{names['release']}/pods", params={"labelSelector": selector})
+        return list(listing.json()["items"])
+
+    wait_for("the gateway's pod", admitted, timeout=90)
+
+    # The mounted directory: gateway.yaml as the ConfigMap has it, the TLS Secret's keys under tls/.
+    mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "settings")
+    local = tmp_path / "settings"
+    ca = pki(tmp_path / "pki")
+    (local / "tls").mkdir(parents=True)
+    for key, source in (("tls.crt", ca.server_cert), ("tls.key", ca.server_key), ("ca.crt", ca.ca_file)):
+        (local / "tls" / key).write_bytes(source.read_bytes())
+    port = free_port()
+    text = config_map["data"]["gateway.yaml"].replace(mount, str(local))
+    assert "0.0.0.0:8443" in text
+    (local / "gateway.yaml").write_text(text.replace("0.0.0.0:8443", f"127.0.0.1:{port}"))
+    config = container["command"][container["command"].index("--config") + 1]
+    assert config == f"{mount}/gateway.yaml"
+
+    writable = tmp_path / "tmp"
+    writable.mkdir()
+    env = {e["name"]: str(e["value"]).replace("/tmp", str(writable)) for e in container["env"] if "value" in e}
+    env["POD_NAME"] = "flinkops-gateway-test"
+    assert env["FLINKOPS_TARGET"] == "kubernetes"
+    kubeconfig = service_account_kubeconfig(
+        api.client, kube.server, kube.ca_file, names["release"], pod["serviceAccountName"], tmp_path / "kubeconfig"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    env.update(PATH=os.environ["PATH"], KUBECONFIG=str(kubeconfig), PYTHONPATH=str(repo / "src"))
+    assert container["command"][:3] == ["flinkops", "gateway", "run"]
+    argv = [sys.executable, "-m", "flinkops", *container["command"][1:-1], str(local / "gateway.yaml")]
+
+    store = KubernetesTarget(kubeconfig=str(kube.kubeconfig)).store()
+    log = tmp_path / "gateway.log"
+    with counting_upstream() as upstream:
+        for namespace, name in ((names["team_a"], "orders"), (names["unwatched"], "hidden")):
+            stored = store.apply(
+                FlinkDeployment(
+                    metadata=ObjectMeta(name=name, namespace=namespace),
+                    spec=FlinkDeploymentSpec(job=JobSpec(jar_uri="local:///opt/flink/usrlib/job.jar", parallelism=1)),
+                )
+            )
+            status = FlinkDeploymentStatus(cluster_info={"rest-url": upstream.url})
+            store.update_status(stored.model_copy(update={"status": status}))
+        with log.open("wb") as out:
+            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=writable)
+        try:
+            cert = ca.client("ci.example")
+            with httpx.Client(verify=tls(ca, cert), timeout=10) as http:
+                base = f"https://127.0.0.1:{port}"
+
+                def serving() -> bool:
+                    assert proc.poll() is None, f"the gateway exited with {proc.returncode}:\n{log.read_text()[-4000:]}"
+                    with contextlib.suppress(httpx.HTTPError):
+                        return http.get(f"{base}/").status_code == 200
+                    return False
+
+                wait_for("the gateway", serving, timeout=60)
+                index = http.get(f"{base}/").text
+                assert f"{names['team_a']}/orders" in index and "hidden" not in index
+                through = http.get(f"{base}/{names['team_a']}/orders/jobs/overview")
+                assert through.status_code == 200, through.text
+                assert http.get(f"{base}/{names['unwatched']}/hidden/jobs/overview").status_code == 404
+                assert [p for _, p, _ in upstream.seen] == ["/jobs/overview"]
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+    text = log.read_text()
+    assert code == 0, text[-4000:]
+    # The audit log is the container's stdout: one JSON line per request, among the gateway's own log lines.
+    audit = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert any(a.get("name") == "orders" and a.get("status") == 200 for a in audit), text[-4000:]
     assert "forbidden" not in text.lower(), text[-4000:]

@@ -18,6 +18,7 @@ Invariant: a target never decides anything; it hands out adapters and reads stor
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -257,6 +258,12 @@ class LocalTarget:
         serve(settings, lambda: open_store(self.home), audit_path(settings, self.home))
 
 
+def gateway_namespaces() -> tuple[str, ...]:
+    """The namespaces the gateway serves on Kubernetes: ``WATCH_NAMESPACES`` (comma-separated, as the operator's;
+    the chart sets both alike), empty meaning every namespace."""
+    return tuple(n.strip() for n in os.environ.get("WATCH_NAMESPACES", "").split(",") if n.strip())
+
+
 def gateway_settings(home: Path, config: Path | None = None) -> GatewayConfig:
     """The gateway's checked settings, ``config`` or ``<home>/gateway.yaml`` (``InvalidInput`` with each field's
     path)."""
@@ -308,7 +315,7 @@ class KubernetesTarget:
 
         settings = gateway_settings(self.home, config)
         store = self.store()
-        serve(settings, lambda: store, audit_path(settings, self.home))
+        serve(settings, lambda: store, audit_path(settings, self.home), gateway_namespaces())
 
     def documents(self, kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
         from flinkops.api.loader import dump_resource

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from aiohttp import web
@@ -51,13 +51,19 @@ def config_path(home: Path) -> Path:
 
 class StoreUpstreams:
     """Deployments' REST addresses from a store (``open_store()`` gives it), each remembered for a second (the
-    gateway answers many requests per second; a JobManager's address changes only when it restarts)."""
+    gateway answers many requests per second; a JobManager's address changes only when it restarts).
 
-    def __init__(self, open_store: Callable[[], ResourceStore]) -> None:
+    ``namespaces``: the ones served (empty: all). A deployment elsewhere is not there (a 404), without asking the
+    store: on Kubernetes the gateway may read FlinkDeployments only in the namespaces the chart gave it."""
+
+    def __init__(self, open_store: Callable[[], ResourceStore], namespaces: Collection[str] = ()) -> None:
         self.open_store = open_store
+        self.namespaces = tuple(namespaces)
         self._known: dict[tuple[str, str], tuple[str | None, float]] = {}
 
     def _read(self, namespace: str, name: str) -> str | None:
+        if self.namespaces and namespace not in self.namespaces:
+            return None
         resource = self.open_store().get(ResourceKey("FlinkDeployment", namespace, name))
         if resource is None:
             return None
@@ -76,7 +82,9 @@ class StoreUpstreams:
 
     async def listing(self) -> list[tuple[str, str]]:
         def read() -> list[tuple[str, str]]:
-            found = self.open_store().list_resources(kind="FlinkDeployment")
+            store = self.open_store()
+            scopes: tuple[str | None, ...] = self.namespaces or (None,)
+            found = [r for ns in scopes for r in store.list_resources(kind="FlinkDeployment", namespace=ns)]
             return [(r.metadata.namespace, r.metadata.name) for r in found]
 
         return await asyncio.to_thread(read)
@@ -86,15 +94,19 @@ def audit_path(config: GatewayConfig, home: Path) -> Path:
     return config.audit_log or home / "gateway" / "audit.log"
 
 
-def gateway_for(config: GatewayConfig, open_store: Callable[[], ResourceStore], audit: Path) -> Gateway:
-    upstreams = StoreUpstreams(open_store)
+def gateway_for(
+    config: GatewayConfig, open_store: Callable[[], ResourceStore], audit: Path, namespaces: Collection[str] = ()
+) -> Gateway:
+    upstreams = StoreUpstreams(open_store, namespaces)
     oidc = OidcProvider(config.oidc) if config.oidc is not None else None
     return Gateway(config, upstreams, audit_log=audit, oidc=oidc, listing=upstreams.listing)
 
 
-def serve(config: GatewayConfig, open_store: Callable[[], ResourceStore], audit: Path) -> None:
-    """Serve until SIGTERM or Ctrl-C."""
-    gateway = gateway_for(config, open_store, audit)
+def serve(
+    config: GatewayConfig, open_store: Callable[[], ResourceStore], audit: Path, namespaces: Collection[str] = ()
+) -> None:
+    """Serve until SIGTERM or Ctrl-C (the deployments of ``namespaces``; empty: of every namespace)."""
+    gateway = gateway_for(config, open_store, audit, namespaces)
     scheme = "https" if config.tls is not None else "http"
     log.info("gateway on %s://%s; audit log %s", scheme, config.listen, audit)
     web.run_app(

@@ -189,3 +189,42 @@ objectSelector:
       operator: NotIn
       values: ["true"]
 {{- end -}}
+
+{{/* The gateway's names and pod selector (its own component, so no operator Service or budget selects it). */}}
+{{- define "flinkops.gatewayName" -}}
+{{- printf "%s-gateway" (include "flinkops.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "flinkops.gatewaySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "flinkops.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{/* The job namespaces that get the gateway's NetworkPolicy, as a JSON list. */}}
+{{- define "flinkops.gatewayPolicyNamespaces" -}}
+{{- if .Values.gateway.networkPolicy.namespaces -}}
+{{- .Values.gateway.networkPolicy.namespaces | uniq | toJson -}}
+{{- else -}}
+{{- include "flinkops.jobNamespaces" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The gateway settings that cannot work, refused with the reason. Included once, from templates/gateway.yaml. */}}
+{{- define "flinkops.validateGateway" -}}
+{{- $gateway := .Values.gateway -}}
+{{- if not $gateway.tlsSecret -}}
+{{- fail "gateway.enabled needs gateway.tlsSecret: the name of a kubernetes.io/tls Secret in the release namespace with the gateway's certificate (tls.crt, tls.key) and, for certificateRules, the callers' CA (ca.crt)" -}}
+{{- end -}}
+{{- if and (not $gateway.oidc.issuer) (not $gateway.certificateRules) -}}
+{{- fail "gateway.enabled needs gateway.oidc.issuer (with clientId) or gateway.certificateRules: otherwise nobody could sign in" -}}
+{{- end -}}
+{{- if and $gateway.oidc.issuer (not $gateway.oidc.clientId) -}}
+{{- fail "gateway.oidc.issuer needs gateway.oidc.clientId (the client registered at the provider)" -}}
+{{- end -}}
+{{- range $i, $rule := $gateway.certificateRules -}}
+{{- if eq (len (compact (list ($rule.regex | default "") ($rule.exact | default "")))) 1 | not -}}
+{{- fail (printf "gateway.certificateRules[%d] (%s) needs exactly one of regex and exact" $i $rule.name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
