@@ -6,14 +6,16 @@ Registered on ``cli.app.app`` by ``cli.main``.
 from __future__ import annotations
 
 import logging
-import sys
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from flinkops.cli import target
+from flinkops.cli.operator import configure_logging
 from flinkops.cli.output import main_guard, out
+from flinkops.errors import InvalidInput, Problem
 from flinkops.service.target import gateway_settings
 
 __all__ = ["gateway_app"]
@@ -42,7 +44,10 @@ ConfigOpt = Annotated[
 @main_guard
 def gateway_run(config: ConfigOpt = None) -> None:
     """Serve the gateway in the foreground until Ctrl-C or SIGTERM (exit 2 when the settings are bad)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    fmt = os.environ.get("FLINKOPS_LOG_FORMAT", "text")
+    if fmt not in ("text", "json"):
+        raise InvalidInput([Problem("FLINKOPS_LOG_FORMAT", f"{fmt!r} is neither text nor json")])
+    configure_logging(fmt)  # json in a pod (the chart sets it), like the operator's lines
     logging.getLogger("httpx").setLevel(logging.WARNING)
     target.current().run_gateway(config)
 
