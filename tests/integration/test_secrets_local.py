@@ -127,6 +127,8 @@ def test_secrets_reach_the_job_and_nothing_else(tmp_path: Path, testjobs: Path, 
             flinkops.wait_for(NAME, lambda _: len(probe_lines(probe)) == 3, 90, "the recovered job's start")
             assert probe_lines(probe)[-1] == expected
             flinkops.wait_lifecycle(NAME, "STABLE", timeout=90)
+            # The lifecycle stays STABLE through a recovery: wait for the recovered job itself.
+            flinkops.wait_for(NAME, lambda r: status_of(r).get("jobStatus", {}).get("state") == "RUNNING", 90)
             jm_logs = (home / "clusters" / "default" / NAME / "log" / "jobmanager-0").glob("*.log")
             flink_log = "".join(p.read_text(errors="replace") for p in jm_logs)
             assert "Loading dynamic configuration property: probe.env.secret, ******" in flink_log
@@ -135,12 +137,14 @@ def test_secrets_reach_the_job_and_nothing_else(tmp_path: Path, testjobs: Path, 
 
         with steps("a missing secret fails the upgrade with an error naming the reference, the job runs on"):
             running_job = status_of(flinkops.get(NAME))["jobStatus"]["jobId"]
+            (jobmanager,) = flinkops.processes(NAME, "jobmanager")
             flinkops.ok("apply", "-f", str(spec(40, vault_key="nope")))
             failed = flinkops.wait_for(NAME, lambda r: "no key 'nope'" in (status_of(r).get("error") or ""), 60)
             error = status_of(failed)["error"]
             assert "${secret:vault:secret/flinkops/probe#nope}" in error, error
             job = status_of(flinkops.get(NAME))["jobStatus"]
             assert (job["jobId"], job["state"]) == (running_job, "RUNNING"), "not stopped for a start that can't be"
+            assert flinkops.processes(NAME, "jobmanager") == [jobmanager], "its JobManager was not replaced"
 
         with steps("delete"):
             printed = [flinkops.run(*cmd).stdout for cmd in (("get", "-A", "-o", "json"), ("describe", NAME))]

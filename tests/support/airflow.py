@@ -166,6 +166,8 @@ class StatsdListener:
 
 
 _CONNECT_ARGS_MODULE = "flinkops_airflow_test_db"
+#: How long an Airflow process waits for SQLite's write lock; the API client waits longer than that for an answer.
+SQLITE_LOCK_WAIT = 60
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,8 @@ class AirflowHome:
         # Airflow process here waits up to a minute for the lock instead, through [database]
         # sql_alchemy_connect_args (an import path: this module, on PYTHONPATH).
         (self.root / "run").mkdir(exist_ok=True)
-        (self.root / "run" / f"{_CONNECT_ARGS_MODULE}.py").write_text("CONNECT_ARGS = {'timeout': 60}\n")
+        connect_args = f"CONNECT_ARGS = {{'timeout': {SQLITE_LOCK_WAIT}}}\n"
+        (self.root / "run" / f"{_CONNECT_ARGS_MODULE}.py").write_text(connect_args)
         self.dags_folder = (dags_folder or self.root / "dags").resolve()
         self.dags_folder.mkdir(parents=True, exist_ok=True)
         self.database = self.root / "airflow.db"
@@ -447,7 +450,9 @@ class AirflowApi:
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self._client = httpx.Client(base_url=base_url, timeout=30.0, trust_env=False)
+        # Longer than an API server request may wait for SQLite's lock on a busy machine (a timed-out POST may still
+        # have created its run: waiting is the only safe answer).
+        self._client = httpx.Client(base_url=base_url, timeout=SQLITE_LOCK_WAIT + 30.0, trust_env=False)
         self._token: str | None = None
 
     def close(self) -> None:
