@@ -223,7 +223,7 @@ def main() -> int:
             )
         wait_until(
             "the operator to lead",
-            lambda: "flinkops_leader 1" in _get(f"http://127.0.0.1:{port}/metrics"),
+            lambda: "flinkops_leader 1.0" in _get(f"http://127.0.0.1:{port}/metrics").splitlines(),
             60,
         )
         cpu0, _ = proc_usage(operator.pid)

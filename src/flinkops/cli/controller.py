@@ -30,6 +30,16 @@ _IN_CLUSTER = "the operator runs in the cluster: kubectl -n <operator namespace>
 def controller_run(
     pid_file: Annotated[bool, typer.Option("--pid-file", hidden=True)] = False,
     poll: Annotated[float, typer.Option(help="Seconds between checks for changed resources.")] = 0.5,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="Serve Prometheus metrics (/metrics) and a liveness probe (/healthz) on 127.0.0.1:PORT (0: a free "
+            "port, logged); the same families as the operator's.",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Run the controller in the foreground (Ctrl-C stops it; Flink clusters keep running)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
@@ -42,7 +52,7 @@ def controller_run(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    target.local().run_controller(lambda: stopping, poll, pid_file=pid_file)
+    target.local().run_controller(lambda: stopping, poll, pid_file=pid_file, metrics_port=metrics_port)
 
 
 @controller_app.command("start")

@@ -284,9 +284,10 @@ def run_loop(
     clock: Clock,
     should_stop: Callable[[], bool],
     poll: float = 0.5,
+    on_pass: Callable[[ResourceKey, ReconcileResult, float], None] | None = None,
 ) -> None:
     """Drive passes until ``should_stop()``: the local daemon's loop (the operator has its own, fed by
-    watches and sharded over workers)."""
+    watches and sharded over workers). ``on_pass(key, result, seconds)`` hears of each pass (the metrics)."""
     due: dict[ResourceKey, float] = {}
     seen_changes = -1
     watching: dict[ClusterKey, list[ResourceKey]] = {}
@@ -310,11 +311,15 @@ def run_loop(
                 return
             if due[key] > clock.now():
                 continue
+            started = clock.now()
             try:
-                requeue = controller.reconcile(key).requeue_after
+                result = controller.reconcile(key)
             except FlinkopsError as exc:  # reconcile records its own failures; this is the last resort
                 log.exception("%s: reconcile failed: %s", key, exc)
-                requeue = 10.0
+                result = ReconcileResult(10.0, type(exc).__name__)
+            if on_pass is not None:
+                on_pass(key, result, clock.now() - started)
+            requeue = result.requeue_after
             if requeue is None:
                 due.pop(key, None)
             else:

@@ -223,12 +223,16 @@ class LocalTarget:
         state: DaemonState = daemon_state(self.home)
         return state
 
-    def run_controller(self, should_stop: Callable[[], bool], poll: float, pid_file: bool = False) -> None:
-        """Reconcile in this process until ``should_stop()``; with ``pid_file`` this process is the daemon."""
+    def run_controller(
+        self, should_stop: Callable[[], bool], poll: float, pid_file: bool = False, metrics_port: int | None = None
+    ) -> None:
+        """Reconcile in this process until ``should_stop()``; with ``pid_file`` this process is the daemon. With
+        ``metrics_port`` it serves ``/metrics`` (the operator's families) and ``/healthz`` on 127.0.0.1."""
         from flinkops.controller import run_loop
         from flinkops.wiring import daemon
         from flinkops.wiring.gateway import beside_the_controller
         from flinkops.wiring.local import build_controller
+        from flinkops.wiring.metrics import local_metrics
 
         self.home.mkdir(parents=True, exist_ok=True)
         lock = daemon.hold_controller_lock(self.home)
@@ -244,8 +248,8 @@ class LocalTarget:
                 daemon.write_pid_file(self.home)
             controller, store = build_controller(self.home, self.clock)
             log.info("controller started; home %s", self.home)
-            with beside_the_controller(self.home):
-                run_loop(controller, store, self.clock, should_stop, poll=poll)
+            with beside_the_controller(self.home), local_metrics(store, metrics_port) as on_pass:
+                run_loop(controller, store, self.clock, should_stop, poll=poll, on_pass=on_pass)
             log.info("controller stopped")
 
     def run_gateway(self, config: Path | None = None) -> None:

@@ -122,6 +122,10 @@ def _start_daemon(home: Path, timeout: float) -> DaemonState:
     state = daemon_state(home)
     if state.running:
         return state
+    held = hold_controller_lock(home)
+    if held is None:  # a controller runs without a pid file (`flinkops controller run` in a terminal): it serves
+        return DaemonState(running=True, pid=None, started_at=None, log_file=state.log_file)
+    held.close()
     env = dict(os.environ, FLINKOPS_HOME=str(home))
     with (home / LOG_FILE).open("ab") as out:
         proc = subprocess.Popen(
@@ -139,6 +143,10 @@ def _start_daemon(home: Path, timeout: float) -> DaemonState:
         if state.running:  # ours, or one started in a terminal meanwhile: either way the home has its controller
             return state
         if proc.poll() is not None:
+            held = hold_controller_lock(home)
+            if held is None:  # it found another controller holding the home (one started meanwhile): that one serves
+                return DaemonState(running=True, pid=None, started_at=None, log_file=state.log_file)
+            held.close()
             raise RuntimeFailure(f"the controller exited at start; see {home / LOG_FILE}")
         time.sleep(0.05)
     raise RuntimeFailure(f"the controller did not start within {timeout:.0f}s; see {home / LOG_FILE}")

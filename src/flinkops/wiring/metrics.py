@@ -1,7 +1,7 @@
 """The operator's Prometheus metrics and its HTTP endpoint (``/metrics``, ``/healthz``, ``/readyz``).
 
-Metrics are kept in plain Python objects and rendered in the Prometheus text exposition format on request, so
-the operator needs no metrics library:
+The loop records what happened in plain Python objects (cheap under its lock); at each scrape a custom
+``prometheus_client`` collector turns them into metric families and the library writes the exposition format:
 
 * ``flinkops_reconcile_total{kind,result}``: passes by outcome (``ok``, ``conflict``, ``error``, ``invalid``);
 * ``flinkops_reconcile_duration_seconds{kind}``: a histogram of pass durations;
@@ -21,22 +21,25 @@ Called by: ``controller.operator``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["MetricsServer", "OperatorMetrics"]
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from flinkops.controller.loop import ReconcileResult
+from flinkops.ports import ResourceKey, ResourceStore
+
+log = logging.getLogger("flinkops.metrics")
+
+__all__ = ["MetricsServer", "OperatorMetrics", "local_metrics"]
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-def _labels(**labels: str) -> str:
-    inner = ",".join(
-        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in labels.items()
-    )
-    return "{" + inner + "}" if inner else ""
 
 
 class OperatorMetrics:
@@ -54,6 +57,8 @@ class OperatorMetrics:
         self.kube_requests: Callable[[], dict[tuple[str, int], int]] = dict
         #: canary resources the loop has not kept up with (``controller.canary``), one line each
         self.canary_problems: Callable[[], list[str]] = list
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self)
 
     def tick(self) -> None:
         self.last_tick = time.monotonic()
@@ -79,49 +84,50 @@ class OperatorMetrics:
                 states[name] = state
 
     def render(self) -> str:
-        out: list[str] = []
+        """The metrics in Prometheus' text exposition format."""
+        return generate_latest(self._registry).decode()
+
+    def collect(self) -> Iterator[Metric]:
+        """The families as they are now (``prometheus_client``'s collector protocol; called at each scrape)."""
         with self._lock:
-            out += [
-                "# HELP flinkops_reconcile_total Reconcile passes by outcome.",
-                "# TYPE flinkops_reconcile_total counter",
-            ]
+            reconciles = CounterMetricFamily(
+                "flinkops_reconcile", "Reconcile passes by outcome.", labels=["kind", "result"]
+            )
             for (kind, result), n in sorted(self.reconciles.items()):
-                out.append(f"flinkops_reconcile_total{_labels(kind=kind, result=result)} {n}")
-            out += [
-                "# HELP flinkops_reconcile_errors_total Failed passes by error type.",
-                "# TYPE flinkops_reconcile_errors_total counter",
-            ]
+                reconciles.add_metric([kind, result], n)
+            errors = CounterMetricFamily(
+                "flinkops_reconcile_errors", "Failed passes by error type.", labels=["kind", "error"]
+            )
             for (kind, error), n in sorted(self.errors.items()):
-                out.append(f"flinkops_reconcile_errors_total{_labels(kind=kind, error=error)} {n}")
-            out += [
-                "# HELP flinkops_reconcile_duration_seconds Duration of one pass.",
-                "# TYPE flinkops_reconcile_duration_seconds histogram",
-            ]
-            for kind, buckets in sorted(self._hist.items()):
-                for bound, n in zip(_BUCKETS, buckets, strict=True):
-                    out.append(f"flinkops_reconcile_duration_seconds_bucket{_labels(kind=kind, le=str(bound))} {n}")
-                inf = _labels(kind=kind, le="+Inf")
-                out.append(f"flinkops_reconcile_duration_seconds_bucket{inf} {self._hist_count[kind]}")
-                out.append(f"flinkops_reconcile_duration_seconds_sum{_labels(kind=kind)} {self._hist_sum[kind]:.6f}")
-                out.append(f"flinkops_reconcile_duration_seconds_count{_labels(kind=kind)} {self._hist_count[kind]}")
-            out += ["# HELP flinkops_resources Resources by lifecycle state.", "# TYPE flinkops_resources gauge"]
+                errors.add_metric([kind, error], n)
+            durations = HistogramMetricFamily(
+                "flinkops_reconcile_duration_seconds", "Duration of one pass.", labels=["kind"]
+            )
+            for kind, counts in sorted(self._hist.items()):
+                buckets = [(str(bound), float(n)) for bound, n in zip(_BUCKETS, counts, strict=True)]
+                buckets.append(("+Inf", float(self._hist_count[kind])))
+                durations.add_metric([kind], buckets, self._hist_sum[kind])
+            resources = GaugeMetricFamily(
+                "flinkops_resources", "Resources by lifecycle state.", labels=["kind", "lifecycle_state"]
+            )
             for kind, states in sorted(self.lifecycle.items()):
                 for state, n in sorted(Counter(states.values()).items()):
-                    out.append(f"flinkops_resources{_labels(kind=kind, lifecycle_state=state)} {n}")
-            out += ["# HELP flinkops_leader 1 while this replica is the leader.", "# TYPE flinkops_leader gauge"]
-            out.append(f"flinkops_leader {1 if self.leader else 0}")
-        out += [
-            "# HELP flinkops_canaries_unhealthy Canary resources not reconciled within their timeout.",
-            "# TYPE flinkops_canaries_unhealthy gauge",
-            f"flinkops_canaries_unhealthy {len(self.canary_problems())}",
-        ]
-        out += [
-            "# HELP flinkops_kube_requests_total API server requests by verb and HTTP status (0: no answer).",
-            "# TYPE flinkops_kube_requests_total counter",
-        ]
+                    resources.add_metric([kind, state], n)
+            leader = GaugeMetricFamily("flinkops_leader", "1 while this replica is the leader.", value=int(self.leader))
+        yield from (reconciles, errors, durations, resources, leader)
+        yield GaugeMetricFamily(
+            "flinkops_canaries_unhealthy",
+            "Canary resources not reconciled within their timeout.",
+            value=len(self.canary_problems()),
+        )
+        requests = CounterMetricFamily(
+            "flinkops_kube_requests",
+            "API server requests by verb and HTTP status (0: no answer).",
+            labels=["verb", "code"],
+        )
         for (verb, code), n in sorted(self.kube_requests().items()):
-            out.append(f"flinkops_kube_requests_total{_labels(verb=verb, code=str(code))} {n}")
-        return "\n".join(out) + "\n"
+            requests.add_metric([verb, str(code)], n)
+        yield requests
 
 
 class MetricsServer:
@@ -136,7 +142,7 @@ class MetricsServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    self._answer(200, owner.metrics.render(), "text/plain; version=0.0.4")
+                    self._answer(200, owner.metrics.render(), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
                     age = time.monotonic() - owner.metrics.last_tick
                     problems = [] if age <= owner.liveness_window else [f"main loop stalled for {age:.0f}s"]
@@ -171,3 +177,32 @@ class MetricsServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextlib.contextmanager
+def local_metrics(
+    store: ResourceStore, port: int | None
+) -> Iterator[Callable[[ResourceKey, ReconcileResult, float], None] | None]:
+    """While the local controller runs: with ``port``, the operator's metrics and probes served on 127.0.0.1, fed by
+    each pass of the loop (yields the loop's ``on_pass``); without, nothing (yields None)."""
+    if port is None:
+        yield None
+        return
+    metrics = OperatorMetrics()
+    metrics.leader = metrics.ready = True  # one controller per home: it always leads
+    server = MetricsServer(metrics, "127.0.0.1", port).start()
+    log.info("metrics on http://127.0.0.1:%s/metrics", server.port)
+
+    def on_pass(key: ResourceKey, result: ReconcileResult, seconds: float) -> None:
+        metrics.tick()
+        outcome = "error" if result.error else "ok"
+        metrics.observe_reconcile(key.kind, outcome, seconds, result.error)
+        current = store.get(key)
+        state = current.status.lifecycle_state if current is not None and current.status is not None else None
+        name = f"{key.namespace}/{key.name}"
+        metrics.set_lifecycle(key.kind, name, (state.value if state is not None else "CREATED") if current else None)
+
+    try:
+        yield on_pass
+    finally:
+        server.stop()
