@@ -31,6 +31,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -371,6 +372,17 @@ class AirflowProcess(CommandServer):
 
     def healthy(self) -> bool:
         return self._ready()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop the component and then whatever it started that is still there: the scheduler's LocalExecutor
+        workers outlive a scheduler that had to be killed (SIGKILL after the grace). The component runs in a
+        session of its own (``_spawn``), so its process group holds exactly what it started."""
+        pid = self.pid()
+        stopped = super().stop(timeout)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        return stopped
 
     def launch(self) -> None:
         """Start the process without waiting (``start`` then adopts it and waits until it is ready)."""
