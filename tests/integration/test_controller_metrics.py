@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -52,8 +53,16 @@ def test_the_local_controller_serves_the_operators_metrics(tmp_path: Path, testj
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:  # the controller holds the home (its lock) once it serves its probes
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "controller.log").read_text()
+            time.sleep(0.1)
         # `apply` while a controller runs in a terminal: it finds that one (the home's lock), starts no daemon.
         cli.ok("apply", "-f", str(job))
+        assert not (home / "controller.pid").exists(), "apply started a daemon beside the running controller"
         deadline = time.monotonic() + 60
         key = ("flinkops_resources", (("kind", "FlinkDeployment"), ("lifecycle_state", "SUSPENDED")))
         while True:
