@@ -256,10 +256,10 @@ class LocalTarget:
         """Serve the gateway (``config``, default ``<home>/gateway.yaml``) in this process until SIGTERM or
         Ctrl-C; ``InvalidInput`` when the settings are bad."""
         from flinkops.wiring.gateway import audit_path, serve
-        from flinkops.wiring.local import open_store
 
         settings = gateway_settings(self.home, config)
-        serve(settings, lambda: open_store(self.home), audit_path(settings, self.home))
+        store = self.store()  # opened once (its readers are per thread): not for each lookup
+        serve(settings, lambda: store, audit_path(settings, self.home))
 
 
 def gateway_namespaces() -> tuple[str, ...]:
