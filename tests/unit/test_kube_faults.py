@@ -157,3 +157,24 @@ def test_a_pod_signature_changes_with_its_trouble() -> None:
     starting, missing = pod(waiting={"reason": "ContainerCreating"}), pod(waiting={"reason": "ErrImageNeverPull"})
     assert pod_signature(starting) != pod_signature(missing)
     assert pod_signature(missing) == pod_signature(pod(waiting={"reason": "ErrImageNeverPull"}))
+
+
+def test_a_taskmanager_fault_waits_while_the_jobmanager_container_is_being_created() -> None:
+    """A missing image shows on every pod of the cluster, often on a TaskManager's first: while the JobManager's
+    kubelet is still creating its container, the TaskManager's fault is held back, so the cluster's fault is said
+    once, as the JobManager's (which also marks the JobManager deployment ERROR)."""
+    never = {"reason": "ErrImageNeverPull"}
+    tm = pod("app-taskmanager-1-x", "taskmanager", waiting=never)
+    for creating in (pod("app-6f7c9d-abcde"), pod("app-6f7c9d-abcde", waiting={"reason": "ContainerCreating"})):
+        creating["spec"]["nodeName"] = "10.244.0.1"
+        assert cluster_fault([tm, creating]) is None
+    jm = pod("app-6f7c9d-abcde", waiting=never)
+    jm["spec"]["nodeName"] = "10.244.0.1"
+    fault = cluster_fault([tm, jm])
+    assert fault is not None and fault.component == "jobmanager" and fault.reason == ErrorReason.IMAGE_UNAVAILABLE
+    # A JobManager that runs (its REST API not up yet) does not hold a TaskManager's own fault back.
+    running = pod("app-6f7c9d-abcde", restarts=0, ready=False, terminated=None)
+    running["spec"]["nodeName"] = "10.244.0.1"
+    running["status"]["containerStatuses"] = [{"name": MAIN, "state": {"running": {}}, "ready": False}]
+    fault = cluster_fault([tm, running])
+    assert fault is not None and fault.component == "taskmanager"

@@ -180,14 +180,18 @@ def cluster_fault(pods: Iterable[Obj], *, start_once: bool = False) -> ClusterFa
     ``start_once``: the JobManager pods run behind the start-once guard (an application cluster without HA).
 
     While a JobManager pod is not judged by the scheduler yet (behind the start-once gate before the runtime lifts
-    it, or just after) a TaskManager's fault is not reported: the JobManager's own fault, known a moment later, may
-    be the one to report, and a cluster's fault should be said once rather than one part's and then the other's."""
+    it, or just after), or is on a node whose kubelet is still creating its containers, a TaskManager's fault is not
+    reported: the JobManager's own fault, known a moment later, may be the one to report (a missing image shows on
+    every pod of the cluster, the TaskManagers' often first), and a cluster's fault should be said once rather than
+    one part's and then the other's."""
 
     def order(pod: Obj) -> tuple[int, str]:
         return (0 if _component(pod) == "jobmanager" else 1, str((pod.get("metadata") or {}).get("name") or ""))
 
     ordered = sorted(pods, key=order)
-    jobmanager_pending = any(_component(p) == "jobmanager" and _not_judged_yet(p) for p in ordered)
+    jobmanager_pending = any(
+        _component(p) == "jobmanager" and (_not_judged_yet(p) or _being_created(p)) for p in ordered
+    )
     for pod in ordered:
         if jobmanager_pending and _component(pod) != "jobmanager":
             break
@@ -195,6 +199,20 @@ def cluster_fault(pods: Iterable[Obj], *, start_once: bool = False) -> ClusterFa
         if fault is not None:
             return fault
     return None
+
+
+_CREATING = frozenset({"ContainerCreating", "PodInitializing"})
+
+
+def _being_created(pod: Obj) -> bool:
+    """The pod is on a node and its kubelet has not got the Flink container to a state yet (no status, or waiting to
+    be created or for the init containers): whether it can start is not known yet."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp") is not None or not (pod.get("spec") or {}).get("nodeName"):
+        return False
+    main = next((c for c in _containers(pod) if c.get("name") == MAIN_CONTAINER), None)
+    if main is None or not main.get("state"):
+        return True
+    return str(((main.get("state") or {}).get("waiting") or {}).get("reason") or "") in _CREATING
 
 
 def pod_signature(pod: Obj) -> tuple[str, ...]:
