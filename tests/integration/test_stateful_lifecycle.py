@@ -6,8 +6,9 @@ version, a SIGKILL, a controller crash mid-upgrade, a point-in-time restore), le
 checks the committed output: every record exactly once, every count continuing where the state left it.
 
 A Flink start costs 10-20 s here, so scenarios that can follow each other on one running job are chained in one
-test (the savepoint upgrade v1 -> v2 and the broken v3 rolled back to v2; the JobManager SIGKILL, the TaskManager
-SIGKILL and the last-state upgrade; the savepoint on demand, the manual rollback and the point-in-time restore).
+test (the savepoint upgrade v1 -> v2, a controller crash in the upgrade to a broken v3 and its rollback to v2;
+the JobManager SIGKILL, the TaskManager SIGKILL and the last-state upgrade; the savepoint on demand, the manual
+rollback and the point-in-time restore).
 Each step of a chained test is a ``Steps`` block (tests/support/steps.py): it prints when it starts (``pytest -s``)
 and a failure inside it names it. Each test stays under ~150 s, as tests/conftest.py runs each as its own group.
 """
@@ -88,10 +89,12 @@ def teardown(flinkops: Flinkops, name: str) -> None:
 def test_savepoint_upgrade_v1_to_v2_then_a_broken_v3_rolls_back_to_v2(
     flinkops: Flinkops, testjobs: Path, tmp_path: Path
 ) -> None:
-    """Two scenarios on one job, one Flink start: (1) a savepoint upgrade v1 -> v2 on a pre-started cluster loses
-    and duplicates nothing; (2) then a broken v3 (its counters throw) is rolled back to the stable v2, which
-    carries on with its state. The bounded job finishes under v2 and every record is checked."""
-    steps = Steps("savepoint upgrade v1 -> v2, then broken v3 rolled back to v2")
+    """Three scenarios on one job, one Flink start: (1) a savepoint upgrade v1 -> v2 on a pre-started cluster loses
+    and duplicates nothing; (2) the controller dies in the upgrade to v3 after v2's savepoint completed and before
+    it was recorded, and the restarted controller starts v3 from it; (3) the broken v3 (its counters throw) is
+    rolled back to the stable v2, which carries on with its state. The bounded job finishes under v2 and every
+    record is checked."""
+    steps = Steps("savepoint upgrade v1 -> v2, controller crash upgrading to a broken v3, rolled back to v2")
     out = tmp_path / "out"
     # v1 must outlive the upgrade's first step: the new cluster's JVMs start next to it before it stops (on a
     # busy 2-core machine that took from 13 s to 45 s: up to 11000 records at the usual rate). v2 changes the rate
@@ -130,7 +133,7 @@ def test_savepoint_upgrade_v1_to_v2_then_a_broken_v3_rolls_back_to_v2(
         assert last["triggerType"] == "UPGRADE" and last["location"] == restored, last
         committed = len(read_committed(out))
 
-    with steps("broken v3: rolled back to v2 when its job fails"):
+    with steps("broken v3 applied: v2 stopped with a savepoint"):
         # v3 stops v2 first (no pre-start: the failing job is deployed the usual way) and may roll back.
         v3 = version(
             "v3",
@@ -142,9 +145,34 @@ def test_savepoint_upgrade_v1_to_v2_then_a_broken_v3_rolls_back_to_v2(
             },
         )
         wait_for_records(out, committed + 200, timeout=60)  # v2 wrote its own records before v3 is applied
-        flinkops.ok("apply", "-f", str(v3))
+        old_pids = set(flinkops.cluster_pids("sp-upgrade"))
+
+    with steps("the controller dies once v2's upgrade savepoint is done, before it is recorded"):
+        # Flink's application cluster shut down with the job: the restarted controller must read the savepoint from
+        # storage (the truth), not start v3 from an older checkpoint. Every other crash point of every action is
+        # proven on fakes in tests/behaviour/test_crash_safety.py, in seconds.
+        flinkops.ok("controller", "stop")
+        flinkops.extra_env = {"FLINKOPS_FAILPOINT": "before:DeleteCluster"}
+        try:
+            flinkops.ok("controller", "start")
+            pid = flinkops.controller_pid()
+            flinkops.ok("apply", "-f", str(v3), "--no-start-controller")
+            deadline = time.monotonic() + 120
+            while running(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not running(pid), "the controller should have died before deleting v2's cluster"
+        finally:
+            flinkops.extra_env = {}
+        crashed = status(flinkops.get("sp-upgrade"))
+        assert crashed["reconciliationStatus"]["state"] == "UPGRADING", "the write-ahead intent is on record"
+        flinkops.ok("controller", "start")
+
+    with steps("broken v3, started from that savepoint, is rolled back to v2 when its job fails"):
         rolled = flinkops.wait_for("sp-upgrade", at_generation(3, "ROLLED_BACK"), 240, "ROLLED_BACK")
         s = status(rolled)
+        v3_run = next(r for r in s["deploymentHistory"] if r["generation"] == 3)
+        assert "/savepoint-" in (v3_run.get("restoredFrom") or ""), v3_run
+        assert not any(running(p) for p in old_pids), "v2's old cluster is gone"
         assert (
             json.loads(s["reconciliationStatus"]["lastReconciledSpec"])["spec"]["job"]["args"]
             == json.loads(s["reconciliationStatus"]["lastStableSpec"])["spec"]["job"]["args"]
@@ -387,57 +415,6 @@ def test_jobmanager_then_taskmanager_sigkill_then_last_state_upgrade(
         assert report.ok, report.summary()
         assert [run.logic for run in report.logic_runs] == ["v1", "v2"], report.summary()
         teardown(flinkops, "kill")
-
-
-# One crash point on real Flink: the savepoint completed but the controller died before recording it, so the
-# restarted controller must find it although Flink's application cluster shut down with the job (storage is the
-# truth). Every other step of every action, for every upgrade mode, is crashed at in tests/behaviour on fakes
-# (test_crash_safety.py), in seconds.
-@pytest.mark.parametrize("failpoint", ["before:DeleteCluster"], ids=["savepoint-done-not-recorded"])
-def test_controller_killed_at_each_upgrade_step_finishes_the_upgrade(
-    flinkops: Flinkops, testjobs: Path, tmp_path: Path, failpoint: str
-) -> None:
-    name = "crash-" + failpoint.replace(":", "-").lower()
-    out = tmp_path / "out"
-    records = 5000
-    v1 = write(tmp_path, name, testjobs, job_args(out, records=records, rate=RATE, keys=KEYS), "savepoint", **OLD_ORDER)
-    flinkops.ok("apply", "-f", str(v1), "--wait", "--timeout", "180")
-    wait_for_records(out, 800, timeout=120)
-    old = set(flinkops.cluster_pids(name))
-
-    flinkops.ok("controller", "stop")
-    flinkops.extra_env = {"FLINKOPS_FAILPOINT": failpoint}
-    try:
-        flinkops.ok("controller", "start")
-        pid = flinkops.controller_pid()
-        v2 = write(
-            tmp_path,
-            name,
-            testjobs,
-            job_args(out, records=records, rate=RATE, keys=KEYS, logic="v2"),
-            "savepoint",
-            **OLD_ORDER,
-        )
-        flinkops.ok("apply", "-f", str(v2), "--no-start-controller")
-        deadline = time.monotonic() + 120
-        while running(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not running(pid), f"the controller should have died at {failpoint}"
-    finally:
-        flinkops.extra_env = {}
-    crashed = status(flinkops.get(name))
-    assert crashed["reconciliationStatus"]["state"] == "UPGRADING", "the write-ahead intent is on record"
-
-    flinkops.ok("controller", "start")
-    flinkops.wait_for(name, at_generation(2, "STABLE", "DEPLOYED"), 180, "the upgrade finished")
-    new = set(flinkops.cluster_pids(name))
-    assert not (old & new) and not any(running(p) for p in old), "the old cluster is gone"
-    assert all(running(p) for p in new) and len(new) == 2, f"exactly one new cluster: {new}"
-    finished(flinkops, name)
-    report = check(out, keys=KEYS, expect_records=records)
-    assert report.ok, report.summary()
-    assert [run.logic for run in report.logic_runs] == ["v1", "v2"], report.summary()
-    teardown(flinkops, name)
 
 
 # ------------------------------------------------------------------ refused input
