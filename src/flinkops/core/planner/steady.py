@@ -337,6 +337,11 @@ def note_run_progress(status: S_, job: JobObservation) -> S_:
         update["running_at"] = job.running_since
     if not run.checkpointed and job.completed_checkpoints > 0:
         update["checkpointed"] = True
+    # The count for the cost report, written when the status is written anyway (the first checkpoint, the job's
+    # end, a stop): a stable job's status is not rewritten for every checkpoint it takes.
+    counted = job.completed_checkpoints > (run.checkpoints or 0)
+    if counted and (update or job.state in TERMINAL_JOB_STATES or run.stopped_for):
+        update["checkpoints"] = job.completed_checkpoints
     if not update:
         return status
     history = [*status.deployment_history[:-1], run.model_copy(update=update)]
