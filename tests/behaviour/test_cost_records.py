@@ -69,3 +69,11 @@ def test_a_stable_jobs_checkpoints_are_not_worth_a_status_write_each(world: Worl
     writes = len(world.store.status_writes)
     world.run_for(600)
     assert len(world.store.status_writes) == writes
+
+
+def test_a_runs_cluster_is_counted_from_when_it_was_asked_of_the_runtime(world: World) -> None:
+    world.apply(application("stream"))
+    world.run_until(lambda w: w.job_state("stream") == "RUNNING", what="running")
+    run = _runs(world, "stream")[-1]
+    assert run.deployed_at == round(world.runtime.deployed_at[-1] * 1000)
+    assert run.deployed_at >= run.started_at

@@ -452,6 +452,9 @@ class DeploymentRecord(_Status):
     #: delete returned (a batch job's end, suspend, upgrade, delete). Between ``ended_at`` and this, the cluster
     #: cost money doing nothing (the idle tail).
     released_at: int | None = None
+    #: Epoch ms the run's cluster was asked of the runtime (after the preflight that ``started_at`` includes):
+    #: written by the controller when it deploys; the cost of a run counts from here.
+    deployed_at: int | None = None
     requested: RequestedResources | None = None  # what the run's cluster asked for (None: recorded before)
     checkpoints: int | None = None  # checkpoints the job completed, as far as the controller saw
 

@@ -10,8 +10,9 @@ Called by: the controller's loop. The only place in the controller that performs
 
 Invariant: the executor does what the plan says and decides nothing. Where a restore point can only be known
 after a stop (a job restarting from its newest checkpoint), the planner stops first and chooses next pass. The
-one fact it adds is when a cluster it deleted was gone (``released_at`` on the run that cluster ran, read from
-the clock once the runtime's delete returned): only the executor sees that moment, and cost reports need it.
+facts it adds are when a run's cluster was asked for (``deployed_at``, read from the clock as the deploy starts)
+and when a cluster it deleted was gone (``released_at`` on the run that cluster ran, once the runtime's delete
+returned): only the executor sees those moments, and cost reports need them.
 """
 
 from __future__ import annotations
@@ -127,9 +128,12 @@ class Executor:
             if isinstance(action, RemoveResource):
                 self.store.remove(key)
                 return None
+            asked_ms = int(self.clock.now() * 1000) if self.clock is not None else None
             self._act(resource, action)
             if isinstance(action, DeleteCluster) and self.clock is not None:
                 final = _released(final, plan, int(self.clock.now() * 1000))
+            elif isinstance(action, DeployCluster) and asked_ms is not None:
+                final = _deployed(final, action, asked_ms)
             self._hit("after", action)
         self._lifecycle_event(key, before, final.lifecycle_state)
         if final != current.status:
@@ -306,6 +310,15 @@ def _released(status: Status, plan: Plan, now_ms: int) -> Status:
     if index < 0 or history[index].released_at is not None:
         return status  # the newest run was released already: older ones are not this cluster's
     history[index] = history[index].model_copy(update={"released_at": now_ms})
+    return status.model_copy(update={"deployment_history": history})
+
+
+def _deployed(status: Status, action: DeployCluster, asked_ms: int) -> Status:
+    """``status`` with ``deployed_at`` on the run ``action`` started (the newest one, which the plan recorded)."""
+    history = list(status.deployment_history)
+    if not history or history[-1].job_id != action.job_id or history[-1].deployed_at is not None:
+        return status
+    history[-1] = history[-1].model_copy(update={"deployed_at": asked_ms})
     return status.model_copy(update={"deployment_history": history})
 
 

@@ -1,9 +1,10 @@
 """What a Flink deployment's runs cost: resource-time, the idle tail, downtime, managed-service equivalents, a price.
 
-A run (``status.deploymentHistory``, one ``DeploymentRecord``) holds a cluster from the moment its deploy began
-(``started_at``) until the cluster was released (``released_at``, written by the controller once the delete
-returned). Over that span the cluster requests what the run's spec asked for (``RequestedResources``: JobManager
-and TaskManager processes with their cpu and memory, slots per TaskManager), so:
+A run (``status.deploymentHistory``, one ``DeploymentRecord``) holds a cluster from the moment it was asked of the
+runtime (``deployed_at``; for older records ``started_at``, the pass that decided the deploy) until it was
+released (``released_at``); the controller writes both around the runtime's calls. Over that span the cluster
+requests what the run's spec asked for (``RequestedResources``: JobManager and TaskManager processes with their
+cpu and memory, slots per TaskManager), so:
 
 * vCPU-seconds and GiB-seconds = the cluster's cpu (GiB) x the span in seconds;
 * slot-seconds = TaskManagers x slots x the span; busy slot-seconds = the slot-seconds while the job ran x the
@@ -276,7 +277,8 @@ def run_cost(
     end, note = _cluster_end(run, following, live, now_ms)
     if note:
         notes.append(note)
-    wall = _clip(run.started_at, end, since_ms, now_ms)
+    start = run.deployed_at if run.deployed_at is not None else run.started_at
+    wall = _clip(start, end, since_ms, now_ms)
     resources = run.requested or requested
     if run.requested is None and requested is not None:
         notes.append("requested resources taken from the current spec (the run did not record its own)")
