@@ -124,7 +124,7 @@ def test_batch_job_finishes_with_correct_totals_and_releases_its_cluster(
         for pid in pids:
             if pid not in exited and not running(pid):
                 exited[pid] = time.time()
-        time.sleep(0.02)
+        time.sleep(0.01)
     gone_at = max(exited.values())
     done = flinkops.wait_for(
         "conversions-batch",
@@ -156,6 +156,7 @@ def test_batch_job_finishes_with_correct_totals_and_releases_its_cluster(
     assert priced["slotSeconds"] == pytest.approx(measured_slot_s, rel=0.05)
     assert priced["idleTailMs"] == pytest.approx(measured_tail_ms, rel=0.05)
     assert priced["requested"]["taskManagers"] == len(tms) and not priced["live"]
+    print(flinkops.ok("cost", "conversions-batch", "-n", "ads"))
 
     expected = generator.expected_totals(RECORDS, HOURS, PARTNERS, SEED)
     output = arg(json.loads(spec.read_text())["spec"]["job"]["args"], "--output").removeprefix("s3://conversions/")

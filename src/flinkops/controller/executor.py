@@ -129,9 +129,10 @@ class Executor:
                 self.store.remove(key)
                 return None
             asked_ms = int(self.clock.now() * 1000) if self.clock is not None else None
-            self._act(resource, action)
+            gone = self._act(resource, action)
             if isinstance(action, DeleteCluster) and self.clock is not None:
-                final = _released(final, plan, int(self.clock.now() * 1000))
+                # The runtime's moment the processes were gone, else now (its delete waited for them).
+                final = _released(final, plan, int((gone if gone is not None else self.clock.now()) * 1000))
             elif isinstance(action, DeployCluster) and asked_ms is not None:
                 final = _deployed(final, action, asked_ms)
             self._hit("after", action)
@@ -185,11 +186,12 @@ class Executor:
 
     # ------------------------------------------------------------------ the actions
 
-    def _act(self, resource: Resource, action: Action) -> None:
+    def _act(self, resource: Resource, action: Action) -> float | None:
+        """Carry out ``action``; a delete returns when its cluster's processes were gone (if the runtime knows)."""
         ckey = cluster_key(resource)
         if isinstance(action, DeleteCluster):
-            self.runtime.delete(ckey, keep_prepared=action.keep_prepared)
-        elif isinstance(action, DeployCluster):
+            return self.runtime.delete(ckey, keep_prepared=action.keep_prepared)
+        if isinstance(action, DeployCluster):
             assert isinstance(resource, FlinkDeployment)
             self.runtime.deploy(self.requests.cluster_request(resource, action))
         elif isinstance(action, PrepareCluster):
@@ -225,6 +227,7 @@ class Executor:
                 pass  # already gone: the goal of cancelling is met
         else:  # pragma: no cover - every action type is handled above
             raise PermanentError(f"unknown action {action!r}")
+        return None
 
     def _trigger(self, resource: Resource, action: TriggerSavepoint | TriggerCheckpoint) -> None:
         with self.flink(action.rest_url, REST_TIMEOUT) as rest:
