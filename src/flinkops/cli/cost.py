@@ -39,11 +39,11 @@ def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
-def _money(value: float | None, currency: str) -> str:
-    return "-" if value is None else f"{value:.4f} {currency}"
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
-def _row(name: str, run: RunCost | None, cost: DeploymentCost) -> list[str]:
+def _row(run: RunCost | None, cost: DeploymentCost) -> list[str]:
     """One table row: a run, or (``run`` None) the resource's totals."""
 
     def get(field: str) -> float | None:
@@ -52,13 +52,12 @@ def _row(name: str, run: RunCost | None, cost: DeploymentCost) -> list[str]:
 
     if run is not None:
         wall, eff = run.wall_ms, run.efficiency
-        what = f"gen {run.generation} {run.reason}" + (" (running)" if run.live else f" {run.end_state or ''}")
+        what = f"gen {run.generation} " + ("(running)" if run.live else run.end_state or run.reason)
     else:
         wall, eff, what = cost.wall_ms, cost.efficiency, "total"
     checkpoints = get("checkpoints")
     return [
-        name,
-        what.strip(),
+        what,
         _ms(wall),
         _num(get("vcpu_seconds")),
         _num(get("gib_seconds")),
@@ -69,22 +68,21 @@ def _row(name: str, run: RunCost | None, cost: DeploymentCost) -> list[str]:
         "-" if checkpoints is None else str(int(checkpoints)),
         _num(get("kpu_hours"), 4),
         _num(get("cu_hours"), 4),
-        _money(get("price"), cost.currency),
-        _money(get("aws_price"), cost.currency),
-        _money(get("ververica_price"), cost.currency),
+        _money(get("price")),
+        _money(get("aws_price")),
+        _money(get("ververica_price")),
     ]
 
 
 HEADERS = [
-    "NAME",
     "RUN",
     "WALL",
     "VCPU-S",
     "GIB-S",
     "SLOT-S",
     "BUSY",
-    "IDLE TAIL",
-    "DOWNTIME",
+    "IDLE",
+    "DOWN",
     "CKPTS",
     "KPU-H",
     "CU-H",
@@ -94,12 +92,20 @@ HEADERS = [
 ]
 
 
+def _footer(found: list[DeploymentCost]) -> list[str]:
+    currency = found[0].currency if found else "USD"
+    notes = sorted({n for c in found for run in c.runs for n in run.notes})
+    return [
+        f"PRICE: requested vCPU and GiB at the compute rates; AWS MSF: KPU-h x kpuHour; VERVERICA: CU-h x cuHour "
+        f"({currency}; - where the price table has no rate)",
+        *(f"note: {n}" for n in notes),
+    ]
+
+
 def cost_lines(cost: DeploymentCost) -> list[str]:
     """The cost table of one resource (its runs, then its total), as lines."""
-    rows = [_row(cost.name, run, cost) for run in cost.runs]
-    rows.append(_row(cost.name, None, cost))
-    notes = sorted({note for run in cost.runs for note in run.notes})
-    return [*_table(HEADERS, rows, bold=False).splitlines(), *(f"note: {n}" for n in notes)]
+    rows = [_row(run, cost) for run in cost.runs] + [_row(None, cost)]
+    return [*_table(HEADERS, rows, bold=False).splitlines(), *_footer([cost])]
 
 
 @app.command()
@@ -143,10 +149,12 @@ def cost(
     if not found:
         sys.stderr.write("No resources found.\n")
         return
+    single = name is not None
+    headers = HEADERS if single else ["NAMESPACE", "NAME", *HEADERS]
     rows = []
     for c in found:
-        rows += [_row(c.name, run, c) for run in c.runs]
-        rows.append(_row(c.name, None, c))
-    sys.stdout.write(_table(HEADERS, rows, bold=sys.stdout.isatty()))
-    for note in sorted({n for c in found for run in c.runs for n in run.notes}):
-        sys.stdout.write(f"note: {note}\n")
+        prefix = [] if single else [c.namespace, c.name]
+        rows += [[*prefix, *_row(run, c)] for run in c.runs]
+        rows.append([*prefix, *_row(None, c)])
+    sys.stdout.write(_table(headers, rows, bold=sys.stdout.isatty()))
+    sys.stdout.write("".join(line + "\n" for line in _footer(found)))
