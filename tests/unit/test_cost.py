@@ -202,7 +202,7 @@ def test_cost_cli_bad_input_exits_2_and_a_name_shows_its_runs(cli: CliRunner, ta
     assert body["runs"][0]["idleTailMs"] == 5_000 and body["runs"][0]["requested"]["taskSlots"] == 2
     described = cli.invoke(app, ["describe", "conv"], env={"COLUMNS": "250"})
     assert described.exit_code == 0 and "Cost:" in described.output
-    [run_line] = [line.split() for line in described.output.splitlines() if "gen 1 FINISHED" in line]
-    assert run_line[3:7] == ["75.0s", "150.0", "187.5", "150.0"], run_line  # wall, vCPU-s, GiB-s, slot-s
+    [run_line] = [line.split() for line in described.output.splitlines() if "g1 FINISHED" in line]
+    assert run_line[2:6] == ["75.0s", "150.0", "187.5", "150.0"], run_line  # wall, vCPU-s, GiB-s, slot-s
     table = cli.invoke(app, ["cost", "-A"])
     assert table.exit_code == 0 and "conv" in table.output and "total" in table.output

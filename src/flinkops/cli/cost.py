@@ -52,7 +52,7 @@ def _row(run: RunCost | None, cost: DeploymentCost) -> list[str]:
 
     if run is not None:
         wall, eff = run.wall_ms, run.efficiency
-        what = f"gen {run.generation} " + ("(running)" if run.live else run.end_state or run.reason)
+        what = f"g{run.generation} " + ("(running)" if run.live else run.end_state or run.reason)
     else:
         wall, eff, what = cost.wall_ms, cost.efficiency, "total"
     checkpoints = get("checkpoints")
@@ -96,8 +96,8 @@ def _footer(found: list[DeploymentCost]) -> list[str]:
     currency = found[0].currency if found else "USD"
     notes = sorted({n for c in found for run in c.runs for n in run.notes})
     return [
-        f"PRICE: requested vCPU and GiB at the compute rates; AWS MSF: KPU-h x kpuHour; VERVERICA: CU-h x cuHour "
-        f"({currency}; - where the price table has no rate)",
+        "PRICE: requested vCPU-h and GiB-h at the compute rates; AWS MSF: KPU-h x kpuHour; VERVERICA: CU-h x cuHour",
+        f"amounts in {currency}; '-': not known, or no rate in the price table (flinkops cost --help)",
         *(f"note: {n}" for n in notes),
     ]
 
