@@ -206,3 +206,11 @@ def test_cost_cli_bad_input_exits_2_and_a_name_shows_its_runs(cli: CliRunner, ta
     assert run_line[2:6] == ["75.0s", "150.0", "187.5", "150.0"], run_line  # wall, vCPU-s, GiB-s, slot-s
     table = cli.invoke(app, ["cost", "-A"])
     assert table.exit_code == 0 and "conv" in table.output and "total" in table.output
+
+
+def test_a_running_jobs_checkpoints_are_unknown_unless_read_live() -> None:
+    running = batch_run(ended_at=None, end_state=None, released_at=None, checkpointed=True)
+    assert run_cost(running, now_ms=1_100_000, prices=PRICES, live=True).checkpoints is None
+    assert run_cost(running, now_ms=1_100_000, prices=PRICES, live=True, checkpoints=42).checkpoints == 42
+    never = batch_run(ended_at=None, end_state=None, released_at=None)
+    assert run_cost(never, now_ms=1_100_000, prices=PRICES, live=True).checkpoints == 0

@@ -259,6 +259,16 @@ def _cluster_end(
     return estimate, "when its cluster went is not recorded: counted to the nearest recorded stop"
 
 
+def _checkpoints(run: DeploymentRecord, live: int | None) -> int | None:
+    """The run's completed checkpoints: a live reading, else what the run recorded at its end, else 0 for a run
+    that never checkpointed; None (unknown) for one that did but whose count was not recorded."""
+    if live is not None:
+        return live
+    if run.checkpoints is not None:
+        return run.checkpoints
+    return None if run.checkpointed else 0
+
+
 def run_cost(
     run: DeploymentRecord,
     *,
@@ -268,11 +278,13 @@ def run_cost(
     following: DeploymentRecord | None = None,
     requested: RequestedResources | None = None,
     busy_ratio: float | None = None,
+    checkpoints: int | None = None,
     since_ms: int | None = None,
 ) -> RunCost:
     """The figures of ``run``. ``live``: its cluster still runs (counted up to ``now_ms``). ``following``: the
     next run, whose recorded stop bounds an old run's span. ``requested``: what to price a run by that did not
-    record its own (the current spec's). ``busy_ratio``: the job's busy time per second (0-1), when known."""
+    record its own (the current spec's). ``busy_ratio``: the job's busy time per second (0-1), when known.
+    ``checkpoints``: the running job's completed checkpoints read live (the run records its count when it ends)."""
     notes: list[str] = []
     end, note = _cluster_end(run, following, live, now_ms)
     if note:
@@ -323,7 +335,7 @@ def run_cost(
         busy_slot_seconds=busy_s,
         idle_tail_ms=idle,
         downtime_ms=downtime,
-        checkpoints=run.checkpoints if run.checkpoints is not None else (0 if not run.checkpointed else None),
+        checkpoints=_checkpoints(run, checkpoints),
         kpus=kpu_n,
         kpu_hours=kpu_h,
         cus=cu_n,
@@ -346,11 +358,12 @@ def deployment_cost(
     cluster_up: bool,
     requested: RequestedResources | None = None,
     busy_ratio: float | None = None,
+    checkpoints: int | None = None,
     since_ms: int | None = None,
 ) -> DeploymentCost:
     """The figures of every run in ``history`` (oldest first) that overlaps ``[since_ms, now_ms]``.
-    ``cluster_up``: the newest run's cluster still runs. ``busy_ratio`` applies to the newest run only (it is a
-    live reading)."""
+    ``cluster_up``: the newest run's cluster still runs. ``busy_ratio`` and ``checkpoints`` apply to the newest
+    run only (they are live readings)."""
     runs: list[RunCost] = []
     for i, run in enumerate(history):
         newest = i == len(history) - 1
@@ -362,6 +375,7 @@ def deployment_cost(
             following=history[i + 1] if not newest else None,
             requested=requested,
             busy_ratio=busy_ratio if newest else None,
+            checkpoints=checkpoints if newest else None,
             since_ms=since_ms,
         )
         if since_ms is not None and not figures.wall_ms and not figures.live:

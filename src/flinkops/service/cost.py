@@ -178,10 +178,12 @@ def cost_of(
     prices: Prices = DEFAULT_PRICES,
     *,
     busy_ratio: float | None = None,
+    checkpoints: int | None = None,
     since: int | None = None,
 ) -> DeploymentCost:
     """What ``resource``'s runs cost up to ``now_ms`` (from ``since``, epoch ms, when given). ``busy_ratio``: the
-    running job's busy time per second (0-1), from Flink's ``busyTimeMsPerSecond``, when the caller read it.
+    running job's busy time per second (0-1), from Flink's ``busyTimeMsPerSecond``, and ``checkpoints`` its completed
+    checkpoints, when the caller read them from Flink (the metrics module does; this function does no I/O).
 
     A session job's runs share their session cluster: they get wall time, downtime and checkpoints, and their
     resources are priced on the session cluster (its FlinkDeployment)."""
@@ -199,6 +201,7 @@ def cost_of(
         cluster_up=_cluster_up(resource),
         requested=requested,
         busy_ratio=busy_ratio,
+        checkpoints=checkpoints,
         since_ms=since,
     )
 
