@@ -93,8 +93,11 @@ class FakeRuntime:
         self.requests: list[ClusterRequest] = []
         #: When (virtual seconds) each of ``requests`` was deployed.
         self.deployed_at: list[float] = []
-        #: Every cluster deleted (by key), in order.
+        #: Every cluster deleted (by key), in order, and when (virtual seconds) each delete returned.
         self.deleted: list[ClusterKey] = []
+        self.released_at: list[float] = []
+        #: Virtual seconds a delete takes (processes stopping gracefully) before it returns.
+        self.stop_seconds = 0.0
         #: Which resource every fake Flink cluster ever started belonged to.
         self.owners: dict[str, ClusterKey] = {}
         self._clusters: dict[ClusterKey, FakeCluster] = {}
@@ -367,6 +370,9 @@ class FakeRuntime:
             return
         self.deleted.append(key)
         self.flink.stop_cluster(cluster.flink_id)
+        if self.stop_seconds:
+            self.clock.advance(self.stop_seconds)
+        self.released_at.append(self.clock.now())
         self._changed.discard(key)
         if not self._keep_ha_metadata:
             self.ha_metadata.pop(key, None)  # a deleted cluster leaves no HA metadata

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,12 +111,21 @@ def test_batch_job_finishes_with_correct_totals_and_releases_its_cluster(
         "conversions-batch", lambda r: status_of(r).get("jobStatus", {}).get("state") == "RUNNING", 300,
         "the batch job to run", namespace="ads",
     )  # fmt: skip
-    pids = flinkops.cluster_pids("conversions-batch", "ads")
+    record = flinkops.home / "clusters" / "ads" / "conversions-batch" / "cluster.json"
+    processes = json.loads(record.read_text())["processes"]
+    pids = [p["pid"] for p in processes]
     assert pids
-    while any(running(p) for p in pids):
+    # Each process's measured lifetime: its start from the kernel's record, its exit as seen by a fast poll.
+    boot = time.time() - float(Path("/proc/uptime").read_text().split()[0])
+    born = {p["pid"]: boot + p["start_ticks"] / os.sysconf("SC_CLK_TCK") for p in processes}
+    exited: dict[int, float] = {}
+    while len(exited) < len(pids):
         assert time.monotonic() - started < 900, "the batch job's cluster is still running after 15 min"
-        time.sleep(0.2)
-    gone_at = time.time()
+        for pid in pids:
+            if pid not in exited and not running(pid):
+                exited[pid] = time.time()
+        time.sleep(0.01)
+    gone_at = max(exited.values())
     done = flinkops.wait_for(
         "conversions-batch",
         lambda r: last_run(r).get("endState") is not None,
@@ -130,6 +140,23 @@ def test_batch_job_finishes_with_correct_totals_and_releases_its_cluster(
     assert int(run["result"]["groups"]) == HOURS * PARTNERS, run
     assert run["jobDurationMs"] > 0
     print(f"batch run took {run['jobDurationMs'] / 1000:.1f} s in Flink")
+
+    # flinkops cost agrees with the processes' measured lifetimes: slot-seconds (2 slots per TaskManager) and
+    # the idle tail (the job's end until the last process was gone).
+    cost = json.loads(flinkops.ok("cost", "conversions-batch", "-n", "ads", "-o", "json"))
+    priced = cost["runs"][-1]
+    tms = [p["pid"] for p in processes if p["role"] == "taskmanager"]
+    measured_slot_s = sum(2 * (exited[pid] - born[pid]) for pid in tms)
+    measured_tail_ms = (gone_at * 1000) - run["endedAt"]
+    print(
+        f"cost: {priced['slotSeconds']:.2f} slot-s (measured {measured_slot_s:.2f}), idle tail "
+        f"{priced['idleTailMs']} ms (measured {measured_tail_ms:.0f}), {priced['kpuHours']:.4f} KPU-h, "
+        f"{priced['cuHours']:.4f} CU-h, {priced['price']:.5f} {cost['currency']}"
+    )
+    assert priced["slotSeconds"] == pytest.approx(measured_slot_s, rel=0.05)
+    assert priced["idleTailMs"] == pytest.approx(measured_tail_ms, rel=0.05)
+    assert priced["requested"]["taskManagers"] == len(tms) and not priced["live"]
+    print(flinkops.ok("cost", "conversions-batch", "-n", "ads"))
 
     expected = generator.expected_totals(RECORDS, HOURS, PARTNERS, SEED)
     output = arg(json.loads(spec.read_text())["spec"]["job"]["args"], "--output").removeprefix("s3://conversions/")

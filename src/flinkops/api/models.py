@@ -51,6 +51,7 @@ __all__ = [
     "PreparedCluster",
     "ReconciliationState",
     "ReconciliationStatus",
+    "RequestedResources",
     "Resource",
     "ResourceKind",
     "Savepoint",
@@ -407,6 +408,20 @@ class TaskManagerInfo(_Status):
     replicas: int = 0
 
 
+class RequestedResources(_Status):
+    """What one run's cluster asked for (a flinkops status extension, recorded when the run is deployed): the
+    processes and what each of them requests, as the spec of that run said. Cost reports read it, so a run is
+    priced by what it asked for even after a later spec changed the resources."""
+
+    job_managers: int
+    job_manager_cpu: float
+    job_manager_memory_bytes: int
+    task_managers: int
+    task_manager_cpu: float
+    task_manager_memory_bytes: int
+    task_slots: int  # per TaskManager
+
+
 class DeploymentRecord(_Status):
     """One start of a FlinkDeployment's or FlinkSessionJob's job, or of a session cluster's JobManager (no job
     id; running once its REST API answers): a flinkops status extension, readers of the reference shape ignore
@@ -433,6 +448,15 @@ class DeploymentRecord(_Status):
     #: starts the target from it: the restore point is decided from an observation, after the stop.
     stopped_for: str | None = None
     stop_requested_at: int | None = None  # epoch ms the stop was decided
+    #: Epoch ms the run's cluster was gone (its processes or pods stopped): written by the controller once its
+    #: delete returned (a batch job's end, suspend, upgrade, delete). Between ``ended_at`` and this, the cluster
+    #: cost money doing nothing (the idle tail).
+    released_at: int | None = None
+    #: Epoch ms the run's cluster was asked of the runtime (after the preflight that ``started_at`` includes):
+    #: written by the controller when it deploys; the cost of a run counts from here.
+    deployed_at: int | None = None
+    requested: RequestedResources | None = None  # what the run's cluster asked for (None: recorded before)
+    checkpoints: int | None = None  # checkpoints the job completed, as far as the controller saw
 
     @property
     def downtime_ms(self) -> int | None:

@@ -61,6 +61,12 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
             out.print(f"  {line}")
     if isinstance(resource, FlinkDeployment):
         _state(found, resource)
+    if found.cost is not None and found.cost.runs:
+        from flinkops.cli.cost import cost_lines
+
+        out.print("[bold]Cost:[/bold] (requested resources; flinkops cost NAME -o json for every figure)")
+        for line in cost_lines(found.cost):
+            out.print("  " + line, markup=False)
     out.print("[bold]Events:[/bold]" + ("" if found.events else " <none>"))
     for event in found.events[-20:]:
         when = datetime.fromtimestamp(event.last_timestamp, UTC).strftime("%H:%M:%S")

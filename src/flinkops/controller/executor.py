@@ -9,7 +9,10 @@ trigger ids), the actions run in order, the plan's events are recorded and the f
 Called by: the controller's loop. The only place in the controller that performs effects.
 
 Invariant: the executor does what the plan says and decides nothing. Where a restore point can only be known
-after a stop (a job restarting from its newest checkpoint), the planner stops first and chooses next pass.
+after a stop (a job restarting from its newest checkpoint), the planner stops first and chooses next pass. The
+facts it adds are when a run's cluster was asked for (``deployed_at``, read from the clock as the deploy starts)
+and when a cluster it deleted was gone (``released_at`` on the run that cluster ran, once the runtime's delete
+returned): only the executor sees those moments, and cost reports need them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ import os
 from collections.abc import Callable
 
 from flinkops.api.flinkconf import is_operator_key, savepoint_dir
-from flinkops.api.models import FlinkDeployment, FlinkSessionJob, LifecycleState
+from flinkops.api.models import (
+    FlinkDeployment,
+    FlinkDeploymentStatus,
+    FlinkSessionJob,
+    FlinkSessionJobStatus,
+    LifecycleState,
+)
 from flinkops.controller.observer import REST_TIMEOUT, Observer
 from flinkops.controller.requests import RequestBuilder, cluster_key
 from flinkops.core.planner import (
@@ -45,7 +54,7 @@ from flinkops.errors import (
     UnsupportedSnapshotStorage,
 )
 from flinkops.flink.config import taskmanager_count
-from flinkops.ports import ClusterRuntime, FlinkApi, FlinkApiFactory, ResourceKey, ResourceStore
+from flinkops.ports import Clock, ClusterRuntime, FlinkApi, FlinkApiFactory, ResourceKey, ResourceStore
 
 __all__ = ["FAILPOINT_ENV", "FAILPOINT_EXIT_CODE", "Executor", "Failpoint", "exiting_failpoint"]
 
@@ -85,7 +94,10 @@ class Executor:
         requests: RequestBuilder,
         observer: Observer,
         failpoint: Failpoint | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        """``clock``: when a deleted cluster was gone is read from it (no ``released_at`` is recorded without)."""
+        self.clock = clock
         self.store = store
         self.runtime = runtime
         self.flink = flink
@@ -110,16 +122,23 @@ class Executor:
         # acting leaves the why (Rollback, RecoverDeployment, Submit ...) next to the what.
         for note in plan.events:
             self.store.record_event(key, note.type, note.reason, note.message)
+        final = plan.status
         for action in plan.actions:
             log.info("%s: %s", key, action.describe())
             if isinstance(action, RemoveResource):
                 self.store.remove(key)
                 return None
-            self._act(resource, action)
+            asked_ms = int(self.clock.now() * 1000) if self.clock is not None else None
+            gone = self._act(resource, action)
+            if isinstance(action, DeleteCluster) and self.clock is not None:
+                # The runtime's moment the processes were gone, else now (its delete waited for them).
+                final = _released(final, plan, int((gone if gone is not None else self.clock.now()) * 1000))
+            elif isinstance(action, DeployCluster) and asked_ms is not None:
+                final = _deployed(final, action, asked_ms)
             self._hit("after", action)
-        self._lifecycle_event(key, before, plan.status.lifecycle_state)
-        if plan.status != current.status:
-            self.store.update_status(current.model_copy(update={"status": plan.status}))
+        self._lifecycle_event(key, before, final.lifecycle_state)
+        if final != current.status:
+            self.store.update_status(current.model_copy(update={"status": final}))
         return plan.requeue_after
 
     def _hit(self, when: str, action: Action) -> None:
@@ -167,11 +186,12 @@ class Executor:
 
     # ------------------------------------------------------------------ the actions
 
-    def _act(self, resource: Resource, action: Action) -> None:
+    def _act(self, resource: Resource, action: Action) -> float | None:
+        """Carry out ``action``; a delete returns when its cluster's processes were gone (if the runtime knows)."""
         ckey = cluster_key(resource)
         if isinstance(action, DeleteCluster):
-            self.runtime.delete(ckey, keep_prepared=action.keep_prepared)
-        elif isinstance(action, DeployCluster):
+            return self.runtime.delete(ckey, keep_prepared=action.keep_prepared)
+        if isinstance(action, DeployCluster):
             assert isinstance(resource, FlinkDeployment)
             self.runtime.deploy(self.requests.cluster_request(resource, action))
         elif isinstance(action, PrepareCluster):
@@ -207,6 +227,7 @@ class Executor:
                 pass  # already gone: the goal of cancelling is met
         else:  # pragma: no cover - every action type is handled above
             raise PermanentError(f"unknown action {action!r}")
+        return None
 
     def _trigger(self, resource: Resource, action: TriggerSavepoint | TriggerCheckpoint) -> None:
         with self.flink(action.rest_url, REST_TIMEOUT) as rest:
@@ -275,6 +296,33 @@ class Executor:
 def _checkpointed(resource: FlinkDeployment, job_id: str) -> bool:
     status = resource.status
     return status is not None and any(r.job_id == job_id and r.checkpointed for r in status.deployment_history)
+
+
+Status = FlinkDeploymentStatus | FlinkSessionJobStatus
+
+
+def _released(status: Status, plan: Plan, now_ms: int) -> Status:
+    """``status`` with ``released_at`` on the run whose cluster a delete just stopped: the newest run not yet
+    released, other than the one this plan deploys (an upgrade records its new run before it stops the old
+    cluster). A resource has one cluster at a time, so that run is the one that cluster ran."""
+    history = list(status.deployment_history)
+    deploying = next((a for a in plan.actions if isinstance(a, DeployCluster)), None)
+    index = len(history) - 1
+    if deploying is not None and history and history[-1].job_id == deploying.job_id:
+        index -= 1
+    if index < 0 or history[index].released_at is not None:
+        return status  # the newest run was released already: older ones are not this cluster's
+    history[index] = history[index].model_copy(update={"released_at": now_ms})
+    return status.model_copy(update={"deployment_history": history})
+
+
+def _deployed(status: Status, action: DeployCluster, asked_ms: int) -> Status:
+    """``status`` with ``deployed_at`` on the run ``action`` started (the newest one, which the plan recorded)."""
+    history = list(status.deployment_history)
+    if not history or history[-1].job_id != action.job_id or history[-1].deployed_at is not None:
+        return status
+    history[-1] = history[-1].model_copy(update={"deployed_at": asked_ms})
+    return status.model_copy(update={"deployment_history": history})
 
 
 def _job_exists(rest: FlinkApi, job_id: str) -> bool:

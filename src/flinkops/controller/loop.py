@@ -95,7 +95,7 @@ class Controller:
         self.clock = clock
         self.requests = RequestBuilder(store, provisioner)
         self.observer = Observer(runtime, flink, self.requests, clock)
-        self.executor = Executor(store, runtime, flink, self.requests, self.observer, failpoint)
+        self.executor = Executor(store, runtime, flink, self.requests, self.observer, failpoint, clock)
         self._ids = ids or (lambda: uuid.uuid4().hex)
         self.min_requeue = min_requeue
         self._failures: dict[ResourceKey, int] = {}

@@ -125,9 +125,11 @@ class ClusterRuntime(Protocol):
 
     def observe(self, key: ClusterKey) -> ClusterObservation | None: ...
 
-    def delete(self, key: ClusterKey, *, keep_prepared: bool = False) -> None:
+    def delete(self, key: ClusterKey, *, keep_prepared: bool = False) -> float | None:
         """Stop every process of the active cluster (and of the prepared one unless ``keep_prepared``) and wait
-        until they are gone, then remove the cluster's HA metadata (Flink's HA ConfigMaps or znodes). Idempotent."""
+        until they are gone, then remove the cluster's HA metadata (Flink's HA ConfigMaps or znodes). Idempotent.
+        Returns when (seconds since the epoch) the last process was seen gone, where the runtime can tell it
+        apart from its cleanup; None otherwise (the caller takes the moment this returns)."""
         ...
 
     def scale_taskmanagers(

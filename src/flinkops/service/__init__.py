@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         suspend,
         wait_deleted,
     )
+    from flinkops.service.cost import cost_of, costs, load_prices
     from flinkops.service.description import Description, describe, log_files
     from flinkops.service.following import follow
     from flinkops.service.inputs import check, load_text, read_files
@@ -74,6 +75,7 @@ _EXPORTS = {
         "suspend",
         "wait_deleted",
     ),
+    "cost": ("cost_of", "costs", "load_prices"),
     "description": ("Description", "describe", "log_files"),
     "following": ("follow",),
     "inputs": ("check", "load_text", "read_files"),
@@ -117,6 +119,8 @@ __all__ = [
     "catalogue",
     "check",
     "checkpoint",
+    "cost_of",
+    "costs",
     "delete",
     "deletion_order",
     "describe",
@@ -124,6 +128,7 @@ __all__ = [
     "get",
     "lint",
     "list_resources",
+    "load_prices",
     "load_text",
     "log_files",
     "outcome",

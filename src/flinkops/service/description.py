@@ -3,9 +3,8 @@
 The recorded status (lifecycle, job, JobManager, reconciliation, error, conditions), where a deployment's state
 lives (checkpoints, savepoints, HA metadata, from the configuration the controller renders), what flinkops adds
 to its cluster (plugins, connectors, and where S3 access comes from, never the keys), what its next start would
-restore, the runs of its job, its recent events, where its logs are, and (locally) what each ``/opt/flink/...``
-path of its job is on this machine. ``log_files`` lists those logs (local
-clusters only).
+restore, the runs of its job and what they cost, its recent events, where its logs are, and (locally) what
+each ``/opt/flink/...`` path of its job is on this machine. ``log_files`` lists those logs (local clusters only).
 
 Called by: the CLI (``flinkops describe``, ``flinkops logs``), and Python callers.
 """
@@ -19,9 +18,11 @@ from pathlib import Path
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
 from flinkops.api.validation import resource_label
-from flinkops.errors import NotFound
+from flinkops.core.cost import DeploymentCost
+from flinkops.errors import InvalidInput, NotFound
 from flinkops.ports import ClusterKey, Event, ResourceKey
 from flinkops.service.config import StateLocations, rendered_config, state_locations
+from flinkops.service.cost import DEFAULT_PRICES, cost_of, load_prices
 from flinkops.service.resources import lifecycle, resolve
 from flinkops.service.target import Target, local_only
 
@@ -61,6 +62,8 @@ class Description:
     events: tuple[Event, ...]
     #: local only: what each ``/opt/flink/...`` path of the job is on this machine (and the entry class found)
     local_files: tuple[str, ...] = ()
+    #: what its runs cost (``service.cost``, with the price table of the home or the built-in one)
+    cost: DeploymentCost | None = None
 
     @property
     def key(self) -> ResourceKey:
@@ -93,7 +96,12 @@ def describe(target: Target, name: str, namespace: str = "default") -> Descripti
             log_dir = log_dir / "log"
     events = tuple(target.store().events(ResourceKey.of(resource)))
     lines = tuple(target.local_files([resource], fetch=False).lines(resource_label(resource)))  # none on Kubernetes
-    return Description(resource, lifecycle(resource), stable, state, data_plane, log_dir, events, lines)
+    try:
+        prices = load_prices(None, target.home)
+    except InvalidInput:
+        prices = DEFAULT_PRICES  # a broken price table is `flinkops cost`'s error to report, not describe's
+    spent = cost_of(resource, int(target.clock.now() * 1000), prices)
+    return Description(resource, lifecycle(resource), stable, state, data_plane, log_dir, events, lines, spent)
 
 
 def log_files(target: Target, name: str, namespace: str = "default", component: str | None = None) -> list[Path]:

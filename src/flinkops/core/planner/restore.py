@@ -22,8 +22,10 @@ from flinkops.api.models import (
     FlinkDeploymentStatus,
     JobManagerDeploymentStatus,
     ReconciliationState,
+    RequestedResources,
     UpgradeMode,
 )
+from flinkops.core.cost import requested_resources
 from flinkops.core.planner.prestart import delete_cluster, without_prepared
 from flinkops.core.planner.types import (
     FAST,
@@ -122,14 +124,17 @@ def deploy_with_intent(
     if recorded is not None:
         update.update(last_reconciled_spec=recorded, reconciliation_timestamp=ctx.now_ms)
     b.intent = set_recon(b.status, **update).model_copy(update={"observed_generation": generation, **NO_ERROR})
+    asks = requested_resources(spec)  # recorded on the run: what its cluster costs, whatever later specs say
     if spec.job is not None:
         b.intent = set_job(b.intent, job_id=job_id, state="RECONCILING", upgrade_savepoint_path=restore)
         mode = spec.job.upgrade_mode.value
-        b.intent = add_run(b.intent, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms)
+        b.intent = add_run(b.intent, generation, job_id, reason, mode, restore, stopped_at, ctx.now_ms, requested=asks)
     elif not _resumes_cluster_run(b.status):
         # A session cluster's run: one start of its JobManager, "running" once its REST API answers
         # (``cluster_ready``). A failed start is then counted as an application's (``crashloop``).
-        b.intent = add_run(b.intent, generation, None, reason, None, None, stopped_at, ctx.now_ms, again=True)
+        b.intent = add_run(
+            b.intent, generation, None, reason, None, None, stopped_at, ctx.now_ms, again=True, requested=asks
+        )
     if replace_cluster is not None:
         b.actions.append(delete_cluster(b.intent, replace_cluster))
     b.actions.append(DeployCluster(spec=spec, generation=generation, job_id=job_id, restore_path=restore))
@@ -195,6 +200,7 @@ def add_run(
     now_ms: int,
     *,
     again: bool = False,
+    requested: RequestedResources | None = None,
 ) -> S_:
     """``status`` with a new run of ``job_id`` recorded as the current one (unless it already is; with ``again``
     a new run even with the same id: a session cluster's runs have no job id, the caller tells them apart)."""
@@ -210,6 +216,7 @@ def add_run(
             restored_from=restore,
             stopped_at=stopped_at,
             started_at=now_ms,
+            requested=requested,
         )
     )
     return status.model_copy(update={"deployment_history": history[-_HISTORY_LIMIT:]})

@@ -337,6 +337,11 @@ def note_run_progress(status: S_, job: JobObservation) -> S_:
         update["running_at"] = job.running_since
     if not run.checkpointed and job.completed_checkpoints > 0:
         update["checkpointed"] = True
+    # The count for the cost report, written at the run's end (the job's end, a stop): a stable job's status is
+    # not rewritten for every checkpoint it takes, and a half-way count would read as the run's total.
+    counted = job.completed_checkpoints > (run.checkpoints or 0)
+    if counted and (job.state in TERMINAL_JOB_STATES or run.stopped_for):
+        update["checkpoints"] = job.completed_checkpoints
     if not update:
         return status
     history = [*status.deployment_history[:-1], run.model_copy(update=update)]
