@@ -1,0 +1,271 @@
+"""Flink's own metric reporters as the seeds configure them (``metrics.reporter.prom.*`` on port 9999, Datadog's
+HTTP reporter ``metrics.reporter.dghttp.*``): the pod ports and scrape annotations on Kubernetes, a port of its own
+for every local process, the Prometheus service-discovery file and ``describe``, the Datadog key only ever by
+reference, and settings Flink could not read refused with their field path."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flinkops.api.models import FlinkDeployment
+from flinkops.api.reporters import DATADOG_FACTORY, PROMETHEUS_FACTORY, parse_ports
+from flinkops.api.secrets import KUBERNETES_SCHEMES, LOCAL_SCHEMES, parse_reference
+from flinkops.api.validation import validate_resource
+from flinkops.core.lint import lint
+from flinkops.errors import RuntimeFailure
+from flinkops.flink.config import RenderInputs, render_flink_config
+from flinkops.ports import ClusterKey
+from flinkops.procs import start_ticks
+from flinkops.runtimes.kubernetes.names import ApplicationLaunch
+from flinkops.runtimes.kubernetes.render import TASKMANAGER_POD_TEMPLATE_FILE, render_cluster
+from flinkops.runtimes.local.reporters import PortBook, endpoints, sd_path, write_targets
+
+PROM = {"metrics.reporter.prom.factory.class": PROMETHEUS_FACTORY, "metrics.reporter.prom.port": "9999"}
+DD_REF = "${secret:k8s:datadog/api-key}"
+DATADOG = {
+    "metrics.reporter.dghttp.factory.class": DATADOG_FACTORY,
+    "metrics.reporter.dghttp.tags": "service:fraud-scoring,env:prod",
+}
+Obj = dict[str, Any]
+
+
+def resource(config: dict[str, str], template: Obj | None = None, mode: str = "standalone") -> FlinkDeployment:
+    spec: Obj = {
+        "image": "flink:2.2",
+        "flinkVersion": "v2_2",
+        "mode": mode,
+        "serviceAccount": "flink",
+        "flinkConfiguration": config,
+        "job": {"jarURI": "local:///opt/flink/usrlib/job.jar", "parallelism": 2, "upgradeMode": "stateless"},
+    }
+    if template is not None:
+        spec["podTemplate"] = template
+    body = {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": "fraud", "namespace": "payments", "uid": "u-1", "generation": 1},
+        "spec": spec,
+    }
+    return FlinkDeployment.model_validate(body)
+
+
+def manifests(r: FlinkDeployment) -> list[Obj]:
+    config = render_flink_config(r.spec, RenderInputs(r.metadata.name, r.metadata.namespace, None, ""))
+    assert r.spec.job is not None
+    return render_cluster(r, config, generation=1, application=ApplicationLaunch.of(r.spec.job, "0" * 32))
+
+
+def pod_templates(found: list[Obj]) -> dict[str, Obj]:
+    """Every pod template by component: the Deployments' and, in native mode, the TaskManager template file."""
+    pods = {m["metadata"]["labels"]["component"]: m["spec"]["template"] for m in found if m["kind"] == "Deployment"}
+    for m in found:
+        if m["kind"] == "ConfigMap" and TASKMANAGER_POD_TEMPLATE_FILE in m["data"]:
+            pods["taskmanager"] = yaml.safe_load(m["data"][TASKMANAGER_POD_TEMPLATE_FILE])
+    return pods
+
+
+def problems(r: FlinkDeployment) -> dict[str, str]:
+    return {p.path: p.render() for p in validate_resource(r, default_state_dirs=True, secret_schemes=LOCAL_SCHEMES)}
+
+
+# ------------------------------------------------------------------------------------------------ Kubernetes
+
+
+@pytest.mark.parametrize("mode", ["standalone", "native"])
+def test_every_pod_declares_port_9999_and_the_prometheus_scrape_annotations(mode: str) -> None:
+    pods = pod_templates(manifests(resource(PROM, mode=mode)))
+    assert set(pods) == {"jobmanager", "taskmanager"}
+    for pod in pods.values():
+        annotations = pod["metadata"]["annotations"]
+        assert (annotations["prometheus.io/scrape"], annotations["prometheus.io/port"]) == ("true", "9999")
+        assert annotations["prometheus.io/path"] == "/metrics"
+        assert not any(k.startswith("ad.datadoghq.com/") for k in annotations), "Datadog's check is asked for"
+        (main,) = [c for c in pod["spec"]["containers"] if c["name"] == "flink-main-container"]
+        assert {"name": "metrics", "containerPort": 9999, "protocol": "TCP"} in main["ports"]
+
+
+def test_datadog_agents_get_an_openmetrics_check_on_the_main_container_when_asked() -> None:
+    config = {**PROM, "flinkops.metrics.scrape-annotations": "datadog"}
+    for pod in pod_templates(manifests(resource(config))).values():
+        annotations = pod["metadata"]["annotations"]
+        assert "prometheus.io/scrape" not in annotations
+        check = json.loads(annotations["ad.datadoghq.com/flink-main-container.checks"])
+        (instance,) = check["openmetrics"]["instances"]
+        assert instance["openmetrics_endpoint"] == "http://%%host%%:9999/metrics"
+        assert instance["metrics"] == [".*"] and instance["namespace"] == "flink"
+
+
+def test_the_users_own_annotations_win_and_a_users_datadog_check_is_not_doubled() -> None:
+    own = {
+        "prometheus.io/scrape": "false",
+        "ad.datadoghq.com/flink-main-container.check_names": '["openmetrics"]',
+        "ad.datadoghq.com/flink-main-container.instances": '[{"openmetrics_endpoint": "http://%%host%%:9999/metrics"}]',
+    }
+    config = {**PROM, "flinkops.metrics.scrape-annotations": "prometheus,datadog"}
+    for pod in pod_templates(manifests(resource(config, {"metadata": {"annotations": own}}))).values():
+        annotations = pod["metadata"]["annotations"]
+        assert {k: annotations[k] for k in own} == own
+        assert annotations["prometheus.io/port"] == "9999"
+        assert "ad.datadoghq.com/flink-main-container.checks" not in annotations
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {**PROM, "flinkops.metrics.scrape-annotations": "none"},
+        {**PROM, "metrics.reporters": "jmx"},  # configured but not enabled
+        DATADOG,  # a push reporter has nothing to scrape
+    ],
+)
+def test_no_scrape_annotations_without_an_enabled_prometheus_reporter_or_when_off(config: dict[str, str]) -> None:
+    for pod in pod_templates(manifests(resource(config))).values():
+        assert not any(k.startswith(("prometheus.io/", "ad.datadoghq.com/")) for k in pod["metadata"]["annotations"])
+
+
+def test_the_datadog_key_reaches_the_pods_through_a_secret_key_ref_and_no_manifest_holds_it() -> None:
+    r = resource({**DATADOG, "metrics.reporter.dghttp.apikey": DD_REF})
+    assert validate_resource(r, secret_schemes=KUBERNETES_SCHEMES) == []
+    found = manifests(r)
+    env_name = parse_reference(DD_REF).env_name
+    read = {"name": env_name, "valueFrom": {"secretKeyRef": {"name": "datadog", "key": "api-key"}}}
+    for pod in pod_templates(found).values():
+        (main,) = pod["spec"]["containers"]
+        assert read in main["env"]
+        assert main["args"][main["args"].index(f"metrics.reporter.dghttp.apikey=$({env_name})") - 1] == "-D"
+    (config_map,) = [m for m in found if m["kind"] == "ConfigMap"]
+    assert yaml.safe_load(config_map["data"]["config.yaml"])["metrics.reporter.dghttp.apikey"] == DD_REF
+    assert not any(m["kind"] == "Secret" for m in found)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("metrics.reporter.prom.port", "ninety", "is not a port"),
+        ("metrics.reporter.prom.port", "9260-9250", "low to high"),
+        ("metrics.reporter.prom.port", "70000", "1 to 65535"),
+        ("flinkops.metrics.scrape-annotations", "newrelic", "unknown agent 'newrelic'"),
+    ],
+)
+def test_a_reporter_setting_flink_or_flinkops_cannot_read_is_refused_at_its_field(
+    key: str, value: str, said: str
+) -> None:
+    found = problems(resource({**PROM, key: value}))
+    assert said in found[f'spec.flinkConfiguration["{key}"]']
+
+
+def test_ports_ranges_and_lists_read_as_flink_reads_them() -> None:
+    assert parse_ports("9999") == [(9999, 9999)]
+    assert parse_ports(" 9250 - 9260 ,9300") == [(9250, 9260), (9300, 9300)]
+
+
+def test_a_plain_text_datadog_key_is_a_lint_error_that_never_prints_it_and_a_reference_is_fine() -> None:
+    plain = resource({**DATADOG, "metrics.reporter.dghttp.apikey": "0123456789abcdef0123456789abcdef"})
+    (finding,) = lint(plain)
+    assert (finding.rule_id, finding.severity) == ("FO008", "error")
+    assert "0123456789abcdef" not in finding.render()
+    referenced = resource({**DATADOG, "metrics.reporter.dghttp.apikey": "${secret:env:DD_API_KEY}"})
+    assert lint(referenced) == [] and problems(referenced) == {}
+
+
+# ------------------------------------------------------------------------------------------------ local ports
+
+
+def record(home: Path, key: ClusterKey, processes: list[Obj], name: str = "cluster.json") -> None:
+    directory = home / "clusters" / key.namespace / key.name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(json.dumps({"generation": 1, "processes": processes}))
+
+
+def me(role: str, index: int, ports: dict[str, int], alive: bool = True) -> Obj:
+    """A process record naming this test process (alive) or a pid that is not it (dead)."""
+    ticks = start_ticks(os.getpid())
+    assert ticks is not None
+    return {
+        "role": role,
+        "index": index,
+        "pid": os.getpid(),
+        "start_ticks": ticks if alive else ticks + 1,
+        "log_dir": "/nonexistent",
+        "metrics_ports": ports,
+    }
+
+
+def test_each_local_process_gets_its_own_port_from_the_configured_range(tmp_path: Path) -> None:
+    key = ClusterKey("payments", "fraud")
+    record(tmp_path, key, [me("jobmanager", 0, {"prom": 47301})])
+    book = PortBook(tmp_path)
+    config = {**PROM, "metrics.reporter.prom.port": "47300-47305"}
+    first = book.allocate(config, "payments/fraud taskmanager-0")
+    second = book.allocate(config, "payments/fraud taskmanager-1")
+    assert first == {"prom": 47300}, "the lowest free port of the range"
+    assert second == {"prom": 47302}, "neither the one just handed out nor one a record lists"
+
+
+def test_a_single_configured_port_becomes_a_free_port_per_process(tmp_path: Path) -> None:
+    book = PortBook(tmp_path)
+    ports = {book.allocate(PROM, f"jm-{i}")["prom"] for i in range(3)}
+    assert len(ports) == 3 and 9999 not in ports
+
+
+def test_a_range_with_no_port_left_fails_the_start_saying_what_to_do(tmp_path: Path) -> None:
+    book = PortBook(tmp_path)
+    config = {**PROM, "metrics.reporter.prom.port": "47310-47311"}
+    book.allocate(config, "a")
+    book.allocate(config, "b")
+    with pytest.raises(RuntimeFailure, match=r"payments/fraud taskmanager-2: no free port left in .*widen the range"):
+        book.allocate(config, "payments/fraud taskmanager-2")
+
+
+def test_no_prometheus_reporter_no_port(tmp_path: Path) -> None:
+    assert PortBook(tmp_path).allocate({**DATADOG, "metrics.reporter.dghttp.apikey": DD_REF}, "x") == {}
+
+
+# ------------------------------------------------------------------------------------------------ discovery
+
+
+def test_the_discovery_file_lists_every_live_process_with_its_labels(tmp_path: Path) -> None:
+    fraud, lake = ClusterKey("payments", "fraud"), ClusterKey("ads", "lake")
+    record(tmp_path, fraud, [me("jobmanager", 0, {"prom": 9301}), me("taskmanager", 0, {"prom": 9302})])
+    record(tmp_path, lake, [me("taskmanager", 1, {"prom": 9311}, alive=False), me("jobmanager", 0, {"prom": 9310})])
+    record(tmp_path, lake, [me("jobmanager", 0, {"prom": 9320})], name="prepared.json")  # no job until promoted
+    record(tmp_path, ClusterKey("ads", "quiet"), [me("jobmanager", 0, {})])  # no reporter configured
+
+    path = write_targets(tmp_path)
+
+    assert path == sd_path(tmp_path) == tmp_path / "prometheus" / "flink.json"
+    entries = json.loads(path.read_text())
+    assert entries == [
+        {
+            "targets": ["127.0.0.1:9310"],
+            "labels": {"namespace": "ads", "name": "lake", "component": "jobmanager", "process": "jobmanager-0",
+                       "reporter": "prom"},
+        },
+        {
+            "targets": ["127.0.0.1:9301"],
+            "labels": {"namespace": "payments", "name": "fraud", "component": "jobmanager",
+                       "process": "jobmanager-0", "reporter": "prom"},
+        },
+        {
+            "targets": ["127.0.0.1:9302"],
+            "labels": {"namespace": "payments", "name": "fraud", "component": "taskmanager",
+                       "process": "taskmanager-0", "reporter": "prom"},
+        },
+    ]  # fmt: skip
+    listed = endpoints(tmp_path, lake)
+    assert [(e.process, e.url, e.alive) for e in listed] == [
+        ("jobmanager-0", "http://127.0.0.1:9310/metrics", True),
+        ("taskmanager-1", "http://127.0.0.1:9311/metrics", False),
+    ]
+
+
+def test_with_no_cluster_the_discovery_file_is_an_empty_list(tmp_path: Path) -> None:
+    assert json.loads(write_targets(tmp_path).read_text()) == []
