@@ -5,6 +5,7 @@ reference, and settings Flink could not read refused with their field path."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -12,19 +13,28 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from flinkops.api.models import FlinkDeployment
 from flinkops.api.reporters import DATADOG_FACTORY, PROMETHEUS_FACTORY, parse_ports
 from flinkops.api.secrets import KUBERNETES_SCHEMES, LOCAL_SCHEMES, parse_reference
 from flinkops.api.validation import validate_resource
+from flinkops.cli.main import app
 from flinkops.core.lint import lint
-from flinkops.errors import RuntimeFailure
+from flinkops.errors import FlinkopsError, PermanentError, RuntimeFailure
 from flinkops.flink.config import RenderInputs, render_flink_config
-from flinkops.ports import ClusterKey
+from flinkops.flink.distribution import FlinkDistribution
+from flinkops.ports import ClusterKey, ClusterRequest
 from flinkops.procs import start_ticks
+from flinkops.provisioning import local as local_provisioning
+from flinkops.provisioning.local import LocalProvisioner
 from flinkops.runtimes.kubernetes.names import ApplicationLaunch
 from flinkops.runtimes.kubernetes.render import TASKMANAGER_POD_TEMPLATE_FILE, render_cluster
+from flinkops.runtimes.local.launch import Launch, ProcessSpec
 from flinkops.runtimes.local.reporters import PortBook, endpoints, sd_path, write_targets
+from flinkops.runtimes.local.runtime import LocalRuntime
+from flinkops.service import apply, describe
+from support.service import TestTarget, deployment
 
 PROM = {"metrics.reporter.prom.factory.class": PROMETHEUS_FACTORY, "metrics.reporter.prom.port": "9999"}
 DD_REF = "${secret:k8s:datadog/api-key}"
@@ -269,3 +279,114 @@ def test_the_discovery_file_lists_every_live_process_with_its_labels(tmp_path: P
 
 def test_with_no_cluster_the_discovery_file_is_an_empty_list(tmp_path: Path) -> None:
     assert json.loads(write_targets(tmp_path).read_text()) == []
+
+
+# ------------------------------------------------------------------------------------------------ describe
+
+
+def test_describe_lists_each_processs_endpoint_and_the_discovery_file_never_the_datadog_key(
+    cli: CliRunner, target: TestTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DD_API_KEY", "dd-key-must-not-show")
+    config = {**PROM, **DATADOG, "metrics.reporter.dghttp.apikey": "${secret:env:DD_API_KEY}"}
+    apply(target, [deployment(config=config)])
+    key = ClusterKey("default", "fraud")
+    record(target.home, key, [me("jobmanager", 0, {"prom": 9401}), me("taskmanager", 0, {"prom": 9402}, alive=False)])
+
+    result = cli.invoke(app, ["describe", "fraud"])
+
+    assert result.exit_code == 0, result.output
+    assert f"every process's: {target.home / 'prometheus' / 'flink.json'}" in result.output
+    lines = result.output.splitlines()
+    assert any("jobmanager-0" in line and "http://127.0.0.1:9401/metrics" in line for line in lines)
+    (tm,) = [line for line in lines if "taskmanager-0" in line]
+    assert "http://127.0.0.1:9402/metrics" in tm and "not running: unknown" in tm
+    assert "dd-key-must-not-show" not in result.output
+
+
+def test_describe_lists_no_endpoint_before_a_cluster_runs(target: TestTarget) -> None:
+    apply(target, [deployment(config=PROM)])
+    assert describe(target, "fraud").metrics == ()  # nothing deployed yet: no record, no endpoint
+
+
+# ------------------------------------------------------------------------------------------------ plugins
+
+
+def test_the_distributions_reporter_plugins_are_used_and_a_missing_one_is_fetched_or_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flink_home = tmp_path / "flink"
+    (flink_home / "plugins" / "metrics-prometheus").mkdir(parents=True)
+    monkeypatch.setenv("DD_API_KEY", "dd-key")
+    provisioner = LocalProvisioner(tmp_path / "home", FlinkDistribution(flink_home, "2.2.1", "java"), "python3")
+    spec = resource(PROM).spec
+    config = {**PROM, **DATADOG, "metrics.reporter.dghttp.apikey": "${secret:env:DD_API_KEY}"}
+    fetched: list[str] = []
+
+    def fetch(name: str, version: str) -> Path:
+        fetched.append(f"{name} {version}")
+        return tmp_path / f"flink-{name}-{version}.jar"
+
+    monkeypatch.setattr(local_provisioning, "plugin_jar", fetch)
+    extras = provisioner.prepare_cluster(spec, config)
+    assert fetched == ["metrics-datadog 2.2.1"], "the bundled Prometheus reporter is used as it is"
+    assert dict(extras.plugins) == {"metrics-datadog": tmp_path / "flink-metrics-datadog-2.2.1.jar"}
+    assert extras.environment == {parse_reference("${secret:env:DD_API_KEY}").env_name: "dd-key"}, (
+        "the key travels to the launcher in the process environment, never in the configuration"
+    )
+    assert "dd-key" not in json.dumps(dict(extras.config))
+
+    def unavailable(name: str, version: str) -> Path:
+        raise FlinkopsError("no network")
+
+    monkeypatch.setattr(local_provisioning, "plugin_jar", unavailable)
+    with pytest.raises(
+        PermanentError, match=r"metrics.reporter.dghttp.factory.class: .* has no plugins/metrics-datadog"
+    ):
+        provisioner.prepare_cluster(spec, config)
+
+
+class SleepLauncher:
+    """Starts ``sleep`` in place of a JVM and remembers each process's arguments."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.args: list[tuple[str, ...]] = []
+
+    def command(self, spec: ProcessSpec) -> Launch:
+        self.args.append(spec.args)
+        return Launch(["sleep", "60"], dict(os.environ), "direct", self.tmp / f"{len(self.args)}.out")
+
+    def started(self, launch: Launch, pid: int, ticks: int) -> None:
+        pass
+
+    def records_classes(self, pid: int, ticks: int) -> bool:
+        return False
+
+
+def test_the_runtime_starts_each_process_with_its_port_and_keeps_the_discovery_file_current(tmp_path: Path) -> None:
+    home, key = tmp_path / "home", ClusterKey("payments", "fraud")
+    root = home / "clusters" / key.namespace / key.name
+    (root / "conf").mkdir(parents=True)
+    (root / "conf" / "config.yaml").write_text(yaml.safe_dump({**PROM, "metrics.reporter.prom.port": "47320-47329"}))
+    launcher = SleepLauncher(tmp_path)
+    runtime = LocalRuntime(home, FlinkDistribution(tmp_path, "2.2.1", "java"), launcher=launcher)  # type: ignore[arg-type]
+    request = ClusterRequest(key=key, generation=1, flink_config={})
+    procs = [runtime.start(root, request, "jobmanager", 0), runtime.start(root, request, "taskmanager", 0)]
+    try:
+        assert [p.metrics_ports for p in procs] == [{"prom": 47320}, {"prom": 47321}]
+        assert [a[-2:] for a in launcher.args] == [
+            ("-D", "metrics.reporter.prom.port=47320"),
+            ("-D", "metrics.reporter.prom.port=47321"),
+        ]
+        runtime._write_record(key, {"generation": 1, "processes": [dataclasses.asdict(p) for p in procs]})
+        listed = json.loads(sd_path(home).read_text())
+        assert [e["targets"] for e in listed] == [["127.0.0.1:47320"], ["127.0.0.1:47321"]]
+
+        runtime.changed_clusters()  # starts watching the recorded processes
+        runtime.stop(procs[1:])  # the TaskManager dies: off the list at the next look
+        assert runtime.changed_clusters() == [key]
+        assert [e["labels"]["process"] for e in json.loads(sd_path(home).read_text())] == ["jobmanager-0"]
+    finally:
+        runtime.stop(procs)
+        runtime.close()

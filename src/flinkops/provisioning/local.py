@@ -1,6 +1,6 @@
 """The local target's ``Provisioner``: what a deployment needs from outside Flink's distribution before a
-cluster of local processes can start: optional plugins (S3 filesystems), connectors (Kafka), S3 credentials for
-its processes, its job jar, and reachable storage.
+cluster of local processes can start: optional plugins (S3 filesystems; a metric reporter's plugin the distribution
+lacks), connectors (Kafka), S3 credentials for its processes, its job jar, and reachable storage.
 
 Everything here runs *before* an action has any effect (the controller's preflight), so a missing bucket,
 rejected credentials, an unreachable endpoint, a jar URI that 404s or a connector that cannot be fetched stops
@@ -28,6 +28,7 @@ from pathlib import Path
 from flinkops.api.flinkconf import PYTHON_DRIVER, checkpoint_dir, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
 from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
+from flinkops.api.reporters import reporters
 from flinkops.api.secrets import LOCAL_SCHEMES, arg_references, config_references
 from flinkops.errors import FlinkopsError, PermanentError
 from flinkops.flink.config import RenderInputs, render_inputs
@@ -162,6 +163,19 @@ class DataPlane:
                 plugins[name] = plugin_jar(name, dist.version)
             except FlinkopsError as exc:
                 raise PermanentError(f"plugin {name} ({choice.reasons.get(name, 'requested')}): {exc}") from exc
+        filesystems = bool(plugins)
+        for reporter in reporters(config):
+            # Flink's distribution ships the reporters as plugins; one without them gets the jar from Maven.
+            plugin = reporter.plugin
+            if plugin is None or plugin in plugins or (dist.plugins / plugin).is_dir():
+                continue
+            try:
+                plugins[plugin] = plugin_jar(plugin, dist.version)
+            except FlinkopsError as exc:
+                raise PermanentError(
+                    f"{reporter.key}: the Flink distribution at {dist.home} has no plugins/{plugin} and it could not "
+                    f"be fetched: {exc}"
+                ) from exc
         lib_jars: list[Path] = []
         for connector in requested_connectors(spec.flink_configuration):  # a flinkops key: read from the spec
             try:
@@ -172,7 +186,7 @@ class DataPlane:
                 raise PermanentError(f"connector {connector}: {exc}") from exc
         updates: dict[str, str] = {}
         environment: dict[str, str] = {}
-        if uses_s3(config, args) or plugins:
+        if uses_s3(config, args) or filesystems:
             access = self.s3_access(config)
             self._check_state_buckets(access, config)
             settings, environment = flink_settings(access)

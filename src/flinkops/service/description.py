@@ -4,8 +4,8 @@ The recorded status (lifecycle, job, JobManager, reconciliation, error, conditio
 lives (checkpoints, savepoints, HA metadata, from the configuration the controller renders), what flinkops adds
 to its cluster (plugins, connectors, and where S3 access comes from, never the keys), what its next start would
 restore, the runs of its job, its recent events, where its logs are, and (locally) what each ``/opt/flink/...``
-path of its job is on this machine. ``log_files`` lists those logs (local
-clusters only).
+path of its job is on this machine, and (locally) where each of its processes serves Flink's Prometheus reporter.
+``log_files`` lists those logs (local clusters only).
 
 Called by: the CLI (``flinkops describe``, ``flinkops logs``), and Python callers.
 """
@@ -20,7 +20,7 @@ from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
 from flinkops.api.validation import resource_label
 from flinkops.errors import NotFound
-from flinkops.ports import ClusterKey, Event, ResourceKey
+from flinkops.ports import ClusterKey, Event, MetricsEndpoint, ResourceKey
 from flinkops.service.config import StateLocations, rendered_config, state_locations
 from flinkops.service.resources import lifecycle, resolve
 from flinkops.service.target import Target, local_only
@@ -61,6 +61,10 @@ class Description:
     events: tuple[Event, ...]
     #: local only: what each ``/opt/flink/...`` path of the job is on this machine (and the entry class found)
     local_files: tuple[str, ...] = ()
+    #: local FlinkDeployments only: each process's Prometheus reporter endpoint (``metrics.reporter.<name>.*``)
+    metrics: tuple[MetricsEndpoint, ...] = ()
+    #: local only: the Prometheus service-discovery file that lists every process's endpoint
+    discovery_file: Path | None = None
 
     @property
     def key(self) -> ResourceKey:
@@ -84,6 +88,7 @@ def describe(target: Target, name: str, namespace: str = "default") -> Descripti
     recon = resource.status.reconciliation_status if resource.status else None
     stable = bool(recon and recon.last_stable_spec is not None and recon.last_stable_spec == recon.last_reconciled_spec)
     state = data_plane = log_dir = None
+    metrics: tuple[MetricsEndpoint, ...] = ()
     if isinstance(resource, FlinkDeployment):
         config = rendered_config(target, resource)
         state = state_locations(config)
@@ -91,9 +96,13 @@ def describe(target: Target, name: str, namespace: str = "default") -> Descripti
             data_plane = _data_plane(target, resource, config)
             log_dir = _cluster_root(target.home / "clusters" / resource.metadata.namespace / resource.metadata.name)
             log_dir = log_dir / "log"
+            metrics = tuple(target.metrics_endpoints(ClusterKey(resource.metadata.namespace, resource.metadata.name)))
     events = tuple(target.store().events(ResourceKey.of(resource)))
     lines = tuple(target.local_files([resource], fetch=False).lines(resource_label(resource)))  # none on Kubernetes
-    return Description(resource, lifecycle(resource), stable, state, data_plane, log_dir, events, lines)
+    discovery = target.metrics_discovery_file() if metrics else None
+    return Description(
+        resource, lifecycle(resource), stable, state, data_plane, log_dir, events, lines, metrics, discovery
+    )
 
 
 def log_files(target: Target, name: str, namespace: str = "default", component: str | None = None) -> list[Path]:
