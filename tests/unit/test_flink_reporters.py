@@ -24,7 +24,7 @@ from flinkops.core.lint import lint
 from flinkops.errors import FlinkopsError, PermanentError, RuntimeFailure
 from flinkops.flink.config import RenderInputs, render_flink_config
 from flinkops.flink.distribution import FlinkDistribution
-from flinkops.ports import ClusterKey, ClusterRequest
+from flinkops.ports import ApplicationJob, ClusterKey, ClusterRequest
 from flinkops.procs import start_ticks
 from flinkops.provisioning import local as local_provisioning
 from flinkops.provisioning.local import LocalProvisioner
@@ -371,14 +371,16 @@ def test_the_runtime_starts_each_process_with_its_port_and_keeps_the_discovery_f
     (root / "conf" / "config.yaml").write_text(yaml.safe_dump({**PROM, "metrics.reporter.prom.port": "47320-47329"}))
     launcher = SleepLauncher(tmp_path)
     runtime = LocalRuntime(home, FlinkDistribution(tmp_path, "2.2.1", "java"), launcher=launcher)  # type: ignore[arg-type]
-    request = ClusterRequest(key=key, generation=1, flink_config={})
+    job = ApplicationJob("com.example.Job", ("--rate", "20"), "0" * 32)
+    request = ClusterRequest(key=key, generation=1, flink_config={}, application=job)
     procs = [runtime.start(root, request, "jobmanager", 0), runtime.start(root, request, "taskmanager", 0)]
     try:
         assert [p.metrics_ports for p in procs] == [{"prom": 47320}, {"prom": 47321}]
-        assert [a[-2:] for a in launcher.args] == [
-            ("-D", "metrics.reporter.prom.port=47320"),
-            ("-D", "metrics.reporter.prom.port=47321"),
-        ]
+        jm_args, tm_args = launcher.args
+        # Before the job's class and arguments: the entry point reads no option after them.
+        assert jm_args[:2] == ("-D", "metrics.reporter.prom.port=47320")
+        assert jm_args[-2:] == ("--rate", "20")
+        assert tm_args[:2] == ("-D", "metrics.reporter.prom.port=47321")
         runtime._write_record(key, {"generation": 1, "processes": [dataclasses.asdict(p) for p in procs]})
         listed = json.loads(sd_path(home).read_text())
         assert [e["targets"] for e in listed] == [["127.0.0.1:47320"], ["127.0.0.1:47321"]]

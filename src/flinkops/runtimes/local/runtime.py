@@ -600,9 +600,10 @@ class LocalRuntime:
         else:
             # A session cluster's TaskManager is named after its process, so an idle one can be stopped by name.
             args = ("-D", f"taskmanager.resource-id=taskmanager-{index}") if app is None else ()
-        # Every process on this machine serves its Prometheus reporters on ports of its own (reporters.py).
+        # Every process on this machine serves its Prometheus reporters on ports of its own (reporters.py); first,
+        # since an application entry point reads no option after the job's class and arguments.
         metrics_ports = self._reporter_ports.allocate(read_config(root / "conf"), f"{request.key} {role}-{index}")
-        args = (*args, *(w for n, p in sorted(metrics_ports.items()) for w in ("-D", f"metrics.reporter.{n}.port={p}")))
+        args = (*(w for n, p in sorted(metrics_ports.items()) for w in ("-D", f"metrics.reporter.{n}.port={p}")), *args)
         spec = ProcessSpec(role, app is not None, request.key.name, root, log_dir, args, request.environment)
         launch = self.launcher.command(spec)
         cwd = request.working_dir if request.working_dir and request.working_dir.is_dir() else root
