@@ -2,7 +2,7 @@
 
 On Kubernetes every pod has its own IP, so every process serves its reporter on the configured port (9999 in the
 seeds). Here every process of every cluster shares 127.0.0.1: one fixed port would be bound by the first process
-only (Flink logs the failure at debug level and the others report nothing). So each process gets its own port,
+only (the reporter of every other process fails to start). So each process gets its own port,
 chosen by flinkops when it starts the process and passed as the dynamic property
 ``-D metrics.reporter.<name>.port=<port>`` (which overrides the shared ``conf/config.yaml``):
 
