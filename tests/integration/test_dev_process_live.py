@@ -1,5 +1,5 @@
 """The shared plumbing of the dev servers (``flinkops.dev.process``) and of the javac builds
-(``flinkops.dev.javabuild``) on real processes: ``sleep`` and Python stand-ins this test starts and signals
+(``flinkops.flink.javabuild``) on real processes: ``sleep`` and Python stand-ins this test starts and signals
 through their pid files, and a tiny Java source compiled by the real ``javac``. What needs no process is
 tests/unit/test_dev_process.py."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from flinkops.dev import javabuild
 from flinkops.dev.process import recorded_pid, signal_recorded, write_record
+from flinkops.flink import javabuild
 from flinkops.procs import start_ticks
 
 pytestmark = pytest.mark.integration
