@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from flinkops.api.models import FlinkDeployment
-from flinkops.api.reporters import DATADOG_FACTORY, PROMETHEUS_FACTORY, parse_ports
+from flinkops.api.reporters import DATADOG_FACTORY, LOOPBACK_FACTORY, PROMETHEUS_FACTORY, parse_ports
 from flinkops.api.secrets import KUBERNETES_SCHEMES, LOCAL_SCHEMES, parse_reference
 from flinkops.api.validation import validate_resource
 from flinkops.cli.main import app
@@ -24,6 +24,7 @@ from flinkops.core.lint import lint
 from flinkops.errors import FlinkopsError, PermanentError, RuntimeFailure
 from flinkops.flink.config import RenderInputs, render_flink_config
 from flinkops.flink.distribution import FlinkDistribution
+from flinkops.flink.loopback import LoopbackBuildError
 from flinkops.ports import ApplicationJob, ClusterKey, ClusterRequest
 from flinkops.procs import start_ticks
 from flinkops.provisioning import local as local_provisioning
@@ -312,13 +313,77 @@ def test_describe_lists_no_endpoint_before_a_cluster_runs(target: TestTarget) ->
 # ------------------------------------------------------------------------------------------------ plugins
 
 
+def provisioner_with(tmp_path: Path, *bundled: str) -> LocalProvisioner:
+    """A local provisioner over a distribution whose ``plugins/`` holds ``bundled`` (one jar each)."""
+    flink_home = tmp_path / "flink"
+    for plugin in bundled:
+        (flink_home / "plugins" / plugin).mkdir(parents=True)
+        (flink_home / "plugins" / plugin / f"flink-{plugin}-2.2.1.jar").write_bytes(b"jar")
+    (flink_home / "lib").mkdir(parents=True)
+    (flink_home / "lib" / "flink-dist-2.2.1.jar").write_bytes(b"jar")
+    return LocalProvisioner(tmp_path / "home", FlinkDistribution(flink_home, "2.2.1", "java"), "python3")
+
+
+class LoopbackBuilds:
+    """Stands in for ``flink.loopback.loopback_plugin_jar`` (javac is the live test's), remembering each base jar."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.bases: list[Path] = []
+        self.classpaths: list[list[str]] = []
+
+    def __call__(self, flink_jar: Path, classpath: list[Path], java: str | None = None) -> Path:
+        self.bases.append(flink_jar)
+        self.classpaths.append([p.name for p in classpath])
+        return self.tmp / "flink-metrics-prometheus-2.2.1-loopback-0123.jar"
+
+
+def test_locally_flinks_prometheus_factory_is_replaced_by_the_loopback_one_over_flinks_own_jar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provisioner = provisioner_with(tmp_path, "metrics-prometheus")
+    builds = LoopbackBuilds(tmp_path)
+    monkeypatch.setattr(local_provisioning, "loopback_plugin_jar", builds)
+    config = {**PROM, "metrics.reporter.prom.port": "9250-9260"}
+
+    extras = provisioner.prepare_cluster(resource(config).spec, config)
+
+    assert extras.config["metrics.reporter.prom.factory.class"] == LOOPBACK_FACTORY
+    assert "metrics.reporter.prom.port" not in extras.config, "the port setting stays the user's"
+    assert builds.bases == [
+        tmp_path / "flink" / "plugins" / "metrics-prometheus" / "flink-metrics-prometheus-2.2.1.jar"
+    ]
+    assert builds.classpaths == [["flink-dist-2.2.1.jar"]]
+    assert dict(extras.plugins) == {"metrics-prometheus": tmp_path / "flink-metrics-prometheus-2.2.1-loopback-0123.jar"}
+    assert PortBook(tmp_path).allocate({**config, **extras.config}, "jm") == {"prom": 9250}, (
+        "the substituted factory is still a Prometheus reporter that gets a port per process"
+    )
+
+
+def test_on_kubernetes_flinks_own_prometheus_factory_stays() -> None:
+    (config_map,) = [m for m in manifests(resource(PROM)) if m["kind"] == "ConfigMap"]
+    rendered = yaml.safe_load(config_map["data"]["config.yaml"])
+    assert rendered["metrics.reporter.prom.factory.class"] == PROMETHEUS_FACTORY
+
+
+def test_a_loopback_reporter_that_cannot_be_built_fails_the_start_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_compiler(flink_jar: Path, classpath: list[Path], java: str | None = None) -> Path:
+        raise LoopbackBuildError("javac not found: install a JDK (17) or set JAVA_HOME")
+
+    monkeypatch.setattr(local_provisioning, "loopback_plugin_jar", no_compiler)
+    with pytest.raises(PermanentError, match=r"metrics.reporter.prom.factory.class: .*127.0.0.1.*javac not found"):
+        provisioner_with(tmp_path, "metrics-prometheus").prepare_cluster(resource(PROM).spec, PROM)
+
+
 def test_the_distributions_reporter_plugins_are_used_and_a_missing_one_is_fetched_or_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    flink_home = tmp_path / "flink"
-    (flink_home / "plugins" / "metrics-prometheus").mkdir(parents=True)
     monkeypatch.setenv("DD_API_KEY", "dd-key")
-    provisioner = LocalProvisioner(tmp_path / "home", FlinkDistribution(flink_home, "2.2.1", "java"), "python3")
+    provisioner = provisioner_with(tmp_path, "metrics-prometheus")
+    builds = LoopbackBuilds(tmp_path)
+    monkeypatch.setattr(local_provisioning, "loopback_plugin_jar", builds)
     spec = resource(PROM).spec
     config = {**PROM, **DATADOG, "metrics.reporter.dghttp.apikey": "${secret:env:DD_API_KEY}"}
     fetched: list[str] = []
@@ -329,12 +394,23 @@ def test_the_distributions_reporter_plugins_are_used_and_a_missing_one_is_fetche
 
     monkeypatch.setattr(local_provisioning, "plugin_jar", fetch)
     extras = provisioner.prepare_cluster(spec, config)
-    assert fetched == ["metrics-datadog 2.2.1"], "the bundled Prometheus reporter is used as it is"
-    assert dict(extras.plugins) == {"metrics-datadog": tmp_path / "flink-metrics-datadog-2.2.1.jar"}
+    assert fetched == ["metrics-datadog 2.2.1"], "the bundled Prometheus reporter's jar is used as it is"
+    assert dict(extras.plugins) == {
+        "metrics-datadog": tmp_path / "flink-metrics-datadog-2.2.1.jar",
+        "metrics-prometheus": tmp_path / "flink-metrics-prometheus-2.2.1-loopback-0123.jar",
+    }
     assert extras.environment == {parse_reference("${secret:env:DD_API_KEY}").env_name: "dd-key"}, (
         "the key travels to the launcher in the process environment, never in the configuration"
     )
     assert "dd-key" not in json.dumps(dict(extras.config))
+
+    fetched.clear()
+    bare = provisioner_with(tmp_path / "bare")
+    extras = bare.prepare_cluster(spec, PROM)
+    assert (
+        fetched == ["metrics-prometheus 2.2.1"] and builds.bases[-1] == tmp_path / "flink-metrics-prometheus-2.2.1.jar"
+    )
+    assert extras.config["metrics.reporter.prom.factory.class"] == LOOPBACK_FACTORY
 
     def unavailable(name: str, version: str) -> Path:
         raise FlinkopsError("no network")

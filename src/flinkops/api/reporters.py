@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "DATADOG_FACTORY",
+    "LOOPBACK_FACTORY",
     "PROMETHEUS_DEFAULT_PORT",
     "PROMETHEUS_FACTORY",
     "REPORTER_PLUGINS",
@@ -42,15 +43,19 @@ __all__ = [
 
 PROMETHEUS_FACTORY = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
 DATADOG_FACTORY = "org.apache.flink.metrics.datadog.DatadogHttpReporterFactory"
+#: flinkops' reporter for local processes (``flink/java/loopback-prometheus``): Flink's Prometheus reporter, same
+#: registry and metric names, serving on 127.0.0.1 only; the local target configures it in place of Flink's factory.
+LOOPBACK_FACTORY = "org.apache.flink.metrics.prometheus.FlinkopsLoopbackReporterFactory"
 #: Flink's default port of the Prometheus reporter.
 PROMETHEUS_DEFAULT_PORT = 9249
 _PROMETHEUS_CLASS = "org.apache.flink.metrics.prometheus.PrometheusReporter"  # before factories (Flink <= 1.15)
-_PROMETHEUS = frozenset({PROMETHEUS_FACTORY, _PROMETHEUS_CLASS})
+_PROMETHEUS = frozenset({PROMETHEUS_FACTORY, _PROMETHEUS_CLASS, LOOPBACK_FACTORY})
 
 #: The plugin directory of Flink's distribution that holds each reporter (factory or pre-factory class name).
 REPORTER_PLUGINS: Mapping[str, str] = {
     PROMETHEUS_FACTORY: "metrics-prometheus",
     _PROMETHEUS_CLASS: "metrics-prometheus",
+    LOOPBACK_FACTORY: "metrics-prometheus",
     "org.apache.flink.metrics.prometheus.PrometheusPushGatewayReporterFactory": "metrics-prometheus",
     DATADOG_FACTORY: "metrics-datadog",
     "org.apache.flink.metrics.datadog.DatadogHttpReporter": "metrics-datadog",

@@ -28,13 +28,14 @@ from pathlib import Path
 from flinkops.api.flinkconf import PYTHON_DRIVER, checkpoint_dir, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
 from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
-from flinkops.api.reporters import reporters
+from flinkops.api.reporters import LOOPBACK_FACTORY, prometheus_reporters, reporters
 from flinkops.api.secrets import LOCAL_SCHEMES, arg_references, config_references
 from flinkops.errors import FlinkopsError, PermanentError
 from flinkops.flink.config import RenderInputs, render_inputs
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.flink.jars import connector_jar, manifest_entry_class, plugin_jar
 from flinkops.flink.layout import ImageLayout, image_relative
+from flinkops.flink.loopback import loopback_plugin_jar
 from flinkops.ports import ClusterExtras, Resource, SnapshotStore
 from flinkops.s3 import (
     SECRET_CONFIG_KEYS,
@@ -164,18 +165,35 @@ class DataPlane:
             except FlinkopsError as exc:
                 raise PermanentError(f"plugin {name} ({choice.reasons.get(name, 'requested')}): {exc}") from exc
         filesystems = bool(plugins)
-        for reporter in reporters(config):
+        reporter_config: dict[str, str] = {}
+        for reporter in sorted(reporters(config), key=lambda r: not r.prometheus):  # the loopback plugin first
             # Flink's distribution ships the reporters as plugins; one without them gets the jar from Maven.
             plugin = reporter.plugin
-            if plugin is None or plugin in plugins or (dist.plugins / plugin).is_dir():
+            if plugin is None or plugin in plugins:
+                continue
+            bundled = sorted((dist.plugins / plugin).glob("*.jar"))
+            if bundled and not reporter.prometheus:
                 continue
             try:
-                plugins[plugin] = plugin_jar(plugin, dist.version)
+                jar = bundled[0] if bundled else plugin_jar(plugin, dist.version)
             except FlinkopsError as exc:
                 raise PermanentError(
                     f"{reporter.key}: the Flink distribution at {dist.home} has no plugins/{plugin} and it could not "
                     f"be fetched: {exc}"
                 ) from exc
+            if not reporter.prometheus:
+                plugins[plugin] = jar
+                continue
+            # Flink's reporter listens on every interface: locally the same reporter on 127.0.0.1 (flink.loopback).
+            try:
+                plugins[plugin] = loopback_plugin_jar(jar, sorted(dist.lib.glob("flink-dist*.jar")), dist.java)
+            except FlinkopsError as exc:
+                raise PermanentError(
+                    f"{reporter.key}: flinkops serves Flink's Prometheus reporter on 127.0.0.1 only, with a reporter "
+                    f"of its own that could not be built: {exc}"
+                ) from exc
+        for reporter in prometheus_reporters(config):
+            reporter_config[reporter.option("factory.class")] = LOOPBACK_FACTORY
         lib_jars: list[Path] = []
         for connector in requested_connectors(spec.flink_configuration):  # a flinkops key: read from the spec
             try:
@@ -192,7 +210,7 @@ class DataPlane:
             settings, environment = flink_settings(access)
             updates = {k: v for k, v in settings.items() if not str(config.get(k, "")).strip()}
         environment = {**environment, **self.secret_environment(config, args)}
-        return ClusterExtras(updates, environment, plugins, tuple(lib_jars))
+        return ClusterExtras({**updates, **reporter_config}, environment, plugins, tuple(lib_jars))
 
     def without_secrets(self, config: Mapping[str, str]) -> dict[str, str]:
         """``config`` minus S3 keys and secrets: those reach the processes through their environment. A secret

@@ -19,7 +19,9 @@ live process with the labels ``namespace``, ``name``, ``component``, ``process``
 rewrites it (atomically: Prometheus re-reads the file when it changes) whenever a cluster record changes or a
 recorded process dies. Pre-started clusters of an upgrade run no job and are listed once promoted.
 
-Flink's Prometheus reporter (2.2.1) binds its port on every interface of the machine; it has no host setting.
+Flink's Prometheus reporter (2.2.1) binds its port on every interface of the machine and has no host setting, so
+the local target runs flinkops' own factory in its place (``flink/loopback.py``, chosen by ``provisioning/local.py``):
+the same reporter and registry, serving on 127.0.0.1 only.
 
 Called by: ``runtimes/local/runtime.py``; ``service.target`` (``describe``) reads :func:`endpoints`.
 Invariants: a port handed out is not handed out again while its process may still be starting (a short
@@ -88,7 +90,7 @@ def _processes(record: Mapping[str, Any]) -> list[ProcessRecord]:
 def _free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
-            sock.bind(("", port))  # the reporter binds every interface: so must the probe
+            sock.bind(("", port))  # a port bound on any address is taken (a Flink reporter outside flinkops)
         except OSError:
             return False
     return True
