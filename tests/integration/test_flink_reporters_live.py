@@ -2,11 +2,15 @@
 process gets a port of its own, the home's Prometheus service-discovery file lists each one while it runs and drops
 it when the cluster goes, and every listed endpoint answers with the families Flink reports (parsed with
 prometheus_client's own parser): the JobManager's registered TaskManagers, the TaskManager's JVM and its job's
-records."""
+records. Each endpoint listens on 127.0.0.1 only (flinkops' loopback factory in place of Flink's, which binds every
+interface): the kernel's table of listening sockets says so, and the machine's other address is refused."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +19,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from flinkops.api.reporters import LOOPBACK_FACTORY
 from integration.flinkops_cli import Flinkops, application
 from support.testjobs import COUNTING_JOB
 
@@ -36,6 +41,32 @@ def scrape(target: str) -> Samples:
         for sample in family.samples:
             found.setdefault(sample.name, []).append((sample.labels, sample.value))
     return found
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses the kernel has a listening TCP socket on at ``port`` (``/proc/net/tcp`` and ``tcp6``;
+    IPv4-mapped IPv6 addresses as IPv4, the wildcard as ``0.0.0.0`` or ``::``)."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.split(":")
+            if state != "0A" or int(port_hex, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(address)
+            # Each 32-bit word is in host (little-endian) order.
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            ip = ipaddress.ip_address(words)
+            mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+            found.add(str(mapped or ip))  # a Java socket is IPv6: 127.0.0.1 appears as ::ffff:127.0.0.1
+    return found
+
+
+def other_ipv4_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback (``ip -4 -o addr``)."""
+    listed = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=False).stdout
+    addresses = [line.split()[3].split("/")[0] for line in listed.splitlines() if len(line.split()) > 3]
+    return [a for a in addresses if not a.startswith("127.")]
 
 
 def eventually(check: Callable[[], Samples | None], timeout: float, what: str) -> Samples:
@@ -72,6 +103,19 @@ def test_every_local_process_is_listed_for_prometheus_and_serves_flinks_metrics(
     targets = {process: entry["targets"][0] for process, entry in by_process.items()}
     assert len(set(targets.values())) == 2 and not any(t.endswith(":9999") for t in targets.values())
 
+    cluster = flinkops.home / "clusters" / "default" / NAME
+    root = Path(json.loads((cluster / "cluster.json").read_text()).get("root") or cluster)
+    config = (root / "conf" / "config.yaml").read_text()
+    assert LOOPBACK_FACTORY in config, "locally, flinkops' factory in place of Flink's"
+    others = other_ipv4_addresses()
+    for target in targets.values():
+        host, port = target.rsplit(":", 1)
+        assert host == "127.0.0.1"
+        assert listening_addresses(int(port)) == {"127.0.0.1"}, f"{target} listens on 127.0.0.1 only"
+        for address in others:
+            with pytest.raises(ConnectionRefusedError), socket.create_connection((address, int(port)), timeout=5):
+                pass
+
     jobmanager = scrape(targets["jobmanager-0"])
     assert [v for _, v in jobmanager["flink_jobmanager_numRegisteredTaskManagers"]] == [1.0]
     assert [v for _, v in jobmanager["flink_jobmanager_job_numRestarts"]] == [0.0]
@@ -93,4 +137,4 @@ def test_every_local_process_is_listed_for_prometheus_and_serves_flinks_metrics(
 
     flinkops.ok("delete", NAME)
     assert not [e for e in json.loads(discovery.read_text()) if e["labels"]["name"] == NAME]
-    print(f"\nreporters scraped and listed in {time.monotonic() - started:.1f} s")
+    print(f"\nreporters scraped and listed in {time.monotonic() - started:.1f} s (other addresses tried: {others})")
