@@ -1,5 +1,5 @@
 """The shared plumbing of the dev servers (``flinkops.dev.process``) and of the javac builds
-(``flinkops.dev.javabuild``) on real processes: ``sleep`` and Python stand-ins this test starts and signals
+(``flinkops.flink.javabuild``) on real processes: ``sleep`` and Python stand-ins this test starts and signals
 through their pid files, and a tiny Java source compiled by the real ``javac``. What needs no process is
 tests/unit/test_dev_process.py."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from flinkops.dev import javabuild
 from flinkops.dev.process import recorded_pid, signal_recorded, write_record
+from flinkops.flink import javabuild
 from flinkops.procs import start_ticks
 
 pytestmark = pytest.mark.integration
@@ -97,3 +97,24 @@ def test_build_jar_compiles_into_a_complete_jar_or_raises_the_given_error(tmp_pa
     with pytest.raises(BuildFailed, match="javac failed"):
         javabuild.build_jar(sources, [], broken, created_by="a test", error=BuildFailed)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["demo.jar"], "no partial file is left"
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs a Java runtime")
+def test_without_javac_a_java_runtimes_compiler_module_compiles_and_without_either_the_error_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class BuildFailed(Exception):
+        pass
+
+    java = shutil.which("java")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(javabuild.shutil, "which", lambda name: None)  # a machine with a JRE only
+    sources = tmp_path / "src"
+    (sources / "demo").mkdir(parents=True)
+    (sources / "demo" / "Hello.java").write_text("package demo; public class Hello {}")
+    target = tmp_path / "demo.jar"
+    assert javabuild.build_jar(sources, [], target, created_by="a test", error=BuildFailed, java=java) == target
+    with zipfile.ZipFile(target) as jar:
+        assert "demo/Hello.class" in jar.namelist()
+    with pytest.raises(BuildFailed, match=r"javac not found: install a JDK"):
+        javabuild.build_jar(sources, [], tmp_path / "none.jar", created_by="a test", error=BuildFailed)

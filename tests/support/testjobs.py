@@ -7,7 +7,7 @@ the ``apache-flink`` wheel ships, so no Maven and no network are needed.
 Invariant: the jar at ``~/.cache/flinkops/testjobs/flinkops-testjobs-<hash>.jar`` is always complete. It is
 named after the sha256 of the sources (their relative paths and bytes), built in a temporary file and renamed
 into place atomically, so a present jar is reused as is and concurrent builders cannot expose a torn file (the
-build itself is :mod:`flinkops.dev.javabuild`, shared with the example jobs).
+build itself is :mod:`flinkops.flink.javabuild`, shared with the example jobs).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flinkops.dev import javabuild
+from flinkops.flink import javabuild
 
 __all__ = [
     "BOUNDED_JOB",

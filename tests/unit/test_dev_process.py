@@ -1,5 +1,5 @@
 """The shared plumbing of the dev servers (``flinkops.dev.process``) and of the javac builds
-(``flinkops.dev.javabuild``) without starting a process: ports, pid files and the sources digest. Signalling real
+(``flinkops.flink.javabuild``) without starting a process: ports, pid files and the sources digest. Signalling real
 processes and compiling with ``javac`` are tests/integration/test_dev_process_live.py."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from flinkops.dev import javabuild
 from flinkops.dev.process import (
     free_port,
     neighbour_port,
@@ -16,6 +15,7 @@ from flinkops.dev.process import (
     recorded_pid,
     write_record,
 )
+from flinkops.flink import javabuild
 
 
 def test_ports_on_loopback() -> None:

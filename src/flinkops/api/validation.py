@@ -45,6 +45,7 @@ from flinkops.api.models import (
 )
 from flinkops.api.plugins import CONNECTOR_ARTIFACTS, CONNECTORS_KEY, requested_connectors
 from flinkops.api.quantities import cpu_cores, flink_memory_bytes, memory_bytes
+from flinkops.api.reporters import reporter_problems
 from flinkops.api.retention_settings import RETENTION_KEYS, retention_limits
 from flinkops.api.schedule import Schedule, parse_schedule
 from flinkops.api.secrets import arg_references, config_references, reference_problems
@@ -325,6 +326,13 @@ def _config_value_problems(conf: Mapping[str, str]) -> list[tuple[str, str, str]
             found.append(
                 (config_path(key), f"must be a whole number from 1 to {_INT32_MAX}, got '{value[:40]}'", "e.g. 2")
             )
+    for key, message in reporter_problems(conf):
+        hint = (
+            "write one port such as 9999, a range such as 9250-9260, or a comma-separated list of them"
+            if key.endswith(".port")
+            else "e.g. 'prometheus', 'prometheus,datadog' or 'none'"
+        )
+        found.append((config_path(key), message, hint))
     retries = conf.get(CRASH_RETRIES_KEY, "").strip()
     if retries and not (retries.isdigit() and int(retries) <= _INT32_MAX):
         found.append((config_path(CRASH_RETRIES_KEY), f"must be a whole number, got '{retries[:40]}'", "e.g. 3"))

@@ -100,6 +100,14 @@ def _state(found: Description, resource: FlinkDeployment) -> None:
         out.print(f"  S3:          {plane.s3_access}")
     _job_state(resource)
     out.print(f"[bold]Logs:[/bold]        {found.log_dir}")
+    if found.metrics:
+        out.print(
+            "[bold]Metrics:[/bold]     Flink's Prometheus reporters (locally bound to 127.0.0.1); every process's: "
+            f"{found.discovery_file}"
+        )
+        for endpoint in found.metrics:
+            dead = "" if endpoint.alive else "  [yellow](process not running: unknown)[/yellow]"
+            out.print(f"  {endpoint.process:<14} {endpoint.url}  reporter {endpoint.reporter}{dead}")
 
 
 def _job_state(resource: FlinkDeployment) -> None:

@@ -16,7 +16,7 @@ Outputs:
 * ``examples/jobs/target/flinkops-examples.jar``: a copy at a stable path that the example deployment files
   reference (also replaced atomically; ignored by git).
 
-The javac build and the atomic writes are :mod:`flinkops.dev.javabuild`, shared with the test jobs.
+The javac build and the atomic writes are :mod:`flinkops.flink.javabuild`, shared with the test jobs.
 
 Called by: ``python -m flinkops.dev.example_jobs``, tests and benchmarks that run the examples. Works from a
 source checkout only (the examples are not part of the installed package).
@@ -32,8 +32,8 @@ from pathlib import Path
 
 from flinkops.api.plugins import connector_coordinates
 from flinkops.artifacts import cache_dir
-from flinkops.dev import javabuild
 from flinkops.errors import FlinkopsError
+from flinkops.flink import javabuild
 from flinkops.flink.distribution import find_distribution
 from flinkops.flink.jars import connector_jar
 

@@ -18,7 +18,14 @@ Invariant: nothing here performs I/O; implementations translate their own failur
 from typing import TYPE_CHECKING, Any
 
 from flinkops.ports.clock import Clock
-from flinkops.ports.clusters import ApplicationJob, ClusterKey, ClusterObservation, ClusterRequest, ClusterRuntime
+from flinkops.ports.clusters import (
+    ApplicationJob,
+    ClusterKey,
+    ClusterObservation,
+    ClusterRequest,
+    ClusterRuntime,
+    MetricsEndpoint,
+)
 from flinkops.ports.provisioning import ClusterExtras, Provisioner, RenderInputs
 from flinkops.ports.resources import Event, ResourceKey, ResourceStore
 from flinkops.ports.snapshots import Snapshot, SnapshotKind, SnapshotStore
@@ -38,6 +45,7 @@ __all__ = [
     "Event",
     "FlinkApi",
     "FlinkApiFactory",
+    "MetricsEndpoint",
     "Provisioner",
     "RenderInputs",
     "Resource",

@@ -21,7 +21,14 @@ from flinkops.errors import ClusterFault
 if TYPE_CHECKING:
     from flinkops.api.models import FlinkDeployment
 
-__all__ = ["ApplicationJob", "ClusterKey", "ClusterObservation", "ClusterRequest", "ClusterRuntime"]
+__all__ = [
+    "ApplicationJob",
+    "ClusterKey",
+    "ClusterObservation",
+    "ClusterRequest",
+    "ClusterRuntime",
+    "MetricsEndpoint",
+]
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,18 @@ class ClusterKey:
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class MetricsEndpoint:
+    """Where one Flink process of a local cluster serves a Prometheus reporter (``api.reporters``)."""
+
+    key: ClusterKey
+    component: str  # "jobmanager" | "taskmanager"
+    process: str  # "taskmanager-1": the process's label in the cluster record
+    reporter: str  # the reporter's name in the configuration (``prom`` in metrics.reporter.prom.*)
+    url: str  # http://127.0.0.1:<port>/metrics
+    alive: bool  # the process runs (a dead one's endpoint answers nothing until it is replaced)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The local target's ``Provisioner``: what a deployment needs from outside Flink's distribution before a
-cluster of local processes can start: optional plugins (S3 filesystems), connectors (Kafka), S3 credentials for
-its processes, its job jar, and reachable storage.
+cluster of local processes can start: optional plugins (S3 filesystems; a metric reporter's plugin the distribution
+lacks), connectors (Kafka), S3 credentials for its processes, its job jar, and reachable storage.
 
 Everything here runs *before* an action has any effect (the controller's preflight), so a missing bucket,
 rejected credentials, an unreachable endpoint, a jar URI that 404s or a connector that cannot be fetched stops
@@ -28,12 +28,14 @@ from pathlib import Path
 from flinkops.api.flinkconf import PYTHON_DRIVER, checkpoint_dir, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, JobSpec
 from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
+from flinkops.api.reporters import LOOPBACK_FACTORY, prometheus_reporters, reporters
 from flinkops.api.secrets import LOCAL_SCHEMES, arg_references, config_references
 from flinkops.errors import FlinkopsError, PermanentError
 from flinkops.flink.config import RenderInputs, render_inputs
 from flinkops.flink.distribution import FlinkDistribution
 from flinkops.flink.jars import connector_jar, manifest_entry_class, plugin_jar
 from flinkops.flink.layout import ImageLayout, image_relative
+from flinkops.flink.loopback import loopback_plugin_jar
 from flinkops.ports import ClusterExtras, Resource, SnapshotStore
 from flinkops.s3 import (
     SECRET_CONFIG_KEYS,
@@ -162,6 +164,36 @@ class DataPlane:
                 plugins[name] = plugin_jar(name, dist.version)
             except FlinkopsError as exc:
                 raise PermanentError(f"plugin {name} ({choice.reasons.get(name, 'requested')}): {exc}") from exc
+        filesystems = bool(plugins)
+        reporter_config: dict[str, str] = {}
+        for reporter in sorted(reporters(config), key=lambda r: not r.prometheus):  # the loopback plugin first
+            # Flink's distribution ships the reporters as plugins; one without them gets the jar from Maven.
+            plugin = reporter.plugin
+            if plugin is None or plugin in plugins:
+                continue
+            bundled = sorted((dist.plugins / plugin).glob("*.jar"))
+            if bundled and not reporter.prometheus:
+                continue
+            try:
+                jar = bundled[0] if bundled else plugin_jar(plugin, dist.version)
+            except FlinkopsError as exc:
+                raise PermanentError(
+                    f"{reporter.key}: the Flink distribution at {dist.home} has no plugins/{plugin} and it could not "
+                    f"be fetched: {exc}"
+                ) from exc
+            if not reporter.prometheus:
+                plugins[plugin] = jar
+                continue
+            # Flink's reporter listens on every interface: locally the same reporter on 127.0.0.1 (flink.loopback).
+            try:
+                plugins[plugin] = loopback_plugin_jar(jar, sorted(dist.lib.glob("flink-dist*.jar")), dist.java)
+            except FlinkopsError as exc:
+                raise PermanentError(
+                    f"{reporter.key}: flinkops serves Flink's Prometheus reporter on 127.0.0.1 only, with a reporter "
+                    f"of its own that could not be built: {exc}"
+                ) from exc
+        for reporter in prometheus_reporters(config):
+            reporter_config[reporter.option("factory.class")] = LOOPBACK_FACTORY
         lib_jars: list[Path] = []
         for connector in requested_connectors(spec.flink_configuration):  # a flinkops key: read from the spec
             try:
@@ -172,13 +204,13 @@ class DataPlane:
                 raise PermanentError(f"connector {connector}: {exc}") from exc
         updates: dict[str, str] = {}
         environment: dict[str, str] = {}
-        if uses_s3(config, args) or plugins:
+        if uses_s3(config, args) or filesystems:
             access = self.s3_access(config)
             self._check_state_buckets(access, config)
             settings, environment = flink_settings(access)
             updates = {k: v for k, v in settings.items() if not str(config.get(k, "")).strip()}
         environment = {**environment, **self.secret_environment(config, args)}
-        return ClusterExtras(updates, environment, plugins, tuple(lib_jars))
+        return ClusterExtras({**updates, **reporter_config}, environment, plugins, tuple(lib_jars))
 
     def without_secrets(self, config: Mapping[str, str]) -> dict[str, str]:
         """``config`` minus S3 keys and secrets: those reach the processes through their environment. A secret

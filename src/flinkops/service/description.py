@@ -3,8 +3,9 @@
 The recorded status (lifecycle, job, JobManager, reconciliation, error, conditions), where a deployment's state
 lives (checkpoints, savepoints, HA metadata, from the configuration the controller renders), what flinkops adds
 to its cluster (plugins, connectors, and where S3 access comes from, never the keys), what its next start would
-restore, the runs of its job and what they cost, its recent events, where its logs are, and (locally) what
-each ``/opt/flink/...`` path of its job is on this machine. ``log_files`` lists those logs (local clusters only).
+restore, the runs of its job and what they cost, its recent events, where its logs are, (locally) what each
+``/opt/flink/...`` path of its job is on this machine, and (locally) where each of its processes serves Flink's
+Prometheus reporter. ``log_files`` lists those logs (local clusters only).
 
 Called by: the CLI (``flinkops describe``, ``flinkops logs``), and Python callers.
 """
@@ -20,7 +21,7 @@ from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
 from flinkops.api.validation import resource_label
 from flinkops.core.cost import DeploymentCost
 from flinkops.errors import InvalidInput, NotFound
-from flinkops.ports import ClusterKey, Event, ResourceKey
+from flinkops.ports import ClusterKey, Event, MetricsEndpoint, ResourceKey
 from flinkops.service.config import StateLocations, rendered_config, state_locations
 from flinkops.service.cost import DEFAULT_PRICES, cost_of, load_prices
 from flinkops.service.resources import lifecycle, resolve
@@ -64,6 +65,10 @@ class Description:
     local_files: tuple[str, ...] = ()
     #: what its runs cost (``service.cost``, with the price table of the home or the built-in one)
     cost: DeploymentCost | None = None
+    #: local FlinkDeployments only: each process's Prometheus reporter endpoint (``metrics.reporter.<name>.*``)
+    metrics: tuple[MetricsEndpoint, ...] = ()
+    #: local only: the Prometheus service-discovery file that lists every process's endpoint
+    discovery_file: Path | None = None
 
     @property
     def key(self) -> ResourceKey:
@@ -87,6 +92,7 @@ def describe(target: Target, name: str, namespace: str = "default") -> Descripti
     recon = resource.status.reconciliation_status if resource.status else None
     stable = bool(recon and recon.last_stable_spec is not None and recon.last_stable_spec == recon.last_reconciled_spec)
     state = data_plane = log_dir = None
+    metrics: tuple[MetricsEndpoint, ...] = ()
     if isinstance(resource, FlinkDeployment):
         config = rendered_config(target, resource)
         state = state_locations(config)
@@ -94,6 +100,7 @@ def describe(target: Target, name: str, namespace: str = "default") -> Descripti
             data_plane = _data_plane(target, resource, config)
             log_dir = _cluster_root(target.home / "clusters" / resource.metadata.namespace / resource.metadata.name)
             log_dir = log_dir / "log"
+            metrics = tuple(target.metrics_endpoints(ClusterKey(resource.metadata.namespace, resource.metadata.name)))
     events = tuple(target.store().events(ResourceKey.of(resource)))
     lines = tuple(target.local_files([resource], fetch=False).lines(resource_label(resource)))  # none on Kubernetes
     try:
@@ -101,7 +108,10 @@ def describe(target: Target, name: str, namespace: str = "default") -> Descripti
     except InvalidInput:
         prices = DEFAULT_PRICES  # a broken price table is `flinkops cost`'s error to report, not describe's
     spent = cost_of(resource, int(target.clock.now() * 1000), prices)
-    return Description(resource, lifecycle(resource), stable, state, data_plane, log_dir, events, lines, spent)
+    discovery = target.metrics_discovery_file() if metrics else None
+    return Description(
+        resource, lifecycle(resource), stable, state, data_plane, log_dir, events, lines, spent, metrics, discovery
+    )
 
 
 def log_files(target: Target, name: str, namespace: str = "default", component: str | None = None) -> list[Path]:

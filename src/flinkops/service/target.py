@@ -6,8 +6,8 @@ kubeconfig context's API server, where the operator reconciles; nothing is start
 
 This is the only module of the service layer that constructs adapters: the resource store, the snapshot store and
 S3 access for a deployment's configuration, the controller that previews a plan, the controller daemon and the
-local runtime (for log files). They come from ``flinkops.wiring`` (``local`` builds the controller and storage
-access, ``daemon`` runs its process) and ``flinkops.runtimes.local``.
+local runtime (for log files and metrics endpoints). They come from ``flinkops.wiring`` (``local`` builds the
+controller and storage access, ``daemon`` runs its process) and ``flinkops.runtimes.local``.
 
 Import-light on purpose: every adapter loads when first asked for, so ``flinkops get`` pays for its store only.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flinkops.errors import InvalidInput, Problem, RuntimeFailure
-from flinkops.ports import Clock, ClusterKey, ResourceKey, ResourceStore, SnapshotStore
+from flinkops.ports import Clock, ClusterKey, MetricsEndpoint, ResourceKey, ResourceStore, SnapshotStore
 from flinkops.settings import default_home, store_path
 
 if TYPE_CHECKING:
@@ -97,6 +97,15 @@ class Target(Protocol):
     def previewer(self) -> Previewer: ...
 
     def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]: ...
+
+    def metrics_endpoints(self, key: ClusterKey) -> Sequence[MetricsEndpoint]:
+        """Where each process of a cluster on this machine serves Flink's Prometheus reporter (none elsewhere:
+        pods are found through their annotations)."""
+        ...
+
+    def metrics_discovery_file(self) -> Path | None:
+        """The Prometheus file-based service-discovery file listing every local process's reporter, if any."""
+        ...
 
     def local_files(self, resources: Sequence[FlinkDeployment | FlinkSessionJob], *, fetch: bool = True) -> LocalFiles:
         """The preflight of the jobs' local files (jar, Main-Class, Python scripts and interpreters), with what
@@ -186,6 +195,16 @@ class LocalTarget:
         from flinkops.runtimes.local.runtime import LocalRuntime
 
         return LocalRuntime(self.home, find_distribution()).log_files(key, component)
+
+    def metrics_endpoints(self, key: ClusterKey) -> Sequence[MetricsEndpoint]:
+        from flinkops.runtimes.local.reporters import endpoints
+
+        return endpoints(self.home, key)
+
+    def metrics_discovery_file(self) -> Path | None:
+        from flinkops.runtimes.local.reporters import sd_path
+
+        return sd_path(self.home)
 
     def local_files(self, resources: Sequence[FlinkDeployment | FlinkSessionJob], *, fetch: bool = True) -> LocalFiles:
         from flinkops.errors import FlinkopsError
@@ -351,6 +370,12 @@ class KubernetesTarget:
 
     def log_files(self, key: ClusterKey, component: str | None = None) -> Sequence[Path]:
         raise _not_here("logs")
+
+    def metrics_endpoints(self, key: ClusterKey) -> Sequence[MetricsEndpoint]:
+        return ()
+
+    def metrics_discovery_file(self) -> Path | None:
+        return None
 
     def local_files(self, resources: Sequence[FlinkDeployment | FlinkSessionJob], *, fetch: bool = True) -> LocalFiles:
         from flinkops.provisioning.preflight import LocalFiles

@@ -12,22 +12,34 @@ JobManager pods (and, in standalone mode, the TaskManager pods), so it reads the
 * ``metrics.reporter.<name>.factory.class`` naming Flink's Prometheus reporter: its ``port`` (Flink's default
   9249; the first of a range) as the container port ``metrics`` (``metrics-2``... for more reporters), so the
   scrape target a Prometheus or Datadog annotation points at (the seeds use 9999) is declared on the pod
-  (:func:`metrics_ports`).
+  (:func:`metrics_ports`), and the pod annotations a Prometheus server or a Datadog Agent discovers it by
+  (:func:`scrape_annotations`: ``prometheus.io/*`` by default, the Agent's OpenMetrics check on request with the
+  flinkops key ``flinkops.metrics.scrape-annotations``).
 
 Secrets are only ever *referenced* by name: the operator never reads a Secret, and no value reaches a
 ConfigMap, a manifest or the status.
 
 Called by: ``pods.flink_pod`` (JobManager and standalone TaskManager pods) and ``pods.native_taskmanager_template``
-(metrics ports only: Flink applies the other keys to the TaskManager pods it creates). Invariants: pure; a value
-Flink would reject raises ``ValueError`` naming the key, which the runtime reports as a failed deploy.
+(metrics ports and annotations only: Flink applies the other keys to the TaskManager pods it creates).
+Invariants: pure; a value Flink would reject raises ``ValueError`` naming the key, which the runtime reports as a
+failed deploy.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Mapping
 from typing import Any
 
+from flinkops.api.plugins import MAIN_CONTAINER
+from flinkops.api.reporters import (
+    PROMETHEUS_DEFAULT_PORT,
+    PROMETHEUS_FACTORY,
+    SCRAPE_ANNOTATIONS_KEY,
+    parse_ports,
+    prometheus_reporters,
+    scrape_kinds,
+)
 from flinkops.runtimes.kubernetes.names import Component
 
 __all__ = [
@@ -35,6 +47,7 @@ __all__ = [
     "SECRETS_KEY",
     "SECRET_ENV_KEY",
     "metrics_ports",
+    "scrape_annotations",
     "secret_env",
     "secret_mounts",
     "tolerations",
@@ -42,11 +55,7 @@ __all__ = [
 
 SECRETS_KEY = "kubernetes.secrets"
 SECRET_ENV_KEY = "kubernetes.env.secretKeyRef"
-PROMETHEUS_FACTORY = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
-_PROMETHEUS_CLASS = "org.apache.flink.metrics.prometheus.PrometheusReporter"  # before factories (Flink <= 1.15)
-_PROMETHEUS_DEFAULT_PORT = 9249
 _TOLERATION_FIELDS = {"key": "key", "operator": "operator", "value": "value", "effect": "effect"}
-_REPORTER = re.compile(r"metrics\.reporter\.([^.]+)\.(factory\.class|class)")
 
 
 def _pairs(item: str, key: str) -> dict[str, str]:
@@ -118,29 +127,57 @@ def secret_env(config: Mapping[str, str]) -> list[dict[str, Any]]:
     return result
 
 
-def _first_port(value: str, key: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*\d+\s*)?", value)
-    if not match or not 0 < int(match.group(1)) < 65536:
-        raise ValueError(f"'{key}': {value!r} is not a port or a port range")
-    return int(match.group(1))
-
-
 def metrics_ports(config: Mapping[str, str]) -> list[dict[str, Any]]:
     """Container ports of the Prometheus reporters the configuration enables (``metrics.reporters`` limits
-    which of the configured reporters are on, as in Flink)."""
-    enabled = {r.strip() for r in config.get("metrics.reporters", "").split(",") if r.strip()}
-    reporters = []
-    for key, value in sorted(config.items()):
-        match = _REPORTER.fullmatch(key)
-        prometheus = match is not None and value.strip() in (PROMETHEUS_FACTORY, _PROMETHEUS_CLASS)
-        if match is not None and prometheus and (not enabled or match.group(1) in enabled):
-            reporters.append(match.group(1))
+    which of the configured reporters are on, as in Flink): the first port of each one's setting."""
     ports: list[dict[str, Any]] = []
-    for name in dict.fromkeys(reporters):
-        port_key = f"metrics.reporter.{name}.port"
-        port = _first_port(config[port_key], port_key) if config.get(port_key) else _PROMETHEUS_DEFAULT_PORT
+    for reporter in prometheus_reporters(config):
+        port_key = reporter.option("port")
+        port = PROMETHEUS_DEFAULT_PORT
+        if str(config.get(port_key, "")).strip():
+            try:
+                port = parse_ports(config[port_key])[0][0]
+            except ValueError as exc:
+                raise ValueError(f"'{port_key}': {exc}") from None
         if any(p["containerPort"] == port for p in ports):
             continue
         label = "metrics" if not ports else f"metrics-{len(ports) + 1}"
         ports.append({"name": label, "containerPort": port, "protocol": "TCP"})
     return ports
+
+
+#: The Datadog Agent's autodiscovery prefix for the main container's checks (a user's own wins, see below).
+_DATADOG_CONTAINER = f"ad.datadoghq.com/{MAIN_CONTAINER}."
+
+
+def scrape_annotations(
+    config: Mapping[str, str], own: Mapping[str, str], existing: Mapping[str, str]
+) -> dict[str, str]:
+    """Pod annotations that point a Prometheus server or a Datadog Agent at the first Prometheus reporter's port.
+
+    ``config`` is the rendered Flink configuration, ``own`` the spec's ``flinkConfiguration`` (where the flinkops
+    key :data:`SCRAPE_ANNOTATIONS_KEY` is: ``prometheus`` by default, ``datadog``, both, or ``none``), ``existing``
+    the annotations the pod has from the user (they win: the caller puts them over these). Prometheus: the
+    ``prometheus.io/scrape``, ``/port`` and ``/path`` convention that Prometheus' Kubernetes example configuration
+    (and Datadog's ``prometheusScrape``) read. Datadog: an OpenMetrics check on the main container (the Agent's
+    v2 ``checks`` annotation), left out when the user's annotations already configure a check there (seed 004
+    writes its own, with a metric filter, in the v1 form).
+    """
+    ports = metrics_ports(config)
+    if not ports:
+        return {}
+    try:
+        kinds = scrape_kinds(own)
+    except ValueError as exc:
+        raise ValueError(f"'{SCRAPE_ANNOTATIONS_KEY}': {exc}") from None
+    port = ports[0]["containerPort"]
+    annotations: dict[str, str] = {}
+    if "prometheus" in kinds:
+        annotations.update(
+            {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
+        )
+    if "datadog" in kinds and not any(k.startswith(_DATADOG_CONTAINER) for k in existing):
+        instance = {"openmetrics_endpoint": f"http://%%host%%:{port}/metrics", "namespace": "flink", "metrics": [".*"]}
+        check = {"openmetrics": {"init_config": {}, "instances": [instance]}}
+        annotations[f"{_DATADOG_CONTAINER}checks"] = json.dumps(check, separators=(",", ":"))
+    return annotations

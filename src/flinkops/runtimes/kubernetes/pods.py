@@ -6,7 +6,8 @@ extra resources of the spec on its main container. Then, where the user's templa
 escalation; all capabilities dropped; RuntimeDefault seccomp), and last flinkops sets what it owns on the main
 container ``flink-main-container`` (image, command and args, resources, the configuration volume, ports and
 Flink's environment) the way Flink's own decorators do, with what Flink's configuration says about pods
-(``podconfig.py``: tolerations, Secrets mounted or read into the environment, Prometheus reporter ports; the
+(``podconfig.py``: tolerations, Secrets mounted or read into the environment, Prometheus reporter ports and the pod
+annotations that point a Prometheus server or a Datadog Agent at them; the
 node selector from ``kubernetes.<component>.node-selector``). With any HA service the JobManager advertises its pod
 IP (downward API env ``_POD_IP_ADDRESS``, the name Flink's native entrypoint reads, plus ``POD_IP``;
 standalone JobManagers get ``jobmanager.rpc.address=$(_POD_IP_ADDRESS)`` as a dynamic property on their
@@ -23,7 +24,8 @@ reference.
 :func:`flink_pod` makes the pod template of the JobManager Deployment (and of the standalone TaskManager
 Deployment); :func:`native_taskmanager_template` the pod template file Flink's resource manager builds native
 TaskManager pods from (Flink itself applies the tolerations, Secrets and node selector of its configuration to
-those, so the file carries only the user's template, the security defaults and the metrics ports).
+those, so the file carries only the user's template, the security defaults, the metrics ports and their scrape
+annotations).
 
 **A JobManager without HA starts its job once.** An application cluster without HA has nothing to recover a job
 from: a JobManager container that restarts, or a pod the ReplicaSet re-creates, would start the job again from
@@ -57,7 +59,13 @@ from flinkops.runtimes.kubernetes.names import (
     child_names,
     selector_labels,
 )
-from flinkops.runtimes.kubernetes.podconfig import metrics_ports, secret_env, secret_mounts, tolerations
+from flinkops.runtimes.kubernetes.podconfig import (
+    metrics_ports,
+    scrape_annotations,
+    secret_env,
+    secret_mounts,
+    tolerations,
+)
 from flinkops.runtimes.kubernetes.podtemplate import main_container, merge_pod_templates, upsert_named
 from flinkops.runtimes.kubernetes.resources import container_resources, extra_resources
 
@@ -276,9 +284,13 @@ def flink_pod(
         **common_labels(ctx),
         **selector_labels(ctx.name, ctx.mode, component),
     }
-    metadata["annotations"] = {
+    user_annotations = {
         **(metadata.get("annotations") or {}),
         **parse_map(config.get(f"kubernetes.{component}.annotations")),
+    }
+    metadata["annotations"] = {
+        **scrape_annotations(config, ctx.spec.flink_configuration, user_annotations),
+        **user_annotations,
         "kubectl.kubernetes.io/default-container": MAIN_CONTAINER,
         GENERATION_ANNOTATION: str(generation),
     }
@@ -379,4 +391,11 @@ def native_taskmanager_template(ctx: RenderContext, env_secret: str | None) -> d
     prometheus = metrics_ports(ctx.config)
     if prometheus:
         _set_ports(container, prometheus)
+        user_annotations = {
+            **(metadata.get("annotations") or {}),
+            **parse_map(ctx.config.get("kubernetes.taskmanager.annotations")),
+        }
+        scrape = scrape_annotations(ctx.config, ctx.spec.flink_configuration, user_annotations)
+        if scrape:
+            metadata["annotations"] = {**scrape, **(metadata.get("annotations") or {})}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}

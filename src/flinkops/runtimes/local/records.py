@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ class ProcessRecord:
     log_dir: str
     rest_port: int = 0  # JobManagers only (0: not recorded, e.g. a record written before ports were per process)
     rpc_port: int = 0
+    #: The port of each Prometheus reporter of the process, by reporter name (``reporters.py``).
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -72,6 +72,7 @@ from flinkops.runtimes.local.launch import (
     jobmanager_args,
     link_jars,
     link_plugins,
+    read_config,
     write_log_config,
 )
 from flinkops.runtimes.local.prestart import Prestarter
@@ -84,6 +85,7 @@ from flinkops.runtimes.local.records import (
     process_alive,
     request_from_record,
 )
+from flinkops.runtimes.local.reporters import PortBook, write_targets
 from flinkops.runtimes.local.zookeeper import ZooKeeperError
 
 __all__ = ["LocalRuntime", "ProcessRecord", "process_alive", "start_ticks"]
@@ -151,6 +153,9 @@ class LocalRuntime:
         self._record_files = RecordFiles(home, RECORD)
         self._records_seen: dict[str, tuple[tuple[int, int, int], list[ProcessRecord]]] = {}
         self._prestart = Prestarter(self)
+        # Prometheus reporter ports per process, and whether the service-discovery file reflects the records.
+        self._reporter_ports = PortBook(home)
+        self._targets_current = False
 
     def close(self) -> None:
         """Stop the JobManager watch and close the process watch (Flink processes are not touched)."""
@@ -179,6 +184,16 @@ class LocalRuntime:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
         os.replace(tmp, path)
+        self._write_targets()
+
+    def _write_targets(self) -> None:
+        """Bring the Prometheus service-discovery file in line with the records (``reporters.py``)."""
+        try:
+            write_targets(self.home)
+            self._targets_current = True
+        except OSError as exc:
+            self._targets_current = False
+            log.warning("could not write the Prometheus service-discovery file under %s: %s", self.home, exc)
 
     @staticmethod
     def _processes(record: dict[str, Any]) -> list[ProcessRecord]:
@@ -278,7 +293,10 @@ class LocalRuntime:
         if len(self._records_seen) > len(files):  # forget the parsed records of deleted clusters
             listed = {path for _, path in files}
             self._records_seen = {path: seen for path, seen in self._records_seen.items() if path in listed}
-        return sorted({owners[proc] for proc in self._liveness.exited() if proc in owners}, key=str)
+        changed = sorted({owners[proc] for proc in self._liveness.exited() if proc in owners}, key=str)
+        if changed or not self._targets_current:  # a dead process serves no metrics: off the scrape list
+            self._write_targets()
+        return changed
 
     def _recorded_processes(self, record_file: str) -> list[ProcessRecord] | None:
         """The processes a cluster record lists (None: no record), parsed again only when the file changed (the
@@ -378,6 +396,7 @@ class LocalRuntime:
             self._clear_ha_metadata(key, ha, strict=False)
         root = self._root(key, record)
         (self.cluster_dir(key) / RECORD).unlink(missing_ok=True)
+        self._write_targets()
         for sub in _GENERATED_DIRS:
             # A batch job's spill files in tmp/ can take a while to remove: the cluster was released before.
             shutil.rmtree(root / sub, ignore_errors=True)
@@ -583,6 +602,10 @@ class LocalRuntime:
         else:
             # A session cluster's TaskManager is named after its process, so an idle one can be stopped by name.
             args = ("-D", f"taskmanager.resource-id=taskmanager-{index}") if app is None else ()
+        # Every process on this machine serves its Prometheus reporters on ports of its own (reporters.py); first,
+        # since an application entry point reads no option after the job's class and arguments.
+        metrics_ports = self._reporter_ports.allocate(read_config(root / "conf"), f"{request.key} {role}-{index}")
+        args = (*(w for n, p in sorted(metrics_ports.items()) for w in ("-D", f"metrics.reporter.{n}.port={p}")), *args)
         spec = ProcessSpec(role, app is not None, request.key.name, root, log_dir, args, request.environment)
         launch = self.launcher.command(spec)
         cwd = request.working_dir if request.working_dir and request.working_dir.is_dir() else root
@@ -611,6 +634,7 @@ class LocalRuntime:
             log_dir=str(log_dir),
             rest_port=rest_port,
             rpc_port=rpc_port,
+            metrics_ports=metrics_ports,
         )
 
     def stop(self, procs: Sequence[ProcessRecord]) -> float:

@@ -11,7 +11,12 @@ Invariants:
 * The digest covers every source's relative path and bytes, plus ``identity`` (whatever else shapes the classes:
   library versions, the Java release), so any change to them names another jar.
 
-Called by: :mod:`flinkops.dev.example_jobs` (the example jobs) and ``tests/support/testjobs.py`` (the test jobs).
+The compiler is ``javac`` (``$JAVA_HOME/bin``, else the ``PATH``), or, where only a Java runtime is installed,
+that runtime's own compiler module (``java -m jdk.compiler/com.sun.tools.javac.Main``: Debian's and Temurin's
+runtimes carry it).
+
+Called by: :mod:`flinkops.dev.example_jobs` (the example jobs), ``tests/support/testjobs.py`` (the test jobs) and
+:mod:`flinkops.flink.loopback` (the local runtime's Prometheus reporter on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -86,15 +91,17 @@ def build_jar(
     created_by: str,
     error: Callable[[str], Exception] = JavaBuildError,
     release: str = JAVA_RELEASE,
+    java: str | None = None,
 ) -> Path:
     """Compile every source under ``sources_dir`` against ``classpath`` for Java ``release`` and write the
-    classes as the jar ``target`` (atomically, replacing any jar there); return ``target``. ``created_by`` goes
-    into the manifest. A missing javac or a failed compile raises ``error(message)``."""
+        classes as the jar ``target`` (atomically, replacing any jar there); return ``target``. ``created_by`` goes
+        into the manifest. Without ``javac``, the compiler module of ``java`` (a Java runtime's binary) compiles. A
+    missing compiler or a failed compile raises ``error(message)``."""
     with tempfile.TemporaryDirectory(prefix=f"{target.stem}-") as work:
         classes_dir = Path(work) / "classes"
         classes_dir.mkdir()
         command = [
-            _javac(error),
+            *_javac(error, java),
             "--release",
             release,
             "-nowarn",
@@ -113,14 +120,28 @@ def build_jar(
     return target
 
 
-def _javac(error: Callable[[str], Exception]) -> str:
+_COMPILER_MODULE = "jdk.compiler/com.sun.tools.javac.Main"
+
+
+def _javac(error: Callable[[str], Exception], java: str | None = None) -> list[str]:
+    """The command that runs the compiler: ``javac``, else ``java``'s compiler module when it has one."""
     java_home = os.environ.get("JAVA_HOME")
     if java_home and (Path(java_home) / "bin" / "javac").is_file():
-        return str(Path(java_home) / "bin" / "javac")
+        return [str(Path(java_home) / "bin" / "javac")]
     found = shutil.which("javac")
-    if found is None:
-        raise error("javac not found: install a JDK (17) or set JAVA_HOME")
-    return found
+    if found is not None:
+        return [found]
+    if java is not None and _has_compiler_module(java):
+        return [java, "-m", _COMPILER_MODULE]
+    raise error("javac not found: install a JDK (17) or set JAVA_HOME")
+
+
+def _has_compiler_module(java: str) -> bool:
+    try:
+        result = subprocess.run([java, "--list-modules"], capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return any(line.startswith("jdk.compiler@") for line in result.stdout.splitlines())
 
 
 def _write_jar(classes_dir: Path, target: Path, created_by: str) -> None:
