@@ -90,7 +90,8 @@ def _processes(record: Mapping[str, Any]) -> list[ProcessRecord]:
 def _free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
-            sock.bind(("", port))  # a port bound on any address is taken (a Flink reporter outside flinkops)
+            # The reporter listens on 127.0.0.1: a port taken there, or on every address, is what would clash.
+            sock.bind(("127.0.0.1", port))
         except OSError:
             return False
     return True
@@ -98,7 +99,7 @@ def _free(port: int) -> bool:
 
 def _ephemeral() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("", 0))
+        sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
