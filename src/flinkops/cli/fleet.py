@@ -88,8 +88,9 @@ def _serve(address: str, port: int, path: str) -> None:
     from aiohttp import web
 
     from flinkops.web.app import FleetPage
+    from flinkops.web.live import CheckpointWatch
 
-    page = FleetPage(target.current())
+    page = FleetPage(target.current(), watch=CheckpointWatch())
 
     async def main() -> None:
         runner = web.AppRunner(page.app(), access_log=None)
@@ -175,22 +176,28 @@ def top(
     if name is not None:
         wanted = (_known(name, namespace)[1], name)
     figures = live_figures()
+    from flinkops.web.live import CheckpointWatch
+
+    watch = CheckpointWatch()
 
     def build() -> Table:
         found = rows(where, namespace if wanted is None else wanted[0])
         if wanted is not None:
             found = [r for r in found if (r.namespace, r.name) == wanted]
-        return frame(found, int(where.clock.now() * 1000), figures)
-
-    if once:
-        out.print(build())
-        return
-    from rich.live import Live
+        watch.refresh(found)  # Flink's own periodic checkpoints (the status has only the controller's)
+        return frame(watch.apply(found), int(where.clock.now() * 1000), figures)
 
     try:
+        if once:
+            out.print(build())
+            return
+        from rich.live import Live
+
         with Live(build(), console=out, auto_refresh=False, screen=False) as live:
             while True:
                 time.sleep(interval)
                 live.update(build(), refresh=True)
     except KeyboardInterrupt:
         pass
+    finally:
+        watch.close()

@@ -97,7 +97,9 @@ class Row:
     resource_version: str | None
     lifecycle: str
     job_state: str | None
-    #: epoch ms of the last completed checkpoint, and of the last savepoint (with its path)
+    job_id: str | None
+    #: epoch ms of the last completed checkpoint the status records (the controller's own; Flink's periodic ones
+    #: come from Flink: ``flinkops.web.live``), and of the last savepoint (with its path)
     checkpoint_ms: int | None
     savepoint_ms: int | None
     savepoint_path: str | None
@@ -166,6 +168,7 @@ def row_of(document: Mapping[str, Any], cost: CostHook | None = None) -> Row:
         resource_version=str(meta["resourceVersion"]) if meta.get("resourceVersion") is not None else None,
         lifecycle=lifecycle_state(meta.get("deletionTimestamp"), status.get("lifecycleState")),
         job_state=job_status.get("state"),
+        job_id=job_status.get("jobId"),
         checkpoint_ms=_int(_dig(job_status, "checkpointInfo", "lastCheckpoint", "timeStamp")),
         savepoint_ms=_int(savepoint.get("timeStamp")),
         savepoint_path=savepoint.get("location"),

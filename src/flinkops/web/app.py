@@ -23,7 +23,10 @@ Called by: the CLI (``flinkops ui``), tests, benchmarks/fleet_page.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -40,8 +43,11 @@ from flinkops.errors import Conflict, FlinkopsError, InvalidInput, NotFound
 from flinkops.ports import ResourceKey
 from flinkops.service.fleet import ACTIONS, Action, CostHook, Row, act, actions_for, basis, detail, find, row_of, rows
 from flinkops.service.target import Target
+from flinkops.web.live import CheckpointWatch
 
 __all__ = ["CSRF_COOKIE", "Authorizer", "FleetPage", "age", "detail_path"]
+
+log = logging.getLogger("flinkops.web")
 
 CSRF_COOKIE = "flinkops_ui_csrf"
 #: Why ``request`` may not take ``action`` on ``key`` (a refusal shown on a 403 page), or None when it may.
@@ -103,6 +109,7 @@ class FleetPage:
         cost: CostHook | None = None,
         refresh_seconds: float = 5.0,
         now_ms: Callable[[], int] | None = None,
+        watch: CheckpointWatch | None = None,
     ) -> None:
         self.target = target
         self.prefix = prefix.rstrip("/")
@@ -110,6 +117,8 @@ class FleetPage:
         self.cost = cost
         self.refresh_seconds = refresh_seconds
         self.now_ms = now_ms or (lambda: int(target.clock.now() * 1000))
+        self.watch = watch
+        self._watching: asyncio.Task[None] | None = None
         self.env = jinja2.Environment(
             loader=jinja2.PackageLoader("flinkops.web", "templates"),
             autoescape=True,
@@ -123,7 +132,36 @@ class FleetPage:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024)
         self.add_routes(app.router)
+        if self.watch is not None:
+            app.on_startup.append(self._start_watching)
+            app.on_cleanup.append(self._stop_watching)
         return app
+
+    # ------------------------------------------------------------------ Flink's own checkpoints, in the background
+
+    async def _start_watching(self, _: web.Application) -> None:
+        self._watching = asyncio.create_task(self._watch_loop())
+
+    async def _stop_watching(self, _: web.Application) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
+        if self.watch is not None:
+            self.watch.close()
+
+    async def _watch_loop(self) -> None:
+        assert self.watch is not None
+        while True:
+            try:
+                found = await asyncio.to_thread(rows, self.target, None)
+                await asyncio.to_thread(self.watch.refresh, found)
+            except (FlinkopsError, OSError) as exc:  # the store is busy or gone: next round
+                log.warning("checkpoint ages not refreshed: %s", exc)
+            await asyncio.sleep(self.refresh_seconds)
+
+    def _live(self, found: list[Row]) -> list[Row]:
+        return self.watch.apply(found) if self.watch is not None else found
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         p = self.prefix
@@ -165,7 +203,7 @@ class FleetPage:
 
     async def overview(self, request: web.Request) -> web.Response:
         namespace = request.query.get("namespace") or None
-        found = await asyncio.to_thread(rows, self.target, namespace, cost=self.cost)
+        found = self._live(await asyncio.to_thread(rows, self.target, namespace, cost=self.cost))
         counts: dict[str, int] = {}
         for row in found:
             counts[row.lifecycle] = counts.get(row.lifecycle, 0) + 1
@@ -209,6 +247,7 @@ class FleetPage:
             )
         except NotFound:
             return self._missing(request, key)
+        found = dataclasses.replace(found, row=self._live([found.row])[0])
         context = {
             "title": f"{key.namespace}/{key.name}",
             "d": found,
