@@ -45,13 +45,15 @@ from flinkops.service.fleet import ACTIONS, Action, CostHook, Row, act, actions_
 from flinkops.service.target import Target
 from flinkops.web.live import CheckpointWatch
 
-__all__ = ["CSRF_COOKIE", "Authorizer", "FleetPage", "age", "detail_path"]
+__all__ = ["CSRF_COOKIE", "Authorizer", "FleetPage", "Viewer", "age", "behind_gateway", "detail_path"]
 
 log = logging.getLogger("flinkops.web")
 
 CSRF_COOKIE = "flinkops_ui_csrf"
 #: Why ``request`` may not take ``action`` on ``key`` (a refusal shown on a 403 page), or None when it may.
 Authorizer = Callable[[web.Request, ResourceKey, Action], Awaitable[str | None]]
+#: Whether ``request``'s caller may see resource (namespace, name) at all (others are left out, or a 404 page).
+Viewer = Callable[[web.Request, str, str], bool]
 _PLURAL = {"FlinkDeployment": "flinkdeployments", "FlinkSessionJob": "flinksessionjobs"}
 _KIND_OF = {plural: kind for kind, plural in _PLURAL.items()}
 _VERBS = {
@@ -90,6 +92,10 @@ async def _everybody(request: web.Request, key: ResourceKey, action: Action) -> 
     return None
 
 
+def _all_of_it(request: web.Request, namespace: str, name: str) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class _Page:
     status: int
@@ -106,6 +112,7 @@ class FleetPage:
         *,
         prefix: str = "",
         authorize: Authorizer = _everybody,
+        may_view: Viewer = _all_of_it,
         cost: CostHook | None = None,
         refresh_seconds: float = 5.0,
         now_ms: Callable[[], int] | None = None,
@@ -114,6 +121,7 @@ class FleetPage:
         self.target = target
         self.prefix = prefix.rstrip("/")
         self.authorize = authorize
+        self.may_view = may_view
         self.cost = cost
         self.refresh_seconds = refresh_seconds
         self.now_ms = now_ms or (lambda: int(target.clock.now() * 1000))
@@ -131,11 +139,15 @@ class FleetPage:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024)
+        self.attach(app)
+        return app
+
+    def attach(self, app: web.Application) -> None:
+        """Add the page's routes (under ``prefix``) and its background work to ``app``."""
         self.add_routes(app.router)
         if self.watch is not None:
             app.on_startup.append(self._start_watching)
             app.on_cleanup.append(self._stop_watching)
-        return app
 
     # ------------------------------------------------------------------ Flink's own checkpoints, in the background
 
@@ -166,6 +178,8 @@ class FleetPage:
     def add_routes(self, router: web.UrlDispatcher) -> None:
         p = self.prefix
         one = p + "/namespaces/{namespace}/{plural}/{name}"
+        if p:
+            router.add_get(p, self._to_overview)
         router.add_get(p + "/", self.overview)
         router.add_get(p + "/static/refresh.js", self.script)
         router.add_get(one, self.show)
@@ -204,6 +218,7 @@ class FleetPage:
     async def overview(self, request: web.Request) -> web.Response:
         namespace = request.query.get("namespace") or None
         found = self._live(await asyncio.to_thread(rows, self.target, namespace, cost=self.cost))
+        found = [r for r in found if self.may_view(request, r.namespace, r.name)]
         counts: dict[str, int] = {}
         for row in found:
             counts[row.lifecycle] = counts.get(row.lifecycle, 0) + 1
@@ -218,6 +233,9 @@ class FleetPage:
         }
         return self._render(request, _Page(200, "overview.html", context))
 
+    async def _to_overview(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(self.prefix + "/")
+
     async def script(self, request: web.Request) -> web.Response:
         return web.Response(body=self._script, content_type="text/javascript", headers={"Cache-Control": "max-age=60"})
 
@@ -225,10 +243,13 @@ class FleetPage:
         return self._message(request, 404, "Not found", f"There is no page at {request.path}.", self.prefix + "/")
 
     def _key(self, request: web.Request) -> ResourceKey | None:
+        """The resource the address names; None for an unknown kind or one the caller may not see (a 404 page,
+        the same as for a name that does not exist)."""
         kind = _KIND_OF.get(request.match_info["plural"])
-        if kind is None:
+        namespace, name = request.match_info["namespace"], request.match_info["name"]
+        if kind is None or not self.may_view(request, namespace, name):
             return None
-        return ResourceKey(kind, request.match_info["namespace"], request.match_info["name"])
+        return ResourceKey(kind, namespace, name)
 
     def _missing(self, request: web.Request, key: ResourceKey | None) -> web.Response:
         info = request.match_info
@@ -336,3 +357,27 @@ class FleetPage:
         # name travels in the address (the page says what it means): no text of the link's is shown as is.
         del done
         raise web.HTTPSeeOther(self._back(key) + "?done=" + action)
+
+
+def behind_gateway(target: Target, cost: CostHook | None = None) -> Callable[[web.Application], None]:
+    """The fleet page for the gateway (``Gateway(pages=...)``), under its ``PAGES_PREFIX``: a caller sees the
+    resources a role binding lets them view, and takes actions where it makes them an operator (or admin), the
+    role that may take savepoints and stop jobs through the gateway."""
+    from flinkops.gateway.policy import Action as Needs
+    from flinkops.gateway.server import PAGES_PREFIX, current_caller
+
+    async def authorize(request: web.Request, key: ResourceKey, action: Action) -> str | None:
+        caller = current_caller()
+        if caller is None:  # not through the gateway's door: nobody acts
+            return "the caller is not known"
+        decision = caller.may(key.namespace, key.name, Needs.OPERATE)
+        return None if decision.allowed else f"{action} on {key.namespace}/{key.name}: {decision.reason}"
+
+    def may_view(request: web.Request, namespace: str, name: str) -> bool:
+        caller = current_caller()
+        return caller is not None and caller.may(namespace, name, Needs.VIEW).allowed
+
+    page = FleetPage(
+        target, prefix=PAGES_PREFIX, authorize=authorize, may_view=may_view, cost=cost, watch=CheckpointWatch()
+    )
+    return page.attach
