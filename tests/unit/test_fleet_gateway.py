@@ -74,6 +74,8 @@ def test_a_caller_sees_only_what_a_role_binding_lets_them_view(
         overview = http.get(running.url + "/_fleet/", headers=viewer)
         assert overview.status_code == 200
         assert ">conversions</a>" in overview.text and "detector" not in overview.text
+        assert 'href="/ads/conversions/"' in overview.text  # its Flink UI through the gateway
+        assert "127.0.0.1:8081" not in overview.text  # not the JobManager's own address
         hidden = http.get(running.url + "/_fleet/namespaces/fraud/flinkdeployments/detector", headers=viewer)
         assert hidden.status_code == 404  # the same as a name that does not exist
         assert http.get(running.url + "/_fleet/", follow_redirects=False).status_code == 401  # no credentials

@@ -24,9 +24,9 @@ from flinkops.errors import InvalidInput, NotFound, Problem
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from flinkops.service.fleet import FiguresHook, Row
+    from flinkops.service.fleet import CostHook, FiguresHook, Row
 
-__all__ = ["frame", "live_figures"]
+__all__ = ["cost_hook", "frame", "live_figures"]
 
 NameArg = Annotated[str | None, typer.Argument(help="One deployment or session job (default: the whole fleet).")]
 AllNamespaces = Annotated[
@@ -90,7 +90,7 @@ def _serve(address: str, port: int, path: str) -> None:
     from flinkops.web.app import FleetPage
     from flinkops.web.live import CheckpointWatch
 
-    page = FleetPage(target.current(), watch=CheckpointWatch())
+    page = FleetPage(target.current(), watch=CheckpointWatch(), cost=cost_hook())
 
     async def main() -> None:
         runner = web.AppRunner(page.app(), access_log=None)
@@ -112,6 +112,12 @@ def _serve(address: str, port: int, path: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ top
+
+
+def cost_hook() -> CostHook | None:
+    """The cost column's source: ``service.cost`` (the cost report, built separately) once it exists; None until
+    then, and the page shows ``—``, ``top`` ``?``."""
+    return None
 
 
 def live_figures() -> FiguresHook | None:
@@ -175,13 +181,13 @@ def top(
     wanted: tuple[str, str] | None = None
     if name is not None:
         wanted = (_known(name, namespace)[1], name)
-    figures = live_figures()
+    figures, cost = live_figures(), cost_hook()
     from flinkops.web.live import CheckpointWatch
 
     watch = CheckpointWatch()
 
     def build() -> Table:
-        found = rows(where, namespace if wanted is None else wanted[0])
+        found = rows(where, namespace if wanted is None else wanted[0], cost=cost)
         if wanted is not None:
             found = [r for r in found if (r.namespace, r.name) == wanted]
         watch.refresh(found)  # Flink's own periodic checkpoints (the status has only the controller's)

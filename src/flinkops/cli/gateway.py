@@ -49,12 +49,13 @@ def gateway_run(config: ConfigOpt = None) -> None:
         raise InvalidInput([Problem("FLINKOPS_LOG_FORMAT", f"{fmt!r} is neither text nor json")])
     configure_logging(fmt)  # json in a pod (the chart sets it), like the operator's lines
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    from flinkops.cli.fleet import cost_hook
     from flinkops.web.app import behind_gateway
 
     where = target.current()
     # The fleet page behind the gateway on the local runtime. On Kubernetes the gateway may read only the
     # namespaces it serves (WATCH_NAMESPACES), and the page lists every namespace: not there yet.
-    where.run_gateway(config, pages=behind_gateway(where) if where.local else None)
+    where.run_gateway(config, pages=behind_gateway(where, cost_hook()) if where.local else None)
 
 
 @gateway_app.command("check")

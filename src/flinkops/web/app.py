@@ -117,6 +117,7 @@ class FleetPage:
         refresh_seconds: float = 5.0,
         now_ms: Callable[[], int] | None = None,
         watch: CheckpointWatch | None = None,
+        ui_link: Callable[[Row], str | None] | None = None,
     ) -> None:
         self.target = target
         self.prefix = prefix.rstrip("/")
@@ -134,7 +135,10 @@ class FleetPage:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.globals.update(age=age, when=_when, detail_path=detail_path, prefix=self.prefix, verbs=_VERBS)
+        link = ui_link or (lambda row: row.flink_ui)
+        self.env.globals.update(
+            age=age, when=_when, detail_path=detail_path, prefix=self.prefix, verbs=_VERBS, ui_link=link
+        )
         self._script = (resources.files("flinkops.web") / "static" / "refresh.js").read_bytes()
 
     def app(self) -> web.Application:
@@ -377,7 +381,17 @@ def behind_gateway(target: Target, cost: CostHook | None = None) -> Callable[[we
         caller = current_caller()
         return caller is not None and caller.may(namespace, name, Needs.VIEW).allowed
 
+    def through_the_gateway(row: Row) -> str | None:
+        """The Flink UI as the gateway serves it (the JobManager's own address is not reachable from outside)."""
+        return f"/{quote(row.namespace, safe='')}/{quote(row.name, safe='')}/" if row.flink_ui else None
+
     page = FleetPage(
-        target, prefix=PAGES_PREFIX, authorize=authorize, may_view=may_view, cost=cost, watch=CheckpointWatch()
+        target,
+        prefix=PAGES_PREFIX,
+        authorize=authorize,
+        may_view=may_view,
+        cost=cost,
+        watch=CheckpointWatch(),
+        ui_link=through_the_gateway,
     )
     return page.attach
