@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from flinkops.cli import fleet
 from flinkops.cli.fleet import frame
 from flinkops.cli.main import app
 from flinkops.service import apply
@@ -87,3 +89,22 @@ def test_a_figure_flink_did_not_answer_is_unknown_not_zero(target: TestTarget) -
     text = text_of(frame(rows(target, "default"), NOW_MS, lambda row: JobFigures(records_in_per_s=0.0)))
     fraud = next(line for line in text.splitlines() if " fraud " in line).split()
     assert fraud[4:7] == ["0.0", "?", "?"]
+
+
+def test_top_redraws_every_interval_until_ctrl_c(
+    target: TestTarget, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_fleet(target)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            raise KeyboardInterrupt  # Ctrl-C
+        apply(target, [deployment(f"new-{len(slept)}")])  # the fleet changes between frames
+
+    monkeypatch.setattr(fleet.time, "sleep", sleep)
+    result = cli.invoke(app, ["top", "--interval", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert slept == [0.5, 0.5, 0.5]
+    assert "new-1" in result.output and "new-2" in result.output

@@ -197,9 +197,11 @@ def top(
         if once:
             out.print(build())
             return
+        from rich.console import Console
         from rich.live import Live
 
-        with Live(build(), console=out, auto_refresh=False, screen=False) as live:
+        # Live needs the console itself (it enters it as a context manager), not the lazy stand-in `out`.
+        with Live(build(), console=Console(highlight=False), auto_refresh=False, screen=False) as live:
             while True:
                 time.sleep(interval)
                 live.update(build(), refresh=True)
