@@ -11,7 +11,7 @@ their source answers:
 * cost so far: ``service.cost`` (built separately); ``Row.cost`` is filled through the ``cost`` hook
   ``rows`` takes (``COST_UNKNOWN`` until then);
 * the live job figures (records/s, backpressure) that ``flinkops top`` shows: read from Flink's REST API by the
-  metrics module, through the ``figures`` hook (``JobFigures``; None means unknown, never zero).
+  metrics module, through a ``FiguresHook`` (``JobFigures``; None means unknown, never zero).
 
 ``detail`` adds what the page shows for one resource: conditions, events, the runs of its job with their
 downtime, its snapshots in storage, and the plan of a pending change (a spec the controller has not reconciled
@@ -115,7 +115,6 @@ class Row:
     #: the stored spec asks for a suspended job
     suspended: bool
     cost: str | None = COST_UNKNOWN
-    figures: JobFigures | None = None
 
     @property
     def key(self) -> ResourceKey:
