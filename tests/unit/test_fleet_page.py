@@ -220,3 +220,31 @@ def test_who_may_act_is_the_authorizers_decision(target: TestTarget) -> None:
         assert nonce(target) is None
 
     on_page(FleetPage(target, authorize=viewers_only), scenario)
+
+
+def test_a_page_over_some_namespaces_never_reads_the_others(target: TestTarget, monkeypatch: Any) -> None:
+    """Behind the gateway on Kubernetes the page serves the gateway's namespaces only (RBAC may allow no
+    others): another namespace is neither listed nor read, and its pages are 404 pages."""
+    for namespace, name in (("ads", "conversions"), ("fraud", "detector")):
+        d = deployment(name)
+        apply(target, [d.model_copy(update={"metadata": d.metadata.model_copy(update={"namespace": namespace})})])
+    read: list[str | None] = []
+    documents = target.documents
+
+    def recording(kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+        read.append(namespace)
+        return documents(kind, namespace)
+
+    monkeypatch.setattr(target, "documents", recording)
+
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        html = await (await client.get("/")).text()
+        assert ">conversions</a>" in html and "detector" not in html
+        assert ">conversions</a>" in await (await client.get("/?namespace=ads")).text()
+        assert "detector" not in await (await client.get("/?namespace=fraud")).text()
+        hidden = await client.get("/namespaces/fraud/flinkdeployments/detector")
+        assert hidden.status == 404
+        assert "There is no FlinkDeployment fraud/detector" in await hidden.text()
+
+    on_page(FleetPage(target, namespaces=("ads",)), scenario)
+    assert set(read) == {"ads"}

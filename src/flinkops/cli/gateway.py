@@ -16,7 +16,7 @@ from flinkops.cli import target
 from flinkops.cli.operator import configure_logging
 from flinkops.cli.output import main_guard, out
 from flinkops.errors import InvalidInput, Problem
-from flinkops.service.target import gateway_settings
+from flinkops.service.target import gateway_namespaces, gateway_settings
 
 __all__ = ["gateway_app"]
 
@@ -53,9 +53,9 @@ def gateway_run(config: ConfigOpt = None) -> None:
     from flinkops.web.app import behind_gateway
 
     where = target.current()
-    # The fleet page behind the gateway on the local runtime. On Kubernetes the gateway may read only the
-    # namespaces it serves (WATCH_NAMESPACES), and the page lists every namespace: not there yet.
-    where.run_gateway(config, pages=behind_gateway(where, cost_hook()) if where.local else None)
+    # On Kubernetes the gateway reads only the namespaces it serves (WATCH_NAMESPACES; RBAC may allow no others).
+    served = () if where.local else gateway_namespaces()
+    where.run_gateway(config, pages=behind_gateway(where, cost_hook(), served))
 
 
 @gateway_app.command("check")

@@ -29,7 +29,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -118,11 +118,14 @@ class FleetPage:
         now_ms: Callable[[], int] | None = None,
         watch: CheckpointWatch | None = None,
         ui_link: Callable[[Row], str | None] | None = None,
+        namespaces: Sequence[str] = (),
     ) -> None:
         self.target = target
         self.prefix = prefix.rstrip("/")
         self.authorize = authorize
         self.may_view = may_view
+        #: the namespaces shown (empty: every one); others are never read (a gateway may read only its own)
+        self.namespaces = tuple(namespaces)
         self.cost = cost
         self.refresh_seconds = refresh_seconds
         self.now_ms = now_ms or (lambda: int(target.clock.now() * 1000))
@@ -170,11 +173,18 @@ class FleetPage:
         assert self.watch is not None
         while True:
             try:
-                found = await asyncio.to_thread(rows, self.target, None)
+                found = await asyncio.to_thread(self._rows, None)
                 await asyncio.to_thread(self.watch.refresh, found)
             except (FlinkopsError, OSError) as exc:  # the store is busy or gone: next round
                 log.warning("checkpoint ages not refreshed: %s", exc)
             await asyncio.sleep(self.refresh_seconds)
+
+    def _rows(self, namespace: str | None) -> list[Row]:
+        """The rows of ``namespace`` (every served one when None), never reading a namespace not served."""
+        if not self.namespaces:
+            return rows(self.target, namespace, cost=self.cost)
+        wanted = [namespace] if namespace is not None else list(self.namespaces)
+        return [r for ns in wanted if ns in self.namespaces for r in rows(self.target, ns, cost=self.cost)]
 
     def _live(self, found: list[Row]) -> list[Row]:
         return self.watch.apply(found) if self.watch is not None else found
@@ -221,7 +231,7 @@ class FleetPage:
 
     async def overview(self, request: web.Request) -> web.Response:
         namespace = request.query.get("namespace") or None
-        found = self._live(await asyncio.to_thread(rows, self.target, namespace, cost=self.cost))
+        found = self._live(await asyncio.to_thread(self._rows, namespace))
         found = [r for r in found if self.may_view(request, r.namespace, r.name)]
         counts: dict[str, int] = {}
         for row in found:
@@ -251,15 +261,16 @@ class FleetPage:
         the same as for a name that does not exist)."""
         kind = _KIND_OF.get(request.match_info["plural"])
         namespace, name = request.match_info["namespace"], request.match_info["name"]
-        if kind is None or not self.may_view(request, namespace, name):
+        if kind is None or (self.namespaces and namespace not in self.namespaces):
+            return None
+        if not self.may_view(request, namespace, name):
             return None
         return ResourceKey(kind, namespace, name)
 
     def _missing(self, request: web.Request, key: ResourceKey | None) -> web.Response:
         info = request.match_info
-        what = (
-            f"{key.kind} {key.namespace}/{key.name}" if key else f"{info['plural']} {info['namespace']}/{info['name']}"
-        )
+        # The same words whether it does not exist or the caller may not see it.
+        what = f"{_KIND_OF.get(info['plural'], info['plural'])} {info['namespace']}/{info['name']}"
         return self._message(request, 404, "Not found", f"There is no {what}.", self.prefix + "/")
 
     async def show(self, request: web.Request) -> web.Response:
@@ -363,10 +374,13 @@ class FleetPage:
         raise web.HTTPSeeOther(self._back(key) + "?done=" + action)
 
 
-def behind_gateway(target: Target, cost: CostHook | None = None) -> Callable[[web.Application], None]:
-    """The fleet page for the gateway (``Gateway(pages=...)``), under its ``PAGES_PREFIX``: a caller sees the
-    resources a role binding lets them view, and takes actions where it makes them an operator (or admin), the
-    role that may take savepoints and stop jobs through the gateway."""
+def behind_gateway(
+    target: Target, cost: CostHook | None = None, namespaces: Sequence[str] = ()
+) -> Callable[[web.Application], None]:
+    """The fleet page for the gateway (``Gateway(pages=...)``), under its ``PAGES_PREFIX``, over the gateway's
+    ``namespaces`` (empty: every one): a caller sees the resources a role binding lets them view, and takes
+    actions where it makes them an operator (or admin), the role that may take savepoints and stop jobs through
+    the gateway."""
     from flinkops.gateway.policy import Action as Needs
     from flinkops.gateway.server import PAGES_PREFIX, current_caller
 
@@ -393,5 +407,6 @@ def behind_gateway(target: Target, cost: CostHook | None = None) -> Callable[[we
         cost=cost,
         watch=CheckpointWatch(),
         ui_link=through_the_gateway,
+        namespaces=namespaces,
     )
     return page.attach
