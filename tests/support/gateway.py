@@ -18,7 +18,7 @@ from aiohttp import web
 
 from flinkops.gateway.config import GatewayConfig
 from flinkops.gateway.oidc import OidcProvider
-from flinkops.gateway.server import Gateway, ssl_context
+from flinkops.gateway.server import Gateway, Pages, ssl_context
 
 __all__ = ["Pki", "RunningGateway", "counting_upstream", "pki", "running_gateway", "serve"]
 
@@ -138,9 +138,10 @@ def running_gateway(
     audit_log: Path,
     *,
     listing: Callable[[], Awaitable[list[tuple[str, str]]]] | None = None,
+    pages: Pages | None = None,
 ) -> Iterator[RunningGateway]:
     oidc = OidcProvider(config.oidc) if config.oidc is not None else None
-    gateway = Gateway(config, upstreams, audit_log=audit_log, oidc=oidc, listing=listing)
+    gateway = Gateway(config, upstreams, audit_log=audit_log, oidc=oidc, listing=listing, pages=pages)
     with serve(gateway.app(), ssl=ssl_context(config)) as url:
         yield RunningGateway(url, audit_log)
 

@@ -16,7 +16,7 @@ from flinkops.cli import target
 from flinkops.cli.operator import configure_logging
 from flinkops.cli.output import main_guard, out
 from flinkops.errors import InvalidInput, Problem
-from flinkops.service.target import gateway_settings
+from flinkops.service.target import gateway_namespaces, gateway_settings
 
 __all__ = ["gateway_app"]
 
@@ -49,7 +49,13 @@ def gateway_run(config: ConfigOpt = None) -> None:
         raise InvalidInput([Problem("FLINKOPS_LOG_FORMAT", f"{fmt!r} is neither text nor json")])
     configure_logging(fmt)  # json in a pod (the chart sets it), like the operator's lines
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    target.current().run_gateway(config)
+    from flinkops.cli.fleet import cost_hook
+    from flinkops.web.app import behind_gateway
+
+    where = target.current()
+    # On Kubernetes the gateway reads only the namespaces it serves (WATCH_NAMESPACES; RBAC may allow no others).
+    served = () if where.local else gateway_namespaces()
+    where.run_gateway(config, pages=behind_gateway(where, cost_hook(), served))
 
 
 @gateway_app.command("check")

@@ -14,12 +14,18 @@ Each request, in order (the first that fails answers, and nothing reaches Flink)
    the request is forwarded without the caller's credentials (no ``Authorization``, no cookie) and with
    ``X-Forwarded-*`` set by the gateway.
 
+With ``pages`` (``flinkops.web.app.behind_gateway``), the fleet page is served under ``/_fleet/``: its requests
+pass the same checks of path and identity headers and the same identification (steps 1-3); the page itself decides
+with the role bindings what each caller sees (``viewer``) and may do (``operator``: savepoint, suspend, resume,
+rollback), through ``current_caller()``.
+
 Every request leaves one JSON line in the audit log: when, who (subject, groups or the certificate's CN), what
 (method, path, action), which deployment, allowed or denied and why, the status and the time taken.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import secrets
@@ -38,15 +44,31 @@ from aiohttp import web
 
 from flinkops.gateway.config import GatewayConfig
 from flinkops.gateway.oidc import Claims, LoginStart, OidcProvider, TokenRejected
-from flinkops.gateway.policy import Action, classify, decide, unsafe_path
+from flinkops.gateway.policy import Action, Decision, classify, decide, unsafe_path
 
-__all__ = ["AUDIT_FIELDS", "Gateway", "Identity", "Upstreams", "ssl_context"]
+__all__ = [
+    "AUDIT_FIELDS",
+    "PAGES_PREFIX",
+    "Caller",
+    "Gateway",
+    "Identity",
+    "Pages",
+    "Upstreams",
+    "current_caller",
+    "ssl_context",
+]
 
 #: Returns the REST base URL of deployment (namespace, name): None when there is no such deployment, "" when it
 #: exists but its JobManager is not up.
 Upstreams = Callable[[str, str], Awaitable[str | None]]
 #: Every deployment (namespace, name) there is, for the index page.
 Listing = Callable[[], Awaitable[list[tuple[str, str]]]]
+
+#: Adds pages of flinkops' own to the gateway's application (the fleet page, ``flinkops.web``), all under
+#: ``PAGES_PREFIX``: the gateway identifies their callers as it does for Flink's, and while a page answers,
+#: ``current_caller()`` is who called and what the role bindings allow them.
+Pages = Callable[[web.Application], None]
+PAGES_PREFIX = "/_fleet"
 
 SESSION_COOKIE = "flinkops_session"
 AUDIT_FIELDS = (
@@ -108,6 +130,25 @@ class _Session:
     ends_at: float
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who called one of the gateway's own pages, and what the role bindings allow them."""
+
+    identity: Identity
+    config: GatewayConfig
+
+    def may(self, namespace: str, name: str, action: Action) -> Decision:
+        return decide(self.config, self.identity.subjects, namespace, name, action)
+
+
+_CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("flinkops_gateway_caller", default=None)
+
+
+def current_caller() -> Caller | None:
+    """The caller of the page request being answered (None outside the gateway's door to its pages)."""
+    return _CALLER.get()
+
+
 class _Denied(Exception):
     def __init__(self, status: int, reason: str, identity: Identity | None = None) -> None:
         super().__init__(reason)
@@ -125,10 +166,12 @@ class Gateway:
         audit_log: Path,
         oidc: OidcProvider | None = None,
         listing: Listing | None = None,
+        pages: Pages | None = None,
     ) -> None:
         self.config = config
         self.upstreams = upstreams
         self.listing = listing
+        self.pages = pages
         self.oidc = oidc
         audit_log.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(audit_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -141,6 +184,9 @@ class Gateway:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 2**20)
+        if self.pages is not None:
+            app.middlewares.append(self._pages_door)
+            self.pages(app)  # their routes come before the catch-all below
         app.router.add_route("*", "/{tail:.*}", self.handle)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
@@ -180,6 +226,59 @@ class Gateway:
         except web.HTTPException as exc:  # a redirect (sign-in, trailing slash)
             record.setdefault("allowed", True)
             response = redirect = exc
+        except _Denied as denied:
+            record.update(allowed=False, reason=denied.reason)
+            if denied.identity is not None:
+                self._who(record, denied.identity)
+            response = self._refusal(request, denied)
+        record["status"] = response.status
+        record["ms"] = round((time.perf_counter() - started) * 1000, 2)
+        self._audit.write(json.dumps(record, separators=(",", ":")) + "\n")
+        if redirect is not None:
+            raise redirect
+        return response
+
+    @web.middleware
+    async def _pages_door(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """The door to the gateway's own pages: the same checks of the path and of identity headers, the same
+        identification (401, or a browser sent to sign in), one audit line per request; what a caller may do on a
+        page is the page's decision, with ``request[CALLER]``."""
+        raw_path = request.raw_path.partition("?")[0]
+        if raw_path != PAGES_PREFIX and not raw_path.startswith(PAGES_PREFIX + "/"):
+            return await handler(request)
+        started = time.perf_counter()
+        record: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "remote": request.remote,
+            "method": request.method,
+            "path": request.raw_path[:2048],
+            "action": "page",
+        }
+        for field in ("namespace", "name"):
+            if field in request.match_info:
+                record[field] = request.match_info[field]
+        redirect: web.HTTPException | None = None
+        try:
+            why = unsafe_path(raw_path)
+            if why is not None:
+                raise _Denied(400, why)
+            smuggled = sorted(h for h in request.headers if h.lower() in IDENTITY_HEADERS)
+            if smuggled:
+                raise _Denied(400, f"identity header {smuggled[0]} sent by the client")
+            identity = await self._identify(request, None, None)
+            self._who(record, identity)
+            token = _CALLER.set(Caller(identity, self.config))
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:  # a redirect after an action
+                response = redirect = exc
+            finally:
+                _CALLER.reset(token)
+            record["allowed"] = response.status < 400
+            if response.status >= 400:
+                record["reason"] = response.reason
         except _Denied as denied:
             record.update(allowed=False, reason=denied.reason)
             if denied.identity is not None:
@@ -348,9 +447,10 @@ class Gateway:
         items = "".join(
             f'<li><a href="/{quote(ns)}/{quote(n)}/">{escape(ns)}/{escape(n)}</a></li>' for ns, n in visible
         )
+        fleet = f'<p><a href="{PAGES_PREFIX}/">The fleet page</a></p>' if self.pages is not None else ""
         html = (
             "<!doctype html><html><head><meta charset='utf-8'><title>flinkops gateway</title></head><body>"
-            f"<h1>Flink deployments</h1><p>Signed in as {escape(identity.subject)}</p>"
+            f"<h1>Flink deployments</h1><p>Signed in as {escape(identity.subject)}</p>{fleet}"
             f"<ul>{items or '<li>none you may see</li>'}</ul></body></html>"
         )
         return web.Response(text=html, content_type="text/html")

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from flinkops.core.planner import Plan
     from flinkops.flink.config import RenderInputs
     from flinkops.gateway.config import GatewayConfig
+    from flinkops.gateway.server import Pages
     from flinkops.provisioning.local import DataPlane
     from flinkops.provisioning.preflight import LocalFiles
     from flinkops.s3 import S3Access
@@ -112,8 +113,9 @@ class Target(Protocol):
         each ``/opt/flink/...`` path is here; nothing to check where clusters do not run on this machine."""
         ...
 
-    def run_gateway(self, config: Path | None = None) -> None:
-        """Serve the gateway in this process until SIGTERM or Ctrl-C (``flinkops gateway run``)."""
+    def run_gateway(self, config: Path | None = None, pages: Pages | None = None) -> None:
+        """Serve the gateway in this process until SIGTERM or Ctrl-C (``flinkops gateway run``); ``pages`` adds
+        the fleet page behind it."""
         ...
 
 
@@ -271,14 +273,14 @@ class LocalTarget:
                 run_loop(controller, store, self.clock, should_stop, poll=poll, on_pass=on_pass)
             log.info("controller stopped")
 
-    def run_gateway(self, config: Path | None = None) -> None:
+    def run_gateway(self, config: Path | None = None, pages: Pages | None = None) -> None:
         """Serve the gateway (``config``, default ``<home>/gateway.yaml``) in this process until SIGTERM or
         Ctrl-C; ``InvalidInput`` when the settings are bad."""
         from flinkops.wiring.gateway import audit_path, serve
 
         settings = gateway_settings(self.home, config)
         store = self.store()  # opened once (its readers are per thread): not for each lookup
-        serve(settings, lambda: store, audit_path(settings, self.home))
+        serve(settings, lambda: store, audit_path(settings, self.home), pages=pages)
 
 
 def gateway_namespaces() -> tuple[str, ...]:
@@ -331,14 +333,14 @@ class KubernetesTarget:
             self._store = KubernetesStore(client, component="flinkops-cli")
         return self._store
 
-    def run_gateway(self, config: Path | None = None) -> None:
+    def run_gateway(self, config: Path | None = None, pages: Pages | None = None) -> None:
         """Serve the gateway in this process (in the operator chart's gateway Deployment), reading the
         FlinkDeployments' REST addresses from the API server; ``config`` default ``<home>/gateway.yaml``."""
         from flinkops.wiring.gateway import audit_path, serve
 
         settings = gateway_settings(self.home, config)
         store = self.store()
-        serve(settings, lambda: store, audit_path(settings, self.home), gateway_namespaces())
+        serve(settings, lambda: store, audit_path(settings, self.home), gateway_namespaces(), pages)
 
     def documents(self, kind: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
         from flinkops.api.loader import dump_resource

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from flinkops.gateway.config import GatewayConfig, load_config
 from flinkops.gateway.oidc import OidcProvider
-from flinkops.gateway.server import Gateway, ssl_context
+from flinkops.gateway.server import Gateway, Pages, ssl_context
 from flinkops.ports import ResourceKey, ResourceStore
 
 __all__ = [
@@ -95,18 +95,27 @@ def audit_path(config: GatewayConfig, home: Path) -> Path:
 
 
 def gateway_for(
-    config: GatewayConfig, open_store: Callable[[], ResourceStore], audit: Path, namespaces: Collection[str] = ()
+    config: GatewayConfig,
+    open_store: Callable[[], ResourceStore],
+    audit: Path,
+    namespaces: Collection[str] = (),
+    pages: Pages | None = None,
 ) -> Gateway:
     upstreams = StoreUpstreams(open_store, namespaces)
     oidc = OidcProvider(config.oidc) if config.oidc is not None else None
-    return Gateway(config, upstreams, audit_log=audit, oidc=oidc, listing=upstreams.listing)
+    return Gateway(config, upstreams, audit_log=audit, oidc=oidc, listing=upstreams.listing, pages=pages)
 
 
 def serve(
-    config: GatewayConfig, open_store: Callable[[], ResourceStore], audit: Path, namespaces: Collection[str] = ()
+    config: GatewayConfig,
+    open_store: Callable[[], ResourceStore],
+    audit: Path,
+    namespaces: Collection[str] = (),
+    pages: Pages | None = None,
 ) -> None:
-    """Serve until SIGTERM or Ctrl-C (the deployments of ``namespaces``; empty: of every namespace)."""
-    gateway = gateway_for(config, open_store, audit, namespaces)
+    """Serve until SIGTERM or Ctrl-C (the deployments of ``namespaces``; empty: of every namespace), with the
+    fleet page under ``/_fleet/`` when ``pages`` adds it."""
+    gateway = gateway_for(config, open_store, audit, namespaces, pages)
     scheme = "https" if config.tls is not None else "http"
     log.info("gateway on %s://%s; audit log %s", scheme, config.listen, audit)
     web.run_app(
