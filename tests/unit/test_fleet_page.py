@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from flinkops.ports import ResourceKey
 from flinkops.service import apply
+from flinkops.service.cost import cost_of, price_column
 from flinkops.service.fleet import Action
 from flinkops.web.app import FleetPage
 from support.fleet import NOW_MS, with_status
@@ -67,12 +68,16 @@ def test_the_overview_shows_every_resource_with_its_health(target: TestTarget) -
         assert "1h 00m ago" in row and "file:/state/fraud/savepoints/savepoint-a1b2c3-0123456789ab" in row
         assert '<td class="num">2</td>' in row  # restarts
         assert '<td class="num">4</td>' in row  # parallelism
-        assert '<td class="num">—</td>' in row  # cost: unknown until service.cost exists
+        # The price so far, the figure `flinkops cost` reports (the test's clock stands still).
+        stored = target.store().get(KEY)
+        assert stored is not None
+        price = cost_of(stored, int(target.clock.now() * 1000)).total("price")
+        assert price is not None and price > 0 and f'<td class="num">{price:.2f} USD</td>' in row
         assert "JobManager lost &lt;b&gt;twice&lt;/b&gt;" in row  # escaped
         assert 'href="http://127.0.0.1:8081"' in row
         assert "session job" in html and "session cluster" in html
 
-    on_page(FleetPage(target, now_ms=lambda: NOW_MS), scenario)
+    on_page(FleetPage(target, now_ms=lambda: NOW_MS, cost=price_column(target)), scenario)
 
 
 def test_the_overview_of_an_empty_store_says_how_to_start(target: TestTarget) -> None:

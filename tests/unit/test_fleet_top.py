@@ -5,6 +5,7 @@ let the page's actions leave the machine."""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from rich.console import Console
@@ -40,7 +41,10 @@ def test_top_once_prints_one_frame_of_the_fleet(target: TestTarget, cli: CliRunn
     fraud = next(line for line in lines if " fraud " in line).split()
     assert fraud[:4] == ["default", "fraud", "STABLE", "RUNNING"]
     assert fraud[4:7] == ["?", "?", "?"]  # records/s in and out, backpressure: no live figures here
-    assert fraud[-2:] == ["3", "?"]  # restarts; cost unknown until service.cost exists
+    # Restarts, then the price so far: the very figure `flinkops cost` reports (two hours of a running cluster).
+    priced = json.loads(cli.invoke(app, ["cost", "fraud", "-o", "json"]).output)
+    assert fraud[-3:] == ["3", f"{priced['total']['price']:.2f}", "USD"], priced["total"]
+    assert priced["total"]["price"] > 0
     conversions = next(line for line in lines if " conversions " in line).split()
     assert conversions[:4] == ["default", "conversions", "CREATED", "?"]
 

@@ -115,9 +115,10 @@ def _serve(address: str, port: int, path: str) -> None:
 
 
 def cost_hook() -> CostHook | None:
-    """The cost column's source: ``service.cost`` (the cost report, built separately) once it exists; None until
-    then, and the page shows ``—``, ``top`` ``?``."""
-    return None
+    """The cost column's source: each resource's price so far from ``service.cost`` (the home's price table)."""
+    from flinkops.service.cost import price_column
+
+    return price_column(target.current())
 
 
 def live_figures() -> FiguresHook | None:

@@ -9,11 +9,12 @@ The price table: built-in defaults (``DEFAULT_PRICES``), replaced field by field
 or else ``<FLINKOPS_HOME>/prices.yaml`` when it exists. A file that does not parse or has a bad field is
 ``InvalidInput`` naming the file, the line and the field path.
 
-Called by: ``cli.cost``, ``cli.show`` (describe), and later the fleet page, ``top`` and the metrics collectors.
+Called by: ``cli.cost``, ``cli.show`` (describe), the fleet page and ``top`` (``price_column``), the metrics.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "cost_of",
     "costs",
     "load_prices",
+    "price_column",
     "since_ms",
 ]
 
@@ -275,3 +277,38 @@ def as_dict(cost: DeploymentCost) -> dict[str, Any]:
         "total": totals,
         "runs": [_run_dict(r) for r in cost.runs],
     }
+
+
+def price_column(target: Target, prices: Prices | None = None) -> Callable[[Mapping[str, Any]], str | None]:
+    """The fleet page's and ``top``'s cost column (``service.fleet.CostHook``): a stored object (CRD shape) to its
+    price so far (``"0.42 USD"``), or None when no rate prices it. The price table is the home's (the built-in one
+    when the home's does not parse: ``flinkops cost`` reports that file's error). Objects are read into models
+    once per resourceVersion, so a page of 500 deployments costs the arithmetic only."""
+    if prices is None:
+        try:
+            prices = load_prices(None, target.home)
+        except InvalidInput:
+            prices = DEFAULT_PRICES
+    table = prices
+    models: dict[tuple[str, str, str], tuple[str, Resource | None]] = {}
+
+    def column(document: Mapping[str, Any]) -> str | None:
+        meta = document.get("metadata") or {}
+        key = (str(document.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
+        version = str(meta.get("resourceVersion") or meta.get("generation") or "")
+        cached = models.get(key)
+        if cached is None or cached[0] != version:
+            model: type[FlinkDeployment] | type[FlinkSessionJob] = (
+                FlinkDeployment if key[0] == "FlinkDeployment" else FlinkSessionJob
+            )
+            try:
+                resource: Resource | None = model.model_validate(document)
+            except ValidationError:
+                resource = None  # an object the store holds but the models refuse: no price rather than no page
+            cached = models[key] = (version, resource)
+        if cached[1] is None:
+            return None
+        total = cost_of(cached[1], int(target.clock.now() * 1000), table).total("price")
+        return None if total is None else f"{total:.2f} {table.currency}"
+
+    return column
