@@ -181,3 +181,22 @@ def test_one_scrape_of_a_fleet_gives_every_golden_family() -> None:
     finally:
         flink.stop()
     assert families == {**LOOP, **REFERENCE, **PER_RESOURCE}
+
+
+def test_the_queue_depth_counts_resources_due_or_in_their_pass() -> None:
+    from flinkops.wiring.operator import _Shard
+
+    shard = _Shard(0, controller=None)  # type: ignore[arg-type]  # the queue does not touch the controller
+    keys = [ResourceKey("FlinkDeployment", "default", name) for name in ("a", "b", "c", "later")]
+    for key in keys[:3]:
+        shard.mark(key, 10.0)
+    shard.mark(keys[3], 99.0)
+    assert shard.depth(10.0) == 3  # "later" is not due yet
+    running = shard.ready(10.0)
+    assert shard.depth(10.0) == 3  # in their pass: still waiting to be done
+    shard.done(running[0], None)
+    shard.done(running[1], 40.0)
+    assert shard.depth(11.0) == 1
+    metrics = OperatorMetrics()
+    metrics.queue_depth = lambda: shard.depth(11.0)
+    assert ("flinkops_reconcile_queue_depth 1.0") in metrics.render()
