@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from flinkops.service.figures import figures
 from flinkops.service.target import LocalTarget
 from integration.flinkops_cli import Flinkops, application
+from support.prometheus import running_prometheus
 from support.testjobs import COUNTING_JOB
 
 pytestmark = pytest.mark.integration
@@ -170,6 +171,18 @@ def test_a_running_job_shows_in_one_scrape_with_its_live_figures(tmp_path: Path,
         assert (read.figures.records_in_per_second or 0) > 0
         assert [v.is_source for v in read.figures.vertices] == [True, False]
         print(f"\nrunning job scraped in {time.monotonic() - started:.1f}s")
+        # A real Prometheus server scrapes the controller; its HTTP API answers a query over what it stored.
+        with running_prometheus(tmp_path / "prometheus", [f"127.0.0.1:{port}"]) as prometheus:
+            query = 'flinkops_flinkdeployment_records_in_per_second{name="counting"} > 0'
+            deadline = time.monotonic() + 60
+            while not (found := prometheus.query(query)):
+                assert time.monotonic() < deadline, (prometheus.targets(), prometheus.log.read_text()[-2000:])
+                time.sleep(0.5)
+            assert found[0]["metric"]["namespace"] == "default"
+            stable = prometheus.query('flink_k8soperator_namespace_Lifecycle_State_STABLE_Count{resourcens="default"}')
+            assert [float(r["value"][1]) for r in stable] == [1.0]
+            assert [t["health"] for t in prometheus.targets()] == ["up"]
+        print(f"and through a real Prometheus in {time.monotonic() - started:.1f}s")
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(30)
