@@ -22,19 +22,22 @@ __all__ = ["JOB", "KAFKA_NAMES", "SHAPES", "SINK", "SOURCE", "TASK_METRICS", "Fa
 SHAPES = json.loads((Path(__file__).parent.parent / "data" / "flink_rest_figures.json").read_text())
 JOB = SHAPES["job"]["jid"]
 SOURCE, SINK = (v["id"] for v in SHAPES["job"]["vertices"])
-#: A Kafka source's metric names as Flink lists them for a vertex (operator metrics prefixed by the operator).
+#: A Kafka source's operator metrics as a real KafkaSource lists them for its vertex (the names seen on the bronze
+#: job: prefixed by the operator's name; ``pendingRecords`` is the FLIP-27 source metric).
 KAFKA_NAMES = [
-    {"id": "numRecordsInPerSecond"},
-    {"id": "Source__orders.KafkaSourceReader.KafkaConsumer.records-lag-max"},
-    {"id": "Source__orders.pendingRecords"},
+    "Source__orders.KafkaSourceReader.KafkaConsumer.records-lag-max",
+    "Source__orders.KafkaSourceReader.KafkaConsumer.records-consumed-rate",
+    "Source__orders.pendingRecords",
 ]
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 class FakeFlink:
-    """A Flink REST API on 127.0.0.1: ``answers`` maps a path (with its query, sorted) or a bare path to a JSON
-    answer; ``delay`` seconds before each answer. Counts requests and the most in flight at once."""
+    """A Flink REST API on 127.0.0.1: ``answers`` maps a path to a JSON answer; a vertex's aggregated metrics
+    (``.../subtasks/metrics?get=a,b&agg=...``) are answered from ``answers[path + "#agg"]`` (metric -> aggregates),
+    only the metrics asked for, as Flink does. ``delay`` seconds before each answer. Counts requests and the most
+    in flight at once."""
 
     def __init__(self, answers: dict[str, Any], delay: float = 0.0) -> None:
         self.answers = answers
@@ -54,9 +57,11 @@ class FakeFlink:
                 try:
                     time.sleep(owner.delay)
                     path, _, query = self.path.partition("?")
-                    params = sorted(unquote(p) for p in query.split("&") if p)
-                    key = path + ("?" + "&".join(params) if params else "")
-                    found = owner.answers.get(key, owner.answers.get(path))
+                    params = dict(unquote(p).partition("=")[::2] for p in query.split("&") if p)
+                    found = owner.answers.get(path)
+                    aggregates = owner.answers.get(path + "#agg")
+                    if "get" in params and aggregates is not None:
+                        found = [{"id": m, **aggregates[m]} for m in params["get"].split(",") if m in aggregates]
                     body = json.dumps(found if found is not None else {"errors": ["Not found"]}).encode()
                     self.send_response(200 if found is not None else 404)
                     self.send_header("Content-Type", "application/json")
@@ -84,7 +89,8 @@ class FakeFlink:
 
 
 def answers_of(job_id: str = JOB, *, kafka: bool = False) -> dict[str, Any]:
-    """The recorded answers for job ``job_id`` (its source vertex reading Kafka when ``kafka``)."""
+    """The recorded answers for job ``job_id`` (its source vertex reading Kafka when ``kafka``). Flink's answers
+    for the source operator's and the sink writer's own records/s were not recorded: they are the task's."""
     base = f"/jobs/{job_id}"
     found: dict[str, Any] = {
         base: {**SHAPES["job"], "jid": job_id},
@@ -92,19 +98,19 @@ def answers_of(job_id: str = JOB, *, kafka: bool = False) -> dict[str, Any]:
         f"{base}/checkpoints": SHAPES["checkpoints"],
     }
     for vid in (SOURCE, SINK):
-        found[f"{base}/vertices/{vid}/subtasks/metrics"] = SHAPES[f"names_{vid}"]
-        found[f"{base}/vertices/{vid}/subtasks/metrics?agg=sum,max&get=" + ",".join(TASK_METRICS)] = SHAPES[
-            f"agg_{vid}"
-        ]
-    if kafka:
-        names = ",".join((*TASK_METRICS, "Source__orders.KafkaSourceReader.KafkaConsumer.records-lag-max"))
-        names += ",Source__orders.pendingRecords"
-        found[f"{base}/vertices/{SOURCE}/subtasks/metrics"] = KAFKA_NAMES
-        found[f"{base}/vertices/{SOURCE}/subtasks/metrics?agg=sum,max&get={names}"] = [
-            *SHAPES[f"agg_{SOURCE}"],
-            {"id": "Source__orders.pendingRecords", "sum": 1200.0, "max": 700.0},
-            {"id": "Source__orders.KafkaSourceReader.KafkaConsumer.records-lag-max", "sum": 900.0, "max": 650.0},
-        ]
+        url = f"{base}/vertices/{vid}/subtasks/metrics"
+        names = [row["id"] for row in SHAPES[f"names_{vid}"]]
+        aggregates = {row["id"]: {"sum": row["sum"], "max": row["max"]} for row in SHAPES[f"agg_{vid}"]}
+        if vid == SOURCE:
+            aggregates["Source__numbers.numRecordsOutPerSecond"] = aggregates["numRecordsOutPerSecond"]
+        else:
+            aggregates["Sink__Writer.numRecordsInPerSecond"] = aggregates["numRecordsInPerSecond"]
+        if kafka and vid == SOURCE:
+            names += KAFKA_NAMES
+            aggregates["Source__orders.pendingRecords"] = {"sum": 1200.0, "max": 700.0}
+            aggregates["Source__orders.KafkaSourceReader.KafkaConsumer.records-lag-max"] = {"sum": 900.0, "max": 650.0}
+        found[url] = [{"id": name} for name in names]
+        found[url + "#agg"] = aggregates
     return found
 
 

@@ -19,7 +19,7 @@ from flinkops.flink.figures import FiguresReader
 from flinkops.ports import ResourceKey
 from flinkops.ports.flink import JobAddress
 from flinkops.wiring.metrics import OperatorIdentity, OperatorMetrics
-from support.flinkrest import SHAPES, SINK, SOURCE, FakeFlink, answers_of, running
+from support.flinkrest import JOB, SHAPES, SINK, SOURCE, FakeFlink, answers_of, running
 
 
 @pytest.fixture
@@ -226,3 +226,19 @@ def test_lifecycle_transitions_are_timed_as_the_reference_does() -> None:
     assert series(samples, f"{system}_Suspend_TimeSeconds_count") == 2  # STABLE -> UPGRADING, STABLE -> SUSPENDED
     assert series(samples, f"{system}_Resume_TimeSeconds_sum") == 60  # SUSPENDED -> STABLE
     assert series(samples, f"{system}_Resume_TimeSeconds", quantile="0.5") == 60
+
+
+def test_a_kafka_source_whose_metrics_show_up_late_gets_its_lag() -> None:
+    """Right after a start Flink lists a source vertex's task metrics before its Kafka reader's: the reader must
+    look again rather than take the vertex for one that reads no Kafka (found on a real Kafka job)."""
+    fake = FakeFlink(answers_of())  # the source lists no Kafka metric yet
+    try:
+        reader = FiguresReader(ttl=0.0, relist=0.0)
+        job = JobAddress(fake.url, JOB)
+        assert reader.read([job])[job] is not None
+        assert reader.read([job])[job].kafka_lag is None  # type: ignore[union-attr]
+        fake.answers = answers_of(kafka=True)
+        read = reader.read([job])[job]
+        assert read is not None and read.kafka_lag == 1200
+    finally:
+        fake.stop()

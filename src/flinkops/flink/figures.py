@@ -13,14 +13,17 @@ What is read, per job (``/jobs/:id`` first, the rest concurrently):
 * ``/jobs/:id``: state and vertices (id, name, parallelism) and the plan's edges (which vertices are sources,
   which are sinks);
 * ``/jobs/:id/vertices/:v/subtasks/metrics?get=...&agg=sum,max``: the tasks' ``numRecordsInPerSecond``,
-  ``numRecordsOutPerSecond``, ``busyTimeMsPerSecond``, ``backPressuredTimeMsPerSecond`` (and, for a vertex that
-  reads Kafka, ``pendingRecords`` or the consumer's ``records-lag-max``, found once per source vertex from the list
-  of its metric names);
+  ``numRecordsOutPerSecond``, ``busyTimeMsPerSecond``, ``backPressuredTimeMsPerSecond``, and the operator metrics
+  found in the vertex's list of metric names (``.../subtasks/metrics``, listed again every ``relist`` seconds):
+  source operators' ``numRecordsOutPerSecond``, sink writers' ``numRecordsInPerSecond``, a Kafka reader's
+  ``pendingRecords`` and ``records-lag-max``;
 * ``/jobs/:id/metrics?get=numRestarts`` and ``/jobs/:id/checkpoints`` (counts, newest completed).
 
-A job's *records/s in* is what its sources emit (the source vertices' ``numRecordsOutPerSecond``); its *records/s
-out* is what its last vertices take in (their ``numRecordsInPerSecond``; for a job of one chained vertex, that
-vertex's ``numRecordsOutPerSecond``). Busy and back-pressure ratios are the busiest subtask's share of a second
+A job's *records/s in* is what its source operators emit (``Source__<name>.numRecordsOutPerSecond``; without one,
+the source vertices' task ``numRecordsOutPerSecond``); its *records/s out* is what its sink writers take in (the
+Sink V2 ``<name>Writer.numRecordsInPerSecond``; without one, the last vertices' task ``numRecordsInPerSecond``).
+Task-level figures alone would say 0 for a job chained into one vertex (a source chained to its sink emits nothing
+downstream), as the bronze job is. Busy and back-pressure ratios are the busiest subtask's share of a second
 (0..1), the job's the highest of its vertices: the bottleneck is what matters. Kafka lag is the sum over the
 job's Kafka source subtasks of ``pendingRecords`` (the FLIP-27 source metric; records not yet read), else the
 largest ``records-lag-max``.
@@ -37,6 +40,7 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -56,6 +60,10 @@ _TASK_METRICS = (
 _KAFKA_MARKERS = ("KafkaSourceReader", "KafkaConsumer")
 _PENDING = "pendingRecords"
 _LAG_MAX = "records-lag-max"
+_SOURCE_OUT = ".numRecordsOutPerSecond"
+_WRITER_IN = "Writer.numRecordsInPerSecond"
+#: Seconds before a source vertex that listed no Kafka metrics is listed again.
+_RELIST = 30.0
 
 
 def _number(value: object) -> float | None:
@@ -99,7 +107,8 @@ class FiguresReader:
 
     ``timeout``: seconds for each request; ``deadline``: seconds for a whole :meth:`read` (jobs not read by then
     are unknown); ``ttl``: seconds an answer (or a failure to answer) is reused; ``max_connections``: requests in
-    flight at once, over all jobs. ``transport``: an httpx async transport (tests)."""
+    flight at once, over all jobs; ``relist``: seconds a vertex's list of metric names is reused; ``transport``: an
+    httpx async transport (tests)."""
 
     def __init__(
         self,
@@ -108,17 +117,21 @@ class FiguresReader:
         deadline: float = 2.5,
         ttl: float = 5.0,
         max_connections: int = 32,
+        relist: float = _RELIST,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout = timeout
         self.deadline = deadline
         self.ttl = ttl
         self.max_connections = max_connections
+        self.relist = relist
         self._transport = transport
         self._lock = threading.Lock()
         self._cache: dict[JobAddress, tuple[float, JobFigures | None]] = {}
-        #: per (rest url, job, vertex): the Kafka metric names its subtasks report (empty: it reads no Kafka)
-        self._kafka_names: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        #: per (rest url, job, vertex): the operator metric names the figures use (``_operator_names``) and when
+        #: they were listed; listed again after ``relist`` seconds: right after a start Flink lists a vertex's
+        #: task metrics before all its operators' (a Kafka reader's come once it has its splits).
+        self._names: dict[tuple[str, str, str], tuple[float, tuple[str, ...]]] = {}
 
     # -- public -----------------------------------------------------------------------------------------------
 
@@ -178,8 +191,8 @@ class FiguresReader:
         with self._lock:
             for job, figures in results.items():
                 self._cache[job] = (now, figures)
-            if len(self._kafka_names) > 4096:  # jobs come and go: forget the names of old ones
-                self._kafka_names.clear()
+            if len(self._names) > 4096:  # jobs come and go: forget the names of old ones
+                self._names.clear()
         return results
 
     # -- one job ----------------------------------------------------------------------------------------------
@@ -213,15 +226,18 @@ class FiguresReader:
             return None
         vertices = [v for v in details.get("vertices") or [] if isinstance(v, dict) and v.get("id")]
         sources, sinks = _ends(details, [str(v["id"]) for v in vertices])
-        restarts_answer, checkpoints_answer, *vertex_answers = await asyncio.gather(
-            self._optional(client, f"{base}/metrics", {"get": "numRestarts"}),
-            self._optional(client, f"{base}/checkpoints"),
-            *(self._vertex(client, job, base, str(v["id"]), str(v["id"]) in sources) for v in vertices),
+        vertex_answers, (restarts_answer, checkpoints_answer) = await asyncio.gather(
+            asyncio.gather(*(self._vertex(client, job, base, str(v["id"])) for v in vertices)),
+            asyncio.gather(
+                self._optional(client, f"{base}/metrics", {"get": "numRestarts"}),
+                self._optional(client, f"{base}/checkpoints"),
+            ),
         )
         figures = []
-        for raw, (task_metrics, lag) in zip(vertices, vertex_answers, strict=True):
+        for raw, answer in zip(vertices, vertex_answers, strict=True):
             vid = str(raw["id"])
             parallelism = raw.get("parallelism")
+            task = answer.task
             figures.append(
                 VertexFigures(
                     vertex_id=vid,
@@ -229,39 +245,63 @@ class FiguresReader:
                     parallelism=parallelism if isinstance(parallelism, int) else None,
                     is_source=vid in sources,
                     is_sink=vid in sinks,
-                    records_in_per_second=_number(task_metrics.get("numRecordsInPerSecond", {}).get("sum")),
-                    records_out_per_second=_number(task_metrics.get("numRecordsOutPerSecond", {}).get("sum")),
-                    busy_ratio=_ratio(_number(task_metrics.get("busyTimeMsPerSecond", {}).get("max"))),
-                    backpressure_ratio=_ratio(_number(task_metrics.get("backPressuredTimeMsPerSecond", {}).get("max"))),
-                    kafka_lag=lag,
+                    records_in_per_second=_number(task.get("numRecordsInPerSecond", {}).get("sum")),
+                    records_out_per_second=_number(task.get("numRecordsOutPerSecond", {}).get("sum")),
+                    busy_ratio=_ratio(_number(task.get("busyTimeMsPerSecond", {}).get("max"))),
+                    backpressure_ratio=_ratio(_number(task.get("backPressuredTimeMsPerSecond", {}).get("max"))),
+                    kafka_lag=answer.kafka_lag,
+                    sources_out_per_second=answer.sources_out,
+                    writers_in_per_second=answer.writers_in,
                 )
             )
         return _job_figures(job, details, tuple(figures), restarts_answer, checkpoints_answer)
 
-    async def _vertex(
-        self, client: httpx.AsyncClient, job: JobAddress, base: str, vid: str, source: bool
-    ) -> tuple[dict[str, Mapping[str, Any]], float | None]:
-        """The vertex's aggregated task metrics and, for a source vertex that reads Kafka, its lag."""
+    async def _vertex(self, client: httpx.AsyncClient, job: JobAddress, base: str, vid: str) -> _VertexAnswer:
+        """The vertex's aggregated task metrics and, from its operators' own metrics: what its source operators
+        emit, what its sink writers take in, and its Kafka readers' lag."""
         url = f"{base}/vertices/{quote(vid, safe='')}/subtasks/metrics"
         key = (job.rest_url, job.job_id, vid)
-        names = self._kafka_names.get(key) if source else ()
-        if names is None:  # a source vertex seen for the first time: does it read Kafka?
+        listed = self._names.get(key)
+        names = listed[1] if listed is not None and time.monotonic() - listed[0] < self.relist else None
+        if names is None:  # first seen, or listed a while ago: what do its operators report now?
             listing = await self._optional(client, url)
             if isinstance(listing, list):
-                ids = [str(row.get("id")) for row in listing if isinstance(row, dict)]
-                kafka = any(marker in name for name in ids for marker in _KAFKA_MARKERS)
-                names = tuple(n for n in ids if n.endswith(("." + _PENDING, _LAG_MAX))) if kafka else ()
+                names = _operator_names([str(row.get("id")) for row in listing if isinstance(row, dict)])
                 with self._lock:
-                    self._kafka_names[key] = names
+                    self._names[key] = (time.monotonic(), names)
         wanted = ",".join((*_TASK_METRICS, *(names or ())))
         rows = _aggregates(await self._optional(client, url, {"get": wanted, "agg": "sum,max"}))
-        lag: float | None = None
-        if names:
-            pending = [_number(rows.get(n, {}).get("sum")) for n in names if n.endswith(_PENDING)]
-            lag = _sum(pending)
-            if lag is None:
-                lag = _max(_number(rows.get(n, {}).get("max")) for n in names if n.endswith(_LAG_MAX))
-        return rows, lag
+
+        def summed(suffix: str) -> float | None:
+            return _sum(_number(rows.get(n, {}).get("sum")) for n in names or () if n.endswith(suffix))
+
+        lag = summed("." + _PENDING)
+        if lag is None:
+            lag = _max(_number(rows.get(n, {}).get("max")) for n in names or () if n.endswith(_LAG_MAX))
+        return _VertexAnswer(rows, summed(_SOURCE_OUT), summed(_WRITER_IN), lag)
+
+
+def _operator_names(ids: Sequence[str]) -> tuple[str, ...]:
+    """Of a vertex's metric names, the operator metrics the figures use: source operators' records out
+    (``Source__<name>.numRecordsOutPerSecond``), sink writers' records in (``<name>Writer.numRecordsInPerSecond``,
+    the Sink V2 writer), and a Kafka source's ``pendingRecords`` and ``records-lag-max``."""
+    kafka = any(marker in name for name in ids for marker in _KAFKA_MARKERS)
+    found = [
+        n
+        for n in ids
+        if (n.startswith("Source__") and n.endswith(_SOURCE_OUT))
+        or n.endswith(_WRITER_IN)
+        or (kafka and n.endswith(("." + _PENDING, _LAG_MAX)))
+    ]
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class _VertexAnswer:
+    task: dict[str, Mapping[str, Any]]
+    sources_out: float | None
+    writers_in: float | None
+    kafka_lag: float | None
 
 
 def _ends(details: Mapping[str, Any], vertex_ids: Sequence[str]) -> tuple[set[str], set[str]]:
@@ -290,11 +330,18 @@ def _job_figures(
     restarts_answer: object,
     checkpoints_answer: object,
 ) -> JobFigures:
-    records_in = _sum(v.records_out_per_second for v in vertices if v.is_source)
-    if len(vertices) == 1:
-        records_out = vertices[0].records_out_per_second
-    else:
-        records_out = _sum(v.records_in_per_second for v in vertices if v.is_sink)
+    records_in = _sum(
+        v.sources_out_per_second if v.sources_out_per_second is not None else v.records_out_per_second
+        for v in vertices
+        if v.is_source
+    )
+    records_out = _sum(
+        v.writers_in_per_second
+        if v.writers_in_per_second is not None
+        else (v.records_out_per_second if v.is_source else v.records_in_per_second)
+        for v in vertices
+        if v.is_sink
+    )
     restarts = None
     for row in restarts_answer if isinstance(restarts_answer, list) else []:
         if isinstance(row, dict) and row.get("id") == "numRestarts":

@@ -422,6 +422,10 @@ class VertexFigures:
     backpressure_ratio: float | None
     #: records its Kafka source subtasks have not read yet; None when it reads no Kafka (or Flink did not say)
     kafka_lag: float | None
+    #: records/s its source operators emit (their own ``numRecordsOutPerSecond``); None without source operators
+    sources_out_per_second: float | None = None
+    #: records/s its sink writers take in (their own ``numRecordsInPerSecond``); None without sink writers
+    writers_in_per_second: float | None = None
 
 
 @dataclass(frozen=True)
