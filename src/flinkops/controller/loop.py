@@ -285,9 +285,11 @@ def run_loop(
     should_stop: Callable[[], bool],
     poll: float = 0.5,
     on_pass: Callable[[ResourceKey, ReconcileResult, float], None] | None = None,
+    on_queue: Callable[[int], None] | None = None,
 ) -> None:
     """Drive passes until ``should_stop()``: the local daemon's loop (the operator has its own, fed by
-    watches and sharded over workers). ``on_pass(key, result, seconds)`` hears of each pass (the metrics)."""
+    watches and sharded over workers). ``on_pass(key, result, seconds)`` hears of each pass and
+    ``on_queue(n)`` of the resources due for a pass at each turn of the loop (the metrics)."""
     due: dict[ResourceKey, float] = {}
     seen_changes = -1
     watching: dict[ClusterKey, list[ResourceKey]] = {}
@@ -306,6 +308,9 @@ def run_loop(
             for key in watching.get(cluster, ()):
                 if key in due:
                     due[key] = 0.0  # a process died: look now, not at the next scheduled pass
+        if on_queue is not None:
+            now = clock.now()
+            on_queue(sum(1 for when in due.values() if when <= now))
         for key in sorted(due, key=lambda k: due[k]):
             if should_stop():
                 return

@@ -31,14 +31,17 @@ __all__ = [
     "FlinkApi",
     "FlinkApiFactory",
     "JarFile",
+    "JobAddress",
     "JobDetails",
     "JobExceptions",
+    "JobFigures",
     "JobResult",
     "JobSummary",
     "RestoredCheckpoint",
     "SavepointFormat",
     "SavepointStatus",
     "TaskManagerSlots",
+    "VertexFigures",
 ]
 
 SavepointFormat = Literal["CANONICAL", "NATIVE"]
@@ -389,6 +392,67 @@ class FlinkApi(Protocol):
     ) -> str: ...
 
     def delete_jar(self, jar_id: str) -> None: ...
+
+
+# -- live figures (``flink.figures``) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobAddress:
+    """Where a job is: its JobManager's REST URL and its job id (``flink.figures`` reads its live figures)."""
+
+    rest_url: str
+    job_id: str
+
+
+@dataclass(frozen=True)
+class VertexFigures:
+    """One vertex (a chain of operators) of a job; every figure ``None`` while Flink has not measured it."""
+
+    vertex_id: str
+    name: str
+    parallelism: int | None
+    is_source: bool
+    is_sink: bool
+    records_in_per_second: float | None
+    records_out_per_second: float | None
+    #: the busiest subtask's busy time, a share of one second (0..1)
+    busy_ratio: float | None
+    #: the most back-pressured subtask's share of one second (0..1)
+    backpressure_ratio: float | None
+    #: records its Kafka source subtasks have not read yet; None when it reads no Kafka (or Flink did not say)
+    kafka_lag: float | None
+    #: records/s its source operators emit (their own ``numRecordsOutPerSecond``); None without source operators
+    sources_out_per_second: float | None = None
+    #: records/s its sink writers take in (their own ``numRecordsInPerSecond``); None without sink writers
+    writers_in_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class JobFigures:
+    """A job's live figures as Flink reported them at ``read_at`` (epoch seconds)."""
+
+    job_id: str
+    state: str | None
+    read_at: float
+    vertices: tuple[VertexFigures, ...]
+    records_in_per_second: float | None
+    records_out_per_second: float | None
+    busy_ratio: float | None
+    backpressure_ratio: float | None
+    kafka_lag: float | None
+    #: Flink's ``numRestarts`` of the job (restarts within this run of the job)
+    restarts: int | None
+    #: the highest vertex parallelism
+    parallelism: int | None
+    checkpoints_completed: int | None
+    checkpoints_failed: int | None
+    #: epoch seconds the newest completed checkpoint was acknowledged
+    last_checkpoint_time: float | None
+
+    @property
+    def reads_kafka(self) -> bool:
+        return any(v.kafka_lag is not None for v in self.vertices)
 
 
 #: Builds a client for the REST endpoint ``rest_url`` with a per-request ``timeout`` in seconds.

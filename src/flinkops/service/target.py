@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from flinkops.flink.config import RenderInputs
     from flinkops.gateway.config import GatewayConfig
     from flinkops.gateway.server import Pages
+    from flinkops.ports.flink import JobFigures
     from flinkops.provisioning.local import DataPlane
     from flinkops.provisioning.preflight import LocalFiles
     from flinkops.s3 import S3Access
@@ -117,6 +118,24 @@ class Target(Protocol):
         """Serve the gateway in this process until SIGTERM or Ctrl-C (``flinkops gateway run``); ``pages`` adds
         the fleet page behind it."""
         ...
+
+
+_FIGURES_READER: Any = None
+
+
+def live_figures(resources: Sequence[FlinkDeployment | FlinkSessionJob]) -> dict[ResourceKey, JobFigures | None]:
+    """The live figures of the jobs of ``resources`` that run (``wiring.figures``: session jobs find their cluster
+    among ``resources``), read concurrently by one reader per process (``flink.figures``: short timeouts, answers
+    reused for a few seconds); None for a job whose JobManager did not answer."""
+    from flinkops.flink.figures import FiguresReader
+    from flinkops.wiring.figures import job_addresses
+
+    global _FIGURES_READER
+    if _FIGURES_READER is None:
+        _FIGURES_READER = FiguresReader()
+    addresses = job_addresses(resources)
+    read = _FIGURES_READER.read(addresses.values())
+    return {key: read.get(address) for key, address in addresses.items()}
 
 
 def local_only(target: Target, command: str, instead: str = "") -> None:
@@ -269,8 +288,9 @@ class LocalTarget:
                 daemon.write_pid_file(self.home)
             controller, store = build_controller(self.home, self.clock)
             log.info("controller started; home %s", self.home)
-            with beside_the_controller(self.home), local_metrics(store, metrics_port) as on_pass:
-                run_loop(controller, store, self.clock, should_stop, poll=poll, on_pass=on_pass)
+            with beside_the_controller(self.home), local_metrics(store, metrics_port) as hooks:
+                on_pass, on_queue = hooks if hooks is not None else (None, None)
+                run_loop(controller, store, self.clock, should_stop, poll=poll, on_pass=on_pass, on_queue=on_queue)
             log.info("controller stopped")
 
     def run_gateway(self, config: Path | None = None, pages: Pages | None = None) -> None:

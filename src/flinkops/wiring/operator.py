@@ -44,6 +44,7 @@ from flinkops.clock import SystemClock
 from flinkops.controller import Controller
 from flinkops.controller.canary import DEFAULT_CANARY_TIMEOUT, CanaryMonitor
 from flinkops.errors import ErrorReason, FlinkopsError, InvalidInput, Problem
+from flinkops.flink.figures import FiguresReader
 from flinkops.kube.client import KubeClient
 from flinkops.kube.leader import LeaderElector, LeaseSettings
 from flinkops.ports import Clock, ClusterKey, ResourceKey
@@ -177,9 +178,11 @@ class Operator:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.stop = threading.Event()
-        self.metrics = OperatorMetrics()
-        self.metrics.kube_requests = client.request_counts
         self.store = KubernetesStore(client, settings.namespaces, resync=settings.resync)
+        # Once the caches are synced (on the leader), the scrape reads the resources from the store's cache and
+        # their jobs' live figures from Flink; before, it would list them from the API server at every scrape.
+        self.metrics = OperatorMetrics(figures=FiguresReader())
+        self.metrics.kube_requests = client.request_counts
         self.runtime = KubernetesRuntime(
             client,
             settings.namespaces,
@@ -211,6 +214,7 @@ class Operator:
             )
             for i in range(max(1, settings.workers))
         ]
+        self.metrics.queue_depth = lambda: sum(shard.depth(self.clock.now()) for shard in self.shards)
         self.elector: LeaderElector | None = None
         self.http: MetricsServer | None = None
         self.webhook: WebhookServer | None = None
@@ -254,6 +258,7 @@ class Operator:
                 if self.stop.is_set():
                     return 0
             self.metrics.ready = True
+            self.metrics.store = self.store
             log.info("caches synced: %d resource(s)", len(self.store.resource_keys()))
             return self._loop()
         finally:
@@ -405,6 +410,11 @@ class _Shard:
         with self._lock:
             self._due[key] = min(when, self._due.get(key, when))
         self.wakeup.set()
+
+    def depth(self, now: float) -> int:
+        """Resources due (or running) that have not finished their pass."""
+        with self._lock:
+            return sum(1 for when in self._due.values() if when <= now or when == float("inf"))
 
     def ready(self, now: float) -> list[ResourceKey]:
         with self._lock:
