@@ -14,7 +14,8 @@ What is read, per job (``/jobs/:id`` first, the rest concurrently):
   which are sinks);
 * ``/jobs/:id/vertices/:v/subtasks/metrics?get=...&agg=sum,max``: the tasks' ``numRecordsInPerSecond``,
   ``numRecordsOutPerSecond``, ``busyTimeMsPerSecond``, ``backPressuredTimeMsPerSecond``, and the operator metrics
-  found in the vertex's list of metric names (``.../subtasks/metrics``, listed again every ``relist`` seconds):
+  found in the vertex's list of metric names (``.../subtasks/metrics``, listed again every ``relist`` seconds,
+  every 3 s in a vertex's first minute, while its operators register their metrics):
   source operators' ``numRecordsOutPerSecond``, sink writers' ``numRecordsInPerSecond``, a Kafka reader's
   ``pendingRecords`` and ``records-lag-max``;
 * ``/jobs/:id/metrics?get=numRestarts`` and ``/jobs/:id/checkpoints`` (counts, newest completed).
@@ -63,8 +64,11 @@ _PENDING = "pendingRecords"
 _LAG_MAX = "records-lag-max"
 _SOURCE_OUT = ".numRecordsOutPerSecond"
 _WRITER_IN = "Writer.numRecordsInPerSecond"
-#: Seconds before a source vertex that listed no Kafka metrics is listed again.
+#: Seconds a vertex's list of metric names is reused; in its first ``_SETTLING`` seconds, ``_RELIST_EARLY`` (a
+#: vertex lists its operators' metrics as they register: a Kafka reader's once it has its splits).
 _RELIST = 30.0
+_RELIST_EARLY = 3.0
+_SETTLING = 60.0
 
 
 def _number(value: object) -> float | None:
@@ -133,6 +137,7 @@ class FiguresReader:
         #: they were listed; listed again after ``relist`` seconds: right after a start Flink lists a vertex's
         #: task metrics before all its operators' (a Kafka reader's come once it has its splits).
         self._names: dict[tuple[str, str, str], tuple[float, tuple[str, ...]]] = {}
+        self._first_listed: dict[tuple[str, str, str], float] = {}
 
     # -- public -----------------------------------------------------------------------------------------------
 
@@ -194,6 +199,7 @@ class FiguresReader:
                 self._cache[job] = (now, figures)
             if len(self._names) > 4096:  # jobs come and go: forget the names of old ones
                 self._names.clear()
+                self._first_listed.clear()
         return results
 
     # -- one job ----------------------------------------------------------------------------------------------
@@ -262,14 +268,17 @@ class FiguresReader:
         emit, what its sink writers take in, and its Kafka readers' lag."""
         url = f"{base}/vertices/{quote(vid, safe='')}/subtasks/metrics"
         key = (job.rest_url, job.job_id, vid)
-        listed = self._names.get(key)
-        names = listed[1] if listed is not None and time.monotonic() - listed[0] < self.relist else None
+        listed, now = self._names.get(key), time.monotonic()
+        settling = now - self._first_listed.get(key, now) < _SETTLING
+        reuse = min(self.relist, _RELIST_EARLY) if settling else self.relist
+        names = listed[1] if listed is not None and now - listed[0] < reuse else None
         if names is None:  # first seen, or listed a while ago: what do its operators report now?
             listing = await self._optional(client, url)
             if isinstance(listing, list):
                 names = _operator_names([str(row.get("id")) for row in listing if isinstance(row, dict)])
                 with self._lock:
                     self._names[key] = (time.monotonic(), names)
+                    self._first_listed.setdefault(key, now)
         wanted = ",".join((*_TASK_METRICS, *(names or ())))
         rows = _aggregates(await self._optional(client, url, {"get": wanted, "agg": "sum,max"}))
 
