@@ -6,7 +6,9 @@ page reads is exactly what a controller leaves.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 from flinkops.api.models import (
     Checkpoint,
@@ -26,9 +28,10 @@ from flinkops.api.models import (
 )
 from flinkops.core.specs import dump_reconciled_spec
 from flinkops.ports import ResourceStore
+from flinkops.ports.flink import JobFigures
 from support.service import JOB, deployment, session_cluster, session_job
 
-__all__ = ["JOB", "NOW_MS", "running_status", "store_fleet", "with_status"]
+__all__ = ["JOB", "NOW_MS", "job_figures", "running_status", "store_fleet", "with_status"]
 
 NOW_MS = 1_700_000_000_000  # the manual clock's start (support.service.ManualClock), in ms
 
@@ -129,3 +132,11 @@ def store_fleet(store: ResourceStore, count: int, namespaces: Sequence[str] = ("
                 restarts=2 if troubled else 0,
                 error="JobManager lost: recovered from the last checkpoint" if troubled else None,
             )
+
+
+def job_figures(**known: Any) -> JobFigures:
+    """A running job's live figures as the reader returns them: ``known`` set, every other figure unknown."""
+    values: dict[str, Any] = {f.name: None for f in dataclasses.fields(JobFigures)}
+    values.update(job_id=JOB, state="RUNNING", read_at=NOW_MS / 1000, vertices=())
+    values.update(known)
+    return JobFigures(**values)

@@ -4,19 +4,15 @@ changed after it was confirmed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import httpx
 import pytest
 
 from flinkops.api.models import JobManagerDeploymentStatus, LifecycleState
 from flinkops.errors import Conflict, NotFound
-from flinkops.flink.rest import FlinkRestClient
 from flinkops.ports import ResourceKey
 from flinkops.service import apply
 from flinkops.service.fleet import act, basis, detail, find, restarts, rows
-from flinkops.web.live import CheckpointWatch
-from support.fleet import JOB, NOW_MS, store_fleet, with_status
+from flinkops.web.live import LiveWatch
+from support.fleet import NOW_MS, job_figures, store_fleet, with_status
 from support.service import TestTarget, deployment, session_cluster, session_job
 
 KEY = ResourceKey("FlinkDeployment", "default", "fraud")
@@ -153,26 +149,13 @@ def test_a_rollback_is_refused_when_the_stable_spec_it_would_restore_changed(tar
         act(target, KEY, "rollback", confirmed)
 
 
-# ------------------------------------------------------------------------------------- Flink's own checkpoints
-
-
-def flink_reporting(ack_ms: int | None) -> Callable[[str], FlinkRestClient]:
-    """JobManagers that report ``ack_ms`` as the latest completed checkpoint (None: they do not answer)."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if ack_ms is None:
-            raise httpx.ConnectError("connection refused", request=request)
-        assert request.url.path == f"/jobs/{JOB}/checkpoints"
-        completed = {"id": 7, "status": "COMPLETED", "latest_ack_timestamp": ack_ms, "external_path": "file:/c/chk-7"}
-        return httpx.Response(200, json={"counts": {"completed": 7}, "latest": {"completed": completed}})
-
-    return lambda url: FlinkRestClient(url, transport=httpx.MockTransport(handler))
+# ----------------------------------------------------------------------------- Flink's own checkpoints, live
 
 
 def test_the_checkpoint_age_is_flinks_own_last_checkpoint_when_it_is_newer(target: TestTarget) -> None:
     (applied,) = apply(target, [deployment("fraud")])
     with_status(target.store(), applied.resource, checkpoint_age_s=600)  # the controller's last one: 10 min ago
-    watch = CheckpointWatch(client=flink_reporting(NOW_MS - 4_000))
+    watch = LiveWatch(target, lambda _: {KEY: job_figures(last_checkpoint_time=(NOW_MS - 4_000) / 1000)})
     found = rows(target)
     watch.refresh(found)
     (row,) = watch.apply(found)
@@ -183,7 +166,7 @@ def test_a_jobmanager_that_does_not_answer_leaves_the_recorded_age_never_zero(ta
     (applied,) = apply(target, [deployment("fraud")])
     with_status(target.store(), applied.resource, checkpoint_age_s=600)
     apply(target, [deployment("other")])  # not running: nobody is asked about it
-    watch = CheckpointWatch(client=flink_reporting(None))
+    watch = LiveWatch(target, lambda _: {KEY: None})  # its JobManager did not answer
     found = rows(target)
     watch.refresh(found)
     ages = {r.name: r.checkpoint_age_s(NOW_MS) for r in watch.apply(found)}

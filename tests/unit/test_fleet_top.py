@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from flinkops.cli import fleet
 from flinkops.cli.fleet import frame
 from flinkops.cli.main import app
+from flinkops.ports.flink import JobFigures
 from flinkops.service import apply
-from flinkops.service.fleet import JobFigures, Row, rows
-from support.fleet import NOW_MS, with_status
+from flinkops.service.fleet import Row, rows
+from support.fleet import NOW_MS, job_figures, with_status
 from support.service import TestTarget, deployment
 
 
@@ -79,7 +80,7 @@ def test_live_figures_fill_the_columns_while_the_job_runs(target: TestTarget) ->
     a_fleet(target)
 
     def figures(row: Row) -> JobFigures | None:
-        return JobFigures(records_in_per_s=1234.5, records_out_per_s=1200.0, backpressure=0.25)
+        return job_figures(records_in_per_second=1234.5, records_out_per_second=1200.0, backpressure_ratio=0.25)
 
     text = text_of(frame(rows(target), NOW_MS, figures))
     fraud = next(line for line in text.splitlines() if " fraud " in line).split()
@@ -90,7 +91,7 @@ def test_live_figures_fill_the_columns_while_the_job_runs(target: TestTarget) ->
 
 def test_a_figure_flink_did_not_answer_is_unknown_not_zero(target: TestTarget) -> None:
     a_fleet(target)
-    text = text_of(frame(rows(target, "default"), NOW_MS, lambda row: JobFigures(records_in_per_s=0.0)))
+    text = text_of(frame(rows(target, "default"), NOW_MS, lambda row: job_figures(records_in_per_second=0.0)))
     fraud = next(line for line in text.splitlines() if " fraud " in line).split()
     assert fraud[4:7] == ["0.0", "?", "?"]
 

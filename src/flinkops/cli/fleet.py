@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from flinkops.service.fleet import CostHook, FiguresHook, Row
 
-__all__ = ["cost_hook", "frame", "live_figures"]
+__all__ = ["cost_hook", "frame"]
 
 NameArg = Annotated[str | None, typer.Argument(help="One deployment or session job (default: the whole fleet).")]
 AllNamespaces = Annotated[
@@ -88,9 +88,10 @@ def _serve(address: str, port: int, path: str) -> None:
     from aiohttp import web
 
     from flinkops.web.app import FleetPage
-    from flinkops.web.live import CheckpointWatch
+    from flinkops.web.live import LiveWatch
 
-    page = FleetPage(target.current(), watch=CheckpointWatch(), cost=cost_hook())
+    where = target.current()
+    page = FleetPage(where, watch=LiveWatch(where), cost=cost_hook())
 
     async def main() -> None:
         runner = web.AppRunner(page.app(), access_log=None)
@@ -121,12 +122,6 @@ def cost_hook() -> CostHook | None:
     return price_column(target.current())
 
 
-def live_figures() -> FiguresHook | None:
-    """Where ``top`` reads records/s and backpressure from: the metrics module's live figures from Flink's REST
-    API once it exists (built separately); None until then, and every such column shows ``?``."""
-    return None
-
-
 def _number(value: float | None, fmt: str) -> str:
     return "?" if value is None else format(value, fmt)
 
@@ -152,10 +147,10 @@ def frame(rows: list[Row], now_ms: int, figures: FiguresHook | None) -> Table:
             row.name,
             f"[{style}]{row.lifecycle}[/{style}]",
             row.job_state or "?",
-            _number(live.records_in_per_s if live else None, ".1f"),
-            _number(live.records_out_per_s if live else None, ".1f"),
-            _number(live.backpressure * 100 if live and live.backpressure is not None else None, ".0f")
-            + ("%" if live and live.backpressure is not None else ""),
+            _number(live.records_in_per_second if live else None, ".1f"),
+            _number(live.records_out_per_second if live else None, ".1f"),
+            _number(live.backpressure_ratio * 100 if live and live.backpressure_ratio is not None else None, ".0f")
+            + ("%" if live and live.backpressure_ratio is not None else ""),
             age(checkpoint) if checkpoint is not None else "?",
             str(row.restarts),
             row.cost if row.cost is not None else "?",
@@ -182,17 +177,17 @@ def top(
     wanted: tuple[str, str] | None = None
     if name is not None:
         wanted = (_known(name, namespace)[1], name)
-    figures, cost = live_figures(), cost_hook()
-    from flinkops.web.live import CheckpointWatch
+    cost = cost_hook()
+    from flinkops.web.live import LiveWatch
 
-    watch = CheckpointWatch()
+    watch = LiveWatch(where)
 
     def build() -> Table:
         found = rows(where, namespace if wanted is None else wanted[0], cost=cost)
         if wanted is not None:
             found = [r for r in found if (r.namespace, r.name) == wanted]
-        watch.refresh(found)  # Flink's own periodic checkpoints (the status has only the controller's)
-        return frame(watch.apply(found), int(where.clock.now() * 1000), figures)
+        watch.refresh(found)  # records/s, backpressure, Flink's own periodic checkpoints: from the JobManagers
+        return frame(watch.apply(found), int(where.clock.now() * 1000), watch.figures)
 
     try:
         if once:

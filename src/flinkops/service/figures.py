@@ -24,7 +24,7 @@ from flinkops.ports.flink import JobFigures, VertexFigures
 from flinkops.service.resources import resolve
 from flinkops.service.target import Target, live_figures
 
-__all__ = ["JobFigures", "ResourceFigures", "VertexFigures", "figures"]
+__all__ = ["JobFigures", "ResourceFigures", "VertexFigures", "figures", "live"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +47,9 @@ def figures(target: Target, name: str | None = None, namespace: str | None = "de
         wanted = {ResourceKey.of(r) for r in everything if namespace is None or r.metadata.namespace == namespace}
     read = live_figures(everything)
     return [ResourceFigures(key, found is not None, found) for key, found in sorted(read.items()) if key in wanted]
+
+
+def live(target: Target) -> dict[ResourceKey, JobFigures | None]:
+    """The figures of every resource of ``target`` with a live job, by key (None: its JobManager did not
+    answer): what the fleet page and ``top`` show beside each row."""
+    return live_figures(target.store().list_resources())

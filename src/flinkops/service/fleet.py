@@ -8,10 +8,9 @@ the restarts (runs the controller started to recover a job that died, or to retr
 parallelism, the last error, the Flink UI's address. Two columns come from elsewhere and stay unknown (None) until
 their source answers:
 
-* cost so far: ``service.cost`` (built separately); ``Row.cost`` is filled through the ``cost`` hook
-  ``rows`` takes (``COST_UNKNOWN`` until then);
-* the live job figures (records/s, backpressure) that ``flinkops top`` shows: read from Flink's REST API by the
-  metrics module, through a ``FiguresHook`` (``JobFigures``; None means unknown, never zero).
+* cost so far: ``Row.cost`` is filled through the ``cost`` hook ``rows`` takes (``service.cost.price_column``);
+* the live job figures (records/s, backpressure) that ``flinkops top`` shows: read from Flink's REST API
+  (``service.figures``), through a ``FiguresHook`` (``ports.flink.JobFigures``; None means unknown, never zero).
 
 ``detail`` adds what the page shows for one resource: conditions, events, the runs of its job with their
 downtime, its snapshots in storage, and the plan of a pending change (a spec the controller has not reconciled
@@ -34,6 +33,7 @@ from typing import Any, Literal
 
 from flinkops.errors import Conflict, FlinkopsError, InvalidInput, NotFound, Problem
 from flinkops.ports import Event, ResourceKey
+from flinkops.ports.flink import JobFigures
 from flinkops.service.resources import KINDS, lifecycle_state
 from flinkops.service.target import Target
 
@@ -45,7 +45,6 @@ __all__ = [
     "CostHook",
     "Detail",
     "FiguresHook",
-    "JobFigures",
     "Row",
     "Run",
     "SnapshotRow",
@@ -67,16 +66,6 @@ ACTIONS: tuple[Action, ...] = ("savepoint", "suspend", "resume", "rollback")
 RESTART_REASONS = frozenset({"recover", "retry"})
 
 COST_UNKNOWN = None
-
-
-@dataclass(frozen=True)
-class JobFigures:
-    """Live figures of a running job, as Flink reports them; None: unknown (Flink did not answer)."""
-
-    records_in_per_s: float | None = None
-    records_out_per_s: float | None = None
-    #: the highest backpressure ratio (0..1) of the job's tasks
-    backpressure: float | None = None
 
 
 #: The cost of one resource so far, as text to show ("$1.23", "0.4 KPU-h"); None: unknown. Fed by service.cost.

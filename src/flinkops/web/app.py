@@ -43,7 +43,7 @@ from flinkops.errors import Conflict, FlinkopsError, InvalidInput, NotFound
 from flinkops.ports import ResourceKey
 from flinkops.service.fleet import ACTIONS, Action, CostHook, Row, act, actions_for, basis, detail, find, row_of, rows
 from flinkops.service.target import Target
-from flinkops.web.live import CheckpointWatch
+from flinkops.web.live import LiveWatch
 
 __all__ = ["CSRF_COOKIE", "Authorizer", "FleetPage", "Viewer", "age", "behind_gateway", "detail_path"]
 
@@ -116,7 +116,7 @@ class FleetPage:
         cost: CostHook | None = None,
         refresh_seconds: float = 5.0,
         now_ms: Callable[[], int] | None = None,
-        watch: CheckpointWatch | None = None,
+        watch: LiveWatch | None = None,
         ui_link: Callable[[Row], str | None] | None = None,
         namespaces: Sequence[str] = (),
     ) -> None:
@@ -156,7 +156,7 @@ class FleetPage:
             app.on_startup.append(self._start_watching)
             app.on_cleanup.append(self._stop_watching)
 
-    # ------------------------------------------------------------------ Flink's own checkpoints, in the background
+    # ------------------------------------------------------------------ the jobs' live figures, in the background
 
     async def _start_watching(self, _: web.Application) -> None:
         self._watching = asyncio.create_task(self._watch_loop())
@@ -176,7 +176,7 @@ class FleetPage:
                 found = await asyncio.to_thread(self._rows, None)
                 await asyncio.to_thread(self.watch.refresh, found)
             except (FlinkopsError, OSError) as exc:  # the store is busy or gone: next round
-                log.warning("checkpoint ages not refreshed: %s", exc)
+                log.warning("live figures not refreshed: %s", exc)
             await asyncio.sleep(self.refresh_seconds)
 
     def _rows(self, namespace: str | None) -> list[Row]:
@@ -405,7 +405,7 @@ def behind_gateway(
         authorize=authorize,
         may_view=may_view,
         cost=cost,
-        watch=CheckpointWatch(),
+        watch=LiveWatch(target),
         ui_link=through_the_gateway,
         namespaces=namespaces,
     )

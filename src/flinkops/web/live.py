@@ -1,17 +1,13 @@
-"""The age of each running job's last completed checkpoint, as Flink itself reports it.
+"""The running jobs' live figures for the fleet views, as Flink itself reports them now.
 
 The status records only the checkpoints the controller triggered (``jobStatus.checkpointInfo``, as the reference
-operator does); the periodic checkpoints Flink takes on its own are not written there. So the page and ``top``
-ask each running job's JobManager (``GET /jobs/<id>/checkpoints``, the latest completed one) and show the newer
-of the two. A JobManager that does not answer within ``timeout`` leaves the figure unknown (the status's value,
-or none); it is never taken as zero.
-
-``CheckpointWatch.refresh`` asks every running job at once (a small pool of threads, one keep-alive client per
-JobManager); the page runs it in the background every few seconds, so rendering never waits for Flink; ``top``
-runs it before each frame.
-
-This is the smallest piece the fleet views need of the live job figures; the metrics module's reader of Flink's
-REST API (records/s, backpressure) is meant to take it over.
+operator does); the periodic checkpoints Flink takes on its own are not written there, and records/s and
+backpressure are nowhere in the status. ``LiveWatch.refresh`` reads every running job's figures at once through
+``service.figures`` (``flink.figures``: concurrent, short timeouts, answers shared for a few seconds with a
+Prometheus scrape in the same process); the page runs it in the background every few seconds, so rendering never
+waits for Flink, and ``top`` before each frame. ``apply`` shows the newer of the recorded and the reported
+checkpoint; ``figures`` is ``top``'s source of records/s and backpressure. A JobManager that does not answer
+leaves its figures unknown (the status's checkpoint, or none): never zero.
 
 Called by: ``flinkops.web.app`` (the page), ``cli.fleet`` (``top``).
 """
@@ -20,76 +16,66 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 
 from flinkops.errors import FlinkopsError
-from flinkops.flink.rest import FlinkRestClient
+from flinkops.ports import ResourceKey
+from flinkops.ports.flink import JobFigures
 from flinkops.service.fleet import Row
+from flinkops.service.target import Target
 
-__all__ = ["CheckpointWatch"]
+__all__ = ["LiveWatch"]
 
 log = logging.getLogger("flinkops.web")
 
+Reader = Callable[[Target], Mapping[ResourceKey, JobFigures | None]]
 
-class CheckpointWatch:
-    """The latest completed checkpoint (epoch ms) Flink reports for each running job, by (REST address, job)."""
 
-    def __init__(
-        self, timeout: float = 1.5, workers: int = 8, client: Callable[[str], FlinkRestClient] | None = None
-    ) -> None:
-        self.timeout = timeout
-        self.workers = workers
-        self._new_client = client or (lambda url: FlinkRestClient(url, timeout=self.timeout, keepalive=30.0))
-        self._known: dict[tuple[str, str], int | None] = {}
-        self._clients: dict[str, FlinkRestClient] = {}
-        self._lock = threading.Lock()
+def _read(target: Target) -> Mapping[ResourceKey, JobFigures | None]:
+    from flinkops.service.figures import live
 
-    def _client(self, url: str) -> FlinkRestClient:
-        with self._lock:
-            client = self._clients.get(url)
-            if client is None:
-                client = self._clients[url] = self._new_client(url)
-            return client
+    return live(target)
 
-    def _ask(self, url: str, job_id: str) -> int | None:
-        try:
-            latest = self._client(url).checkpoints(job_id).latest_completed
-        except (FlinkopsError, OSError) as exc:
-            log.debug("no checkpoint statistics from %s for %s: %s", url, job_id, exc)
-            return None
-        return latest.latest_ack_timestamp if latest is not None else None
+
+def _key(row: Row) -> ResourceKey:
+    return ResourceKey(row.kind, row.namespace, row.name)
+
+
+class LiveWatch:
+    """The live figures of every running job among the rows last refreshed, by resource."""
+
+    def __init__(self, target: Target, read: Reader = _read) -> None:
+        self.target = target
+        self._read = read
+        self._known: Mapping[ResourceKey, JobFigures | None] = {}
 
     def refresh(self, rows: Sequence[Row]) -> None:
-        """Ask the JobManager of every running job in ``rows``; forget jobs no longer among them."""
-        wanted = {(r.flink_ui, r.job_id) for r in rows if r.flink_ui and r.job_id and r.job_state == "RUNNING"}
-        asked = sorted((url, job) for url, job in wanted if url is not None and job is not None)
-        if not asked:
+        """Read the figures of the running jobs in ``rows`` (nobody is asked when none runs)."""
+        running = {_key(r) for r in rows if r.job_state == "RUNNING"}
+        if not running:
             self._known = {}
             return
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(asked))) as pool:
-            answers = list(pool.map(lambda key: self._ask(*key), asked))
-        self._known = dict(zip(asked, answers, strict=True))
-        with self._lock:
-            for url in [u for u in self._clients if u not in {a[0] for a in asked}]:
-                self._clients.pop(url).close()
+        try:
+            read = self._read(self.target)
+        except (FlinkopsError, OSError) as exc:  # the store is busy: the figures stay unknown this round
+            log.debug("live figures not read: %s", exc)
+            read = {}
+        self._known = {key: found for key, found in read.items() if key in running}
+
+    def figures(self, row: Row) -> JobFigures | None:
+        """``row``'s job's figures as last read (None: not running, or Flink did not answer)."""
+        return self._known.get(_key(row))
 
     def apply(self, rows: Sequence[Row]) -> list[Row]:
         """``rows`` with the newer of the recorded and the reported checkpoint time."""
-        known = self._known
-        if not known:
-            return list(rows)
         found: list[Row] = []
         for row in rows:
-            reported = known.get((row.flink_ui or "", row.job_id or ""))
-            if reported is not None and (row.checkpoint_ms is None or reported > row.checkpoint_ms):
-                row = dataclasses.replace(row, checkpoint_ms=reported)
+            figures = self._known.get(_key(row))
+            reported = figures.last_checkpoint_time if figures is not None else None
+            if reported is not None and (row.checkpoint_ms is None or reported * 1000 > row.checkpoint_ms):
+                row = dataclasses.replace(row, checkpoint_ms=int(reported * 1000))
             found.append(row)
         return found
 
     def close(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self._known = {}
