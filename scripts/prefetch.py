@@ -2,10 +2,10 @@
 starts: the Kafka broker's jars, MinIO, the Kubernetes control plane (etcd, kube-apiserver,
 kube-controller-manager), the dev node (kubelet, kube-scheduler, kube-proxy, CoreDNS, the pause image and the
 Flink image with the test jobs' jar, exactly as tests/kubernetes use it), Flink's S3 plugins, the Kafka
-connector, the examples' jar and the Airflow environment the provider's tests run in (./.venv-airflow over a
-cached Airflow virtualenv: flinkops.dev.airflow). Each is cached under ~/.cache/flinkops, so a warm machine
-spends a few seconds here. Fails loudly (exit 1) when one cannot be had: a missing toolchain is an error, never a
-reason to skip tests.
+connector, the examples' jar, the Prometheus server the observability test scrapes with, and the Airflow
+environment the provider's tests run in (./.venv-airflow over a cached Airflow virtualenv: flinkops.dev.airflow).
+Each is cached under ~/.cache/flinkops, so a warm machine spends a few seconds here. Fails loudly (exit 1) when
+one cannot be had: a missing toolchain is an error, never a reason to skip tests.
 
 Two lanes run side by side on a fresh machine: the Go builds (CPU-bound, they keep both cores busy) and the
 downloads, Maven builds and the images (mostly waiting on the network and the disk), so the downloads cost no
@@ -64,6 +64,13 @@ def node_image() -> str:
     return f"{built.archive} ({', '.join(built.names)}); pause {pause_image(progress=say).archive.name}"
 
 
+def prometheus() -> str:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.prometheus import prometheus_binary
+
+    return str(prometheus_binary(progress=say))
+
+
 def run_lane(steps: list[tuple[str, Callable[[], object]]]) -> bool:
     """Run one lane's steps in order; stop at the first failure (reported) and say False."""
     for what, fetch in steps:
@@ -87,6 +94,7 @@ def main() -> int:
         ("Kubernetes control plane", kubernetes_binaries),
         ("Kubernetes node: kubelet, kube-scheduler, kube-proxy, CoreDNS, pause", node_parts),
         ("helm (renders the operator chart in tests)", lambda: helm_binary(progress=say)),
+        ("Prometheus server (tests/integration/test_observability_live.py)", prometheus),
     ]
     fetches: list[tuple[str, Callable[[], object]]] = [
         ("Kafka broker jars", lambda: kafka_classpath(progress=say)),

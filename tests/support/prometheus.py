@@ -7,7 +7,7 @@ replace and exclude directives, so ``go install`` refuses it and a wrapper modul
 On this 2-core machine, niced and under load, the first build took 508 s (the module download cached) and gives a
 105 MB binary (stripped, ``-s -w``); later runs reuse it.
 
-Called by: ``tests/integration/test_controller_metrics.py``.
+Called by: ``tests/integration/test_observability_live.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,20 @@ __all__ = ["PROMETHEUS_MODULE", "PROMETHEUS_VERSION", "PrometheusServer", "prome
 PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
 #: Prometheus 3.x as a Go module version.
 PROMETHEUS_VERSION = "v0.316.0"
+#: Prometheus' own build tag that leaves out every service-discovery plugin (Kubernetes, the clouds, Consul, ...);
+#: static targets and file-based discovery, all the tests use, stay in.
+PROMETHEUS_TAGS = ("remove_all_sd",)
 
 
-def prometheus_binary() -> Path:
-    """The Prometheus server binary (built with Go the first time: minutes)."""
+def prometheus_binary(progress: Callable[[str], None] | None = None) -> Path:
+    """The Prometheus server binary (built with Go the first time: minutes; ``scripts/prefetch.py`` builds it
+    before the tests start)."""
     built = go_wrapper_binaries(
-        PROMETHEUS_MODULE, PROMETHEUS_VERSION, {"prometheus": f"{PROMETHEUS_MODULE}/cmd/prometheus"}
+        PROMETHEUS_MODULE,
+        PROMETHEUS_VERSION,
+        {"prometheus": f"{PROMETHEUS_MODULE}/cmd/prometheus"},
+        tags=PROMETHEUS_TAGS,
+        progress=progress,
     )
     return built["prometheus"]
 
@@ -67,14 +75,19 @@ class PrometheusServer:
 
 
 @contextmanager
-def running_prometheus(directory: Path, targets: Sequence[str], interval: str = "1s") -> Iterator[PrometheusServer]:
-    """A Prometheus on 127.0.0.1 scraping ``targets`` (``host:port``, path ``/metrics``) every ``interval``, its
-    data under ``directory``; stopped (its own process, by pid) on exit."""
+def running_prometheus(
+    directory: Path, targets: Sequence[str], interval: str = "1s", *, file_sd: Sequence[Path] = ()
+) -> Iterator[PrometheusServer]:
+    """A Prometheus on 127.0.0.1 scraping ``targets`` (``host:port``, path ``/metrics``; job ``flinkops``) and the
+    targets listed in the ``file_sd`` files (Prometheus' file-based service discovery; job ``flink``) every
+    ``interval``, its data under ``directory``; stopped (its own process, by pid) on exit."""
     directory.mkdir(parents=True, exist_ok=True)
-    config = {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "scrape_configs": [{"job_name": "flinkops", "static_configs": [{"targets": list(targets)}]}],
-    }
+    jobs: list[dict[str, Any]] = [{"job_name": "flinkops", "static_configs": [{"targets": list(targets)}]}]
+    if file_sd:
+        jobs.append(
+            {"job_name": "flink", "file_sd_configs": [{"files": [str(f) for f in file_sd], "refresh_interval": "5s"}]}
+        )
+    config = {"global": {"scrape_interval": interval, "evaluation_interval": interval}, "scrape_configs": jobs}
     (directory / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
     port = _free_port()
     log = directory / "prometheus.log"

@@ -174,6 +174,20 @@ def test_etcd_wrapper_keeps_upstream_godebug_and_ignores_local_replaces(env: Pat
     assert str(build[-2]).endswith("/bin/etcd")  # type: ignore[index]
 
 
+def test_build_tags_reach_go_build_and_get_a_cache_entry_of_their_own(env: Path) -> None:
+    untagged = go_wrapper_binaries("go.etcd.io/etcd/server/v3", "v3.6.16", {"etcd": "go.etcd.io/etcd/server/v3"})
+    tagged = go_wrapper_binaries(
+        "go.etcd.io/etcd/server/v3", "v3.6.16", {"etcd": "go.etcd.io/etcd/server/v3"}, tags=("b_tag", "a.tag")
+    )
+    assert untagged["etcd"] == env / "cache" / "go" / "etcd-v3.6.16" / "etcd"
+    assert tagged["etcd"] == env / "cache" / "go" / "etcd-v3.6.16+a.tag+b_tag" / "etcd"  # not the untagged binary
+    builds = [c["args"] for c in calls(env) if c["args"][0] == "build"]  # type: ignore[index]
+    assert not any(str(a).startswith("-tags") for a in builds[0])  # type: ignore[union-attr]
+    assert "-tags=a.tag,b_tag" in builds[1]  # type: ignore[operator]
+    with pytest.raises(ArtifactError, match="bad Go build tags"):
+        go_wrapper_binaries("go.etcd.io/etcd/server/v3", "v3.6.16", {"etcd": "x"}, tags=("a b",))
+
+
 def test_wrapper_errors_name_the_cause(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ArtifactError, match=r"is the version published\?.*unknown revision v1\.35\.99"):
         kubernetes_binaries("v1.35.99")

@@ -94,6 +94,7 @@ def go_wrapper_binaries(
     *,
     pin_local_replaces: Callable[[str], str | None] | None = None,
     ldflags: Sequence[str] = (),
+    tags: Sequence[str] = (),
     min_go: tuple[int, int] = _MIN_GO,
     progress: Progress | None = None,
 ) -> dict[str, Path]:
@@ -105,9 +106,11 @@ def go_wrapper_binaries(
     that points its own sub-modules at local directories (``k8s.io/api => ./staging/src/k8s.io/api``) needs
     them pinned to published versions: ``pin_local_replaces(path)`` gives the version for each such path (None
     leaves it alone). ``binaries`` maps each binary's name to its main package; each is cached at
-    ``cache_dir()/go/<name>-<version>/<name>``. Built one after the other (one big link at a time) with
-    ``CGO_ENABLED=0 GOTOOLCHAIN=local GOWORK=off -trimpath -ldflags '-s -w <ldflags>'``; the user's GOMODCACHE,
-    GOCACHE, GOPROXY and other GOFLAGS apply, so a rebuild after a cache wipe mostly links. ``min_go`` is checked
+    ``cache_dir()/go/<name>-<version>/<name>`` (``<name>-<version>+<tag>+.../<name>`` when built with build
+    ``tags``, which leave out parts of a big program: Prometheus' service discoveries, say). Built one after the
+    other (one big link at a time) with ``CGO_ENABLED=0 GOTOOLCHAIN=local GOWORK=off -trimpath -ldflags '-s -w
+    <ldflags>'`` (and ``-tags``); the user's GOMODCACHE, GOCACHE, GOPROXY and other GOFLAGS apply, so a rebuild
+    after a cache wipe mostly links. ``min_go`` is checked
     before anything is fetched (say it when known: a missing Go then names the right release), the ``go``
     directive of ``module``'s go.mod once that is fetched.
     """
@@ -121,8 +124,11 @@ def go_wrapper_binaries(
         raise ArtifactError(
             f"bad Go wrapper build request: module={module!r} version={version!r} binaries={dict(binaries)!r}"
         )
+    if any(not re.fullmatch(r"[A-Za-z0-9_.]+", tag) for tag in tags):
+        raise ArtifactError(f"bad Go build tags {list(tags)!r}: each is letters, digits, '_' or '.'")
     root = cache_dir() / "go"
-    targets = {name: root / f"{name}-{version}" / name for name in binaries}
+    flavour = "".join(f"+{tag}" for tag in sorted(tags))
+    targets = {name: root / f"{name}-{version}{flavour}" / name for name in binaries}
     if all(executable(path) for path in targets.values()):
         return targets
     go, go_version = _require_go(", ".join(binaries), f"{module}@{version}", min_go)
@@ -151,12 +157,13 @@ def go_wrapper_binaries(
                 progress=progress,
             )
             flags = " ".join(["-s", "-w", *ldflags])
+            tagged = [f"-tags={','.join(sorted(tags))}"] if tags else []
             for name, package in missing.items():
                 say(progress, f"building {name} {version} ... (once, several minutes)")
                 started = time.monotonic()
                 built = tmp / "bin" / name
                 _run_go(
-                    [go, "build", "-trimpath", f"-ldflags={flags}", "-o", str(built), package],
+                    [go, "build", "-trimpath", *tagged, f"-ldflags={flags}", "-o", str(built), package],
                     cwd=tmp,
                     env=env,
                     log_name=f"go-{name}-{version}",
