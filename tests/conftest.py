@@ -28,10 +28,15 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from support.gateway import Pki
+    from support.oidc import OidcProvider
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -176,3 +181,23 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(
         f"{'':8}    ({small} more modules under 1 s each; {sum(per_module.values()):.0f} s in all)"
     )
+
+
+# ------------------------------------------------------------------ the gateway's identity providers, per module
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[OidcProvider]:
+    """A real OpenID Connect provider on 127.0.0.1 (``support.oidc``), one per test module."""
+    from support.oidc import oidc_provider
+
+    with oidc_provider() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A certificate authority with the seed's client and server certificates (``support.gateway.pki``)."""
+    from support.gateway import pki
+
+    return pki(tmp_path_factory.mktemp("pki"))

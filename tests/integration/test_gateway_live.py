@@ -25,9 +25,9 @@ import yaml
 
 from flinkops.gateway.config import parse_config
 from integration.flinkops_cli import Flinkops, application
-from support.gateway import Pki, counting_relay, pki, running_gateway
+from support.gateway import Pki, counting_relay, running_gateway
 from support.gateway_corpus import hostile, raw_request, settings, tls, token
-from support.oidc import OidcProvider, oidc_provider
+from support.oidc import OidcProvider
 from support.testjobs import COUNTING_JOB, testjobs_jar
 
 pytestmark = pytest.mark.integration
@@ -42,17 +42,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[OidcProvider]:
-    with oidc_provider() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")

@@ -15,24 +15,13 @@ from flinkops.ports import ResourceKey
 from flinkops.service import apply
 from flinkops.web.app import behind_gateway
 from support.fleet import with_status
-from support.gateway import Pki, RunningGateway, pki, running_gateway
+from support.gateway import Pki, RunningGateway, running_gateway
 from support.gateway_corpus import client, settings, token
-from support.oidc import OidcProvider, oidc_provider
+from support.oidc import OidcProvider
 from support.service import TestTarget, deployment
 
 ADS = ResourceKey("FlinkDeployment", "ads", "conversions")
 PAGE = "/_fleet/namespaces/ads/flinkdeployments/conversions"
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[OidcProvider]:
-    with oidc_provider() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

@@ -13,20 +13,9 @@ import pytest
 from flinkops.errors import InvalidInput
 from flinkops.gateway.config import GatewayConfig, parse_config
 from flinkops.gateway.policy import Action, classify, decide, unsafe_path
-from support.gateway import Pki, RunningGateway, Upstream, counting_upstream, pki, running_gateway
+from support.gateway import Pki, RunningGateway, Upstream, counting_upstream, running_gateway
 from support.gateway_corpus import DOMAIN, JOB, client, hostile, raw_request, settings, tls, token
-from support.oidc import OidcProvider, oidc_provider
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[OidcProvider]:
-    with oidc_provider() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return pki(tmp_path_factory.mktemp("pki"))
+from support.oidc import OidcProvider
 
 
 @pytest.fixture(scope="module")

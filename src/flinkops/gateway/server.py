@@ -211,14 +211,42 @@ class Gateway:
 
     # ------------------------------------------------------------------ one request
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter()
-        record: dict[str, Any] = {
+    @staticmethod
+    def _record(request: web.Request, **known: Any) -> dict[str, Any]:
+        """The start of a request's audit line: when, from where, what."""
+        return {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "remote": request.remote,
             "method": request.method,
             "path": request.raw_path[:2048],
+            **known,
         }
+
+    def _denied(self, request: web.Request, record: dict[str, Any], denied: _Denied) -> web.StreamResponse:
+        record.update(allowed=False, reason=denied.reason)
+        if denied.identity is not None:
+            self._who(record, denied.identity)
+        return self._refusal(request, denied)
+
+    def _audited(
+        self,
+        record: dict[str, Any],
+        started: float,
+        response: web.StreamResponse,
+        redirect: web.HTTPException | None,
+    ) -> web.StreamResponse:
+        """Write the request's audit line (its status and time) and answer: the response, or the redirect raised
+        (aiohttp sends an ``HTTPException`` raised from a handler)."""
+        record["status"] = response.status
+        record["ms"] = round((time.perf_counter() - started) * 1000, 2)
+        self._audit.write(json.dumps(record, separators=(",", ":")) + "\n")
+        if redirect is not None:
+            raise redirect
+        return response
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        record = self._record(request)
         redirect: web.HTTPException | None = None
         try:
             response: web.StreamResponse = await self._handle(request, record)
@@ -227,16 +255,8 @@ class Gateway:
             record.setdefault("allowed", True)
             response = redirect = exc
         except _Denied as denied:
-            record.update(allowed=False, reason=denied.reason)
-            if denied.identity is not None:
-                self._who(record, denied.identity)
-            response = self._refusal(request, denied)
-        record["status"] = response.status
-        record["ms"] = round((time.perf_counter() - started) * 1000, 2)
-        self._audit.write(json.dumps(record, separators=(",", ":")) + "\n")
-        if redirect is not None:
-            raise redirect
-        return response
+            response = self._denied(request, record, denied)
+        return self._audited(record, started, response, redirect)
 
     @web.middleware
     async def _pages_door(
@@ -249,13 +269,7 @@ class Gateway:
         if raw_path != PAGES_PREFIX and not raw_path.startswith(PAGES_PREFIX + "/"):
             return await handler(request)
         started = time.perf_counter()
-        record: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "remote": request.remote,
-            "method": request.method,
-            "path": request.raw_path[:2048],
-            "action": "page",
-        }
+        record = self._record(request, action="page")
         for field in ("namespace", "name"):
             if field in request.match_info:
                 record[field] = request.match_info[field]
@@ -280,16 +294,8 @@ class Gateway:
             if response.status >= 400:
                 record["reason"] = response.reason
         except _Denied as denied:
-            record.update(allowed=False, reason=denied.reason)
-            if denied.identity is not None:
-                self._who(record, denied.identity)
-            response = self._refusal(request, denied)
-        record["status"] = response.status
-        record["ms"] = round((time.perf_counter() - started) * 1000, 2)
-        self._audit.write(json.dumps(record, separators=(",", ":")) + "\n")
-        if redirect is not None:
-            raise redirect
-        return response
+            response = self._denied(request, record, denied)
+        return self._audited(record, started, response, redirect)
 
     async def _handle(self, request: web.Request, record: dict[str, Any]) -> web.StreamResponse:
         raw_path = request.raw_path.partition("?")[0]

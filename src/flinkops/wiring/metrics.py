@@ -81,12 +81,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import get_args
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from flinkops.api.models import (
     FlinkDeployment,
+    FlinkJobState,
     FlinkSessionJob,
     JobManagerDeploymentStatus,
     LifecycleState,
@@ -133,19 +135,7 @@ _TRANSITIONS = (
     (_S.ROLLING_BACK, _S.ROLLED_BACK, True, "Submission"),
 )
 TRANSITION_NAMES = tuple(dict.fromkeys(t[3] for t in _TRANSITIONS))
-_JOB_STATES = (
-    "INITIALIZING",
-    "CREATED",
-    "RUNNING",
-    "FAILING",
-    "FAILED",
-    "CANCELLING",
-    "CANCELED",
-    "FINISHED",
-    "RESTARTING",
-    "SUSPENDED",
-    "RECONCILING",
-)
+_JOB_STATES: tuple[str, ...] = get_args(FlinkJobState)
 
 
 @dataclass(frozen=True)
