@@ -8,7 +8,7 @@ in a terminal, and is looked at from every side in turn, on the one running job:
   (STABLE, RUNNING, records/s in and out above zero, the checkpoint age moving), the reference operator's names,
   and the same figures from the service layer's reader that the page and ``top`` use;
 * every Flink process, from the home's Prometheus service-discovery file: each serves Flink's own series, on
-  127.0.0.1 only, and ``describe`` lists it;
+  127.0.0.1 only (as the JobManager's REST API does), and ``describe`` lists it;
 * a real Prometheus server scraping the controller and, through that discovery file, every Flink process, and
   answering queries over what it stored;
 * ``flinkops top --once`` and ``flinkops cost``: the records/s, the price so far, the running cluster's time;
@@ -266,12 +266,15 @@ def test_every_flink_process_is_listed_and_serves_flinks_own_metrics_on_loopback
     assert "jobmanager-0" in targets and taskmanagers, targets
     assert len(set(targets.values())) == len(targets) and not any(t.endswith(":9999") for t in targets.values())
     cluster = running.home / "clusters" / "default" / NAME
-    root = Path(json.loads((cluster / "cluster.json").read_text()).get("root") or cluster)
+    record = json.loads((cluster / "cluster.json").read_text())
+    root = Path(record.get("root") or cluster)
     assert LOOPBACK_FACTORY in (root / "conf" / "config.yaml").read_text(), (
         "locally, flinkops' factory in Flink's place"
     )
     others = _other_ipv4_addresses()
-    for target in targets.values():
+    # Flink's REST API and UI too: locally the gateway is the only way in from another machine.
+    rest = str(record["rest_url"]).removeprefix("http://")
+    for target in [*targets.values(), rest]:
         host, port = target.rsplit(":", 1)
         assert host == "127.0.0.1"
         assert _listening_addresses(int(port)) == {"127.0.0.1"}, f"{target} listens on 127.0.0.1 only"
