@@ -1,6 +1,7 @@
 """The provider's parts on Airflow's own classes, without Flink: the trigger in Airflow's style (serialize, rebuild
-from the serialized form, drive ``run()`` under asyncio), the hook's connection handling, and the operator's
-decisions (bad input creates nothing, a retry reattaches, a failed job fails the task with its cause).
+from the serialized form, drive ``run()`` under asyncio, on pytest-asyncio's loop where the test is ``async``), the
+hook's connection handling, and the operator's decisions (bad input creates nothing, a retry reattaches, a failed
+job fails the task with its cause).
 
 A ``LocalTarget`` on a temporary home stands in for where jobs run; nothing reconciles it (``ensure_controller`` is
 a no-op here), so each test writes the statuses a controller would. The real thing, on real Airflow processes and
@@ -157,29 +158,31 @@ def _first_event(trigger: FlinkDeploymentTrigger, timeout: float = 20.0) -> dict
     return asyncio.run(asyncio.wait_for(first(), timeout))
 
 
-def test_the_trigger_fires_on_the_jobs_end_not_on_a_ready_jobmanager(target: QuietTarget) -> None:
+@pytest.mark.asyncio
+async def test_the_trigger_fires_on_the_jobs_end_not_on_a_ready_jobmanager(target: QuietTarget) -> None:
+    """In Airflow's own style: the trigger serialized, rebuilt from its serialized form, its ``run()`` driven on
+    pytest-asyncio's event loop."""
     from flinkops.service.applying import apply
     from flinkops.service.inputs import load_text
 
     (resource,) = load_text(target, JOB.replace("placeholder", "conv"), "job.yaml", Path.cwd())
     apply(target, [resource])
     record(target, "conv", state="RUNNING", lifecycle=LifecycleState.STABLE)
-    trigger = FlinkDeploymentTrigger(
+    path, kwargs = FlinkDeploymentTrigger(
         flinkops_conn_id=CONN, kind="FlinkDeployment", namespace="default", name="conv", generation=1
+    ).serialize()
+    module, _, name = path.rpartition(".")
+    trigger = getattr(importlib.import_module(module), name)(**kwargs)
+
+    events = trigger.run()
+    waiting = asyncio.ensure_future(events.__anext__())
+    await asyncio.sleep(1.0)
+    assert not waiting.done(), "fired while the job still runs"
+    await asyncio.to_thread(
+        record, target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE, result={"rows": "7"}
     )
-
-    async def scenario() -> dict[str, Any]:
-        events = trigger.run()
-        waiting = asyncio.ensure_future(events.__anext__())
-        await asyncio.sleep(1.0)
-        assert not waiting.done(), "fired while the job still runs"
-        await asyncio.to_thread(
-            record, target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE, result={"rows": "7"}
-        )
-        event = await asyncio.wait_for(waiting, 10)
-        return dict(event.payload)
-
-    payload = asyncio.run(scenario())
+    payload = dict((await asyncio.wait_for(waiting, 10)).payload)
+    await events.aclose()
     assert payload["status"] == "done"
     assert payload["outcome"]["state"] == "finished" and payload["outcome"]["accumulators"] == {"rows": "7"}
 
