@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -225,6 +227,93 @@ def operator(**kwargs: Any) -> FlinkDeploymentOperator:
     return FlinkDeploymentOperator(task_id="run", flinkops_conn_id=CONN, ui_link_timeout=0.5, **kwargs)
 
 
+class Controller:
+    """Plays the controller in a thread, for what a task waits on: a savepoint asked for through the spec's
+    ``savepointTriggerNonce`` is recorded as taken (``file:///sp/<name>/savepoint-<nonce>``, the way flinkops'
+    savepoint service waits for it), and a resource whose deletion was asked for is removed. ``done`` lists what
+    it did, in order; ``last`` keeps each resource as it was just before its removal."""
+
+    def __init__(self, target: QuietTarget) -> None:
+        self.target = target
+        self.done: list[tuple[str, str]] = []
+        self.last: dict[str, FlinkDeployment] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._play, daemon=True)
+
+    def __enter__(self) -> Controller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _play(self) -> None:
+        from flinkops.api.models import Savepoint, SavepointInfo
+        from flinkops.errors import Conflict
+
+        store = self.target.store()
+        while not self._stop.wait(0.02):
+            for current in store.list_resources():
+                assert isinstance(current, FlinkDeployment)
+                name = current.metadata.name
+                if current.metadata.deletion_timestamp:
+                    self.last[name] = current
+                    store.remove(ResourceKey.of(current))
+                    self.done.append(("deleted", name))
+                    continue
+                nonce = current.spec.job.savepoint_trigger_nonce if current.spec.job is not None else None
+                info = current.status.job_status.savepoint_info if current.status is not None else None
+                taken = info.last_savepoint.trigger_nonce if info is not None and info.last_savepoint else None
+                if current.status is None or not nonce or nonce == taken:
+                    continue
+                savepoint = Savepoint(
+                    time_stamp=nonce, location=f"file:///sp/{name}/savepoint-{nonce}", trigger_nonce=nonce
+                )
+                job = current.status.job_status.model_copy(
+                    update={"savepoint_info": SavepointInfo(last_savepoint=savepoint)}
+                )
+                try:
+                    store.update_status(
+                        current.model_copy(update={"status": current.status.model_copy(update={"job_status": job})})
+                    )
+                except Conflict:
+                    continue  # written meanwhile: read it again
+                self.done.append(("savepoint", name))
+
+
+class InWorker:
+    """``execute`` of a task that does not defer, in a thread: it waits the way it would in a worker."""
+
+    def __init__(self, op: FlinkDeploymentOperator) -> None:
+        self.ti = FakeTI()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(op,), daemon=True)
+        self._thread.start()
+
+    def _run(self, op: FlinkDeploymentOperator) -> None:
+        try:
+            self.result = op.execute({"ti": self.ti})  # type: ignore[arg-type]
+        except BaseException as exc:  # what the task would end with
+            self.error = exc
+
+    @property
+    def waiting(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float = 10.0) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the task still waits"
+
+
+def _until(check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.02)
+
+
 def test_an_invalid_resource_fails_the_task_with_the_field_path_and_creates_nothing(target: QuietTarget) -> None:
     for bad, path in (
         (JOB.replace("upgradeMode: stateless", "upgradeMode: sometimes"), "spec.job.upgradeMode"),
@@ -351,6 +440,50 @@ def test_a_failed_job_fails_the_task_with_flinks_cause_and_keeps_the_resource(ta
         op.execute_complete({"ti": FakeTI()}, payload)  # type: ignore[arg-type]
     assert "ArithmeticException: / by zero" in str(failed.value)
     assert target.store().get(ResourceKey("FlinkDeployment", "default", "conv")) is not None, "on_success keeps it"
+
+
+KEY = ResourceKey("FlinkDeployment", "default", "conv")
+
+
+def test_killing_a_task_that_waits_in_its_worker_deletes_its_deployment(target: QuietTarget) -> None:
+    """``on_kill`` of a task that did not defer (``deferrable=False``): the deployment is deleted (waited for until
+    it is gone), no savepoint is asked for, and the worker's wait ends instead of following a deleted resource."""
+    op = operator(name="conv", deferrable=False)
+    with Controller(target) as controller:
+        task = InWorker(op)
+        _until(lambda: target.store().get(KEY) is not None)
+        record(target, "conv", state="RUNNING", lifecycle=LifecycleState.STABLE)
+        time.sleep(0.3)
+        assert task.waiting
+        op.on_kill()
+        assert controller.done == [("deleted", "conv")]
+        task.join()
+    assert target.store().list_resources() == []
+    last = controller.last["conv"]
+    assert last.spec.job is not None and last.spec.job.savepoint_trigger_nonce is None, "no savepoint was asked for"
+    assert isinstance(task.error, AirflowException) and "deleted before its job ended" in str(task.error)
+
+
+def test_killing_a_waiting_task_with_savepoint_on_kill_takes_a_savepoint_then_deletes(target: QuietTarget) -> None:
+    """``savepoint_on_kill=True`` on a streaming job waited for in the worker: the savepoint is asked for through
+    the spec's trigger nonce (as ``flinkops savepoint`` asks), its completion waited for, and only then is the
+    deployment deleted."""
+    op = operator(name="conv", deferrable=False, wait_until="stable", savepoint_on_kill=True)
+    with Controller(target) as controller:
+        task = InWorker(op)
+        _until(lambda: target.store().get(KEY) is not None)
+        record(target, "conv", state="RUNNING", lifecycle=LifecycleState.DEPLOYED)  # running, not judged yet
+        time.sleep(0.3)
+        assert task.waiting
+        op.on_kill()
+        assert controller.done == [("savepoint", "conv"), ("deleted", "conv")]
+        task.join()
+    assert target.store().list_resources() == []
+    last = controller.last["conv"]  # as the deletion found it
+    assert last.spec.job is not None and last.spec.job.savepoint_trigger_nonce == 1
+    assert last.status is not None and last.status.job_status.savepoint_info is not None
+    taken = last.status.job_status.savepoint_info.last_savepoint
+    assert taken is not None and (taken.location, taken.trigger_nonce) == ("file:///sp/conv/savepoint-1", 1)
 
 
 # ------------------------------------------------------------------ the sensor and the savepoint operator
