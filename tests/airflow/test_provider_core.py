@@ -486,6 +486,55 @@ def test_killing_a_waiting_task_with_savepoint_on_kill_takes_a_savepoint_then_de
     assert taken is not None and (taken.location, taken.trigger_nonce) == ("file:///sp/conv/savepoint-1", 1)
 
 
+def test_a_streaming_task_waiting_for_stable_succeeds_once_judged_stable_not_before(target: QuietTarget) -> None:
+    """``wait_until="stable"`` in the worker: a job that runs but is not judged STABLE yet (or is STABLE with its job
+    restarting) keeps the task waiting; RUNNING and STABLE ends it with success, without waiting for an end, and
+    the streaming job keeps running (nothing deleted)."""
+    op = operator(name="conv", deferrable=False, wait_until="stable")
+    task = InWorker(op)
+    _until(lambda: target.store().get(KEY) is not None)
+    for state, lifecycle in (("RUNNING", LifecycleState.DEPLOYED), ("RESTARTING", LifecycleState.STABLE)):
+        record(target, "conv", state=state, lifecycle=lifecycle)
+        time.sleep(0.8)
+        assert task.waiting, f"ended on a job {state} and {lifecycle}"
+    record(target, "conv", state="RUNNING", lifecycle=LifecycleState.STABLE)
+    task.join()
+    assert task.error is None and task.result["state"] == "stable" and task.result["job_state"] == "RUNNING"
+    current = target.store().get(KEY)
+    assert current is not None and not current.metadata.deletion_timestamp, "a stable streaming job keeps running"
+
+
+@pytest.mark.asyncio
+async def test_a_deferred_streaming_task_is_ended_by_its_trigger_once_stable(target: QuietTarget) -> None:
+    """The same through the trigger: not fired while the job is not judged STABLE; then the task ends from the
+    triggerer with the stable outcome, and its resource stays. The task's ``execution_timeout`` bounds the wait."""
+    from datetime import timedelta
+
+    from airflow.triggers.base import TaskSuccessEvent
+
+    op = operator(name="conv", wait_until="stable", execution_timeout=timedelta(minutes=5))
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    assert deferred.value.timeout == timedelta(minutes=5)
+    path, kwargs = deferred.value.trigger.serialize()
+    assert kwargs["wait_until"] == "stable"
+    module, _, name = path.rpartition(".")
+    trigger = getattr(importlib.import_module(module), name)(**kwargs)
+    record(target, "conv", state="RUNNING", lifecycle=LifecycleState.DEPLOYED)
+
+    events = trigger.run()
+    waiting = asyncio.ensure_future(events.__anext__())
+    await asyncio.sleep(1.0)
+    assert not waiting.done(), "fired before the job was judged stable"
+    await asyncio.to_thread(record, target, "conv", state="RUNNING", lifecycle=LifecycleState.STABLE)
+    event = await asyncio.wait_for(waiting, 10)
+    await events.aclose()
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
+    assert event.xcoms["return_value"]["state"] == "stable"
+    current = target.store().get(KEY)
+    assert current is not None and not current.metadata.deletion_timestamp, "a stable streaming job keeps running"
+
+
 # ------------------------------------------------------------------ the sensor and the savepoint operator
 
 
