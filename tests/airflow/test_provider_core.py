@@ -151,13 +151,17 @@ def test_the_trigger_serializes_and_a_rebuilt_one_is_the_same() -> None:
     json.dumps(kwargs)  # what the metadata database stores
 
 
-def _first_event(trigger: FlinkDeploymentTrigger, timeout: float = 20.0) -> dict[str, Any]:
-    async def first() -> dict[str, Any]:
+def _first_event_of(trigger: FlinkDeploymentTrigger, timeout: float = 20.0) -> Any:
+    async def first() -> Any:
         async for event in trigger.run():
-            return dict(event.payload)
+            return event
         raise AssertionError("the trigger ended without an event")
 
     return asyncio.run(asyncio.wait_for(first(), timeout))
+
+
+def _first_event(trigger: FlinkDeploymentTrigger, timeout: float = 20.0) -> dict[str, Any]:
+    return dict(_first_event_of(trigger, timeout).payload)
 
 
 @pytest.mark.asyncio
@@ -533,6 +537,36 @@ async def test_a_deferred_streaming_task_is_ended_by_its_trigger_once_stable(tar
     assert event.xcoms["return_value"]["state"] == "stable"
     current = target.store().get(KEY)
     assert current is not None and not current.metadata.deletion_timestamp, "a stable streaming job keeps running"
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_the_tasks_result_carries_the_last_savepoint_the_controller_recorded(
+    target: QuietTarget, deferrable: bool
+) -> None:
+    """The XCom a finished task returns, from the worker and from the trigger that ends a deferred task, has the
+    job's last savepoint as recorded in its status (None when it has none)."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    def result(savepoint: str | None) -> dict[str, Any]:
+        target.store().remove(KEY)
+        op = operator(name="conv", deferrable=deferrable, delete_on_termination="never")
+        if not deferrable:
+            task = InWorker(op)
+            _until(lambda: target.store().get(KEY) is not None)
+            record(target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE, savepoint=savepoint)
+            task.join()
+            assert task.error is None
+            return dict(task.result)
+        with pytest.raises(TaskDeferred) as deferred:
+            op.execute({"ti": FakeTI()})  # type: ignore[arg-type]
+        record(target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE, savepoint=savepoint)
+        event = _first_event_of(FlinkDeploymentTrigger(**deferred.value.trigger.serialize()[1]))
+        assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
+        return dict(event.xcoms["return_value"])
+
+    taken = result("file:///sp/conv/savepoint-3")
+    assert taken["state"] == "finished" and taken["last_savepoint"] == "file:///sp/conv/savepoint-3"
+    assert result(None)["last_savepoint"] is None
 
 
 # ------------------------------------------------------------------ the sensor and the savepoint operator
