@@ -569,6 +569,52 @@ def test_the_tasks_result_carries_the_last_savepoint_the_controller_recorded(
     assert result(None)["last_savepoint"] is None
 
 
+def test_a_retry_after_a_failed_run_deletes_the_failed_deployment_and_runs_the_job_again(target: QuietTarget) -> None:
+    """As documented: a retried task whose job FAILED deletes the failed resource (waiting until it is gone) and
+    creates it again; the retry's trigger waits for the new run, not for the recorded failure."""
+    with pytest.raises(TaskDeferred):
+        operator(name="conv").execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    record(target, "conv", state="FAILED", lifecycle=LifecycleState.FAILED, error="java.io.IOException: gone")
+    failed = target.store().get(KEY)
+    assert failed is not None
+    with Controller(target) as controller, pytest.raises(TaskDeferred) as deferred:
+        operator(name="conv").execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    assert controller.done == [("deleted", "conv")]
+    assert controller.last["conv"].metadata.uid == failed.metadata.uid
+    again = target.store().get(KEY)
+    assert again is not None and again.metadata.uid != failed.metadata.uid and again.status is None
+    trigger = FlinkDeploymentTrigger(**deferred.value.trigger.serialize()[1])
+    assert trigger.generation == again.metadata.generation
+    with pytest.raises(TimeoutError):
+        _first_event_of(trigger, timeout=0.8)  # nothing decided for the new run yet
+
+
+def test_a_rerun_with_a_changed_spec_applies_it_as_an_update(target: QuietTarget) -> None:
+    """As documented: the resource is there (its job running) and the task's file says something else now: the new
+    spec is applied to the same resource (a new generation, not a new resource) and waited for; the old
+    generation's job is not the answer."""
+    with pytest.raises(TaskDeferred):
+        operator(name="conv").execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    record(target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE)
+    before = target.store().get(KEY)
+    assert before is not None
+    with pytest.raises(TaskDeferred) as deferred:
+        operator(name="conv", application_file=JOB.replace("parallelism: 1", "parallelism: 2")).execute(
+            {"ti": FakeTI()}  # type: ignore[arg-type]
+        )
+    after = target.store().get(KEY)
+    assert isinstance(after, FlinkDeployment) and after.spec.job is not None
+    assert after.spec.job.parallelism == 2 and after.metadata.uid == before.metadata.uid
+    assert after.metadata.generation == (before.metadata.generation or 0) + 1
+    trigger = FlinkDeploymentTrigger(**deferred.value.trigger.serialize()[1])
+    assert trigger.generation == after.metadata.generation
+    with pytest.raises(TimeoutError):
+        _first_event_of(trigger, timeout=0.8)  # generation 1's FINISHED is not this spec's outcome
+    record(target, "conv", state="FINISHED", lifecycle=LifecycleState.STABLE, result={"rows": "9"})
+    event = _first_event_of(trigger)
+    assert event.xcoms["return_value"]["accumulators"] == {"rows": "9"}
+
+
 # ------------------------------------------------------------------ the sensor and the savepoint operator
 
 
