@@ -615,6 +615,29 @@ def test_a_rerun_with_a_changed_spec_applies_it_as_an_update(target: QuietTarget
     assert event.xcoms["return_value"]["accumulators"] == {"rows": "9"}
 
 
+def test_a_rerun_after_a_savepoint_of_its_running_job_reattaches_instead_of_updating(target: QuietTarget) -> None:
+    """A savepoint taken of the running job (``FlinkSavepointOperator``, ``flinkops savepoint``) sets the stored
+    spec's trigger nonce, which the task's file does not have: that is no change of the spec. A rerun reattaches
+    (same generation), and the nonce stays, so the next savepoint is asked for with a new one."""
+    from flinkops_airflow.operators import FlinkSavepointOperator
+
+    with pytest.raises(TaskDeferred):
+        operator(name="conv").execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    record(target, "conv", state="RUNNING", lifecycle=LifecycleState.STABLE)
+    with Controller(target):
+        taken = FlinkSavepointOperator(task_id="sp", name="conv", flinkops_conn_id=CONN, savepoint_timeout=10)
+        assert taken.execute({}) == "file:///sp/conv/savepoint-1"  # type: ignore[arg-type]
+    before = target.store().get(KEY)
+    assert before is not None
+    with pytest.raises(TaskDeferred) as deferred:
+        operator(name="conv").execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    after = target.store().get(KEY)
+    assert isinstance(after, FlinkDeployment) and after.spec.job is not None
+    assert after.metadata.generation == before.metadata.generation, "applied as a change"
+    assert after.spec.job.savepoint_trigger_nonce == 1
+    assert deferred.value.trigger.generation == before.metadata.generation
+
+
 # ------------------------------------------------------------------ the sensor and the savepoint operator
 
 
