@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flinkops.api.models import DeploymentRecord, FlinkDeployment, FlinkDeploymentStatus, JobStatus, LifecycleState
+from flinkops.api.models import (
+    DeploymentRecord,
+    FlinkDeployment,
+    FlinkDeploymentStatus,
+    JobStatus,
+    LifecycleState,
+    Savepoint,
+    SavepointInfo,
+)
 from flinkops.ports import ResourceKey
 from flinkops.service.target import Target
 
@@ -22,9 +30,11 @@ def record(
     error: str | None = None,
     result: dict[str, str] | None = None,
     closed: bool = True,
+    savepoint: str | None = None,
 ) -> FlinkDeployment:
     """Write the status of FlinkDeployment ``namespace/name`` with its job in ``state`` (``closed=False``: FINISHED
-    with its run record not closed yet, as in the moments before the controller has read the final figures)."""
+    with its run record not closed yet, as in the moments before the controller has read the final figures;
+    ``savepoint``: the location of the job's last savepoint)."""
     key = ResourceKey("FlinkDeployment", namespace, name)
     current = target.store().get(key)
     assert isinstance(current, FlinkDeployment), f"{key} is not there"
@@ -40,7 +50,13 @@ def record(
         job_duration_ms=1000,
     )
     status = FlinkDeploymentStatus(
-        job_status=JobStatus(job_id=JOB_ID, state=state),  # type: ignore[arg-type]
+        job_status=JobStatus(
+            job_id=JOB_ID,
+            state=state,  # type: ignore[arg-type]
+            savepoint_info=SavepointInfo(last_savepoint=Savepoint(time_stamp=1, location=savepoint))
+            if savepoint
+            else None,
+        ),
         observed_generation=generation,
         lifecycle_state=lifecycle,
         error=error,

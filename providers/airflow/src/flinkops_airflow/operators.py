@@ -9,7 +9,8 @@ What the task does, in order:
    does: invalid input fails the task at once with every problem and its field path, and creates nothing;
 2. **reattaches** when the resource is there already with the same spec (a retried task, a worker that died):
    a job still running is waited for, not submitted again; one that finished gives its result again; one that
-   FAILED is deleted and run again (that is what a retry is for). A different spec is applied as an update;
+   FAILED is deleted and run again (that is what a retry is for). A different spec is applied as an update (the
+   stored spec's savepoint and checkpoint trigger nonces, set by a snapshot asked for meanwhile, are kept);
 3. applies it, and records the Flink UI's address (the task's "Flink UI" button) once the JobManager answers;
 4. waits, deferred by default (``FlinkDeploymentTrigger`` in the triggerer, no worker slot held), for the real
    outcome: ``wait_until="finished"`` (a batch job: FINISHED succeeds; FAILED fails the task with Flink's
@@ -46,6 +47,24 @@ __all__ = ["DELETE_ON_TERMINATION", "FlinkDeploymentOperator", "FlinkSavepointOp
 
 DELETE_ON_TERMINATION = ("on_success", "always", "never")
 RESOURCE_XCOM = "flinkops_resource"
+
+
+#: Set on a stored spec by a request to take a snapshot now (``flinkops savepoint``, ``FlinkSavepointOperator``),
+#: not by whoever wrote the task's file: a file that leaves them out does not change the spec, and applying it must
+#: not clear them (the next request would repeat a nonce the status already answered).
+_REQUEST_NONCES = ("savepoint_trigger_nonce", "checkpoint_trigger_nonce")
+
+
+def _with_requests_of(existing: Resource, resource: Resource) -> Resource:
+    """``resource`` with the snapshot-request nonces of the stored ``existing`` where it has none of its own."""
+    old, new = existing.spec.job, resource.spec.job
+    if old is None or new is None:
+        return resource
+    kept = {f: getattr(old, f) for f in _REQUEST_NONCES if getattr(new, f) is None and getattr(old, f) is not None}
+    if not kept:
+        return resource
+    spec = resource.spec.model_copy(update={"job": new.model_copy(update=kept)})
+    return resource.model_copy(update={"spec": spec})
 
 
 def _problems(exc: InvalidInput) -> str:
@@ -188,6 +207,9 @@ class FlinkDeploymentOperator(BaseOperator):
             self.log.info("%s is being deleted: waiting until it is gone, then creating it again", key)
             hook.delete(key, wait=True)
             existing = None
+        given = resource
+        if existing is not None:
+            resource = _with_requests_of(existing, resource)
         if existing is not None and existing.spec == resource.spec:
             generation = existing.metadata.generation or 1
             found = outcome(existing, self.wait_until, generation)
@@ -202,6 +224,7 @@ class FlinkDeploymentOperator(BaseOperator):
                 return found
             self.log.info("%s: its last job FAILED (%s); deleting it to run it again", key, found.error)
             hook.delete(key, wait=True)
+            resource = given  # created anew: without the deleted one's snapshot requests
         try:
             (applied,) = hook.apply([resource])
         except InvalidInput as exc:
