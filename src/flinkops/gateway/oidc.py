@@ -4,7 +4,8 @@ browser's sign-in (authorization code flow with PKCE).
 * Discovery (``<issuer>/.well-known/openid-configuration``) is read at start; its ``issuer`` must be the
   configured one exactly. Okta, Entra ID, Keycloak, Dex... differ only in settings.
 * Keys come from the provider's JWKS (PyJWT's ``PyJWKSet``); a token signed with a key id not known yet makes the
-  gateway read the JWKS again (at most every 10 s), so a provider's key rotation needs nothing from anyone.
+  gateway read the JWKS again (at most every ``jwksMinIntervalSeconds``, 10 s), so a provider's key rotation
+  needs nothing from anyone.
 * A token is accepted only when its header's ``alg`` is an asymmetric algorithm the provider announces (never
   ``none``, never an HMAC that a public key could be abused as the secret of), its signature verifies, ``iss`` is
   the issuer, ``aud`` holds the client id or a configured audience, and ``exp``/``nbf``/``iat`` hold (with
@@ -33,7 +34,6 @@ __all__ = ["Claims", "LoginStart", "OidcProvider", "TokenRejected"]
 
 #: Signature algorithms a token may use: asymmetric only.
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-_JWKS_MIN_INTERVAL = 10.0
 _CACHE_SIZE = 10_000
 
 
@@ -103,7 +103,8 @@ class OidcProvider:
             raise TokenRejected("the token names no key (kid) and the provider has several")
         if kid not in self._keys:
             async with self._keys_lock:
-                if kid not in self._keys and time.monotonic() - self._keys_read_at >= _JWKS_MIN_INTERVAL:
+                since = time.monotonic() - self._keys_read_at
+                if kid not in self._keys and since >= self.settings.jwks_min_interval_seconds:
                     await self._read_keys()
         key = self._keys.get(kid)
         if key is None:
