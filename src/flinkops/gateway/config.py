@@ -94,6 +94,9 @@ class OidcSettings(_Model):
     session_seconds: int = Field(default=8 * 3600, gt=0)
     #: Clock skew allowed on ``exp``/``nbf``/``iat``.
     leeway_seconds: int = Field(default=30, ge=0, le=300)
+    #: The least time between two reads of the provider's JWKS (a token naming a key not known yet makes the
+    #: gateway read it again, then waits for the next read allowed when one was just made).
+    jwks_min_interval_seconds: float = Field(default=10.0, gt=0, le=300)
 
     @field_validator("issuer")
     @classmethod

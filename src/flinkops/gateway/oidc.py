@@ -3,8 +3,13 @@ browser's sign-in (authorization code flow with PKCE).
 
 * Discovery (``<issuer>/.well-known/openid-configuration``) is read at start; its ``issuer`` must be the
   configured one exactly. Okta, Entra ID, Keycloak, Dex... differ only in settings.
-* Keys come from the provider's JWKS (PyJWT's ``PyJWKSet``); a token signed with a key id not known yet makes the
-  gateway read the JWKS again (at most every 10 s), so a provider's key rotation needs nothing from anyone.
+* Keys come from the provider's JWKS (as PyJWT's ``PyJWK``). A token signed with a key id not known yet makes the
+  gateway read the JWKS again, so a provider's key rotation needs nothing from anyone. Reads are at least
+  ``jwksMinIntervalSeconds`` (10 s) apart: a token arriving sooner waits for the next read allowed (one read for
+  all that wait) rather than being refused, so a flood of made-up key ids costs the provider one read per
+  interval and a real new key is taken up within one interval. A read that fails (the endpoint down, an answer
+  that is no JWK set) keeps the keys known and counts as a read; the token is refused (401), saying so. A key the
+  JWKS no longer lists is forgotten at the read, and tokens verified with it are checked again (and refused).
 * A token is accepted only when its header's ``alg`` is an asymmetric algorithm the provider announces (never
   ``none``, never an HMAC that a public key could be abused as the secret of), its signature verifies, ``iss`` is
   the issuer, ``aud`` holds the client id or a configured audience, and ``exp``/``nbf``/``iat`` hold (with
@@ -17,6 +22,7 @@ browser's sign-in (authorization code flow with PKCE).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -33,7 +39,6 @@ __all__ = ["Claims", "LoginStart", "OidcProvider", "TokenRejected"]
 
 #: Signature algorithms a token may use: asymmetric only.
 _ASYMMETRIC = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-_JWKS_MIN_INTERVAL = 10.0
 _CACHE_SIZE = 10_000
 
 
@@ -65,9 +70,10 @@ class OidcProvider:
         self._http = http or httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         self._discovery: dict[str, Any] = {}
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._keys_read_at = 0.0
+        self._published: dict[str, dict[str, Any]] = {}  # each key as the JWKS lists it
+        self._keys_asked_at = -math.inf  # when the JWKS was last asked for, answered or not (time.monotonic)
         self._keys_lock = asyncio.Lock()
-        self._verified: OrderedDict[str, Claims] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[Claims, jwt.PyJWK]] = OrderedDict()
 
     async def start(self) -> None:
         url = f"{self.settings.issuer}/.well-known/openid-configuration"
@@ -90,21 +96,55 @@ class OidcProvider:
         return [a for a in announced if a in _ASYMMETRIC]
 
     async def _read_keys(self) -> None:
+        """The signing keys the JWKS lists now, replacing the ones known (a key listed as before keeps its
+        ``PyJWK``, so the tokens verified with it stay remembered); nothing changes when the read fails."""
+        self._keys_asked_at = time.monotonic()
         response = await self._http.get(self._discovery["jwks_uri"])
         response.raise_for_status()
-        keys = jwt.PyJWKSet.from_dict(response.json())
-        self._keys = {k.key_id: k for k in keys.keys if k.key_id}
-        self._keys_read_at = time.monotonic()
+        try:
+            listed = response.json().get("keys")
+        except (ValueError, AttributeError):
+            listed = None
+        if not isinstance(listed, list):
+            raise ValueError("the answer is not a JWK set")
+        keys: dict[str, jwt.PyJWK] = {}
+        published: dict[str, dict[str, Any]] = {}
+        for jwk in listed:
+            if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str) or jwk.get("use") == "enc":
+                continue
+            kid = jwk["kid"]
+            known = self._keys.get(kid)
+            if known is not None and self._published.get(kid) == jwk:
+                keys[kid] = known
+            else:
+                try:
+                    keys[kid] = jwt.PyJWK(jwk)
+                except jwt.PyJWTError:  # a key type or curve PyJWT cannot use: not one to verify with
+                    continue
+            published[kid] = jwk
+        if not keys:
+            raise ValueError("the JWK set holds no signing key with a kid")
+        self._keys, self._published = keys, published
 
     async def _key(self, kid: str | None) -> jwt.PyJWK:
         if kid is None:
             if len(self._keys) == 1:
                 return next(iter(self._keys.values()))
             raise TokenRejected("the token names no key (kid) and the provider has several")
-        if kid not in self._keys:
-            async with self._keys_lock:
-                if kid not in self._keys and time.monotonic() - self._keys_read_at >= _JWKS_MIN_INTERVAL:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        arrived = time.monotonic()
+        async with self._keys_lock:  # first come, first served: one read serves every token waiting when it began
+            if kid not in self._keys and self._keys_asked_at < arrived:
+                await asyncio.sleep(self._keys_asked_at + self.settings.jwks_min_interval_seconds - time.monotonic())
+                try:
                     await self._read_keys()
+                except (httpx.HTTPError, ValueError) as exc:
+                    raise TokenRejected(
+                        f"signed with key {kid!r}, not known, and the provider's keys could not be read again: "
+                        f"{str(exc) or type(exc).__name__}"
+                    ) from None
         key = self._keys.get(kid)
         if key is None:
             raise TokenRejected(f"signed with key {kid!r}, which the provider does not publish")
@@ -113,12 +153,12 @@ class OidcProvider:
     async def verify(self, token: str, *, audiences: list[str] | None = None, nonce: str | None = None) -> Claims:
         """The claims of ``token`` once every check holds; ``TokenRejected`` saying which did not."""
         now = time.time()
-        cached = self._verified.get(token) if nonce is None else None
-        if cached is not None:
-            if cached.expires_at + self.settings.leeway_seconds > now:
+        cached, signer = self._verified.get(token, (None, None)) if nonce is None else (None, None)
+        if cached is not None and signer is not None:
+            if cached.expires_at + self.settings.leeway_seconds > now and self._keys.get(signer.key_id or "") is signer:
                 self._verified.move_to_end(token)
                 return cached
-            del self._verified[token]
+            del self._verified[token]  # expired, or its key is no longer published: checked again below
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -163,7 +203,7 @@ class OidcProvider:
             raw=raw,
         )
         if nonce is None:
-            self._verified[token] = claims
+            self._verified[token] = (claims, key)
             if len(self._verified) > _CACHE_SIZE:
                 self._verified.popitem(last=False)
         return claims
