@@ -22,8 +22,12 @@ cpu and memory, slots per TaskManager), so:
 With ``since_ms`` every span is cut to ``[since_ms, now_ms]``. A run recorded before these fields existed has no
 ``released_at`` or ``requested``: its span ends at the best recorded fact and the report says so (``notes``).
 
-Called by: the planner (``requested_resources`` when a run is recorded) and ``service.cost`` (the report, the web
-page, ``top`` and the metrics). Pure: no I/O, no clock (``now_ms`` is given).
+``resource_cost`` prices one FlinkDeployment or FlinkSessionJob from its recorded runs: ``service.cost.cost_of`` is
+it for the front ends, and the controller's metrics (``wiring.metrics``, a layer below the service) call it directly,
+so both give the same figures.
+
+Called by: the planner (``requested_resources`` when a run is recorded), ``service.cost`` (the report, the web
+page, ``top``, ``describe``) and ``wiring.metrics``. Pure: no I/O, no clock (``now_ms`` is given).
 """
 
 from __future__ import annotations
@@ -33,17 +37,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flinkops.api.models import DeploymentRecord, FlinkDeploymentSpec, RequestedResources
+from flinkops.api.models import (
+    DeploymentRecord,
+    FlinkDeployment,
+    FlinkDeploymentSpec,
+    FlinkSessionJob,
+    JobManagerDeploymentStatus,
+    RequestedResources,
+)
 from flinkops.api.quantities import cpu_cores, memory_bytes
 
 __all__ = [
     "DEFAULT_MEMORY",
+    "DEFAULT_PRICES",
     "DeploymentCost",
     "Prices",
     "RunCost",
     "deployment_cost",
     "kpus",
     "requested_resources",
+    "resource_cost",
     "run_cost",
     "taskmanagers",
     "ververica_cus",
@@ -67,6 +80,14 @@ class Prices:
     kpu_hour: float | None = None
     aws_orchestration_kpus: int = 1
     cu_hour: float | None = None
+
+
+#: Built-in rates (USD per hour, AWS us-east-1 list prices): a requested vCPU and GiB on AWS Fargate, an AWS
+#: Managed Service for Apache Flink KPU. Ververica has no public list price flinkops can stand behind: set
+#: ``ververica.cuHour`` in your price table to see that column priced.
+DEFAULT_PRICES = Prices(
+    currency="USD", vcpu_hour=0.04048, gib_hour=0.004445, kpu_hour=0.11, aws_orchestration_kpus=1, cu_hour=None
+)
 
 
 # ------------------------------------------------------------------------------------------ what a spec asks for
@@ -360,13 +381,19 @@ def deployment_cost(
     busy_ratio: float | None = None,
     checkpoints: int | None = None,
     since_ms: int | None = None,
+    settled: Sequence[RunCost] | None = None,
 ) -> DeploymentCost:
     """The figures of every run in ``history`` (oldest first) that overlaps ``[since_ms, now_ms]``.
     ``cluster_up``: the newest run's cluster still runs. ``busy_ratio`` and ``checkpoints`` apply to the newest
-    run only (they are live readings)."""
-    runs: list[RunCost] = []
+    run only (they are live readings). ``settled``: the figures of every run but the newest from an earlier call
+    over the same history, prices and requested resources, without ``since_ms`` (they do not depend on
+    ``now_ms``: only the newest run can still be running), reused rather than worked out again."""
+    reuse = settled is not None and since_ms is None and len(settled) == len(history) - 1
+    runs: list[RunCost] = list(settled) if reuse and settled is not None else []
     for i, run in enumerate(history):
         newest = i == len(history) - 1
+        if reuse and not newest:
+            continue
         figures = run_cost(
             run,
             now_ms=now_ms,
@@ -382,3 +409,56 @@ def deployment_cost(
             continue  # outside the window
         runs.append(figures)
     return DeploymentCost(namespace, name, kind, prices.currency, since_ms, now_ms, tuple(runs))
+
+
+def cluster_up(resource: FlinkDeployment | FlinkSessionJob) -> bool:
+    """Whether the newest run's cluster (a session job: its job) still runs."""
+    status = resource.status
+    if status is None or not status.deployment_history:
+        return False
+    run = status.deployment_history[-1]
+    if run.released_at is not None:
+        return False
+    if isinstance(resource, FlinkDeployment):
+        assert resource.status is not None
+        return resource.status.job_manager_deployment_status is not JobManagerDeploymentStatus.MISSING
+    return run.ended_at is None and status.job_status.state not in ("FINISHED", "FAILED", "CANCELED")
+
+
+def resource_cost(
+    resource: FlinkDeployment | FlinkSessionJob,
+    now_ms: int,
+    prices: Prices = DEFAULT_PRICES,
+    *,
+    busy_ratio: float | None = None,
+    checkpoints: int | None = None,
+    since: int | None = None,
+    requested: RequestedResources | None = None,
+    settled: Sequence[RunCost] | None = None,
+) -> DeploymentCost:
+    """What ``resource``'s runs cost up to ``now_ms`` (from ``since``, epoch ms, when given). ``busy_ratio`` and
+    ``checkpoints``: live readings of the running job; ``settled``: the older runs' figures from an earlier call
+    on the same resourceVersion (``deployment_cost``). ``requested``: what the current spec requests, when the
+    caller has it at hand (a FlinkDeployment's is otherwise worked out from its spec).
+
+    A session job's runs share their session cluster: they get wall time, downtime and checkpoints, and their
+    resources are priced on the session cluster (its FlinkDeployment)."""
+    if requested is None and isinstance(resource, FlinkDeployment):
+        requested = requested_resources(resource.spec)
+    if isinstance(resource, FlinkSessionJob):
+        requested = None
+    history = resource.status.deployment_history if resource.status is not None else []
+    return deployment_cost(
+        history,
+        namespace=resource.metadata.namespace,
+        name=resource.metadata.name,
+        kind=resource.kind,
+        now_ms=now_ms,
+        prices=prices,
+        cluster_up=cluster_up(resource),
+        requested=requested,
+        busy_ratio=busy_ratio,
+        checkpoints=checkpoints,
+        since_ms=since,
+        settled=settled,
+    )
