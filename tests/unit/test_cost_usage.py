@@ -176,3 +176,47 @@ def test_unknown_figures_leave_the_recorded_ones_alone() -> None:
         update={"deployment_history": [s.deployment_history[-1].model_copy(update={"released_at": 61_000})]}
     )
     assert note_run_progress(released, seen(60_000 + 2 * USAGE_INTERVAL_MS)) is released
+
+
+# -- the report ------------------------------------------------------------------------------------------------
+
+
+def test_the_report_shows_used_beside_requested_and_the_json_carries_them() -> None:
+    from flinkops.api.models import RequestedResources
+    from flinkops.core.cost import DEFAULT_PRICES, deployment_cost, run_cost
+    from flinkops.service.cost import as_dict
+
+    asks = RequestedResources(
+        job_managers=1, job_manager_cpu=1.0, job_manager_memory_bytes=GIB, task_managers=1, task_manager_cpu=1.0,
+        task_manager_memory_bytes=GIB, task_slots=1,
+    )  # fmt: skip
+    record = DeploymentRecord(
+        generation=1, started_at=0, deployed_at=0, running_at=1000, ended_at=99_000, end_state="FINISHED",
+        released_at=100_000, requested=asks, used_cpu_seconds=50.0, used_gib_seconds=100.0, state_gib_hours=0.01,
+        checkpoint_bytes=4096,
+    )  # fmt: skip
+    run = run_cost(record, now_ms=200_000, prices=DEFAULT_PRICES)
+    assert (run.vcpu_seconds, run.gib_seconds) == (200.0, 200.0)  # 2 vCPU and 2 GiB for 100 s
+    assert (run.used_vcpu_seconds, run.used_gib_seconds) == (50.0, 100.0)
+    assert (run.cpu_utilisation, run.memory_utilisation) == (0.25, 0.5)
+    assert (run.state_gib_hours, run.checkpoint_bytes) == (0.01, 4096)
+    # A window holding half of the run gets half of its used figures, and says it is an estimate.
+    half = run_cost(record, now_ms=200_000, prices=DEFAULT_PRICES, since_ms=50_000)
+    assert half.used_vcpu_seconds == pytest.approx(25.0) and half.cpu_utilisation == pytest.approx(0.25)
+    assert any("estimate" in note for note in half.notes)
+    # Unknown stays unknown: a run without the figures has None, never 0.
+    old = run_cost(record.model_copy(update={"used_cpu_seconds": None}), now_ms=200_000, prices=DEFAULT_PRICES)
+    assert old.used_vcpu_seconds is None and old.cpu_utilisation is None
+    cost = deployment_cost([record], namespace="ns", name="n", kind="FlinkDeployment", now_ms=200_000,
+                           prices=DEFAULT_PRICES, cluster_up=False)  # fmt: skip
+    body = as_dict(cost)
+    expected = {"usedVcpuSeconds": 50.0, "usedGibSeconds": 100.0, "stateGibHours": 0.01, "checkpointBytes": 4096,
+                "cpuUtilisation": 0.25, "memoryUtilisation": 0.5}  # fmt: skip
+    assert {k: body["total"][k] for k in expected} == expected
+    [shown] = body["runs"]
+    assert shown["usedVcpuSeconds"] == 50.0 and shown["cpuUtilisation"] == 0.25 and shown["checkpointBytes"] == 4096
+    from flinkops.cli.cost import cost_lines
+
+    text = "\n".join(cost_lines(cost))
+    assert "used: 50.0 vCPU-s (25%), 100.0 GiB-s (50%), state 0.0100 GiB-h, checkpoints wrote 4.0 KiB" in text
+    assert max(len(line) for line in cost_lines(cost)) <= 120

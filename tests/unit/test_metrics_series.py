@@ -262,13 +262,15 @@ def _with_runs(resource: Any, now_ms: int, rest_url: str | None) -> Any:
     history = [
         {"generation": 1, "reason": "first-deploy", "startedAt": first, "deployedAt": first + 1000,
          "runningAt": first + 9000, "endedAt": first + hour, "endState": "FINISHED",
-         "releasedAt": first + hour + 60_000, "requested": requested, "checkpoints": 40, "checkpointed": True},
+         "releasedAt": first + hour + 60_000, "requested": requested, "checkpoints": 40, "checkpointed": True,
+         "usedCpuSeconds": 1800.0, "usedGibSeconds": 9000.0, "stateGibHours": 0.5, "checkpointBytes": 12345},
         {"generation": 2, "reason": "upgrade", "startedAt": now_ms - hour, "deployedAt": now_ms - hour + 500,
          "stoppedAt": now_ms - hour - 20_000, "runningAt": now_ms - hour, "requested": requested, "checkpointed": True},
     ]  # fmt: skip
-    if isinstance(resource, FlinkSessionJob):  # the planner records a session job's runs without resources
+    if isinstance(resource, FlinkSessionJob):  # a session job's runs record neither resources nor cluster usage
         for run in history:
-            del run["requested"]
+            for shared in ("requested", "usedCpuSeconds", "usedGibSeconds"):
+                run.pop(shared, None)
     shown = running(resource, rest_url).model_dump(by_alias=True, mode="json")
     shown["status"]["deploymentHistory"] = history
     return type(resource).model_validate(shown)
@@ -306,9 +308,11 @@ def test_cost_series_are_the_cost_reports_totals_with_the_live_readings(flink: F
     assert types[f"{fd}_wall_seconds"] == "counter"
     assert series(samples, f"{fd}_wall_seconds_total", **PAYMENTS) == pytest.approx(expected.wall_ms / 1000)
     for figure in ("vcpu_seconds", "gib_seconds", "slot_seconds", "busy_slot_seconds", "kpu_hours", "cu_hours",
-                   "checkpoints"):  # fmt: skip
+                   "checkpoints", "used_vcpu_seconds", "used_gib_seconds", "state_gib_hours",
+                   "checkpoint_bytes"):  # fmt: skip
         assert series(samples, f"{fd}_{figure}_total", **PAYMENTS) == pytest.approx(expected.total(figure)), figure
     assert series(samples, f"{fd}_checkpoints_total", **PAYMENTS) == 40 + figures.checkpoints_completed
+    assert series(samples, f"{fd}_used_vcpu_seconds_total", **PAYMENTS) == 1800, "the finished run's record"
     assert series(samples, f"{fd}_idle_tail_seconds_total", **PAYMENTS) == 60
     assert series(samples, f"{fd}_downtime_seconds_total", **PAYMENTS) == 20
     for figure, basis in (("price", "compute"), ("aws_price", "aws_managed_flink"), ("ververica_price", "ververica")):
@@ -319,8 +323,9 @@ def test_cost_series_are_the_cost_reports_totals_with_the_live_readings(flink: F
     sj = "flinkops_flinksessionjob_cost"
     assert series(samples, f"{sj}_wall_seconds_total", **orders) == pytest.approx(expected.wall_ms / 1000)
     assert series(samples, f"{sj}_downtime_seconds_total", **orders) == 20
-    for name in ("vcpu_seconds", "gib_seconds", "slot_seconds", "kpu_hours", "price"):
+    for name in ("vcpu_seconds", "gib_seconds", "slot_seconds", "kpu_hours", "price", "used_vcpu_seconds"):
         assert series(samples, f"{sj}_{name}_total", **orders) is None, name
+    assert series(samples, f"{sj}_state_gib_hours_total", **orders) == 0.5, "its own job's state"
     # A second scrape reuses the finished run's figures and counts the live one on.
     later = now + 60
     metrics.clock = lambda: later

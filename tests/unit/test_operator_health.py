@@ -98,6 +98,11 @@ WHEN_KNOWN = (
     "flink_k8soperator_namespace_Lifecycle_Transition_<Transition>_TimeSeconds",
     "flinkops_<kind>_cost_idle_tail_seconds",  # a job that ended before its cluster went
     "flinkops_<kind>_cost_downtime_seconds",  # a run that followed a stop
+    # recorded from Flink's metrics on the run (the used resources: application deployments only)
+    "flinkops_<kind>_cost_used_vcpu_seconds",
+    "flinkops_<kind>_cost_used_gib_seconds",
+    "flinkops_<kind>_cost_state_gib_hours",
+    "flinkops_<kind>_cost_checkpoint_bytes",
 )
 
 

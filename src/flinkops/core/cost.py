@@ -17,10 +17,19 @@ cpu and memory, slots per TaskManager), so:
   not rounded;
 * Ververica Cloud CUs (1 CU = 1 CPU + 4 GiB): the whole cluster's (JobManagers included) max(cpu, GiB / 4), not
   rounded; CU-hours = CUs x the span in hours;
-* a price from ``Prices``: vCPU-hours and GiB-hours at the compute rates, and the two equivalents at theirs.
+* a price from ``Prices``: vCPU-hours and GiB-hours at the compute rates, and the two equivalents at theirs;
+* what the run *used*, as the controller recorded it from Flink's metrics (``DeploymentRecord.used_cpu_seconds``,
+  ``used_gib_seconds``, ``state_gib_hours``, ``checkpoint_bytes``; ``core.planner.steady`` says how they are
+  sampled): used vCPU-seconds and GiB-seconds (utilisation = used / requested), the GiB-hours of checkpointed state
+  held and the bytes its checkpoints uploaded. A live run's figures count to its last sample (at most ten minutes
+  old). Only an application deployment's run records the cluster's usage: a session cluster is shared by its
+  session jobs and no share of it is attributed to one (no double count; its own FlinkDeployment records none
+  either), while a session job's state and checkpoint bytes are its own job's.
 
-With ``since_ms`` every span is cut to ``[since_ms, now_ms]``. A run recorded before these fields existed has no
-``released_at`` or ``requested``: its span ends at the best recorded fact and the report says so (``notes``).
+With ``since_ms`` every span is cut to ``[since_ms, now_ms]``; a run's used figures, recorded as totals, are
+then scaled by the share of its wall time inside the window (an estimate: the report says so). A run recorded
+before these fields existed has no ``released_at`` or ``requested``: its span ends at the best recorded fact and
+the report says so (``notes``).
 
 ``resource_cost`` prices one FlinkDeployment or FlinkSessionJob from its recorded runs: ``service.cost.cost_of`` is
 it for the front ends, and the controller's metrics (``wiring.metrics``, a layer below the service) call it directly,
@@ -219,6 +228,12 @@ class RunCost:
     aws_price: float | None
     ververica_price: float | None
     notes: tuple[str, ...] = ()
+    #: CPU seconds and GiB-seconds of memory the run's cluster used (Flink's JVM metrics)
+    used_vcpu_seconds: float | None = None
+    used_gib_seconds: float | None = None
+    #: GiB of checkpointed state held x hours, and bytes the run's checkpoints uploaded to checkpoint storage
+    state_gib_hours: float | None = None
+    checkpoint_bytes: float | None = None
 
     @property
     def efficiency(self) -> float | None:
@@ -226,6 +241,20 @@ class RunCost:
         if self.busy_slot_seconds is None or not self.slot_seconds:
             return None
         return self.busy_slot_seconds / self.slot_seconds
+
+    @property
+    def cpu_utilisation(self) -> float | None:
+        """Used vCPU-seconds over requested ones, when both are known."""
+        return _ratio(self.used_vcpu_seconds, self.vcpu_seconds)
+
+    @property
+    def memory_utilisation(self) -> float | None:
+        """Used GiB-seconds over requested ones, when both are known."""
+        return _ratio(self.used_gib_seconds, self.gib_seconds)
+
+
+def _ratio(used: float | None, requested: float | None) -> float | None:
+    return used / requested if used is not None and requested else None
 
 
 def _total(values: Sequence[float | None]) -> float | None:
@@ -256,6 +285,20 @@ class DeploymentCost:
     def efficiency(self) -> float | None:
         busy, slots = self.total("busy_slot_seconds"), self.total("slot_seconds")
         return busy / slots if busy is not None and slots else None
+
+    def _used_over_requested(self, used: str, requested: str) -> float | None:
+        """The runs that know both figures: their used sum over their requested sum."""
+        pairs = [(getattr(r, used), getattr(r, requested)) for r in self.runs]
+        known = [(u, q) for u, q in pairs if u is not None and q is not None]
+        return _ratio(sum(u for u, _ in known), sum(q for _, q in known)) if known else None
+
+    @property
+    def cpu_utilisation(self) -> float | None:
+        return self._used_over_requested("used_vcpu_seconds", "vcpu_seconds")
+
+    @property
+    def memory_utilisation(self) -> float | None:
+        return self._used_over_requested("used_gib_seconds", "gib_seconds")
 
 
 def _clip(start: int | None, end: int | None, lo: int | None, hi: int) -> int | None:
@@ -336,6 +379,17 @@ def run_cost(
     if idle is None and live and run.ended_at is not None:
         idle = _clip(run.ended_at, now_ms, since_ms, now_ms)  # ended, cluster not released yet: the tail so far
     downtime = _clip(run.stopped_at, run.running_at, since_ms, now_ms) if run.downtime_ms is not None else None
+    share = 1.0
+    if since_ms is not None and wall is not None:
+        whole = _clip(start, end, None, now_ms)
+        share = wall / whole if whole else 0.0
+        recorded = (run.used_cpu_seconds, run.used_gib_seconds, run.state_gib_hours, run.checkpoint_bytes)
+        if share < 1.0 and any(v is not None for v in recorded):
+            notes.append("used figures cut to the window by its share of the run's wall time (an estimate)")
+
+    def used(value: float | None) -> float | None:
+        return value * share if value is not None else None
+
     price = None
     if vcpu_s is not None and gib_s is not None and prices.vcpu_hour is not None and prices.gib_hour is not None:
         price = vcpu_s / 3600 * prices.vcpu_hour + gib_s / 3600 * prices.gib_hour
@@ -365,6 +419,10 @@ def run_cost(
         aws_price=kpu_h * prices.kpu_hour if kpu_h is not None and prices.kpu_hour is not None else None,
         ververica_price=cu_h * prices.cu_hour if cu_h is not None and prices.cu_hour is not None else None,
         notes=tuple(notes),
+        used_vcpu_seconds=used(run.used_cpu_seconds),
+        used_gib_seconds=used(run.used_gib_seconds),
+        state_gib_hours=used(run.state_gib_hours),
+        checkpoint_bytes=used(run.checkpoint_bytes),
     )
 
 

@@ -208,6 +208,8 @@ def _run_dict(run: RunCost) -> dict[str, Any]:
     body = {k: v for k, v in asdict(run).items() if k not in ("requested", "notes")}
     body["requested"] = run.requested.model_dump(by_alias=True) if run.requested is not None else None
     body["efficiency"] = run.efficiency
+    body["cpu_utilisation"] = run.cpu_utilisation
+    body["memory_utilisation"] = run.memory_utilisation
     body["notes"] = list(run.notes)
     return {_camel(k): v for k, v in body.items()}
 
@@ -230,12 +232,21 @@ _TOTALS = (
     "price",
     "aws_price",
     "ververica_price",
+    "used_vcpu_seconds",
+    "used_gib_seconds",
+    "state_gib_hours",
+    "checkpoint_bytes",
 )
 
 
 def as_dict(cost: DeploymentCost) -> dict[str, Any]:
     """The ``-o json`` shape of one resource's cost (stable: fields are only ever added)."""
-    totals: dict[str, Any] = {"wallMs": cost.wall_ms, "efficiency": cost.efficiency}
+    totals: dict[str, Any] = {
+        "wallMs": cost.wall_ms,
+        "efficiency": cost.efficiency,
+        "cpuUtilisation": cost.cpu_utilisation,
+        "memoryUtilisation": cost.memory_utilisation,
+    }
     totals.update({_camel(name): cost.total(name) for name in _TOTALS})
     return {
         "kind": cost.kind,

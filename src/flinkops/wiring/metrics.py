@@ -67,7 +67,9 @@ caller hands in: the home's ``prices.yaml`` or the built-in rates), same labels:
 ``_cost_vcpu_seconds_total`` and ``_cost_gib_seconds_total`` (requested), ``_cost_slot_seconds_total``,
 ``_cost_busy_slot_seconds_total`` (the running job's busy ratio read live, applied to its run),
 ``_cost_idle_tail_seconds_total``, ``_cost_downtime_seconds_total``, ``_cost_checkpoints_total`` (the running job's
-count read live), ``_cost_kpu_hours_total``, ``_cost_cu_hours_total`` and ``_cost_price_total{currency,basis}`` with
+count read live), ``_cost_kpu_hours_total``, ``_cost_cu_hours_total``, what the runs used as recorded from
+Flink's metrics (``_cost_used_vcpu_seconds_total``, ``_cost_used_gib_seconds_total``, ``_cost_state_gib_hours_total``,
+``_cost_checkpoint_bytes_total``; at most ten minutes behind) and ``_cost_price_total{currency,basis}`` with
 ``basis`` one of ``compute`` (requested vCPU-h and GiB-h at the compute rates: ``flinkops cost``'s PRICE),
 ``aws_managed_flink`` (KPU-h x kpuHour) and ``ververica`` (CU-h x cuHour): three bases of one bill, never to be
 summed. A session job is priced on its session cluster's series: its own have wall time, downtime and
@@ -711,6 +713,10 @@ _COST_FIGURES = (
     ("checkpoints", "checkpoints", 1.0, "Checkpoints the runs' jobs completed."),
     ("kpu_hours", "kpu_hours", 1.0, "AWS Managed Service for Apache Flink KPU-hours equivalent."),
     ("cu_hours", "cu_hours", 1.0, "Ververica CU-hours equivalent."),
+    ("used_vcpu_seconds", "used_vcpu_seconds", 1.0, "CPU seconds the runs' clusters used (Flink's JVM metrics)."),
+    ("used_gib_seconds", "used_gib_seconds", 1.0, "GiB of memory in use x seconds, sampled from Flink's metrics."),
+    ("state_gib_hours", "state_gib_hours", 1.0, "GiB of checkpointed state held x hours."),
+    ("checkpoint_bytes", "checkpoint_bytes", 1.0, "Bytes the runs' checkpoints uploaded to checkpoint storage."),
 )
 #: (figure, ``basis`` label) of the price series
 _PRICE_BASES = (("price", "compute"), ("aws_price", "aws_managed_flink"), ("ververica_price", "ververica"))
