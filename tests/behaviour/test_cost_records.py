@@ -5,6 +5,8 @@ as stopping real processes does."""
 
 from __future__ import annotations
 
+import pytest
+
 from fakes.flink import JobScript
 from fakes.specs import application
 from fakes.world import World
@@ -77,3 +79,31 @@ def test_a_runs_cluster_is_counted_from_when_it_was_asked_of_the_runtime(world: 
     run = _runs(world, "stream")[-1]
     assert run.deployed_at == round(world.runtime.deployed_at[-1] * 1000)
     assert run.deployed_at >= run.started_at
+
+
+def test_a_running_jobs_usage_is_recorded_every_ten_minutes_and_at_its_end(world: World) -> None:
+    """With Flink reporting its JVM metrics and checkpoint sizes, a stable job's run gets its used figures at most
+    every ten minutes (one status write each), and once more when the job ends."""
+    from flinkops.ports.flink import ClusterUsage
+
+    world.flink.usage = lambda now: ClusterUsage(cpu_seconds=now * 0.5, memory_bytes=1 << 30)
+    world.flink.checkpoint_sizes = (2 << 30, 1000)
+    world.flink.script("bounded", JobScript(finish_after=2000, result={"records": "5"}))
+    world.apply(application("bounded", args=["bounded"]))  # checkpoints every virtual second
+    world.run_until(lambda w: w.lifecycle("bounded") == "STABLE", what="stable")
+    world.run_for(30)
+    writes = len(world.store.status_writes)
+    world.run_for(1800)
+    assert 2 <= len(world.store.status_writes) - writes <= 4, "a write per ten minutes, not per pass"
+    run = _runs(world, "bounded")[-1]
+    assert run.used_cpu_seconds is not None and run.used_gib_seconds is not None and run.usage_sampled_at
+    assert run.state_gib_hours is not None and run.state_gib_hours > 0
+    assert run.checkpoint_bytes is not None and run.checkpoint_bytes >= 1000 * 1000
+    world.run_until(lambda w: bool(w.runtime.released_at), what="the cluster released")
+    world.run_for(5)
+    ended = _runs(world, "bounded")[-1]
+    assert ended.end_state == "FINISHED" and ended.ended_at is not None
+    assert ended.usage_sampled_at is not None and ended.usage_sampled_at >= ended.ended_at, "written at the end"
+    assert ended.used_gib_seconds is not None
+    assert ended.used_gib_seconds == pytest.approx((ended.usage_sampled_at - (run.usage_sampled_at or 0)) / 1000
+                                                   + (run.used_gib_seconds or 0), rel=0.01)  # fmt: skip

@@ -54,6 +54,7 @@ from flinkops.ports.flink import (
     CheckpointTriggerStatus,
     CheckpointType,
     ClusterConfig,
+    ClusterUsage,
     CompletedCheckpoint,
     FailureCause,
     JobDetails,
@@ -237,6 +238,12 @@ class FakeFlink:
         #: How long a cancelled job stays CANCELLING before it is CANCELED (its tasks stopping), seconds.
         self.cancel_duration = 0.0
         self.flink_version = "2.2.1"
+        #: What ``cluster_usage`` reports at a time on the virtual clock (seconds): None reports no JVM metrics, as
+        #: a cluster whose metrics are not there yet; a test sets it to measure the recorded usage.
+        self.usage: Callable[[float], ClusterUsage] | None = None
+        #: (state size, checkpointed size) the checkpoint statistics' summary reports on average, bytes; None
+        #: reports no summary.
+        self.checkpoint_sizes: tuple[int, int] | None = None
         #: Every job ever started, in order (a job id appearing twice would be a job run twice).
         self.started: list[FakeJob] = []
         self._clusters: dict[str, _Cluster] = {}
@@ -650,6 +657,11 @@ class FakeFlinkClient:
             for index, used in enumerate(cluster.used_by_taskmanager())
         )
 
+    def cluster_usage(self) -> ClusterUsage:
+        self.flink._cluster(self.url)
+        usage = self.flink.usage
+        return usage(self.flink.clock.now()) if usage is not None else ClusterUsage(None, None)
+
     def config(self) -> ClusterConfig:
         self.flink._cluster(self.url)
         return ClusterConfig(self.flink.flink_version, "fake", MappingProxyType({}), MappingProxyType({}))
@@ -726,8 +738,8 @@ class FakeFlinkClient:
                 savepoint_format=None,
                 trigger_timestamp=_ms(moment),
                 latest_ack_timestamp=_ms(moment),
-                state_size=4096,
-                checkpointed_size=4096,
+                state_size=self.flink.checkpoint_sizes[0] if self.flink.checkpoint_sizes else None,
+                checkpointed_size=self.flink.checkpoint_sizes[1] if self.flink.checkpoint_sizes else None,
                 discarded=self.flink.snapshots.stored(path) is None,
             )
         restored = None
@@ -740,6 +752,8 @@ class FakeFlinkClient:
             latest_savepoint=None,
             latest_failed=None,
             latest_restored=restored,
+            state_size_avg=self.flink.checkpoint_sizes[0] if self.flink.checkpoint_sizes and visible else None,
+            checkpointed_size_avg=self.flink.checkpoint_sizes[1] if self.flink.checkpoint_sizes and visible else None,
         )
 
     def cancel(self, job_id: str) -> None:

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fakes.specs import application, session_cluster, session_job
 from fakes.store import FakeStore
+from flinkops.api.models import FlinkSessionJob
 from flinkops.flink.figures import FiguresReader
 from flinkops.ports import ResourceKey
 from flinkops.ports.flink import JobAddress
@@ -242,3 +243,100 @@ def test_a_kafka_source_whose_metrics_show_up_late_gets_its_lag() -> None:
         assert read is not None and read.kafka_lag == 1200
     finally:
         fake.stop()
+
+
+def _with_runs(resource: Any, now_ms: int, rest_url: str | None) -> Any:
+    """``resource`` running (``running``) with two recorded runs: one finished whose cluster was released a minute
+    after its job ended, and the live one, deployed an hour ago after 20 s of downtime."""
+    hour = 3_600_000
+    requested = {
+        "jobManagers": 1,
+        "jobManagerCpu": 1.0,
+        "jobManagerMemoryBytes": 1 << 30,
+        "taskManagers": 2,
+        "taskManagerCpu": 2.0,
+        "taskManagerMemoryBytes": 4 << 30,
+        "taskSlots": 2,
+    }
+    first = now_ms - 3 * hour
+    history = [
+        {"generation": 1, "reason": "first-deploy", "startedAt": first, "deployedAt": first + 1000,
+         "runningAt": first + 9000, "endedAt": first + hour, "endState": "FINISHED",
+         "releasedAt": first + hour + 60_000, "requested": requested, "checkpoints": 40, "checkpointed": True,
+         "usedCpuSeconds": 1800.0, "usedGibSeconds": 9000.0, "stateGibHours": 0.5, "checkpointBytes": 12345},
+        {"generation": 2, "reason": "upgrade", "startedAt": now_ms - hour, "deployedAt": now_ms - hour + 500,
+         "stoppedAt": now_ms - hour - 20_000, "runningAt": now_ms - hour, "requested": requested, "checkpointed": True},
+    ]  # fmt: skip
+    if isinstance(resource, FlinkSessionJob):  # a session job's runs record neither resources nor cluster usage
+        for run in history:
+            for shared in ("requested", "usedCpuSeconds", "usedGibSeconds"):
+                run.pop(shared, None)
+    shown = running(resource, rest_url).model_dump(by_alias=True, mode="json")
+    shown["status"]["deploymentHistory"] = history
+    return type(resource).model_validate(shown)
+
+
+def test_cost_series_are_the_cost_reports_totals_with_the_live_readings(flink: FakeFlink) -> None:
+    """The cost counters of a deployment with a finished run and a live one are ``cost_of``'s totals, given the busy
+    ratio and checkpoint count the scrape read from Flink; a session job gets the figures of its own runs (wall
+    time, downtime, checkpoints), never the cluster's resources a second time."""
+    from flinkops.core.cost import DEFAULT_PRICES, Prices
+    from flinkops.service.cost import cost_of
+
+    now = time.time()
+    now_ms = int(now * 1000)
+    store = FakeStore()
+    store.apply(application("fraud", namespace="payments", parallelism=4))
+    store.update_status(_with_runs(store.get(ResourceKey("FlinkDeployment", "payments", "fraud")), now_ms, flink.url))
+    store.apply(session_cluster("shared"))
+    store.update_status(running(store.get(ResourceKey("FlinkDeployment", "default", "shared")), flink.url, "none"))
+    store.apply(session_job("orders", "shared"))
+    store.update_status(_with_runs(store.get(ResourceKey("FlinkSessionJob", "default", "orders")), now_ms, None))
+    prices = Prices(currency="EUR", vcpu_hour=0.04, gib_hour=0.005, kpu_hour=0.1, cu_hour=0.2)
+    metrics = OperatorMetrics(
+        store=store, figures=FiguresReader(timeout=0.5, deadline=2.0), identity=IDENTITY, clock=lambda: now,
+        prices=prices,
+    )  # fmt: skip
+    types, samples = scrape(metrics)
+    figures = FiguresReader().read([JobAddress(flink.url, JOB)])[JobAddress(flink.url, JOB)]
+    assert figures is not None and figures.busy_ratio is not None and figures.checkpoints_completed is not None
+    fraud = store.get(ResourceKey("FlinkDeployment", "payments", "fraud"))
+    assert fraud is not None
+    expected = cost_of(fraud, now_ms, prices, busy_ratio=figures.busy_ratio, checkpoints=figures.checkpoints_completed)
+    assert [r.live for r in expected.runs] == [False, True]
+    fd = "flinkops_flinkdeployment_cost"
+    assert types[f"{fd}_wall_seconds"] == "counter"
+    assert series(samples, f"{fd}_wall_seconds_total", **PAYMENTS) == pytest.approx(expected.wall_ms / 1000)
+    for figure in ("vcpu_seconds", "gib_seconds", "slot_seconds", "busy_slot_seconds", "kpu_hours", "cu_hours",
+                   "checkpoints", "used_vcpu_seconds", "used_gib_seconds", "state_gib_hours",
+                   "checkpoint_bytes"):  # fmt: skip
+        assert series(samples, f"{fd}_{figure}_total", **PAYMENTS) == pytest.approx(expected.total(figure)), figure
+    assert series(samples, f"{fd}_checkpoints_total", **PAYMENTS) == 40 + figures.checkpoints_completed
+    assert series(samples, f"{fd}_used_vcpu_seconds_total", **PAYMENTS) == 1800, "the finished run's record"
+    assert series(samples, f"{fd}_idle_tail_seconds_total", **PAYMENTS) == 60
+    assert series(samples, f"{fd}_downtime_seconds_total", **PAYMENTS) == 20
+    for figure, basis in (("price", "compute"), ("aws_price", "aws_managed_flink"), ("ververica_price", "ververica")):
+        value = series(samples, f"{fd}_price_total", **PAYMENTS, currency="EUR", basis=basis)
+        assert value == pytest.approx(expected.total(figure)), basis
+    # The session job: its own runs' times and checkpoints; the resources are its session cluster's.
+    orders = {"namespace": "default", "name": "orders"}
+    sj = "flinkops_flinksessionjob_cost"
+    assert series(samples, f"{sj}_wall_seconds_total", **orders) == pytest.approx(expected.wall_ms / 1000)
+    assert series(samples, f"{sj}_downtime_seconds_total", **orders) == 20
+    for name in ("vcpu_seconds", "gib_seconds", "slot_seconds", "kpu_hours", "price", "used_vcpu_seconds"):
+        assert series(samples, f"{sj}_{name}_total", **orders) is None, name
+    assert series(samples, f"{sj}_state_gib_hours_total", **orders) == 0.5, "its own job's state"
+    # A second scrape reuses the finished run's figures and counts the live one on.
+    later = now + 60
+    metrics.clock = lambda: later
+    _, again = scrape(metrics)
+    assert series(again, f"{fd}_wall_seconds_total", **PAYMENTS) == pytest.approx(expected.wall_ms / 1000 + 60)
+    # Without a rate, no price series on that basis (never a 0); the built-in table has no Ververica rate.
+    _, built_in = scrape(metrics_for(store))
+    assert DEFAULT_PRICES.cu_hour is None
+    assert series(built_in, f"{fd}_price_total", **PAYMENTS, basis="ververica") is None
+    assert series(built_in, f"{fd}_price_total", **PAYMENTS, currency="USD", basis="compute") is not None
+    # A deleted resource's series go with it.
+    store.remove(ResourceKey("FlinkDeployment", "payments", "fraud"))
+    _, after = scrape(metrics)
+    assert series(after, f"{fd}_wall_seconds_total", **PAYMENTS) is None

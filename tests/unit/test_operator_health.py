@@ -80,6 +80,14 @@ PER_RESOURCE = {
     **{f"flinkops_flinkdeployment_{suffix}": "gauge" for suffix in (*_PER_RESOURCE, "jobmanager_deployment_status")},
     **{f"flinkops_flinksessionjob_{suffix}": "gauge" for suffix in _PER_RESOURCE},
 }
+#: What each resource cost (counters, ``_total`` samples): a session job's resources are its session cluster's, so
+#: its own series are the times and checkpoints of its runs.
+_COST = ("wall_seconds", "checkpoints")
+_CLUSTER_COST = ("vcpu_seconds", "gib_seconds", "slot_seconds", "busy_slot_seconds", "kpu_hours", "cu_hours", "price")
+COST = {
+    **{f"flinkops_flinkdeployment_cost_{suffix}": "counter" for suffix in (*_COST, *_CLUSTER_COST)},
+    **{f"flinkops_flinksessionjob_cost_{suffix}": "counter" for suffix in _COST},
+}
 #: Families that appear once their figures exist: Kafka lag (a job reading Kafka), per-method and per-code client
 #: counts, lifecycle times (once a resource changed state).
 WHEN_KNOWN = (
@@ -88,6 +96,13 @@ WHEN_KNOWN = (
     "flink_k8soperator_KubeClient_HttpResponse_<code>_Count",
     "flink_k8soperator_<Kind>_Lifecycle_State_<STATE>_TimeSeconds",
     "flink_k8soperator_namespace_Lifecycle_Transition_<Transition>_TimeSeconds",
+    "flinkops_<kind>_cost_idle_tail_seconds",  # a job that ended before its cluster went
+    "flinkops_<kind>_cost_downtime_seconds",  # a run that followed a stop
+    # recorded from Flink's metrics on the run (the used resources: application deployments only)
+    "flinkops_<kind>_cost_used_vcpu_seconds",
+    "flinkops_<kind>_cost_used_gib_seconds",
+    "flinkops_<kind>_cost_state_gib_hours",
+    "flinkops_<kind>_cost_checkpoint_bytes",
 )
 
 
@@ -180,7 +195,7 @@ def test_one_scrape_of_a_fleet_gives_every_golden_family() -> None:
         families = {f.name: f.type for f in text_string_to_metric_families(metrics.render())}
     finally:
         flink.stop()
-    assert families == {**LOOP, **REFERENCE, **PER_RESOURCE}
+    assert families == {**LOOP, **REFERENCE, **PER_RESOURCE, **COST}
 
 
 def test_the_queue_depth_counts_resources_due_or_in_their_pass() -> None:

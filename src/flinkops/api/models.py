@@ -457,6 +457,13 @@ class DeploymentRecord(_Status):
     deployed_at: int | None = None
     requested: RequestedResources | None = None  # what the run's cluster asked for (None: recorded before)
     checkpoints: int | None = None  # checkpoints the job completed, as far as the controller saw
+    # What the run used, from Flink's metrics (the cost report's "used" figures), written at the run's end and at
+    # most every ``USAGE_INTERVAL_MS`` while it runs (``core.planner.steady.note_run_progress`` says how):
+    used_cpu_seconds: float | None = None  # CPU seconds the run's cluster's JVMs used (application deployments)
+    used_gib_seconds: float | None = None  # GiB of memory in use x seconds, sampled (application deployments)
+    usage_sampled_at: int | None = None  # epoch ms of the sample the figures above and below count to
+    state_gib_hours: float | None = None  # GiB of checkpointed state held x hours, sampled
+    checkpoint_bytes: int | None = None  # bytes the run's checkpoints uploaded to checkpoint storage
 
     @property
     def downtime_ms(self) -> int | None:

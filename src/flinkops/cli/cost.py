@@ -102,10 +102,45 @@ def _footer(found: list[DeploymentCost]) -> list[str]:
     ]
 
 
+_USED_HELP = (
+    "used: the total of what Flink's metrics say the runs used: vCPU-s (JVM CPU time) and GiB-s (memory in use, "
+    "sampled) with their share of the requested, GiB-h of checkpointed state held, bytes checkpoints uploaded"
+)
+
+
+def _bytes(value: float) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:.0f} B"
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f" ({value:.0%})"
+
+
+def used_line(cost: DeploymentCost, prefix: str = "") -> str | None:
+    """What the resource's runs used, from Flink's metrics, beside what they requested (one line; the table has no
+    room for it at 120 columns); None when nothing was measured."""
+    cpu, gib = cost.total("used_vcpu_seconds"), cost.total("used_gib_seconds")
+    state, written = cost.total("state_gib_hours"), cost.total("checkpoint_bytes")
+    parts = []
+    if cpu is not None:
+        parts.append(f"{_num(cpu)} vCPU-s{_share(cost.cpu_utilisation)}")
+    if gib is not None:
+        parts.append(f"{_num(gib)} GiB-s{_share(cost.memory_utilisation)}")
+    if state is not None:
+        parts.append(f"state {_num(state, 4)} GiB-h")
+    if written is not None:
+        parts.append(f"checkpoints wrote {_bytes(written)}")
+    return f"{prefix}used: {', '.join(parts)}" if parts else None
+
+
 def cost_lines(cost: DeploymentCost) -> list[str]:
     """The cost table of one resource (its runs, then its total), as lines."""
     rows = [_row(run, cost) for run in cost.runs] + [_row(None, cost)]
-    return [*_table(HEADERS, rows, bold=False).splitlines(), *_footer([cost])]
+    used = used_line(cost)
+    return [*_table(HEADERS, rows, bold=False).splitlines(), *([used] if used else []), *_footer([cost])]
 
 
 @app.command()
@@ -133,7 +168,11 @@ def cost(
     """What each run cost: wall time, requested vCPU-seconds and GiB-seconds, slot-seconds, the idle tail (job
     ended, cluster still up), downtime, checkpoints, AWS Managed Flink KPU-hours (1 KPU = 1 vCPU + 4 GB; the
     TaskManagers rounded up to whole KPUs, plus the orchestration KPU) and Ververica CU-hours (1 CU = 1 CPU +
-    4 GiB, not rounded), and a price from the price table."""
+    4 GiB, not rounded), and a price from the price table. Below the table, what the runs used as Flink's
+    metrics tell it (application deployments): vCPU-seconds of JVM CPU time and GiB-seconds of memory in use with
+    their share of the requested, the GiB-hours of checkpointed state held and the bytes the checkpoints uploaded
+    (S3 request counts are not measurable from Flink); -o json has them per run (usedVcpuSeconds,
+    usedGibSeconds, cpuUtilisation, memoryUtilisation, stateGibHours, checkpointBytes)."""
     from flinkops.service.cost import as_dict, costs, load_prices
 
     if output not in ("table", "json"):
@@ -157,4 +196,6 @@ def cost(
         rows += [[*prefix, *_row(run, c)] for run in c.runs]
         rows.append([*prefix, *_row(None, c)])
     sys.stdout.write(_table(headers, rows, bold=sys.stdout.isatty()))
-    sys.stdout.write("".join(line + "\n" for line in _footer(found)))
+    used = [line for c in found if (line := used_line(c, "" if single else f"{c.namespace}/{c.name} "))]
+    lines = [*used, *([_USED_HELP] if used else []), *_footer(found)]
+    sys.stdout.write("".join(line + "\n" for line in lines))

@@ -132,6 +132,8 @@ def operator_run(
 ) -> None:
     """Run the operator in the foreground until SIGTERM (exit 0) or a lost leadership (exit 1)."""
     from flinkops.kube.client import KubeClient, KubeUnavailable, load_config
+    from flinkops.service.cost import home_prices
+    from flinkops.settings import default_home
     from flinkops.wiring.memory import limit_arenas
     from flinkops.wiring.operator import Operator, rest_address_from_env, settings_from_env
 
@@ -161,7 +163,8 @@ def operator_run(
     except KubeUnavailable as exc:
         logging.getLogger("flinkops.operator").warning("%s; starting anyway, the watches keep trying", exc)
     limit_arenas()  # before the operator's threads start (wiring.memory)
-    operator = Operator(client, settings)
+    # The cost series' price table: $FLINKOPS_HOME/prices.yaml when the operator's image or pod has one.
+    operator = Operator(client, settings, prices=home_prices(default_home()))
     operator.install_signal_handlers()
     code = operator.run()
     client.close()

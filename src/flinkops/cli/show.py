@@ -64,7 +64,7 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
     if found.cost is not None and found.cost.runs:
         from flinkops.cli.cost import cost_lines
 
-        out.print("[bold]Cost:[/bold] (requested resources; flinkops cost NAME -o json for every figure)")
+        out.print("[bold]Cost:[/bold] (requested, and used when measured; flinkops cost NAME -o json: every figure)")
         for line in cost_lines(found.cost):
             out.print("  " + line, markup=False)
     out.print("[bold]Events:[/bold]" + ("" if found.events else " <none>"))

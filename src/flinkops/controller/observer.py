@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobManagerDeploymentStatus
@@ -127,7 +128,7 @@ class Observer:
         try:
             with self.flink(cluster.rest_url, REST_TIMEOUT) as rest:
                 version = self._flink_version(rest, cluster.rest_url)
-                job = self._job(rest, job_id) if resource.spec.job is not None and job_id else None
+                job = self._job(rest, job_id, usage=True) if resource.spec.job is not None and job_id else None
                 savepoint, checkpoint = _triggers(rest, resource.status, job_id)
                 slots: tuple[TaskManagerUse, ...] = ()
                 if resource.spec.job is None and self.runtime.elastic_sessions:
@@ -187,9 +188,9 @@ class Observer:
             self._versions[url] = str(rest.config().flink_version or "")
         return self._versions[url] or None
 
-    def _job(self, rest: FlinkApi, job_id: str) -> JobObservation | None:
+    def _job(self, rest: FlinkApi, job_id: str, *, usage: bool = False) -> JobObservation | None:
         now_ms = int(self.clock.now() * 1000)
-        return observe_job(rest, job_id, now_ms=now_ms, tasks_running_since=self._tasks_running_since)
+        return observe_job(rest, job_id, now_ms=now_ms, tasks_running_since=self._tasks_running_since, usage=usage)
 
     # ------------------------------------------------------------------ session jobs
 
@@ -283,9 +284,11 @@ def _trigger_state(read: Callable[[], SavepointStatus | CheckpointTriggerStatus]
 
 
 def observe_job(
-    rest: FlinkApi, job_id: str, *, now_ms: int, tasks_running_since: dict[str, int]
+    rest: FlinkApi, job_id: str, *, now_ms: int, tasks_running_since: dict[str, int], usage: bool = False
 ) -> JobObservation | None:
-    """The job's state, timing, failure cause and checkpoint progress; None when the cluster lacks it.
+    """The job's state, timing, failure cause and checkpoint progress; None when the cluster lacks it. With
+    ``usage`` (the cluster is the job's own: an application deployment's), what the cluster's JVMs use, for the
+    cost report; a session job shares its cluster, so its observation carries none (no double count).
 
     ``tasks_running_since`` remembers, across passes, when every task of a job was first seen RUNNING: Flink's
     job-level RUNNING timestamp is set at scheduling, seconds before the tasks run on a busy machine, so the
@@ -333,6 +336,7 @@ def observe_job(
         running_since=running_since,
         all_tasks_running=all_running,
         duration_ms=job.duration,
+        observed_at=now_ms,
     )
     if job.state in ("FINISHED", "FAILED"):
         try:
@@ -348,9 +352,25 @@ def observe_job(
     except FlinkNotFound:
         return observed  # the job vanished between the two calls; the next pass sees it gone
     latest = stats.latest_completed
-    return replace(
+    observed = replace(
         observed,
         completed_checkpoints=stats.counts.completed or 0,
         latest_checkpoint_path=latest.external_path if latest else None,
         latest_checkpoint_time=latest.latest_ack_timestamp if latest else None,
+        checkpoint_state_bytes=latest.state_size if latest and latest.state_size is not None else stats.state_size_avg,
+        checkpoint_uploaded_bytes=stats.checkpointed_size_avg,
     )
+    if usage:  # an ended job's cluster still answers until it is released: its last figures count
+        observed = replace(observed, **_usage(rest))
+    return observed
+
+
+def _usage(rest: FlinkApi) -> dict[str, Any]:
+    """The cluster's JVM usage for ``JobObservation`` (cost figures: a missing answer is unknown, never a pass
+    that fails)."""
+    try:
+        used = rest.cluster_usage()
+    except (FlinkApiError, FlinkUnavailable) as exc:
+        log.debug("no cluster usage: %s", exc)
+        return {}
+    return {"cluster_cpu_seconds": used.cpu_seconds, "cluster_memory_bytes": used.memory_bytes}

@@ -17,13 +17,26 @@ cpu and memory, slots per TaskManager), so:
   not rounded;
 * Ververica Cloud CUs (1 CU = 1 CPU + 4 GiB): the whole cluster's (JobManagers included) max(cpu, GiB / 4), not
   rounded; CU-hours = CUs x the span in hours;
-* a price from ``Prices``: vCPU-hours and GiB-hours at the compute rates, and the two equivalents at theirs.
+* a price from ``Prices``: vCPU-hours and GiB-hours at the compute rates, and the two equivalents at theirs;
+* what the run *used*, as the controller recorded it from Flink's metrics (``DeploymentRecord.used_cpu_seconds``,
+  ``used_gib_seconds``, ``state_gib_hours``, ``checkpoint_bytes``; ``core.planner.steady`` says how they are
+  sampled): used vCPU-seconds and GiB-seconds (utilisation = used / requested), the GiB-hours of checkpointed state
+  held and the bytes its checkpoints uploaded. A live run's figures count to its last sample (at most ten minutes
+  old). Only an application deployment's run records the cluster's usage: a session cluster is shared by its
+  session jobs and no share of it is attributed to one (no double count; its own FlinkDeployment records none
+  either), while a session job's state and checkpoint bytes are its own job's.
 
-With ``since_ms`` every span is cut to ``[since_ms, now_ms]``. A run recorded before these fields existed has no
-``released_at`` or ``requested``: its span ends at the best recorded fact and the report says so (``notes``).
+With ``since_ms`` every span is cut to ``[since_ms, now_ms]``; a run's used figures, recorded as totals, are
+then scaled by the share of its wall time inside the window (an estimate: the report says so). A run recorded
+before these fields existed has no ``released_at`` or ``requested``: its span ends at the best recorded fact and
+the report says so (``notes``).
 
-Called by: the planner (``requested_resources`` when a run is recorded) and ``service.cost`` (the report, the web
-page, ``top`` and the metrics). Pure: no I/O, no clock (``now_ms`` is given).
+``resource_cost`` prices one FlinkDeployment or FlinkSessionJob from its recorded runs: ``service.cost.cost_of`` is
+it for the front ends, and the controller's metrics (``wiring.metrics``, a layer below the service) call it directly,
+so both give the same figures.
+
+Called by: the planner (``requested_resources`` when a run is recorded), ``service.cost`` (the report, the web
+page, ``top``, ``describe``) and ``wiring.metrics``. Pure: no I/O, no clock (``now_ms`` is given).
 """
 
 from __future__ import annotations
@@ -33,17 +46,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flinkops.api.models import DeploymentRecord, FlinkDeploymentSpec, RequestedResources
+from flinkops.api.models import (
+    DeploymentRecord,
+    FlinkDeployment,
+    FlinkDeploymentSpec,
+    FlinkSessionJob,
+    JobManagerDeploymentStatus,
+    RequestedResources,
+)
 from flinkops.api.quantities import cpu_cores, memory_bytes
 
 __all__ = [
     "DEFAULT_MEMORY",
+    "DEFAULT_PRICES",
     "DeploymentCost",
     "Prices",
     "RunCost",
     "deployment_cost",
     "kpus",
     "requested_resources",
+    "resource_cost",
     "run_cost",
     "taskmanagers",
     "ververica_cus",
@@ -67,6 +89,14 @@ class Prices:
     kpu_hour: float | None = None
     aws_orchestration_kpus: int = 1
     cu_hour: float | None = None
+
+
+#: Built-in rates (USD per hour, AWS us-east-1 list prices): a requested vCPU and GiB on AWS Fargate, an AWS
+#: Managed Service for Apache Flink KPU. Ververica has no public list price flinkops can stand behind: set
+#: ``ververica.cuHour`` in your price table to see that column priced.
+DEFAULT_PRICES = Prices(
+    currency="USD", vcpu_hour=0.04048, gib_hour=0.004445, kpu_hour=0.11, aws_orchestration_kpus=1, cu_hour=None
+)
 
 
 # ------------------------------------------------------------------------------------------ what a spec asks for
@@ -198,6 +228,12 @@ class RunCost:
     aws_price: float | None
     ververica_price: float | None
     notes: tuple[str, ...] = ()
+    #: CPU seconds and GiB-seconds of memory the run's cluster used (Flink's JVM metrics)
+    used_vcpu_seconds: float | None = None
+    used_gib_seconds: float | None = None
+    #: GiB of checkpointed state held x hours, and bytes the run's checkpoints uploaded to checkpoint storage
+    state_gib_hours: float | None = None
+    checkpoint_bytes: float | None = None
 
     @property
     def efficiency(self) -> float | None:
@@ -205,6 +241,20 @@ class RunCost:
         if self.busy_slot_seconds is None or not self.slot_seconds:
             return None
         return self.busy_slot_seconds / self.slot_seconds
+
+    @property
+    def cpu_utilisation(self) -> float | None:
+        """Used vCPU-seconds over requested ones, when both are known."""
+        return _ratio(self.used_vcpu_seconds, self.vcpu_seconds)
+
+    @property
+    def memory_utilisation(self) -> float | None:
+        """Used GiB-seconds over requested ones, when both are known."""
+        return _ratio(self.used_gib_seconds, self.gib_seconds)
+
+
+def _ratio(used: float | None, requested: float | None) -> float | None:
+    return used / requested if used is not None and requested else None
 
 
 def _total(values: Sequence[float | None]) -> float | None:
@@ -235,6 +285,20 @@ class DeploymentCost:
     def efficiency(self) -> float | None:
         busy, slots = self.total("busy_slot_seconds"), self.total("slot_seconds")
         return busy / slots if busy is not None and slots else None
+
+    def _used_over_requested(self, used: str, requested: str) -> float | None:
+        """The runs that know both figures: their used sum over their requested sum."""
+        pairs = [(getattr(r, used), getattr(r, requested)) for r in self.runs]
+        known = [(u, q) for u, q in pairs if u is not None and q is not None]
+        return _ratio(sum(u for u, _ in known), sum(q for _, q in known)) if known else None
+
+    @property
+    def cpu_utilisation(self) -> float | None:
+        return self._used_over_requested("used_vcpu_seconds", "vcpu_seconds")
+
+    @property
+    def memory_utilisation(self) -> float | None:
+        return self._used_over_requested("used_gib_seconds", "gib_seconds")
 
 
 def _clip(start: int | None, end: int | None, lo: int | None, hi: int) -> int | None:
@@ -315,6 +379,17 @@ def run_cost(
     if idle is None and live and run.ended_at is not None:
         idle = _clip(run.ended_at, now_ms, since_ms, now_ms)  # ended, cluster not released yet: the tail so far
     downtime = _clip(run.stopped_at, run.running_at, since_ms, now_ms) if run.downtime_ms is not None else None
+    share = 1.0
+    if since_ms is not None and wall is not None:
+        whole = _clip(start, end, None, now_ms)
+        share = wall / whole if whole else 0.0
+        recorded = (run.used_cpu_seconds, run.used_gib_seconds, run.state_gib_hours, run.checkpoint_bytes)
+        if share < 1.0 and any(v is not None for v in recorded):
+            notes.append("used figures cut to the window by its share of the run's wall time (an estimate)")
+
+    def used(value: float | None) -> float | None:
+        return value * share if value is not None else None
+
     price = None
     if vcpu_s is not None and gib_s is not None and prices.vcpu_hour is not None and prices.gib_hour is not None:
         price = vcpu_s / 3600 * prices.vcpu_hour + gib_s / 3600 * prices.gib_hour
@@ -344,6 +419,10 @@ def run_cost(
         aws_price=kpu_h * prices.kpu_hour if kpu_h is not None and prices.kpu_hour is not None else None,
         ververica_price=cu_h * prices.cu_hour if cu_h is not None and prices.cu_hour is not None else None,
         notes=tuple(notes),
+        used_vcpu_seconds=used(run.used_cpu_seconds),
+        used_gib_seconds=used(run.used_gib_seconds),
+        state_gib_hours=used(run.state_gib_hours),
+        checkpoint_bytes=used(run.checkpoint_bytes),
     )
 
 
@@ -360,13 +439,19 @@ def deployment_cost(
     busy_ratio: float | None = None,
     checkpoints: int | None = None,
     since_ms: int | None = None,
+    settled: Sequence[RunCost] | None = None,
 ) -> DeploymentCost:
     """The figures of every run in ``history`` (oldest first) that overlaps ``[since_ms, now_ms]``.
     ``cluster_up``: the newest run's cluster still runs. ``busy_ratio`` and ``checkpoints`` apply to the newest
-    run only (they are live readings)."""
-    runs: list[RunCost] = []
+    run only (they are live readings). ``settled``: the figures of every run but the newest from an earlier call
+    over the same history, prices and requested resources, without ``since_ms`` (they do not depend on
+    ``now_ms``: only the newest run can still be running), reused rather than worked out again."""
+    reuse = settled is not None and since_ms is None and len(settled) == len(history) - 1
+    runs: list[RunCost] = list(settled) if reuse and settled is not None else []
     for i, run in enumerate(history):
         newest = i == len(history) - 1
+        if reuse and not newest:
+            continue
         figures = run_cost(
             run,
             now_ms=now_ms,
@@ -382,3 +467,56 @@ def deployment_cost(
             continue  # outside the window
         runs.append(figures)
     return DeploymentCost(namespace, name, kind, prices.currency, since_ms, now_ms, tuple(runs))
+
+
+def cluster_up(resource: FlinkDeployment | FlinkSessionJob) -> bool:
+    """Whether the newest run's cluster (a session job: its job) still runs."""
+    status = resource.status
+    if status is None or not status.deployment_history:
+        return False
+    run = status.deployment_history[-1]
+    if run.released_at is not None:
+        return False
+    if isinstance(resource, FlinkDeployment):
+        assert resource.status is not None
+        return resource.status.job_manager_deployment_status is not JobManagerDeploymentStatus.MISSING
+    return run.ended_at is None and status.job_status.state not in ("FINISHED", "FAILED", "CANCELED")
+
+
+def resource_cost(
+    resource: FlinkDeployment | FlinkSessionJob,
+    now_ms: int,
+    prices: Prices = DEFAULT_PRICES,
+    *,
+    busy_ratio: float | None = None,
+    checkpoints: int | None = None,
+    since: int | None = None,
+    requested: RequestedResources | None = None,
+    settled: Sequence[RunCost] | None = None,
+) -> DeploymentCost:
+    """What ``resource``'s runs cost up to ``now_ms`` (from ``since``, epoch ms, when given). ``busy_ratio`` and
+    ``checkpoints``: live readings of the running job; ``settled``: the older runs' figures from an earlier call
+    on the same resourceVersion (``deployment_cost``). ``requested``: what the current spec requests, when the
+    caller has it at hand (a FlinkDeployment's is otherwise worked out from its spec).
+
+    A session job's runs share their session cluster: they get wall time, downtime and checkpoints, and their
+    resources are priced on the session cluster (its FlinkDeployment)."""
+    if requested is None and isinstance(resource, FlinkDeployment):
+        requested = requested_resources(resource.spec)
+    if isinstance(resource, FlinkSessionJob):
+        requested = None
+    history = resource.status.deployment_history if resource.status is not None else []
+    return deployment_cost(
+        history,
+        namespace=resource.metadata.namespace,
+        name=resource.metadata.name,
+        kind=resource.kind,
+        now_ms=now_ms,
+        prices=prices,
+        cluster_up=cluster_up(resource),
+        requested=requested,
+        busy_ratio=busy_ratio,
+        checkpoints=checkpoints,
+        since_ms=since,
+        settled=settled,
+    )

@@ -51,6 +51,7 @@ from flinkops.ports.flink import (
     CheckpointType,
     ClusterConfig,
     ClusterOverview,
+    ClusterUsage,
     CompletedCheckpoint,
     ExceptionEntry,
     FailedCheckpoint,
@@ -111,6 +112,39 @@ def _int(data: Mapping[str, Any], key: str) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
+
+
+#: Flink's JVM metrics (ns of CPU; bytes in use) read for a cluster's usage (``FlinkRestClient.cluster_usage``)
+_CPU_TIME = "Status.JVM.CPU.Time"
+_MEMORY_USED = ("Status.JVM.Memory.Heap.Used", "Status.JVM.Memory.NonHeap.Used", "Status.JVM.Memory.Direct.MemoryUsed")
+_MANAGED_USED = "Status.Flink.Memory.Managed.Used"
+
+
+def _metric_values(answer: object, field: str) -> dict[str, float]:
+    """``[{"id": name, <field>: value}, ...]`` (Flink's metric answers: ``value`` is a string for one component,
+    the aggregates are numbers) to {name: value}; entries that are not numbers, or negative ones (Flink's "not
+    available" is -1), are left out."""
+    found: dict[str, float] = {}
+    for raw in _list(answer):
+        entry = _dict(raw)
+        name, value = entry.get("id"), entry.get(field)
+        if not isinstance(name, str) or isinstance(value, bool):
+            continue
+        try:
+            number = float(value) if isinstance(value, (int, float, str)) else None
+        except ValueError:
+            number = None
+        if number is not None and number >= 0 and number == number and number != float("inf"):
+            found[name] = number
+    return found
+
+
+def _size(summary: Mapping[str, Any], key: str) -> int | None:
+    """``summary.<key>.avg`` of the checkpoint statistics, bytes (Flink writes a whole number; a fraction is cut)."""
+    value = _dict(summary.get(key)).get("avg")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        return None
+    return int(value)
 
 
 def _time(data: Mapping[str, Any], key: str) -> int | None:
@@ -255,6 +289,21 @@ class FlinkRestClient:
         json_body: Mapping[str, Any] | None = None,
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> dict[str, Any]:
+        body = self._request_json(method, path, params=params, json_body=json_body, files=files)
+        if not isinstance(body, dict):
+            raise FlinkApiError(f"{method} {path}: expected a JSON object")
+        return body
+
+    def _request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Mapping[str, Any] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+    ) -> Any:
+        """The answer's JSON as sent (an object, or a list for the metric endpoints); ``{}`` for an empty one."""
         try:
             response = self._client.request(method, path, params=params, json=json_body, files=files)
         except httpx.TimeoutException as exc:
@@ -284,8 +333,6 @@ class FlinkRestClient:
             raise FlinkApiError(
                 f"{method} {path} -> HTTP {status}: the answer is not JSON; is {self.base_url} a Flink REST endpoint?"
             ) from exc
-        if not isinstance(body, dict):
-            raise FlinkApiError(f"{method} {path} -> HTTP {status}: expected a JSON object")
         return body
 
     # -- cluster ------------------------------------------------------------------------------------------
@@ -316,6 +363,28 @@ class FlinkRestClient:
             free = _int(entry, "freeSlots")
             found.append(TaskManagerSlots(resource_id, total, total if free is None else free))
         return tuple(found)
+
+    def cluster_usage(self) -> ClusterUsage:
+        """The JobManager's and the TaskManagers' (summed by Flink: ``agg=sum``) CPU time and memory in use. A
+        metric neither reports is None; a TaskManager list Flink cannot give (none registered yet) leaves the
+        JobManager's figures alone, which then stand for the cluster."""
+        names = ",".join((_CPU_TIME, *_MEMORY_USED))
+        jm = _metric_values(self._request_json("GET", "/jobmanager/metrics", params={"get": names}), "value")
+        try:
+            tm = _metric_values(
+                self._request_json(
+                    "GET", "/taskmanagers/metrics", params={"get": ",".join((names, _MANAGED_USED)), "agg": "sum"}
+                ),
+                "sum",
+            )
+        except FlinkNotFound:
+            tm = {}
+        cpu = [v for v in (jm.get(_CPU_TIME), tm.get(_CPU_TIME)) if v is not None]
+        memory = [v for name in (*_MEMORY_USED, _MANAGED_USED) for v in (jm.get(name), tm.get(name)) if v is not None]
+        return ClusterUsage(
+            cpu_seconds=sum(cpu) / 1e9 if cpu else None,
+            memory_bytes=int(sum(memory)) if memory else None,
+        )
 
     def config(self) -> ClusterConfig:
         data = self._request("GET", "/config")
@@ -441,7 +510,10 @@ class FlinkRestClient:
         data = self._request("GET", f"/jobs/{_path_segment(job_id)}/checkpoints")
         counts = _dict(data.get("counts"))
         latest = _dict(data.get("latest"))
+        summary = _dict(data.get("summary"))
         return CheckpointStats(
+            state_size_avg=_size(summary, "state_size"),
+            checkpointed_size_avg=_size(summary, "checkpointed_size"),
             counts=CheckpointCounts(
                 total=_int(counts, "total"),
                 in_progress=_int(counts, "in_progress"),

@@ -24,6 +24,7 @@ __all__ = [
     "CheckpointType",
     "ClusterConfig",
     "ClusterOverview",
+    "ClusterUsage",
     "CompletedCheckpoint",
     "ExceptionEntry",
     "FailedCheckpoint",
@@ -250,6 +251,27 @@ class CheckpointStats:
     latest_savepoint: CompletedCheckpoint | None
     latest_failed: FailedCheckpoint | None
     latest_restored: RestoredCheckpoint | None
+    #: ``summary.state_size.avg``: bytes of state a completed checkpoint of this job holds, on average (Flink
+    #: keeps the sum and count over every completed checkpoint of the job, not only the history it shows)
+    state_size_avg: int | None = None
+    #: ``summary.checkpointed_size.avg``: bytes a completed checkpoint uploaded, on average (an incremental
+    #: checkpoint uploads less than the state it holds)
+    checkpointed_size_avg: int | None = None
+
+
+@dataclass(frozen=True)
+class ClusterUsage:
+    """What a cluster's JVMs use, from Flink's metrics (``GET /jobmanager/metrics`` and ``GET
+    /taskmanagers/metrics?agg=sum``), summed over the JobManager and every registered TaskManager. ``None``: not
+    reported (never a made-up 0).
+
+    ``cpu_seconds``: ``Status.JVM.CPU.Time`` (cumulative CPU time of each JVM; a restarted process starts again at
+    0). ``memory_bytes``: in use now: heap + non-heap + direct buffers (``Status.JVM.Memory.Heap.Used``,
+    ``.NonHeap.Used``, ``.Direct.MemoryUsed``), plus the TaskManagers' managed memory
+    (``Status.Flink.Memory.Managed.Used``) when reported."""
+
+    cpu_seconds: float | None
+    memory_bytes: int | None
 
 
 class _TriggerOutcome:
@@ -329,6 +351,8 @@ class FlinkApi(Protocol):
     def config(self) -> ClusterConfig: ...
 
     def taskmanagers(self) -> tuple[TaskManagerSlots, ...]: ...
+
+    def cluster_usage(self) -> ClusterUsage: ...
 
     def list_jobs(self) -> tuple[JobSummary, ...]: ...
 

@@ -24,13 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from flinkops.api.durations import parse_duration_ms
-from flinkops.api.models import (
-    FlinkDeployment,
-    FlinkSessionJob,
-    JobManagerDeploymentStatus,
-    RequestedResources,
-)
-from flinkops.core.cost import DeploymentCost, Prices, RunCost, deployment_cost, requested_resources
+from flinkops.api.models import FlinkDeployment, FlinkSessionJob
+from flinkops.core.cost import DEFAULT_PRICES, DeploymentCost, Prices, RunCost, resource_cost
 from flinkops.errors import InvalidInput, NotFound, Problem
 from flinkops.service.resources import resolve
 from flinkops.service.target import Target
@@ -41,6 +36,7 @@ __all__ = [
     "as_dict",
     "cost_of",
     "costs",
+    "home_prices",
     "load_prices",
     "price_column",
     "since_ms",
@@ -50,13 +46,6 @@ Resource = FlinkDeployment | FlinkSessionJob
 
 #: The file under the flinkops home read when no ``--prices`` is given.
 PRICES_FILE = "prices.yaml"
-
-#: Built-in rates (USD per hour, AWS us-east-1 list prices): a requested vCPU and GiB on AWS Fargate, an AWS
-#: Managed Service for Apache Flink KPU. Ververica has no public list price flinkops can stand behind: set
-#: ``ververica.cuHour`` in your price table to see that column priced.
-DEFAULT_PRICES = Prices(
-    currency="USD", vcpu_hour=0.04048, gib_hour=0.004445, kpu_hour=0.11, aws_orchestration_kpus=1, cu_hour=None
-)
 
 _RATE = Field(default=None, ge=0, allow_inf_nan=False)
 
@@ -160,20 +149,6 @@ def since_ms(text: str | None, now_ms: int) -> int | None:
         raise InvalidInput([Problem("--since", str(exc), hint)]) from exc
 
 
-def _cluster_up(resource: Resource) -> bool:
-    """Whether the newest run's cluster (a session job: its job) still runs."""
-    status = resource.status
-    if status is None or not status.deployment_history:
-        return False
-    run = status.deployment_history[-1]
-    if run.released_at is not None:
-        return False
-    if isinstance(resource, FlinkDeployment):
-        assert resource.status is not None
-        return resource.status.job_manager_deployment_status is not JobManagerDeploymentStatus.MISSING
-    return run.ended_at is None and status.job_status.state not in ("FINISHED", "FAILED", "CANCELED")
-
-
 def cost_of(
     resource: Resource,
     now_ms: int,
@@ -188,24 +163,19 @@ def cost_of(
     checkpoints, when the caller read them from Flink (the metrics module does; this function does no I/O).
 
     A session job's runs share their session cluster: they get wall time, downtime and checkpoints, and their
-    resources are priced on the session cluster (its FlinkDeployment)."""
-    requested: RequestedResources | None = None
-    if isinstance(resource, FlinkDeployment):
-        requested = requested_resources(resource.spec)
-    history = resource.status.deployment_history if resource.status is not None else []
-    return deployment_cost(
-        history,
-        namespace=resource.metadata.namespace,
-        name=resource.metadata.name,
-        kind=resource.kind,
-        now_ms=now_ms,
-        prices=prices,
-        cluster_up=_cluster_up(resource),
-        requested=requested,
-        busy_ratio=busy_ratio,
-        checkpoints=checkpoints,
-        since_ms=since,
-    )
+    resources are priced on the session cluster (its FlinkDeployment). ``core.cost.resource_cost`` does the work
+    (the metrics, a layer below, call it directly)."""
+    return resource_cost(resource, now_ms, prices, busy_ratio=busy_ratio, checkpoints=checkpoints, since=since)
+
+
+def home_prices(home: Path) -> Prices:
+    """The home's price table for a reader that reports no errors (the fleet page, ``top``, ``describe``, the
+    metrics): ``<home>/prices.yaml`` over the built-in rates, or the built-in table alone when that file does not
+    parse (``flinkops cost`` reports its error)."""
+    try:
+        return load_prices(None, home)
+    except InvalidInput:
+        return DEFAULT_PRICES
 
 
 def costs(
@@ -238,6 +208,8 @@ def _run_dict(run: RunCost) -> dict[str, Any]:
     body = {k: v for k, v in asdict(run).items() if k not in ("requested", "notes")}
     body["requested"] = run.requested.model_dump(by_alias=True) if run.requested is not None else None
     body["efficiency"] = run.efficiency
+    body["cpu_utilisation"] = run.cpu_utilisation
+    body["memory_utilisation"] = run.memory_utilisation
     body["notes"] = list(run.notes)
     return {_camel(k): v for k, v in body.items()}
 
@@ -260,12 +232,21 @@ _TOTALS = (
     "price",
     "aws_price",
     "ververica_price",
+    "used_vcpu_seconds",
+    "used_gib_seconds",
+    "state_gib_hours",
+    "checkpoint_bytes",
 )
 
 
 def as_dict(cost: DeploymentCost) -> dict[str, Any]:
     """The ``-o json`` shape of one resource's cost (stable: fields are only ever added)."""
-    totals: dict[str, Any] = {"wallMs": cost.wall_ms, "efficiency": cost.efficiency}
+    totals: dict[str, Any] = {
+        "wallMs": cost.wall_ms,
+        "efficiency": cost.efficiency,
+        "cpuUtilisation": cost.cpu_utilisation,
+        "memoryUtilisation": cost.memory_utilisation,
+    }
     totals.update({_camel(name): cost.total(name) for name in _TOTALS})
     return {
         "kind": cost.kind,
@@ -284,12 +265,7 @@ def price_column(target: Target, prices: Prices | None = None) -> Callable[[Mapp
     price so far (``"0.42 USD"``), or None when no rate prices it. The price table is the home's (the built-in one
     when the home's does not parse: ``flinkops cost`` reports that file's error). Objects are read into models
     once per resourceVersion, so a page of 500 deployments costs the arithmetic only."""
-    if prices is None:
-        try:
-            prices = load_prices(None, target.home)
-        except InvalidInput:
-            prices = DEFAULT_PRICES
-    table = prices
+    table = prices if prices is not None else home_prices(target.home)
     models: dict[tuple[str, str, str], tuple[str, Resource | None]] = {}
 
     def column(document: Mapping[str, Any]) -> str | None:

@@ -20,10 +20,10 @@ from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 from flinkops.api.plugins import choose_plugins, requested_connectors, uses_s3
 from flinkops.api.validation import resource_label
 from flinkops.core.cost import DeploymentCost
-from flinkops.errors import InvalidInput, NotFound
+from flinkops.errors import NotFound
 from flinkops.ports import ClusterKey, Event, MetricsEndpoint, ResourceKey
 from flinkops.service.config import StateLocations, rendered_config, state_locations
-from flinkops.service.cost import DEFAULT_PRICES, cost_of, load_prices
+from flinkops.service.cost import cost_of, home_prices
 from flinkops.service.resources import lifecycle, resolve
 from flinkops.service.target import Target, local_only
 
@@ -103,11 +103,8 @@ def describe(target: Target, name: str, namespace: str = "default") -> Descripti
             metrics = tuple(target.metrics_endpoints(ClusterKey(resource.metadata.namespace, resource.metadata.name)))
     events = tuple(target.store().events(ResourceKey.of(resource)))
     lines = tuple(target.local_files([resource], fetch=False).lines(resource_label(resource)))  # none on Kubernetes
-    try:
-        prices = load_prices(None, target.home)
-    except InvalidInput:
-        prices = DEFAULT_PRICES  # a broken price table is `flinkops cost`'s error to report, not describe's
-    spent = cost_of(resource, int(target.clock.now() * 1000), prices)
+    # a broken price table is `flinkops cost`'s error to report, not describe's: the built-in one then
+    spent = cost_of(resource, int(target.clock.now() * 1000), home_prices(target.home))
     discovery = target.metrics_discovery_file() if metrics else None
     return Description(
         resource, lifecycle(resource), stable, state, data_plane, log_dir, events, lines, spent, metrics, discovery

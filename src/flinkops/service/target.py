@@ -269,6 +269,7 @@ class LocalTarget:
         """Reconcile in this process until ``should_stop()``; with ``pid_file`` this process is the daemon. With
         ``metrics_port`` it serves ``/metrics`` (the operator's families) and ``/healthz`` on 127.0.0.1."""
         from flinkops.controller import run_loop
+        from flinkops.service.cost import home_prices
         from flinkops.wiring import daemon
         from flinkops.wiring.gateway import beside_the_controller
         from flinkops.wiring.local import build_controller
@@ -288,7 +289,8 @@ class LocalTarget:
                 daemon.write_pid_file(self.home)
             controller, store = build_controller(self.home, self.clock)
             log.info("controller started; home %s", self.home)
-            with beside_the_controller(self.home), local_metrics(store, metrics_port) as hooks:
+            prices = home_prices(self.home)  # the metrics' cost series: the home's price table
+            with beside_the_controller(self.home), local_metrics(store, metrics_port, prices=prices) as hooks:
                 on_pass, on_queue = hooks if hooks is not None else (None, None)
                 run_loop(controller, store, self.clock, should_stop, poll=poll, on_pass=on_pass, on_queue=on_queue)
             log.info("controller stopped")

@@ -61,6 +61,23 @@ recorded in ``deploymentHistory``), ``_parallelism`` (the spec's), ``_savepoints
 ``numRestarts``), ``_running_parallelism``, ``_checkpoints{result}``. A figure Flink did not give is left out,
 never written as 0 or NaN.
 
+**What each resource cost**, counters over the runs its status keeps (``status.deploymentHistory``, the newest 20;
+``core.cost.resource_cost``, the figures of ``flinkops cost`` without ``--since``, priced by the price table the
+caller hands in: the home's ``prices.yaml`` or the built-in rates), same labels: ``_cost_wall_seconds_total``,
+``_cost_vcpu_seconds_total`` and ``_cost_gib_seconds_total`` (requested), ``_cost_slot_seconds_total``,
+``_cost_busy_slot_seconds_total`` (the running job's busy ratio read live, applied to its run),
+``_cost_idle_tail_seconds_total``, ``_cost_downtime_seconds_total``, ``_cost_checkpoints_total`` (the running job's
+count read live), ``_cost_kpu_hours_total``, ``_cost_cu_hours_total``, what the runs used as recorded from
+Flink's metrics (``_cost_used_vcpu_seconds_total``, ``_cost_used_gib_seconds_total``, ``_cost_state_gib_hours_total``,
+``_cost_checkpoint_bytes_total``; at most ten minutes behind) and ``_cost_price_total{currency,basis}`` with
+``basis`` one of ``compute`` (requested vCPU-h and GiB-h at the compute rates: ``flinkops cost``'s PRICE),
+``aws_managed_flink`` (KPU-h x kpuHour) and ``ververica`` (CU-h x cuHour): three bases of one bill, never to be
+summed. A session job is priced on its session cluster's series: its own have wall time, downtime and
+checkpoints only. They grow while a run's cluster lives; a figure that is not known (no rate, a run recorded
+before its requested resources were) is left out. When a run falls out of the kept history the sum drops, which
+Prometheus reads as a counter reset. The figures of finished runs are kept per resourceVersion, so a scrape of a
+large fleet prices only the live runs.
+
 ``/healthz`` answers 200 while the main loop (or, on a standby, the election loop) has ticked within the
 liveness window and every canary resource was reconciled in time (``controller.canary``; the reference's health
 probe does the same); ``/readyz`` answers 200 once the resource caches are synced, or at once on a standby (a standby
@@ -92,9 +109,11 @@ from flinkops.api.models import (
     FlinkSessionJob,
     JobManagerDeploymentStatus,
     LifecycleState,
+    RequestedResources,
 )
 from flinkops.api.quantities import cpu_cores, memory_bytes
 from flinkops.controller.loop import ReconcileResult
+from flinkops.core.cost import DEFAULT_PRICES, Prices, RunCost, requested_resources, resource_cost
 from flinkops.flink.figures import FiguresReader, JobFigures
 from flinkops.ports import Resource, ResourceKey, ResourceStore
 from flinkops.wiring.figures import job_addresses
@@ -287,6 +306,7 @@ class OperatorMetrics:
         figures: FiguresReader | None = None,
         identity: OperatorIdentity | None = None,
         clock: Callable[[], float] = time.time,
+        prices: Prices = DEFAULT_PRICES,
     ) -> None:
         self._lock = threading.Lock()
         self.reconciles: Counter[tuple[str, str]] = Counter()
@@ -306,6 +326,9 @@ class OperatorMetrics:
         self.queue_depth: Callable[[], int] = lambda: 0
         self.store = store
         self.figures = figures
+        self.prices = prices
+        self._costs: _CostCache = {}
+        self._cost_lock = threading.Lock()
         self.identity = identity or OperatorIdentity()
         self.clock = clock
         self._registry = CollectorRegistry(auto_describe=False)
@@ -354,7 +377,11 @@ class OperatorMetrics:
                 return
             live = self._live(resources)
             yield from _reference_families(resources, live, self.identity)
-            yield from _resource_families(resources, live, self.clock())
+            now = self.clock()
+            yield from _resource_families(resources, live, now)
+            with self._cost_lock:  # two scrapes at once (two Prometheus servers) share the cache
+                spent = list(_cost_families(resources, live, now, self.prices, self._costs))
+            yield from spent
 
     def _live(self, resources: list[Resource]) -> dict[ResourceKey, JobFigures | None]:
         if self.figures is None:
@@ -665,6 +692,92 @@ def _resource_families(
     yield from families.values()
 
 
+#: (figure of ``DeploymentCost.total``, series suffix, scale to the unit of the name, help)
+_COST_FIGURES = (
+    ("vcpu_seconds", "vcpu_seconds", 1.0, "vCPU-seconds the runs' clusters requested."),
+    ("gib_seconds", "gib_seconds", 1.0, "GiB-seconds of memory the runs' clusters requested."),
+    ("slot_seconds", "slot_seconds", 1.0, "Task slots x seconds of the runs' clusters."),
+    ("busy_slot_seconds", "busy_slot_seconds", 1.0, "Slot-seconds the job was busy (Flink's busy ratio)."),
+    ("idle_tail_ms", "idle_tail_seconds", 0.001, "Seconds a cluster lived on after its job ended."),
+    ("downtime_ms", "downtime_seconds", 0.001, "Seconds between a job's stop and the next one running."),
+    ("checkpoints", "checkpoints", 1.0, "Checkpoints the runs' jobs completed."),
+    ("kpu_hours", "kpu_hours", 1.0, "AWS Managed Service for Apache Flink KPU-hours equivalent."),
+    ("cu_hours", "cu_hours", 1.0, "Ververica CU-hours equivalent."),
+    ("used_vcpu_seconds", "used_vcpu_seconds", 1.0, "CPU seconds the runs' clusters used (Flink's JVM metrics)."),
+    ("used_gib_seconds", "used_gib_seconds", 1.0, "GiB of memory in use x seconds, sampled from Flink's metrics."),
+    ("state_gib_hours", "state_gib_hours", 1.0, "GiB of checkpointed state held x hours."),
+    ("checkpoint_bytes", "checkpoint_bytes", 1.0, "Bytes the runs' checkpoints uploaded to checkpoint storage."),
+)
+#: (figure, ``basis`` label) of the price series
+_PRICE_BASES = (("price", "compute"), ("aws_price", "aws_managed_flink"), ("ververica_price", "ververica"))
+
+
+#: per resource: (its resourceVersion, what its current spec requests, the figures of its runs but the newest)
+_CostCache = dict[ResourceKey, tuple[str | None, RequestedResources | None, tuple[RunCost, ...]]]
+
+
+def _cost_families(
+    resources: list[Resource],
+    live: dict[ResourceKey, JobFigures | None],
+    now: float,
+    prices: Prices,
+    cache: _CostCache,
+) -> Iterator[Metric]:
+    """What each resource's kept runs cost so far, as counters (``flinkops_<kind>_cost_*_total``; the module
+    docstring lists them). The running job's busy ratio and checkpoint count come from its live figures. ``cache``
+    keeps, per resourceVersion, the figures that cannot change until the status does (the older runs'), so a
+    scrape works out only the newest run of each resource; resources no longer listed are dropped from it."""
+    families: dict[str, CounterMetricFamily] = {}
+    now_ms = int(now * 1000)
+    listed = {ResourceKey.of(r) for r in resources}
+    for gone in [key for key in cache if key not in listed]:
+        del cache[gone]
+
+    def put(kind: str, suffix: str, help_: str, labels: dict[str, str], value: float | None) -> None:
+        if value is None:
+            return  # unknown: left out, never written as 0
+        name = f"flinkops_{kind.lower()}_cost_{suffix}"
+        family = families.get(name)
+        if family is None:
+            family = families[name] = CounterMetricFamily(name, help_, labels=list(labels))
+        family.add_metric(list(labels.values()), value)
+
+    for resource in sorted(resources, key=lambda r: (r.kind, r.metadata.namespace, r.metadata.name)):
+        if resource.status is None or not resource.status.deployment_history:
+            continue  # no run: nothing spent, nothing to say
+        key = ResourceKey.of(resource)
+        figures = live.get(key)
+        version = resource.metadata.resource_version
+        cached = cache.get(key)
+        if cached is None or cached[0] != version or version is None:
+            requested = requested_resources(resource.spec) if isinstance(resource, FlinkDeployment) else None
+            cached = (version, requested, ())
+            settled = None
+        else:
+            requested, settled = cached[1], cached[2]
+        cost = resource_cost(
+            resource,
+            now_ms,
+            prices,
+            busy_ratio=figures.busy_ratio if figures is not None else None,
+            checkpoints=figures.checkpoints_completed if figures is not None else None,
+            requested=requested,
+            settled=settled,
+        )
+        cache[key] = (version, requested, cost.runs[:-1])
+        kind = resource.kind
+        ident = {"namespace": resource.metadata.namespace, "name": resource.metadata.name}
+        put(kind, "wall_seconds", "Seconds the runs' clusters lived (a running one: so far).", ident,
+            cost.wall_ms / 1000)  # fmt: skip
+        for figure, suffix, scale, help_ in _COST_FIGURES:
+            total = cost.total(figure)
+            put(kind, suffix, help_, ident, total * scale if total is not None else None)
+        for figure, basis in _PRICE_BASES:
+            put(kind, "price", "What the runs cost, in currency, on one basis (never sum the bases).",
+                {**ident, "currency": cost.currency, "basis": basis}, cost.total(figure))  # fmt: skip
+    yield from families.values()
+
+
 class MetricsServer:
     """Serves the metrics and probes on ``address:port`` in a daemon thread (port 0 picks a free one)."""
 
@@ -716,16 +829,21 @@ class MetricsServer:
 
 @contextlib.contextmanager
 def local_metrics(
-    store: ResourceStore, port: int | None, figures: FiguresReader | None = None
+    store: ResourceStore,
+    port: int | None,
+    figures: FiguresReader | None = None,
+    prices: Prices = DEFAULT_PRICES,
 ) -> Iterator[tuple[Callable[[ResourceKey, ReconcileResult, float], None], Callable[[int], None]] | None]:
     """While the local controller runs: with ``port``, the metrics and probes served on 127.0.0.1, the resources
     read from ``store`` at each scrape (and their jobs' live figures through ``figures``, a reader made here by
-    default), fed by each pass of the loop; yields the loop's ``on_pass`` and ``on_queue``. Without a port,
-    nothing (yields None)."""
+    default, and their cost at ``prices``), fed by each pass of the loop; yields the loop's ``on_pass`` and
+    ``on_queue``. Without a port, nothing (yields None)."""
     if port is None:
         yield None
         return
-    metrics = OperatorMetrics(store=store, figures=figures or FiguresReader(), identity=OperatorIdentity("local"))
+    metrics = OperatorMetrics(
+        store=store, figures=figures or FiguresReader(), identity=OperatorIdentity("local"), prices=prices
+    )
     metrics.leader = metrics.ready = True  # one controller per home: it always leads
     depth = [0]
     metrics.queue_depth = lambda: depth[0]

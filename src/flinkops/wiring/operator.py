@@ -43,6 +43,7 @@ from flinkops.api.models import is_canary_document
 from flinkops.clock import SystemClock
 from flinkops.controller import Controller
 from flinkops.controller.canary import DEFAULT_CANARY_TIMEOUT, CanaryMonitor
+from flinkops.core.cost import DEFAULT_PRICES, Prices
 from flinkops.errors import ErrorReason, FlinkopsError, InvalidInput, Problem
 from flinkops.flink.figures import FiguresReader
 from flinkops.kube.client import KubeClient
@@ -173,7 +174,13 @@ def settings_from_env(
 
 
 class Operator:
-    def __init__(self, client: KubeClient, settings: OperatorSettings, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        settings: OperatorSettings,
+        clock: Clock | None = None,
+        prices: Prices = DEFAULT_PRICES,
+    ) -> None:
         self.client = client
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -181,7 +188,7 @@ class Operator:
         self.store = KubernetesStore(client, settings.namespaces, resync=settings.resync)
         # Once the caches are synced (on the leader), the scrape reads the resources from the store's cache and
         # their jobs' live figures from Flink; before, it would list them from the API server at every scrape.
-        self.metrics = OperatorMetrics(figures=FiguresReader())
+        self.metrics = OperatorMetrics(figures=FiguresReader(), prices=prices)  # prices: the cost series' table
         self.metrics.kube_requests = client.request_counts
         self.runtime = KubernetesRuntime(
             client,

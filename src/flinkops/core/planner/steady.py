@@ -29,6 +29,7 @@ from typing import Any
 from flinkops.api.durations import duration_ms_or, parse_duration_ms
 from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY
 from flinkops.api.models import (
+    DeploymentRecord,
     FlinkDeploymentSpec,
     FlinkDeploymentStatus,
     JobManagerDeploymentStatus,
@@ -342,10 +343,60 @@ def note_run_progress(status: S_, job: JobObservation) -> S_:
     counted = job.completed_checkpoints > (run.checkpoints or 0)
     if counted and (job.state in TERMINAL_JOB_STATES or run.stopped_for):
         update["checkpoints"] = job.completed_checkpoints
+    update.update(_usage(run, job))
     if not update:
         return status
     history = [*status.deployment_history[:-1], run.model_copy(update=update)]
     return status.model_copy(update={"deployment_history": history})
+
+
+#: How often a running job's usage figures are written to its run (a bounded status write rate: a stable job's
+#: status is rewritten at most this often for them).
+USAGE_INTERVAL_MS = 600_000
+_GIB = float(1 << 30)
+
+
+def _usage(run: DeploymentRecord, job: JobObservation) -> dict[str, object]:
+    """The run's used figures brought up to this observation, or nothing when it is not time to write them: at the
+    run's end (the job ended, or it is being stopped for another run) once, and every ``USAGE_INTERVAL_MS`` while it
+    runs. ``job.observed_at`` is the sample's time; a figure Flink did not report leaves the recorded one alone.
+
+    * ``used_cpu_seconds``: the cluster's cumulative JVM CPU time (Flink's counter, exact); kept at its highest
+      sample, so a process that restarted (its counter back at 0) undercounts rather than lowers the figure.
+    * ``used_gib_seconds`` += memory in use now (GiB) x (now - ``usage_sampled_at``) s: the memory in use at each
+      write stands for the interval before it (the first sample starts the count).
+    * ``state_gib_hours`` += the newest completed checkpoint's state size (GiB) x (now - ``usage_sampled_at``) h:
+      the state the checkpoint storage holds, over the time it held it (from the first sample that saw a
+      checkpoint); retained older checkpoints are not counted.
+    * ``checkpoint_bytes`` = Flink's average checkpointed (uploaded) size x completed checkpoints: what the run's
+      checkpoints wrote to the checkpoint storage (S3 for ``s3://``); kept at its highest (Flink's statistics
+      start afresh with a new JobManager)."""
+    now = job.observed_at
+    if now is None or run.released_at is not None:
+        return {}
+    known = (job.cluster_cpu_seconds, job.cluster_memory_bytes, job.checkpoint_state_bytes)
+    if all(v is None for v in (*known, job.checkpoint_uploaded_bytes)):
+        return {}
+    last = run.usage_sampled_at
+    ending = job.state in TERMINAL_JOB_STATES or run.stopped_for is not None
+    end_mark = run.stop_requested_at if run.stopped_for is not None else (job.end_time or run.ended_at)
+    # at the end: once, the first pass that sees it (a sample taken before the end began)
+    final = ending and end_mark is not None and (last is None or last < end_mark)
+    due = last is None or now - last >= USAGE_INTERVAL_MS or final
+    if not due or (last is not None and now <= last):
+        return {}
+    seconds = (now - last) / 1000 if last is not None else 0.0
+    update: dict[str, object] = {"usage_sampled_at": now}
+    if job.cluster_cpu_seconds is not None:
+        update["used_cpu_seconds"] = max(job.cluster_cpu_seconds, run.used_cpu_seconds or 0.0)
+    if job.cluster_memory_bytes is not None:
+        update["used_gib_seconds"] = (run.used_gib_seconds or 0.0) + job.cluster_memory_bytes / _GIB * seconds
+    if job.checkpoint_state_bytes is not None:
+        update["state_gib_hours"] = (run.state_gib_hours or 0.0) + job.checkpoint_state_bytes / _GIB * seconds / 3600
+    if job.checkpoint_uploaded_bytes is not None:
+        uploaded = job.checkpoint_uploaded_bytes * job.completed_checkpoints
+        update["checkpoint_bytes"] = max(uploaded, run.checkpoint_bytes or 0)
+    return update
 
 
 def reconcile_interval(config: dict[str, str]) -> float:

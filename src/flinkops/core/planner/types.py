@@ -98,6 +98,15 @@ class JobObservation:
     end_time: int | None = None
     error: str | None = None
     completed_checkpoints: int = 0
+    #: bytes of state the newest completed checkpoint holds (else Flink's ``summary.state_size.avg``), and the
+    #: bytes a completed checkpoint uploaded on average (``summary.checkpointed_size.avg``); None: not reported
+    checkpoint_state_bytes: int | None = None
+    checkpoint_uploaded_bytes: int | None = None
+    #: What the job's own cluster uses (an application deployment's; a session job shares its cluster and gets
+    #: None): cumulative JVM CPU seconds and bytes of memory in use now, summed over its processes
+    cluster_cpu_seconds: float | None = None
+    cluster_memory_bytes: int | None = None
+    observed_at: int | None = None  # epoch ms of this observation (the usage figures' time)
     latest_checkpoint_path: str | None = None
     latest_checkpoint_time: int | None = None
     running_since: int | None = None  # epoch ms since when every task of the job has been seen RUNNING
