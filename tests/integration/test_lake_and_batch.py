@@ -4,6 +4,7 @@ ends), on the real Kafka and S3 servers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -125,11 +126,20 @@ def test_batch_job_finishes_with_correct_totals_and_releases_its_cluster(
     boot = time.time() - float(Path("/proc/uptime").read_text().split()[0])
     born = {p["pid"]: boot + p["start_ticks"] / os.sysconf("SC_CLK_TCK") for p in processes}
     exited: dict[int, float] = {}
+    cpu: dict[int, float] = {}  # each process's CPU seconds (user + system) as last read before it exited
+    cpu_over_time: list[tuple[float, float]] = []  # (epoch s, the cluster's CPU seconds so far)
+    ticks = os.sysconf("SC_CLK_TCK")
     while len(exited) < len(pids):
         assert time.monotonic() - started < 900, "the batch job's cluster is still running after 15 min"
         for pid in pids:
-            if pid not in exited and not running(pid):
+            if pid in exited:
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+            if not running(pid):
                 exited[pid] = time.time()
+        cpu_over_time.append((time.time(), sum(cpu.values())))
         time.sleep(0.01)
     gone_at = max(exited.values())
     done = flinkops.wait_for(
@@ -162,6 +172,22 @@ def test_batch_job_finishes_with_correct_totals_and_releases_its_cluster(
     assert priced["slotSeconds"] == pytest.approx(measured_slot_s, rel=0.05)
     assert priced["idleTailMs"] == pytest.approx(measured_tail_ms, rel=0.05)
     assert priced["requested"]["taskManagers"] == len(tms) and not priced["live"]
+    # What the run used, from Flink's own JVM figures read when its end was seen: the processes' CPU time as Flink
+    # last fetched it from them (at most every metrics.fetcher.update-interval: 2 s as flinkops sets it), so
+    # between the kernel's count one interval before that reading and the count at it.
+    sampled = last_run(flinkops.get("conversions-batch", namespace="ads"))["usageSampledAt"] / 1000
+
+    def kernel_cpu_at(moment: float) -> float:
+        return max((c for t, c in cpu_over_time if t <= moment), default=0.0)
+
+    low, high = kernel_cpu_at(sampled - 2.5), kernel_cpu_at(sampled + 0.5)
+    print(
+        f"used: {priced['usedVcpuSeconds']:.1f} CPU-s (the kernel's count {low:.1f}-{high:.1f} s then, "
+        f"{sum(cpu.values()):.1f} at exit), {priced['usedGibSeconds']:.1f} GiB-s of {priced['gibSeconds']:.1f} "
+        "requested"
+    )
+    assert low * 0.98 <= priced["usedVcpuSeconds"] <= high * 1.02
+    assert 0 < priced["usedGibSeconds"] < priced["gibSeconds"]
     print(flinkops.ok("cost", "conversions-batch", "-n", "ads"))
 
     expected = generator.expected_totals(RECORDS, HOURS, PARTNERS, SEED)

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from flinkops.core.cost import price_text
 from flinkops.ports import ResourceKey
 from flinkops.service import apply
 from flinkops.service.cost import cost_of, price_column
@@ -72,7 +73,7 @@ def test_the_overview_shows_every_resource_with_its_health(target: TestTarget) -
         stored = target.store().get(KEY)
         assert stored is not None
         price = cost_of(stored, int(target.clock.now() * 1000)).total("price")
-        assert price is not None and price > 0 and f'<td class="num">{price:.2f} USD</td>' in row
+        assert price is not None and price > 0 and f'<td class="num">{price_text(price, "USD")}</td>' in row
         assert "JobManager lost &lt;b&gt;twice&lt;/b&gt;" in row  # escaped
         assert 'href="http://127.0.0.1:8081"' in row
         assert "session job" in html and "session cluster" in html

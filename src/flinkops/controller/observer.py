@@ -347,10 +347,14 @@ def observe_job(
         # Flink answers 500 on /checkpoints until the job has an execution graph; there is nothing to
         # report yet, and asking would turn a normal start into a reconcile failure with backoff.
         return observed
+    if usage:  # an ended job's cluster still answers until it is released: its last figures count
+        observed = replace(observed, **_usage(rest))
     try:
         stats = rest.checkpoints(job_id)
     except FlinkNotFound:
-        return observed  # the job vanished between the two calls; the next pass sees it gone
+        # the job vanished between the two calls (the next pass sees it gone), or it has no checkpoints to tell
+        # of: a batch job's statistics are a 404 in Flink 2
+        return observed
     latest = stats.latest_completed
     observed = replace(
         observed,
@@ -360,8 +364,6 @@ def observe_job(
         checkpoint_state_bytes=latest.state_size if latest and latest.state_size is not None else stats.state_size_avg,
         checkpoint_uploaded_bytes=stats.checkpointed_size_avg,
     )
-    if usage:  # an ended job's cluster still answers until it is released: its last figures count
-        observed = replace(observed, **_usage(rest))
     return observed
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "RunCost",
     "deployment_cost",
     "kpus",
+    "price_text",
     "requested_resources",
     "resource_cost",
     "run_cost",
@@ -77,6 +78,12 @@ CU_MEMORY_BYTES = 4 * GIB  # Ververica: 4 GiB per CU
 #: What flinkops gives a JobManager or TaskManager process whose spec names no memory (``flink.config``).
 DEFAULT_MEMORY = "1024m"
 _SLOTS_KEY = "taskmanager.numberOfTaskSlots"
+
+
+def price_text(amount: float, currency: str) -> str:
+    """A price for people: cents from one unit up ("12.34 USD"), four decimals below it, where a young job's
+    price lives ("0.0012 USD", never a "0.00" that reads as free)."""
+    return f"{amount:.2f} {currency}" if amount >= 1 else f"{amount:.4f} {currency}"
 
 
 @dataclass(frozen=True)

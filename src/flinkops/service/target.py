@@ -269,7 +269,7 @@ class LocalTarget:
         """Reconcile in this process until ``should_stop()``; with ``pid_file`` this process is the daemon. With
         ``metrics_port`` it serves ``/metrics`` (the operator's families) and ``/healthz`` on 127.0.0.1."""
         from flinkops.controller import run_loop
-        from flinkops.service.cost import home_prices
+        from flinkops.service.prices import home_prices
         from flinkops.wiring import daemon
         from flinkops.wiring.gateway import beside_the_controller
         from flinkops.wiring.local import build_controller

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flinkops.api.flinkconf import checkpoint_dir, first_set, is_true
+from flinkops.api.flinkconf import METRICS_FETCH_KEY, METRICS_FETCH_MS, checkpoint_dir, first_set, is_true
 from flinkops.api.models import API_VERSION, DeploymentMode, FlinkDeployment, FlinkDeploymentSpec, FlinkVersion
 from flinkops.api.validation import ha_type, is_kubernetes_ha
 from flinkops.flink.config import task_slots, taskmanager_count
@@ -205,6 +205,7 @@ def build_context(
     default("jobmanager.bind-host", "0.0.0.0")
     default("taskmanager.bind-host", "0.0.0.0")
     default("rest.bind-address", "0.0.0.0")
+    default(METRICS_FETCH_KEY, METRICS_FETCH_MS)
     conf_dir = config.get("kubernetes.flink.conf.dir", "").strip() or _DEFAULT_CONF_DIR
     if mode is DeploymentMode.NATIVE:
         # Flink's resource manager reads the TaskManager pod template and the log configuration (which it

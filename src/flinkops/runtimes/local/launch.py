@@ -52,6 +52,7 @@ from typing import Any
 
 import yaml
 
+from flinkops.api.flinkconf import METRICS_FETCH_KEY, METRICS_FETCH_MS
 from flinkops.api.secrets import ENV_PREFIX, config_references, substitute
 from flinkops.errors import RuntimeFailure
 from flinkops.flink.distribution import FlinkDistribution
@@ -461,6 +462,7 @@ def link_plugins(dist: FlinkDistribution, root: Path, request: ClusterRequest) -
 def cluster_config(request: ClusterRequest, rest_port: int, rpc_port: int, root: Path) -> dict[str, str]:
     """The rendered configuration plus what the local runtime owns: loopback addresses, ports, temp dirs."""
     config = dict(request.flink_config)
+    config.setdefault(METRICS_FETCH_KEY, METRICS_FETCH_MS)
     config.update(
         {
             "jobmanager.rpc.address": "127.0.0.1",
