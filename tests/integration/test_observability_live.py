@@ -430,6 +430,8 @@ def test_the_page_shows_the_running_example_and_takes_a_savepoint_from_the_brows
             assert f"default/{NAME}" in text and "STABLE" in text and "first-deploy" in text
             assert "Starting deployment" in text  # an event
             assert re.search(r"Checkpoint age\s+\d+s", text), text
+            priced = page.inner_text("#cost")  # the cost section: the running run, priced as `flinkops cost` does
+            assert "1 (running)" in priced and "USD" in priced, priced
             _shot(page, "fleet-detail.png")
 
             before = _savepoint_nonce(cli.get(NAME))

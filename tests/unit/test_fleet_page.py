@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from flinkops.core.cost import price_text
 from flinkops.ports import ResourceKey
 from flinkops.service import apply
-from flinkops.service.cost import cost_of, price_column
+from flinkops.service.cost import as_dict, cost_of, cost_report, price_column
 from flinkops.service.fleet import Action
 from flinkops.web.app import FleetPage
 from support.fleet import NOW_MS, with_status
@@ -107,6 +107,30 @@ def test_a_detail_page_shows_runs_events_conditions_and_the_actions(target: Test
         assert "Resume…" not in html  # it runs
 
     on_page(FleetPage(target, now_ms=lambda: NOW_MS), scenario)
+
+
+def test_a_detail_page_prices_each_run_as_flinkops_cost_does(target: TestTarget) -> None:
+    a_fleet(target)
+    stored = target.store().get(KEY)
+    assert stored is not None
+    priced = as_dict(cost_of(stored, int(target.clock.now() * 1000)))
+
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        html = await (await client.get(DETAIL)).text()
+        table = html[html.index('<table id="cost">') : html.index("</table>", html.index('<table id="cost">'))]
+        rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
+        assert len(rows) == 1 + len(priced["runs"]) + 1  # the head, a row per run, the total
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", rows[-1], re.S)]
+        total = priced["total"]
+        assert cells[0] == "Total" and cells[2] == f"{total['vcpuSeconds']:.1f}", cells
+        assert cells[4] == f"{total['slotSeconds']:.1f}" and cells[-1] == f"{total['price']:.4f} USD", cells
+
+    on_page(FleetPage(target, now_ms=lambda: NOW_MS, report=cost_report(target)), scenario)
+
+    async def without(client: TestClient[Any, Any]) -> None:
+        assert "Not priced here: <code>flinkops cost fraud -n default</code>" in await (await client.get(DETAIL)).text()
+
+    on_page(FleetPage(target, now_ms=lambda: NOW_MS), without)
 
 
 def test_a_name_that_does_not_exist_is_a_404_page(target: TestTarget) -> None:

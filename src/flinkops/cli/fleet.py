@@ -24,7 +24,7 @@ from flinkops.errors import InvalidInput, NotFound, Problem
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from flinkops.service.fleet import CostHook, FiguresHook, Row
+    from flinkops.service.fleet import CostHook, FiguresHook, ReportHook, Row
 
 __all__ = ["cost_hook", "frame"]
 
@@ -91,7 +91,7 @@ def _serve(address: str, port: int, path: str) -> None:
     from flinkops.web.live import LiveWatch
 
     where = target.current()
-    page = FleetPage(where, watch=LiveWatch(where), cost=cost_hook())
+    page = FleetPage(where, watch=LiveWatch(where), cost=cost_hook(), report=report_hook())
 
     async def main() -> None:
         runner = web.AppRunner(page.app(), access_log=None)
@@ -120,6 +120,13 @@ def cost_hook() -> CostHook | None:
     from flinkops.service.cost import price_column
 
     return price_column(target.current())
+
+
+def report_hook() -> ReportHook:
+    """A deployment page's cost section: the runs priced by ``service.cost`` (the home's price table)."""
+    from flinkops.service.cost import cost_report
+
+    return cost_report(target.current())
 
 
 def _number(value: float | None, fmt: str) -> str:

@@ -49,13 +49,13 @@ def gateway_run(config: ConfigOpt = None) -> None:
         raise InvalidInput([Problem("FLINKOPS_LOG_FORMAT", f"{fmt!r} is neither text nor json")])
     configure_logging(fmt)  # json in a pod (the chart sets it), like the operator's lines
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from flinkops.cli.fleet import cost_hook
+    from flinkops.cli.fleet import cost_hook, report_hook
     from flinkops.web.app import behind_gateway
 
     where = target.current()
     # On Kubernetes the gateway reads only the namespaces it serves (WATCH_NAMESPACES; RBAC may allow no others).
     served = () if where.local else gateway_namespaces()
-    where.run_gateway(config, pages=behind_gateway(where, cost_hook(), served))
+    where.run_gateway(config, pages=behind_gateway(where, cost_hook(), served, report=report_hook()))
 
 
 @gateway_app.command("check")

@@ -33,6 +33,7 @@ __all__ = [
     "PRICES_FILE",
     "as_dict",
     "cost_of",
+    "cost_report",
     "costs",
     "home_prices",
     "load_prices",
@@ -157,15 +158,17 @@ def as_dict(cost: DeploymentCost) -> dict[str, Any]:
     }
 
 
-def price_column(target: Target, prices: Prices | None = None) -> Callable[[Mapping[str, Any]], str | None]:
-    """The fleet page's and ``top``'s cost column (``service.fleet.CostHook``): a stored object (CRD shape) to its
-    price so far (``"0.42 USD"``), or None when no rate prices it. The price table is the home's (the built-in one
-    when the home's does not parse: ``flinkops cost`` reports that file's error). Objects are read into models
-    once per resourceVersion, so a page of 500 deployments costs the arithmetic only."""
+def _reader(
+    target: Target, prices: Prices | None
+) -> tuple[Prices, Callable[[Mapping[str, Any]], DeploymentCost | None]]:
+    """The price table (the home's, or the built-in one when the home's does not parse: ``flinkops cost`` reports
+    that file's error) and a stored object (CRD shape) to its cost up to now. Objects are read into models once per
+    resourceVersion, so a page of 500 deployments costs the arithmetic only; an object the models refuse has no
+    cost (None) rather than no page."""
     table = prices if prices is not None else home_prices(target.home)
     models: dict[tuple[str, str, str], tuple[str, Resource | None]] = {}
 
-    def column(document: Mapping[str, Any]) -> str | None:
+    def cost(document: Mapping[str, Any]) -> DeploymentCost | None:
         meta = document.get("metadata") or {}
         key = (str(document.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
         version = str(meta.get("resourceVersion") or meta.get("generation") or "")
@@ -177,11 +180,35 @@ def price_column(target: Target, prices: Prices | None = None) -> Callable[[Mapp
             try:
                 resource: Resource | None = model.model_validate(document)
             except ValidationError:
-                resource = None  # an object the store holds but the models refuse: no price rather than no page
+                resource = None
             cached = models[key] = (version, resource)
         if cached[1] is None:
             return None
-        total = cost_of(cached[1], int(target.clock.now() * 1000), table).total("price")
+        return cost_of(cached[1], int(target.clock.now() * 1000), table)
+
+    return table, cost
+
+
+def price_column(target: Target, prices: Prices | None = None) -> Callable[[Mapping[str, Any]], str | None]:
+    """The fleet page's and ``top``'s cost column (``service.fleet.CostHook``): a stored object to its price so far
+    (``"0.42 USD"``), or None when no rate prices it."""
+    table, cost = _reader(target, prices)
+
+    def column(document: Mapping[str, Any]) -> str | None:
+        found = cost(document)
+        total = found.total("price") if found is not None else None
         return None if total is None else price_text(total, table.currency)
 
     return column
+
+
+def cost_report(target: Target, prices: Prices | None = None) -> Callable[[Mapping[str, Any]], dict[str, Any] | None]:
+    """A deployment page's cost section (``service.fleet.ReportHook``): a stored object to the report ``flinkops
+    cost NAME -o json`` gives (``as_dict``), or None when its object does not read."""
+    _, cost = _reader(target, prices)
+
+    def report(document: Mapping[str, Any]) -> dict[str, Any] | None:
+        found = cost(document)
+        return as_dict(found) if found is not None else None
+
+    return report

@@ -70,6 +70,8 @@ COST_UNKNOWN = None
 
 #: The cost of one resource so far, as text to show ("$1.23", "0.4 KPU-h"); None: unknown. Fed by service.cost.
 CostHook = Callable[[Mapping[str, Any]], str | None]
+#: The cost report of one resource (``flinkops cost NAME -o json``'s shape); None: unknown. Fed by service.cost.
+ReportHook = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
 #: The live figures of one resource's running job; None: unknown. Fed by the metrics module.
 FiguresHook = Callable[["Row"], JobFigures | None]
 

@@ -41,7 +41,20 @@ from aiohttp import web
 
 from flinkops.errors import Conflict, FlinkopsError, InvalidInput, NotFound
 from flinkops.ports import ResourceKey
-from flinkops.service.fleet import ACTIONS, Action, CostHook, Row, act, actions_for, basis, detail, find, row_of, rows
+from flinkops.service.fleet import (
+    ACTIONS,
+    Action,
+    CostHook,
+    ReportHook,
+    Row,
+    act,
+    actions_for,
+    basis,
+    detail,
+    find,
+    row_of,
+    rows,
+)
 from flinkops.service.target import Target
 from flinkops.web.live import LiveWatch
 
@@ -114,6 +127,7 @@ class FleetPage:
         authorize: Authorizer = _everybody,
         may_view: Viewer = _all_of_it,
         cost: CostHook | None = None,
+        report: ReportHook | None = None,
         refresh_seconds: float = 5.0,
         now_ms: Callable[[], int] | None = None,
         watch: LiveWatch | None = None,
@@ -127,6 +141,8 @@ class FleetPage:
         #: the namespaces shown (empty: every one); others are never read (a gateway may read only its own)
         self.namespaces = tuple(namespaces)
         self.cost = cost
+        #: a deployment page's cost section: its runs priced, as ``flinkops cost NAME`` reports them
+        self.report = report
         self.refresh_seconds = refresh_seconds
         self.now_ms = now_ms or (lambda: int(target.clock.now() * 1000))
         self.watch = watch
@@ -288,6 +304,7 @@ class FleetPage:
             "title": f"{key.namespace}/{key.name}",
             "d": found,
             "row": found.row,
+            "cost": self.report(found.document) if self.report is not None else None,
             "now_ms": self.now_ms(),
             "done": request.query.get("done") if request.query.get("done") in ACTIONS else None,
         }
@@ -375,7 +392,7 @@ class FleetPage:
 
 
 def behind_gateway(
-    target: Target, cost: CostHook | None = None, namespaces: Sequence[str] = ()
+    target: Target, cost: CostHook | None = None, namespaces: Sequence[str] = (), report: ReportHook | None = None
 ) -> Callable[[web.Application], None]:
     """The fleet page for the gateway (``Gateway(pages=...)``), under its ``PAGES_PREFIX``, over the gateway's
     ``namespaces`` (empty: every one): a caller sees the resources a role binding lets them view, and takes
@@ -405,6 +422,7 @@ def behind_gateway(
         authorize=authorize,
         may_view=may_view,
         cost=cost,
+        report=report,
         watch=LiveWatch(target),
         ui_link=through_the_gateway,
         namespaces=namespaces,
