@@ -84,3 +84,31 @@ def test_the_cause_of_a_java_failure_is_its_innermost_caused_by() -> None:
     failed = JobOutcome("failed", "FlinkDeployment", "default", "x", error=error)
     assert failed.cause == "java.lang.IllegalStateException: deliberate failure after 50 records"
     assert JobOutcome("failed", "FlinkDeployment", "default", "x", error="plain words\nmore").cause == "plain words"
+
+
+def test_a_savepoint_asked_of_the_running_job_leaves_its_end_the_answer_for_the_new_generation(world: World) -> None:
+    # A savepoint is a spec change (its trigger nonce) that starts no run: a sensor reading the resource's current
+    # generation still learns of the job's end; an upgrade's stop, which also ends a job FINISHED, is no answer.
+    world.flink.script("batch", JobScript(finish_after=30, result={"records": "7"}))
+    world.apply(application("ingest", args=["batch"], mode="savepoint"))
+    world.run_until(lambda w: w.job_state("ingest") == "RUNNING", what="running")
+    world.edit("ingest", job={"savepoint_trigger_nonce": 1})
+    generation = world.resource("ingest").metadata.generation  # type: ignore[union-attr]
+    assert generation == 2 and len(world.runs("ingest")) == 1
+    world.run_until(lambda w: answer(w, "ingest", generation=2) is not None, what="the end, for generation 2")
+    done = answer(world, "ingest", generation=2)
+    assert done is not None and done.state == "finished" and done.accumulators == {"records": "7"}
+
+
+def test_a_job_stopped_for_an_upgrade_is_not_the_new_generations_end(world: World) -> None:
+    world.apply(application("stream", mode="savepoint"))
+    world.run_until(lambda w: w.job_state("stream") == "RUNNING", what="running")
+    world.edit("stream", job={"parallelism": 3})
+    seen: list[JobOutcome | None] = []
+
+    def upgraded(w: World) -> bool:
+        seen.append(answer(w, "stream", generation=2))
+        return w.lifecycle("stream") == "STABLE" and len(w.runs("stream")) == 2
+
+    world.run_until(upgraded, what="the upgraded job stable")
+    assert all(found is None for found in seen), seen  # the old job's stop-with-savepoint (FINISHED) never answered

@@ -135,10 +135,16 @@ def outcome(
 
 
 def _run_of(history: list[DeploymentRecord], job_id: str | None, generation: int) -> DeploymentRecord | None:
-    """The run of the current job, if it belongs to ``generation`` or later."""
-    for record in reversed(history):
+    """The run of the current job, if it belongs to ``generation`` or later. Called once the controller has
+    reconciled ``generation``: a spec change that starts no run of its own (a savepoint or checkpoint asked for
+    through its trigger nonce) leaves the newest run the job of that generation too, as long as the controller
+    did not stop it for another run (``stopped_for``: an upgrade's stop-with-savepoint ends the job FINISHED, which
+    is no answer for the new spec)."""
+    for index, record in enumerate(reversed(history)):
         if record.job_id == job_id and job_id is not None:
-            return record if record.generation >= generation else None
+            if record.generation >= generation:
+                return record
+            return record if index == 0 and record.stopped_for is None else None
     return None
 
 
