@@ -127,7 +127,9 @@ def test_a_worker_that_dies_mid_job_leaves_the_job_to_the_retry_which_reattaches
     assert running_job() == first_job, "the job outlives the worker"
     retry = airflow_home.dags_test("flinkops_reattach", conf=conf)
     assert retry.state == "success", retry.output[-6000:]
-    assert "reattaching to" in retry.output
+    # The retry finds the job still running (it waits for it) or, on a slow machine where `dags test` takes longer
+    # to start than the job's 8 s, already FINISHED (its outcome again): either way it submitted nothing.
+    assert "reattaching to" in retry.output or "already reached finished" in retry.output, retry.output[-6000:]
     assert retry.run_id is not None
     value = airflow_home.xcom("flinkops_reattach", retry.run_id, "run")
     assert value["job_id"] == first_job and value["runs"] == 1, value

@@ -679,12 +679,19 @@ def test_several_gateway_replicas_keep_each_client_on_one_pod() -> None:
     assert service["spec"]["sessionAffinity"] == "ClientIP"
 
 
-def test_the_gateway_may_only_read_flinkdeployments_where_they_are_watched() -> None:
+#: The gateway's only rights: reading what it proxies and what its fleet page lists.
+READABLE = {
+    ("flink.apache.org", "flinkdeployments"): {"get", "list", "watch"},
+    ("flink.apache.org", "flinksessionjobs"): {"get", "list", "watch"},
+}
+
+
+def test_the_gateway_may_only_read_flinkdeployments_and_session_jobs_where_they_are_watched() -> None:
     objects = render(VARIATIONS["gateway"], release=RELEASE, namespace=NAMESPACE)
     roles = [o for o in of_kind(objects, "Role") if o["metadata"]["name"] == GATEWAY]
     assert namespaces_of(roles) == {"team-a", "team-b"}
     for role in roles:
-        assert rules_of(role) == {("flink.apache.org", "flinkdeployments"): {"get", "list", "watch"}}
+        assert rules_of(role) == READABLE
     bindings = [o for o in of_kind(objects, "RoleBinding") if o["metadata"]["name"] == GATEWAY]
     assert namespaces_of(bindings) == {"team-a", "team-b"}
     for binding in bindings:
@@ -694,7 +701,7 @@ def test_the_gateway_may_only_read_flinkdeployments_where_they_are_watched() -> 
 
     everywhere = render(VARIATIONS["gateway-all-namespaces"], release=RELEASE, namespace=NAMESPACE)
     cluster_role = next(o for o in of_kind(everywhere, "ClusterRole") if o["metadata"]["name"] == GATEWAY)
-    assert rules_of(cluster_role) == {("flink.apache.org", "flinkdeployments"): {"get", "list", "watch"}}
+    assert rules_of(cluster_role) == READABLE
     binding = next(o for o in of_kind(everywhere, "ClusterRoleBinding") if o["metadata"]["name"] == GATEWAY)
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": GATEWAY, "namespace": NAMESPACE}]
     assert not [o for o in of_kind(everywhere, "Role") if o["metadata"]["name"] == GATEWAY]

@@ -533,7 +533,7 @@ def _apply_gateway(api: Api, names: dict[str, str], values: dict[str, Any]) -> l
     return gateway
 
 
-def test_the_gateway_may_read_flinkdeployments_in_watched_namespaces_and_nothing_else(
+def test_the_gateway_may_read_flink_resources_in_watched_namespaces_and_nothing_else(
     api: Api, names: dict[str, str], installed: list[Manifest]
 ) -> None:
     _apply_gateway(api, names, GATEWAY_VALUES)
@@ -542,11 +542,12 @@ def test_the_gateway_may_read_flinkdeployments_in_watched_namespaces_and_nothing
     for namespace in (names["team_a"], names["team_b"]):
         for verb in VERBS:
             expected = verb in {"get", "list", "watch"}
-            got = api.allowed(gateway, namespace, verb, "flink.apache.org", "flinkdeployments")
-            assert got == expected, f"{verb} flinkdeployments in {namespace}: allowed={got}"
+            for resource in ("flinkdeployments", "flinksessionjobs"):  # what it proxies, what its fleet page lists
+                got = api.allowed(gateway, namespace, verb, "flink.apache.org", resource)
+                assert got == expected, f"{verb} {resource} in {namespace}: allowed={got}"
         for group, resource in (
             ("flink.apache.org", "flinkdeployments/status"),
-            ("flink.apache.org", "flinksessionjobs"),
+            ("flink.apache.org", "flinksessionjobs/status"),
             ("", "secrets"),
             ("", "pods"),
             ("", "services"),
