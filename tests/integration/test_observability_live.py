@@ -346,6 +346,10 @@ def test_top_and_cost_show_the_job_live_and_its_price_so_far(running: Running) -
     slots = run["requested"]["taskManagers"] * run["requested"]["taskSlots"]
     assert run["slotSeconds"] == pytest.approx(slots * run["wallMs"] / 1000, rel=0.01), run
     assert report["total"]["price"] > 0 and report["currency"] == "USD", report["total"]
+    # The running run's busy share and checkpoint count, asked of its JobManager for the report, and what it used
+    # as the controller recorded it once Flink's CPU counter answered.
+    assert run["efficiency"] is not None and 0 <= run["efficiency"] <= 1, run
+    assert run["checkpoints"] >= 1 and run["usedVcpuSeconds"] > 0 and run["usedGibSeconds"] is not None, run
     print(f"\n[observability] top: {' '.join(row)}")
 
 

@@ -146,6 +146,16 @@ def test_a_running_runs_usage_is_written_every_ten_minutes_and_not_in_between() 
     assert run.checkpoint_bytes == 1000 * 11, "average uploaded x completed"
 
 
+def test_a_first_sample_without_the_cpu_counter_is_followed_by_one_as_soon_as_it_answers() -> None:
+    # Flink fills its REST metric cache on the first request: the run's first sample often has no CPU time yet.
+    s = note_run_progress(status(), seen(60_000, cluster_cpu_seconds=None, cluster_memory_bytes=None))
+    assert s.deployment_history[-1].usage_sampled_at == 60_000 and s.deployment_history[-1].used_cpu_seconds is None
+    again = note_run_progress(s, seen(65_000))  # the next pass: the counter answers
+    run = again.deployment_history[-1]
+    assert run.usage_sampled_at == 65_000 and run.used_cpu_seconds == pytest.approx(97.5)  # 1.5 cores x 65 s
+    assert note_run_progress(again, seen(70_000)) is again, "then every ten minutes only"
+
+
 def test_the_runs_end_writes_its_figures_once() -> None:
     s = note_run_progress(status(), seen(60_000))
     ended = note_run_progress(s, seen(200_000, "FINISHED", end_time=190_000))

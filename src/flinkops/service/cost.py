@@ -14,7 +14,7 @@ Called by: ``cli.cost``, ``cli.show`` (describe), the fleet page and ``top`` (``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -22,11 +22,14 @@ from pydantic import ValidationError
 
 from flinkops.api.durations import parse_duration_ms
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
-from flinkops.core.cost import DEFAULT_PRICES, DeploymentCost, Prices, RunCost, price_text, resource_cost
+from flinkops.core.cost import DEFAULT_PRICES, DeploymentCost, Prices, RunCost, cluster_up, price_text, resource_cost
 from flinkops.errors import InvalidInput, NotFound, Problem
+from flinkops.ports import ResourceKey
+from flinkops.ports.flink import JobFigures
+from flinkops.service.fleet import ReportHook
 from flinkops.service.prices import PRICES_FILE, home_prices, load_prices
 from flinkops.service.resources import resolve
-from flinkops.service.target import Target
+from flinkops.service.target import Target, live_figures
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -83,9 +86,11 @@ def costs(
     prices: Prices,
     *,
     since: str | None = None,
+    live: bool = True,
 ) -> list[DeploymentCost]:
     """The cost of the resource ``name`` in ``namespace`` (a name that does not exist is ``InvalidInput``), or of
-    every resource in ``namespace`` (every namespace when None)."""
+    every resource in ``namespace`` (every namespace when None). ``live``: a running run's busy share and
+    checkpoint count are asked of its JobManager (``live_readings``)."""
     now_ms = int(target.clock.now() * 1000)
     start = since_ms(since, now_ms)
     if name is not None:
@@ -99,7 +104,24 @@ def costs(
         found = [r for r in target.store().list_resources() if namespace is None or r.metadata.namespace == namespace]
         found = [r for r in found if not r.is_canary]
         found.sort(key=lambda r: (r.metadata.namespace, r.kind, r.metadata.name))
-    return [cost_of(r, now_ms, prices, since=start) for r in found]
+    readings = live_readings(target, found) if live else {}
+    return [cost_of(r, now_ms, prices, since=start, **readings.get(ResourceKey.of(r), {})) for r in found]
+
+
+def live_readings(target: Target, resources: Sequence[Resource]) -> dict[ResourceKey, dict[str, Any]]:
+    """For each of ``resources`` whose cluster runs, what its JobManager says now that the cost uses for the running
+    run (``cost_of``'s ``busy_ratio`` and ``checkpoints``): read concurrently, within a few seconds, through the
+    reader the page and the metrics use; a JobManager that does not answer leaves them unknown."""
+    if not any(cluster_up(r) for r in resources):
+        return {}
+    wanted = {ResourceKey.of(r) for r in resources if cluster_up(r)}
+    read = live_figures(target.store().list_resources())
+    return {key: figures_readings(found) for key, found in read.items() if key in wanted and found is not None}
+
+
+def figures_readings(found: JobFigures) -> dict[str, Any]:
+    """``cost_of``'s live arguments from a job's live figures."""
+    return {"busy_ratio": found.busy_ratio, "checkpoints": found.checkpoints_completed}
 
 
 def _run_dict(run: RunCost) -> dict[str, Any]:
@@ -160,7 +182,7 @@ def as_dict(cost: DeploymentCost) -> dict[str, Any]:
 
 def _reader(
     target: Target, prices: Prices | None
-) -> tuple[Prices, Callable[[Mapping[str, Any]], DeploymentCost | None]]:
+) -> tuple[Prices, Callable[[Mapping[str, Any], JobFigures | None], DeploymentCost | None]]:
     """The price table (the home's, or the built-in one when the home's does not parse: ``flinkops cost`` reports
     that file's error) and a stored object (CRD shape) to its cost up to now. Objects are read into models once per
     resourceVersion, so a page of 500 deployments costs the arithmetic only; an object the models refuse has no
@@ -168,7 +190,7 @@ def _reader(
     table = prices if prices is not None else home_prices(target.home)
     models: dict[tuple[str, str, str], tuple[str, Resource | None]] = {}
 
-    def cost(document: Mapping[str, Any]) -> DeploymentCost | None:
+    def cost(document: Mapping[str, Any], figures: JobFigures | None = None) -> DeploymentCost | None:
         meta = document.get("metadata") or {}
         key = (str(document.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
         version = str(meta.get("resourceVersion") or meta.get("generation") or "")
@@ -184,7 +206,8 @@ def _reader(
             cached = models[key] = (version, resource)
         if cached[1] is None:
             return None
-        return cost_of(cached[1], int(target.clock.now() * 1000), table)
+        readings = figures_readings(figures) if figures is not None else {}
+        return cost_of(cached[1], int(target.clock.now() * 1000), table, **readings)
 
     return table, cost
 
@@ -195,20 +218,21 @@ def price_column(target: Target, prices: Prices | None = None) -> Callable[[Mapp
     table, cost = _reader(target, prices)
 
     def column(document: Mapping[str, Any]) -> str | None:
-        found = cost(document)
+        found = cost(document, None)
         total = found.total("price") if found is not None else None
         return None if total is None else price_text(total, table.currency)
 
     return column
 
 
-def cost_report(target: Target, prices: Prices | None = None) -> Callable[[Mapping[str, Any]], dict[str, Any] | None]:
-    """A deployment page's cost section (``service.fleet.ReportHook``): a stored object to the report ``flinkops
-    cost NAME -o json`` gives (``as_dict``), or None when its object does not read."""
+def cost_report(target: Target, prices: Prices | None = None) -> ReportHook:
+    """A deployment page's cost section (``service.fleet.ReportHook``): a stored object, with its running job's live
+    figures when the page has them, to the report ``flinkops cost NAME -o json`` gives (``as_dict``), or None when
+    its object does not read."""
     _, cost = _reader(target, prices)
 
-    def report(document: Mapping[str, Any]) -> dict[str, Any] | None:
-        found = cost(document)
+    def report(document: Mapping[str, Any], figures: JobFigures | None = None) -> dict[str, Any] | None:
+        found = cost(document, figures)
         return as_dict(found) if found is not None else None
 
     return report

@@ -70,8 +70,9 @@ COST_UNKNOWN = None
 
 #: The cost of one resource so far, as text to show ("$1.23", "0.4 KPU-h"); None: unknown. Fed by service.cost.
 CostHook = Callable[[Mapping[str, Any]], str | None]
-#: The cost report of one resource (``flinkops cost NAME -o json``'s shape); None: unknown. Fed by service.cost.
-ReportHook = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
+#: The cost report of one resource (``flinkops cost NAME -o json``'s shape) from its stored object and its running
+#: job's live figures (None: not known); None: unknown. Fed by service.cost.
+ReportHook = Callable[[Mapping[str, Any], JobFigures | None], "dict[str, Any] | None"]
 #: The live figures of one resource's running job; None: unknown. Fed by the metrics module.
 FiguresHook = Callable[["Row"], JobFigures | None]
 

@@ -41,6 +41,7 @@ from aiohttp import web
 
 from flinkops.errors import Conflict, FlinkopsError, InvalidInput, NotFound
 from flinkops.ports import ResourceKey
+from flinkops.ports.flink import JobFigures
 from flinkops.service.fleet import (
     ACTIONS,
     Action,
@@ -205,6 +206,9 @@ class FleetPage:
     def _live(self, found: list[Row]) -> list[Row]:
         return self.watch.apply(found) if self.watch is not None else found
 
+    def _figures(self, row: Row) -> JobFigures | None:
+        return self.watch.figures(row) if self.watch is not None else None
+
     def add_routes(self, router: web.UrlDispatcher) -> None:
         p = self.prefix
         one = p + "/namespaces/{namespace}/{plural}/{name}"
@@ -304,7 +308,7 @@ class FleetPage:
             "title": f"{key.namespace}/{key.name}",
             "d": found,
             "row": found.row,
-            "cost": self.report(found.document) if self.report is not None else None,
+            "cost": self.report(found.document, self._figures(found.row)) if self.report is not None else None,
             "now_ms": self.now_ms(),
             "done": request.query.get("done") if request.query.get("done") in ACTIONS else None,
         }

@@ -382,7 +382,10 @@ def _usage(run: DeploymentRecord, job: JobObservation) -> dict[str, object]:
     end_mark = run.stop_requested_at if run.stopped_for is not None else (job.end_time or run.ended_at)
     # at the end: once, the first pass that sees it (a sample taken before the end began)
     final = ending and end_mark is not None and (last is None or last < end_mark)
-    due = last is None or now - last >= USAGE_INTERVAL_MS or final
+    # and once more when the CPU counter first answers: Flink's REST API serves its processes' metrics from a
+    # cache it fills on the first request, so the first sample of a run often has none yet
+    first_cpu = run.used_cpu_seconds is None and job.cluster_cpu_seconds is not None
+    due = last is None or now - last >= USAGE_INTERVAL_MS or final or first_cpu
     if not due or (last is not None and now <= last):
         return {}
     seconds = (now - last) / 1000 if last is not None else 0.0
