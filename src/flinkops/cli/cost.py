@@ -103,8 +103,8 @@ def _footer(found: list[DeploymentCost]) -> list[str]:
 
 
 _USED_HELP = (
-    "used: the total of what Flink's metrics say the runs used: vCPU-s (JVM CPU time) and GiB-s (memory in use, "
-    "sampled) with their share of the requested, GiB-h of checkpointed state held, bytes checkpoints uploaded"
+    "USED: what Flink's metrics say the runs used: vCPU-s (JVM CPU time) and GiB-s (memory in use, sampled), "
+    "with their share of the requested; GiB-h of checkpointed state held; bytes the checkpoints uploaded"
 )
 
 
