@@ -500,6 +500,32 @@ def _http_method(verb: str) -> str:
     return {"LIST": "GET", "WATCH": "GET", "CREATE": "POST", "REPLACE": "PUT", "APPLY": "PATCH"}.get(verb, verb)
 
 
+class _Families:
+    """Metric families built sample by sample, one per name, in the order first put; a sample whose value is
+    None (unknown) is left out, never written as 0 or NaN."""
+
+    def __init__(self, make: type[GaugeMetricFamily] | type[CounterMetricFamily], prefix: str = "") -> None:
+        self._make = make
+        self._prefix = prefix
+        self._by_name: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+
+    def put(self, name: str, help_: str, labels: dict[str, str], value: float | None) -> None:
+        if value is None:
+            return
+        name = self._prefix + name
+        family = self._by_name.get(name)
+        if family is None:
+            family = self._by_name[name] = self._make(name, help_, labels=list(labels))
+        family.add_metric(list(labels.values()), value)
+
+    def of(self, kind: str) -> Callable[[str, str, dict[str, str], float | None], None]:
+        """``put`` for one resource kind's per-resource series: ``<prefix><kind>_<suffix>``."""
+        return lambda suffix, help_, labels, value: self.put(f"{kind.lower()}_{suffix}", help_, labels, value)
+
+    def __iter__(self) -> Iterator[Metric]:
+        return iter(self._by_name.values())
+
+
 def _reference_families(
     resources: list[Resource], live: dict[ResourceKey, JobFigures | None], identity: OperatorIdentity
 ) -> Iterator[Metric]:
@@ -509,14 +535,8 @@ def _reference_families(
     for resource in resources:
         by_scope.setdefault((resource.metadata.namespace, resource.kind), []).append(resource)
 
-    families: dict[str, GaugeMetricFamily] = {}
-
-    def put(name: str, help_: str, labels: dict[str, str], value: float) -> None:
-        family = families.get(name)
-        if family is None:
-            family = families[name] = GaugeMetricFamily(name, help_, labels=list(labels))
-        family.add_metric(list(labels.values()), value)
-
+    families = _Families(GaugeMetricFamily)
+    put = families.put
     prefix = "flink_k8soperator_namespace"
     savepoints: Counter[str] = Counter()
     checkpoints: dict[str, int] = {}
@@ -587,26 +607,16 @@ def _reference_families(
                 labels,
                 checkpoints[namespace],
             )
-    yield from families.values()
+    yield from families
 
 
 def _resource_families(
     resources: list[Resource], live: dict[ResourceKey, JobFigures | None], now: float
 ) -> Iterator[Metric]:
     """kube-state-metrics-style series, one set per resource (``flinkops_<kind>_*``)."""
-    families: dict[str, GaugeMetricFamily] = {}
-
-    def put(kind: str, suffix: str, help_: str, labels: dict[str, str], value: float | None) -> None:
-        if value is None:
-            return  # unknown: the series is left out, never written as 0 or NaN
-        name = f"flinkops_{kind.lower()}_{suffix}"
-        family = families.get(name)
-        if family is None:
-            family = families[name] = GaugeMetricFamily(name, help_, labels=list(labels))
-        family.add_metric(list(labels.values()), value)
-
+    families = _Families(GaugeMetricFamily, "flinkops_")
     for resource in sorted(resources, key=lambda r: (r.kind, r.metadata.namespace, r.metadata.name)):
-        kind = resource.kind
+        put = families.of(resource.kind)
         ident = {"namespace": resource.metadata.namespace, "name": resource.metadata.name}
         status = resource.status
         job = resource.spec.job
@@ -626,28 +636,28 @@ def _resource_families(
             info["deployment_mode"] = spec.mode.value if spec.mode is not None else ""
         elif isinstance(resource, FlinkSessionJob):
             info["session_deployment"] = resource.spec.deployment_name
-        put(kind, "info", "Facts about the resource (always 1).", info, 1)
+        put("info", "Facts about the resource (always 1).", info, 1)
         current = _lifecycle_of(resource)
         for state in _STATES:
-            put(kind, "lifecycle_state", "Lifecycle state (1 for the current one).", {**ident, "state": state.value},
+            put("lifecycle_state", "Lifecycle state (1 for the current one).", {**ident, "state": state.value},
                 int(state == current))  # fmt: skip
         job_state = status.job_status.state if status is not None else None
         if job_state is not None:
             for state_name in _JOB_STATES:
-                put(kind, "job_state", "Flink job state as last observed (1 for the current one).",
+                put("job_state", "Flink job state as last observed (1 for the current one).",
                     {**ident, "state": state_name}, int(state_name == job_state))  # fmt: skip
         if isinstance(resource, FlinkDeployment) and status is not None:
             jm_now = getattr(status, "job_manager_deployment_status", None)
             for jm_status in JobManagerDeploymentStatus:
-                put(kind, "jobmanager_deployment_status", "JobManager deployment status (1 for the current one).",
+                put("jobmanager_deployment_status", "JobManager deployment status (1 for the current one).",
                     {**ident, "status": jm_status.value}, int(jm_status == jm_now))  # fmt: skip
         if status is not None:
             reasons = Counter(record.reason for record in status.deployment_history)
             for reason, n in sorted(reasons.items()):
-                put(kind, "runs", "Starts of the job recorded in status.deploymentHistory, by reason.",
+                put("runs", "Starts of the job recorded in status.deploymentHistory, by reason.",
                     {**ident, "reason": reason}, n)  # fmt: skip
         if job is not None:
-            put(kind, "parallelism", "Parallelism the spec asks for.", ident, job.parallelism)
+            put("parallelism", "Parallelism the spec asks for.", ident, job.parallelism)
         figures = live.get(ResourceKey.of(resource))
         recorded_checkpoint = recorded_savepoint = None
         if status is not None:
@@ -655,7 +665,7 @@ def _resource_families(
             if snapshots.checkpoint_info is not None and snapshots.checkpoint_info.last_checkpoint is not None:
                 recorded_checkpoint = _epoch_seconds(snapshots.checkpoint_info.last_checkpoint.time_stamp)
             if snapshots.savepoint_info is not None:
-                put(kind, "savepoints", "Savepoints recorded in status.", ident,
+                put("savepoints", "Savepoints recorded in status.", ident,
                     len(snapshots.savepoint_info.savepoint_history))  # fmt: skip
                 if snapshots.savepoint_info.last_savepoint is not None:
                     recorded_savepoint = _epoch_seconds(snapshots.savepoint_info.last_savepoint.time_stamp)
@@ -664,32 +674,32 @@ def _resource_families(
             default=None,
         )
         if newest is not None:
-            put(kind, "last_checkpoint_age_seconds", "Seconds since the newest completed checkpoint.", ident,
+            put("last_checkpoint_age_seconds", "Seconds since the newest completed checkpoint.", ident,
                 max(0.0, now - newest))  # fmt: skip
         if recorded_savepoint is not None:
-            put(kind, "last_savepoint_age_seconds", "Seconds since the newest savepoint.", ident,
+            put("last_savepoint_age_seconds", "Seconds since the newest savepoint.", ident,
                 max(0.0, now - recorded_savepoint))  # fmt: skip
         if ResourceKey.of(resource) not in live:
             continue  # no live job: nothing to ask Flink
-        put(kind, "flink_up", "1 when the job's JobManager answered for its live figures, 0 when it did not.",
+        put("flink_up", "1 when the job's JobManager answered for its live figures, 0 when it did not.",
             ident, int(figures is not None))  # fmt: skip
         if figures is None:
             continue
-        put(kind, "records_in_per_second", "Records/s the job's sources emit.", ident, figures.records_in_per_second)
-        put(kind, "records_out_per_second", "Records/s the job's last vertices take in.", ident,
+        put("records_in_per_second", "Records/s the job's sources emit.", ident, figures.records_in_per_second)
+        put("records_out_per_second", "Records/s the job's last vertices take in.", ident,
             figures.records_out_per_second)  # fmt: skip
-        put(kind, "busy_ratio", "Busy time of the busiest subtask, a share of one second.", ident, figures.busy_ratio)
-        put(kind, "backpressure_ratio", "Back-pressured time of the most back-pressured subtask, a share of a second.",
+        put("busy_ratio", "Busy time of the busiest subtask, a share of one second.", ident, figures.busy_ratio)
+        put("backpressure_ratio", "Back-pressured time of the most back-pressured subtask, a share of a second.",
             ident, figures.backpressure_ratio)  # fmt: skip
-        put(kind, "kafka_lag_records", "Records the job's Kafka sources have not read yet.", ident,
+        put("kafka_lag_records", "Records the job's Kafka sources have not read yet.", ident,
             figures.kafka_lag if figures.reads_kafka else None)  # fmt: skip
-        put(kind, "restarts", "Restarts of the job (Flink's numRestarts).", ident, figures.restarts)
-        put(kind, "running_parallelism", "Highest parallelism of the running job's vertices.", ident,
+        put("restarts", "Restarts of the job (Flink's numRestarts).", ident, figures.restarts)
+        put("running_parallelism", "Highest parallelism of the running job's vertices.", ident,
             figures.parallelism)  # fmt: skip
         for result, count in (("completed", figures.checkpoints_completed), ("failed", figures.checkpoints_failed)):
-            put(kind, "checkpoints", "Checkpoints of the running job, by result (Flink's counts).",
+            put("checkpoints", "Checkpoints of the running job, by result (Flink's counts).",
                 {**ident, "result": result}, count)  # fmt: skip
-    yield from families.values()
+    yield from families
 
 
 #: (figure of ``DeploymentCost.total``, series suffix, scale to the unit of the name, help)
@@ -727,20 +737,11 @@ def _cost_families(
     docstring lists them). The running job's busy ratio and checkpoint count come from its live figures. ``cache``
     keeps, per resourceVersion, the figures that cannot change until the status does (the older runs'), so a
     scrape works out only the newest run of each resource; resources no longer listed are dropped from it."""
-    families: dict[str, CounterMetricFamily] = {}
+    families = _Families(CounterMetricFamily, "flinkops_")
     now_ms = int(now * 1000)
     listed = {ResourceKey.of(r) for r in resources}
     for gone in [key for key in cache if key not in listed]:
         del cache[gone]
-
-    def put(kind: str, suffix: str, help_: str, labels: dict[str, str], value: float | None) -> None:
-        if value is None:
-            return  # unknown: left out, never written as 0
-        name = f"flinkops_{kind.lower()}_cost_{suffix}"
-        family = families.get(name)
-        if family is None:
-            family = families[name] = CounterMetricFamily(name, help_, labels=list(labels))
-        family.add_metric(list(labels.values()), value)
 
     for resource in sorted(resources, key=lambda r: (r.kind, r.metadata.namespace, r.metadata.name)):
         if resource.status is None or not resource.status.deployment_history:
@@ -765,17 +766,17 @@ def _cost_families(
             settled=settled,
         )
         cache[key] = (version, requested, cost.runs[:-1])
-        kind = resource.kind
+        put = families.of(f"{resource.kind}_cost")
         ident = {"namespace": resource.metadata.namespace, "name": resource.metadata.name}
-        put(kind, "wall_seconds", "Seconds the runs' clusters lived (a running one: so far).", ident,
+        put("wall_seconds", "Seconds the runs' clusters lived (a running one: so far).", ident,
             cost.wall_ms / 1000)  # fmt: skip
         for figure, suffix, scale, help_ in _COST_FIGURES:
             total = cost.total(figure)
-            put(kind, suffix, help_, ident, total * scale if total is not None else None)
+            put(suffix, help_, ident, total * scale if total is not None else None)
         for figure, basis in _PRICE_BASES:
-            put(kind, "price", "What the runs cost, in currency, on one basis (never sum the bases).",
+            put("price", "What the runs cost, in currency, on one basis (never sum the bases).",
                 {**ident, "currency": cost.currency, "basis": basis}, cost.total(figure))  # fmt: skip
-    yield from families.values()
+    yield from families
 
 
 class MetricsServer:
