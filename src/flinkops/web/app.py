@@ -316,22 +316,22 @@ class FleetPage:
 
     # ------------------------------------------------------------------ actions
 
-    async def _checked(self, request: web.Request) -> tuple[ResourceKey | None, dict[str, str], web.Response | None]:
-        """The resource and the form of an action request, or the refusal to answer with."""
+    async def _checked(self, request: web.Request) -> tuple[ResourceKey, Action, dict[str, str]] | web.Response:
+        """The resource, the action and the form of an action request, or the refusal to answer with."""
         form = {k: str(v) for k, v in (await request.post()).items()}
         why = self._cross_site(request, form)
         if why is not None:
-            return None, form, self._message(request, 403, "Refused", why)
+            return self._message(request, 403, "Refused", why)
         key = self._key(request)
         if key is None:
-            return None, form, self._missing(request, key)
+            return self._missing(request, key)
         action = form.get("action", "")
         if action not in ACTIONS:
-            return None, form, self._message(request, 400, "Bad request", f"unknown action {action!r}")
+            return self._message(request, 400, "Bad request", f"unknown action {action!r}")
         refusal = await self.authorize(request, key, action)
         if refusal is not None:
-            return None, form, self._message(request, 403, "Not allowed", refusal, self._back(key))
-        return key, form, None
+            return self._message(request, 403, "Not allowed", refusal, self._back(key))
+        return key, action, form
 
     def _cross_site(self, request: web.Request, form: dict[str, str]) -> str | None:
         if request.headers.get("Sec-Fetch-Site", "same-origin") == "cross-site":
@@ -349,11 +349,10 @@ class FleetPage:
         return self.prefix + detail_path(key.kind, key.namespace, key.name)
 
     async def confirm(self, request: web.Request) -> web.Response:
-        key, form, refused = await self._checked(request)
-        if refused is not None:
-            return refused
-        assert key is not None
-        action: Action = form["action"]  # type: ignore[assignment]
+        checked = await self._checked(request)
+        if isinstance(checked, web.Response):
+            return checked
+        key, action, _ = checked
         try:
             document = await asyncio.to_thread(find, self.target, key.name, key.namespace, key.kind)
         except NotFound:
@@ -373,13 +372,12 @@ class FleetPage:
         return self._render(request, _Page(200, "confirm.html", context))
 
     async def act(self, request: web.Request) -> web.Response:
-        key, form, refused = await self._checked(request)
-        if refused is not None:
-            return refused
-        assert key is not None
-        action: Action = form["action"]  # type: ignore[assignment]
+        checked = await self._checked(request)
+        if isinstance(checked, web.Response):
+            return checked
+        key, action, form = checked
         try:
-            done = await asyncio.to_thread(act, self.target, key, action, form.get("basis", ""))
+            await asyncio.to_thread(act, self.target, key, action, form.get("basis", ""))
         except NotFound as exc:
             return self._message(request, 404, "Not found", str(exc), self.prefix + "/")
         except Conflict as exc:
@@ -391,7 +389,6 @@ class FleetPage:
             return self._message(request, 409, "Not done", str(exc), self._back(key))
         # Post/redirect/get: reloading the page that follows does not send the action again. Only the action's
         # name travels in the address (the page says what it means): no text of the link's is shown as is.
-        del done
         raise web.HTTPSeeOther(self._back(key) + "?done=" + action)
 
 
