@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from support.fleet import store_fleet  # noqa: E402
+from support.fleet import serving_ui, store_fleet  # noqa: E402
 from support.service import TestTarget  # noqa: E402
 
 GOAL_MS = 200.0
@@ -61,20 +59,8 @@ def baseline(home: Path, runs: int) -> tuple[float, int]:
 
 def page(home: Path, requests: int) -> tuple[float, float, int]:
     """Median and worst ms of ``GET /`` from ``flinkops ui`` in its own process, and the page's size."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flinkops", "ui", "--port", "0"],
-        env=env_for(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-        if found is None:
-            raise SystemExit(f"flinkops ui did not say where it serves: {line!r}{proc.stdout.read()}")
-        url = f"http://127.0.0.1:{found.group(1)}/"
+    with serving_ui(env_for(home)) as address:
+        url = f"{address}/"
         times, size = [], 0
         with httpx.Client(timeout=30) as client:
             for _ in range(3):  # warm-up: templates compiled, store connection opened
@@ -86,13 +72,6 @@ def page(home: Path, requests: int) -> tuple[float, float, int]:
                 response.raise_for_status()
                 size = len(response.content)
         return statistics.median(times), max(times), size
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def main() -> int:

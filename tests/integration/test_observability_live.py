@@ -48,6 +48,7 @@ from flinkops.api.reporters import LOOPBACK_FACTORY
 from flinkops.service.figures import figures
 from flinkops.service.target import LocalTarget
 from integration.flinkops_cli import Flinkops
+from support.fleet import serving_ui
 from support.prometheus import running_prometheus
 
 pytestmark = pytest.mark.integration
@@ -381,23 +382,8 @@ def _savepoint_nonce(resource: dict[str, Any] | None) -> int | None:
 @pytest.fixture
 def fleet_page(running: Running) -> Iterator[str]:
     """``flinkops ui --port 0`` in its own process, as a user starts it; its address."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flinkops", "ui", "--port", "0"],
-        env=running.cli.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        found = re.search(r"(http://127\.0\.0\.1:\d+)/", line)
-        assert found, f"flinkops ui did not say where it serves: {line!r}"
-        yield found.group(1)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with serving_ui(running.cli.env()) as address:
+        yield address
 
 
 def test_the_page_shows_the_running_example_and_takes_a_savepoint_from_the_browser(

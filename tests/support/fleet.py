@@ -7,7 +7,12 @@ page reads is exactly what a controller leaves.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from flinkops.api.models import (
@@ -140,3 +145,28 @@ def job_figures(**known: Any) -> JobFigures:
     values.update(job_id=JOB, state="RUNNING", read_at=NOW_MS / 1000, vertices=())
     values.update(known)
     return JobFigures(**values)
+
+
+@contextmanager
+def serving_ui(env: Mapping[str, str]) -> Iterator[str]:
+    """``flinkops ui --port 0`` in its own process, as a user starts it, with ``env`` (its FLINKOPS_HOME): the
+    address it says it serves on (``http://127.0.0.1:PORT``); stopped with Ctrl-C (SIGINT) on exit, killed if it
+    does not stop."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flinkops", "ui", "--port", "0"],
+        env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+)/", line)
+        if found is None:
+            raise RuntimeError(f"flinkops ui did not say where it serves: {line!r}")
+        yield found.group(1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
