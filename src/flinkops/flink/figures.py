@@ -48,7 +48,7 @@ from urllib.parse import quote
 
 import httpx
 
-from flinkops.flink.rest import _tls_context
+from flinkops.flink.rest import _tls_context, checkpoint_stats
 from flinkops.ports.flink import JobAddress, JobFigures, VertexFigures
 
 __all__ = ["FiguresReader", "JobAddress", "JobFigures", "VertexFigures"]
@@ -361,18 +361,10 @@ def _job_figures(
         if isinstance(row, dict) and row.get("id") == "numRestarts":
             value = _number(row.get("value"))
             restarts = int(value) if value is not None else None
-    completed = failed = None
-    last_checkpoint = None
-    if isinstance(checkpoints_answer, dict):
-        counts = checkpoints_answer.get("counts") or {}
-        if isinstance(counts, dict):
-            done, bad = _number(counts.get("completed")), _number(counts.get("failed"))
-            completed = int(done) if done is not None else None
-            failed = int(bad) if bad is not None else None
-        latest = (checkpoints_answer.get("latest") or {}).get("completed")
-        if isinstance(latest, dict):
-            acked = _number(latest.get("latest_ack_timestamp")) or _number(latest.get("trigger_timestamp"))
-            last_checkpoint = acked / 1000.0 if acked and acked > 0 else None
+    stats = checkpoint_stats(checkpoints_answer)
+    latest = stats.latest_completed
+    acked = (latest.latest_ack_timestamp or latest.trigger_timestamp) if latest is not None else None
+    last_checkpoint = acked / 1000.0 if acked and acked > 0 else None
     parallelisms = [v.parallelism for v in vertices if v.parallelism is not None]
     state = details.get("state")
     return JobFigures(
@@ -387,7 +379,7 @@ def _job_figures(
         kafka_lag=_sum(v.kafka_lag for v in vertices),
         restarts=restarts,
         parallelism=max(parallelisms) if parallelisms else None,
-        checkpoints_completed=completed,
-        checkpoints_failed=failed,
+        checkpoints_completed=stats.counts.completed,
+        checkpoints_failed=stats.counts.failed,
         last_checkpoint_time=last_checkpoint,
     )

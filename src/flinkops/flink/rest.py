@@ -67,7 +67,7 @@ from flinkops.ports.flink import (
     TaskManagerSlots,
 )
 
-__all__ = ["FlinkRestClient", "new_trigger_id"]
+__all__ = ["FlinkRestClient", "checkpoint_stats", "new_trigger_id"]
 
 # Gateway and leader-election answers: the REST endpoint (or the proxy in front of it) is up, but no
 # leading JobManager can serve the request yet. Retrying later is the right reaction.
@@ -218,6 +218,29 @@ def _exception_entry(raw: Mapping[str, Any]) -> ExceptionEntry:
         concurrent=tuple(
             _exception_entry(item) for item in _list(raw.get("concurrentExceptions")) if isinstance(item, dict)
         ),
+    )
+
+
+def checkpoint_stats(data: object) -> CheckpointStats:
+    """Flink's answer to ``GET /jobs/:jobid/checkpoints`` (anything else: every figure unknown)."""
+    body = _dict(data)
+    counts = _dict(body.get("counts"))
+    latest = _dict(body.get("latest"))
+    summary = _dict(body.get("summary"))
+    return CheckpointStats(
+        state_size_avg=_size(summary, "state_size"),
+        checkpointed_size_avg=_size(summary, "checkpointed_size"),
+        counts=CheckpointCounts(
+            total=_int(counts, "total"),
+            in_progress=_int(counts, "in_progress"),
+            completed=_int(counts, "completed"),
+            failed=_int(counts, "failed"),
+            restored=_int(counts, "restored"),
+        ),
+        latest_completed=_completed_checkpoint(latest.get("completed")),
+        latest_savepoint=_completed_checkpoint(latest.get("savepoint")),
+        latest_failed=_failed_checkpoint(latest.get("failed")),
+        latest_restored=_restored_checkpoint(latest.get("restored")),
     )
 
 
@@ -507,25 +530,7 @@ class FlinkRestClient:
     # -- checkpoints and savepoints -----------------------------------------------------------------------
 
     def checkpoints(self, job_id: str) -> CheckpointStats:
-        data = self._request("GET", f"/jobs/{_path_segment(job_id)}/checkpoints")
-        counts = _dict(data.get("counts"))
-        latest = _dict(data.get("latest"))
-        summary = _dict(data.get("summary"))
-        return CheckpointStats(
-            state_size_avg=_size(summary, "state_size"),
-            checkpointed_size_avg=_size(summary, "checkpointed_size"),
-            counts=CheckpointCounts(
-                total=_int(counts, "total"),
-                in_progress=_int(counts, "in_progress"),
-                completed=_int(counts, "completed"),
-                failed=_int(counts, "failed"),
-                restored=_int(counts, "restored"),
-            ),
-            latest_completed=_completed_checkpoint(latest.get("completed")),
-            latest_savepoint=_completed_checkpoint(latest.get("savepoint")),
-            latest_failed=_failed_checkpoint(latest.get("failed")),
-            latest_restored=_restored_checkpoint(latest.get("restored")),
-        )
+        return checkpoint_stats(self._request("GET", f"/jobs/{_path_segment(job_id)}/checkpoints"))
 
     def _trigger(self, path: str, body: Mapping[str, Any]) -> str:
         data = self._request("POST", path, json_body=body)
