@@ -115,8 +115,8 @@ def live_readings(target: Target, resources: Sequence[Resource]) -> dict[Resourc
     if not any(cluster_up(r) for r in resources):
         return {}
     wanted = {ResourceKey.of(r) for r in resources if cluster_up(r)}
-    read = live_figures(target.store().list_resources())
-    return {key: figures_readings(found) for key, found in read.items() if key in wanted and found is not None}
+    read = live_figures(target.store().list_resources(), wanted)  # all of them: a session job's cluster is there
+    return {key: figures_readings(found) for key, found in read.items() if found is not None}
 
 
 def figures_readings(found: JobFigures) -> dict[str, Any]:

@@ -45,8 +45,8 @@ def figures(target: Target, name: str | None = None, namespace: str | None = "de
         wanted = {ResourceKey.of(resolve(target, name, namespace or "default"))}
     else:
         wanted = {ResourceKey.of(r) for r in everything if namespace is None or r.metadata.namespace == namespace}
-    read = live_figures(everything)
-    return [ResourceFigures(key, found is not None, found) for key, found in sorted(read.items()) if key in wanted]
+    read = live_figures(everything, wanted)
+    return [ResourceFigures(key, found is not None, found) for key, found in sorted(read.items())]
 
 
 def live(target: Target) -> dict[ResourceKey, JobFigures | None]:

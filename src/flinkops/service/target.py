@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -123,19 +123,20 @@ class Target(Protocol):
 _FIGURES_READER: Any = None
 
 
-def live_figures(resources: Sequence[FlinkDeployment | FlinkSessionJob]) -> dict[ResourceKey, JobFigures | None]:
-    """The live figures of the jobs of ``resources`` that run (``wiring.figures``: session jobs find their cluster
-    among ``resources``), read concurrently by one reader per process (``flink.figures``: short timeouts, answers
-    reused for a few seconds); None for a job whose JobManager did not answer."""
+def live_figures(
+    resources: Sequence[FlinkDeployment | FlinkSessionJob], keys: Iterable[ResourceKey] | None = None
+) -> dict[ResourceKey, JobFigures | None]:
+    """The live figures of the jobs of ``resources`` (of ``keys`` among them, when given) that run
+    (``wiring.figures``: session jobs find their cluster among ``resources``), read concurrently by one reader per
+    process (``flink.figures``: short timeouts, answers reused for a few seconds); None for a job whose JobManager
+    did not answer."""
     from flinkops.flink.figures import FiguresReader
-    from flinkops.wiring.figures import job_addresses
+    from flinkops.wiring import figures
 
     global _FIGURES_READER
     if _FIGURES_READER is None:
         _FIGURES_READER = FiguresReader()
-    addresses = job_addresses(resources)
-    read = _FIGURES_READER.read(addresses.values())
-    return {key: read.get(address) for key, address in addresses.items()}
+    return figures.live_figures(resources, _FIGURES_READER, keys)
 
 
 def local_only(target: Target, command: str, instead: str = "") -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 from flinkops.flink.figures import FiguresReader, JobAddress, JobFigures
-from flinkops.ports import Resource, ResourceKey, ResourceStore
+from flinkops.ports import Resource, ResourceKey
 
 __all__ = ["job_address", "job_addresses", "live_figures"]
 
@@ -64,11 +64,11 @@ def job_addresses(resources: Iterable[Resource]) -> dict[ResourceKey, JobAddress
 
 
 def live_figures(
-    store: ResourceStore, reader: FiguresReader, keys: Iterable[ResourceKey] | None = None
+    resources: Iterable[Resource], reader: FiguresReader, keys: Iterable[ResourceKey] | None = None
 ) -> dict[ResourceKey, JobFigures | None]:
-    """The live figures of the resources ``keys`` (default: every one in ``store``) that have a running job:
+    """The live figures of the resources ``keys`` (default: every one of ``resources``) that have a running job,
+    read by ``reader`` (only those: a session job finds its cluster among ``resources``, so pass them all):
     ``None`` for one whose JobManager did not answer (unknown); a resource with no live job is left out."""
-    resources = store.list_resources()
     addresses = job_addresses(resources)
     if keys is not None:
         wanted = set(keys)
