@@ -22,13 +22,7 @@ import os
 from collections.abc import Callable
 
 from flinkops.api.flinkconf import is_operator_key, savepoint_dir
-from flinkops.api.models import (
-    FlinkDeployment,
-    FlinkDeploymentStatus,
-    FlinkSessionJob,
-    FlinkSessionJobStatus,
-    LifecycleState,
-)
+from flinkops.api.models import FlinkDeployment, FlinkSessionJob, LifecycleState
 from flinkops.controller.observer import REST_TIMEOUT, Observer
 from flinkops.controller.requests import RequestBuilder, cluster_key
 from flinkops.core.planner import (
@@ -43,6 +37,7 @@ from flinkops.core.planner import (
     ReplaceMissingProcesses,
     ResizeSessionCluster,
     ScaleInPlace,
+    Status,
     SubmitSessionJob,
     TriggerCheckpoint,
     TriggerSavepoint,
@@ -296,9 +291,6 @@ class Executor:
 def _checkpointed(resource: FlinkDeployment, job_id: str) -> bool:
     status = resource.status
     return status is not None and any(r.job_id == job_id and r.checkpointed for r in status.deployment_history)
-
-
-Status = FlinkDeploymentStatus | FlinkSessionJobStatus
 
 
 def _released(status: Status, plan: Plan, now_ms: int) -> Status:
