@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import threading
 import time
@@ -41,8 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from flinkops.api.reporters import parse_ports, prometheus_reporters
+from flinkops.artifacts.cache import write_atomic
 from flinkops.errors import RuntimeFailure
 from flinkops.ports import ClusterKey, MetricsEndpoint
+from flinkops.runtimes.local.launch import free_ports
 from flinkops.runtimes.local.records import ProcessRecord, process_alive
 
 __all__ = [
@@ -97,12 +98,6 @@ def _free(port: int) -> bool:
     return True
 
 
-def _ephemeral() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PortBook:
     """Hands out the reporter ports of the processes one runtime starts (see the module docstring)."""
 
@@ -137,7 +132,7 @@ class PortBook:
                 ranges = parse_ports(value) if value else []
                 if len(ranges) == 1 and ranges[0][0] == ranges[0][1]:
                     ranges = []  # one port: every local process would want it
-                port = self._from_ranges(ranges, taken) if ranges else self._any(taken)
+                port = self._from_ranges(ranges, taken) if ranges else free_ports(1, avoid=taken)[0]
                 if port is None:
                     raise RuntimeFailure(
                         f"{label}: no free port left in '{key}: {value}' for its Prometheus reporter (every local "
@@ -155,13 +150,6 @@ class PortBook:
                 if port not in taken and _free(port):
                     return port
         return None
-
-    @staticmethod
-    def _any(taken: set[int]) -> int:
-        while True:
-            port = _ephemeral()
-            if port not in taken:
-                return port
 
 
 def endpoints(home: Path, key: ClusterKey | None = None) -> list[MetricsEndpoint]:
@@ -205,7 +193,5 @@ def write_targets(home: Path) -> Path:
     with _WRITE_LOCK:
         entries = targets(home)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entries, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(entries, indent=2) + "\n")
     return path
