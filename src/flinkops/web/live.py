@@ -37,10 +37,6 @@ def _read(target: Target) -> Mapping[ResourceKey, JobFigures | None]:
     return live(target)
 
 
-def _key(row: Row) -> ResourceKey:
-    return ResourceKey(row.kind, row.namespace, row.name)
-
-
 class LiveWatch:
     """The live figures of every running job among the rows last refreshed, by resource."""
 
@@ -51,7 +47,7 @@ class LiveWatch:
 
     def refresh(self, rows: Sequence[Row]) -> None:
         """Read the figures of the running jobs in ``rows`` (nobody is asked when none runs)."""
-        running = {_key(r) for r in rows if r.job_state == "RUNNING"}
+        running = {r.key for r in rows if r.job_state == "RUNNING"}
         if not running:
             self._known = {}
             return
@@ -64,13 +60,13 @@ class LiveWatch:
 
     def figures(self, row: Row) -> JobFigures | None:
         """``row``'s job's figures as last read (None: not running, or Flink did not answer)."""
-        return self._known.get(_key(row))
+        return self._known.get(row.key)
 
     def apply(self, rows: Sequence[Row]) -> list[Row]:
         """``rows`` with the newer of the recorded and the reported checkpoint time."""
         found: list[Row] = []
         for row in rows:
-            figures = self._known.get(_key(row))
+            figures = self._known.get(row.key)
             reported = figures.last_checkpoint_time if figures is not None else None
             if reported is not None and (row.checkpoint_ms is None or reported * 1000 > row.checkpoint_ms):
                 row = dataclasses.replace(row, checkpoint_ms=int(reported * 1000))
