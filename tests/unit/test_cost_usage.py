@@ -156,26 +156,6 @@ def test_a_first_sample_without_the_cpu_counter_is_followed_by_one_as_soon_as_it
     assert note_run_progress(again, seen(70_000)) is again, "then every ten minutes only"
 
 
-def test_the_cluster_is_asked_for_its_usage_only_on_a_pass_that_records_it() -> None:
-    answers = {
-        f"/jobs/{JOB}/checkpoints": STATS,
-        "/jobmanager/metrics": JM_METRICS,
-        "/taskmanagers/metrics": TM_METRICS,
-    }
-    sampled = status(usage_sampled_at=60_000, used_cpu_seconds=90.0).deployment_history[-1]
-
-    def asked(now_ms: int, run: DeploymentRecord) -> bool:
-        requests: list[httpx.Request] = []
-        observe_job(rest(answers, requests), JOB, now_ms=now_ms, tasks_running_since={}, usage=run)
-        return any("metrics" in r.url.path for r in requests)
-
-    assert not asked(120_000, sampled), "a steady pass between samples: the overview and the checkpoints only"
-    assert asked(60_000 + USAGE_INTERVAL_MS, sampled), "ten minutes on: sampled"
-    assert asked(120_000, status().deployment_history[-1]), "the run's first sample"
-    assert asked(120_000, sampled.model_copy(update={"used_cpu_seconds": None})), "the CPU counter never answered"
-    assert not asked(700_000, sampled.model_copy(update={"released_at": 650_000})), "its cluster is gone"
-
-
 def test_the_runs_end_writes_its_figures_once() -> None:
     s = note_run_progress(status(), seen(60_000))
     ended = note_run_progress(s, seen(200_000, "FINISHED", end_time=190_000))

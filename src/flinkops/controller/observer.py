@@ -19,11 +19,9 @@ from dataclasses import replace
 from typing import Any
 
 from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
-from flinkops.api.models import DeploymentRecord, FlinkDeployment, FlinkSessionJob, JobManagerDeploymentStatus
+from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobManagerDeploymentStatus
 from flinkops.controller.requests import RequestBuilder, cluster_key
 from flinkops.core.planner import Context, JobObservation, Observation, Status, TriggerObservation, headline
-from flinkops.core.planner.restore import current_run
-from flinkops.core.planner.steady import usage_due
 from flinkops.core.planner.types import TaskManagerUse
 from flinkops.errors import (
     FlinkApiError,
@@ -130,8 +128,7 @@ class Observer:
         try:
             with self.flink(cluster.rest_url, REST_TIMEOUT) as rest:
                 version = self._flink_version(rest, cluster.rest_url)
-                run = current_run(status) if status is not None else None  # its usage is sampled when due
-                job = self._job(rest, job_id, usage=run or False) if resource.spec.job is not None and job_id else None
+                job = self._job(rest, job_id, usage=True) if resource.spec.job is not None and job_id else None
                 savepoint, checkpoint = _triggers(rest, resource.status, job_id)
                 slots: tuple[TaskManagerUse, ...] = ()
                 if resource.spec.job is None and self.runtime.elastic_sessions:
@@ -191,7 +188,7 @@ class Observer:
             self._versions[url] = str(rest.config().flink_version or "")
         return self._versions[url] or None
 
-    def _job(self, rest: FlinkApi, job_id: str, *, usage: DeploymentRecord | bool = False) -> JobObservation | None:
+    def _job(self, rest: FlinkApi, job_id: str, *, usage: bool = False) -> JobObservation | None:
         now_ms = int(self.clock.now() * 1000)
         return observe_job(rest, job_id, now_ms=now_ms, tasks_running_since=self._tasks_running_since, usage=usage)
 
@@ -287,18 +284,11 @@ def _trigger_state(read: Callable[[], SavepointStatus | CheckpointTriggerStatus]
 
 
 def observe_job(
-    rest: FlinkApi,
-    job_id: str,
-    *,
-    now_ms: int,
-    tasks_running_since: dict[str, int],
-    usage: DeploymentRecord | bool = False,
+    rest: FlinkApi, job_id: str, *, now_ms: int, tasks_running_since: dict[str, int], usage: bool = False
 ) -> JobObservation | None:
     """The job's state, timing, failure cause and checkpoint progress; None when the cluster lacks it. With
     ``usage`` (the cluster is the job's own: an application deployment's), what the cluster's JVMs use, for the
-    cost report: always with ``True``; with the job's run, only on a pass that records it (``usage_due``), so a
-    steady pass stays at its two REST calls. A session job shares its cluster, so its observation carries none
-    (no double count).
+    cost report; a session job shares its cluster, so its observation carries none (no double count).
 
     ``tasks_running_since`` remembers, across passes, when every task of a job was first seen RUNNING: Flink's
     job-level RUNNING timestamp is set at scheduling, seconds before the tasks run on a busy machine, so the
@@ -357,8 +347,11 @@ def observe_job(
         # Flink answers 500 on /checkpoints until the job has an execution graph; there is nothing to
         # report yet, and asking would turn a normal start into a reconcile failure with backoff.
         return observed
-    # An ended job's cluster still answers until it is released: its last figures count.
-    if usage is True or (usage and usage_due(usage, job.state, job.end_time, now_ms)):
+    # Every pass, though the run records them at most every ten minutes and at its end: Flink's REST API answers
+    # metric requests from a cache it refreshes only when asked (and after the answer), so a cluster asked once in
+    # a while answers with the figures of its previous request, and a run's end would be recorded with the CPU time
+    # of its start. An ended job's cluster still answers until it is released: its last figures count.
+    if usage:
         observed = replace(observed, **_usage(rest))
     try:
         stats = rest.checkpoints(job_id)

@@ -356,25 +356,6 @@ USAGE_INTERVAL_MS = 600_000
 _GIB = float(1 << 30)
 
 
-def usage_due(
-    run: DeploymentRecord, job_state: str | None, end_time: int | None, now_ms: int, *, cpu_answered: bool = True
-) -> bool:
-    """Whether a pass at ``now_ms`` samples the run's usage: never once its cluster is released; the first pass;
-    every ``USAGE_INTERVAL_MS``; once at the run's end (the job ended, or it is being stopped for another run: the
-    first pass that sees it); and once more when the CPU counter first answers (``cpu_answered``: Flink's REST API
-    fills its metric cache on the first request, so a run's first sample often has none). The observer asks it
-    before reading the cluster's JVM metrics (a pass that will not write them does not read them), the planner
-    before writing them."""
-    last = run.usage_sampled_at
-    if run.released_at is not None or (last is not None and now_ms <= last):
-        return False
-    ending = job_state in TERMINAL_JOB_STATES or run.stopped_for is not None
-    end_mark = run.stop_requested_at if run.stopped_for is not None else (end_time or run.ended_at)
-    final = ending and end_mark is not None and (last is None or last < end_mark)
-    first_cpu = run.used_cpu_seconds is None and cpu_answered
-    return last is None or now_ms - last >= USAGE_INTERVAL_MS or final or first_cpu
-
-
 def _usage(run: DeploymentRecord, job: JobObservation) -> dict[str, object]:
     """The run's used figures brought up to this observation, or nothing when it is not time to write them: at the
     run's end (the job ended, or it is being stopped for another run) once, and every ``USAGE_INTERVAL_MS`` while it
@@ -391,15 +372,22 @@ def _usage(run: DeploymentRecord, job: JobObservation) -> dict[str, object]:
       checkpoints wrote to the checkpoint storage (S3 for ``s3://``); kept at its highest (Flink's statistics
       start afresh with a new JobManager)."""
     now = job.observed_at
-    if now is None:
+    if now is None or run.released_at is not None:
         return {}
     known = (job.cluster_cpu_seconds, job.cluster_memory_bytes, job.checkpoint_state_bytes)
     if all(v is None for v in (*known, job.checkpoint_uploaded_bytes)):
         return {}
-    cpu_answered = job.cluster_cpu_seconds is not None
-    if not usage_due(run, job.state, job.end_time, now, cpu_answered=cpu_answered):
-        return {}
     last = run.usage_sampled_at
+    ending = job.state in TERMINAL_JOB_STATES or run.stopped_for is not None
+    end_mark = run.stop_requested_at if run.stopped_for is not None else (job.end_time or run.ended_at)
+    # at the end: once, the first pass that sees it (a sample taken before the end began)
+    final = ending and end_mark is not None and (last is None or last < end_mark)
+    # and once more when the CPU counter first answers: Flink's REST API serves its processes' metrics from a
+    # cache it fills on the first request, so the first sample of a run often has none yet
+    first_cpu = run.used_cpu_seconds is None and job.cluster_cpu_seconds is not None
+    due = last is None or now - last >= USAGE_INTERVAL_MS or final or first_cpu
+    if not due or (last is not None and now <= last):
+        return {}
     seconds = (now - last) / 1000 if last is not None else 0.0
     update: dict[str, object] = {"usage_sampled_at": now}
     if job.cluster_cpu_seconds is not None:
