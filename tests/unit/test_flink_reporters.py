@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -227,9 +228,29 @@ def test_a_single_configured_port_becomes_a_free_port_per_process(tmp_path: Path
     assert len(ports) == 3 and 9999 not in ports
 
 
+def free_block(count: int) -> int:
+    """The first port of ``count`` consecutive ports free on 127.0.0.1 now, below the kernel's ephemeral range
+    (32768 and up: the ports other processes' connections take at any moment), so a fixed range cannot be found
+    taken by a neighbour."""
+    for first in range(20_000, 32_000, count):
+        if all(_bindable(port) for port in range(first, first + count)):
+            return first
+    raise AssertionError(f"no {count} consecutive free ports below 32000")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def test_a_range_with_no_port_left_fails_the_start_saying_what_to_do(tmp_path: Path) -> None:
     book = PortBook(tmp_path)
-    config = {**PROM, "metrics.reporter.prom.port": "47310-47311"}
+    first = free_block(2)
+    config = {**PROM, "metrics.reporter.prom.port": f"{first}-{first + 1}"}
     book.allocate(config, "a")
     book.allocate(config, "b")
     with pytest.raises(RuntimeFailure, match=r"payments/fraud taskmanager-2: no free port left in .*widen the range"):
@@ -444,22 +465,24 @@ def test_the_runtime_starts_each_process_with_its_port_and_keeps_the_discovery_f
     home, key = tmp_path / "home", ClusterKey("payments", "fraud")
     root = home / "clusters" / key.namespace / key.name
     (root / "conf").mkdir(parents=True)
-    (root / "conf" / "config.yaml").write_text(yaml.safe_dump({**PROM, "metrics.reporter.prom.port": "47320-47329"}))
+    first = free_block(10)
+    range_ = f"{first}-{first + 9}"
+    (root / "conf" / "config.yaml").write_text(yaml.safe_dump({**PROM, "metrics.reporter.prom.port": range_}))
     launcher = SleepLauncher(tmp_path)
     runtime = LocalRuntime(home, FlinkDistribution(tmp_path, "2.2.1", "java"), launcher=launcher)  # type: ignore[arg-type]
     job = ApplicationJob("com.example.Job", ("--rate", "20"), "0" * 32)
     request = ClusterRequest(key=key, generation=1, flink_config={}, application=job)
     procs = [runtime.start(root, request, "jobmanager", 0), runtime.start(root, request, "taskmanager", 0)]
     try:
-        assert [p.metrics_ports for p in procs] == [{"prom": 47320}, {"prom": 47321}]
+        assert [p.metrics_ports for p in procs] == [{"prom": first}, {"prom": first + 1}]
         jm_args, tm_args = launcher.args
         # Before the job's class and arguments: the entry point reads no option after them.
-        assert jm_args[:2] == ("-D", "metrics.reporter.prom.port=47320")
+        assert jm_args[:2] == ("-D", f"metrics.reporter.prom.port={first}")
         assert jm_args[-2:] == ("--rate", "20")
-        assert tm_args[:2] == ("-D", "metrics.reporter.prom.port=47321")
+        assert tm_args[:2] == ("-D", f"metrics.reporter.prom.port={first + 1}")
         runtime._write_record(key, {"generation": 1, "processes": [dataclasses.asdict(p) for p in procs]})
         listed = json.loads(sd_path(home).read_text())
-        assert [e["targets"] for e in listed] == [["127.0.0.1:47320"], ["127.0.0.1:47321"]]
+        assert [e["targets"] for e in listed] == [[f"127.0.0.1:{first}"], [f"127.0.0.1:{first + 1}"]]
 
         runtime.changed_clusters()  # starts watching the recorded processes
         runtime.stop(procs[1:])  # the TaskManager dies: off the list at the next look
