@@ -52,6 +52,7 @@ from flinkops.controller import Controller, ReconcileResult, on_cluster
 from flinkops.core.planner import Action
 from flinkops.core.specs import load_spec
 from flinkops.ports import ClusterKey, Event, Resource, ResourceKey
+from flinkops.ports.flink import JobAddress, JobFigures
 
 __all__ = ["ControllerCrashed", "Crash", "World"]
 
@@ -89,6 +90,8 @@ class World:
         self.runtime = FakeRuntime(self.flink, self.clock)
         self.provisioner = FakeProvisioner(self.snapshots)
         self.crashes: list[Crash] = []
+        #: What the autoscaler reads a job's live figures with (None: it reads none and holds).
+        self.figures: Callable[[JobAddress], JobFigures | None] | None = None
         #: Every failpoint the controller passed, in order: ("before", "DeployCluster"), ...
         self.steps: list[tuple[str, str]] = []
         #: How many controller processes have run (1 + restarts).
@@ -131,6 +134,7 @@ class World:
             failpoint=self._failpoint,
             ids=self._ids,
             min_requeue=self.min_requeue,
+            figures=lambda address: self.figures(address) if self.figures is not None else None,
         )
 
     def restart_controller(self) -> None:

@@ -27,6 +27,8 @@ from flinkops.errors import ErrorReason
 __all__ = [
     "API_VERSION",
     "CANARY_LABEL",
+    "AutoscalerStatus",
+    "AutoscalerVertex",
     "Checkpoint",
     "CheckpointInfo",
     "Condition",
@@ -56,6 +58,7 @@ __all__ = [
     "ResourceKind",
     "Savepoint",
     "SavepointInfo",
+    "ScalingRecord",
     "SpecDiff",
     "TaskManagerInfo",
     "TaskManagerSpec",
@@ -516,11 +519,81 @@ class PreparedCluster(_Status):
     fallback: str | None = None
 
 
+class AutoscalerVertex(_Status):
+    """One vertex as the autoscaler's newest evaluation saw it (averages over the metrics window): what it took
+    in, how busy it was, what it could do, what it must do, and the parallelism that needs (a flinkops status
+    extension, like everything under ``status.autoscaler``)."""
+
+    vertex_id: str
+    name: str
+    parallelism: int | None = None
+    #: share of each second the busiest subtask was busy / back-pressured (0..1)
+    busy: float | None = None
+    backpressure: float | None = None
+    #: records/s the vertex took in (a source: what it emitted)
+    input_rate: float | None = None
+    #: records its Kafka readers had not read yet (newest sample), and the partitions they read
+    lag: float | None = None
+    partitions: int | None = None
+    max_parallelism: int | None = None
+    #: records/s it could take in at its parallelism when busy all the time (input rate / busy share)
+    true_processing_rate: float | None = None
+    #: records/s it must take in: the input arriving at the job, scaled to this vertex
+    target_rate: float | None = None
+    needed_parallelism: int | None = None
+    why: str = ""
+
+
+class ScalingRecord(_Status):
+    """One rescale the autoscaler decided (or recommended, with scaling disabled)."""
+
+    at: int  # epoch ms
+    job_id: str | None = None
+    from_parallelism: int
+    to_parallelism: int
+    how: str  # in-place | savepoint-upgrade | recommendation
+    reason: str
+    #: the vertex that decided it and its true processing rate before (records/s)
+    bottleneck: str | None = None
+    rate_before: float | None = None
+    #: its true processing rate measured after the rescale; ``effective`` False: the rescale did not raise it
+    rate_after: float | None = None
+    effective: bool | None = None
+
+
+class AutoscalerStatus(_Status):
+    """The autoscaler's record of a job (``job.autoscaler.enabled``): its newest evaluation, the parallelism it
+    set, the facts its rules keep (when the last rescale was, since when the load has been low, a rescale found
+    ineffective) and its recent decisions. ``flinkops autoscaler NAME`` shows it."""
+
+    #: collecting | holding | balanced | scaling | recommending | blocked
+    state: str = "collecting"
+    reason: str = ""
+    evaluated_at: int | None = None
+    job_id: str | None = None
+    #: the job's parallelism when evaluated, and the one the autoscaler set (None: the spec's own)
+    current_parallelism: int | None = None
+    parallelism: int | None = None
+    recommended_parallelism: int | None = None
+    last_rescale_at: int | None = None
+    #: since when every evaluation found the load low (scale-down waits for the whole scale-down interval)
+    low_since: int | None = None
+    low_peak: int | None = None
+    #: a scale-up found ineffective: no scale-up above this parallelism again
+    blocked_above: int | None = None
+    window_from: int | None = None
+    window_samples: int = 0
+    vertices: list[AutoscalerVertex] = Field(default_factory=list)
+    history: list[ScalingRecord] = Field(default_factory=list)
+    reset_nonce: int | None = None
+
+
 class FlinkDeploymentStatus(FlinkSessionJobStatus):
     cluster_info: dict[str, str] = Field(default_factory=dict)
     job_manager_deployment_status: JobManagerDeploymentStatus = JobManagerDeploymentStatus.MISSING
     task_manager: TaskManagerInfo | None = None
     prepared_cluster: PreparedCluster | None = None
+    autoscaler: AutoscalerStatus | None = None
 
 
 # --------------------------------------------------------------------------------------------- resources

@@ -19,6 +19,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
+from flinkops.api.autoscaler import autoscaler_problems
 from flinkops.api.durations import parse_duration_ms
 from flinkops.api.flinkconf import (
     CHECKPOINT_DIR_KEYS,
@@ -333,6 +334,7 @@ def _config_value_problems(conf: Mapping[str, str]) -> list[tuple[str, str, str]
             else "e.g. 'prometheus', 'prometheus,datadog' or 'none'"
         )
         found.append((config_path(key), message, hint))
+    found += [(config_path(key), message, hint) for key, message, hint in autoscaler_problems(conf)]
     retries = conf.get(CRASH_RETRIES_KEY, "").strip()
     if retries and not (retries.isdigit() and int(retries) <= _INT32_MAX):
         found.append((config_path(CRASH_RETRIES_KEY), f"must be a whole number, got '{retries[:40]}'", "e.g. 3"))

@@ -34,6 +34,7 @@ from flinkops.api.models import (
     JobState,
 )
 from flinkops.api.validation import validate_against, validate_resource
+from flinkops.controller.autoscaling import Autoscaling, FiguresSource
 from flinkops.controller.canary import CanaryMonitor
 from flinkops.controller.executor import Executor, Failpoint
 from flinkops.controller.observer import Observer
@@ -84,11 +85,12 @@ class Controller:
         ids: Callable[[], str] | None = None,
         min_requeue: float = 0.0,
         canaries: CanaryMonitor | None = None,
+        figures: FiguresSource | None = None,
     ) -> None:
         """``ids`` hands out fresh job and trigger ids (random by default; deterministic in tests).
         ``min_requeue``: the shortest wait before a resource's next pass (see :meth:`_requeue`).
         ``canaries``: where canary passes are recorded (shared by the operator's shards; one of its own if
-        none is given)."""
+        none is given). ``figures``: reads a job's live figures for the autoscaler (None: it holds, saying so)."""
         self.store = store
         self.runtime = runtime
         self.provisioner = provisioner
@@ -100,6 +102,7 @@ class Controller:
         self.min_requeue = min_requeue
         self._failures: dict[ResourceKey, int] = {}
         self.canaries = canaries or CanaryMonitor()
+        self.autoscaling = Autoscaling(figures, clock)
 
     # ------------------------------------------------------------------ the pass
 
@@ -109,6 +112,7 @@ class Controller:
         if resource is None:
             self._failures.pop(key, None)
             self.canaries.forget(key)
+            self.autoscaling.forget(key)
             return ReconcileResult(None)
         if resource.is_canary:
             return self._canary(key, resource)
@@ -173,10 +177,11 @@ class Controller:
             status = _status_of(resource)
             return Plan(status=status, summary=CANARY_SUMMARY, requeue_after=self.canaries.interval)
         self.requests.begin_pass()
-        return self._plan(resource, ("<new job id>", "<new trigger id>", "<new trigger id>"))
+        return self._plan(resource, ("<new job id>", "<new trigger id>", "<new trigger id>"), collect=False)
 
-    def _plan(self, resource: Resource, fresh_ids: tuple[str, str, str]) -> Plan:
-        """validate → observe → plan; ``fresh_ids`` are the job id and trigger ids a plan may hand out."""
+    def _plan(self, resource: Resource, fresh_ids: tuple[str, str, str], *, collect: bool = True) -> Plan:
+        """validate → observe → (autoscale) → plan; ``fresh_ids`` are the job id and trigger ids a plan may hand
+        out; ``collect``: the autoscaler reads a new sample of the job's metrics (not in a preview)."""
         defaults = self.provisioner.default_state_dirs
         problems = validate_resource(
             resource, default_state_dirs=defaults, secret_schemes=self.provisioner.secret_schemes
@@ -199,7 +204,16 @@ class Controller:
         if isinstance(resource, FlinkDeployment):
             if resource.is_session_cluster and self.runtime.elastic_sessions:
                 ctx = replace(ctx, elastic_taskmanagers=True, session_slots_needed=self._slots_needed(resource))
-            return plan_deployment(resource, self.observer.deployment(resource), ctx)
+            obs = self.observer.deployment(resource)
+            if not ctx.valid:  # an invalid spec: the planner keeps the last valid one; no autoscaling on it
+                return plan_deployment(resource, obs, ctx)
+            scaled, note, interval = self.autoscaling.prepare(resource, obs, collect=collect)
+            plan = plan_deployment(scaled, obs, ctx)
+            if note is not None:
+                plan = replace(plan, events=(*plan.events, note))
+            if interval is not None and plan.requeue_after is not None:
+                plan = replace(plan, requeue_after=min(plan.requeue_after, interval))
+            return plan
         obs, ctx = self.observer.session_job(resource, target, ctx)
         return plan_session_job(resource, obs, ctx)
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -69,6 +70,9 @@ _WRITER_IN = "Writer.numRecordsInPerSecond"
 _RELIST = 30.0
 _RELIST_EARLY = 3.0
 _SETTLING = 60.0
+#: A Kafka source reader's per-partition metric (``...KafkaSourceReader.topic.<topic>.partition.<n>.currentOffset``):
+#: the partitions a vertex reads are those its subtasks report.
+_PARTITION = re.compile(r"KafkaSourceReader\.topic\.(?P<topic>.+)\.partition\.(?P<partition>[0-9]+)\.")
 
 
 def _number(value: object) -> float | None:
@@ -136,7 +140,7 @@ class FiguresReader:
         #: per (rest url, job, vertex): the operator metric names the figures use (``_operator_names``) and when
         #: they were listed; listed again after ``relist`` seconds: right after a start Flink lists a vertex's
         #: task metrics before all its operators' (a Kafka reader's come once it has its splits).
-        self._names: dict[tuple[str, str, str], tuple[float, tuple[str, ...]]] = {}
+        self._names: dict[tuple[str, str, str], tuple[float, tuple[str, ...], int | None]] = {}
         self._first_listed: dict[tuple[str, str, str], float] = {}
 
     # -- public -----------------------------------------------------------------------------------------------
@@ -243,7 +247,7 @@ class FiguresReader:
         figures = []
         for raw, answer in zip(vertices, vertex_answers, strict=True):
             vid = str(raw["id"])
-            parallelism = raw.get("parallelism")
+            parallelism, most = raw.get("parallelism"), raw.get("maxParallelism")
             task = answer.task
             figures.append(
                 VertexFigures(
@@ -259,6 +263,8 @@ class FiguresReader:
                     kafka_lag=answer.kafka_lag,
                     sources_out_per_second=answer.sources_out,
                     writers_in_per_second=answer.writers_in,
+                    max_parallelism=most if isinstance(most, int) and most > 0 else None,
+                    kafka_partitions=answer.kafka_partitions,
                 )
             )
         return _job_figures(job, details, tuple(figures), restarts_answer, checkpoints_answer)
@@ -271,13 +277,16 @@ class FiguresReader:
         listed, now = self._names.get(key), time.monotonic()
         settling = now - self._first_listed.get(key, now) < _SETTLING
         reuse = min(self.relist, _RELIST_EARLY) if settling else self.relist
-        names = listed[1] if listed is not None and now - listed[0] < reuse else None
+        fresh = listed is not None and now - listed[0] < reuse
+        names = listed[1] if listed is not None and fresh else None
+        partitions = listed[2] if listed is not None else None
         if names is None:  # first seen, or listed a while ago: what do its operators report now?
             listing = await self._optional(client, url)
             if isinstance(listing, list):
-                names = _operator_names([str(row.get("id")) for row in listing if isinstance(row, dict)])
+                ids = [str(row.get("id")) for row in listing if isinstance(row, dict)]
+                names, partitions = _operator_names(ids), _partitions(ids)
                 with self._lock:
-                    self._names[key] = (time.monotonic(), names)
+                    self._names[key] = (time.monotonic(), names, partitions)
                     self._first_listed.setdefault(key, now)
         wanted = ",".join((*_TASK_METRICS, *(names or ())))
         rows = _aggregates(await self._optional(client, url, {"get": wanted, "agg": "sum,max"}))
@@ -292,7 +301,14 @@ class FiguresReader:
                 _max(_number(rows.get(n, {}).get("max")) for n in names or () if n.endswith(_LAG_MAX)),
             )
         )
-        return _VertexAnswer(rows, summed(_SOURCE_OUT), summed(_WRITER_IN), lag)
+        return _VertexAnswer(rows, summed(_SOURCE_OUT), summed(_WRITER_IN), lag, partitions)
+
+
+def _partitions(ids: Sequence[str]) -> int | None:
+    """How many Kafka partitions a vertex's readers report metrics for (None: it reads no Kafka, or its
+    readers have no splits yet)."""
+    found = {(m["topic"], m["partition"]) for m in (_PARTITION.search(n) for n in ids) if m is not None}
+    return len(found) or None
 
 
 def _operator_names(ids: Sequence[str]) -> tuple[str, ...]:
@@ -316,6 +332,7 @@ class _VertexAnswer:
     sources_out: float | None
     writers_in: float | None
     kafka_lag: float | None
+    kafka_partitions: int | None = None
 
 
 def _ends(details: Mapping[str, Any], vertex_ids: Sequence[str]) -> tuple[set[str], set[str]]:

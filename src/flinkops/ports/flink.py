@@ -450,6 +450,10 @@ class VertexFigures:
     sources_out_per_second: float | None = None
     #: records/s its sink writers take in (their own ``numRecordsInPerSecond``); None without sink writers
     writers_in_per_second: float | None = None
+    #: the vertex's maximum parallelism (its key groups); None when Flink did not say
+    max_parallelism: int | None = None
+    #: Kafka partitions its Kafka source readers were assigned (all subtasks together); None without them
+    kafka_partitions: int | None = None
 
 
 @dataclass(frozen=True)

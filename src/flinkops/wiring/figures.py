@@ -12,13 +12,13 @@ Callers: ``wiring.metrics`` (each scrape) and ``service.figures`` (the page and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
 from flinkops.flink.figures import FiguresReader, JobAddress, JobFigures
 from flinkops.ports import Resource, ResourceKey
 
-__all__ = ["job_address", "job_addresses", "live_figures"]
+__all__ = ["autoscaler_figures", "job_address", "job_addresses", "live_figures"]
 
 #: Job states in which Flink has nothing live to report.
 _NOT_LIVE = frozenset({"FINISHED", "CANCELED", "FAILED", "SUSPENDED"})
@@ -75,3 +75,14 @@ def live_figures(
         addresses = {k: a for k, a in addresses.items() if k in wanted}
     read = reader.read(addresses.values())
     return {key: read.get(address) for key, address in addresses.items()}
+
+
+def autoscaler_figures() -> Callable[[JobAddress], JobFigures | None]:
+    """What the controller's autoscaler reads a job's figures with: a reader of its own (its answers are reused
+    for at most a second, so each pass sees the job as it is), bounded like every read."""
+    reader = FiguresReader(ttl=1.0)
+
+    def read(address: JobAddress) -> JobFigures | None:
+        return reader.read([address]).get(address)
+
+    return read

@@ -13,6 +13,7 @@ from flinkops.controller.executor import exiting_failpoint
 from flinkops.flink.pool import RestClientPool
 from flinkops.ports import Clock, ClusterRuntime, ResourceStore
 from flinkops.provisioning.pods import PodProvisioner
+from flinkops.wiring.figures import autoscaler_figures
 
 __all__ = ["build_controller"]
 
@@ -40,4 +41,5 @@ def build_controller(
         failpoint=exiting_failpoint(),
         min_requeue=min_requeue,
         canaries=canaries,
+        figures=autoscaler_figures(),
     )

@@ -20,6 +20,7 @@ from flinkops.runtimes.local.runtime import LocalRuntime
 from flinkops.s3 import DevS3
 from flinkops.settings import store_path
 from flinkops.stores.sqlite import SqliteStore
+from flinkops.wiring.figures import autoscaler_figures
 
 __all__ = ["build_controller", "data_plane", "open_store", "snapshot_store"]
 
@@ -57,5 +58,6 @@ def build_controller(home: Path, clock: Clock | None = None) -> tuple[Controller
         provisioner=provisioner,
         clock=clock or SystemClock(),
         failpoint=exiting_failpoint(),
+        figures=autoscaler_figures(),
     )
     return controller, store
