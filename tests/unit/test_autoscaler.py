@@ -9,6 +9,7 @@ in-place rescale does, and the job counts as restarted then.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,7 +114,7 @@ def test_a_slow_sine_never_rescales_twice_in_one_stabilization_window() -> None:
     job = ModelJob(parallelism=2)
     job.run(FAST, lambda t: 120 + 80 * math.sin(2 * math.pi * t / 900), 3600)
     times = [d.at_s for d in job.decisions]
-    assert all(b - a >= (FAST.stabilization_ms + FAST.metrics_window_ms) / S for a, b in zip(times, times[1:]))
+    assert all(b - a >= (FAST.stabilization_ms + FAST.metrics_window_ms) / S for a, b in itertools.pairwise(times))
     assert len(job.decisions) <= 3600 // 180  # no oscillation: far fewer decisions than evaluations
 
 
@@ -227,7 +228,7 @@ def test_never_two_rescales_inside_one_stabilization_window(
     job = ModelJob(capacity=capacity, parallelism=start)
     job.run(config, load, t, sample_every=3)
     times = [d.at_s for d in job.decisions]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap * S > config.stabilization_ms for gap in gaps) or not gaps, (times, stabilization)
     assert all(gap * S >= config.stabilization_ms + config.metrics_window_ms for gap in gaps), (times, window)
     for d in job.decisions:

@@ -6,6 +6,8 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.functions.RichMapFunction;
@@ -92,6 +94,11 @@ import org.apache.flink.util.ParameterTool;
  *   <li>{@code --model v1|v2} (default v1)
  *   <li>{@code --checkpoint-interval MS} (default 0: the cluster configuration decides; exactly-once output
  *       needs checkpointing on).
+ *   <li>{@code --record-cost-us N} (default 0): for load tests, {@code score} holds each record for N
+ *       microseconds of wall-clock time before scoring it. The subtask waits parked rather than computing, so
+ *       the cost uses no CPU yet counts as busy time: one {@code score} subtask handles at most about
+ *       1,000,000 / N records per second, and its busy-time metric climbs towards 1 as the input approaches
+ *       that. Output records are the same whatever N is. Must be {@code >= 0}.
  * </ul>
  *
  * <p>The producer's transaction timeout is {@code transaction.timeout.ms=900000} (15 minutes, the broker's
@@ -113,9 +120,13 @@ public final class FraudScoringJob {
         String transactionalIdPrefix = params.get("transactional-id-prefix", "fraud-scoring");
         String model = params.get("model", "v1");
         long checkpointInterval = params.getLong("checkpoint-interval", 0L);
+        long recordCostMicros = params.getLong("record-cost-us", 0L);
         Model.of(model); // validates before anything else
         if (checkpointInterval < 0) {
             throw new IllegalArgumentException("--checkpoint-interval must be >= 0");
+        }
+        if (recordCostMicros < 0) {
+            throw new IllegalArgumentException("--record-cost-us must be >= 0");
         }
         KafkaTopics.requireTopics(bootstrap, inputTopic, outputTopic);
 
@@ -156,7 +167,7 @@ public final class FraudScoringJob {
                 .uid("parse")
                 .name("parse")
                 .keyBy(auth -> auth.cardId, Types.LONG)
-                .process(new ScoreCard(model))
+                .process(new ScoreCard(model, TimeUnit.MICROSECONDS.toNanos(recordCostMicros)))
                 .uid("score")
                 .name("score " + model)
                 .sinkTo(sink)
@@ -227,13 +238,16 @@ public final class FraudScoringJob {
         private static final long serialVersionUID = 1L;
 
         private final String modelName;
+        /** Wall-clock time each record holds the subtask, in nanoseconds (0: none); see {@link #spend}. */
+        private final long recordCostNanos;
         private transient Model model;
         private transient ObjectMapper mapper;
         /** (ts, merchant_id, amount_cents) of the kept authorizations, in arrival order. */
         private transient ListState<Tuple3<Long, Long, Long>> window;
 
-        ScoreCard(String modelName) {
+        ScoreCard(String modelName, long recordCostNanos) {
             this.modelName = modelName;
+            this.recordCostNanos = recordCostNanos;
         }
 
         @Override
@@ -247,6 +261,7 @@ public final class FraudScoringJob {
         @Override
         public void processElement(Authorization auth, Context ctx, Collector<Tuple2<String, String>> out)
                 throws Exception {
+            spend(recordCostNanos);
             long horizon = auth.ts - WINDOW_MS;
             List<Tuple3<Long, Long, Long>> kept = new ArrayList<>();
             Iterable<Tuple3<Long, Long, Long>> stored = window.get();
@@ -284,6 +299,26 @@ public final class FraudScoringJob {
             node.put("model", modelName);
             node.put("produced_at", auth.producedAt);
             out.collect(Tuple2.of(Long.toString(auth.cardId), mapper.writeValueAsString(node)));
+        }
+    }
+
+    /**
+     * Holds the calling thread for {@code nanos} of wall-clock time without using a core: parked, not spinning,
+     * so a load test can make a subtask slow (and its busy time high) on a machine with few cores. A park may
+     * return early (spuriously, or at a timer's granularity), so it parks again until the deadline. An
+     * interrupted thread (the task being cancelled) returns at once: the park would not block anyway, and
+     * cancelling must not wait.
+     */
+    static void spend(long nanos) {
+        if (nanos <= 0L) {
+            return;
+        }
+        long deadline = System.nanoTime() + nanos;
+        for (long left = nanos; left > 0L; left = deadline - System.nanoTime()) {
+            if (Thread.currentThread().isInterrupted()) {
+                return;
+            }
+            LockSupport.parkNanos(left);
         }
     }
 
