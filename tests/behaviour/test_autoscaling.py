@@ -140,3 +140,16 @@ def test_without_figures_it_holds_and_says_why(world: World) -> None:
     record = world.deployment_status("app").autoscaler
     assert record is not None and record.state == "holding" and "no fresh metrics" in record.reason
     assert record.parallelism is None and world.runs("app")[0].parallelism == 2
+
+
+def test_a_scale_down_stops_the_taskmanagers_the_job_no_longer_needs(world: World) -> None:
+    world.runtime.elastic_sessions = True  # as the local runtime: it starts and stops TaskManagers one by one
+    start = world.clock.now()
+    _autoscaled(world, lambda t: 300.0 if t < start + 150 else 120.0, AUTOSCALED, 4)
+    [job] = world.runs("app")
+    cluster = world.runtime.cluster("app")
+    assert cluster is not None and len(cluster.alive("taskmanager")) == 4
+    world.run_until(lambda w: job.parallelism == 2, what="scaled down", max_passes=2000)
+    world.run_for(60)  # Flink's resourcemanager.taskmanager-timeout (30 s) of idleness, then they go
+    assert len(cluster.alive("taskmanager")) == 2 and job.alive and world.runs("app") == [job]
+    assert "TaskManagersReleased" in world.reasons("app")

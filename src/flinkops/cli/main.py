@@ -16,7 +16,7 @@ Every command parses, calls ``flinkops.service`` and prints; none of them holds 
 
 from __future__ import annotations
 
-from flinkops.cli import cost, fleet, render, resources, show, state
+from flinkops.cli import autoscaler, cost, fleet, render, resources, show, state
 from flinkops.cli.app import app
 from flinkops.cli.controller import controller_app
 from flinkops.cli.gateway import gateway_app
@@ -28,7 +28,15 @@ app.add_typer(controller_app, name="controller")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(operator_app, name="operator")
 
-_REGISTERED = (cost, fleet, render, resources, show, state)  # imported for the commands they register on `app`
+_REGISTERED = (
+    autoscaler,
+    cost,
+    fleet,
+    render,
+    resources,
+    show,
+    state,
+)  # imported for the commands they register on `app`
 
 
 def run() -> None:

@@ -204,6 +204,8 @@ class Controller:
         if isinstance(resource, FlinkDeployment):
             if resource.is_session_cluster and self.runtime.elastic_sessions:
                 ctx = replace(ctx, elastic_taskmanagers=True, session_slots_needed=self._slots_needed(resource))
+            elif self.runtime.elastic_sessions:  # an application rescaled down in place releases idle TaskManagers
+                ctx = replace(ctx, elastic_taskmanagers=True)
             obs = self.observer.deployment(resource)
             if not ctx.valid:  # an invalid spec: the planner keeps the last valid one; no autoscaling on it
                 return plan_deployment(resource, obs, ctx)

@@ -18,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from flinkops.api.autoscaler import autoscaler_enabled
 from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobManagerDeploymentStatus
 from flinkops.controller.requests import RequestBuilder, cluster_key
 from flinkops.core.planner import Context, JobObservation, Observation, Status, TriggerObservation, headline
+from flinkops.core.planner.growth import taskmanagers_wanted
 from flinkops.core.planner.types import TaskManagerUse
 from flinkops.errors import (
     FlinkApiError,
@@ -131,7 +133,7 @@ class Observer:
                 job = self._job(rest, job_id, usage=True) if resource.spec.job is not None and job_id else None
                 savepoint, checkpoint = _triggers(rest, resource.status, job_id)
                 slots: tuple[TaskManagerUse, ...] = ()
-                if resource.spec.job is None and self.runtime.elastic_sessions:
+                if self.runtime.elastic_sessions and _may_release(resource, cluster.taskmanagers_expected):
                     slots = self._taskmanager_use(rest, cluster.rest_url)
         except FlinkUnavailable:
             return base
@@ -380,3 +382,12 @@ def _usage(rest: FlinkApi) -> dict[str, Any]:
         log.debug("no cluster usage: %s", exc)
         return {}
     return {"cluster_cpu_seconds": used.cpu_seconds, "cluster_memory_bytes": used.memory_bytes}
+
+
+def _may_release(resource: FlinkDeployment, running: int) -> bool:
+    """Whether the cluster's TaskManager use is worth reading: a session cluster grows and shrinks; an application
+    cluster may run TaskManagers its job no longer needs after an in-place rescale down (the autoscaler's, or a
+    lower ``job.parallelism``, which the spec says)."""
+    if resource.spec.job is None:
+        return True
+    return autoscaler_enabled(resource.spec.flink_configuration) or running > taskmanagers_wanted(resource.spec)

@@ -17,7 +17,10 @@ own keys:
   stopped, whichever they are (Flink puts slots where it likes: the first TaskManager may be the idle one).
   One that runs tasks is never stopped: that would fail its jobs over.
 
-Called by: ``steady`` for a ready session cluster. Pure.
+The same release serves an application job rescaled down in place (``plan_release``): the TaskManagers its new
+parallelism no longer needs are stopped once Flink reports them idle for that timeout.
+
+Called by: ``steady`` for a ready session cluster, and for a running application job. Pure.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ __all__ = [
     "GROWTH_POLL",
     "MAX_SLOTS_KEY",
     "plan_growth",
+    "plan_release",
+    "taskmanagers_wanted",
 ]
 
 #: Flink's limit on the slots its active resource manager allocates (native Kubernetes, YARN).
@@ -51,6 +56,52 @@ def _int(config: Mapping[str, str], key: str) -> int | None:
         return int(str(config.get(key, "")).strip())
     except ValueError:
         return None
+
+
+def taskmanagers_wanted(spec: FlinkDeploymentSpec) -> int:
+    """The TaskManagers an application deployment runs: ``taskManager.replicas`` when set, else enough slots for
+    its job's parallelism (as the runtimes size it)."""
+    if spec.task_manager is not None and spec.task_manager.replicas is not None:
+        return max(spec.task_manager.replicas, 0)
+    per_tm = max(_int(spec.flink_configuration, "taskmanager.numberOfTaskSlots") or 1, 1)
+    parallelism = spec.job.parallelism if spec.job is not None and spec.job.parallelism else 1
+    return max(1, math.ceil(parallelism / per_tm))
+
+
+def _idle(obs: Observation, config: Mapping[str, str]) -> tuple[list[int], float]:
+    """The TaskManagers Flink has reported with every slot free for ``resourcemanager.taskmanager-timeout``, the
+    highest-numbered first, and that timeout in seconds."""
+    timeout = duration_ms_or(config, TASKMANAGER_IDLE_TIMEOUT_KEY, _DEFAULT_IDLE_MS) / 1000
+    idle = sorted(
+        (tm.index for tm in obs.taskmanager_slots if tm.free == tm.slots and tm.idle_s >= timeout), reverse=True
+    )
+    return idle, timeout
+
+
+def plan_release(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> bool:
+    """An application job rescaled down in place leaves TaskManagers it no longer needs (stopping one that still
+    ran tasks would have failed the job over); on a runtime that starts and stops them (the local one), the ones
+    Flink reports idle for ``resourcemanager.taskmanager-timeout`` are stopped now. True while some wait to
+    idle (look again soon)."""
+    job = obs.job
+    if not ctx.elastic_taskmanagers or spec.job is None or job is None:
+        return False
+    if job.state != "RUNNING" or not job.all_tasks_running:
+        return False
+    wanted, current = taskmanagers_wanted(spec), obs.taskmanagers_expected
+    if current <= wanted or not obs.taskmanager_slots:
+        return False
+    idle, timeout = _idle(obs, spec.flink_configuration)
+    stop = tuple(idle[: current - wanted])
+    if stop:
+        b.actions.append(ResizeSessionCluster(taskmanagers=current - len(stop), was=current, stop=stop))
+        b.event(
+            "Normal",
+            "TaskManagersReleased",
+            f"The job needs {wanted} TaskManager(s) after rescaling: stopping {len(stop)} idle for {timeout:.0f}s "
+            f"({TASKMANAGER_IDLE_TIMEOUT_KEY})",
+        )
+    return True
 
 
 def plan_growth(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context) -> bool:
@@ -83,10 +134,7 @@ def plan_growth(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Co
     if wanted < current:
         # TaskManagers idle (every slot free, per Flink) for long enough, the highest-numbered first: whichever
         # ones Flink left idle, not merely the last started (Flink places slots where it likes).
-        timeout = duration_ms_or(config, TASKMANAGER_IDLE_TIMEOUT_KEY, _DEFAULT_IDLE_MS) / 1000
-        idle = sorted(
-            (tm.index for tm in obs.taskmanager_slots if tm.free == tm.slots and tm.idle_s >= timeout), reverse=True
-        )
+        idle, timeout = _idle(obs, config)
         stop = tuple(idle[: current - wanted])
         target = current - len(stop)
         if stop:

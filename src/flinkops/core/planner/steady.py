@@ -37,7 +37,7 @@ from flinkops.api.models import (
     ReconciliationState,
 )
 from flinkops.core.planner.crashloop import after_start_failure, died_before_running, on_start_failure, start_failed
-from flinkops.core.planner.growth import GROWTH_POLL, plan_growth
+from flinkops.core.planner.growth import GROWTH_POLL, plan_growth, plan_release
 from flinkops.core.planner.restore import (
     as_last_state,
     cluster_ready,
@@ -170,7 +170,9 @@ def steady(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Context
         busy = plan_growth(b, spec, obs, ctx)
         plan = _mark_stable_if(b, True, ctx, "session cluster ready", spec.flink_configuration)
         return replace(plan, requeue_after=min(plan.requeue_after, GROWTH_POLL)) if busy else plan
-    return observe_job(b, spec.flink_configuration, obs, ctx, requests)
+    releasing = plan_release(b, spec, obs, ctx)
+    plan = observe_job(b, spec.flink_configuration, obs, ctx, requests)
+    return replace(plan, requeue_after=min(plan.requeue_after, GROWTH_POLL)) if releasing else plan
 
 
 def note_fault(b: Builder, obs: Observation, *, jobmanager_down: bool) -> None:
