@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +46,10 @@ class ModelJob:
     decisions: list[Decision] = field(default_factory=list)
     #: records/s each added subtask really adds (1.0: linear; 0.0: more subtasks do not help)
     scalability: float = 1.0
+    #: report Flink's counters too (records, busy ms since the tasks started), as Flink 2 does
+    counters: bool = True
+    records: float = 0.0
+    busy_ms: float = 0.0
 
     def can_process(self) -> float:
         first = self.decisions[0].from_p if self.decisions else self.parallelism
@@ -58,6 +63,8 @@ class ModelJob:
             done = min(offered, self.can_process())
             self.lag = offered - done
             busy = min(1.0, done / self.can_process())
+            self.records += done
+            self.busy_ms += busy * 1000
             if t % sample_every == 0:
                 self._sample(t, done, busy)
                 view = JobView(
@@ -73,12 +80,17 @@ class ModelJob:
                     self.decisions.append(Decision(t, self.parallelism, verdict.parallelism, verdict.status.reason))
                     self.parallelism = verdict.parallelism
                     self.started_s = t
+                    self.records = self.busy_ms = 0.0  # the tasks restart: their counters too
         return self.decisions
 
     def _sample(self, t: int, done: float, busy: float) -> None:
         p = self.parallelism
-        source = Reading("src", "Source: card-auth", p, True, busy * 0.2, 0.0, done, self.lag, self.partitions, 128)
-        score = Reading("score", "score", p, False, busy, 0.0, done, None, None, self.key_groups)
+        totals = (self.records, self.busy_ms / 5, 0.0) if self.counters else (None, None, None)
+        source = Reading(
+            "src", "Source: card-auth", p, True, busy * 0.2, 0.0, done, self.lag, self.partitions, 128, *totals
+        )
+        totals = (self.records, self.busy_ms, 0.0) if self.counters else (None, None, None)
+        score = Reading("score", "score", p, False, busy, 0.0, done, None, None, self.key_groups, *totals)
         self.samples.append(Sample(t * S, "j1", (source, score)))
 
 
@@ -93,8 +105,9 @@ FAST = AutoscalerSettings(
 )
 
 
-def test_a_step_up_scales_up_once_in_place_aligned_to_the_partitions() -> None:
-    job = ModelJob(parallelism=1)
+@pytest.mark.parametrize("counters", [True, False], ids=["counters", "per-second figures only"])
+def test_a_step_up_scales_up_once_in_place_aligned_to_the_partitions(counters: bool) -> None:
+    job = ModelJob(parallelism=1, counters=counters)
     decisions = job.run(FAST, lambda t: 50.0 if t < 120 else 200.0, 600)
     assert [(d.from_p, d.to_p) for d in decisions] == [(1, 4)], decisions
     assert 120 < decisions[0].at_s <= 120 + 60 + 10
@@ -103,8 +116,9 @@ def test_a_step_up_scales_up_once_in_place_aligned_to_the_partitions() -> None:
     assert job.status.history[-1].effective is True
 
 
-def test_a_spike_shorter_than_the_window_changes_nothing() -> None:
-    job = ModelJob(parallelism=2)
+@pytest.mark.parametrize("counters", [True, False], ids=["counters", "per-second figures only"])
+def test_a_spike_shorter_than_the_window_changes_nothing(counters: bool) -> None:
+    job = ModelJob(parallelism=2, counters=counters)
     decisions = job.run(FAST, lambda t: 400.0 if 200 <= t < 215 else 100.0, 600)
     assert decisions == []
     assert job.status is not None and job.status.state in ("balanced", "holding")

@@ -165,8 +165,9 @@ def _sample(figures: JobFigures, now_ms: int) -> Sample:
     for v in figures.vertices:
         if v.is_source:
             rate = v.sources_out_per_second if v.sources_out_per_second is not None else v.records_out_per_second
+            total = v.sources_out_total
         else:
-            rate = v.records_in_per_second
+            rate, total = v.records_in_per_second, v.records_in_total
         readings.append(
             Reading(
                 vertex_id=v.vertex_id,
@@ -179,6 +180,9 @@ def _sample(figures: JobFigures, now_ms: int) -> Sample:
                 lag=v.kafka_lag,
                 partitions=v.kafka_partitions,
                 max_parallelism=v.max_parallelism,
+                records_total=total,
+                busy_ms_total=v.busy_ms_total,
+                backpressure_ms_total=v.backpressured_ms_total,
             )
         )
     return Sample(at_ms=now_ms, job_id=figures.job_id, vertices=tuple(readings))

@@ -79,6 +79,11 @@ class Reading:
     lag: float | None = None
     partitions: int | None = None
     max_parallelism: int | None = None
+    #: counters since the tasks started (None: not reported): records in (a source: emitted), and the busiest
+    #: and most back-pressured subtask's milliseconds busy and back-pressured
+    records_total: float | None = None
+    busy_ms_total: float | None = None
+    backpressure_ms_total: float | None = None
 
 
 @dataclass(frozen=True)
@@ -357,18 +362,46 @@ def _vertices(window: Sequence[Sample], job: JobView) -> list[_Vertex]:
         growth = 0.0
         if len(lags) >= 2 and lags[-1][0] > lags[0][0]:
             growth = (lags[-1][1] - lags[0][1]) / ((lags[-1][0] - lags[0][0]) / 1000)
+        busy = _mean([r.busy for r in series if r.busy is not None])
+        backpressure = _mean([r.backpressure for r in series if r.backpressure is not None])
+        rate = _mean([r.rate for r in series if r.rate is not None])
+        counted = _from_counters(window, reading.vertex_id)
+        if counted is not None:
+            rate, busy, backpressure = counted
         found.append(
             _Vertex(
                 reading=reading,
                 follows=reading.parallelism in (None, job.parallelism),
-                busy=_mean([r.busy for r in series if r.busy is not None]),
-                backpressure=_mean([r.backpressure for r in series if r.backpressure is not None]),
-                rate=_mean([r.rate for r in series if r.rate is not None]),
+                busy=busy,
+                backpressure=backpressure,
+                rate=rate,
                 lag=reading.lag,
                 lag_growth=growth,
             )
         )
     return found
+
+
+def _from_counters(window: Sequence[Sample], vertex_id: str) -> tuple[float, float, float] | None:
+    """(records/s, busy share, back-pressured share) of the vertex over the window from its counters (exact over
+    any interval, where Flink's per-second figures average its last minute); None when a counter is missing at
+    either end or went back (the tasks restarted)."""
+    ends = [(s.at_ms, r) for s in (window[0], window[-1]) for r in s.vertices if r.vertex_id == vertex_id]
+    if len(ends) != 2 or ends[1][0] <= ends[0][0]:
+        return None
+    (t0, a), (t1, b) = ends
+    seconds = (t1 - t0) / 1000
+    values = []
+    for first, last in (
+        (a.records_total, b.records_total),
+        (a.busy_ms_total, b.busy_ms_total),
+        (a.backpressure_ms_total, b.backpressure_ms_total),
+    ):
+        if first is None or last is None or last < first:
+            return None
+        values.append(last - first)
+    records, busy_ms, backpressure_ms = values
+    return records / seconds, min(1.0, busy_ms / 1000 / seconds), min(1.0, backpressure_ms / 1000 / seconds)
 
 
 def _arrival(vertices: Sequence[_Vertex]) -> tuple[float, float]:

@@ -59,11 +59,17 @@ _TASK_METRICS = (
     "numRecordsOutPerSecond",
     "busyTimeMsPerSecond",
     "backPressuredTimeMsPerSecond",
+    # counters since the task started: rates over any interval from two reads (the per-second figures above are
+    # Flink's averages over its last 60 s, which lag a change and read low for a task's first minute)
+    "numRecordsIn",
+    "accumulateBusyTimeMs",
+    "accumulateBackPressuredTimeMs",
 )
 _KAFKA_MARKERS = ("KafkaSourceReader", "KafkaConsumer")
 _PENDING = "pendingRecords"
 _LAG_MAX = "records-lag-max"
 _SOURCE_OUT = ".numRecordsOutPerSecond"
+_SOURCE_OUT_TOTAL = ".numRecordsOut"
 _WRITER_IN = "Writer.numRecordsInPerSecond"
 #: Seconds a vertex's list of metric names is reused; in its first ``_SETTLING`` seconds, ``_RELIST_EARLY`` (a
 #: vertex lists its operators' metrics as they register: a Kafka reader's once it has its splits).
@@ -265,6 +271,10 @@ class FiguresReader:
                     writers_in_per_second=answer.writers_in,
                     max_parallelism=most if isinstance(most, int) and most > 0 else None,
                     kafka_partitions=answer.kafka_partitions,
+                    records_in_total=_number(task.get("numRecordsIn", {}).get("sum")),
+                    sources_out_total=answer.sources_out_total,
+                    busy_ms_total=_number(task.get("accumulateBusyTimeMs", {}).get("max")),
+                    backpressured_ms_total=_number(task.get("accumulateBackPressuredTimeMs", {}).get("max")),
                 )
             )
         return _job_figures(job, details, tuple(figures), restarts_answer, checkpoints_answer)
@@ -301,7 +311,7 @@ class FiguresReader:
                 _max(_number(rows.get(n, {}).get("max")) for n in names or () if n.endswith(_LAG_MAX)),
             )
         )
-        return _VertexAnswer(rows, summed(_SOURCE_OUT), summed(_WRITER_IN), lag, partitions)
+        return _VertexAnswer(rows, summed(_SOURCE_OUT), summed(_WRITER_IN), lag, partitions, summed(_SOURCE_OUT_TOTAL))
 
 
 def _partitions(ids: Sequence[str]) -> int | None:
@@ -319,7 +329,7 @@ def _operator_names(ids: Sequence[str]) -> tuple[str, ...]:
     found = [
         n
         for n in ids
-        if (n.startswith("Source__") and n.endswith(_SOURCE_OUT))
+        if (n.startswith("Source__") and n.endswith((_SOURCE_OUT, _SOURCE_OUT_TOTAL)))
         or n.endswith(_WRITER_IN)
         or (kafka and n.endswith(("." + _PENDING, _LAG_MAX)))
     ]
@@ -333,6 +343,7 @@ class _VertexAnswer:
     writers_in: float | None
     kafka_lag: float | None
     kafka_partitions: int | None = None
+    sources_out_total: float | None = None
 
 
 def _ends(details: Mapping[str, Any], vertex_ids: Sequence[str]) -> tuple[set[str], set[str]]:

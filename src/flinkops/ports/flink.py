@@ -454,6 +454,12 @@ class VertexFigures:
     max_parallelism: int | None = None
     #: Kafka partitions its Kafka source readers were assigned (all subtasks together); None without them
     kafka_partitions: int | None = None
+    #: counters since the vertex's tasks started: records in (all subtasks), records its source operators
+    #: emitted, and the busiest / most back-pressured subtask's milliseconds busy / back-pressured
+    records_in_total: float | None = None
+    sources_out_total: float | None = None
+    busy_ms_total: float | None = None
+    backpressured_ms_total: float | None = None
 
 
 @dataclass(frozen=True)
