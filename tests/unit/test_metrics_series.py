@@ -110,6 +110,24 @@ def test_a_job_reading_kafka_reports_its_lag() -> None:
     assert series(samples, "flinkops_flinkdeployment_kafka_lag_records", **PAYMENTS) == 1200  # pendingRecords, summed
 
 
+def test_the_autoscaler_reads_partitions_key_groups_and_counters() -> None:
+    """What the autoscaler needs beyond the per-second figures: the Kafka partitions the source's readers report
+    (one per ``...topic.<t>.partition.<n>.`` metric, however many metrics each has), the vertices' key groups
+    (``maxParallelism``) and the counters it takes rates from."""
+    fake = FakeFlink(answers_of(kafka=True))
+    try:
+        read = FiguresReader(timeout=0.5, deadline=2.0).read([JobAddress(fake.url, JOB)])
+    finally:
+        fake.stop()
+    figures = read[JobAddress(fake.url, JOB)]
+    assert figures is not None
+    source, sink = figures.vertices
+    assert (source.kafka_partitions, sink.kafka_partitions) == (4, None)
+    assert source.max_parallelism == sink.max_parallelism == 128
+    assert source.sources_out_total == 61_000.0 and sink.records_in_total == 60_000.0
+    assert source.busy_ms_total == 50_000.0 and source.backpressured_ms_total == 0.0
+
+
 def test_a_jobmanager_that_does_not_answer_leaves_the_live_figures_out() -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
