@@ -80,6 +80,7 @@ if _WORKER and os.environ.get("FLINKOPS_HOME"):
 
 # The modules whose tests use the session's data plane (the fixtures below); each worker checks this list.
 _DATA_PLANE_MODULES = {
+    "tests/integration/test_autoscaler_live.py",
     "tests/integration/test_data_plane_errors.py",
     "tests/integration/test_dev_services_live.py",
     "tests/integration/test_fraud_pipeline.py",

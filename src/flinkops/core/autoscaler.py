@@ -332,6 +332,8 @@ def evaluate(
     update.update(low_since=None, low_peak=None, state="balanced")
     if up:
         update["reason"] = f"{bottleneck.reading.name} is busy, but {desired} is the most it can have here{align_note}"
+    elif low and p <= settings.vertex_min_parallelism:
+        update["reason"] = f"load is low; the job runs at the lowest parallelism allowed ({p})"
     elif low and desired >= p:
         update["reason"] = f"load is low, but fewer than {p} subtasks would spread partitions or key groups unevenly"
     else:
