@@ -92,6 +92,30 @@ def test_every_problem_is_reported_at_once(home: Path) -> None:
         assert path in result.stderr
 
 
+_AUTOSCALED = GOOD.replace("  job:", "  flinkConfiguration:\n    job.autoscaler.enabled: 'true'\n{}\n  job:")
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ("    job.autoscaler.metrics.window: -5 min", 'job.autoscaler.metrics.window"]: must not be negative'),
+        ("    job.autoscaler.utilization.target: '1.5'", 'utilization.target"]: must be above 0 and at most 1'),
+        ("    job.autoscaler.utilization.target: '0'", 'utilization.target"]: must be above 0 and at most 1'),
+        (
+            "    job.autoscaler.vertex.min-parallelism: '8'\n    job.autoscaler.vertex.max-parallelism: '4'",
+            'vertex.min-parallelism"]: is 8, above vertex.max-parallelism (4)',
+        ),
+        ("    job.autoscaler.scale-down.max-factor: '1.5'", 'scale-down.max-factor"]: must be above 0 and at most 1'),
+    ],
+)
+def test_bad_autoscaler_settings_exit_2_at_apply_with_the_key(home: Path, settings: str, expected: str) -> None:
+    before = stored(home)
+    result = cli(home, "apply", "--no-start-controller", "-f", "-", stdin=_AUTOSCALED.format(settings))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert 'spec.flinkConfiguration["job.autoscaler.' in result.stderr and expected in result.stderr, result.stderr
+    assert stored(home) == before
+
+
 def test_missing_file_is_invalid_input(home: Path, tmp_path: Path) -> None:
     result = cli(home, "apply", "--no-start-controller", "-f", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2

@@ -292,3 +292,21 @@ def test_bad_values_name_the_key() -> None:
     assert autoscaler_problems({"job.autoscaler.utilization.target": "0"})
     assert autoscaler_problems({"job.autoscaler.utilization.target": "0.9", "job.autoscaler.utilization.max": "0.8"})
     assert autoscaler_problems({"job.autoscaler.utilization.target": "1"}) == []
+
+
+def test_rates_come_from_the_counters_even_when_a_busy_time_counter_goes_back() -> None:
+    """Flink's per-second figures average its last minute (here they say 10/s just after a start); the counters
+    say 300/s. A source task's accumulated busy time was seen to go back: that figure alone falls back to the
+    per-second one, the rate still comes from the counters."""
+    samples = []
+    for i, t in enumerate(range(0, 61, 5)):
+        busy_back = 1000.0 - i * 10  # goes back
+        source = Reading("src", "Source", 1, True, 0.01, 0.0, 10.0, 0.0, 4, 128, 300.0 * t, busy_back, 0.0)
+        score = Reading("score", "score", 1, False, 0.2, 0.0, 10.0, None, None, 128, 300.0 * t, 900.0 * t, 0.0)
+        samples.append(Sample(t * S, "j1", (source, score)))
+    config = AutoscalerSettings(enabled=True, metrics_window_ms=40 * S, stabilization_ms=0)
+    verdict = evaluate(config, None, samples, _view(parallelism=1), 60 * S, stale_after_ms=30 * S)
+    rows = {v.vertex_id: v for v in verdict.status.vertices}
+    assert rows["src"].input_rate == 300 and rows["score"].input_rate == 300
+    assert rows["src"].busy == 0.01  # the per-second figure: its counter went back
+    assert rows["score"].busy == 0.9 and rows["score"].true_processing_rate == pytest.approx(333, abs=1)

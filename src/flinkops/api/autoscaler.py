@@ -228,17 +228,22 @@ def autoscaler_settings(config: Mapping[str, str]) -> AutoscalerSettings:
 
 
 def autoscaler_problems(config: Mapping[str, str]) -> list[tuple[str, str, str]]:
-    """(key, message, hint) for every autoscaler value that is wrong alone or against another."""
+    """(key, message, hint) for every autoscaler value that is wrong alone or against another (a pair is
+    checked when neither of its values is wrong alone)."""
     _, problems = _read(config)
-    if problems:
-        return problems
+    wrong = {key for key, _, _ in problems}
     settings = autoscaler_settings(config)
 
     def key_of(name: str) -> str:
         found = _lookup(config, name)
         return found[0] if found is not None else autoscaler_key(name)
 
-    if settings.vertex_min_parallelism > settings.vertex_max_parallelism:
+    def fine(*names: str) -> bool:
+        return not any(key_of(name) in wrong for name in names)
+
+    if fine("vertex.min-parallelism", "vertex.max-parallelism") and (
+        settings.vertex_min_parallelism > settings.vertex_max_parallelism
+    ):
         problems.append(
             (
                 key_of("vertex.min-parallelism"),
@@ -247,7 +252,7 @@ def autoscaler_problems(config: Mapping[str, str]) -> list[tuple[str, str, str]]
                 "lower the minimum or raise the maximum",
             )
         )
-    if settings.upper_utilization < settings.target_utilization:
+    if fine("utilization.max", "utilization.target") and settings.upper_utilization < settings.target_utilization:
         problems.append(
             (
                 key_of("utilization.max"),
@@ -255,7 +260,7 @@ def autoscaler_problems(config: Mapping[str, str]) -> list[tuple[str, str, str]]
                 "the upper bound must be at least the target",
             )
         )
-    if settings.lower_utilization > settings.target_utilization:
+    if fine("utilization.min", "utilization.target") and settings.lower_utilization > settings.target_utilization:
         problems.append(
             (
                 key_of("utilization.min"),

@@ -581,7 +581,9 @@ class AutoscalerStatus(_Status):
     low_peak: int | None = None
     #: a scale-up found ineffective: no scale-up above this parallelism again
     blocked_above: int | None = None
+    #: the window the vertices were measured over: its first and last sample (epoch ms) and how many it held
     window_from: int | None = None
+    measured_at: int | None = None
     window_samples: int = 0
     vertices: list[AutoscalerVertex] = Field(default_factory=list)
     history: list[ScalingRecord] = Field(default_factory=list)

@@ -74,11 +74,12 @@ def autoscaler_lines(found: AutoscalerReport) -> list[str]:
         return lines
     set_by = f", set by the autoscaler (the spec says {found.spec_parallelism})" if r.parallelism is not None else ""
     lines += [
-        f"state:    {r.state}: {r.reason}",
-        f"job:      {r.job_id or '-'} at parallelism {r.current_parallelism or '-'}{set_by}",
-        f"window:   {r.window_samples} samples from {_when(r.window_from)}; evaluated {_when(r.evaluated_at)}"
+        f"state:    {r.state} ({_when(r.evaluated_at)}): {r.reason}",
+        f"job:      {r.job_id or '-'} at parallelism {r.current_parallelism or '-'}{set_by}"
         + (f"; last rescale {_when(r.last_rescale_at)}" if r.last_rescale_at else ""),
     ]
+    if r.measured_at is not None:
+        lines.append(f"measured: {r.window_samples} samples from {_when(r.window_from)} to {_when(r.measured_at)}")
     if r.vertices:
         headers = ["VERTEX", "PAR", "BUSY", "BACKPR", "IN/S", "LAG", "PARTS", "KEYGRP", "TRUE/S", "TARGET/S", "NEEDS"]
         rows = [

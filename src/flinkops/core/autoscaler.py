@@ -48,6 +48,7 @@ from flinkops.api.autoscaler import AutoscalerSettings
 from flinkops.api.models import AutoscalerStatus, AutoscalerVertex, ScalingRecord
 
 __all__ = [
+    "RECENT_MIN_MS",
     "SKEW_LIMIT",
     "JobView",
     "Reading",
@@ -60,6 +61,8 @@ __all__ = [
 
 #: The busiest subtask may hold at most this much more than the average of partitions or key groups.
 SKEW_LIMIT = 1.05
+#: The shortest span the newest part of a window is sized on (see ``evaluate``).
+RECENT_MIN_MS = 20_000
 #: Below this busy share a vertex's true rate is not measurable (it would be a division by almost nothing).
 _MIN_BUSY = 0.005
 
@@ -237,7 +240,7 @@ def evaluate(
         else:
             window_s = settings.metrics_window_ms / 1000
             why = f"collecting metrics: {since_start / 1000:.0f} s of the {window_s:.0f} s window"
-        return _hold(base, now_ms, "collecting", why, window_from=counted_from)
+        return _hold(base, now_ms, "collecting", why)
     window = [s for s in ours if s.at_ms >= window_from and not _usable(s) and _same_parallelism(s, job)]
     if len(window) < 2:
         return _hold(
@@ -254,10 +257,15 @@ def evaluate(
     arriving, emitted = _arrival(vertices)
     load_factor = arriving / emitted if emitted > 0 else 1.0
     # Whether to scale is decided on the whole window (a spike shorter than it does not tip the average); how
-    # far is sized on the larger of the window's rate and its newest quarter's, so one step of the load is met
+    # far is sized on the larger of the window's rate and its newest third's, so one step of the load is met
     # by one rescale, not by a first one sized on the average of before and after the step and a second later.
-    recent_samples = [s for s in window if s.at_ms >= window[-1].at_ms - settings.metrics_window_ms // 4]
-    recent = {v.reading.vertex_id: v for v in _vertices(recent_samples if len(recent_samples) >= 2 else window, job)}
+    # Not on less than RECENT_MIN_MS: Flink refreshes the figures its REST API serves every few seconds, so
+    # over a shorter span a difference of counters is mostly that rounding.
+    recent_ms = settings.metrics_window_ms // 3
+    recent_samples = [s for s in window if s.at_ms >= window[-1].at_ms - recent_ms]
+    if recent_ms < RECENT_MIN_MS or len(recent_samples) < 2:
+        recent_samples = window
+    recent = {v.reading.vertex_id: v for v in _vertices(recent_samples, job)}
     recent_arriving, recent_emitted = _arrival(list(recent.values()))
     recent_factor = recent_arriving / recent_emitted if recent_emitted > 0 else 1.0
     lag = sum(v.lag or 0.0 for v in vertices if v.reading.is_source)
@@ -289,6 +297,7 @@ def evaluate(
     base = _effectiveness(base, settings, bottleneck, job)
     update: dict[str, object] = {
         "evaluated_at": now_ms,
+        "measured_at": window[-1].at_ms,
         "window_from": window[0].at_ms,
         "window_samples": len(window),
         "vertices": rows,
@@ -367,9 +376,10 @@ def _vertices(window: Sequence[Sample], job: JobView) -> list[_Vertex]:
         busy = _mean([r.busy for r in series if r.busy is not None])
         backpressure = _mean([r.backpressure for r in series if r.backpressure is not None])
         rate = _mean([r.rate for r in series if r.rate is not None])
-        counted = _from_counters(window, reading.vertex_id)
-        if counted is not None:
-            rate, busy, backpressure = counted
+        counted_rate, counted_busy, counted_backpressure = _from_counters(window, reading.vertex_id)
+        rate = rate if counted_rate is None else counted_rate
+        busy = busy if counted_busy is None else counted_busy
+        backpressure = backpressure if counted_backpressure is None else counted_backpressure
         found.append(
             _Vertex(
                 reading=reading,
@@ -384,26 +394,30 @@ def _vertices(window: Sequence[Sample], job: JobView) -> list[_Vertex]:
     return found
 
 
-def _from_counters(window: Sequence[Sample], vertex_id: str) -> tuple[float, float, float] | None:
+def _from_counters(window: Sequence[Sample], vertex_id: str) -> tuple[float | None, float | None, float | None]:
     """(records/s, busy share, back-pressured share) of the vertex over the window from its counters (exact over
-    any interval, where Flink's per-second figures average its last minute); None when a counter is missing at
-    either end or went back (the tasks restarted)."""
-    ends = [(s.at_ms, r) for s in (window[0], window[-1]) for r in s.vertices if r.vertex_id == vertex_id]
-    if len(ends) != 2 or ends[1][0] <= ends[0][0]:
-        return None
-    (t0, a), (t1, b) = ends
-    seconds = (t1 - t0) / 1000
-    values = []
-    for first, last in (
-        (a.records_total, b.records_total),
-        (a.busy_ms_total, b.busy_ms_total),
-        (a.backpressure_ms_total, b.backpressure_ms_total),
-    ):
-        if first is None or last is None or last < first:
-            return None
-        values.append(last - first)
-    records, busy_ms, backpressure_ms = values
-    return records / seconds, min(1.0, busy_ms / 1000 / seconds), min(1.0, backpressure_ms / 1000 / seconds)
+    any interval, where Flink's per-second figures average its last minute), each between the first and the last
+    sample that have that counter when those span at least half the window; None for one that is missing or
+    went back (the tasks restarted; a source task's accumulated busy time was seen to go back too)."""
+    span = window[-1].at_ms - window[0].at_ms
+    found: list[float | None] = []
+    for field_name, per in (("records_total", 1.0), ("busy_ms_total", 1000.0), ("backpressure_ms_total", 1000.0)):
+        points = [
+            (s.at_ms, value)
+            for s in window
+            for r in s.vertices
+            if r.vertex_id == vertex_id and (value := getattr(r, field_name)) is not None
+        ]
+        if len(points) < 2 or points[-1][0] - points[0][0] < max(span / 2, 1):
+            found.append(None)
+            continue
+        (t0, first), (t1, last) = points[0], points[-1]
+        if last < first:
+            found.append(None)
+            continue
+        found.append((last - first) / per / ((t1 - t0) / 1000))
+    rate, busy, backpressure = found
+    return rate, None if busy is None else min(1.0, busy), None if backpressure is None else min(1.0, backpressure)
 
 
 def _arrival(vertices: Sequence[_Vertex]) -> tuple[float, float]:

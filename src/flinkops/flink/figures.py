@@ -288,10 +288,11 @@ class FiguresReader:
         settling = now - self._first_listed.get(key, now) < _SETTLING
         reuse = min(self.relist, _RELIST_EARLY) if settling else self.relist
         fresh = listed is not None and now - listed[0] < reuse
-        names = listed[1] if listed is not None and fresh else None
+        names = listed[1] if listed is not None else None
         partitions = listed[2] if listed is not None else None
-        if names is None:  # first seen, or listed a while ago: what do its operators report now?
+        if not fresh:  # first seen, or listed a while ago: what do its operators report now?
             listing = await self._optional(client, url)
+            # (a listing that failed keeps the names listed before: their figures are still worth asking for)
             if isinstance(listing, list):
                 ids = [str(row.get("id")) for row in listing if isinstance(row, dict)]
                 names, partitions = _operator_names(ids), _partitions(ids)

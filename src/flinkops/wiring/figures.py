@@ -79,8 +79,9 @@ def live_figures(
 
 def autoscaler_figures() -> Callable[[JobAddress], JobFigures | None]:
     """What the controller's autoscaler reads a job's figures with: a reader of its own (its answers are reused
-    for at most a second, so each pass sees the job as it is), bounded like every read."""
-    reader = FiguresReader(ttl=1.0)
+    for at most a second, so each pass sees the job as it is), bounded like every read but more patient than a
+    page's: a busy JobManager that answers in two seconds still gives the autoscaler its figures."""
+    reader = FiguresReader(ttl=1.0, timeout=3.0, deadline=5.0)
 
     def read(address: JobAddress) -> JobFigures | None:
         return reader.read([address]).get(address)
