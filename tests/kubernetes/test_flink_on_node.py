@@ -277,8 +277,49 @@ def _leader_config_map_writes(stack: Stack, name: str, seconds: float) -> int:
 
 
 def test_native_deployment_becomes_stable_with_taskmanager_pods_flink_created(stack: Stack) -> None:
-    doc = verifier_deployment("native", s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir, mode="native")
+    """Also the autoscaler on Kubernetes: the operator reads the job's figures through the JobManager's REST API
+    and, the job running below ``vertex.min-parallelism``, rescales it in place (the adaptive scheduler's resource
+    requirements): Flink asks for a second TaskManager pod, the job id stays, every record is still checked."""
+    autoscaled = {
+        "jobmanager.scheduler": "adaptive",
+        "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling": "0 s",
+        "jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout": "1 s",
+        "job.autoscaler.enabled": "true",
+        "job.autoscaler.metrics.window": "10 s",
+        "job.autoscaler.stabilization.interval": "4 s",
+        "job.autoscaler.vertex.min-parallelism": "2",
+    }
+    doc = verifier_deployment(
+        "native", s3=stack.s3, bucket=BUCKET, host_dir=stack.host_dir, mode="native", parallelism=1,
+        extra=autoscaled,
+    )  # fmt: skip
     applied_until_stable(stack, doc, "native")
+    job_id = stack.status("native")["jobStatus"]["jobId"]
+    moment = time.time()
+    record = wait_for(
+        "the autoscaler's in-place rescale to 2",
+        lambda: (r := stack.status("native").get("autoscaler") or {}).get("history") and r,
+        120,
+        0.5,
+    )
+    [decision] = record["history"]
+    assert (decision["fromParallelism"], decision["toParallelism"], decision["how"]) == (1, 2, "in-place"), record
+    assert {v["name"] for v in record["vertices"]} and all(v.get("busy") is not None for v in record["vertices"])
+    wait_for("two TaskManager pods", lambda: len(stack.pods("native", "taskmanager")) == 2, 120, 0.5)
+    rest = wait_for("native's REST Service", lambda: stack.rest("native"), 60)
+    try:
+
+        def at_two() -> bool:
+            job = rest.client.get(f"/jobs/{job_id}").json()
+            vertices = job.get("vertices") or []
+            running = job.get("state") == "RUNNING" and all(v.get("status") == "RUNNING" for v in vertices)
+            return running and bool(vertices) and max(v["parallelism"] for v in vertices) == 2
+
+        wait_for("the job at parallelism 2, every task running", at_two, 120, 0.5)
+    finally:
+        rest.close()
+    measured("native: autoscaler decision -> job at parallelism 2", time.time() - moment)
+    assert stack.status("native")["jobStatus"]["jobId"] == job_id, "rescaled in place: the same job"
     taskmanagers = stack.pods("native", "taskmanager")
     assert taskmanagers, "Flink created no TaskManager pod"
     for pod in taskmanagers:  # made by Flink's resource manager, owned by the JobManager Deployment

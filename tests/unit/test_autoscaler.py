@@ -310,3 +310,11 @@ def test_rates_come_from_the_counters_even_when_a_busy_time_counter_goes_back() 
     assert rows["src"].input_rate == 300 and rows["score"].input_rate == 300
     assert rows["src"].busy == 0.01  # the per-second figure: its counter went back
     assert rows["score"].busy == 0.9 and rows["score"].true_processing_rate == pytest.approx(333, abs=1)
+
+
+def test_a_job_below_its_minimum_parallelism_is_brought_to_it() -> None:
+    job = ModelJob(parallelism=1)
+    config = AutoscalerSettings(**{**FAST.__dict__, "vertex_min_parallelism": 2})
+    job.run(config, lambda t: 10.0, 200)
+    assert [(d.from_p, d.to_p) for d in job.decisions] == [(1, 2)]
+    assert "outside job.autoscaler.vertex.min/max-parallelism (2..128)" in job.decisions[0].reason  # key groups

@@ -72,7 +72,9 @@ def autoscaler_lines(found: AutoscalerReport) -> list[str]:
             else 'set job.autoscaler.enabled: "true" in flinkConfiguration to turn it on'
         )
         return lines
-    set_by = f", set by the autoscaler (the spec says {found.spec_parallelism})" if r.parallelism is not None else ""
+    set_by = ""
+    if r.parallelism is not None and r.parallelism != found.spec_parallelism:
+        set_by = f", set by the autoscaler (the spec says {found.spec_parallelism})"
     lines += [
         f"state:    {r.state} ({_when(r.evaluated_at)}): {r.reason}",
         f"job:      {r.job_id or '-'} at parallelism {r.current_parallelism or '-'}{set_by}"

@@ -306,6 +306,12 @@ def evaluate(
     align_note = f" (aligned from {needed})" if desired != needed else ""
     p = job.parallelism
 
+    low_bound, high_bound = settings.vertex_min_parallelism, min(settings.vertex_max_parallelism, upper)
+    if not low_bound <= p <= high_bound and desired != p:
+        # The job runs outside the bounds it was given (they changed, or it started there): into them, at once.
+        reason = f"parallelism {p} is outside job.autoscaler.vertex.min/max-parallelism ({low_bound}..{high_bound})"
+        update.update(low_since=None, low_peak=None)
+        return _decide(base, settings, job, now_ms, desired, reason, bottleneck, update)
     if up and desired > p:
         cause = f"{bottleneck.util or 0:.0%} busy at the arriving rate, above {settings.upper_utilization:.0%}"
         if backlog:
