@@ -61,6 +61,15 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
             out.print(f"  {line}")
     if isinstance(resource, FlinkDeployment):
         _state(found, resource)
+        record = resource.status.autoscaler if resource.status is not None else None
+        if record is not None:
+            from rich.markup import escape
+
+            out.print(f"[bold]Autoscaler:[/bold]  {record.state}: {escape(record.reason)} (flinkops autoscaler NAME)")
+            if record.history:
+                last = record.history[-1]
+                when = datetime.fromtimestamp(last.at / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+                out.print(f"  last rescale {when}: {last.from_parallelism} → {last.to_parallelism} ({last.how})")
     if found.cost is not None and found.cost.runs:
         from flinkops.cli.cost import cost_lines
 
