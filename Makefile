@@ -49,6 +49,7 @@ bench: install
 	.venv/bin/python benchmarks/local_startup.py --rounds $(ROUNDS)
 	.venv/bin/python benchmarks/recovery.py --rounds $(ROUNDS)
 	.venv/bin/python benchmarks/upgrade_downtime.py --rounds $(ROUNDS)
+	.venv/bin/python benchmarks/rescale.py --rounds $(ROUNDS)
 	.venv/bin/python benchmarks/fraud_pipeline.py --rounds $(ROUNDS)
 	.venv/bin/python benchmarks/operator_scale.py --count 500
 	.venv/bin/python benchmarks/idle_cpu.py --count 10

@@ -153,7 +153,7 @@ def test_a_source_with_4_partitions_gets_a_parallelism_that_divides_them() -> No
     job = ModelJob(parallelism=2, partitions=4)
     job.run(AutoscalerSettings(**{**FAST.__dict__, "max_utilization": 0.8}), lambda t: 170.0, 400)
     assert job.decisions and job.decisions[0].to_p == 4
-    assert "aligned from 3" in job.decisions[0].reason
+    assert "needs 3, 4 to spread the partitions and key groups evenly" in job.decisions[0].reason
     # ... and never more source subtasks than partitions when the source itself is the bottleneck
     assert skew(4, 3) == 1.5 and skew(4, 4) == 1.0 and skew(4, 8) == 1.0
     assert aligned(3, 200, [4], [128]) == 4
@@ -318,3 +318,12 @@ def test_a_job_below_its_minimum_parallelism_is_brought_to_it() -> None:
     job.run(config, lambda t: 10.0, 200)
     assert [(d.from_p, d.to_p) for d in job.decisions] == [(1, 2)]
     assert "outside job.autoscaler.vertex.min/max-parallelism (2..128)" in job.decisions[0].reason  # key groups
+
+
+def test_a_saturated_vertex_is_scaled_up_even_when_its_lag_figure_hides_the_demand() -> None:
+    """Busy 99 % with no lag growth to show (a paused Kafka reader's lag figure goes stale): the utilization it
+    can show tops out near 1, under the default upper bound of 1.0; saturation counts as above it."""
+    job = ModelJob(parallelism=1, partitions=4)
+    job.run(FAST, lambda t: 99.0, 200)
+    assert [(d.from_p, d.to_p) for d in job.decisions] == [(1, 2)]
+    assert "saturated (99% busy)" in job.decisions[0].reason

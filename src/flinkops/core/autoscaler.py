@@ -49,6 +49,7 @@ from flinkops.api.models import AutoscalerStatus, AutoscalerVertex, ScalingRecor
 
 __all__ = [
     "RECENT_MIN_MS",
+    "SATURATED",
     "SKEW_LIMIT",
     "JobView",
     "Reading",
@@ -61,6 +62,8 @@ __all__ = [
 
 #: The busiest subtask may hold at most this much more than the average of partitions or key groups.
 SKEW_LIMIT = 1.05
+#: A vertex at least this busy is saturated: scaled up whatever its measured utilization says.
+SATURATED = 0.95
 #: The shortest span the newest part of a window is sized on (see ``evaluate``).
 RECENT_MIN_MS = 20_000
 #: Below this busy share a vertex's true rate is not measurable (it would be a division by almost nothing).
@@ -278,10 +281,13 @@ def evaluate(
         _needs(v, settings, job.parallelism, emitted, lag, catch_up_s, backlog)
 
     following = [v for v in vertices if v.follows]
+    # A vertex busy nearly all the time is saturated: its measured utilization cannot show more than 1, and what
+    # it cannot take waits upstream (back pressure) or in Kafka, where a paused reader's lag figure goes stale.
     up = [
         v
         for v in following
-        if v.util is not None and (v.util > settings.upper_utilization or (backlog and v.needed > job.parallelism))
+        if v.util is not None
+        and (v.util > settings.upper_utilization or v.busy >= SATURATED or (backlog and v.needed > job.parallelism))
     ]
     low = all(v.util is None or v.util < settings.lower_utilization for v in following) and not backlog
     upper = min(
@@ -303,7 +309,7 @@ def evaluate(
         "vertices": rows,
         "recommended_parallelism": desired,
     }
-    align_note = f" (aligned from {needed})" if desired != needed else ""
+    align_note = f", {desired} to spread the partitions and key groups evenly" if desired != needed else ""
     p = job.parallelism
 
     low_bound, high_bound = settings.vertex_min_parallelism, min(settings.vertex_max_parallelism, upper)
@@ -314,6 +320,8 @@ def evaluate(
         return _decide(base, settings, job, now_ms, desired, reason, bottleneck, update)
     if up and desired > p:
         cause = f"{bottleneck.util or 0:.0%} busy at the arriving rate, above {settings.upper_utilization:.0%}"
+        if bottleneck.busy >= SATURATED and (bottleneck.util or 0) <= settings.upper_utilization:
+            cause = f"saturated ({bottleneck.busy:.0%} busy): what it cannot take waits upstream"
         if backlog:
             cause = f"a backlog of {_fmt(lag)} records to catch up; {cause}"
         reason = f"{bottleneck.reading.name} needs {bottleneck.needed}{align_note}: {cause}"
@@ -346,7 +354,7 @@ def evaluate(
         return _decide(base, settings, job, now_ms, peak, reason, bottleneck, update)
     update.update(low_since=None, low_peak=None, state="balanced")
     if up:
-        update["reason"] = f"{bottleneck.reading.name} is busy, but {desired} is the most it can have here{align_note}"
+        update["reason"] = f"{bottleneck.reading.name} is busy, but {desired} is the most it can have here"
     elif low and p <= settings.vertex_min_parallelism:
         update["reason"] = f"load is low; the job runs at the lowest parallelism allowed ({p})"
     elif low and desired >= p:
