@@ -18,9 +18,7 @@ parallelism). A producer writes card authorizations at 100/s, then 4x as many, t
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,52 +37,6 @@ EVENT_STEP_MS = 1000
 WINDOW_S = 12
 SCALE_DOWN_S = 25
 INPUT, OUTPUT = "as-card-auth", "as-fraud-scores"
-
-
-class RateProducer:
-    """Authorizations with consecutive ids, on a thread, at ``rate`` per second (changeable while it runs)."""
-
-    def __init__(self, bootstrap: str, rate: int) -> None:
-        self.bootstrap = bootstrap
-        self.rate = rate
-        self.next_id = 0
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from producer import produce  # examples/fraud-scoring/producer.py
-
-        try:
-            while not self._stop.is_set():
-                rate = self.rate  # a second's worth at a time, so a new rate applies within a second
-                sent = produce(
-                    self.bootstrap, INPUT, self.next_id, rate, rate, cards=CARDS, event_step_ms=EVENT_STEP_MS
-                )
-                self.next_id += sent
-        except BaseException as exc:  # reported by the test, not swallowed
-            self.error = exc
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(timeout=120)
-        assert self.error is None, f"the producer failed: {self.error!r}"
-        return self.next_id
-
-
-@pytest.fixture(scope="module")
-def producer_module() -> Iterator[None]:
-    import sys
-
-    path = str(Path(__file__).resolve().parents[2] / "examples" / "fraud-scoring")
-    sys.path.insert(0, path)
-    try:
-        yield
-    finally:
-        sys.path.remove(path)
 
 
 def _autoscaler(flinkops: Flinkops) -> dict[str, Any]:
@@ -109,14 +61,17 @@ def _source_lag(report: dict[str, Any]) -> float | None:
 
 
 def test_the_job_follows_its_load_in_place_and_scores_every_record_once(
-    data_plane_flinkops: Flinkops, data_plane: Any, example_jar: Path, producer_module: None, tmp_path: Path
+    data_plane_flinkops: Flinkops, data_plane: Any, example_jar: Path, tmp_path: Path
 ) -> None:
-    from support.fraud import check_scores, read_topic
+    from support.fraud import ProducerThread, check_scores, read_topic
 
     flinkops, dp = data_plane_flinkops, data_plane
     dp.create_topic(INPUT, 4)
     dp.create_topic(OUTPUT, 4)
     config = {
+        # state on this machine's disk: the S3 of the example is not what this test is about
+        "execution.checkpointing.dir": (tmp_path / "checkpoints").as_uri(),
+        "execution.checkpointing.savepoint-dir": (tmp_path / "savepoints").as_uri(),
         "execution.checkpointing.interval": "2 s",
         "execution.checkpointing.min-pause": "500 ms",
         "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling": "0 s",
@@ -142,7 +97,7 @@ def test_the_job_follows_its_load_in_place_and_scores_every_record_once(
         config={NAME: config},
         args={NAME: args},
     )
-    producer = RateProducer(dp.bootstrap, LOW)
+    producer = ProducerThread(dp.bootstrap, INPUT, LOW, cards=CARDS, event_step_ms=EVENT_STEP_MS)
     producer.start()
     try:
         flinkops.ok("apply", "-f", str(spec), "--wait", "--timeout", "300")

@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,50 +33,6 @@ RATE = 100  # authorizations per second
 INTERVAL_S = 2  # checkpoint interval for the test (the example uses 5 s)
 CARDS = 200
 EVENT_STEP_MS = 1000
-
-
-class Producer:
-    """Produces authorizations with consecutive ids at RATE per second on a thread until stopped."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self.next_id = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.error: BaseException | None = None
-
-    def _run(self) -> None:
-        from producer import produce  # examples/fraud-scoring/producer.py
-
-        try:
-            while not self._stop.is_set():
-                sent = produce(
-                    self.bootstrap, "card-auth", self.next_id, RATE // 2, RATE, cards=CARDS, event_step_ms=EVENT_STEP_MS
-                )
-                self.next_id += sent
-        except BaseException as exc:  # reported by the test, not swallowed
-            self.error = exc
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(timeout=600)
-        assert self.error is None, f"the producer failed: {self.error!r}"
-        return self.next_id
-
-
-@pytest.fixture(scope="module")
-def producer_module() -> Iterator[None]:
-    import sys
-
-    path = str(Path(__file__).resolve().parents[2] / "examples" / "fraud-scoring")
-    sys.path.insert(0, path)
-    try:
-        yield
-    finally:
-        sys.path.remove(path)
 
 
 def _resource(flinkops: Flinkops) -> dict[str, Any]:
@@ -146,10 +100,9 @@ def test_every_authorization_is_scored_exactly_once_through_failures(
     data_plane: Any,
     zookeeper: ZooKeeperServer,
     example_jar: Path,
-    producer_module: None,
     tmp_path: Path,
 ) -> None:
-    from support.fraud import check_scores, replayed
+    from support.fraud import ProducerThread, check_scores, replayed
 
     flinkops, dp = data_plane_flinkops, data_plane
     dp.create_topic("card-auth", 2)
@@ -164,7 +117,7 @@ def test_every_authorization_is_scored_exactly_once_through_failures(
         jar=example_jar,
         config=overrides,
     )
-    producer = Producer(dp.bootstrap)
+    producer = ProducerThread(dp.bootstrap, "card-auth", RATE, cards=CARDS, event_step_ms=EVENT_STEP_MS)
     producer.start()
     try:
         # (1) steady state: deployed, stable (a checkpoint on S3 completed), scores committed.

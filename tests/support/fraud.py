@@ -20,6 +20,7 @@ in ``auth_id`` order (the message key is the card, so a card stays in one partit
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections import Counter
@@ -35,6 +36,7 @@ __all__ = [
     "FEATURES",
     "MODELS",
     "WINDOW_MS",
+    "ProducerThread",
     "ScoreReport",
     "check_scores",
     "expected_scores",
@@ -65,6 +67,42 @@ FEATURES = (
 def producer_module() -> ModuleType:
     """``examples/fraud-scoring/producer.py`` loaded as a module (its directory name is not importable)."""
     return example_module("fraud-scoring/producer.py")
+
+
+class ProducerThread:
+    """Authorizations with consecutive ids (from 0) on ``topic``, sent from a thread at ``rate`` per second until
+    :meth:`stop`; ``rate`` may be changed while it runs (it applies from the next half second)."""
+
+    def __init__(self, bootstrap: str, topic: str, rate: int, *, cards: int = 500, event_step_ms: int = 1000) -> None:
+        self.bootstrap, self.topic, self.rate = bootstrap, topic, rate
+        self.cards, self.event_step_ms = cards, event_step_ms
+        self.next_id = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        produce = producer_module().produce
+        try:
+            while not self._stop.is_set():
+                rate = self.rate
+                sent: int = produce(
+                    self.bootstrap, self.topic, self.next_id, max(1, rate // 2), rate,
+                    cards=self.cards, event_step_ms=self.event_step_ms,
+                )  # fmt: skip
+                self.next_id += sent
+        except BaseException as exc:  # reported by stop(), not swallowed
+            self.error = exc
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> int:
+        """Stop after the half second being sent; how many were sent in all. Fails if sending failed."""
+        self._stop.set()
+        self._thread.join(timeout=600)
+        assert self.error is None, f"the producer failed: {self.error!r}"
+        return self.next_id
 
 
 def score(model: str, count: int, amount_sum: int, distinct: int, largest: int) -> float:
