@@ -158,8 +158,9 @@ def test_killed_leader_without_the_operators_release_waits_for_the_lease(stack: 
     os.kill(pid, signal.SIGSTOP)
     try:
         takeover = _leader_killed(
-            stack, "verify-ha", "HA baseline (operator paused): leader SIGKILLed -> job RUNNING again"
-        )
+            stack, "verify-ha", "HA baseline (operator paused): leader SIGKILLed -> job RUNNING again",
+            standby_only=False,
+        )  # fmt: skip
         # Only the lease handed over: the releases above are the operator's doing, not a quick Flink.
         assert takeover.locked > HA_LEASE / 2, f"the standby took the lock {takeover.locked:.1f}s after the kill"
     finally:
@@ -221,9 +222,11 @@ class Takeover(NamedTuple):
     running: float  # seconds from the kill until the same job RUNS under the new leader
 
 
-def _leader_killed(stack: Stack, name: str, label: str) -> Takeover:
+def _leader_killed(stack: Stack, name: str, label: str, *, standby_only: bool = True) -> Takeover:
     """SIGKILL the leading JobManager's JVM; when the standby took the lock and when the same job RUNS again
-    under it (recorded as ``label``), then records verified (none lost or duplicated)."""
+    under it (recorded as ``label``), then records verified (none lost or duplicated). ``standby_only`` False:
+    the lock may go to the killed JobManager's restarted container instead (when only Flink's lease hands over,
+    its container restarts within the lease and contends with the standby: either may win)."""
     job_id = stack.status(name)["jobStatus"]["jobId"]
     leader, standby, identity = wait_for(
         f"{name}'s leader and a contending standby", lambda: _leader_and_standby(stack, name), 180, 0.5
@@ -248,7 +251,10 @@ def _leader_killed(stack: Stack, name: str, label: str) -> Takeover:
     taken = datetime.fromisoformat(record["acquireTime"].replace("Z", "+00:00")).timestamp() - moment
     released = [line for line in stack.operator.log().splitlines() if "released the HA leader lock" in line]
     say(f"{label}: the standby took the lock {taken:.1f}s after the kill; operator: {released[-1:]}")
-    assert record["holderIdentity"] == identity, record  # the contending standby, not a restarted old leader
+    if standby_only:
+        assert record["holderIdentity"] == identity, record  # the contending standby, not a restarted old leader
+    else:
+        assert taken > 0, record  # a new holder took the lock after the kill
     assert stack.status(name)["jobStatus"]["jobId"] == job_id
     count = len(read_committed(stack.output(name)))
     records_verified(stack, name, "records after the takeover", after=count)
