@@ -267,6 +267,12 @@ def test_reference_keys_and_defaults() -> None:
         }
     )
     assert legacy.enabled and legacy.target_utilization == 0.5 and legacy.scale_down_interval_ms == 600_000
+    # the reference's own autoscaling example: the older boundary key, durations as "1m"
+    boundary = autoscaler_settings(
+        {"job.autoscaler.target.utilization.boundary": "0.1", "job.autoscaler.metrics.window": "3m"}
+    )
+    assert (boundary.upper_utilization, boundary.lower_utilization) == (0.8, 0.6)
+    assert boundary.metrics_window_ms == 180_000
 
 
 def test_bad_values_name_the_key() -> None:

@@ -419,3 +419,32 @@ def test_secret_inside_a_larger_value_is_found_and_not_printed() -> None:
 )
 def test_references_and_non_secret_keys_are_fine(key: str, value: str) -> None:
     assert lint(deployment({key: value})) == []
+
+
+# --------------------------------------------------------------------------------------------- FO010 autoscaler
+
+
+def test_an_autoscaler_without_the_adaptive_scheduler_rescales_by_restarts() -> None:
+    (finding,) = only(lint(deployment({"job.autoscaler.enabled": "true"})), "FO010")
+    assert (finding.severity, finding.path) == ("warning", 'spec.flinkConfiguration["jobmanager.scheduler"]')
+    assert "savepoint upgrade" in finding.message
+    adaptive = deployment({"job.autoscaler.enabled": "true", "jobmanager.scheduler": "adaptive"})
+    assert only(lint(adaptive), "FO010") == []
+    assert only(lint(deployment({"job.autoscaler.enabled": "false"})), "FO010") == []
+
+
+def test_an_autoscaler_on_a_session_job_does_nothing_and_says_so() -> None:
+    job = load_object(
+        {
+            "apiVersion": "flink.apache.org/v1beta1",
+            "kind": "FlinkSessionJob",
+            "metadata": {"name": "orders"},
+            "spec": {
+                "deploymentName": "session",
+                "flinkConfiguration": {"job.autoscaler.enabled": "true"},
+                "job": {"jarURI": "https://jars.example.invalid/job.jar", "upgradeMode": "stateless"},
+            },
+        }
+    )
+    (finding,) = only(lint(job), "FO010")
+    assert finding.path == 'spec.flinkConfiguration["job.autoscaler.enabled"]' and "session job" in finding.message

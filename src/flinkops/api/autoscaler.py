@@ -3,7 +3,8 @@
 A FlinkDeployment turns the autoscaler on with ``job.autoscaler.enabled: "true"`` in ``flinkConfiguration``; the
 other keys tune it, under the same names and with the same defaults as the reference operator's autoscaler (the
 older ``kubernetes.operator.job.autoscaler.*`` prefix and the older names ``target.utilization`` and
-``scale-up.grace-period`` are read too). :func:`autoscaler_settings` reads them into :class:`AutoscalerSettings`
+``scale-up.grace-period`` are read too, and ``target.utilization.boundary`` where ``utilization.max``/``.min``
+are not set). :func:`autoscaler_settings` reads them into :class:`AutoscalerSettings`
 (what ``core.autoscaler`` decides with); :func:`autoscaler_problems` says, per key, what is wrong with a value,
 so that ``flinkops apply`` refuses it (exit 2, the key's path) before anything runs.
 
@@ -63,22 +64,20 @@ class AutoscalerSettings:
     history_max_count: int = 3
     effectiveness_detection: bool = True
     effectiveness_threshold: float = 0.1
+    #: the older ``target.utilization.boundary``: max/min = target +/- it, where they are not set themselves
+    utilization_boundary: float = 0.3
 
     @property
     def upper_utilization(self) -> float:
-        return (
-            self.max_utilization
-            if self.max_utilization is not None
-            else round(min(1.0, self.target_utilization + 0.3), 6)
-        )
+        if self.max_utilization is not None:
+            return self.max_utilization
+        return round(min(1.0, self.target_utilization + self.utilization_boundary), 6)
 
     @property
     def lower_utilization(self) -> float:
-        return (
-            self.min_utilization
-            if self.min_utilization is not None
-            else round(max(0.0, self.target_utilization - 0.3), 6)
-        )
+        if self.min_utilization is not None:
+            return self.min_utilization
+        return round(max(0.0, self.target_utilization - self.utilization_boundary), 6)
 
 
 # -------------------------------------------------------------------------------------------------- parsing
@@ -180,6 +179,7 @@ _KEYS: dict[str, tuple[str, Callable[[str], object], str]] = {
     "history.max.count": ("history_max_count", _count, "e.g. 3"),
     "scaling.effectiveness.detection.enabled": ("effectiveness_detection", _bool, 'write "true" or "false"'),
     "scaling.effectiveness.threshold": ("effectiveness_threshold", _share, "e.g. 0.1"),
+    "target.utilization.boundary": ("utilization_boundary", _share, "e.g. 0.3 (or set utilization.max and .min)"),
 }
 
 

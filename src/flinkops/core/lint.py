@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from flinkops.api.autoscaler import AUTOSCALER_PREFIX, autoscaler_enabled
 from flinkops.api.durations import parse_duration_ms
 from flinkops.api.flinkconf import is_true
 from flinkops.api.loader import Resource
@@ -63,6 +64,7 @@ RULES: Mapping[str, str] = {
     "FO007": "stateful job without externalized checkpoint retention RETAIN_ON_CANCELLATION",
     "FO008": "literal secret in flinkConfiguration",
     "FO009": "checkpoint setting that Flink cannot read",
+    "FO010": "autoscaler that cannot rescale as it is set up",
 }
 
 # Which plugin serves which scheme: both claim s3://, only Presto has s3p://, only Hadoop has s3a://.
@@ -76,6 +78,7 @@ _RETENTION = "execution.checkpointing.externalized-checkpoint-retention"
 _BACKEND_KEYS = ("state.backend.type", "state.backend")  # the second is the pre-1.17 spelling
 _INCREMENTAL_KEYS = ("execution.checkpointing.incremental", "state.backend.incremental")
 _HA_STORAGE = "high-availability.storageDir"
+_SCHEDULER = "jobmanager.scheduler"
 # Flink's defaults when the keys are absent.
 _DEFAULT_TIMEOUT_MS = 10 * 60 * 1000
 _DEFAULT_MIN_PAUSE_MS = 0
@@ -122,6 +125,7 @@ def lint(r: Resource) -> list[Finding]:
         findings += _savepoint_dir(job, conf)
     findings += _retention(conf)
     findings += _literal_secrets(conf)
+    findings += _autoscaler(r)
     return findings
 
 
@@ -470,3 +474,36 @@ def _literal_secrets(conf: Mapping[str, str]) -> list[Finding]:
             )
         )
     return findings
+
+
+def _autoscaler(r: Resource) -> list[Finding]:
+    """The autoscaler on where it does nothing (a session job, a session cluster), or rescaling by restarts."""
+    conf = r.spec.flink_configuration
+    if not autoscaler_enabled(conf):
+        return []
+    key = config_path(AUTOSCALER_PREFIX + "enabled")
+    if not isinstance(r, FlinkDeployment) or r.spec.job is None:
+        what = "a session job" if not isinstance(r, FlinkDeployment) else "a session cluster"
+        return [
+            Finding(
+                "FO010",
+                "warning",
+                key,
+                f"the autoscaler is on for {what}: flinkops autoscales application deployments only",
+                "nothing will ever be rescaled, though the setting says otherwise",
+                "run the job as an application FlinkDeployment to autoscale it, or remove the key",
+            )
+        ]
+    if conf.get(_SCHEDULER, "").strip().lower() == "adaptive":
+        return []
+    return [
+        Finding(
+            "FO010",
+            "warning",
+            config_path(_SCHEDULER),
+            "the autoscaler is on without the adaptive scheduler: every rescale is a savepoint upgrade",
+            "each rescale stops the job with a savepoint and starts it again (seconds without processing); the "
+            "adaptive scheduler rescales the running job in place",
+            f"set '{_SCHEDULER}: adaptive'",
+        )
+    ]
