@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from flinkops.api.flinkconf import taskmanager_count
 from flinkops.api.models import DeploymentRecord, FlinkDeployment, FlinkDeploymentSpec, FlinkDeploymentStatus
 from flinkops.cli.main import app
 from flinkops.core.cost import Prices, deployment_cost, requested_resources, run_cost, taskmanagers
 from flinkops.errors import InvalidInput
-from flinkops.flink.config import taskmanager_count
 from flinkops.service import apply
 from flinkops.service.cost import DEFAULT_PRICES, load_prices
 from support.service import TestTarget

@@ -9,7 +9,12 @@ Called by: validation, lint, the spec-diff classifier, config rendering, the con
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flinkops.api.models import FlinkDeploymentSpec
 
 __all__ = [
     "CHECKPOINT_DIR_KEYS",
@@ -24,14 +29,20 @@ __all__ = [
     "PROGRESS_CHECK_KEY",
     "PYTHON_DRIVER",
     "SAVEPOINT_DIR_KEYS",
+    "SCHEDULER_KEY",
     "TASKMANAGER_IDLE_TIMEOUT_KEY",
+    "TASK_SLOTS_KEY",
     "WEB_REFRESH_KEY",
+    "adaptive_scheduler",
     "checkpoint_dir",
     "first_set",
     "is_operator_key",
     "is_true",
+    "positive_int",
     "prestart_enabled",
     "savepoint_dir",
+    "task_slots",
+    "taskmanager_count",
 ]
 
 #: The entry class that runs a PyFlink program (``-py script.py``) in a Flink cluster.
@@ -66,6 +77,8 @@ OPERATOR_KEY_PREFIXES = ("kubernetes.operator.", "job.autoscaler.", "flinkops.")
 #: How long Flink's REST API serves a cached execution graph (job details, accumulators). flinkops renders a
 #: shorter default than Flink's 3 s, so a finished job's final figures can be read soon after it ends (each read
 #: of a job's details rebuilds the cache at most twice a second: nothing for a JobManager).
+TASK_SLOTS_KEY = "taskmanager.numberOfTaskSlots"
+SCHEDULER_KEY = "jobmanager.scheduler"
 WEB_REFRESH_KEY = "web.refresh-interval"
 DEFAULT_WEB_REFRESH = "500 ms"
 
@@ -98,6 +111,34 @@ def prestart_enabled(config: Mapping[str, str]) -> bool:
     unless set to ``false``)."""
     value = config.get(PRESTART_KEY)
     return value is None or value.strip().lower() != "false"
+
+
+def positive_int(config: Mapping[str, str], key: str) -> int | None:
+    """A whole-number option of ``config`` that is at least 1; None when unset or anything else (validation
+    refuses such values for the options flinkops reads itself)."""
+    try:
+        value = int(str(config.get(key, "")).strip())
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def task_slots(config: Mapping[str, str]) -> int:
+    """``taskmanager.numberOfTaskSlots`` as a number (Flink's default 1 when unset)."""
+    return positive_int(config, TASK_SLOTS_KEY) or 1
+
+
+def taskmanager_count(spec: FlinkDeploymentSpec, config: Mapping[str, str]) -> int:
+    """TaskManagers to run: ``taskManager.replicas`` when set, else enough slots for the job's parallelism."""
+    if spec.task_manager is not None and spec.task_manager.replicas is not None:
+        return max(spec.task_manager.replicas, 0)
+    parallelism = spec.job.parallelism if spec.job is not None and spec.job.parallelism else 1
+    return max(1, math.ceil(parallelism / task_slots(config)))
+
+
+def adaptive_scheduler(config: Mapping[str, str]) -> bool:
+    """Whether the job runs on Flink's adaptive scheduler, which rescales a running job in place."""
+    return config.get(SCHEDULER_KEY, "").strip().lower() == "adaptive"
 
 
 def is_true(value: str | None) -> bool:

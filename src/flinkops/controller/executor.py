@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from flinkops.api.flinkconf import is_operator_key, savepoint_dir
+from flinkops.api.flinkconf import is_operator_key, savepoint_dir, taskmanager_count
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, LifecycleState
 from flinkops.controller.observer import REST_TIMEOUT, Observer
 from flinkops.controller.requests import RequestBuilder, cluster_key
@@ -48,7 +48,6 @@ from flinkops.errors import (
     PermanentError,
     UnsupportedSnapshotStorage,
 )
-from flinkops.flink.config import taskmanager_count
 from flinkops.ports import Clock, ClusterRuntime, FlinkApi, FlinkApiFactory, ResourceKey, ResourceStore
 
 __all__ = ["FAILPOINT_ENV", "FAILPOINT_EXIT_CODE", "Executor", "Failpoint", "exiting_failpoint"]

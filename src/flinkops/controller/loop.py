@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from flinkops.api.durations import duration_ms_or
-from flinkops.api.flinkconf import PROGRESS_CHECK_KEY
+from flinkops.api.flinkconf import PROGRESS_CHECK_KEY, positive_int
 from flinkops.api.models import (
     FlinkDeployment,
     FlinkDeploymentStatus,
@@ -223,7 +223,7 @@ class Controller:
         """The slots the session jobs on ``cluster`` need: each one that should run (not suspended, not ended,
         not being deleted) needs its parallelism (with the default slot sharing, a job needs as many slots as
         its highest parallelism)."""
-        default = _positive(cluster.spec.flink_configuration.get("parallelism.default")) or 1
+        default = positive_int(cluster.spec.flink_configuration, "parallelism.default") or 1
         needed = 0
         for r in self.store.list_resources():
             if not isinstance(r, FlinkSessionJob) or r.is_canary or r.metadata.deletion_timestamp:
@@ -235,7 +235,7 @@ class Controller:
                 continue
             if r.status is not None and r.status.job_status.state in ("FINISHED", "FAILED"):
                 continue
-            own = _positive(r.spec.flink_configuration.get("parallelism.default"))
+            own = positive_int(r.spec.flink_configuration, "parallelism.default")
             needed += job.parallelism or own or default
         return needed
 
@@ -267,14 +267,6 @@ def _status_of(resource: Resource) -> FlinkDeploymentStatus | FlinkSessionJobSta
     return resource.status or (
         FlinkDeploymentStatus() if isinstance(resource, FlinkDeployment) else FlinkSessionJobStatus()
     )
-
-
-def _positive(value: str | None) -> int | None:
-    try:
-        number = int(str(value).strip()) if value is not None else 0
-    except ValueError:
-        return None
-    return number if number > 0 else None
 
 
 def _awaits_prepared(status: FlinkDeploymentStatus | FlinkSessionJobStatus) -> bool:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flinkops.api.flinkconf import PYTHON_DRIVER
+from flinkops.api.flinkconf import PYTHON_DRIVER, taskmanager_count
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, FlinkSessionJob, FlinkSessionJobSpec
 from flinkops.core.planner import DeployCluster, PrepareCluster
-from flinkops.flink.config import render_flink_config, taskmanager_count
+from flinkops.flink.config import render_flink_config
 from flinkops.ports import (
     ApplicationJob,
     ClusterKey,

@@ -46,6 +46,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flinkops.api.flinkconf import task_slots, taskmanager_count
 from flinkops.api.models import (
     DeploymentRecord,
     FlinkDeployment,
@@ -77,7 +78,6 @@ KPU_MEMORY_BYTES = 4 * 10**9  # AWS: 4 GB per KPU
 CU_MEMORY_BYTES = 4 * GIB  # Ververica: 4 GiB per CU
 #: What flinkops gives a JobManager or TaskManager process whose spec names no memory (``flink.config``).
 DEFAULT_MEMORY = "1024m"
-_SLOTS_KEY = "taskmanager.numberOfTaskSlots"
 
 
 def price_text(amount: float, currency: str) -> str:
@@ -109,20 +109,9 @@ DEFAULT_PRICES = Prices(
 # ------------------------------------------------------------------------------------------ what a spec asks for
 
 
-def _slots(config: Mapping[str, str]) -> int:
-    try:
-        return max(1, int(str(config.get(_SLOTS_KEY, "1") or "1").strip()))
-    except ValueError:
-        return 1  # validation refuses it; price it as Flink's default
-
-
 def taskmanagers(spec: FlinkDeploymentSpec) -> int:
-    """TaskManagers a deployment runs: ``taskManager.replicas`` when set, else enough slots for the job's
-    parallelism (the runtimes' rule, ``flink.config.taskmanager_count``, which core may not import)."""
-    if spec.task_manager is not None and spec.task_manager.replicas is not None:
-        return max(spec.task_manager.replicas, 0)
-    parallelism = spec.job.parallelism if spec.job is not None and spec.job.parallelism else 1
-    return max(1, math.ceil(parallelism / _slots(spec.flink_configuration)))
+    """TaskManagers a deployment runs (the runtimes' rule, ``api.flinkconf.taskmanager_count``)."""
+    return taskmanager_count(spec, spec.flink_configuration)
 
 
 def _from_resources(resources: Mapping[str, Any] | None, name: str) -> Any:
@@ -145,7 +134,7 @@ def _component(spec: FlinkDeploymentSpec, role: str) -> tuple[float, int]:
         cpu = part.resource.cpu
     if cpu is None:
         cpu = config.get(f"kubernetes.{role}.cpu")
-    default_cpu = 1.0 if role == "jobmanager" else float(_slots(config))
+    default_cpu = 1.0 if role == "jobmanager" else float(task_slots(config))
     try:
         cores = float(cpu_cores(cpu)) if cpu is not None else default_cpu
     except ValueError:
@@ -176,7 +165,7 @@ def requested_resources(spec: FlinkDeploymentSpec) -> RequestedResources:
         task_managers=taskmanagers(spec),
         task_manager_cpu=tm_cpu,
         task_manager_memory_bytes=tm_memory,
-        task_slots=_slots(spec.flink_configuration),
+        task_slots=task_slots(spec.flink_configuration),
     )
 
 

@@ -21,7 +21,7 @@ from typing import Literal
 
 from flinkops.api.autoscaler import AUTOSCALER_PREFIX, autoscaler_enabled
 from flinkops.api.durations import parse_duration_ms
-from flinkops.api.flinkconf import is_true
+from flinkops.api.flinkconf import SCHEDULER_KEY, adaptive_scheduler, is_true
 from flinkops.api.loader import Resource
 from flinkops.api.models import FlinkDeployment, JobSpec, UpgradeMode
 from flinkops.api.plugins import (
@@ -78,7 +78,6 @@ _RETENTION = "execution.checkpointing.externalized-checkpoint-retention"
 _BACKEND_KEYS = ("state.backend.type", "state.backend")  # the second is the pre-1.17 spelling
 _INCREMENTAL_KEYS = ("execution.checkpointing.incremental", "state.backend.incremental")
 _HA_STORAGE = "high-availability.storageDir"
-_SCHEDULER = "jobmanager.scheduler"
 # Flink's defaults when the keys are absent.
 _DEFAULT_TIMEOUT_MS = 10 * 60 * 1000
 _DEFAULT_MIN_PAUSE_MS = 0
@@ -494,16 +493,16 @@ def _autoscaler(r: Resource) -> list[Finding]:
                 "run the job as an application FlinkDeployment to autoscale it, or remove the key",
             )
         ]
-    if conf.get(_SCHEDULER, "").strip().lower() == "adaptive":
+    if adaptive_scheduler(conf):
         return []
     return [
         Finding(
             "FO010",
             "warning",
-            config_path(_SCHEDULER),
+            config_path(SCHEDULER_KEY),
             "the autoscaler is on without the adaptive scheduler: every rescale is a savepoint upgrade",
             "each rescale stops the job with a savepoint and starts it again (seconds without processing); the "
             "adaptive scheduler rescales the running job in place",
-            f"set '{_SCHEDULER}: adaptive'",
+            f"set '{SCHEDULER_KEY}: adaptive'",
         )
     ]

@@ -33,7 +33,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from flinkops.api.flinkconf import DEFAULT_WEB_REFRESH, WEB_REFRESH_KEY, checkpoint_dir, is_operator_key, savepoint_dir
+from flinkops.api.flinkconf import (
+    DEFAULT_WEB_REFRESH,
+    TASK_SLOTS_KEY,
+    WEB_REFRESH_KEY,
+    checkpoint_dir,
+    is_operator_key,
+    savepoint_dir,
+)
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec, Resource
 from flinkops.api.validation import HA_KEYS, ha_type, is_kubernetes_ha
 from flinkops.flink.jvm import with_module_options
@@ -50,8 +57,6 @@ __all__ = [
     "ha_cluster_id",
     "render_flink_config",
     "render_inputs",
-    "task_slots",
-    "taskmanager_count",
     "to_flink_memory",
     "zookeeper_ha",
 ]
@@ -59,7 +64,6 @@ __all__ = [
 
 DEFAULT_JM_MEMORY = "1024m"
 DEFAULT_TM_MEMORY = "1024m"
-TASK_SLOTS_KEY = "taskmanager.numberOfTaskSlots"
 
 HA_STORAGE_DIR = "high-availability.storageDir"
 HA_CLUSTER_ID = "high-availability.cluster-id"
@@ -127,20 +131,6 @@ def _memory(resource: Resource | None, resources: Mapping[str, object] | None) -
     if resource is not None and resource.memory:
         return to_flink_memory(resource.memory)
     return None
-
-
-def task_slots(config: Mapping[str, str]) -> int:
-    """``taskmanager.numberOfTaskSlots`` of a configuration as a number (Flink's default 1 when unset or empty)."""
-    return int(config.get(TASK_SLOTS_KEY, "1") or "1")
-
-
-def taskmanager_count(spec: FlinkDeploymentSpec, config: Mapping[str, str]) -> int:
-    """TaskManagers to run: ``taskManager.replicas`` when set, else enough slots for the job's parallelism."""
-    if spec.task_manager is not None and spec.task_manager.replicas is not None:
-        return max(spec.task_manager.replicas, 0)
-    slots = task_slots(config)
-    parallelism = spec.job.parallelism if spec.job is not None and spec.job.parallelism else 1
-    return max(1, math.ceil(parallelism / max(slots, 1)))
 
 
 def render_flink_config(spec: FlinkDeploymentSpec, inputs: RenderInputs) -> dict[str, str]:

@@ -15,7 +15,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pydantic.alias_generators import to_camel
+
 from flinkops.api.autoscaler import AutoscalerSettings, autoscaler_settings
+from flinkops.api.flinkconf import adaptive_scheduler
 from flinkops.api.models import AutoscalerStatus
 from flinkops.service.resources import deployment
 from flinkops.service.target import Target
@@ -37,24 +40,18 @@ class AutoscalerReport:
 def report(target: Target, name: str, namespace: str = "default") -> AutoscalerReport:
     found = deployment(target, name, namespace)
     config = found.spec.flink_configuration
-    adaptive = config.get("jobmanager.scheduler", "").strip().lower() == "adaptive"
     return AutoscalerReport(
         name=found.metadata.name,
         namespace=found.metadata.namespace,
         settings=autoscaler_settings(config),
-        in_place=adaptive,
+        in_place=adaptive_scheduler(config),
         spec_parallelism=found.spec.job.parallelism if found.spec.job is not None else None,
         record=found.status.autoscaler if found.status is not None else None,
     )
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 def as_dict(found: AutoscalerReport) -> dict[str, Any]:
-    settings = {_camel(k): v for k, v in asdict(found.settings).items()}
+    settings = {to_camel(k): v for k, v in asdict(found.settings).items()}
     settings["maxUtilization"] = found.settings.upper_utilization
     settings["minUtilization"] = found.settings.lower_utilization
     record = found.record.model_dump(by_alias=True, mode="json") if found.record is not None else {}

@@ -14,6 +14,7 @@ clock.
 
 from __future__ import annotations
 
+from flinkops.api.flinkconf import adaptive_scheduler
 from flinkops.api.models import (
     DeploymentRecord,
     DiffType,
@@ -364,9 +365,7 @@ def _scales_in_place(
     specs, and the job runs: Flink rescales it from its own state without a new deployment."""
     if not change.paths(at_least=DiffType.SCALE) or not set(change.paths(at_least=DiffType.SCALE)) <= _SCALE_FIELDS:
         return False
-    adaptive = all(
-        s.flink_configuration.get("jobmanager.scheduler", "").strip().lower() == "adaptive" for s in (last, spec)
-    )
+    adaptive = all(adaptive_scheduler(s.flink_configuration) for s in (last, spec))
     return adaptive and spec.job is not None and last.job is not None and job_running(obs)
 
 

@@ -29,7 +29,7 @@ import math
 from collections.abc import Mapping
 
 from flinkops.api.durations import duration_ms_or
-from flinkops.api.flinkconf import TASKMANAGER_IDLE_TIMEOUT_KEY
+from flinkops.api.flinkconf import TASKMANAGER_IDLE_TIMEOUT_KEY, positive_int, task_slots, taskmanager_count
 from flinkops.api.models import FlinkDeploymentSpec
 from flinkops.core.planner.types import Builder, Context, Observation, ResizeSessionCluster
 
@@ -39,7 +39,6 @@ __all__ = [
     "MAX_SLOTS_KEY",
     "plan_growth",
     "plan_release",
-    "taskmanagers_wanted",
 ]
 
 #: Flink's limit on the slots its active resource manager allocates (native Kubernetes, YARN).
@@ -49,23 +48,6 @@ _DEFAULT_IDLE_MS = 30_000
 DEFAULT_EXTRA_TASKMANAGERS = 8
 #: How soon a grown (or short) session cluster is looked at again.
 GROWTH_POLL = 5.0
-
-
-def _int(config: Mapping[str, str], key: str) -> int | None:
-    try:
-        return int(str(config.get(key, "")).strip())
-    except ValueError:
-        return None
-
-
-def taskmanagers_wanted(spec: FlinkDeploymentSpec) -> int:
-    """The TaskManagers an application deployment runs: ``taskManager.replicas`` when set, else enough slots for
-    its job's parallelism (as the runtimes size it)."""
-    if spec.task_manager is not None and spec.task_manager.replicas is not None:
-        return max(spec.task_manager.replicas, 0)
-    per_tm = max(_int(spec.flink_configuration, "taskmanager.numberOfTaskSlots") or 1, 1)
-    parallelism = spec.job.parallelism if spec.job is not None and spec.job.parallelism else 1
-    return max(1, math.ceil(parallelism / per_tm))
 
 
 def _idle(obs: Observation, config: Mapping[str, str]) -> tuple[list[int], float]:
@@ -88,7 +70,7 @@ def plan_release(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: C
         return False
     if job.state != "RUNNING" or not job.all_tasks_running:
         return False
-    wanted, current = taskmanagers_wanted(spec), obs.taskmanagers_expected
+    wanted, current = taskmanager_count(spec, spec.flink_configuration), obs.taskmanagers_expected
     if current <= wanted or not obs.taskmanager_slots:
         return False
     idle, timeout = _idle(obs, spec.flink_configuration)
@@ -110,10 +92,10 @@ def plan_growth(b: Builder, spec: FlinkDeploymentSpec, obs: Observation, ctx: Co
     if not ctx.elastic_taskmanagers:
         return False
     config = spec.flink_configuration
-    per_tm = max(_int(config, "taskmanager.numberOfTaskSlots") or 1, 1)
+    per_tm = task_slots(config)
     floor = max((spec.task_manager.replicas if spec.task_manager else None) or 1, 1)
-    limit = _int(config, MAX_SLOTS_KEY)
-    ceiling = max(floor, limit // per_tm) if limit is not None and limit > 0 else floor + DEFAULT_EXTRA_TASKMANAGERS
+    limit = positive_int(config, MAX_SLOTS_KEY)
+    ceiling = max(floor, limit // per_tm) if limit is not None else floor + DEFAULT_EXTRA_TASKMANAGERS
     current = obs.taskmanagers_expected
     needed = ctx.session_slots_needed
     wanted = max(floor, math.ceil(needed / per_tm))

@@ -30,10 +30,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flinkops.api.flinkconf import METRICS_FETCH_KEY, METRICS_FETCH_MS, checkpoint_dir, first_set, is_true
+from flinkops.api.flinkconf import (
+    METRICS_FETCH_KEY,
+    METRICS_FETCH_MS,
+    checkpoint_dir,
+    first_set,
+    is_true,
+    task_slots,
+    taskmanager_count,
+)
 from flinkops.api.models import API_VERSION, DeploymentMode, FlinkDeployment, FlinkDeploymentSpec, FlinkVersion
 from flinkops.api.validation import ha_type, is_kubernetes_ha
-from flinkops.flink.config import task_slots, taskmanager_count
 from flinkops.runtimes.kubernetes.names import (
     CLUSTER_LABEL,
     GENERATION_ANNOTATION,

@@ -22,9 +22,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from flinkops.api.flinkconf import task_slots
 from flinkops.api.models import FlinkDeploymentSpec
 from flinkops.api.quantities import FLINK_MEMORY_UNITS
-from flinkops.flink.config import DEFAULT_JM_MEMORY, DEFAULT_TM_MEMORY, task_slots, to_flink_memory
+from flinkops.flink.config import DEFAULT_JM_MEMORY, DEFAULT_TM_MEMORY, to_flink_memory
 from flinkops.runtimes.kubernetes.names import Component
 
 __all__ = [
