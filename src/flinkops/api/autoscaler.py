@@ -113,41 +113,32 @@ def _number(text: str) -> float:
     return value
 
 
-def _utilization(text: str) -> float:
-    value = _number(text)
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"must be above 0 and at most 1 (a share of the time busy), got {text.strip()[:40]}")
-    return value
+def _number_in(
+    low: float, high: float | None = None, *, low_open: bool = False, high_open: bool = False, what: str = ""
+) -> Callable[[str], float]:
+    """A parser of a number within ``low``..``high`` (either end open when asked; no upper end when None)."""
+    bounds = [f"above {low:g}" if low_open else f"at least {low:g}"]
+    if high is not None:
+        bounds.append(f"below {high:g}" if high_open else f"at most {high:g}")
+    meaning = f" ({what})" if what else ""
+
+    def parse(text: str) -> float:
+        value = _number(text)
+        too_low = value <= low if low_open else value < low
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            raise ValueError(f"must be {' and '.join(bounds)}{meaning}, got {value:g}")
+        return value
+
+    return parse
 
 
-def _lower_utilization(text: str) -> float:
-    value = _number(text)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"must be at least 0 and below 1 (a share of the time busy), got {text.strip()[:40]}")
-    return value
-
-
-def _factor(text: str) -> float:
-    value = _number(text)
-    if not 0.0 < value <= 1.0:
-        raise ValueError(
-            f"must be above 0 and at most 1 (the largest share of parallelism one step removes), got {value:g}"
-        )
-    return value
-
-
-def _positive_number(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise ValueError(f"must be above 0, got {value:g}")
-    return value
-
-
-def _share(text: str) -> float:
-    value = _number(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"must be from 0 to 1, got {value:g}")
-    return value
+_SHARE_BUSY = "a share of the time busy"
+_utilization = _number_in(0.0, 1.0, low_open=True, what=_SHARE_BUSY)
+_lower_utilization = _number_in(0.0, 1.0, high_open=True, what=_SHARE_BUSY)
+_factor = _number_in(0.0, 1.0, low_open=True, what="the share of parallelism one step may remove")
+_positive_number = _number_in(0.0, low_open=True)
+_share = _number_in(0.0, 1.0)
 
 
 def _count(text: str) -> int:
@@ -238,34 +229,19 @@ def autoscaler_problems(config: Mapping[str, str]) -> list[tuple[str, str, str]]
         found = _lookup(config, name)
         return found[0] if found is not None else autoscaler_key(name)
 
-    def fine(*names: str) -> bool:
-        return not any(key_of(name) in wrong for name in names)
-
-    if fine("vertex.min-parallelism", "vertex.max-parallelism") and (
-        settings.vertex_min_parallelism > settings.vertex_max_parallelism
-    ):
-        problems.append(
-            (
-                key_of("vertex.min-parallelism"),
-                f"is {settings.vertex_min_parallelism}, above vertex.max-parallelism "
-                f"({settings.vertex_max_parallelism})",
-                "lower the minimum or raise the maximum",
-            )
-        )
-    if fine("utilization.max", "utilization.target") and settings.upper_utilization < settings.target_utilization:
-        problems.append(
-            (
-                key_of("utilization.max"),
-                f"is {settings.upper_utilization:g}, below utilization.target ({settings.target_utilization:g})",
-                "the upper bound must be at least the target",
-            )
-        )
-    if fine("utilization.min", "utilization.target") and settings.lower_utilization > settings.target_utilization:
-        problems.append(
-            (
-                key_of("utilization.min"),
-                f"is {settings.lower_utilization:g}, above utilization.target ({settings.target_utilization:g})",
-                "the lower bound must be at most the target",
-            )
-        )
+    # (the lower one's name and value, the higher one's name and value, the key the problem is put on, hint)
+    pairs = (
+        ("vertex.min-parallelism", settings.vertex_min_parallelism, "vertex.max-parallelism",
+         settings.vertex_max_parallelism, "vertex.min-parallelism", "lower the minimum or raise the maximum"),
+        ("utilization.target", settings.target_utilization, "utilization.max", settings.upper_utilization,
+         "utilization.max", "the upper bound must be at least the target"),
+        ("utilization.min", settings.lower_utilization, "utilization.target", settings.target_utilization,
+         "utilization.min", "the lower bound must be at most the target"),
+    )  # fmt: skip
+    for low_name, low, high_name, high, at, hint in pairs:
+        if low <= high or key_of(low_name) in wrong or key_of(high_name) in wrong:
+            continue
+        value, other, other_value = (low, high_name, high) if at == low_name else (high, low_name, low)
+        side = "above" if at == low_name else "below"
+        problems.append((key_of(at), f"is {value:g}, {side} {other} ({other_value:g})", hint))
     return problems

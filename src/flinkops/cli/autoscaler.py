@@ -11,33 +11,21 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flinkops.cli import target
 from flinkops.cli.app import NamespaceOpt, app
-from flinkops.cli.listing import _table
+from flinkops.cli.listing import _table, timestamp
 from flinkops.cli.output import main_guard
+from flinkops.core.autoscaler import rate_text
 from flinkops.errors import InvalidInput, Problem
 
 if TYPE_CHECKING:
     from flinkops.service.autoscaling import AutoscalerReport
 
 __all__ = ["autoscaler_lines"]
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _rate(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def _share(value: float | None) -> str:
@@ -76,12 +64,14 @@ def autoscaler_lines(found: AutoscalerReport) -> list[str]:
     if r.parallelism is not None and r.parallelism != found.spec_parallelism:
         set_by = f", set by the autoscaler (the spec says {found.spec_parallelism})"
     lines += [
-        f"state:    {r.state} ({_when(r.evaluated_at)}): {r.reason}",
+        f"state:    {r.state} ({timestamp(r.evaluated_at)}): {r.reason}",
         f"job:      {r.job_id or '-'} at parallelism {r.current_parallelism or '-'}{set_by}"
-        + (f"; last rescale {_when(r.last_rescale_at)}" if r.last_rescale_at else ""),
+        + (f"; last rescale {timestamp(r.last_rescale_at)}" if r.last_rescale_at else ""),
     ]
     if r.measured_at is not None:
-        lines.append(f"measured: {r.window_samples} samples from {_when(r.window_from)} to {_when(r.measured_at)}")
+        lines.append(
+            f"measured: {r.window_samples} samples from {timestamp(r.window_from)} to {timestamp(r.measured_at)}"
+        )
     if r.vertices:
         headers = ["VERTEX", "PAR", "BUSY", "BACKPR", "IN/S", "LAG", "PARTS", "KEYGRP", "TRUE/S", "TARGET/S", "NEEDS"]
         rows = [
@@ -90,12 +80,12 @@ def autoscaler_lines(found: AutoscalerReport) -> list[str]:
                 str(v.parallelism or "-"),
                 _share(v.busy),
                 _share(v.backpressure),
-                _rate(v.input_rate),
-                _rate(v.lag),
+                rate_text(v.input_rate),
+                rate_text(v.lag),
                 str(v.partitions or "-"),
                 str(v.max_parallelism or "-"),
-                _rate(v.true_processing_rate),
-                _rate(v.target_rate),
+                rate_text(v.true_processing_rate),
+                rate_text(v.target_rate),
                 str(v.needed_parallelism or "-"),
             ]
             for v in r.vertices
@@ -106,9 +96,13 @@ def autoscaler_lines(found: AutoscalerReport) -> list[str]:
         lines += ["", "decisions (newest last):"]
         for h in r.history:
             effect = {True: "effective", False: "INEFFECTIVE", None: "not judged yet"}[h.effective]
-            rates = f", true rate {_rate(h.rate_before)} → {_rate(h.rate_after)}/s" if h.rate_after is not None else ""
+            rates = (
+                f", true rate {rate_text(h.rate_before)} → {rate_text(h.rate_after)}/s"
+                if h.rate_after is not None
+                else ""
+            )
             lines.append(
-                f"  {_when(h.at)}  {h.from_parallelism} → {h.to_parallelism} {h.how} ({effect}{rates}): {h.reason}"
+                f"  {timestamp(h.at)}  {h.from_parallelism} → {h.to_parallelism} {h.how} ({effect}{rates}): {h.reason}"
             )
     if r.blocked_above is not None:
         lines.append(f"no scale-up above {r.blocked_above}: a scale-up to it did not raise the throughput")

@@ -18,7 +18,7 @@ from flinkops.errors import InvalidInput, Problem
 if TYPE_CHECKING:
     from flinkops.service.resources import ResourceView
 
-__all__ = ["age", "show"]
+__all__ = ["age", "show", "timestamp"]
 
 
 def show(kind_or_name: str | None, name: str | None, output: str, namespace: str, all_namespaces: bool) -> None:
@@ -65,6 +65,13 @@ def _causes(views: list[ResourceView]) -> str:
     or what the controller is retrying, without a `describe`."""
     lines = [f"{view.name}: {view.error.splitlines()[0]}" for view in views if view.error and view.error.strip()]
     return "\n" + "".join(line + "\n" for line in lines) if lines else ""
+
+
+def timestamp(ms: int | None) -> str:
+    """Epoch milliseconds as people read them (UTC, to the second); ``-`` for none."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def age(created: str | None) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from flinkops.cli import target
 from flinkops.cli.app import NamespaceOpt, app
+from flinkops.cli.listing import timestamp
 from flinkops.cli.output import main_guard, out
 
 if TYPE_CHECKING:
@@ -68,8 +69,9 @@ def describe(name: str, namespace: NamespaceOpt = "default") -> None:
             out.print(f"[bold]Autoscaler:[/bold]  {record.state}: {escape(record.reason)} (flinkops autoscaler NAME)")
             if record.history:
                 last = record.history[-1]
-                when = datetime.fromtimestamp(last.at / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-                out.print(f"  last rescale {when}: {last.from_parallelism} → {last.to_parallelism} ({last.how})")
+                out.print(
+                    f"  last rescale {timestamp(last.at)}: {last.from_parallelism} → {last.to_parallelism} ({last.how})"
+                )
     if found.cost is not None and found.cost.runs:
         from flinkops.cli.cost import cost_lines
 
@@ -130,10 +132,8 @@ def _job_state(resource: FlinkDeployment) -> None:
     info = js.savepoint_info
     if info is not None and info.last_savepoint is not None:
         sp = info.last_savepoint
-        when = datetime.fromtimestamp(sp.time_stamp / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        out.print(
-            f"  last savepoint: {sp.location} ({sp.trigger_type}, {when} UTC); {len(info.savepoint_history)} in history"
-        )
+        when, history = timestamp(sp.time_stamp), len(info.savepoint_history)
+        out.print(f"  last savepoint: {sp.location} ({sp.trigger_type}, {when} UTC); {history} in history")
     if info is not None and info.trigger_id:
         out.print(f"  savepoint in progress: {info.trigger_type} trigger {info.trigger_id}")
     if status.deployment_history:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flinkops.api.autoscaler import AutoscalerSettings, autoscaler_enabled, autoscaler_settings
+from flinkops.api.flinkconf import adaptive_scheduler, positive_int, task_slots
 from flinkops.api.models import FlinkDeployment, FlinkDeploymentSpec
 from flinkops.core.autoscaler import JobView, Reading, Sample, evaluate
 from flinkops.core.planner.types import EventNote, Observation
@@ -35,13 +36,12 @@ from flinkops.core.specs import load_spec
 from flinkops.ports import Clock, ResourceKey
 from flinkops.ports.flink import JobAddress, JobFigures
 
-__all__ = ["Autoscaling", "FiguresSource", "sample_interval", "with_parallelism"]
+__all__ = ["Autoscaling", "FiguresSource", "autoscaled_spec", "sample_interval", "with_parallelism"]
 
 #: Reads one job's live figures (None: its JobManager did not answer).
 FiguresSource = Callable[[JobAddress], JobFigures | None]
 
 _RUNNING = "RUNNING"
-_TASK_SLOTS_KEY = "taskmanager.numberOfTaskSlots"
 
 
 def sample_interval(settings: AutoscalerSettings) -> float:
@@ -55,13 +55,17 @@ def with_parallelism(spec: FlinkDeploymentSpec, parallelism: int) -> FlinkDeploy
         return spec
     update: dict[str, object] = {"job": spec.job.model_copy(update={"parallelism": parallelism})}
     if spec.task_manager is not None and spec.task_manager.replicas is not None:
-        try:
-            slots = max(1, int(str(spec.flink_configuration.get(_TASK_SLOTS_KEY, "1")).strip()))
-        except ValueError:
-            slots = 1
-        replicas = max(1, math.ceil(parallelism / slots))
+        replicas = math.ceil(parallelism / task_slots(spec.flink_configuration))
         update["task_manager"] = spec.task_manager.model_copy(update={"replicas": replicas})
     return spec.model_copy(update=update)
+
+
+def autoscaled_spec(resource: FlinkDeployment) -> FlinkDeploymentSpec:
+    """``resource``'s spec with the parallelism the autoscaler set (as recorded in status), if it set one."""
+    record = resource.status.autoscaler if resource.status is not None else None
+    if record is None or record.parallelism is None or not autoscaler_enabled(resource.spec.flink_configuration):
+        return resource.spec
+    return with_parallelism(resource.spec, record.parallelism)
 
 
 @dataclass
@@ -98,19 +102,20 @@ class Autoscaling:
         if status is None:  # nothing deployed yet: nothing to measure, nothing to record
             return resource, None, None
         settings = autoscaler_settings(spec.flink_configuration)
-        self.trim(key, settings.metrics_window_ms + 60_000)
         now_ms = int(self.clock.now() * 1000)
         deployed = load_spec(status.reconciliation_status.last_reconciled_spec, FlinkDeploymentSpec)
         job = obs.job
         view = None
         if job is not None and job.state == _RUNNING and obs.rest_url and deployed is not None and deployed.job:
-            samples = self._collect(key, job.job_id, JobAddress(obs.rest_url, job.job_id), now_ms, collect)
+            address = JobAddress(obs.rest_url, job.job_id)
+            samples = self._collect(key, address, now_ms, settings.metrics_window_ms, collect)
+            deployed_config = deployed.flink_configuration
             view = JobView(
                 job_id=job.job_id,
-                parallelism=deployed.job.parallelism or _default_parallelism(deployed),
+                parallelism=deployed.job.parallelism or positive_int(deployed_config, "parallelism.default") or 1,
                 running_since_ms=job.running_since if job.all_tasks_running else None,
                 collecting_since_ms=samples.since_ms,
-                in_place=_adaptive(deployed) and _adaptive(spec),
+                in_place=adaptive_scheduler(deployed_config) and adaptive_scheduler(spec.flink_configuration),
                 reset_nonce=spec.job.autoscaler_reset_nonce,
             )
             window = tuple(samples.samples)
@@ -127,37 +132,19 @@ class Autoscaling:
         event = EventNote(*verdict.event) if verdict.event is not None else None
         return updated, event, interval if view is not None else None
 
-    def _collect(self, key: ResourceKey, job_id: str, address: JobAddress, now_ms: int, collect: bool) -> _Collected:
+    def _collect(self, key: ResourceKey, address: JobAddress, now_ms: int, window_ms: int, collect: bool) -> _Collected:
+        """The samples of the job at ``address``, with a new one when ``collect``; those older than a window are
+        dropped (a new job id starts afresh)."""
         collected = self._collected.get(key)
-        if collected is None or collected.job_id != job_id:
-            collected = self._collected[key] = _Collected(job_id, now_ms, deque())
-        if not collect or self.figures is None:
-            return collected
-        figures = self.figures(address)
-        if figures is not None and figures.job_id == job_id:
-            collected.samples.append(_sample(figures, now_ms))
-            while len(collected.samples) > 2000:  # a window far longer than sensible: keep memory bounded
-                collected.samples.popleft()
-        return collected
-
-    def trim(self, key: ResourceKey, keep_ms: int) -> None:
-        collected = self._collected.get(key)
-        if collected is None:
-            return
-        cutoff = int(self.clock.now() * 1000) - keep_ms
-        while collected.samples and collected.samples[0].at_ms < cutoff:
+        if collected is None or collected.job_id != address.job_id:
+            collected = self._collected[key] = _Collected(address.job_id, now_ms, deque())
+        while collected.samples and collected.samples[0].at_ms < now_ms - window_ms:
             collected.samples.popleft()
-
-
-def _default_parallelism(spec: FlinkDeploymentSpec) -> int:
-    try:
-        return max(1, int(str(spec.flink_configuration.get("parallelism.default", "1")).strip()))
-    except ValueError:
-        return 1
-
-
-def _adaptive(spec: FlinkDeploymentSpec) -> bool:
-    return spec.flink_configuration.get("jobmanager.scheduler", "").strip().lower() == "adaptive"
+        if collect and self.figures is not None:
+            figures = self.figures(address)
+            if figures is not None and figures.job_id == address.job_id:
+                collected.samples.append(_sample(figures, now_ms))
+        return collected
 
 
 def _sample(figures: JobFigures, now_ms: int) -> Sample:

@@ -18,12 +18,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from flinkops.api.autoscaler import autoscaler_enabled
-from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir
+from flinkops.api.flinkconf import checkpoint_dir, savepoint_dir, taskmanager_count
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob, JobManagerDeploymentStatus
+from flinkops.controller.autoscaling import autoscaled_spec
 from flinkops.controller.requests import RequestBuilder, cluster_key
 from flinkops.core.planner import Context, JobObservation, Observation, Status, TriggerObservation, headline
-from flinkops.core.planner.growth import taskmanagers_wanted
 from flinkops.core.planner.types import TaskManagerUse
 from flinkops.errors import (
     FlinkApiError,
@@ -386,8 +385,9 @@ def _usage(rest: FlinkApi) -> dict[str, Any]:
 
 def _may_release(resource: FlinkDeployment, running: int) -> bool:
     """Whether the cluster's TaskManager use is worth reading: a session cluster grows and shrinks; an application
-    cluster may run TaskManagers its job no longer needs after an in-place rescale down (the autoscaler's, or a
-    lower ``job.parallelism``, which the spec says)."""
+    cluster runs more TaskManagers than its job needs after an in-place rescale down (to a lower
+    ``job.parallelism``, or to the autoscaler's)."""
     if resource.spec.job is None:
         return True
-    return autoscaler_enabled(resource.spec.flink_configuration) or running > taskmanagers_wanted(resource.spec)
+    spec = autoscaled_spec(resource)
+    return running > taskmanager_count(spec, spec.flink_configuration)

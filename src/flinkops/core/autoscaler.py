@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flinkops.api.autoscaler import AutoscalerSettings
 from flinkops.api.models import AutoscalerStatus, AutoscalerVertex, ScalingRecord
@@ -57,6 +57,7 @@ __all__ = [
     "Verdict",
     "aligned",
     "evaluate",
+    "rate_text",
     "skew",
 ]
 
@@ -143,7 +144,6 @@ class _Vertex:
     needed: int = 1
     util: float | None = None
     why: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------------ alignment
@@ -169,8 +169,8 @@ def aligned(needed: int, upper: int, partitions: Sequence[int], key_groups: Sequ
 # ------------------------------------------------------------------------------------------------- evaluate
 
 
-def _usable(sample: Sample) -> list[str]:
-    """What the sample lacks to be used: vertices without a busy time or a rate."""
+def _missing(sample: Sample) -> list[str]:
+    """What the sample lacks to be used: vertices without a busy time or a rate (empty: nothing)."""
     missing = []
     for r in sample.vertices:
         lacks = [what for what, value in (("busy time", r.busy), ("records/s", r.rate)) if value is None]
@@ -183,9 +183,10 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _fmt(rate: float | None) -> str:
+def rate_text(rate: float | None, unknown: str = "-") -> str:
+    """A rate (records/s) as the explanations show it: whole numbers from 100, else three figures."""
     if rate is None:
-        return "?"
+        return unknown
     return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
 
 
@@ -195,9 +196,8 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return float(f"{value:.{digits}g}")
 
 
-def _hold(base: AutoscalerStatus, now_ms: int, state: str, reason: str, **extra: object) -> Verdict:
-    update: dict[str, object] = {"state": state, "reason": reason, "evaluated_at": now_ms, **extra}
-    return Verdict(base.model_copy(update=update))
+def _hold(base: AutoscalerStatus, now_ms: int, state: str, reason: str) -> Verdict:
+    return Verdict(base.model_copy(update={"state": state, "reason": reason, "evaluated_at": now_ms}))
 
 
 def evaluate(
@@ -228,7 +228,7 @@ def evaluate(
     if not ours or now_ms - ours[-1].at_ms > stale_after_ms:
         age = f"the newest is {(now_ms - ours[-1].at_ms) / 1000:.0f} s old" if ours else "none was read"
         return _hold(base, now_ms, "holding", f"no fresh metrics from Flink ({age}): not scaling on old or no figures")
-    missing = _usable(ours[-1])
+    missing = _missing(ours[-1])
     if missing:
         return _hold(
             base,
@@ -244,14 +244,13 @@ def evaluate(
             window_s = settings.metrics_window_ms / 1000
             why = f"collecting metrics: {since_start / 1000:.0f} s of the {window_s:.0f} s window"
         return _hold(base, now_ms, "collecting", why)
-    window = [s for s in ours if s.at_ms >= window_from and not _usable(s) and _same_parallelism(s, job)]
+    window = [s for s in ours if s.at_ms >= window_from and not _missing(s) and _same_parallelism(s, job)]
     if len(window) < 2:
         return _hold(
             base,
             now_ms,
             "collecting",
             f"{len(window)} usable sample(s) in the window: waiting for more",
-            window_from=window_from,
         )
 
     vertices = _vertices(window, job)
@@ -323,7 +322,7 @@ def evaluate(
         if bottleneck.busy >= SATURATED and (bottleneck.util or 0) <= settings.upper_utilization:
             cause = f"saturated ({bottleneck.busy:.0%} busy): what it cannot take waits upstream"
         if backlog:
-            cause = f"a backlog of {_fmt(lag)} records to catch up; {cause}"
+            cause = f"a backlog of {rate_text(lag)} records to catch up; {cause}"
         reason = f"{bottleneck.reading.name} needs {bottleneck.needed}{align_note}: {cause}"
         if base.blocked_above is not None and desired > base.blocked_above:
             blocked = (
@@ -362,7 +361,7 @@ def evaluate(
     else:
         update["reason"] = (
             f"every vertex within {settings.lower_utilization:.0%}..{settings.upper_utilization:.0%} busy at the "
-            f"arriving rate ({_fmt(arriving)} records/s)"
+            f"arriving rate ({rate_text(arriving)} records/s)"
         )
     return Verdict(base.model_copy(update=update))
 
@@ -472,10 +471,10 @@ def _needs(
     v.util = v.target / v.tpr
     raw = math.ceil(p * required / v.tpr - 1e-9)
     v.needed = min(max(raw, lo, 1), max(hi, 1))
-    reasons = [f"{_fmt(v.sizing)}/s to handle"]
+    reasons = [f"{rate_text(v.sizing)}/s to handle"]
     if catch_up:
-        reasons.append(f"+{_fmt(catch_up)}/s to catch up a backlog of {_fmt(lag)}")
-    reasons.append(f"{_fmt(v.tpr)}/s possible at {p} ({v.busy:.0%} busy)")
+        reasons.append(f"+{rate_text(catch_up)}/s to catch up a backlog of {rate_text(lag)}")
+    reasons.append(f"{rate_text(v.tpr)}/s possible at {p} ({v.busy:.0%} busy)")
     if raw < lo:
         reasons.append(f"at least {lo} (scale-down max factor, vertex minimum)")
     elif raw > hi:
@@ -542,6 +541,7 @@ def _decide(
 ) -> Verdict:
     p = job.parallelism
     verb = "up" if to > p else "down"
+    update["recommended_parallelism"] = to
     if not settings.scaling_enabled:
         changed = base.recommended_parallelism != to or base.state != "recommending"
         update.update(state="recommending", reason=f"recommends {to} (scaling.enabled is false): {reason}")

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from flinkops.api.durations import parse_duration_ms
 from flinkops.api.models import FlinkDeployment, FlinkSessionJob
@@ -131,12 +132,7 @@ def _run_dict(run: RunCost) -> dict[str, Any]:
     body["cpu_utilisation"] = run.cpu_utilisation
     body["memory_utilisation"] = run.memory_utilisation
     body["notes"] = list(run.notes)
-    return {_camel(k): v for k, v in body.items()}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
+    return {to_camel(k): v for k, v in body.items()}
 
 
 _TOTALS = (
@@ -167,7 +163,7 @@ def as_dict(cost: DeploymentCost) -> dict[str, Any]:
         "cpuUtilisation": cost.cpu_utilisation,
         "memoryUtilisation": cost.memory_utilisation,
     }
-    totals.update({_camel(name): cost.total(name) for name in _TOTALS})
+    totals.update({to_camel(name): cost.total(name) for name in _TOTALS})
     return {
         "kind": cost.kind,
         "namespace": cost.namespace,
