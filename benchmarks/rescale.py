@@ -88,7 +88,6 @@ import httpx
 # Importing stateful_support (which fraud_pipeline does first thing) puts tests/ on sys.path for support.*.
 from fraud_pipeline import CARDS, EVENT_STEP_MS, PacedProducer, Watcher
 from stateful_support import (
-    FLINK_CONFIG,
     KEYS,
     RATE,
     SHARED_MACHINE,
@@ -452,7 +451,6 @@ def oracle_parallelism() -> int:
 
 def fraud_spec(work: Path, name: str, jar: Path, bootstrap: str, *, autoscaler: bool, parallelism: int = 1) -> Path:
     config = {
-        **FLINK_CONFIG,
         **ADAPTIVE,
         "flinkops.connectors": "kafka",
         "web.refresh-interval": "500 ms",
@@ -463,26 +461,10 @@ def fraud_spec(work: Path, name: str, jar: Path, bootstrap: str, *, autoscaler: 
         "--group-id", name, "--transactional-id-prefix", name, "--model", "v1",
         "--checkpoint-interval", str(CHECKPOINT_MS), "--record-cost-us", str(RECORD_COST_US),
     ]  # fmt: skip
-    doc = {
-        "apiVersion": "flink.apache.org/v1beta1",
-        "kind": "FlinkDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "flinkVersion": "v2_2",
-            "flinkConfiguration": config,
-            "job": {
-                "jarURI": jar.as_uri(),
-                "entryClass": FRAUD_SCORING_JOB,
-                "args": args,
-                "parallelism": parallelism,
-                "upgradeMode": "savepoint",
-            },
-        },
-    }
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / f"{name}-{len(list(work.glob('*.yaml')))}.yaml"
-    path.write_text(json.dumps(doc, indent=1))  # JSON is YAML
-    return path
+    return deployment(
+        work, name, jar, args, upgrade_mode="savepoint", extra=config, entry_class=FRAUD_SCORING_JOB,
+        parallelism=parallelism,
+    )  # fmt: skip
 
 
 @dataclass

@@ -350,16 +350,19 @@ def deployment(
     upgrade_mode: str,
     extra: dict[str, str] | None = None,
     jobmanagers: int = 1,
+    entry_class: str = ENTRY_CLASS,
+    parallelism: int = PARALLELISM,
 ) -> Path:
-    """Write a FlinkDeployment running the VerifierJob with ``args``; returns the file."""
+    """Write a FlinkDeployment running ``entry_class`` of ``jar`` (the VerifierJob by default) with ``args``;
+    returns the file."""
     spec: dict[str, Any] = {
         "flinkVersion": "v2_2",
         "flinkConfiguration": {**FLINK_CONFIG, **(extra or {})},
         "job": {
             "jarURI": jar.as_uri(),
-            "entryClass": ENTRY_CLASS,
+            "entryClass": entry_class,
             "args": args,
-            "parallelism": PARALLELISM,
+            "parallelism": parallelism,
             "upgradeMode": upgrade_mode,
         },
     }
